@@ -1,0 +1,3 @@
+from blastune.cli import main
+
+main()

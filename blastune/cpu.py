@@ -1,0 +1,255 @@
+"""What the CPU allows this process: cores, affinity, cgroup quota, SIMD, nominal peak.
+
+Everything here reads /proc and /sys (Linux) with portable fallbacks, and returns plain data.
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+# Double-precision FLOPs per cycle per core, by the widest SIMD level the CPU reports.
+# Basis: FMA units x vector lanes x 2 (an FMA is two FLOPs). x86 server cores with AVX-512
+# usually have two FMA ports (32); some client parts have one (16) -- we assume two and say so.
+# (level, fp64 flops/cycle, how we got the number)
+SIMD_LEVELS = (
+    ("avx512", 32, "2 FMA units x 8 doubles x 2"),
+    ("avx2", 16, "2 FMA units x 4 doubles x 2"),
+    ("avx", 8, "1 add + 1 mul unit x 4 doubles"),
+    ("sse4", 4, "1 add + 1 mul unit x 2 doubles"),
+    ("sse2", 4, "1 add + 1 mul unit x 2 doubles"),
+    ("sve", 8, "2 FMA units x 2 doubles x 2 (128-bit SVE assumed)"),
+    ("neon", 8, "2 FMA units x 2 doubles x 2"),
+)
+# cpuinfo flag(s) that prove each level
+_SIMD_FLAGS = {
+    "avx512": {"avx512f"},
+    "avx2": {"avx2", "fma"},
+    "avx": {"avx"},
+    "sse4": {"sse4_2"},
+    "sse2": {"sse2"},
+    "sve": {"sve"},
+    "neon": {"asimd"},
+}
+
+
+@dataclass
+class CgroupQuota:
+    version: int | None = None  # 1, 2 or None when no quota file was found
+    quota_cores: float | None = None  # None = no limit
+    source: str | None = None  # the file the limit came from
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class CpuInfo:
+    model: str
+    machine: str
+    logical_cores: int
+    physical_cores: int
+    affinity: list[int]
+    cgroup: CgroupQuota
+    usable_cores: int
+    usable_basis: str
+    simd: str
+    flags_checked: list[str]
+    clock_mhz: float | None
+    clock_source: str | None
+    flops_per_cycle_fp64: int | None
+    peak_gflops_per_core: float | None
+    peak_gflops_total: float | None
+    peak_basis: str
+    smt: bool = field(default=False)
+
+    def to_dict(self):
+        d = asdict(self)
+        d["cgroup"] = self.cgroup.to_dict()
+        return d
+
+
+def _read(path: str | Path) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def parse_cpuinfo(text: str) -> list[dict[str, str]]:
+    """Split /proc/cpuinfo into one dict per logical CPU."""
+    cpus, cur = [], {}
+    for line in text.splitlines():
+        if not line.strip():
+            if cur:
+                cpus.append(cur)
+            cur = {}
+            continue
+        key, _, value = line.partition(":")
+        cur[key.strip()] = value.strip()
+    if cur:
+        cpus.append(cur)
+    return cpus
+
+
+def affinity() -> list[int]:
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
+    """The smallest cpu.max along the path from our cgroup up to the root (limits nest)."""
+    best, src = None, None
+    p = (root / rel.lstrip("/")).resolve()
+    root = root.resolve()
+    while True:
+        text = _read(p / "cpu.max")
+        fields = (text or "").split()
+        if fields and fields[0] != "max":
+            cores = int(fields[0]) / int(fields[1] if len(fields) > 1 else 100000)
+            if best is None or cores < best:
+                best, src = cores, str(p / "cpu.max")
+        if p == root or root not in p.parents:
+            break
+        p = p.parent
+    return best, src
+
+
+def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
+    for ctrl in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
+        base = root / ctrl
+        if not base.is_dir():
+            continue
+        for d in (base / rel.lstrip("/"), base):
+            q, per = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+            if q is not None and per is not None:
+                if int(q) > 0:
+                    return int(q) / int(per), str(d / "cpu.cfs_quota_us")
+                return None, str(d / "cpu.cfs_quota_us")
+    return None, None
+
+
+def cgroup_quota(proc_cgroup: str | None = None, root: str | Path = "/sys/fs/cgroup") -> CgroupQuota:
+    """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``)."""
+    text = proc_cgroup if proc_cgroup is not None else _read("/proc/self/cgroup")
+    if not text:
+        return CgroupQuota()
+    root = Path(root)
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        if controllers == "" and (root / "cgroup.controllers").exists():
+            q, src = _cgroup_v2_quota(root, rel)
+            return CgroupQuota(2, q, src)
+        if "cpu" in controllers.split(","):
+            q, src = _cgroup_v1_quota(root, rel)
+            return CgroupQuota(1, q, src)
+    return CgroupQuota()
+
+
+def usable_cores(aff: list[int] | None = None, quota: CgroupQuota | None = None) -> tuple[int, str]:
+    """The smallest of: logical cores, the affinity mask, the cgroup quota (rounded up)."""
+    aff = affinity() if aff is None else aff
+    quota = cgroup_quota() if quota is None else quota
+    n, basis = len(aff), "affinity mask"
+    if len(aff) == (os.cpu_count() or len(aff)):
+        basis = "logical cores"
+    if quota.quota_cores is not None:
+        q = max(1, math.ceil(quota.quota_cores))
+        if q < n:
+            n, basis = q, f"cgroup v{quota.version} CPU quota ({quota.quota_cores:g} cores)"
+    return n, basis
+
+
+def _physical_cores(cpus: list[dict[str, str]], logical: int) -> int:
+    pairs = {(c.get("physical id"), c.get("core id")) for c in cpus if "core id" in c}
+    if pairs:
+        return len(pairs)
+    # sysfs topology (ARM and others where cpuinfo has no core id)
+    sib = set()
+    for d in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list"):
+        text = _read(d)
+        if text:
+            sib.add(text.strip())
+    return len(sib) or logical
+
+
+def simd_level(flags: set[str]) -> str:
+    for level, _, _ in SIMD_LEVELS:
+        if _SIMD_FLAGS[level] <= flags:
+            return level
+    return "unknown"
+
+
+def _clock(cpus: list[dict[str, str]], model: str) -> tuple[float | None, str | None]:
+    """Nominal clock: the base frequency the vendor states, not the momentary one."""
+    base = _read("/sys/devices/system/cpu/cpu0/cpufreq/base_frequency")
+    if base:
+        return int(base) / 1000, "cpufreq base_frequency"
+    m = re.search(r"@\s*([\d.]+)\s*GHz", model)
+    if m:
+        return float(m.group(1)) * 1000, "nominal clock in the CPU model name"
+    mx = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    if mx:
+        return int(mx) / 1000, "cpufreq cpuinfo_max_freq (maximum boost clock)"
+    if cpus and "cpu MHz" in cpus[0]:
+        return float(cpus[0]["cpu MHz"]), "/proc/cpuinfo 'cpu MHz' (clock reported by the kernel or hypervisor)"
+    return None, None
+
+
+def cpu_info() -> CpuInfo:
+    cpus = parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    first = cpus[0] if cpus else {}
+    logical = os.cpu_count() or max(1, len(cpus))
+    model = first.get("model name") or first.get("Model") or platform.processor() or "unknown"
+    flags = set((first.get("flags") or first.get("Features") or "").split())
+    aff = affinity()
+    quota = cgroup_quota()
+    usable, basis = usable_cores(aff, quota)
+    physical = _physical_cores(cpus, logical)
+    level = simd_level(flags)
+    fpc = dict((lvl, f) for lvl, f, _ in SIMD_LEVELS).get(level)
+    how = dict((lvl, h) for lvl, _, h in SIMD_LEVELS).get(level, "")
+    mhz, clock_src = _clock(cpus, model)
+    per_core = fpc * mhz / 1000 if fpc and mhz else None
+    total = per_core * usable if per_core else None
+    if per_core:
+        peak_basis = (f"{fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz ({clock_src}); "
+                      f"total = per core x {usable} usable cores")
+    else:
+        peak_basis = "unknown: SIMD level or clock not readable"
+    return CpuInfo(
+        model=model, machine=platform.machine(), logical_cores=logical, physical_cores=physical,
+        affinity=aff, cgroup=quota, usable_cores=usable, usable_basis=basis, simd=level,
+        flags_checked=sorted(f for s in _SIMD_FLAGS.values() for f in s if f in flags),
+        clock_mhz=mhz, clock_source=clock_src, flops_per_cycle_fp64=fpc,
+        peak_gflops_per_core=round(per_core, 1) if per_core else None,
+        peak_gflops_total=round(total, 1) if total else None, peak_basis=peak_basis,
+        smt=physical < logical,
+    )
+
+
+def available_memory() -> tuple[int | None, str]:
+    """Bytes this process may still allocate: MemAvailable, capped by the cgroup memory limit."""
+    avail, src = None, "unknown"
+    text = _read("/proc/meminfo") or ""
+    m = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
+    if m:
+        avail, src = int(m.group(1)) * 1024, "MemAvailable"
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        lim = (_read(limit_file) or "").strip()
+        if lim.isdigit() and int(lim) < (1 << 60):
+            used = int((_read(usage_file) or "0").strip() or 0)
+            room = max(0, int(lim) - used)
+            if avail is None or room < avail:
+                avail, src = room, f"cgroup memory limit ({limit_file})"
+            break
+    return avail, src

@@ -1,0 +1,173 @@
+"""Which library really serves numpy's and scipy's BLAS/LAPACK calls, and what else is loaded.
+
+The serving library is found the way the dynamic loader finds it: look up the symbol the extension
+module calls (``dlsym`` on the module's own handle searches it and its dependencies in load order),
+then ask ``dladdr`` which file holds that address. File names lie (every Debian alternative is called
+libblas.so.3); the address does not.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+
+from blastune.libraries import BLAS_FAMILIES, OPENMP_FAMILIES, LibraryInfo
+from blastune.libraries.base import address, affixed, file_of_address, handle
+
+# (package, api) -> (candidate extension modules, the symbols they call, most specific first)
+CALL_SITES = {
+    ("numpy", "blas"): (("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"),
+                        affixed(("cblas_dgemm", "dgemm_"))),
+    ("numpy", "lapack"): (("numpy.linalg._umath_linalg",), affixed(("dgesv_", "dgetrf_"))),
+    ("scipy", "blas"): (("scipy.linalg._fblas",), affixed(("dgemm_", "cblas_dgemm"))),
+    ("scipy", "lapack"): (("scipy.linalg._flapack",), affixed(("dgesv_", "dgetrf_"))),
+}
+
+
+@dataclass
+class Binding:
+    """One (package, api) pair and the library that answers its calls."""
+    package: str
+    api: str
+    symbol: str | None = None
+    serving_file: str | None = None   # the file that holds the symbol's code
+    library: LibraryInfo | None = None
+    error: str | None = None          # why nothing could be said
+
+    def to_dict(self):
+        d = asdict(self)
+        d["library"] = self.library.to_dict() if self.library else None
+        return d
+
+
+def loaded_paths() -> list[str]:
+    """Every shared object mapped into this process, symlinks resolved, in load order."""
+    seen: dict[str, None] = {}
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                if len(parts) == 6:
+                    path = parts[5].strip()
+                    if path.startswith("/") and ".so" in path and path not in seen:
+                        seen[path] = None
+        return list(seen)
+    except OSError:  # not Linux: threadpoolctl's loader walk works on macOS and Windows too
+        from threadpoolctl import ThreadpoolController
+
+        ctl = ThreadpoolController()
+        return [os.path.realpath(c.filepath) for c in ctl.lib_controllers]
+
+
+def _defines_marker(family, path: str) -> bool:
+    """True when ``path`` itself (not just a dependency) defines one of the family's markers."""
+    lib = handle(path)
+    for s in family.marker_symbols:
+        a = address(lib, s)
+        if a is not None and file_of_address(a) == path:
+            return True
+    return False
+
+
+def family_of(path: str, own_only: bool = False):
+    """The family a library belongs to. ``own_only``: the file must define the markers itself."""
+    for fam in OPENMP_FAMILIES:
+        if fam.owns(path):
+            return fam
+    for fam in BLAS_FAMILIES:
+        if fam.ignore_pattern and re.search(fam.ignore_pattern, path):
+            continue
+        if own_only and fam.marker_symbols:
+            if _defines_marker(fam, path) or (fam.path_pattern and re.search(fam.path_pattern, path)):
+                return fam
+            continue
+        if fam.owns(path):
+            return fam
+    return None
+
+
+def describe(path: str) -> LibraryInfo:
+    fam = family_of(path)
+    if fam is None:
+        return LibraryInfo(vendor="unknown", api="blas", filepath=path, num_threads=None,
+                           notes=["no vendor marker symbol or known path"])
+    impl = fam.implementation_file(path)
+    info = fam.describe(impl)
+    if impl != path:
+        info.notes.append(f"reached through {path}")
+    return info
+
+
+def binding(package: str, api: str) -> Binding:
+    modules, symbols = CALL_SITES[(package, api)]
+    b = Binding(package=package, api=api)
+    mod = None
+    for name in modules:
+        try:
+            mod = importlib.import_module(name)
+            break
+        except ImportError as exc:
+            b.error = f"{package} not importable: {exc}"
+    if mod is None:
+        return b
+    b.error = None
+    lib = handle(os.path.realpath(mod.__file__))
+    for sym in symbols:
+        addr = address(lib, sym)
+        if addr:
+            b.symbol, b.serving_file = sym, file_of_address(addr)
+            break
+    if b.serving_file is None:
+        b.error = f"none of {symbols[0]}, ... is reachable from {mod.__file__}"
+        return b
+    b.library = describe(b.serving_file)
+    if api == "lapack" and b.library.api == "blas+lapack":
+        b.library.api = "lapack"
+    elif api == "blas" and b.library.api == "blas+lapack":
+        b.library.api = "blas"
+    return b
+
+
+def bindings(packages=("numpy", "scipy")) -> list[Binding]:
+    return [binding(p, a) for p in packages for a in ("blas", "lapack")]
+
+
+def inventory() -> list[LibraryInfo]:
+    """Every BLAS-like and OpenMP library loaded now (two OpenBLAS copies show as two rows)."""
+    out = []
+    for path in loaded_paths():
+        fam = family_of(path, own_only=True)
+        if fam is not None:
+            out.append(fam.describe(path))
+    _mark_threadpoolctl(out)
+    return out
+
+
+def _mark_threadpoolctl(libs: list[LibraryInfo]) -> None:
+    """Record whether threadpoolctl (what scikit-learn and others use) can see each library."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        seen = {os.path.realpath(d["filepath"]) for d in threadpool_info()}
+    except Exception:  # threadpoolctl failing must not take info down with it
+        return
+    for lib in libs:
+        lib.threadpoolctl_sees = lib.filepath in seen
+
+
+def controllable_paths(api: str = "blas") -> list[str]:
+    """Loaded libraries with a run-time thread control for ``api`` (blas, openmp or all)."""
+    fams = {"blas": BLAS_FAMILIES, "openmp": OPENMP_FAMILIES, "all": BLAS_FAMILIES + OPENMP_FAMILIES}[api]
+    out = []
+    for path in loaded_paths():
+        fam = family_of(path, own_only=True)
+        if fam in fams:
+            out.append(path)
+    return out
+
+
+def modules_loaded() -> int:
+    """A cheap change counter: new extension modules (and their libraries) arrive through imports."""
+    return len(sys.modules)

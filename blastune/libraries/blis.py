@@ -1,0 +1,54 @@
+"""BLIS. Debian's libblas.so.3 build hides every bli_* symbol, so it is known by its path."""
+from __future__ import annotations
+
+import ctypes
+import re
+
+from blastune.libraries.base import (ENV, RUNTIME, Control, Family, LibraryInfo, env_threads,
+                                     function, handle)
+
+
+class BLIS(Family):
+    name = "blis"
+    api = "blas"
+    marker_symbols = ("bli_info_get_version_str", "bli_thread_get_num_threads")
+    path_pattern = r"(^|/)(libblis[^/]*|blis[^/]*/lib[^/]*)$"
+
+    @classmethod
+    def describe(cls, path):
+        lib = handle(path)
+        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
+                           control_vars=["BLIS_NUM_THREADS", "OMP_NUM_THREADS"])
+        ver = function(lib, "bli_info_get_version_str", ctypes.c_char_p)
+        info.version = ver().decode() if ver else None
+        omp = function(lib, "bli_info_get_enable_openmp")
+        pth = function(lib, "bli_info_get_enable_pthreads")
+        if omp or pth:
+            info.threading_layer = "openmp" if omp and omp() else "pthreads" if pth and pth() else "none"
+        else:
+            # Symbols hidden: the directory (Debian: blis-openmp / blis-pthread) tells the layer.
+            m = re.search(r"blis-(openmp|pthread)", path)
+            info.threading_layer = {"openmp": "openmp", "pthread": "pthreads"}.get(m.group(1)) if m else "unknown"
+        arch = function(lib, "bli_arch_query_id")
+        name = function(lib, "bli_arch_string", ctypes.c_char_p, [ctypes.c_int])
+        if arch and name:
+            info.architecture = name(arch()).decode()
+        ctl = cls.control(path)
+        if ctl is not None:
+            info.num_threads, info.control = ctl.get(), RUNTIME
+        else:
+            # BLIS reads BLIS_NUM_THREADS, then OMP_NUM_THREADS, when it initialises; default 1.
+            n, var = env_threads(["BLIS_NUM_THREADS", "OMP_NUM_THREADS"])
+            info.num_threads, info.threads_source, info.control = (n or 1), "env", ENV
+            info.notes.append("thread API symbols are hidden in this build: set BLIS_NUM_THREADS before start"
+                              + (f" (now {var}={n})" if var else " (unset: BLIS runs 1 thread)"))
+        if info.version is None:
+            info.notes.append("version not exported by this build")
+        return info
+
+    @classmethod
+    def control(cls, path):
+        lib = handle(path)
+        get = function(lib, "bli_thread_get_num_threads", ctypes.c_long)
+        set_ = function(lib, "bli_thread_set_num_threads", None, [ctypes.c_long])
+        return Control(get, set_) if get and set_ else None

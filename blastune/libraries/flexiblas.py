@@ -1,0 +1,39 @@
+"""FlexiBLAS: a switch that forwards to a backend chosen by FLEXIBLAS at start-up."""
+from __future__ import annotations
+
+import ctypes
+
+from blastune.libraries.base import RUNTIME, Control, Family, LibraryInfo, function, handle
+
+
+class FlexiBLAS(Family):
+    name = "flexiblas"
+    api = "blas+lapack"
+    marker_symbols = ("flexiblas_get_num_threads", "flexiblas_current_backend")
+
+    @classmethod
+    def describe(cls, path):
+        lib = handle(path)
+        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
+                           control_vars=["FLEXIBLAS_NUM_THREADS", "FLEXIBLAS"])
+        ver = function(lib, "flexiblas_get_version", ctypes.c_int, [ctypes.POINTER(ctypes.c_int)] * 3)
+        if ver:
+            parts = [ctypes.c_int() for _ in range(3)]
+            ver(*[ctypes.byref(p) for p in parts])
+            info.version = ".".join(str(p.value) for p in parts)
+        cur = function(lib, "flexiblas_current_backend", ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t])
+        if cur:
+            buf = ctypes.create_string_buffer(1024)
+            cur(buf, 1024)
+            info.architecture = f"backend {buf.value.decode(errors='replace')}"
+        ctl = cls.control(path)
+        if ctl:
+            info.num_threads, info.control = ctl.get(), RUNTIME
+        return info
+
+    @classmethod
+    def control(cls, path):
+        lib = handle(path)
+        get = function(lib, "flexiblas_get_num_threads")
+        set_ = function(lib, "flexiblas_set_num_threads", None, [ctypes.c_int])
+        return Control(get, set_) if get and set_ else None

@@ -1,0 +1,21 @@
+"""Netlib reference BLAS / LAPACK: correct, single-threaded, slow. Recognised by its packaging path."""
+from __future__ import annotations
+
+from blastune.libraries.base import FIXED, Family, LibraryInfo
+
+import re
+
+
+class Reference(Family):
+    name = "reference"
+    api = "blas"
+    # Debian/Ubuntu: .../blas/libblas.so.3 and .../lapack/liblapack.so.3; others: librefblas, libreflapack
+    path_pattern = r"(/blas/libblas\.so|/lapack/liblapack\.so|librefblas|libreflapack)"
+
+    @classmethod
+    def describe(cls, path):
+        m = re.search(r"\.so\.(\d+\.\d+\.\d+)", path)
+        api = "lapack" if "lapack" in path.rsplit("/", 1)[-1] else "blas"
+        return LibraryInfo(vendor=cls.name, api=api, filepath=path, version=m.group(1) if m else None,
+                           threading_layer="none", num_threads=1, threads_source="build", control=FIXED,
+                           notes=["reference implementation: always 1 thread and unoptimised"])

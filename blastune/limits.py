@@ -1,0 +1,306 @@
+"""Run-time thread limits: ``limit`` (context manager and decorator), ``get_threads``, ``set_threads``,
+``worker_initializer``.
+
+Why not just ``threadpoolctl.threadpool_limits``? It rescans every loaded library on each call
+(~1 ms), and its OpenBLAS controller obeys only the first thread that set a count, so a limit set
+inside a thread-pool worker can silently do nothing. Here the controllers are cached (rescanned only
+when new modules were imported), the raw library calls are made directly, and every setting is read
+back, so a silent no-op is impossible.
+
+Semantics when several Python threads use ``limit`` at once -- a BLAS thread pool is process-wide:
+  * within one thread, the innermost ``limit`` holds (nesting unwinds exactly);
+  * across threads, the most restrictive of the threads' innermost limits holds;
+  * the counts found before the first limit return when the last active limit exits.
+OpenMP runtimes (and OpenMP builds of OpenBLAS) keep their count per calling thread: for those a
+limit applies to, and is restored in, the thread that entered it.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+import warnings
+
+from blastune.errors import BlastuneError, NotControllableError, NotControllableWarning
+
+APIS = {"blas": ("blas",), "openmp": ("openmp",), "all": ("blas", "openmp")}
+
+
+class _Lib:
+    """One loaded library as the limiter sees it (kept minimal: this is the hot path)."""
+    __slots__ = ("path", "vendor", "kind", "get", "set", "per_thread", "info")
+
+    def __init__(self, path, vendor, kind, control, info):
+        self.path, self.vendor, self.kind, self.info = path, vendor, kind, info
+        self.get = control.get if control else None
+        self.set = control.set if control else None
+        self.per_thread = bool(control and control.per_thread)
+
+
+class _State:
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.marker = -1            # len(sys.modules) at the last scan
+        self.seen: set[str] = set()
+        self.shared: list[_Lib] = []      # run-time controllable, one process-wide count
+        self.local: list[_Lib] = []       # run-time controllable, per calling thread
+        self.fixed: list[_Lib] = []       # env-only or fixed at build
+        self.stacks: dict[int, list] = {}  # thread id -> [(n, kinds), ...] of active limits
+        self.originals: dict[str, int] = {}  # counts before the first active limit
+        self.applied: dict[str, int] = {}
+        self.warned: set[tuple[str, int]] = set()
+
+
+_S = _State()
+_tls = threading.local()
+
+
+def _scan() -> list[_Lib]:
+    """Find libraries loaded since the last scan; returns the new run-time-controllable shared ones."""
+    from blastune.detect import family_of, loaded_paths
+    from blastune.libraries import OPENMP_FAMILIES
+
+    new = []
+    for path in loaded_paths():
+        if path in _S.seen:
+            continue
+        _S.seen.add(path)
+        fam = family_of(path, own_only=True)
+        if fam is None:
+            continue
+        kind = "openmp" if fam in OPENMP_FAMILIES else "blas"
+        ctl = fam.control(path)
+        info = fam.describe(path)
+        if ctl is not None and info.control == "runtime":
+            lib = _Lib(path, fam.name, kind, ctl, info)
+            (_S.local if lib.per_thread else _S.shared).append(lib)
+            if not lib.per_thread:
+                new.append(lib)
+        else:
+            _S.fixed.append(_Lib(path, fam.name, kind, None, info))
+    _S.marker = len(sys.modules)
+    return new
+
+
+def _refresh() -> None:
+    """Rescan when something new may have been loaded; limit newcomers while limits are active."""
+    if len(sys.modules) == _S.marker:
+        return
+    new = _scan()
+    if new and _S.stacks:
+        for lib in new:
+            _S.originals[lib.path] = lib.get()
+        _apply_shared()
+
+
+def rescan() -> None:
+    """Force a rescan (for libraries loaded with ctypes rather than an import)."""
+    with _S.lock:
+        _S.marker = -1
+        _refresh()
+
+
+def _target(kind: str):
+    best = None
+    for stack in _S.stacks.values():
+        for n, kinds in reversed(stack):
+            if kind in kinds:
+                if best is None or n < best:
+                    best = n
+                break
+    return best
+
+
+def _apply_shared() -> None:
+    """Set every process-wide library to its target (active limits) or its original count."""
+    targets = {}
+    for lib in _S.shared:
+        kind = lib.kind
+        if kind not in targets:
+            targets[kind] = _target(kind)
+        n = targets[kind]
+        if n is None:
+            n = _S.originals.get(lib.path)
+            if n is None:
+                continue
+        if _S.applied.get(lib.path) != n:
+            lib.set(n)
+            got = lib.get()
+            _S.applied[lib.path] = got
+            if got != n:
+                _S.applied.pop(lib.path, None)
+                warnings.warn(f"{lib.vendor} at {lib.path} was asked for {n} threads but reports {got}",
+                              NotControllableWarning, stacklevel=4)
+
+
+def _check_fixed(n: int, kinds, strict: bool) -> None:
+    """Warn (or raise, strict) for libraries that cannot take ``n`` threads at run time."""
+    for lib in _S.fixed:
+        if lib.kind not in kinds or lib.info.num_threads == n:
+            continue
+        info = lib.info
+        var = info.control_vars[0] if info.control_vars else "OMP_NUM_THREADS"
+        how = ("its thread count is fixed when it is built" if info.control == "fixed"
+               else f"it reads {var} only when the process starts")
+        msg = (f"{info.vendor} ({lib.path}) cannot change its threads at run time: {how}; it runs "
+               f"{info.num_threads if info.num_threads is not None else 'an unknown number of'} thread(s). "
+               f"Set {var}={n} before the process starts (e.g. `blastune run -t {n} -- CMD`).")
+        if strict:
+            raise NotControllableError(msg)
+        if (lib.path, n) not in _S.warned:
+            _S.warned.add((lib.path, n))
+            warnings.warn(msg, NotControllableWarning, stacklevel=4)
+
+
+def _resolve(n, jobs) -> int:
+    if n == "auto":
+        try:
+            from blastune.profile import auto_threads
+        except ImportError:
+            auto_threads = None
+        if auto_threads is not None:
+            return auto_threads(jobs)[0]
+        n = None
+    if jobs is not None:
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise BlastuneError(f"invalid jobs {jobs!r}: must be a whole number >= 1")
+        if n is not None:
+            raise BlastuneError("give a thread count or jobs=N, not both")
+        from blastune.cpu import usable_cores
+
+        return max(1, usable_cores()[0] // jobs)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BlastuneError(f"invalid thread count {n!r}: must be a whole number >= 1, 'auto', or jobs=N")
+    return n
+
+
+class limit:
+    """Limit BLAS (and/or OpenMP) threads inside a ``with`` block or a decorated function.
+
+    ``limit(1)``, ``limit(jobs=4)`` (usable cores // 4, at least 1), ``limit("auto")`` (a saved
+    recommendation for this machine, else the usable cores). ``api`` is "blas", "openmp" or "all".
+    ``strict=True`` raises NotControllableError instead of warning when a loaded library cannot
+    change its threads at run time. The object is reusable and thread-safe: it keeps no state of
+    its own between enter and exit.
+    """
+
+    __slots__ = ("n", "kinds", "strict")
+
+    def __init__(self, n=None, api: str = "blas", *, jobs: int | None = None, strict: bool = False):
+        if api not in APIS:
+            raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
+        if n is None and jobs is None:
+            raise BlastuneError("limit() needs a thread count, 'auto', or jobs=N")
+        self.n = _resolve(n, jobs)
+        self.kinds = APIS[api]
+        self.strict = strict
+
+    def __enter__(self):
+        n, kinds = self.n, self.kinds
+        tid = threading.get_ident()
+        with _S.lock:
+            _refresh()
+            if self.strict or _S.fixed:
+                _check_fixed(n, kinds, self.strict)
+            stack = _S.stacks.get(tid)
+            if stack is None:
+                if not _S.stacks:  # the first active limit: remember what to go back to
+                    for lib in _S.shared:
+                        _S.originals[lib.path] = _S.applied[lib.path] = lib.get()
+                stack = _S.stacks[tid] = []
+            stack.append((n, kinds))
+            _apply_shared()
+        # per-thread runtimes: set in this thread, remember this thread's previous values
+        saved = []
+        for lib in _S.local:
+            if lib.kind in kinds:
+                before = lib.get()
+                lib.set(n)
+                saved.append((lib, before))
+                if lib.get() != n:
+                    warnings.warn(f"{lib.vendor} at {lib.path} did not take {n} threads", NotControllableWarning,
+                                  stacklevel=2)
+        local = getattr(_tls, "saved", None)
+        if local is None:
+            local = _tls.saved = []
+        local.append(saved)
+        return self
+
+    def __exit__(self, *exc):
+        for lib, before in reversed(_tls.saved.pop()):
+            lib.set(before)
+        tid = threading.get_ident()
+        with _S.lock:
+            stack = _S.stacks[tid]
+            stack.pop()
+            if not stack:
+                del _S.stacks[tid]
+            _apply_shared()
+            if not _S.stacks:
+                _S.originals.clear()
+        return False
+
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with self:
+                return func(*args, **kwargs)
+
+        return wrapper
+
+    def __repr__(self):
+        return f"limit({self.n}, api={'all' if len(self.kinds) == 2 else self.kinds[0]!r})"
+
+
+def get_threads(api: str = "blas") -> dict[str, int]:
+    """Current thread count of every loaded library that can change it at run time (path -> count)."""
+    kinds = APIS.get(api)
+    if kinds is None:
+        raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
+    with _S.lock:
+        _refresh()
+        return {lib.path: lib.get() for lib in _S.shared + _S.local if lib.kind in kinds}
+
+
+def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str, int]:
+    """Set the base thread count (what remains when no limit is active); returns the read-back counts.
+
+    While limits are active they keep capping; the new count takes over when the last one exits.
+    """
+    kinds = APIS.get(api)
+    if kinds is None:
+        raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
+    n = _resolve(n, None)
+    with _S.lock:
+        _refresh()
+        _check_fixed(n, kinds, strict)
+        for lib in _S.shared:
+            if lib.kind in kinds:
+                if _S.stacks:
+                    _S.originals[lib.path] = n
+                else:
+                    lib.set(n)
+                    _S.applied[lib.path] = lib.get()
+        for lib in _S.local:
+            if lib.kind in kinds:
+                lib.set(n)
+        _apply_shared()
+    return get_threads(api)
+
+
+def _initialize_worker(n: int, api: str = "all") -> None:
+    from blastune.envvars import thread_env
+
+    # The env vars reach libraries loaded later in this worker and its children; the run-time call
+    # reaches those already loaded (a forked worker inherits numpy from its parent).
+    os.environ.update(thread_env(n))
+    set_threads(n, api=api)
+
+
+def worker_initializer(n: int | None = None, *, jobs: int | None = None, api: str = "all"):
+    """A picklable initializer: ``ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1))``.
+
+    ``jobs=N`` gives each worker usable cores // N threads.
+    """
+    return functools.partial(_initialize_worker, _resolve(n, jobs), api)
