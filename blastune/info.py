@@ -72,10 +72,18 @@ def info() -> Info:
             binds += [Binding(package=name, api=api, error=packages[name]["error"]) for api in ("blas", "lapack")]
     loaded = inventory()
     warnings = []
-    blas_files = {lib.filepath for lib in loaded if lib.api != "openmp"}
+    # Only libraries that can run more than one thread have a pool to oversubscribe with: a
+    # reference LAPACK beside BLIS, or ATLAS serial, is no reason to warn.
+    pools = [lib.filepath for lib in loaded
+             if lib.api != "openmp" and not (lib.control == "fixed" and lib.num_threads == 1)]
     omp = [lib for lib in loaded if lib.api == "openmp"]
-    if len(blas_files) > 1:
-        warnings.append(f"{len(blas_files)} BLAS libraries are loaded; each has its own thread pool")
+    if len(pools) > 1:
+        warnings.append(f"{len(pools)} threaded BLAS libraries are loaded, each with its own thread pool "
+                        "(limit all of them, e.g. with blastune.limit): " + ", ".join(pools))
+    seen = {lib.filepath: lib.threadpoolctl_sees for lib in loaded}
+    for b in binds:
+        if b.library is not None:
+            b.library.threadpoolctl_sees = seen.get(b.library.filepath)
     if len({lib.vendor for lib in omp}) > 1:
         warnings.append("more than one OpenMP runtime is loaded: " + ", ".join(lib.filepath for lib in omp))
     return Info(schema=INFO_SCHEMA, blastune_version=__version__,

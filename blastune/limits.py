@@ -134,18 +134,28 @@ def _apply_shared() -> None:
                               NotControllableWarning, stacklevel=4)
 
 
-def _check_fixed(n: int, kinds, strict: bool) -> None:
-    """Warn (or raise, strict) for libraries that cannot take ``n`` threads at run time."""
+def _check_fixed(n: int, kinds, strict: bool, cap: bool = True) -> None:
+    """Warn (or raise, strict) for libraries that cannot be brought to ``n`` threads at run time.
+
+    A limit is a cap: a library fixed at 1 thread already obeys ``limit(2)``, so only libraries that
+    may run more than ``n`` threads (or an unknown number) are reported. ``set_threads`` asks for
+    exactly ``n`` (``cap=False``).
+    """
     for lib in _S.fixed:
-        if lib.kind not in kinds or lib.info.num_threads == n:
-            continue
         info = lib.info
-        var = info.control_vars[0] if info.control_vars else "OMP_NUM_THREADS"
-        how = ("its thread count is fixed when it is built" if info.control == "fixed"
-               else f"it reads {var} only when the process starts")
-        msg = (f"{info.vendor} ({lib.path}) cannot change its threads at run time: {how}; it runs "
-               f"{info.num_threads if info.num_threads is not None else 'an unknown number of'} thread(s). "
-               f"Set {var}={n} before the process starts (e.g. `blastune run -t {n} -- CMD`).")
+        if lib.kind not in kinds or info.num_threads == n or (cap and info.num_threads is not None
+                                                               and info.num_threads <= n):
+            continue
+        runs = f"{info.num_threads} thread(s)" if info.num_threads is not None else "an unknown number of threads"
+        if info.control == "env" and info.control_vars:
+            var = info.control_vars[0]
+            msg = (f"{info.vendor} ({lib.path}) cannot change its threads at run time: it reads {var} only "
+                   f"when the process starts and runs {runs}. Set {var}={n} before the process starts "
+                   f"(e.g. `blastune run -t {n} -- CMD`).")
+        else:
+            msg = (f"{info.vendor} ({lib.path}) has its thread count fixed when it was built and runs {runs}; "
+                   f"no call or environment variable changes it. Use a threaded BLAS "
+                   f"(OpenBLAS, MKL, BLIS) to run {n} threads.")
         if strict:
             raise NotControllableError(msg)
         if (lib.path, n) not in _S.warned:
@@ -274,7 +284,7 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
     n = _resolve(n, None)
     with _S.lock:
         _refresh()
-        _check_fixed(n, kinds, strict)
+        _check_fixed(n, kinds, strict, cap=False)
         for lib in _S.shared:
             if lib.kind in kinds:
                 if _S.stacks:

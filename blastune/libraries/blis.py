@@ -2,10 +2,33 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import re
 
 from blastune.libraries.base import (ENV, RUNTIME, Control, Family, LibraryInfo, env_threads,
                                      function, handle)
+
+
+WAY_VARS = ("BLIS_JC_NT", "BLIS_PC_NT", "BLIS_IC_NT", "BLIS_JR_NT", "BLIS_IR_NT")
+
+
+def env_threads_blis(environ=None) -> tuple[int, str | None]:
+    """The thread count BLIS takes from the environment when it initialises, and why.
+
+    As BLIS 0.9 does it (and as bench/blis_env_threads.py measured on Debian's pthread and OpenMP
+    builds, counting the threads that really run): per-loop ways (BLIS_JC_NT, ...) win when any is
+    set and multiply; otherwise BLIS_NUM_THREADS; otherwise OMP_NUM_THREADS -- in the pthreads build
+    too; otherwise 1 thread, even in the OpenMP build.
+    """
+    ways = {}
+    for var in WAY_VARS:
+        n, _ = env_threads([var], environ)
+        if n:
+            ways[var] = n
+    if ways:
+        return math.prod(ways.values()), " x ".join(f"{k}={v}" for k, v in ways.items())
+    n, var = env_threads(["BLIS_NUM_THREADS", "OMP_NUM_THREADS"], environ)
+    return (n, f"{var}={n}") if n else (1, None)
 
 
 class BLIS(Family):
@@ -18,7 +41,7 @@ class BLIS(Family):
     def describe(cls, path):
         lib = handle(path)
         info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
-                           control_vars=["BLIS_NUM_THREADS", "OMP_NUM_THREADS"])
+                           control_vars=["BLIS_NUM_THREADS", "OMP_NUM_THREADS", *WAY_VARS])
         ver = function(lib, "bli_info_get_version_str", ctypes.c_char_p)
         info.version = ver().decode() if ver else None
         omp = function(lib, "bli_info_get_enable_openmp")
@@ -37,11 +60,10 @@ class BLIS(Family):
         if ctl is not None:
             info.num_threads, info.control = ctl.get(), RUNTIME
         else:
-            # BLIS reads BLIS_NUM_THREADS, then OMP_NUM_THREADS, when it initialises; default 1.
-            n, var = env_threads(["BLIS_NUM_THREADS", "OMP_NUM_THREADS"])
-            info.num_threads, info.threads_source, info.control = (n or 1), "env", ENV
+            n, var = env_threads_blis()
+            info.num_threads, info.threads_source, info.control = n, "env", ENV
             info.notes.append("thread API symbols are hidden in this build: set BLIS_NUM_THREADS before start"
-                              + (f" (now {var}={n})" if var else " (unset: BLIS runs 1 thread)"))
+                              + (f" (now {var})" if var else " (unset: BLIS runs 1 thread)"))
         if info.version is None:
             info.notes.append("version not exported by this build")
         return info

@@ -1,8 +1,10 @@
 """Teach threadpoolctl the libraries it cannot see (Debian's BLIS, ATLAS, reference BLAS/LAPACK).
 
 Registered through threadpoolctl's public ``register()``, so ``threadpool_info()`` -- what
-scikit-learn and others print -- lists them with their fixed or env-set thread counts. Their
-``set_num_threads`` does nothing, because nothing can change them at run time.
+scikit-learn and others print -- lists them with their thread counts, threading layer and how the
+threads can be controlled. ``set_num_threads`` works where the library has a run-time control
+(a BLIS that exports its API under a libblas name) and is a no-op where nothing can change the
+count at run time (ATLAS, reference, Debian's symbol-hiding BLIS).
 """
 from __future__ import annotations
 
@@ -10,13 +12,21 @@ import os
 
 try:
     from threadpoolctl import LibController, register
-except ImportError:  # threadpoolctl < 3.3 has no public registration
+except ImportError:  # threadpoolctl < 3.1 has no public registration
     LibController = register = None
+
+# Families threadpoolctl has no controller for (or cannot see under a libblas.so name).
+_CLAIMED = ("atlas", "reference", "blis")
 
 _registered = False
 
 
+class _NoSymbols:
+    """Stands in for the library handle of a file we decline, so threadpoolctl's symbol check fails."""
+
+
 def register_with_threadpoolctl() -> bool:
+    """Register blastune's controller once; True when threadpoolctl now knows it."""
     global _registered
     if _registered or register is None:
         return _registered
@@ -24,27 +34,54 @@ def register_with_threadpoolctl() -> bool:
     class BlastuneController(LibController):
         user_api = "blas"
         internal_api = "blastune"  # replaced per instance by the real vendor
-        filename_prefixes = ("libblas", "liblapack", "libatlas", "libtatlas", "libsatlas", "librefblas")
+        # threadpoolctl skips any file whose prefix is exactly "libblas" on Linux (to avoid duplicate
+        # rows for OpenBLAS's shims). "libblas." still matches libblas.so.3; duplicates are avoided
+        # below by claiming only files that are themselves the implementation.
+        filename_prefixes = ("libblas.", "liblapack.", "libatlas", "libtatlas", "libsatlas", "librefblas",
+                             "libreflapack")
         check_symbols = ("dgemm_", "dgesv_", "ATL_buildinfo")
 
         def set_additional_attributes(self):
-            from blastune.detect import describe
+            from blastune.detect import family_of
 
-            self._info = describe(os.path.realpath(self.filepath))
-            self.internal_api = self._info.vendor
-            self.threading_layer = self._info.threading_layer
-            self.control = self._info.control
+            path = os.path.realpath(self.filepath)
+            fam = family_of(path, own_only=True)
+            if fam is None or fam.name not in _CLAIMED:
+                # A shim of a library threadpoolctl already lists (Debian's OpenBLAS libblas.so.3,
+                # ATLAS's liblapack.so.3) or not a BLAS at all: decline, in a way every
+                # threadpoolctl >= 3.1 honours -- its check_symbols test then finds nothing.
+                self.dynlib = _NoSymbols()
+                return
+            self._family = fam
+            info = fam.describe(path)
+            self.internal_api = info.vendor
+            self.threading_layer = info.threading_layer
+            self.architecture = info.architecture
+            self.control = info.control
+            self.control_vars = info.control_vars
+
+        def _describe(self):
+            return self._family.describe(os.path.realpath(self.filepath))
 
         def get_num_threads(self):
-            return self._info.num_threads
+            if not hasattr(self, "_family"):
+                return None
+            return self._describe().num_threads
 
         def set_num_threads(self, num_threads):
-            return None  # fixed at build or only settable before start
+            ctl = self._family.control(os.path.realpath(self.filepath)) if hasattr(self, "_family") else None
+            if ctl is not None:
+                return ctl.set(num_threads)
+            return None  # fixed at build or only settable before start: nothing to do at run time
 
         def get_version(self):
-            from blastune.detect import describe
+            # called by threadpoolctl before set_additional_attributes
+            from blastune.detect import family_of
 
-            return describe(os.path.realpath(self.filepath)).version
+            fam = family_of(os.path.realpath(self.filepath), own_only=True)
+            if fam is None or fam.name not in _CLAIMED:
+                return None
+            return fam.describe(os.path.realpath(self.filepath)).version
 
     register(BlastuneController)
     _registered = True

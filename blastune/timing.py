@@ -1,0 +1,151 @@
+"""Timing one call the way a careful benchmark tool does (pyperf's method, cut down to what sweep needs).
+
+1. Warm-up: one timed call (first-touch page faults, BLAS thread start-up, lazy imports) is thrown away.
+2. Calibration: calls faster than ``min_sample_time`` are looped inside one sample, so the clock's
+   resolution and Python's call overhead stay far below the spread we want to see.
+3. Adaptive repeats: take at least ``min_repeats`` samples, then keep going until the relative spread
+   of the median falls below ``target_spread`` or the point's time budget is spent.
+
+"Spread" is the relative standard error of the median, estimated robustly from the interquartile range:
+
+    spread = 1.2533 * (IQR / 1.349) / sqrt(repeats) / median
+
+(IQR / 1.349 is the standard deviation a normal distribution with that IQR would have; 1.2533 =
+sqrt(pi/2) turns the standard error of a mean into that of a median). It shrinks as repeats grow, so
+more repeats buy a more trustworthy median; one slow outlier (another process stealing a core) moves
+the IQR far less than it would move a standard deviation. A point that ends above the target is
+flagged ``unstable`` rather than hidden.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+# sqrt(pi/2): asymptotic ratio of the standard error of the median to that of the mean (normal data)
+_MEDIAN_SE = math.sqrt(math.pi / 2)
+# IQR of a standard normal distribution
+_NORMAL_IQR = 1.3489795
+
+
+@dataclass
+class Stats:
+    median: float
+    q1: float
+    q3: float
+    iqr: float
+    min: float
+    max: float
+    mean: float
+    repeats: int
+    spread: float | None  # relative standard error of the median; None with fewer than 3 samples
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def quartiles(samples: list[float]) -> tuple[float, float, float]:
+    """(q1, median, q3), linear interpolation between order statistics (numpy's default method)."""
+    if not samples:
+        raise ValueError("no samples")
+    if len(samples) == 1:
+        return samples[0], samples[0], samples[0]
+    q1, q2, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def relative_spread(samples: list[float]) -> float | None:
+    """Relative standard error of the median (see the module docstring); None when it cannot be judged."""
+    n = len(samples)
+    if n < 3:
+        return None
+    q1, med, q3 = quartiles(samples)
+    if med <= 0:
+        return None
+    return _MEDIAN_SE * ((q3 - q1) / _NORMAL_IQR) / math.sqrt(n) / med
+
+
+def summarize(samples: list[float]) -> Stats:
+    q1, med, q3 = quartiles(samples)
+    return Stats(median=med, q1=q1, q3=q3, iqr=q3 - q1, min=min(samples), max=max(samples),
+                 mean=statistics.fmean(samples), repeats=len(samples), spread=relative_spread(samples))
+
+
+@dataclass
+class Measurement:
+    """What one point's timing produced. Times are seconds per call."""
+    stats: Stats
+    samples: list[float]
+    loops: int                 # calls per sample
+    warmup_s: float            # the discarded first call
+    elapsed_s: float           # wall time spent on this point, warm-up included
+    target_spread: float
+    stop: str                  # "target" | "budget" | "max_repeats"
+
+    @property
+    def unstable(self) -> bool:
+        s = self.stats.spread
+        return s is None or s > self.target_spread
+
+    def to_dict(self):
+        d = self.stats.to_dict()
+        d.update(samples=self.samples, loops=self.loops, warmup_s=self.warmup_s, elapsed_s=self.elapsed_s,
+                 target_spread=self.target_spread, stop=self.stop, unstable=self.unstable)
+        return d
+
+
+def _sample(fn, args, loops, clock):
+    if loops == 1:
+        t0 = clock()
+        fn(*args)
+        return clock() - t0
+    rng = range(loops)
+    t0 = clock()
+    for _ in rng:
+        fn(*args)
+    return (clock() - t0) / loops
+
+
+def measure(fn, args=(), *, target_spread: float = 0.02, min_repeats: int = 5, budget: float = 10.0,
+            max_repeats: int = 1000, min_sample_time: float = 0.02, clock=time.perf_counter) -> Measurement:
+    """Time ``fn(*args)``: warm-up, calibrate loops, then adaptive repeats (see the module docstring).
+
+    ``budget`` (seconds) bounds the adaptive part; ``min_repeats`` samples are always taken, so a point
+    whose single call exceeds the budget still gets an honest median and is reported as such.
+    """
+    if min_repeats < 1:
+        raise ValueError("min_repeats must be >= 1")
+    start = clock()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # a collection landing inside one sample is noise that has nothing to do with BLAS
+    try:
+        warm = _sample(fn, args, 1, clock)
+        loops = 1
+        if warm < min_sample_time:
+            # calibrate on a second, warm call: the first may include one-off costs
+            per_call = max(_sample(fn, args, 1, clock), 1e-9)
+            loops = max(1, math.ceil(min_sample_time / per_call))
+            # one more warm-up sample at the calibrated loop count (fills caches the way samples will)
+            _sample(fn, args, loops, clock)
+        samples: list[float] = []
+        stop = "max_repeats"
+        while len(samples) < max_repeats:
+            samples.append(_sample(fn, args, loops, clock))
+            if len(samples) < min_repeats:
+                continue
+            spread = relative_spread(samples)
+            if spread is not None and spread <= target_spread:
+                stop = "target"
+                break
+            spent = clock() - start
+            per_sample = statistics.median(samples) * loops
+            if spent + per_sample > budget:
+                stop = "budget"
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return Measurement(stats=summarize(samples), samples=samples, loops=loops, warmup_s=warm,
+                       elapsed_s=clock() - start, target_spread=target_spread, stop=stop)

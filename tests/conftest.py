@@ -1,0 +1,43 @@
+"""Shared test helpers: run real child processes, optionally against a real BLAS of the matrix."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MATRIX_ROOT = Path(os.environ.get("BLASMATRIX_ROOT", "/tmp/blasmatrix"))
+WITH_BLAS = MATRIX_ROOT / "with-blas"
+MATRIX_PYTHON = MATRIX_ROOT / "venv" / "bin" / "python"
+VARIANTS = ("openblas-pthread", "openblas-openmp", "blis-pthread", "blis-openmp", "atlas", "reference", "mkl")
+
+needs_matrix = pytest.mark.skipif(
+    not (WITH_BLAS.exists() and MATRIX_PYTHON.exists()),
+    reason=f"BLAS matrix not installed at {MATRIX_ROOT} (run ../shared/blas-matrix/setup.sh as root)",
+)
+
+
+def child_env(extra=None, threads: int | None = 1) -> dict:
+    """The environment for a child: repo importable; BLAS threads pinned unless the test is about them."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                 "GOTO_NUM_THREADS"):
+        env.pop(name, None)
+    if threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
+    env.update(extra or {})
+    return env
+
+
+def run_python(code: str, variant: str | None = None, env=None, timeout: float = 120, **kw):
+    """Run ``python -c code`` -- the matrix's python under ``with-blas variant`` when one is given."""
+    if variant is None:
+        cmd = [sys.executable, "-c", code]
+    else:
+        cmd = [str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-c", code]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env=env if env is not None else child_env(), **kw)

@@ -1,0 +1,139 @@
+"""The Dask worker plugin against a real LocalCluster of worker processes.
+
+The nanny normally exports OPENBLAS/OMP/MKL_NUM_THREADS=1 to the workers it spawns, which would
+hide whether the plugin did anything. The first test switches that off, so a worker starts at the
+library's default (one thread per core) and only the plugin can bring it down; the second keeps the
+nanny's 1 and asks for 2, so only the plugin can bring it up. Two cluster starts, ~1 s each.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+import dask  # noqa: E402
+
+from blastune.cpu import cpu_info  # noqa: E402
+from blastune.envvars import THREAD_VARS  # noqa: E402
+from conftest import child_env  # noqa: E402
+
+CORES = cpu_info().usable_cores
+needs_two_cores = pytest.mark.skipif(CORES < 2, reason="a 1-core machine cannot tell a cap of 1 from the default")
+
+
+def _blas_threads_main():
+    """In the worker's main thread (client.run): blastune's view of every run-time-controllable BLAS."""
+    import numpy  # noqa: F401  -- make sure the BLAS is loaded
+
+    import blastune
+
+    return sorted(set(blastune.get_threads().values()))
+
+
+def _blas_threads_task():
+    """In a task thread -- where user code runs -- read by threadpoolctl, independent of blastune."""
+    import numpy  # noqa: F401
+    import threadpoolctl
+
+    return sorted({i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"})
+
+
+def _in_each_task_thread(client):
+    """Run _blas_threads_task on every worker, pinned to it."""
+    futures = {a: client.submit(_blas_threads_task, workers=[a], allow_other_workers=False, pure=False)
+               for a in client.scheduler_info()["workers"]}
+    return {a: f.result(timeout=60) for a, f in futures.items()}
+
+
+def _cluster(monkeypatch, pre_spawn):
+    # the workers inherit our environment: start them with no thread variables at all
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
+        return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=40)
+
+
+@needs_two_cores
+def test_plugin_caps_every_worker_including_later_ones_and_restores(monkeypatch):
+    from blastune.integrations.dask import limit_workers, worker_summary
+
+    cluster = _cluster(monkeypatch, pre_spawn={})  # nanny sets nothing: the library default stands
+    try:
+        with distributed.Client(cluster) as client:
+            baseline = client.run(_blas_threads_main)
+            assert all(v == [CORES] for v in baseline.values()), baseline  # uncapped: one per core
+
+            summary = limit_workers(client)  # threads=None: the worker's share
+            share = max(1, CORES // 2)       # 2 workers x 1 task thread on this host
+            assert share < CORES
+            for w in summary.workers:
+                assert w.limit["threads"] == share and w.limit["host_task_threads"] == 2
+                assert w.limit["env_changed"]["OPENBLAS_NUM_THREADS"] == [None, str(share)]
+                assert set(map(tuple, w.limit["threads_changed"].values())) == {(CORES, share)}
+                assert {lib["threads"] for lib in w.libraries if lib["vendor"] == "openblas"} == {share}
+            assert all(v == [share] for v in client.run(_blas_threads_main).values())
+            assert all(v == [share] for v in _in_each_task_thread(client).values())
+
+            cluster.scale(3)  # a worker that joins after the plugin was registered
+            client.wait_for_workers(3, timeout=60)
+            new = set(client.scheduler_info()["workers"]) - set(baseline)
+            assert len(new) == 1
+            (addr,) = new
+            rec = {w.address: w for w in worker_summary(client).workers}[addr].limit
+            assert rec is not None, "the late worker did not run the plugin"
+            assert rec["host_task_threads"] == 3 and rec["threads"] == max(1, CORES // 3)
+            # it started uncapped in that worker and the plugin changed it
+            assert set(map(tuple, rec["threads_changed"].values())) == {(CORES, rec["threads"])}
+            assert _in_each_task_thread(client)[addr] == [rec["threads"]]
+
+            # teardown gives back exactly what it took: the default count, no variables left behind
+            client.unregister_worker_plugin("blastune")
+            assert all(v == [CORES] for v in client.run(_blas_threads_main).values())
+            left = client.run(lambda: {v: os.environ.get(v) for v in THREAD_VARS})
+            assert all(set(env.values()) == {None} for env in left.values()), left
+    finally:
+        cluster.close()
+
+
+@needs_two_cores
+def test_plugin_overrides_the_nannys_starving_default_and_says_so(monkeypatch):
+    from blastune.integrations.dask import limit_workers
+
+    cluster = _cluster(monkeypatch, pre_spawn={"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                               "OPENBLAS_NUM_THREADS": 1})  # dask's shipped default
+    try:
+        with distributed.Client(cluster) as client:
+            assert all(v == [1] for v in client.run(_blas_threads_main).values())  # the nanny's 1
+            summary = limit_workers(client, threads=2)
+            for w in summary.workers:
+                assert w.limit["basis"] == "explicit threads=2"
+                assert w.limit["env_changed"]["OPENBLAS_NUM_THREADS"] == ["1", "2"]
+                assert w.limit["env_changed"]["BLIS_NUM_THREADS"] == [None, "2"]
+                assert "OMP_NUM_THREADS" in w.limit["env_changed"]
+                assert any("oversubscribed" in n for n in w.limit["notes"])  # 2 x 2 > 2 cores, said aloud
+            assert all(v == [2] for v in _in_each_task_thread(client).values())
+            assert "1->2" in str(summary)  # the table says what changed
+    finally:
+        cluster.close()
+
+
+def test_missing_distributed_is_one_clear_error():
+    code = ("import sys; sys.modules['distributed'] = None\n"
+            "from blastune.errors import BlastuneError\n"
+            "try:\n    import blastune.integrations.dask\n"
+            "except BlastuneError as e:\n    print('BlastuneError:', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("BlastuneError:") and "pip install 'blastune[dask]'" in out.stdout
+
+
+def test_explicit_threads_are_checked():
+    from blastune.errors import BlastuneError
+    from blastune.integrations.dask import BlasThreadsPlugin
+
+    with pytest.raises(BlastuneError, match="whole number >= 1"):
+        BlasThreadsPlugin(0)

@@ -1,0 +1,168 @@
+"""`blastune env` evaluated by real shells, and `blastune run` as a real parent process."""
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from blastune.cli import app
+from blastune.envvars import THREAD_VARS
+from tests.conftest import child_env
+
+BLASTUNE = shutil.which("blastune")
+needs_script = pytest.mark.skipif(BLASTUNE is None, reason="blastune console script not installed (pip install .)")
+PRINT_VARS = " ".join(f"${v}" for v in THREAD_VARS)
+
+
+def shell_or_skip(name):
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (.ci/run installs it)")
+    return path
+
+
+@needs_script
+@pytest.mark.parametrize("shell,script", [
+    ("bash", 'eval "$(blastune env -t 3)"; echo ' + PRINT_VARS),
+    ("zsh", 'eval "$(blastune env -t 3 --shell zsh)"; echo ' + PRINT_VARS),
+    ("sh", 'eval "$(blastune env -t 3 --shell sh)"; echo ' + PRINT_VARS),
+    ("fish", "blastune env -t 3 --shell fish | source; echo " + PRINT_VARS),
+    ("tcsh", "eval `blastune env -t 3 --shell tcsh`; echo " + PRINT_VARS),
+    ("csh", "eval `blastune env -t 3 --shell csh`; echo " + PRINT_VARS),
+])
+def test_real_shells_evaluate_the_exports(shell, script):
+    exe = shell_or_skip(shell)
+    r = subprocess.run([exe, "-c", script], capture_output=True, text=True, timeout=60, env=child_env())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3"] * len(THREAD_VARS)
+
+
+@needs_script
+def test_exports_reach_a_child_python_through_bash():
+    script = 'eval "$(blastune env --jobs 2)"; python -c "import os,json; print(json.dumps(dict(os.environ)))"'
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env=child_env())
+    env = json.loads(r.stdout)
+    expected = str(max(1, __import__("blastune").cpu_info().usable_cores // 2))
+    assert all(env[v] == expected for v in THREAD_VARS)
+
+
+@needs_script
+def test_dotenv_and_docker_forms_parse(tmp_path):
+    dotenv = subprocess.run([BLASTUNE, "env", "-t", "4", "--shell", "dotenv"], capture_output=True, text=True).stdout
+    f = tmp_path / ".env"
+    f.write_text(dotenv)
+    r = subprocess.run(["bash", "-c", f"set -a; . {f}; echo $MKL_NUM_THREADS $OMP_NUM_THREADS"],
+                       capture_output=True, text=True)
+    assert r.stdout.split() == ["4", "4"]
+    docker = subprocess.run([BLASTUNE, "env", "-t", "4", "--shell", "docker"], capture_output=True, text=True).stdout
+    words = shlex.split(docker)
+    assert words[::2] == ["-e"] * len(THREAD_VARS)
+    assert words[1::2] == [f"{v}=4" for v in THREAD_VARS]
+
+
+def test_powershell_and_cmd_forms():
+    runner = CliRunner()
+    ps = runner.invoke(app, ["env", "-t", "2", "--shell", "powershell"])
+    assert ps.exit_code == 0
+    assert ps.stdout.splitlines() == [f"$env:{v} = '2'" for v in THREAD_VARS]
+    cmd = runner.invoke(app, ["env", "-t", "2", "--shell", "cmd"])
+    assert cmd.stdout.splitlines() == [f"set {v}=2" for v in THREAD_VARS]
+
+
+@needs_script
+def test_slurm_form_follows_the_allocation():
+    out = subprocess.run([BLASTUNE, "env", "-t", "2", "--shell", "slurm"], capture_output=True, text=True).stdout
+    assert out.splitlines()[0] == "#SBATCH --cpus-per-task=2"
+    script = out + "\necho $OMP_NUM_THREADS $OPENBLAS_NUM_THREADS\n"
+    inside = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                            env={**child_env(), "SLURM_CPUS_PER_TASK": "6"})
+    assert inside.stdout.split() == ["6", "6"]
+    outside = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=child_env())
+    assert outside.stdout.split() == ["2", "2"]
+
+
+def test_json_form():
+    r = CliRunner().invoke(app, ["env", "-t", "5", "--json"])
+    data = json.loads(r.stdout)
+    assert data["schema"] == "blastune.env/1" and data["threads"] == 5
+    assert data["env"] == {v: "5" for v in THREAD_VARS}
+
+
+BAD = [
+    (["env", "-t", "0"], "--threads"),
+    (["env", "-t", "-3"], "--threads"),
+    (["env", "-t", "abc"], "--threads"),
+    (["env", "--jobs", "0"], "--jobs"),
+    (["env", "-t", "1", "--shell", "klingon"], "unknown shell 'klingon'"),
+    (["env", "-t", "1", "--jobs", "2"], "only one of"),
+    (["run", "-t", "0", "--", "true"], "--threads"),
+    (["run", "-t", "1"], "no command given"),
+    (["run", "-t", "1", "--", "no-such-command-xyz"], "command not found"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD)
+def test_bad_input_is_one_line_exit_2_cli_runner(args, needle):
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("blastune: error:") and needle in lines[0]
+
+
+@needs_script
+@pytest.mark.parametrize("args,needle", BAD)
+def test_bad_input_is_one_line_exit_2_console_script(args, needle):
+    r = subprocess.run([BLASTUNE, *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
+
+
+@needs_script
+def test_run_sets_the_variables_and_passes_the_exit_status_through():
+    code = "import os, sys; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['MKL_NUM_THREADS']); sys.exit(7)"
+    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 7
+    assert r.stdout.split() == ["1", "1"]
+
+
+@needs_script
+def test_run_child_really_runs_one_blas_thread():
+    code = "import numpy, threadpoolctl; print(threadpoolctl.threadpool_info()[0]['num_threads'])"
+    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
+                       capture_output=True, text=True, timeout=60, env=child_env(threads=None))
+    assert r.stdout.strip() == "1"
+
+
+@needs_script
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 42), (signal.SIGTERM, 43)])
+def test_run_forwards_signals_to_the_child(sig, code, tmp_path):
+    ready = tmp_path / "ready"
+    child = (
+        "import signal, sys, time, pathlib\n"
+        f"signal.signal({int(sig)}, lambda *a: sys.exit({code}))\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "time.sleep(60)\n"
+    )
+    p = subprocess.Popen([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", child])
+    deadline = time.time() + 30
+    while not ready.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    p.send_signal(sig)
+    assert p.wait(timeout=30) == code
+
+
+@needs_script
+def test_run_reports_a_signal_death_as_128_plus_n():
+    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c",
+                        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], timeout=60)
+    assert r.returncode == 128 + 9

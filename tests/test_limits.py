@@ -1,0 +1,235 @@
+"""blastune.limit / get_threads / set_threads / worker_initializer against the real pip OpenBLAS copies.
+
+The pip wheels load two OpenBLAS copies (numpy's libscipy_openblas64_, scipy's libscipy_openblas);
+every assertion reads the count back from the libraries themselves, through threadpoolctl too.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy  # noqa: F401
+import pytest
+import scipy.linalg  # noqa: F401
+import threadpoolctl
+
+import blastune
+from blastune.errors import BlastuneError
+from tests.conftest import child_env, run_python
+
+
+def tp_counts():
+    """Independent read-out: threadpoolctl's view of every OpenBLAS copy."""
+    return sorted(d["num_threads"] for d in threadpoolctl.threadpool_info() if d["internal_api"] == "openblas")
+
+
+@pytest.fixture(autouse=True)
+def base_two_threads():
+    blastune.set_threads(2)
+    yield
+    blastune.set_threads(2)
+
+
+def test_both_openblas_copies_are_controlled():
+    assert len(blastune.get_threads()) == 2
+    with blastune.limit(1):
+        assert set(blastune.get_threads().values()) == {1}
+        assert tp_counts() == [1, 1]
+    assert tp_counts() == [2, 2]
+
+
+def test_nesting_unwinds_exactly():
+    with blastune.limit(1):
+        with blastune.limit(2):
+            assert tp_counts() == [2, 2]
+            with blastune.limit(1):
+                assert tp_counts() == [1, 1]
+            assert tp_counts() == [2, 2]
+        assert tp_counts() == [1, 1]
+    assert tp_counts() == [2, 2]
+
+
+@pytest.mark.parametrize("exc", [ValueError, KeyboardInterrupt])
+def test_restores_on_exception_and_keyboard_interrupt(exc):
+    with pytest.raises(exc):
+        with blastune.limit(1):
+            assert tp_counts() == [1, 1]
+            raise exc()
+    assert tp_counts() == [2, 2]
+
+
+def test_decorator_and_reuse():
+    seen = []
+
+    @blastune.limit(1)
+    def work():
+        seen.append(tp_counts())
+
+    work()
+    work()
+    assert seen == [[1, 1], [1, 1]]
+    assert tp_counts() == [2, 2]
+
+
+def test_jobs_divides_usable_cores():
+    cores = blastune.cpu_info().usable_cores
+    assert blastune.limit(jobs=2).n == max(1, cores // 2)
+    assert blastune.limit(jobs=10 ** 6).n == 1
+
+
+def test_restores_the_exact_previous_count_not_a_default():
+    blastune.set_threads(1)
+    with blastune.limit(2):
+        assert tp_counts() == [2, 2]
+    assert tp_counts() == [1, 1]
+
+
+def test_worker_thread_limit_takes_effect_despite_threadpoolctl_controlling_thread():
+    # threadpoolctl's OpenBLAS controller obeys only the first thread that set a count: after the
+    # main thread sets 2 through it, another thread's set_num_threads silently does nothing.
+    ctl = threadpoolctl.ThreadpoolController()
+    for c in ctl.lib_controllers:
+        if c.internal_api == "openblas":
+            c.set_num_threads(2)
+    result = {}
+
+    def worker():
+        for c in ctl.lib_controllers:
+            if c.internal_api == "openblas":
+                c.set_num_threads(1)
+        result["threadpoolctl"] = tp_counts()
+        with blastune.limit(1):
+            result["blastune"] = tp_counts()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    threadpoolctl.OpenBLASController.clear_controlling_thread(force=True)
+    assert result["threadpoolctl"] == [2, 2]  # the trap blastune must not fall into
+    assert result["blastune"] == [1, 1]
+    assert tp_counts() == [2, 2]
+
+
+def test_eight_threads_most_restrictive_holds_and_original_returns():
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def worker(k):
+        n = 1 if k % 2 else 2
+        try:
+            for i in range(300):
+                with blastune.limit(n):
+                    got = set(blastune.get_threads().values())
+                    # our own limit is active, so the count can never exceed it
+                    if max(got) > n:
+                        errors.append((k, i, got))
+                if i == 0:
+                    barrier.wait()
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert tp_counts() == [2, 2]
+    from blastune.limits import _S
+
+    assert _S.stacks == {} and _S.originals == {}
+
+
+def test_held_limit_in_one_thread_caps_others_until_it_exits():
+    entered, release = threading.Event(), threading.Event()
+
+    def holder():
+        with blastune.limit(1):
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    entered.wait(10)
+    with blastune.limit(2):
+        assert tp_counts() == [1, 1]  # the other thread's tighter limit holds
+    assert tp_counts() == [1, 1]
+    release.set()
+    t.join()
+    assert tp_counts() == [2, 2]
+
+
+def test_set_threads_during_a_limit_becomes_the_base():
+    with blastune.limit(1):
+        blastune.set_threads(2)
+        assert tp_counts() == [1, 1]
+    assert tp_counts() == [2, 2]
+
+
+@pytest.mark.parametrize("bad", [0, -3, "abc", 1.5, True])
+def test_bad_counts_are_one_clear_error(bad):
+    with pytest.raises(BlastuneError, match="must be"):
+        blastune.limit(bad)
+
+
+def test_bad_api_and_jobs():
+    with pytest.raises(BlastuneError, match="blas, openmp or all"):
+        blastune.limit(1, api="cuda")
+    with pytest.raises(BlastuneError, match="jobs"):
+        blastune.limit(jobs=0)
+
+
+def test_worker_initializer_in_process_pool():
+    with ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1)) as pool:
+        assert list(pool.map(_child_counts_remote, range(2))) == [[1, 1], [1, 1]]
+
+
+def _child_counts_remote(_):
+    import os
+
+    import scipy.linalg  # noqa: F401
+
+    import blastune as b
+
+    return sorted(b.get_threads().values()) if os.environ["OPENBLAS_NUM_THREADS"] == "1" else None
+
+
+def test_library_loaded_after_first_call_is_limited():
+    code = """
+import numpy, blastune, json
+with blastune.limit(1):
+    pass
+import scipy.linalg   # loads scipy's own OpenBLAS copy after the first limit
+with blastune.limit(1):
+    inside = sorted(blastune.get_threads().values())
+print(json.dumps({"inside": inside, "after": sorted(blastune.get_threads().values())}))
+"""
+    r = run_python(code, env=child_env(threads=None))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["inside"] == [1, 1]
+    assert out["after"] == [2, 2]  # both back to the library default on 2 cores
+
+
+def test_library_imported_inside_an_active_limit_is_capped_on_next_look():
+    code = """
+import numpy, blastune, json
+with blastune.limit(1):
+    import scipy.linalg
+    print(json.dumps(sorted(blastune.get_threads().values())))
+"""
+    r = run_python(code, env=child_env(threads=None))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [1, 1]
+
+
+def test_limit_object_is_cheap_to_reuse_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lim = blastune.limit(1)
+        for _ in range(100):
+            with lim:
+                pass
+    assert tp_counts() == [2, 2]
