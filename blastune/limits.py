@@ -115,21 +115,22 @@ def _target(kind: str):
 def _apply_shared() -> None:
     """Set every process-wide library to its target (active limits) or its original count."""
     targets = {}
+    applied = _S.applied
     for lib in _S.shared:
         kind = lib.kind
-        if kind not in targets:
-            targets[kind] = _target(kind)
-        n = targets[kind]
+        n = targets.get(kind, 0)
+        if n == 0:
+            n = targets[kind] = _target(kind)
         if n is None:
             n = _S.originals.get(lib.path)
             if n is None:
                 continue
-        if _S.applied.get(lib.path) != n:
+        if applied.get(lib.path) != n:
             lib.set(n)
-            got = lib.get()
-            _S.applied[lib.path] = got
+            got = lib.get()  # read back: a library that ignored us must not pass silently
+            applied[lib.path] = got
             if got != n:
-                _S.applied.pop(lib.path, None)
+                applied.pop(lib.path, None)
                 warnings.warn(f"{lib.vendor} at {lib.path} was asked for {n} threads but reports {got}",
                               NotControllableWarning, stacklevel=4)
 
@@ -207,48 +208,53 @@ class limit:
         self.strict = strict
 
     def __enter__(self):
-        n, kinds = self.n, self.kinds
+        n, kinds, S = self.n, self.kinds, _S
         tid = threading.get_ident()
-        with _S.lock:
-            _refresh()
-            if self.strict or _S.fixed:
+        with S.lock:
+            if len(sys.modules) != S.marker:
+                _refresh()
+            if S.fixed:
                 _check_fixed(n, kinds, self.strict)
-            stack = _S.stacks.get(tid)
+            stack = S.stacks.get(tid)
             if stack is None:
-                if not _S.stacks:  # the first active limit: remember what to go back to
-                    for lib in _S.shared:
-                        _S.originals[lib.path] = _S.applied[lib.path] = lib.get()
-                stack = _S.stacks[tid] = []
+                if not S.stacks:  # the first active limit: remember what to go back to
+                    for lib in S.shared:
+                        S.originals[lib.path] = S.applied[lib.path] = lib.get()
+                stack = S.stacks[tid] = []
             stack.append((n, kinds))
             _apply_shared()
-        # per-thread runtimes: set in this thread, remember this thread's previous values
-        saved = []
-        for lib in _S.local:
-            if lib.kind in kinds:
-                before = lib.get()
-                lib.set(n)
-                saved.append((lib, before))
-                if lib.get() != n:
-                    warnings.warn(f"{lib.vendor} at {lib.path} did not take {n} threads", NotControllableWarning,
-                                  stacklevel=2)
-        local = getattr(_tls, "saved", None)
-        if local is None:
-            local = _tls.saved = []
-        local.append(saved)
+        # per-thread runtimes (OpenMP): set in this thread, remember this thread's previous values
+        saved = None
+        if S.local:
+            saved = []
+            for lib in S.local:
+                if lib.kind in kinds:
+                    saved.append((lib, lib.get()))
+                    lib.set(n)
+                    if lib.get() != n:
+                        warnings.warn(f"{lib.vendor} at {lib.path} did not take {n} threads",
+                                      NotControllableWarning, stacklevel=2)
+        try:
+            _tls.saved.append(saved)
+        except AttributeError:
+            _tls.saved = [saved]
         return self
 
     def __exit__(self, *exc):
-        for lib, before in reversed(_tls.saved.pop()):
-            lib.set(before)
+        S = _S
+        saved = _tls.saved.pop()
+        if saved:
+            for lib, before in reversed(saved):
+                lib.set(before)
         tid = threading.get_ident()
-        with _S.lock:
-            stack = _S.stacks[tid]
+        with S.lock:
+            stack = S.stacks[tid]
             stack.pop()
             if not stack:
-                del _S.stacks[tid]
+                del S.stacks[tid]
             _apply_shared()
-            if not _S.stacks:
-                _S.originals.clear()
+            if not S.stacks:
+                S.originals.clear()
         return False
 
     def __call__(self, func):
