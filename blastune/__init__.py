@@ -5,6 +5,9 @@ The library returns plain data (dataclasses with ``to_dict()``); the ``blastune`
 """
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 __version__ = "0.1.0"
 
 # Heavy or optional pieces load on first use, so ``import blastune`` stays cheap inside workers.
@@ -44,3 +47,22 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(__all__)
+
+
+class _Package(_types.ModuleType):
+    """Keep ``blastune.info``, ``.sweep``, ``.jobs``, ``.doctor``, ``.processes`` the functions.
+
+    Importing a submodule (``from blastune.sweep import ...``, which the CLI and the modules do)
+    makes Python bind it onto the package under the same name, hiding the function. Here that
+    binding is turned into the function; the module stays reachable through ``sys.modules`` and
+    ``from blastune.sweep import ...``.
+    """
+
+    def __setattr__(self, name, value):
+        target = _LAZY.get(name)
+        if target and isinstance(value, _types.ModuleType) and value.__name__ == target[0]:
+            value = getattr(value, target[1])
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package

@@ -157,8 +157,11 @@ def doctor(jobs: int = 1, *, probe: bool = True, timeout: float = 60.0) -> Docto
     """
     from blastune.probe import run_probe
 
+    import sys
+
     check_threads(jobs, "job count")
-    result = run_probe(timeout=timeout) if probe else None
+    # an embedding program (uWSGI, a GUI) has no python to start: then there is no probe to run
+    result = run_probe(timeout=timeout) if probe and sys.executable else None
     ctx = build_context(jobs, result)
     findings = run_checks(ctx)
     return DoctorReport(

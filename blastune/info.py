@@ -15,10 +15,10 @@ INFO_SCHEMA = "blastune.info/1"
 
 
 def _package_version(name: str) -> tuple[str | None, str | None]:
+    # Only the top-level package: detect.binding() loads the BLAS/LAPACK extension modules itself,
+    # without the cost of running scipy.linalg's Python code.
     try:
         mod = __import__(name)
-        if name == "scipy":
-            import scipy.linalg  # noqa: F401  (loads scipy's BLAS/LAPACK)
         return mod.__version__, None
     except ImportError as exc:
         return None, f"not importable: {exc}"

@@ -125,7 +125,8 @@ class Op:
     def memory_bytes(self, n: int, dtype: str) -> int:
         """Peak bytes for a point: the op's arrays plus the float64 scratch used to build inputs."""
         item = _ITEMSIZE[dtype]
-        build_scratch = 2 * 8 * n * n  # standard-normal draws before the cast, real and imaginary parts
+        # building inputs: the real draws, and for complex the imaginary draws, 1j * them and the sum
+        build_scratch = (48 if is_complex(dtype) else 16) * n * n
         return int(math.ceil(self.arrays * n * n * item + build_scratch))
 
     def prepare(self, n: int, dtype: str, lib: str = "numpy", seed: int = DEFAULT_SEED) -> Prepared:
@@ -241,7 +242,6 @@ def _build_sin(n, dtype, lib, rng):
 
 
 def _build_norm_isf(n, dtype, lib, rng):
-    import numpy as np
     import scipy.stats
 
     q = rng.uniform(0.001, 0.999, size=(n, n)).astype(dtype)

@@ -57,10 +57,10 @@ def atomic_write_json(path: str | Path, data: dict) -> None:
 def check_writable_new(path: str | Path, force: bool = False, resume: bool = False) -> None:
     """Refuse to replace a file the user saved unless they said --force (or --resume continues it)."""
     path = Path(path)
-    if path.exists() and not (force or resume):
-        raise BlastuneError(f"{path} already exists: pass --force to overwrite it or --resume to continue it")
     if path.is_dir():
         raise BlastuneError(f"{path} is a directory: give a file name for the results")
+    if path.exists() and not (force or resume):
+        raise BlastuneError(f"{path} already exists: pass --force to overwrite it or --resume to continue it")
 
 
 def load_results(path: str | Path, kind: str | None = None, major: int | None = None) -> dict:

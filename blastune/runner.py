@@ -27,22 +27,23 @@ class RunResult:
 
 
 def resolve_threads(threads: int | None = None, jobs: int | None = None, auto: bool = False) -> tuple[int, str]:
-    """One thread count from -t N, --jobs N or --auto, with the reason (shown by env/run)."""
-    given = [x for x in (threads is not None, jobs is not None, auto) if x]
-    if len(given) > 1:
-        raise BlastuneError("give only one of --threads, --jobs and --auto")
+    """One thread count from -t N, --jobs N or --auto (--auto --jobs N: the recommendation for N jobs),
+    with the reason (shown by env/run)."""
+    if threads is not None and (jobs is not None or auto):
+        raise BlastuneError("give only one of --threads, --jobs and --auto (--auto may take --jobs)")
     from blastune.cpu import usable_cores
 
     cores, basis = usable_cores()
     if threads is not None:
         return threads, "asked for"
-    if jobs is not None:
+    if not auto:
         return max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
     try:
         from blastune.profile import auto_threads
     except ImportError:
-        return cores, f"{cores} usable cores ({basis}); no saved recommendation"
-    return auto_threads(None)
+        n = max(1, cores // (jobs or 1))
+        return n, f"{cores} usable cores ({basis}) // {jobs or 1} job(s); no saved recommendation"
+    return auto_threads(jobs)
 
 
 def run(command: list[str], threads: int) -> RunResult:

@@ -93,6 +93,17 @@ def resolve_func(spec: str):
     if not callable(obj):
         raise BlastuneError(f"--func {spec}: {attr!r} is a {type(obj).__name__}, not a function: "
                             "give a callable that takes the task index")
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):  # some builtins have no signature: let the first call tell
+        return obj
+    try:
+        sig.bind(0)
+    except TypeError:
+        raise BlastuneError(f"--func {spec}: cannot be called with the task index: its signature is "
+                            f"{attr}{sig}; give a function of one argument") from None
     return obj
 
 

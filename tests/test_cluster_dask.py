@@ -7,6 +7,7 @@ nanny's 1 and asks for 2, so only the plugin can bring it up. Two cluster starts
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -41,6 +42,10 @@ def _blas_threads_task():
     return sorted({i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"})
 
 
+def _setenv(name, value):
+    os.environ[name] = value
+
+
 def _in_each_task_thread(client):
     """Run _blas_threads_task on every worker, pinned to it."""
     futures = {a: client.submit(_blas_threads_task, workers=[a], allow_other_workers=False, pure=False)
@@ -48,77 +53,85 @@ def _in_each_task_thread(client):
     return {a: f.result(timeout=60) for a, f in futures.items()}
 
 
+@contextlib.contextmanager
 def _cluster(monkeypatch, pre_spawn):
     # the workers inherit our environment: start them with no thread variables at all
     for var in THREAD_VARS:
         monkeypatch.delenv(var, raising=False)
+    # kept for the whole test: a nanny reads it when it is created, also those cluster.scale() adds
     with dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}):
-        return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=40)
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=40)
+        try:
+            with distributed.Client(cluster) as client:
+                yield cluster, client
+        finally:
+            cluster.close()
 
 
 @needs_two_cores
 def test_plugin_caps_every_worker_including_later_ones_and_restores(monkeypatch):
     from blastune.integrations.dask import limit_workers, worker_summary
 
-    cluster = _cluster(monkeypatch, pre_spawn={})  # nanny sets nothing: the library default stands
-    try:
-        with distributed.Client(cluster) as client:
-            baseline = client.run(_blas_threads_main)
-            assert all(v == [CORES] for v in baseline.values()), baseline  # uncapped: one per core
+    # the nanny sets nothing: the library default stands
+    with _cluster(monkeypatch, pre_spawn={}) as (cluster, client):
+        baseline = client.run(_blas_threads_main)
+        assert all(v == [CORES] for v in baseline.values()), baseline  # uncapped: one per core
 
-            summary = limit_workers(client)  # threads=None: the worker's share
-            share = max(1, CORES // 2)       # 2 workers x 1 task thread on this host
-            assert share < CORES
-            for w in summary.workers:
-                assert w.limit["threads"] == share and w.limit["host_task_threads"] == 2
-                assert w.limit["env_changed"]["OPENBLAS_NUM_THREADS"] == [None, str(share)]
-                assert set(map(tuple, w.limit["threads_changed"].values())) == {(CORES, share)}
-                assert {lib["threads"] for lib in w.libraries if lib["vendor"] == "openblas"} == {share}
-            assert all(v == [share] for v in client.run(_blas_threads_main).values())
-            assert all(v == [share] for v in _in_each_task_thread(client).values())
+        summary = limit_workers(client)  # threads=None: the worker's share
+        share = max(1, CORES // 2)       # 2 workers x 1 task thread on this host
+        assert share < CORES
+        for w in summary.workers:
+            assert w.limit["threads"] == share and w.limit["host_task_threads"] == 2
+            assert w.limit["env_changed"]["OPENBLAS_NUM_THREADS"] == [None, str(share)]
+            assert set(map(tuple, w.limit["threads_changed"].values())) == {(CORES, share)}
+            assert {lib["threads"] for lib in w.libraries if lib["vendor"] == "openblas"} == {share}
+        assert all(v == [share] for v in client.run(_blas_threads_main).values())
+        assert all(v == [share] for v in _in_each_task_thread(client).values())
 
-            cluster.scale(3)  # a worker that joins after the plugin was registered
-            client.wait_for_workers(3, timeout=60)
-            new = set(client.scheduler_info()["workers"]) - set(baseline)
-            assert len(new) == 1
-            (addr,) = new
-            rec = {w.address: w for w in worker_summary(client).workers}[addr].limit
-            assert rec is not None, "the late worker did not run the plugin"
-            assert rec["host_task_threads"] == 3 and rec["threads"] == max(1, CORES // 3)
-            # it started uncapped in that worker and the plugin changed it
+        cluster.scale(3)  # a worker that joins after the plugin was registered
+        client.wait_for_workers(3, timeout=60)
+        new = set(client.scheduler_info()["workers"]) - set(baseline)
+        assert len(new) == 1
+        (addr,) = new
+        rec = {w.address: w for w in worker_summary(client).workers}[addr].limit
+        assert rec is not None, "the late worker did not run the plugin"
+        assert rec["host_task_threads"] == 3 and rec["threads"] == max(1, CORES // 3)
+        assert rec["env_changed"]["OPENBLAS_NUM_THREADS"] == [None, str(rec["threads"])]
+        if rec["threads_changed"]:  # numpy was already loaded there: capped at run time
             assert set(map(tuple, rec["threads_changed"].values())) == {(CORES, rec["threads"])}
-            assert _in_each_task_thread(client)[addr] == [rec["threads"]]
+        else:  # not loaded yet: the environment caps it when a task imports numpy
+            assert any("no BLAS/OpenMP library loaded yet" in n for n in rec["notes"])
+        # without the plugin this worker would run CORES threads, like the others did above
+        assert _in_each_task_thread(client)[addr] == [rec["threads"]]
 
-            # teardown gives back exactly what it took: the default count, no variables left behind
-            client.unregister_worker_plugin("blastune")
-            assert all(v == [CORES] for v in client.run(_blas_threads_main).values())
-            left = client.run(lambda: {v: os.environ.get(v) for v in THREAD_VARS})
-            assert all(set(env.values()) == {None} for env in left.values()), left
-    finally:
-        cluster.close()
+        # someone changes one variable after the plugin did: teardown must leave theirs alone
+        client.run(_setenv, "MKL_NUM_THREADS", "7")
+        # teardown gives back exactly what it took: the default count, no variables left behind
+        client.unregister_worker_plugin("blastune")
+        assert all(v == [CORES] for v in client.run(_blas_threads_main).values())
+        left = client.run(lambda: {v: os.environ.get(v) for v in THREAD_VARS})
+        for env in left.values():
+            assert env.pop("MKL_NUM_THREADS") == "7"
+            assert set(env.values()) == {None}, left
 
 
 @needs_two_cores
 def test_plugin_overrides_the_nannys_starving_default_and_says_so(monkeypatch):
     from blastune.integrations.dask import limit_workers
 
-    cluster = _cluster(monkeypatch, pre_spawn={"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
-                                               "OPENBLAS_NUM_THREADS": 1})  # dask's shipped default
-    try:
-        with distributed.Client(cluster) as client:
-            assert all(v == [1] for v in client.run(_blas_threads_main).values())  # the nanny's 1
-            summary = limit_workers(client, threads=2)
-            for w in summary.workers:
-                assert w.limit["basis"] == "explicit threads=2"
-                assert w.limit["env_changed"]["OPENBLAS_NUM_THREADS"] == ["1", "2"]
-                assert w.limit["env_changed"]["BLIS_NUM_THREADS"] == [None, "2"]
-                assert "OMP_NUM_THREADS" in w.limit["env_changed"]
-                assert any("oversubscribed" in n for n in w.limit["notes"])  # 2 x 2 > 2 cores, said aloud
-            assert all(v == [2] for v in _in_each_task_thread(client).values())
-            assert "1->2" in str(summary)  # the table says what changed
-    finally:
-        cluster.close()
+    nanny_default = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}  # as shipped
+    with _cluster(monkeypatch, pre_spawn=nanny_default) as (cluster, client):
+        assert all(v == [1] for v in client.run(_blas_threads_main).values())  # the nanny's 1
+        summary = limit_workers(client, threads=2)
+        for w in summary.workers:
+            assert w.limit["basis"] == "explicit threads=2"
+            assert w.limit["env_changed"]["OPENBLAS_NUM_THREADS"] == ["1", "2"]
+            assert w.limit["env_changed"]["BLIS_NUM_THREADS"] == [None, "2"]
+            assert "OMP_NUM_THREADS" in w.limit["env_changed"]
+            assert any("oversubscribed" in n for n in w.limit["notes"])  # 2 x 2 > 2 cores, said aloud
+        assert all(v == [2] for v in _in_each_task_thread(client).values())
+        assert "1->2" in str(summary)  # the table says what changed
 
 
 def test_missing_distributed_is_one_clear_error():

@@ -10,13 +10,14 @@ from blastune.envvars import THREAD_VARS
 ALWAYS_SHOWN = THREAD_VARS + ("NUMEXPR_MAX_THREADS", "MKL_THREADING_LAYER", "MKL_INTERFACE_LAYER", "MKL_DYNAMIC",
                               "OMP_PROC_BIND", "OMP_PLACES", "OMP_DYNAMIC", "OPENBLAS_CORETYPE",
                               "OPENBLAS_L2_SIZE", "FLEXIBLAS")
-CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build"}
+CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build",
+                "unknown": "unknown (could not be queried)"}
 
 
 def _threads(lib) -> str:
     if lib.num_threads is None:
         return "?"
-    src = {"queried": "", "env": " (from env)", "build": " (build)"}[lib.threads_source]
+    src = {"queried": "", "env": " (from env)", "build": " (build)"}.get(lib.threads_source, "")
     return f"{lib.num_threads}{src}"
 
 
@@ -30,8 +31,8 @@ def render_info(data, fmt: str = "simple") -> str:
             continue
         rows.append([b.package, b.api, lib.vendor, lib.version or "?", lib.threading_layer or "?",
                      lib.architecture or "-", _threads(lib),
-                     CONTROL_TEXT[lib.control] + (f" ({lib.control_vars[0]})" if lib.control != "runtime"
-                                                  and lib.control_vars else ""),
+                     CONTROL_TEXT.get(lib.control, lib.control)
+                     + (f" ({lib.control_vars[0]})" if lib.control != "runtime" and lib.control_vars else ""),
                      lib.filepath])
     out.append("What numpy and scipy call")
     out.append(table(rows, ["package", "api", "vendor", "version", "threading", "kernel", "threads",

@@ -151,7 +151,13 @@ class BlasThreadsPlugin(WorkerPlugin):
             after = set_threads(rec.threads, api=self.api)
         rec.notes += sorted({str(w.message) for w in caught})
         rec.threads_changed = {p: [before.get(p), n] for p, n in after.items() if before.get(p) != n}
+        if not after:
+            rec.notes.append(f"no BLAS/OpenMP library loaded yet: those loaded later start at {rec.threads} "
+                             "thread(s) from the environment")
         rec.task_threads_set = await self._set_in_task_threads(worker, rec.threads)
+        if rec.task_threads_set < rec.nthreads:
+            rec.notes.append(f"set in {rec.task_threads_set} of {rec.nthreads} task threads (the others were "
+                             "busy); a per-thread OpenMP count there changes when limit_workers runs again")
         self.record = rec
 
     async def _set_in_task_threads(self, worker, threads: int) -> int:
@@ -191,9 +197,9 @@ def _set_here(threads: int, api: str, barrier: threading.Barrier) -> bool:
     except threading.BrokenBarrierError:
         return False  # some task threads are busy; the others still get the count below
     finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # already reported once from the main thread
-            set_threads(threads, api=api)
+        # no warnings.catch_warnings() here: it is not thread-safe, and blastune.limits reports a
+        # library that cannot take the count only once per process (the main thread already did)
+        set_threads(threads, api=api)
     return True
 
 
@@ -264,9 +270,11 @@ class ClusterSummary:
 def _changed_text(limit: dict) -> str:
     """'7 env vars unset->1; 1 library 2->1' -- the plugin's changes in a table cell."""
     parts = []
-    for what, changes in (("env vars", limit["env_changed"]), ("libraries", limit["threads_changed"])):
+    for one, many, changes in (("env var", "env vars", limit["env_changed"]),
+                               ("library", "libraries", limit["threads_changed"])):
         pairs = sorted({(str("unset" if b is None else b), str(a)) for b, a in changes.values()})
         if pairs:
+            what = one if len(changes) == 1 else many
             parts.append(f"{len(changes)} {what} " + ", ".join(f"{b}->{a}" for b, a in pairs))
     return "; ".join(parts) or "nothing (already at the cap)"
 

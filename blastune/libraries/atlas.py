@@ -1,10 +1,9 @@
 """ATLAS: thread count is fixed when ATLAS is built (serial libatlas, or threaded libtatlas)."""
 from __future__ import annotations
 
-import ctypes
 import re
 
-from blastune.libraries.base import FIXED, Family, LibraryInfo, address, function, handle
+from blastune.libraries.base import FIXED, Family, LibraryInfo, address, handle
 
 
 class ATLAS(Family):

@@ -25,6 +25,14 @@ class _NoSymbols:
     """Stands in for the library handle of a file we decline, so threadpoolctl's symbol check fails."""
 
 
+def _claimed_family(filepath: str):
+    """The family of ``filepath`` when blastune's controller should list it, else None."""
+    from blastune.detect import family_of
+
+    fam = family_of(os.path.realpath(filepath), own_only=True)
+    return fam if fam is not None and fam.name in _CLAIMED else None
+
+
 def register_with_threadpoolctl() -> bool:
     """Register blastune's controller once; True when threadpoolctl now knows it."""
     global _registered
@@ -41,47 +49,37 @@ def register_with_threadpoolctl() -> bool:
                              "libreflapack")
         check_symbols = ("dgemm_", "dgesv_", "ATL_buildinfo")
 
+        # Everything set on ``self`` shows up in threadpool_info() (it is vars(self)), which callers
+        # print and dump as JSON: only plain values go there, the family is looked up each time.
         def set_additional_attributes(self):
-            from blastune.detect import family_of
-
-            path = os.path.realpath(self.filepath)
-            fam = family_of(path, own_only=True)
-            if fam is None or fam.name not in _CLAIMED:
+            fam = _claimed_family(self.filepath)
+            if fam is None:
                 # A shim of a library threadpoolctl already lists (Debian's OpenBLAS libblas.so.3,
                 # ATLAS's liblapack.so.3) or not a BLAS at all: decline, in a way every
                 # threadpoolctl >= 3.1 honours -- its check_symbols test then finds nothing.
                 self.dynlib = _NoSymbols()
                 return
-            self._family = fam
-            info = fam.describe(path)
+            info = fam.describe(os.path.realpath(self.filepath))
             self.internal_api = info.vendor
             self.threading_layer = info.threading_layer
             self.architecture = info.architecture
             self.control = info.control
-            self.control_vars = info.control_vars
-
-        def _describe(self):
-            return self._family.describe(os.path.realpath(self.filepath))
+            self.control_vars = list(info.control_vars)
 
         def get_num_threads(self):
-            if not hasattr(self, "_family"):
-                return None
-            return self._describe().num_threads
+            fam = _claimed_family(self.filepath)
+            return fam.describe(os.path.realpath(self.filepath)).num_threads if fam else None
 
         def set_num_threads(self, num_threads):
-            ctl = self._family.control(os.path.realpath(self.filepath)) if hasattr(self, "_family") else None
+            fam = _claimed_family(self.filepath)
+            ctl = fam.control(os.path.realpath(self.filepath)) if fam else None
             if ctl is not None:
                 return ctl.set(num_threads)
             return None  # fixed at build or only settable before start: nothing to do at run time
 
-        def get_version(self):
-            # called by threadpoolctl before set_additional_attributes
-            from blastune.detect import family_of
-
-            fam = family_of(os.path.realpath(self.filepath), own_only=True)
-            if fam is None or fam.name not in _CLAIMED:
-                return None
-            return fam.describe(os.path.realpath(self.filepath)).version
+        def get_version(self):  # threadpoolctl calls it before set_additional_attributes
+            fam = _claimed_family(self.filepath)
+            return fam.describe(os.path.realpath(self.filepath)).version if fam else None
 
     register(BlastuneController)
     _registered = True

@@ -1,0 +1,54 @@
+"""How much CPU *other* processes took while we measured: the machine-wide busy time (/proc/stat)
+minus this process's own CPU time (all its threads), over the wall time.
+
+A multi-threaded BLAS call is hurt far more by a competing process than a single-threaded one (one of
+its threads gets descheduled and the others wait for it at the next barrier), so a sweep point taken
+while another process ran is pessimistic -- most of all at the highest thread counts. The sweep records
+this figure per point and flags the points where it was high, instead of presenting them as the truth.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def machine_busy_seconds(text: str | None = None) -> float | None:
+    """CPU-seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""
+    if text is None:
+        try:
+            with open("/proc/stat") as f:
+                text = f.readline()
+        except OSError:
+            return None
+    fields = text.split()
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(x) for x in fields[1:9]] + [0] * 8
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    # steal: time the hypervisor gave our virtual CPUs to someone else -- interference too
+    return (user + nice + system + irq + softirq + steal) / _HZ
+
+
+def own_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process (BLAS threads too)
+    return ru.ru_utime + ru.ru_stime
+
+
+class LoadProbe:
+    """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile."""
+
+    def __init__(self):
+        self.wall0 = time.monotonic()
+        self.busy0 = machine_busy_seconds()
+        self.own0 = own_cpu_seconds()
+
+    def other_cores(self) -> float | None:
+        wall = time.monotonic() - self.wall0
+        busy = machine_busy_seconds()
+        if busy is None or self.busy0 is None or wall <= 0:
+            return None
+        other = (busy - self.busy0) - (own_cpu_seconds() - self.own0)
+        return max(0.0, other / wall)

@@ -1,0 +1,76 @@
+"""A sweep worker: one fresh process per thread count, for libraries that read their thread count only
+at start-up. The parent sets the thread variables in our environment before we import numpy.
+
+Protocol: one JSON job on stdin; one JSON object per line on stdout -- {"start": spec},
+{"point": record} or {"error": message}. Anything else we print goes to stderr.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def _threads_seen(lib: str, files: list[str]) -> dict:
+    """What the serving library says it runs: queried at run time where possible, else its env setting."""
+    from blastune.limits import get_threads
+
+    got = get_threads("all")
+    seen = {f: got[f] for f in files if f in got}
+    if len(seen) < len(files):
+        from blastune.sweep import serving_libraries
+
+        for api_lib in serving_libraries(lib).values():
+            if api_lib and api_lib["filepath"] not in seen:
+                seen[api_lib["filepath"]] = api_lib["num_threads"]
+    return seen
+
+
+def run(job: dict, emit) -> None:
+    from blastune.cpuload import LoadProbe
+    from blastune.errors import BlastuneError
+    from blastune.ops import OPS
+    from blastune.sweep import _files, _point_record, check_memory, serving_libraries
+    from blastune.timing import measure
+
+    threads, lib, settings = job["threads"], job["lib"], job["settings"]
+    specs = job["specs"]
+    start, budget = time.perf_counter(), job["budget"]
+    try:
+        files = _files(serving_libraries(lib))
+        seen = _threads_seen(lib, files)
+        for i, (op_name, size, dtype) in enumerate(specs):
+            emit({"start": {"op": op_name, "size": size, "dtype": dtype, "threads": threads}})
+            check_memory(op_name, size, dtype)
+            prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
+            left = max(0.0, budget - (time.perf_counter() - start)) / (len(specs) - i)
+            probe = LoadProbe()
+            m = measure(prepared.fn, prepared.args, target_spread=settings["target_spread"],
+                        min_repeats=settings["min_repeats"], budget=left)
+            other = probe.other_cores()
+            impl = prepared.impl
+            del prepared
+            emit({"point": _point_record(op_name, lib, size, dtype, threads, impl, m, isolated=True,
+                                         threads_seen=seen, usable=job["usable"], other_cores=other)})
+    except BlastuneError as exc:
+        emit({"error": str(exc)})
+        sys.exit(2)
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    # the protocol owns stdout; anything else that prints (warnings, libraries) goes to stderr
+    out, sys.stdout = sys.stdout, sys.stderr
+
+    def emit(msg):
+        out.write(json.dumps(msg, default=str) + "\n")
+        out.flush()
+
+    try:
+        run(job, emit)
+    except KeyboardInterrupt:  # the parent saves what we sent; nothing to add
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""blastune doctor: each condition is created for real in a child process (env vars, taskset,
+LD_PRELOAD / ctypes-loaded OpenMP runtimes, a BLAS copy set to another thread count) and the
+installed ``blastune doctor --json`` or ``blastune.doctor()`` must report it with the right exit status.
+The BLAS-build conditions (reference, ATLAS, BLIS, OpenMP OpenBLAS, a crashing OPENBLAS_CORETYPE)
+are in test_doctor_matrix.py.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from blastune.cli import app
+from blastune.cpu import cpu_info
+from blastune.doctor import Context, DoctorReport, Finding, build_context, run_checks
+from blastune.doctor_checks import CHECKS, check_smt
+from blastune.probe import run_probe
+from tests.conftest import child_env, run_python
+
+BLASTUNE = shutil.which("blastune") or ""
+USABLE = len(os.sched_getaffinity(0))
+
+
+def run_doctor(*args, extra=None, threads=1, prefix=()):
+    """The installed console script in a child with the given environment; -> (rc, report, stderr)."""
+    cmd = [*prefix, BLASTUNE, "doctor", "--json", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=child_env(extra, threads))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def by_id(report, check_id):
+    return [f for f in report["findings"] if f["id"] == check_id]
+
+
+def severities(report, check_id):
+    return {f["severity"] for f in by_id(report, check_id)}
+
+
+pytestmark = pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH (pip install -e .)")
+
+
+def test_clean_environment_runs_every_check_and_exits_0():
+    rc, report, err = run_doctor("--strict")
+    ids = {f["id"] for f in report["findings"]}
+    assert ids == {cid for cid, _ in CHECKS}
+    assert rc == 0 and report["exit_status_strict"] == 0, report["findings"]
+    assert severities(report, "blas-probe") == {"ok"}
+    assert report["probe"]["stage"] == "done" and report["probe"]["wrong_entries"] == 0
+    assert err == ""
+
+
+def test_values_that_are_not_positive_integers_are_errors():
+    rc, report, _ = run_doctor(extra={"OPENBLAS_NUM_THREADS": "two", "OMP_NUM_THREADS": "0",
+                                      "MKL_NUM_THREADS": "-3", "BLIS_NUM_THREADS": ""})
+    bad = {f["finding"].split("=")[0] for f in by_id(report, "env-integer") if f["severity"] == "error"}
+    assert bad == {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"}
+    assert all("export " in f["fix"] for f in by_id(report, "env-integer"))
+    assert rc == 2
+
+
+def test_omp_nesting_list_is_a_valid_value():
+    rc, report, _ = run_doctor(extra={"OMP_NUM_THREADS": "1,1"})
+    assert severities(report, "env-integer") == {"ok"}
+    assert rc == 0
+
+
+def test_threads_times_jobs_above_the_cores_is_a_warning_and_strict_exits_1():
+    n = str(USABLE)
+    extra = {"OPENBLAS_NUM_THREADS": n, "OMP_NUM_THREADS": n}
+    rc, report, _ = run_doctor("--jobs", "2", extra=extra, threads=None)
+    (f,) = by_id(report, "threads-x-jobs")
+    assert f["severity"] == "warning"
+    assert f"2 jobs x {USABLE} BLAS threads" in f["finding"] or "concurrent jobs alone exceed" in f["finding"]
+    assert "blastune env --jobs 2" in f["fix"]
+    assert rc == 0
+    rc_strict, _, _ = run_doctor("--jobs", "2", "--strict", extra=extra, threads=None)
+    assert rc_strict == 1
+    # one job with the same setting fits
+    _, report1, _ = run_doctor("--jobs", "1", extra=extra, threads=None)
+    assert severities(report1, "threads-x-jobs") == {"ok"}
+
+
+@pytest.mark.skipif(shutil.which("taskset") is None or USABLE < 2, reason="needs taskset and 2+ CPUs")
+def test_affinity_mask_smaller_than_the_thread_count():
+    # taskset shrinks the affinity mask to 1 CPU; OMP_NUM_THREADS=2 asks for more than that
+    rc, report, _ = run_doctor(extra={"OMP_NUM_THREADS": "2"}, prefix=("taskset", "-c", "0"))
+    assert report["usable_cores"] == 1 and report["usable_basis"] == "affinity mask"
+    (f,) = by_id(report, "threads-over-cores")
+    assert f["severity"] == "warning"
+    assert "OMP_NUM_THREADS=2" in f["finding"] and "affinity mask" in f["finding"]
+    assert "--threads 1" in f["fix"]
+    assert rc == 0
+    # without taskset the same setting fits the 2+ cores
+    _, free, _ = run_doctor(extra={"OMP_NUM_THREADS": "2"})
+    assert severities(free, "threads-over-cores") == {"ok"}
+
+
+def _v2_cpu_enabled(root):
+    try:
+        with open(f"{root}/cgroup.subtree_control") as f:
+            return "cpu" in f.read().split()
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def one_core_cgroup():
+    """A real CPU quota of one core: a cgroup made for this test (v1 cpu or v2), removed after.
+
+    This is the container that sees all the host's cores but may use fewer: affinity still shows
+    every CPU, so the BLAS starts a thread per CPU."""
+    v1, v2 = "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"
+    if os.path.isfile(f"{v1}/cpu.cfs_quota_us") and os.access(v1, os.W_OK):
+        path, files = f"{v1}/blastune-test-{os.getpid()}", {"cpu.cfs_quota_us": "100000", "cpu.cfs_period_us": "100000"}
+    elif _v2_cpu_enabled(v2) and os.access(v2, os.W_OK):
+        path, files = f"{v2}/blastune-test-{os.getpid()}", {"cpu.max": "100000 100000"}
+    else:
+        pytest.skip("no writable cgroup cpu controller (needs root and cgroup v1 cpu or v2 with cpu enabled)")
+    try:
+        os.mkdir(path)
+        for name, value in files.items():
+            with open(f"{path}/{name}", "w") as f:
+                f.write(value)
+    except OSError as exc:
+        pytest.skip(f"cannot create a cgroup here: {exc}")
+    try:
+        yield path
+    finally:
+        os.rmdir(path)
+
+
+@pytest.mark.skipif(USABLE < 2, reason="needs 2+ CPUs")
+def test_cgroup_quota_smaller_than_the_blas_pool(one_core_cgroup):
+    # thread variables unset: OpenBLAS sizes its pool by the CPUs it sees (2), the quota allows 1
+    script = f'echo $$ > {one_core_cgroup}/cgroup.procs && exec "$@"'
+    rc, report, _ = run_doctor(threads=None, prefix=("sh", "-c", script, "sh"))
+    assert report["usable_cores"] == 1 and "CPU quota" in report["usable_basis"]
+    (f,) = by_id(report, "threads-over-cores")
+    assert f["severity"] == "warning" and "openblas" in f["finding"] and "CPU quota" in f["finding"]
+    assert "this process may use only 1" in f["finding"]
+    assert rc == 0
+
+
+def _openmp_runtimes():
+    """Two different OpenMP runtimes that exist on this machine (libgomp + LLVM libomp or Intel libiomp5)."""
+    gomp = ctypes.util.find_library("gomp")
+    other = ctypes.util.find_library("omp") or ctypes.util.find_library("iomp5")
+    if other is None:
+        hits = glob.glob("/usr/lib/llvm-*/lib/libomp.so*") + glob.glob(f"{sys.prefix}/lib/libiomp5.so")
+        other = hits[0] if hits else None
+    return gomp, other
+
+
+def test_two_openmp_runtimes_loaded_in_the_process():
+    gomp, other = _openmp_runtimes()
+    if not (gomp and other):
+        pytest.skip(f"needs libgomp and libomp/libiomp5 on disk (found {gomp}, {other}): apt install libomp5")
+    code = (f"import ctypes, json; ctypes.CDLL({gomp!r}); ctypes.CDLL({other!r})\n"
+            "import blastune\n"
+            "r = blastune.doctor(probe=False)\n"
+            "print(json.dumps(r.to_dict()))")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    (f,) = by_id(report, "openmp-runtimes")
+    assert f["severity"] == "warning"
+    assert "libgomp" in f["finding"] and ("libomp" in f["finding"] or "libiomp" in f["finding"])
+    # and through LD_PRELOAD into the installed command: --strict makes the warning exit 1
+    rc, report2, _ = run_doctor("--strict", extra={"LD_PRELOAD": f"{gomp}:{other}"})
+    assert severities(report2, "openmp-runtimes") == {"warning"}
+    assert rc == 1
+
+
+def test_blas_copies_with_different_thread_settings():
+    # numpy's and scipy's OpenBLAS copies start at 2; set numpy's copy alone to 1 through its own API
+    code = """
+import json
+import numpy, scipy.linalg
+from blastune.detect import binding
+from blastune.libraries.openblas import OpenBLAS
+lib = binding("numpy", "blas").library
+assert lib.vendor == "openblas", lib
+OpenBLAS.control(lib.filepath).set(1)
+import blastune
+print(json.dumps(blastune.doctor(probe=False).to_dict()))
+"""
+    proc = run_python(code, env=child_env({"OPENBLAS_NUM_THREADS": "2"}, threads=None))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    copies = by_id(report, "blas-copies")
+    if len([lib for lib in report["libraries"] if lib["vendor"] == "openblas"]) < 2:
+        pytest.skip("numpy and scipy share one BLAS here")
+    (f,) = copies
+    assert f["severity"] == "warning" and "different thread settings" in f["finding"]
+    assert "blastune.limit" in f["fix"]
+
+
+@pytest.mark.parametrize("coretype, severity, words", [
+    ("Prescott", "warning", "older kernels"),           # SSE3 kernels on any x86-64 CPU of this century
+    ("NoSuchCore", "warning", "not an OpenBLAS x86-64 kernel name"),
+])
+def test_openblas_coretype_older_or_unknown(coretype, severity, words):
+    if os.uname().machine != "x86_64":
+        pytest.skip("the coretype table is x86-64")
+    rc, report, _ = run_doctor(extra={"OPENBLAS_CORETYPE": coretype})
+    (f,) = by_id(report, "openblas-coretype")
+    assert f["severity"] == severity and words in f["finding"]
+    assert f["fix"].startswith("unset OPENBLAS_CORETYPE")
+    assert rc == 0
+
+
+def test_smt_threads_above_physical_cores_is_reported():
+    # This KVM guest has no SMT; the check gets a CPU description with SMT siblings instead.
+    cpu = replace(cpu_info(), logical_cores=4, physical_cores=2, usable_cores=4, smt=True)
+    ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "4"}, cpu=cpu, cpu_flags=set())
+    (f,) = check_smt(ctx)
+    assert f.severity == "info" and "2 physical" in f.finding and "OMP_NUM_THREADS=4" in f.finding
+    ctx2 = Context(jobs=1, env={"OMP_NUM_THREADS": "2"}, cpu=cpu, cpu_flags=set())
+    assert check_smt(ctx2)[0].severity == "ok"
+
+
+def _fake_python(tmp_path, body):
+    """An 'interpreter' that ignores its arguments and does ``body``: a real child that hangs or dies."""
+    script = tmp_path / "python"
+    script.write_text("#!/bin/sh\n" + body + "\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_probe_reports_a_signal_and_a_hang(tmp_path):
+    died = run_probe(python=_fake_python(tmp_path, "kill -SEGV $$"), timeout=20)
+    assert died.signal == "SIGSEGV" and not died.ok and died.returncode == -11
+    hung = run_probe(python=_fake_python(tmp_path, "exec sleep 30"), timeout=1)
+    assert hung.timed_out and not hung.ok and hung.returncode is None
+    for probe, words in ((died, "killed by SIGSEGV"), (hung, "hung")):
+        ctx = build_context(1, probe)
+        (f,) = [f for f in run_checks(ctx) if f.id == "blas-probe"]
+        assert f.severity == "error" and words in f.finding and f.fix
+
+
+def test_exit_status_rules():
+    def report(*sev):
+        return DoctorReport("s", "v", 1, 2, "x", [Finding("a", s, "f") for s in sev], None, [], {})
+    assert report("ok", "info").exit_status() == 0
+    assert report("ok", "warning").exit_status() == 0
+    assert report("ok", "warning").exit_status(strict=True) == 1
+    assert report("warning", "error").exit_status(strict=True) == 2
+    assert report("error").exit_status() == 2
+
+
+def test_cli_in_process_json_and_usage_errors(monkeypatch):
+    for k, v in child_env().items():
+        if k.endswith("_NUM_THREADS"):
+            monkeypatch.setenv(k, v)
+    runner = CliRunner()
+    res = runner.invoke(app, ["doctor", "--jobs", "0"])
+    assert res.exit_code == 2
+    res = runner.invoke(app, ["doctor", "--json", "--jobs", "2"])
+    data = json.loads(res.stdout)
+    assert data["schema"] == "blastune.doctor/1" and data["jobs"] == 2
+    assert res.exit_code == data["exit_status"]
+    res = runner.invoke(app, ["doctor", "--quiet"])
+    assert not any(line.startswith("ok ") for line in res.stdout.splitlines())
+    assert "usable cores:" in res.stdout
+
+
+def test_jobs_zero_is_one_line_error_from_the_console_script():
+    proc = subprocess.run([BLASTUNE, "doctor", "--jobs", "0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("blastune: error:") and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,306 @@
+"""blastune jobs: layouts run in real worker threads/processes, with real functions, and bad input fails in one line.
+
+Every run is tiny (a handful of tasks, small matrices). BLAS threads are pinned to 1 through the
+environment unless a test is about the thread count itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from blastune.cli import app
+from blastune.errors import BlastuneError
+from blastune.jobs import Layout, default_layouts, layouts_from_lists, parse_layouts, run_jobs
+from blastune.workloads import make_workload
+from tests.conftest import child_env, needs_matrix, run_python
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch, tmp_path):
+    """Workers import tests/jobfuncs.py; profiles go to a private cache; BLAS pinned to 1 thread."""
+    monkeypatch.syspath_prepend(str(TESTS))  # spawned workers inherit sys.path
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")
+
+
+def _env(tmp_path, threads=1, **extra):
+    env = child_env(extra, threads=threads)
+    env["PYTHONPATH"] = str(TESTS) + os.pathsep + env["PYTHONPATH"]
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    return env
+
+
+def _blastune(args, tmp_path, threads=1, cwd=None, **extra):
+    return subprocess.run(["blastune", *args], capture_output=True, text=True, timeout=300,
+                          env=_env(tmp_path, threads, **extra), cwd=cwd or tmp_path)
+
+
+def _log(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+# --- layouts ----------------------------------------------------------------------------------------
+
+def test_parse_layouts_spellings():
+    got = parse_layouts("serial, serial:1x2, thread:2x1, process:2, process:4xdefault")
+    assert got == [Layout("serial", 1, 1), Layout("serial", 1, 2), Layout("thread", 2, 1),
+                   Layout("process", 2, 1), Layout("process", 4, None)]
+    assert [lay.spec for lay in got][-1] == "process:4xdefault"
+
+
+@pytest.mark.parametrize("text", ["pool:2x1", "process:0x1", "process:2x0", "process:axb", "serial:2x1", ","])
+def test_parse_layouts_rejects(text):
+    with pytest.raises(BlastuneError):
+        parse_layouts(text)
+
+
+def test_default_layouts_fill_the_cores_and_add_naive():
+    blas = make_workload(op="dot", size=50)
+    two = default_layouts(blas, 2)
+    assert [lay.spec for lay in two] == ["serial:1x1", "serial:1x2", "thread:2x1", "process:2x1",
+                                         "process:2xdefault"]
+    eight = default_layouts(blas, 8)
+    assert all(lay.workers * lay.threads <= 8 for lay in eight if lay.threads)
+    assert Layout("process", 4, 2) in eight and Layout("process", 8, 1) in eight
+    # a workload that never calls BLAS: thread counts cannot matter, no naive layout
+    py = default_layouts(make_workload(workload="python"), 2)
+    assert [lay.spec for lay in py] == ["serial:1x1", "thread:2x1", "process:2x1"]
+
+
+def test_layouts_from_lists():
+    got = layouts_from_lists([1, 2], [1, None], ["process"])
+    assert got == [Layout("serial", 1, 1), Layout("serial", 1, None), Layout("process", 2, 1),
+                   Layout("process", 2, None)]
+
+
+# --- real runs ---------------------------------------------------------------------------------------
+
+def test_process_workers_get_their_blas_limit(tmp_path):
+    """Each process layout runs in its own warmed-up workers, limited by worker_initializer; the naive one
+    keeps the environment's default (1 here)."""
+    log = tmp_path / "log.jsonl"
+    os.environ["JOBFUNCS_LOG"] = str(log)
+    try:
+        res = run_jobs(func="jobfuncs:record", tasks=6, repeats=1,
+                       layouts=[Layout("process", 1, 2), Layout("process", 2, 1), Layout("process", 2, None)])
+    finally:
+        del os.environ["JOBFUNCS_LOG"]
+    lines = _log(log)
+    me = os.getpid()
+    serial = [x for x in lines if x["pid"] == me]
+    workers = [x for x in lines if x["pid"] != me]
+    assert {x["threads"] for x in serial} == {1}           # the serial baseline ran here, at 1 thread
+    assert len(workers) == 3 * (6 + 1) + 2                  # 6 timed tasks per layout + one warm-up per worker
+    by_threads = {}
+    for x in workers:
+        by_threads.setdefault(x["threads"], set()).add(x["pid"])
+    assert len(by_threads[2]) == 1                          # process:1x2 -> one worker at 2 threads
+    assert len(by_threads[1]) == 4                          # process:2x1 and the naive 2 (env says 1)
+    specs = [r.layout.spec for r in res.results]
+    assert specs == ["serial:1x1", "process:1x2", "process:2x1", "process:2xdefault"]
+    assert [r.threads_seen for r in res.results] == [1, 2, 1, 1]
+    for r in res.results:
+        assert len(r.walls) == 1 and r.wall_s > 0 and r.tasks_per_s == pytest.approx(6 / r.wall_s)
+        assert r.cpu_s is not None and r.cpu_s > 0
+    assert res.results[0].speedup == 1.0 and res.results[0].cpu_efficiency == 1.0
+
+
+def test_thread_layout_runs_in_this_process(tmp_path):
+    log = tmp_path / "log.jsonl"
+    os.environ["JOBFUNCS_LOG"] = str(log)
+    try:
+        res = run_jobs(func="jobfuncs:record", tasks=5, repeats=2, layouts=[Layout("thread", 2, 1)])
+    finally:
+        del os.environ["JOBFUNCS_LOG"]
+    lines = _log(log)
+    assert {x["pid"] for x in lines} == {os.getpid()}
+    assert [len(r.walls) for r in res.results] == [2, 2]
+    assert [x["task"] for x in lines].count(4) == 4          # serial + thread, 2 repeats each
+
+
+@pytest.mark.parametrize("kind", ["python", "numpy"])
+def test_seed_workloads_run_under_all_three_executors(kind):
+    res = run_jobs(workload=kind, size=20_000, tasks=4, repeats=1)
+    assert [r.layout.executor for r in res.results] == ["serial", "thread", "process"]
+    assert res.workload.uses_blas is False
+    d = res.to_dict()
+    assert d["schema"] == "blastune.jobs/1" and d["tasks"] == 4
+    assert d["best"] in [r["layout"]["spec"] for r in d["results"]]
+    assert d["fingerprint"]["id"]
+
+
+def test_calibrated_task_count():
+    res = run_jobs(func="jobfuncs:square", tasks=None, repeats=1, layouts=[], target_seconds=0.05)
+    assert res.tasks >= 8
+    assert [r.layout.spec for r in res.results] == ["serial:1x1"]
+
+
+def test_user_function_error_is_one_line():
+    with pytest.raises(BlastuneError, match=r"task 3 raised ValueError: beam 3 is corrupt"):
+        run_jobs(func="jobfuncs:boom", tasks=5, repeats=1, layouts=[Layout("process", 2, 1)])
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"func": "nosuchmod:f"}, "cannot import 'nosuchmod'"),
+    ({"func": "jobfuncs:NOT_CALLABLE"}, "is a int, not a function"),
+    ({"func": "jobfuncs:missing"}, "has no attribute 'missing'"),
+    ({"func": "jobfuncs"}, "use package.module:function"),
+    ({"func": "os:getcwd"}, "cannot be called with the task index"),
+    ({"workload": "fortran"}, "unknown workload"),
+    ({"op": "nosuch"}, "unknown op"),
+    ({"op": "dot", "workload": "python"}, "only one of"),
+    ({"func": "jobfuncs:square", "size": 3}, "--size does not apply"),
+])
+def test_bad_workloads(kw, msg):
+    with pytest.raises(BlastuneError, match=msg):
+        make_workload(**kw)
+
+
+def test_tasks_must_be_positive():
+    with pytest.raises(BlastuneError, match="must be a whole number >= 1"):
+        run_jobs(func="jobfuncs:square", tasks=0)
+
+
+# --- the command line ---------------------------------------------------------------------------------
+
+BAD_ARGS = [
+    (["jobs", "--func", "nosuchmod:f"], "cannot import 'nosuchmod'"),
+    (["jobs", "--func", "jobfuncs:NOT_CALLABLE"], "not a function"),
+    (["jobs", "--tasks", "0"], "--tasks 0"),
+    (["jobs", "--workload", "fortran"], "unknown workload"),
+    (["jobs", "--layouts", "process:two"], "invalid layout"),
+    (["jobs", "--layouts", "serial", "--workers", "2"], "not both"),
+    (["jobs", "--threads", "0"], "must be >= 1"),
+    (["jobs", "--executor", "fiber", "--workers", "2"], "invalid --executor"),
+    (["jobs", "--format", "nope"], "unknown table format"),
+    (["jobs", "--tasks", "x"], "--tasks"),
+]
+
+
+@pytest.mark.parametrize("args, msg", BAD_ARGS)
+def test_cli_bad_input_one_line_exit_2_installed_script(args, msg, tmp_path):
+    p = _blastune(args, tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("blastune: error: ")
+    assert msg in p.stderr and "Traceback" not in p.stderr
+    assert p.stdout == ""
+
+
+@pytest.mark.parametrize("args, msg", BAD_ARGS)
+def test_cli_bad_input_one_line_exit_2_clirunner(args, msg):
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1 and msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_task_failure_in_worker_is_one_line(tmp_path):
+    p = _blastune(["jobs", "--func", "jobfuncs:boom", "--tasks", "5", "--layouts", "process:2x1", "-r", "1"],
+                  tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        "blastune: error: task 3 raised ValueError: beam 3 is corrupt"]
+
+
+def test_cli_table_json_and_out(tmp_path):
+    out = tmp_path / "jobs.json"
+    p = _blastune(["jobs", "--func", "jobfuncs:small_dot", "--tasks", "8", "--layouts",
+                   "thread:2x1,process:2x1", "-r", "1", "--out", str(out), "--no-save-profile"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("8 tasks of jobfuncs:small_dot(i)")
+    assert any(line.startswith("serial ") for line in lines)
+    assert any(line.startswith("2 threads ") for line in lines)
+    assert any(line.startswith("2 processes ") for line in lines)
+    assert "fastest: " in p.stdout and f"saved: {out}" in p.stdout
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "blastune.jobs/1" and len(doc["results"]) == 3
+    # never overwritten without --force
+    before = out.read_text()
+    p2 = _blastune(["jobs", "--func", "jobfuncs:square", "--tasks", "4", "--layouts", "serial", "--out", str(out)],
+                   tmp_path)
+    assert p2.returncode == 2 and "--force" in p2.stderr and out.read_text() == before
+    p3 = _blastune(["jobs", "--func", "jobfuncs:square", "--tasks", "4", "--layouts", "serial", "--out", str(out),
+                    "--force", "--json"], tmp_path)
+    assert p3.returncode == 0, p3.stderr
+    printed = json.loads(p3.stdout)
+    assert printed["saved_to"] == str(out) and json.loads(out.read_text())["tasks"] == 4
+
+
+def test_cli_func_from_current_directory(tmp_path):
+    (tmp_path / "beams.py").write_text("def analyse(i):\n    return sum(range(1000 + i))\n")
+    p = _blastune(["jobs", "--func", "beams:analyse", "--tasks", "4", "--layouts", "process:2x1", "-r", "1",
+                   "--json"], tmp_path, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["workload"]["name"] == "beams:analyse"
+
+
+def test_cli_naive_layout_runs_library_default_threads(tmp_path):
+    """About threads: no thread variables set, so the naive workers run the library default."""
+    from blastune.cpu import cpu_info
+
+    cores = cpu_info().usable_cores
+    p = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "8", "--layouts", "process:2xdefault",
+                   "-r", "1", "--json", "--no-save-profile"], tmp_path, threads=None)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    naive = doc["results"][-1]
+    assert naive["layout"]["threads"] is None and naive["threads_seen"] == cores
+    assert doc["default_threads"] == cores
+    if 2 * cores > cores:
+        assert any("oversubscribed" in n for n in naive["notes"])
+
+
+def test_cli_jobs_saves_profile_for_blas_workloads(tmp_path):
+    p = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "8", "--layouts", "process:2x1", "-r", "1"],
+                  tmp_path)
+    assert p.returncode == 0, p.stderr
+    saved = list((tmp_path / "cache" / "blastune").glob("profile-*.json"))
+    assert len(saved) == 1 and f"profile updated: {saved[0]}" in p.stdout
+    entries = json.loads(saved[0].read_text())["entries"]
+    assert set(entries) == {"1", "2"}
+    other = tmp_path / "other"
+    other.mkdir()
+    p = _blastune(["jobs", "--workload", "python", "--size", "1000", "--tasks", "4", "--layouts", "serial"], other)
+    assert p.returncode == 0 and "profile updated" not in p.stdout
+
+
+def test_other_programs_load_is_measured_and_reported():
+    """A busy loop in another process competes for the CPU: the result says so (CPU accounting, not speed)."""
+    import subprocess
+    import sys
+
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        res = run_jobs(func="jobfuncs:small_dot", tasks=None, repeats=2, layouts=[], target_seconds=0.4)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert res.other_load_cores is not None and res.other_load_cores >= 0.3
+    assert any("other programs kept" in w for w in res.warnings)
+    assert res.to_dict()["other_load_cores"] == res.other_load_cores
+
+
+@pytest.mark.matrix
+@needs_matrix
+def test_env_only_blas_gets_its_threads_in_process_workers():
+    """Debian's BLIS reads BLIS_NUM_THREADS only when it loads: a spawned worker gets the variable from
+    worker_initializer before numpy loads, while this process cannot change it (and says so)."""
+    code = ("import json\n"
+            "from blastune.jobs import Layout, run_jobs\n"
+            "res = run_jobs(op='dot', size=64, tasks=8, repeats=1,\n"
+            "               layouts=[Layout('serial', 1, 2), Layout('process', 1, 2)])\n"
+            "print(json.dumps(res.to_dict()))\n")
+    p = run_python(code, variant="blis-pthread")
+    assert p.returncode == 0, p.stderr
+    rows = {r["layout"]["spec"]: r for r in json.loads(p.stdout)["results"]}
+    assert rows["process:1x2"]["threads_seen"] == 2 and rows["process:1x2"]["notes"] == []
+    assert rows["serial:1x2"]["threads_seen"] == 1
+    assert any("asked for 2 BLAS threads, this process runs 1" in n for n in rows["serial:1x2"]["notes"])
