@@ -34,15 +34,15 @@ def fingerprint(cpu=None, libraries=None) -> dict:
     return fp
 
 
-def atomic_write_json(path: str | Path, data: dict) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename: a crash leaves the old or the new file."""
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename: a crash or a reader sees the
+    old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -52,6 +52,10 @@ def atomic_write_json(path: str | Path, data: dict) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_write_json(path: str | Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def check_writable_new(path: str | Path, force: bool = False, resume: bool = False) -> None:

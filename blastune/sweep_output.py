@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 from blastune.errors import BlastuneError
+from blastune.results import atomic_write_text
 
 CSV_FIELDS = ("op", "lib", "impl", "size", "dtype", "threads", "isolated", "median_s", "q1_s", "q3_s", "iqr_s",
               "min_s", "max_s", "mean_s", "spread", "repeats", "loops", "unstable", "busy", "other_load_cores", "flops", "flops_nominal",
@@ -41,26 +42,6 @@ def check_output_path(path, what: str) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise BlastuneError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Temporary file beside ``path``, then rename: a reader never sees half a CSV."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def check_plot_available() -> None:

@@ -126,6 +126,9 @@ class Family:
     marker_symbols: tuple[str, ...] = ()   # any one of these, defined in the file, identifies it
     path_pattern: str | None = None        # regex on the resolved path, for libraries that hide symbols
     ignore_pattern: str | None = None      # files of the family that are only layers of another file
+    thread_api: tuple[str, str] | None = None  # (getter, setter) symbols of a run-time thread API
+    thread_ctype = ctypes.c_int            # the C type of the count those take and return
+    per_thread = False                     # the setter applies to the calling thread only (OpenMP)
 
     @classmethod
     def owns(cls, path: str) -> bool:
@@ -152,4 +155,18 @@ class Family:
     @classmethod
     def control(cls, path: str) -> Control | None:
         """Raw run-time control, or None when the library cannot change threads at run time."""
-        return None
+        if cls.thread_api is None:
+            return None
+        lib = handle(path)
+        get = function(lib, cls.thread_api[0], cls.thread_ctype)
+        set_ = function(lib, cls.thread_api[1], None, [cls.thread_ctype])
+        return Control(get, set_, per_thread=cls.per_thread) if get and set_ else None
+
+    @classmethod
+    def read_runtime_threads(cls, info: LibraryInfo, path: str) -> bool:
+        """Fill the count from the run-time API; False when the library has none."""
+        ctl = cls.control(path)
+        if ctl is None:
+            return False
+        info.num_threads, info.control, info.per_thread = ctl.get(), RUNTIME, ctl.per_thread
+        return True

@@ -5,7 +5,7 @@ import ctypes
 import math
 import re
 
-from blastune.libraries.base import (ENV, RUNTIME, Control, Family, LibraryInfo, env_threads,
+from blastune.libraries.base import (ENV, Family, LibraryInfo, env_threads,
                                      function, handle)
 
 
@@ -36,6 +36,8 @@ class BLIS(Family):
     api = "blas"
     marker_symbols = ("bli_info_get_version_str", "bli_thread_get_num_threads")
     path_pattern = r"(^|/)(libblis[^/]*|blis[^/]*/lib[^/]*)$"
+    thread_api = ("bli_thread_get_num_threads", "bli_thread_set_num_threads")
+    thread_ctype = ctypes.c_long  # BLIS counts are dim_t
 
     @classmethod
     def describe(cls, path):
@@ -56,10 +58,7 @@ class BLIS(Family):
         name = function(lib, "bli_arch_string", ctypes.c_char_p, [ctypes.c_int])
         if arch and name:
             info.architecture = name(arch()).decode()
-        ctl = cls.control(path)
-        if ctl is not None:
-            info.num_threads, info.control = ctl.get(), RUNTIME
-        else:
+        if not cls.read_runtime_threads(info, path):
             n, var = env_threads_blis()
             info.num_threads, info.threads_source, info.control = n, "env", ENV
             info.notes.append("thread API symbols are hidden in this build: set BLIS_NUM_THREADS before start"
@@ -68,9 +67,3 @@ class BLIS(Family):
             info.notes.append("version not exported by this build")
         return info
 
-    @classmethod
-    def control(cls, path):
-        lib = handle(path)
-        get = function(lib, "bli_thread_get_num_threads", ctypes.c_long)
-        set_ = function(lib, "bli_thread_set_num_threads", None, [ctypes.c_long])
-        return Control(get, set_) if get and set_ else None

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import ctypes
 
-from blastune.libraries.base import RUNTIME, Control, Family, LibraryInfo, function, handle
+from blastune.libraries.base import Family, LibraryInfo, function, handle
 
 
 class FlexiBLAS(Family):
     name = "flexiblas"
     api = "blas+lapack"
     marker_symbols = ("flexiblas_get_num_threads", "flexiblas_current_backend")
+    thread_api = ("flexiblas_get_num_threads", "flexiblas_set_num_threads")
 
     @classmethod
     def describe(cls, path):
@@ -26,14 +27,6 @@ class FlexiBLAS(Family):
             buf = ctypes.create_string_buffer(1024)
             cur(buf, 1024)
             info.architecture = f"backend {buf.value.decode(errors='replace')}"
-        ctl = cls.control(path)
-        if ctl:
-            info.num_threads, info.control = ctl.get(), RUNTIME
+        cls.read_runtime_threads(info, path)
         return info
 
-    @classmethod
-    def control(cls, path):
-        lib = handle(path)
-        get = function(lib, "flexiblas_get_num_threads")
-        set_ = function(lib, "flexiblas_set_num_threads", None, [ctypes.c_int])
-        return Control(get, set_) if get and set_ else None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ctypes
 
-from blastune.libraries.base import ENV, RUNTIME, Control, Family, LibraryInfo, function, handle
+from blastune.libraries.base import ENV, Family, LibraryInfo, function, handle
 
 # MKL_Set_Threading_Layer(-1) returns the layer in use without changing it.
 _LAYERS = {0: "intel", 1: "sequential", 2: "pgi", 3: "gnu", 4: "tbb", -1: "not set"}
@@ -15,6 +15,7 @@ class MKL(Family):
     marker_symbols = ("MKL_Get_Max_Threads", "mkl_get_max_threads")
     # interface and threading layers re-export the API; the runtime (libmkl_rt) or core is the library
     ignore_pattern = r"libmkl_(gf|intel|gnu|tbb|pgi|sequential|avx|vml|def|mc)"
+    thread_api = ("MKL_Get_Max_Threads", "MKL_Set_Num_Threads")
 
     @classmethod
     def describe(cls, path):
@@ -31,17 +32,10 @@ class MKL(Family):
                 info.architecture = "intel64"
         layer = function(lib, "MKL_Set_Threading_Layer", ctypes.c_int, [ctypes.c_int])
         info.threading_layer = _LAYERS.get(layer(-1), "unknown") if layer else "unknown"
-        ctl = cls.control(path)
         if info.threading_layer == "sequential":
             info.num_threads, info.threads_source, info.control = 1, "build", ENV
             info.notes.append("sequential layer: 1 thread; set MKL_THREADING_LAYER=GNU or INTEL before start")
-        elif ctl is not None:
-            info.num_threads, info.control = ctl.get(), RUNTIME
+        else:
+            cls.read_runtime_threads(info, path)
         return info
 
-    @classmethod
-    def control(cls, path):
-        lib = handle(path)
-        get = function(lib, "MKL_Get_Max_Threads")
-        set_ = function(lib, "MKL_Set_Num_Threads", None, [ctypes.c_int])
-        return Control(get, set_) if get and set_ else None

@@ -1,14 +1,14 @@
 """OpenMP runtimes: GNU libgomp, Intel libiomp5, LLVM libomp. Two of them in one process is trouble."""
 from __future__ import annotations
 
-import ctypes
-
-from blastune.libraries.base import RUNTIME, Control, Family, LibraryInfo, function, handle
+from blastune.libraries.base import Family, LibraryInfo
 
 
 class _OpenMP(Family):
     api = "openmp"
     flavour = ""
+    thread_api = ("omp_get_max_threads", "omp_set_num_threads")
+    per_thread = True
 
     @classmethod
     def owns(cls, path):
@@ -20,17 +20,9 @@ class _OpenMP(Family):
         info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path, threading_layer=cls.flavour,
                            control_vars=["OMP_NUM_THREADS"], per_thread=True,
                            notes=["omp_set_num_threads applies to the calling thread"])
-        ctl = cls.control(path)
-        if ctl:
-            info.num_threads, info.control = ctl.get(), RUNTIME
+        cls.read_runtime_threads(info, path)
         return info
 
-    @classmethod
-    def control(cls, path):
-        lib = handle(path)
-        get = function(lib, "omp_get_max_threads")
-        set_ = function(lib, "omp_set_num_threads", None, [ctypes.c_int])
-        return Control(get, set_, per_thread=True) if get and set_ else None
 
 
 class GNUOpenMP(_OpenMP):
