@@ -213,7 +213,9 @@ def annotate(data: dict) -> None:
         groups.setdefault((p["op"], p["lib"], p["size"], p["dtype"]), []).append(p)
     for pts in groups.values():
         base = next((p for p in pts if p["threads"] == 1), None)
-        best = _best(pts)
+        # BLAS threads cannot speed up an op BLAS does not run (add, sin, norm_isf): any difference is
+        # noise, so the fewest threads is the honest "best" there
+        best = _best(pts) if pts[0].get("blas_op", True) else min(pts, key=lambda p: p["threads"])
         for p in pts:
             p["gflops"] = p["flops"] / p["median_s"] / 1e9 if p.get("flops") and p["median_s"] > 0 else None
             peak = _peak(cpu, p["dtype"], p["threads"])

@@ -110,3 +110,12 @@ def test_result_best_lists_the_fastest_count(tmp_path):
     best = res.best()
     assert len(best) == 1 and best[0]["op"] == "add" and best[0]["threads"] in (1, 2)
     assert res.to_dict()["status"] == "complete"
+
+
+def test_best_for_an_op_blas_does_not_run_is_one_thread_even_when_noise_favours_two():
+    doc = {"cpu": {}, "libraries": {},
+           "points": [{**_pt("add", 1, 1.00), "blas_op": False}, {**_pt("add", 2, 0.94), "blas_op": False},
+                      {**_pt("dot", 1, 1.00), "blas_op": True}, {**_pt("dot", 2, 0.94), "blas_op": True}]}
+    sw.annotate(doc)
+    best = {(p["op"], p["threads"]) for p in doc["points"] if p["best"]}
+    assert best == {("add", 1), ("dot", 2)}

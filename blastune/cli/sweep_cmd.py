@@ -56,7 +56,8 @@ def render_sweep(data: dict, fmt: str = "simple") -> str:
                      f"{data['cpu'].get('peak_gflops_per_core') or '?'} GFLOP/s per core (FP64)")
     lines.append(table(rows, ["op", "n", "dtype", "threads", "median", "IQR", "min", "repeats", "spread",
                               "GFLOP/s", "speed-up", "efficiency", "% peak", "notes"], fmt))
-    lines.append("* best thread count for that op, size and dtype: the fewest threads within noise of the fastest.\n"
+    lines.append("* best thread count for that op, size and dtype: the fewest threads within noise of the fastest"
+                 " (1 for add, sin, norm_isf: BLAS does not run them).\n"
                  "spread: relative standard error of the median.  ~: nominal FLOP count (see docs/sweep.md).")
     if any(p.get("isolated") for p in data["points"]):
         lines.append(f"worker: measured in a fresh process started with the thread variables set "
