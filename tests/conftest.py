@@ -4,9 +4,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# A profile the user saved (blastune recommend) must not steer the tests, nor may the tests write
+# into the user's cache: every test and every child it starts sees an empty, private cache.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="blastune-test-cache-")
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX_ROOT = Path(os.environ.get("BLASMATRIX_ROOT", "/tmp/blasmatrix"))
