@@ -199,7 +199,7 @@ def _clock(cpus: list[dict[str, str]], model: str) -> tuple[float | None, str | 
     if mx:
         return int(mx) / 1000, "cpufreq cpuinfo_max_freq (maximum boost clock)"
     if cpus and "cpu MHz" in cpus[0]:
-        return float(cpus[0]["cpu MHz"]), "/proc/cpuinfo 'cpu MHz' (clock reported by the kernel or hypervisor)"
+        return float(cpus[0]["cpu MHz"]), "/proc/cpuinfo 'cpu MHz', the clock the kernel or hypervisor reports"
     return None, None
 
 
@@ -220,7 +220,7 @@ def cpu_info() -> CpuInfo:
     per_core = fpc * mhz / 1000 if fpc and mhz else None
     total = per_core * usable if per_core else None
     if per_core:
-        peak_basis = (f"{fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz ({clock_src}); "
+        peak_basis = (f"{fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz [clock: {clock_src}]; "
                       f"total = per core x {usable} usable cores")
     else:
         peak_basis = "unknown: SIMD level or clock not readable"
