@@ -64,5 +64,10 @@ class _Package(_types.ModuleType):
             value = getattr(value, target[1])
         super().__setattr__(name, value)
 
+    def __reduce__(self):
+        # cloudpickle (joblib's loky, Dask) ships a script's functions by value together with the
+        # modules they name; a ModuleType subclass must say "re-import me" or pickling fails
+        return (__import__, (self.__name__,))
+
 
 _sys.modules[__name__].__class__ = _Package

@@ -98,7 +98,8 @@ def from_jobs(doc: dict, jobs: int | None, cores: int) -> tuple[dict, list[str],
         if not same:
             threads = max(1, cores // jobs)
             why.append(f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
-                       f"{jobs} jobs = {threads} BLAS thread(s) each, so the jobs do not oversubscribe the cores")
+                       f"{jobs} jobs = {threads} BLAS thread(s) each"
+                       + (", so the jobs do not oversubscribe the cores" if jobs * threads <= cores else ""))
             why.append(f"fastest measured: {best['layout']['label']}, {_rate(best)} on {what}")
             ex = "serial" if jobs == 1 else "process"
             choice = {"layout": {"executor": ex, "workers": jobs, "threads": threads,
@@ -179,17 +180,17 @@ def _workload_text(w: dict) -> str:
 
 def from_sweep(doc: dict, jobs: int | None, cores: int) -> tuple[dict, list[str], dict]:
     """(choice, rationale, profile entries) from a ``blastune.sweep`` document (one job alone)."""
-    points = doc.get("points")
-    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
-        raise BlastuneError("the sweep results file has no measured points ('points' is missing or malformed)")
+    from blastune.sweep import annotate, check_document, ran_as_asked
+
+    check_document(doc)
+    annotate(doc)  # threads_ran: which counts the library really ran
     groups: dict[tuple, list[dict]] = {}
-    for p in points:
-        try:
-            if p.get("blas_op", True) and p["median_s"] > 0:
-                groups.setdefault((p["op"], p["lib"], p["size"], p["dtype"]), []).append(p)
-        except (KeyError, TypeError):
-            raise BlastuneError("the sweep results file has a malformed point (needs op, lib, size, dtype, "
-                                "threads, median_s)") from None
+    for p in doc["points"]:
+        if p.get("blas_op", True):
+            groups.setdefault((p["op"], p["lib"], p["size"], p["dtype"]), []).append(p)
+    for key, pts in groups.items():
+        # a count the library did not run (ATLAS asked for 2 runs 1) is no evidence for that count
+        groups[key] = [p for p in pts if ran_as_asked(p)] or pts
     if not groups:
         raise BlastuneError("the sweep results file has no BLAS points to recommend from: sweep a BLAS op "
                             "(e.g. blastune sweep --op dot)")
@@ -287,7 +288,7 @@ def recommend(source=None, jobs: int | None = None, shell: str = "bash", save_pr
     kind = str(doc.get("schema", "")).partition("/")[0].removeprefix("blastune.")
     same, why_not = matches_here(doc.get("fingerprint"))
     if not same:
-        fp = doc.get("fingerprint") or {}
+        fp = doc.get("fingerprint") if isinstance(doc.get("fingerprint"), dict) else {}
         notices.append(f"{where} was {why_not}: the advice is for that machine, and is not saved as this "
                        "machine's profile")
         cores = fp.get("usable_cores") or doc.get("usable_cores") or cores

@@ -46,11 +46,11 @@ def _verdict(a: dict, b: dict, ratio: float) -> str:
 
 
 def compare(path_a, path_b) -> Comparison:
-    from blastune.results import load_results
+    from blastune.sweep import load_sweep
 
-    a, b = load_results(path_a, "sweep", 1), load_results(path_b, "sweep", 1)
-    pa = {point_key(p): p for p in a.get("points", [])}
-    pb = {point_key(p): p for p in b.get("points", [])}
+    a, b = load_sweep(path_a), load_sweep(path_b)
+    pa = {point_key(p): p for p in a["points"]}
+    pb = {point_key(p): p for p in b["points"]}
     same = (a.get("fingerprint") or {}).get("id") == (b.get("fingerprint") or {}).get("id")
     out = Comparison(schema="blastune.compare/1", a=str(path_a), b=str(path_b), same_machine=same)
     if not same:

@@ -53,8 +53,8 @@ CORETYPES = {c.name.lower(): c for c in (
 
 
 def lookup(name: str) -> CoreType | None:
-    """OpenBLAS compares core names without regard to case."""
-    return CORETYPES.get(name.strip().lower())
+    """OpenBLAS compares core names without regard to case, but blanks count: ' Haswell ' is 'Core not found'."""
+    return CORETYPES.get(name.lower())
 
 
 def missing_flags(core: CoreType, cpu_flags: set[str]) -> list[str]:

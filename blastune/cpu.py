@@ -101,6 +101,15 @@ def affinity() -> list[int]:
     return list(range(os.cpu_count() or 1))
 
 
+def _cores(quota: str, period: str) -> float | None:
+    """quota / period as cores; None for no limit, or for a file we cannot make sense of."""
+    try:
+        q, per = int(quota), int(period)
+    except ValueError:
+        return None
+    return q / per if q > 0 and per > 0 else None
+
+
 def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     """The smallest cpu.max along the path from our cgroup up to the root (limits nest)."""
     best, src = None, None
@@ -110,8 +119,8 @@ def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
         text = _read(p / "cpu.max")
         fields = (text or "").split()
         if fields and fields[0] != "max":
-            cores = int(fields[0]) / int(fields[1] if len(fields) > 1 else 100000)
-            if best is None or cores < best:
+            cores = _cores(fields[0], fields[1] if len(fields) > 1 else "100000")
+            if cores is not None and (best is None or cores < best):
                 best, src = cores, str(p / "cpu.max")
         if p == root or root not in p.parents:
             break
@@ -126,10 +135,8 @@ def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
             continue
         for d in (base / rel.lstrip("/"), base):
             q, per = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
-            if q is not None and per is not None:
-                if int(q) > 0:
-                    return int(q) / int(per), str(d / "cpu.cfs_quota_us")
-                return None, str(d / "cpu.cfs_quota_us")
+            if q is not None and per is not None:  # a quota of -1 means none
+                return _cores(q, per), str(d / "cpu.cfs_quota_us")
     return None, None
 
 
@@ -235,21 +242,51 @@ def cpu_info() -> CpuInfo:
     )
 
 
-def available_memory() -> tuple[int | None, str]:
-    """Bytes this process may still allocate: MemAvailable, capped by the cgroup memory limit."""
+def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, str, str]]:
+    """(directory, limit file, usage file, stat key) for our memory cgroup and each of its ancestors:
+    a limit set on a parent (a Slurm job, a systemd slice) binds every cgroup below it."""
+    out = []
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        if controllers == "" and (root / "cgroup.controllers").exists():
+            base, files = root, ("memory.max", "memory.current", "inactive_file")
+        elif "memory" in controllers.split(","):
+            base, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+        else:
+            continue
+        d = base / rel.lstrip("/")
+        while True:
+            out.append((d, *files))
+            if d == base or base not in d.parents:
+                break
+            d = d.parent
+    return out
+
+
+def available_memory(proc_cgroup: str | None = None, root: str | Path = "/sys/fs/cgroup") -> tuple[int | None, str]:
+    """Bytes this process may still allocate: MemAvailable, capped by the tightest cgroup memory limit
+    on the way from our cgroup up to the root (v2 ``memory.max``, v1 ``memory.limit_in_bytes``).
+
+    A cgroup's usage counts page cache, which the kernel reclaims before it fails an allocation, so the
+    room under a limit is limit - (usage - inactive file cache), as container runtimes reckon it."""
     avail, src = None, "unknown"
     text = _read("/proc/meminfo") or ""
     m = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
     if m:
         avail, src = int(m.group(1)) * 1024, "MemAvailable"
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
-        lim = (_read(limit_file) or "").strip()
-        if lim.isdigit() and int(lim) < (1 << 60):
-            used = int((_read(usage_file) or "0").strip() or 0)
-            room = max(0, int(lim) - used)
-            if avail is None or room < avail:
-                avail, src = room, f"cgroup memory limit ({limit_file})"
-            break
+    proc_cgroup = proc_cgroup if proc_cgroup is not None else (_read("/proc/self/cgroup") or "")
+    for d, limit_name, usage_name, cache_key in _cgroup_memory_dirs(proc_cgroup, Path(root)):
+        lim = (_read(d / limit_name) or "").strip()
+        if not lim.isdigit() or int(lim) >= (1 << 60):  # "max", or v1's "no limit" (a huge number)
+            continue
+        usage = (_read(d / usage_name) or "").strip()
+        used = int(usage) if usage.isdigit() else 0
+        cache = re.search(rf"^{cache_key} (\d+)$", _read(d / "memory.stat") or "", re.M)
+        used = max(0, used - (int(cache.group(1)) if cache else 0))
+        room = max(0, int(lim) - used)
+        if avail is None or room < avail:
+            avail, src = room, f"cgroup memory limit ({d / limit_name})"
     return avail, src

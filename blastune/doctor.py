@@ -111,11 +111,18 @@ def _cpu_flags() -> set[str]:
 
 
 def _import_is_safe(probe: ProbeResult | None) -> bool:
-    """May this process import numpy/scipy? Not when the child died or hung while importing them."""
-    if probe is None or probe.ok:
+    """May this process import numpy/scipy and query their libraries, as info() does?"""
+    if probe is None or probe.ok or probe.returncode == 1:
+        # exit status 1 is a Python exception (numpy missing or broken): info() reports it safely
         return True
-    died = probe.crashed or probe.timed_out
-    return not (died and probe.stage in ("start", "import numpy", "import scipy"))
+    if probe.crashed or probe.timed_out:
+        # a kernel that dies or hangs in the product (a bad OPENBLAS_CORETYPE) still answers the
+        # queries info() makes; one that dies while being imported would take us with it
+        return probe.stage not in ("start", "import numpy", "import scipy")
+    # The child ended itself: a library called exit() (oneMKL, status 2, for a MKL_THREADING_LAYER it
+    # cannot load) or the loader did (127, an unresolved symbol). MKL loads its layer at the first
+    # call -- any query of ours would end this process the same way.
+    return False
 
 
 def build_context(jobs: int = 1, probe: ProbeResult | None = None) -> Context:

@@ -11,7 +11,7 @@ import re
 
 from blastune import coretypes
 from blastune.doctor import Context, Finding
-from blastune.envvars import INTEGER_VARS, THREAD_VARS
+from blastune.envvars import INTEGER_VARS, THREAD_VARS, positive_ints
 
 # Measured on this project's reference machine: GFLOP/s per core, dot 2000x2000 (see docs/doctor.md).
 MEASURED_GFLOPS = {"reference": 2.6, "atlas": 10.0, "openblas": 44.0}
@@ -31,14 +31,7 @@ def _threads(n) -> str:
     return "? threads" if not n else f"{n} thread{'s' * (n != 1)}"
 
 
-def _int_values(value: str | None) -> list[int] | None:
-    """'4' -> [4]; OMP_NUM_THREADS may be a nesting list '4,2'. None when not all positive integers."""
-    if value is None:
-        return None
-    parts = value.strip().split(",")
-    if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        return None
-    return [int(p) for p in parts]
+_int_values = positive_ints  # '4' -> [4]; OMP_NUM_THREADS may be a nesting list '4,2'
 
 
 def _per_job(ctx: Context) -> int:
@@ -100,8 +93,13 @@ def check_probe(ctx: Context) -> list[Finding]:
         if "No module named 'numpy'" in p.stderr_tail or "No module named numpy" in p.stderr_tail:
             return [Finding(cid, "info", "numpy is not installed for this python: no BLAS to probe",
                             "pip install numpy scipy")]
+        fix = ("run it by hand to see the full error: "
+               "python -c 'import numpy as np; a = np.ones((200, 200)); a @ a'")
+        if "mkl" in p.stderr_tail.lower() and ctx.env.get("MKL_THREADING_LAYER"):
+            fix = (f"unset MKL_THREADING_LAYER (it is {ctx.env['MKL_THREADING_LAYER']!r}; "
+                   "a TBB layer also needs pip install tbb)")
         return [Finding(cid, "error", f"{what} failed at '{p.stage}' with exit status {p.returncode}: "
-                        f"{p.stderr_tail or 'no message'}", "run the failing import by hand to see the full error")]
+                        f"{p.stderr_tail or 'no message'}", fix)]
     if p.wrong_entries:
         return [Finding(cid, "error", f"the BLAS returned wrong results: {p.wrong_entries} of 4 checked entries "
                         "of a 200x200 product differ from a plain-Python sum",
@@ -131,10 +129,13 @@ def check_env_integers(ctx: Context) -> list[Finding]:
             continue
         allows_list = var == "OMP_NUM_THREADS"
         vals = _int_values(value)
-        if vals is None or (len(vals) > 1 and not allows_list):
+        # oneMKL reads its own variables strictly: MKL_NUM_THREADS=' 2' runs 1 thread (measured, 2024.2)
+        strict = var.startswith("MKL_") and value != value.strip()
+        if vals is None or (len(vals) > 1 and not allows_list) or strict:
             out.append(Finding("env-integer", "error",
-                               f"{var}={value!r} is not a positive integer: libraries that read it ignore it "
-                               "and fall back to their default (usually one thread per core)",
+                               f"{var}={value!r} is not a positive integer: libraries read it each their own "
+                               "way -- OpenMP runtimes reject it (one thread per core), OpenBLAS and BLIS take "
+                               "its leading digits, oneMKL runs 1 thread",
                                f"export {var}={_per_job(ctx)}   (or unset {var})"))
     if not out:
         set_vars = [v for v in INTEGER_VARS if v in ctx.env]
@@ -260,13 +261,15 @@ def check_openmp_openblas_env(ctx: Context) -> list[Finding]:
         return [Finding(cid, "ok", "no OpenMP-built OpenBLAS loaded", "")]
     ob, omp = ctx.env.get("OPENBLAS_NUM_THREADS"), ctx.env.get("OMP_NUM_THREADS")
     lib = libs[0]
+    # the count meant by OPENBLAS_NUM_THREADS (a malformed value is env-integer's finding; suggest a sane one)
+    meant = (_int_values(ob) or [_per_job(ctx)])[0]
     if ob is not None and omp is None:
         return [Finding(cid, "warning", f"OPENBLAS_NUM_THREADS={ob} is ignored: {_label(ctx, lib)} is built with OpenMP "
                         f"and follows OMP_NUM_THREADS (unset), so it runs {_threads(lib.num_threads)}",
-                        f"export OMP_NUM_THREADS={ob}")]
-    if ob is not None and omp is not None and ob.strip() != omp.strip().split(",")[0]:
+                        f"export OMP_NUM_THREADS={meant}")]
+    if _int_values(ob) and omp is not None and _int_values(ob) != (_int_values(omp) or [None])[:1]:
         return [Finding(cid, "info", f"{_label(ctx, lib)} follows OMP_NUM_THREADS={omp}, not OPENBLAS_NUM_THREADS={ob}",
-                        f"export OMP_NUM_THREADS={ob} if {ob} was meant")]
+                        f"export OMP_NUM_THREADS={meant} if {meant} was meant")]
     return [Finding(cid, "ok", f"{_label(ctx, lib)} is OpenMP-built and OMP_NUM_THREADS "
                     f"{'is ' + omp if omp else 'is unset (no conflicting OPENBLAS_NUM_THREADS)'}", "")]
 
@@ -296,7 +299,7 @@ def check_coretype(ctx: Context) -> list[Finding]:
     core = coretypes.lookup(value)
     best = coretypes.best_for(ctx.cpu_flags)
     if core is None:
-        return [Finding(cid, "warning", f"OPENBLAS_CORETYPE={value} is not an OpenBLAS x86-64 kernel name: "
+        return [Finding(cid, "warning", f"OPENBLAS_CORETYPE={value!r} is not an OpenBLAS x86-64 kernel name: "
                         "OpenBLAS prints 'Core not found' and detects the CPU itself",
                         "unset OPENBLAS_CORETYPE")]
     missing = coretypes.missing_flags(core, ctx.cpu_flags)

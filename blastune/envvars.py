@@ -5,7 +5,9 @@ Each shell gets one small renderer; ``render_exports`` picks it from ``SHELLS``.
 from __future__ import annotations
 
 import json
+import operator
 import os
+import re
 import shlex
 
 from blastune.errors import BlastuneError
@@ -52,6 +54,31 @@ INTEGER_VARS = THREAD_VARS + ("NUMEXPR_MAX_THREADS", "OMP_THREAD_LIMIT", "FLEXIB
                               "BLIS_JC_NT", "BLIS_IC_NT", "BLIS_JR_NT", "BLIS_IR_NT")
 
 
+_UINT = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '٣' or '³', which no C library reads
+
+
+def positive_ints(value: str | None) -> list[int] | None:
+    """'4' -> [4]; '4,2' -> [4, 2] (OMP_NUM_THREADS's nesting list); blanks around items are fine.
+
+    None when unset or when any item is not a positive decimal integer.
+    """
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if not all(_UINT.fullmatch(p) and int(p) > 0 for p in parts):
+        return None
+    return [int(p) for p in parts]
+
+
+def first_positive_int(environ, names) -> tuple[int | None, str | None]:
+    """The first of ``names`` set to a positive integer (or a list starting with one), and its name."""
+    for name in names:
+        vals = positive_ints((environ or {}).get(name))
+        if vals:
+            return vals[0], name
+    return None, None
+
+
 def current_env(environ=None) -> dict[str, str | None]:
     """Every relevant variable with its value, None when unset."""
     environ = os.environ if environ is None else environ
@@ -64,10 +91,26 @@ def thread_env(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in THREAD_VARS}
 
 
+# The largest count a C int holds: every BLAS/OpenMP thread API takes one, and a bigger Python int
+# would be silently truncated on the way in (2**32 arrives as 0).
+MAX_THREADS = 2**31 - 1
+
+
+def whole_number(value) -> int | None:
+    """``value`` as an int when it is a whole number -- an int or a numpy integer, not a bool -- else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_threads(threads, what: str = "thread count") -> int:
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise BlastuneError(f"invalid {what} {threads!r}: must be a whole number >= 1")
-    return threads
+    n = whole_number(threads)
+    if n is None or not 1 <= n <= MAX_THREADS:
+        raise BlastuneError(f"invalid {what} {threads!r}: must be a whole number >= 1 (at most {MAX_THREADS})")
+    return n
 
 
 def _posix(env):

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import warnings as _warnings  # run_jobs has a list named warnings
 from dataclasses import asdict, dataclass, field
 
-from blastune.errors import BlastuneError
+from blastune.errors import BlastuneError, NotControllableWarning
 from blastune.workloads import Workload, build_task
 
 SCHEMA = "blastune.jobs/1"
@@ -27,6 +28,7 @@ SHORT_BATCH_SECONDS = 0.1     # serial batches shorter than this measure overhea
 OTHER_LOAD_WARN = 0.25        # other programs busy on this many CPUs on average: say timings are disturbed
 UNSTABLE_SPREAD = 0.15        # (max - min) / median above this is reported as unstable
 READY_TIMEOUT = 300.0         # seconds for all workers to start and warm up on a loaded machine
+WORKER_BYTES = 64 * 2**20     # a worker process before its task's data: Python, numpy, the BLAS (~35 MiB)
 
 
 @dataclass(frozen=True)
@@ -228,14 +230,23 @@ def _cpu_now(pids) -> float | None:
 # --- worker side (runs in the worker processes; module level so it pickles) --------------------------
 
 _TASK = None
+_INIT_ERROR: str | None = None  # why this worker could not build or warm its task (reported, not raised)
 
 
 class TaskFailed(BlastuneError):
     """A task raised; carries a one-line description across the process boundary."""
 
 
+def _failure(what: str, exc: BaseException) -> str:
+    """'task 3 raised ValueError: ...' on one line, short enough to read."""
+    text = " ".join(str(exc).split())
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{what} raised {type(exc).__name__}" + (f": {text}" if text else "")
+
+
 def _init_process_worker(threads, workload, barrier):
-    global _TASK
+    global _TASK, _INIT_ERROR
     import signal
 
     # Ctrl-C reaches the whole process group: the parent handles it (and ends the workers), so the
@@ -245,8 +256,19 @@ def _init_process_worker(threads, workload, barrier):
         from blastune.limits import worker_initializer
 
         worker_initializer(threads)()
-    _TASK = build_task(workload)
-    _TASK(0)  # warm-up: first-touch, BLAS thread start, lazy imports
+    # an initializer that raises breaks the whole pool with a traceback on stderr and no word on the
+    # cause: keep the reason and report it from _ready instead
+    try:
+        _TASK = build_task(workload)
+    except BlastuneError as exc:
+        _INIT_ERROR = str(exc)
+    except (Exception, SystemExit) as exc:
+        _INIT_ERROR = _failure("building the task in a worker process", exc)
+    else:
+        try:
+            _TASK(0)  # warm-up: first-touch, BLAS thread start, lazy imports
+        except (Exception, SystemExit) as exc:
+            _INIT_ERROR = _failure("task 0 (the warm-up in a worker process)", exc)
     barrier.wait(READY_TIMEOUT)  # hold every worker until all are warm: none may take two warm-up probes
 
 
@@ -268,14 +290,16 @@ def _threads_now() -> int | None:
 
 
 def _ready(_):
-    return os.getpid(), _threads_now()
+    return os.getpid(), _threads_now(), _INIT_ERROR
 
 
 def _run_task(i):
+    if _INIT_ERROR is not None:
+        raise TaskFailed(_INIT_ERROR)
     try:
         _TASK(i)
-    except Exception as exc:
-        raise TaskFailed(f"task {i} raised {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # sys.exit() in a task must not end blastune with its status
+        raise TaskFailed(_failure(f"task {i}", exc)) from None
     return None  # results stay in the worker: shipping them back would time pickling, not the work
 
 
@@ -294,12 +318,13 @@ def _limited(threads):
 def _call(fn, i):
     try:
         fn(i)
-    except Exception as exc:
-        raise TaskFailed(f"task {i} raised {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # sys.exit() in a task must not end blastune with its status
+        raise TaskFailed(_failure(f"task {i}", exc)) from None
 
 
 class _Runner:
     pids: tuple = ()  # worker processes whose CPU time counts (besides this process)
+    pool = None       # thread layouts: their executor, once started
 
     def __init__(self, layout: Layout, workload: Workload):
         self.layout, self.workload = layout, workload
@@ -389,9 +414,12 @@ class _InPool(_Runner):
         with self._errors():
             ready = [self.ex.submit(_ready, k) for k in range(w)]  # one spawn per submit
             probes = [f.result(timeout=READY_TIMEOUT) for f in ready]
+        failed = next((e for _, _, e in probes if e is not None), None)
+        if failed is not None:
+            raise TaskFailed(f"layout {self.layout.spec}: {failed}")
         self.startup_s = time.perf_counter() - t0
-        self.pids = tuple(sorted(getattr(self.ex, "_processes", None) or {p for p, _ in probes}))
-        self.threads_seen = max((t for _, t in probes if t is not None), default=None)
+        self.pids = tuple(sorted(getattr(self.ex, "_processes", None) or {p for p, _, _ in probes}))
+        self.threads_seen = max((t for _, t, _ in probes if t is not None), default=None)
 
     def batch(self, tasks: int) -> None:
         chunk = max(1, tasks // (self.layout.workers * 32))  # few IPC round trips, little imbalance at the end
@@ -456,6 +484,27 @@ def _groups(layouts: list[Layout], cores: int) -> list[list[Layout]]:
     return groups + [cur] if cur else groups
 
 
+def check_memory(workload: Workload, groups: list[list[Layout]]) -> None:
+    """Refuse, before any worker starts, a plan whose live workers would not fit in memory: the serial
+    baseline stays alive beside each group, each thread layout and each worker process builds its own
+    inputs, and each worker process is a Python with numpy and a BLAS besides."""
+    from blastune.cpu import available_memory
+    from blastune.sweep import _gib
+
+    each = workload.memory_bytes()
+    copies, procs = 1, 0
+    for g in groups:
+        c = sum(lay.workers if lay.executor == "process" else 1 for lay in g)
+        if 1 + c > copies:
+            copies, procs = 1 + c, sum(lay.workers for lay in g if lay.executor == "process")
+    need = each * copies + WORKER_BYTES * procs
+    avail, source = available_memory()
+    if avail is not None and need > avail:
+        raise BlastuneError(f"{workload.describe()} needs about {_gib(each)} per worker and the layouts keep "
+                            f"{copies} workers ({procs} of them processes) alive at once: {_gib(need)}, but only "
+                            f"{_gib(avail)} is available ({source}): choose a smaller --size, or fewer --layouts")
+
+
 def _cool_down(layout: Layout) -> None:
     # idle BLAS threads spin for a moment after a call returns; let them park before the next batch
     if layout.threads is None or layout.threads > 1:
@@ -502,44 +551,50 @@ def run_jobs(workload: Workload | str | None = None, tasks: int | None = None, l
     cpu = cpu_info()
     cores = cpu.usable_cores
     plan = with_baseline(layouts if layouts is not None else default_layouts(workload, cores))
+    check_memory(workload, _groups(plan[1:], cores))
     warnings = []
     others = _OtherLoad()
     base = _runner(plan[0], workload)
     alive: list[_Runner] = [base]  # closed at once (workers terminated) if anything goes wrong
     done: list[_Runner] = []
     batches, total = 0, repeats * len(plan)
-    try:
-        base.start()
-        if tasks is None:
-            tasks = base.calibrate(target_seconds)
-        for group in _groups(plan[1:], cores) or [[]]:
-            runners = []
-            for layout in group:
-                runners.append(_runner(layout, workload))
-                alive.append(runners[-1])
-                runners[-1].start()
-            active = [base, *runners]
-            for rnd in range(repeats):
-                for r in list(active):
-                    if progress is not None:
-                        progress(min(batches, total - 1), total, r.layout)
-                    batches += 1
-                    wall = r.timed(tasks)
-                    _cool_down(r.layout)
-                    if rnd == 0 and r is not base and repeats > 1 and \
-                            wall > max(SLOW_FACTOR * base.walls[-1], SLOW_MIN_SECONDS):
-                        r.notes.append(f"timed once: {wall:.2f} s is over {SLOW_FACTOR:g}x the serial time")
-                        active.remove(r)
-            for r in runners:
-                alive.remove(r)
-                r.close()
-            done += runners
-        alive.remove(base)
-        base.close()
-    except BaseException:  # Ctrl-C or a failing task: a task may run for hours, do not wait for it
-        for r in alive:
-            r.close(abort=True)
-        raise
+    with _warnings.catch_warnings():
+        # each layout reads its thread count back and notes a refused or capped one in the table: the
+        # limiter's warnings would only repeat that as Python warnings with source lines (the filter list
+        # is process-wide, so it also covers the thread layouts' pool threads)
+        _warnings.simplefilter("ignore", NotControllableWarning)
+        try:
+            base.start()
+            if tasks is None:
+                tasks = base.calibrate(target_seconds)
+            for group in _groups(plan[1:], cores) or [[]]:
+                runners = []
+                for layout in group:
+                    runners.append(_runner(layout, workload))
+                    alive.append(runners[-1])
+                    runners[-1].start()
+                active = [base, *runners]
+                for rnd in range(repeats):
+                    for r in list(active):
+                        if progress is not None:
+                            progress(min(batches, total - 1), total, r.layout)
+                        batches += 1
+                        wall = r.timed(tasks)
+                        _cool_down(r.layout)
+                        if rnd == 0 and r is not base and repeats > 1 and \
+                                wall > max(SLOW_FACTOR * base.walls[-1], SLOW_MIN_SECONDS):
+                            r.notes.append(f"timed once: {wall:.2f} s is over {SLOW_FACTOR:g}x the serial time")
+                            active.remove(r)
+                for r in runners:
+                    alive.remove(r)
+                    r.close()
+                done += runners
+            alive.remove(base)
+            base.close()
+        except BaseException:  # Ctrl-C or a failing task: a task may run for hours, do not wait for it
+            for r in alive:
+                r.close(abort=True)
+            raise
     other_cores = others.cores()
     if other_cores is not None and other_cores >= OTHER_LOAD_WARN:
         warnings.append(f"other programs kept {other_cores:.2f} of the {cpu.logical_cores} CPUs busy during the "
@@ -582,8 +637,8 @@ def _compare(results: list[LayoutResult], cores: int, warnings: list[str]) -> No
                            "rest, or the tasks wait (I/O, locks)")
         if r.layout.threads is not None and r.threads_seen is not None and r.threads_seen != r.layout.threads:
             where = "this process runs" if lay.executor != "process" else "the workers run"
-            r.notes.append(f"asked for {r.layout.threads} BLAS threads, {where} {r.threads_seen} (a BLAS that "
-                           "cannot change threads at run time: process layouts set them before it loads)")
+            r.notes.append(f"asked for {r.layout.threads} BLAS threads, {where} {r.threads_seen} (the library "
+                           "caps the count, or reads it only at start-up: process layouts set it before it loads)")
 
 
 class _OtherLoad:

@@ -22,6 +22,7 @@ import sys
 import threading
 import warnings
 
+from blastune.envvars import MAX_THREADS, whole_number
 from blastune.errors import BlastuneError, NotControllableError, NotControllableWarning
 
 APIS = {"blas": ("blas",), "openmp": ("openmp",), "all": ("blas", "openmp")}
@@ -56,6 +57,33 @@ _S = _State()
 _tls = threading.local()
 
 
+def _after_fork_in_child() -> None:
+    """Only the forking thread lives on in a forked child (multiprocessing's default on Linux).
+
+    A lock another thread held at the fork would stay held for ever (the child's next limit would
+    hang), and that thread's limits can never exit: start from a fresh lock, keep only this
+    thread's limits, and bring the libraries back to what those (or the originals) ask for.
+    """
+    _S.lock = threading.RLock()
+    me = threading.get_ident()
+    dead = [tid for tid in _S.stacks if tid != me]
+    if not dead:
+        return
+    for tid in dead:
+        del _S.stacks[tid]
+    _S.applied.clear()  # another thread may have been half-way through an update
+    try:
+        _apply_shared()
+    except Exception:  # never break a fork; the next limit or set_threads applies again
+        pass
+    if not _S.stacks:
+        _S.originals.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _scan() -> list[_Lib]:
     """Find libraries loaded since the last scan; returns the new run-time-controllable shared ones."""
     from blastune.detect import family_of, loaded_paths
@@ -83,22 +111,30 @@ def _scan() -> list[_Lib]:
     return new
 
 
-def _refresh() -> None:
+def _refresh() -> list[str] | None:
     """Rescan when something new may have been loaded; limit newcomers while limits are active."""
     if len(sys.modules) == _S.marker:
-        return
+        return None
     new = _scan()
     if new and _S.stacks:
         for lib in new:
             _S.originals[lib.path] = lib.get()
-        _apply_shared()
+        return _apply_shared()
+    return None
+
+
+def _warn(problems, stacklevel: int) -> None:
+    """Warn only once the state is whole again: under ``-W error`` a warning is an exception."""
+    for msg in problems:
+        warnings.warn(msg, NotControllableWarning, stacklevel=stacklevel + 1)
 
 
 def rescan() -> None:
     """Force a rescan (for libraries loaded with ctypes rather than an import)."""
     with _S.lock:
         _S.marker = -1
-        _refresh()
+        problems = _refresh()
+    _warn(problems or (), 2)
 
 
 def _target(kind: str):
@@ -112,9 +148,13 @@ def _target(kind: str):
     return best
 
 
-def _apply_shared() -> None:
-    """Set every process-wide library to its target (active limits) or its original count."""
+def _apply_shared() -> list[str] | None:
+    """Set every process-wide library to its target (active limits) or its original count.
+
+    Returns what a library refused (None when all is well), for the caller to warn about.
+    """
     targets = {}
+    problems = None
     applied = _S.applied
     for lib in _S.shared:
         kind = lib.kind
@@ -131,8 +171,9 @@ def _apply_shared() -> None:
             applied[lib.path] = got
             if got != n:
                 applied.pop(lib.path, None)
-                warnings.warn(f"{lib.vendor} at {lib.path} was asked for {n} threads but reports {got}",
-                              NotControllableWarning, stacklevel=4)
+                problems = problems or []
+                problems.append(f"{lib.vendor} at {lib.path} was asked for {n} threads but reports {got}")
+    return problems
 
 
 def _check_fixed(n: int, kinds, strict: bool, cap: bool = True) -> None:
@@ -165,7 +206,9 @@ def _check_fixed(n: int, kinds, strict: bool, cap: bool = True) -> None:
 
 
 def _resolve(n, jobs) -> int:
-    if n == "auto":
+    if type(n) is int and jobs is None and 1 <= n <= MAX_THREADS:  # the common case, kept fast
+        return n
+    if isinstance(n, str) and n == "auto":
         try:
             from blastune.profile import auto_threads
         except ImportError:
@@ -174,16 +217,19 @@ def _resolve(n, jobs) -> int:
             return auto_threads(jobs)[0]
         n = None
     if jobs is not None:
-        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        if whole_number(jobs) is None or jobs < 1:
             raise BlastuneError(f"invalid jobs {jobs!r}: must be a whole number >= 1")
+        jobs = whole_number(jobs)
         if n is not None:
             raise BlastuneError("give a thread count or jobs=N, not both")
         from blastune.cpu import usable_cores
 
         return max(1, usable_cores()[0] // jobs)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise BlastuneError(f"invalid thread count {n!r}: must be a whole number >= 1, 'auto', or jobs=N")
-    return n
+    count = whole_number(n)  # numpy integers too: counts are often computed with numpy
+    if count is None or not 1 <= count <= MAX_THREADS:
+        raise BlastuneError(f"invalid thread count {n!r}: must be a whole number >= 1 (at most {MAX_THREADS}), "
+                            "'auto', or jobs=N")
+    return count
 
 
 class limit:
@@ -211,10 +257,9 @@ class limit:
         n, kinds, S = self.n, self.kinds, _S
         tid = threading.get_ident()
         with S.lock:
-            if len(sys.modules) != S.marker:
-                _refresh()
+            problems = _refresh() if len(sys.modules) != S.marker else None
             if S.fixed:
-                _check_fixed(n, kinds, self.strict)
+                _check_fixed(n, kinds, self.strict)  # may raise: nothing has changed yet
             stack = S.stacks.get(tid)
             if stack is None:
                 if not S.stacks:  # the first active limit: remember what to go back to
@@ -222,7 +267,9 @@ class limit:
                         S.originals[lib.path] = S.applied[lib.path] = lib.get()
                 stack = S.stacks[tid] = []
             stack.append((n, kinds))
-            _apply_shared()
+            refused = _apply_shared()
+            if refused:
+                problems = (problems or []) + refused
         # per-thread runtimes (OpenMP): set in this thread, remember this thread's previous values
         saved = None
         if S.local:
@@ -232,12 +279,17 @@ class limit:
                     saved.append((lib, lib.get()))
                     lib.set(n)
                     if lib.get() != n:
-                        warnings.warn(f"{lib.vendor} at {lib.path} did not take {n} threads",
-                                      NotControllableWarning, stacklevel=2)
+                        problems = (problems or []) + [f"{lib.vendor} at {lib.path} did not take {n} threads"]
         try:
             _tls.saved.append(saved)
         except AttributeError:
             _tls.saved = [saved]
+        if problems:
+            try:
+                _warn(problems, 2)
+            except BaseException:  # a warning turned error (-W error): the with-body never runs
+                self.__exit__(None, None, None)
+                raise
         return self
 
     def __exit__(self, *exc):
@@ -252,9 +304,11 @@ class limit:
             stack.pop()
             if not stack:
                 del S.stacks[tid]
-            _apply_shared()
+            problems = _apply_shared()
             if not S.stacks:
                 S.originals.clear()
+        if problems:
+            _warn(problems, 2)
         return False
 
     def __call__(self, func):
@@ -275,8 +329,10 @@ def get_threads(api: str = "blas") -> dict[str, int]:
     if kinds is None:
         raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
     with _S.lock:
-        _refresh()
-        return {lib.path: lib.get() for lib in _S.shared + _S.local if lib.kind in kinds}
+        problems = _refresh()
+        counts = {lib.path: lib.get() for lib in _S.shared + _S.local if lib.kind in kinds}
+    _warn(problems or (), 2)
+    return counts
 
 
 def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str, int]:
@@ -289,7 +345,7 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
         raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
     n = _resolve(n, None)
     with _S.lock:
-        _refresh()
+        problems = _refresh()
         _check_fixed(n, kinds, strict, cap=False)
         for lib in _S.shared:
             if lib.kind in kinds:
@@ -301,7 +357,8 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
         for lib in _S.local:
             if lib.kind in kinds:
                 lib.set(n)
-        _apply_shared()
+        problems = (problems or []) + (_apply_shared() or [])
+    _warn(problems, 2)
     return get_threads(api)
 
 

@@ -97,7 +97,10 @@ def run_probe(python: str | None = None, env: dict | None = None, timeout: float
             stage = line[6:].strip()
         elif line.startswith("wrong "):
             wrong = int(line.split()[1])
-    tail = " | ".join(err.strip().splitlines()[-3:])
+    # some libraries write their last words to stdout (oneMKL's "FATAL ERROR"), between our stage lines
+    said = err.strip().splitlines() or [line for line in out.splitlines()
+                                        if line.strip() and not line.startswith(("stage ", "wrong "))]
+    tail = " | ".join(said[-3:])
     return ProbeResult(ok=(rc == 0 and stage == "done" and wrong == 0), stage=stage, returncode=rc,
                        signal=_signal_of(rc), wrong_entries=wrong, seconds=round(seconds, 3),
                        stderr_tail=tail[-500:], timed_out=timed_out)

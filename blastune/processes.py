@@ -17,6 +17,7 @@ from blastune.errors import BlastuneError
 
 PS_SCHEMA = "blastune.ps/1"
 BUSY_PERCENT = 20.0  # CPU % above which a process counts as computing now
+MAX_INTERVAL = 3600.0  # seconds; a CPU sample (or --watch period) longer than an hour is a typo
 
 # (vendor, regex on the mapped file's real path). Order matters: the first match names the file.
 # Debian's alternatives all call the file libblas.so.3; the directory tells the build.
@@ -150,14 +151,18 @@ def _status(pid: int) -> dict[str, str]:
     return out
 
 
-def _cpu_ticks(pid: int) -> int | None:
+def _cpu_ticks(pid: int) -> tuple[int, int] | None:
+    """(utime + stime, start time) in clock ticks; None once the process is gone.
+
+    The start time tells a process from a newcomer that got its pid while we slept.
+    """
     text = _read(f"/proc/{pid}/stat")
     if not text:
         return None
     # the command (field 2) may hold spaces and parentheses: split after the last ')'
     fields = text[text.rfind(")") + 2:].split()
     try:
-        return int(fields[11]) + int(fields[12])  # utime + stime
+        return int(fields[11]) + int(fields[12]), int(fields[19])
     except (IndexError, ValueError):
         return None
 
@@ -191,11 +196,9 @@ def _user(uid_field: str) -> str | None:
 
 
 def _first_int(env: dict[str, str] | None, names) -> tuple[int | None, str | None]:
-    for name in names:
-        value = (env or {}).get(name, "").strip().split(",")[0]
-        if value.isdigit() and int(value) > 0:
-            return int(value), name
-    return None, None
+    from blastune.envvars import first_positive_int
+
+    return first_positive_int(env, names)
 
 
 def _openmp_build(vendor: str, paths: list[str]) -> bool:
@@ -246,8 +249,8 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
     """
     from blastune.cpu import cgroup_quota, usable_cores
 
-    if interval < 0:
-        raise BlastuneError(f"invalid interval {interval}: must be >= 0 seconds")
+    if not 0 <= interval <= MAX_INTERVAL:  # also refuses nan and inf
+        raise BlastuneError(f"invalid interval {interval:g}: must be from 0 to {MAX_INTERVAL:g} seconds")
     # The machine's cores (capped by a container's CPU quota), not this process's own affinity mask:
     # a `taskset -c 0 blastune ps` still looks at processes running on every CPU.
     usable, basis = usable_cores(list(range(os.cpu_count() or 1)), cgroup_quota())
@@ -261,23 +264,24 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
             if os.path.exists(f"/proc/{pid}"):
                 unreadable += 1
             continue
-        if libs:
-            found.append((pid, libs))
-    t0 = {pid: _cpu_ticks(pid) for pid, _ in found}
+        t0 = _cpu_ticks(pid) if libs else None
+        if t0 is not None:  # None: it mapped a BLAS but exited since
+            found.append((pid, libs, t0))
     start = time.monotonic()
     if interval > 0 and found:
         time.sleep(interval)
     elapsed = time.monotonic() - start
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     out = []
-    for pid, libs in found:
+    for pid, libs, t0 in found:
         status = _status(pid)
-        if not status:  # exited meanwhile
-            continue
         t1 = _cpu_ticks(pid)
+        # gone meanwhile: exited (a zombie until reaped), or its pid already reused by a newcomer
+        if not status or status.get("State", "").startswith("Z") or t1 is None or t1[1] != t0[1]:
+            continue
         pct = None
-        if interval > 0 and t0.get(pid) is not None and t1 is not None and elapsed > 0:
-            pct = round(100.0 * (t1 - t0[pid]) / hz / elapsed, 1)
+        if interval > 0 and elapsed > 0:
+            pct = round(100.0 * (t1[0] - t0[0]) / hz / elapsed, 1)
         vendors = sorted({v for v, _ in libs}, key=lambda v: (v in OPENMP_VENDORS, v))
         env = _environ(pid)
         aff = _count_cpus(status.get("Cpus_allowed_list", ""))

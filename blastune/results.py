@@ -58,13 +58,16 @@ def atomic_write_json(path: str | Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def check_writable_new(path: str | Path, force: bool = False, resume: bool = False) -> None:
-    """Refuse to replace a file the user saved unless they said --force (or --resume continues it)."""
+def check_writable_new(path: str | Path, force: bool = False, resume: bool | None = False) -> None:
+    """Refuse to replace a file the user saved unless they said --force (or --resume continues it).
+
+    ``resume=None``: the command has no --resume, so the message does not offer one."""
     path = Path(path)
     if path.is_dir():
         raise BlastuneError(f"{path} is a directory: give a file name for the results")
     if path.exists() and not (force or resume):
-        raise BlastuneError(f"{path} already exists: pass --force to overwrite it or --resume to continue it")
+        how = "pass --force to overwrite it" + ("" if resume is None else " or --resume to continue it")
+        raise BlastuneError(f"{path} already exists: {how}")
 
 
 def load_results(path: str | Path, kind: str | None = None, major: int | None = None) -> dict:

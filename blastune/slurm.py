@@ -52,18 +52,12 @@ def quote_command(command: list[str]) -> str:
 
 
 def auto_cpus() -> tuple[int, str]:
-    """Threads per task from a saved profile (``blastune.profile.auto_threads``), else usable cores."""
-    try:
-        from blastune.profile import auto_threads
-    except ImportError:
-        auto_threads = None
-    if auto_threads is not None:
-        n, reason = auto_threads(None)  # (threads, why) -- the same call `blastune run --auto` makes
-        return int(n), f"--auto: {reason}"
-    from blastune.cpu import cpu_info
+    """Cores per task for one job: the saved profile's entry, else this machine's usable cores --
+    the same call ``blastune run --auto`` and ``blastune env --auto`` make."""
+    from blastune.profile import auto_threads
 
-    cpu = cpu_info()
-    return cpu.usable_cores, f"--auto: no saved profile; usable cores here ({cpu.usable_basis})"
+    n, reason = auto_threads(None)
+    return int(n), f"--auto: {reason}"
 
 
 def _check_count(value, what: str) -> int:
@@ -75,7 +69,7 @@ def _check_count(value, what: str) -> int:
 def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = None, *, auto: bool = False,
                  time: str | None = None, mem: str | None = None, job_name: str | None = None) -> SlurmScript:
     from blastune import __version__
-    from blastune.envvars import render_exports, slurm_header, thread_env
+    from blastune.envvars import check_threads, render_exports, slurm_header, thread_env
 
     _check_count(tasks, "--tasks")
     if not command:
@@ -85,7 +79,8 @@ def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = Non
     if auto:
         cpus, basis = auto_cpus()
     elif cpus_per_task is not None:
-        cpus, basis = _check_count(cpus_per_task, "--cpus-per-task"), "--cpus-per-task"
+        # the thread variables' own check (whole number, fits the C int every BLAS thread API takes)
+        cpus, basis = check_threads(cpus_per_task, "--cpus-per-task"), "--cpus-per-task"
     else:
         cpus, basis = 1, "default: one core per task (pass --cpus-per-task or --auto)"
     if time is not None and not _TIME.match(time):
@@ -94,7 +89,8 @@ def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = Non
         raise BlastuneError(f"invalid --mem {mem!r}: a whole number with an optional K, M, G or T suffix, e.g. 4G")
     job_name = job_name or "blastune"
     if not _NAME.match(job_name):
-        raise BlastuneError(f"invalid --job-name {job_name!r}: use letters, digits, '.', '_', '+' or '-'")
+        raise BlastuneError(f"invalid --job-name {job_name!r}: use at most 128 letters, digits, '.', '_', "
+                            "'+' or '-'")
 
     directives = [f"#SBATCH --job-name={job_name}",
                   f"#SBATCH --array=0-{tasks - 1}",

@@ -21,10 +21,11 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blastune.errors import BlastuneError
+from blastune.errors import BlastuneError, NotControllableWarning
 from blastune.ops import DEFAULT_SEED, OPS, check_dtype, check_lib, get_op, parse_ops
 
 SCHEMA = "blastune.sweep/1"
@@ -191,9 +192,17 @@ def _peak(cpu: dict, dtype: str, threads: int) -> float | None:
     return per_core * factor * min(threads, cpu.get("usable_cores") or threads)
 
 
+def ran_as_asked(p: dict) -> bool:
+    """Did the library run the thread count the point asked for (or is that unknown)?"""
+    return p.get("threads_ran") is None or p["threads_ran"] == p["threads"]
+
+
 def _best(pts: list[dict]) -> dict:
     """The fewest threads whose median is within noise of the fastest: threads that buy nothing
-    measurable are better left to other jobs. Noise = 2%, or twice the larger spread of the two points."""
+    measurable are better left to other jobs. Noise = 2%, or twice the larger spread of the two points.
+    A count the library did not run (ATLAS asked for 2 runs 1) cannot be the best count: any gain it
+    shows is noise."""
+    pts = [p for p in pts if ran_as_asked(p)] or [min(pts, key=lambda p: p["threads"])]
     fastest = min(pts, key=lambda p: p["median_s"])
     for p in sorted(pts, key=lambda p: p["threads"]):
         tol = max(0.02, 2 * max(p.get("spread") or 0, fastest.get("spread") or 0))
@@ -204,12 +213,14 @@ def _best(pts: list[dict]) -> dict:
 
 def annotate(data: dict) -> None:
     """Fill speed-up over 1 thread, efficiency, GFLOP/s, % of nominal peak and the best thread count."""
-    cpu = data.get("cpu", {})
+    cpu = data.get("cpu") or {}
+    usable = cpu.get("usable_cores")
     groups: dict[tuple, list[dict]] = {}
     for p in data["points"]:
         # the thread count the BLAS itself reported (LAPACK may be a separate, single-threaded file)
         blas = ((data.get("libraries") or {}).get(p["lib"]) or {}).get("blas") or {}
-        p["threads_ran"] = (p.get("threads_seen") or {}).get(blas.get("filepath"))
+        ran = (p.get("threads_seen") or {}).get(blas.get("filepath"))
+        p["threads_ran"] = ran if isinstance(ran, int) and not isinstance(ran, bool) and ran > 0 else None
         groups.setdefault((p["op"], p["lib"], p["size"], p["dtype"]), []).append(p)
     for pts in groups.values():
         base = next((p for p in pts if p["threads"] == 1), None)
@@ -217,11 +228,15 @@ def annotate(data: dict) -> None:
         # noise, so the fewest threads is the honest "best" there
         best = _best(pts) if pts[0].get("blas_op", True) else min(pts, key=lambda p: p["threads"])
         for p in pts:
+            # the threads that really ran: ATLAS asked for 2 and running 1 is judged as 1 thread
+            ran = p["threads_ran"] or p["threads"]
             p["gflops"] = p["flops"] / p["median_s"] / 1e9 if p.get("flops") and p["median_s"] > 0 else None
-            peak = _peak(cpu, p["dtype"], p["threads"])
+            peak = _peak(cpu, p["dtype"], ran)
             p["peak_pct"] = 100 * p["gflops"] / peak if p["gflops"] and peak else None
             p["speedup"] = base["median_s"] / p["median_s"] if base and p["median_s"] > 0 else None
-            p["efficiency"] = p["speedup"] / p["threads"] if p["speedup"] is not None else None
+            p["efficiency"] = p["speedup"] / ran if p["speedup"] is not None else None
+            if usable:
+                p["oversubscribed"] = ran > usable
             p["best"] = p is best and len(pts) > 1  # "best" needs something to compare with
     data["points"].sort(key=lambda p: (list(OPS).index(p["op"]) if p["op"] in OPS else 99,
                                        p["lib"], p["dtype"], p["size"], p["threads"]))
@@ -274,24 +289,73 @@ def _new_document(plan: Plan, settings: dict, served: dict, worker_reason: str |
     }
 
 
-def _resume_document(path: Path, fresh: dict) -> dict:
+_POINT_TYPES = {"op": str, "lib": str, "size": int, "dtype": str, "threads": int}
+
+
+def check_document(data: dict) -> dict:
+    """Refuse, in one line, a sweep document whose structure this code would trip over (a hand-edited
+    or truncated-then-repaired file): every reader (resume, compare, recommend) relies on it."""
+    def bad(what):
+        raise BlastuneError(f"malformed sweep results file ({what})")
+
+    for key in ("fingerprint", "grid", "cpu", "libraries"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            bad(f"'{key}' is not an object")
+    if not isinstance(data.get("points"), list):
+        bad("no 'points' list")
+    for i, p in enumerate(data["points"]):
+        if not isinstance(p, dict):
+            bad(f"point {i} is not an object")
+        for key, kind in _POINT_TYPES.items():
+            v = p.get(key)
+            if not isinstance(v, kind) or isinstance(v, bool) or (kind is int and v < 1):
+                bad(f"point {i} has no valid '{key}'")
+        m = p.get("median_s")
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0:
+            bad(f"point {i} has no valid 'median_s'")
+        for key in ("flops", "spread"):  # optional, but used in arithmetic
+            if p.get(key) is not None and (isinstance(p[key], bool) or not isinstance(p[key], (int, float))):
+                bad(f"point {i} has a non-numeric '{key}'")
+        if p.get("threads_seen") is not None and not isinstance(p["threads_seen"], dict):
+            bad(f"point {i}: 'threads_seen' is not an object")
+    return data
+
+
+def load_sweep(path) -> dict:
+    """A blastune.sweep/1 file, checked: missing, corrupt, foreign or malformed is one BlastuneError."""
     from blastune.results import load_results
 
-    old = load_results(path, "sweep", 1)
-    old_id = (old.get("fingerprint") or {}).get("id")
-    if old_id != fresh["fingerprint"]["id"]:
-        raise BlastuneError(f"{path} was measured on another machine or BLAS (fingerprint {old_id}, here "
-                            f"{fresh['fingerprint']['id']}): pass --force to start over, or use another --out")
-    if not isinstance(old.get("points"), list):
-        raise BlastuneError(f"{path}: not a sweep results file (no 'points' list)")
+    data = load_results(path, "sweep", 1)
+    try:
+        return check_document(data)
+    except BlastuneError as exc:
+        raise BlastuneError(f"{path}: {exc}") from None
+
+
+def fingerprint_differences(old: dict | None, new: dict) -> str:
+    """What differs between two fingerprints, in words ("usable_cores 4, here 2")."""
+    old = old if isinstance(old, dict) else {}
+    keys = ("cpu_model", "machine", "simd", "usable_cores", "libraries")
+    diffs = [f"{k} {old.get(k)!r}, here {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    return "; ".join(diffs) or f"fingerprint {old.get('id')}, here {new.get('id')}"
+
+
+def _resume_document(path: Path, fresh: dict) -> dict:
+    old = load_sweep(path)
+    if (old.get("fingerprint") or {}).get("id") != fresh["fingerprint"]["id"]:
+        raise BlastuneError(f"{path} was measured on another machine or BLAS "
+                            f"({fingerprint_differences(old.get('fingerprint'), fresh['fingerprint'])}): "
+                            "pass --force to start over, or use another --out")
     doc = dict(fresh)
     doc["created"] = old.get("created", fresh["created"])
     doc["points"] = old["points"]
-    doc["libraries"] = {**old.get("libraries", {}), **fresh["libraries"]}
-    grid = old.get("grid", {})
+    doc["libraries"] = {**(old.get("libraries") or {}), **fresh["libraries"]}
+    grid = old.get("grid") or {}
     for k in ("ops", "sizes", "threads", "dtypes"):
-        doc["grid"][k] = list(dict.fromkeys(list(grid.get(k, [])) + fresh["grid"][k]))
-    doc["resumed"] = old.get("resumed", 0) + 1
+        before = grid.get(k) if isinstance(grid.get(k), list) else []
+        before = [v for v in before if isinstance(v, (int, str))]
+        doc["grid"][k] = list(dict.fromkeys(before + fresh["grid"][k]))
+    doc["resumed"] = (old["resumed"] if isinstance(old.get("resumed"), int) else 0) + 1
     return doc
 
 
@@ -341,18 +405,22 @@ def _run_inprocess(specs_todo, doc, settings, budget_left, on_point, save, usabl
         prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
         for t in thread_list:
             on_point("start", {"op": op_name, "size": size, "dtype": dtype, "threads": t})
-            with limit(t, api="all"):
-                ok, seen = _verify(files, t)
-                if not ok:
-                    deferred.append((op_name, size, dtype, t))
-                    continue
-                probe = LoadProbe()
-                m = measure(prepared.fn, prepared.args, target_spread=settings["target_spread"],
-                            min_repeats=settings["min_repeats"], budget=budget_left())
-                rec = _point_record(op_name, lib, size, dtype, t, prepared.impl, m, isolated=False,
-                                    threads_seen=seen, usable=usable, other_cores=probe.other_cores())
-                save(rec)
-                on_point("done", rec)  # still inside the limit: an interrupt here must restore it too
+            with warnings.catch_warnings():
+                # the sweep reads the count back itself (and measures a refused one in a worker): the
+                # limiter's warning would only repeat that as a Python warning with a source line
+                warnings.simplefilter("ignore", NotControllableWarning)
+                with limit(t, api="all"):
+                    ok, seen = _verify(files, t)
+                    if not ok:
+                        deferred.append((op_name, size, dtype, t))
+                        continue
+                    probe = LoadProbe()
+                    m = measure(prepared.fn, prepared.args, target_spread=settings["target_spread"],
+                                min_repeats=settings["min_repeats"], budget=budget_left())
+                    rec = _point_record(op_name, lib, size, dtype, t, prepared.impl, m, isolated=False,
+                                        threads_seen=seen, usable=usable, other_cores=probe.other_cores())
+                    save(rec)
+                    on_point("done", rec)  # still inside the limit: an interrupt here must restore it too
         del prepared
     return deferred
 
@@ -418,10 +486,13 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
     """
     from blastune.results import atomic_write_json, check_writable_new
 
-    if not (isinstance(budget, (int, float)) and budget > 0):
-        raise BlastuneError(f"invalid budget {budget!r}: must be a number of seconds > 0")
-    if isinstance(min_repeats, bool) or not isinstance(min_repeats, int) or min_repeats < 1:
-        raise BlastuneError(f"invalid min repeats {min_repeats!r}: must be a whole number >= 1")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf"):
+        # inf would also be written to the results as Infinity, which is not JSON
+        raise BlastuneError(f"invalid budget {budget!r}: must be a finite number of seconds > 0")
+    from blastune.timing import MAX_REPEATS
+
+    if isinstance(min_repeats, bool) or not isinstance(min_repeats, int) or not 1 <= min_repeats <= MAX_REPEATS:
+        raise BlastuneError(f"invalid min repeats {min_repeats!r}: must be a whole number from 1 to {MAX_REPEATS}")
     if not (isinstance(target_spread, (int, float)) and 0 < target_spread < 1):
         raise BlastuneError(f"invalid target spread {target_spread!r}: must be a fraction between 0 and 1, e.g. 0.02")
     if isolate not in ("auto", "always", "never"):
@@ -429,7 +500,10 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
     plan = make_plan(ops, sizes, threads, dtypes, lib)
     out = Path(out) if out is not None else None
     if out is not None:
+        from blastune.sweep_output import check_output_path
+
         check_writable_new(out, force=force, resume=resume)
+        check_output_path(out, "--out")
     on_point = on_point or (lambda event, data: None)
 
     served = serving_libraries(plan.lib)
@@ -448,8 +522,6 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
                                "not read back")
     done = {point_key(p) for p in doc["points"]}
     usable = doc["cpu"]["usable_cores"]
-    if any(t > usable for t in plan.threads):
-        doc["warnings"].append(f"thread counts above the {usable} usable cores oversubscribe them")
 
     todo = [(o, n, d, t) for (o, n, d) in plan.specs for t in plan.threads
             if (o, plan.lib, n, d, t) not in done]
@@ -512,6 +584,10 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
     if unstable:
         doc["warnings"].append(f"{len(unstable)} point(s) stayed above the {target_spread * 100:g}% spread target "
                                "within the budget (flagged 'unstable'): raise --budget or quiet the machine")
+    over = [p for p in doc["points"] if p.get("oversubscribed")]
+    if over:  # judged by the threads that ran: ATLAS asked for 4 runs 1 and oversubscribes nothing
+        doc["warnings"].append(f"{len(over)} point(s) ran more threads than the {usable} usable cores "
+                               "(flagged 'oversubscribed'): they compete for cores with each other")
     busy = [p for p in doc["points"] if p.get("busy")]
     if busy:
         doc["warnings"].append(f"{len(busy)} point(s) ran while other processes used >= {BUSY_CORES} cores "

@@ -28,6 +28,9 @@ def check_output_path(path, what: str) -> None:
     import os
 
     parent = Path(path).resolve().parent
+    blocker = next((d for d in (parent, *parent.parents) if d.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise BlastuneError(f"cannot write {what} {path}: {blocker} is not a directory")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

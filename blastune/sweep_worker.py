@@ -58,9 +58,15 @@ def run(job: dict, emit) -> None:
 
 
 def main() -> None:
+    import os
+
     job = json.loads(sys.stdin.read())
-    # the protocol owns stdout; anything else that prints (warnings, libraries) goes to stderr
-    out, sys.stdout = sys.stdout, sys.stderr
+    # the protocol owns the pipe; anything else that prints -- Python or a library's C code writing to
+    # file descriptor 1 -- goes to stderr
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
 
     def emit(msg):
         out.write(json.dumps(msg, default=str) + "\n")

@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 _MEDIAN_SE = math.sqrt(math.pi / 2)
 # IQR of a standard normal distribution
 _NORMAL_IQR = 1.3489795
+# samples per point at most: past this the median's error no longer shrinks enough to matter
+MAX_REPEATS = 1000
 
 
 @dataclass
@@ -109,7 +111,7 @@ def _sample(fn, args, loops, clock):
 
 
 def measure(fn, args=(), *, target_spread: float = 0.02, min_repeats: int = 5, budget: float = 10.0,
-            max_repeats: int = 1000, min_sample_time: float = 0.02, clock=time.perf_counter) -> Measurement:
+            max_repeats: int = MAX_REPEATS, min_sample_time: float = 0.02, clock=time.perf_counter) -> Measurement:
     """Time ``fn(*args)``: warm-up, calibrate loops, then adaptive repeats (see the module docstring).
 
     ``budget`` (seconds) bounds the adaptive part; ``min_repeats`` samples are always taken, so a point

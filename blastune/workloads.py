@@ -34,6 +34,18 @@ class Workload:
             return f"elementwise numpy on {self.size:,} doubles (releases the GIL)"
         return f"{self.name}(i)"
 
+    def memory_bytes(self) -> int:
+        """About the peak bytes one running task holds (0 for --func: unknown)."""
+        if self.kind == "op":
+            from blastune.ops import get_op
+
+            return get_op(self.name).memory_bytes(self.size, self.dtype)
+        if self.kind == "numpy":
+            return 16 * self.size  # the array and one ufunc temporary
+        if self.kind == "python":
+            return 48 * self.size  # the list, and the comprehension's list of float objects
+        return 0
+
     def to_dict(self):
         return asdict(self)
 
@@ -84,6 +96,9 @@ def resolve_func(spec: str):
     except Exception as exc:  # the user's module failed while importing
         raise BlastuneError(f"--func {spec}: importing {module_name!r} failed: "
                             f"{type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:  # a script that runs (and exits) when imported would end blastune silently
+        raise BlastuneError(f"--func {spec}: importing {module_name!r} called sys.exit({exc.code!r}); put the "
+                            "script's own work under `if __name__ == '__main__':`") from None
     obj = module
     for part in attr.split("."):
         try:

@@ -36,3 +36,29 @@ def boom(i):
     if i == 3:
         raise ValueError("beam 3 is corrupt")
     return i
+
+
+def exits(i):
+    """A task that ends its process the way scripts do."""
+    import sys
+
+    sys.exit(3)
+
+
+def fails_in_workers(i):
+    """Fine in blastune's own process, broken in a worker (e.g. it relies on state the parent set up)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        raise RuntimeError("no database connection in this process")
+    return i
+
+
+def long_error(i):
+    raise ValueError("x" * 5000)
+
+
+def chatty(i):
+    """A task that reports progress on stdout, as scripts do."""
+    print(f"processing beam {i}", flush=True)
+    return i

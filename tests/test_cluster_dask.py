@@ -131,17 +131,157 @@ def test_plugin_overrides_the_nannys_starving_default_and_says_so(monkeypatch):
             assert "OMP_NUM_THREADS" in w.limit["env_changed"]
             assert any("oversubscribed" in n for n in w.limit["notes"])  # 2 x 2 > 2 cores, said aloud
         assert all(v == [2] for v in _in_each_task_thread(client).values())
-        assert "1->2" in str(summary)  # the table says what changed
+        text = str(summary)
+        assert "1->2" in text  # the table says what changed, how the cap was chosen, and the warning
+        assert "cap: explicit threads=2 (all workers)" in text
+        assert "oversubscribed (all workers)" in text
 
 
-def test_missing_distributed_is_one_clear_error():
-    code = ("import sys; sys.modules['distributed'] = None\n"
+@needs_two_cores
+def test_workers_sharing_one_process_keep_the_cap_until_the_last_leaves(monkeypatch):
+    """No nanny, processes=False: the workers are threads of *this* process, sharing its environment
+    and BLAS pool. The first worker's setup changes them; when that worker leaves first, the cap must
+    stay for the other, and only the last one out puts back this process's own settings."""
+    import blastune
+    from blastune.integrations.dask import limit_workers, worker_summary
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    own = blastune.get_threads()
+    cap = 1 if set(own.values()) != {1} else 2  # a count this process is not running now
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                       dashboard_address=None, silence_logs=40)
+    try:
+        with distributed.Client(cluster) as client:
+            summary = limit_workers(client, threads=cap)
+            assert {w.pid for w in summary.workers} == {os.getpid()}
+            changer = [w.address for w in summary.workers if w.limit["env_changed"]]
+            assert len(changer) == 1, summary  # one environment: only the first setup changes it
+            assert set(blastune.get_threads().values()) == {cap}  # our own process is capped too
+
+            leaving = next(w for w in cluster.workers.values() if w.address == changer[0])
+            client.sync(leaving.close)
+            (rest,) = worker_summary(client).workers
+            assert any("took over" in n for n in rest.limit["notes"]), rest.limit
+            assert os.environ["OPENBLAS_NUM_THREADS"] == str(cap)
+            assert set(blastune.get_threads().values()) == {cap}, "the cap left with the first worker"
+    finally:
+        cluster.close()
+    # the last worker out put back what this process had before the cluster started
+    assert blastune.get_threads() == own
+    assert {v: os.environ.get(v) for v in THREAD_VARS} == dict.fromkeys(THREAD_VARS)
+
+
+@needs_two_cores
+def test_a_worker_started_without_a_nanny_is_capped(monkeypatch):
+    """`dask worker --no-nanny`: no pre-spawn-environ, so its BLAS starts at one thread per core."""
+    from blastune.integrations.dask import limit_workers
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    env = child_env(threads=None)  # this module importable there: its functions run in the worker
+    env["PYTHONPATH"] = os.path.dirname(os.path.abspath(__file__)) + os.pathsep + env["PYTHONPATH"]
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None, silence_logs=40) as cluster:
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+                                   "--no-nanny", "--nthreads", "1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            with distributed.Client(cluster) as client:
+                client.wait_for_workers(1, timeout=60)
+                assert list(client.run(_blas_threads_main).values()) == [[CORES]]  # nobody capped it
+                (w,) = limit_workers(client).workers
+                assert w.limit["threads"] == CORES and w.limit["host_task_threads"] == 1  # 1 task thread: all cores
+                (w,) = limit_workers(client, threads=1).workers
+                assert set(map(tuple, w.limit["threads_changed"].values())) == {(CORES, 1)}
+                # re-registering tore the first plan down (back to unset) before applying this one
+                assert w.limit["env_changed"]["OPENBLAS_NUM_THREADS"] == [None, "1"]
+                assert list(_in_each_task_thread(client).values()) == [[1]]
+        finally:
+            worker.terminate()
+            worker.wait(30)
+
+
+def test_workers_without_blastune_get_one_clear_error(tmp_path):
+    """Workers in another environment (a conda env on the cluster, say) cannot unpickle the plugin."""
+    from blastune.errors import BlastuneError
+    from blastune.integrations.dask import limit_workers
+
+    shadow = tmp_path / "blastune"
+    shadow.mkdir()  # makes `import blastune` fail in the worker as if it were not installed there
+    (shadow / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'blastune'\", name='blastune')\n")
+    env = child_env()
+    env["PYTHONPATH"] = str(tmp_path)
+    with distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None, silence_logs=50) as cluster:
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+                                   "--no-nanny", "--nthreads", "1", "--no-dashboard"], cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            with distributed.Client(cluster) as client:
+                client.wait_for_workers(1, timeout=60)
+                with pytest.raises(BlastuneError, match="^blastune is not installed where the Dask workers run"):
+                    limit_workers(client)
+        finally:
+            worker.terminate()
+            worker.wait(30)
+
+
+def test_asynchronous_client(monkeypatch):
+    """``await limit_workers(client)`` with Client(asynchronous=True); in-process workers keep it quick."""
+    import asyncio
+
+    from blastune.integrations.dask import limit_workers, worker_summary
+
+    for var in THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+    async def main():
+        async with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, asynchronous=True,
+                                            dashboard_address=None, silence_logs=40) as cluster:
+            async with distributed.Client(cluster, asynchronous=True) as client:
+                summary = await limit_workers(client, threads=1)
+                again = await worker_summary(client)
+                return summary, again
+
+    summary, again = asyncio.run(main())
+    assert [w.limit["threads"] for w in summary.workers] == [1]
+    assert [w.limit["basis"] for w in again.workers] == ["explicit threads=1"]
+    assert {v: os.environ.get(v) for v in THREAD_VARS} == dict.fromkeys(THREAD_VARS)  # restored on close
+
+
+def test_summary_of_no_workers_says_so():
+    from blastune.integrations.dask import ClusterSummary
+
+    assert str(ClusterSummary([])) == "no workers yet: the plugin runs on each worker as it joins"
+
+
+@pytest.mark.parametrize("block, why", [
+    ("sys.modules['distributed'] = None", "(distributed is not installed)"),  # the extra is missing
+    ("sys.modules['dask'] = None", "(dask is not installed)"),
+])
+def test_missing_distributed_is_one_clear_error(block, why):
+    code = (f"import sys; {block}\n"
             "from blastune.errors import BlastuneError\n"
-            "try:\n    import blastune.integrations.dask\n"
-            "except BlastuneError as e:\n    print('BlastuneError:', e)\n")
+            "try:\n    from blastune.integrations.dask import limit_workers\n"
+            "except BlastuneError as e:\n    print(isinstance(e, ImportError), e, sep='|')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("BlastuneError:") and "pip install 'blastune[dask]'" in out.stdout
+    # one line, saying what is missing and how to install it; still an ImportError for try/except code
+    assert out.stdout == ("True|blastune.integrations.dask needs dask.distributed " + why
+                          + ": pip install 'blastune[dask]'\n")
+
+
+def test_a_broken_distributed_is_not_called_missing(tmp_path):
+    fake = tmp_path / "distributed"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("from dask import no_such_name\n")  # a version mismatch, say
+    code = ("from blastune.integrations import MissingExtraError\n"
+            "try:\n    import blastune.integrations.dask\n"
+            "except MissingExtraError as e:\n    print(e)\n")
+    env = child_env({"PYTHONPATH": f"{tmp_path}{os.pathsep}{child_env()['PYTHONPATH']}"})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "importing it failed: cannot import name 'no_such_name' from 'dask'" in out.stdout
+    assert "not installed" not in out.stdout and len(out.stdout.splitlines()) == 1
 
 
 def test_explicit_threads_are_checked():

@@ -79,11 +79,16 @@ def test_out_never_overwrites_without_force(tmp_path):
     target.write_text("my own script\n")
     args = [BLASTUNE, "slurm", "--tasks", "2", "--out", str(target), "--", "true"]
     res = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=60)
-    assert res.returncode == 2 and "--force" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    # one true line: a script has nothing to --resume (the results files' wording would say so)
+    assert res.returncode == 2 and res.stderr == f"blastune: error: {target} already exists: pass --force to replace it\n"
     assert target.read_text() == "my own script\n"
+    res = subprocess.run(args[:5] + [str(tmp_path)] + args[6:], capture_output=True, text=True, env=child_env(),
+                         timeout=60)
+    assert res.returncode == 2 and res.stderr == f"blastune: error: {tmp_path} is a directory: give a file name for the script\n"
     res = subprocess.run(args[:2] + ["--force"] + args[2:], capture_output=True, text=True, env=child_env(),
                          timeout=60)
     assert res.returncode == 0, res.stderr
+    assert res.stderr == f"wrote {target} (2 array task(s) x 1 core): sbatch {target}\n"
     assert "#SBATCH --array=0-1" in target.read_text()
 
 
@@ -94,17 +99,17 @@ def test_json_and_auto():
     assert data["schema"] == "blastune.slurm/1" and data["tasks"] == 3
     assert data["cpus_basis"].startswith("--auto")
     assert f"#SBATCH --cpus-per-task={data['cpus_per_task']}" in data["text"]
-    try:
-        import blastune.profile  # noqa: F401  -- written by another engineer; may not exist
-    except ImportError:
-        from blastune.cpu import cpu_info
+    from blastune.cpu import cpu_info
 
-        assert data["cpus_per_task"] == cpu_info().usable_cores
+    # the tests' private cache holds no profile: one job gets every usable core, and says why
+    assert data["cpus_per_task"] == cpu_info().usable_cores
+    assert "usable cores" in data["cpus_basis"]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--tasks", "0", "--", "true"], "invalid --tasks 0"),
     (["--tasks", "2", "--cpus-per-task", "0", "--", "true"], "invalid --cpus-per-task 0"),
+    (["--tasks", "2", "-c", str(2**31), "--", "true"], "at most 2147483647"),
     (["--tasks", "2"], "no command given"),
     (["--tasks", "2", "--", ], "no command given"),
     (["--", "true"], "--tasks"),
@@ -112,6 +117,7 @@ def test_json_and_auto():
     (["--tasks", "2", "--time", "1h", "--", "true"], "invalid --time"),
     (["--tasks", "2", "--mem", "lots", "--", "true"], "invalid --mem"),
     (["--tasks", "2", "--job-name", "a b\n#SBATCH --x", "--", "true"], "invalid --job-name"),
+    (["--tasks", "2", "--job-name", "x" * 129, "--", "true"], "use at most 128 letters"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     res = CliRunner().invoke(app, ["slurm", *args])
@@ -126,3 +132,14 @@ def test_bad_input_via_console_script():
                          env=child_env(), timeout=60)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr == "blastune: error: invalid --tasks 0: must be a whole number >= 1\n"
+
+
+def test_help_reads_whole():
+    """The command list shows slurm's one-line summary uncut; the options name what they take."""
+    res = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"})
+    assert "slurm      A Slurm job-array script whose tasks cap their BLAS threads.\n" in res.output
+    res = CliRunner().invoke(app, ["slurm", "--help"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0
+    for want in ("-n, --tasks N", "-c, --cpus-per-task T", "--time TIME", "--mem SIZE", "--job-name NAME",
+                 "-o, --out FILE", "    blastune slurm --tasks 100 -c 4 -- python fit.py --seed={task} > fit.sbatch\n"):
+        assert want in res.output, want

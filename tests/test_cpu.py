@@ -156,3 +156,20 @@ def test_cpu_info_agrees_with_the_kernel():
         assert c.peak_gflops_total == pytest.approx(c.peak_gflops_per_core * c.usable_cores, rel=0.01)
         assert f"{c.flops_per_cycle_fp64} FP64 FLOPs/cycle" in c.peak_basis and c.clock_source in c.peak_basis
     assert math.isfinite(c.clock_mhz or 0.0)
+
+
+@pytest.mark.parametrize("line", ["", "abc 100000", "150000 0", "150000 xyz", "-5 100000"])
+def test_v2_unreadable_cpu_max_is_no_quota_not_a_crash(tmp_path, line):
+    # a half-written, foreign or hand-edited file must not take `blastune info` down
+    v2_tree(tmp_path, {"/job": line, "/": "100000 100000"})
+    q = cgroup_quota(proc_cgroup="0::/job\n", root=tmp_path)
+    assert q.version == 2 and q.quota_cores == 1.0  # the parent's sane limit still counts
+
+
+@pytest.mark.parametrize("quota,period", [("abc", "100000"), ("250000", "0"), ("250000", "")])
+def test_v1_unreadable_quota_is_no_quota_not_a_crash(tmp_path, quota, period):
+    d = tmp_path / "cpu,cpuacct" / "docker" / "abc"
+    write(d / "cpu.cfs_quota_us", quota + "\n")
+    write(d / "cpu.cfs_period_us", period + "\n")
+    q = cgroup_quota(proc_cgroup=V1_PROC, root=tmp_path)
+    assert q.version == 1 and q.quota_cores is None

@@ -67,6 +67,17 @@ def test_values_that_are_not_positive_integers_are_errors():
     assert rc == 2
 
 
+def test_only_ascii_decimal_counts_as_a_thread_count():
+    # Python's int() takes '٣' (Arabic-Indic three); the C libraries do not, so it must not pass as 3
+    # threads, and '0x2' is no hex two. Blanks around a number are fine (libgomp and atoi skip them).
+    rc, report, _ = run_doctor(extra={"OMP_NUM_THREADS": "\u0663", "OPENBLAS_NUM_THREADS": "0x2",
+                                      "BLIS_NUM_THREADS": " 1 "})
+    bad = {f["finding"].split("=")[0] for f in by_id(report, "env-integer") if f["severity"] == "error"}
+    assert bad == {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+    assert "OMP_NUM_THREADS" not in " ".join(f["finding"] for f in by_id(report, "threads-over-cores"))
+    assert rc == 2
+
+
 def test_omp_nesting_list_is_a_valid_value():
     rc, report, _ = run_doctor(extra={"OMP_NUM_THREADS": "1,1"})
     assert severities(report, "env-integer") == {"ok"}
@@ -207,6 +218,9 @@ print(json.dumps(blastune.doctor(probe=False).to_dict()))
 @pytest.mark.parametrize("coretype, severity, words", [
     ("Prescott", "warning", "older kernels"),           # SSE3 kernels on any x86-64 CPU of this century
     ("NoSuchCore", "warning", "not an OpenBLAS x86-64 kernel name"),
+    # OpenBLAS matches the name exactly but for case: with blanks it says 'Core not found' (measured)
+    (" Prescott ", "warning", "not an OpenBLAS x86-64 kernel name"),
+    ("prescott", "warning", "older kernels"),
 ])
 def test_openblas_coretype_older_or_unknown(coretype, severity, words):
     if os.uname().machine != "x86_64":

@@ -3,6 +3,7 @@ and an OPENBLAS_CORETYPE that kills the BLAS with SIGILL in the probe child but 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -70,6 +71,36 @@ def test_openmp_openblas_follows_omp_num_threads():
     assert "ignored" in f["finding"] and f["fix"] == "export OMP_NUM_THREADS=1"
     fixed = json.loads(matrix_run("openblas-openmp", threads=1).stdout)  # both variables set to 1
     assert "openblas-openmp-env" in findings(fixed, "ok")
+
+
+@pytest.mark.parametrize("omp", [None, " 1 "])
+def test_openmp_openblas_fix_is_a_valid_export_even_for_a_malformed_value(omp):
+    extra = {"OPENBLAS_NUM_THREADS": "two"} | ({"OMP_NUM_THREADS": omp} if omp else {})
+    report = json.loads(matrix_run("openblas-openmp", extra=extra).stdout)
+    fixes = [f["fix"] for f in report["findings"] if f["id"] == "openblas-openmp-env" and f["severity"] != "ok"]
+    assert all(re.fullmatch(r"export OMP_NUM_THREADS=[1-9][0-9]*", fix) for fix in fixes), fixes
+    assert len(fixes) == (0 if omp else 1)  # ' 1 ' and 1 are the same count: no conflict to report
+    assert "env-integer" in findings(report, "error")
+
+
+@pytest.mark.parametrize("layer, stage", [("tbb", "import numpy"), ("bogus", "matmul")])
+def test_mkl_layer_that_cannot_load_ends_the_probe_not_doctor(layer, stage):
+    # Measured: oneMKL 2024.2 calls exit(2) at import for TBB without libtbb, and an unknown layer falls
+    # back to Intel's, whose missing libiomp5 symbols make the loader end the process (127) at the
+    # first call -- any in-process query of MKL by doctor would end doctor the same way.
+    proc = matrix_run("mkl", extra={"MKL_THREADING_LAYER": layer}, threads=1)
+    report = json.loads(proc.stdout)
+    (f,) = [f for f in report["findings"] if f["id"] == "blas-probe"]
+    assert f["severity"] == "error" and f"'{stage}'" in f["finding"] and "mkl" in f["finding"].lower()
+    assert f["fix"].startswith("unset MKL_THREADING_LAYER")
+    assert proc.returncode == 2
+
+
+def test_mkl_reads_its_variable_strictly():
+    # MKL_NUM_THREADS=' 2' gives oneMKL 1 thread (libgomp and OpenBLAS would skip the blanks)
+    report = json.loads(matrix_run("mkl", extra={"MKL_NUM_THREADS": " 2"}).stdout)  # OMP_NUM_THREADS unset
+    assert "env-integer" in findings(report, "error")
+    assert [lib["num_threads"] for lib in report["libraries"] if lib["vendor"] == "mkl"] == [1]
 
 
 def test_coretype_the_cpu_lacks_kills_the_probe_not_doctor():

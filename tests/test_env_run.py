@@ -100,11 +100,14 @@ BAD = [
     (["env", "-t", "-3"], "--threads"),
     (["env", "-t", "abc"], "--threads"),
     (["env", "--jobs", "0"], "--jobs"),
+    (["env", "-t", "99999999999999999999"], "at most 2147483647"),
     (["env", "-t", "1", "--shell", "klingon"], "unknown shell 'klingon'"),
     (["env", "-t", "1", "--jobs", "2"], "only one of"),
     (["run", "-t", "0", "--", "true"], "--threads"),
     (["run", "-t", "1"], "no command given"),
     (["run", "-t", "1", "--", "no-such-command-xyz"], "command not found"),
+    (["run", "-t", "1", "--", "/"], "is a directory"),
+    (["run", "-t", "1", "--", "/etc/passwd"], "permission denied"),  # a file without an x bit
 ]
 
 
@@ -166,3 +169,43 @@ def test_run_reports_a_signal_death_as_128_plus_n():
     r = subprocess.run([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c",
                         "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], timeout=60)
     assert r.returncode == 128 + 9
+
+
+@needs_script
+def test_ctrl_c_at_a_terminal_reaches_the_child_once(tmp_path):
+    # The terminal sends Ctrl-C's SIGINT to its whole foreground group, the child included: a second,
+    # forwarded copy used to interrupt the child's own clean-up.
+    import os
+    import pty
+
+    script = tmp_path / "child.py"
+    script.write_text(
+        "import time\n"
+        "try:\n"
+        "    print('ready', flush=True); time.sleep(60)\n"
+        "except KeyboardInterrupt:\n"
+        "    try:\n"
+        "        time.sleep(1); print('cleaned up', flush=True)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('cleanup interrupted', flush=True)\n")
+    pid, fd = pty.fork()  # the child leads a new session with the pty as its controlling terminal
+    if pid == 0:
+        os.execve(BLASTUNE, [BLASTUNE, "run", "-t", "1", "--", sys.executable, str(script)], child_env())
+    out = b""
+    deadline = time.time() + 60
+    while b"ready" not in out and time.time() < deadline:
+        out += os.read(fd, 1024)
+    os.write(fd, b"\x03")  # what pressing Ctrl-C types
+    while True:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # EIO: every process holding the terminal has exited
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = out.decode(errors="replace")
+    assert "cleaned up" in text and "cleanup interrupted" not in text, text
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -118,6 +118,10 @@ def test_cli_runner_tables():
         if b.library:
             assert b.library.filepath in out
     assert "usable cores" in out and "peak basis" in out
+    for name, pkg in data.packages.items():  # the JSON's package versions are in the text too
+        assert f"{name} {pkg['version']}" in out
+    for lib in data.loaded:
+        assert any(lib.filepath in line and "at run time" in line for line in out.splitlines())
 
 
 @pytest.mark.parametrize("fmt,marker", [("github", "| package"), ("grid", "+====="), ("plain", "package"),

@@ -46,3 +46,34 @@ def test_blastune_limit_and_inner_max_num_threads_agree(n):
     assert default == [loky_default] * 2
     assert [inside for inside, _ in ours] == theirs == [[n], [n]]
     assert [after for _, after in ours] == [loky_default] * 2  # blastune.limit is scoped to the block
+
+
+# The package module must pickle by reference: cloudpickle (joblib's loky, Dask) ships a function
+# defined in a script by value, together with the modules it names -- here the global ``blastune``.
+SCRIPT_USING_GLOBAL_BLASTUNE = '''
+import blastune
+from joblib import Parallel, delayed
+
+
+def task(i):
+    with blastune.limit(1):
+        return sorted(set(blastune.get_threads().values()))
+
+
+if __name__ == "__main__":
+    print(Parallel(n_jobs=2, backend="loky")(delayed(task)(i) for i in range(2)))
+'''
+
+
+def test_a_script_using_blastune_limit_runs_in_loky_workers(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import child_env
+
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT_USING_GLOBAL_BLASTUNE)
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                         env=child_env(), timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[[1], [1]]"

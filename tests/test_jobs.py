@@ -148,6 +148,13 @@ def test_user_function_error_is_one_line():
         run_jobs(func="jobfuncs:boom", tasks=5, repeats=1, layouts=[Layout("process", 2, 1)])
 
 
+def test_a_huge_error_message_is_cut_to_one_readable_line():
+    with pytest.raises(BlastuneError) as err:
+        run_jobs(func="jobfuncs:long_error", tasks=2, repeats=1, layouts=[Layout("process", 2, 1)])
+    assert str(err.value).startswith("task 0 raised ValueError: xxx") and str(err.value).endswith("...")
+    assert len(str(err.value)) < 300
+
+
 @pytest.mark.parametrize("kw, msg", [
     ({"func": "nosuchmod:f"}, "cannot import 'nosuchmod'"),
     ({"func": "jobfuncs:NOT_CALLABLE"}, "is a int, not a function"),
@@ -182,11 +189,28 @@ BAD_ARGS = [
     (["jobs", "--executor", "fiber", "--workers", "2"], "invalid --executor"),
     (["jobs", "--format", "nope"], "unknown table format"),
     (["jobs", "--tasks", "x"], "--tasks"),
+    # review fixes: each of these used to exit 1 with an internal error, 3, or a traceback
+    (["jobs", "--op", "dot", "--size", "200000"], "fewer --layouts"),      # the memory guard, before allocating
+    (["jobs", "--workload", "numpy", "--size", str(10**13)], "is available"),
+    (["jobs", "--func", "jobfuncs:square", "--layouts", "process:100000x1"], "(100000 of them processes)"),
+    (["jobs", "--func", "jobfuncs:exits", "--tasks", "2", "-r", "1"], "task 0 raised SystemExit: 3"),
+    (["jobs", "--func", "jobfuncs:fails_in_workers", "--tasks", "2", "-r", "1", "--layouts", "process:2x1"],
+     "layout process:2x1: task 0 (the warm-up in a worker process) raised RuntimeError: no database connection"),
+    (["jobs", "--func", "raises_on_import:f"], "importing 'raises_on_import' failed: RuntimeError: needs a GPU"),
+    (["jobs", "--workload", "python", "--out", "notadir/jobs.json"], "notadir is not a directory"),
+    (["jobs", "--func", "exits_on_import:f"], "importing 'exits_on_import' called sys.exit(0)"),
 ]
+
+
+def _bad_fixtures(tmp_path):
+    (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('needs a GPU')\n")
+    (tmp_path / "notadir").write_text("a file, not a directory")
+    (tmp_path / "exits_on_import.py").write_text("import sys\ndef f(i):\n    return i\nsys.exit(0)\n")
 
 
 @pytest.mark.parametrize("args, msg", BAD_ARGS)
 def test_cli_bad_input_one_line_exit_2_installed_script(args, msg, tmp_path):
+    _bad_fixtures(tmp_path)
     p = _blastune(args, tmp_path)
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("blastune: error: ")
@@ -195,7 +219,10 @@ def test_cli_bad_input_one_line_exit_2_installed_script(args, msg, tmp_path):
 
 
 @pytest.mark.parametrize("args, msg", BAD_ARGS)
-def test_cli_bad_input_one_line_exit_2_clirunner(args, msg):
+def test_cli_bad_input_one_line_exit_2_clirunner(args, msg, tmp_path, monkeypatch):
+    _bad_fixtures(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))  # --func puts the cwd on it
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2
     assert r.stderr.count("\n") == 1 and msg in r.stderr and "Traceback" not in r.stderr
@@ -304,3 +331,52 @@ def test_env_only_blas_gets_its_threads_in_process_workers():
     assert rows["process:1x2"]["threads_seen"] == 2 and rows["process:1x2"]["notes"] == []
     assert rows["serial:1x2"]["threads_seen"] == 1
     assert any("asked for 2 BLAS threads, this process runs 1" in n for n in rows["serial:1x2"]["notes"])
+
+
+def test_ctrl_c_ends_the_workers_and_says_so_in_one_line(tmp_path):
+    """typer turns KeyboardInterrupt into a silent exit 130: the user was not told what happened."""
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(["blastune", "jobs", "--workload", "python", "--size", "20000", "--tasks", "100000",
+                             "--layouts", "process:2x1", "-r", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(tmp_path), cwd=tmp_path,
+                            start_new_session=True)  # its own group, as a terminal's Ctrl-C reaches
+    deadline, workers = time.time() + 60, []
+    while time.time() < deadline and len(workers) < 2:  # the spawned workers (the resource tracker too)
+        try:
+            workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                       if "resource_tracker" not in " ".join(c.cmdline())]
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.splitlines() == ["blastune: interrupted: worker processes ended; nothing saved: the layouts "
+                                   "are compared only once all are measured"], stderr
+    assert len(workers) >= 2
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+
+
+def test_a_capped_thread_count_is_a_table_note_not_a_python_warning(tmp_path):
+    """OpenBLAS caps run-time counts (64 in the wheels): the limiter's NotControllableWarning, with a
+    'jobs.py:363:' source line, used to be printed three times beside the note that says the same."""
+    p = _blastune(["jobs", "--op", "dot", "--size", "16", "--tasks", "4", "-r", "1", "--layouts", "serial:1x1000",
+                   "--no-save-profile"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "Warning" not in p.stderr and "jobs.py" not in p.stderr, p.stderr
+    assert "asked for 1000 BLAS threads, this process runs" in p.stdout
+
+
+def test_json_stdout_stays_a_document_when_tasks_print(tmp_path):
+    """A task that prints progress (here, in process workers too) used to corrupt `--json | json.tool`."""
+    p = _blastune(["jobs", "--func", "jobfuncs:chatty", "--tasks", "3", "-r", "1", "--layouts",
+                   "serial,process:2x1", "--json", "--no-save-profile"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["schema"] == "blastune.jobs/1" and "processing beam 2" in p.stderr

@@ -168,7 +168,7 @@ def test_set_threads_during_a_limit_becomes_the_base():
     assert tp_counts() == [2, 2]
 
 
-@pytest.mark.parametrize("bad", [0, -3, "abc", 1.5, True])
+@pytest.mark.parametrize("bad", [0, -3, "abc", 1.5, True, 2**32])  # 2**32 would reach a C int as 0
 def test_bad_counts_are_one_clear_error(bad):
     with pytest.raises(BlastuneError, match="must be"):
         blastune.limit(bad)
@@ -233,3 +233,72 @@ def test_limit_object_is_cheap_to_reuse_without_warnings():
             with lim:
                 pass
     assert tp_counts() == [2, 2]
+
+
+def test_fork_while_another_thread_holds_a_limit():
+    # multiprocessing forks on Linux: only the forking thread lives on in the child. A lock held by
+    # another thread at that moment, or that thread's limit, must not follow it there.
+    code = """
+import json, os, threading
+import numpy, scipy.linalg, blastune
+from blastune import limits
+base = sorted(blastune.get_threads().values())
+inside, leave = threading.Event(), threading.Event()
+def holder():
+    with blastune.limit(1):
+        with limits._S.lock:   # caught mid-update by the fork
+            inside.set()
+            leave.wait()
+t = threading.Thread(target=holder)
+t.start()
+inside.wait()
+pid = os.fork()
+if pid == 0:
+    with blastune.limit(1):   # would hang for ever on the inherited lock
+        within = sorted(blastune.get_threads().values())
+    print(json.dumps({"base": base, "child_within": within,
+                      "child_after": sorted(blastune.get_threads().values())}), flush=True)
+    os._exit(0)
+leave.set()
+t.join()
+_, status = os.waitpid(pid, 0)
+assert status == 0, status
+"""
+    r = run_python(code, env=child_env(threads=2), timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["base"] == [2, 2]
+    assert out["child_within"] == [1, 1]
+    assert out["child_after"] == [2, 2]  # the dead thread's limit does not stay behind in the child
+
+
+def test_a_refusal_turned_error_by_warning_filters_leaves_no_limit_behind():
+    # OpenBLAS caps its pool at the build's maximum (64 for the pip wheels) and reports that back.
+    # Under `-W error` (many projects' pytest setting) the warning raises inside __enter__: the
+    # with-body never runs, so nothing may stay limited, half-set or stacked.
+    from blastune import limits
+    from blastune.errors import NotControllableWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotControllableWarning)
+        with pytest.raises(NotControllableWarning, match="asked for 1000000 threads"):
+            with blastune.limit(1_000_000):
+                pytest.fail("the body must not run")
+    assert tp_counts() == [2, 2]
+    assert limits._S.stacks == {} and limits._S.originals == {}
+    with blastune.limit(1):
+        assert tp_counts() == [1, 1]
+    assert tp_counts() == [2, 2]
+
+
+def test_numpy_integers_are_thread_counts():
+    # counts are often computed with numpy (np.int64 is not an int subclass); floats still are not counts
+    import numpy as np
+
+    with blastune.limit(np.int64(1)):
+        assert tp_counts() == [1, 1]
+    with blastune.limit(jobs=np.int32(2)):
+        assert tp_counts() == [max(1, blastune.cpu_info().usable_cores // 2)] * 2
+    assert tp_counts() == [2, 2]
+    with pytest.raises(BlastuneError, match="must be"):
+        blastune.limit(np.float64(1.0))

@@ -143,7 +143,8 @@ def test_watch_prints_json_lines_until_interrupted():
 
 
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
-@pytest.mark.parametrize("args", [["5"], ["--watch", "0"], ["--interval", "-1"]])
+@pytest.mark.parametrize("args", [["5"], ["--watch", "0"], ["--interval", "-1"], ["--interval", "inf"],
+                                  ["--interval", "1e9"], ["--watch", "nan"], ["--watch", "inf"]])
 def test_ps_usage_errors_are_one_line(args):
     proc = subprocess.run([BLASTUNE, "ps", *args], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
@@ -159,3 +160,15 @@ def test_ps_table_output():
     row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {pid} "))
     assert "openblas" in row and "OPENBLAS_NUM_THREADS=1" in row
     assert any(line.startswith(v + ":") for line in proc.stdout.splitlines() for v in ("ok", "at-risk", "oversubscribed"))
+
+
+def test_processes_that_exit_during_the_scan_are_dropped_not_a_traceback():
+    # They map numpy's OpenBLAS when the scan starts and exit while it samples CPU time; left unreaped
+    # they are zombies, whose /proc entries still answer -- they run no BLAS and must not be listed.
+    quit_soon = "import numpy, time; print('ready', flush=True); time.sleep(0.3)"
+    env = child_env()
+    specs = [([sys.executable], quit_soon, env)] * 3 + [([sys.executable], IDLE, env)]
+    with children(specs) as pids:
+        census = processes(interval=1.5)
+        assert census.find(pids[-1]) is not None
+        assert all(census.find(pid) is None for pid in pids[:-1]), [p.pid for p in census.processes]

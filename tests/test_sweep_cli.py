@@ -46,11 +46,17 @@ BAD_INPUT = [
     (["--lib", "mkl"], "unknown library 'mkl'"),
     (["--target-spread", "abc"], "invalid target spread"),
     (["--budget", "0"], "invalid budget"),
+    (["--budget", "inf"], "invalid budget inf: must be a finite number"),  # was saved as Infinity: not JSON
     (["--min-repeats", "0"], "invalid min repeats"),
     (["--isolate", "sometimes"], "invalid isolate"),
     (["--resume"], "--resume needs --out"),
-    (["--op", "add", "--size", "8", "--out", "/proc/nope/r.json"], "cannot write /proc/nope/r.json"),
+    (["--op", "add", "--size", "8", "--out", "/proc/nope/r.json"], "cannot write --out /proc/nope/r.json"),
     (["--op", "add", "--size", "8", "--csv", "/proc/nope/r.csv"], "cannot write --csv /proc/nope/r.csv"),
+    # review fixes
+    (["--min-repeats", "100000000"], "from 1 to 1000"),                  # was capped at 1000 without a word
+    (["--op", "add", "--size", "8", "--out", "/tmp/blastune-same.json", "--csv", "/tmp/blastune-same.json"],
+     "--out and --csv name the same file"),                              # the CSV used to replace the JSON
+    (["--op", "add", "--size", "8", "--out", f"{REPO}/pyproject.toml/r.json"], "pyproject.toml is not a directory"),
 ]
 
 
@@ -254,6 +260,8 @@ def test_start_up_only_libraries_are_swept_in_workers_under_the_real_matrix(tmp_
     assert [(p["threads"], p["isolated"], p["threads_ran"]) for p in doc["points"]] == [(1, True, 1),
                                                                                       (2, True, ran_at_2)]
     assert ("ran 1 thread(s)" in r.stdout) == (ran_at_2 == 1)
+    if ran_at_2 == 1:  # a count the library did not run is never marked best, whatever the noise
+        assert [p["threads"] for p in doc["points"] if p["best"]] == [1]
 
 
 def test_all_ops_skip_the_dtypes_an_op_cannot_take():
@@ -278,3 +286,25 @@ def test_plot_is_written_or_refused_in_one_line(tmp_path):
         return
     assert r.exit_code == 0, r.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@needs_script
+def test_a_count_the_library_caps_is_noted_in_the_table_not_warned_with_a_source_line(tmp_path):
+    """OpenBLAS caps run-time counts (64 in the wheels): the limiter's NotControllableWarning, with its
+    'sweep.py:492:' source line, used to reach the user's terminal although the table says it all."""
+    out = tmp_path / "r.json"
+    r = cli("sweep", "--op", "add", "--size", "8", "--threads", "1,1000", *QUICK, "--out", str(out),
+            env=child_env())
+    assert r.returncode == 0, r.stderr
+    assert "Warning" not in r.stderr and "sweep.py" not in r.stderr, r.stderr
+    p = next(p for p in load(out)["points"] if p["threads"] == 1000)
+    assert p["threads_ran"] is not None and p["threads_ran"] < 1000
+    assert f"ran {p['threads_ran']} thread(s)" in r.stdout
+
+
+@needs_script
+def test_out_below_a_regular_file_is_one_line_before_measuring(tmp_path):
+    (tmp_path / "notadir").write_text("x")
+    r = cli("sweep", "--op", "add", "--size", "8", "--out", str(tmp_path / "notadir" / "r.json"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "notadir is not a directory" in r.stderr  # was: "File exists"

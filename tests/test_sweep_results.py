@@ -119,3 +119,149 @@ def test_best_for_an_op_blas_does_not_run_is_one_thread_even_when_noise_favours_
     sw.annotate(doc)
     best = {(p["op"], p["threads"]) for p in doc["points"] if p["best"]}
     assert best == {("add", 1), ("dot", 2)}
+
+
+# --- review fixes ------------------------------------------------------------------------------------
+
+def test_a_count_the_library_did_not_run_is_never_best_and_is_judged_by_what_ran():
+    """ATLAS/reference asked for 2 threads run 1: a faster second 1-thread run is noise, not a speed-up."""
+    doc = {"cpu": {"peak_gflops_per_core": 10.0, "usable_cores": 2},
+           "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
+           "points": [_pt("dot", 1, 0.032), dict(_pt("dot", 2, 0.024), threads_seen={"/lib/blas.so": 1}),
+                      dict(_pt("dot", 4, 0.024), threads_seen={"/lib/blas.so": 1})]}
+    sw.annotate(doc)
+    d = {p["threads"]: p for p in doc["points"]}
+    assert d[1]["best"] and not d[2]["best"] and not d[4]["best"]
+    assert d[2]["threads_ran"] == 1 and d[2]["efficiency"] == pytest.approx(d[2]["speedup"])  # per thread that ran
+    assert d[2]["peak_pct"] == pytest.approx(100 * d[2]["gflops"] / 10.0)                      # one core's peak
+    assert d[4]["oversubscribed"] is False                                                    # 1 thread ran
+
+
+def test_recommend_from_a_sweep_ignores_counts_the_library_did_not_run():
+    from blastune.advice import from_sweep
+
+    doc = {"cpu": {"usable_cores": 2}, "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
+           "points": [dict(_pt("dot", 1, 0.032), blas_op=True),
+                      dict(_pt("dot", 2, 0.024), blas_op=True, threads_seen={"/lib/blas.so": 1})]}
+    choice, why, entries = from_sweep(doc, None, 2)
+    assert choice["layout"]["threads"] == 1 and entries[1]["threads"] == 1
+
+
+MALFORMED = [
+    ({"points": [{"op": "dot"}]}, "point 0 has no valid 'lib'"),
+    ({"points": "x"}, "no 'points' list"),
+    ({"points": [dict(_pt("dot", 1, 1.0), median_s=None)]}, "no valid 'median_s'"),
+    ({"points": [dict(_pt("dot", 1, 1.0), threads="1")]}, "no valid 'threads'"),
+    ({"points": [_pt("dot", 0, 1.0)]}, "no valid 'threads'"),
+    ({"points": [dict(_pt("dot", 1, 1.0), flops="many")]}, "non-numeric 'flops'"),
+    ({"points": [dict(_pt("dot", 1, 1.0), threads_seen=[1])]}, "'threads_seen' is not an object"),
+    ({"points": [], "fingerprint": "x"}, "'fingerprint' is not an object"),
+    ({"points": [], "grid": []}, "'grid' is not an object"),
+]
+
+
+@pytest.mark.parametrize("fields, message", MALFORMED, ids=[m for _, m in MALFORMED])
+def test_malformed_sweep_files_are_one_line_for_resume_compare_and_recommend(tmp_path, fields, message):
+    """A hand-edited file used to end in 'internal error: KeyError' (exit 1)."""
+    from typer.testing import CliRunner
+
+    from blastune.cli import app
+
+    bad, good = tmp_path / "bad.json", tmp_path / "good.json"
+    bad.write_text(json.dumps({"schema": "blastune.sweep/1", "fingerprint": {"id": "abc"}, **fields}))
+    _write(good, [_pt("dot", 1, 1.0)])
+    for args in (["sweep", "--op", "add", "--size", "8", "--threads", "1", "--budget", "0.2", "--out", str(bad),
+                  "--resume"], ["compare", str(bad), str(good)], ["compare", str(good), str(bad)],
+                 ["recommend", "--from", str(bad), "--no-save-profile"]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.count("\n") == 1 and "malformed sweep results file" in r.stderr and message in r.stderr
+
+
+def test_resume_from_another_machine_says_what_differs(tmp_path):
+    path = tmp_path / "r.json"
+    _write(path, [_pt("add", 1, 1.0)], fid="elsewhere")
+    doc = json.loads(path.read_text())
+    doc["fingerprint"].update(cpu_model="Some Other CPU", usable_cores=64)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(BlastuneError, match=r"cpu_model 'Some Other CPU', here .*usable_cores 64, here"):
+        sw.sweep("add", [8], [1], budget=0.2, out=path, resume=True)
+    assert json.loads(path.read_text()) == doc  # the user's file is untouched
+
+
+def test_min_repeats_beyond_what_a_point_can_take_is_refused():
+    """--min-repeats 10**8 used to be capped at 1000 samples without a word."""
+    from blastune.timing import MAX_REPEATS
+
+    with pytest.raises(BlastuneError, match=f"from 1 to {MAX_REPEATS}"):
+        sw.sweep("add", [8], [1], min_repeats=MAX_REPEATS + 1)
+
+
+def test_a_file_holding_numpy_and_scipy_points_shows_which_is_which():
+    """--resume with the other --lib keeps both; without a lib column their rows looked identical."""
+    from blastune.cli.sweep_cmd import render_compare, render_sweep
+    from blastune.compare import CompareRow, Comparison
+
+    pts = [_pt("dot", 1, 1.0), dict(_pt("dot", 1, 0.8), lib="scipy")]
+    doc = {"grid": {"lib": "scipy"}, "cpu": {"model": "X", "usable_cores": 2}, "points": pts,
+           "libraries": {"numpy": {"blas": {"vendor": "openblas", "version": "0.3.31"}},
+                         "scipy": {"blas": {"vendor": "openblas", "version": "0.3.30"}}}, "status": "complete"}
+    sw.annotate(doc)
+    text = render_sweep(doc)
+    header = next(line for line in text.splitlines() if line.startswith("op"))
+    assert header.split()[:2] == ["op", "lib"]
+    assert "numpy calls openblas 0.3.31" in text and "scipy calls openblas 0.3.30" in text
+    rows = [CompareRow(p["op"], p["lib"], p["size"], p["dtype"], 1, 1.0, 1.0, 1.0, "same") for p in pts]
+    cmp_text = render_compare(Comparison("blastune.compare/1", "a", "b", True, rows))
+    assert "lib" in cmp_text.splitlines()[2].split() and "scipy" in cmp_text
+    one_lib = render_sweep({**doc, "points": pts[:1]})
+    assert next(line for line in one_lib.splitlines() if line.startswith("op")).split()[1] == "n"
+
+
+def _cgroup_tree(root, v2: bool, nested_limit: int, usage: int, inactive: int):
+    """A fake /sys/fs/cgroup whose *parent* of our cgroup holds the limit (a Slurm job, a systemd slice)."""
+    if v2:
+        (root / "cgroup.controllers").parent.mkdir(parents=True, exist_ok=True)
+        (root / "cgroup.controllers").write_text("cpu memory\n")
+        job, leaf = root / "slurm" / "job_7", root / "slurm" / "job_7" / "step_0"
+        leaf.mkdir(parents=True)
+        (job / "memory.max").write_text(f"{nested_limit}\n")
+        (job / "memory.current").write_text(f"{usage}\n")
+        (job / "memory.stat").write_text(f"anon 1\ninactive_file {inactive}\nactive_file 5\n")
+        (leaf / "memory.max").write_text("max\n")
+        return "0::/slurm/job_7/step_0\n"
+    job, leaf = root / "memory" / "slurm" / "job_7", root / "memory" / "slurm" / "job_7" / "step_0"
+    leaf.mkdir(parents=True)
+    (root / "memory" / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    (job / "memory.limit_in_bytes").write_text(f"{nested_limit}\n")
+    (job / "memory.usage_in_bytes").write_text(f"{usage}\n")
+    (job / "memory.stat").write_text(f"cache 9\ntotal_inactive_file {inactive}\n")
+    (leaf / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    return "5:cpu,cpuacct:/slurm/job_7/step_0\n4:memory:/slurm/job_7/step_0\n0::/\n"
+
+
+@pytest.mark.parametrize("v2", [True, False], ids=["cgroup-v2", "cgroup-v1"])
+def test_the_memory_guard_finds_a_limit_set_above_our_own_cgroup(tmp_path, v2):
+    """Only the root cgroup's file was read: a job's limit one level up went unseen."""
+    from blastune.cpu import available_memory
+
+    gib = 2**30
+    proc = _cgroup_tree(tmp_path, v2, nested_limit=4 * gib, usage=3 * gib, inactive=2 * gib)
+    room, source = available_memory(proc, tmp_path)
+    # 4 GiB limit - (3 GiB used - 2 GiB reclaimable page cache) = 3 GiB, far below this machine's MemAvailable
+    assert room == 3 * gib
+    assert "job_7" in source and ("memory.max" if v2 else "memory.limit_in_bytes") in source
+    # no cgroup line for memory: MemAvailable alone
+    assert available_memory("", tmp_path)[1] == "MemAvailable"
+
+
+def test_the_oversubscription_warning_counts_points_that_really_ran_too_many_threads():
+    """It used to be raised from the requested counts, also where the library ran 1 thread (ATLAS)."""
+    from blastune.cpu import usable_cores
+
+    over = 2 * usable_cores()[0]
+    res = sw.sweep("add", [8], [1, over], budget=0.5, min_repeats=3)
+    flagged = [p["threads"] for p in res.points if p["oversubscribed"]]
+    ran = {p["threads"]: p["threads_ran"] for p in res.points}
+    assert flagged == ([over] if ran[over] in (None, over) else [])
+    assert any("1 point(s) ran more threads than" in w for w in res.data["warnings"]) == bool(flagged)

@@ -44,6 +44,8 @@ class _OneLineErrors(TyperGroup):
             _echo(f"blastune: internal error: {kind}: {exc} (set BLASTUNE_DEBUG=1 for the traceback)",
                        err=True)
             sys.exit(1)
+        if rv == 130:  # typer turns Ctrl-C into a bare return code
+            _interrupted()
         if standalone_mode:
             sys.exit(rv if isinstance(rv, int) else 0)
         return rv

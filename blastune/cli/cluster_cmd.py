@@ -13,46 +13,60 @@ def slurm_command(
     command: list[str] = typer.Argument(None, metavar="-- CMD [ARGS]...",
                                         help="The command each array task runs; {task} in an argument "
                                              "becomes the array index, {threads} the thread count."),
-    tasks: int = typer.Option(..., "--tasks", "-n", help="Number of array tasks (--array=0-(N-1))."),
-    cpus_per_task: int = typer.Option(None, "--cpus-per-task", "-c",
-                                      help="Cores (= BLAS threads) per task. Default 1."),
+    tasks: int = typer.Option(..., "--tasks", "-n", metavar="N", help="Number of array tasks (--array=0-(N-1))."),
+    cpus_per_task: int = typer.Option(None, "--cpus-per-task", "-c", metavar="T",
+                                      help="Cores (= BLAS threads) per task. [default: 1]"),
     auto: bool = typer.Option(False, "--auto", help="Cores per task from the saved recommendation "
                                                      "(else this machine's usable cores)."),
-    time: str = typer.Option(None, "--time", help="Wall-clock limit, e.g. 01:30:00."),
-    mem: str = typer.Option(None, "--mem", help="Memory per task, e.g. 4G."),
-    job_name: str = typer.Option(None, "--job-name", help="Job name (default blastune)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the script to FILE instead of printing it."),
+    time: str = typer.Option(None, "--time", metavar="TIME",
+                              help="Wall-clock limit: MM, HH:MM:SS, D-HH:MM, ..., e.g. 01:30:00."),
+    mem: str = typer.Option(None, "--mem", metavar="SIZE", help="Memory per task, e.g. 4G (K, M, G, T)."),
+    job_name: str = typer.Option(None, "--job-name", metavar="NAME",
+                                  help="Job name; also names the output files. [default: blastune]"),
+    out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
+                             help="Write the script to FILE (executable) instead of printing it."),
     force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
     json_out: bool = typer.Option(False, "--json", help="Print the settings and the script as JSON."),
 ):
-    """Print an sbatch job-array script: every task exports the BLAS thread variables from
-    SLURM_CPUS_PER_TASK, then runs CMD (SLURM_ARRAY_TASK_ID is in its environment)."""
+    """A Slurm job-array script whose tasks cap their BLAS threads.
+
+    Every array task exports the BLAS thread variables from SLURM_CPUS_PER_TASK, then runs CMD
+    (SLURM_ARRAY_TASK_ID is in its environment). Example:
+
+    \b
+      blastune slurm --tasks 100 -c 4 -- python fit.py --seed={task} > fit.sbatch
+    """
     from blastune.slurm import slurm_script
 
     script = slurm_script(tasks, command or [], cpus_per_task, auto=auto, time=time, mem=mem, job_name=job_name)
     if out is not None:
-        from blastune.results import check_writable_new
-
-        check_writable_new(out, force=force)
-        _write_script(out, script.text)
+        _write_script(out, script.text, force)
     if json_out:
         from blastune.cli.render import emit_json
 
         emit_json({"schema": "blastune.slurm/1", **script.to_dict(), "written_to": str(out) if out else None})
     elif out is not None:
-        typer.echo(f"wrote {out} ({script.tasks} tasks x {script.cpus_per_task} cores): sbatch {out}", err=True)
+        cores = f"{script.cpus_per_task} core" + ("s" if script.cpus_per_task != 1 else "")
+        typer.echo(f"wrote {out} ({script.tasks} array task(s) x {cores}): sbatch {out}", err=True)
     else:
         typer.echo(script.text, nl=False)
 
 
-def _write_script(path: Path, text: str) -> None:
-    """Write beside the target and rename, so an interrupted write never leaves half a script."""
+def _write_script(path: Path, text: str, force: bool) -> None:
+    """Write beside the target and rename, so an interrupted write never leaves half a script.
+
+    A file the user already has is kept unless --force (there is nothing to resume in a script).
+    """
     import os
     import tempfile
 
     from blastune.errors import BlastuneError
 
     path = Path(path)
+    if path.is_dir():
+        raise BlastuneError(f"{path} is a directory: give a file name for the script")
+    if path.exists() and not force:
+        raise BlastuneError(f"{path} already exists: pass --force to replace it")
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
         with os.fdopen(fd, "w") as f:

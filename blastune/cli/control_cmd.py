@@ -11,7 +11,7 @@ _JOBS = typer.Option(None, "--jobs", "-j", min=1, help="Concurrent jobs sharing 
 _AUTO = typer.Option(False, "--auto", help="Use the saved recommendation for this machine (see recommend).")
 
 
-@app.command("env")
+@app.command("env", short_help="Print the thread exports for a shell or job script.")
 def env_command(
     threads: int = _THREADS,
     jobs: int = _JOBS,
@@ -34,7 +34,7 @@ def env_command(
         typer.echo(render_exports(env, shell))
 
 
-@app.command("run", context_settings={"allow_interspersed_args": False})
+@app.command("run", short_help="Run a command with every BLAS thread variable set.", context_settings={"allow_interspersed_args": False})
 def run_command(
     command: list[str] = typer.Argument(None, metavar="-- CMD [ARGS]...", help="The command to run."),
     threads: int = _THREADS,

@@ -34,7 +34,7 @@ def render_doctor(report, fmt: str = "simple", show_ok: bool = True, width: int 
     return "\n".join(out)
 
 
-@app.command("doctor")
+@app.command("doctor", short_help="Find BLAS oversubscription and misconfiguration here.")
 def doctor_command(
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="How many jobs will run at once with this environment."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on warnings too (errors always exit 2)."),
@@ -81,7 +81,7 @@ def render_ps(census, fmt: str = "simple", wide: bool = False) -> str:
     return "\n".join(out)
 
 
-@app.command("ps")
+@app.command("ps", short_help="Processes running a BLAS, their threads against the cores.")
 def ps_command(
     seconds: float = typer.Argument(None, metavar="SECONDS", show_default=False,
                                     help="Refresh interval for --watch (default 2)."),
@@ -97,13 +97,13 @@ def ps_command(
     import time
 
     from blastune.errors import BlastuneError
-    from blastune.processes import processes
+    from blastune.processes import MAX_INTERVAL, processes
 
     if seconds is not None and not watch:
         raise BlastuneError(f"unexpected argument {seconds:g}: SECONDS goes with --watch (blastune ps --watch 5)")
     period = 2.0 if seconds is None else seconds
-    if period <= 0:
-        raise BlastuneError(f"invalid --watch interval {period:g}: must be > 0 seconds")
+    if not 0 < period <= MAX_INTERVAL:  # also refuses nan and inf
+        raise BlastuneError(f"invalid --watch interval {period:g}: must be > 0 and <= {MAX_INTERVAL:g} seconds")
     if not watch:
         census = processes(interval=interval)
         if json_out:

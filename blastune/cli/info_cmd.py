@@ -1,6 +1,8 @@
 """``blastune info``."""
 from __future__ import annotations
 
+import os
+
 import typer
 
 from blastune.cli import app
@@ -21,8 +23,26 @@ def _threads(lib) -> str:
     return f"{lib.num_threads}{src}"
 
 
+def _control(lib) -> str:
+    text = CONTROL_TEXT.get(lib.control, lib.control)
+    return text + (f" ({lib.control_vars[0]})" if lib.control != "runtime" and lib.control_vars else "")
+
+
+def _notes(data) -> list[str]:
+    """Every library note once (the JSON carries them per library; the tables have no room)."""
+    seen, out = set(), []
+    for lib in [b.library for b in data.bindings if b.library] + list(data.loaded):
+        for note in lib.notes:
+            if (lib.filepath, note) not in seen:
+                seen.add((lib.filepath, note))
+                out.append(f"note: {lib.vendor} ({os.path.basename(lib.filepath)}): {note}")
+    return out
+
+
 def render_info(data, fmt: str = "simple") -> str:
-    out = []
+    pkgs = ", ".join(f"{name} {p['version']}" if p["version"] else f"{name}: {p['error']}"
+                     for name, p in data.packages.items())
+    out = [f"{pkgs}; Python {data.python}; blastune {data.blastune_version}", ""]
     rows = []
     for b in data.bindings:
         lib = b.library
@@ -30,18 +50,20 @@ def render_info(data, fmt: str = "simple") -> str:
             rows.append([b.package, b.api, "-", "-", "-", "-", "-", "-", b.error or "not found"])
             continue
         rows.append([b.package, b.api, lib.vendor, lib.version or "?", lib.threading_layer or "?",
-                     lib.architecture or "-", _threads(lib),
-                     CONTROL_TEXT.get(lib.control, lib.control)
-                     + (f" ({lib.control_vars[0]})" if lib.control != "runtime" and lib.control_vars else ""),
-                     lib.filepath])
+                     lib.architecture or "-", _threads(lib), _control(lib), lib.filepath])
     out.append("What numpy and scipy call")
     out.append(table(rows, ["package", "api", "vendor", "version", "threading", "kernel", "threads",
                             "threads set", "file"], fmt))
-    rows = [[lib.vendor, lib.api, lib.version or "?", lib.threading_layer or "?", _threads(lib),
-             "yes" if lib.threadpoolctl_sees else "no", lib.filepath] for lib in data.loaded]
+    rows = [[lib.vendor, lib.api, lib.version or "?", lib.threading_layer or "?", lib.architecture or "-",
+             _threads(lib), _control(lib), {True: "yes", False: "no"}.get(lib.threadpoolctl_sees, "?"),
+             lib.filepath] for lib in data.loaded]
     out.append("\nBLAS and OpenMP libraries loaded in this process")
-    out.append(table(rows, ["vendor", "api", "version", "threading", "threads", "threadpoolctl", "file"], fmt)
+    out.append(table(rows, ["vendor", "api", "version", "threading", "kernel", "threads", "threads set",
+                            "threadpoolctl", "file"], fmt)
                if rows else "(none found)")
+    notes = _notes(data)
+    if notes:
+        out.append("\n" + "\n".join(notes))
     c = data.cpu
     quota = "none" if c.cgroup.quota_cores is None else f"{c.cgroup.quota_cores:g} cores ({c.cgroup.source})"
     cpu_rows = [
@@ -75,7 +97,7 @@ def _ranges(cpus: list[int]) -> str:
     return ",".join(parts)
 
 
-@app.command("info")
+@app.command("info", short_help="Which BLAS/LAPACK numpy and scipy call, and their threads.")
 def info_command(
     json_out: bool = typer.Option(False, "--json", help="Print one versioned JSON object (schema blastune.info/1)."),
     fmt: str = typer.Option("simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."),

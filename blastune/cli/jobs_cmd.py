@@ -1,6 +1,7 @@
 """``blastune jobs`` and ``blastune recommend``."""
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -18,6 +19,38 @@ def _progress(quiet: bool):
     def show(k, n, layout):
         typer.echo(f"[{k + 1}/{n}] {layout.label} ...", err=True)
     return show
+
+
+@contextlib.contextmanager
+def _interruptible(what_is_lost: str):
+    """Ctrl-C: the workers are already ended by run_jobs; say so in one line and exit 130 (typer would
+    otherwise turn the interrupt into a silent exit)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(f"blastune: interrupted: worker processes ended; {what_is_lost}", err=True)
+        sys.exit(130)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(enabled: bool):
+    """With --json, stdout carries only the document: whatever the user's tasks print -- here, in the
+    worker processes (they inherit file descriptor 1 when spawned) or from C code -- goes to stderr."""
+    if not enabled:
+        yield
+        return
+    import os
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _parse_threads(text: str) -> list[int | None]:
@@ -74,7 +107,7 @@ def render_jobs(res, fmt: str = "simple") -> str:
     return "\n".join(out)
 
 
-@app.command("jobs")
+@app.command("jobs", short_help="Measure layouts of many concurrent tasks side by side.")
 def jobs_command(
     tasks: int = typer.Option(None, "--tasks", "-n", help="Tasks per timed batch (default: about 1 s serial)."),
     op: str = typer.Option(None, "--op", help="A sweep op each task runs once (default dot)."),
@@ -116,9 +149,10 @@ def jobs_command(
         raise BlastuneError(f"unknown table format {fmt!r}: choose one of {', '.join(TABLE_FORMATS)}")
     if out is not None:
         from blastune.results import check_writable_new
+        from blastune.sweep_output import check_output_path
 
-        check_writable_new(out, force=force)
-        _check_dir_writable(out)  # fail now, not after minutes of measuring
+        check_writable_new(out, force=force, resume=None)
+        check_output_path(out, "--out")  # fail now, not after minutes of measuring
     if func and os.getcwd() not in sys.path:
         # like `python -m`: modules beside the user are importable; spawned workers inherit sys.path
         sys.path.insert(0, os.getcwd())
@@ -141,7 +175,9 @@ def jobs_command(
         if bad or not exs:
             raise BlastuneError(f"invalid --executor {executor!r}: choose thread, process or thread,process")
         plan = layouts_from_lists(ws, ts, exs)
-    res = run_jobs(wl, tasks, plan, repeats=repeats, progress=_progress(quiet or json_out))
+    with _interruptible("nothing saved: the layouts are compared only once all are measured"), \
+            _stdout_to_stderr(json_out):
+        res = run_jobs(wl, tasks, plan, repeats=repeats, progress=_progress(quiet or json_out))
     doc = res.to_dict()
     if out is not None:
         from blastune.results import atomic_write_json
@@ -165,16 +201,6 @@ def jobs_command(
         typer.echo(f"profile updated: {saved}")
 
 
-def _check_dir_writable(path: Path) -> None:
-    import os
-
-    parent = Path(path).absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise BlastuneError(f"cannot write {path}: no write permission in {parent}")
-
-
 def render_recommendation(rec) -> str:
     if rec.jobs is None:
         head = f"Best layout: {rec.layout}"
@@ -190,7 +216,7 @@ def render_recommendation(rec) -> str:
     return "\n".join(out)
 
 
-@app.command("recommend")
+@app.command("recommend", short_help="The BLAS threads per job for N concurrent jobs.")
 def recommend_command(
     source: Path = typer.Option(None, "--from", help="A saved jobs or sweep results file "
                                                      "(default: measure briefly now)."),
@@ -211,8 +237,9 @@ def recommend_command(
 
     if jobs is not None and jobs < 1:
         raise BlastuneError(f"invalid --jobs {jobs}: must be a whole number >= 1")
-    rec = recommend(source, jobs, shell, save_profile, op=op, size=size,
-                    progress=_progress(quiet or json_out))
+    with _interruptible("no advice given and the profile was not changed"):
+        rec = recommend(source, jobs, shell, save_profile, op=op, size=size,
+                        progress=_progress(quiet or json_out))
     if json_out:
         emit_json(rec.to_dict())
     else:

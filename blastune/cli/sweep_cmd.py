@@ -26,12 +26,15 @@ def _num(x, spec, suffix=""):
 
 def render_sweep(data: dict, fmt: str = "simple") -> str:
     rows = []
+    # a file resumed with the other --lib holds both: without the column their rows look the same
+    libs = list(dict.fromkeys(p["lib"] for p in data["points"])) or [data["grid"]["lib"]]
+    several_libs = len(libs) > 1
     for p in data["points"]:
         notes = []
         if p.get("unstable"):
             notes.append("unstable")
         if p.get("busy"):
-            notes.append(f"busy ({p['other_load_cores']:.1f} cores used by others)")
+            notes.append(f"busy ({p.get('other_load_cores') or 0:.1f} cores used by others)")
         if p.get("isolated"):
             notes.append("worker")
         if p.get("threads_ran") is not None and p["threads_ran"] != p["threads"]:
@@ -41,21 +44,23 @@ def render_sweep(data: dict, fmt: str = "simple") -> str:
         gflops = _num(p.get("gflops"), ".1f")
         if p.get("gflops") is not None and p.get("flops_nominal"):
             gflops = "~" + gflops
-        rows.append([p["op"], p["size"], p["dtype"], f"{p['threads']}{' *' if p.get('best') else ''}",
-                     fmt_time(p["median_s"]), fmt_time(p["iqr_s"]), fmt_time(p["min_s"]), p["repeats"],
+        rows.append([p["op"], *([p["lib"]] if several_libs else []), p["size"], p["dtype"],
+                     f"{p['threads']}{' *' if p.get('best') else ''}",
+                     fmt_time(p["median_s"]), fmt_time(p.get("iqr_s")), fmt_time(p.get("min_s")), p.get("repeats", "-"),
                      _num(p.get("spread"), ".1%"), gflops, _num(p.get("speedup"), ".2f", "x"),
                      _num(p.get("efficiency"), ".0%"), _num(p.get("peak_pct"), ".0f", "%"), " ".join(notes)])
     lines = []
-    lib = data["grid"]["lib"]
-    served = (data.get("libraries") or {}).get(lib) or {}
-    blas = served.get("blas") or {}
-    if blas:
-        lines.append(f"{lib} calls {blas.get('vendor')} {blas.get('version') or '?'} "
-                     f"({blas.get('threading_layer') or '?'}, {blas.get('architecture') or '?'}) -- "
-                     f"{data['cpu']['model']}, {data['cpu']['usable_cores']} usable cores, nominal peak "
-                     f"{data['cpu'].get('peak_gflops_per_core') or '?'} GFLOP/s per core (FP64)")
-    lines.append(table(rows, ["op", "n", "dtype", "threads", "median", "IQR", "min", "repeats", "spread",
-                              "GFLOP/s", "speed-up", "efficiency", "% peak", "notes"], fmt))
+    cpu = data.get("cpu") or {}
+    for lib in libs:
+        blas = (((data.get("libraries") or {}).get(lib) or {}).get("blas")) or {}
+        if blas:
+            lines.append(f"{lib} calls {blas.get('vendor')} {blas.get('version') or '?'} "
+                         f"({blas.get('threading_layer') or '?'}, {blas.get('architecture') or '?'})")
+    lines.append(f"{cpu.get('model') or '?'}, {cpu.get('usable_cores') or '?'} usable cores, nominal peak "
+                 f"{cpu.get('peak_gflops_per_core') or '?'} GFLOP/s per core (FP64)")
+    lines.append(table(rows, ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads", "median", "IQR",
+                              "min", "repeats", "spread", "GFLOP/s", "speed-up", "efficiency", "% peak", "notes"],
+                       fmt))
     lines.append("* best thread count for that op, size and dtype: the fewest threads within noise of the fastest"
                  " (1 for add, sin, norm_isf: BLAS does not run them).\n"
                  "spread: relative standard error of the median.  ~: nominal FLOP count (see docs/sweep.md).")
@@ -138,7 +143,7 @@ class _Progress:
             self.bar.stop()
 
 
-@app.command("sweep")
+@app.command("sweep", short_help="Time BLAS/LAPACK ops at each thread count.")
 def sweep_command(
     op: list[str] = typer.Option(None, "--op", "-o", metavar="OP[,OP...]", help="Op(s): dot, inv, svd, svdvals, det, solve, cholesky, "
                                  "eigh, qr, add, sin, norm_isf, or all. Repeat or comma-separate. [default: dot]"),
@@ -178,6 +183,11 @@ def sweep_command(
         raise BlastuneError("--resume needs --out FILE: the results file to continue")
     if force and resume:
         raise BlastuneError("give --force (start over) or --resume (continue), not both")
+    given = [(name, path.resolve()) for name, path in (("--out", out), ("--csv", csv_path), ("--plot", plot)) if path]
+    for i, (name, path) in enumerate(given):
+        clash = next((other for other, q in given[:i] if q == path), None)
+        if clash:  # the later write would replace the earlier one: the results JSON lost to the CSV
+            raise BlastuneError(f"{clash} and {name} name the same file {path}: give each its own file")
     if plot is not None:
         check_plot_available()
         check_output_path(plot, "--plot")
@@ -213,16 +223,18 @@ def sweep_command(
 def render_compare(cmp, fmt: str = "simple") -> str:
     from blastune.cli.sweep_cmd import fmt_time
 
-    rows = [[r.op, r.size, r.dtype, r.threads, fmt_time(r.a_median_s), fmt_time(r.b_median_s),
-             "-" if r.ratio is None else f"{r.ratio:.3f}", r.verdict] for r in cmp.rows]
-    lines = [f"a = {cmp.a}", f"b = {cmp.b}",
-             table(rows, ["op", "n", "dtype", "threads", "a median", "b median", "b / a", "b is"], fmt),
+    several_libs = len({r.lib for r in cmp.rows}) > 1  # numpy and scipy rows would look the same
+    rows = [[r.op, *([r.lib] if several_libs else []), r.size, r.dtype, r.threads, fmt_time(r.a_median_s),
+             fmt_time(r.b_median_s), "-" if r.ratio is None else f"{r.ratio:.3f}", r.verdict] for r in cmp.rows]
+    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads", "a median", "b median", "b / a",
+               "b is"]
+    lines = [f"a = {cmp.a}", f"b = {cmp.b}", table(rows, headers, fmt),
              "b / a above 1: b is slower. 'same': within twice the larger spread of the two points."]
     lines += [f"note: {n}" for n in cmp.notes]
     return "\n".join(lines)
 
 
-@app.command("compare")
+@app.command("compare", short_help="Compare two sweep results files point by point.")
 def compare_command(
     a: Path = typer.Argument(..., help="The baseline sweep results (JSON)."),
     b: Path = typer.Argument(..., help="The sweep results to compare with it."),

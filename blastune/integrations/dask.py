@@ -29,19 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import warnings
 from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
+from blastune.integrations import missing_extra
 
 try:
     import distributed
     from distributed import WorkerPlugin
 except ImportError as _exc:  # the optional extra is missing
-    raise BlastuneError(
-        f"blastune.integrations.dask needs dask.distributed ({_exc.name or 'distributed'} is not "
-        "installed): pip install 'blastune[dask]'") from None
+    raise missing_extra("blastune.integrations.dask", "dask.distributed", "dask", _exc) from None
 
 PLUGIN_NAME = "blastune"
 _TASK_THREAD_TIMEOUT = 10.0  # seconds to wait for busy task threads when installed mid-computation
@@ -66,6 +66,28 @@ class WorkerLimit:
 
     def to_dict(self):
         return asdict(self)
+
+    def inherit(self, leaving: WorkerLimit, get_threads_now) -> None:
+        """Take over what a worker of the same process changed, so the last to leave restores it.
+
+        A value this record changed after ``leaving`` did (its ``before`` is ``leaving``'s
+        ``after``) goes back to ``leaving``'s ``before``; a value only ``leaving`` changed, and that
+        still holds, is taken as it is.
+        """
+        taken = 0
+        for mine, theirs, now in ((self.env_changed, leaving.env_changed, os.environ.get),
+                                  (self.threads_changed, leaving.threads_changed, get_threads_now().get)):
+            for key, (before, after) in theirs.items():
+                if key in mine:
+                    if mine[key][0] == after:
+                        mine[key][0] = before
+                        taken += 1
+                elif now(key) == after:
+                    mine[key] = [before, after]
+                    taken += 1
+        if taken:
+            self.notes.append(f"took over {taken} change(s) from {leaving.address} (same process), "
+                              "to put back when the last worker of this process leaves")
 
 
 def _share(usable: int, divisor: int) -> int:
@@ -173,9 +195,20 @@ class BlasThreadsPlugin(WorkerPlugin):
         return sum(1 for r in results if r is True)
 
     def teardown(self, worker):
-        """Put back what setup changed -- only where the value is still the one we set."""
+        """Put back what setup changed -- only where the value is still the one we set.
+
+        Workers without a nanny may share one process (``LocalCluster(processes=False)``): one
+        environment and one BLAS pool for all of them. Only the first worker's setup changed
+        anything; if it leaves while another worker of this process still runs the plugin, the cap
+        must stay, so its record passes to that worker and the last one to leave puts things back.
+        """
         rec = self.record
         if rec is None:
+            return
+        self.record = None
+        heir = _heir_in_this_process(worker, self)
+        if heir is not None:
+            heir.record.inherit(rec, get_threads_now=lambda: _get_threads(self.api))
             return
         for var, (before, after) in rec.env_changed.items():
             if os.environ.get(var) != after:
@@ -186,7 +219,21 @@ class BlasThreadsPlugin(WorkerPlugin):
                 os.environ[var] = before
         _restore_threads({p: b for p, (b, a) in rec.threads_changed.items() if b is not None},
                          {p: a for p, (b, a) in rec.threads_changed.items()}, self.api)
-        self.record = None
+
+
+def _heir_in_this_process(worker, leaving: BlasThreadsPlugin) -> BlasThreadsPlugin | None:
+    """Another running worker of this process whose blastune plugin has set up, if any."""
+    for other in list(getattr(distributed.Worker, "_instances", ())):
+        plugin = other.plugins.get(PLUGIN_NAME) if other is not worker else None
+        if isinstance(plugin, BlasThreadsPlugin) and plugin is not leaving and plugin.record is not None:
+            return plugin
+    return None
+
+
+def _get_threads(api: str) -> dict[str, int]:
+    from blastune.limits import get_threads
+
+    return get_threads(api)
 
 
 def _set_here(threads: int, api: str, barrier: threading.Barrier) -> bool:
@@ -262,9 +309,20 @@ class ClusterSummary:
     headers = ("worker", "task threads", "usable cores", "library", "BLAS threads", "cap", "changed")
 
     def __str__(self):
+        """The table, then how each cap was chosen and every warning, once per distinct text."""
         from tabulate import tabulate
 
-        return tabulate(self.rows(), headers=self.headers, disable_numparse=True)
+        if not self.workers:
+            return "no workers yet: the plugin runs on each worker as it joins"
+        lines = [tabulate(self.rows(), headers=self.headers, disable_numparse=True)]
+        said: dict[str, list[str]] = {}
+        for w in self.workers:
+            if w.limit:
+                for text in [f"cap: {w.limit['basis']}", *(f"note: {n}" for n in w.limit["notes"])]:
+                    said.setdefault(text, []).append(w.address)
+        for text, who in said.items():
+            lines.append(f"{text} ({'all workers' if len(who) == len(self.workers) else ', '.join(who)})")
+        return "\n".join(lines)
 
 
 def _changed_text(limit: dict) -> str:
@@ -296,9 +354,13 @@ def _report(dask_worker) -> dict:
 
 
 def worker_summary(client) -> ClusterSummary:
-    """Per worker: the BLAS/OpenMP libraries loaded and their threads, usable cores, what blastune changed."""
-    results = client.run(_report)
-    return ClusterSummary([WorkerReport(**results[a]) for a in sorted(results)])
+    """Per worker: the BLAS/OpenMP libraries loaded and their threads, usable cores, what blastune changed.
+
+    With an asynchronous client, ``await worker_summary(client)``.
+    """
+    if getattr(client, "asynchronous", False):
+        return _summary_async(client)
+    return _summary(client.run(_report))
 
 
 def limit_workers(client, threads: int | None = None, *, per_host: bool = True, api: str = "all") -> ClusterSummary:
@@ -306,9 +368,43 @@ def limit_workers(client, threads: int | None = None, *, per_host: bool = True, 
 
     ``threads=None`` gives each worker its share of the cores (see the module docstring); an int caps
     every worker at that many threads. Calling it again (e.g. after scaling up) re-plans every worker.
+    With an asynchronous client (``Client(..., asynchronous=True)``), ``await limit_workers(client)``.
     """
-    client.register_plugin(BlasThreadsPlugin(threads, per_host=per_host, api=api), name=PLUGIN_NAME)
-    return worker_summary(client)
+    plugin = BlasThreadsPlugin(threads, per_host=per_host, api=api)  # bad input fails here, before any await
+    if getattr(client, "asynchronous", False):
+        return _limit_workers_async(client, plugin)
+    try:
+        client.register_plugin(plugin, name=PLUGIN_NAME)
+        return worker_summary(client)
+    except Exception as exc:
+        _raise_if_not_on_workers(exc)
+        raise
+
+
+def _raise_if_not_on_workers(exc: Exception) -> None:
+    """A worker that cannot import blastune fails to unpickle the plugin; dask relays that as a bare
+    ``Exception(ModuleNotFoundError(...))``. Say what to do instead."""
+    if re.search(r"No module named '?blastune\b", str(exc)):
+        raise BlastuneError(
+            "blastune is not installed where the Dask workers run: install it in the workers' "
+            "environment (pip install blastune, or distributed.diagnostics.plugin.PipInstall)") from None
+
+
+def _summary(results: dict) -> ClusterSummary:
+    return ClusterSummary([WorkerReport(**results[a]) for a in sorted(results)])
+
+
+async def _summary_async(client) -> ClusterSummary:
+    return _summary(await client.run(_report))
+
+
+async def _limit_workers_async(client, plugin: BlasThreadsPlugin) -> ClusterSummary:
+    try:
+        await client.register_plugin(plugin, name=PLUGIN_NAME)
+        return await _summary_async(client)
+    except Exception as exc:
+        _raise_if_not_on_workers(exc)
+        raise
 
 
 __all__ = ["BlasThreadsPlugin", "WorkerLimit", "WorkerReport", "ClusterSummary", "limit_workers",

@@ -111,12 +111,9 @@ class LibraryInfo:
 
 def env_threads(names, environ=None) -> tuple[int | None, str | None]:
     """The first positive integer among ``names`` in the environment, with the name it came from."""
-    environ = os.environ if environ is None else environ
-    for name in names:
-        value = environ.get(name, "").strip().split(",")[0]
-        if value.isdigit() and int(value) > 0:
-            return int(value), name
-    return None, None
+    from blastune.envvars import first_positive_int
+
+    return first_positive_int(os.environ if environ is None else environ, names)
 
 
 class Family:
