@@ -140,17 +140,21 @@ def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     return None, None
 
 
+def _cgroup_lines(text: str):
+    """(controllers, path) per line of /proc/PID/cgroup ("hierarchy-id:controllers:path")."""
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            yield parts[1], parts[2]
+
+
 def cgroup_quota(proc_cgroup: str | None = None, root: str | Path = "/sys/fs/cgroup") -> CgroupQuota:
     """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``)."""
     text = proc_cgroup if proc_cgroup is not None else _read("/proc/self/cgroup")
     if not text:
         return CgroupQuota()
     root = Path(root)
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, rel = parts
+    for controllers, rel in _cgroup_lines(text):
         if controllers == "" and (root / "cgroup.controllers").exists():
             q, src = _cgroup_v2_quota(root, rel)
             return CgroupQuota(2, q, src)
@@ -246,11 +250,7 @@ def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, s
     """(directory, limit file, usage file, stat key) for our memory cgroup and each of its ancestors:
     a limit set on a parent (a Slurm job, a systemd slice) binds every cgroup below it."""
     out = []
-    for line in proc_cgroup.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, rel = parts
+    for controllers, rel in _cgroup_lines(proc_cgroup):
         if controllers == "" and (root / "cgroup.controllers").exists():
             base, files = root, ("memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):
