@@ -86,7 +86,7 @@ if hasattr(os, "register_at_fork"):
 
 def _scan() -> list[_Lib]:
     """Find libraries loaded since the last scan; returns the new run-time-controllable shared ones."""
-    from blastune.detect import family_of, loaded_paths
+    from blastune.detect import family_of, loaded_paths, safe_describe
     from blastune.libraries import OPENMP_FAMILIES
 
     new = []
@@ -98,9 +98,9 @@ def _scan() -> list[_Lib]:
         if fam is None:
             continue
         kind = "openmp" if fam in OPENMP_FAMILIES else "blas"
-        ctl = fam.control(path)
-        info = fam.describe(path)
-        if ctl is not None and info.control == "runtime":
+        info = safe_describe(fam, path)  # a library that cannot be queried must not break limit()
+        ctl = fam.control(path) if info.control == "runtime" else None
+        if ctl is not None:
             lib = _Lib(path, fam.name, kind, ctl, info)
             (_S.local if lib.per_thread else _S.shared).append(lib)
             if not lib.per_thread:
