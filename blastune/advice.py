@@ -101,11 +101,7 @@ def from_jobs(doc: dict, jobs: int | None, cores: int) -> tuple[dict, list[str],
                        f"{jobs} jobs = {threads} BLAS thread(s) each"
                        + (", so the jobs do not oversubscribe the cores" if jobs * threads <= cores else ""))
             why.append(f"fastest measured: {best['layout']['label']}, {_rate(best)} on {what}")
-            ex = "serial" if jobs == 1 else "process"
-            choice = {"layout": {"executor": ex, "workers": jobs, "threads": threads,
-                                 "label": _label(ex, jobs, threads), "spec": f"{ex}:{jobs}x{threads}"},
-                      "extrapolated": True}
-            return choice, why, _entries_from_jobs(rows, default)
+            return _extrapolated(jobs, threads), why, _entries_from_jobs(rows, default)
         choice = _pick(same)
     why.append(f"{choice['layout']['label']}: {_rate(choice)} on {what}")
     if choice is not best:
@@ -163,10 +159,17 @@ def _entries_from_jobs(rows, default) -> dict[int, dict]:
     return entries
 
 
-def _label(executor: str, workers: int, threads: int) -> str:
+def _extrapolated(jobs: int, threads: int) -> dict:
+    """A choice not measured as such: ``jobs`` concurrent jobs (one serial job, else that many
+    processes) of ``threads`` BLAS threads each."""
     from blastune.jobs import Layout
 
-    return Layout(executor, workers, threads).label
+    return {"layout": Layout("serial" if jobs == 1 else "process", jobs, threads).to_dict(), "extrapolated": True}
+
+
+def _kind(doc: dict) -> str:
+    """'blastune.jobs/1' -> 'jobs'."""
+    return str(doc.get("schema", "")).partition("/")[0].removeprefix("blastune.")
 
 
 def _workload_text(w: dict) -> str:
@@ -216,10 +219,7 @@ def from_sweep(doc: dict, jobs: int | None, cores: int) -> tuple[dict, list[str]
     if one is not None and pick is not one:
         why.append(f"{pick['threads']} threads are {one['median_s'] / pick['median_s']:.2f}x faster than 1")
     why.append("the sweep timed one job alone: `blastune jobs` measures jobs running at the same time")
-    ex = "serial" if n == 1 else "process"
-    choice = {"layout": {"executor": ex, "workers": n, "threads": pick["threads"],
-                         "label": _label(ex, n, pick["threads"]), "spec": f"{ex}:{n}x{pick['threads']}"},
-              "extrapolated": True}
+    choice = _extrapolated(n, pick["threads"])
     entries = {}
     for k in range(1, cores + 1):
         p, _ = choose(k)
@@ -247,7 +247,7 @@ def load_measurement(path) -> dict:
     from blastune.results import load_results
 
     doc = load_results(path, None, 1)
-    kind = doc["schema"].partition("/")[0].removeprefix("blastune.")
+    kind = _kind(doc)
     if kind not in ("jobs", "sweep"):
         raise BlastuneError(f"{path}: holds {kind} results; recommend reads jobs or sweep results")
     return doc
@@ -281,11 +281,10 @@ def recommend(source=None, jobs: int | None = None, shell: str = "bash", save_pr
         notices += doc.get("warnings", [])
     elif isinstance(source, dict):
         doc = source
-        where = f"{str(doc.get('schema', '')).partition('/')[0].removeprefix('blastune.')} results of " \
-                f"{doc.get('created') or 'unknown date'}"
+        where = f"{_kind(doc)} results of {doc.get('created') or 'unknown date'}"
     else:
         doc, where = load_measurement(source), str(source)
-    kind = str(doc.get("schema", "")).partition("/")[0].removeprefix("blastune.")
+    kind = _kind(doc)
     same, why_not = matches_here(doc.get("fingerprint"))
     if not same:
         fp = doc.get("fingerprint") if isinstance(doc.get("fingerprint"), dict) else {}

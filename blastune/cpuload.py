@@ -38,17 +38,20 @@ def own_cpu_seconds() -> float:
 
 
 class LoadProbe:
-    """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile."""
+    """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile.
 
-    def __init__(self):
+    ``own_seconds`` is the CPU clock of what counts as "us" (``blastune jobs`` adds its worker processes)."""
+
+    def __init__(self, own_seconds=own_cpu_seconds):
+        self.own_seconds = own_seconds
         self.wall0 = time.monotonic()
         self.busy0 = machine_busy_seconds()
-        self.own0 = own_cpu_seconds()
+        self.own0 = own_seconds()
 
     def other_cores(self) -> float | None:
         wall = time.monotonic() - self.wall0
         busy = machine_busy_seconds()
         if busy is None or self.busy0 is None or wall <= 0:
             return None
-        other = (busy - self.busy0) - (own_cpu_seconds() - self.own0)
+        other = (busy - self.busy0) - (self.own_seconds() - self.own0)
         return max(0.0, other / wall)

@@ -84,9 +84,9 @@ def check_probe(ctx: Context) -> list[Finding]:
         return [Finding(cid, "error", f"{what} hung for {p.seconds:.0f} s (stuck at '{p.stage}')",
                         "look for two OpenMP runtimes (blastune info) and retry with OMP_NUM_THREADS=1")]
     if p.crashed:
+        num = p.signal_number
         return [Finding(cid, "error", f"{what} was killed by {p.signal} at '{p.stage}' "
-                        f"(signal {-p.returncode if p.returncode < 0 else p.returncode - 128}; a shell shows exit status "
-                        f"{128 + (-p.returncode if p.returncode < 0 else p.returncode - 128)})"
+                        f"(signal {num}; a shell shows exit status {128 + num})"
                         + (f": {p.stderr_tail}" if p.stderr_tail else ""),
                         _crash_fix(ctx, p.signal))]
     if p.returncode != 0:

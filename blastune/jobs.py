@@ -16,6 +16,8 @@ import warnings as _warnings  # run_jobs has a list named warnings
 from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError, NotControllableWarning
+from blastune.sweep import _gib
+from blastune.sweep import default_threads as _powers_up_to  # 1, 2, 4, ... n, and n itself
 from blastune.workloads import Workload, build_task
 
 SCHEMA = "blastune.jobs/1"
@@ -118,16 +120,6 @@ class JobsResult:
 
 
 # --- which layouts ----------------------------------------------------------------------------------
-
-def _powers_up_to(n: int) -> list[int]:
-    out, p = [], 1
-    while p <= n:
-        out.append(p)
-        p *= 2
-    if out[-1] != n:
-        out.append(n)
-    return out
-
 
 def default_layouts(workload: Workload, cores: int) -> list[Layout]:
     """Every W x T that fits the cores (powers of two and the full count), plus the naive layout.
@@ -489,7 +481,6 @@ def check_memory(workload: Workload, groups: list[list[Layout]]) -> None:
     baseline stays alive beside each group, each thread layout and each worker process builds its own
     inputs, and each worker process is a Python with numpy and a BLAS besides."""
     from blastune.cpu import available_memory
-    from blastune.sweep import _gib
 
     each = workload.memory_bytes()
     copies, procs = 1, 0
@@ -553,7 +544,7 @@ def run_jobs(workload: Workload | str | None = None, tasks: int | None = None, l
     plan = with_baseline(layouts if layouts is not None else default_layouts(workload, cores))
     check_memory(workload, _groups(plan[1:], cores))
     warnings = []
-    others = _OtherLoad()
+    others = _other_load_probe()
     base = _runner(plan[0], workload)
     alive: list[_Runner] = [base]  # closed at once (workers terminated) if anything goes wrong
     done: list[_Runner] = []
@@ -595,7 +586,7 @@ def run_jobs(workload: Workload | str | None = None, tasks: int | None = None, l
             for r in alive:
                 r.close(abort=True)
             raise
-    other_cores = others.cores()
+    other_cores = others.other_cores() if others is not None else None
     if other_cores is not None and other_cores >= OTHER_LOAD_WARN:
         warnings.append(f"other programs kept {other_cores:.2f} of the {cpu.logical_cores} CPUs busy during the "
                         "measurement (/proc/stat): layouts that need every core are understated")
@@ -641,28 +632,14 @@ def _compare(results: list[LayoutResult], cores: int, warnings: list[str]) -> No
                            "caps the count, or reads it only at start-up: process layouts set it before it loads)")
 
 
-class _OtherLoad:
-    """CPU time the whole machine spent busy, minus ours and our workers': how much other programs
-    competed with us (``blastune.cpuload`` does the same for one process; jobs has worker processes)."""
-
-    def __init__(self):
-        self.t0, self.busy0 = time.perf_counter(), _machine_busy()
-        self.ours0 = _own_cpu() if self.busy0 is not None else 0.0  # /proc/stat and resource: POSIX
-
-    def cores(self) -> float | None:
-        busy = _machine_busy()
-        wall = time.perf_counter() - self.t0
-        if busy is None or self.busy0 is None or wall <= 0:
-            return None
-        return max(0.0, (busy - self.busy0) - (_own_cpu() - self.ours0)) / wall
-
-
-def _machine_busy() -> float | None:
+def _other_load_probe():
+    """How much other programs competed with us: ``blastune.cpuload``'s probe, with our workers' CPU
+    time counted as ours (None where it cannot be measured)."""
     try:
-        from blastune.cpuload import machine_busy_seconds
-    except ImportError:  # not POSIX
+        from blastune.cpuload import LoadProbe
+    except ImportError:  # not POSIX: no resource module
         return None
-    return machine_busy_seconds()
+    return LoadProbe(own_seconds=_own_cpu)
 
 
 def _own_cpu() -> float:

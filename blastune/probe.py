@@ -64,12 +64,20 @@ class ProbeResult:
     def crashed(self) -> bool:
         return self.signal is not None
 
+    @property
+    def signal_number(self) -> int | None:
+        return _signal_number(self.returncode)
 
-def _signal_of(rc: int | None) -> str | None:
+
+def _signal_number(rc: int | None) -> int | None:
     """A negative status is a signal (direct child); 128+N is one reported through a shell."""
     if rc is None or rc == 0:
         return None
-    num = -rc if rc < 0 else rc - 128 if 128 < rc < 128 + 65 else None
+    return -rc if rc < 0 else rc - 128 if 128 < rc < 128 + 65 else None
+
+
+def _signal_of(rc: int | None) -> str | None:
+    num = _signal_number(rc)
     if num is None:
         return None
     try:

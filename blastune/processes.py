@@ -13,7 +13,9 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
+from blastune.envvars import first_positive_int
 from blastune.errors import BlastuneError
+from blastune.libraries import OPENMP_FAMILIES
 
 PS_SCHEMA = "blastune.ps/1"
 BUSY_PERCENT = 20.0  # CPU % above which a process counts as computing now
@@ -21,6 +23,9 @@ MAX_INTERVAL = 3600.0  # seconds; a CPU sample (or --watch period) longer than a
 
 # (vendor, regex on the mapped file's real path). Order matters: the first match names the file.
 # Debian's alternatives all call the file libblas.so.3; the directory tells the build.
+# The BLAS patterns are this module's own: most BLAS families are known in-process by their marker
+# symbols, which another process's files cannot be asked for. OpenMP runtimes are known by their
+# path alone, so their families' patterns serve here as they are.
 PATH_PATTERNS = (
     ("openblas", r"lib(scipy_)?openblas[^/]*\.so|/openblas[^/]*/lib(c?blas|lapack)[^/]*\.so"),
     ("mkl", r"libmkl_(rt|core)[^/]*\.so"),
@@ -29,13 +34,11 @@ PATH_PATTERNS = (
     ("flexiblas", r"libflexiblas[^/]*\.so"),
     ("accelerate", r"(Accelerate|vecLib)\.framework"),
     ("reference", r"/blas/libc?blas[^/]*\.so|librefblas[^/]*\.so"),
-    ("libgomp", r"/libgomp[^/]*\.so"),
-    ("libiomp", r"/libiomp\d*[^/]*\.so"),
-    ("libomp", r"/lib(omp|gomp-llvm)[^/]*\.so"),
+    *((fam.name, fam.path_pattern) for fam in OPENMP_FAMILIES),
     ("blas", r"/libc?blas[^/]*\.so"),  # some BLAS, vendor not told by the path
 )
 _COMPILED = tuple((v, re.compile(p)) for v, p in PATH_PATTERNS)
-OPENMP_VENDORS = ("libgomp", "libiomp", "libomp")
+OPENMP_VENDORS = tuple(fam.name for fam in OPENMP_FAMILIES)
 SINGLE_THREADED = ("reference", "atlas")  # serial builds: a pool of one
 
 # Which variable each vendor reads for its pool size, in the order it reads them.
@@ -46,10 +49,9 @@ VENDOR_VARS = {
     "flexiblas": ("FLEXIBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"),
     "accelerate": ("VECLIB_MAXIMUM_THREADS",),
     "blas": ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"),
-    "libgomp": ("OMP_NUM_THREADS",), "libiomp": ("OMP_NUM_THREADS",), "libomp": ("OMP_NUM_THREADS",),
+    **{vendor: ("OMP_NUM_THREADS",) for vendor in OPENMP_VENDORS},
 }
-_ENV_SHOWN = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-              "GOTO_NUM_THREADS", "FLEXIBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+_ENV_SHOWN = frozenset(var for names in VENDOR_VARS.values() for var in names)  # read from /proc/PID/environ
 
 
 def vendor_of_path(path: str) -> str | None:
@@ -195,12 +197,6 @@ def _user(uid_field: str) -> str | None:
         return None
 
 
-def _first_int(env: dict[str, str] | None, names) -> tuple[int | None, str | None]:
-    from blastune.envvars import first_positive_int
-
-    return first_positive_int(env, names)
-
-
 def _openmp_build(vendor: str, paths: list[str]) -> bool:
     """OpenBLAS built with OpenMP follows OMP_NUM_THREADS only (Debian: openblas-openmp/, Fedora: libopenblaso)."""
     return vendor == "openblas" and any(re.search(r"openblas-openmp/|libopenblaso[.-]", p) for p in paths)
@@ -220,10 +216,10 @@ def _pool_size(vendors: list[str], env: dict[str, str] | None, affinity: int | N
         if vendor in SINGLE_THREADED:
             n, why = 1, f"{vendor}: serial"
         elif vendor == "blis":
-            v, var = _first_int(env, VENDOR_VARS["blis"])
+            v, var = first_positive_int(env, names)
             n, why = (v, f"blis: {var}") if v else (1, "blis: default 1 thread")
         else:
-            v, var = _first_int(env, names)
+            v, var = first_positive_int(env, names)
             if v:
                 n, why = v, f"{vendor}: {var}={v}"
             elif env is None:

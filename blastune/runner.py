@@ -29,22 +29,19 @@ class RunResult:
 
 def resolve_threads(threads: int | None = None, jobs: int | None = None, auto: bool = False) -> tuple[int, str]:
     """One thread count from -t N, --jobs N or --auto (--auto --jobs N: the recommendation for N jobs),
-    with the reason (shown by env/run)."""
+    with the reason (shown by env/run). Neither -t nor --jobs means --auto."""
     if threads is not None and (jobs is not None or auto):
         raise BlastuneError("give only one of --threads, --jobs and --auto (--auto may take --jobs)")
+    if threads is not None:
+        return threads, "asked for"
+    if auto or jobs is None:
+        from blastune.profile import auto_threads
+
+        return auto_threads(jobs)
     from blastune.cpu import usable_cores
 
     cores, basis = usable_cores()
-    if threads is not None:
-        return threads, "asked for"
-    if not auto:
-        return max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
-    try:
-        from blastune.profile import auto_threads
-    except ImportError:
-        n = max(1, cores // (jobs or 1))
-        return n, f"{cores} usable cores ({basis}) // {jobs or 1} job(s); no saved recommendation"
-    return auto_threads(jobs)
+    return max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
 
 
 def _launch_error(cmd: str, exc: OSError) -> str:

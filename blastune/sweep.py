@@ -104,12 +104,10 @@ def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="
     op_names = parse_ops(given)
     # with `all`, skip the dtypes an op cannot take; when named, asking for them is an error
     explicit = "all" not in {part for g in given for part in str(g).replace(" ", "").split(",")}
-    sizes = [check_size(s) for s in ([sizes] if isinstance(sizes, int) else sizes)]
+    sizes = list(dict.fromkeys(check_size(s) for s in ([sizes] if isinstance(sizes, int) else sizes)))
     if not sizes:
         raise BlastuneError("no size given: pass --size N (the matrix order), e.g. --size 1000")
-    dtypes = [dtypes] if isinstance(dtypes, str) else list(dtypes)
-    for d in dtypes:
-        check_dtype(None, d)
+    dtypes = list(dict.fromkeys(check_dtype(None, d) for d in ([dtypes] if isinstance(dtypes, str) else dtypes)))
     check_lib(lib)
     needs_scipy = lib == "scipy" or "norm_isf" in op_names
     if needs_scipy:
@@ -133,18 +131,18 @@ def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="
     specs, skipped = [], []
     for name in op_names:
         op = OPS[name]
-        for d in dict.fromkeys(dtypes):
+        for d in dtypes:
             if d not in op.dtypes:
                 if explicit:
                     check_dtype(op, d)  # raises: the user asked for exactly this
                 skipped.append(f"{name} {d}")
                 continue
-            for n in dict.fromkeys(sizes):
+            for n in sizes:
                 check_memory(name, n, d)
                 specs.append((name, n, d))
     if not specs:
         raise BlastuneError("nothing to run: no op takes the dtypes given")
-    return Plan(op_names, list(dict.fromkeys(sizes)), threads, list(dict.fromkeys(dtypes)), lib, specs, skipped)
+    return Plan(op_names, sizes, threads, dtypes, lib, specs, skipped)
 
 
 # --- which library serves the op, and can we change its threads here? -------------------------------
@@ -425,7 +423,7 @@ def _run_inprocess(specs_todo, doc, settings, budget_left, on_point, save, usabl
     return deferred
 
 
-def _run_worker(threads, specs, doc, settings, budget_left, on_point, save, remaining_points):
+def _run_worker(threads, specs, doc, settings, budget, on_point, save):
     """One fresh process for one thread count: env vars set before numpy is imported."""
     from blastune.envvars import thread_env
 
@@ -434,8 +432,7 @@ def _run_worker(threads, specs, doc, settings, budget_left, on_point, save, rema
     # the worker must import this very blastune, even when it was put on sys.path by hand
     pkg_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
-    share = budget_left() * len(specs) / max(1, remaining_points())
-    job = {"threads": threads, "lib": doc["grid"]["lib"], "specs": specs, "budget": share,
+    job = {"threads": threads, "lib": doc["grid"]["lib"], "specs": specs, "budget": budget,
            "settings": settings, "usable": doc["cpu"]["usable_cores"]}
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen([sys.executable, "-m", "blastune.sweep_worker"], stdin=subprocess.PIPE,
@@ -548,15 +545,18 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
         finished[0] += 1
         write()
 
+    def run_in_workers(points):
+        # one fresh process per thread count, given its points' share of the budget left
+        by_threads: dict[int, list] = {}
+        for o, n, d, t in points:
+            by_threads.setdefault(t, []).append([o, n, d])
+        for t, specs in by_threads.items():
+            _run_worker(t, specs, doc, settings, budget_left() * len(specs), on_point, save)
+
     try:
         write()  # fail early if --out cannot be written, and mark the file as in progress
         if workers:
-            by_threads: dict[int, list] = {}
-            for o, n, d, t in todo:
-                by_threads.setdefault(t, []).append([o, n, d])
-            for t, specs in by_threads.items():
-                _run_worker(t, specs, doc, settings, lambda: budget_left() * max(1, len(todo) - finished[0]),
-                            on_point, save, lambda: len(todo) - finished[0])
+            run_in_workers(todo)
         else:
             grouped: dict[tuple, list[int]] = {}
             for o, n, d, t in todo:
@@ -566,12 +566,7 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
             if deferred:
                 doc["isolation"] = "the library did not report the thread counts it was given; measured in workers"
                 doc["warnings"].append(doc["isolation"])
-                by_threads = {}
-                for o, n, d, t in deferred:
-                    by_threads.setdefault(t, []).append([o, n, d])
-                for t, specs in by_threads.items():
-                    _run_worker(t, specs, doc, settings, lambda: budget_left() * max(1, len(todo) - finished[0]),
-                                on_point, save, lambda: len(todo) - finished[0])
+                run_in_workers(deferred)
     except KeyboardInterrupt:
         doc["status"] = "interrupted"
         write()

@@ -11,16 +11,16 @@ import sys
 import time
 
 
-def _threads_seen(lib: str, files: list[str]) -> dict:
+def _threads_seen(served: dict) -> dict:
     """What the serving library says it runs: queried at run time where possible, else its env setting."""
     from blastune.limits import get_threads
+    from blastune.sweep import _files
 
+    files = _files(served)
     got = get_threads("all")
     seen = {f: got[f] for f in files if f in got}
     if len(seen) < len(files):
-        from blastune.sweep import serving_libraries
-
-        for api_lib in serving_libraries(lib).values():
+        for api_lib in served.values():
             if api_lib and api_lib["filepath"] not in seen:
                 seen[api_lib["filepath"]] = api_lib["num_threads"]
     return seen
@@ -30,15 +30,14 @@ def run(job: dict, emit) -> None:
     from blastune.cpuload import LoadProbe
     from blastune.errors import BlastuneError
     from blastune.ops import OPS
-    from blastune.sweep import _files, _point_record, check_memory, serving_libraries
+    from blastune.sweep import _point_record, check_memory, serving_libraries
     from blastune.timing import measure
 
     threads, lib, settings = job["threads"], job["lib"], job["settings"]
     specs = job["specs"]
     start, budget = time.perf_counter(), job["budget"]
     try:
-        files = _files(serving_libraries(lib))
-        seen = _threads_seen(lib, files)
+        seen = _threads_seen(serving_libraries(lib))  # info() once: it inspects every loaded library
         for i, (op_name, size, dtype) in enumerate(specs):
             emit({"start": {"op": op_name, "size": size, "dtype": dtype, "threads": threads}})
             check_memory(op_name, size, dtype)

@@ -24,8 +24,6 @@ def env_command(
     from blastune.envvars import render_exports, thread_env
     from blastune.runner import resolve_threads
 
-    if threads is None and jobs is None:
-        auto = True
     n, reason = resolve_threads(threads, jobs, auto)
     env = thread_env(n)
     if json_out:
@@ -48,8 +46,6 @@ def run_command(
 
     from blastune.runner import resolve_threads, run
 
-    if threads is None and jobs is None:
-        auto = True
     n, _ = resolve_threads(threads, jobs, auto)
     result = run(command or [], n)
     if json_out:

@@ -17,7 +17,6 @@ def fmt_time(seconds: float | None) -> str:
     for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
         if seconds >= scale or unit == "ns":
             return f"{seconds / scale:.3g} {unit}"
-    return "-"
 
 
 def _num(x, spec, suffix=""):
@@ -221,8 +220,6 @@ def sweep_command(
 
 
 def render_compare(cmp, fmt: str = "simple") -> str:
-    from blastune.cli.sweep_cmd import fmt_time
-
     several_libs = len({r.lib for r in cmp.rows}) > 1  # numpy and scipy rows would look the same
     rows = [[r.op, *([r.lib] if several_libs else []), r.size, r.dtype, r.threads, fmt_time(r.a_median_s),
              fmt_time(r.b_median_s), "-" if r.ratio is None else f"{r.ratio:.3f}", r.verdict] for r in cmp.rows]
