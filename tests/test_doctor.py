@@ -23,7 +23,7 @@ from blastune.cpu import cpu_info
 from blastune.doctor import Context, DoctorReport, Finding, build_context, run_checks
 from blastune.doctor_checks import CHECKS, check_smt
 from blastune.probe import run_probe
-from tests.conftest import child_env, run_python
+from tests.conftest import AMBIENT_OPENBLAS_TUNING, allowed_ambient_warnings, child_env, run_python
 
 BLASTUNE = shutil.which("blastune") or ""
 USABLE = len(os.sched_getaffinity(0))
@@ -52,7 +52,9 @@ def test_clean_environment_runs_every_check_and_exits_0():
     rc, report, err = run_doctor("--strict")
     ids = {f["id"] for f in report["findings"]}
     assert ids == {cid for cid, _ in CHECKS}
-    assert rc == 0 and report["exit_status_strict"] == 0, report["findings"]
+    warned = {f["id"] for f in report["findings"] if f["severity"] in ("warning", "error")}
+    assert warned <= allowed_ambient_warnings(), report["findings"]
+    assert rc == report["exit_status_strict"] == (1 if warned else 0), report["findings"]
     assert severities(report, "blas-probe") == {"ok"}
     assert report["probe"]["stage"] == "done" and report["probe"]["wrong_entries"] == 0
     assert err == ""
@@ -225,6 +227,9 @@ print(json.dumps(blastune.doctor(probe=False).to_dict()))
 def test_openblas_coretype_older_or_unknown(coretype, severity, words):
     if os.uname().machine != "x86_64":
         pytest.skip("the coretype table is x86-64")
+    if "OPENBLAS_L2_SIZE" in AMBIENT_OPENBLAS_TUNING:
+        pytest.skip("this machine sets OPENBLAS_L2_SIZE for its own kernels; forcing another coretype "
+                    "beside it is no test of doctor (Prescott with a foreign L2 size hangs OpenBLAS)")
     rc, report, _ = run_doctor(extra={"OPENBLAS_CORETYPE": coretype})
     (f,) = by_id(report, "openblas-coretype")
     assert f["severity"] == severity and words in f["finding"]
