@@ -214,12 +214,22 @@ def _clock(cpus: list[dict[str, str]], model: str) -> tuple[float | None, str | 
     return None, None
 
 
+def _flags_of(first: dict[str, str]) -> set[str]:
+    return set((first.get("flags") or first.get("Features") or "").split())  # x86 / ARM spelling
+
+
+def cpu_flags() -> set[str]:
+    """The feature flags /proc/cpuinfo lists for the first CPU (empty where there is none)."""
+    cpus = parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    return _flags_of(cpus[0]) if cpus else set()
+
+
 def cpu_info() -> CpuInfo:
     cpus = parse_cpuinfo(_read("/proc/cpuinfo") or "")
     first = cpus[0] if cpus else {}
     logical = os.cpu_count() or max(1, len(cpus))
     model = first.get("model name") or first.get("Model") or platform.processor() or "unknown"
-    flags = set((first.get("flags") or first.get("Features") or "").split())
+    flags = _flags_of(first)
     aff = affinity()
     quota = cgroup_quota()
     usable, basis = usable_cores(aff, quota)

@@ -102,14 +102,6 @@ class DoctorReport:
         }
 
 
-def _cpu_flags() -> set[str]:
-    from blastune.cpu import _read, parse_cpuinfo
-
-    cpus = parse_cpuinfo(_read("/proc/cpuinfo") or "")
-    first = cpus[0] if cpus else {}
-    return set((first.get("flags") or first.get("Features") or "").split())
-
-
 def _import_is_safe(probe: ProbeResult | None) -> bool:
     """May this process import numpy/scipy and query their libraries, as info() does?"""
     if probe is None or probe.ok or probe.returncode == 1:
@@ -126,7 +118,7 @@ def _import_is_safe(probe: ProbeResult | None) -> bool:
 
 
 def build_context(jobs: int = 1, probe: ProbeResult | None = None) -> Context:
-    from blastune.cpu import cpu_info
+    from blastune.cpu import cpu_flags, cpu_info
     from blastune.detect import inventory
 
     notes = []
@@ -138,7 +130,7 @@ def build_context(jobs: int = 1, probe: ProbeResult | None = None) -> Context:
     else:
         cpu, loaded, binds = cpu_info(), inventory(), []
         notes.append(f"numpy/scipy not imported here: the probe child died at '{probe.stage}'")
-    return Context(jobs=jobs, env=dict(os.environ), cpu=cpu, cpu_flags=_cpu_flags(), loaded=loaded,
+    return Context(jobs=jobs, env=dict(os.environ), cpu=cpu, cpu_flags=cpu_flags(), loaded=loaded,
                    bindings=binds, probe=probe, notes=notes)
 
 

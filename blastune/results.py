@@ -34,17 +34,20 @@ def fingerprint(cpu=None, libraries=None) -> dict:
     return fp
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, mode: int | None = None, make_parents: bool = True) -> None:
     """Write to a temporary file beside ``path``, fsync, then rename: a crash or a reader sees the
-    old file or the new one, never half of one."""
+    old file or the new one, never half of one. ``mode``: permission bits for the new file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -57,10 +57,8 @@ def _write_script(path: Path, text: str, force: bool) -> None:
 
     A file the user already has is kept unless --force (there is nothing to resume in a script).
     """
-    import os
-    import tempfile
-
     from blastune.errors import BlastuneError
+    from blastune.results import atomic_write_text
 
     path = Path(path)
     if path.is_dir():
@@ -68,10 +66,6 @@ def _write_script(path: Path, text: str, force: bool) -> None:
     if path.exists() and not force:
         raise BlastuneError(f"{path} already exists: pass --force to replace it")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
+        atomic_write_text(path, text, mode=0o755, make_parents=False)
     except OSError as exc:
         raise BlastuneError(f"cannot write {path}: {exc.strerror}") from None
