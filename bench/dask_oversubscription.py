@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from blastune.envvars import THREAD_VARS  # noqa: E402
+from blastune.facts.environment import THREAD_VARS  # noqa: E402
 
 
 def dot_task(i, size, dots):
@@ -90,7 +90,7 @@ def main():
 
     from tabulate import tabulate
 
-    from blastune.cpu import cpu_info
+    from blastune.facts.cpu import cpu_info
 
     cpu = cpu_info()
     rows = [

@@ -2,7 +2,7 @@
 
 Runs the same float64 product under reference BLAS, ATLAS and OpenBLAS of the vendor matrix, one
 thread each, best of 3, and prints GFLOP/s and how many times slower each is than OpenBLAS measured
-in the same run (the anchor). Compare with blastune.doctor_checks.MEASURED_GFLOPS. Absolute numbers
+in the same run (the anchor). Compare with blastune.advise.doctor.checks.MEASURED_GFLOPS. Absolute numbers
 move with machine load; the ratios much less.
 
     python bench/doctor_slow_blas.py           # needs /tmp/blasmatrix (../shared/blas-matrix/setup.sh)
@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from blastune.doctor_checks import MEASURED_GFLOPS  # noqa: E402
+from blastune.advise.doctor.checks import MEASURED_GFLOPS  # noqa: E402
 
 WITH_BLAS = "/tmp/blasmatrix/with-blas"
 PYTHON = "/tmp/blasmatrix/venv/bin/python"

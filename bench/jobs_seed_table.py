@@ -20,8 +20,8 @@ import argparse
 import os
 import sys
 
-from blastune.advice import recommend
-from blastune.jobs import Layout, run_jobs
+from blastune.advise.recommend import recommend
+from blastune.measure.jobs.core import Layout, run_jobs
 
 
 def _row(res, spec):

@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import blastune
-    from blastune.ops import OPS
-    from blastune.sweep import sweep
+    from blastune.measure.ops import OPS
+    from blastune.measure.sweep.core import sweep
     from tabulate import tabulate
 
     prepared = OPS["dot"].prepare(args.size, "float64", "numpy")  # the very inputs the sweep builds

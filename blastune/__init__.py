@@ -5,26 +5,23 @@ The library returns plain data (dataclasses with ``to_dict()``); the ``blastune`
 """
 from __future__ import annotations
 
-import sys as _sys
-import types as _types
-
 __version__ = "0.1.0"
 
 # Heavy or optional pieces load on first use, so ``import blastune`` stays cheap inside workers.
 _LAZY = {
-    "info": ("blastune.info", "info"),
-    "limit": ("blastune.limits", "limit"),
-    "get_threads": ("blastune.limits", "get_threads"),
-    "set_threads": ("blastune.limits", "set_threads"),
-    "worker_initializer": ("blastune.limits", "worker_initializer"),
-    "cpu_info": ("blastune.cpu", "cpu_info"),
-    "thread_env": ("blastune.envvars", "thread_env"),
-    "render_exports": ("blastune.envvars", "render_exports"),
-    "sweep": ("blastune.sweep", "sweep"),
-    "jobs": ("blastune.jobs", "run_jobs"),
-    "recommend": ("blastune.advice", "recommend"),
-    "doctor": ("blastune.doctor", "doctor"),
-    "processes": ("blastune.processes", "processes"),
+    "info": ("blastune.facts.info", "info"),
+    "limit": ("blastune.control.limits", "limit"),
+    "get_threads": ("blastune.control.limits", "get_threads"),
+    "set_threads": ("blastune.control.limits", "set_threads"),
+    "worker_initializer": ("blastune.control.limits", "worker_initializer"),
+    "cpu_info": ("blastune.facts.cpu", "cpu_info"),
+    "thread_env": ("blastune.facts.environment", "thread_env"),
+    "render_exports": ("blastune.control.exports", "render_exports"),
+    "sweep": ("blastune.measure.sweep.core", "sweep"),
+    "jobs": ("blastune.measure.jobs.core", "run_jobs"),
+    "recommend": ("blastune.advise.recommend", "recommend"),
+    "doctor": ("blastune.advise.doctor.report", "doctor"),
+    "processes": ("blastune.facts.census", "processes"),
     "BlastuneError": ("blastune.errors", "BlastuneError"),
     "NotControllableError": ("blastune.errors", "NotControllableError"),
     "NotControllableWarning": ("blastune.errors", "NotControllableWarning"),
@@ -47,27 +44,3 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(__all__)
-
-
-class _Package(_types.ModuleType):
-    """Keep ``blastune.info``, ``.sweep``, ``.jobs``, ``.doctor``, ``.processes`` the functions.
-
-    Importing a submodule (``from blastune.sweep import ...``, which the CLI and the modules do)
-    makes Python bind it onto the package under the same name, hiding the function. Here that
-    binding is turned into the function; the module stays reachable through ``sys.modules`` and
-    ``from blastune.sweep import ...``.
-    """
-
-    def __setattr__(self, name, value):
-        target = _LAZY.get(name)
-        if target and isinstance(value, _types.ModuleType) and value.__name__ == target[0]:
-            value = getattr(value, target[1])
-        super().__setattr__(name, value)
-
-    def __reduce__(self):
-        # cloudpickle (joblib's loky, Dask) ships a script's functions by value together with the
-        # modules they name; a ModuleType subclass must say "re-import me" or pickling fails
-        return (__import__, (self.__name__,))
-
-
-_sys.modules[__name__].__class__ = _Package

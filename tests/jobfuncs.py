@@ -24,7 +24,7 @@ def record(i):
     """Append who ran task i -- pid and the BLAS threads in effect -- to $JOBFUNCS_LOG."""
     import numpy  # noqa: F401  (load the BLAS so its thread count can be read)
 
-    from blastune.limits import get_threads
+    from blastune.control.limits import get_threads
 
     counts = get_threads("blas")
     line = {"task": i, "pid": os.getpid(), "threads": max(counts.values()) if counts else None}

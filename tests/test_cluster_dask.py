@@ -17,8 +17,8 @@ import pytest
 distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 
-from blastune.cpu import cpu_info  # noqa: E402
-from blastune.envvars import THREAD_VARS  # noqa: E402
+from blastune.facts.cpu import cpu_info  # noqa: E402
+from blastune.facts.environment import THREAD_VARS  # noqa: E402
 from conftest import child_env  # noqa: E402
 
 CORES = cpu_info().usable_cores

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from blastune.cli import app
-from blastune.envvars import THREAD_VARS
+from blastune.facts.environment import THREAD_VARS
 from conftest import child_env
 
 BLASTUNE = shutil.which("blastune")
@@ -99,7 +99,7 @@ def test_json_and_auto():
     assert data["schema"] == "blastune.slurm/1" and data["tasks"] == 3
     assert data["cpus_basis"].startswith("--auto")
     assert f"#SBATCH --cpus-per-task={data['cpus_per_task']}" in data["text"]
-    from blastune.cpu import cpu_info
+    from blastune.facts.cpu import cpu_info
 
     # the tests' private cache holds no profile: one job gets every usable core, and says why
     assert data["cpus_per_task"] == cpu_info().usable_cores

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from blastune.cpu import CgroupQuota, cgroup_quota, cpu_info, parse_cpuinfo, simd_level, usable_cores
+from blastune.facts.cpu import CgroupQuota, cgroup_quota, cpu_info, parse_cpuinfo, simd_level, usable_cores
 from tests.conftest import child_env
 
 

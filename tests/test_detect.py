@@ -19,7 +19,7 @@ import numpy
 import scipy.linalg  # noqa: F401  (loads scipy's BLAS/LAPACK into this process)
 from threadpoolctl import threadpool_info
 
-from blastune.detect import bindings, extension_file, family_of, inventory, loaded_paths
+from blastune.facts.detect import bindings, extension_file, family_of, inventory, loaded_paths
 from tests.conftest import child_env
 
 needs_binutils = pytest.mark.skipif(not (shutil.which("nm") and shutil.which("readelf")),
@@ -116,7 +116,7 @@ def test_non_blas_libraries_have_no_family():
 
 def test_extension_file_does_not_import_the_package(tmp_path):
     # scipy.linalg's Python code is what makes `import scipy.linalg` slow; detection needs only the file
-    code = ("import sys, blastune.detect as d; p = d.extension_file('scipy.linalg._fblas'); "
+    code = ("import sys, blastune.facts.detect as d; p = d.extension_file('scipy.linalg._fblas'); "
             "print(p, 'scipy.linalg' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
     assert out.returncode == 0, out.stderr

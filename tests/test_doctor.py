@@ -19,10 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from blastune.cli import app
-from blastune.cpu import cpu_info
-from blastune.doctor import Context, DoctorReport, Finding, build_context, run_checks
-from blastune.doctor_checks import CHECKS, check_smt
-from blastune.probe import run_probe
+from blastune.facts.cpu import cpu_info
+from blastune.advise.doctor.report import Context, DoctorReport, Finding, build_context, run_checks
+from blastune.advise.doctor.checks import CHECKS, check_smt
+from blastune.advise.doctor.probe import run_probe
 from tests.conftest import AMBIENT_OPENBLAS_TUNING, allowed_ambient_warnings, child_env, run_python
 
 BLASTUNE = shutil.which("blastune") or ""
@@ -198,7 +198,7 @@ def test_blas_copies_with_different_thread_settings():
     code = """
 import json
 import numpy, scipy.linalg
-from blastune.detect import binding
+from blastune.facts.detect import binding
 from blastune.libraries.openblas import OpenBLAS
 lib = binding("numpy", "blas").library
 assert lib.vendor == "openblas", lib

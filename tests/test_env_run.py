@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from blastune.cli import app
-from blastune.envvars import THREAD_VARS
+from blastune.facts.environment import THREAD_VARS
 from tests.conftest import child_env
 
 BLASTUNE = shutil.which("blastune")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import blastune
 from blastune.cli import app
-from blastune.info import INFO_SCHEMA
+from blastune.facts.info import INFO_SCHEMA
 from tests.conftest import child_env
 
 needs_script = pytest.mark.skipif(not shutil.which("blastune"),
@@ -66,7 +66,7 @@ def test_library_call_returns_plain_data():
 
 def test_blastune_info_is_callable_after_the_module_was_imported():
     # `import blastune.info` rebinds the package attribute to the module; the call must still work
-    code = "import blastune.info, blastune; print(blastune.info().schema)"
+    code = "import blastune.facts.info, blastune; print(blastune.info().schema)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "blastune.info/1"

@@ -10,7 +10,7 @@ import pytest
 
 joblib = pytest.importorskip("joblib")
 
-from blastune.cpu import cpu_info  # noqa: E402
+from blastune.facts.cpu import cpu_info  # noqa: E402
 
 
 def _tasks():

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from blastune.cli import app
 from blastune.errors import BlastuneError
-from blastune.jobs import Layout, default_layouts, layouts_from_lists, parse_layouts, run_jobs
-from blastune.workloads import make_workload
+from blastune.measure.jobs.core import Layout, default_layouts, layouts_from_lists, parse_layouts, run_jobs
+from blastune.measure.workloads import make_workload
 from tests.conftest import child_env, needs_matrix, run_python
 
 TESTS = Path(__file__).resolve().parent
@@ -271,7 +271,7 @@ def test_cli_func_from_current_directory(tmp_path):
 
 def test_cli_naive_layout_runs_library_default_threads(tmp_path):
     """About threads: no thread variables set, so the naive workers run the library default."""
-    from blastune.cpu import cpu_info
+    from blastune.facts.cpu import cpu_info
 
     cores = cpu_info().usable_cores
     p = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "8", "--layouts", "process:2xdefault",
@@ -321,7 +321,7 @@ def test_env_only_blas_gets_its_threads_in_process_workers():
     """Debian's BLIS reads BLIS_NUM_THREADS only when it loads: a spawned worker gets the variable from
     worker_initializer before numpy loads, while this process cannot change it (and says so)."""
     code = ("import json\n"
-            "from blastune.jobs import Layout, run_jobs\n"
+            "from blastune.measure.jobs.core import Layout, run_jobs\n"
             "res = run_jobs(op='dot', size=64, tasks=8, repeats=1,\n"
             "               layouts=[Layout('serial', 1, 2), Layout('process', 1, 2)])\n"
             "print(json.dumps(res.to_dict()))\n")

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from blastune.advice import recommend
+from blastune.advise.recommend import recommend
 from blastune.cli import app
-from blastune.jobs import Layout, run_jobs
-from blastune.profile import auto_threads, profile_fingerprint, profile_path, save_entries
-from blastune.results import atomic_write_json
+from blastune.measure.jobs.core import Layout, run_jobs
+from blastune.control.profile import auto_threads, profile_fingerprint, profile_path, save_entries
+from blastune.core.files import atomic_write_json
 from tests.conftest import child_env, run_python
 
 TESTS = Path(__file__).resolve().parent
@@ -232,7 +232,7 @@ def test_cli_recommend_builtin_measurement(tmp_path):
 # --- the profile ----------------------------------------------------------------------------------------
 
 def test_auto_threads_without_profile():
-    from blastune.cpu import usable_cores
+    from blastune.facts.cpu import usable_cores
 
     cores = usable_cores()[0]
     n, why = auto_threads(2)
@@ -272,7 +272,7 @@ def test_limit_auto_and_env_auto_follow_the_profile(tmp_path):
             "print(sorted(before), sorted(inside))\n")
     p = run_python(code, env=_env(tmp_path, threads=None))
     assert p.returncode == 0, p.stderr
-    from blastune.cpu import usable_cores
+    from blastune.facts.cpu import usable_cores
 
     assert p.stdout.split("] [")[1].strip() == "1]"
     assert p.stdout.startswith(f"[{usable_cores()[0]}]")

@@ -137,7 +137,7 @@ def test_eight_threads_most_restrictive_holds_and_original_returns():
         t.join()
     assert errors == []
     assert tp_counts() == [2, 2]
-    from blastune.limits import _S
+    from blastune.control.limits import _S
 
     assert _S.stacks == {} and _S.originals == {}
 
@@ -241,7 +241,7 @@ def test_fork_while_another_thread_holds_a_limit():
     code = """
 import json, os, threading
 import numpy, scipy.linalg, blastune
-from blastune import limits
+from blastune.control import limits
 base = sorted(blastune.get_threads().values())
 inside, leave = threading.Event(), threading.Event()
 def holder():
@@ -276,7 +276,7 @@ def test_a_refusal_turned_error_by_warning_filters_leaves_no_limit_behind():
     # OpenBLAS caps its pool at the build's maximum (64 for the pip wheels) and reports that back.
     # Under `-W error` (many projects' pytest setting) the warning raises inside __enter__: the
     # with-body never runs, so nothing may stay limited, half-set or stacked.
-    from blastune import limits
+    from blastune.control import limits
     from blastune.errors import NotControllableWarning
 
     with warnings.catch_warnings():

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from blastune.processes import BlasProcess, _census, processes, vendor_of_path
+from blastune.facts.census import BlasProcess, _census, processes, vendor_of_path
 from tests.conftest import MATRIX_PYTHON, WITH_BLAS, child_env, needs_matrix
 
 BLASTUNE = shutil.which("blastune") or ""

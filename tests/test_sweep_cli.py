@@ -79,10 +79,10 @@ def test_bad_input_is_one_line_exit_2_via_clirunner(args, message):
 
 
 def test_memory_guard_uses_available_memory_before_allocating(monkeypatch, tmp_path):
-    import blastune.cpu
-    from blastune.ops import OPS
+    import blastune.facts.cpu
+    from blastune.measure.ops import OPS
 
-    monkeypatch.setattr(blastune.cpu, "available_memory", lambda: (1_000_000, "cgroup memory limit (test)"))
+    monkeypatch.setattr(blastune.facts.cpu, "available_memory", lambda: (1_000_000, "cgroup memory limit (test)"))
     prepared = []
     monkeypatch.setattr(type(OPS["dot"]), "prepare", lambda *a, **k: prepared.append(a))
     out = tmp_path / "r.json"
@@ -199,7 +199,7 @@ def test_ctrl_c_restores_the_thread_settings(tmp_path):
 import json, os, signal, sys
 import numpy
 import blastune
-from blastune.sweep import sweep
+from blastune.measure.sweep.core import sweep
 blastune.set_threads(2)
 before = blastune.get_threads()
 during = []
@@ -269,7 +269,7 @@ def test_all_ops_skip_the_dtypes_an_op_cannot_take():
                             "--budget", "2", "--min-repeats", "3", "--json"])
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
-    from blastune.ops import OPS
+    from blastune.measure.ops import OPS
 
     assert [p["op"] for p in doc["points"]] == [name for name in OPS if name != "norm_isf"]
     assert doc["skipped"] == ["norm_isf complex64"]

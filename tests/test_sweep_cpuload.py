@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from blastune import cpuload
+from blastune.measure import load as cpuload
 
 
 def test_parses_the_proc_stat_cpu_line():

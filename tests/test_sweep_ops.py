@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import blastune
-from blastune import ops
+from blastune.measure import ops
 from blastune.errors import BlastuneError
 
 

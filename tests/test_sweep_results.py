@@ -9,7 +9,7 @@ import pytest
 from blastune.errors import BlastuneError
 
 # `from blastune import sweep` gives the function (a lazy export); the module is what these tests need
-sw = importlib.import_module("blastune.sweep")
+sw = importlib.import_module("blastune.measure.sweep.core")
 
 
 def _pt(op, threads, median, spread=0.01, dtype="float64", size=1000, flops=2e9):
@@ -64,7 +64,7 @@ def _write(path, points, fid="abc"):
 
 
 def test_compare_ratios_and_verdicts(tmp_path):
-    from blastune.compare import compare
+    from blastune.advise.compare import compare
 
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     _write(a, [_pt("dot", 1, 1.0), _pt("dot", 2, 0.5), _pt("inv", 1, 1.0), _pt("det", 1, 1.0)])
@@ -83,8 +83,8 @@ def test_compare_ratios_and_verdicts(tmp_path):
 def test_memory_is_checked_again_just_before_each_point_allocates(monkeypatch, tmp_path):
     """Plenty of memory when planning, too little by the second point: it is refused before its arrays
     exist, and the first point stays saved."""
-    import blastune.cpu
-    from blastune.ops import OPS
+    import blastune.facts.cpu
+    from blastune.measure.ops import OPS
 
     calls = {"n": 0}
 
@@ -96,7 +96,7 @@ def test_memory_is_checked_again_just_before_each_point_allocates(monkeypatch, t
     real_prepare = type(OPS["dot"]).prepare
     monkeypatch.setattr(type(OPS["dot"]), "prepare", lambda self, *a, **k: built.append(self.name) or
                         real_prepare(self, *a, **k))
-    monkeypatch.setattr(blastune.cpu, "available_memory", shrinking_memory)
+    monkeypatch.setattr(blastune.facts.cpu, "available_memory", shrinking_memory)
     out = tmp_path / "r.json"
     with pytest.raises(BlastuneError, match="add at size 32 .* needs about"):
         sw.sweep("dot,add", [32], threads=[1], budget=1, min_repeats=3, out=out)
@@ -138,7 +138,7 @@ def test_a_count_the_library_did_not_run_is_never_best_and_is_judged_by_what_ran
 
 
 def test_recommend_from_a_sweep_ignores_counts_the_library_did_not_run():
-    from blastune.advice import from_sweep
+    from blastune.advise.recommend import from_sweep
 
     doc = {"cpu": {"usable_cores": 2}, "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
            "points": [dict(_pt("dot", 1, 0.032), blas_op=True),
@@ -191,7 +191,7 @@ def test_resume_from_another_machine_says_what_differs(tmp_path):
 
 def test_min_repeats_beyond_what_a_point_can_take_is_refused():
     """--min-repeats 10**8 used to be capped at 1000 samples without a word."""
-    from blastune.timing import MAX_REPEATS
+    from blastune.measure.timing import MAX_REPEATS
 
     with pytest.raises(BlastuneError, match=f"from 1 to {MAX_REPEATS}"):
         sw.sweep("add", [8], [1], min_repeats=MAX_REPEATS + 1)
@@ -199,8 +199,8 @@ def test_min_repeats_beyond_what_a_point_can_take_is_refused():
 
 def test_a_file_holding_numpy_and_scipy_points_shows_which_is_which():
     """--resume with the other --lib keeps both; without a lib column their rows looked identical."""
-    from blastune.cli.sweep_cmd import render_compare, render_sweep
-    from blastune.compare import CompareRow, Comparison
+    from blastune.cli.sweep import render_compare, render_sweep
+    from blastune.advise.compare import CompareRow, Comparison
 
     pts = [_pt("dot", 1, 1.0), dict(_pt("dot", 1, 0.8), lib="scipy")]
     doc = {"grid": {"lib": "scipy"}, "cpu": {"model": "X", "usable_cores": 2}, "points": pts,
@@ -243,7 +243,7 @@ def _cgroup_tree(root, v2: bool, nested_limit: int, usage: int, inactive: int):
 @pytest.mark.parametrize("v2", [True, False], ids=["cgroup-v2", "cgroup-v1"])
 def test_the_memory_guard_finds_a_limit_set_above_our_own_cgroup(tmp_path, v2):
     """Only the root cgroup's file was read: a job's limit one level up went unseen."""
-    from blastune.cpu import available_memory
+    from blastune.facts.cpu import available_memory
 
     gib = 2**30
     proc = _cgroup_tree(tmp_path, v2, nested_limit=4 * gib, usage=3 * gib, inactive=2 * gib)
@@ -257,7 +257,7 @@ def test_the_memory_guard_finds_a_limit_set_above_our_own_cgroup(tmp_path, v2):
 
 def test_the_oversubscription_warning_counts_points_that_really_ran_too_many_threads():
     """It used to be raised from the requested counts, also where the library ran 1 thread (ATLAS)."""
-    from blastune.cpu import usable_cores
+    from blastune.facts.cpu import usable_cores
 
     over = 2 * usable_cores()[0]
     res = sw.sweep("add", [8], [1, over], budget=0.5, min_repeats=3)

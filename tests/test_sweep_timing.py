@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from blastune import timing
+from blastune.measure import timing
 
 
 class ScriptedClock:

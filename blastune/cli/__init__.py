@@ -94,11 +94,4 @@ def main() -> None:
 
 
 # Each command lives in its own module and registers itself on ``app``.
-from blastune.cli import info_cmd, control_cmd  # noqa: E402,F401
-
-for _name in ("sweep_cmd", "jobs_cmd", "doctor_cmd", "cluster_cmd"):
-    try:
-        __import__(f"blastune.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command module not written yet
-        if _exc.name != f"blastune.cli.{_name}":
-            raise
+from blastune.cli import info, sweep, jobs, doctor, env, slurm  # noqa: E402,F401

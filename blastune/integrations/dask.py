@@ -4,7 +4,7 @@
 running now *and every worker that joins later* runs its ``setup``. The plugin
 
   1. works out the worker's share of the cores (or takes the explicit ``threads``);
-  2. exports all ``blastune.envvars.THREAD_VARS`` into the worker's ``os.environ`` (libraries loaded
+  2. exports all ``blastune.facts.environment.THREAD_VARS`` into the worker's ``os.environ`` (libraries loaded
      later and child processes start capped) and calls ``blastune.set_threads`` for the libraries
      already loaded -- in the worker's main thread and once in each task thread, because OpenMP
      runtimes keep their count per thread;
@@ -14,7 +14,7 @@ running now *and every worker that joins later* runs its ``setup``. The plugin
 
 The share (``threads=None``):
     usable cores of the worker process  //  task threads of all workers on the same host
-where *usable cores* is ``blastune.cpu.cpu_info().usable_cores`` read inside the worker (affinity
+where *usable cores* is ``blastune.facts.cpu.cpu_info().usable_cores`` read inside the worker (affinity
 mask and cgroup quota, so a worker in a container or a Slurm cgroup sees its own allocation), and
 the host's task threads are the ``nthreads`` of every worker the scheduler knows on that IP address,
 this worker included. With ``per_host=False`` the divisor is this worker's own ``nthreads`` only --
@@ -105,7 +105,7 @@ class BlasThreadsPlugin(WorkerPlugin):
 
     def __init__(self, threads: int | None = None, *, per_host: bool = True, api: str = "all"):
         if threads is not None:
-            from blastune.envvars import check_threads
+            from blastune.core.counts import check_threads
 
             check_threads(threads)
         self.threads = threads
@@ -130,7 +130,7 @@ class BlasThreadsPlugin(WorkerPlugin):
         return total
 
     async def _decide(self, worker) -> WorkerLimit:
-        from blastune.cpu import cpu_info
+        from blastune.facts.cpu import cpu_info
 
         cpu = cpu_info()
         nthreads = worker.state.nthreads
@@ -157,8 +157,8 @@ class BlasThreadsPlugin(WorkerPlugin):
 
     # -- applying ---------------------------------------------------------------------------------
     async def setup(self, worker):
-        from blastune.envvars import thread_env
-        from blastune.limits import get_threads, set_threads
+        from blastune.facts.environment import thread_env
+        from blastune.control.limits import get_threads, set_threads
 
         rec = await self._decide(worker)
         # Environment first: a library loaded later (scipy's own OpenBLAS, say) reads it at load time.
@@ -231,27 +231,27 @@ def _heir_in_this_process(worker, leaving: BlasThreadsPlugin) -> BlasThreadsPlug
 
 
 def _get_threads(api: str) -> dict[str, int]:
-    from blastune.limits import get_threads
+    from blastune.control.limits import get_threads
 
     return get_threads(api)
 
 
 def _set_here(threads: int, api: str, barrier: threading.Barrier) -> bool:
-    from blastune.limits import set_threads
+    from blastune.control.limits import set_threads
 
     try:
         barrier.wait(_TASK_THREAD_TIMEOUT)
     except threading.BrokenBarrierError:
         return False  # some task threads are busy; the others still get the count below
     finally:
-        # no warnings.catch_warnings() here: it is not thread-safe, and blastune.limits reports a
+        # no warnings.catch_warnings() here: it is not thread-safe, and blastune.control.limits reports a
         # library that cannot take the count only once per process (the main thread already did)
         set_threads(threads, api=api)
     return True
 
 
 def _restore_threads(before: dict[str, int], applied: dict[str, int], api: str) -> None:
-    from blastune.limits import get_threads, set_threads
+    from blastune.control.limits import get_threads, set_threads
 
     now = get_threads(api)
     todo = {p: n for p, n in before.items() if now.get(p) == applied.get(p)}
@@ -339,9 +339,9 @@ def _changed_text(limit: dict) -> str:
 
 def _report(dask_worker) -> dict:
     """Runs inside a worker (``client.run``): what it runs and what the plugin changed."""
-    from blastune.cpu import cpu_info
-    from blastune.detect import inventory
-    from blastune.envvars import THREAD_VARS
+    from blastune.facts.cpu import cpu_info
+    from blastune.facts.detect import inventory
+    from blastune.facts.environment import THREAD_VARS
 
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
     rec = getattr(plugin, "record", None)

@@ -111,7 +111,7 @@ class LibraryInfo:
 
 def env_threads(names, environ=None) -> tuple[int | None, str | None]:
     """The first positive integer among ``names`` in the environment, with the name it came from."""
-    from blastune.envvars import first_positive_int
+    from blastune.core.counts import first_positive_int
 
     return first_positive_int(os.environ if environ is None else environ, names)
 

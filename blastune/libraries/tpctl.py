@@ -27,7 +27,7 @@ class _NoSymbols:
 
 def _claimed_family(filepath: str):
     """The family of ``filepath`` when blastune's controller should list it, else None."""
-    from blastune.detect import family_of
+    from blastune.facts.detect import family_of
 
     fam = family_of(os.path.realpath(filepath), own_only=True)
     return fam if fam is not None and fam.name in _CLAIMED else None

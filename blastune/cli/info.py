@@ -1,0 +1,112 @@
+"""``blastune info``."""
+from __future__ import annotations
+
+import os
+
+import typer
+
+from blastune.cli import app
+from blastune.cli.render import emit_json, table
+from blastune.facts.environment import THREAD_VARS
+
+ALWAYS_SHOWN = THREAD_VARS + ("NUMEXPR_MAX_THREADS", "MKL_THREADING_LAYER", "MKL_INTERFACE_LAYER", "MKL_DYNAMIC",
+                              "OMP_PROC_BIND", "OMP_PLACES", "OMP_DYNAMIC", "OPENBLAS_CORETYPE",
+                              "OPENBLAS_L2_SIZE", "FLEXIBLAS")
+CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build",
+                "unknown": "unknown (could not be queried)"}
+
+
+def _threads(lib) -> str:
+    if lib.num_threads is None:
+        return "?"
+    src = {"queried": "", "env": " (from env)", "build": " (build)"}.get(lib.threads_source, "")
+    return f"{lib.num_threads}{src}"
+
+
+def _control(lib) -> str:
+    text = CONTROL_TEXT.get(lib.control, lib.control)
+    return text + (f" ({lib.control_vars[0]})" if lib.control != "runtime" and lib.control_vars else "")
+
+
+def _notes(data) -> list[str]:
+    """Every library note once (the JSON carries them per library; the tables have no room)."""
+    seen, out = set(), []
+    for lib in [b.library for b in data.bindings if b.library] + list(data.loaded):
+        for note in lib.notes:
+            if (lib.filepath, note) not in seen:
+                seen.add((lib.filepath, note))
+                out.append(f"note: {lib.vendor} ({os.path.basename(lib.filepath)}): {note}")
+    return out
+
+
+def render_info(data, fmt: str = "simple") -> str:
+    pkgs = ", ".join(f"{name} {p['version']}" if p["version"] else f"{name}: {p['error']}"
+                     for name, p in data.packages.items())
+    out = [f"{pkgs}; Python {data.python}; blastune {data.blastune_version}", ""]
+    rows = []
+    for b in data.bindings:
+        lib = b.library
+        if lib is None:
+            rows.append([b.package, b.api, "-", "-", "-", "-", "-", "-", b.error or "not found"])
+            continue
+        rows.append([b.package, b.api, lib.vendor, lib.version or "?", lib.threading_layer or "?",
+                     lib.architecture or "-", _threads(lib), _control(lib), lib.filepath])
+    out.append("What numpy and scipy call")
+    out.append(table(rows, ["package", "api", "vendor", "version", "threading", "kernel", "threads",
+                            "threads set", "file"], fmt))
+    rows = [[lib.vendor, lib.api, lib.version or "?", lib.threading_layer or "?", lib.architecture or "-",
+             _threads(lib), _control(lib), {True: "yes", False: "no"}.get(lib.threadpoolctl_sees, "?"),
+             lib.filepath] for lib in data.loaded]
+    out.append("\nBLAS and OpenMP libraries loaded in this process")
+    out.append(table(rows, ["vendor", "api", "version", "threading", "kernel", "threads", "threads set",
+                            "threadpoolctl", "file"], fmt)
+               if rows else "(none found)")
+    notes = _notes(data)
+    if notes:
+        out.append("\n" + "\n".join(notes))
+    c = data.cpu
+    quota = "none" if c.cgroup.quota_cores is None else f"{c.cgroup.quota_cores:g} cores ({c.cgroup.source})"
+    cpu_rows = [
+        ["model", c.model], ["logical cores", c.logical_cores], ["physical cores", c.physical_cores],
+        ["affinity", _ranges(c.affinity) + f" ({len(c.affinity)} CPUs)"], ["cgroup CPU quota", quota],
+        ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"], ["SIMD", c.simd],
+        ["clock", f"{c.clock_mhz:.0f} MHz ({c.clock_source})" if c.clock_mhz else "unknown"],
+        ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total"
+         if c.peak_gflops_per_core else "unknown"],
+        ["peak basis", c.peak_basis],
+    ]
+    out.append("\nCPU")
+    out.append(table(cpu_rows, ["", ""], fmt))
+    # the main variables always (unset is news too); the rarer ones only when set
+    env_rows = [[k, "unset" if v is None else v] for k, v in data.env.items() if v is not None or k in ALWAYS_SHOWN]
+    out.append("\nEnvironment")
+    out.append(table(env_rows, ["variable", "value"], fmt))
+    for w in data.warnings:
+        out.append(f"\nwarning: {w}")
+    return "\n".join(out)
+
+
+def _ranges(cpus: list[int]) -> str:
+    parts, start = [], None
+    for i, c in enumerate(cpus):
+        if start is None:
+            start = c
+        if i + 1 == len(cpus) or cpus[i + 1] != c + 1:
+            parts.append(str(start) if start == c else f"{start}-{c}")
+            start = None
+    return ",".join(parts)
+
+
+@app.command("info", short_help="Which BLAS/LAPACK numpy and scipy call, and their threads.")
+def info_command(
+    json_out: bool = typer.Option(False, "--json", help="Print one versioned JSON object (schema blastune.info/1)."),
+    fmt: str = typer.Option("simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."),
+):
+    """Which BLAS/LAPACK numpy and scipy really call, their threads, the CPU and the environment."""
+    from blastune.facts.info import info
+
+    data = info()
+    if json_out:
+        emit_json(data.to_dict())
+    else:
+        typer.echo(render_info(data, fmt))

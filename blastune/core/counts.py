@@ -1,0 +1,53 @@
+"""Whole numbers from users and environment variables: one validator for every count."""
+from __future__ import annotations
+
+import operator
+import re
+
+from blastune.errors import BlastuneError
+
+_UINT = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '٣' or '³', which no C library reads
+
+
+def positive_ints(value: str | None) -> list[int] | None:
+    """'4' -> [4]; '4,2' -> [4, 2] (OMP_NUM_THREADS's nesting list); blanks around items are fine.
+
+    None when unset or when any item is not a positive decimal integer.
+    """
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if not all(_UINT.fullmatch(p) and int(p) > 0 for p in parts):
+        return None
+    return [int(p) for p in parts]
+
+
+def first_positive_int(environ, names) -> tuple[int | None, str | None]:
+    """The first of ``names`` set to a positive integer (or a list starting with one), and its name."""
+    for name in names:
+        vals = positive_ints((environ or {}).get(name))
+        if vals:
+            return vals[0], name
+    return None, None
+
+
+# The largest count a C int holds: every BLAS/OpenMP thread API takes one, and a bigger Python int
+# would be silently truncated on the way in (2**32 arrives as 0).
+MAX_THREADS = 2**31 - 1
+
+
+def whole_number(value) -> int | None:
+    """``value`` as an int when it is a whole number -- an int or a numpy integer, not a bool -- else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def check_threads(threads, what: str = "thread count") -> int:
+    n = whole_number(threads)
+    if n is None or not 1 <= n <= MAX_THREADS:
+        raise BlastuneError(f"invalid {what} {threads!r}: must be a whole number >= 1 (at most {MAX_THREADS})")
+    return n

@@ -1,0 +1,1 @@
+"""Saved documents (sweep, jobs, doctor, info, profile): loading and typed models."""

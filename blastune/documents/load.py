@@ -1,0 +1,31 @@
+"""Saved documents: versioned JSON ("blastune.<kind>/<version>") read back with one clear error."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from blastune.errors import BlastuneError
+
+
+def load_results(path: str | Path, kind: str | None = None, major: int | None = None) -> dict:
+    """Read a results file back; a missing, corrupt or foreign file is one clear error."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise BlastuneError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise BlastuneError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BlastuneError(f"{path}: not a blastune results file (invalid JSON at line {exc.lineno})") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not isinstance(schema, str) or not schema.startswith("blastune."):
+        raise BlastuneError(f"{path}: not a blastune results file (no 'schema' field)")
+    name, _, version = schema.partition("/")
+    if kind is not None and name != f"blastune.{kind}":
+        raise BlastuneError(f"{path}: holds {name.removeprefix('blastune.')} results, expected {kind}")
+    if major is not None and version.split(".")[0] != str(major):
+        raise BlastuneError(f"{path}: schema {schema} is not supported (this blastune reads version {major})")
+    return data

@@ -1,0 +1,169 @@
+"""The tasks ``blastune jobs`` runs: a BLAS op, the seed's two examples, or the user's own function.
+
+A ``Workload`` is a small picklable description; ``build_task`` turns it into the callable
+``task(i)`` inside each worker, so inputs are created once per worker and never shipped per task.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import asdict, dataclass
+
+from blastune.errors import BlastuneError
+
+# Default sizes: one task takes a few tens of milliseconds on one core of a current CPU.
+DEFAULT_SIZES = {"python": 500_000, "numpy": 1_000_000, "op": 300}
+KINDS = ("python", "numpy")
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str            # "op", "python", "numpy" or "func"
+    name: str            # the op name, "python", "numpy", or "package.module:function"
+    size: int | None     # matrix order (op), list length (python), array length (numpy); None for func
+    uses_blas: bool      # whether BLAS thread counts can matter (decides which layouts to try)
+    dtype: str = "float64"  # op only
+    lib: str = "numpy"      # op only: numpy or scipy calls
+
+    def describe(self) -> str:
+        if self.kind == "op":
+            return f"{self.lib} {self.name} {self.size}x{self.size} {self.dtype}"
+        if self.kind == "python":
+            return f"pure-Python loop over {self.size:,} items (holds the GIL)"
+        if self.kind == "numpy":
+            return f"elementwise numpy on {self.size:,} doubles (releases the GIL)"
+        return f"{self.name}(i)"
+
+    def memory_bytes(self) -> int:
+        """About the peak bytes one running task holds (0 for --func: unknown)."""
+        if self.kind == "op":
+            from blastune.measure.ops import get_op
+
+            return get_op(self.name).memory_bytes(self.size, self.dtype)
+        if self.kind == "numpy":
+            return 16 * self.size  # the array and one ufunc temporary
+        if self.kind == "python":
+            return 48 * self.size  # the list, and the comprehension's list of float objects
+        return 0
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Workload":
+        return cls(kind=d["kind"], name=d["name"], size=d.get("size"), uses_blas=bool(d.get("uses_blas")),
+                   dtype=d.get("dtype", "float64"), lib=d.get("lib", "numpy"))
+
+
+def make_workload(op: str | None = None, size: int | None = None, workload: str | None = None,
+                  func: str | None = None, dtype: str = "float64", lib: str = "numpy") -> Workload:
+    """Check the user's choice in this process, so a bad one fails before any worker starts."""
+    given = [name for name, v in (("--op", op), ("--workload", workload), ("--func", func)) if v]
+    if len(given) > 1:
+        raise BlastuneError(f"give only one of --op, --workload, --func (got {' and '.join(given)})")
+    if size is not None and (isinstance(size, bool) or size < 1):
+        raise BlastuneError(f"invalid size {size}: must be a whole number >= 1")
+    if func:
+        if size is not None:
+            raise BlastuneError("--size does not apply to --func (your function is called with the task index)")
+        resolve_func(func)
+        return Workload("func", func, None, uses_blas=True)  # unknown code: it may well call BLAS
+    if workload:
+        if workload not in KINDS:
+            raise BlastuneError(f"unknown workload {workload!r}: choose {' or '.join(KINDS)}, "
+                                "or use --op NAME / --func package.module:function")
+        return Workload(workload, workload, size or DEFAULT_SIZES[workload], uses_blas=False)
+    spec = _check_op(op or "dot")
+    from blastune.measure.ops import check_dtype, check_lib
+
+    check_dtype(spec, dtype)
+    check_lib(lib)
+    return Workload("op", spec.name, size or DEFAULT_SIZES["op"], uses_blas=spec.blas, dtype=dtype, lib=lib)
+
+
+def resolve_func(spec: str):
+    """'package.module:function' -> the callable, or one line saying what is wrong."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise BlastuneError(f"invalid --func {spec!r}: use package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        raise BlastuneError(f"--func {spec}: cannot import {module_name!r} (no module named {missing!r}); "
+                            "it must be importable by worker processes: install it or add its "
+                            "directory to PYTHONPATH") from None
+    except Exception as exc:  # the user's module failed while importing
+        raise BlastuneError(f"--func {spec}: importing {module_name!r} failed: "
+                            f"{type(exc).__name__}: {exc}") from None
+    except SystemExit as exc:  # a script that runs (and exits) when imported would end blastune silently
+        raise BlastuneError(f"--func {spec}: importing {module_name!r} called sys.exit({exc.code!r}); put the "
+                            "script's own work under `if __name__ == '__main__':`") from None
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise BlastuneError(f"--func {spec}: module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise BlastuneError(f"--func {spec}: {attr!r} is a {type(obj).__name__}, not a function: "
+                            "give a callable that takes the task index")
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):  # some builtins have no signature: let the first call tell
+        return obj
+    try:
+        sig.bind(0)
+    except TypeError:
+        raise BlastuneError(f"--func {spec}: cannot be called with the task index: its signature is "
+                            f"{attr}{sig}; give a function of one argument") from None
+    return obj
+
+
+def _check_op(op: str):
+    from blastune.measure.ops import get_op
+
+    return get_op(op)  # one registry for sweep and jobs: unknown names fail the same way in both
+
+
+def _op_callable(w: "Workload"):
+    from blastune.measure.ops import get_op
+
+    prepared = get_op(w.name).prepare(w.size, w.dtype, w.lib)
+    return lambda: prepared.fn(*prepared.args)
+
+
+def _python_task(n: int):
+    # The seed's f(): a list comprehension that never releases the GIL.
+    def task(i):
+        y = [1] * n
+        return len([math.exp(v) for v in y])
+    return task
+
+
+def _numpy_task(n: int):
+    # The seed's g(), made compute-bound: ufuncs on a large array release the GIL for the whole loop,
+    # so threads can overlap; exp/sin keep it from being limited by memory bandwidth alone.
+    import numpy as np
+
+    def task(i):
+        y = np.ones(n)
+        for _ in range(3):
+            np.exp(y, out=y)
+            np.sin(y, out=y)
+        return float(y[0])
+    return task
+
+
+def build_task(w: Workload):
+    """The callable ``task(i)`` for this workload, built where it will run."""
+    if w.kind == "python":
+        return _python_task(w.size)
+    if w.kind == "numpy":
+        return _numpy_task(w.size)
+    if w.kind == "func":
+        return resolve_func(w.name)
+    run = _op_callable(w)
+    return lambda i: run()
