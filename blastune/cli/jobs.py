@@ -149,7 +149,7 @@ def jobs_command(
         raise BlastuneError(f"unknown table format {fmt!r}: choose one of {', '.join(TABLE_FORMATS)}")
     if out is not None:
         from blastune.core.files import check_writable_new
-        from blastune.present.sweep_files import check_output_path
+        from blastune.core.files import check_output_path
 
         check_writable_new(out, force=force, resume=None)
         check_output_path(out, "--out")  # fail now, not after minutes of measuring

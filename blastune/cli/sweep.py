@@ -170,7 +170,8 @@ def sweep_command(
     """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency."""
     from blastune.measure.ops import parse_ops
     from blastune.measure.sweep.core import sweep
-    from blastune.present.sweep_files import check_output_path, check_plot_available, write_csv, write_plot
+    from blastune.core.files import check_output_path
+    from blastune.present.sweep_files import check_plot_available, write_csv, write_plot
 
     ops = _words(op) or ["dot"]
     parse_ops(ops)  # unknown names fail here, before anything else is looked at

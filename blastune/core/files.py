@@ -59,3 +59,27 @@ def cache_dir() -> Path:
         return Path(user_cache_dir("blastune"))
     except ImportError:
         return Path.home() / ".cache" / "blastune"
+
+
+def check_output_path(path, what: str) -> None:
+    """Before a long sweep, make sure the file it ends with can be written (one line if not)."""
+    import os
+
+    parent = Path(path).resolve().parent
+    blocker = next((d for d in (parent, *parent.parents) if d.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise BlastuneError(f"cannot write {what} {path}: {blocker} is not a directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BlastuneError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+    if Path(path).is_dir():
+        raise BlastuneError(f"cannot write {what} {path}: it is a directory")
+    import tempfile
+
+    try:  # access() says yes for root even where no file can be made (/proc): really try
+        fd, probe = tempfile.mkstemp(prefix=".blastune-probe.", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise BlastuneError(f"cannot write {what} {path}: {exc.strerror or exc}") from None

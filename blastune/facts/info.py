@@ -57,7 +57,7 @@ class Info:
 
 def info() -> Info:
     """Which BLAS/LAPACK numpy and scipy call, everything BLAS-like loaded, the CPU and the env."""
-    from blastune.libraries.tpctl import register_with_threadpoolctl
+    from blastune.facts.tpctl import register_with_threadpoolctl
 
     register_with_threadpoolctl()
     packages, present = {}, []

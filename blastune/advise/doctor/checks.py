@@ -10,7 +10,7 @@ import platform
 import re
 
 from blastune.facts import coretypes
-from blastune.advise.doctor.report import Context, Finding
+from blastune.advise.doctor.model import Context, Finding
 from blastune.facts.environment import INTEGER_VARS, THREAD_VARS
 from blastune.core.counts import positive_ints
 

@@ -8,99 +8,14 @@ not the death of doctor -- then runs every check and returns plain data.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Mapping
 
 from blastune import __version__
-from blastune.facts.cpu import CpuInfo
 from blastune.core.counts import check_threads
 from blastune.facts.environment import current_env
+from blastune.advise.doctor.checks import CHECKS
+from blastune.advise.doctor.model import (DOCTOR_SCHEMA, SEVERITIES, Context, DoctorReport,  # noqa: F401
+                                           Finding)
 from blastune.advise.doctor.probe import ProbeResult
-
-DOCTOR_SCHEMA = "blastune.doctor/1"
-SEVERITIES = ("ok", "info", "warning", "error")
-
-
-@dataclass
-class Finding:
-    id: str
-    severity: str   # ok | info | warning | error
-    finding: str    # one line: what is the case
-    fix: str = ""   # one line: a command or env var; empty when nothing needs doing
-
-    def to_dict(self):
-        return asdict(self)
-
-
-@dataclass
-class Context:
-    """Everything the checks read. Built once; checks never probe the system themselves."""
-    jobs: int
-    env: Mapping[str, str]
-    cpu: CpuInfo
-    cpu_flags: set[str]
-    loaded: list = field(default_factory=list)     # LibraryInfo of every BLAS/OpenMP lib loaded here
-    bindings: list = field(default_factory=list)   # detect.Binding: what numpy/scipy call
-    probe: ProbeResult | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def blas_libs(self):
-        return [lib for lib in self.loaded if lib.api != "openmp"]
-
-    @property
-    def omp_libs(self):
-        return [lib for lib in self.loaded if lib.api == "openmp"]
-
-    def users_of(self, path: str) -> list[str]:
-        """Which packages call into ``path`` ('numpy', 'scipy'), for findings a user recognises."""
-        return sorted({b.package for b in self.bindings if b.library and b.library.filepath == path})
-
-
-@dataclass
-class DoctorReport:
-    schema: str
-    blastune_version: str
-    jobs: int
-    usable_cores: int
-    usable_basis: str
-    findings: list[Finding]
-    probe: ProbeResult | None
-    libraries: list[dict]
-    env: dict[str, str]
-    notes: list[str] = field(default_factory=list)
-
-    def exit_status(self, strict: bool = False) -> int:
-        """0 clean, 2 any error, 1 warnings (only when ``strict``)."""
-        sev = {f.severity for f in self.findings}
-        if "error" in sev:
-            return 2
-        if strict and "warning" in sev:
-            return 1
-        return 0
-
-    def by_severity(self, severity: str) -> list[Finding]:
-        return [f for f in self.findings if f.severity == severity]
-
-    def ids(self, severity: str | None = None) -> set[str]:
-        return {f.id for f in self.findings if severity is None or f.severity == severity}
-
-    def to_dict(self):
-        return {
-            "schema": self.schema,
-            "blastune_version": self.blastune_version,
-            "jobs": self.jobs,
-            "usable_cores": self.usable_cores,
-            "usable_basis": self.usable_basis,
-            "exit_status": self.exit_status(False),
-            "exit_status_strict": self.exit_status(True),
-            "counts": {s: len(self.by_severity(s)) for s in SEVERITIES},
-            "findings": [f.to_dict() for f in self.findings],
-            "probe": self.probe.to_dict() if self.probe else None,
-            "libraries": self.libraries,
-            "env": self.env,
-            "notes": self.notes,
-        }
 
 
 def _import_is_safe(probe: ProbeResult | None) -> bool:
@@ -137,7 +52,6 @@ def build_context(jobs: int = 1, probe: ProbeResult | None = None) -> Context:
 
 def run_checks(ctx: Context, checks=None) -> list[Finding]:
     """Run each check; one that raises is reported as a finding, never takes the others down."""
-    from blastune.advise.doctor.checks import CHECKS
 
     findings = []
     for check_id, check in (checks or CHECKS):

@@ -497,7 +497,7 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
     plan = make_plan(ops, sizes, threads, dtypes, lib)
     out = Path(out) if out is not None else None
     if out is not None:
-        from blastune.present.sweep_files import check_output_path
+        from blastune.core.files import check_output_path
 
         check_writable_new(out, force=force, resume=resume)
         check_output_path(out, "--out")
