@@ -51,3 +51,23 @@ def check_threads(threads, what: str = "thread count") -> int:
     if n is None or not 1 <= n <= MAX_THREADS:
         raise BlastuneError(f"invalid {what} {threads!r}: must be a whole number >= 1 (at most {MAX_THREADS})")
     return n
+
+
+def check_count(value, what: str, lo: int = 1, hi: int = MAX_THREADS) -> int:
+    """The one validator for every count a user gives (threads, jobs, repeats, tasks, sizes…).
+
+    Accepts an int or a numpy integer, refuses bools, floats and strings; ``lo <= value <= hi``.
+    """
+    n = whole_number(value)
+    if n is None or not lo <= n <= hi:
+        raise BlastuneError(f"invalid {what} {value!r}: must be a whole number from {lo} to {hi}")
+    return n
+
+
+def parse_count(text: str, what: str, lo: int = 1, hi: int = MAX_THREADS) -> int:
+    """A count typed on a command line: ASCII digits only ('٣' and '³' are digits to str.isdigit,
+    never to a C library or a user's intent), within ``lo..hi``; one clear error otherwise."""
+    s = text.strip() if isinstance(text, str) else text
+    if not isinstance(s, str) or not _UINT.fullmatch(s):
+        raise BlastuneError(f"invalid {what} {text!r}: must be a whole number from {lo} to {hi}")
+    return check_count(int(s), what, lo, hi)

@@ -11,7 +11,11 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     """Read a results file back; a missing, corrupt or foreign file is one clear error."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BlastuneError(f"{path}: not a blastune results file (not UTF-8 text at byte {exc.start})") from None
+    except IsADirectoryError:
+        raise BlastuneError(f"{path}: is a directory, not a results file") from None
     except FileNotFoundError:
         raise BlastuneError(f"{path}: no such file") from None
     except OSError as exc:
@@ -20,6 +24,8 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BlastuneError(f"{path}: not a blastune results file (invalid JSON at line {exc.lineno})") from None
+    except RecursionError:
+        raise BlastuneError(f"{path}: not a blastune results file (nested too deeply)") from None
     schema = data.get("schema") if isinstance(data, dict) else None
     if not isinstance(schema, str) or not schema.startswith("blastune."):
         raise BlastuneError(f"{path}: not a blastune results file (no 'schema' field)")
