@@ -24,6 +24,10 @@ from blastune.advise.recommend import recommend
 from blastune.measure.jobs.core import Layout, run_jobs
 
 
+def _pct(v) -> str:
+    return "  —" if v is None else f"{v:3.0f}%"
+
+
 def _row(res, spec):
     return next(r for r in res.results if r.layout.spec == spec)
 
@@ -44,6 +48,8 @@ def main() -> int:
         print(f"{kind:<10} {res.tasks:>6} {res.baseline.wall_s:>9.3f} {th:>9.2f}x {pr:>11.2f}x   {expect}")
         checks.append((f"{kind}: threads", th <= 1.1 if kind == "python" else th >= 1.4))
         checks.append((f"{kind}: processes", pr >= (1.6 if kind == "python" else 1.4)))
+        for r in res.results:
+            print(f"  {r.layout.spec:<18} wait {_pct(r.wait_pct)}  {'CONTENDED (disturbed)' if r.contended else ''}")
         for w in res.warnings:
             print(f"  warning: {w}")
     dot = run_jobs(op="dot", size=300, layouts=[Layout("serial", 1, 2), *layouts, Layout("process", 2, None)],
@@ -54,9 +60,15 @@ def main() -> int:
           f"default ({naive.threads_seen}) {naive.tasks_per_s:.0f} tasks/s: naive is {ratio:.1f}x slower "
           "(by hand: 10.6x)")
     checks.append(("dot: naive several times slower", ratio >= 3))
-    rec = recommend(dot.to_dict(), save_profile=False)
-    print(f"recommend: {rec.layout} ({rec.within_best:.0%} of the fastest, {dot.best.layout.label})")
-    checks.append(("recommend within 10% of best", rec.within_best >= 0.9))
+    for r in dot.results:
+        why = "self-inflicted" if r.self_oversubscribed else ""
+        print(f"  {r.layout.spec:<18} wait {_pct(r.wait_pct)} {why:<15} {'CONTENDED (disturbed)' if r.contended else ''}")
+    if dot.contended:
+        print("  the figures above were disturbed by other programs: re-run on a quiet machine")
+    else:
+        rec = recommend(dot.to_dict(), save_profile=False)
+        print(f"recommend: {rec.layout} ({rec.within_best:.0%} of the fastest, {dot.best.layout.label})")
+        checks.append(("recommend within 10% of best", rec.within_best >= 0.9))
     for w in dot.warnings:
         print(f"  warning: {w}")
     print()

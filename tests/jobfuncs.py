@@ -62,3 +62,49 @@ def chatty(i):
     """A task that reports progress on stdout, as scripts do."""
     print(f"processing beam {i}", flush=True)
     return i
+
+
+def _in_worker() -> bool:
+    """True in a process layout's worker (its parent is the layout's process, a multiprocessing parent)."""
+    import multiprocessing
+
+    return multiprocessing.parent_process() is not None
+
+
+def crash_exit(i):
+    """Ends its process the hard way: no exception, no clean-up (os._exit(9))."""
+    os._exit(9)
+
+
+def crash_segv(i):
+    """A segmentation fault in C code (reads address 0 through ctypes)."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def crash_exit_in_workers(i):
+    if _in_worker():
+        os._exit(9)
+    return i
+
+
+def crash_segv_in_workers(i):
+    if _in_worker():
+        crash_segv(i)
+    return i
+
+
+def sleepy_in_workers(i):
+    """Quick in the serial baseline and in each worker's warm-up (task 0); in a worker's timed batch it
+    marks $JOBFUNCS_MARK (if set) and sleeps a long time: a run to stop with a signal mid-batch, after
+    the serial baseline has finished a batch."""
+    import time
+
+    if _in_worker() and i > 0:
+        mark = os.environ.get("JOBFUNCS_MARK")
+        if mark:
+            with open(mark, "a") as f:
+                f.write(f"{os.getpid()}\n")
+        time.sleep(120)
+    return sum(range(1000))

@@ -290,3 +290,20 @@ def test_explicit_threads_are_checked():
 
     with pytest.raises(BlastuneError, match="whole number >= 1"):
         BlasThreadsPlugin(0)
+
+
+@pytest.mark.parametrize("api", ["bogus", ["blas"], None])
+def test_a_bad_api_is_refused_in_the_client_before_any_worker_sees_it(api):
+    # was: the plugin registered, then every worker logged a traceback from set_threads(api="bogus")
+    from blastune.errors import BlastuneError
+    from blastune.integrations.dask import BlasThreadsPlugin, limit_workers
+
+    with pytest.raises(BlastuneError, match="unknown api .*: choose blas, openmp or all"):
+        BlasThreadsPlugin(2, api=api)
+
+    class NoClient:  # limit_workers must fail before it talks to the cluster at all
+        def __getattr__(self, name):
+            raise AssertionError(f"the client was used: {name}")
+
+    with pytest.raises(BlastuneError, match="unknown api"):
+        limit_workers(NoClient(), api=api)

@@ -117,7 +117,15 @@ def test_json_and_auto():
     (["--tasks", "2", "--time", "1h", "--", "true"], "invalid --time"),
     (["--tasks", "2", "--mem", "lots", "--", "true"], "invalid --mem"),
     (["--tasks", "2", "--job-name", "a b\n#SBATCH --x", "--", "true"], "invalid --job-name"),
-    (["--tasks", "2", "--job-name", "x" * 129, "--", "true"], "use at most 128 letters"),
+    (["--tasks", "2", "--job-name", "x" * 129, "--", "true"], "use 1 to 128 letters"),
+    (["--tasks", "2", "--job-name", "", "--", "true"], "invalid --job-name ''"),
+    (["--tasks", "99999999999", "--", "true"], "invalid --tasks 99999999999: must be at most 4000001"),
+    (["--tasks", "2", "--partition", "a b", "--", "true"], "invalid --partition 'a b'"),
+    (["--tasks", "2", "--partition", "", "--", "true"], "invalid --partition ''"),
+    (["--tasks", "2", "--account", "x;y", "--", "true"], "invalid --account 'x;y'"),
+    (["--tasks", "2", "--max-running", "0", "--", "true"], "invalid --max-running 0"),
+    (["--tasks", "2", "--workers", "0", "--", "true"], "invalid --workers 0"),
+    (["--tasks", "2", "-c", "2", "--workers", "3", "--", "true"], "--workers 3 needs at least 3 cores per task"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):
     res = CliRunner().invoke(app, ["slurm", *args])
@@ -143,3 +151,98 @@ def test_help_reads_whole():
     for want in ("-n, --tasks N", "-c, --cpus-per-task T", "--time TIME", "--mem SIZE", "--job-name NAME",
                  "-o, --out FILE", "    blastune slurm --tasks 100 -c 4 -- python fit.py --seed={task} > fit.sbatch\n"):
         assert want in res.output, want
+
+
+# --- issue 14: real allocations ----------------------------------------------------------------------
+
+def _fake_scontrol(tmp_path, max_array_size):
+    """A stand-in for scontrol on a cluster: prints the lines of `scontrol show config` we read."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "scontrol"
+    exe.write_text("#!/bin/sh\n[ \"$1 $2\" = \"show config\" ] || exit 1\n"
+                   "printf 'Configuration data as of 2024-05-01T10:00:00\\nMaxArraySize            = %s\\n"
+                   f"MaxJobCount             = 10000\\n' {max_array_size}\n")
+    exe.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+@needs_console_script
+def test_partition_account_and_throttle_directives(tmp_path):
+    script = _script(tmp_path, "--tasks", "100", "--partition", "short,long", "--account", "proj-42",
+                     "--max-running", "10", "-c", "4")
+    directives = [line for line in script.read_text().splitlines() if line.startswith("#SBATCH")]
+    for want in ("--array=0-99%10", "--partition=short,long", "--account=proj-42", "--cpus-per-task=4"):
+        assert f"#SBATCH {want}" in directives
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
+
+
+@needs_console_script
+def test_array_size_against_the_clusters_max_array_size(tmp_path):
+    env = child_env(_fake_scontrol(tmp_path, 500))
+    ok = subprocess.run([BLASTUNE, "slurm", "--tasks", "500", "--json", "--", "true"], capture_output=True,
+                        text=True, env=env, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["max_array_size"] == 500 and data["max_array_size_source"] == "scontrol show config"
+    bad = subprocess.run([BLASTUNE, "slurm", "--tasks", "501", "--", "true"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr == ("blastune: error: --tasks 501 needs array indices up to 500, but this cluster's "
+                          "MaxArraySize is 500 (scontrol show config): indices must stay below it; split the work "
+                          "into arrays of at most 500 tasks\n")
+    # no scontrol (a laptop, a login node without Slurm tools): above Slurm's default 1001 is a warning
+    env = child_env({"PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin"})
+    if shutil.which("scontrol", path=env["PATH"]):
+        pytest.skip("a real scontrol is installed here")
+    res = subprocess.run([BLASTUNE, "slurm", "--tasks", "1001", "--", "true"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert res.returncode == 0 and res.stderr == ""
+    res = subprocess.run([BLASTUNE, "slurm", "--tasks", "1002", "--", "true"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert res.returncode == 0 and "#SBATCH --array=0-1001" in res.stdout
+    assert res.stderr.startswith("blastune: warning: --tasks 1002 is above Slurm's default MaxArraySize of 1001")
+    assert len(res.stderr.splitlines()) == 1
+
+
+@needs_console_script
+def test_threads_come_from_the_allocation_at_run_time(tmp_path):
+    script = _script(tmp_path, "--tasks", "4", "-c", "2")
+    # no SLURM_CPUS_PER_TASK (sbatch without -c): this node's entry of SLURM_JOB_CPUS_PER_NODE
+    got, err = _run_task(script, tmp_path, SLURM_ARRAY_TASK_ID="1", SLURM_JOB_CPUS_PER_NODE="6(x2),4")
+    assert {got["env"][v] for v in THREAD_VARS} == {"6"} and "array task 1: 6 BLAS thread(s)" in err
+    got, _ = _run_task(script, tmp_path, SLURM_ARRAY_TASK_ID="1", SLURM_JOB_CPUS_PER_NODE="12")
+    assert {got["env"][v] for v in THREAD_VARS} == {"12"}
+    # SLURM_CPUS_PER_TASK wins over the node count
+    got, _ = _run_task(script, tmp_path, SLURM_CPUS_PER_TASK="3", SLURM_JOB_CPUS_PER_NODE="12")
+    assert {got["env"][v] for v in THREAD_VARS} == {"3"}
+    # a value no BLAS can take stops the task with one line, before the command runs
+    env = child_env(threads=None)
+    env.update(SLURM_CPUS_PER_TASK="0")
+    res = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == "blastune: cannot read a CPU count from Slurm: '0'\n"
+
+
+SHOW_WORKER = ("import json, os; s = open('/proc/self/status').read(); "
+               "os.write(1, (json.dumps([os.environ['BLASTUNE_JOB_INDEX'], s.split('Cpus_allowed_list:')[1].split()[0], "
+               "os.environ['OPENBLAS_NUM_THREADS'], os.environ['SLURM_ARRAY_TASK_ID']]) + '\\n').encode())")
+
+
+@needs_console_script
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs in the affinity mask")
+def test_a_task_with_several_workers_pins_each(tmp_path):
+    script = _script(tmp_path, "--tasks", "3", "-c", "2", "--workers", "2",
+                     command=[sys.executable, "-c", SHOW_WORKER])
+    text = script.read_text()
+    assert "--cpu-bind=cores" in text and "-m blastune run --copies 2 --pin --" in text
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    env = child_env(threads=None)
+    env.update(SLURM_ARRAY_TASK_ID="2", SLURM_CPUS_PER_TASK="2")
+    # as Slurm's cgroup would, confine the task to 2 CPUs; no SLURM_JOB_ID, so no srun
+    res = subprocess.run(["taskset", "-c", ",".join(map(str, cpus)), "bash", str(script)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    got = sorted(json.loads(line) for line in res.stdout.splitlines())
+    assert got == [["0", str(cpus[0]), "1", "2"], ["1", str(cpus[1]), "1", "2"]]
+    assert "array task 2: 2 workers on 2 CPU(s), each pinned to its own cores" in res.stderr

@@ -85,6 +85,27 @@ def test_v1_inside_a_container_sees_its_cgroup_at_the_mount_root(tmp_path):
     assert q.quota_cores == 0.5
 
 
+def test_v1_parent_quota_binds_an_unlimited_child(tmp_path):
+    # issue 11 item 8: a Slurm job or systemd slice limited to 1 core, our own cgroup unlimited
+    base = tmp_path / "cpu,cpuacct"
+    for rel, quota in (("", "-1"), ("slurm", "-1"), ("slurm/job_7", "100000"), ("slurm/job_7/step_0", "-1")):
+        write(base / rel / "cpu.cfs_quota_us", quota + "\n")
+        write(base / rel / "cpu.cfs_period_us", "100000\n")
+    q = cgroup_quota(proc_cgroup="4:cpu,cpuacct:/slurm/job_7/step_0\n", root=tmp_path)
+    assert (q.version, q.quota_cores, q.source) == (1, 1.0, str(base / "slurm" / "job_7" / "cpu.cfs_quota_us"))
+    assert usable_cores([0, 1], q) == (1, "cgroup v1 CPU quota (1 cores)")
+
+
+def test_v1_tightest_of_own_and_parent_quota(tmp_path):
+    base = tmp_path / "cpu"
+    for rel, quota in (("a", "300000"), ("a/b", "150000")):
+        write(base / rel / "cpu.cfs_quota_us", quota + "\n")
+        write(base / rel / "cpu.cfs_period_us", "100000\n")
+    assert cgroup_quota(proc_cgroup="3:cpu:/a/b\n", root=tmp_path).quota_cores == 1.5
+    write(base / "a" / "cpu.cfs_quota_us", "50000\n")
+    assert cgroup_quota(proc_cgroup="3:cpu:/a/b\n", root=tmp_path).quota_cores == 0.5
+
+
 def test_no_cgroup_information(tmp_path):
     assert cgroup_quota(proc_cgroup="", root=tmp_path) == CgroupQuota()
     # a v2 line but no unified hierarchy mounted at root

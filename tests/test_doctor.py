@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -213,7 +214,7 @@ print(json.dumps(blastune.doctor(probe=False).to_dict()))
     if len([lib for lib in report["libraries"] if lib["vendor"] == "openblas"]) < 2:
         pytest.skip("numpy and scipy share one BLAS here")
     (f,) = copies
-    assert f["severity"] == "warning" and "different thread settings" in f["finding"]
+    assert f["severity"] == "warning" and "different thread counts" in f["finding"]
     assert "blastune.limit" in f["fix"]
 
 
@@ -296,3 +297,47 @@ def test_jobs_zero_is_one_line_error_from_the_console_script():
     proc = subprocess.run([BLASTUNE, "doctor", "--jobs", "0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("blastune: error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- CPU pressure now (issue 12)
+
+def _ctx_with_pressure(text, now=None):
+    from blastune.facts.schedstat import parse_pressure
+
+    return Context(jobs=1, env={}, cpu=cpu_info(), cpu_flags=set(), pressure=parse_pressure(text) if text else None,
+                   pressure_now_pct=now, pressure_window_s=1.0 if now is not None else None)
+
+
+QUIET = "some avg10=0.31 avg60=0.50 avg300=0.20 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+BUSY = "some avg10=46.20 avg60=30.10 avg300=12.00 total=999999\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+
+
+def test_cpu_pressure_check_reads_psi_text():
+    from blastune.advise.doctor.checks import check_cpu_pressure
+
+    (quiet,) = check_cpu_pressure(_ctx_with_pressure(QUIET))
+    assert quiet.id == "cpu-pressure" and quiet.severity == "ok" and "0% of the last 10 s" in quiet.finding
+    (busy,) = check_cpu_pressure(_ctx_with_pressure(BUSY))
+    assert busy.severity == "info" and "46% of the last 10 s" in busy.finding and "blastune ps" in busy.fix
+    # what doctor measured over its own run outranks the 10 s average
+    (now,) = check_cpu_pressure(_ctx_with_pressure(QUIET, now=55.0))
+    assert now.severity == "info" and "55% of the 1.0 s doctor ran" in now.finding
+    (none,) = check_cpu_pressure(_ctx_with_pressure(None))
+    assert none.severity == "ok" and "not available" in none.finding
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/pressure/cpu"), reason="no PSI (/proc/pressure/cpu) in this kernel")
+def test_cpu_pressure_under_a_real_burn():
+    # more spinning processes than CPUs: some task always waits for a CPU while doctor runs
+    burners = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 60: pass"])
+               for _ in range(USABLE + 2)]
+    try:
+        time.sleep(1.0)
+        rc, report, err = run_doctor("--jobs", "1")
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+    (f,) = by_id(report, "cpu-pressure")
+    assert f["severity"] == "info" and "other programs compete" in f["finding"], f
+    assert rc == 0  # never a warning: --strict stays about configuration

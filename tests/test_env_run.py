@@ -105,10 +105,11 @@ BAD = [
     (["env", "-t", "1", "--jobs", "2"], "only one of"),
     (["run", "-t", "0", "--", "true"], "--threads"),
     (["run", "-t", "1"], "no command given"),
-    (["run", "-t", "1", "--", "no-such-command-xyz"], "command not found"),
-    (["run", "-t", "1", "--", "/"], "is a directory"),
-    (["run", "-t", "1", "--", "/etc/passwd"], "permission denied"),  # a file without an x bit
+    (["run", "-t", "1", "--", ""], "the command name is empty"),  # was "cannot run : permission denied"
+    (["run", "-t", "1", "--report", "--", ""], "the command name is empty"),
+    (["env", "-t", "1", "--json", "--shell", "fish"], "--json or --shell fish"),  # --shell was ignored
 ]
+# a command that cannot start gives 127/126 like env(1): tests/test_run_signals.py
 
 
 @pytest.mark.parametrize("args,needle", BAD)
@@ -147,8 +148,9 @@ def test_run_child_really_runs_one_blas_thread():
 
 
 @needs_script
+@pytest.mark.parametrize("mode", [[], ["--report"]], ids=["exec", "parent"])
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 42), (signal.SIGTERM, 43)])
-def test_run_forwards_signals_to_the_child(sig, code, tmp_path):
+def test_run_forwards_signals_to_the_child(sig, code, mode, tmp_path):
     ready = tmp_path / "ready"
     child = (
         "import signal, sys, time, pathlib\n"
@@ -156,7 +158,7 @@ def test_run_forwards_signals_to_the_child(sig, code, tmp_path):
         f"pathlib.Path({str(ready)!r}).touch()\n"
         "time.sleep(60)\n"
     )
-    p = subprocess.Popen([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", child])
+    p = subprocess.Popen([BLASTUNE, "run", "-t", "1", *mode, "--", sys.executable, "-c", child])
     deadline = time.time() + 30
     while not ready.exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -166,13 +168,17 @@ def test_run_forwards_signals_to_the_child(sig, code, tmp_path):
 
 @needs_script
 def test_run_reports_a_signal_death_as_128_plus_n():
-    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c",
-                        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], timeout=60)
+    # as the parent (--report/--json); without them blastune is the command and dies of the signal
+    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--json", "--", sys.executable, "-c",
+                        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], timeout=60,
+                       capture_output=True, text=True)
     assert r.returncode == 128 + 9
+    assert json.loads(r.stderr)["exit_status"] == 128 + 9
 
 
 @needs_script
-def test_ctrl_c_at_a_terminal_reaches_the_child_once(tmp_path):
+@pytest.mark.parametrize("mode", [[], ["--report"]], ids=["exec", "parent"])
+def test_ctrl_c_at_a_terminal_reaches_the_child_once(mode, tmp_path):
     # The terminal sends Ctrl-C's SIGINT to its whole foreground group, the child included: a second,
     # forwarded copy used to interrupt the child's own clean-up.
     import os
@@ -190,7 +196,7 @@ def test_ctrl_c_at_a_terminal_reaches_the_child_once(tmp_path):
         "        print('cleanup interrupted', flush=True)\n")
     pid, fd = pty.fork()  # the child leads a new session with the pty as its controlling terminal
     if pid == 0:
-        os.execve(BLASTUNE, [BLASTUNE, "run", "-t", "1", "--", sys.executable, str(script)], child_env())
+        os.execve(BLASTUNE, [BLASTUNE, "run", "-t", "1", *mode, "--", sys.executable, str(script)], child_env())
     out = b""
     deadline = time.time() + 60
     while b"ready" not in out and time.time() < deadline:
@@ -209,3 +215,36 @@ def test_ctrl_c_at_a_terminal_reaches_the_child_once(tmp_path):
     text = out.decode(errors="replace")
     assert "cleaned up" in text and "cleanup interrupted" not in text, text
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@needs_script
+def test_run_report_measures_the_whole_tree(tmp_path):
+    # Issue 12.5: `run --report` is time(1) for oversubscription. Here a shell starts two numpy loops
+    # of 2 BLAS threads each on the machine's cores: the grandchildren must be found and named, the
+    # CPU time comes from rusage, and with more busy threads than cores their threads *must* have
+    # waited for a CPU (physically so; other load only adds to it).
+    cores = __import__("blastune").cpu_info().usable_cores
+    loop = tmp_path / "loop.py"
+    loop.write_text("import time, numpy as np\n"
+                    "a = np.random.default_rng(0).standard_normal((300, 300))\n"
+                    "t = time.perf_counter()\n"
+                    "while time.perf_counter() - t < 2.0:\n"
+                    "    a @ a\n")
+    n = 2 * cores  # twice the cores in BLAS threads, over two processes
+    r = subprocess.run([BLASTUNE, "run", "-t", str(cores), "--report", "--json", "--", "sh", "-c",
+                        f"{sys.executable} {loop} & {sys.executable} {loop} & wait; exit 5"],
+                       capture_output=True, text=True, timeout=300, env=child_env(threads=None))
+    assert r.returncode == 5, r.stderr
+    rep = json.loads(r.stderr.strip().splitlines()[-1])["report"]
+    loops = [p for p in rep["processes"] if p["pid"] != rep["processes"][0]["pid"]]
+    assert len(loops) == 2 and rep["processes"][0]["command"].startswith("sh -c"), rep["processes"]
+    assert all(p["blas"] == ["openblas"] and p["max_threads"] >= cores for p in loops), loops
+    assert rep["blas_threads_max"] >= cores
+    assert rep["cpu_s"] > 0.5 and abs(rep["cpu_s"] - rep["user_s"] - rep["sys_s"]) < 1e-6
+    assert rep["source"] == "schedstat" and 50 <= rep["coverage_pct"] <= 100
+    if n > cores:
+        assert rep["wait_share_pct"] > 10, rep
+    text = subprocess.run([BLASTUNE, "run", "-t", "1", "--report", "--", sys.executable, "-c", "pass"],
+                          capture_output=True, text=True, timeout=120).stderr
+    assert "wall" in text and "waited for a CPU" in text and "BLAS processes" in text
+    assert all(len(line) <= 100 for line in text.splitlines())

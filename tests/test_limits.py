@@ -174,6 +174,18 @@ def test_bad_counts_are_one_clear_error(bad):
         blastune.limit(bad)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: blastune.limit(1, api="cuda"),
+    lambda: blastune.limit(1, api=["blas"]),      # was a plain TypeError (unhashable list)
+    lambda: blastune.worker_initializer(1, api="x"),  # was a BrokenProcessPool, later, in the pool
+    lambda: blastune.get_threads(api=None),
+    lambda: blastune.set_threads(1, api={"blas"}),
+])
+def test_bad_api_is_one_clear_error_where_it_is_given(make):
+    with pytest.raises(BlastuneError, match="unknown api .*: choose blas, openmp or all"):
+        make()
+
+
 def test_bad_api_and_jobs():
     with pytest.raises(BlastuneError, match="blas, openmp or all"):
         blastune.limit(1, api="cuda")
@@ -302,3 +314,100 @@ def test_numpy_integers_are_thread_counts():
     assert tp_counts() == [2, 2]
     with pytest.raises(BlastuneError, match="must be"):
         blastune.limit(np.float64(1.0))
+
+
+def _worker_counts(_):
+    import blastune as b
+
+    return sorted(b.get_threads().values())
+
+
+def _worker_counts_around_a_limit(_):
+    import blastune as b
+
+    with b.limit(2):
+        inside = sorted(b.get_threads().values())
+    return inside, sorted(b.get_threads().values())
+
+
+def test_worker_initializer_starts_afresh_in_workers_forked_inside_a_limit():
+    # Issue 11.5: the fork copies the parent's active limit(2) into the worker; the initializer's
+    # set_threads(1) only became the base *under* it, so the workers ran 2 threads.
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")
+    with blastune.limit(2):
+        with ProcessPoolExecutor(2, mp_context=fork, initializer=blastune.worker_initializer(1)) as pool:
+            assert list(pool.map(_worker_counts, range(4))) == [[1, 1]] * 4
+            # the worker's own limits still nest and unwind to the worker's count
+            assert list(pool.map(_worker_counts_around_a_limit, range(2))) == [([2, 2], [1, 1])] * 2
+        assert tp_counts() == [2, 2]
+    assert tp_counts() == [2, 2]
+
+
+def test_a_limit_held_by_a_generator_finished_on_another_thread_is_released():
+    # Issue 11.6: the exit ran on another thread and raised AttributeError; the limit stayed for ever.
+    def gen():
+        with blastune.limit(1):
+            yield tp_counts()
+        yield tp_counts()
+
+    g = gen()
+    seen = [next(g)]
+    errors = []
+
+    def finish():
+        try:
+            seen.append(next(g))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=finish)
+    t.start()
+    t.join()
+    assert errors == []
+    assert seen == [[1, 1], [2, 2]]
+    from blastune.control.limits import _S
+
+    assert _S.stacks == {} and _S.originals == {}
+    assert tp_counts() == [2, 2]
+
+
+def test_a_generator_finished_on_another_thread_leaves_that_threads_own_limit_alone():
+    from blastune.control.limits import _S
+
+    def gen():
+        with blastune.limit(1):
+            yield
+
+    g = gen()
+    next(g)
+    result = {}
+
+    def other():
+        with blastune.limit(1):  # this thread's own limit, same count
+            try:
+                next(g)
+            except StopIteration:
+                pass
+            result["during"] = tp_counts()
+            result["stacks"] = sum(len(s) for s in _S.stacks.values())
+        result["after"] = tp_counts()
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join()
+    assert result == {"during": [1, 1], "stacks": 1, "after": [2, 2]}
+    assert _S.stacks == {}
+
+
+def test_a_generator_closed_without_finishing_releases_its_limit():
+    def gen():
+        with blastune.limit(1):
+            yield
+
+    g = gen()
+    next(g)
+    assert tp_counts() == [1, 1]
+    g.close()  # GeneratorExit runs the with-block's exit
+    assert tp_counts() == [2, 2]

@@ -103,3 +103,32 @@ print(json.dumps(out))
     assert out["set2"] and all("fixed when it was built" in m for m in out["set2"])
     assert any(m.startswith(variant) for m in out["set2"])
     assert out["strict"] and "fixed when it was built" in out["strict"]
+
+
+def test_openmp_per_thread_counts_survive_tasks_leaving_out_of_order():
+    # OpenMP keeps the count per thread. Saved-and-restored per entry, task A's exit put back the
+    # count B's entry had replaced, and B's exit left the thread at A's 1 for ever.
+    code = r"""
+import asyncio, json, numpy, blastune
+log = []
+async def a(a_in, b_in):
+    with blastune.limit(1):
+        a_in.set(); await b_in.wait()
+        log.append(sorted(blastune.get_threads().values()))
+async def b(a_in, b_in):
+    await a_in.wait()
+    with blastune.limit(2):
+        b_in.set()
+        await asyncio.sleep(0.01)
+        log.append(sorted(blastune.get_threads().values()))
+async def main():
+    a_in, b_in = asyncio.Event(), asyncio.Event()
+    await asyncio.gather(a(a_in, b_in), b(a_in, b_in))
+blastune.set_threads(3)
+asyncio.run(main())
+log.append(sorted(blastune.get_threads().values()))
+print(json.dumps(log))
+"""
+    r = run_python(code, "openblas-openmp", env=child_env(threads=None))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [[1], [2], [3]]

@@ -255,7 +255,7 @@ def test_reported_threads_are_the_threads_that_run(variant, env):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_text_tells_what_the_json_tells(infos, variant):
     """The tables must not drop what --json says: versions, each library's control and its notes."""
-    r = subprocess.run([str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-m", "blastune", "info"],
+    r = subprocess.run([str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-m", "blastune", "info", "--wide"],
                        capture_output=True, text=True, timeout=120, env=child_env({}, threads=None))
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     text, d = r.stdout, infos[variant]

@@ -3,15 +3,18 @@ counted and judged; other engineers' processes may appear too, so assertions go 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 
 import pytest
 
 from blastune.facts.census import BlasProcess, _census, processes, vendor_of_path
+from blastune.facts.schedstat import available as schedstat_available
 from tests.conftest import MATRIX_PYTHON, WITH_BLAS, child_env, needs_matrix
 
 BLASTUNE = shutil.which("blastune") or ""
@@ -60,7 +63,7 @@ def test_ps_finds_and_counts_two_single_thread_numpy_processes():
         assert p["threads"] >= 1 and p["cpu_percent"] is not None
         assert "-c import numpy" in p["command"]
     assert census["total_blas_threads"] >= 2
-    assert census["verdict"] in ("ok", "at-risk", "oversubscribed")
+    assert census["verdict"] in ("ok", "at-risk", "oversubscribed", "contended")
 
 
 def test_default_pools_add_up_past_the_cores_and_a_busy_process_shows_cpu():
@@ -78,19 +81,39 @@ def test_default_pools_add_up_past_the_cores_and_a_busy_process_shows_cpu():
     assert all(p.threads >= usable for p in idle)
     assert busy is not None and busy.cpu_percent > 10 and busy.busy
     assert census.total_blas_threads >= 2 * usable + 1 > usable
-    assert census.verdict in ("at-risk", "oversubscribed")
+    # at risk by the counts; what the others on this shared machine do may make it contended
+    assert census.verdict in ("at-risk", "oversubscribed", "contended")
 
 
-def _proc(pid, blas, cpu):
-    return BlasProcess(pid, "u", "python x.py", ["openblas"], ["/x/libopenblas.so"], blas + 1, cpu, 2, {}, blas, "t")
+def _proc(pid, blas, cpu, run=None, wait=None, contended=None):
+    p = BlasProcess(pid, "u", "python x.py", ["openblas"], ["/x/libopenblas.so"], blas + 1, cpu, 2, {}, blas, "t")
+    p.run_s, p.wait_s, p.contended = run, wait, contended
+    return p
 
 
-def test_verdict_rules():
-    assert _census([_proc(1, 1, 99.0), _proc(2, 1, 99.0)], 2, "b", 0.5, 0).verdict == "ok"
-    at_risk = _census([_proc(1, 2, 0.0), _proc(2, 2, 99.0)], 2, "b", 0.5, 0)
+def test_verdict_rules_without_schedstat_judge_by_cpu_use():
+    assert _census([_proc(1, 1, 99.0), _proc(2, 1, 99.0)], 2, "b", 0.5, 0, "cpu-percent").verdict == "ok"
+    at_risk = _census([_proc(1, 2, 0.0), _proc(2, 2, 99.0)], 2, "b", 0.5, 0, "cpu-percent")
     assert at_risk.verdict == "at-risk" and at_risk.total_blas_threads == 4 and at_risk.busy_blas_threads == 2
-    over = _census([_proc(1, 2, 90.0), _proc(2, 2, 99.0)], 2, "b", 0.5, 0)
-    assert over.verdict == "oversubscribed" and "blastune env --jobs 2" in over.message
+    over = _census([_proc(1, 2, 90.0), _proc(2, 2, 99.0)], 2, "b", 0.5, 0, "cpu-percent")
+    assert over.verdict == "oversubscribed" and "may run" in over.message and "blastune env --jobs 2" in over.message
+
+
+def test_verdict_rules_with_schedstat_come_from_the_measured_wait():
+    # two 2-thread pools computing at once on 2 cores, each waiting half the time it wanted a CPU
+    over = _census([_proc(1, 2, 99.0, 0.5, 0.5, True), _proc(2, 2, 99.0, 0.5, 0.4, True)], 2, "b", 0.5, 0,
+                   "schedstat")
+    assert over.verdict == "oversubscribed" and over.contended_processes == 2
+    assert over.message.startswith("2 processes waited 47% of their time for a CPU")
+    assert "may run" not in over.message and "blastune env --jobs 2" in over.message
+    # the same pools that did not wait: at risk only, and said so from the measurement
+    calm = _census([_proc(1, 2, 0.0, 0.0, 0.0, False), _proc(2, 2, 99.0, 0.5, 0.0, False)], 2, "b", 0.5, 0,
+                   "schedstat")
+    assert calm.verdict == "at-risk" and "none waited for a CPU" in calm.message
+    # one-thread processes that waited: someone else keeps the CPUs busy
+    other = _census([_proc(1, 1, 60.0, 0.3, 0.2, True)], 2, "b", 0.5, 0, "schedstat")
+    assert other.verdict == "contended" and "1 process waited 40% of its time" in other.message
+    assert _census([_proc(1, 1, 99.0, 0.5, 0.0, False)], 2, "b", 0.5, 0, "schedstat").verdict == "ok"
 
 
 @pytest.mark.parametrize("path, vendor", [
@@ -154,12 +177,13 @@ def test_ps_usage_errors_are_one_line(args):
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 def test_ps_table_output():
     with children([([sys.executable], IDLE, child_env({"OPENBLAS_NUM_THREADS": "1"}))]) as (pid,):
-        proc = subprocess.run([BLASTUNE, "ps", "--interval", "0", "--format", "github"],
+        proc = subprocess.run([BLASTUNE, "ps", "--interval", "0", "--format", "github", "--wide"],
                               capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0
     row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {pid} "))
     assert "openblas" in row and "OPENBLAS_NUM_THREADS=1" in row
-    assert any(line.startswith(v + ":") for line in proc.stdout.splitlines() for v in ("ok", "at-risk", "oversubscribed"))
+    assert any(line.startswith(v + ":") for line in proc.stdout.splitlines()
+               for v in ("ok", "at-risk", "oversubscribed", "contended"))
 
 
 def test_processes_that_exit_during_the_scan_are_dropped_not_a_traceback():
@@ -172,3 +196,129 @@ def test_processes_that_exit_during_the_scan_are_dropped_not_a_traceback():
         census = processes(interval=1.5)
         assert census.find(pids[-1]) is not None
         assert all(census.find(pid) is None for pid in pids[:-1]), [p.pid for p in census.processes]
+
+
+# ---------------------------------------------------------------- measured run-queue wait (issue 12)
+
+LOOP = ("import numpy as np, time; a = np.random.default_rng(0).random((300, 300)); print('ready', flush=True)\n"
+        "t = time.time()\n"
+        "while time.time() - t < 30: a @ a")
+SPIN1 = ("import numpy, time; print('ready', flush=True)\n"
+         "t = time.time()\n"
+         "while time.time() - t < 30: pass")
+
+
+def _measure(specs, interval=1.5):
+    with children(specs) as pids:
+        time.sleep(0.3)  # past start-up
+        census = processes(interval=interval)
+    return census, [census.find(pid) for pid in pids]
+
+
+def _ambient_wait_share() -> float:
+    """How long a lone one-thread spinner waits for a CPU right now: the other engineers' load."""
+    _, (lone,) = _measure([([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))], interval=1.0)
+    return lone.wait_share_pct
+
+
+needs_schedstat = pytest.mark.skipif(not schedstat_available(), reason="this kernel keeps no per-thread schedstat")
+
+
+@needs_schedstat
+def test_two_default_blas_loops_wait_for_a_cpu_and_limited_ones_do_not():
+    usable = len(os.sched_getaffinity(0))
+    if usable > 4:
+        pytest.skip("two default pools oversubscribe only a machine of a few cores")
+    ambient = _ambient_wait_share()
+    if ambient > 15:
+        pytest.skip(f"the machine is busy: a lone one-thread process waited {ambient:.0f}% of its time")
+    default = child_env(threads=None)  # each OpenBLAS pool: one thread per CPU
+    census, pair = _measure([([sys.executable], LOOP, default)] * 2)
+    assert all(p is not None and p.blas_threads == usable for p in pair)
+    waited = [p.wait_share_pct for p in pair]
+    print(f"default threads: {usable} + {usable} threads, waited {waited}% (ambient {ambient}%)")
+    assert all(p.contended for p in pair) and min(waited) > 20, waited
+    assert census.verdict == "oversubscribed" and "waited" in census.message and "may run" not in census.message
+    # the same pair limited to share the cores (what blastune env --jobs 2 exports)
+    per = str(max(1, usable // 2))
+    limited = child_env({"OPENBLAS_NUM_THREADS": per, "OMP_NUM_THREADS": per}, threads=None)
+    census2, pair2 = _measure([([sys.executable], LOOP, limited)] * 2)
+    waited2 = [p.wait_share_pct for p in pair2]
+    print(f"limited to {per} thread(s) each: waited {waited2}%")
+    assert all(p.blas_threads == int(per) for p in pair2)
+    assert max(waited2) < min(waited) / 2, (waited, waited2)
+
+
+@needs_schedstat
+def test_a_lone_one_thread_process_waits_little():
+    first = _ambient_wait_share()
+    if first > 15:  # other engineers' load: measure again before judging
+        time.sleep(2)
+        first = _ambient_wait_share()
+        if first > 15:
+            pytest.skip(f"the machine is busy: a lone one-thread process waited {first:.0f}% of its time")
+    census, (lone,) = _measure([([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))])
+    print(f"lone 1-thread process: waited {lone.wait_share_pct}%")
+    assert lone.blas_threads == 1 and lone.run_s > 0.5
+    assert lone.wait_share_pct < 25
+
+
+@pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
+def test_ps_json_and_table_carry_the_measured_wait():
+    with children([([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))]) as (pid,):
+        census = ps_json("--interval", "0.5")
+        table = subprocess.run([BLASTUNE, "ps", "--interval", "0.5", "--wide"], capture_output=True, text=True,
+                               timeout=60, env={**os.environ, "COLUMNS": "100"})
+    (p,) = [p for p in census["processes"] if p["pid"] == pid]
+    if not schedstat_available():
+        assert census["measured_by"] == "cpu-percent" and p["wait_share_pct"] is None
+        return
+    assert census["measured_by"] == "schedstat" and p["run_s"] > 0.02
+    assert 0 <= p["wait_share_pct"] <= 100 and isinstance(p["contended"], bool)
+    assert {"contended_processes", "wait_share_pct", "threshold_pct"} <= set(census)
+    assert "waited %" in table.stdout and "run-queue" not in table.stderr
+
+
+# ---------------------------------------------------------------- the registry's rule vs real threads
+
+PEAK_THREADS = """
+import os, threading, time, numpy as np
+a = np.ones((800, 800))
+peak, stop = [0], [False]
+def watch():  # threads computing = every thread but this watcher, sampled during the products
+    while not stop[0]:
+        peak[0] = max(peak[0], len(os.listdir('/proc/self/task')) - 1)
+        time.sleep(0.0005)
+w = threading.Thread(target=watch)
+w.start()
+for _ in range(6):
+    a @ a
+stop[0] = True
+w.join()
+print(peak[0], flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.matrix
+@needs_matrix
+@pytest.mark.parametrize("variant, env", [
+    ("openblas-pthread", {"OPENBLAS_NUM_THREADS": "4"}),   # capped at the CPUs it may use
+    ("openblas-openmp", {"OMP_NUM_THREADS": "4"}),         # OpenMP's count, uncapped
+    ("blis-pthread", {"BLIS_NUM_THREADS": "4"}),           # uncapped
+    ("blis-openmp", {}),                                   # 1 by default
+    ("mkl", {"MKL_NUM_THREADS": "4"}),                     # capped at the physical cores (MKL_DYNAMIC)
+    ("mkl", {"MKL_NUM_THREADS": "4", "MKL_DYNAMIC": "false"}),
+    ("atlas", {"OPENBLAS_NUM_THREADS": "4"}),              # serial
+], ids=lambda v: v if isinstance(v, str) else " ".join(f"{k}={x}" for k, x in v.items()) or "unset")
+def test_ps_blas_threads_are_the_threads_that_really_compute(variant, env):
+    proc = subprocess.Popen([str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-c", PEAK_THREADS],
+                            stdout=subprocess.PIPE, text=True, env=child_env(env, threads=None))
+    try:
+        really = int(proc.stdout.readline())
+        p = processes(interval=0).find(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert p is not None, variant
+    assert p.blas_threads == really, (variant, env, p.blas_threads_basis, really)

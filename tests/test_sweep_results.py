@@ -55,29 +55,15 @@ def test_best_is_the_fewest_threads_within_noise_of_the_fastest():
 
 
 def test_peak_counts_only_usable_cores():
-    assert sw._peak({"peak_gflops_per_core": 10.0, "usable_cores": 2}, "float64", 8) == 20.0
-    assert sw._peak({"peak_gflops_per_core": None}, "float64", 1) is None
+    from blastune.documents.sweep import SweepCpu
+    from blastune.measure.sweep.points import peak_gflops
+
+    assert peak_gflops(SweepCpu(peak_gflops_per_core=10.0, usable_cores=2), "float64", 8) == 20.0
+    assert peak_gflops(SweepCpu(peak_gflops_per_core=None), "float64", 1) is None
 
 
 def _write(path, points, fid="abc"):
     path.write_text(json.dumps({"schema": "blastune.sweep/1", "fingerprint": {"id": fid}, "points": points}))
-
-
-def test_compare_ratios_and_verdicts(tmp_path):
-    from blastune.advise.compare import compare
-
-    a, b = tmp_path / "a.json", tmp_path / "b.json"
-    _write(a, [_pt("dot", 1, 1.0), _pt("dot", 2, 0.5), _pt("inv", 1, 1.0), _pt("det", 1, 1.0)])
-    _write(b, [_pt("dot", 1, 1.5), _pt("dot", 2, 0.25), _pt("inv", 1, 1.01), _pt("qr", 1, 1.0)], fid="xyz")
-    rows = {(r.op, r.threads): r for r in compare(a, b).rows}
-    assert rows[("dot", 1)].ratio == 1.5 and rows[("dot", 1)].verdict == "slower"
-    assert rows[("dot", 2)].ratio == 0.5 and rows[("dot", 2)].verdict == "faster"
-    assert rows[("inv", 1)].verdict == "same"  # 1% apart with 1% spreads: noise
-    assert rows[("det", 1)].verdict == "only in a" and rows[("qr", 1)].verdict == "only in b"
-    assert "different machines" in compare(a, b).notes[0]
-    (tmp_path / "j.json").write_text(json.dumps({"schema": "blastune.jobs/1", "points": []}))
-    with pytest.raises(BlastuneError, match="holds jobs results, expected sweep"):
-        compare(a, tmp_path / "j.json")
 
 
 def test_memory_is_checked_again_just_before_each_point_allocates(monkeypatch, tmp_path):
@@ -137,45 +123,59 @@ def test_a_count_the_library_did_not_run_is_never_best_and_is_judged_by_what_ran
     assert d[4]["oversubscribed"] is False                                                    # 1 thread ran
 
 
-def test_recommend_from_a_sweep_ignores_counts_the_library_did_not_run():
-    from blastune.advise.recommend import from_sweep
-
-    doc = {"cpu": {"usable_cores": 2}, "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
-           "points": [dict(_pt("dot", 1, 0.032), blas_op=True),
-                      dict(_pt("dot", 2, 0.024), blas_op=True, threads_seen={"/lib/blas.so": 1})]}
-    choice, why, entries = from_sweep(doc, None, 2)
-    assert choice["layout"]["threads"] == 1 and entries[1]["threads"] == 1
-
-
 MALFORMED = [
-    ({"points": [{"op": "dot"}]}, "point 0 has no valid 'lib'"),
-    ({"points": "x"}, "no 'points' list"),
-    ({"points": [dict(_pt("dot", 1, 1.0), median_s=None)]}, "no valid 'median_s'"),
-    ({"points": [dict(_pt("dot", 1, 1.0), threads="1")]}, "no valid 'threads'"),
-    ({"points": [_pt("dot", 0, 1.0)]}, "no valid 'threads'"),
-    ({"points": [dict(_pt("dot", 1, 1.0), flops="many")]}, "non-numeric 'flops'"),
-    ({"points": [dict(_pt("dot", 1, 1.0), threads_seen=[1])]}, "'threads_seen' is not an object"),
-    ({"points": [], "fingerprint": "x"}, "'fingerprint' is not an object"),
-    ({"points": [], "grid": []}, "'grid' is not an object"),
+    ({"points": [{"op": "dot"}]}, "points[0].lib: missing"),
+    ({"points": "x"}, "points: expected a list"),
+    ({"points": [dict(_pt("dot", 1, 1.0), median_s=None)]}, "points[0].median_s: expected a number"),
+    ({"points": [dict(_pt("dot", 1, 1.0), threads="1")]}, "points[0].threads: expected a whole number"),
+    ({"points": [_pt("dot", 0, 1.0)]}, "points[0].threads: expected a whole number from 1"),
+    ({"points": [dict(_pt("dot", 1, 1.0), flops="many")]}, "points[0].flops: expected a number"),
+    ({"points": [dict(_pt("dot", 1, 1.0), threads_seen=[1])]}, "points[0].threads_seen: expected an object"),
+    ({"points": [], "fingerprint": "x"}, "fingerprint: expected an object"),
+    ({"points": [], "grid": []}, "grid: expected an object"),
+    # issue 11: hand-edited figures used to be found only after the resumed sweep had finished
+    ({"points": [dict(_pt("dot", 1, 1.0), iqr_s="x")]}, "points[0].iqr_s: expected a number"),
+    ({"points": [dict(_pt("dot", 1, 1.0), min_s=-1)]}, "points[0].min_s: expected a number >= 0"),
+    ({"points": [dict(_pt("dot", 1, 1.0), busy="no")]}, "points[0].busy: expected true or false"),
+    ({"points": [dict(_pt("dot", 1, 1.0), samples_s=[1, "x"])]}, "samples_s[1]: expected a number"),
+    ({"points": [dict(_pt("dot", 1, 1.0), wait_pct="high")]}, "points[0].wait_pct: expected a number"),
+    ({"points": [], "status": "done"}, "status: expected one of"),
 ]
 
 
 @pytest.mark.parametrize("fields, message", MALFORMED, ids=[m for _, m in MALFORMED])
 def test_malformed_sweep_files_are_one_line_for_resume_compare_and_recommend(tmp_path, fields, message):
-    """A hand-edited file used to end in 'internal error: KeyError' (exit 1)."""
+    """A hand-edited file used to end in 'internal error: KeyError' (exit 1), or -- an edited figure --
+    in a traceback after the resumed sweep had measured everything."""
     from typer.testing import CliRunner
 
     from blastune.cli import app
 
     bad, good = tmp_path / "bad.json", tmp_path / "good.json"
     bad.write_text(json.dumps({"schema": "blastune.sweep/1", "fingerprint": {"id": "abc"}, **fields}))
+    before = bad.read_bytes()
     _write(good, [_pt("dot", 1, 1.0)])
     for args in (["sweep", "--op", "add", "--size", "8", "--threads", "1", "--budget", "0.2", "--out", str(bad),
                   "--resume"], ["compare", str(bad), str(good)], ["compare", str(good), str(bad)],
                  ["recommend", "--from", str(bad), "--no-save-profile"]):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
-        assert r.stderr.count("\n") == 1 and "malformed sweep results file" in r.stderr and message in r.stderr
+        assert r.stderr.count("\n") == 1 and "malformed document" in r.stderr and message in r.stderr, (args, r.stderr)
+        assert "bad.json" in r.stderr
+    assert bad.read_bytes() == before  # refused when loaded: nothing measured, nothing written
+
+
+def test_resume_refuses_a_malformed_file_before_measuring_anything(tmp_path, monkeypatch):
+    """The load-time check: no op is prepared for a file that cannot be continued."""
+    from blastune.measure.ops import OPS
+
+    path = tmp_path / "r.json"
+    _write(path, [dict(_pt("add", 1, 1.0), iqr_s="x")])
+    prepared = []
+    monkeypatch.setattr(type(OPS["add"]), "prepare", lambda *a, **k: prepared.append(a))
+    with pytest.raises(BlastuneError, match=r"points\[0\]\.iqr_s"):
+        sw.sweep("add", [8], [1], budget=0.2, out=path, resume=True)
+    assert prepared == []
 
 
 def test_resume_from_another_machine_says_what_differs(tmp_path):
@@ -199,8 +199,7 @@ def test_min_repeats_beyond_what_a_point_can_take_is_refused():
 
 def test_a_file_holding_numpy_and_scipy_points_shows_which_is_which():
     """--resume with the other --lib keeps both; without a lib column their rows looked identical."""
-    from blastune.cli.sweep import render_compare, render_sweep
-    from blastune.advise.compare import CompareRow, Comparison
+    from blastune.cli.sweep import render_sweep
 
     pts = [_pt("dot", 1, 1.0), dict(_pt("dot", 1, 0.8), lib="scipy")]
     doc = {"grid": {"lib": "scipy"}, "cpu": {"model": "X", "usable_cores": 2}, "points": pts,
@@ -211,9 +210,6 @@ def test_a_file_holding_numpy_and_scipy_points_shows_which_is_which():
     header = next(line for line in text.splitlines() if line.startswith("op"))
     assert header.split()[:2] == ["op", "lib"]
     assert "numpy calls openblas 0.3.31" in text and "scipy calls openblas 0.3.30" in text
-    rows = [CompareRow(p["op"], p["lib"], p["size"], p["dtype"], 1, 1.0, 1.0, 1.0, "same") for p in pts]
-    cmp_text = render_compare(Comparison("blastune.compare/1", "a", "b", True, rows))
-    assert "lib" in cmp_text.splitlines()[2].split() and "scipy" in cmp_text
     one_lib = render_sweep({**doc, "points": pts[:1]})
     assert next(line for line in one_lib.splitlines() if line.startswith("op")).split()[1] == "n"
 

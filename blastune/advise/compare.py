@@ -1,27 +1,60 @@
-"""``blastune compare a.json b.json``: the same sweep points from two results files, side by side.
+"""``blastune compare a.json b.json``: the points two results files have in common, judged from the raw
+samples (``advise.significance``: Mann–Whitney U, Holm's correction, a ±3% equivalence band).
 
-Points match on (op, lib, size, dtype, threads). The ratio is b's median over a's (above 1: b is
-slower). A difference smaller than twice the larger of the two spreads is called "same": with the
-noise the files themselves report, it is not a difference.
+Sweep files: points match on ``match`` (default op, lib, size, dtype, threads). To compare thread
+counts -- a sweep run with ``--threads 1`` against one with ``--threads 2`` -- match without threads
+(``--match op,lib,size,dtype``); each side must then hold one point per matched key.
+Jobs files: layouts match on their spec (``process:2x1``); each sample is one batch's wall time per
+task, so files with different task counts compare fairly.
+
+The ratio is b's median over a's (below 1: b is faster). A point disturbed on either side (its threads
+waited for a CPU -- ``contended`` -- or 0.1.0's ``busy``) is "not trusted", whatever the statistics
+say: the disturbance, not the change, may be what was measured. ``unstable`` is shown, not judged:
+the test already weighs the scatter.
 """
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import asdict, dataclass, field
 
-from blastune.measure.sweep.core import KEY_FIELDS, point_key
+from blastune.advise.significance import ALPHA, EQUIVALENCE, holm, judge, mann_whitney_p
+from blastune.errors import BlastuneError
+
+SCHEMA = "blastune.compare/2"
+KEY_FIELDS = ("op", "lib", "size", "dtype", "threads")
 
 
 @dataclass
 class CompareRow:
-    op: str
-    lib: str
-    size: int
-    dtype: str
-    threads: int
+    op: str | None
+    lib: str | None
+    size: int | None
+    dtype: str | None
+    threads: int | None          # a's thread count (sweeps) or BLAS threads per worker (jobs)
     a_median_s: float | None
     b_median_s: float | None
-    ratio: float | None          # b / a
-    verdict: str                 # faster | slower | same | only in a | only in b
+    ratio: float | None          # b / a; None when undefined (a point missing, a median of zero)
+    verdict: str                 # faster | slower | not significant | too few samples | not trusted |
+                                 # only in a | only in b
+    reason: str = ""
+    p_value: float | None = None
+    p_adjusted: float | None = None  # Holm-adjusted over every judged point
+    n_a: int = 0
+    n_b: int = 0
+    a_flags: list[str] = field(default_factory=list)   # contended (wait %), busy, unstable
+    b_flags: list[str] = field(default_factory=list)
+    trusted: bool = True
+    b_threads: int | None = None  # b's thread count when points were matched without threads
+    layout: str | None = None     # jobs files: the layout spec
+    test_verdict: str | None = None  # what the statistics said for a point that is not trusted
+
+    @property
+    def label(self) -> str:
+        if self.layout is not None:
+            return self.layout
+        t = f"{self.threads}" if self.b_threads in (None, self.threads) else f"{self.threads} vs {self.b_threads}"
+        return f"{self.op} {self.size} {self.dtype} {t} thread(s)"
 
 
 @dataclass
@@ -32,40 +65,192 @@ class Comparison:
     same_machine: bool
     rows: list[CompareRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    kind: str = "sweep"
+    match: list[str] = field(default_factory=lambda: list(KEY_FIELDS))
+    alpha: float = ALPHA
+    equivalence: float = EQUIVALENCE
 
-    def to_dict(self):
-        return {"schema": self.schema, "a": self.a, "b": self.b, "same_machine": self.same_machine,
-                "rows": [asdict(r) for r in self.rows], "notes": self.notes}
+    def to_dict(self) -> dict:
+        rows = [{k: _finite(v) for k, v in asdict(r).items()} for r in self.rows]
+        return {"schema": self.schema, "a": self.a, "b": self.b, "kind": self.kind, "same_machine": self.same_machine,
+                "match": self.match, "alpha": self.alpha, "equivalence": self.equivalence, "rows": rows,
+                "notes": self.notes}
 
 
-def _verdict(a: dict, b: dict, ratio: float) -> str:
-    noise = 2 * max(a.get("spread") or 0, b.get("spread") or 0, 0.01)
-    if abs(ratio - 1) <= noise:
-        return "same"
-    return "slower" if ratio > 1 else "faster"
+def _finite(v):
+    """JSON has no Infinity or NaN: a non-finite figure is null (the row's reason says why)."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def compare(path_a, path_b) -> Comparison:
-    from blastune.measure.sweep.core import load_sweep
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not a > 0:
+        return None
+    r = b / a
+    return r if math.isfinite(r) else None
 
-    a, b = load_sweep(path_a), load_sweep(path_b)
-    pa = {point_key(p): p for p in a["points"]}
-    pb = {point_key(p): p for p in b["points"]}
-    same = (a.get("fingerprint") or {}).get("id") == (b.get("fingerprint") or {}).get("id")
-    out = Comparison(schema="blastune.compare/1", a=str(path_a), b=str(path_b), same_machine=same)
+
+@dataclass
+class _Side:
+    """One side of a matched pair, in the terms the judgement needs."""
+    median_s: float | None
+    samples: list[float]
+    disturbed: str | None       # why it cannot be trusted, or None
+    flags: list[str]
+    threads: int | None = None
+
+
+def _sweep_side(p) -> _Side:
+    flags = []
+    why = None
+    if p.contended:
+        flags.append(f"contended ({p.wait_pct:.0f}% wait)" if p.wait_pct is not None else "contended")
+        why = flags[-1]
+    elif p.busy:  # 0.1.0's load probe: said only where the kernel's own measure is missing
+        flags.append("busy")
+        why = why or "busy: other programs used the CPUs"
+    if p.unstable:
+        flags.append("unstable")
+    return _Side(p.median_s, list(p.samples_s), why, flags, p.threads)
+
+
+def _jobs_side(r, tasks: int) -> _Side:
+    flags = []
+    why = None
+    if r.contended:
+        flags.append(f"contended ({r.wait_pct:.0f}% wait)" if r.wait_pct is not None else "contended")
+        why = flags[-1]
+    if r.unstable:
+        flags.append("unstable")
+    per_task = [w / tasks for w in r.walls]
+    return _Side(statistics.median(per_task) if per_task else None, per_task, why, flags, r.layout.threads)
+
+
+def _load(path):
+    """Either kind of results file as its model: (kind, model)."""
+    from blastune.documents.jobs import JobsResult
+    from blastune.documents.load import load_results
+    from blastune.documents.sweep import SweepDocument
+
+    data = load_results(path, None, 1)
+    kind = str(data.get("schema", "")).partition("/")[0].removeprefix("blastune.")
+    if kind == "sweep":
+        return kind, SweepDocument.from_dict(data, str(path))
+    if kind == "jobs":
+        return kind, JobsResult.from_dict(data, str(path))
+    raise BlastuneError(f"{path}: holds {kind} results; compare reads sweep or jobs results")
+
+
+def parse_match(text: str | None) -> list[str]:
+    """'op,size' -> ['op', 'size']: the point fields two sweep points must share to be compared."""
+    if text is None:
+        return list(KEY_FIELDS)
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    bad = [n for n in names if n not in KEY_FIELDS]
+    if bad or not names:
+        raise BlastuneError(f"invalid --match {text!r}: give point fields from {', '.join(KEY_FIELDS)} "
+                            "(e.g. op,lib,size,dtype to compare across thread counts)")
+    return [n for n in KEY_FIELDS if n in names]
+
+
+def _index(points, match: list[str], path) -> dict[tuple, object]:
+    out: dict[tuple, object] = {}
+    for p in points:
+        k = tuple(getattr(p, n) for n in match)
+        if k in out:
+            raise BlastuneError(f"{path} has several points for {' '.join(map(str, k))} when matched on "
+                                f"{','.join(match)}: add the field that tells them apart to --match")
+        out[k] = p
+    return out
+
+
+def compare(path_a, path_b, match=None) -> Comparison:
+    """Compare two results files of the same kind (see the module docstring)."""
+    kind_a, a = _load(path_a)
+    kind_b, b = _load(path_b)
+    if kind_a != kind_b:
+        raise BlastuneError(f"{path_a} holds {kind_a} results and {path_b} {kind_b} results: compare two of a kind")
+    fields = parse_match(match) if not isinstance(match, (list, tuple)) else parse_match(",".join(match))
+    same = (a.fingerprint or {}).get("id") == (b.fingerprint or {}).get("id")
+    out = Comparison(schema=SCHEMA, a=str(path_a), b=str(path_b), same_machine=same, kind=kind_a, match=fields)
     if not same:
         out.notes.append("the files come from different machines or BLAS builds (fingerprints differ)")
+    if kind_a == "sweep":
+        pairs = _sweep_pairs(a, b, fields, path_a, path_b)
+    else:
+        if match is not None and fields != list(KEY_FIELDS):
+            raise BlastuneError("--match applies to sweep files; jobs layouts match on their spec")
+        pairs = _jobs_pairs(a, b, out)
+    _judge_all(pairs, out)
+    if all(r.verdict in ("only in a", "only in b") for r in out.rows):
+        out.notes.append("no point appears in both files")
+        if kind_a == "sweep" and "threads" in fields and {p.threads for p in a.points}.isdisjoint(
+                p.threads for p in b.points):
+            out.notes.append("the files share no thread count: --match op,lib,size,dtype compares across them")
+    return out
+
+
+def _sweep_pairs(a, b, fields, path_a, path_b):
+    pa, pb = _index(a.points, fields, path_a), _index(b.points, fields, path_b)
+    pairs = []
     for key in list(pa) + [k for k in pb if k not in pa]:
         x, y = pa.get(key), pb.get(key)
-        fields = dict(zip(KEY_FIELDS, key))
-        if x and y:
-            ratio = y["median_s"] / x["median_s"] if x["median_s"] > 0 else None
-            verdict = _verdict(x, y, ratio) if ratio is not None else "?"
-            out.rows.append(CompareRow(**fields, a_median_s=x["median_s"], b_median_s=y["median_s"],
-                                       ratio=ratio, verdict=verdict))
-        else:
-            out.rows.append(CompareRow(**fields, a_median_s=x and x["median_s"], b_median_s=y and y["median_s"],
-                                       ratio=None, verdict="only in a" if x else "only in b"))
-    if not any(r.ratio is not None for r in out.rows):
-        out.notes.append("no point appears in both files")
-    return out
+        ref = x or y
+        row = CompareRow(ref.op, ref.lib, ref.size, ref.dtype, x.threads if x else y.threads,
+                         x and x.median_s, y and y.median_s, None, "only in a" if x else "only in b")
+        if x and y and y.threads != x.threads:
+            row.b_threads = y.threads
+        pairs.append((row, x and _sweep_side(x), y and _sweep_side(y)))
+    return pairs
+
+
+def _jobs_pairs(a, b, out: Comparison):
+    if a.workload.key != b.workload.key:
+        out.notes.append(f"the files measured different workloads (a: {a.workload.describe()}, "
+                         f"b: {b.workload.describe()}): per-task times compare different work")
+    ra = {r.layout.spec: r for r in a.results}
+    rb = {r.layout.spec: r for r in b.results}
+    pairs = []
+    w = a.workload
+    for spec in list(ra) + [s for s in rb if s not in ra]:
+        x, y = ra.get(spec), rb.get(spec)
+        sx, sy = x and _jobs_side(x, a.tasks), y and _jobs_side(y, b.tasks)
+        lay = (x or y).layout
+        row = CompareRow(w.name if w.kind == "op" else w.kind, w.lib if w.kind == "op" else None, w.size,
+                         w.dtype if w.kind == "op" else None, lay.threads, sx and sx.median_s,
+                         sy and sy.median_s, None, "only in a" if x else "only in b", layout=spec)
+        pairs.append((row, sx, sy))
+    return pairs
+
+
+def _judge_all(pairs, out: Comparison) -> None:
+    """Test every pair present on both sides; Holm over the trusted ones (the judged family)."""
+    tested = []
+    for row, x, y in pairs:
+        out.rows.append(row)
+        if x is None or y is None:
+            continue
+        row.ratio = _ratio(x.median_s, y.median_s)
+        row.n_a, row.n_b = len(x.samples), len(y.samples)
+        row.a_flags, row.b_flags = x.flags, y.flags
+        row.p_value = mann_whitney_p(x.samples, y.samples)
+        row.trusted = x.disturbed is None and y.disturbed is None
+        if row.trusted and row.p_value is not None:
+            tested.append(row)
+    adjusted = holm([r.p_value for r in tested])
+    for r, adj in zip(tested, adjusted):
+        r.p_adjusted = adj
+    m = len(tested)
+    for row, x, y in pairs:
+        if x is None or y is None:
+            continue
+        j = judge(row.ratio, row.n_a, row.n_b, row.p_value, row.p_adjusted, m, out.alpha, out.equivalence)
+        if row.trusted:
+            row.verdict, row.reason = j.verdict, j.reason
+            continue
+        row.test_verdict = j.verdict
+        sides = [f"{s}: {d.disturbed}" for s, d in (("a", x), ("b", y)) if d.disturbed]
+        row.verdict = "not trusted"
+        row.reason = f"disturbed while measured ({'; '.join(sides)})"
+
+
+__all__ = ["CompareRow", "Comparison", "compare", "parse_match", "KEY_FIELDS", "SCHEMA"]

@@ -2,8 +2,13 @@
 
 The input is a saved ``jobs`` result (layouts measured side by side), a saved ``sweep`` result (one
 process at several thread counts), or -- when neither is given -- a short ``jobs`` run made here.
-The choice is the fastest measured layout that fits the request; a layout with fewer BLAS threads
-wins a near tie (within ``TIE``), because fewer threads leave room for whatever else runs.
+The rules are in ``advise.rules``; this module loads the measurement (typed models, never raw dicts),
+refuses advice from noisy evidence, and updates this machine's profile.
+
+Noise: advice resting on a layout or point that was disturbed from outside or unstable is refused
+(``NoisyMeasurement``: what was noisy and what to do) unless ``accept_noisy``; the profile then keeps
+it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own evidence
+was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
 """
 from __future__ import annotations
 
@@ -12,10 +17,14 @@ from dataclasses import asdict, dataclass, field
 from blastune.errors import BlastuneError
 
 SCHEMA = "blastune.recommendation/1"
-TIE = 0.03            # layouts within 3% of the fastest count as equally fast
-SWEEP_TIE = 0.05      # thread counts within 5% of the fastest (one job alone, no contention measured)
 BUILTIN_OP, BUILTIN_SIZE = "dot", 300
-BUILTIN_SECONDS, BUILTIN_REPEATS = 0.5, 2
+BUILTIN_SECONDS, BUILTIN_REPEATS = 0.5, 3   # 3 repeats: the fewest with a spread, so noise is seen
+RERUN_HINT = ("re-run when the machine is quieter (`blastune ps` shows who else uses the CPUs), "
+              "or pass --accept-noisy to take it anyway (saved marked noisy, never over a clean entry)")
+
+
+class NoisyMeasurement(BlastuneError):
+    """The evidence behind the advice was disturbed or unstable; the message says which and what to do."""
 
 
 @dataclass
@@ -40,6 +49,8 @@ class Recommendation:
     notices: list[str] = field(default_factory=list)
     profile: str | None = None       # where the profile was saved
     profile_entries: dict = field(default_factory=dict)
+    workload: str | None = None      # the profile's workload key the entries are saved under
+    noisy: list[str] = field(default_factory=list)  # accepted noise (accept_noisy): what was not clean
 
     def to_dict(self):
         from blastune import __version__
@@ -47,299 +58,212 @@ class Recommendation:
         return {"schema": SCHEMA, "blastune_version": __version__, **asdict(self)}
 
 
-# --- reading the measurement ------------------------------------------------------------------------
-
-def _threads_of(row: dict, default: int | None) -> int | None:
-    t = row["layout"].get("threads")
-    return t if t is not None else (row.get("threads_seen") or default)
-
-
-def _pick(rows: list[dict]) -> dict:
-    """The fastest row; near ties go to fewer BLAS threads per worker, then fewer workers."""
-    top = max(r["tasks_per_s"] for r in rows)
-    close = [r for r in rows if r["tasks_per_s"] >= (1 - TIE) * top]
-    return min(close, key=lambda r: (r["layout"].get("threads") is None, r["layout"].get("threads") or 0,
-                                     -r["tasks_per_s"]))
+def _summary(r) -> dict:
+    return {"layout": r.layout.label, "spec": r.layout.spec, "tasks_per_s": r.tasks_per_s, "speedup": r.speedup,
+            "wall_s": r.wall_s, "cpu_efficiency": r.cpu_efficiency, "busy_cores": r.busy_cores,
+            "threads_seen": r.threads_seen, "wait_pct": r.wait_pct, "contended": r.contended,
+            "unstable": r.unstable}
 
 
-def _summary(row: dict) -> dict:
-    keys = ("tasks_per_s", "speedup", "wall_s", "cpu_efficiency", "busy_cores", "threads_seen")
-    return {"layout": row["layout"]["label"], "spec": row["layout"]["spec"], **{k: row.get(k) for k in keys}}
+# --- loading --------------------------------------------------------------------------------------------
+
+def _as_model(doc, source: str = ""):
+    """A jobs or sweep document (dict or model) as its typed model: (kind, model)."""
+    from blastune.documents.jobs import JobsResult
+    from blastune.documents.sweep import SweepDocument
+
+    if isinstance(doc, (JobsResult, SweepDocument)):
+        return ("jobs" if isinstance(doc, JobsResult) else "sweep"), doc
+    if hasattr(doc, "to_dict") and not isinstance(doc, dict):  # a measure-layer result object
+        doc = doc.to_dict()
+    schema = doc.get("schema") if isinstance(doc, dict) else None
+    kind = str(schema or "").partition("/")[0].removeprefix("blastune.")
+    if kind == "jobs":
+        return kind, JobsResult.from_dict(doc, source)
+    if kind == "sweep":
+        return kind, SweepDocument.from_dict(doc, source)
+    raise BlastuneError(f"holds {kind or 'unknown'} results; recommend reads jobs or sweep results")
 
 
-def _rate(row: dict) -> str:
-    return f"{row['tasks_per_s']:.1f} tasks/s ({row['speedup']:.2f}x serial)" if row.get("speedup") else \
-        f"{row['tasks_per_s']:.1f} tasks/s"
+def load_measurement(path):
+    """A jobs or sweep results file as its typed model; anything else is one clear error."""
+    from blastune.documents.load import load_results
 
-
-def _jobs_rows(doc: dict) -> list[dict]:
-    rows = doc.get("results")
-    if not isinstance(rows, list) or not rows or not all(
-            isinstance(r, dict) and isinstance(r.get("layout"), dict) and isinstance(r.get("tasks_per_s"), (int, float))
-            for r in rows):
-        raise BlastuneError("the jobs results file has no measured layouts ('results' is missing or malformed)")
-    return rows
-
-
-def from_jobs(doc: dict, jobs: int | None, cores: int) -> tuple[dict, list[str], dict]:
-    """(choice, rationale, profile entries) from a ``blastune.jobs`` document."""
-    rows = _jobs_rows(doc)
-    default = doc.get("default_threads")
-    w = doc.get("workload") or {}
-    what = f"{doc.get('tasks')} tasks of {_workload_text(w)}"
-    best = max(rows, key=lambda r: r["tasks_per_s"])
-    why = []
-    if jobs is None:
-        choice = _pick(rows)
-    else:
-        # N concurrent jobs are N processes (or one serial job): only those layouts answer the question
-        same = [r for r in rows if r["layout"]["workers"] == jobs and r["layout"]["executor"] in (
-            ("serial", "process") if jobs == 1 else ("process",))]
-        if not same:
-            threads = max(1, cores // jobs)
-            why.append(f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
-                       f"{jobs} jobs = {threads} BLAS thread(s) each"
-                       + (", so the jobs do not oversubscribe the cores" if jobs * threads <= cores else ""))
-            why.append(f"fastest measured: {best['layout']['label']}, {_rate(best)} on {what}")
-            return _extrapolated(jobs, threads), why, _entries_from_jobs(rows, default)
-        choice = _pick(same)
-    why.append(f"{choice['layout']['label']}: {_rate(choice)} on {what}")
-    if choice is not best:
-        share = choice["tasks_per_s"] / best["tasks_per_s"]
-        why.append(f"{share:.0%} of the fastest measured layout ({best['layout']['label']}, {_rate(best)})")
-    why += _contrasts(rows, choice, default, cores)
-    return choice, why, _entries_from_jobs(rows, default)
-
-
-def _contrasts(rows, choice, default, cores) -> list[str]:
-    """The comparisons that explain the choice: naive threads, and threads against processes."""
-    out = []
-    lay = choice["layout"]
-    naive = [r for r in rows if r["layout"].get("threads") is None and r is not choice]
-    for r in naive:
-        t = r.get("threads_seen") or default
-        slower = choice["tasks_per_s"] / r["tasks_per_s"] if r["tasks_per_s"] else float("inf")
-        if slower > 1 + TIE:
-            over = f"{r['layout']['workers']} x {t} = {r['layout']['workers'] * t} threads on {cores} cores" \
-                if t else "the library's default threads"
-            out.append(f"the naive layout, {r['layout']['label']} ({over}), ran {_rate(r)}: {slower:.1f}x slower")
-    others = sorted((r for r in rows if r is not choice and r["layout"].get("threads") is not None),
-                    key=lambda r: -r["tasks_per_s"])
-    mentioned = set()
-    if lay["executor"] in ("thread", "process") and lay.get("threads") is not None:
-        other = "thread" if lay["executor"] == "process" else "process"
-        twin = next((r for r in rows if r["layout"]["executor"] == other and r["layout"]["workers"] == lay["workers"]
-                     and r["layout"].get("threads") == lay.get("threads")), None)
-        if twin is not None:
-            mentioned.add(twin["layout"]["spec"])
-            gil = (twin["layout"]["executor"] == "thread" and (twin.get("speedup") or 0) < 1.2
-                   and (choice.get("speedup") or 0) >= 1.4)  # processes overlap the task, threads do not
-            out.append(f"{twin['layout']['label']} ran {_rate(twin)}"
-                       + (": the task holds the GIL, so threads cannot overlap it" if gil else ""))
-    nxt = next((r for r in others if r["layout"]["spec"] not in mentioned), None)
-    if nxt is not None and nxt["layout"]["spec"] != "serial:1x1":  # the baseline is in every "x serial" already
-        out.append(f"next best: {nxt['layout']['label']}, {_rate(nxt)}")
-    return out
-
-
-def _entries_from_jobs(rows, default) -> dict[int, dict]:
-    """Profile entries: for each number of worker processes measured, the best BLAS threads each."""
-    entries = {}
-    by_w: dict[int, list] = {}
-    for r in rows:
-        lay = r["layout"]
-        if lay["executor"] == "process" or (lay["executor"] == "serial" and lay["workers"] == 1):
-            by_w.setdefault(lay["workers"], []).append(r)
-    for w, group in sorted(by_w.items()):
-        c = _pick(group)
-        t = _threads_of(c, default)
-        if t:
-            entries[w] = {"threads": t, "layout": c["layout"]["spec"],
-                          "reason": f"{c['layout']['label']} measured {_rate(c)}"}
-    return entries
-
-
-def _extrapolated(jobs: int, threads: int) -> dict:
-    """A choice not measured as such: ``jobs`` concurrent jobs (one serial job, else that many
-    processes) of ``threads`` BLAS threads each."""
-    from blastune.measure.jobs.core import Layout
-
-    return {"layout": Layout("serial" if jobs == 1 else "process", jobs, threads).to_dict(), "extrapolated": True}
-
-
-def _kind(doc: dict) -> str:
-    """'blastune.jobs/1' -> 'jobs'."""
-    return str(doc.get("schema", "")).partition("/")[0].removeprefix("blastune.")
-
-
-def _workload_text(w: dict) -> str:
+    data = load_results(path, None, 1)
     try:
-        from blastune.measure.workloads import Workload
+        return _as_model(data, str(path))[1]
+    except BlastuneError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise BlastuneError(f"{path}: {exc}") from None
 
-        return Workload.from_dict(w).describe()
-    except (KeyError, TypeError):
-        return "the measured workload"
-
-
-def from_sweep(doc: dict, jobs: int | None, cores: int) -> tuple[dict, list[str], dict]:
-    """(choice, rationale, profile entries) from a ``blastune.sweep`` document (one job alone)."""
-    from blastune.measure.sweep.core import annotate, check_document, ran_as_asked
-
-    check_document(doc)
-    annotate(doc)  # threads_ran: which counts the library really ran
-    groups: dict[tuple, list[dict]] = {}
-    for p in doc["points"]:
-        if p.get("blas_op", True):
-            groups.setdefault((p["op"], p["lib"], p["size"], p["dtype"]), []).append(p)
-    for key, pts in groups.items():
-        # a count the library did not run (ATLAS asked for 2 runs 1) is no evidence for that count
-        groups[key] = [p for p in pts if ran_as_asked(p)] or pts
-    if not groups:
-        raise BlastuneError("the sweep results file has no BLAS points to recommend from: sweep a BLAS op "
-                            "(e.g. blastune sweep --op dot)")
-    # the largest problem is the one whose thread count matters most for a job's run time
-    key = max(groups, key=lambda k: (k[2], -list(groups).index(k)))
-    pts = sorted(groups[key], key=lambda p: p["threads"])
-    op, lib, size, dtype = key
-
-    def choose(n_jobs):
-        room = max(1, cores // n_jobs)
-        allowed = [p for p in pts if p["threads"] <= room] or pts[:1]
-        fastest = min(p["median_s"] for p in allowed)
-        return next(p for p in allowed if p["median_s"] <= (1 + SWEEP_TIE) * fastest), room
-
-    n = jobs or 1
-    pick, room = choose(n)
-    times = ", ".join(f"{p['threads']} thread{'s' if p['threads'] > 1 else ''} {p['median_s'] * 1e3:.3g} ms"
-                      for p in pts)
-    why = [f"{lib} {op} {size}x{size} {dtype} from the sweep: {times}",
-           f"{n} job(s) on {cores} usable cores leave {room} core(s) per job; {pick['threads']} BLAS "
-           f"thread(s) is within {SWEEP_TIE:.0%} of the fastest count that fits"]
-    one = next((p for p in pts if p["threads"] == 1), None)
-    if one is not None and pick is not one:
-        why.append(f"{pick['threads']} threads are {one['median_s'] / pick['median_s']:.2f}x faster than 1")
-    why.append("the sweep timed one job alone: `blastune jobs` measures jobs running at the same time")
-    choice = _extrapolated(n, pick["threads"])
-    entries = {}
-    for k in range(1, cores + 1):
-        p, _ = choose(k)
-        entries[k] = {"threads": p["threads"], "layout": f"process:{k}x{p['threads']}",
-                      "reason": f"sweep of {op} {size}: {p['threads']} thread(s) fastest within {k} job(s)' share "
-                                "of the cores"}
-    return choice, why, entries
-
-
-# --- the command ------------------------------------------------------------------------------------
 
 def builtin_layouts(jobs: int | None, cores: int, workload):
-    from blastune.measure.jobs.core import Layout, _powers_up_to, default_layouts
+    from blastune.documents.jobs import Layout
+    from blastune.measure.jobs.core import default_layouts
 
     if jobs is None:
         return default_layouts(workload, cores)
     room = max(1, cores // jobs)
+    powers = [t for t in (1 << k for k in range(room.bit_length())) if t <= room]
+    if powers[-1] != room:
+        powers.append(room)
     if jobs == 1:
-        return [Layout("serial", 1, t) for t in _powers_up_to(cores)]
-    return [Layout("process", jobs, t) for t in _powers_up_to(room)] + [Layout("process", jobs, None)]
+        return [Layout("serial", 1, t) for t in powers]
+    return [Layout("process", jobs, t) for t in powers] + [Layout("process", jobs, None)]
 
 
-def load_measurement(path) -> dict:
-    """A jobs or sweep results file; anything else is one clear error."""
-    from blastune.documents.load import load_results
-
-    doc = load_results(path, None, 1)
-    kind = _kind(doc)
-    if kind not in ("jobs", "sweep"):
-        raise BlastuneError(f"{path}: holds {kind} results; recommend reads jobs or sweep results")
-    return doc
-
+# --- the command ------------------------------------------------------------------------------------
 
 def recommend(source=None, jobs: int | None = None, shell: str = "bash", save_profile: bool = True,
-              op: str = BUILTIN_OP, size: int = BUILTIN_SIZE, progress=None) -> Recommendation:
+              op: str = BUILTIN_OP, size: int = BUILTIN_SIZE, progress=None,
+              accept_noisy: bool = False) -> Recommendation:
     """Recommend a layout and BLAS thread count for ``jobs`` concurrent jobs (None: the best layout).
 
-    ``source`` is a saved jobs/sweep file (path) or an already loaded document (dict); without it a
-    short built-in ``jobs`` measurement of ``op`` at ``size`` runs here (a few seconds).
+    ``source`` is a saved jobs/sweep file (path), a loaded document (dict or model); without it a short
+    built-in ``jobs`` measurement of ``op`` at ``size`` runs here (a few seconds). Noisy evidence
+    raises ``NoisyMeasurement`` unless ``accept_noisy``.
     """
-    from blastune.facts.cpu import usable_cores
     from blastune.control.exports import SHELLS
     from blastune.control.profile import matches_here
+    from blastune.core.counts import check_count
+    from blastune.facts.cpu import usable_cores
 
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise BlastuneError(f"invalid number of jobs {jobs!r}: must be a whole number >= 1")
+    if jobs is not None:
+        jobs = check_count(jobs, "number of jobs")
     if shell not in SHELLS:
         raise BlastuneError(f"unknown shell {shell!r}: choose one of {', '.join(SHELLS)}")
     cores = usable_cores()[0]
-    notices = []
+    notices: list[str] = []
     if source is None:
         from blastune.measure.jobs.core import run_jobs
         from blastune.measure.workloads import make_workload
 
         workload = make_workload(op=op, size=size)
-        doc = run_jobs(workload, None, builtin_layouts(jobs, cores, workload), repeats=BUILTIN_REPEATS,
-                       progress=progress, target_seconds=BUILTIN_SECONDS).to_dict()
-        where = f"built-in measurement ({workload.describe()}, {doc['tasks']} tasks)"
-        notices += doc.get("warnings", [])
-    elif isinstance(source, dict):
-        doc = source
-        where = f"{_kind(doc)} results of {doc.get('created') or 'unknown date'}"
+        res = run_jobs(workload, None, builtin_layouts(jobs, cores, workload), repeats=BUILTIN_REPEATS,
+                       progress=progress, target_seconds=BUILTIN_SECONDS)
+        kind, model = _as_model(res)
+        where = f"built-in measurement ({workload.describe()}, {model.tasks} tasks)"
+        notices += model.warnings
+    elif isinstance(source, dict) or not isinstance(source, (str, bytes)) and hasattr(source, "to_dict"):
+        kind, model = _as_model(source)
+        where = f"{kind} results of {getattr(model, 'created', None) or 'unknown date'}"
     else:
-        doc, where = load_measurement(source), str(source)
-    kind = _kind(doc)
-    same, why_not = matches_here(doc.get("fingerprint"))
+        model = load_measurement(source)
+        kind, where = _as_model(model)[0], str(source)
+    same, why_not = matches_here(model.fingerprint)
     if not same:
-        fp = doc.get("fingerprint") if isinstance(doc.get("fingerprint"), dict) else {}
         notices.append(f"{where} was {why_not}: the advice is for that machine, and is not saved as this "
                        "machine's profile")
-        cores = fp.get("usable_cores") or doc.get("usable_cores") or cores
+        cores = (model.fingerprint or {}).get("usable_cores") or getattr(model, "usable_cores", None) or cores
     try:
-        return _advise(doc, kind, where, jobs, cores, shell, same, notices, save_profile)
+        return _advise(model, kind, where, jobs, cores, shell, same, notices, save_profile, accept_noisy)
+    except NoisyMeasurement:
+        raise
     except BlastuneError as exc:
+        if str(exc).startswith(where):
+            raise
         raise BlastuneError(f"{where}: {exc}") from None
-    except (KeyError, TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
-        raise BlastuneError(f"{where}: malformed {kind or 'results'} file ({type(exc).__name__}: {exc})") from None
 
 
-def _advise(doc, kind, where, jobs, cores, shell, same, notices, save_profile) -> Recommendation:
+def _advise(model, kind, where, jobs, cores, shell, same, notices, save_profile, accept_noisy) -> Recommendation:
+    from blastune.advise import rules
     from blastune.control.exports import render_exports
     from blastune.facts.environment import thread_env
-    from blastune.control.profile import save_entries
 
     if kind == "jobs":
-        choice, why, entries = from_jobs(doc, jobs, cores)
-        rows = _jobs_rows(doc)
-        best = max(rows, key=lambda r: r["tasks_per_s"])
-        best_summary = _summary(best)
-        within = None if choice.get("extrapolated") else choice["tasks_per_s"] / best["tasks_per_s"]
-        default = doc.get("default_threads")
-        if not (doc.get("workload") or {}).get("uses_blas", True):
-            entries = {}  # a workload that never calls BLAS says nothing about BLAS threads
-            why.append("this workload does not call BLAS: the exports only keep any BLAS it loads from "
-                       "adding threads; the layout is what matters")
-    elif kind == "sweep":
-        choice, why, entries = from_sweep(doc, jobs, cores)
-        best_summary, within, default = None, None, None
+        advice = rules.from_jobs(model, jobs, cores)
+        workload = model.workload
+        if not workload.uses_blas:
+            advice.entries = {}  # a workload that never calls BLAS says nothing about BLAS threads
+            advice.rationale.append("this workload does not call BLAS: the exports only keep any BLAS it "
+                                    "loads from adding threads; the layout is what matters")
     else:
-        raise BlastuneError(f"holds {kind or 'unknown'} results; recommend reads jobs or sweep results")
-    lay = choice["layout"]
-    threads = lay.get("threads") or choice.get("threads_seen") or default or 1
+        advice = rules.from_sweep(model, jobs, cores)
+        workload = rules.sweep_as_workload(rules.sweep_workload(model)[0])
+    if advice.noisy and not accept_noisy:
+        raise NoisyMeasurement(f"{where}: no advice from noisy measurements ({'; '.join(advice.noisy)}): "
+                               + RERUN_HINT)
+    lay = advice.layout
     if jobs is not None and jobs > cores:
-        why.append(f"{jobs} jobs on {cores} usable cores share cores even at 1 thread each: "
-                   f"running at most {cores} at a time (e.g. xargs -P {cores}) loses nothing")
-    env = thread_env(threads)
+        advice.rationale.append(f"{jobs} jobs on {cores} usable cores share cores even at 1 thread each: "
+                                f"running at most {cores} at a time (e.g. xargs -P {cores}) loses nothing")
+    env = thread_env(advice.threads)
     rec = Recommendation(
-        jobs=jobs, executor=lay["executor"], workers=lay["workers"], threads=threads, layout=lay["label"],
-        spec=lay["spec"], rationale=why, env=env, shell=shell, exports=render_exports(env, shell),
-        python=_python_hint(lay["executor"], lay["workers"], threads), source=where, source_kind=kind,
-        measured=None if choice.get("extrapolated") else _summary(choice), best=best_summary,
-        within_best=within, same_machine=same, notices=notices,
-        profile_entries={str(k): v for k, v in entries.items()},
+        jobs=jobs, executor=lay.executor, workers=lay.workers, threads=advice.threads, layout=lay.label,
+        spec=lay.spec, rationale=advice.rationale, env=env, shell=shell,
+        exports=render_exports(env, shell), python=_python_hint(lay.executor, lay.workers, advice.threads),
+        source=where, source_kind=kind, measured=_summary(advice.measured) if advice.measured else None,
+        best=_summary(advice.best) if advice.best else None,
+        within_best=(advice.measured.tasks_per_s / advice.best.tasks_per_s
+                     if advice.measured and advice.best and advice.best.tasks_per_s else None),
+        same_machine=same, notices=notices, workload=workload.key, noisy=list(advice.noisy),
+        profile_entries={str(j): {"threads": e.threads, "layout": e.layout, "reason": e.reason,
+                                  "noisy": "; ".join(e.noisy) or None, "extrapolated": e.extrapolated}
+                         for j, e in sorted(advice.entries.items())},
     )
-    if save_profile and same and entries:
-        try:
-            rec.profile = str(save_entries(entries, f"{kind}: {where}"))
-        except OSError as exc:  # an unwritable cache must not cost the user the advice
-            rec.notices.append(f"profile not saved: {exc}")
+    if advice.noisy:
+        rec.notices.append("taken from noisy measurements (--accept-noisy): " + "; ".join(advice.noisy))
+    if save_profile and same and advice.entries:
+        rec.profile, more = update_profile(workload, advice.entries, f"{kind}: {where}", accept_noisy)
+        rec.notices += more
     return rec
+
+
+def update_profile(workload, entries: dict, source: str, accept_noisy: bool = False,
+                   hint: str = RERUN_HINT) -> tuple[str | None, list[str]]:
+    """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's profile.
+
+    Never raises for the profile's sake: a measurement or advice already made is not lost to a bad
+    cache. Returns (the profile's path or None, notices)."""
+    from blastune.control.profile import ProfileError, save_advice
+    from blastune.documents.profile import ProfileEntry
+
+    notices = []
+    keep = {}
+    skipped = [f"{j} job(s) ({'; '.join(e.noisy)})" for j, e in sorted(entries.items())
+               if e.noisy and not accept_noisy]
+    if skipped:
+        notices.append(f"not saved in the profile, from noisy measurements: {'; '.join(skipped)}; {hint}")
+    for j, e in sorted(entries.items()):
+        if e.noisy and not accept_noisy:
+            continue
+        if e.noisy:
+            notices.append(f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {'; '.join(e.noisy)}")
+        keep[j] = ProfileEntry(jobs=j, threads=e.threads, layout=e.layout, reason=e.reason, source=source,
+                               noisy="; ".join(e.noisy) or None, extrapolated=e.extrapolated)
+    if not keep:
+        return None, notices
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for e in keep.values():
+        e.measured = now
+    try:
+        saved = save_advice(workload.key, workload.describe(), keep)
+    except ProfileError as exc:
+        return None, notices + [f"profile not saved: {exc}"]
+    except OSError as exc:
+        return None, notices + [f"profile not saved: {exc.strerror or exc}"]
+    return str(saved.path), notices + saved.kept
+
+
+def profile_from_jobs(result, accept_noisy: bool = False) -> tuple[str | None, list[str]]:
+    """What ``blastune jobs`` does after measuring: the best BLAS threads per worker count into the
+    profile (BLAS workloads on this machine only). Never raises for the profile's sake."""
+    from blastune.advise import rules
+    from blastune.control.profile import matches_here
+
+    _, model = _as_model(result)
+    if not model.workload.uses_blas:
+        return None, []
+    same, why_not = matches_here(model.fingerprint)
+    if not same:
+        return None, [f"profile not saved: the results were {why_not}"]
+    return update_profile(model.workload, rules.entries_from_jobs(model),
+                          f"jobs: {model.tasks} tasks measured {model.created or 'here'}", accept_noisy,
+                          hint="re-run when the machine is quieter, or save the results (--out) and take "
+                               "them anyway with `blastune recommend --from FILE --accept-noisy`")
 
 
 def _python_hint(executor: str, workers: int, threads: int) -> str:
@@ -349,3 +273,7 @@ def _python_hint(executor: str, workers: int, threads: int) -> str:
     if executor == "thread":
         return f"with blastune.limit({threads}): ThreadPoolExecutor({workers}).map(...)"
     return f"with blastune.limit({threads}): ..."
+
+
+__all__ = ["Recommendation", "NoisyMeasurement", "recommend", "load_measurement", "update_profile",
+           "profile_from_jobs", "builtin_layouts", "SCHEMA"]

@@ -2,9 +2,14 @@
 
 Every error a user can cause ends as one line on stderr and exit status 2 -- including typer/click
 usage errors, which click would otherwise print as a multi-line box.
+
+A reader that goes away (``blastune sweep --json | head -c1``) ends any command quietly, the way
+``cat`` ends: no traceback, no message, exit status 141 (128 + SIGPIPE, what the shell shows for
+``cat`` killed by SIGPIPE), whatever command was writing and wherever the write failed.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -15,18 +20,71 @@ from typer.core import TyperGroup
 from blastune.errors import BlastuneError
 
 
+CLOSED_PIPE_STATUS = 141  # 128 + SIGPIPE: what `cat` killed by a closed pipe returns to the shell
+
+
+class _ClosedPipe(Exception):
+    """stdout's reader went away; raised past click, whose own handler would exit 1."""
+
+
+def _is_closed_pipe(exc: BaseException | None) -> bool:
+    # our file writers turn OSError into a one-line BlastuneError ... from None: the cause stays on
+    # __context__ (a --csv /dev/stdout whose reader quit is a closed pipe too, not an error)
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _quiet_exit_on_closed_pipe() -> None:
+    """Point stdout at /dev/null (the interpreter's last flush would fail again and print
+    'Exception ignored ...') and leave with cat's status."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real fd (a test runner's buffer): nothing to flush
+        pass
+    sys.exit(CLOSED_PIPE_STATUS)
+
+
 class _OneLineErrors(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            rv = super().invoke(ctx)
+            sys.stdout.flush()  # a reader gone now must be seen here, not at interpreter exit
+            return rv
+        except Exception as exc:
+            if _is_closed_pipe(exc):
+                raise _ClosedPipe() from None
+            raise
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from blastune.cli.render import set_wide
+
+        set_wide(False)  # --wide belongs to one command: CliRunner runs many in one process
         try:
             rv = super().main(args=args, prog_name=prog_name or "blastune", complete_var=complete_var,
                               standalone_mode=False, **extra)
+        except _ClosedPipe:
+            _quiet_exit_on_closed_pipe()
+        except SystemExit as exc:
+            # click met the closed pipe first (help, --version, a usage error): it wrapped stdout and
+            # exits 1 -- make that the same quiet exit as everywhere else
+            if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                _quiet_exit_on_closed_pipe()
+            raise
         except BlastuneError as exc:
+            if _is_closed_pipe(exc):
+                _quiet_exit_on_closed_pipe()
             fail(str(exc))
         except KeyboardInterrupt:
             _interrupted()
-        except BrokenPipeError:
-            sys.exit(0)
         except Exception as exc:
+            if _is_closed_pipe(exc):  # --help, --version: written before any command is invoked
+                _quiet_exit_on_closed_pipe()
             kind = type(exc).__name__
             if kind == "Abort":  # click turns Ctrl-C into Abort
                 _interrupted()
@@ -51,6 +109,19 @@ class _OneLineErrors(TyperGroup):
         return rv
 
 
+def _usage_name(self) -> str:
+    """NAME for a required argument, [NAME] for an optional one, NAME... for several: the usage line
+    of click, man pages and every other tool (typer 0.2x prints a required argument as {NAME})."""
+    name = self.metavar or self.display_name_raw
+    if not self.required and not name.startswith("["):
+        name = f"[{name}]"
+    return name + ("..." if self.nargs != 1 and "..." not in name else "")
+
+
+if hasattr(typer.core.TyperArgument, "_usage_display_name"):
+    typer.core.TyperArgument._usage_display_name = _usage_name
+
+
 def _interrupted():
     _echo("blastune: interrupted", err=True)
     sys.exit(130)
@@ -66,7 +137,7 @@ app = typer.Typer(
     help="Which BLAS/LAPACK numpy and scipy really run on, how fast at each thread count, "
          "and how to keep many jobs from oversubscribing the cores.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -76,7 +147,7 @@ app = typer.Typer(
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit.", is_eager=True),
 ):
     """Which BLAS/LAPACK numpy and scipy really run on, how fast at each thread count, and how to keep
     many jobs from oversubscribing the cores."""
@@ -94,4 +165,4 @@ def main() -> None:
 
 
 # Each command lives in its own module and registers itself on ``app``.
-from blastune.cli import info, sweep, jobs, doctor, env, slurm  # noqa: E402,F401
+from blastune.cli import info, sweep, compare, jobs, recommend, doctor, ps, env, run, slurm, layout, plot, report, profile  # noqa: E402,F401

@@ -1,4 +1,4 @@
-"""``blastune env`` and ``blastune run``."""
+"""``blastune env`` (and the thread options ``blastune run`` shares with it)."""
 from __future__ import annotations
 
 import typer
@@ -9,6 +9,16 @@ from blastune.cli.render import emit_json
 _THREADS = typer.Option(None, "--threads", "-t", min=1, help="BLAS threads per job.")
 _JOBS = typer.Option(None, "--jobs", "-j", min=1, help="Concurrent jobs sharing the usable cores.")
 _AUTO = typer.Option(False, "--auto", help="Use the saved recommendation for this machine (see recommend).")
+_PIN = typer.Option(False, "--pin", help="Pin to this job's own CPUs (see blastune layout); threads = its CPUs.")
+_JOB_INDEX = typer.Option(None, "--job-index", "-i", metavar="I", help="With --pin: which job, 0 to N-1. [default: 0]")
+_SMT = typer.Option(False, "--smt", help="With --pin: give jobs the SMT siblings too.")
+
+
+def _pin_options(pin: bool, job_index, smt: bool) -> None:
+    if not pin and (job_index is not None or smt):
+        from blastune.errors import BlastuneError
+
+        raise BlastuneError(f"{'--job-index' if job_index is not None else '--smt'} goes with --pin")
 
 
 @app.command("env", short_help="Print the thread exports for a shell or job script.")
@@ -16,39 +26,54 @@ def env_command(
     threads: int = _THREADS,
     jobs: int = _JOBS,
     auto: bool = _AUTO,
-    shell: str = typer.Option("bash", "--shell", "-s",
-                              help="bash, zsh, sh, fish, csh, tcsh, powershell, cmd, dotenv, docker, slurm, json."),
+    shell: str = typer.Option(None, "--shell", show_default=False,
+                              help="bash (default), zsh, sh, fish, csh, tcsh, powershell, cmd, dotenv, docker, "
+                                   "slurm, json."),
     json_out: bool = typer.Option(False, "--json", help="Same as --shell json, with the reason."),
+    pin: bool = _PIN,
+    job_index: int = _JOB_INDEX,
+    smt: bool = _SMT,
 ):
     """Print the exports a job script needs: eval "$(blastune env -t 1)"."""
     from blastune.control.exports import render_exports
     from blastune.facts.environment import thread_env
     from blastune.control.run import resolve_threads
 
+    _pin_options(pin, job_index, smt)
+    if json_out and shell not in (None, "json"):
+        from blastune.errors import BlastuneError
+
+        raise BlastuneError(f"give --json or --shell {shell}, not both (--json is --shell json with the reason)")
+    shell = shell or "bash"
+    if pin:
+        from blastune.control.pinning import pin_env, pin_reason, pin_shell_lines, pinned_job, taskset_command
+
+        if shell == "slurm":
+            from blastune.errors import BlastuneError
+
+            # a block pasted into a job script would carry this machine's CPUs to the compute node
+            raise BlastuneError("--pin plans CPUs of the machine it runs on: in a Slurm script run "
+                                'eval "$(blastune env --jobs N --pin --job-index I)" inside the job, '
+                                "or use blastune slurm --workers W")
+        cs = pinned_job(jobs, job_index, smt, threads=threads, auto=auto)
+        env = pin_env(cs.cpus)
+        if json_out:
+            emit_json({"schema": "blastune.env/1", "threads": cs.threads, "reason": pin_reason(cs, jobs or 1),
+                       "env": env, "pin": {**cs.to_dict(), "jobs": jobs or 1, "taskset": taskset_command(cs.cpus)}})
+            return
+        text, line = render_exports(env, shell), pin_shell_lines(cs.cpus, shell)
+        typer.echo(text if line is None else text + (" " if shell == "docker" else "\n") + line)
+        return
     n, reason = resolve_threads(threads, jobs, auto)
+    if threads is None and (auto or jobs is None):
+        from blastune.control.profile import broken_profile
+
+        broken = broken_profile()  # a corrupt cache is the cache's fault: say so, with its path
+        if broken:
+            typer.echo(f"blastune: warning: {broken}", err=True)
     env = thread_env(n)
     if json_out:
         emit_json({"schema": "blastune.env/1", "threads": n, "reason": reason, "env": env})
     else:
         typer.echo(render_exports(env, shell))
 
-
-@app.command("run", short_help="Run a command with every BLAS thread variable set.", context_settings={"allow_interspersed_args": False})
-def run_command(
-    command: list[str] = typer.Argument(None, metavar="-- CMD [ARGS]...", help="The command to run."),
-    threads: int = _THREADS,
-    jobs: int = _JOBS,
-    auto: bool = _AUTO,
-    json_out: bool = typer.Option(False, "--json", help="After the command, print a JSON summary on stderr."),
-):
-    """Run a command with every BLAS/OpenMP thread variable set; its exit status is passed through."""
-    import json
-    import sys
-
-    from blastune.control.run import resolve_threads, run
-
-    n, _ = resolve_threads(threads, jobs, auto)
-    result = run(command or [], n)
-    if json_out:
-        print(json.dumps(result.to_dict()), file=sys.stderr)
-    raise typer.Exit(result.exit_status)

@@ -6,12 +6,9 @@ import os
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import emit_json, table
-from blastune.facts.environment import THREAD_VARS
+from blastune.cli.render import WIDE, echo, emit_json, set_wide, table
+from blastune.facts.environment import shown_vars
 
-ALWAYS_SHOWN = THREAD_VARS + ("NUMEXPR_MAX_THREADS", "MKL_THREADING_LAYER", "MKL_INTERFACE_LAYER", "MKL_DYNAMIC",
-                              "OMP_PROC_BIND", "OMP_PLACES", "OMP_DYNAMIC", "OPENBLAS_CORETYPE",
-                              "OPENBLAS_L2_SIZE", "FLEXIBLAS")
 CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build",
                 "unknown": "unknown (could not be queried)"}
 
@@ -68,17 +65,22 @@ def render_info(data, fmt: str = "simple") -> str:
     quota = "none" if c.cgroup.quota_cores is None else f"{c.cgroup.quota_cores:g} cores ({c.cgroup.source})"
     cpu_rows = [
         ["model", c.model], ["logical cores", c.logical_cores], ["physical cores", c.physical_cores],
+        *([["topology", data.topology.summary() + ("" if data.topology.source == "/" else
+                                                   f" (read from {data.topology.source})")]]
+          if getattr(data, "topology", None) else []),
         ["affinity", _ranges(c.affinity) + f" ({len(c.affinity)} CPUs)"], ["cgroup CPU quota", quota],
         ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"], ["SIMD", c.simd],
         ["clock", f"{c.clock_mhz:.0f} MHz ({c.clock_source})" if c.clock_mhz else "unknown"],
-        ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total"
+        ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total (nominal)"
          if c.peak_gflops_per_core else "unknown"],
         ["peak basis", c.peak_basis],
+        *([["measured", data.clock.message]] if getattr(data, "clock", None) else []),
     ]
     out.append("\nCPU")
     out.append(table(cpu_rows, ["", ""], fmt))
     # the main variables always (unset is news too); the rarer ones only when set
-    env_rows = [[k, "unset" if v is None else v] for k, v in data.env.items() if v is not None or k in ALWAYS_SHOWN]
+    shown = shown_vars()
+    env_rows = [[k, "unset" if v is None else v] for k, v in data.env.items() if v is not None or k in shown]
     out.append("\nEnvironment")
     out.append(table(env_rows, ["variable", "value"], fmt))
     for w in data.warnings:
@@ -101,12 +103,19 @@ def _ranges(cpus: list[int]) -> str:
 def info_command(
     json_out: bool = typer.Option(False, "--json", help="Print one versioned JSON object (schema blastune.info/1)."),
     fmt: str = typer.Option("simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."),
+    wide: bool = WIDE,
+    measure: bool = typer.Option(False, "--measure", help="Also time a one-thread dgemm (~0.3 s) to tell "
+                                 "whether the CPU runs above the clock of its nominal peak."),
 ):
-    """Which BLAS/LAPACK numpy and scipy really call, their threads, the CPU and the environment."""
+    """Which BLAS/LAPACK numpy and scipy really call, their threads, the CPU and the environment.
+
+    The peak shown is nominal (FLOPs per cycle x the stated clock); --measure checks it with a dgemm.
+    """
     from blastune.facts.info import info
 
-    data = info()
+    data = info(measure=measure)
     if json_out:
         emit_json(data.to_dict())
     else:
-        typer.echo(render_info(data, fmt))
+        set_wide(wide)
+        echo(render_info(data, fmt))

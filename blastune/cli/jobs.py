@@ -1,46 +1,103 @@
-"""``blastune jobs`` and ``blastune recommend``."""
+"""``blastune jobs``: parse the options, call ``blastune.jobs`` (``run_jobs``), render the result."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 
 import typer
 
 from blastune.cli import app
+from blastune.cli.render import WIDE, echo, set_wide
 from blastune.errors import BlastuneError
 
+NO_VALUE = "—"
 
-def _progress(quiet: bool):
-    """One line per layout on stderr, only for a person watching a terminal."""
-    if quiet or not sys.stderr.isatty():
-        return None
 
-    def show(k, n, layout):
-        typer.echo(f"[{k + 1}/{n}] {layout.label} ...", err=True)
-    return show
+# --- progress and stopping ----------------------------------------------------------------------------
+
+class JobsProgress:
+    """The time estimate before the timed batches, then a rich progress bar with an ETA, on stderr --
+    only for a person watching a terminal (not with -q, --json, or when stderr is a pipe or a file,
+    where a line of progress would break "an error is one line"). The ETA comes from the session's
+    measured cost so far and never reads 0:00 while work remains."""
+
+    def __init__(self, quiet: bool, tty: bool | None = None):
+        self.quiet = quiet or not (sys.stderr.isatty() if tty is None else tty)
+        self.bar = None
+        self.task = None
+        if self.quiet:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("{task.fields[eta]}", style="progress.remaining"),
+                            console=Console(stderr=True), transient=True)
+
+    @staticmethod
+    def clock(seconds: float) -> str:
+        s = max(1, int(round(seconds)))  # at least 0:01 while work remains
+        return f"{s // 60}:{s % 60:02d}"
+
+    def __call__(self, event: str, data: dict) -> None:
+        if event == "plan" and not self.quiet:
+            budget = f" (budget {self.clock(data['budget_s'])})" if data.get("budget_s") else ""
+            typer.echo(f"plan: {data['layouts']} layouts x up to {data['batches'] // max(1, data['layouts'])} "
+                       f"batch(es) of {data['tasks']} tasks, about {self.clock(data['estimate_s'])}{budget}",
+                       err=True)
+        if self.bar is None:
+            return
+        if event == "plan":
+            self.bar.start()
+            self.task = self.bar.add_task("jobs", total=data["batches"], eta="")
+        elif event == "batch" and self.task is not None:
+            self.bar.update(self.task, completed=data["done"], total=data["total"],
+                            description=data["layout"].spec, eta=f"ETA {self.clock(data['eta_s'])}")
+        elif event == "done":
+            self.stop()
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def jobs_progress(quiet: bool) -> JobsProgress:
+    return JobsProgress(quiet)
 
 
 @contextlib.contextmanager
-def _interruptible(what_is_lost: str):
-    """Ctrl-C: the workers are already ended by run_jobs; say so in one line and exit 130 (typer would
-    otherwise turn the interrupt into a silent exit)."""
+def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
+    """SIGINT, SIGTERM, SIGHUP: the layout processes are already ended by the library; say what was
+    kept in one line and exit 128 + the signal (130, 143, 129)."""
+    from blastune.measure.jobs.stopping import JobsInterrupted
+
     try:
         yield
-    except KeyboardInterrupt:
-        typer.echo(f"blastune: interrupted: worker processes ended; {what_is_lost}", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        if progress is not None:
+            progress.stop()
+        signum = getattr(exc, "signum", 2)
+        name = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}.get(signum, f"signal {signum}")
+        saved = getattr(exc, "saved_to", None)
+        result = getattr(exc, "result", None)
+        if isinstance(exc, JobsInterrupted) and saved is not None and result is not None:
+            kept = f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
+        else:
+            kept = what_is_lost
+        typer.echo(f"blastune: interrupted by {name}: worker processes ended; {kept}", err=True)
+        sys.exit(128 + signum)
 
 
 @contextlib.contextmanager
-def _stdout_to_stderr(enabled: bool):
-    """With --json, stdout carries only the document: whatever the user's tasks print -- here, in the
-    worker processes (they inherit file descriptor 1 when spawned) or from C code -- goes to stderr."""
+def stdout_to_stderr(enabled: bool):
+    """With --json, stdout carries only the document: whatever the user's tasks print -- in the layout
+    processes (they inherit file descriptor 1) or from C code -- goes to stderr."""
     if not enabled:
         yield
         return
-    import os
-
     sys.stdout.flush()
     saved = os.dup(1)
     try:
@@ -52,6 +109,71 @@ def _stdout_to_stderr(enabled: bool):
         os.dup2(saved, 1)
         os.close(saved)
 
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+def _threads_cell(r) -> str:
+    if r.layout.threads is not None:
+        return str(r.layout.threads)
+    return f"default ({r.threads_seen})" if r.threads_seen else "default"
+
+
+def _rate(v) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _num(v, spec, suffix="") -> str:
+    return "?" if v is None else format(v, spec) + suffix
+
+
+def _bounded(r, name: str, text: str) -> str:
+    """A figure beyond its physical bound is shown with a '!' (the reason is in the notes)."""
+    return text + "!" if name in r.beyond_bounds else text
+
+
+def _wait_cell(r) -> str:
+    if r.wait_pct is None:
+        return NO_VALUE
+    mark = " C" if r.contended else (" s" if r.self_oversubscribed and r.wait_pct > 5 else "")
+    return f"{r.wait_pct:.0f}%{mark}"
+
+
+def render_jobs(res, fmt: str = "simple") -> str:
+    from blastune.cli.render import table
+
+    rows, notes = [], []
+    for r in res.results:
+        why = list(r.notes) + [f"{k}: {v}" for k, v in r.beyond_bounds.items()]
+        mark = ""
+        if why:
+            notes.append(f"[{len(notes) + 1}] {r.layout.head} x {_threads_cell(r)}: " + "; ".join(why))
+            mark = f" [{len(notes)}]"
+        spread = NO_VALUE if r.spread is None else f"{100 * r.spread:.1f}%"
+        eff = None if r.cpu_efficiency is None else 100 * r.cpu_efficiency
+        rows.append([r.layout.head + mark, _threads_cell(r), _num(r.wall_s, ".3f"), spread,
+                     _rate(r.tasks_per_s), _bounded(r, "speedup", _num(r.speedup, ".2f", "x")),
+                     _num(r.busy_cores, ".2f"), _bounded(r, "cpu_efficiency", _num(eff, ".0f", "%")),
+                     _wait_cell(r)])
+    w = res.workload
+    head = (f"{res.tasks} tasks of {w.describe()}; {res.repeats} repeat(s), median shown; "
+            f"{res.usable_cores} usable cores")
+    if res.status == "interrupted":
+        head += "; INTERRUPTED (partial)"
+    out = [head, table(rows, ["layout", "BLAS thr.", "wall s", "spread", "tasks/s", "speed-up",
+                              "busy cores", "CPU eff.", "wait"], fmt)]
+    out += notes
+    best = res.best
+    out.append(f"fastest: {best.layout.label} ({_rate(best.tasks_per_s)} tasks/s, {best.speedup:.2f}x serial)"
+               + (" -- contended, not advice" if best.contended else ""))
+    out.append("speed-up: serial wall / layout wall; busy cores: CPU s / wall s; CPU eff.: serial CPU s / layout "
+               "CPU s; spread: standard error of the median (3+ repeats, else —); wait: run-queue wait of its "
+               "threads (C = contended by other programs, s = self-inflicted by oversubscription); ! = beyond "
+               "physical bounds (see notes)")
+    out += [f"warning: {m}" for m in res.warnings]
+    return "\n".join(out)
+
+
+# --- the command ---------------------------------------------------------------------------------------
 
 def _parse_threads(text: str) -> list[int | None]:
     from blastune.cli.render import parse_int_list
@@ -67,65 +189,57 @@ def _parse_threads(text: str) -> list[int | None]:
     return out
 
 
-def _threads_cell(r) -> str:
-    if r.layout.threads is not None:
-        return str(r.layout.threads)
-    return f"default ({r.threads_seen})" if r.threads_seen else "default"
+def _plan(layouts: str | None, workers: str | None, threads: str | None, executor: str):
+    """The layouts the options ask for, or None for the default grid."""
+    from blastune.cli.render import parse_int_list
+    from blastune.measure.jobs.layouts import EXECUTORS, layouts_from_lists, parse_layouts
+
+    if layouts is not None:
+        if workers is not None or threads is not None:
+            raise BlastuneError("give --layouts or --workers/--threads, not both")
+        return parse_layouts(layouts)
+    if workers is None and threads is None:
+        return None
+    from blastune.facts.cpu import usable_cores
+
+    ws = parse_int_list(workers, "worker count") if workers is not None else [usable_cores()[0]]
+    ts = _parse_threads(threads) if threads is not None else [1]
+    exs = [e for e in executor.replace(" ", "").split(",") if e]
+    if not exs or any(e not in EXECUTORS for e in exs):
+        raise BlastuneError(f"invalid --executor {executor!r}: choose thread, process or thread,process")
+    return layouts_from_lists(ws, ts, exs)
 
 
-def _rate(v) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+def _save_profile(res):
+    """The advice layer remembers the best BLAS threads per worker count: (profile path or None, notices
+    -- noisy entries left out, a broken cache named). Never costs the measurement."""
+    from blastune.advise.recommend import profile_from_jobs
 
-
-def render_jobs(res, fmt: str = "simple") -> str:
-    from blastune.cli.render import table
-
-    def num(v, spec, suffix=""):
-        return "?" if v is None else format(v, spec) + suffix
-
-    rows = []
-    notes = []
-    for r in res.results:
-        mark = ""
-        if r.notes:
-            notes.append(f"[{len(notes) + 1}] {r.layout.head} x {_threads_cell(r)}: " + "; ".join(r.notes))
-            mark = f" [{len(notes)}]"
-        rows.append([r.layout.head + mark, _threads_cell(r), num(r.wall_s, ".3f"), num(100 * r.spread, ".0f", "%"),
-                     _rate(r.tasks_per_s), num(r.speedup, ".2f", "x"), num(r.busy_cores, ".2f"),
-                     num(None if r.cpu_efficiency is None else 100 * r.cpu_efficiency, ".0f", "%")])
-    w = res.workload
-    out = [f"{res.tasks} tasks of {w.describe()}; {res.repeats} repeat(s), median shown; "
-           f"{res.usable_cores} usable cores"]
-    out.append(table(rows, ["layout", "BLAS threads", "wall s", "spread", "tasks/s", "speed-up",
-                            "busy cores", "CPU eff."], fmt))
-    out += notes
-    best = res.best
-    out.append(f"fastest: {best.layout.label} ({_rate(best.tasks_per_s)} tasks/s, {best.speedup:.2f}x serial)")
-    out.append("speed-up: serial wall / layout wall; busy cores: CPU seconds / wall seconds; "
-               "CPU eff.: serial CPU seconds / layout CPU seconds (below 100% = CPU burnt without work)")
-    out += [f"warning: {m}" for m in res.warnings]
-    return "\n".join(out)
+    return profile_from_jobs(res)
 
 
 @app.command("jobs", short_help="Measure layouts of many concurrent tasks side by side.")
 def jobs_command(
     tasks: int = typer.Option(None, "--tasks", "-n", help="Tasks per timed batch (default: about 1 s serial)."),
     op: str = typer.Option(None, "--op", help="A sweep op each task runs once (default dot)."),
-    size: int = typer.Option(None, "--size", help="Op: matrix order (300). python: list length. numpy: array length."),
-    workload: str = typer.Option(None, "--workload", "-w",
+    size: int = typer.Option(None, "--size", "-s", help="Op: matrix order (300). python: list length. numpy: array length."),
+    workload: str = typer.Option(None, "--workload",
                                  help="python (a pure-Python loop holding the GIL) or numpy (elementwise, "
                                       "releases the GIL)."),
     func: str = typer.Option(None, "--func", help="package.module:function called with the task index; "
                                                    "must be importable (the current directory is on the path)."),
-    dtype: str = typer.Option("float64", "--dtype", help="Op dtype."),
+    dtype: str = typer.Option("float64", "--dtype", "-d", help="Op dtype."),
     lib: str = typer.Option("numpy", "--lib", help="Op library: numpy or scipy."),
     layouts: str = typer.Option(None, "--layouts", "-l",
-                                help="EXECUTOR:WxT list, e.g. serial,thread:2x1,process:2x1,process:2xdefault."),
+                                help="EXECUTOR:WxT list, e.g. serial,thread:2x1,process:2x1,process:2xdefault "
+                                     "(+pin: each worker on its own CPUs)."),
     workers: str = typer.Option(None, "--workers", help="Worker counts, e.g. 1,2 (1 = serial)."),
     threads: str = typer.Option(None, "--threads", "-t", help="BLAS threads per worker, e.g. 1,2,default."),
     executor: str = typer.Option("thread,process", "--executor",
                                  help="With --workers: thread, process or both."),
     repeats: int = typer.Option(3, "--repeats", "-r", help="Timed batches per layout (median reported)."),
+    budget: float = typer.Option(None, "--budget", "-b", help="Seconds for the whole run: batches that would "
+                                                              "not fit are left out (and said so)."),
     out: Path = typer.Option(None, "--out", "-o", help="Save the results as JSON (schema blastune.jobs/1)."),
     force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
     save_profile: bool = typer.Option(True, "--save-profile/--no-save-profile",
@@ -133,114 +247,47 @@ def jobs_command(
                                            "limit('auto') and env --auto."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     fmt: str = typer.Option("simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No estimate, no progress bar."),
+    wide: bool = WIDE,
 ):
     """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads, and the
-    naive W processes x default threads) and compare wall time, tasks/s, speed-up and CPU efficiency."""
-    import os
-
-    from blastune.cli.render import TABLE_FORMATS, emit_json, parse_int_list
-
-    if tasks is not None and tasks < 1:
-        raise BlastuneError(f"invalid --tasks {tasks}: must be a whole number >= 1")
-    if repeats < 1:
-        raise BlastuneError(f"invalid --repeats {repeats}: must be a whole number >= 1")
-    if fmt not in TABLE_FORMATS:
-        raise BlastuneError(f"unknown table format {fmt!r}: choose one of {', '.join(TABLE_FORMATS)}")
-    if out is not None:
-        from blastune.core.files import check_writable_new
-        from blastune.core.files import check_output_path
-
-        check_writable_new(out, force=force, resume=None)
-        check_output_path(out, "--out")  # fail now, not after minutes of measuring
-    if func and os.getcwd() not in sys.path:
-        # like `python -m`: modules beside the user are importable; spawned workers inherit sys.path
-        sys.path.insert(0, os.getcwd())
-    from blastune.measure.jobs.core import EXECUTORS, layouts_from_lists, parse_layouts, run_jobs
+    naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU efficiency and
+    how long their threads waited for a CPU."""
+    from blastune.cli.render import check_format, echo, emit_json
+    from blastune.core.counts import check_count
+    from blastune.measure.jobs.core import run_jobs
     from blastune.measure.workloads import make_workload
 
-    wl = make_workload(op=op, size=size, workload=workload, func=func, dtype=dtype, lib=lib)
-    plan = None
-    if layouts is not None:
-        if workers is not None or threads is not None:
-            raise BlastuneError("give --layouts or --workers/--threads, not both")
-        plan = parse_layouts(layouts)
-    elif workers is not None or threads is not None:
-        from blastune.facts.cpu import usable_cores
-
-        ws = parse_int_list(workers, "worker count") if workers is not None else [usable_cores()[0]]
-        ts = _parse_threads(threads) if threads is not None else [1]
-        exs = [e for e in executor.replace(" ", "").split(",") if e]
-        bad = [e for e in exs if e not in EXECUTORS]
-        if bad or not exs:
-            raise BlastuneError(f"invalid --executor {executor!r}: choose thread, process or thread,process")
-        plan = layouts_from_lists(ws, ts, exs)
-    with _interruptible("nothing saved: the layouts are compared only once all are measured"), \
-            _stdout_to_stderr(json_out):
-        res = run_jobs(wl, tasks, plan, repeats=repeats, progress=_progress(quiet or json_out))
-    doc = res.to_dict()
+    if tasks is not None:
+        check_count(tasks, "--tasks")
+    check_count(repeats, "--repeats", hi=10_000)
+    check_format(fmt)
+    if budget is not None and not budget > 0:
+        raise BlastuneError(f"invalid --budget {budget:g}: must be a number of seconds above 0")
     if out is not None:
-        from blastune.core.files import atomic_write_json
+        from blastune.core.files import check_output
 
-        try:
-            atomic_write_json(out, doc)
-        except OSError as exc:
-            raise BlastuneError(f"cannot write {out}: {exc.strerror or exc}") from None
-    saved = None
-    if save_profile and wl.uses_blas:
-        from blastune.advise.recommend import recommend
-
-        saved = recommend(doc, None, save_profile=True).profile
+        check_output(out, force=force, what="results file", option="--force")  # now, not after measuring
+    if func and os.getcwd() not in sys.path:
+        # like `python -m`: modules beside the user are importable; the layout processes get sys.path
+        sys.path.insert(0, os.getcwd())
+    wl = make_workload(op=op, size=size, workload=workload, func=func, dtype=dtype, lib=lib)
+    plan = _plan(layouts, workers, threads, executor)
+    progress = JobsProgress(quiet or json_out)
+    with interruptible("nothing saved (no --out)" if out is None else "no layout finished: nothing saved",
+                       progress), stdout_to_stderr(json_out):
+        res = run_jobs(wl, tasks, plan, repeats=repeats, progress=progress, out=out, force=True, budget=budget)
+    progress.stop()
+    saved, profile_notices = _save_profile(res) if save_profile and wl.uses_blas else (None, [])
     if json_out:
-        emit_json({**doc, "saved_to": str(out) if out else None, "profile": saved})
+        emit_json({**res.to_dict(), "saved_to": str(out) if out else None, "profile": saved,
+                   "profile_notices": profile_notices})
         return
-    typer.echo(render_jobs(res, fmt))
+    set_wide(wide)
+    echo(render_jobs(res, fmt))
     if out is not None:
         typer.echo(f"saved: {out}")
     if saved:
         typer.echo(f"profile updated: {saved}")
-
-
-def render_recommendation(rec) -> str:
-    if rec.jobs is None:
-        head = f"Best layout: {rec.layout}"
-    else:
-        head = f"For {rec.jobs} concurrent job(s): {rec.layout}"
-    out = [head, f"BLAS threads per job: {rec.threads}", "", "Why:"]
-    out += [f"  - {line}" for line in rec.rationale]
-    out += ["", f"Exports ({rec.shell}):", rec.exports, "", f"In Python: {rec.python}", "",
-            f"measured by: {rec.source}"]
-    if rec.profile:
-        out.append(f"profile saved: {rec.profile}")
-    out += [f"notice: {n}" for n in rec.notices]
-    return "\n".join(out)
-
-
-@app.command("recommend", short_help="The BLAS threads per job for N concurrent jobs.")
-def recommend_command(
-    source: Path = typer.Option(None, "--from", help="A saved jobs or sweep results file "
-                                                     "(default: measure briefly now)."),
-    jobs: int = typer.Option(None, "--jobs", "-j", help="How many jobs will run at the same time."),
-    shell: str = typer.Option("bash", "--shell", "-s", help="Exports for bash, zsh, sh, fish, csh, tcsh, "
-                                                            "powershell, cmd, dotenv, docker, slurm, json."),
-    op: str = typer.Option("dot", "--op", help="Op for the built-in measurement."),
-    size: int = typer.Option(300, "--size", help="Matrix order for the built-in measurement."),
-    save_profile: bool = typer.Option(True, "--save-profile/--no-save-profile",
-                                      help="Save the advice for this machine (used by limit('auto'), env --auto)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the recommendation as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
-):
-    """The layout and BLAS threads per job for N concurrent jobs, with the measured numbers behind it
-    and the exports for your shell."""
-    from blastune.advise.recommend import recommend
-    from blastune.cli.render import emit_json
-
-    if jobs is not None and jobs < 1:
-        raise BlastuneError(f"invalid --jobs {jobs}: must be a whole number >= 1")
-    with _interruptible("no advice given and the profile was not changed"):
-        rec = recommend(source, jobs, shell, save_profile, op=op, size=size,
-                        progress=_progress(quiet or json_out))
-    if json_out:
-        emit_json(rec.to_dict())
-    else:
-        typer.echo(render_recommendation(rec))
+    for line in profile_notices:
+        typer.echo(f"notice: {line}")

@@ -1,13 +1,27 @@
-"""Shared rendering: JSON, tabulate tables, and option validators used by several commands."""
+"""Shared rendering: JSON, tables that fit the terminal, and option validators used by several commands.
+
+Every command's tables go through ``table`` and its text through ``echo``: both fit COLUMNS (100 when
+stdout is not a terminal) unless the command's ``--wide`` (``WIDE``, then ``set_wide``) asks for
+everything whole.
+"""
 from __future__ import annotations
 
 import json
 import sys
 
-from blastune.errors import BlastuneError
+import typer
 
-TABLE_FORMATS = ("simple", "plain", "github", "grid", "pipe", "rst", "psql", "fancy_grid",
-                 "rounded_outline", "simple_outline", "orgtbl", "tsv", "html", "latex")
+from blastune.core.counts import parse_count
+from blastune.errors import BlastuneError
+from blastune.present.tables import TABLE_FORMATS, fit_table, fit_text
+
+WIDE = typer.Option(False, "--wide", "-w", help="Do not fit tables and text to the terminal: every cell whole.")
+_wide = False  # one command per process; reset by the app before each command
+
+
+def set_wide(on: bool) -> None:
+    global _wide
+    _wide = bool(on)
 
 
 def emit_json(data) -> None:
@@ -15,12 +29,21 @@ def emit_json(data) -> None:
     sys.stdout.write("\n")
 
 
-def table(rows, headers, fmt: str = "simple") -> str:
-    from tabulate import tabulate
-
+def check_format(fmt: str) -> str:
     if fmt not in TABLE_FORMATS:
         raise BlastuneError(f"unknown table format {fmt!r}: choose one of {', '.join(TABLE_FORMATS)}")
-    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
+    return fmt
+
+
+def table(rows, headers, fmt: str = "simple", wide: bool | None = None) -> str:
+    """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table)."""
+    check_format(fmt)
+    return fit_table(rows, headers, fmt, wide=_wide if wide is None else wide)
+
+
+def echo(text: str, err: bool = False) -> None:
+    """typer.echo with prose lines wrapped to the terminal (tables are fitted already)."""
+    typer.echo(text if _wide else fit_text(text), err=err)
 
 
 def parse_int_list(text: str, what: str, minimum: int = 1) -> list[int]:
@@ -29,13 +52,7 @@ def parse_int_list(text: str, what: str, minimum: int = 1) -> list[int]:
     for part in str(text).replace(" ", "").split(","):
         if not part:
             continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise BlastuneError(f"invalid {what} {part!r}: must be a whole number >= {minimum}") from None
-        if value < minimum:
-            raise BlastuneError(f"invalid {what} {value}: must be >= {minimum}")
-        out.append(value)
+        out.append(parse_count(part, what, minimum))  # ASCII digits only: '٣' is no count
     if not out:
         raise BlastuneError(f"no {what} given")
     return out

@@ -23,6 +23,13 @@ def slurm_command(
     mem: str = typer.Option(None, "--mem", metavar="SIZE", help="Memory per task, e.g. 4G (K, M, G, T)."),
     job_name: str = typer.Option(None, "--job-name", metavar="NAME",
                                   help="Job name; also names the output files. [default: blastune]"),
+    partition: str = typer.Option(None, "--partition", "-p", metavar="NAME", help="Slurm partition (or a list)."),
+    account: str = typer.Option(None, "--account", "-A", metavar="NAME", help="Slurm account to charge."),
+    max_running: int = typer.Option(None, "--max-running", metavar="M",
+                                    help="Run at most M array tasks at once (--array=0-(N-1)%M)."),
+    workers: int = typer.Option(None, "--workers", metavar="W",
+                                help="Each task runs W pinned copies of CMD at once (blastune run --copies W "
+                                     "--pin), splitting its cores. [default: 1]"),
     out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
                              help="Write the script to FILE (executable) instead of printing it."),
     force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
@@ -30,15 +37,19 @@ def slurm_command(
 ):
     """A Slurm job-array script whose tasks cap their BLAS threads.
 
-    Every array task exports the BLAS thread variables from SLURM_CPUS_PER_TASK, then runs CMD
-    (SLURM_ARRAY_TASK_ID is in its environment). Example:
+    Every array task exports the BLAS thread variables from its allocation at run time
+    (SLURM_CPUS_PER_TASK, else SLURM_JOB_CPUS_PER_NODE), then runs CMD (SLURM_ARRAY_TASK_ID is in
+    its environment). The array size is checked against the cluster's MaxArraySize. Example:
 
     \b
       blastune slurm --tasks 100 -c 4 -- python fit.py --seed={task} > fit.sbatch
     """
     from blastune.integrations.slurm import slurm_script
 
-    script = slurm_script(tasks, command or [], cpus_per_task, auto=auto, time=time, mem=mem, job_name=job_name)
+    script = slurm_script(tasks, command or [], cpus_per_task, auto=auto, time=time, mem=mem, job_name=job_name,
+                          partition=partition, account=account, max_running=max_running, workers=workers)
+    for warning in script.warnings:
+        typer.echo(f"blastune: warning: {warning}", err=True)
     if out is not None:
         _write_script(out, script.text, force)
     if json_out:

@@ -1,14 +1,16 @@
-"""``blastune sweep`` and ``blastune compare``."""
+"""``blastune sweep``: options in, ``blastune.sweep()`` (which writes --out), the table (and --csv,
+--plot) out -- also for the finished points of a sweep a signal stopped."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import emit_json, parse_int_list, table
+from blastune.cli.render import WIDE, echo, emit_json, parse_int_list, set_wide, table
 from blastune.errors import BlastuneError
+
+NONE = "—"  # a figure that cannot be given (too few repeats for a spread, nothing measured)
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -23,31 +25,61 @@ def _num(x, spec, suffix=""):
     return "-" if x is None else f"{x:{spec}}{suffix}"
 
 
-def render_sweep(data: dict, fmt: str = "simple") -> str:
+# a figure beyond a physical bound keeps its value but says it is not a fact: '105%!' and a note
+_FLAG_NOTES = {"efficiency": "eff. > 100%: noise", "speedup": "speed-up > threads: noise",
+               "peak_pct": "> nominal peak: clock above nominal"}
+
+
+def _flagged(p, name: str, text: str) -> str:
+    return text + "!" if name in (p.get("flags") or {}) and text != "-" else text
+
+
+def _spread(p) -> str:
+    from blastune.measure.timing import MIN_SPREAD_REPEATS
+
+    if p.get("spread") is None or (p.get("repeats") or 0) < MIN_SPREAD_REPEATS:
+        return NONE
+    return f"{p['spread']:.1%}"
+
+
+def _notes(p) -> list[str]:
+    notes = []
+    if p.get("contended") or (p.get("contended") is None and p.get("busy")):
+        if p.get("wait_pct") is None and p.get("other_load_cores") is not None:
+            notes.append(f"busy ({p['other_load_cores']:.1f} cores used by others)")
+        else:
+            notes.append("contended")
+    if p.get("unstable"):
+        notes.append("unstable")
+    if p.get("isolated"):
+        notes.append("worker")
+    if p.get("threads_ran") is not None and p["threads_ran"] != p["threads"]:
+        notes.append(f"ran {p['threads_ran']}")
+    if p.get("oversubscribed"):
+        notes.append("oversubscribed")
+    notes += [_FLAG_NOTES[k] for k in (p.get("flags") or {}) if k in _FLAG_NOTES]
+    return notes
+
+
+_SHORT_DTYPE = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
+
+
+def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
     rows = []
     # a file resumed with the other --lib holds both: without the column their rows look the same
-    libs = list(dict.fromkeys(p["lib"] for p in data["points"])) or [data["grid"]["lib"]]
+    libs = list(dict.fromkeys(p["lib"] for p in data["points"])) or [(data.get("grid") or {}).get("lib", "numpy")]
     several_libs = len(libs) > 1
     for p in data["points"]:
-        notes = []
-        if p.get("unstable"):
-            notes.append("unstable")
-        if p.get("busy"):
-            notes.append(f"busy ({p.get('other_load_cores') or 0:.1f} cores used by others)")
-        if p.get("isolated"):
-            notes.append("worker")
-        if p.get("threads_ran") is not None and p["threads_ran"] != p["threads"]:
-            notes.append(f"ran {p['threads_ran']} thread(s)")
-        if p.get("oversubscribed"):
-            notes.append("oversubscribed")
         gflops = _num(p.get("gflops"), ".1f")
         if p.get("gflops") is not None and p.get("flops_nominal"):
             gflops = "~" + gflops
-        rows.append([p["op"], *([p["lib"]] if several_libs else []), p["size"], p["dtype"],
-                     f"{p['threads']}{' *' if p.get('best') else ''}",
-                     fmt_time(p["median_s"]), fmt_time(p.get("iqr_s")), fmt_time(p.get("min_s")), p.get("repeats", "-"),
-                     _num(p.get("spread"), ".1%"), gflops, _num(p.get("speedup"), ".2f", "x"),
-                     _num(p.get("efficiency"), ".0%"), _num(p.get("peak_pct"), ".0f", "%"), " ".join(notes)])
+        wait = NONE if p.get("wait_pct") is None else f"{p['wait_pct']:.0f}%"
+        rows.append([p["op"], *([p["lib"]] if several_libs else []), p["size"], _SHORT_DTYPE.get(p["dtype"], p["dtype"]),
+                     f"{p['threads']}{'*' if p.get('best') else ''}",
+                     fmt_time(p["median_s"]), p.get("repeats", "-"), _spread(p),
+                     gflops, _flagged(p, "speedup", _num(p.get("speedup"), ".2f", "x")),
+                     _flagged(p, "efficiency", _num(p.get("efficiency"), ".0%")),
+                     _flagged(p, "peak_pct", _num(p.get("peak_pct"), ".0f", "%")), wait, ", ".join(_notes(p))])
     lines = []
     cpu = data.get("cpu") or {}
     for lib in libs:
@@ -57,15 +89,31 @@ def render_sweep(data: dict, fmt: str = "simple") -> str:
                          f"({blas.get('threading_layer') or '?'}, {blas.get('architecture') or '?'})")
     lines.append(f"{cpu.get('model') or '?'}, {cpu.get('usable_cores') or '?'} usable cores, nominal peak "
                  f"{cpu.get('peak_gflops_per_core') or '?'} GFLOP/s per core (FP64)")
-    lines.append(table(rows, ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads", "median", "IQR",
-                              "min", "repeats", "spread", "GFLOP/s", "speed-up", "efficiency", "% peak", "notes"],
-                       fmt))
-    lines.append("* best thread count for that op, size and dtype: the fewest threads within noise of the fastest"
-                 " (1 for add, sin, norm_isf: BLAS does not run them).\n"
-                 "spread: relative standard error of the median.  ~: nominal FLOP count (see docs/sweep.md).")
+    lines.append(table(rows, ["op", *(["lib"] if several_libs else []), "n", "dtype", "thr", "median", "reps",
+                              "spread", "GFLOP/s", "speedup", "eff.", "peak", "wait", "notes"], fmt))
+    threshold = data.get("contended_wait_pct")
+    source = data.get("contention_source")
+    lines.append("thr: threads asked for; *: the best count for that op, size and dtype -- the fewest threads "
+                 "within noise of the fastest (1 for add, sin, norm_isf: BLAS does not run them).")
+    lines.append(f"spread: relative standard error of the median ({NONE} below 3 reps). ~: nominal FLOP count. "
+                 "!: beyond a physical bound, not a fact (see notes). peak: % of the nominal peak.")
+    if source == "schedstat":
+        lines.append(f"wait: time the working threads waited for a CPU, in % of the sample time (kernel "
+                     f"schedstat); above {threshold:g}%: contended." if threshold is not None else
+                     "wait: time the working threads waited for a CPU, in % of the sample time.")
+    elif source:
+        lines.append("contention: judged from the CPU time other processes used (no per-thread schedstat here): "
+                     "points shorter than 0.5 s cannot be judged.")
+    if any(p.get("threads_ran") is not None and p["threads_ran"] != p["threads"] for p in data["points"]):
+        lines.append("ran N: the library ran N threads, not the count asked for; its figures are judged by N.")
     if any(p.get("isolated") for p in data["points"]):
         lines.append(f"worker: measured in a fresh process started with the thread variables set "
                      f"({data.get('isolation') or 'the library reads them only at start-up'}).")
+    for c in crossover or []:
+        lines.append(f"crossover: {c['op']}{'' if c['dtype'] == 'float64' else ' ' + c['dtype']}"
+                     f"{' (' + c['lib'] + ')' if several_libs else ''}: more threads pay off "
+                     f"{'at ' if c['status'] != 'never' else ''}{c['describe']}"
+                     f"{' (some points disturbed: re-check)' if c.get('disturbed') else ''}")
     if data.get("skipped"):
         lines.append("skipped (op cannot take that dtype): " + ", ".join(data["skipped"]))
     for w in data.get("warnings", []):
@@ -73,6 +121,13 @@ def render_sweep(data: dict, fmt: str = "simple") -> str:
     if data.get("status") != "complete":
         lines.append(f"status: {data.get('status')}")
     return "\n".join(lines)
+
+
+def crossover_of(data: dict) -> list[dict]:
+    """The crossover size per op (blastune.advise.crossover), as plain dicts."""
+    from blastune.advise.crossover import crossover_sizes
+
+    return [c.to_dict() for c in crossover_sizes(data)]
 
 
 def _parse_spread(text: str) -> float:
@@ -86,17 +141,21 @@ def _parse_spread(text: str) -> float:
     return value
 
 
-def _words(values: list[str] | None) -> list[str]:
-    return [part for v in values or [] for part in str(v).replace(" ", "").split(",") if part]
+def _words(values: list[str] | None, default: list[str], what: str) -> list[str]:
+    """Comma/space-separated words of a repeatable option; the default only when it was not given
+    (``--op ""`` is a mistake, not a request for the default)."""
+    if values is None:
+        return default
+    words = [part for v in values for part in str(v).replace(" ", "").split(",") if part]
+    if not words:
+        raise BlastuneError(f"no {what} given: {'--' + what} needs a value")
+    return words
 
 
 class _Progress:
-    """A rich progress bar with ETA on stderr -- only when stderr is a terminal, so --json, pipes and
-    log files get clean output.
-
-    The ETA is the smaller of two bounds: the time the budget still allows, and the pace of the points
-    finished so far; before the first point finishes only the budget is known.
-    """
+    """A rich progress bar on stderr -- only when stderr is a terminal, so --json, pipes and log files
+    get clean output. Its ETA is ``blastune.measure.sweep.session.eta_s``: the measured cost of the
+    points so far, bounded by the budget plus one point, never 0:00 while work remains."""
 
     def __init__(self, enabled: bool):
         self.bar = None
@@ -109,14 +168,21 @@ class _Progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
         from rich.text import Text
 
+        from blastune.measure.sweep.session import eta_s
+
+        outer = self
+
         class EtaColumn(ProgressColumn):
             def render(self, task):
-                deadline = task.fields.get("deadline")
-                if deadline is None or task.finished:
+                if task.finished or outer.start is None:
                     return Text("")
-                left = max(0, int(deadline - time.monotonic()))
+                left = eta_s(time.monotonic() - outer.start, outer.done, outer.total, outer.budget)
+                if left is None:
+                    return Text("ETA " + NONE, style="progress.remaining")
+                left = int(round(left))
                 return Text(f"ETA {left // 60}:{left % 60:02d}", style="progress.remaining")
 
+        self.start = None
         self.clock = time.monotonic
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), EtaColumn(), console=Console(stderr=True), transient=True)
@@ -127,123 +193,129 @@ class _Progress:
         if event == "plan":
             self.start, self.budget, self.total, self.done = self.clock(), data["budget_s"], data["total"], 0
             self.bar.start()
-            self.task = self.bar.add_task("sweep", total=data["total"], deadline=self.start + self.budget)
+            self.task = self.bar.add_task("sweep", total=data["total"])
         elif event == "start":
             self.bar.update(self.task, description=f"{data['op']} n={data['size']} {data['dtype']} "
                                                    f"{data['threads']} thr")
         elif event == "done":
             self.done += 1
-            now = self.clock()
-            pace = (now - self.start) / self.done * (self.total - self.done)
-            self.bar.update(self.task, advance=1, deadline=now + min(pace, max(0.0, self.start + self.budget - now)))
+            self.bar.update(self.task, advance=1)
 
     def stop(self):
         if self.bar is not None:
             self.bar.stop()
 
 
+def _check_outputs(out, csv_path, plot, force: bool, resume: bool) -> None:
+    """Every output path, before anything is measured: refused without --force, writable, distinct."""
+    import os
+
+    from blastune.core.files import check_output
+
+    given = [(name, path) for name, path in (("--out", out), ("--csv", csv_path), ("--plot", plot)) if path is not None]
+    for i, (name, path) in enumerate(given):
+        real = os.path.realpath(path)
+        clash = next((other for other, q in given[:i] if os.path.realpath(q) == real), None)
+        if clash:  # the later write would replace the earlier one: the results JSON lost to the CSV
+            raise BlastuneError(f"{clash} and {name} name the same file {path}: give each its own file")
+    if out is not None:
+        check_output(out, force=force, resume=resume, what="--out", resume_option="--resume")
+    if csv_path is not None:
+        check_output(csv_path, force=force, what="--csv")
+    if plot is not None:
+        from blastune.present.plot import check_available, figure_format
+
+        check_available("--plot")
+        figure_format(plot)
+        check_output(plot, force=force, what="--plot")
+
+
+def _write_extras(data: dict, csv_path, plot) -> None:
+    """--csv and --plot, for whatever points there are (also after an interrupt)."""
+    if csv_path is not None:
+        from blastune.present.sweep_files import write_csv
+
+        write_csv(data, csv_path)
+    if plot is not None and data["points"]:
+        from blastune.present.sweep_files import write_plot
+
+        write_plot(data, plot)  # checked before measuring: replacing it is what --force asked for
+
+
 @app.command("sweep", short_help="Time BLAS/LAPACK ops at each thread count.")
 def sweep_command(
-    op: list[str] = typer.Option(None, "--op", "-o", metavar="OP[,OP...]", help="Op(s): dot, inv, svd, svdvals, det, solve, cholesky, "
+    op: list[str] = typer.Option(None, "--op", metavar="OP[,OP...]", help="Op(s): dot, inv, svd, svdvals, det, solve, cholesky, "
                                  "eigh, qr, add, sin, norm_isf, or all. Repeat or comma-separate. [default: dot]"),
-    size: list[str] = typer.Option(None, "--size", "-n", metavar="N[,N...]", help="Matrix order(s) n, e.g. 1000,2000. [default: 1000]"),
+    size: list[str] = typer.Option(None, "--size", "-s", metavar="N[,N...]", help="Matrix order(s) n, e.g. 1000,2000. [default: 1000]"),
     threads: list[str] = typer.Option(None, "--threads", "-t", metavar="T[,T...]", help="Thread counts, e.g. 1,2,4. "
                                       "[default: 1, 2, 4, ... up to the usable cores, and the usable cores]"),
     dtype: list[str] = typer.Option(None, "--dtype", "-d", metavar="DTYPE[,...]", help="float32, float64, complex64, complex128. "
                                     "[default: float64]"),
     lib: str = typer.Option("numpy", "--lib", metavar="numpy|scipy", help="Whose BLAS/LAPACK to call: numpy or scipy."),
-    budget: float = typer.Option(60.0, "--budget", "-b", metavar="SECONDS", help="Seconds for the whole sweep, shared among "
-                                 "the points (each point still gets --min-repeats)."),
+    budget: float = typer.Option(60.0, "--budget", "-b", metavar="SECONDS", help="Seconds of measuring for the whole sweep, "
+                                 "shared among the points; no point starts after it is spent (the sweep ends within it "
+                                 "plus one point; --resume measures the rest)."),
     min_repeats: int = typer.Option(5, "--min-repeats", metavar="N", help="Samples every point takes at least."),
     target_spread: str = typer.Option("2%", "--target-spread", metavar="FRACTION|PCT%", help="Stop repeating a point once the "
                                       "relative standard error of its median is below this (0.02 or 2%)."),
-    out: Path = typer.Option(None, "--out", metavar="FILE.json", help="Save results here (JSON, rewritten after every point)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out file."),
+    out: str = typer.Option(None, "--out", "-o", metavar="FILE.json", help="Save results here (JSON, rewritten after every point; "
+                            "locked while the sweep runs)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing --out, --csv and --plot files."),
     resume: bool = typer.Option(False, "--resume", help="Continue an existing --out file: skip its points."),
-    csv_path: Path = typer.Option(None, "--csv", metavar="FILE.csv", help="Also write one CSV row per point to this file."),
-    plot: Path = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw speed-up vs threads to this PNG (needs matplotlib)."),
+    csv_path: str = typer.Option(None, "--csv", metavar="FILE.csv", help="Also write one CSV row per point to this file "
+                                 "(a FIFO or /dev/stdout is written into)."),
+    plot: str = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw the sweep to this figure (.png, .svg, .pdf; "
+                             "needs matplotlib)."),
     isolate: str = typer.Option("auto", "--isolate", metavar="auto|always|never", help="auto: fresh worker processes only where the "
                                 "library cannot change threads at run time; always; never."),
     json_out: bool = typer.Option(False, "--json", help="Print the results document (blastune.sweep/1) on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     fmt: str = typer.Option("simple", "--format", "-f", metavar="STYLE", help="tabulate table style: simple, github, grid, ..."),
+    wide: bool = WIDE,
 ):
-    """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency."""
+    """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and how
+    long the threads waited for a CPU (contention)."""
+    from blastune.cli.render import check_format
     from blastune.measure.ops import parse_ops
     from blastune.measure.sweep.core import sweep
-    from blastune.core.files import check_output_path
-    from blastune.present.sweep_files import check_plot_available, write_csv, write_plot
+    from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
 
-    ops = _words(op) or ["dot"]
+    set_wide(wide)
+    ops = _words(op, ["dot"], "op")
     parse_ops(ops)  # unknown names fail here, before anything else is looked at
-    sizes = parse_int_list(",".join(_words(size)) or "1000", "size")
-    thread_list = parse_int_list(",".join(_words(threads)), "thread count") if threads else None
-    dtypes = _words(dtype) or ["float64"]
+    sizes = parse_int_list(",".join(_words(size, ["1000"], "size")), "size")
+    thread_list = parse_int_list(",".join(_words(threads, [], "threads")), "thread count") if threads is not None else None
+    dtypes = _words(dtype, ["float64"], "dtype")
     spread = _parse_spread(target_spread)
+    check_format(fmt)
     if resume and out is None:
         raise BlastuneError("--resume needs --out FILE: the results file to continue")
     if force and resume:
         raise BlastuneError("give --force (start over) or --resume (continue), not both")
-    given = [(name, path.resolve()) for name, path in (("--out", out), ("--csv", csv_path), ("--plot", plot)) if path]
-    for i, (name, path) in enumerate(given):
-        clash = next((other for other, q in given[:i] if q == path), None)
-        if clash:  # the later write would replace the earlier one: the results JSON lost to the CSV
-            raise BlastuneError(f"{clash} and {name} name the same file {path}: give each its own file")
-    if plot is not None:
-        check_plot_available()
-        check_output_path(plot, "--plot")
-    if csv_path is not None:
-        check_output_path(csv_path, "--csv")
-    from blastune.cli.render import TABLE_FORMATS
-
-    if fmt not in TABLE_FORMATS:
-        raise BlastuneError(f"unknown table format {fmt!r}: choose one of {', '.join(TABLE_FORMATS)}")
-    progress = _Progress(sys.stderr.isatty())
-    try:
-        result = sweep(ops, sizes, thread_list, dtypes, lib, budget=budget, min_repeats=min_repeats,
-                       target_spread=spread, out=out, force=force, resume=resume, isolate=isolate,
-                       on_point=progress)
-    except KeyboardInterrupt:
-        progress.stop()
-        where = f" in {out}" if out is not None else " (no --out file given)"
-        typer.echo("blastune: interrupted: finished points kept" + where + "; thread settings restored", err=True)
-        sys.exit(130)
-    finally:
-        progress.stop()
-    data = result.to_dict()
-    if csv_path is not None:
-        write_csv(data, csv_path)
-    if plot is not None:
-        write_plot(data, plot)
-    if json_out:
-        emit_json(data)
-    else:
-        typer.echo(render_sweep(data, fmt))
-
-
-def render_compare(cmp, fmt: str = "simple") -> str:
-    several_libs = len({r.lib for r in cmp.rows}) > 1  # numpy and scipy rows would look the same
-    rows = [[r.op, *([r.lib] if several_libs else []), r.size, r.dtype, r.threads, fmt_time(r.a_median_s),
-             fmt_time(r.b_median_s), "-" if r.ratio is None else f"{r.ratio:.3f}", r.verdict] for r in cmp.rows]
-    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads", "a median", "b median", "b / a",
-               "b is"]
-    lines = [f"a = {cmp.a}", f"b = {cmp.b}", table(rows, headers, fmt),
-             "b / a above 1: b is slower. 'same': within twice the larger spread of the two points."]
-    lines += [f"note: {n}" for n in cmp.notes]
-    return "\n".join(lines)
-
-
-@app.command("compare", short_help="Compare two sweep results files point by point.")
-def compare_command(
-    a: Path = typer.Argument(..., help="The baseline sweep results (JSON)."),
-    b: Path = typer.Argument(..., help="The sweep results to compare with it."),
-    json_out: bool = typer.Option(False, "--json", help="Print the comparison as JSON (blastune.compare/1)."),
-    fmt: str = typer.Option("simple", "--format", "-f", metavar="STYLE", help="tabulate table style: simple, github, grid, ..."),
-):
-    """Compare two sweep results files point by point: the ratio of median times."""
-    from blastune.advise.compare import compare
-
-    cmp = compare(a, b)
-    if json_out:
-        emit_json(cmp.to_dict())
-    else:
-        typer.echo(render_compare(cmp, fmt))
+    _check_outputs(out, csv_path, plot, force, resume)
+    progress = _Progress(sys.stderr.isatty() and not quiet and not json_out)
+    status = 0
+    # the whole command, rendering included: a second signal must not cut the table of the first
+    with stop_on_signals():
+        try:
+            result = sweep(ops, sizes, thread_list, dtypes, lib, budget=budget, min_repeats=min_repeats,
+                           target_spread=spread, out=out, force=force, resume=resume, isolate=isolate,
+                           on_point=progress)
+        except SweepInterrupted as exc:
+            progress.stop()
+            result, status = exc.result, exc.exit_status
+            where = f" in {out}" if out is not None else " (no --out file given)"
+            typer.echo(f"blastune: interrupted ({exc}): finished points kept{where}; thread settings restored",
+                       err=True)
+        finally:
+            progress.stop()
+        if result is not None:
+            data = result.to_dict()
+            _write_extras(data, csv_path, plot)
+            crossover = crossover_of(data)
+            if json_out:
+                emit_json({**data, "crossover": crossover})
+            else:
+                echo(render_sweep(data, fmt, crossover))
+    if status:
+        sys.exit(status)

@@ -7,12 +7,21 @@ inside a thread-pool worker can silently do nothing. Here the controllers are ca
 when new modules were imported), the raw library calls are made directly, and every setting is read
 back, so a silent no-op is impossible.
 
-Semantics when several Python threads use ``limit`` at once -- a BLAS thread pool is process-wide:
-  * within one thread, the innermost ``limit`` holds (nesting unwinds exactly);
-  * across threads, the most restrictive of the threads' innermost limits holds;
+Who a limit belongs to -- its *owner* -- is the thread that entered it, or the asyncio task when it
+was entered inside one (tasks interleave on one thread; each is an owner of its own). A BLAS thread
+pool is process-wide (an OpenBLAS pthreads build has one count for the whole process), so:
+  * within one owner, the innermost ``limit`` holds (nesting unwinds exactly);
+  * across owners, the most restrictive of their innermost limits holds: a limit is a cap that holds
+    at every step of the code inside it, whatever other threads or tasks do meanwhile. A task in
+    ``limit(2)`` runs with 1 thread while another task sits (even suspended) in ``limit(1)``, and
+    with 2 as soon as that one leaves -- whatever order the owners leave in;
   * the counts found before the first limit return when the last active limit exits.
-OpenMP runtimes (and OpenMP builds of OpenBLAS) keep their count per calling thread: for those a
-limit applies to, and is restored in, the thread that entered it.
+An exit finds its own entry wherever it runs: a generator holding ``with limit(1): yield`` that is
+finished on another thread or task releases exactly its own limit.
+OpenMP runtimes (and OpenMP builds of OpenBLAS) keep their count per calling thread: for those the
+limits of the owners on a thread apply to, and are restored in, that thread only (a limit that exits
+on another thread restores its thread's OpenMP count when that thread next enters or leaves a limit).
+A worker started by ``worker_initializer`` starts afresh: limits inherited through a fork are dropped.
 """
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ import sys
 import threading
 import warnings
 
-from blastune.core.counts import MAX_THREADS, whole_number
+from blastune.core.counts import MAX_THREADS, check_count, check_threads
 from blastune.errors import BlastuneError, NotControllableError, NotControllableWarning
 
 APIS = {"blas": ("blas",), "openmp": ("openmp",), "all": ("blas", "openmp")}
@@ -47,14 +56,37 @@ class _State:
         self.shared: list[_Lib] = []      # run-time controllable, one process-wide count
         self.local: list[_Lib] = []       # run-time controllable, per calling thread
         self.fixed: list[_Lib] = []       # env-only or fixed at build
-        self.stacks: dict[int, list] = {}  # thread id -> [(n, kinds), ...] of active limits
-        self.originals: dict[str, int] = {}  # counts before the first active limit
+        # owner -> its active limits, innermost last, as (n, kinds, limit object). An owner is the
+        # thread id, or (thread id, asyncio task) for code running in a task.
+        self.stacks: dict = {}
+        self.originals: dict[str, int] = {}  # process-wide counts before the first active limit
         self.applied: dict[str, int] = {}
+        self.local_originals: dict[int, dict[str, int]] = {}  # thread id -> per-thread counts before its first limit
         self.warned: set[tuple[str, int]] = set()
 
 
 _S = _State()
-_tls = threading.local()
+
+
+def _owner():
+    """Who a limit belongs to: this thread, or the asyncio task running in it.
+
+    Tasks interleave on one thread, so the thread alone cannot tell their limits apart (task A's
+    exit would pop task B's limit). asyncio is looked up only when something imported it.
+    """
+    tid = threading.get_ident()
+    aio = sys.modules.get("asyncio")
+    if aio is not None:
+        loop = aio._get_running_loop()
+        if loop is not None:
+            task = aio.current_task(loop)
+            if task is not None:
+                return (tid, task)
+    return tid
+
+
+def _tid(owner) -> int:
+    return owner if type(owner) is int else owner[0]
 
 
 def _after_fork_in_child() -> None:
@@ -66,11 +98,14 @@ def _after_fork_in_child() -> None:
     """
     _S.lock = threading.RLock()
     me = threading.get_ident()
-    dead = [tid for tid in _S.stacks if tid != me]
+    dead = [owner for owner in _S.stacks if _tid(owner) != me]
+    for tid in list(_S.local_originals):
+        if tid != me:
+            del _S.local_originals[tid]
     if not dead:
         return
-    for tid in dead:
-        del _S.stacks[tid]
+    for owner in dead:
+        del _S.stacks[owner]
     _S.applied.clear()  # another thread may have been half-way through an update
     try:
         _apply_shared()
@@ -78,6 +113,19 @@ def _after_fork_in_child() -> None:
         pass
     if not _S.stacks:
         _S.originals.clear()
+
+
+def _start_fresh() -> None:
+    """Forget every active limit (a worker process starts a fresh context; see worker_initializer).
+
+    A worker forked inside ``with limit(2):`` inherits that limit, but the with-block belongs to the
+    parent: it never exits in the worker, and it would cap the worker's own count for ever.
+    """
+    with _S.lock:
+        _S.stacks.clear()
+        _S.originals.clear()
+        _S.local_originals.clear()
+        _S.applied.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -137,15 +185,57 @@ def rescan() -> None:
     _warn(problems or (), 2)
 
 
-def _target(kind: str):
+def _target(kind: str, tid: int | None = None):
+    """The most restrictive of the owners' innermost limits for ``kind`` (only ``tid``'s owners if given)."""
     best = None
-    for stack in _S.stacks.values():
-        for n, kinds in reversed(stack):
+    for owner, stack in _S.stacks.items():
+        if tid is not None and _tid(owner) != tid:
+            continue
+        for n, kinds, _ in reversed(stack):
             if kind in kinds:
                 if best is None or n < best:
                     best = n
                 break
     return best
+
+
+def _apply_local(tid: int) -> list[str] | None:
+    """Per-thread runtimes (OpenMP): bring this thread to its own limits' target, or back to the
+    counts it had before its first limit. Only the calling thread can be changed.
+
+    Several handles may reach one per-thread setting (an OpenMP OpenBLAS and libgomp share the
+    thread's OpenMP count), so: the counts of all of them are taken together before any is set, only
+    the handles of a kind some limit asks for are set, and put-backs come before sets.
+    """
+    active = any(_tid(owner) == tid for owner in _S.stacks)
+    record = _S.local_originals.get(tid)
+    if record is None:
+        if not active:
+            return None
+        record = _S.local_originals[tid] = ({lib.path: lib.get() for lib in _S.local}, set())
+    originals, touched = record
+    targets = []
+    for lib in _S.local:
+        originals.setdefault(lib.path, lib.get())  # loaded since this thread's first limit
+        n = _target(lib.kind, tid) if active else None
+        if n is not None:
+            targets.append((lib, n))
+        elif lib.path in touched:
+            touched.discard(lib.path)
+            if lib.get() != originals[lib.path]:
+                lib.set(originals[lib.path])
+    problems = None
+    for lib, n in targets:
+        touched.add(lib.path)
+        if lib.get() != n:
+            lib.set(n)
+    for lib, n in targets:
+        if lib.get() != n:  # read back: a library that ignored us must not pass silently
+            problems = problems or []
+            problems.append(f"{lib.vendor} at {lib.path} did not take {n} threads")
+    if not active:
+        del _S.local_originals[tid]
+    return problems
 
 
 def _apply_shared() -> list[str] | None:
@@ -217,19 +307,21 @@ def _resolve(n, jobs) -> int:
             return auto_threads(jobs)[0]
         n = None
     if jobs is not None:
-        if whole_number(jobs) is None or jobs < 1:
-            raise BlastuneError(f"invalid jobs {jobs!r}: must be a whole number >= 1")
-        jobs = whole_number(jobs)
+        jobs = check_count(jobs, "jobs")
         if n is not None:
             raise BlastuneError("give a thread count or jobs=N, not both")
         from blastune.facts.cpu import usable_cores
 
         return max(1, usable_cores()[0] // jobs)
-    count = whole_number(n)  # numpy integers too: counts are often computed with numpy
-    if count is None or not 1 <= count <= MAX_THREADS:
-        raise BlastuneError(f"invalid thread count {n!r}: must be a whole number >= 1 (at most {MAX_THREADS}), "
-                            "'auto', or jobs=N")
-    return count
+    return check_threads(n)  # numpy integers too: counts are often computed with numpy
+
+
+def check_api(api) -> tuple[str, ...]:
+    """The library kinds ``api`` names ("blas", "openmp", "all"); one clear error for anything else."""
+    kinds = APIS.get(api) if isinstance(api, str) else None  # a list is unhashable: not a TypeError
+    if kinds is None:
+        raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
+    return kinds
 
 
 class limit:
@@ -242,69 +334,69 @@ class limit:
     its own between enter and exit.
     """
 
-    __slots__ = ("n", "kinds", "strict")
+    __slots__ = ("n", "kinds", "strict", "pinning")
 
-    def __init__(self, n=None, api: str = "blas", *, jobs: int | None = None, strict: bool = False):
-        if api not in APIS:
-            raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
+    def __init__(self, n=None, api: str = "blas", *, jobs: int | None = None, strict: bool = False,
+                 pin: bool = False):
+        self.kinds = check_api(api)
         if n is None and jobs is None:
             raise BlastuneError("limit() needs a thread count, 'auto', or jobs=N")
+        self.pinning = None
+        if pin:  # this process's own CPU set of a jobs=N layout (blastune.control.pinning), claimed once
+            if n is not None or jobs is None:
+                raise BlastuneError("pin=True needs jobs=N and no thread count: each job's threads are its CPUs")
+            from blastune.control.pinning import Pinning
+
+            self.pinning = Pinning(jobs)
+            n, jobs = self.pinning.threads(), None
         self.n = _resolve(n, jobs)
-        self.kinds = APIS[api]
         self.strict = strict
 
     def __enter__(self):
         n, kinds, S = self.n, self.kinds, _S
-        tid = threading.get_ident()
+        owner = _owner()
         with S.lock:
             problems = _refresh() if len(sys.modules) != S.marker else None
             if S.fixed:
                 _check_fixed(n, kinds, self.strict)  # may raise: nothing has changed yet
-            stack = S.stacks.get(tid)
+            stack = S.stacks.get(owner)
             if stack is None:
                 if not S.stacks:  # the first active limit: remember what to go back to
                     for lib in S.shared:
                         S.originals[lib.path] = S.applied[lib.path] = lib.get()
-                stack = S.stacks[tid] = []
-            stack.append((n, kinds))
+                stack = S.stacks[owner] = []
+            stack.append((n, kinds, self))
             refused = _apply_shared()
+            if S.local:
+                refused = (refused or []) + (_apply_local(_tid(owner)) or [])
             if refused:
                 problems = (problems or []) + refused
-        # per-thread runtimes (OpenMP): set in this thread, remember this thread's previous values
-        saved = None
-        if S.local:
-            saved = []
-            for lib in S.local:
-                if lib.kind in kinds:
-                    saved.append((lib, lib.get()))
-                    lib.set(n)
-                    if lib.get() != n:
-                        problems = (problems or []) + [f"{lib.vendor} at {lib.path} did not take {n} threads"]
-        try:
-            _tls.saved.append(saved)
-        except AttributeError:
-            _tls.saved = [saved]
         if problems:
             try:
                 _warn(problems, 2)
             except BaseException:  # a warning turned error (-W error): the with-body never runs
                 self.__exit__(None, None, None)
                 raise
+        if self.pinning is not None:
+            self.pinning.enter()
         return self
 
     def __exit__(self, *exc):
+        if self.pinning is not None:
+            self.pinning.exit()
         S = _S
-        saved = _tls.saved.pop()
-        if saved:
-            for lib, before in reversed(saved):
-                lib.set(before)
-        tid = threading.get_ident()
+        owner = _owner()
         with S.lock:
-            stack = S.stacks[tid]
-            stack.pop()
-            if not stack:
-                del S.stacks[tid]
+            stack = S.stacks.get(owner)
+            if stack and stack[-1][2] is self:  # the usual case: innermost, in the owner that entered
+                stack.pop()
+                if not stack:
+                    del S.stacks[owner]
+            elif not _remove_elsewhere(self, owner):
+                return False  # dropped already (a worker initializer started afresh): nothing to undo
             problems = _apply_shared()
+            if S.local:
+                problems = (problems or []) + (_apply_local(threading.get_ident()) or [])
             if not S.stacks:
                 S.originals.clear()
         if problems:
@@ -323,11 +415,30 @@ class limit:
         return f"limit({self.n}, api={'all' if len(self.kinds) == 2 else self.kinds[0]!r})"
 
 
+def _remove_elsewhere(lim: limit, owner) -> bool:
+    """Find ``lim``'s entry when the exit runs where the innermost is not it: a generator holding
+    ``with limit(1): yield`` finished on another thread or in another task, or exits out of order.
+    Look in the exiting owner first, then the latest entry of ``lim`` anywhere (entries of one limit
+    object are alike, so which of them goes changes nothing process-wide). Caller holds the lock."""
+    order = [owner] if owner in _S.stacks else []
+    order += [o for o in reversed(_S.stacks) if o != owner]
+    for o in order:
+        stack = _S.stacks[o]
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][2] is lim:
+                del stack[i]
+                break
+        else:
+            continue
+        if not stack:
+            del _S.stacks[o]
+        return True
+    return False
+
+
 def get_threads(api: str = "blas") -> dict[str, int]:
     """Current thread count of every loaded library that can change it at run time (path -> count)."""
-    kinds = APIS.get(api)
-    if kinds is None:
-        raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
+    kinds = check_api(api)
     with _S.lock:
         problems = _refresh()
         counts = {lib.path: lib.get() for lib in _S.shared + _S.local if lib.kind in kinds}
@@ -340,9 +451,7 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
 
     While limits are active they keep capping; the new count takes over when the last one exits.
     """
-    kinds = APIS.get(api)
-    if kinds is None:
-        raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
+    kinds = check_api(api)
     n = _resolve(n, None)
     with _S.lock:
         problems = _refresh()
@@ -354,10 +463,18 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
                 else:
                     lib.set(n)
                     _S.applied[lib.path] = lib.get()
+        tid = threading.get_ident()
+        record = _S.local_originals.get(tid)
         for lib in _S.local:
             if lib.kind in kinds:
-                lib.set(n)
+                if record is not None:  # this thread's limits keep capping; n is its new base
+                    record[0][lib.path] = n
+                    record[1].add(lib.path)
+                else:
+                    lib.set(n)
         problems = (problems or []) + (_apply_shared() or [])
+        if record is not None:
+            problems += _apply_local(tid) or []
     _warn(problems, 2)
     return get_threads(api)
 
@@ -365,15 +482,42 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
 def _initialize_worker(n: int, api: str = "all") -> None:
     from blastune.facts.environment import thread_env
 
+    # A worker is a fresh context: limits inherited through a fork belong to the parent's code.
+    _start_fresh()
     # The env vars reach libraries loaded later in this worker and its children; the run-time call
     # reaches those already loaded (a forked worker inherits numpy from its parent).
     os.environ.update(thread_env(n))
     set_threads(n, api=api)
 
 
-def worker_initializer(n: int | None = None, *, jobs: int | None = None, api: str = "all"):
+def _initialize_pinned_worker(jobs: int, token: str, api: str = "all") -> None:
+    from blastune.control.pinning import Pinning, pin_env
+
+    pinning = Pinning(jobs, token)
+    cpuset = pinning.enter()  # for the worker's whole life
+    if cpuset is not None:
+        os.environ.update(pin_env(cpuset.cpus))
+    _initialize_worker(cpuset.threads if cpuset is not None else pinning.threads(), api)
+
+
+def worker_initializer(n: int | None = None, *, jobs: int | None = None, api: str = "all", pin: bool = False):
     """A picklable initializer: ``ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1))``.
 
-    ``jobs=N`` gives each worker usable cores // N threads.
+    ``jobs=N`` gives each worker usable cores // N threads. The worker starts afresh: limits active
+    in the parent when it forked do not follow it, only this count holds there. ``jobs=N, pin=True``
+    gives each worker its own CPU set of the N-job layout (``blastune layout --jobs N``) and as many
+    threads as it has CPUs.
     """
+    check_api(api)  # a bad api fails here, in the parent, not as a BrokenProcessPool later
+    if pin:
+        if n is not None or jobs is None:
+            raise BlastuneError("pin=True needs jobs=N and no thread count: each worker's threads are its CPUs")
+        import uuid
+
+        from blastune.control.pinning import plan_layout
+
+        plan_layout(jobs)  # a layout this machine cannot hold fails here, in the parent, not in every worker
+        return functools.partial(_initialize_pinned_worker, jobs, uuid.uuid4().hex, api)
+    if n is None and jobs is None:
+        raise BlastuneError("worker_initializer() needs a thread count, 'auto', or jobs=N")
     return functools.partial(_initialize_worker, _resolve(n, jobs), api)

@@ -1,23 +1,40 @@
-"""Saved recommendations for this machine and BLAS, used by ``limit("auto")`` and ``blastune env --auto``.
+"""Saved advice for this machine and BLAS, used by ``limit("auto")`` and ``blastune env --auto``.
 
-One JSON file per fingerprint in ``results.cache_dir()``: ``profile-<id>.json``. The fingerprint is
-taken over the CPU, the usable cores and the BLAS that serves numpy -- and only that BLAS, so the key
-does not change with whether this process happened to import scipy (which may bring its own copy).
-A profile whose fingerprint differs (copied from another machine, or written before a BLAS upgrade)
-is ignored, and the reason says so.
+One JSON file per fingerprint in ``core.files.cache_dir()``: ``profile-<id>.json`` (model and rules:
+``documents.profile``). The fingerprint is taken over the CPU, the usable cores and the BLAS that
+serves numpy -- and only that BLAS, so the key does not change with whether this process happened to
+import scipy (which may bring its own copy). A profile whose fingerprint differs (copied from another
+machine, or written before a BLAS upgrade) is ignored, and the reason says so.
+
+The file is a cache, and a broken cache is the cache's fault: reading it never breaks a program that
+only asked for a thread count (``auto_threads`` falls back and says why, naming the file), and saving
+into it never costs the caller the measurement or the advice (``save_advice`` raises
+``ProfileError``, which callers turn into a notice). Updates are read-modify-write under the file's
+lock, so concurrent writers (two ``jobs`` runs finishing together) keep each other's entries.
 """
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA = "blastune.profile/1"
+from blastune.documents.profile import LEGACY_SCHEMA, SCHEMA, Profile, ProfileEntry, WorkloadAdvice
+from blastune.errors import BlastuneError
+
+LOCK_WAIT_S = 30.0  # a profile update takes milliseconds; a writer waits this long for another one
+_PROFILE_NAME = re.compile(r"profile-[0-9a-f]{16}\.json")
 _fp_cache: dict | None = None
 
 
+class ProfileError(BlastuneError):
+    """This machine's saved profile cannot be read or written; the message names the file."""
+
+
 def profile_fingerprint() -> dict:
-    """``results.fingerprint`` over numpy's BLAS (imported here: it is what the profile is about)."""
+    """``facts.fingerprint`` over numpy's BLAS (imported here: it is what the profile is about)."""
     global _fp_cache
     if _fp_cache is None:
         import numpy  # noqa: F401
@@ -40,9 +57,10 @@ def matches_here(fp: dict | None) -> tuple[bool, str]:
         return False, "measured on another machine (" + ", ".join(
             f"{k} {fp.get(k)!r}, here {here.get(k)!r}" for k in diffs) + ")"
     # the file may list more libraries (scipy's copy); numpy's BLAS must be among them
-    missing = [lib for lib in here.get("libraries", []) if lib not in (fp.get("libraries") or [])]
+    libs = fp.get("libraries") if isinstance(fp.get("libraries"), list) else []
+    missing = [lib for lib in here.get("libraries", []) if lib not in libs]
     if missing:
-        return False, f"measured with another BLAS ({', '.join(fp.get('libraries') or ['none'])}; here {missing[0]})"
+        return False, f"measured with another BLAS ({', '.join(map(str, libs)) or 'none'}; here {missing[0]})"
     return True, "same machine and BLAS"
 
 
@@ -52,86 +70,220 @@ def profile_path(fp_id: str | None = None) -> Path:
     return cache_dir() / f"profile-{fp_id or profile_fingerprint()['id']}.json"
 
 
-def load_profile() -> tuple[dict | None, list[str]]:
-    """This machine's profile (or None) and notices about profiles that were ignored."""
-    path = profile_path()
-    notices = []
-    data = None
-    if path.exists():
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _corrupt(path: Path, why: str) -> ProfileError:
+    return ProfileError(f"the saved profile {path} is unreadable ({why}); "
+                        "`blastune profile clear` removes it")
+
+
+def read_profile(path: Path | None = None) -> tuple[Profile | None, list[str]]:
+    """This machine's profile (None when there is none, or it belongs to another machine or BLAS)
+    and notices about what was ignored. A corrupt file raises ``ProfileError`` naming it."""
+    from blastune.documents.load import load_results
+
+    path = path or profile_path()
+    notices: list[str] = []
+    profile = None
+    if os.path.lexists(path):
         try:
-            data = json.loads(path.read_text())
-            if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-                raise ValueError("not a blastune profile")
-            ok, why = matches_here(data.get("fingerprint"))
-            if not ok or data["fingerprint"].get("id") != profile_fingerprint()["id"]:
-                notices.append(f"ignored profile {path}: {why}")
-                data = None
-        except (OSError, ValueError, KeyError, AttributeError) as exc:
-            notices.append(f"ignored unreadable profile {path}: {exc}")
-            data = None
-    if data is None:
-        others = [p for p in _all_profiles() if p != path]
+            data = load_results(path, "profile")
+            profile = Profile.from_dict(data, str(path))
+        except BlastuneError as exc:
+            raise _corrupt(path, str(exc).removeprefix(f"{path}: ")) from None
+        ok, why = matches_here(profile.fingerprint)
+        if not ok or profile.id != profile_fingerprint()["id"]:
+            notices.append(f"ignored profile {path}: {why if not ok else 'its fingerprint id differs'}")
+            profile = None
+    if profile is None:
+        others = [p for p in all_profile_files() if p != path]
         if others:
-            notices.append(f"ignored {len(others)} saved profile(s) from another machine or BLAS "
-                           f"in {path.parent}")
-    return data, notices
+            notices.append(f"ignored {len(others)} saved profile(s) from another machine or BLAS in {path.parent}")
+    return profile, notices
 
 
-def _all_profiles() -> list[Path]:
+def load_profile() -> tuple[Profile | None, list[str]]:
+    """Like ``read_profile``, but a corrupt file is a notice, not an error (for ``limit("auto")``)."""
+    try:
+        return read_profile()
+    except ProfileError as exc:
+        return None, [f"ignored: {exc}"]
+
+
+def broken_profile() -> str | None:
+    """One line when this machine's profile file exists but cannot be read (else None)."""
+    try:
+        read_profile()
+    except ProfileError as exc:
+        return f"{exc}; ignored it"
+    except Exception:  # noqa: BLE001  (only the cache's own faults are reported here)
+        return None
+    return None
+
+
+def all_profile_files() -> list[Path]:
+    """Every profile file blastune wrote in the cache directory (any machine or BLAS)."""
     from blastune.core.files import cache_dir
 
     try:
-        return sorted(cache_dir().glob("profile-*.json"))
+        return sorted(p for p in cache_dir().iterdir() if _PROFILE_NAME.fullmatch(p.name))
     except OSError:
         return []
 
 
-def save_entries(entries: dict[int, dict], source: str) -> Path:
-    """Merge per-jobs recommendations ({jobs: {"threads", "layout", "reason"}}) into this machine's profile."""
-    from blastune.core.files import atomic_write_json
+@dataclass
+class Saved:
+    """What ``save_advice`` did: where, and which existing entries it kept instead of new ones."""
+    path: Path
+    kept: list[str] = field(default_factory=list)
 
-    data, _ = load_profile()
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if data is None:
-        data = {"schema": SCHEMA, "fingerprint": profile_fingerprint(), "created": now, "entries": {}}
-    for jobs, entry in entries.items():
-        data["entries"][str(jobs)] = {**entry, "source": source, "measured": now}
-    data["updated"] = now
+
+def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> Saved:
+    """Merge ``entries`` (job count -> entry) for ``workload`` into this machine's profile.
+
+    Read-modify-write under the profile's lock: a concurrent writer waits, and both keep their
+    entries. A noisy entry never replaces a clean one (``Profile.merge``). A corrupt profile is not
+    overwritten (it may be the user's hand edit): ``ProfileError`` says how to clear it."""
+    from blastune.core.files import atomic_write_text, output_lock
+
     path = profile_path()
-    atomic_write_json(path, data)
-    return path
-
-
-def auto_threads(jobs: int | None = None) -> tuple[int, str]:
-    """BLAS threads per job for ``jobs`` concurrent jobs (None = 1) and a one-line reason.
-
-    From this machine's saved profile when it has an entry for that many jobs; otherwise the usable
-    cores divided among the jobs (at least 1).
-    """
-    from blastune.facts.cpu import usable_cores
-    from blastune.errors import BlastuneError
-
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise BlastuneError(f"invalid jobs {jobs!r}: must be a whole number >= 1")
-    n_jobs = jobs or 1
     try:
-        data, notices = load_profile()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProfileError(f"cannot save the profile in {path.parent}: {exc.strerror or exc}") from None
+    try:
+        with output_lock(path, "profile", wait=LOCK_WAIT_S):
+            profile, _ = read_profile(path)
+            now = _now()
+            if profile is None:
+                profile = Profile(fingerprint=profile_fingerprint(), created=now, updated=now)
+            kept = profile.merge(workload, label, entries)
+            profile.updated = now
+            atomic_write_text(path, json.dumps(profile.to_dict(), indent=2) + "\n")
+    except ProfileError:
+        raise
+    except BlastuneError as exc:
+        raise ProfileError(f"profile not saved: {exc}") from None
+    return Saved(path, kept)
+
+
+def save_entries(entries: dict[int, dict], source: str, workload: str = "unrecorded",
+                 label: str = "workload not recorded") -> Path:
+    """``save_advice`` from plain dicts ({jobs: {"threads", "layout", "reason"}}), stamped now."""
+    now = _now()
+    made = {int(j): ProfileEntry(jobs=int(j), threads=e["threads"], layout=e.get("layout", ""),
+                                 reason=e.get("reason", ""), source=source, measured=now,
+                                 noisy=e.get("noisy"), extrapolated=bool(e.get("extrapolated")))
+            for j, e in entries.items()}
+    return save_advice(workload, label, made).path
+
+
+@dataclass
+class AutoChoice:
+    """The thread count ``limit("auto")`` / ``env --auto`` use, and where it came from."""
+    jobs: int
+    threads: int
+    reason: str
+    workload: str | None = None      # the profile's workload key, when the profile answered
+    entry: ProfileEntry | None = None
+    path: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"jobs": self.jobs, "threads": self.threads, "reason": self.reason, "workload": self.workload,
+                "entry": self.entry.to_dict() if self.entry else None, "path": self.path,
+                "notices": self.notices}
+
+
+def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
+    """BLAS threads per job for ``jobs`` concurrent jobs (None = 1), from this machine's profile when
+    it has an entry for that many jobs (``Profile.choose``); otherwise the usable cores divided among
+    the jobs (at least 1). Never raises for the profile's sake: a broken one is a notice."""
+    from blastune.core.counts import check_count
+    from blastune.facts.cpu import usable_cores
+
+    n_jobs = 1 if jobs is None else check_count(jobs, "number of jobs")
+    try:
+        profile, notices = load_profile()
     except Exception as exc:  # a profile must never break a program that only asked for a thread count
-        data, notices = None, [f"profile not read ({type(exc).__name__}: {exc})"]
-    entry = ((data or {}).get("entries") or {}).get(str(n_jobs))
-    if isinstance(entry, dict) and isinstance(entry.get("threads"), int) and entry["threads"] >= 1:
-        why = entry.get("reason") or f"measured layout {entry.get('layout')}"
-        return entry["threads"], f"saved profile for {n_jobs} job(s) ({profile_path().name}): {why}"
+        profile, notices = None, [f"profile not read ({type(exc).__name__}: {exc})"]
+    found = profile.choose(n_jobs, workload) if profile is not None else None
+    path = profile_path()
+    if found is not None:
+        w, entry = found
+        noisy = f" [noisy: {entry.noisy}]" if entry.noisy else ""
+        why = (f"saved profile for {n_jobs} job(s) of {w.key} ({path.name}): "
+               f"{entry.reason or 'measured layout ' + entry.layout}{noisy}")
+        others = sorted({f"{o.key} -> {o.entries[n_jobs].threads}" for o in profile.workloads.values()
+                         if o is not w and n_jobs in o.entries and o.entries[n_jobs].threads != entry.threads})
+        if others:
+            why += f"; other workloads differ ({', '.join(others)}): `blastune profile show` lists them"
+        return AutoChoice(n_jobs, entry.threads, why, w.key, entry, str(path), notices)
     cores, basis = usable_cores()
     threads = max(1, cores // n_jobs)
     reason = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
-    if data is not None:
-        reason += f"; the saved profile has no entry for {n_jobs} job(s)"
-    else:
+    if profile is not None:
+        reason += (f"; the saved profile has no entry for {n_jobs} job(s)"
+                   + (f" of {workload}" if workload else ""))
+    elif not any(n.startswith("ignored: ") for n in notices):
         reason += "; no saved profile for this machine (run `blastune recommend` to measure one)"
     if notices:
         reason += "; " + "; ".join(notices)
-    return threads, reason
+    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices)
+
+
+def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[int, str]:
+    """(threads, one-line reason): ``auto_choice`` for callers that need only those two."""
+    c = auto_choice(jobs, workload)
+    return c.threads, c.reason
+
+
+@dataclass
+class ProfileReport:
+    """``blastune profile show``: the file, its entries, and which entry ``env --auto`` uses per job count."""
+    path: str
+    exists: bool
+    profile: Profile | None
+    auto: dict[int, str] = field(default_factory=dict)   # jobs -> workload key env --auto --jobs N uses
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"schema": "blastune.profile-show/1", "path": self.path, "exists": self.exists,
+                "profile": self.profile.to_dict() if self.profile else None,
+                "auto": {str(j): k for j, k in sorted(self.auto.items())}, "notices": self.notices}
+
+
+def show_profile() -> ProfileReport:
+    """This machine's profile as a report; a corrupt file is a ``ProfileError`` naming it."""
+    path = profile_path()
+    profile, notices = read_profile(path)
+    auto = {}
+    if profile is not None:
+        for j in sorted({e.jobs for _, e in profile.entries()}):
+            w, _ = profile.choose(j)
+            auto[j] = w.key
+    return ProfileReport(str(path), os.path.lexists(path), profile, auto, notices)
+
+
+def clear_profiles() -> list[Path]:
+    """Remove every profile file blastune saved in the cache directory (each unlink is atomic);
+    nothing else there is touched. Returns the files removed."""
+    from blastune.core.files import output_lock
+
+    removed = []
+    for p in all_profile_files():
+        if p.is_symlink() or p.is_file():
+            try:
+                with output_lock(p, "profile", wait=LOCK_WAIT_S):  # not under a writer's feet
+                    p.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise ProfileError(f"cannot remove {p}: {exc.strerror or exc}") from None
+            removed.append(p)
+    return removed
 
 
 def clear_cache() -> None:
@@ -140,5 +292,6 @@ def clear_cache() -> None:
     _fp_cache = None
 
 
-__all__ = ["auto_threads", "load_profile", "save_entries", "profile_path", "profile_fingerprint",
-           "matches_here", "SCHEMA"]
+__all__ = ["auto_threads", "auto_choice", "broken_profile", "AutoChoice", "load_profile", "read_profile", "save_advice",
+           "save_entries", "Saved", "profile_path", "profile_fingerprint", "matches_here", "show_profile",
+           "ProfileReport", "clear_profiles", "ProfileError", "SCHEMA", "LEGACY_SCHEMA", "WorkloadAdvice"]

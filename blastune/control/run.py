@@ -1,8 +1,32 @@
 """``blastune run``: start a command with every BLAS/OpenMP thread variable set, as a job script would.
 
-The child gets its own process; SIGINT/SIGTERM sent to us are passed on to it (a Ctrl-C at the
-terminal reaches it once, not twice), and its exit status comes back unchanged (a child killed by
-signal N gives 128 + N, as a shell reports it).
+Two ways to run it:
+
+* ``exec_command`` -- plain ``blastune run -t N -- CMD``: set the variables and *become* the command
+  (``execvp``), as ``env``, ``nice`` and ``timeout`` do. Nothing stands between the command and its
+  signals, its terminal or its exit status: every signal reaches it exactly as often as it was sent,
+  and a command killed by signal N is seen killed by signal N.
+* ``run`` -- ``--report`` or ``--json``: blastune stays as the parent, to measure the command and
+  to speak after it. Then:
+
+  - **exit status** passes through; a child killed by signal N gives 128 + N, as a shell reports it;
+  - **signals** SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 sent to blastune are passed on to
+    the child *once*:
+
+    * when blastune is the foreground job of a terminal, the child stays in blastune's process
+      group, so it keeps the terminal (it may read it; Ctrl-Z stops both). The terminal's own
+      signals (Ctrl-C, Ctrl-\\, hang-up; ``si_code`` SI_KERNEL) already went to the whole group and
+      are not passed on; signals from processes (``kill``) are. Left over: a ``kill`` aimed at that
+      foreground group from outside reaches the child twice -- nothing in the signal tells
+      ``kill(pid)`` and ``kill(-pgid)`` apart;
+    * otherwise (scripts, ``timeout``, batch jobs, CI: no terminal to share) the child gets a process
+      group of its own: a signal to blastune's group (``timeout``'s ``kill(0, sig)``, ``os.killpg``)
+      cannot reach it directly, and blastune passes on each signal it gets. A burst of one signal
+      from one sender within 50 ms counts once (``timeout`` signals blastune and then its group:
+      two copies of one event; the kernel merges pending standard signals the same way);
+  - **dying with blastune**: on Linux the child gets ``PR_SET_PDEATHSIG`` = SIGKILL, so a SIGKILLed
+    blastune (which can pass nothing on) does not leave it orphaned. The exit status is untouched.
+    (The kernel clears it when the child executes a set-user-ID program.)
 """
 from __future__ import annotations
 
@@ -10,10 +34,21 @@ import errno
 import os
 import signal
 import subprocess
+import sys
+import time
 from dataclasses import asdict, dataclass
 
-from blastune.facts.environment import thread_env
 from blastune.errors import BlastuneError
+from blastune.facts.environment import thread_env
+
+
+class CommandNotRunnable(BlastuneError):
+    """The command could not be started; ``exit_status`` is what ``env``/``nice``/``timeout`` give:
+    127 when it is not found, 126 when it is found but cannot be executed."""
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 @dataclass
@@ -22,6 +57,7 @@ class RunResult:
     threads: int
     env: dict[str, str]
     exit_status: int
+    report: dict | None = None     # ``TreeReport.to_dict()`` with --report
 
     def to_dict(self):
         return {"schema": "blastune.run/1", **asdict(self)}
@@ -44,11 +80,20 @@ def resolve_threads(threads: int | None = None, jobs: int | None = None, auto: b
     return max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
 
 
+def _check_command(command) -> None:
+    if not command:
+        raise BlastuneError("no command given: use blastune run -t N -- CMD ARGS...")
+    if not command[0]:
+        raise BlastuneError("the command name is empty (''): use blastune run -t N -- CMD ARGS...")
+
+
 def _launch_error(cmd: str, exc: OSError) -> str:
     """One line saying why ``cmd`` could not start, in the words a shell would use."""
     if isinstance(exc, FileNotFoundError) and os.sep not in cmd:
         here = f"; for the file in this directory use ./{cmd}" if os.path.isfile(cmd) else ""
         return f"command not found: {cmd} (not on PATH{here})"
+    if isinstance(exc, FileNotFoundError):
+        return f"cannot run {cmd}: no such file"
     if os.path.isdir(cmd):
         return f"cannot run {cmd}: it is a directory"
     if isinstance(exc, PermissionError):
@@ -58,59 +103,179 @@ def _launch_error(cmd: str, exc: OSError) -> str:
     return f"cannot run {cmd}: {exc.strerror or exc}"
 
 
-def run(command: list[str], threads: int) -> RunResult:
-    if not command:
-        raise BlastuneError("no command given: use blastune run -t N -- CMD ARGS...")
-    env = thread_env(threads)
+def launch_failure(cmd: str, exc: OSError) -> CommandNotRunnable:
+    """The error for a command that did not start: 127 not found, 126 found but not executable."""
+    status = 127 if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOTDIR else 126
+    return CommandNotRunnable(_launch_error(cmd, exc), status)
+
+
+def exec_command(command: list[str], threads: int, extra_env: dict[str, str] | None = None):
+    """Become ``command`` with the thread variables set (never returns; raises when it cannot start)."""
+    _check_command(command)
+    env = {**os.environ, **thread_env(threads), **(extra_env or {})}
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
     try:
-        child = subprocess.Popen(command, env={**os.environ, **env})
+        os.execvpe(command[0], command, env)
     except OSError as exc:
-        raise BlastuneError(_launch_error(command[0], exc)) from None
-
-    status = _wait_forwarding(child) if hasattr(signal, "sigtimedwait") else _wait_with_handlers(child)
-    return RunResult(command=list(command), threads=threads, env=env,
-                     exit_status=128 - status if status < 0 else status)
+        raise launch_failure(command[0], exc) from None
 
 
-_FORWARDED = (signal.SIGINT, signal.SIGTERM)
-_SI_KERNEL = 0x80  # si_code of a signal the kernel raised itself, e.g. the terminal's Ctrl-C
+_FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+                   if hasattr(signal, name))
+_SI_KERNEL = 0x80   # si_code of a signal the kernel raised itself, e.g. the terminal's Ctrl-C
+_BURST_S = 0.05     # one signal from one sender again within this long: the same event
+_PR_SET_PDEATHSIG = 1
 
 
-def _from_our_terminal(info, child) -> bool:
-    """Ctrl-C/Ctrl-\\ reach the terminal's whole foreground process group: the child, in our
-    group, already has it, and a second copy would interrupt its own clean-up."""
+def in_terminal_foreground() -> bool:
+    """Is this process in the foreground process group of its controlling terminal?"""
     try:
-        return info.si_code == _SI_KERNEL and os.getpgid(child.pid) == os.getpgrp()
-    except OSError:  # the child is gone
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _child_setup(own_group: bool, old_mask, parent: int):
+    """Runs in the child between fork and exec: its own group (or not), dying with us, our mask undone."""
+    prctl = _prctl()  # loaded in the parent: nothing to look up after the fork
+
+    def setup():
+        if own_group:
+            os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+            if os.getppid() != parent:  # blastune died before the line above: follow it now
+                os.kill(os.getpid(), signal.SIGKILL)
+        if old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return setup
+
+
+def run(command: list[str], threads: int, *, report: bool = False,
+        extra_env: dict[str, str] | None = None) -> RunResult:
+    """Run ``command`` as a child with the thread variables set; wait, passing signals on once.
+
+    ``report=True`` also measures the process tree (``blastune.control.treewatch``).
+    """
+    _check_command(command)
+    env = {**thread_env(threads), **(extra_env or {})}
+    own_group = not in_terminal_foreground()
+    linux = hasattr(signal, "sigtimedwait")
+    waited = set(_FORWARDED) | {signal.SIGCHLD}
+    # block first: a signal arriving between the start and the wait must not be lost (or kill us)
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited) if linux else None
+    try:
+        t0 = time.monotonic()
+        try:
+            child = subprocess.Popen(command, env={**os.environ, **env},
+                                     preexec_fn=_child_setup(own_group, old_mask, os.getpid()))
+        except OSError as exc:
+            raise launch_failure(command[0], exc) from None
+        if own_group:
+            try:  # also from this side: forwarding may start before the child ran its setup
+                os.setpgid(child.pid, child.pid)
+            except OSError:
+                pass
+        watch = None
+        if report:
+            from blastune.control.treewatch import TreeWatch
+
+            watch = TreeWatch(child.pid)
+        if linux:
+            _wait_forwarding(child, waited, own_group, watch)
+        else:
+            _wait_with_handlers(child, watch)
+        if watch is not None:
+            watch.sample()  # the child has exited but is not reaped: its descendants are still there
+        _, status, rusage = _reap(child.pid)
+        wall = time.monotonic() - t0
+    finally:
+        if linux:
+            while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
+                pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    code = os.waitstatus_to_exitcode(status)
+    child.returncode = code
+    tree = watch.report(rusage, wall).to_dict() if watch is not None else None
+    return RunResult(command=list(command), threads=threads, env=env,
+                     exit_status=128 - code if code < 0 else code, report=tree)
+
+
+def _reap(pid: int):
+    while True:
+        try:
+            return os.wait4(pid, 0)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+            continue
+
+
+def _exited(pid: int) -> bool:
+    """Has the child exited? It stays unreaped (WNOWAIT), so its tree can be read one last time."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
         return True
 
 
-def _wait_forwarding(child) -> int:
-    """Wait for the child, passing on SIGINT/SIGTERM sent to us (Linux: signals taken synchronously)."""
-    waited = set(_FORWARDED) | {signal.SIGCHLD}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
-    try:
-        while child.poll() is None:
-            # SIGCHLD ends the wait as soon as the child exits; the timeout covers an exit that
-            # happened before the mask was set.
-            info = signal.sigtimedwait(waited, 0.5)
-            if info is not None and info.si_signo in _FORWARDED and not _from_our_terminal(info, child):
-                child.send_signal(info.si_signo)
-        while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
+def _wait_forwarding(child, waited, own_group: bool, watch) -> None:
+    """Wait for the child, passing on the signals sent to us (Linux: signals taken synchronously)."""
+    last: dict[int, tuple[int, float]] = {}
+    while not _exited(child.pid):
+        if watch is not None and watch.due():
+            watch.sample()
+        # SIGCHLD ends the wait as soon as the child exits
+        info = signal.sigtimedwait(waited, watch.interval if watch is not None else 0.5)
+        if info is None or info.si_signo == signal.SIGCHLD:
+            continue
+        if not own_group and info.si_code == _SI_KERNEL:
+            continue  # the terminal sent it to the whole foreground group: the child has it
+        now = time.monotonic()
+        sender, at = last.get(info.si_signo, (None, -1.0))
+        if sender == info.si_pid and now - at < _BURST_S:
+            continue
+        last[info.si_signo] = (info.si_pid, now)
+        try:
+            os.kill(child.pid, info.si_signo)
+        except ProcessLookupError:
             pass
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    return child.returncode
 
 
-def _wait_with_handlers(child) -> int:
-    """Where there is no sigtimedwait (macOS): forward every SIGINT/SIGTERM from a handler."""
+def _wait_with_handlers(child, watch) -> None:
+    """Where there is no sigtimedwait (macOS): forward every signal from a handler."""
     def forward(signum, _frame):
-        child.send_signal(signum)
+        try:
+            os.kill(child.pid, signum)
+        except ProcessLookupError:
+            pass
 
     previous = {s: signal.signal(s, forward) for s in _FORWARDED}
     try:
-        return child.wait()
+        while not _exited(child.pid):
+            if watch is not None:
+                watch.sample()
+            time.sleep(watch.interval if watch is not None else 0.05)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

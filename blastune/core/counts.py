@@ -10,7 +10,7 @@ _UINT = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes 'Ù£' or 'Â
 
 
 def positive_ints(value: str | None) -> list[int] | None:
-    """'4' -> [4]; '4,2' -> [4, 2] (OMP_NUM_THREADS's nesting list); blanks around items are fine.
+    """'4' -> [4]; '4,2' -> [4, 2] (OpenMP's nesting list); blanks around items are fine.
 
     None when unset or when any item is not a positive decimal integer.
     """

@@ -21,6 +21,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,12 @@ def resolve_output(path, what: str = "output") -> OutputTarget:
         raise BlastuneError(f"cannot write {what} {raw}: a directory name, not a file name")
     p = Path(raw)
     real = Path(os.path.realpath(p))
+    try:  # /dev/stdout -> /proc/self/fd/1 -> 'pipe:[123]': no path, but a stream to write into
+        st = os.stat(p)
+        if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
+            return OutputTarget(p, p, "stream")
+    except OSError:
+        pass
     try:
         st = os.stat(real)
     except FileNotFoundError:
@@ -188,8 +195,11 @@ def save_output(path, data: bytes | str, *, force: bool = False, what: str = "ou
 
 
 @contextmanager
-def output_lock(path, what: str = "output"):
+def output_lock(path, what: str = "output", wait: float = 0.0):
     """Hold an exclusive lock on ``path`` for as long as a run owns it; refuse a second owner.
+
+    ``wait``: seconds to wait for another owner to finish first (a short read-modify-write, such as
+    a profile update, waits; a run that owns a file for minutes refuses at once).
 
     The lock is ``flock`` on a sidecar ``.NAME.lock`` beside the real file (the results file itself
     is replaced by every atomic write, so a lock on it would not outlive the first save). The sidecar
@@ -201,6 +211,7 @@ def output_lock(path, what: str = "output"):
         yield
         return
     lock_path = target.real.parent / f".{target.real.name[:200]}.lock"
+    deadline = time.monotonic() + wait
     while True:
         try:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -216,6 +227,9 @@ def output_lock(path, what: str = "output"):
             except OSError:
                 pass
             os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES) and time.monotonic() < deadline:
+                time.sleep(0.005)
+                continue
             if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
                 raise BlastuneError(f"{target.path} is being written by another blastune run{holder}: "
                                     f"wait for it to finish or choose another file") from None
@@ -228,8 +242,11 @@ def output_lock(path, what: str = "output"):
             break
         os.close(fd)  # the previous owner removed this sidecar as we opened it: take a fresh one
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the pid only names the holder in the refusal; a full disk must not fail the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
         yield
     finally:
         try:

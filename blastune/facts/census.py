@@ -13,51 +13,41 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 
-from blastune.core.counts import first_positive_int
 from blastune.errors import BlastuneError
-from blastune.libraries import OPENMP_FAMILIES
+from blastune.facts.environment import requested_threads
+from blastune.facts.schedstat import CONTENDED_WAIT_PCT, Meter, available as schedstat_available
+from blastune.libraries import OPENMP_FAMILIES, Family, Seat, families, family_named
 
 PS_SCHEMA = "blastune.ps/1"
 BUSY_PERCENT = 20.0  # CPU % above which a process counts as computing now
 MAX_INTERVAL = 3600.0  # seconds; a CPU sample (or --watch period) longer than an hour is a typo
 
-# (vendor, regex on the mapped file's real path). Order matters: the first match names the file.
-# Debian's alternatives all call the file libblas.so.3; the directory tells the build.
-# The BLAS patterns are this module's own: most BLAS families are known in-process by their marker
-# symbols, which another process's files cannot be asked for. OpenMP runtimes are known by their
-# path alone, so their families' patterns serve here as they are.
-PATH_PATTERNS = (
-    ("openblas", r"lib(scipy_)?openblas[^/]*\.so|/openblas[^/]*/lib(c?blas|lapack)[^/]*\.so"),
-    ("mkl", r"libmkl_(rt|core)[^/]*\.so"),
-    ("blis", r"libblis[^/]*\.so|/blis[^/]*/lib(c?blas)[^/]*\.so"),
-    ("atlas", r"lib[st]?atlas[^/]*\.so|/atlas/lib(c?blas|lapack)[^/]*\.so"),
-    ("flexiblas", r"libflexiblas[^/]*\.so"),
-    ("accelerate", r"(Accelerate|vecLib)\.framework"),
-    ("reference", r"/blas/libc?blas[^/]*\.so|librefblas[^/]*\.so"),
-    *((fam.name, fam.path_pattern) for fam in OPENMP_FAMILIES),
-    ("blas", r"/libc?blas[^/]*\.so"),  # some BLAS, vendor not told by the path
-)
-_COMPILED = tuple((v, re.compile(p)) for v, p in PATH_PATTERNS)
-OPENMP_VENDORS = tuple(fam.name for fam in OPENMP_FAMILIES)
-SINGLE_THREADED = ("reference", "atlas")  # serial builds: a pool of one
-
-# Which variable each vendor reads for its pool size, in the order it reads them.
-VENDOR_VARS = {
-    "openblas": ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"),
-    "mkl": ("MKL_NUM_THREADS", "OMP_NUM_THREADS"),
-    "blis": ("BLIS_NUM_THREADS", "OMP_NUM_THREADS"),
-    "flexiblas": ("FLEXIBLAS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"),
-    "accelerate": ("VECLIB_MAXIMUM_THREADS",),
-    "blas": ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"),
-    **{vendor: ("OMP_NUM_THREADS",) for vendor in OPENMP_VENDORS},
-}
-_ENV_SHOWN = frozenset(var for names in VENDOR_VARS.values() for var in names)  # read from /proc/PID/environ
+# A mapped file whose path names no family but looks like a BLAS: some BLAS, vendor unknown.
+UNKNOWN_BLAS = ("blas", r"/libc?blas[^/]*\.so")
 
 
-def vendor_of_path(path: str) -> str | None:
-    for vendor, rx in _COMPILED:
+def _patterns() -> list[tuple[type[Family] | None, re.Pattern]]:
+    """(family, regex on a mapped file's real path), from the registry; the first match names the
+    file. Most BLAS families are known in-process by marker symbols, which another process's files
+    cannot be asked for: each family's ``ps_pattern`` (or its ``path_pattern``) serves here."""
+    out = []
+    for fam in families():
+        pattern = fam.ps_pattern or fam.path_pattern
+        if pattern:
+            out.append((fam, re.compile(pattern)))
+    out.append((None, re.compile(UNKNOWN_BLAS[1])))
+    return out
+
+
+def _env_shown() -> frozenset[str]:
+    """The variables read from /proc/PID/environ: whatever a family's thread rule reads."""
+    return frozenset(v for fam in families() for v in fam.thread_vars + fam.integer_vars + fam.key_vars)
+
+
+def vendor_of_path(path: str, patterns=None) -> str | None:
+    for fam, rx in patterns or _patterns():
         if rx.search(path):
-            return vendor
+            return fam.name if fam else UNKNOWN_BLAS[0]
     return None
 
 
@@ -72,8 +62,13 @@ class BlasProcess:
     cpu_percent: float | None     # over the sampling interval; 100 = one core busy
     affinity: int | None          # CPUs it may run on
     env: dict[str, str] | None    # its thread variables; None when /proc/PID/environ is not readable
-    blas_threads: int             # the largest pool one BLAS call in it may use
+    blas_threads: int             # the threads one BLAS call in it really runs (the largest pool)
     blas_threads_basis: str
+    # Measured over the sampling interval from /proc/PID/task/*/schedstat (None where not measured):
+    run_s: float | None = None    # seconds its threads ran on a CPU (summed over threads)
+    wait_s: float | None = None   # seconds its threads were runnable but waited for a CPU
+    wait_share_pct: float | None = None  # wait / (run + wait): share of its wanted CPU time spent waiting
+    contended: bool | None = None  # waited more than CONTENDED_WAIT_PCT of the interval (sweep's rule)
 
     def to_dict(self):
         return asdict(self)
@@ -96,6 +91,10 @@ class Census:
     interval: float
     unreadable: int = 0           # processes whose maps this user may not read
     notes: list[str] = field(default_factory=list)
+    measured_by: str | None = None  # "schedstat" (run-queue wait) | "cpu-percent" | None (no sample)
+    contended_processes: int = 0  # processes whose threads waited for a CPU past the threshold
+    wait_share_pct: float | None = None  # their wait / (run + wait), all together
+    threshold_pct: float = CONTENDED_WAIT_PCT
 
     def to_dict(self):
         d = asdict(self)
@@ -114,7 +113,7 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _mapped_libraries(pid: int) -> list[tuple[str, str]] | None:
+def _mapped_libraries(pid: int, patterns) -> list[tuple[str, str]] | None:
     """(vendor, path) for each BLAS/OpenMP file mapped into ``pid``; None when not readable."""
     text = _read(f"/proc/{pid}/maps")
     if text is None:
@@ -127,20 +126,20 @@ def _mapped_libraries(pid: int) -> list[tuple[str, str]] | None:
         path = parts[5].strip()
         if path in seen:
             continue
-        vendor = vendor_of_path(path)
+        vendor = vendor_of_path(path, patterns)
         if vendor:
             seen[path] = vendor
     return [(v, p) for p, v in seen.items()]
 
 
-def _environ(pid: int) -> dict[str, str] | None:
+def _environ(pid: int, shown: frozenset[str]) -> dict[str, str] | None:
     text = _read(f"/proc/{pid}/environ")
     if text is None:
         return None
     out = {}
     for item in text.split("\0"):
         key, sep, value = item.partition("=")
-        if sep and key in _ENV_SHOWN:
+        if sep and key in shown:
             out[key] = value
     return out
 
@@ -197,35 +196,26 @@ def _user(uid_field: str) -> str | None:
         return None
 
 
-def _openmp_build(vendor: str, paths: list[str]) -> bool:
-    """OpenBLAS built with OpenMP follows OMP_NUM_THREADS only (Debian: openblas-openmp/, Fedora: libopenblaso)."""
-    return vendor == "openblas" and any(re.search(r"openblas-openmp/|libopenblaso[.-]", p) for p in paths)
-
-
-def _pool_size(vendors: list[str], env: dict[str, str] | None, affinity: int | None,
-               usable: int, paths: list[str] = ()) -> tuple[int, str]:
-    """The largest BLAS pool the process may run: per vendor, its variable, else its default.
+def _pool_size(vendors: list[str], env: dict[str, str] | None, seat: Seat,
+               paths: list[str] = ()) -> tuple[int, str]:
+    """The threads one BLAS call in the process really runs: per family mapped, its own rule
+    (``Family.planned_threads``: its variables, its default, its cap); the largest wins.
 
     An OpenMP runtime counts only in a process with no BLAS mapped: beside a BLAS, the BLAS
-    decides how many of its threads are used (BLIS over libgomp stays at 1 thread by default)."""
-    cores = affinity or usable
-    blas = [v for v in vendors if v not in OPENMP_VENDORS]
+    decides how many of its threads are used (BLIS over libgomp stays at 1 thread by default).
+    A wrapper (FlexiBLAS) counts only when no backend it may forward to is recognised."""
+    fams = [family_named(v) for v in vendors]
+    blas = [f for f in fams if f is None or f.api != "openmp"]
+    if any(f is not None and not f.wrapper for f in blas):
+        blas = [f for f in blas if f is None or not f.wrapper]
     best, basis = 0, "no BLAS pool"
-    for vendor in blas or vendors:
-        names = ("OMP_NUM_THREADS",) if _openmp_build(vendor, paths) else VENDOR_VARS.get(vendor, ("OMP_NUM_THREADS",))
-        if vendor in SINGLE_THREADED:
-            n, why = 1, f"{vendor}: serial"
-        elif vendor == "blis":
-            v, var = first_positive_int(env, names)
-            n, why = (v, f"blis: {var}") if v else (1, "blis: default 1 thread")
+    for fam in blas or fams:
+        if fam is None or fam.wrapper:  # a BLAS no family claims: whatever the variables ask
+            what = "flexiblas (backend unknown)" if fam else "unknown BLAS"
+            v, var = requested_threads(env or {})
+            n, why = (v, f"{what}: {var}={v}") if v else (seat.cpus, f"{what}: assumed one thread per CPU ({seat.cpus})")
         else:
-            v, var = first_positive_int(env, names)
-            if v:
-                n, why = v, f"{vendor}: {var}={v}"
-            elif env is None:
-                n, why = cores, f"{vendor}: environment unreadable, assumed one thread per CPU ({cores})"
-            else:
-                n, why = cores, f"{vendor}: default, one thread per CPU it may use ({cores})"
+            n, why = fam.planned_threads(env, seat, paths)
         if n > best:
             best, basis = n, why
     return best, basis
@@ -241,35 +231,40 @@ def _pids() -> list[int]:
 def processes(interval: float = 0.5, include_self: bool = False) -> Census:
     """Every visible process with a BLAS or OpenMP runtime mapped, and a verdict on the total.
 
-    ``interval``: seconds between the two CPU-time samples (0 skips CPU %).
+    ``interval``: seconds over which each process's CPU use and its threads' run-queue wait
+    (schedstat) are measured; 0 skips the measurement and judges by thread counts alone.
     """
-    from blastune.facts.cpu import cgroup_quota, usable_cores
+    from blastune.facts.cpu import cgroup_quota, physical_cores, usable_cores
 
     if not 0 <= interval <= MAX_INTERVAL:  # also refuses nan and inf
         raise BlastuneError(f"invalid interval {interval:g}: must be from 0 to {MAX_INTERVAL:g} seconds")
     # The machine's cores (capped by a container's CPU quota), not this process's own affinity mask:
     # a `taskset -c 0 blastune ps` still looks at processes running on every CPU.
     usable, basis = usable_cores(list(range(os.cpu_count() or 1)), cgroup_quota())
+    physical = physical_cores()
+    patterns, shown = _patterns(), _env_shown()
+    schedstat = interval > 0 and schedstat_available()
     me = os.getpid()
     found, unreadable = [], 0
     for pid in _pids():
         if pid == me and not include_self:
             continue
-        libs = _mapped_libraries(pid)
+        libs = _mapped_libraries(pid, patterns)
         if libs is None:
             if os.path.exists(f"/proc/{pid}"):
                 unreadable += 1
             continue
         t0 = _cpu_ticks(pid) if libs else None
         if t0 is not None:  # None: it mapped a BLAS but exited since
-            found.append((pid, libs, t0))
+            found.append((pid, libs, t0, Meter.start([pid]) if schedstat else None))
     start = time.monotonic()
     if interval > 0 and found:
         time.sleep(interval)
     elapsed = time.monotonic() - start
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     out = []
-    for pid, libs, t0 in found:
+    for pid, libs, t0, meter in found:
+        contention = meter.stop() if meter is not None else None
         status = _status(pid)
         t1 = _cpu_ticks(pid)
         # gone meanwhile: exited (a zombie until reaped), or its pid already reused by a newcomer
@@ -278,35 +273,75 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
         pct = None
         if interval > 0 and elapsed > 0:
             pct = round(100.0 * (t1[0] - t0[0]) / hz / elapsed, 1)
-        vendors = sorted({v for v, _ in libs}, key=lambda v: (v in OPENMP_VENDORS, v))
-        env = _environ(pid)
+        openmp = {f.name for f in OPENMP_FAMILIES}
+        vendors = sorted({v for v, _ in libs}, key=lambda v: (v in openmp, v))
+        env = _environ(pid, shown)
         aff = _count_cpus(status.get("Cpus_allowed_list", ""))
-        pool, why = _pool_size(vendors, env, aff, usable, [p for _, p in libs])
-        out.append(BlasProcess(
+        seat = Seat(cpus=aff or usable, physical_cores=physical)
+        pool, why = _pool_size(vendors, env, seat, [p for _, p in libs])
+        proc = BlasProcess(
             pid=pid, user=_user(status.get("Uid", "")), command=_command(pid), vendors=vendors,
             libraries=sorted(p for _, p in libs), threads=int(status.get("Threads", "0") or 0),
-            cpu_percent=pct, affinity=aff, env=env, blas_threads=pool, blas_threads_basis=why))
-    return _census(out, usable, basis, interval, unreadable)
+            cpu_percent=pct, affinity=aff, env=env, blas_threads=pool, blas_threads_basis=why)
+        if contention is not None:
+            wanted = contention.run_s + contention.wait_s
+            proc.run_s, proc.wait_s = round(contention.run_s, 4), round(contention.wait_s, 4)
+            proc.wait_share_pct = round(100.0 * contention.wait_s / wanted, 1) if wanted > 0 else 0.0
+            proc.contended = contention.contended
+        out.append(proc)
+    measured = "schedstat" if schedstat else "cpu-percent" if interval > 0 else None
+    return _census(out, usable, basis, interval, unreadable, measured)
 
 
-def _census(procs: list[BlasProcess], usable: int, basis: str, interval: float, unreadable: int) -> Census:
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 'es'}"
+
+
+def _census(procs: list[BlasProcess], usable: int, basis: str, interval: float, unreadable: int,
+            measured: str | None = None) -> Census:
+    """The verdict: from the measured run-queue wait when there is one, else from thread counts."""
     total = sum(p.blas_threads for p in procs)
     busy = [p for p in procs if p.busy]
     busy_total = sum(p.blas_threads for p in busy)
-    if interval > 0 and busy_total > usable:
+    waited = [p for p in procs if p.contended]
+    share = None
+    if waited:
+        wanted = sum(p.run_s + p.wait_s for p in waited)
+        share = round(100.0 * sum(p.wait_s for p in waited) / wanted, 1) if wanted > 0 else 0.0
+    if measured == "schedstat" and waited:
+        who = f"{_plural(len(waited), 'process')} waited {share:.0f}% of their time for a CPU" \
+            if len(waited) > 1 else f"1 process waited {share:.0f}% of its time for a CPU"
+        mine = sum(p.blas_threads for p in waited)
+        if busy_total > usable or mine > usable:
+            n = max(1, len(busy), len(waited))
+            verdict = "oversubscribed"
+            message = (f"{who}: their BLAS runs {max(busy_total, mine)} threads on {usable} usable cores; "
+                       f"limit each to {max(1, usable // n)} (blastune env --jobs {n})")
+        else:
+            verdict = "contended"
+            message = (f"{who}, though their BLAS threads ({mine}) fit the {usable} usable cores: "
+                       "other programs keep the CPUs busy")
+    elif measured == "schedstat" and total > usable:
+        verdict = "at-risk"
+        message = (f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} usable "
+                   f"cores; none waited for a CPU in the {interval:g} s measured: fine while they take turns")
+    elif measured == "cpu-percent" and busy_total > usable:
         verdict = "oversubscribed"
         message = (f"{len(busy)} busy processes may run {busy_total} BLAS threads on {usable} usable cores: "
                    f"limit each to {max(1, usable // len(busy))} (blastune env --jobs {len(busy)})")
     elif total > usable:
         verdict = "at-risk"
-        message = (f"{len(procs)} processes hold BLAS pools of {total} threads in all on {usable} usable cores; "
-                   "fine while they take turns, oversubscribed when they compute at once")
+        message = (f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} "
+                   "usable cores; fine while they take turns, oversubscribed when they compute at once")
     else:
         verdict = "ok"
-        message = f"{total} BLAS threads in {len(procs)} processes fit {usable} usable cores"
+        message = f"{total} BLAS threads in {_plural(len(procs), 'process')} fit {usable} usable cores"
     notes = []
     if unreadable:
         notes.append(f"{unreadable} process{'es' * (unreadable != 1)} could not be inspected (permission denied)")
+    if measured == "cpu-percent":
+        notes.append("this kernel keeps no per-thread schedstat: the verdict comes from CPU use, not measured waits")
     return Census(schema=PS_SCHEMA, usable_cores=usable, usable_basis=basis, processes=procs,
                   total_blas_threads=total, busy_blas_threads=busy_total, verdict=verdict, message=message,
-                  interval=interval, unreadable=unreadable, notes=notes)
+                  interval=interval, unreadable=unreadable, notes=notes, measured_by=measured,
+                  contended_processes=len(waited), wait_share_pct=share)

@@ -110,34 +110,54 @@ def _cores(quota: str, period: str) -> float | None:
     return q / per if q > 0 and per > 0 else None
 
 
-def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
-    """The smallest cpu.max along the path from our cgroup up to the root (limits nest)."""
-    best, src = None, None
-    p = (root / rel.lstrip("/")).resolve()
-    root = root.resolve()
+def _ancestors(base: Path, rel: str):
+    """Our cgroup's directory under ``base`` and each parent up to ``base`` itself: a limit set on a
+    parent (a Slurm job, a systemd slice, a container's own cgroup) binds every cgroup below it."""
+    base = base.resolve()
+    d = (base / rel.lstrip("/")).resolve()
     while True:
-        text = _read(p / "cpu.max")
-        fields = (text or "").split()
-        if fields and fields[0] != "max":
-            cores = _cores(fields[0], fields[1] if len(fields) > 1 else "100000")
-            if cores is not None and (best is None or cores < best):
-                best, src = cores, str(p / "cpu.max")
-        if p == root or root not in p.parents:
-            break
-        p = p.parent
+        yield d
+        if d == base or base not in d.parents:
+            return
+        d = d.parent
+
+
+def _tightest(found) -> tuple[float | None, str | None]:
+    best, src = None, None
+    for cores, path in found:
+        if cores is not None and (best is None or cores < best):
+            best, src = cores, path
     return best, src
 
 
-def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
+def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
+    """The smallest cpu.max along the path from our cgroup up to the root (limits nest)."""
+    found = []
+    for d in _ancestors(root, rel):
+        fields = (_read(d / "cpu.max") or "").split()
+        if fields and fields[0] != "max":
+            found.append((_cores(fields[0], fields[1] if len(fields) > 1 else "100000"), str(d / "cpu.max")))
+    return _tightest(found)
+
+
+def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None, bool]:
+    """The smallest cpu.cfs_quota_us / cpu.cfs_period_us from our cgroup up to the controller's
+    mount root, and whether any quota file was found at all (a quota of -1 means none)."""
     for ctrl in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
         base = root / ctrl
         if not base.is_dir():
             continue
-        for d in (base / rel.lstrip("/"), base):
+        found, seen = [], False
+        # Inside a container the mount root is the container's own cgroup and our path below it
+        # does not exist: the walk then reads the root alone.
+        for d in _ancestors(base, rel):
             q, per = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
-            if q is not None and per is not None:  # a quota of -1 means none
-                return _cores(q, per), str(d / "cpu.cfs_quota_us")
-    return None, None
+            if q is not None and per is not None:
+                seen = True
+                found.append((_cores(q, per), str(d / "cpu.cfs_quota_us")))
+        if seen:
+            return (*_tightest(found), True)
+    return None, None, False
 
 
 def _cgroup_lines(text: str):
@@ -148,18 +168,23 @@ def _cgroup_lines(text: str):
             yield parts[1], parts[2]
 
 
-def cgroup_quota(proc_cgroup: str | None = None, root: str | Path = "/sys/fs/cgroup") -> CgroupQuota:
+def cgroup_root() -> Path:
+    """Where the cgroup file system is mounted: $BLASTUNE_CGROUP_ROOT (testing, diagnosis) or /sys/fs/cgroup."""
+    return Path(os.environ.get("BLASTUNE_CGROUP_ROOT") or "/sys/fs/cgroup")
+
+
+def cgroup_quota(proc_cgroup: str | None = None, root: str | Path | None = None) -> CgroupQuota:
     """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``)."""
     text = proc_cgroup if proc_cgroup is not None else _read("/proc/self/cgroup")
     if not text:
         return CgroupQuota()
-    root = Path(root)
+    root = Path(root) if root is not None else cgroup_root()
     for controllers, rel in _cgroup_lines(text):
         if controllers == "" and (root / "cgroup.controllers").exists():
             q, src = _cgroup_v2_quota(root, rel)
             return CgroupQuota(2, q, src)
         if "cpu" in controllers.split(","):
-            q, src = _cgroup_v1_quota(root, rel)
+            q, src, _ = _cgroup_v1_quota(root, rel)
             return CgroupQuota(1, q, src)
     return CgroupQuota()
 
@@ -176,6 +201,11 @@ def usable_cores(aff: list[int] | None = None, quota: CgroupQuota | None = None)
         if q < n:
             n, basis = q, f"cgroup v{quota.version} CPU quota ({quota.quota_cores:g} cores)"
     return n, basis
+
+
+def physical_cores() -> int:
+    """The machine's physical cores (SMT siblings counted once)."""
+    return _physical_cores(parse_cpuinfo(_read("/proc/cpuinfo") or ""), os.cpu_count() or 1)
 
 
 def _physical_cores(cpus: list[dict[str, str]], logical: int) -> int:
@@ -241,7 +271,8 @@ def cpu_info() -> CpuInfo:
     per_core = fpc * mhz / 1000 if fpc and mhz else None
     total = per_core * usable if per_core else None
     if per_core:
-        peak_basis = (f"{fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz [clock: {clock_src}]; "
+        # nominal: cores boost above the stated clock, so a measured dgemm may beat it (info --measure)
+        peak_basis = (f"nominal: {fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz [clock: {clock_src}]; "
                       f"total = per core x {usable} usable cores")
     else:
         peak_basis = "unknown: SIMD level or clock not readable"
@@ -276,7 +307,7 @@ def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, s
     return out
 
 
-def available_memory(proc_cgroup: str | None = None, root: str | Path = "/sys/fs/cgroup") -> tuple[int | None, str]:
+def available_memory(proc_cgroup: str | None = None, root: str | Path | None = None) -> tuple[int | None, str]:
     """Bytes this process may still allocate: MemAvailable, capped by the tightest cgroup memory limit
     on the way from our cgroup up to the root (v2 ``memory.max``, v1 ``memory.limit_in_bytes``).
 
@@ -288,7 +319,7 @@ def available_memory(proc_cgroup: str | None = None, root: str | Path = "/sys/fs
     if m:
         avail, src = int(m.group(1)) * 1024, "MemAvailable"
     proc_cgroup = proc_cgroup if proc_cgroup is not None else (_read("/proc/self/cgroup") or "")
-    for d, limit_name, usage_name, cache_key in _cgroup_memory_dirs(proc_cgroup, Path(root)):
+    for d, limit_name, usage_name, cache_key in _cgroup_memory_dirs(proc_cgroup, Path(root) if root is not None else cgroup_root()):
         lim = (_read(d / limit_name) or "").strip()
         if not lim.isdigit() or int(lim) >= (1 << 60):  # "max", or v1's "no limit" (a huge number)
             continue

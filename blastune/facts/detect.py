@@ -210,19 +210,3 @@ def _mark_threadpoolctl(libs: list[LibraryInfo]) -> None:
         return
     for lib in libs:
         lib.threadpoolctl_sees = lib.filepath in seen
-
-
-def controllable_paths(api: str = "blas") -> list[str]:
-    """Loaded libraries with a run-time thread control for ``api`` (blas, openmp or all)."""
-    fams = {"blas": BLAS_FAMILIES, "openmp": OPENMP_FAMILIES, "all": BLAS_FAMILIES + OPENMP_FAMILIES}[api]
-    out = []
-    for path in loaded_paths():
-        fam = family_of(path, own_only=True)
-        if fam in fams:
-            out.append(path)
-    return out
-
-
-def modules_loaded() -> int:
-    """A cheap change counter: new extension modules (and their libraries) arrive through imports."""
-    return len(sys.modules)

@@ -6,9 +6,11 @@ import sys
 from dataclasses import dataclass, field
 
 from blastune import __version__
+from blastune.facts.clock import ClockCheck, measure_clock
 from blastune.facts.cpu import CpuInfo, cpu_info
 from blastune.facts.detect import Binding, bindings, inventory
 from blastune.facts.environment import current_env
+from blastune.facts.topology import Topology, topology_or_none
 from blastune.libraries import LibraryInfo
 
 INFO_SCHEMA = "blastune.info/1"
@@ -36,6 +38,8 @@ class Info:
     cpu: CpuInfo
     env: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
+    clock: ClockCheck | None = None  # a measured dgemm against the nominal peak (info(measure=True))
+    topology: Topology | None = None  # sockets, NUMA nodes, L3 domains, cores (None: not readable here)
 
     def to_dict(self):
         return {
@@ -49,14 +53,46 @@ class Info:
             "cpu": self.cpu.to_dict(),
             "env": self.env,
             "warnings": self.warnings,
+            "clock": self.clock.to_dict() if self.clock else None,
+            "topology": self.topology.to_dict() if self.topology is not None else None,
         }
 
     def binding(self, package: str, api: str) -> Binding | None:
         return next((b for b in self.bindings if b.package == package and b.api == api), None)
 
 
-def info() -> Info:
-    """Which BLAS/LAPACK numpy and scipy call, everything BLAS-like loaded, the CPU and the env."""
+def thread_pools(loaded: list[LibraryInfo]) -> list[LibraryInfo]:
+    """The BLAS libraries with a thread pool of their own: a reference LAPACK beside BLIS, or ATLAS
+    serial, runs one thread for good and has nothing to oversubscribe with."""
+    return [lib for lib in loaded if lib.api != "openmp" and not (lib.control == "fixed" and lib.num_threads == 1)]
+
+
+def pool_disagreement(loaded: list[LibraryInfo], label=None) -> str | None:
+    """What ``info`` warns and ``doctor``'s blas-copies finding says (both as a warning) when BLAS
+    copies run different thread counts -- one limited while another is not, or one whose count is
+    unknown -- so a limit set through one copy did not reach the others; None when they agree
+    (every pip install of numpy + scipy loads two OpenBLAS copies: that alone is no problem)."""
+    pools = thread_pools(loaded)
+    if len({lib.num_threads for lib in pools}) < 2:
+        return None
+    label = label or (lambda lib: f"{lib.vendor} ({lib.filepath})")
+    listing = ", ".join(f"{label(lib)}: {'?' if lib.num_threads is None else lib.num_threads} "
+                        f"thread{'s' * (lib.num_threads != 1)}" for lib in pools)
+    return (f"{len(pools)} BLAS copies run different thread counts -- {listing}; a limit set through one "
+            "copy does not reach the others")
+
+
+def library_label(lib: LibraryInfo, binds: list[Binding]) -> str:
+    """'openblas (/path/libopenblas.so, called by numpy)': how info and doctor name a library."""
+    users = sorted({b.package for b in binds if b.library and b.library.filepath == lib.filepath})
+    return f"{lib.vendor} ({lib.filepath}{', called by ' + ' and '.join(users) if users else ''})"
+
+
+def info(measure: bool = False) -> Info:
+    """Which BLAS/LAPACK numpy and scipy call, everything BLAS-like loaded, the CPU and the env.
+
+    ``measure``: also time a one-thread dgemm in a child (about 0.3 s) to tell whether the CPU runs
+    above the clock its nominal peak assumes (``Info.clock``)."""
     from blastune.facts.tpctl import register_with_threadpoolctl
 
     register_with_threadpoolctl()
@@ -72,20 +108,19 @@ def info() -> Info:
             binds += [Binding(package=name, api=api, error=packages[name]["error"]) for api in ("blas", "lapack")]
     loaded = inventory()
     warnings = []
-    # Only libraries that can run more than one thread have a pool to oversubscribe with: a
-    # reference LAPACK beside BLIS, or ATLAS serial, is no reason to warn.
-    pools = [lib.filepath for lib in loaded
-             if lib.api != "openmp" and not (lib.control == "fixed" and lib.num_threads == 1)]
     omp = [lib for lib in loaded if lib.api == "openmp"]
-    if len(pools) > 1:
-        warnings.append(f"{len(pools)} threaded BLAS libraries are loaded, each with its own thread pool "
-                        "(limit all of them, e.g. with blastune.limit): " + ", ".join(pools))
+    said = pool_disagreement(loaded, lambda lib: library_label(lib, binds))
+    if said is not None:
+        warnings.append(said)
     seen = {lib.filepath: lib.threadpoolctl_sees for lib in loaded}
     for b in binds:
         if b.library is not None:
             b.library.threadpoolctl_sees = seen.get(b.library.filepath)
     if len({lib.vendor for lib in omp}) > 1:
         warnings.append("more than one OpenMP runtime is loaded: " + ", ".join(lib.filepath for lib in omp))
+    cpu = cpu_info()
     return Info(schema=INFO_SCHEMA, blastune_version=__version__,
                 python=sys.version.split()[0], platform=platform.platform(), packages=packages,
-                bindings=binds, loaded=loaded, cpu=cpu_info(), env=current_env(), warnings=warnings)
+                bindings=binds, loaded=loaded, cpu=cpu, env=current_env(), warnings=warnings,
+                clock=measure_clock(cpu) if measure else None,
+                topology=topology_or_none())

@@ -15,9 +15,6 @@ try:
 except ImportError:  # threadpoolctl < 3.1 has no public registration
     LibController = register = None
 
-# Families threadpoolctl has no controller for (or cannot see under a libblas.so name).
-_CLAIMED = ("atlas", "reference", "blis")
-
 _registered = False
 
 
@@ -26,11 +23,12 @@ class _NoSymbols:
 
 
 def _claimed_family(filepath: str):
-    """The family of ``filepath`` when blastune's controller should list it, else None."""
+    """The family of ``filepath`` when blastune's controller should list it, else None: the families
+    threadpoolctl has no controller for, or cannot see under a libblas.so name (``threadpoolctl_blind``)."""
     from blastune.facts.detect import family_of
 
     fam = family_of(os.path.realpath(filepath), own_only=True)
-    return fam if fam is not None and fam.name in _CLAIMED else None
+    return fam if fam is not None and fam.threadpoolctl_blind else None
 
 
 def register_with_threadpoolctl() -> bool:

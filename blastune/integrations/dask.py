@@ -21,7 +21,7 @@ this worker included. With ``per_host=False`` the divisor is this worker's own `
 right when each worker process has its own cpuset (e.g. one worker per Slurm job on shared nodes).
 
 Why not leave it to Dask? The nanny exports ``distributed.nanny.pre-spawn-environ``
-(OMP/MKL/OPENBLAS_NUM_THREADS=1) before it spawns a worker: a worker that owns 8 cores and runs one
+(every thread variable = 1) before it spawns a worker: a worker that owns 8 cores and runs one
 task thread is then starved to one BLAS thread, and a worker started without a nanny
 (``--no-nanny``, ``LocalCluster(processes=False)``) gets no limit at all.
 """
@@ -104,6 +104,9 @@ class BlasThreadsPlugin(WorkerPlugin):
     idempotent = False  # registering again replaces it: teardown (restore) then a fresh setup
 
     def __init__(self, threads: int | None = None, *, per_host: bool = True, api: str = "all"):
+        from blastune.control.limits import check_api
+
+        check_api(api)  # here, in the client: a bad api must not become tracebacks in the worker logs
         if threads is not None:
             from blastune.core.counts import check_threads
 

@@ -3,19 +3,30 @@
 ``slurm_script(tasks=8, command=["python", "fit.py", "--seed={task}"], cpus_per_task=2)`` returns a
 ``SlurmScript`` whose ``text`` is a complete ``sbatch`` script:
 
-  * ``#SBATCH --array=0-7`` and ``--cpus-per-task=2`` (plus --time/--mem/--job-name when given);
-  * a body that exports every variable of ``blastune.facts.environment.THREAD_VARS`` from
-    ``SLURM_CPUS_PER_TASK`` -- inside the job the allocation, not the number we printed, is the truth --
-    the same lines ``blastune env --shell slurm`` prints;
+  * ``#SBATCH --array=0-7`` (``%M`` with ``max_running``), ``--cpus-per-task=2``, and --partition,
+    --account, --time, --mem, --job-name when given;
+  * a body that takes the thread count from the allocation *at run time* -- ``SLURM_CPUS_PER_TASK``,
+    else this node's entry of ``SLURM_JOB_CPUS_PER_NODE``, else (outside Slurm) the number the script
+    was written with -- never from the login node that generated it, and exports every variable of
+    ``blastune.facts.environment.THREAD_VARS`` with it;
   * the command, each argument quoted with ``shlex.quote``. The command sees ``SLURM_ARRAY_TASK_ID``
     in its environment; ``{task}`` inside an argument expands to it and ``{threads}`` to the thread
     count, without opening the argument to the shell otherwise.
+  * ``workers=W``: the task runs W copies of the command at once through
+    ``blastune run --copies W --pin`` (each worker on its own cores of the allocation, threads = its
+    cores, ``BLASTUNE_JOB_INDEX`` = 0..W-1), launched with ``srun --cpu-bind=cores`` inside a job.
+
+The array size is checked against the cluster's ``MaxArraySize`` (``scontrol show config``) when
+``scontrol`` answers; otherwise a size above Slurm's default (1001) is a warning, not an error.
 """
 from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import asdict, dataclass
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
 
@@ -23,7 +34,10 @@ from blastune.errors import BlastuneError
 _TIME = re.compile(r"^(\d+-\d{1,2}(:\d{1,2}(:\d{1,2})?)?|\d+(:\d{1,2}(:\d{1,2})?)?|infinite|unlimited)$", re.I)
 _MEM = re.compile(r"^\d+[KMGT]?$", re.I)
 _NAME = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")  # nothing that could end an #SBATCH line or need quoting
+_PARTITION = re.compile(r"^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64})*$")  # sbatch takes a list
 PLACEHOLDERS = {"{task}": '"${SLURM_ARRAY_TASK_ID}"', "{threads}": '"${BLASTUNE_THREADS}"'}
+DEFAULT_MAX_ARRAY_SIZE = 1001   # slurm.conf's default MaxArraySize
+SLURM_MAX_ARRAY_SIZE = 4000001  # the ceiling slurm.conf accepts for MaxArraySize
 
 
 @dataclass
@@ -36,6 +50,13 @@ class SlurmScript:
     mem: str | None
     job_name: str
     text: str
+    partition: str | None = None
+    account: str | None = None
+    max_running: int | None = None
+    workers: int = 1
+    max_array_size: int | None = None     # the cluster's, when scontrol told us
+    max_array_size_source: str = "unknown"
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self):
         return asdict(self)
@@ -60,65 +81,149 @@ def auto_cpus() -> tuple[int, str]:
     return int(n), f"--auto: {reason}"
 
 
-def _check_count(value, what: str) -> int:
+def _check_count(value, what: str, most: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BlastuneError(f"invalid {what} {value!r}: must be a whole number >= 1")
+    if most is not None and value > most:
+        raise BlastuneError(f"invalid {what} {value}: must be at most {most}")
     return value
 
 
+def max_array_size(timeout: float = 10.0) -> tuple[int | None, str]:
+    """The cluster's MaxArraySize from ``scontrol show config``; (None, why) when scontrol cannot say."""
+    exe = shutil.which("scontrol")
+    if exe is None:
+        return None, "scontrol not found"
+    try:
+        res = subprocess.run([exe, "show", "config"], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"scontrol show config failed: {exc}"
+    m = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", res.stdout, re.M)
+    if res.returncode != 0 or m is None:
+        return None, "scontrol show config gave no MaxArraySize"
+    return int(m.group(1)), "scontrol show config"
+
+
+def _threads_lines(fallback: int) -> list[str]:
+    return [
+        "# Threads come from the allocation at run time, not from the login node this was written on:",
+        "# SLURM_CPUS_PER_TASK, else this node's SLURM_JOB_CPUS_PER_NODE ('16(x2),8' -> 16), else (outside",
+        f"# Slurm) {fallback}, the count the script was written with.",
+        'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then',
+        '    BLASTUNE_THREADS="$SLURM_CPUS_PER_TASK"',
+        'elif [ -n "${SLURM_JOB_CPUS_PER_NODE:-}" ]; then',
+        '    BLASTUNE_THREADS="${SLURM_JOB_CPUS_PER_NODE%%[(,]*}"',
+        "else",
+        f"    BLASTUNE_THREADS={fallback}",
+        "fi",
+        'case "$BLASTUNE_THREADS" in',
+        "    ''|*[!0-9]*|0*) echo \"blastune: cannot read a CPU count from Slurm: '$BLASTUNE_THREADS'\" >&2; exit 2 ;;",
+        "esac",
+    ]
+
+
 def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = None, *, auto: bool = False,
-                 time: str | None = None, mem: str | None = None, job_name: str | None = None) -> SlurmScript:
+                 time: str | None = None, mem: str | None = None, job_name: str | None = None,
+                 partition: str | None = None, account: str | None = None, max_running: int | None = None,
+                 workers: int | None = None, array_limit: tuple[int | None, str] | None = None) -> SlurmScript:
+    """``array_limit``: (MaxArraySize, source) to check against; default: ask ``scontrol``."""
     from blastune import __version__
     from blastune.core.counts import check_threads
-    from blastune.control.exports import render_exports, slurm_header
-    from blastune.facts.environment import thread_env
+    from blastune.control.exports import slurm_header
+    from blastune.facts.environment import THREAD_VARS
 
-    _check_count(tasks, "--tasks")
+    _check_count(tasks, "--tasks", SLURM_MAX_ARRAY_SIZE)
     if not command:
         raise BlastuneError("no command given: put it after --, e.g. blastune slurm --tasks 4 -- python run.py")
     if auto and cpus_per_task is not None:
         raise BlastuneError("give --cpus-per-task or --auto, not both")
+    workers = 1 if workers is None else _check_count(workers, "--workers")
     if auto:
         cpus, basis = auto_cpus()
+        cpus = max(cpus, workers)
     elif cpus_per_task is not None:
         # the thread variables' own check (whole number, fits the C int every BLAS thread API takes)
         cpus, basis = check_threads(cpus_per_task, "--cpus-per-task"), "--cpus-per-task"
     else:
-        cpus, basis = 1, "default: one core per task (pass --cpus-per-task or --auto)"
+        cpus, basis = workers, ("default: one core per task (pass --cpus-per-task or --auto)" if workers == 1
+                                else "default: one core per worker (pass --cpus-per-task)")
+    if workers > cpus:
+        raise BlastuneError(f"--workers {workers} needs at least {workers} cores per task: --cpus-per-task is {cpus}")
+    if max_running is not None:
+        _check_count(max_running, "--max-running")
     if time is not None and not _TIME.match(time):
         raise BlastuneError(f"invalid --time {time!r}: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS")
     if mem is not None and not _MEM.match(mem):
         raise BlastuneError(f"invalid --mem {mem!r}: a whole number with an optional K, M, G or T suffix, e.g. 4G")
-    job_name = job_name or "blastune"
+    if job_name is None:
+        job_name = "blastune"
     if not _NAME.match(job_name):
-        raise BlastuneError(f"invalid --job-name {job_name!r}: use at most 128 letters, digits, '.', '_', "
+        raise BlastuneError(f"invalid --job-name {job_name!r}: use 1 to 128 letters, digits, '.', '_', "
                             "'+' or '-'")
+    for value, what in ((partition, "--partition"), (account, "--account")):
+        if value is not None and not (_PARTITION if what == "--partition" else _NAME).match(value):
+            raise BlastuneError(f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-'"
+                                + (" (a comma-separated list)" if what == "--partition" else ""))
 
-    directives = [f"#SBATCH --job-name={job_name}",
-                  f"#SBATCH --array=0-{tasks - 1}",
-                  "#SBATCH --ntasks=1",
+    warnings = []
+    limit, limit_src = array_limit if array_limit is not None else max_array_size()
+    if limit is not None:
+        if tasks > limit:  # indices 0..tasks-1 must stay below MaxArraySize
+            raise BlastuneError(f"--tasks {tasks} needs array indices up to {tasks - 1}, but this cluster's "
+                                f"MaxArraySize is {limit} ({limit_src}): indices must stay below it; split the "
+                                f"work into arrays of at most {limit} tasks")
+    elif tasks > DEFAULT_MAX_ARRAY_SIZE:
+        warnings.append(f"--tasks {tasks} is above Slurm's default MaxArraySize of {DEFAULT_MAX_ARRAY_SIZE} and "
+                        f"the cluster's limit is unknown here ({limit_src}): sbatch rejects the array if "
+                        "MaxArraySize is lower; check with scontrol show config | grep MaxArraySize")
+
+    array = f"0-{tasks - 1}" + (f"%{max_running}" if max_running else "")
+    directives = [f"#SBATCH --job-name={job_name}", f"#SBATCH --array={array}", "#SBATCH --ntasks=1",
                   slurm_header(cpus)]
+    if partition:
+        directives.append(f"#SBATCH --partition={partition}")
+    if account:
+        directives.append(f"#SBATCH --account={account}")
     if time:
         directives.append(f"#SBATCH --time={time}")
     if mem:
         directives.append(f"#SBATCH --mem={mem}")
     directives.append(f"#SBATCH --output={job_name}_%A_%a.out")
-    # the same exports as `blastune env --shell slurm`, minus its #SBATCH line (already above)
-    exports = [line for line in render_exports(thread_env(cpus), "slurm").splitlines()
-               if not line.startswith("#SBATCH")]
+
+    body = _threads_lines(cpus) + [f'export {var}="$BLASTUNE_THREADS"' for var in THREAD_VARS]
+    body.append('export SLURM_ARRAY_TASK_ID="${SLURM_ARRAY_TASK_ID:-0}"')
+    if workers == 1:
+        body += ['echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS thread(s)" >&2',
+                 "", quote_command(command)]
+    else:
+        runner = f"{shlex.quote(sys.executable)} -m blastune run --copies {workers} --pin --"
+        body += [
+            f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on ${{BLASTUNE_THREADS}} '
+            'CPU(s), each pinned to its own cores" >&2',
+            "# srun binds the step to the allocation's cores; blastune splits them among the workers",
+            "# (each gets its own cores, OMP_PLACES and as many BLAS threads; BLASTUNE_JOB_INDEX = 0..W-1).",
+            'if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null 2>&1; then',
+            '    LAUNCH=(srun --ntasks=1 --cpus-per-task="$BLASTUNE_THREADS" --cpu-bind=cores)',
+            "else",
+            "    LAUNCH=()",
+            "fi",
+            "",
+            # (${A[@]+"${A[@]}"}: an empty array under set -u, which bash before 4.4 calls unbound)
+            f'${{LAUNCH[@]+"${{LAUNCH[@]}}"}} {runner} {quote_command(command)}',
+        ]
+    what = (f"{tasks} array task(s), each capping its BLAS/OpenMP threads" if workers == 1 else
+            f"{tasks} array task(s), each running {workers} pinned workers")
     text = "\n".join([
         "#!/bin/bash",
         *directives,
-        f"# Written by blastune {__version__}: {tasks} array task(s), each capping its BLAS/OpenMP threads",
-        "# at the cores Slurm gives it (SLURM_CPUS_PER_TASK), so tasks sharing a node do not oversubscribe.",
+        f"# Written by blastune {__version__}: {what}",
+        "# at the cores Slurm gives it, so tasks sharing a node do not oversubscribe.",
         "set -euo pipefail",
         "",
-        *exports,
-        'export SLURM_ARRAY_TASK_ID="${SLURM_ARRAY_TASK_ID:-0}"',
-        'echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS thread(s)" >&2',
-        "",
-        quote_command(command),
+        *body,
         "",
     ])
     return SlurmScript(tasks=tasks, cpus_per_task=cpus, cpus_basis=basis, command=list(command), time=time,
-                       mem=mem, job_name=job_name, text=text)
+                       mem=mem, job_name=job_name, text=text, partition=partition, account=account,
+                       max_running=max_running, workers=workers, max_array_size=limit,
+                       max_array_size_source=limit_src, warnings=warnings)

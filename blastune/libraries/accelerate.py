@@ -8,10 +8,12 @@ class Accelerate(Family):
     name = "accelerate"
     api = "blas+lapack"
     path_pattern = r"(Accelerate\.framework|vecLib\.framework|libBLAS\.dylib|libLAPACK\.dylib)"
+    ps_pattern = r"(Accelerate|vecLib)\.framework"
+    thread_vars = ("VECLIB_MAXIMUM_THREADS",)
 
     @classmethod
     def describe(cls, path):
-        n, _ = env_threads(["VECLIB_MAXIMUM_THREADS"])
+        n, _ = env_threads(cls.thread_vars)
         return LibraryInfo(vendor=cls.name, api=cls.api, filepath=path, threading_layer="gcd",
                            num_threads=n, threads_source="env", control=ENV,
-                           control_vars=["VECLIB_MAXIMUM_THREADS"])
+                           control_vars=list(cls.thread_vars))

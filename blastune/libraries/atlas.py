@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 
-from blastune.libraries.base import FIXED, Family, LibraryInfo, address, handle
+from blastune.libraries.base import FIXED, Family, LibraryInfo, Seat, address, handle
+
+_THREADED_PATH = re.compile(r"libtatlas|libpt")
 
 
 class ATLAS(Family):
@@ -12,11 +14,23 @@ class ATLAS(Family):
     marker_symbols = ("ATL_buildinfo", "ATL_xerbla")
     # symbols only the threaded build has
     threaded_symbols = ("ATL_dptgemm", "ATL_thread_start", "ATL_goparallel")
+    ps_pattern = r"lib[st]?atlas[^/]*\.so|/atlas/lib(c?blas|lapack)[^/]*\.so"
+    threadpoolctl_blind = True
+    display_name = "ATLAS"
+    measured_gflops = 10.0
+    slow = True
+
+    @classmethod
+    def planned_threads(cls, environ, seat: Seat, paths=()):
+        # threaded ATLAS (libtatlas) runs the thread count it was built for; we assume one per CPU
+        if any(_THREADED_PATH.search(p) for p in paths):
+            return seat.cpus, f"{cls.name}: threaded build, count fixed at build (assumed {seat.cpus})"
+        return 1, f"{cls.name}: serial build, always 1 thread"
 
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        threaded = any(address(lib, s) for s in cls.threaded_symbols) or bool(re.search(r"libtatlas|libpt", path))
+        threaded = any(address(lib, s) for s in cls.threaded_symbols) or bool(_THREADED_PATH.search(path))
         info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
                            threading_layer="pthreads" if threaded else "none",
                            num_threads=None if threaded else 1, threads_source="build", control=FIXED)

@@ -11,6 +11,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 
+from blastune.core.counts import first_positive_int
+
 # How a library's thread count can be changed.
 RUNTIME = "runtime"  # a call inside the running process changes it
 ENV = "env"          # only an environment variable read before the library starts
@@ -104,20 +106,36 @@ class LibraryInfo:
     def to_dict(self):
         return asdict(self)
 
-    @property
-    def controllable(self) -> bool:
-        return self.control == RUNTIME
-
 
 def env_threads(names, environ=None) -> tuple[int | None, str | None]:
     """The first positive integer among ``names`` in the environment, with the name it came from."""
-    from blastune.core.counts import first_positive_int
-
     return first_positive_int(os.environ if environ is None else environ, names)
 
 
+@dataclass(frozen=True)
+class Seat:
+    """Where a process runs: what a library may see of the machine when it sizes its pool."""
+    cpus: int                  # CPUs in the process's affinity mask (what sched_getaffinity counts)
+    physical_cores: int | None = None  # the machine's physical cores (oneMKL caps at these)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One thing the doctor says about a family: severity (ok, info, warning, error), finding, fix."""
+    severity: str
+    finding: str
+    fix: str = ""
+
+
 class Family:
-    """One BLAS/LAPACK/OpenMP family. Subclasses fill the class tables and ``describe``."""
+    """One BLAS/LAPACK/OpenMP family: everything blastune knows about it, in class tables.
+
+    Subclasses fill the tables and ``describe``; the rest of blastune derives from them -- detection
+    (markers, paths), ``ps`` (``ps_pattern``, ``planned_threads``), the exported and checked
+    environment variables (``thread_vars``, ``integer_vars``, ``key_vars``, ``other_vars``), the
+    threadpoolctl bridge (``threadpoolctl_blind``) and the doctor (``measured_gflops``, ``slow``,
+    ``doctor_check`` + ``advise``). Adding a vendor = one module + one line in ``libraries/__init__``.
+    """
     name = "unknown"
     api = "blas"
     marker_symbols: tuple[str, ...] = ()   # any one of these, defined in the file, identifies it
@@ -126,6 +144,63 @@ class Family:
     thread_api: tuple[str, str] | None = None  # (getter, setter) symbols of a run-time thread API
     thread_ctype = ctypes.c_int            # the C type of the count those take and return
     per_thread = False                     # the setter applies to the calling thread only (OpenMP)
+
+    # -- seen from another process (``blastune ps``): only its mapped file paths and its environ
+    ps_pattern: str | None = None          # regex on a mapped file's real path; None: path_pattern
+    wrapper = False                        # forwards to a backend (FlexiBLAS): the backend's pool counts
+
+    # -- environment variables, each listed by the one family that reads it
+    thread_vars: tuple[str, ...] = ()      # set its pool size, in the order it reads them
+    integer_vars: tuple[str, ...] = ()     # other variables that must hold a positive integer
+    strict_vars: tuple[str, ...] = ()      # integer variables read strictly (' 2' is not 2)
+    list_vars: tuple[str, ...] = ()        # integer variables that may hold a comma list ('4,2')
+    key_vars: tuple[str, ...] = ()         # change its layer or kernels: info shows them even unset
+    other_vars: tuple[str, ...] = ()       # also read; info shows them when set
+
+    # -- how many threads it runs when a process starts (see ``planned_threads``)
+    serial = False                         # always one thread, whatever the environment says
+    default_threads: int | None = None     # with no variable set; None: one per CPU it may use
+    caps_at_cpus = False                   # never starts more threads than CPUs in its affinity mask
+
+    # -- what the doctor and the threadpoolctl bridge say about it
+    threadpoolctl_blind = False            # threadpoolctl has no controller for it: blastune registers one
+    display_name: str | None = None        # in prose ("reference BLAS"); None: ``name``
+    measured_gflops: float | None = None   # dot 2000x2000, GFLOP/s per core, on the 2-core reference
+                                           # machine (bench/doctor_slow_blas.py measures it)
+    slow = False                           # the doctor tells numpy/scipy users to switch away from it
+    doctor_check: str | None = None        # id of the doctor check ``advise`` answers
+
+    @classmethod
+    def reads(cls) -> tuple[str, ...]:
+        """Every variable the family reads, thread counts first."""
+        return tuple(dict.fromkeys(cls.thread_vars + cls.integer_vars + cls.key_vars + cls.other_vars))
+
+    @classmethod
+    def planned_threads(cls, environ, seat: Seat, paths=()) -> tuple[int, str]:
+        """The threads one call will really run in a process started with ``environ`` on ``seat``,
+        and why. ``environ`` None: not readable (another user's process); ``paths``: its mapped files."""
+        if cls.serial:
+            return 1, f"{cls.name}: serial, always 1 thread"
+        n, var = first_positive_int(environ or {}, cls.thread_vars)
+        if n is None:
+            return cls._default(environ, seat)
+        if cls.caps_at_cpus and n > seat.cpus:
+            return seat.cpus, f"{cls.name}: {var}={n}, capped at the {seat.cpus} CPUs it may use"
+        return n, f"{cls.name}: {var}={n}"
+
+    @classmethod
+    def _default(cls, environ, seat: Seat) -> tuple[int, str]:
+        if cls.default_threads is not None:
+            return cls.default_threads, f"{cls.name}: default {cls.default_threads} thread(s)"
+        if environ is None:
+            return seat.cpus, f"{cls.name}: environment unreadable, assumed one thread per CPU ({seat.cpus})"
+        return seat.cpus, f"{cls.name}: default, one thread per CPU it may use ({seat.cpus})"
+
+    @classmethod
+    def advise(cls, libs: list, environ, want: int, label) -> list[Advice]:
+        """The doctor's ``doctor_check`` for this family: ``libs`` are its loaded libraries
+        (LibraryInfo), ``want`` the threads per job the machine allows, ``label(lib)`` names one."""
+        return []
 
     @classmethod
     def owns(cls, path: str) -> bool:

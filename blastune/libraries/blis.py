@@ -5,7 +5,7 @@ import ctypes
 import math
 import re
 
-from blastune.libraries.base import (ENV, Family, LibraryInfo, env_threads,
+from blastune.libraries.base import (ENV, Advice, Family, LibraryInfo, Seat, env_threads,
                                      function, handle)
 
 
@@ -27,7 +27,7 @@ def env_threads_blis(environ=None) -> tuple[int, str | None]:
             ways[var] = n
     if ways:
         return math.prod(ways.values()), " x ".join(f"{k}={v}" for k, v in ways.items())
-    n, var = env_threads(["BLIS_NUM_THREADS", "OMP_NUM_THREADS"], environ)
+    n, var = env_threads(BLIS.thread_vars, environ)
     return (n, f"{var}={n}") if n else (1, None)
 
 
@@ -38,12 +38,36 @@ class BLIS(Family):
     path_pattern = r"(^|/)(libblis[^/]*|blis[^/]*/lib[^/]*)$"
     thread_api = ("bli_thread_get_num_threads", "bli_thread_set_num_threads")
     thread_ctype = ctypes.c_long  # BLIS counts are dim_t
+    ps_pattern = r"libblis[^/]*\.so|/blis[^/]*/lib(c?blas)[^/]*\.so"
+    thread_vars = ("BLIS_NUM_THREADS", "OMP_NUM_THREADS")
+    integer_vars = WAY_VARS
+    # uncapped: BLIS_NUM_THREADS=4 on 2 CPUs, or under taskset -c 0, runs 4 threads (measured)
+    default_threads = 1
+    threadpoolctl_blind = True  # threadpoolctl cannot see Debian's symbol-hiding libblas.so.3 build
+    doctor_check = "blis-default-threads"
+
+    @classmethod
+    def planned_threads(cls, environ, seat: Seat, paths=()):
+        n, why = env_threads_blis(environ or {})
+        return n, f"{cls.name}: {why}" if why else f"{cls.name}: default 1 thread"
+
+    @classmethod
+    def advise(cls, libs, environ, want, label):
+        if not libs:
+            return [Advice("ok", "BLIS not loaded")]
+        lib = libs[0]
+        unset = not any(environ.get(v) for v in cls.thread_vars)
+        if lib.num_threads == 1 and unset and want > 1:
+            return [Advice("warning", f"{label(lib)} runs 1 thread, its default when BLIS_NUM_THREADS and "
+                           f"OMP_NUM_THREADS are unset, while {want} would fit each job",
+                           f"export BLIS_NUM_THREADS={want}")]
+        return [Advice("ok", f"{label(lib)} runs {lib.num_threads} thread(s) as set")]
 
     @classmethod
     def describe(cls, path):
         lib = handle(path)
         info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
-                           control_vars=["BLIS_NUM_THREADS", "OMP_NUM_THREADS", *WAY_VARS])
+                           control_vars=[*cls.thread_vars, *WAY_VARS])
         ver = function(lib, "bli_info_get_version_str", ctypes.c_char_p)
         info.version = ver().decode() if ver else None
         omp = function(lib, "bli_info_get_enable_openmp")

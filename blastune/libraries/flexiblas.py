@@ -11,12 +11,19 @@ class FlexiBLAS(Family):
     api = "blas+lapack"
     marker_symbols = ("flexiblas_get_num_threads", "flexiblas_current_backend")
     thread_api = ("flexiblas_get_num_threads", "flexiblas_set_num_threads")
+    ps_pattern = r"libflexiblas[^/]*\.so"
+    # FlexiBLAS reads no thread count of its own: the backend it loads reads its own variables
+    # (see its family), and in another process that backend's file is mapped too.
+    wrapper = True
+    key_vars = ("FLEXIBLAS",)
+    # reported by info since 0.1.0; FlexiBLAS's manual documents no such variable
+    other_vars = ("FLEXIBLAS_NUM_THREADS",)
 
     @classmethod
     def describe(cls, path):
         lib = handle(path)
         info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
-                           control_vars=["FLEXIBLAS_NUM_THREADS", "FLEXIBLAS"])
+                           control_vars=list(cls.key_vars))
         ver = function(lib, "flexiblas_get_version", ctypes.c_int, [ctypes.POINTER(ctypes.c_int)] * 3)
         if ver:
             parts = [ctypes.c_int() for _ in range(3)]

@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import ctypes
+import re
 
-from blastune.libraries.base import (ENV, FIXED, RUNTIME, Control, Family, LibraryInfo, affixed,
-                                     function, handle)
+from blastune.core.counts import first_positive_int
+from blastune.libraries.base import (ENV, FIXED, RUNTIME, Advice, Control, Family, LibraryInfo, Seat,
+                                     affixed, function, handle)
 
 _LAYERS = {0: "none", 1: "pthreads", 2: "openmp"}
+
+# The OpenMP build follows OpenMP's ICV only. Seen from another process, only the path tells the
+# build: Debian's openblas-openmp/ directory, Fedora's libopenblaso.
+_OPENMP_PATH = re.compile(r"openblas-openmp/|libopenblaso[.-]")
+_OPENMP_VARS = ("OMP_NUM_THREADS",)
 
 
 def _sym(lib, base):
@@ -21,6 +28,51 @@ class OpenBLAS(Family):
     name = "openblas"
     api = "blas+lapack"
     marker_symbols = affixed(("openblas_get_config",))
+    ps_pattern = r"lib(scipy_)?openblas[^/]*\.so|/openblas[^/]*/lib(c?blas|lapack)[^/]*\.so"
+    thread_vars = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    key_vars = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    other_vars = ("OPENBLAS_VERBOSE", "OPENBLAS_MAIN_FREE")
+    # blas_get_cpu_number() caps the count read from the environment at get_num_procs(), the CPUs
+    # in the affinity mask at load (measured: OPENBLAS_NUM_THREADS=4 on 2 CPUs runs 2 threads,
+    # under taskset -c 0 runs 1; Debian 0.3.21 pthreads and pip's scipy-openblas 0.3.30).
+    caps_at_cpus = True
+    display_name = "OpenBLAS"
+    measured_gflops = 44.0
+    doctor_check = "openblas-openmp-env"
+
+    @classmethod
+    def planned_threads(cls, environ, seat: Seat, paths=()):
+        if not any(_OPENMP_PATH.search(p) for p in paths):
+            return super().planned_threads(environ, seat, paths)
+        # The OpenMP build sizes its team from OMP_NUM_THREADS, uncapped (OMP_NUM_THREADS=4 on 2 CPUs:
+        # 4 threads, measured), else libgomp's default of one per CPU in the mask.
+        n, var = first_positive_int(environ or {}, _OPENMP_VARS)
+        if n:
+            return n, f"{cls.name} (OpenMP build): {var}={n}"
+        return cls._default(environ, seat)
+
+    @classmethod
+    def advise(cls, libs, environ, want, label):
+        libs = [lib for lib in libs if lib.threading_layer == "openmp"]
+        if not libs:
+            return [Advice("ok", "no OpenMP-built OpenBLAS loaded")]
+        ob, omp = environ.get("OPENBLAS_NUM_THREADS"), environ.get("OMP_NUM_THREADS")
+        lib = libs[0]
+        n = lib.num_threads
+        runs = "? threads" if not n else f"{n} thread{'s' * (n != 1)}"
+        # the count meant by OPENBLAS_NUM_THREADS (a malformed value is env-integer's finding)
+        meant_vals = first_positive_int(environ, ("OPENBLAS_NUM_THREADS",))[0]
+        meant = meant_vals or want
+        omp_n = first_positive_int(environ, _OPENMP_VARS)[0]
+        if ob is not None and omp is None:
+            return [Advice("warning", f"OPENBLAS_NUM_THREADS={ob} is ignored: {label(lib)} is built with OpenMP "
+                           f"and follows OMP_NUM_THREADS (unset), so it runs {runs}",
+                           f"export OMP_NUM_THREADS={meant}")]
+        if meant_vals and omp is not None and meant_vals != omp_n:
+            return [Advice("info", f"{label(lib)} follows OMP_NUM_THREADS={omp}, not OPENBLAS_NUM_THREADS={ob}",
+                           f"export OMP_NUM_THREADS={meant} if {meant} was meant")]
+        return [Advice("ok", f"{label(lib)} is OpenMP-built and OMP_NUM_THREADS "
+                       f"{'is ' + omp if omp else 'is unset (no conflicting OPENBLAS_NUM_THREADS)'}")]
 
     @classmethod
     def _layer(cls, lib):
@@ -53,10 +105,10 @@ class OpenBLAS(Family):
             info.control = ENV
         if info.threading_layer == "openmp":
             # The OpenMP build sizes its pool from OpenMP's ICV: OPENBLAS_NUM_THREADS is not read.
-            info.control_vars = ["OMP_NUM_THREADS"]
+            info.control_vars = list(_OPENMP_VARS)
             info.notes.append("OpenMP build: ignores OPENBLAS_NUM_THREADS; limits apply per calling thread")
         else:
-            info.control_vars = ["OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"]
+            info.control_vars = list(cls.thread_vars)
         return info
 
     @classmethod

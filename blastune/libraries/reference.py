@@ -11,6 +11,13 @@ class Reference(Family):
     api = "blas"
     # Debian/Ubuntu: .../blas/libblas.so.3 and .../lapack/liblapack.so.3; others: librefblas, libreflapack
     path_pattern = r"(/blas/libblas\.so|/lapack/liblapack\.so|librefblas|libreflapack)"
+    # in ps: BLAS files only (a reference LAPACK beside another BLAS is no thread pool)
+    ps_pattern = r"/blas/libc?blas[^/]*\.so|librefblas[^/]*\.so"
+    serial = True
+    threadpoolctl_blind = True
+    display_name = "reference BLAS"
+    measured_gflops = 2.6
+    slow = True
 
     @classmethod
     def describe(cls, path):

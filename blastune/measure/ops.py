@@ -349,3 +349,20 @@ def parse_ops(values) -> list[str]:
     if not names:
         raise BlastuneError(f"no op given: choose from {', '.join(OPS)} or all")
     return list(dict.fromkeys(names))
+
+
+def format_bytes(nbytes: float) -> str:
+    """A memory size for a message: MiB below 128 MiB, GiB above."""
+    return f"{nbytes / 2**30:.3g} GiB" if nbytes >= 2**27 else f"{nbytes / 2**20:.3g} MiB"
+
+
+def check_memory(op_name: str, size: int, dtype: str) -> int:
+    """Refuse, before allocating, a point whose arrays would not fit in the memory we may still use."""
+    from blastune.facts.cpu import available_memory
+
+    need = get_op(op_name).memory_bytes(size, dtype)
+    avail, source = available_memory()
+    if avail is not None and need > avail:
+        raise BlastuneError(f"{op_name} at size {size} ({dtype}) needs about {format_bytes(need)} of memory but "
+                            f"only {format_bytes(avail)} is available ({source}): choose a smaller --size")
+    return need

@@ -6,9 +6,13 @@
 3. Adaptive repeats: take at least ``min_repeats`` samples, then keep going until the relative spread
    of the median falls below ``target_spread`` or the point's time budget is spent.
 
-"Spread" is the relative standard error of the median, estimated robustly from the interquartile range:
+"Spread" -- the one definition blastune uses everywhere (``sweep``, ``jobs``, ``compare``; see
+``spread()`` and docs/sweep.md) -- is the relative standard error of the median, estimated robustly from
+the interquartile range:
 
     spread = 1.2533 * (IQR / 1.349) / sqrt(repeats) / median
+
+It needs at least ``MIN_SPREAD_REPEATS`` (3) samples; with fewer it is None and shown as "—".
 
 (IQR / 1.349 is the standard deviation a normal distribution with that IQR would have; 1.2533 =
 sqrt(pi/2) turns the standard error of a mean into that of a median). It shrinks as repeats grow, so
@@ -28,6 +32,8 @@ from dataclasses import asdict, dataclass
 _MEDIAN_SE = math.sqrt(math.pi / 2)
 # IQR of a standard normal distribution
 _NORMAL_IQR = 1.3489795
+# fewer samples than this have no spread: two samples give an IQR, but not one worth reporting
+MIN_SPREAD_REPEATS = 3
 # samples per point at most: past this the median's error no longer shrinks enough to matter
 MAX_REPEATS = 1000
 
@@ -58,10 +64,15 @@ def quartiles(samples: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def relative_spread(samples: list[float]) -> float | None:
-    """Relative standard error of the median (see the module docstring); None when it cannot be judged."""
+def spread(samples) -> float | None:
+    """THE spread of a set of timings: relative standard error of the median, from the IQR.
+
+    ``1.2533 * (IQR / 1.349) / sqrt(n) / median`` -- 0.02 means the median is known to about 2%.
+    None with fewer than ``MIN_SPREAD_REPEATS`` samples or a median <= 0 (nothing honest to say).
+    """
+    samples = list(samples)
     n = len(samples)
-    if n < 3:
+    if n < MIN_SPREAD_REPEATS:
         return None
     q1, med, q3 = quartiles(samples)
     if med <= 0:
@@ -69,10 +80,13 @@ def relative_spread(samples: list[float]) -> float | None:
     return _MEDIAN_SE * ((q3 - q1) / _NORMAL_IQR) / math.sqrt(n) / med
 
 
+relative_spread = spread  # the 0.1.0 name
+
+
 def summarize(samples: list[float]) -> Stats:
     q1, med, q3 = quartiles(samples)
     return Stats(median=med, q1=q1, q3=q3, iqr=q3 - q1, min=min(samples), max=max(samples),
-                 mean=statistics.fmean(samples), repeats=len(samples), spread=relative_spread(samples))
+                 mean=statistics.fmean(samples), repeats=len(samples), spread=spread(samples))
 
 
 @dataclass
@@ -85,16 +99,33 @@ class Measurement:
     elapsed_s: float           # wall time spent on this point, warm-up included
     target_spread: float
     stop: str                  # "target" | "budget" | "max_repeats"
+    # run-queue wait of the working threads during each sample, in seconds (None: not measured)
+    waits_s: list[float] | None = None
 
     @property
     def unstable(self) -> bool:
         s = self.stats.spread
         return s is None or s > self.target_spread
 
+    @property
+    def sample_wait_pct(self) -> list[float] | None:
+        """Each sample's wait as a percentage of that sample's wall time (per call x loops)."""
+        if self.waits_s is None:
+            return None
+        return [100.0 * w / max(t * self.loops, 1e-12) for w, t in zip(self.waits_s, self.samples)]
+
+    @property
+    def wait_pct(self) -> float | None:
+        """The whole point's wait: all samples' wait over all samples' wall time, in percent."""
+        if self.waits_s is None:
+            return None
+        return 100.0 * sum(self.waits_s) / max(sum(self.samples) * self.loops, 1e-12)
+
     def to_dict(self):
         d = self.stats.to_dict()
         d.update(samples=self.samples, loops=self.loops, warmup_s=self.warmup_s, elapsed_s=self.elapsed_s,
-                 target_spread=self.target_spread, stop=self.stop, unstable=self.unstable)
+                 target_spread=self.target_spread, stop=self.stop, unstable=self.unstable,
+                 wait_pct=self.wait_pct)
         return d
 
 
@@ -111,17 +142,22 @@ def _sample(fn, args, loops, clock):
 
 
 def measure(fn, args=(), *, target_spread: float = 0.02, min_repeats: int = 5, budget: float = 10.0,
-            max_repeats: int = MAX_REPEATS, min_sample_time: float = 0.02, clock=time.perf_counter) -> Measurement:
+            max_repeats: int = MAX_REPEATS, min_sample_time: float = 0.02, clock=time.perf_counter,
+            watch=None) -> Measurement:
     """Time ``fn(*args)``: warm-up, calibrate loops, then adaptive repeats (see the module docstring).
 
     ``budget`` (seconds) bounds the adaptive part; ``min_repeats`` samples are always taken, so a point
     whose single call exceeds the budget still gets an honest median and is reported as such.
+    ``watch``: brackets every timed sample -- ``token = watch.begin()`` before, ``watch.end(token)`` after,
+    returning the seconds the working threads waited for a CPU meanwhile (None if unknown). The reads
+    happen outside the timed interval, so they cost the sample nothing.
     """
     if min_repeats < 1:
         raise ValueError("min_repeats must be >= 1")
     start = clock()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection landing inside one sample is noise that has nothing to do with BLAS
+    waits: list[float] | None = [] if watch is not None else None
     try:
         warm = _sample(fn, args, 1, clock)
         loops = 1
@@ -134,11 +170,21 @@ def measure(fn, args=(), *, target_spread: float = 0.02, min_repeats: int = 5, b
         samples: list[float] = []
         stop = "max_repeats"
         while len(samples) < max_repeats:
-            samples.append(_sample(fn, args, loops, clock))
+            if watch is None:
+                samples.append(_sample(fn, args, loops, clock))
+            else:
+                token = watch.begin()
+                samples.append(_sample(fn, args, loops, clock))
+                w = watch.end(token)
+                if w is None:
+                    waits = None
+                    watch = None  # the threads can no longer be read: say "unknown", not "no wait"
+                else:
+                    waits.append(w)
             if len(samples) < min_repeats:
                 continue
-            spread = relative_spread(samples)
-            if spread is not None and spread <= target_spread:
+            now_spread = spread(samples)
+            if now_spread is not None and now_spread <= target_spread:
                 stop = "target"
                 break
             spent = clock() - start
@@ -150,4 +196,4 @@ def measure(fn, args=(), *, target_spread: float = 0.02, min_repeats: int = 5, b
         if gc_was_enabled:
             gc.enable()
     return Measurement(stats=summarize(samples), samples=samples, loops=loops, warmup_s=warm,
-                       elapsed_s=clock() - start, target_spread=target_spread, stop=stop)
+                       elapsed_s=clock() - start, target_spread=target_spread, stop=stop, waits_s=waits)

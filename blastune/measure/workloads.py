@@ -7,62 +7,42 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import asdict, dataclass
 
+from blastune.core.counts import check_count
+from blastune.documents.jobs import Workload
 from blastune.errors import BlastuneError
+
+__all__ = ["Workload", "KINDS", "DEFAULT_SIZES", "make_workload", "resolve_func", "build_task", "memory_bytes"]
 
 # Default sizes: one task takes a few tens of milliseconds on one core of a current CPU.
 DEFAULT_SIZES = {"python": 500_000, "numpy": 1_000_000, "op": 300}
 KINDS = ("python", "numpy")
 
 
-@dataclass(frozen=True)
-class Workload:
-    kind: str            # "op", "python", "numpy" or "func"
-    name: str            # the op name, "python", "numpy", or "package.module:function"
-    size: int | None     # matrix order (op), list length (python), array length (numpy); None for func
-    uses_blas: bool      # whether BLAS thread counts can matter (decides which layouts to try)
-    dtype: str = "float64"  # op only
-    lib: str = "numpy"      # op only: numpy or scipy calls
+def memory_bytes(w: Workload) -> int:
+    """About the peak bytes one running task holds (0 for --func: unknown)."""
+    if w.kind == "op":
+        from blastune.measure.ops import get_op
 
-    def describe(self) -> str:
-        if self.kind == "op":
-            return f"{self.lib} {self.name} {self.size}x{self.size} {self.dtype}"
-        if self.kind == "python":
-            return f"pure-Python loop over {self.size:,} items (holds the GIL)"
-        if self.kind == "numpy":
-            return f"elementwise numpy on {self.size:,} doubles (releases the GIL)"
-        return f"{self.name}(i)"
-
-    def memory_bytes(self) -> int:
-        """About the peak bytes one running task holds (0 for --func: unknown)."""
-        if self.kind == "op":
-            from blastune.measure.ops import get_op
-
-            return get_op(self.name).memory_bytes(self.size, self.dtype)
-        if self.kind == "numpy":
-            return 16 * self.size  # the array and one ufunc temporary
-        if self.kind == "python":
-            return 48 * self.size  # the list, and the comprehension's list of float objects
-        return 0
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Workload":
-        return cls(kind=d["kind"], name=d["name"], size=d.get("size"), uses_blas=bool(d.get("uses_blas")),
-                   dtype=d.get("dtype", "float64"), lib=d.get("lib", "numpy"))
+        return get_op(w.name).memory_bytes(w.size, w.dtype)
+    if w.kind == "numpy":
+        return 16 * w.size  # the array and one ufunc temporary
+    if w.kind == "python":
+        return 48 * w.size  # the list, and the comprehension's list of float objects
+    return 0
 
 
 def make_workload(op: str | None = None, size: int | None = None, workload: str | None = None,
                   func: str | None = None, dtype: str = "float64", lib: str = "numpy") -> Workload:
     """Check the user's choice in this process, so a bad one fails before any worker starts."""
+    for name, v in (("--op", op), ("--workload", workload), ("--func", func), ("--dtype", dtype), ("--lib", lib)):
+        if isinstance(v, str) and not v.strip():
+            raise BlastuneError(f"invalid {name} {v!r}: give a name (see 'blastune jobs --help')")
     given = [name for name, v in (("--op", op), ("--workload", workload), ("--func", func)) if v]
     if len(given) > 1:
         raise BlastuneError(f"give only one of --op, --workload, --func (got {' and '.join(given)})")
-    if size is not None and (isinstance(size, bool) or size < 1):
-        raise BlastuneError(f"invalid size {size}: must be a whole number >= 1")
+    if size is not None:
+        size = check_count(size, "size", hi=2**62)
     if func:
         if size is not None:
             raise BlastuneError("--size does not apply to --func (your function is called with the task index)")

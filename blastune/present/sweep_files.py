@@ -1,65 +1,50 @@
-"""Sweep results as CSV and as a scaling plot (matplotlib, an optional extra)."""
+"""Sweep results as CSV and as the figure of ``blastune plot`` (matplotlib, an optional extra)."""
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
 
-from blastune.errors import BlastuneError
-from blastune.core.files import atomic_write_text
 
 CSV_FIELDS = ("op", "lib", "impl", "size", "dtype", "threads", "isolated", "median_s", "q1_s", "q3_s", "iqr_s",
               "min_s", "max_s", "mean_s", "spread", "repeats", "loops", "unstable", "busy", "other_load_cores", "flops", "flops_nominal",
-              "gflops", "speedup", "efficiency", "peak_pct", "best", "oversubscribed", "memory_bytes")
+              "gflops", "speedup", "efficiency", "peak_pct", "best", "oversubscribed", "memory_bytes",
+              # added after 0.1.0 (new columns go last: scripts that index columns keep working)
+              "wait_pct", "contended", "flags")
 
 
-def write_csv(data: dict, path) -> None:
-    """One row per point (the per-sample times stay in the JSON); written atomically like the JSON."""
+def csv_text(data: dict) -> str:
+    """One row per point (the per-sample times stay in the JSON); ``flags`` as 'name: reason; ...'."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for p in data["points"]:
-        w.writerow({k: p.get(k) for k in CSV_FIELDS})
-    atomic_write_text(path, buf.getvalue())
+        row = {k: p.get(k) for k in CSV_FIELDS}
+        row["flags"] = "; ".join(f"{k}: {v}" for k, v in (p.get("flags") or {}).items())
+        w.writerow(row)
+    return buf.getvalue()
+
+
+def write_csv(data: dict, path, force: bool = True) -> None:
+    """Write the CSV by the output rule (blastune.core.files): atomic for a regular file, straight into
+    a FIFO or /dev/stdout, mode and links kept. ``force=False`` refuses an existing file (the CLI checks
+    that before measuring, so by now replacing it is what the user asked for)."""
+    from blastune.core.files import save_output
+
+    save_output(path, csv_text(data), force=force, what="--csv")
 
 
 def check_plot_available() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise BlastuneError("--plot needs matplotlib, which is not installed: pip install 'blastune[plot]'") from None
+    from blastune.present.plot import check_available
+
+    check_available("--plot")
 
 
 def write_plot(data: dict, path) -> None:
-    """Speed-up over 1 thread against threads, one line per (op, size, dtype), with the ideal line."""
-    check_plot_available()
-    import matplotlib
+    """The figure ``blastune plot`` draws for this document, written by the output rule (the caller
+    checked before measuring whether an existing file may be replaced)."""
+    from blastune.core.files import write_output
+    from blastune.present.plot import figure_format, make_figure, render, source_from_dict
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups: dict[tuple, list[dict]] = {}
-    for p in data["points"]:
-        if p.get("speedup") is not None:
-            groups.setdefault((p["op"], p["size"], p["dtype"]), []).append(p)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    top = 1
-    for (op, size, dtype), pts in groups.items():
-        pts.sort(key=lambda p: p["threads"])
-        xs, ys = [p["threads"] for p in pts], [p["speedup"] for p in pts]
-        top = max(top, *xs)
-        label = f"{op} n={size}" + (f" {dtype}" if dtype != "float64" else "")
-        ax.plot(xs, ys, marker="o", label=label)
-    ax.plot([1, top], [1, top], "k--", linewidth=0.8, label="ideal")
-    ax.set_xlabel("threads")
-    ax.set_ylabel("speed-up over 1 thread (median times)")
-    lib = data.get("grid", {}).get("lib", "numpy")
-    ax.set_title(f"blastune sweep: {lib} on {data.get('cpu', {}).get('model', '?')}", fontsize=10)
-    ax.set_xticks(sorted({p["threads"] for p in data["points"]}))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig = make_figure([source_from_dict(data, Path(str(path)).stem)], "auto", "gflops")
+    write_output(path, render(fig, figure_format(path)), what="--plot")

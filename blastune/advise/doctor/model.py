@@ -9,6 +9,7 @@ from typing import Mapping
 
 from blastune.advise.doctor.probe import ProbeResult
 from blastune.facts.cpu import CpuInfo
+from blastune.facts.schedstat import Pressure
 
 DOCTOR_SCHEMA = "blastune.doctor/1"
 SEVERITIES = ("ok", "info", "warning", "error")
@@ -36,6 +37,9 @@ class Context:
     bindings: list = field(default_factory=list)   # detect.Binding: what numpy/scipy call
     probe: ProbeResult | None = None
     notes: list[str] = field(default_factory=list)
+    pressure: Pressure | None = None        # /proc/pressure/cpu when the context was built (None: no PSI)
+    pressure_now_pct: float | None = None   # PSI "some" over the doctor's own run, in percent
+    pressure_window_s: float | None = None  # how long that run was
 
     @property
     def blas_libs(self):
@@ -74,9 +78,6 @@ class DoctorReport:
 
     def by_severity(self, severity: str) -> list[Finding]:
         return [f for f in self.findings if f.severity == severity]
-
-    def ids(self, severity: str | None = None) -> set[str]:
-        return {f.id for f in self.findings if severity is None or f.severity == severity}
 
     def to_dict(self):
         return {

@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass
 
 PROBE_SIZE = 200
 
-# Stages in order; the child prints "stage <name>" before starting each one.
-STAGES = ("start", "import numpy", "import scipy", "matmul", "check", "done")
-
+# The child prints "stage <name>" before each stage it enters: import numpy, import scipy, matmul,
+# check, done ("start" when it printed nothing).
 _CHILD = f"""
 import sys
 def stage(s):

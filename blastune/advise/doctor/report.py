@@ -1,6 +1,6 @@
 """``blastune.doctor()``: what is wrong with this environment's BLAS setup, and how to fix it.
 
-The checks live in ``blastune.advise.doctor.checks.CHECKS`` (one small function each). This module gathers
+The checks live in ``blastune.advise.doctor.checks`` (one small function each, ``@check(id)``). This module gathers
 the facts they read into a ``Context`` -- first running the BLAS in a child process, so a setting
 that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a kernel the CPU lacks) becomes a finding and
 not the death of doctor -- then runs every check and returns plain data.
@@ -8,14 +8,16 @@ not the death of doctor -- then runs every check and returns plain data.
 from __future__ import annotations
 
 import os
+import time
 
 from blastune import __version__
 from blastune.core.counts import check_threads
 from blastune.facts.environment import current_env
-from blastune.advise.doctor.checks import CHECKS
+from blastune.advise.doctor.checks import all_checks
 from blastune.advise.doctor.model import (DOCTOR_SCHEMA, SEVERITIES, Context, DoctorReport,  # noqa: F401
                                            Finding)
 from blastune.advise.doctor.probe import ProbeResult
+from blastune.facts.schedstat import Pressure, cpu_pressure
 
 
 def _import_is_safe(probe: ProbeResult | None) -> bool:
@@ -33,7 +35,24 @@ def _import_is_safe(probe: ProbeResult | None) -> bool:
     return False
 
 
-def build_context(jobs: int = 1, probe: ProbeResult | None = None) -> Context:
+def _pressure_since(start) -> tuple[Pressure | None, float | None, float | None]:
+    """CPU pressure now, and PSI "some" in percent since ``start`` = (monotonic time, Pressure)."""
+    now = cpu_pressure()
+    if now is None or start is None or start[1] is None:
+        return now, None, None
+    window = time.monotonic() - start[0]
+    if window < MIN_PRESSURE_WINDOW_S:
+        return now, None, None  # too short to say anything the 10 s average does not
+    pct = 100.0 * (now.some_total_us - start[1].some_total_us) / 1e6 / window
+    return now, round(min(100.0, max(0.0, pct)), 1), round(window, 2)
+
+
+# Shorter than this, a window's PSI delta is a few scheduler ticks: the 10 s average says more.
+MIN_PRESSURE_WINDOW_S = 0.2
+
+
+def build_context(jobs: int = 1, probe: ProbeResult | None = None, pressure_start=None) -> Context:
+    """The facts every check reads. ``pressure_start``: (monotonic time, Pressure) when doctor began."""
     from blastune.facts.cpu import cpu_flags, cpu_info
     from blastune.facts.detect import inventory
 
@@ -46,15 +65,17 @@ def build_context(jobs: int = 1, probe: ProbeResult | None = None) -> Context:
     else:
         cpu, loaded, binds = cpu_info(), inventory(), []
         notes.append(f"numpy/scipy not imported here: the probe child died at '{probe.stage}'")
+    pressure, now_pct, window = _pressure_since(pressure_start)
     return Context(jobs=jobs, env=dict(os.environ), cpu=cpu, cpu_flags=cpu_flags(), loaded=loaded,
-                   bindings=binds, probe=probe, notes=notes)
+                   bindings=binds, probe=probe, notes=notes, pressure=pressure, pressure_now_pct=now_pct,
+                   pressure_window_s=window)
 
 
 def run_checks(ctx: Context, checks=None) -> list[Finding]:
     """Run each check; one that raises is reported as a finding, never takes the others down."""
 
     findings = []
-    for check_id, check in (checks or CHECKS):
+    for check_id, check in (checks or all_checks()):
         try:
             findings += check(ctx)
         except Exception as exc:  # a bug of ours must not hide the other findings
@@ -74,9 +95,10 @@ def doctor(jobs: int = 1, *, probe: bool = True, timeout: float = 60.0) -> Docto
     import sys
 
     check_threads(jobs, "job count")
+    start = (time.monotonic(), cpu_pressure())
     # an embedding program (uWSGI, a GUI) has no python to start: then there is no probe to run
     result = run_probe(timeout=timeout) if probe and sys.executable else None
-    ctx = build_context(jobs, result)
+    ctx = build_context(jobs, result, start)
     findings = run_checks(ctx)
     return DoctorReport(
         schema=DOCTOR_SCHEMA, blastune_version=__version__, jobs=jobs,

@@ -2,63 +2,69 @@
 at start-up. The parent sets the thread variables in our environment before we import numpy.
 
 Protocol: one JSON job on stdin; one JSON object per line on stdout -- {"start": spec},
-{"point": record} or {"error": message}. Anything else we print goes to stderr.
+{"point": record}, {"skip": spec} (the sweep's budget ran out) or {"error": message}. Anything else
+we print goes to stderr. We die with the parent (``blastune.measure.children.die_with_parent``).
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
-
-def _threads_seen(served: dict) -> dict:
-    """What the serving library says it runs: queried at run time where possible, else its env setting."""
-    from blastune.control.limits import get_threads
-    from blastune.measure.sweep.core import _files
-
-    files = _files(served)
-    got = get_threads("all")
-    seen = {f: got[f] for f in files if f in got}
-    if len(seen) < len(files):
-        for api_lib in served.values():
-            if api_lib and api_lib["filepath"] not in seen:
-                seen[api_lib["filepath"]] = api_lib["num_threads"]
-    return seen
+PARENT_VAR = "BLASTUNE_SWEEP_PARENT"  # the parent's pid: we end when it does
 
 
 def run(job: dict, emit) -> None:
-    from blastune.measure.load import LoadProbe
     from blastune.errors import BlastuneError
-    from blastune.measure.ops import OPS
-    from blastune.measure.sweep.core import _point_record, check_memory, serving_libraries
+    from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
+    from blastune.measure.load import LoadProbe
+    from blastune.measure.ops import OPS, check_memory
+    from blastune.measure.sweep.libraries import serving_libraries, threads_seen_at_start
+    from blastune.measure.sweep.points import record
     from blastune.measure.timing import measure
 
     threads, lib, settings = job["threads"], job["lib"], job["settings"]
     specs = job["specs"]
     start, budget = time.perf_counter(), job["budget"]
+    measured = job.get("measured_before", 0)
+    deadline = job.get("deadline")
+    source = job.get("source") or SOURCE_SCHEDSTAT
+    watch = WorkWait() if source == SOURCE_SCHEDSTAT else None
     try:
-        seen = _threads_seen(serving_libraries(lib))  # info() once: it inspects every loaded library
+        seen = threads_seen_at_start(serving_libraries(lib))  # info() once: it inspects every library
         for i, (op_name, size, dtype) in enumerate(specs):
-            emit({"start": {"op": op_name, "size": size, "dtype": dtype, "threads": threads}})
+            spec = {"op": op_name, "size": size, "dtype": dtype, "threads": threads}
+            # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's deadline holds here
+            # the parent started us before the deadline: that decision covers our first point
+            if i > 0 and measured and deadline is not None and time.monotonic() >= deadline:
+                emit({"skip": spec})
+                continue
+            emit({"start": spec})
             check_memory(op_name, size, dtype)
             prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
             left = max(0.0, budget - (time.perf_counter() - start)) / (len(specs) - i)
             probe = LoadProbe()
             m = measure(prepared.fn, prepared.args, target_spread=settings["target_spread"],
-                        min_repeats=settings["min_repeats"], budget=left)
+                        min_repeats=settings["min_repeats"], budget=left, watch=watch)
             other = probe.other_cores()
             impl = prepared.impl
             del prepared
-            emit({"point": _point_record(op_name, lib, size, dtype, threads, impl, m, isolated=True,
-                                         threads_seen=seen, usable=job["usable"], other_cores=other)})
+            point = record(op_name, lib, size, dtype, threads, impl, m, isolated=True, threads_seen=seen,
+                           usable=job["usable"], other_cores=other, source=source,
+                           threshold_pct=job.get("threshold_pct") or 5.0)
+            emit({"point": point.to_dict()})
+            measured += 1
     except BlastuneError as exc:
         emit({"error": str(exc)})
         sys.exit(2)
 
 
 def main() -> None:
-    import os
+    from blastune.measure.children import die_with_parent
 
+    parent = os.environ.get(PARENT_VAR, "")
+    die_with_parent(int(parent) if parent.isascii() and parent.isdigit() else None)  # before anything can block
     job = json.loads(sys.stdin.read())
     # the protocol owns the pipe; anything else that prints -- Python or a library's C code writing to
     # file descriptor 1 -- goes to stderr
@@ -75,6 +81,8 @@ def main() -> None:
         run(job, emit)
     except KeyboardInterrupt:  # the parent saves what we sent; nothing to add
         sys.exit(130)
+    except BrokenPipeError:  # the parent is gone or stopped reading: nothing left to report to
+        os._exit(1)
 
 
 if __name__ == "__main__":

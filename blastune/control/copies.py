@@ -1,0 +1,157 @@
+"""``blastune run --copies N``: start N copies of a command at once, each on its own CPU set.
+
+Each copy gets the thread variables for its share (with ``pin``: its CPUs, ``OMP_PLACES`` and the
+affinity mask, set in the child before it starts) and ``BLASTUNE_JOB_INDEX``/``BLASTUNE_JOBS``.
+
+Signals: every copy runs in a process group of its own, so a signal meant for the whole job -- the
+terminal's Ctrl-C, ``timeout``'s or Slurm's SIGTERM to the group, a SIGHUP -- reaches blastune only,
+and blastune passes it to each copy's group exactly once. Copies die with blastune (Linux:
+``PR_SET_PDEATHSIG``), and any still running when blastune leaves early are ended. The exit status
+is the worst of the copies' (a copy killed by signal N counts as 128 + N, as a shell reports it).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+
+from blastune.control.pinning import pin_env, plan_layout
+from blastune.core.counts import check_threads
+from blastune.errors import BlastuneError
+from blastune.facts.environment import thread_env
+from blastune.facts.topology import format_cpulist, read_topology
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@dataclass
+class Copy:
+    index: int
+    pid: int
+    threads: int
+    cpus: str | None      # its CPU list when pinned
+    exit_status: int | None = None
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@dataclass
+class CopiesResult:
+    command: list[str]
+    copies: list[Copy]
+    pinned: bool
+    exit_status: int      # the worst copy's
+
+    def to_dict(self):
+        return {"schema": "blastune.run-copies/1", "command": self.command, "pinned": self.pinned,
+                "exit_status": self.exit_status, "copies": [c.to_dict() for c in self.copies]}
+
+
+def _prctl():
+    """libc's prctl, looked up before forking (nothing is imported or loaded in the child)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: blastune's own exit paths still end the copies
+        return None
+
+
+def _die_with_parent(prctl, parent: int) -> None:
+    """In the child: SIGTERM it when blastune dies (even by SIGKILL)."""
+    if prctl is None:
+        return
+    prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool = False,
+               topology=None, launch_error=None) -> CopiesResult:
+    """Run ``copies`` copies of ``command`` at once and wait for all of them."""
+    if not command:
+        raise BlastuneError("no command given: use blastune run --copies N --pin -- CMD ARGS...")
+    copies = check_threads(copies, "--copies")
+    if not hasattr(signal, "sigtimedwait"):
+        raise BlastuneError("run --copies needs Linux (signals are forwarded with sigtimedwait)")
+    if pin:
+        sets = plan_layout(copies, topology if topology is not None else read_topology(), smt)
+        plans = [(s.threads, s.cpus) for s in sets]
+    else:
+        from blastune.facts.cpu import usable_cores
+
+        n = max(1, usable_cores()[0] // copies)
+        plans = [(n, None)] * copies
+    parent, prctl = os.getpid(), _prctl()
+    children: list[tuple[subprocess.Popen, Copy]] = []
+    waited = set(_FORWARDED) | {signal.SIGCHLD}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        for i, (threads, cpus) in enumerate(plans):
+            env = {**os.environ, **(pin_env(cpus) if cpus else thread_env(threads)),
+                   "BLASTUNE_JOB_INDEX": str(i), "BLASTUNE_JOBS": str(copies)}
+
+            def setup(cpus=cpus):
+                # the child starts with blastune's blocked signals: give it the default mask back
+                if old_mask is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+                _die_with_parent(prctl, parent)
+                if cpus:
+                    os.sched_setaffinity(0, cpus)
+
+            try:
+                child = subprocess.Popen(command, env=env, preexec_fn=setup, process_group=0)
+            except OSError as exc:
+                raise BlastuneError(launch_error(command[0], exc) if launch_error else
+                                    f"cannot run {command[0]}: {exc.strerror or exc}") from None
+            children.append((child, Copy(i, child.pid, threads, format_cpulist(cpus) if cpus else None)))
+        _wait_all(children, waited)
+    finally:
+        _end_children(children)
+        if old_mask is not None:
+            while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
+                pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    for child, copy in children:
+        copy.exit_status = _status(child.returncode)
+    worst = max(c.exit_status for _, c in children)
+    return CopiesResult(command=list(command), copies=[c for _, c in children], pinned=pin, exit_status=worst)
+
+
+def _wait_all(children, waited) -> None:
+    while any(child.poll() is None for child, _ in children):
+        info = signal.sigtimedwait(waited, 0.5)
+        if info is not None and info.si_signo in _FORWARDED:
+            for child, _ in children:
+                if child.poll() is None:
+                    try:
+                        os.killpg(child.pid, info.si_signo)
+                    except OSError:
+                        pass
+
+
+def _end_children(children, grace: float = 5.0) -> None:
+    """Whatever path we leave by, no copy outlives us: SIGTERM, a grace period, then SIGKILL."""
+    live = [child for child, _ in children if child.poll() is None]
+    for child in live:
+        try:
+            os.killpg(child.pid, signal.SIGTERM)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    for child in live:
+        try:
+            child.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            child.wait()

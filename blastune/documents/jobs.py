@@ -1,0 +1,332 @@
+"""The ``blastune.jobs/1`` document: what ``blastune jobs`` measured, as typed objects.
+
+``run_jobs`` builds these objects and saves ``JobsResult.to_dict()``; ``JobsResult.from_dict`` reads a
+saved file back (0.1.0 files included) through ``Fields``, so a malformed one is one line naming the
+field. Field names are those of the JSON. Advice (``recommend``, the profile) and plots read this
+model, never the raw dict.
+
+Per layout, every timed batch (repeat) has its wall time, CPU time, run-queue wait share and the CPU
+other programs used; from them:
+
+* ``contended`` -- a batch was disturbed from *outside*. The rule (docs/jobs.md, "Contention"): over
+  a batch, the layout's threads ran R CPUs' worth and waited W (schedstat, summed over the threads
+  of the process running the layout and of its workers). They wanted R + W CPUs and could have had
+  min(cores, R + W); ``lost_pct`` = 100 x (min(cores, R + W) - R) is what someone else took. A layout
+  that fits the cores loses exactly its wait; one that oversubscribes by design
+  (``self_oversubscribed``: workers x threads > usable cores) waits because of itself, yet still gets
+  every core on a quiet machine, so its own wait is not counted against it. A batch is contended
+  when ``lost_pct`` > ``contention.threshold_pct``. Where schedstat is missing, when other programs
+  used more than ``contention.other_cores_threshold`` CPUs (/proc/stat; ``contention.source`` says
+  which). ``wait_pct`` (the raw wait share, self-inflicted included) is kept beside it.
+* ``spread`` -- the relative standard error of the median of ``walls`` (``measure.timing``'s
+  definition, the same as ``sweep``); None with fewer than 3 repeats (shown as "—").
+* ``beyond_bounds`` -- figures outside what the layout can physically give (a speed-up above the
+  workers x threads it used, CPU efficiency above 100%), field -> reason; shown marked, not as facts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from blastune.documents.base import Fields
+
+SCHEMA = "blastune.jobs/1"
+KIND = "jobs"
+EXECUTORS = ("serial", "thread", "process")
+# How 'spread' was computed: 0.1.0 wrote (max - min) / median; now the relative standard error of the
+# median over >= 3 repeats, as sweep does.
+SPREAD_RANGE = "range"
+SPREAD_SE_MEDIAN = "se_median"
+LEGACY_UNSTABLE_RANGE = 0.15  # 0.1.0's rule for 'unstable' on a range spread
+
+
+@dataclass(frozen=True)
+class Layout:
+    """An executor (serial, thread, process), W workers, T BLAS threads per worker (None = the
+    library's default: the "naive" layout), optionally each worker pinned to its own CPU set."""
+    executor: str
+    workers: int
+    threads: int | None
+    pinned: bool = False
+
+    @property
+    def head(self) -> str:
+        """'serial', '2 threads', '2 processes' -- the row names."""
+        if self.executor == "serial":
+            return "serial"
+        plural = "" if self.workers == 1 else ("es" if self.executor == "process" else "s")
+        return f"{self.workers} {self.executor}{plural}" + (" pinned" if self.pinned else "")
+
+    @property
+    def label(self) -> str:
+        blas = "default BLAS threads" if self.threads is None else f"{self.threads} BLAS thread" + (
+            "s" if self.threads != 1 else "")
+        return f"{self.head} x {blas}"
+
+    @property
+    def spec(self) -> str:
+        """The --layouts spelling, e.g. process:2x1, process:2xdefault, process:4x2+pin."""
+        t = "default" if self.threads is None else self.threads
+        return f"{self.executor}:{self.workers}x{t}" + ("+pin" if self.pinned else "")
+
+    @property
+    def naive(self) -> bool:
+        return self.threads is None
+
+    def to_dict(self) -> dict:
+        return {"executor": self.executor, "workers": self.workers, "threads": self.threads,
+                "label": self.label, "spec": self.spec, "pinned": self.pinned}
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> "Layout":
+        executor = f.str("executor", choices=EXECUTORS)
+        workers = f.count("workers", lo=1)
+        threads = f.count("threads", None, lo=1)
+        pinned = f.bool("pinned", False)
+        return cls(executor, workers, threads, pinned)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's function."""
+    kind: str            # "op", "python", "numpy" or "func"
+    name: str            # the op name, "python", "numpy", or "package.module:function"
+    size: int | None     # matrix order (op), list length (python), array length (numpy); None for func
+    uses_blas: bool      # whether BLAS thread counts can matter (decides which layouts to try)
+    dtype: str = "float64"  # op only
+    lib: str = "numpy"      # op only: numpy or scipy calls
+
+    def describe(self) -> str:
+        if self.kind == "op":
+            return f"{self.lib} {self.name} {self.size}x{self.size} {self.dtype}"
+        if self.kind == "python":
+            return f"pure-Python loop over {self.size:,} items (holds the GIL)"
+        if self.kind == "numpy":
+            return f"elementwise numpy on {self.size:,} doubles (releases the GIL)"
+        return f"{self.name}(i)"
+
+    @property
+    def key(self) -> str:
+        """One name per workload for the profile: 'op:numpy:dot:300:float64', 'func:pkg.mod:fn'."""
+        if self.kind == "op":
+            return f"op:{self.lib}:{self.name}:{self.size}:{self.dtype}"
+        if self.kind == "func":
+            return f"func:{self.name}"
+        return f"{self.kind}:{self.size}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "size": self.size, "uses_blas": self.uses_blas,
+                "dtype": self.dtype, "lib": self.lib}
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> "Workload":
+        return cls(kind=f.str("kind", choices=("op", "python", "numpy", "func")), name=f.str("name"),
+                   size=f.count("size", None, lo=1), uses_blas=f.bool("uses_blas", False),
+                   dtype=f.str("dtype", "float64"), lib=f.str("lib", "numpy"))
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "") -> "Workload":
+        return cls.from_fields(Fields(d, "workload", source))
+
+
+def _optional_numbers(f: Fields, name: str, lo: float | None = None) -> list[float | None]:
+    """A list of numbers where null means 'not measured' (CPU time unreadable, no schedstat)."""
+    items = f.list(name, [])
+    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
+    return [sub.number(f"{name}[{i}]", None, lo=lo) for i in range(len(items))]
+
+
+def _bools(f: Fields, name: str) -> list[bool]:
+    items = f.list(name, [])
+    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
+    return [sub.bool(f"{name}[{i}]") for i in range(len(items))]
+
+
+def _strings(f: Fields, name: str) -> list[str]:
+    items = f.list(name, [])
+    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
+    return [sub.str(f"{name}[{i}]") for i in range(len(items))]
+
+
+@dataclass
+class LayoutResult:
+    layout: Layout
+    walls: list[float]                 # seconds per timed repeat (batch) of the whole batch of tasks
+    cpus: list[float | None]           # CPU seconds per batch (main + workers), None if unreadable
+    threads_seen: int | None           # BLAS threads the workers actually had (read back)
+    startup_s: float                   # starting and warming the workers (not in the timing)
+    wall_s: float = 0.0                # median of walls
+    spread: float | None = None        # relative standard error of the median of walls; None: < 3 repeats
+    tasks_per_s: float = 0.0
+    speedup: float | None = None       # serial-baseline wall / this wall
+    cpu_s: float | None = None         # median CPU seconds
+    busy_cores: float | None = None    # cpu_s / wall_s: how many cores the layout kept busy
+    cpu_efficiency: float | None = None  # baseline CPU / this CPU: share of the CPU burnt that did work
+    notes: list[str] = field(default_factory=list)
+    # contention, per batch (parallel to walls) and summarized
+    wait_pcts: list[float | None] = field(default_factory=list)    # run-queue wait / wall, % (threads summed)
+    lost_pcts: list[float | None] = field(default_factory=list)    # CPU its runnable threads wanted and
+    #   did not get beyond what its own oversubscription explains, % of one CPU (see docs/jobs.md)
+    other_cores: list[float | None] = field(default_factory=list)  # CPUs other programs used meanwhile
+    contended_batches: list[bool] = field(default_factory=list)    # disturbed from outside, per batch
+    wait_pct: float | None = None      # median of wait_pcts
+    contended: bool = False            # any batch disturbed from outside: do not take advice from it
+    self_oversubscribed: bool = False  # workers x threads > usable cores: it waits because of itself
+    expected_wait_pct: float = 0.0     # the wait its own oversubscription explains: 100 x (W x T - cores)
+    unstable: bool = False             # spread above the threshold (or, from 0.1.0, range above 15%)
+    beyond_bounds: dict[str, str] = field(default_factory=dict)  # field -> why the value is not a fact
+
+    @property
+    def repeats_done(self) -> int:
+        return len(self.walls)
+
+    @property
+    def trustworthy(self) -> bool:
+        """Clean evidence: not disturbed from outside, not unstable."""
+        return not self.contended and not self.unstable
+
+    def to_dict(self) -> dict:
+        return {
+            "layout": self.layout.to_dict(), "walls": list(self.walls), "cpus": list(self.cpus),
+            "threads_seen": self.threads_seen, "startup_s": self.startup_s, "wall_s": self.wall_s,
+            "spread": self.spread, "tasks_per_s": self.tasks_per_s, "speedup": self.speedup,
+            "cpu_s": self.cpu_s, "busy_cores": self.busy_cores, "cpu_efficiency": self.cpu_efficiency,
+            "notes": list(self.notes), "wait_pcts": list(self.wait_pcts), "lost_pcts": list(self.lost_pcts),
+            "other_cores": list(self.other_cores),
+            "contended_batches": list(self.contended_batches), "wait_pct": self.wait_pct,
+            "contended": self.contended, "self_oversubscribed": self.self_oversubscribed,
+            "expected_wait_pct": self.expected_wait_pct, "unstable": self.unstable,
+            "beyond_bounds": dict(self.beyond_bounds),
+        }
+
+    @classmethod
+    def from_fields(cls, f: Fields, spread_kind: str = SPREAD_SE_MEDIAN) -> "LayoutResult":
+        walls = f.numbers("walls", lo=0)
+        if not walls:
+            f.fail("expected at least one timed batch, got none", "walls")
+        spread = f.number("spread", None, lo=0)
+        legacy = spread_kind == SPREAD_RANGE
+        unstable = f.bool("unstable", None)
+        if unstable is None:  # 0.1.0: judged the way 0.1.0 did
+            unstable = bool(legacy and spread is not None and len(walls) > 1 and spread > LEGACY_UNSTABLE_RANGE)
+        bounds = f.dict("beyond_bounds", {})
+        for k, v in bounds.items():
+            if not isinstance(v, str):
+                f.fail(f"expected a string, got {v!r}", f"beyond_bounds.{k}")
+        return cls(
+            layout=Layout.from_fields(f.sub("layout")), walls=walls, cpus=_optional_numbers(f, "cpus", lo=0),
+            threads_seen=f.count("threads_seen", None, lo=1), startup_s=f.number("startup_s", 0.0, lo=0),
+            wall_s=f.number("wall_s", lo=0), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0),
+            speedup=f.number("speedup", None, lo=0), cpu_s=f.number("cpu_s", None, lo=0),
+            busy_cores=f.number("busy_cores", None, lo=0), cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
+            notes=_strings(f, "notes"), wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
+            lost_pcts=_optional_numbers(f, "lost_pcts", lo=0),
+            other_cores=_optional_numbers(f, "other_cores", lo=0), contended_batches=_bools(f, "contended_batches"),
+            wait_pct=f.number("wait_pct", None, lo=0), contended=bool(f.bool("contended", False)),
+            self_oversubscribed=bool(f.bool("self_oversubscribed", False)),
+            expected_wait_pct=f.number("expected_wait_pct", 0.0, lo=0), unstable=unstable,
+            beyond_bounds=dict(bounds))
+
+
+@dataclass
+class Contention:
+    """How contention was measured and judged for this document (the rule's parameters)."""
+    source: str | None = "schedstat"   # "schedstat" | "load" (/proc/stat only) | None (not measured)
+    threshold_pct: float = 5.0         # wait share above which a batch is contended (not oversubscribed)
+    other_cores_threshold: float = 0.25  # other programs' CPUs above which an oversubscribed batch is
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "threshold_pct": self.threshold_pct,
+                "other_cores_threshold": self.other_cores_threshold, "note": self.note}
+
+    @classmethod
+    def from_fields(cls, f: Fields) -> "Contention":
+        return cls(source=f.str("source", None), threshold_pct=f.number("threshold_pct", 5.0, lo=0),
+                   other_cores_threshold=f.number("other_cores_threshold", 0.25, lo=0),
+                   note=f.str("note", ""))
+
+
+@dataclass
+class JobsResult:
+    workload: Workload
+    tasks: int
+    repeats: int
+    usable_cores: int
+    default_threads: int | None        # what the BLAS picks when nobody sets a count
+    results: list[LayoutResult]
+    fingerprint: dict
+    other_load_cores: float | None = None  # CPUs other programs kept busy meanwhile (None: not measurable)
+    warnings: list[str] = field(default_factory=list)
+    created: str = ""
+    blastune_version: str = ""
+    status: str = "complete"           # "complete" | "interrupted" (partial results: finished batches)
+    spread_definition: str = SPREAD_SE_MEDIAN
+    contention: Contention | None = field(default_factory=Contention)  # None: a 0.1.0 file
+    estimate_s: float | None = None    # the time estimate printed before running
+    budget_s: float | None = None      # --budget, if any
+    elapsed_s: float | None = None     # wall time of the whole run
+
+    @property
+    def baseline(self) -> LayoutResult:
+        return self.results[0]
+
+    @property
+    def best(self) -> LayoutResult:
+        return max(self.results, key=lambda r: r.tasks_per_s)
+
+    @property
+    def naive(self) -> LayoutResult | None:
+        return next((r for r in self.results if r.layout.threads is None), None)
+
+    @property
+    def contended(self) -> bool:
+        """Any layout disturbed from outside."""
+        return any(r.contended for r in self.results)
+
+    def to_dict(self) -> dict:
+        if not self.blastune_version:
+            from blastune import __version__
+
+            self.blastune_version = __version__
+        return {
+            "schema": SCHEMA, "blastune_version": self.blastune_version, "created": self.created,
+            "fingerprint": self.fingerprint, "workload": self.workload.to_dict(),
+            "tasks": self.tasks, "repeats": self.repeats, "usable_cores": self.usable_cores,
+            "default_threads": self.default_threads, "other_load_cores": self.other_load_cores,
+            "baseline": self.baseline.layout.spec if self.results else None,
+            "best": self.best.layout.spec if self.results else None,
+            "results": [r.to_dict() for r in self.results], "warnings": list(self.warnings),
+            "status": self.status, "spread_definition": self.spread_definition,
+            "contention": self.contention.to_dict() if self.contention is not None else None,
+            "estimate_s": self.estimate_s, "budget_s": self.budget_s, "elapsed_s": self.elapsed_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "") -> "JobsResult":
+        f = Fields(data, "", source)
+        schema = f.str("schema")
+        if schema.partition("/")[0] != "blastune.jobs":
+            f.fail(f"expected a blastune.jobs document, got {schema!r}", "schema")
+        spread_kind = f.str("spread_definition", SPREAD_RANGE, choices=(SPREAD_RANGE, SPREAD_SE_MEDIAN))
+        results = f.each("results", lambda sub: LayoutResult.from_fields(sub, spread_kind))
+        if not results:
+            f.fail("expected at least one layout, got none", "results")
+        return cls(
+            workload=Workload.from_fields(f.sub("workload")), tasks=f.count("tasks", lo=1),
+            repeats=f.count("repeats", lo=1), usable_cores=f.count("usable_cores", lo=1),
+            default_threads=f.count("default_threads", None, lo=1), results=results,
+            fingerprint=f.dict("fingerprint", {}), other_load_cores=f.number("other_load_cores", None, lo=0),
+            warnings=_strings(f, "warnings"), created=f.str("created", ""),
+            blastune_version=f.str("blastune_version", ""),
+            status=f.str("status", "complete", choices=("complete", "interrupted")),
+            spread_definition=spread_kind,
+            contention=Contention.from_fields(f.sub("contention")) if f.has("contention") else None,
+            estimate_s=f.number("estimate_s", None, lo=0), budget_s=f.number("budget_s", None, lo=0),
+            elapsed_s=f.number("elapsed_s", None, lo=0))
+
+
+def load_jobs(path) -> JobsResult:
+    """A saved jobs file as a ``JobsResult``; anything else is one line naming the file (and field)."""
+    from blastune.documents.load import load_results
+
+    return JobsResult.from_dict(load_results(path, KIND, 1), str(path))

@@ -1,0 +1,68 @@
+"""Worker processes die with their parent, and are reaped on every exit path.
+
+``die_with_parent`` runs first thing in a worker: on Linux it asks the kernel (``prctl
+PR_SET_PDEATHSIG``) to SIGKILL us the moment the parent dies -- even by SIGKILL, when no clean-up of
+the parent's can run; elsewhere a daemon thread watches ``getppid()``. ``reap`` is the parent's half:
+terminate, wait, kill if need be, so no worker outlives the call that started it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1
+
+
+def _prctl_pdeathsig(sig: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_parent(parent_pid: int, interval: float = 0.5) -> None:
+    def watch():
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="blastune-parent-watch", daemon=True).start()
+
+
+def die_with_parent(parent_pid: int | None, sig: int = signal.SIGKILL) -> None:
+    """Make this process end when ``parent_pid`` (the process that started it) ends.
+
+    ``sig``: what the kernel sends then (SIGTERM lets a process that owns workers end them first)."""
+    if not parent_pid:
+        return
+    if not _prctl_pdeathsig(sig):
+        _watch_parent(parent_pid)
+    if os.getppid() != parent_pid:  # the parent died before the prctl above took effect
+        os._exit(1)
+
+
+def reap(proc: subprocess.Popen, grace: float = 5.0) -> int | None:
+    """End ``proc`` if it still runs (SIGTERM, then SIGKILL after ``grace`` s) and collect it."""
+    if proc.poll() is None:
+        try:
+            proc.terminate()
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        except OSError:
+            pass
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # a second Ctrl-C must not leave a zombie or a running worker
+            proc.kill()

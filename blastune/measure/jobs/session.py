@@ -1,0 +1,319 @@
+"""One ``jobs`` run: the session owns the plan, the layout processes, the budget, the progress
+reports and the results file.
+
+Steps (``JobsSession.run``): start the serial baseline and calibrate the task count; estimate the
+time and report the plan; then group by group (layouts whose workers may all be alive at once) start
+and warm every layout, and time one batch per layout per round, round after round (interleaved), so
+a burst of load from other programs hits every layout rather than whichever one happened to run.
+A layout much slower than serial is timed in the first round only; ``budget_s`` stops further
+batches (and layouts) once the next one would not fit. Every exit path ends and reaps the layout
+processes; a stop signal keeps the finished batches (``JobsInterrupted.result``).
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from blastune.documents.jobs import Contention, JobsResult, Layout, LayoutResult, Workload
+from blastune.measure.jobs import analysis
+from blastune.measure.jobs.hosts import LayoutHost
+from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
+from blastune.measure.jobs.stopping import JobsInterrupted, stop_on_signals
+
+TARGET_SERIAL_SECONDS = 1.0   # calibrated tasks: one serial batch takes about this long
+SLOW_FACTOR = 5.0             # a layout this many times slower than serial is timed only once ...
+SLOW_MIN_SECONDS = 2.0        # ... when that also costs more than this per batch
+COOL_DOWN_SECONDS = 0.2       # pause after a multi-threaded BLAS batch (its idle threads spin briefly)
+SHORT_BATCH_SECONDS = 0.1     # serial batches shorter than this measure overheads more than the work
+OTHER_LOAD_WARN = 0.25        # other programs busy on this many CPUs on average: say timings are disturbed
+HOST_START_GUESS_S = 0.6      # starting one layout's process before any was measured
+WORKER_START_GUESS_S = 0.4    # starting one worker process (per core's worth of workers)
+MIN_TARGET_SECONDS = 0.05     # the budget never shrinks a calibrated serial batch below this
+
+
+def _cool_down(layout: Layout) -> None:
+    # idle BLAS threads spin for a moment after a call returns; let them park before the next batch
+    if layout.threads is None or layout.threads > 1:
+        time.sleep(COOL_DOWN_SECONDS)
+
+
+def _default_threads() -> int | None:
+    """What the BLAS would run with if nobody set a count: the registry's thread variables."""
+    from blastune.facts.environment import requested_threads
+
+    return requested_threads()[0]
+
+
+class Slot:
+    """One layout in this run: its process, its batches so far, its estimate."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+        self.host: LayoutHost | None = None
+        self.result: LayoutResult | None = None
+        self.active = True   # still timed in the coming rounds
+        self.estimate_s = 0.0
+
+    def add(self, batch: dict) -> None:
+        analysis.add_batch(self.result, batch)
+
+
+class JobsSession:
+    def __init__(self, workload: Workload, tasks: int | None, layouts: list[Layout], repeats: int, cores: int,
+                 *, out=None, force: bool = False, budget_s: float | None = None, progress=None,
+                 target_seconds: float = TARGET_SERIAL_SECONDS, logical_cores: int | None = None):
+        self.workload, self.tasks, self.repeats, self.cores = workload, tasks, repeats, cores
+        self.logical_cores = logical_cores or cores
+        self.out, self.force, self.budget_s = out, force, budget_s
+        self.progress = progress or (lambda event, data: None)
+        self.target_seconds = target_seconds
+        self.plan = with_baseline(layouts)
+        self.groups = groups(self.plan[1:], cores) or [[]]
+        self.slots = {lay: Slot(lay) for lay in self.plan}
+        self.live: list[LayoutHost] = []
+        self.t0 = time.monotonic()
+        self.done = 0
+        self.total = repeats * len(self.plan)
+        self.startups: list[float] = []
+        self.skipped: list[Layout] = []
+        self.estimate_s: float | None = None
+        self.per_task_s: float | None = None
+
+    # --- the steps -----------------------------------------------------------------------------------
+
+    def check(self) -> None:
+        check_memory(self.workload, self.groups)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def start(self, slot: Slot) -> dict:
+        slot.host = LayoutHost(slot.layout)
+        self.live.append(slot.host)
+        info = slot.host.start(self.workload, self.cores)
+        self.startups.append(info["startup_s"])
+        slot.result = LayoutResult(slot.layout, [], [], info["threads_seen"], info["startup_s"])
+        return info
+
+    def close(self, slot: Slot) -> None:
+        if slot.host is not None:
+            slot.host.close()
+            self.live.remove(slot.host)
+            slot.host = None
+
+    def calibrate(self, base: Slot, warmup_per_task_s: float | None) -> None:
+        """Tasks per batch (unless given), and the cost of one task for the estimate."""
+        if self.tasks is not None:
+            self.per_task_s = warmup_per_task_s  # an overestimate: the warm-up pays first-touch costs
+            return
+        target = self.target_seconds
+        if self.budget_s is not None:
+            target = self._target_for_budget(target)
+        out = base.host.calibrate(target)
+        self.per_task_s = out["per_task_s"]
+        self.tasks = out["tasks"]
+
+    def _target_for_budget(self, target: float) -> float:
+        """The serial batch time that lets the whole plan fit in the budget (at least MIN_TARGET_SECONDS)."""
+        startup = sum(self._startup_guess(lay) for lay in self.plan)
+        per_target = self.repeats * sum(1.0 / self._parallel(lay) for lay in self.plan)
+        cool = self.repeats * COOL_DOWN_SECONDS * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
+        room = 0.8 * self.budget_s - startup - cool - self.elapsed()
+        return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
+
+    def _parallel(self, lay: Layout) -> int:
+        return max(1, min(lay.workers, self.cores))
+
+    def _startup_guess(self, lay: Layout) -> float:
+        measured = sum(self.startups) / len(self.startups) if self.startups else HOST_START_GUESS_S
+        if lay.executor != "process":
+            return measured
+        return measured + WORKER_START_GUESS_S * -(-lay.workers // self.cores)
+
+    def _batch_guess(self, slot: Slot) -> float:
+        r = slot.result
+        if r is not None and r.walls:
+            return sum(r.walls) / len(r.walls)
+        serial = self.tasks * (self.per_task_s or 0.0)
+        base = self.slots[self.plan[0]].result
+        if base is not None and base.walls:
+            serial = sum(base.walls) / len(base.walls)
+        return serial / self._parallel(slot.layout)
+
+    def remaining_s(self) -> float:
+        """The time the rest of the plan needs, from the measured cost so far."""
+        left = 0.0
+        for lay in self.plan:
+            slot = self.slots[lay]
+            if lay in self.skipped or not slot.active:
+                continue
+            done = len(slot.result.walls) if slot.result is not None else 0
+            todo = max(0, self.repeats - done)
+            cool = COOL_DOWN_SECONDS if lay.threads is None or lay.threads > 1 else 0.0
+            left += todo * (self._batch_guess(slot) + cool)
+            if slot.result is None:
+                left += self._startup_guess(lay)
+        return left
+
+    def report_plan(self) -> None:
+        self.estimate_s = self.elapsed() + self.remaining_s()
+        self.progress("plan", {"layouts": len(self.plan), "batches": self.total, "tasks": self.tasks,
+                               "estimate_s": self.estimate_s, "budget_s": self.budget_s})
+
+    def fits(self, slot: Slot) -> bool:
+        if self.budget_s is None:
+            return True
+        return self.elapsed() + self._batch_guess(slot) <= self.budget_s
+
+    def time_batch(self, slot: Slot, rnd: int) -> None:
+        base = self.slots[self.plan[0]]
+        self.progress("batch", {"done": self.done, "total": self.total, "layout": slot.layout,
+                                "eta_s": max(self.remaining_s(), 1.0)})
+        batch = slot.host.batch(self.tasks)
+        slot.add(batch)
+        self.done += 1
+        _cool_down(slot.layout)
+        wall = batch["wall"]
+        if rnd == 0 and slot is not base and self.repeats > 1 and \
+                wall > max(SLOW_FACTOR * base.result.walls[-1], SLOW_MIN_SECONDS):
+            slot.result.notes.append(f"timed once: {wall:.2f} s is over {SLOW_FACTOR:g}x the serial time")
+            self._retire(slot)
+
+    def _retire(self, slot: Slot) -> None:
+        slot.active = False
+        done = len(slot.result.walls) if slot.result is not None else 0
+        self.total -= self.repeats - done
+
+    def run_group(self, group: list[Layout]) -> None:
+        base = self.slots[self.plan[0]]
+        members = []
+        for lay in group:
+            slot = self.slots[lay]
+            if self.budget_s is not None and self.elapsed() + self._startup_guess(lay) + \
+                    self._batch_guess(slot) > self.budget_s:
+                self.skipped.append(lay)
+                self.total -= self.repeats
+                continue
+            self.start(slot)
+            members.append(slot)
+        for rnd in range(self.repeats):
+            for slot in [base, *members]:
+                if not slot.active:
+                    continue
+                if not self.fits(slot) and not (slot is base and not slot.result.walls):
+                    # the baseline's first batch always runs: every speed-up is measured against it
+                    if slot.result.walls:
+                        slot.result.notes.append(f"timed {len(slot.result.walls)} time(s): --budget ran out")
+                    else:
+                        self.skipped.append(slot.layout)
+                    self._retire(slot)
+                    continue
+                self.time_batch(slot, rnd)
+        for slot in members:
+            self.close(slot)
+
+    def measure(self) -> None:
+        base = self.slots[self.plan[0]]
+        info = self.start(base)
+        self.calibrate(base, info.get("warmup_per_task_s"))
+        self.report_plan()
+        for group in self.groups:
+            self.run_group(group)
+        self.close(base)
+
+    def abort(self) -> None:
+        LayoutHost.abort_all(self.live)
+        self.live.clear()
+
+    # --- the document --------------------------------------------------------------------------------
+
+    def result(self, status: str = "complete", fingerprint: dict | None = None) -> JobsResult | None:
+        measured = [self.slots[lay].result for lay in self.plan
+                    if self.slots[lay].result is not None and self.slots[lay].result.walls]
+        if not measured or measured[0].layout != self.plan[0]:
+            return None
+        for r in measured:
+            analysis.summarize(r, self.tasks, self.cores)
+        warnings: list[str] = []
+        analysis.compare(measured, self.cores, warnings)
+        other = self._other_load(measured)
+        if other is not None and other >= OTHER_LOAD_WARN:
+            warnings.insert(0, f"other programs kept {other:.2f} of the {self.logical_cores} CPUs busy during the "
+                               "measurement (/proc/stat): layouts that need every core are understated")
+        if measured[0].wall_s < SHORT_BATCH_SECONDS:
+            warnings.append(f"a serial batch took only {measured[0].wall_s * 1e3:.0f} ms: start-up and hand-over "
+                            f"costs weigh in; give more --tasks (or none: it then calibrates to about "
+                            f"{TARGET_SERIAL_SECONDS:g} s)")
+        if self.skipped:
+            warnings.append("not measured, --budget ran out: " + ", ".join(lay.spec for lay in self.skipped))
+        contended = [r.layout.spec for r in measured if r.contended]
+        if contended:
+            warnings.append(f"disturbed by other programs (contended batches): {', '.join(contended)}; advice "
+                            "from these layouts is refused: re-run on a quieter machine")
+        if status == "interrupted":
+            warnings.append(f"interrupted: {len(measured)} of {len(self.plan)} layouts measured")
+        naive = next((r.threads_seen for r in measured if r.layout.threads is None and r.threads_seen), None)
+        from blastune.facts import schedstat
+
+        source = "schedstat" if schedstat.available() else "load"
+        return JobsResult(
+            workload=self.workload, tasks=self.tasks, repeats=self.repeats, usable_cores=self.cores,
+            default_threads=naive or _default_threads() or self.cores, results=measured,
+            fingerprint=fingerprint or {}, other_load_cores=other, warnings=warnings,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), status=status,
+            contention=Contention(source=source, threshold_pct=schedstat.CONTENDED_WAIT_PCT,
+                                  other_cores_threshold=analysis.OTHER_CORES_CONTENDED,
+                                  note="" if source == "schedstat" else
+                                  "no per-thread schedstat here: contention judged from /proc/stat load"),
+            estimate_s=self.estimate_s, budget_s=self.budget_s, elapsed_s=self.elapsed())
+
+    @staticmethod
+    def _other_load(measured: list[LayoutResult]) -> float | None:
+        """Other programs' CPUs averaged over every timed batch (weighted by its wall time)."""
+        pairs = [(w, o) for r in measured for w, o in zip(r.walls, r.other_cores) if o is not None]
+        total = sum(w for w, _ in pairs)
+        return sum(w * o for w, o in pairs) / total if pairs and total > 0 else None
+
+    def save(self, doc: JobsResult) -> None:
+        if self.out is None:
+            return
+        import json
+
+        from blastune.core.files import write_output
+
+        write_output(self.out, json.dumps(doc.to_dict(), indent=2, default=str) + "\n", what="results file")
+
+    # --- the whole run -------------------------------------------------------------------------------
+
+    def run(self) -> JobsResult:
+        import contextlib
+
+        from blastune.core.files import check_output, output_lock
+        from blastune.facts.cpu import cpu_info
+        from blastune.facts.fingerprint import fingerprint
+        import numpy  # noqa: F401  (the fingerprint names numpy's BLAS: the profile matches on it)
+
+        self.check()
+        lock = contextlib.nullcontext()
+        if self.out is not None:
+            check_output(self.out, force=self.force, what="results file", option="force=True")
+            lock = output_lock(self.out, "results file")
+        with lock:
+            try:
+                with stop_on_signals():
+                    try:
+                        self.measure()
+                    except BaseException:
+                        self.abort()
+                        raise
+            except JobsInterrupted as stop:
+                partial = self.result("interrupted", fingerprint(cpu_info()))
+                if partial is not None and self.out is not None:
+                    self.save(partial)
+                    stop.saved_to = self.out
+                stop.result = partial
+                raise
+            doc = self.result("complete", fingerprint(cpu_info()))
+            self.save(doc)
+        self.progress("done", {"elapsed_s": self.elapsed()})
+        return doc

@@ -1,0 +1,109 @@
+"""What runs inside the worker processes of a process layout (module level, so it pickles).
+
+Each worker dies with the process that started it (``children.die_with_parent``: the kernel's
+PR_SET_PDEATHSIG on Linux, a watchdog on the parent elsewhere), ignores the terminal's Ctrl-C (the
+parent decides and ends the workers), takes its BLAS limit -- and its CPU set for a pinned layout --
+before numpy loads, builds and warms its task, and waits at a barrier until every worker is warm.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+from blastune.errors import BlastuneError
+from blastune.measure.workloads import build_task
+
+READY_TIMEOUT = 300.0  # seconds for all workers to start and warm up on a loaded machine
+
+_TASK = None
+_INIT_ERROR: str | None = None  # why this worker could not build or warm its task (reported, not raised)
+
+
+class TaskFailed(BlastuneError):
+    """A task raised; carries a one-line description across the process boundary."""
+
+
+def failure(what: str, exc: BaseException) -> str:
+    """'task 3 raised ValueError: ...' on one line, short enough to read."""
+    text = " ".join(str(exc).split())
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return f"{what} raised {type(exc).__name__}" + (f": {text}" if text else "")
+
+
+def call(fn, i) -> None:
+    try:
+        fn(i)
+    except (Exception, SystemExit) as exc:  # sys.exit() in a task must not end blastune with its status
+        raise TaskFailed(failure(f"task {i}", exc)) from None
+
+
+def pin_self(cpus) -> None:
+    """This process (every thread) onto ``cpus``, its thread variables and OpenMP places with it."""
+    from blastune.control.pinning import pin_env, set_process_affinity
+
+    os.environ.update(pin_env(cpus))
+    set_process_affinity(cpus)
+
+
+def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None):
+    """The pool's initializer: see the module docstring."""
+    global _TASK, _INIT_ERROR
+    from blastune.measure.children import die_with_parent
+
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        if cpu_sets is not None:
+            pin_self(cpu_sets.get(timeout=READY_TIMEOUT))
+        if threads is not None:
+            from blastune.control.limits import worker_initializer
+
+            worker_initializer(threads)()
+    except (Exception, SystemExit) as exc:
+        _INIT_ERROR = failure("limiting a worker process", exc) if not isinstance(exc, BlastuneError) else str(exc)
+    # an initializer that raises breaks the whole pool with a traceback on stderr and no word on the
+    # cause: keep the reason and report it from ready() instead
+    if _INIT_ERROR is None:
+        try:
+            _TASK = build_task(workload)
+        except BlastuneError as exc:
+            _INIT_ERROR = str(exc)
+        except (Exception, SystemExit) as exc:
+            _INIT_ERROR = failure("building the task in a worker process", exc)
+        else:
+            try:
+                _TASK(0)  # warm-up: first-touch, BLAS thread start, lazy imports
+            except (Exception, SystemExit) as exc:
+                _INIT_ERROR = failure("task 0 (the warm-up in a worker process)", exc)
+    barrier.wait(READY_TIMEOUT)  # hold every worker until all are warm: none may take two warm-up probes
+
+
+def threads_now() -> int | None:
+    """The BLAS threads in effect here: read back from run-time controllable libraries, else what the
+    environment or the build fixed (Debian's BLIS, ATLAS); None when no BLAS is loaded."""
+    try:
+        from blastune.control.limits import get_threads
+
+        counts = get_threads("blas")
+        if not counts:
+            from blastune.facts.detect import inventory
+
+            counts = {lib.filepath: lib.num_threads for lib in inventory()
+                      if lib.api != "openmp" and lib.num_threads}
+    except Exception:  # reading the count must never stop a measurement
+        return None
+    return max(counts.values()) if counts else None
+
+
+def ready(_):
+    return os.getpid(), threads_now(), _INIT_ERROR
+
+
+def run_task(i):
+    if _INIT_ERROR is not None:
+        raise TaskFailed(_INIT_ERROR)
+    call(_TASK, i)
+    return None  # results stay in the worker: shipping them back would time pickling, not the work

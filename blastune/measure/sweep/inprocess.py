@@ -1,0 +1,63 @@
+"""Measure points in this process, the thread count set at run time with ``blastune.limit``."""
+from __future__ import annotations
+
+import warnings
+
+from blastune.errors import NotControllableWarning
+from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
+from blastune.measure.ops import OPS, check_memory
+from blastune.measure.sweep.libraries import read_back
+from blastune.measure.sweep.points import record
+
+
+def group_by_arrays(points) -> list[tuple[str, int, str, list[int]]]:
+    """(op, size, dtype, [threads...]): every thread count of one array set, built once."""
+    grouped: dict[tuple, list[int]] = {}
+    for o, n, d, t in points:
+        grouped.setdefault((o, n, d), []).append(t)
+    return [(*k, v) for k, v in grouped.items()]
+
+
+def run_inprocess(session, points, files: list[str]) -> list[tuple]:
+    """Measure ``points`` here; return those whose thread count the library did not take (for workers)."""
+    from blastune.control.limits import limit
+    from blastune.measure.load import LoadProbe
+    from blastune.measure.timing import measure
+
+    doc = session.doc
+    lib, settings = doc.grid.lib, doc.settings
+    usable = doc.cpu.usable_cores or 1
+    source = doc.contention_source
+    watch = WorkWait() if source == SOURCE_SCHEDSTAT else None
+    deferred = []
+    for op_name, size, dtype, thread_list in group_by_arrays(points):
+        if not session.may_start():
+            for t in thread_list:
+                session.not_measured({"op": op_name, "size": size, "dtype": dtype, "threads": t})
+            continue
+        check_memory(op_name, size, dtype)
+        prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
+        for t in thread_list:
+            spec = {"op": op_name, "size": size, "dtype": dtype, "threads": t}
+            if not session.may_start():
+                session.not_measured(spec)
+                continue
+            session.on_point("start", spec)
+            with warnings.catch_warnings():
+                # the sweep reads the count back itself (and measures a refused one in a worker): the
+                # limiter's warning would only repeat that as a Python warning with a source line
+                warnings.simplefilter("ignore", NotControllableWarning)
+                with limit(t, api="all"):
+                    ok, seen = read_back(files, t)
+                    if not ok:
+                        deferred.append((op_name, size, dtype, t))
+                        continue
+                    probe = LoadProbe()
+                    m = measure(prepared.fn, prepared.args, target_spread=settings["target_spread"],
+                                min_repeats=settings["min_repeats"], budget=session.share_s(), watch=watch)
+                    point = record(op_name, lib, size, dtype, t, prepared.impl, m, isolated=False,
+                                   threads_seen=seen, usable=usable, other_cores=probe.other_cores(),
+                                   source=source, threshold_pct=doc.contended_wait_pct)
+                    session.add(point)  # still inside the limit: an interrupt here must restore it too
+        del prepared
+    return deferred

@@ -1,0 +1,124 @@
+"""One sweep point: the record of a measurement, and the figures derived from a group of them.
+
+Derived figures that go beyond what is physically possible -- an efficiency above 100%, a speed-up
+above the threads that ran, more than the nominal peak -- are kept but *flagged* with their reason
+(``point.flags``), so no table or plot prints them as facts.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+
+from blastune.documents.sweep import SweepDocument, SweepPoint
+from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, is_contended
+from blastune.measure.ops import OPS
+
+# Without schedstat: other processes using this many cores' worth of CPU during a point make it
+# 'busy' -- judged only for points of 0.5 s or more, since /proc/stat counts in 10 ms ticks.
+BUSY_CORES = 0.25
+LOAD_PROBE_MIN_S = 0.5
+# the tolerance below which two medians are the same (see best_point)
+SAME_WITHIN = 0.02
+
+FLAG_REASONS = {
+    "efficiency": "above 100%: not possible per thread -- timing noise, or a disturbed 1-thread time",
+    "speedup": "above the thread count: not possible -- timing noise, or a disturbed 1-thread time",
+    "peak_pct": "above the nominal peak: the CPU clock runs above the one /proc/cpuinfo reports",
+}
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def record(op_name, lib, size, dtype, threads, impl, m, *, isolated: bool, threads_seen: dict, usable: int,
+           other_cores: float | None, source: str, threshold_pct: float = CONTENDED_WAIT_PCT) -> SweepPoint:
+    """A ``SweepPoint`` from one ``timing.Measurement`` and how contended its samples were."""
+    op = OPS[op_name]
+    st = m.stats
+    if source == SOURCE_SCHEDSTAT and m.wait_pct is not None:
+        wait_pct = m.wait_pct
+        contended = is_contended(wait_pct, threshold_pct)
+    else:  # no per-thread figures: the machine-wide probe, which cannot judge short points
+        wait_pct = None
+        contended = other_cores is not None and m.elapsed_s >= LOAD_PROBE_MIN_S and other_cores >= BUSY_CORES
+    return SweepPoint(
+        op=op_name, lib=lib, size=size, dtype=dtype, threads=threads, impl=impl, blas_op=op.blas,
+        isolated=isolated, threads_seen=dict(threads_seen), oversubscribed=threads > usable,
+        flops=op.flops(size, dtype, lib), flops_nominal=op.nominal, memory_bytes=op.memory_bytes(size, dtype),
+        median_s=st.median, q1_s=st.q1, q3_s=st.q3, iqr_s=st.iqr, min_s=st.min, max_s=st.max, mean_s=st.mean,
+        spread=st.spread, repeats=st.repeats, loops=m.loops, warmup_s=m.warmup_s, elapsed_s=m.elapsed_s,
+        stop=m.stop, unstable=m.unstable, samples_s=list(m.samples),
+        other_load_cores=None if other_cores is None else round(other_cores, 2),
+        busy=bool(contended),  # 0.1.0's name for "disturbed"; now the same judgement as 'contended'
+        measured=now(), wait_pct=None if wait_pct is None else round(wait_pct, 2), contended=bool(contended),
+        samples_wait_pct=[round(w, 2) for w in (m.sample_wait_pct or [])],
+    )
+
+
+def peak_gflops(cpu, dtype: str, threads: int) -> float | None:
+    """The nominal peak of ``threads`` threads (never more than the usable cores) for ``dtype``."""
+    per_core = cpu.peak_gflops_per_core
+    if not per_core:
+        return None
+    # cpu_info gives the FP64 peak; single precision packs twice the lanes into the same SIMD registers
+    factor = 2 if dtype in ("float32", "complex64") else 1
+    return per_core * factor * min(threads, cpu.usable_cores or threads)
+
+
+def best_point(pts: list[SweepPoint]) -> SweepPoint:
+    """The fewest threads whose median is within noise of the fastest: threads that buy nothing
+    measurable are better left to other jobs. Noise = 2%, or twice the larger spread of the two points.
+    A count the library did not run (ATLAS asked for 2 runs 1) cannot be the best count: any gain it
+    shows is noise."""
+    pts = [p for p in pts if p.ran_as_asked] or [min(pts, key=lambda p: p.threads)]
+    fastest = min(pts, key=lambda p: p.median_s)
+    for p in sorted(pts, key=lambda p: p.threads):
+        tol = max(SAME_WITHIN, 2 * max(p.spread or 0, fastest.spread or 0))
+        if p.median_s <= fastest.median_s * (1 + tol):
+            return p
+    return fastest
+
+
+def _threads_ran(doc: SweepDocument, p: SweepPoint) -> int | None:
+    # the thread count the BLAS itself reported (LAPACK may be a separate, single-threaded file)
+    ran = p.threads_seen.get(doc.blas(p.lib).get("filepath"))
+    return ran if isinstance(ran, int) and not isinstance(ran, bool) and ran > 0 else None
+
+
+def bound_flags(p: SweepPoint, ran: int) -> dict[str, str]:
+    """The derived figures of ``p`` that are beyond a physical bound, with the reason."""
+    out = {}
+    if p.efficiency is not None and p.efficiency > 1.0:
+        out["efficiency"] = FLAG_REASONS["efficiency"]
+    if p.speedup is not None and p.speedup > ran:
+        out["speedup"] = FLAG_REASONS["speedup"]
+    if p.peak_pct is not None and p.peak_pct > 100.0:
+        out["peak_pct"] = FLAG_REASONS["peak_pct"]
+    return out
+
+
+def derive(doc: SweepDocument) -> SweepDocument:
+    """Fill speed-up over 1 thread, efficiency, GFLOP/s, % of nominal peak, flags and the best count."""
+    usable = doc.cpu.usable_cores
+    for p in doc.points:
+        p.threads_ran = _threads_ran(doc, p)
+    for pts in doc.groups().values():
+        base = next((p for p in pts if p.threads == 1), None)
+        # BLAS threads cannot speed up an op BLAS does not run (add, sin, norm_isf): any difference is
+        # noise, so the fewest threads is the honest "best" there
+        best = best_point(pts) if pts[0].blas_op else min(pts, key=lambda p: p.threads)
+        for p in pts:
+            # the threads that really ran: ATLAS asked for 2 and running 1 is judged as 1 thread
+            ran = p.threads_ran or p.threads
+            p.gflops = p.flops / p.median_s / 1e9 if p.flops and p.median_s > 0 else None
+            peak = peak_gflops(doc.cpu, p.dtype, ran)
+            p.peak_pct = 100 * p.gflops / peak if p.gflops and peak else None
+            p.speedup = base.median_s / p.median_s if base and p.median_s > 0 else None
+            p.efficiency = p.speedup / ran if p.speedup is not None else None
+            if usable:
+                p.oversubscribed = ran > usable
+            p.best = p is best and len(pts) > 1  # "best" needs something to compare with
+            p.flags = {**{k: v for k, v in p.flags.items() if k not in FLAG_REASONS}, **bound_flags(p, ran)}
+    order = list(OPS)
+    doc.points.sort(key=lambda p: (order.index(p.op) if p.op in order else 99, p.lib, p.dtype, p.size, p.threads))
+    return doc

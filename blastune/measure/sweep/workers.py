@@ -1,0 +1,91 @@
+"""Measure points in fresh worker processes, one per thread count, for libraries that read their
+thread count only at start-up: the thread variables are set in the worker's environment before it
+imports numpy (as pyperf runs its workers). The worker is ``blastune.measure.sweep.worker``."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from blastune.documents.sweep import SweepPoint
+from blastune.errors import BlastuneError
+from blastune.measure.children import reap
+from blastune.measure.sweep.signals import SweepInterrupted
+from blastune.measure.sweep.worker import PARENT_VAR
+
+# a worker that ended like this was stopped by a signal meant for the whole group (Ctrl-C in a
+# terminal reaches every process of the foreground job): the sweep was interrupted, the worker did
+# not fail
+_SIGNAL_EXITS = {130: signal.SIGINT, -signal.SIGINT: signal.SIGINT, 143: signal.SIGTERM,
+                 -signal.SIGTERM: signal.SIGTERM, 129: signal.SIGHUP, -signal.SIGHUP: signal.SIGHUP}
+
+
+def run_in_workers(session, points) -> None:
+    by_threads: dict[int, list] = {}
+    for o, n, d, t in points:
+        by_threads.setdefault(t, []).append([o, n, d])
+    for t, specs in by_threads.items():
+        if not session.may_start():
+            for o, n, d in specs:
+                session.not_measured({"op": o, "size": n, "dtype": d, "threads": t})
+            continue
+        run_worker(session, t, specs)
+
+
+def _job(session, threads: int, specs: list) -> dict:
+    doc = session.doc
+    return {"threads": threads, "lib": doc.grid.lib, "specs": specs, "budget": session.share_s(len(specs)),
+            "deadline": session.deadline, "measured_before": session.measured, "settings": doc.settings,
+            "usable": doc.cpu.usable_cores or 1, "parent": os.getpid(), "source": doc.contention_source,
+            "threshold_pct": doc.contended_wait_pct}
+
+
+def _env(threads: int) -> dict:
+    from blastune.facts.environment import thread_env
+
+    env = dict(os.environ)
+    env.update(thread_env(threads))
+    # the worker must import this very blastune, even when it was put on sys.path by hand
+    pkg_root = str(Path(__file__).resolve().parents[3])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH")) if p)
+    env[PARENT_VAR] = str(os.getpid())
+    return env
+
+
+def run_worker(session, threads: int, specs: list) -> None:
+    """One fresh process for one thread count; its points are saved as they arrive."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "blastune.measure.sweep.worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, env=_env(threads), text=True)
+        try:
+            try:
+                proc.stdin.write(json.dumps(_job(session, threads, specs)))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it died at start-up: its exit status and stderr say why, below
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue  # not ours: a library that printed to file descriptor 1 itself
+                msg = json.loads(line)
+                if "start" in msg:
+                    session.on_point("start", msg["start"])
+                elif "point" in msg:
+                    session.add(SweepPoint.from_dict(msg["point"], "worker point"))
+                elif "skip" in msg:
+                    session.not_measured(msg["skip"])
+                elif "error" in msg:
+                    reap(proc)
+                    raise BlastuneError(msg["error"])
+            rc = proc.wait()
+        finally:
+            reap(proc)  # every exit path: an error, an interrupt, a signal
+        if rc in _SIGNAL_EXITS:
+            raise SweepInterrupted(_SIGNAL_EXITS[rc])
+        if rc != 0:
+            err.seek(0)
+            tail = err.read().strip().splitlines()[-1:] or ["no message"]
+            raise BlastuneError(f"the worker for {threads} thread(s) failed (exit {rc}): {tail[0]}")

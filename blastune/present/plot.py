@@ -1,0 +1,525 @@
+"""Figures from saved documents: the one plotting module (``blastune plot``, ``sweep --plot``, the report).
+
+Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot: no global state, safe to make
+several in one process) and returned, so tests read their axes, labels and lines, and callers choose
+the format (PNG, SVG, PDF) when they render them to bytes.
+
+Kinds:
+* ``threads`` -- one panel per op (small multiples: 24 lines in one axes and a 10-colour cycle are
+  unreadable), GFLOP/s or speed-up against threads on a log2 axis, one line per size, IQR error bars,
+  the ideal line only up to the usable cores and a vertical line at them;
+* ``sizes``   -- one panel per op, GFLOP/s against size, one line per thread count, the crossover size
+  (``blastune.advise.crossover``) marked;
+* several sweep files -- the same panels, one colour per file (``labels`` or the file names), the
+  line style telling sizes (or thread counts) apart;
+* ``jobs``    -- tasks/s per layout as horizontal bars, the best highlighted, the naive default marked.
+
+Hollow markers (and hollow bars) are points whose time others disturbed (contended, busy), that did
+not settle (unstable) or that ran more threads than cores (oversubscribed). Legends sit outside the
+panels, below them, so they never cover data.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+from blastune.errors import BlastuneError
+
+KINDS = ("auto", "threads", "sizes", "jobs")
+METRICS = ("gflops", "speedup")
+FORMATS = ("png", "svg", "pdf")
+PANEL_W, PANEL_H = 3.4, 2.6  # inches per small multiple
+MAX_COLS = 4
+DPI = 110
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+HOLLOW_NOTE = "hollow: contended, busy, unstable or oversubscribed"
+
+
+def check_available(option: str = "plot") -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BlastuneError(f"{option} needs matplotlib, which is not installed: "
+                            "pip install 'blastune[plot]'") from None
+
+
+def figure_format(path) -> str:
+    """png, svg or pdf from the file name; anything else is one line naming what is allowed."""
+    from pathlib import Path
+
+    suffix = Path(str(path)).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise BlastuneError(f"cannot tell the figure format of {path}: name it .png, .svg or .pdf")
+    return suffix
+
+
+# --- the documents, as the figures need them -------------------------------------------------------
+
+@dataclass
+class Source:
+    """One loaded document and the name it goes by in legends."""
+    label: str
+    doc: object          # SweepDocument or JobsResult
+    kind: str            # "sweep" | "jobs"
+
+
+def load_sources(paths, labels=None) -> list[Source]:
+    """Load each file through its typed model; ``labels`` name them in legends (default: file stem)."""
+    from pathlib import Path
+
+    from blastune.documents.load import load_results
+
+    labels = list(labels or [])
+    if len(labels) > len(paths):
+        raise BlastuneError(f"{len(labels)} --label given for {len(paths)} file(s): give at most one per file")
+    out = []
+    for i, path in enumerate(paths):
+        data = load_results(path)
+        schema = data.get("schema", "")
+        label = labels[i] if i < len(labels) else Path(str(path)).stem
+        out.append(source_from_dict(data, label, str(path), schema))
+    stems = [s.label for s in out]
+    if len(set(stems)) < len(stems):  # two 'results.json' from different directories
+        for s, path in zip(out, paths):
+            if stems.count(s.label) > 1 and s.label == Path(str(path)).stem:
+                s.label = str(path)
+    return out
+
+
+def source_from_dict(data: dict, label: str, where: str = "", schema: str | None = None) -> Source:
+    schema = schema or data.get("schema", "")
+    if schema.startswith("blastune.sweep/"):
+        from blastune.documents.sweep import SweepDocument
+
+        return Source(label, SweepDocument.from_dict(data, source=where), "sweep")
+    if schema.startswith("blastune.jobs/"):
+        from blastune.documents.jobs import JobsResult
+
+        return Source(label, JobsResult.from_dict(data, where), "jobs")
+    kind = schema.partition("/")[0].removeprefix("blastune.") or "unknown"
+    raise BlastuneError(f"{where or label}: holds {kind} results; blastune plot draws sweep and jobs files")
+
+
+def _hollow(p) -> bool:
+    """Contended/busy (others took the CPU), unstable, or more threads than cores."""
+    contended = p.contended if p.contended is not None else p.busy  # 0.1.0 files: the busy flag
+    return bool(contended or p.busy or p.unstable or p.oversubscribed)
+
+
+def _metric_value(p, metric: str, base) -> tuple[float | None, float | None, float | None]:
+    """(value, low, high): the IQR of the times turned into the metric's units."""
+    if metric == "gflops":
+        if not p.flops:
+            return None, None, None
+        v = p.flops / p.median_s / 1e9
+        lo = p.flops / p.q3_s / 1e9 if p.q3_s else None
+        hi = p.flops / p.q1_s / 1e9 if p.q1_s else None
+        return v, lo, hi
+    if base is None:
+        return None, None, None
+    v = base.median_s / p.median_s
+    lo = base.median_s / p.q3_s if p.q3_s else None
+    hi = base.median_s / p.q1_s if p.q1_s else None
+    return v, lo, hi
+
+
+def _blas_words(doc) -> str:
+    blas = doc.blas() or {}
+    if not blas:
+        return f"{doc.grid.lib} (BLAS not identified)"
+    inner = ", ".join(x for x in (blas.get("threading_layer"), blas.get("architecture")) if x)
+    return f"{blas.get('vendor') or '?'} {blas.get('version') or ''}".strip() + (f" ({inner})" if inner else "")
+
+
+def _cpu_words(doc) -> str:
+    cores = doc.cpu.usable_cores
+    return f"{doc.cpu.model or 'unknown CPU'}" + (f", {cores} usable cores" if cores else "")
+
+
+def _panel_key(p, several_dtypes: bool, several_libs: bool) -> tuple:
+    return (p.op, p.dtype if several_dtypes else "", p.lib if several_libs else "")
+
+
+def _panel_title(key) -> str:
+    op, dtype, lib = key
+    return " ".join(x for x in (op, dtype, f"({lib})" if lib else "") if x)
+
+
+def choose_kind(sources: list[Source], kind: str = "auto") -> str:
+    if kind not in KINDS:
+        raise BlastuneError(f"invalid --kind {kind!r}: choose {', '.join(KINDS)}")
+    kinds = {s.kind for s in sources}
+    if len(kinds) > 1:
+        raise BlastuneError("cannot draw sweep and jobs files in one figure: plot them separately")
+    if "jobs" in kinds:
+        if kind not in ("auto", "jobs"):
+            raise BlastuneError(f"--kind {kind} is for sweep files; a jobs file is drawn as --kind jobs")
+        return "jobs"
+    if kind == "jobs":
+        raise BlastuneError("--kind jobs is for jobs files; sweep files are drawn as threads or sizes")
+    threads = {p.threads for s in sources for p in s.doc.points}
+    sizes = {p.size for s in sources for p in s.doc.points}
+    if not threads:
+        raise BlastuneError(f"{sources[0].label}: no measured points to draw")
+    if kind == "auto":
+        return "sizes" if len(sizes) > len(threads) else "threads"
+    return kind
+
+
+def make_figure(sources: list[Source], kind: str = "auto", metric: str = "gflops"):
+    """The figure for these documents (see the module docstring); returns a matplotlib Figure."""
+    check_available()
+    if metric not in METRICS:
+        raise BlastuneError(f"invalid --metric {metric!r}: choose gflops or speedup")
+    if not sources:
+        raise BlastuneError("no results file given")
+    kind = choose_kind(sources, kind)
+    if kind == "jobs":
+        return jobs_figure(sources)
+    return sweep_figure(sources, x=("threads" if kind == "threads" else "size"), metric=metric)
+
+
+# --- sweep figures ----------------------------------------------------------------------------------
+
+def _new_figure(npanels: int, sharey: bool, extra_h: float = 1.1):
+    from matplotlib.figure import Figure
+
+    ncols = min(MAX_COLS, npanels)
+    nrows = math.ceil(npanels / ncols)
+    fig = Figure(figsize=(max(6.0, PANEL_W * ncols), PANEL_H * nrows + extra_h), dpi=DPI, layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).ravel()
+    for ax in axes[npanels:]:
+        ax.set_visible(False)
+    return fig, list(axes[:npanels]), ncols
+
+
+def _set_log_ticks(ax, values, base: int) -> None:
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    values = sorted(set(values))
+    ax.set_xscale("log", base=base)
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(v) for v in values])
+    lo, hi = values[0], values[-1]
+    pad = (hi / lo) ** 0.06 if hi > lo else 1.3
+    ax.set_xlim(lo / pad, hi * pad)
+
+
+def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflops"):
+    """Small multiples per op of one or several sweep documents; ``x``: "threads" or "size"."""
+    from matplotlib.lines import Line2D
+
+    several_files = len(sources) > 1
+    all_points = [p for s in sources for p in s.doc.points]
+    several_dtypes = len({p.dtype for p in all_points}) > 1
+    several_libs = len({p.lib for p in all_points}) > 1
+    series_of = (lambda p: p.size) if x == "threads" else (lambda p: p.threads)
+    x_of = (lambda p: p.threads) if x == "threads" else (lambda p: p.size)
+    series_all = sorted({series_of(p) for p in all_points})
+
+    # panels in the document's op order; ops with no FLOP count have no GFLOP/s
+    keys, skipped = [], []
+    for p in all_points:
+        k = _panel_key(p, several_dtypes, several_libs)
+        if metric == "gflops" and not p.flops:
+            if p.op not in skipped:
+                skipped.append(p.op)
+            continue
+        if k not in keys:
+            keys.append(k)
+    if not keys:
+        raise BlastuneError(f"nothing to draw as GFLOP/s (no FLOP count for {', '.join(skipped)}): "
+                            "use --metric speedup")
+    # speed-ups share one scale; GFLOP/s of dot and svd differ tenfold, so each panel has its own
+    fig, axes, ncols = _new_figure(len(keys), sharey=(metric == "speedup"))
+    colours = _colours(len(sources) if several_files else len(series_all), sequential=not several_files)
+    usable = next((s.doc.cpu.usable_cores for s in sources if s.doc.cpu.usable_cores), None)
+    any_hollow = drew_ideal = False
+    crossings = {}
+    if x == "size":
+        from blastune.advise.crossover import crossover_sizes
+
+        for si, s in enumerate(sources):
+            for c in crossover_sizes(s.doc):
+                crossings.setdefault((c.op, c.dtype if several_dtypes else "", c.lib if several_libs else ""),
+                                     []).append((si, c))
+    for ax, key in zip(axes, keys):
+        xs_seen, said = [], []
+        for si, s in enumerate(sources):
+            pts = [p for p in s.doc.points if _panel_key(p, several_dtypes, several_libs) == key]
+            for ri, ser in enumerate(series_all):
+                line = sorted((p for p in pts if series_of(p) == ser), key=x_of)
+                if not line:
+                    continue
+                colour = colours[si] if several_files else colours[ri]
+                style = LINESTYLES[ri % len(LINESTYLES)] if several_files else "-"
+                marker = MARKERS[ri % len(MARKERS)] if several_files else "o"
+                xs, ys, los, his, hollow = [], [], [], [], []
+                for p in line:
+                    base = _base_point(s.doc, p)
+                    v, lo, hi = _metric_value(p, metric, base)
+                    if v is None:
+                        continue
+                    xs.append(x_of(p))
+                    ys.append(v)
+                    los.append(v - lo if lo is not None else 0.0)
+                    his.append(hi - v if hi is not None else 0.0)
+                    hollow.append(_hollow(p))
+                if not xs:
+                    continue
+                xs_seen += xs
+                bars = ax.errorbar(xs, ys, yerr=[los, his], color=colour, linestyle=style, linewidth=1.4,
+                                   elinewidth=0.9, capsize=2.5, marker="none", zorder=2)
+                bars.lines[0].set_label(f"_data:{s.label}:{ser}")  # "_": not a legend entry; tests find it
+                for xv, yv, h in zip(xs, ys, hollow):
+                    any_hollow |= h
+                    ax.plot([xv], [yv], marker=marker, markersize=6, linestyle="none", zorder=3,
+                            markeredgecolor=colour, markerfacecolor="white" if h else colour,
+                            markeredgewidth=1.3, label="_hollow" if h else "_point")
+                # no ideal for ops BLAS does not run, nor per file and size when files overlay
+                if x == "threads" and usable and line[0].blas_op and (metric == "speedup" or not several_files):
+                    _ideal(ax, metric, xs, ys, usable, colour if metric == "gflops" else "0.35")
+                    drew_ideal = True
+        if x == "threads":
+            _set_log_ticks(ax, xs_seen + ([usable] if usable else []), 2)
+            if usable:
+                ax.axvline(usable, color="0.45", linewidth=1.0, linestyle="-.", zorder=1, label="_usable")
+        else:
+            _set_log_ticks(ax, xs_seen, 2)
+            said = []
+            for si, c in crossings.get(key, []):
+                colour = colours[si] if several_files else CROSSOVER
+                if c.size is not None:
+                    ax.axvline(c.size, color=colour, linewidth=1.2, linestyle="--", zorder=1, label="_crossover")
+                # in the title, not in the axes: a note inside could sit on a point
+                word = ("never" if c.size is None else ("≤" if c.status == "below" else "") + str(c.size))
+                said.append((sources[si].label + " " if several_files else "") + word)
+        blas_op = any(p.blas_op for s in sources for p in s.doc.points
+                      if _panel_key(p, several_dtypes, several_libs) == key)
+        title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
+        if x == "size" and crossings.get(key):
+            title += "\ncrossover n: " + ", ".join(said)
+        ax.set_title(title, fontsize=10 if "\n" not in title else 9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.25, linewidth=0.6)
+        if metric == "gflops":
+            ax.set_ylim(bottom=0)
+    ylabel = "GFLOP/s (median; bars: IQR)" if metric == "gflops" else "speed-up over fewest threads"
+    xlabel = "threads (log2)" if x == "threads" else "matrix size n (log2)"
+    for i, ax in enumerate(axes):
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel, fontsize=9)
+        if i >= len(axes) - ncols:
+            ax.set_xlabel(xlabel, fontsize=9)
+    fig.suptitle(_fit_words(_sweep_title(sources, x, metric), fig, 11), fontsize=11)
+
+    # one legend for the figure, below the panels
+    handles = []
+    name = (lambda v: f"n={v}") if x == "threads" else (lambda v: f"{v} thread" + ("s" if v != 1 else ""))
+    if several_files:
+        for si, s in enumerate(sources):
+            handles.append(Line2D([], [], color=colours[si], linewidth=2.5, label=f"{s.label}: {_blas_words(s.doc)}"))
+        for ri, ser in enumerate(series_all):
+            handles.append(Line2D([], [], color="0.3", linestyle=LINESTYLES[ri % len(LINESTYLES)],
+                                  marker=MARKERS[ri % len(MARKERS)], label=name(ser)))
+    else:
+        for ri, ser in enumerate(series_all):
+            handles.append(Line2D([], [], color=colours[ri], marker="o", label=name(ser)))
+    if drew_ideal:
+        handles.append(Line2D([], [], color="0.35", linestyle=":", label=f"ideal (linear up to {usable} cores)"))
+    if x == "threads" and usable:
+        handles.append(Line2D([], [], color="0.45", linestyle="-.", label=f"usable cores ({usable})"))
+    if x == "size" and crossings:
+        handles.append(Line2D([], [], color=CROSSOVER if not several_files else "0.3", linestyle="--",
+                              label="crossover: from this size on, more threads pay"))
+    if any_hollow:
+        handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
+                              label=HOLLOW_NOTE))
+    fig.legend(handles=handles, loc="outside lower center", ncols=_legend_columns(handles, fig, 8),
+               fontsize=8, frameon=False)
+    if skipped:
+        fig.text(0.005, 0.005, f"not drawn (no FLOP count, see --metric speedup): {', '.join(skipped)}",
+                 fontsize=7, color="0.4", ha="left", va="bottom")
+    return fig
+
+
+CROSSOVER = "#c0392b"
+_CHAR_EM = 0.6  # a character of DejaVu Sans is about 0.6 em wide on average (a safe overestimate)
+
+
+def _fit_words(text: str, fig, fontsize: float) -> str:
+    """Wrap a title to the figure's width: a long BLAS and CPU name must not run off the image."""
+    import textwrap
+
+    chars = int(fig.get_figwidth() * 72 / (fontsize * _CHAR_EM))
+    return "\n".join(textwrap.wrap(text, max(20, chars), break_on_hyphens=False))
+
+
+def _legend_columns(handles, fig, fontsize: float) -> int:
+    """As many legend columns as fit the figure's width, so the legend wraps instead of running off."""
+    width = fig.get_figwidth() * 72 * 0.96
+    entries = [len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles]  # text + handle
+    for n in range(len(entries), 0, -1):
+        cols = [max(entries[i::n]) for i in range(n)]  # the widest entry sets a column's width
+        if sum(cols) + 2 * fontsize * (n - 1) <= width:
+            return n
+    return 1
+
+
+def _base_point(doc, p):
+    """The fewest-threads point of p's (op, lib, size, dtype): the speed-up's 1."""
+    pts = [q for q in doc.points if (q.op, q.lib, q.size, q.dtype) == (p.op, p.lib, p.size, p.dtype)]
+    return min(pts, key=lambda q: q.threads) if pts else None
+
+
+def _ideal(ax, metric, xs, ys, usable, colour) -> None:
+    """Linear scaling from the fewest threads, drawn only up to the usable cores (beyond them
+    threads share cores and nothing is ideal)."""
+    x0, y0 = xs[0], ys[0]
+    if x0 >= usable:
+        return
+    top = usable
+    ax.plot([x0, top], [y0, y0 * top / x0], color=colour, linestyle=":", linewidth=1.0, alpha=0.8, zorder=1,
+            label="_ideal")
+
+
+def _colours(n: int, sequential: bool):
+    """Distinguishable colours: an ordered palette for sizes/threads (bigger = darker), a qualitative
+    one for files."""
+    from matplotlib import colormaps
+
+    if sequential:
+        cmap = colormaps["viridis"]
+        if n == 1:
+            return [cmap(0.35)]
+        return [cmap(0.85 - 0.75 * i / (n - 1)) for i in range(n)]
+    qual = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+    return [qual[i % len(qual)] for i in range(n)]
+
+
+def _sweep_title(sources, x, metric) -> str:
+    what = "GFLOP/s" if metric == "gflops" else "speed-up"
+    against = "threads" if x == "threads" else "matrix size"
+    if len(sources) == 1:
+        doc = sources[0].doc
+        return f"{what} against {against}: {doc.grid.lib} calls {_blas_words(doc)} on {_cpu_words(doc)}"
+    cpus = {_cpu_words(s.doc) for s in sources}
+    where = f" on {cpus.pop()}" if len(cpus) == 1 else ""
+    return f"{what} against {against}: " + " vs ".join(s.label for s in sources) + where
+
+
+# --- jobs figure ------------------------------------------------------------------------------------
+
+def jobs_figure(sources: list[Source]):
+    """Tasks/s per layout, one panel per jobs file, the best bar highlighted, the naive default
+    hatched, contended or unstable layouts hollow; whiskers span the slowest and fastest batch."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    heights = [max(1.6, 0.42 * len(s.doc.results) + 0.9) for s in sources]
+    fig = Figure(figsize=(9.0, sum(heights) + 1.0), dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(sources), 1, squeeze=False, gridspec_kw={"height_ratios": heights}).ravel()
+    any_hollow = any_naive = False
+    for ax, s in zip(axes, sources):
+        res = s.doc
+        results = list(res.results)
+        best = res.best
+        labels, rates, lo, hi = [], [], [], []
+        for r in results:
+            rates.append(r.tasks_per_s)
+            fast = res.tasks / min(r.walls) if r.walls and min(r.walls) > 0 else r.tasks_per_s
+            slow = res.tasks / max(r.walls) if r.walls and max(r.walls) > 0 else r.tasks_per_s
+            lo.append(max(0.0, r.tasks_per_s - slow))
+            hi.append(max(0.0, fast - r.tasks_per_s))
+            labels.append(_layout_label(r))
+        ys = list(range(len(results)))[::-1]  # the baseline (serial) on top
+        for y, r, rate in zip(ys, results, rates):
+            naive = r.layout.threads is None
+            colour = BEST if r is best else (NAIVE if naive else OTHER)
+            hollow = bool(r.contended or r.unstable)
+            any_hollow |= hollow
+            any_naive |= naive
+            ax.barh(y, rate, height=0.62, color="white" if hollow else colour, edgecolor=EDGE[colour],
+                    linewidth=1.4, hatch="///" if naive else None, zorder=2)
+        ax.errorbar(rates, ys, xerr=[lo, hi], fmt="none", ecolor="0.25", elinewidth=0.9, capsize=2.5, zorder=3)
+        top = max(r + h for r, h in zip(rates, hi)) if rates else 1
+        for y, r, rate, h in zip(ys, results, rates, hi):
+            speed = f"  {rate:,.0f}/s" if rate >= 100 else f"  {rate:.3g}/s"
+            speed += f"  {r.speedup:.2f}x" if r.speedup is not None else ""
+            speed += "  best" if r is best else ""
+            speed += "  oversubscribed" if _oversubscribed(r, res.usable_cores) else ""
+            ax.text(rate + h, y, speed, va="center", ha="left", fontsize=8,
+                    fontweight="bold" if r is best else "normal")
+        ax.set_xlim(0, top * 1.32)  # room for the numbers at the bars' ends
+        ax.set_yticks(ys)
+        ax.set_yticklabels(labels, fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", alpha=0.25, linewidth=0.6)
+        ax.set_axisbelow(True)
+        cpu = (res.fingerprint or {}).get("cpu_model") or "unknown CPU"
+        libs = ", ".join((res.fingerprint or {}).get("libraries") or [])
+        head = f"{s.label}: " if len(sources) > 1 else ""
+        ax.set_title(f"{head}{res.tasks:,} tasks of {res.workload.describe()}\n"
+                     f"{libs + ' on ' if libs else ''}{cpu}, {res.usable_cores} usable cores", fontsize=9)
+    axes[-1].set_xlabel(f"tasks per second (median of {sources[0].doc.repeats} batch(es); whiskers: "
+                        "slowest to fastest batch)", fontsize=9)
+    fig.suptitle(_fit_words("blastune jobs: throughput per layout (serial baseline on top)", fig, 11), fontsize=11)
+    handles = [Patch(facecolor=BEST, edgecolor=EDGE[BEST], label="best layout"),
+               Patch(facecolor=OTHER, edgecolor=EDGE[OTHER], label="other layouts")]
+    if any_naive:
+        handles.append(Patch(facecolor=NAIVE, edgecolor=EDGE[NAIVE], hatch="///",
+                             label="naive: the library's default threads"))
+    if any_hollow:
+        handles.append(Patch(facecolor="white", edgecolor=EDGE[OTHER], label="hollow: contended or unstable"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=_legend_columns(handles, fig, 8),
+               fontsize=8, frameon=False)
+    return fig
+
+
+BEST, OTHER, NAIVE = "#2ca02c", "#4c72b0", "#a6bddb"
+EDGE = {BEST: "#1b6e1b", OTHER: "#2f4b7c", NAIVE: "#2f4b7c"}
+
+
+def _oversubscribed(r, cores: int) -> bool:
+    return bool(r.self_oversubscribed or (r.threads_seen and r.layout.workers * r.threads_seen > cores))
+
+
+def _layout_label(r) -> str:
+    """'2 processes × 1 BLAS thread', 'serial × default BLAS threads (2)'."""
+    t = r.layout.threads
+    if t is None:
+        threads = "default BLAS threads" + (f" ({r.threads_seen})" if r.threads_seen else "")
+    else:
+        threads = f"{t} BLAS thread" + ("s" if t != 1 else "")
+    return f"{r.layout.head} × {threads}"
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+def render(fig, fmt: str = "png") -> bytes:
+    """The figure as bytes (PNG, SVG or PDF); SVG keeps text as text, without a timestamp."""
+    buf = io.BytesIO()
+    meta = {"Date": None} if fmt == "svg" else ({"CreationDate": None} if fmt == "pdf" else {})
+    fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
+    return buf.getvalue()
+
+
+def svg_text(fig) -> str:
+    """Inline SVG for an HTML page: the XML prolog and doctype stripped. Text stays drawn as paths
+    (matplotlib's default): the page then looks the same where DejaVu Sans is not installed."""
+    text = render(fig, "svg").decode()
+    start = text.find("<svg")
+    return text[start:] if start >= 0 else text
+
+
+def save_figure(fig, path, force: bool = False, what: str = "figure") -> None:
+    """Write the figure by the output rule: refused without ``force``, atomic, mode and links kept,
+    never replacing a FIFO or device (it is written into)."""
+    from blastune.core.files import check_output, write_output
+
+    fmt = figure_format(path)
+    check_output(path, force=force, what=what)
+    write_output(path, render(fig, fmt), what=what)

@@ -1,0 +1,273 @@
+"""The HTML report: one self-contained page -- what a user attaches to a bug report or sends to a
+cluster admin.
+
+Everything is inline: CSS in a <style> element, figures as SVG elements (text drawn as paths, so the
+page looks the same without any font installed), no script, no link, no image fetched from anywhere.
+Each SVG's ids get a prefix of their own: matplotlib numbers ids per figure, and two figures in one
+page would otherwise point at each other's clip paths and markers.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import re
+from dataclasses import dataclass, field
+
+from blastune.present.plot import Source, choose_kind, make_figure, svg_text
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:#1d2329;margin:0;background:#fff}
+main{max-width:1180px;margin:0 auto;padding:24px 28px 48px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;padding-bottom:4px;
+ border-bottom:2px solid #e3e7eb}h3{font-size:15px;margin:20px 0 6px}
+.meta{color:#5b6670;margin:0 0 14px}
+table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
+th,td{border:1px solid #dde2e6;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f2f4f6;font-weight:600}tr:nth-child(even) td{background:#fafbfc}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.path{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+.sev{font-weight:700;white-space:nowrap}.ok{color:#2e7d32}.info{color:#1565c0}
+.warning{color:#b26a00}.error{color:#c62828}
+.note{color:#5b6670;font-size:13px;margin:2px 0}
+.warn{background:#fff6e0;border-left:4px solid #f0a500;padding:6px 10px;margin:6px 0;font-size:13px}
+figure{margin:10px 0 16px}figure svg{max-width:100%;height:auto}
+figcaption{color:#5b6670;font-size:13px}
+footer{margin-top:40px;color:#8a949c;font-size:12px}
+"""
+
+
+@dataclass
+class Section:
+    title: str
+    html: str
+    figures: int = 0
+    tables: int = 0
+
+
+@dataclass
+class Report:
+    """The page and what it holds (the CLI prints the latter with --json)."""
+    html: str
+    sections: list[Section] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"sections": [{"title": s.title, "figures": s.figures, "tables": s.tables} for s in self.sections],
+                "bytes": len(self.html.encode())}
+
+
+def esc(x) -> str:
+    return html.escape("" if x is None else str(x))
+
+
+def html_table(headers, rows, classes=None) -> str:
+    """A plain HTML table; ``classes``: a CSS class per column (num, path) or None."""
+    classes = classes or [None] * len(headers)
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    head = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""  # a key/value table has no header row
+    def cell(v, c):
+        return f'<td class="{c}">{esc(v)}</td>' if c else f"<td>{esc(v)}</td>"
+    body = "".join("<tr>" + "".join(cell(v, c) for v, c in zip(r, classes)) + "</tr>" for r in rows)
+    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+_ID = re.compile(r'\bid="([^"]+)"')
+_REF = re.compile(r'(href="#|url\(#)([^")]+)')
+
+
+def inline_svg(fig, prefix: str) -> str:
+    """The figure as an <svg> element with ids unique to ``prefix`` and no metadata block."""
+    text = svg_text(fig)
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+    text = _ID.sub(lambda m: f'id="{prefix}-{m.group(1)}"', text)
+    text = _REF.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", text)
+    return text
+
+
+def _time(seconds) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
+
+
+def _num(x, spec, suffix="") -> str:
+    return "-" if x is None else f"{x:{spec}}{suffix}"
+
+
+# --- sections ---------------------------------------------------------------------------------------
+
+def info_section(info) -> Section:
+    pkgs = ", ".join(f"{n} {p['version']}" if p.get("version") else f"{n}: {p.get('error')}"
+                     for n, p in info.packages.items())
+    parts = [f'<p class="meta">{esc(pkgs)}; Python {esc(info.python)}; {esc(info.platform)}</p>']
+    rows = []
+    for b in info.bindings:
+        lib = b.library
+        if lib is None:
+            rows.append([b.package, b.api, "-", "-", "-", "-", b.error or "not found"])
+        else:
+            rows.append([b.package, b.api, lib.vendor, lib.version or "?", lib.threading_layer or "?",
+                         "?" if lib.num_threads is None else lib.num_threads, lib.filepath])
+    parts.append("<h3>What numpy and scipy call</h3>")
+    parts.append(html_table(["package", "api", "vendor", "version", "threading", "threads", "file"], rows,
+                            [None] * 5 + ["num", "path"]))
+    rows = [[lib.vendor, lib.api, lib.version or "?", lib.threading_layer or "?", lib.architecture or "-",
+             "?" if lib.num_threads is None else lib.num_threads, lib.control, lib.filepath]
+            for lib in info.loaded]
+    parts.append("<h3>BLAS and OpenMP libraries loaded</h3>")
+    parts.append(html_table(["vendor", "api", "version", "threading", "kernel", "threads", "threads set", "file"],
+                            rows, [None] * 5 + ["num", None, "path"]) if rows else "<p>(none found)</p>")
+    c = info.cpu
+    quota = "none" if c.cgroup.quota_cores is None else f"{c.cgroup.quota_cores:g} cores ({c.cgroup.source})"
+    cpu_rows = [["model", c.model], ["logical / physical cores", f"{c.logical_cores} / {c.physical_cores}"],
+                ["cgroup CPU quota", quota], ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"],
+                ["SIMD", c.simd],
+                ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total"
+                 if c.peak_gflops_per_core else "unknown"], ["peak basis", c.peak_basis]]
+    parts.append("<h3>CPU</h3>" + html_table(["", ""], cpu_rows))
+    env_rows = [[k, v] for k, v in info.env.items() if v is not None]
+    parts.append("<h3>Thread variables set</h3>" + (html_table(["variable", "value"], env_rows) if env_rows
+                                                      else "<p>none: every library picks its own count</p>"))
+    parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in info.warnings]
+    return Section("This machine (blastune info)", "\n".join(parts), 0, 4)
+
+
+def doctor_section(report) -> Section:
+    rows = [f'<tr><td class="sev {esc(f.severity)}">{esc(f.severity.upper() if f.severity in ("warning", "error") else f.severity)}'
+            f"</td><td>{esc(f.id)}</td><td>{esc(f.finding)}"
+            + (f'<br><span class="note">fix: {esc(f.fix)}</span>' if f.fix else "") + "</td></tr>"
+            for f in sorted(report.findings, key=lambda f: ("error", "warning", "info", "ok").index(f.severity)
+                            if f.severity in ("error", "warning", "info", "ok") else 9)]
+    counts = {s: len(report.by_severity(s)) for s in ("error", "warning", "info", "ok")}
+    table = ("<table><thead><tr><th></th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
+             + "".join(rows) + "</tbody></table>")
+    meta = (", ".join(f"{n} {s}" for s, n in counts.items())
+            + f" (usable cores: {report.usable_cores}, limited by {report.usable_basis}; jobs: {report.jobs})")
+    notes = "".join(f'<p class="note">note: {esc(n)}</p>' for n in report.notes)
+    return Section("Findings (blastune doctor)", f'<p class="meta">{esc(meta)}</p>{table}{notes}', 0, 1)
+
+
+def _sweep_table(doc) -> str:
+    several_libs = len({p.lib for p in doc.points}) > 1
+    rows = []
+    for p in doc.points:
+        notes = [n for n, on in (("contended", p.contended), ("busy", p.busy), ("unstable", p.unstable),
+                                 ("oversubscribed", p.oversubscribed), ("worker", p.isolated)) if on]
+        if p.threads_ran is not None and p.threads_ran != p.threads:
+            notes.append(f"ran {p.threads_ran} thread(s)")
+        rows.append([p.op, *([p.lib] if several_libs else []), p.size, p.dtype,
+                     f"{p.threads}{' *' if p.best else ''}", _time(p.median_s), _time(p.iqr_s),
+                     _num(p.spread, ".1%"), _num(p.gflops, ".1f"), _num(p.speedup, ".2f", "x"),
+                     _num(p.efficiency, ".0%"), " ".join(notes)])
+    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads", "median", "IQR", "spread",
+               "GFLOP/s", "speed-up", "efficiency", "notes"]
+    classes = [None, *([None] if several_libs else []), "num", None, "num", "num", "num", "num", "num", "num",
+               "num", None]
+    return html_table(headers, rows, classes) + \
+        '<p class="note">* best thread count: the fewest threads within noise of the fastest.</p>'
+
+
+def _crossover_table(doc) -> str:
+    from blastune.advise.crossover import crossover_sizes
+
+    cs = crossover_sizes(doc)
+    if not cs:
+        return ""
+    rows = [[c.op, c.dtype, c.describe(), ", ".join(f"{s}: {t}" for s, t in c.best_threads.items()),
+             "yes" if c.disturbed else ""] for c in cs]
+    return ("<h3>Crossover: from which size more threads pay off</h3>"
+            + html_table(["op", "dtype", "more threads pay from", "best threads per size", "disturbed"], rows))
+
+
+def _jobs_table(res) -> str:
+    rows = []
+    for r in res.results:
+        t = r.layout.threads
+        threads = (f"default ({r.threads_seen})" if r.threads_seen else "default") if t is None else t
+        notes = list(r.notes) + (["contended"] if r.contended else []) + (["unstable"] if r.unstable else [])
+        rows.append([r.layout.head + (" (best)" if r is res.best else ""), threads, f"{r.wall_s:.3f}",
+                     f"{r.tasks_per_s:,.0f}", _num(r.speedup, ".2f", "x"), _num(r.busy_cores, ".2f"),
+                     _num(None if r.cpu_efficiency is None else 100 * r.cpu_efficiency, ".0f", "%"),
+                     "; ".join(notes)])
+    return html_table(["layout", "BLAS threads", "wall s", "tasks/s", "speed-up", "busy cores", "CPU eff.",
+                       "notes"], rows, [None, "num", "num", "num", "num", "num", "num", None])
+
+
+def _figure(sources, kind, metric, prefix, caption) -> str:
+    fig = make_figure(sources, kind, metric)
+    svg = inline_svg(fig, prefix)
+    fig.clear()
+    return f"<figure>{svg}<figcaption>{esc(caption)}</figcaption></figure>"
+
+
+def source_section(src: Source, n: int) -> Section:
+    doc = src.doc
+    figs = 0
+    parts = []
+    if src.kind == "sweep":
+        from blastune.present.plot import _blas_words, _cpu_words
+
+        parts.append(f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on {esc(_cpu_words(doc))}; '
+                     f"measured {esc(doc.created or '?')}, status {esc(doc.status)}</p>")
+        kind = choose_kind([src])
+        parts.append(_figure([src], kind, "gflops", f"f{n}a",
+                             "GFLOP/s per op (ops without a FLOP count are in the table only)."))
+        figs += 1
+        sizes = {p.size for p in doc.points}
+        if kind == "threads" and len(sizes) > 1:  # the other view shows the crossover
+            parts.append(_figure([src], "sizes", "gflops", f"f{n}b", "The same points against matrix size; "
+                                 "dashed: the crossover size."))
+            figs += 1
+        parts.append(_crossover_table(doc))
+        parts.append("<h3>Points</h3>" + _sweep_table(doc))
+        parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
+        tables = 2
+    else:
+        cpu = (doc.fingerprint or {}).get("cpu_model") or "unknown CPU"
+        parts.append(f'<p class="meta">{doc.tasks:,} tasks of {esc(doc.workload.describe())}; {doc.repeats} '
+                     f"batch(es) per layout; {esc(cpu)}, {doc.usable_cores} usable cores; measured "
+                     f"{esc(doc.created or '?')}</p>")
+        parts.append(_figure([src], "jobs", "gflops", f"f{n}a", "Tasks per second per layout; whiskers span "
+                             "the slowest and the fastest batch."))
+        figs += 1
+        best = doc.best
+        parts.append(f"<p>fastest: <b>{esc(best.layout.label)}</b> ({best.tasks_per_s:,.0f} tasks/s, "
+                     f"{_num(best.speedup, '.2f', 'x')} serial)</p>")
+        parts.append(_jobs_table(doc))
+        parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
+        tables = 1
+    title = f"{src.label} ({src.kind})"
+    return Section(title, "\n".join(parts), figs, tables)
+
+
+def build_report(info=None, doctor=None, sources: list[Source] = (), command: str = "") -> Report:
+    """The whole page. ``info``/``doctor``: this machine's facts and findings (None: left out)."""
+    from blastune import __version__
+
+    sections = []
+    if info is not None:
+        sections.append(info_section(info))
+    if doctor is not None:
+        sections.append(doctor_section(doctor))
+    sweeps = [s for s in sources if s.kind == "sweep"]
+    for i, src in enumerate(sources):
+        sections.append(source_section(src, i))
+    if len(sweeps) > 1:
+        fig = _figure(sweeps, "auto", "gflops", "cmp", "The sweep files overlaid: one colour per file.")
+        sections.append(Section("Sweep files compared", fig, 1, 0))
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    nav = "".join(f'<li><a href="#s{i}">{esc(s.title)}</a></li>' for i, s in enumerate(sections))
+    body = "".join(f'<section id="s{i}"><h2>{esc(s.title)}</h2>{s.html}</section>' for i, s in enumerate(sections))
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>blastune report {esc(now)}</title><style>{CSS}</style></head><body><main>"
+        f"<h1>blastune report</h1><p class=\"meta\">made {esc(now)} by blastune {esc(__version__)}"
+        + (f" with <code>{esc(command)}</code>" if command else "")
+        + ". The first two sections describe the machine the report was made on; each results file "
+          "describes the machine it was measured on.</p>"
+        f"<ul>{nav}</ul>{body}<footer>blastune {esc(__version__)} -- self-contained page: no script, no "
+        "external resource.</footer></main></body></html>\n")
+    return Report(page, sections)
