@@ -337,12 +337,12 @@ def test_cli_recommend_text_and_json(jobs_doc, tmp_path):
 
 
 def test_cli_recommend_builtin_measurement(tmp_path):
-    p = _blastune(["recommend", "--jobs", "2", "--size", "48", "--json"], tmp_path)
+    p = _blastune(["recommend", "--jobs", "2", "--size", "200", "--json"], tmp_path)
     if p.returncode == 2 and "no advice from noisy measurements" in p.stderr:
         pytest.skip(f"other programs disturbed the built-in measurement: {p.stderr.strip()[:300]}")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert d["source"].startswith("built-in measurement (numpy dot 48x48")
+    assert d["source"].startswith("built-in measurement (numpy dot 200x200")
     assert d["workers"] == 2 and d["threads"] == 1
     # how close 2 processes come to the fastest layout depends on the load other programs put on the
     # machine (bench/jobs_seed_table.py measures it); here: the ratio is the one the numbers give

@@ -75,8 +75,21 @@ def point_noise(p: SweepPoint) -> str | None:
     return f"{p.op} {p.size} at {p.threads} thread(s): {' and '.join(why)}" if why else None
 
 
-def _noise(rows: list[LayoutResult]) -> list[str]:
-    return [w for w in map(layout_noise, rows) if w]
+# Noise that could change the choice blocks advice. A layout disturbed by other programs could have
+# been any amount faster (a competitor can slow a multi-threaded BLAS tenfold), so it always counts;
+# an unstable one could plausibly be 1 + 3 x its spread faster. The naive oversubscribed layout,
+# ten times slower and unstable by nature, cannot reach the choice and does not block the advice.
+def _could_change(r: LayoutResult, choice: LayoutResult) -> bool:
+    if r is choice or r.contended:
+        return True
+    return r.tasks_per_s * max(1 + 3 * (r.spread or 0.0), 1 + TIE) >= choice.tasks_per_s
+
+
+def _noise(rows: list[LayoutResult], choice: LayoutResult | None = None) -> list[str]:
+    """Why the evidence for ``choice`` among ``rows`` is not clean: the noise of the choice itself and
+    of every layout whose plausible speed reaches it."""
+    choice = choice or pick(rows)
+    return [w for w in (layout_noise(r) for r in rows if _could_change(r, choice)) if w]
 
 
 # --- jobs results ------------------------------------------------------------------------------------
@@ -134,7 +147,7 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
                    f"({best.layout.label}, {rate(best)})")
     why += _contrasts(rows, choice, res.default_threads, cores)
     threads = threads_of(choice, res.default_threads) or 1
-    return Advice(choice.layout, threads, why, choice, best, _noise(group), entries)
+    return Advice(choice.layout, threads, why, choice, best, _noise(group, choice), entries)
 
 
 def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
@@ -181,7 +194,7 @@ def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
         c = pick(group)
         t = threads_of(c, res.default_threads)
         if t:
-            entries[w] = EntryAdvice(w, t, c.layout.spec, f"{c.layout.label} measured {rate(c)}", _noise(group))
+            entries[w] = EntryAdvice(w, t, c.layout.spec, f"{c.layout.label} measured {rate(c)}", _noise(group, c))
     return entries
 
 

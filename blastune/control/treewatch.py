@@ -22,6 +22,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 
+from blastune.facts.census import mapped_libraries, read_proc
 from blastune.facts.schedstat import CpuTimes, available, thread_times
 
 # Sampling period: a BLAS pool lives as long as its process; short-lived helper processes (a shell
@@ -83,14 +84,6 @@ class TreeReport:
         return out
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace")
-    except OSError:
-        return None
-
-
 def _children(pid: int) -> list[int]:
     kids = []
     try:
@@ -98,27 +91,21 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return kids
     for tid in tids:
-        text = _read(f"/proc/{pid}/task/{tid}/children")
+        text = read_proc(f"/proc/{pid}/task/{tid}/children")
         if text:
             kids += [int(k) for k in text.split()]
     return kids
 
 
 def _blas_families(pid: int) -> list[str] | None:
-    from blastune.facts.census import vendor_of_path  # what `blastune ps` names a mapped file
-
-    text = _read(f"/proc/{pid}/maps")
-    if text is None:
+    """The vendors `blastune ps` names for the files mapped into ``pid`` (None: not readable)."""
+    libs = mapped_libraries(pid)
+    if libs is None:
         return None
-    names, seen = [], set()
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 6 or ".so" not in parts[5] or parts[5] in seen:
-            continue
-        seen.add(parts[5])
-        name = vendor_of_path(parts[5].strip())
-        if name is not None and name not in names:
-            names.append(name)
+    names = []
+    for vendor, _path in libs:
+        if vendor not in names:
+            names.append(vendor)
     return names
 
 
@@ -151,7 +138,7 @@ class TreeWatch:
                 self.last[(pid, tid)] = t
             proc = self.procs.get(pid)
             if proc is None:
-                cmd = (_read(f"/proc/{pid}/cmdline") or "").replace("\0", " ").strip()
+                cmd = (read_proc(f"/proc/{pid}/cmdline") or "").replace("\0", " ").strip()
                 if not cmd:
                     continue  # gone already, or a zombie
                 proc = self.procs[pid] = TreeProcess(pid, cmd[:80], [], 0)
@@ -178,7 +165,7 @@ class TreeWatch:
 
 
 def _thread_count(pid: int) -> int:
-    text = _read(f"/proc/{pid}/status") or ""
+    text = read_proc(f"/proc/{pid}/status") or ""
     for line in text.splitlines():
         if line.startswith("Threads:"):
             return int(line.split()[1])

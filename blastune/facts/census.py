@@ -105,7 +105,8 @@ class Census:
         return next((p for p in self.processes if p.pid == pid), None)
 
 
-def _read(path: str) -> str | None:
+def read_proc(path: str) -> str | None:
+    """A /proc file as text, or None when the process is gone or not ours to read."""
     try:
         with open(path, "rb") as f:
             return f.read().decode(errors="replace")
@@ -113,9 +114,9 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _mapped_libraries(pid: int, patterns) -> list[tuple[str, str]] | None:
+def mapped_libraries(pid: int, patterns=None) -> list[tuple[str, str]] | None:
     """(vendor, path) for each BLAS/OpenMP file mapped into ``pid``; None when not readable."""
-    text = _read(f"/proc/{pid}/maps")
+    text = read_proc(f"/proc/{pid}/maps")
     if text is None:
         return None
     seen: dict[str, str] = {}
@@ -133,7 +134,7 @@ def _mapped_libraries(pid: int, patterns) -> list[tuple[str, str]] | None:
 
 
 def _environ(pid: int, shown: frozenset[str]) -> dict[str, str] | None:
-    text = _read(f"/proc/{pid}/environ")
+    text = read_proc(f"/proc/{pid}/environ")
     if text is None:
         return None
     out = {}
@@ -146,7 +147,7 @@ def _environ(pid: int, shown: frozenset[str]) -> dict[str, str] | None:
 
 def _status(pid: int) -> dict[str, str]:
     out = {}
-    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
+    for line in (read_proc(f"/proc/{pid}/status") or "").splitlines():
         key, _, value = line.partition(":")
         out[key] = value.strip()
     return out
@@ -157,7 +158,7 @@ def _cpu_ticks(pid: int) -> tuple[int, int] | None:
 
     The start time tells a process from a newcomer that got its pid while we slept.
     """
-    text = _read(f"/proc/{pid}/stat")
+    text = read_proc(f"/proc/{pid}/stat")
     if not text:
         return None
     # the command (field 2) may hold spaces and parentheses: split after the last ')'
@@ -169,9 +170,9 @@ def _cpu_ticks(pid: int) -> tuple[int, int] | None:
 
 
 def _command(pid: int) -> str:
-    raw = _read(f"/proc/{pid}/cmdline") or ""
+    raw = read_proc(f"/proc/{pid}/cmdline") or ""
     cmd = " ".join(a for a in raw.split("\0") if a)
-    return cmd or f"[{(_read(f'/proc/{pid}/comm') or '?').strip()}]"
+    return cmd or f"[{(read_proc(f'/proc/{pid}/comm') or '?').strip()}]"
 
 
 def _count_cpus(cpu_list: str) -> int | None:
@@ -249,7 +250,7 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
     for pid in _pids():
         if pid == me and not include_self:
             continue
-        libs = _mapped_libraries(pid, patterns)
+        libs = mapped_libraries(pid, patterns)
         if libs is None:
             if os.path.exists(f"/proc/{pid}"):
                 unreadable += 1

@@ -4,7 +4,8 @@ Pure functions on ``documents.jobs`` objects; no processes, no clocks.
 
 Contention (see docs/jobs.md, "Contention"): per batch, ``lost_pct`` is the CPU the layout's
 runnable threads wanted and did not get, beyond what its own oversubscription explains. A batch is
-contended -- disturbed from outside -- when ``lost_pct`` exceeds ``CONTENDED_WAIT_PCT``; where
+contended -- disturbed from outside -- when ``lost_pct`` exceeds ``CONTENDED_WAIT_PCT`` while other
+programs used more than ``OTHER_CORES_DISTURBING`` CPUs; where
 schedstat is missing, when other programs used more than ``OTHER_CORES_CONTENDED`` CPUs meanwhile.
 ``wait_pct`` (raw wait, self-inflicted included) is kept: for a layout that oversubscribes by design
 it is the measurement of that oversubscription, not a disturbance.
@@ -19,6 +20,7 @@ from blastune.measure.timing import spread
 
 UNSTABLE_SPREAD = 0.05        # relative standard error of the median above this: unstable
 OTHER_CORES_CONTENDED = 0.25  # without schedstat: other programs on this many CPUs = contended
+OTHER_CORES_DISTURBING = 0.05  # with schedstat: lost CPU counts as outside disturbance only beside this
 BOUND_SLACK = 0.01            # a figure within 1% of its physical bound is rounding, not a violation
 
 
@@ -35,10 +37,16 @@ def lost_pct(cpu_s: float, wait_s: float, wall_s: float, cores: int) -> float:
 
 
 def batch_contended(batch: dict) -> bool:
-    lost = batch.get("lost_pct")
+    """Disturbed from outside: the layout's threads lost CPU *and* other programs used CPU meanwhile.
+
+    Lost CPU alone is not enough: a layout that fills every core also competes with its own
+    dispatching (the pool's feeder and result threads), and on a quiet machine loses a few percent
+    of a CPU to wake-up latency with no one else running (measured here: up to 7% with other
+    programs at 0.00 CPUs). Where the machine-wide count is missing, lost CPU decides alone."""
+    lost, other = batch.get("lost_pct"), batch.get("other_cores")
     if lost is not None:
-        return lost > CONTENDED_WAIT_PCT
-    other = batch.get("other_cores")
+        outside = other is None or other * 100.0 > OTHER_CORES_DISTURBING * 100.0
+        return lost > CONTENDED_WAIT_PCT and outside
     return other is not None and other > OTHER_CORES_CONTENDED
 
 

@@ -195,6 +195,7 @@ class JobsSession:
                 self.total -= self.repeats
                 continue
             self.start(slot)
+            _cool_down(slot.layout)  # its warm-up leaves BLAS threads spinning: not beside the baseline
             members.append(slot)
         for rnd in range(self.repeats):
             for slot in [base, *members]:

@@ -1,0 +1,73 @@
+"""SIGINT, SIGTERM and SIGHUP end a measurement (sweep or jobs) the same clean way.
+
+Slurm, systemd and ``timeout`` send SIGTERM; closing a terminal sends SIGHUP; Ctrl-C sends SIGINT.
+While a run measures, each of them raises an ``Interrupted`` (a KeyboardInterrupt, so the Ctrl-C
+path is the only path) in the main thread: finished work is kept and saved with status
+``interrupted``, thread settings are restored, workers are ended. A second signal while that happens
+(a double Ctrl-C within a millisecond) is absorbed: it must not interrupt the save of the first. The
+exit status is the shell's: 128 + the signal number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+
+STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal stopped the run; ``result`` holds what finished (or None), ``saved_to`` the file it
+    was saved to (or None)."""
+
+    def __init__(self, signum: int = signal.SIGINT, result=None, saved_to=None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+        self.result = result
+        self.saved_to = saved_to
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class StopState:
+    def __init__(self):
+        self.signum: int | None = None
+
+
+def _would_end_the_process(handler) -> bool:
+    """Would this handler end the process anyway (so taking it over changes nothing for the host)?"""
+    return handler in (signal.SIG_DFL, signal.default_int_handler, None)
+
+
+@contextmanager
+def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
+    """Inside: the first SIGINT/SIGTERM/SIGHUP raises ``raise_as(signum)``; later ones are absorbed.
+
+    Only handlers that would end the process anyway are replaced (a host program's own handlers are
+    left alone), only on the main thread (Python delivers signals nowhere else), and the previous
+    handlers come back on exit."""
+    state = StopState()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum, frame):
+        if state.signum is not None:
+            return  # already stopping: let the save of the finished work complete
+        state.signum = signum
+        raise raise_as(signum)
+
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            if _would_end_the_process(signal.getsignal(sig)):
+                previous[sig] = signal.signal(sig, handler)
+        except (OSError, ValueError):  # not settable here
+            pass
+    try:
+        yield state
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
