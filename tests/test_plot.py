@@ -286,7 +286,7 @@ def test_crossover_sizes_from_a_real_sweep_and_its_edge_cases():
     (c,) = crossover_sizes(doc({32: (1.0, 0.8), 64: (1.0, 1.2), 128: (1.0, 0.6), 256: (1.0, 0.55)}))
     assert (c.status, c.size, c.best_threads) == ("at", 128, {32: 2, 64: 1, 128: 2, 256: 2})
     (c,) = crossover_sizes(doc({32: (1.0, 0.6), 64: (1.0, 0.5)}))
-    assert (c.status, c.size) == ("below", 32) and c.describe().startswith("n <= 32")
+    assert (c.status, c.size) == ("below", 32) and c.describe() == "at every size measured (n >= 32, the smallest)"
     (c,) = crossover_sizes(doc({32: (1.0, 1.5), 64: (1.0, 0.99)}))  # within 2%: not worth a thread
     assert (c.status, c.size) == ("never", None) and c.describe() == "at no size up to n = 64"
     assert c.to_dict()["best_threads"] == {"32": 1, "64": 1}

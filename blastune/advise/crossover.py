@@ -31,11 +31,11 @@ class Crossover:
     disturbed: bool = False           # a point of this op was contended, busy or unstable
 
     def describe(self) -> str:
-        """'n >= 256', 'n <= 200 (from the smallest size measured)', 'at no size up to n = 1000'."""
+        """'n >= 256', 'at every size measured (n >= 200, the smallest)', 'at no size up to n = 1000'."""
         if self.status == "at":
             return f"n >= {self.size}"
         if self.status == "below":
-            return f"n <= {self.size} (from the smallest size measured)"
+            return f"at every size measured (n >= {self.size}, the smallest)"
         return f"at no size up to n = {self.sizes[-1]}" if self.sizes else "at no size measured"
 
     def to_dict(self) -> dict:

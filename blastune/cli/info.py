@@ -77,7 +77,8 @@ def render_info(data, fmt: str = "simple") -> str:
         *([["measured", data.clock.message]] if getattr(data, "clock", None) else []),
     ]
     out.append("\nCPU")
-    out.append(table(cpu_rows, ["", ""], fmt))
+    # a key-value list, not a table: no header row (plain), unless another style was asked for
+    out.append(table(cpu_rows, [], "plain" if fmt == "simple" else fmt))
     # the main variables always (unset is news too); the rarer ones only when set
     shown = shown_vars()
     env_rows = [[k, "unset" if v is None else v] for k, v in data.env.items() if v is not None or k in shown]
