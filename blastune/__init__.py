@@ -22,6 +22,8 @@ _LAZY = {
     "recommend": ("blastune.advise.recommend", "recommend"),
     "doctor": ("blastune.advise.doctor.report", "doctor"),
     "processes": ("blastune.facts.census", "processes"),
+    "read_topology": ("blastune.facts.topology", "read_topology"),
+    "plan_layout": ("blastune.control.pinning", "plan_layout"),
     "BlastuneError": ("blastune.errors", "BlastuneError"),
     "NotControllableError": ("blastune.errors", "NotControllableError"),
     "NotControllableWarning": ("blastune.errors", "NotControllableWarning"),
