@@ -10,7 +10,7 @@ other load, and is marked so rather than trusted.
 ``--budgets 15,60`` also times whole ``blastune sweep --op all --size 500,1000 --threads 1,2 -b B`` runs
 (the console script, start-up included) against the promise: within the budget plus one point.
 
-    python bench/sweep_fidelity.py [--size 2000] [--rounds 3] [--calls 10] [--budgets 15,60]
+    python bench/sweep_fidelity.py [--size 2000] [--rounds 7] [--calls 10] [--budgets 15,60]
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def bare_loop(a, b, calls: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=10, help="calls per anchor round")
     ap.add_argument("--budgets", default="", help="comma-separated --budget values to time whole sweeps at")
     args = ap.parse_args(argv)
@@ -98,7 +98,7 @@ def budget_table(budgets) -> None:
                      len(doc.get("not_measured", [])), doc["status"],
                      "yes" if measuring <= b + longest else "NO",
                      sum(1 for p in pts if p.get("contended"))])
-    print("\nwhole sweeps: --op all --size 500,1000 --threads 1,2 (24 points)")
+    print("\nwhole sweeps: --op all --size 500,1000 --threads 1,2 (12 ops x 2 sizes x 2 thread counts = 48 points; the budget counts from the first point)")
     print(tabulate(rows, headers=["-b", "wall s", "measuring s", "longest point s", "points", "not measured",
                                   "status", "within b + 1 point", "contended"], disable_numparse=True))
 

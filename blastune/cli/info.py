@@ -6,6 +6,7 @@ import os
 import typer
 
 from blastune.cli import app
+from blastune.facts.topology import format_cpulist
 from blastune.cli.render import WIDE, echo, emit_json, set_wide, table
 from blastune.facts.environment import shown_vars
 
@@ -68,7 +69,7 @@ def render_info(data, fmt: str = "simple") -> str:
         *([["topology", data.topology.summary() + ("" if data.topology.source == "/" else
                                                    f" (read from {data.topology.source})")]]
           if getattr(data, "topology", None) else []),
-        ["affinity", _ranges(c.affinity) + f" ({len(c.affinity)} CPUs)"], ["cgroup CPU quota", quota],
+        ["affinity", format_cpulist(c.affinity) + f" ({len(c.affinity)} CPUs)"], ["cgroup CPU quota", quota],
         ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"], ["SIMD", c.simd],
         ["clock", f"{c.clock_mhz:.0f} MHz ({c.clock_source})" if c.clock_mhz else "unknown"],
         ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total (nominal)"
@@ -87,17 +88,6 @@ def render_info(data, fmt: str = "simple") -> str:
     for w in data.warnings:
         out.append(f"\nwarning: {w}")
     return "\n".join(out)
-
-
-def _ranges(cpus: list[int]) -> str:
-    parts, start = [], None
-    for i, c in enumerate(cpus):
-        if start is None:
-            start = c
-        if i + 1 == len(cpus) or cpus[i + 1] != c + 1:
-            parts.append(str(start) if start == c else f"{start}-{c}")
-            start = None
-    return ",".join(parts)
 
 
 @app.command("info", short_help="Which BLAS/LAPACK numpy and scipy call, and their threads.")

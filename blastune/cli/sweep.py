@@ -112,7 +112,7 @@ def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
     for c in crossover or []:
         lines.append(f"crossover: {c['op']}{'' if c['dtype'] == 'float64' else ' ' + c['dtype']}"
                      f"{' (' + c['lib'] + ')' if several_libs else ''}: more threads pay off "
-                     f"{'at ' if c['status'] != 'never' else ''}{c['describe']}"
+                     f"{'at ' if c['status'] == 'at' else ''}{c['describe']}"
                      f"{' (some points disturbed: re-check)' if c.get('disturbed') else ''}")
     if data.get("skipped"):
         lines.append("skipped (op cannot take that dtype): " + ", ".join(data["skipped"]))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
-from blastune.facts.topology import Topology, format_cpulist, read_topology
+from blastune.facts.topology import Topology, cpu_runs, format_cpulist, read_topology
 
 
 @dataclass
@@ -205,15 +205,7 @@ def job_set(jobs: int, index: int, topology: Topology | None = None, smt: bool =
 
 def omp_places(cpus) -> str:
     """One OpenMP place per CPU, runs written as intervals: [0,1,2,3,64] -> '{0}:4,{64}'."""
-    cpus = sorted(cpus)
-    parts, i = [], 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        parts.append(f"{{{cpus[i]}}}" + (f":{j - i + 1}" if j > i else ""))
-        i = j + 1
-    return ",".join(parts)
+    return ",".join(f"{{{a}}}" + (f":{b - a + 1}" if b > a else "") for a, b in cpu_runs(cpus))
 
 
 def pin_env(cpus) -> dict[str, str]:

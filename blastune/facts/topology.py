@@ -43,17 +43,22 @@ def parse_cpulist(text: str) -> list[int]:
     return sorted(out)
 
 
-def format_cpulist(cpus) -> str:
-    """[0, 1, 2, 3, 8] -> '0-3,8' (what taskset -c and Slurm take)."""
+def cpu_runs(cpus) -> list[tuple[int, int]]:
+    """[0, 1, 2, 3, 8] -> [(0, 3), (8, 8)]: runs of consecutive CPUs, first and last."""
     cpus = sorted(set(cpus))
-    parts, i = [], 0
+    runs, i = [], 0
     while i < len(cpus):
         j = i
         while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
             j += 1
-        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
+        runs.append((cpus[i], cpus[j]))
         i = j + 1
-    return ",".join(parts)
+    return runs
+
+
+def format_cpulist(cpus) -> str:
+    """[0, 1, 2, 3, 8] -> '0-3,8' (what taskset -c and Slurm take)."""
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in cpu_runs(cpus))
 
 
 @dataclass

@@ -18,6 +18,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def cpulist(cpus) -> str:
+    # written out here, not imported from blastune: the trees are test input, independent of the reader
     cpus = sorted(cpus)
     parts, i = [], 0
     while i < len(cpus):
