@@ -5,10 +5,12 @@
 2. **Many points, one family.** A comparison of 12 points makes 12 tests; at p < 0.05 each, one
    in two quiet comparisons would call some point "faster" by chance. Holm's step-down correction
    keeps the chance of *any* false verdict below ``ALPHA``.
-3. **Practically the same is the same.** Two runs of one sweep on one machine differ by a percent
-   or two (clock, memory placement) with every sample on one side; that is real but not a
-   difference worth a verdict. A ratio of medians within ``EQUIVALENCE`` (±3%) is "not significant"
-   whatever the p-value.
+3. **Practically the same is the same.** Two runs of one sweep on one quiet machine differ with
+   every sample on one side -- clock, memory placement, cache state are fixed within a run and
+   change between runs: a percent or two for points of a tenth of a second, 6-9% for points under
+   a millisecond (measured here: dot 200 at 0.35 ms read 0.354 and 0.334 ms in two runs, inv 200
+   0.99 and 1.08 ms). That is real but not a difference between the two setups. A ratio of medians
+   within ``EQUIVALENCE`` (±10%) is "not significant" whatever the p-value.
 
 Too few samples to ever reach significance (Mann–Whitney with 3 and 3 samples cannot go below
 p = 0.1) is said as such, with the number of repeats that would do.
@@ -19,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 ALPHA = 0.05
-EQUIVALENCE = 0.03
+EQUIVALENCE = 0.10
 
 
 def min_p_value(n_a: int, n_b: int) -> float:

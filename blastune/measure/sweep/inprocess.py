@@ -22,7 +22,7 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
     """Measure ``points`` here; return those whose thread count the library did not take (for workers)."""
     from blastune.control.limits import limit
     from blastune.measure.load import LoadProbe
-    from blastune.measure.timing import measure
+    from blastune.measure.timing import fresh_copies, measure
 
     doc = session.doc
     lib, settings = doc.grid.lib, doc.settings
@@ -53,7 +53,7 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
                         deferred.append((op_name, size, dtype, t))
                         continue
                     probe = LoadProbe()
-                    m = measure(prepared.fn, prepared.args, target_spread=settings["target_spread"],
+                    m = measure(prepared.fn, prepared.args, fresh_args=fresh_copies, target_spread=settings["target_spread"],
                                 min_repeats=settings["min_repeats"], budget=session.share_s(), watch=watch)
                     point = record(op_name, lib, size, dtype, t, prepared.impl, m, isolated=False,
                                    threads_seen=seen, usable=usable, other_cores=probe.other_cores(),

@@ -22,7 +22,7 @@ def run(job: dict, emit) -> None:
     from blastune.measure.ops import OPS, check_memory
     from blastune.measure.sweep.libraries import serving_libraries, threads_seen_at_start
     from blastune.measure.sweep.points import record
-    from blastune.measure.timing import measure
+    from blastune.measure.timing import fresh_copies, measure
 
     threads, lib, settings = job["threads"], job["lib"], job["settings"]
     specs = job["specs"]
@@ -45,7 +45,7 @@ def run(job: dict, emit) -> None:
             prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
             left = max(0.0, budget - (time.perf_counter() - start)) / (len(specs) - i)
             probe = LoadProbe()
-            m = measure(prepared.fn, prepared.args, target_spread=settings["target_spread"],
+            m = measure(prepared.fn, prepared.args, fresh_args=fresh_copies, target_spread=settings["target_spread"],
                         min_repeats=settings["min_repeats"], budget=left, watch=watch)
             other = probe.other_cores()
             impl = prepared.impl
