@@ -36,18 +36,29 @@ def lost_pct(cpu_s: float, wait_s: float, wall_s: float, cores: int) -> float:
     return 100.0 * max(0.0, min(float(cores), wanted) - got)
 
 
-def batch_contended(batch: dict) -> bool:
+def batch_contended(batch: dict, others: float | None = None) -> bool:
     """Disturbed from outside: the layout's threads lost CPU *and* other programs used CPU meanwhile.
 
     Lost CPU alone is not enough: a layout that fills every core also competes with its own
     dispatching (the pool's feeder and result threads), and on a quiet machine loses a few percent
     of a CPU to wake-up latency with no one else running (measured here: up to 7% with other
-    programs at 0.00 CPUs). Where the machine-wide count is missing, lost CPU decides alone."""
-    lost, other = batch.get("lost_pct"), batch.get("other_cores")
+    programs at 0.00 CPUs). ``others``: the CPUs other programs used, averaged over all the
+    layout's batches -- /proc/stat counts in 10 ms ticks, so one 5 ms batch reads 0.0 or 2.7 CPUs
+    for the same competitor; the layout's total is the figure to trust. Where it is missing, lost
+    CPU decides alone."""
+    lost = batch.get("lost_pct")
+    other = batch.get("other_cores") if others is None else others
     if lost is not None:
-        outside = other is None or other * 100.0 > OTHER_CORES_DISTURBING * 100.0
+        outside = other is None or other > OTHER_CORES_DISTURBING
         return lost > CONTENDED_WAIT_PCT and outside
     return other is not None and other > OTHER_CORES_CONTENDED
+
+
+def others_over_batches(res: LayoutResult) -> float | None:
+    """Other programs' CPUs over all the layout's batches, weighted by their wall time."""
+    pairs = [(w, o) for w, o in zip(res.walls, res.other_cores) if o is not None]
+    total = sum(w for w, _ in pairs)
+    return sum(w * o for w, o in pairs) / total if pairs and total > 0 else None
 
 
 def add_batch(res: LayoutResult, batch: dict) -> None:
@@ -80,6 +91,9 @@ def summarize(res: LayoutResult, tasks: int, cores: int) -> LayoutResult:
     d = demand(res)
     res.self_oversubscribed = d is not None and d > cores
     res.expected_wait_pct = 100.0 * max(0, d - cores) if d is not None else 0.0
+    others = others_over_batches(res)
+    res.contended_batches = [batch_contended({"lost_pct": lost, "other_cores": other}, others)
+                             for lost, other in zip(res.lost_pcts, res.other_cores)]
     res.contended = any(res.contended_batches)
     return res
 

@@ -200,14 +200,21 @@ class InPool(Runner):
             list(self.ex.map(run_task, range(tasks), chunksize=chunk))
 
     def _dead_worker(self) -> str:
+        # once one worker dies, the pool terminates the others (SIGTERM): name the one that died first,
+        # a crash or an exit of its own, not a sibling the pool ended afterwards
+        dead = []
         for proc in self.procs.values():
             try:
                 proc.join(0.5)
             except Exception:
                 continue
             if proc.exitcode not in (None, 0):
-                return f"pid {proc.pid}, {exit_text(proc.exitcode)}"
-        return "cause unknown"
+                dead.append(proc)
+        if not dead:
+            return "cause unknown"
+        ended_by_pool = (-signal.SIGTERM, -signal.SIGKILL)
+        first = next((p for p in dead if p.exitcode not in ended_by_pool), dead[0])
+        return f"pid {first.pid}, {exit_text(first.exitcode)}"
 
     def _errors(self):
         from concurrent.futures.process import BrokenProcessPool
