@@ -10,6 +10,7 @@ exit status is the shell's: 128 + the signal number (130 for SIGINT, 143 for SIG
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -36,6 +37,25 @@ class StopState:
         self.signum: int | None = None
 
 
+# A stop raised while Python runs a __del__ or a weakref callback cannot unwind: Python would print
+# "Exception ignored in ..." and carry on measuring, with later signals absorbed. The hook keeps it
+# off stderr and remembers it; ``raise_pending`` raises it at the run's next step (a point, a batch).
+_SWALLOWED: list[Interrupted] = []
+
+
+def _unraisable(info) -> None:
+    if isinstance(info.exc_value, Interrupted):
+        _SWALLOWED.append(info.exc_value)
+        return
+    sys.__unraisablehook__(info)
+
+
+def raise_pending() -> None:
+    """Raise a stop signal that arrived where it could not unwind (see ``_unraisable``)."""
+    if _SWALLOWED:
+        raise _SWALLOWED.pop()
+
+
 def _would_end_the_process(handler) -> bool:
     """Would this handler end the process anyway (so taking it over changes nothing for the host)?"""
     return handler in (signal.SIG_DFL, signal.default_int_handler, None)
@@ -60,6 +80,8 @@ def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
         raise raise_as(signum)
 
     previous = {}
+    _SWALLOWED.clear()
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     for sig in STOP_SIGNALS:
         try:
             if _would_end_the_process(signal.getsignal(sig)):
@@ -71,3 +93,4 @@ def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        sys.unraisablehook = hook

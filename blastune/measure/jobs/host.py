@@ -34,6 +34,18 @@ class Stop(SystemExit):
     """SIGTERM in the host: unwind, ending the workers on the way out."""
 
 
+# A Stop raised while Python runs a __del__ or a weakref callback cannot unwind: Python prints it as
+# "Exception ignored in ..." and carries on. It is remembered here, kept off stderr, and raised at the
+# host's next step instead.
+_PENDING_STOP: list[int] = []
+
+
+def _unraisable(info) -> None:
+    if isinstance(info.exc_value, Stop):
+        return
+    sys.__unraisablehook__(info)
+
+
 def _limited(threads):
     if threads is None:
         return contextlib.nullcontext()
@@ -252,6 +264,8 @@ def _serve(cmd, reply) -> None:
     runner = None
     try:
         while True:
+            if _PENDING_STOP:
+                raise Stop(_PENDING_STOP[0])
             try:
                 msg = cmd.recv()
             except EOFError:  # blastune is gone (or done): end quietly
@@ -301,7 +315,10 @@ def main(argv=None) -> int:
     cmd_fd, reply_fd, parent = (int(a) for a in (argv or sys.argv[1:])[:3])
 
     def stop(signum, frame):
+        _PENDING_STOP.append(128 + signum)
         raise Stop(128 + signum)
+
+    sys.unraisablehook = _unraisable
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

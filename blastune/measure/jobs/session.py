@@ -19,6 +19,7 @@ from blastune.measure.jobs import analysis
 from blastune.measure.jobs.hosts import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
 from blastune.measure.jobs.stopping import JobsInterrupted, stop_on_signals
+from blastune.measure.signals import raise_pending
 
 TARGET_SERIAL_SECONDS = 1.0   # calibrated tasks: one serial batch takes about this long
 SLOW_FACTOR = 5.0             # a layout this many times slower than serial is timed only once ...
@@ -167,6 +168,7 @@ class JobsSession:
         return self.elapsed() + self._batch_guess(slot) <= self.budget_s
 
     def time_batch(self, slot: Slot, rnd: int) -> None:
+        raise_pending()  # a stop that arrived inside a __del__ ends the run here
         base = self.slots[self.plan[0]]
         self.progress("batch", {"done": self.done, "total": self.total, "layout": slot.layout,
                                 "eta_s": max(self.remaining_s(), 1.0)})

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from blastune.measure.signals import raise_pending
 from blastune.documents.sweep import SCHEMA, SweepCpu, SweepDocument, SweepGrid, SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_LOAD_PROBE, source as contention_source
@@ -139,6 +140,7 @@ class Session:
         self.measured += 1
         self.write()
         self.on_point("done", point.to_dict())
+        raise_pending()  # a stop that arrived inside a __del__ ends the sweep here, its point saved
 
     def not_measured(self, spec: dict) -> None:
         self.doc.not_measured.append(dict(spec))
