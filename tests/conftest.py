@@ -56,3 +56,13 @@ def run_python(code: str, variant: str | None = None, env=None, timeout: float =
         cmd = [str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-c", code]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env=env if env is not None else child_env(), **kw)
+
+
+@pytest.fixture
+def jobs_sandbox(monkeypatch, tmp_path):
+    """For tests that run jobs in this process: tests/ importable (jobfuncs), a private profile cache,
+    1 BLAS thread (several BLAS processes on 2 cores crawl otherwise)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")

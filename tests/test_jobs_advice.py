@@ -30,11 +30,8 @@ V010 = TESTS / "data" / "v0_1_0"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")
+def _isolated(jobs_sandbox):
+    pass
 
 
 @pytest.fixture(scope="module")

@@ -24,11 +24,8 @@ pytestmark = pytest.mark.skipif(not schedstat.available(), reason="no per-thread
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch, tmp_path):
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")
+def _isolated(jobs_sandbox):
+    pass
 
 
 def ambient_other_cores(seconds: float = 1.0) -> float | None:
