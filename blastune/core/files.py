@@ -273,19 +273,6 @@ def atomic_write_json(path: str | Path, data: dict) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def check_writable_new(path: str | Path, force: bool = False, resume: bool | None = False) -> None:
-    """Refuse to replace a file the user saved unless they said --force (or --resume continues it).
-
-    ``resume=None``: the command has no --resume, so the message does not offer one."""
-    check_output(path, force=force, what="output", resume=bool(resume),
-                 resume_option=None if resume is None else "--resume")
-
-
-def check_output_path(path, what: str) -> None:
-    """Before a long run, make sure the file it ends with can be written (one line if not)."""
-    check_output(path, force=True, what=what)
-
-
 def cache_dir() -> Path:
     """Per-user cache for saved profiles: $XDG_CACHE_HOME/blastune, or platformdirs' choice."""
     base = os.environ.get("XDG_CACHE_HOME")

@@ -14,6 +14,10 @@ import time
 
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
+# /proc/stat counts in 10 ms ticks per CPU: over less than half a second the figure is tick noise
+# (2 ms of batches read "2.80 of 2 CPUs"), not a measurement
+LOAD_PROBE_MIN_S = 0.5
+
 
 def machine_busy_seconds(text: str | None = None) -> float | None:
     """CPU-seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""

@@ -80,9 +80,6 @@ def spread(samples) -> float | None:
     return _MEDIAN_SE * ((q3 - q1) / _NORMAL_IQR) / math.sqrt(n) / med
 
 
-relative_spread = spread  # the 0.1.0 name
-
-
 def summarize(samples: list[float]) -> Stats:
     q1, med, q3 = quartiles(samples)
     return Stats(median=med, q1=q1, q3=q3, iqr=q3 - q1, min=min(samples), max=max(samples),

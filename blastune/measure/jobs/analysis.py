@@ -54,11 +54,14 @@ def batch_contended(batch: dict, others: float | None = None) -> bool:
     return other is not None and other > OTHER_CORES_CONTENDED
 
 
-def others_over_batches(res: LayoutResult) -> float | None:
-    """Other programs' CPUs over all the layout's batches, weighted by their wall time."""
-    pairs = [(w, o) for w, o in zip(res.walls, res.other_cores) if o is not None]
+def others_over_batches(*results: LayoutResult, min_wall_s: float = 0.0) -> float | None:
+    """Other programs' CPUs over all the batches of ``results``, weighted by their wall time; None
+    when unknown or when the batches add up to less than ``min_wall_s``."""
+    pairs = [(w, o) for r in results for w, o in zip(r.walls, r.other_cores) if o is not None]
     total = sum(w for w, _ in pairs)
-    return sum(w * o for w, o in pairs) / total if pairs and total > 0 else None
+    if not pairs or total <= 0 or total < min_wall_s:
+        return None
+    return sum(w * o for w, o in pairs) / total
 
 
 def add_batch(res: LayoutResult, batch: dict) -> None:

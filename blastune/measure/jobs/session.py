@@ -19,6 +19,7 @@ from blastune.measure.jobs import analysis
 from blastune.measure.jobs.hosts import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
 from blastune.measure.jobs.stopping import JobsInterrupted, stop_on_signals
+from blastune.measure.load import LOAD_PROBE_MIN_S
 from blastune.measure.signals import raise_pending
 
 TARGET_SERIAL_SECONDS = 1.0   # calibrated tasks: one serial batch takes about this long
@@ -26,7 +27,6 @@ SLOW_FACTOR = 5.0             # a layout this many times slower than serial is t
 SLOW_MIN_SECONDS = 2.0        # ... when that also costs more than this per batch
 COOL_DOWN_SECONDS = 0.2       # pause after a multi-threaded BLAS batch (its idle threads spin briefly)
 SHORT_BATCH_SECONDS = 0.1     # serial batches shorter than this measure overheads more than the work
-LOAD_PROBE_MIN_S = 0.5       # batches' total wall below which /proc/stat's ticks say nothing
 OTHER_LOAD_WARN = 0.25        # other programs busy on this many CPUs on average: say timings are disturbed
 HOST_START_GUESS_S = 0.6      # starting one layout's process before any was measured
 WORKER_START_GUESS_S = 0.4    # starting one worker process (per core's worth of workers)
@@ -274,13 +274,7 @@ class JobsSession:
     @staticmethod
     def _other_load(measured: list[LayoutResult]) -> float | None:
         """Other programs' CPUs averaged over every timed batch (weighted by its wall time)."""
-        pairs = [(w, o) for r in measured for w, o in zip(r.walls, r.other_cores) if o is not None]
-        total = sum(w for w, _ in pairs)
-        # /proc/stat counts in 10 ms ticks per CPU: over less than half a second of batches the
-        # figure is tick noise (2 ms of batches read "2.80 of 2 CPUs"), not a measurement
-        if not pairs or total < LOAD_PROBE_MIN_S:
-            return None
-        return sum(w * o for w, o in pairs) / total
+        return analysis.others_over_batches(*measured, min_wall_s=LOAD_PROBE_MIN_S)
 
     def save(self, doc: JobsResult) -> None:
         if self.out is None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as _dt
 
 from blastune.documents.sweep import SweepDocument, SweepPoint
+from blastune.measure.load import LOAD_PROBE_MIN_S
 from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, is_contended
 from blastune.measure.ops import OPS
 
 # Without schedstat: other processes using this many cores' worth of CPU during a point make it
 # 'busy' -- judged only for points of 0.5 s or more, since /proc/stat counts in 10 ms ticks.
 BUSY_CORES = 0.25
-LOAD_PROBE_MIN_S = 0.5
 # the tolerance below which two medians are the same (see best_point)
 SAME_WITHIN = 0.02
 
