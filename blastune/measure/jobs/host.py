@@ -29,6 +29,8 @@ from blastune.measure.jobs.analysis import lost_pct as lost_pct_of
 from blastune.measure.jobs.hosts import exit_text
 from blastune.measure.jobs.workers import READY_TIMEOUT, TaskFailed, call, failure, run_task, threads_now
 
+DEAD_WORKER_WAIT_S = 5.0  # for the pool to reap every worker after one died (it terminates the rest)
+
 
 class Stop(SystemExit):
     """SIGTERM in the host: unwind, ending the workers on the way out."""
@@ -213,20 +215,29 @@ class InPool(Runner):
 
     def _dead_worker(self) -> str:
         # once one worker dies, the pool terminates the others (SIGTERM): name the one that died first,
-        # a crash or an exit of its own, not a sibling the pool ended afterwards
-        dead = []
-        for proc in self.procs.values():
-            try:
-                proc.join(0.5)
-            except Exception:
-                continue
-            if proc.exitcode not in (None, 0):
-                dead.append(proc)
+        # a crash or an exit of its own, not a sibling the pool ended afterwards. The pool's own thread
+        # reaps the workers at the same time as we look, and whichever waitpid() loses the race sees
+        # no status yet (exitcode None), so keep asking until every worker has one.
+        codes: dict[int, int] = {}
+        pending = dict(self.procs)
+        deadline = time.monotonic() + DEAD_WORKER_WAIT_S
+        while pending and time.monotonic() < deadline:
+            for pid, proc in list(pending.items()):
+                try:
+                    proc.join(0.05)
+                    code = proc.exitcode
+                except Exception:
+                    del pending[pid]
+                    continue
+                if code is not None:
+                    codes[pid] = code
+                    del pending[pid]
+        dead = {pid: code for pid, code in codes.items() if code != 0}
         if not dead:
             return "cause unknown"
         ended_by_pool = (-signal.SIGTERM, -signal.SIGKILL)
-        first = next((p for p in dead if p.exitcode not in ended_by_pool), dead[0])
-        return f"pid {first.pid}, {exit_text(first.exitcode)}"
+        pid, code = next(((p, c) for p, c in dead.items() if c not in ended_by_pool), next(iter(dead.items())))
+        return f"pid {pid}, {exit_text(code)}"
 
     def _errors(self):
         from concurrent.futures.process import BrokenProcessPool
