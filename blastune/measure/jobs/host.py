@@ -219,7 +219,7 @@ class InPool(Runner):
         # reaps the workers at the same time as we look, and whichever waitpid() loses the race sees
         # no status yet (exitcode None), so keep asking until every worker has one.
         codes: dict[int, int] = {}
-        pending = dict(self.procs)
+        pending = {**(getattr(self.ex, "_processes", None) or {}), **self.procs}
         deadline = time.monotonic() + DEAD_WORKER_WAIT_S
         while pending and time.monotonic() < deadline:
             for pid, proc in list(pending.items()):
