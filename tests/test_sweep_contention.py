@@ -9,7 +9,8 @@ the old machine-wide probe needed before it judged anything).
 
 On a shared machine other programs may also wait for that CPU. The child measures the ambient wait
 on the chosen CPU before and after the sweep; when it is above 2%, the test is skipped with the
-figure rather than failed (CI runs on a quiet machine).
+figure rather than failed (CI runs on a quiet machine); a brief disturbance between those two probes
+is told from a false flag by running again (``quiet_points_stay_unflagged``).
 """
 from __future__ import annotations
 
@@ -93,28 +94,57 @@ def skip_if_busy(res: dict) -> None:
                     f"{res['cpu']} (> {AMBIENT_MAX_PCT}%) -- cannot tell our competitor from others")
 
 
+def _flagged(res: dict, leave_out=()) -> set[int]:
+    return {p["size"] for p in res["points"] if (p["contended"] or p["busy"]) and p["size"] not in leave_out}
+
+
+def quiet_points_stay_unflagged(disturb: list[int], check) -> None:
+    """Run the child (``check`` asserts on each run what must hold however busy the machine is); the
+    points not disturbed on purpose must not be flagged.
+
+    Another program that runs for a few ms on our CPU during a 0.1 s point is real contention, and
+    flagging it is right -- but it cannot be told from a false flag in one run. It does not come back
+    at the same point, whereas a false flag (blastune counting its own threads' wait, a threshold
+    applied to the wrong figure) would flag the same points in every run: so up to three runs, and a
+    failure for a point flagged in all of them; a different point each time is a busy machine (skip)."""
+    seen = []
+    for _ in range(3):
+        res = run_child(disturb=disturb)
+        check(res)
+        skip_if_busy(res)
+        flagged = _flagged(res, leave_out=set(res["disturbed"]))
+        if not flagged:
+            return
+        seen.append((flagged, [p for p in res["points"] if p["size"] in flagged]))
+    always = set.intersection(*(f for f, _ in seen))
+    assert not always, f"points flagged without a competitor in every run: {seen}"
+    pytest.skip(f"other programs briefly disturbed a different point in each of 3 runs: {[f for f, _ in seen]}")
+
+
 def test_exactly_the_points_a_competitor_disturbed_are_flagged_contended():
-    res = run_child(disturb=[3, 4, 5])
-    assert res["source"] == "schedstat"
-    sizes = [p["size"] for p in res["points"]]
-    disturbed = set(res["disturbed"])
-    assert disturbed == set(sizes[3:6])
-    for p in res["points"]:
-        assert p["elapsed_s"] < 0.5  # the old probe judged nothing this short
-        if p["size"] not in disturbed:  # undisturbed, every sample is short (a shared CPU doubles it)
-            assert sorted(t * p["loops"] for t in p["samples_s"])[len(p["samples_s"]) // 2] < 0.05
-        if p["size"] in disturbed:
-            # sharing one CPU with a busy loop: the thread waits about as long as it runs
-            assert p["contended"] and p["busy"] and p["wait_pct"] > 20, p
-            assert all(w > 5 for w in p["samples_wait_pct"]), p
-    skip_if_busy(res)
-    quiet = [p for p in res["points"] if p["size"] not in disturbed]
-    assert not [p for p in quiet if p["contended"]], quiet
+    def check(res):
+        assert res["source"] == "schedstat"
+        sizes = [p["size"] for p in res["points"]]
+        disturbed = set(res["disturbed"])
+        assert disturbed == set(sizes[3:6])
+        for p in res["points"]:
+            assert p["elapsed_s"] < 0.5  # the old probe judged nothing this short
+            if p["size"] not in disturbed:  # undisturbed, every sample is short (a shared CPU doubles it)
+                assert sorted(t * p["loops"] for t in p["samples_s"])[len(p["samples_s"]) // 2] < 0.05
+            if p["size"] in disturbed:
+                # sharing one CPU with a busy loop: the thread waits about as long as it runs
+                assert p["contended"] and p["busy"] and p["wait_pct"] > 20, p
+                assert all(w > 5 for w in p["samples_wait_pct"]), p
+
+    quiet_points_stay_unflagged([3, 4, 5], check)
 
 
 def test_no_competitor_no_point_flagged():
-    res = run_child(disturb=[])
-    skip_if_busy(res)
-    assert res["disturbed"] == []
-    assert [p["size"] for p in res["points"] if p["contended"] or p["busy"]] == [], res["points"]
-    assert all(p["wait_pct"] is not None and p["wait_pct"] <= 5 for p in res["points"])
+    def check(res):
+        assert res["disturbed"] == []
+        assert all(p["wait_pct"] is not None for p in res["points"])
+        # unflagged is exactly "waited no more than the threshold" (5%)
+        assert all((p["wait_pct"] > 5) == p["contended"] == p["busy"] for p in res["points"]
+                   if abs(p["wait_pct"] - 5) > 0.01), res["points"]  # (wait_pct is rounded to 0.01)
+
+    quiet_points_stay_unflagged([], check)

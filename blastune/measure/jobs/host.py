@@ -21,6 +21,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -40,12 +41,22 @@ class Stop(SystemExit):
 # "Exception ignored in ..." and carries on. It is remembered here, kept off stderr, and raised at the
 # host's next step instead.
 _PENDING_STOP: list[int] = []
+_CLEANING_UP: list[bool] = []  # non-empty while the workers are being ended: a further signal waits
 
 
 def _unraisable(info) -> None:
     if isinstance(info.exc_value, Stop):
         return
     sys.__unraisablehook__(info)
+
+
+def _thread_exception(args) -> None:
+    # Once a stop is under way the pool's own threads may fail as its workers and pipes go (a worker
+    # killed by the same group signal, a pipe closed under a reader): the consequence of the stop, which
+    # blastune reports in its one line -- not news to print as a traceback.
+    if _PENDING_STOP:
+        return
+    threading.__excepthook__(args)
 
 
 def _limited(threads):
@@ -315,6 +326,7 @@ def _serve(cmd, reply) -> None:
                 reply.send(("ok", out))
     finally:
         if runner is not None:
+            _CLEANING_UP.append(True)
             runner.close(abort=True)
 
 
@@ -326,10 +338,15 @@ def main(argv=None) -> int:
     cmd_fd, reply_fd, parent = (int(a) for a in (argv or sys.argv[1:])[:3])
 
     def stop(signum, frame):
+        # A SIGTERM to the whole group is followed at once by blastune's own SIGTERM to this process.
+        # Once the workers are being ended, a second Stop would cut that short (the pool's shutdown
+        # half done, its manager thread left racing the interpreter's exit): remember it, do not raise.
         _PENDING_STOP.append(128 + signum)
-        raise Stop(128 + signum)
+        if not _CLEANING_UP:
+            raise Stop(128 + signum)
 
     sys.unraisablehook = _unraisable
+    threading.excepthook = _thread_exception
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -345,8 +362,8 @@ def main(argv=None) -> int:
     except Stop as exc:
         return int(exc.code)
     except (BrokenPipeError, EOFError):
-        return 0
-    return 0
+        pass
+    return _PENDING_STOP[0] if _PENDING_STOP else 0
 
 
 if __name__ == "__main__":
