@@ -183,3 +183,86 @@ def test_lock_is_exclusive_under_racing_threads(tmp_path):
     for t in threads:
         t.join()
     assert not errors
+
+
+# --- a stop signal waits for a write (found by repetition: a SIGHUP to a sweep's group once left
+# --- `.r.json.XXXX.tmp` beside the results: the signal raised between mkstemp and its clean-up) ---
+
+def _stop_inside(monkeypatch, module, name):
+    """Make ``module.name`` send this process a SIGTERM in the middle of the call, as a signal that
+    arrives at that moment would; the first call only."""
+    import signal as _signal
+
+    real, fired = getattr(module, name), []
+
+    def wrapped(*a, **kw):
+        out = real(*a, **kw)
+        if not fired:
+            fired.append(True)
+            os.kill(os.getpid(), _signal.SIGTERM)  # the handler runs before the next bytecode here
+        return out
+
+    monkeypatch.setattr(module, name, wrapped)
+    return fired
+
+
+@pytest.mark.parametrize("where", ["mkstemp", "fsync", "replace"])
+def test_a_stop_mid_write_is_raised_after_the_file_is_whole_and_leaves_no_debris(tmp_path, monkeypatch, where):
+    import tempfile
+
+    from blastune.measure.signals import Interrupted, stop_on_signals
+
+    f = tmp_path / "r.json"
+    f.write_text("old\n")
+    fired = _stop_inside(monkeypatch, tempfile if where == "mkstemp" else os, where)
+    with pytest.raises(Interrupted) as info, stop_on_signals():
+        write_output(f, "new\n")
+        pytest.fail("the stop was lost")
+    assert fired and info.value.signum == 15
+    assert f.read_text() == "new\n"                       # the write finished before the stop was raised
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no .tmp left beside it
+
+
+def test_a_stop_while_locking_releases_the_lock_and_leaves_no_sidecar(tmp_path, monkeypatch):
+    import fcntl
+
+    from blastune.measure.signals import Interrupted, stop_on_signals
+
+    f = tmp_path / "r.json"
+    fired = _stop_inside(monkeypatch, fcntl, "flock")
+    entered = []
+    with pytest.raises(Interrupted), stop_on_signals():
+        with output_lock(f):
+            entered.append(True)
+    assert fired and not entered                           # raised before the body, after the lock was owned
+    assert list(tmp_path.iterdir()) == []                  # the sidecar went with the release
+    with output_lock(f):                                   # and the lock is free again
+        pass
+
+
+def test_ctrl_c_still_works_while_waiting_for_another_writers_lock(tmp_path):
+    """The wait for another writer holds nothing half made: a stop there is raised at once, not after
+    the profile's 30 s wait."""
+    import signal as _signal
+
+    from blastune.measure.signals import Interrupted, stop_on_signals
+
+    f = tmp_path / "profile.json"
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; from blastune.core.files import output_lock\n"
+                               f"with output_lock({str(f)!r}):\n"
+                               "    print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), _signal.SIGINT))
+        timer.start()
+        import time as _time
+        t0 = _time.monotonic()
+        with pytest.raises(Interrupted), stop_on_signals():
+            with output_lock(f, wait=30):
+                pytest.fail("locked a file another process holds")
+        assert _time.monotonic() - t0 < 5
+    finally:
+        holder.kill()
+        holder.wait()

@@ -21,8 +21,9 @@ import json
 import os
 import stat
 import tempfile
+import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +137,53 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+# --- a stop signal waits for a write ---------------------------------------------------------------
+# A stop signal (measure/signals.py) raises wherever the main thread happens to be. Inside a write
+# that could be just after mkstemp made the temporary file, before anything could remove it, or
+# between creating a lock's sidecar and owning it: debris beside the user's file. While the main
+# thread writes, locks or unlocks, the handler hands its stop here instead, and it is raised the
+# moment that step is done (the file replaced or left as it was).
+_WRITING = [0]
+_DEFERRED: list = []
+
+
+def defer_if_writing(action) -> bool:
+    """For a signal handler: while the main thread writes a file, keep ``action`` and return True."""
+    if _WRITING[0]:
+        _DEFERRED.append(action)
+        return True
+    return False
+
+
+@contextmanager
+def _signals_wait():
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers run only in the main thread: nothing to wait for here
+        return
+    _WRITING[0] += 1
+    try:
+        yield
+    finally:
+        _WRITING[0] -= 1
+        if not _WRITING[0] and _DEFERRED:
+            action = _DEFERRED[0]
+            _DEFERRED.clear()
+            action()
+
+
+def _stop_point() -> None:
+    """Inside ``_signals_wait`` where nothing is half made: raise a stop that came meanwhile, now."""
+    if not _DEFERRED or threading.current_thread() is not threading.main_thread():
+        return
+    action = _DEFERRED[0]
+    _DEFERRED.clear()
+    depth, _WRITING[0] = _WRITING[0], 0
+    try:
+        action()
+    finally:
+        _WRITING[0] = depth
+
+
 def write_output(path, data: bytes | str, *, what: str = "output", mode: int | None = None) -> None:
     """Write ``data`` to ``path`` by the rules above (no existence check: see ``check_output``).
 
@@ -143,7 +191,7 @@ def write_output(path, data: bytes | str, *, what: str = "output", mode: int | N
     file keeps its own."""
     target = resolve_output(path, what)
     payload = data.encode() if isinstance(data, str) else bytes(data)
-    if target.kind == "stream":
+    if target.kind == "stream":  # not deferred: opening a FIFO blocks until a reader comes, Ctrl-C must work
         try:
             with open(target.real, "ab" if stat.S_ISFIFO(os.stat(target.real).st_mode) else "wb") as f:
                 f.write(payload)
@@ -151,6 +199,11 @@ def write_output(path, data: bytes | str, *, what: str = "output", mode: int | N
         except OSError as exc:
             raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
         return
+    with _signals_wait():
+        _replace_regular(target, payload, what, mode)
+
+
+def _replace_regular(target, payload: bytes, what: str, mode: int | None) -> None:
     real = target.real
     old = None
     if target.kind == "regular":
@@ -211,6 +264,32 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
         yield
         return
     lock_path = target.real.parent / f".{target.real.name[:200]}.lock"
+    # a stop while the sidecar is made and locked waits until the try below owns it (no stray sidecar)
+    waiting = ExitStack()
+    waiting.enter_context(_signals_wait())
+    try:
+        fd = _lock_sidecar(lock_path, target, what, wait)
+    except BaseException:
+        waiting.close()
+        raise
+    try:
+        waiting.close()  # a stop that came meanwhile is raised here, and the finally releases the lock
+        try:  # the pid only names the holder in the refusal; a full disk must not fail the run here
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
+        yield
+    finally:
+        with _signals_wait():
+            try:
+                os.unlink(lock_path)
+            except OSError:
+                pass
+            os.close(fd)
+
+
+def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -228,7 +307,9 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
                 pass
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EACCES) and time.monotonic() < deadline:
+                _stop_point()  # waiting for another writer holds nothing: Ctrl-C works here
                 time.sleep(0.005)
+                _stop_point()
                 continue
             if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
                 raise BlastuneError(f"{target.path} is being written by another blastune run{holder}: "
@@ -241,19 +322,7 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
         if same:
             break
         os.close(fd)  # the previous owner removed this sidecar as we opened it: take a fresh one
-    try:
-        try:  # the pid only names the holder in the refusal; a full disk must not fail the run here
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass
-        yield
-    finally:
-        try:
-            os.unlink(lock_path)
-        except OSError:
-            pass
-        os.close(fd)
+    return fd
 
 
 # --- the 0.1.0 helpers, kept as thin wrappers over the rule above -------------------------------

@@ -14,6 +14,8 @@ import sys
 import threading
 from contextlib import contextmanager
 
+from blastune.core.files import defer_if_writing
+
 STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s)
 
 
@@ -76,6 +78,8 @@ def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
     def handler(signum, frame):
         if state.signum is not None:
             return  # already stopping: let the save of the finished work complete
+        if defer_if_writing(lambda: handler(signum, frame)):
+            return  # mid-write: raised the moment the file is whole (core/files.py)
         state.signum = signum
         raise raise_as(signum)
 
