@@ -169,14 +169,18 @@ def _burner(cpu: int, seconds: float) -> subprocess.Popen:
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
 def test_recommend_refuses_to_save_from_a_really_contended_run(tmp_path):
     """A CPU burner pinned on the CPU the jobs run on: every batch waits for the CPU, the run is
-    contended, and recommend neither advises nor saves -- until told --accept-noisy."""
+    contended, and recommend neither advises nor saves -- until told --accept-noisy.
+
+    Each batch must outlast the scheduler's time slices (some ms): a 300-task batch of 3 ms once ran
+    whole inside one slice, the burner preempted, lost no CPU -- and blastune rightly did not call it
+    contended. 6000 tasks make each batch ~60 ms, shared with the burner throughout."""
     cpu = sorted(os.sched_getaffinity(0))[0]
     out = tmp_path / "contended.json"
     burner = _burner(cpu, 60)
     try:
         time.sleep(0.3)
         p = subprocess.run(["taskset", "-c", str(cpu), "blastune", "jobs", "--op", "dot", "--size", "64",
-                            "--layouts", "serial:1x1,process:1x1", "--tasks", "300", "-r", "3", "-q",
+                            "--layouts", "serial:1x1,process:1x1", "--tasks", "6000", "-r", "3", "-q",
                             "--no-save-profile", "--out", str(out)],
                            capture_output=True, text=True, timeout=300, env=_env(tmp_path), cwd=tmp_path)
     finally:
