@@ -36,8 +36,11 @@ def ambient_other_cores(seconds: float = 1.0) -> float | None:
     return probe.other_cores()
 
 
-def _hogs(n: int):
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+def _hogs(cpus):
+    """A busy loop pinned on each CPU. Unpinned, two hogs were once balanced onto one CPU and left the
+    other to the serial layout, whose batch then rightly lost nothing: pinned, every CPU is shared."""
+    return [subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{c}}})\n"
+                              "while True: pass"]) for c in cpus]
 
 
 def _stop(procs) -> None:
@@ -47,8 +50,9 @@ def _stop(procs) -> None:
 
 
 def test_a_competitor_makes_the_disturbed_batches_contended():
-    cores = len(os.sched_getaffinity(0))
-    hogs = _hogs(cores)
+    cpus = sorted(os.sched_getaffinity(0))
+    cores = len(cpus)
+    hogs = _hogs(cpus)
     try:
         time.sleep(0.3)
         res = run_jobs(func="jobfuncs:small_dot", tasks=None, repeats=2, target_seconds=0.3,
