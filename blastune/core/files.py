@@ -165,10 +165,8 @@ def _signals_wait():
         yield
     finally:
         _WRITING[0] -= 1
-        if not _WRITING[0] and _DEFERRED:
-            action = _DEFERRED[0]
-            _DEFERRED.clear()
-            action()
+        if not _WRITING[0]:
+            _stop_point()
 
 
 def _stop_point() -> None:
