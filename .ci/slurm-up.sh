@@ -77,7 +77,9 @@ SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
-MinJobAge=300
+# sbatch --wait polls every 2 s, and 4x slower each time while that stays under MinJobAge/2: at 4 s
+# it keeps polling every 2 s, where the default 300 s stretches a 10 s job's wait to 42 s.
+MinJobAge=4
 $node
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 PartitionName=short Nodes=ALL MaxTime=10 State=UP

@@ -22,11 +22,13 @@ SHOW = ("import json, os, sys; print(json.dumps({'env': {v: os.environ.get(v) fo
         " 'argv': sys.argv[1:]}))" % (list(THREAD_VARS),))
 
 
-def _script(tmp_path, *args, command=None):
+def _script(tmp_path, *args, command=None, max_array_size=100000):
+    """Write a script as a login node whose scontrol says MaxArraySize is ``max_array_size`` would:
+    the answer of a real scontrol here (a test cluster's limit, or no controller) must not matter."""
     out = tmp_path / "job.sh"
     cmd = command or [sys.executable, "-c", SHOW, "--seed={task}", "it's $(touch pwned); {threads}"]
     res = subprocess.run([BLASTUNE, "slurm", *args, "--out", str(out), "--", *cmd], capture_output=True,
-                         text=True, env=child_env(), timeout=60)
+                         text=True, env=child_env(_fake_scontrol(tmp_path, max_array_size)), timeout=60)
     assert res.returncode == 0, res.stderr
     return out
 
@@ -158,7 +160,7 @@ def test_help_reads_whole():
 def _fake_scontrol(tmp_path, max_array_size):
     """A stand-in for scontrol on a cluster: prints the lines of `scontrol show config` we read."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     exe = bin_dir / "scontrol"
     exe.write_text("#!/bin/sh\n[ \"$1 $2\" = \"show config\" ] || exit 1\n"
                    "printf 'Configuration data as of 2024-05-01T10:00:00\\nMaxArraySize            = %s\\n"
@@ -191,10 +193,11 @@ def test_array_size_against_the_clusters_max_array_size(tmp_path):
     assert bad.stderr == ("blastune: error: --tasks 501 needs array indices up to 500, but this cluster's "
                           "MaxArraySize is 500 (scontrol show config): indices must stay below it; split the work "
                           "into arrays of at most 500 tasks\n")
-    # no scontrol (a laptop, a login node without Slurm tools): above Slurm's default 1001 is a warning
-    env = child_env({"PATH": os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin"})
+    # no scontrol (a laptop, a login node without Slurm tools): above Slurm's default 1001 is a warning.
+    # (blastune needs nothing from PATH but scontrol: a PATH of the venv alone hides a real one.)
+    env = child_env({"PATH": os.path.dirname(sys.executable)})
     if shutil.which("scontrol", path=env["PATH"]):
-        pytest.skip("a real scontrol is installed here")
+        pytest.skip("an scontrol is installed beside this Python")
     res = subprocess.run([BLASTUNE, "slurm", "--tasks", "1001", "--", "true"], capture_output=True, text=True,
                          env=env, timeout=60)
     assert res.returncode == 0 and res.stderr == ""
@@ -235,7 +238,9 @@ def test_a_task_with_several_workers_pins_each(tmp_path):
     script = _script(tmp_path, "--tasks", "3", "-c", "2", "--workers", "2",
                      command=[sys.executable, "-c", SHOW_WORKER])
     text = script.read_text()
-    assert "--cpu-bind=cores" in text and "-m blastune run --copies 2 --pin --" in text
+    # blastune from the job's PATH, not the interpreter that wrote the script
+    assert "--cpu-bind=cores" in text and '"${LAUNCH[@]}"} blastune run --copies 2 --pin --' in text
+    assert f"{sys.executable} -m" not in text
     cpus = sorted(os.sched_getaffinity(0))[:2]
     env = child_env(threads=None)
     env.update(SLURM_ARRAY_TASK_ID="2", SLURM_CPUS_PER_TASK="2")
@@ -246,3 +251,71 @@ def test_a_task_with_several_workers_pins_each(tmp_path):
     got = sorted(json.loads(line) for line in res.stdout.splitlines())
     assert got == [["0", str(cpus[0]), "1", "2"], ["1", str(cpus[1]), "1", "2"]]
     assert "array task 2: 2 workers on 2 CPU(s), each pinned to its own cores" in res.stderr
+
+
+def _scontrol_that(tmp_path, body):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    exe = bin_dir / "scontrol"
+    exe.write_text(f"#!/bin/sh\n{body}\n")
+    exe.chmod(0o755)
+    return child_env({"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+
+
+@needs_console_script
+@pytest.mark.parametrize("body, why", [
+    # a controller that never answers (scontrol retries for MessageTimeout, 10 s by default)
+    ("exec sleep 60", "scontrol show config did not answer within 2 s: is slurmctld reachable?"),
+    # what Slurm 22.05's scontrol prints when slurmctld is down
+    ("echo 'slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)' >&2; exit 1",
+     "scontrol show config failed (exit status 1): slurm_load_ctl_conf error: Unable to contact slurm "
+     "controller (connect failure)"),
+    ("echo 'Configuration data as of now'", "scontrol show config printed no MaxArraySize line"),
+])
+def test_a_failing_scontrol_is_bounded_and_named(tmp_path, body, why):
+    env = _scontrol_that(tmp_path, body)
+    res = subprocess.run([BLASTUNE, "slurm", "--tasks", "1002", "--json", "--", "true"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["max_array_size"] is None and data["max_array_size_source"] == why
+    assert res.stderr == ("blastune: warning: --tasks 1002 is above Slurm's default MaxArraySize of 1001 and "
+                          f"the cluster's limit is unknown here ({why}): sbatch rejects the array if "
+                          "MaxArraySize is lower; check with scontrol show config | grep MaxArraySize\n")
+
+
+def test_env_shell_slurm_and_the_script_share_one_rule(tmp_path):
+    """`env --shell slurm` and `blastune slurm` take the thread count from the allocation the same way:
+    one function prints both, and both give the same count for each way Slurm can describe a job."""
+    from blastune.control.exports import render_exports
+    from blastune.integrations.slurm import slurm_script, slurm_threads_lines
+
+    block = render_exports({v: "2" for v in THREAD_VARS}, "slurm")
+    script = slurm_script(2, ["true"], 2, array_limit=(None, "test")).text
+    rule = "\n".join(slurm_threads_lines(2))
+    assert rule in block and rule in script
+    cases = [({}, "2"), ({"SLURM_CPUS_PER_TASK": "3"}, "3"), ({"SLURM_JOB_CPUS_PER_NODE": "6(x2),4"}, "6"),
+             ({"SLURM_CPUS_PER_TASK": "3", "SLURM_JOB_CPUS_PER_NODE": "12"}, "3")]
+    for slurm_env, want in cases:
+        env = child_env(threads=None)
+        for var in ("SLURM_CPUS_PER_TASK", "SLURM_JOB_CPUS_PER_NODE"):
+            env.pop(var, None)
+        env.update(slurm_env)
+        res = subprocess.run(["bash", "-c", block + '\necho "$OMP_NUM_THREADS $MKL_NUM_THREADS"'],
+                             capture_output=True, text=True, env=env, timeout=30)
+        assert res.stdout.split() == [want, want], (slurm_env, res.stderr)
+
+
+@needs_console_script
+def test_a_workers_task_without_blastune_on_path_stops_at_once(tmp_path):
+    script = _script(tmp_path, "--tasks", "1", "-c", "2", "--workers", "2", command=["touch", "ran"])
+    env = child_env(threads=None)
+    env.update(PATH="/usr/bin:/bin", SLURM_ARRAY_TASK_ID="0", SLURM_CPUS_PER_TASK="2")
+    if shutil.which("blastune", path=env["PATH"]):
+        pytest.skip("a blastune is installed in /usr/bin or /bin here")
+    res = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=60)
+    assert res.returncode == 2 and res.stdout == "" and not (tmp_path / "ran").exists()
+    assert res.stderr == ("blastune: blastune is not on PATH in this job; activate the environment that has it "
+                          "before sbatch (the job inherits PATH) or add its bin directory to PATH here\n")
+    assert f"this script was written by {BLASTUNE})" in script.read_text()

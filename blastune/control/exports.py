@@ -44,11 +44,12 @@ def slurm_header(threads: int) -> str:
 
 
 def _slurm(env):
-    # Inside a Slurm job the allocation, not the number we were given, is the truth:
-    # every variable follows SLURM_CPUS_PER_TASK, falling back to our number outside Slurm.
-    n = next(iter(env.values()))
-    lines = [slurm_header(int(n)),
-             f'BLASTUNE_THREADS="${{SLURM_CPUS_PER_TASK:-{n}}}"']
+    # Inside a Slurm job the allocation, not the number we were given, is the truth: the same rule
+    # as `blastune slurm`'s scripts, falling back to our number outside Slurm.
+    from blastune.integrations.slurm import slurm_threads_lines
+
+    n = int(next(iter(env.values())))
+    lines = [slurm_header(n), *slurm_threads_lines(n)]
     lines += [f'export {k}="$BLASTUNE_THREADS"' for k in env]
     return "\n".join(lines)
 

@@ -17,7 +17,11 @@
     cores, ``BLASTUNE_JOB_INDEX`` = 0..W-1), launched with ``srun --cpu-bind=cores`` inside a job.
 
 The array size is checked against the cluster's ``MaxArraySize`` (``scontrol show config``) when
-``scontrol`` answers; otherwise a size above Slurm's default (1001) is a warning, not an error.
+``scontrol`` answers within ``SCONTROL_TIMEOUT_S``; otherwise a size above Slurm's default (1001) is a
+warning, not an error, and says why scontrol could not tell.
+
+``slurm_threads_lines`` is the one rule for "threads from the allocation": the job-array script and
+``blastune env --shell slurm`` both print it.
 """
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ _PARTITION = re.compile(r"^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64})*$")  # sb
 PLACEHOLDERS = {"{task}": '"${SLURM_ARRAY_TASK_ID}"', "{threads}": '"${BLASTUNE_THREADS}"'}
 DEFAULT_MAX_ARRAY_SIZE = 1001   # slurm.conf's default MaxArraySize
 SLURM_MAX_ARRAY_SIZE = 4000001  # the ceiling slurm.conf accepts for MaxArraySize
+# A controller that answers at all answers `show config` in milliseconds; an unreachable one makes
+# scontrol retry for about MessageTimeout (10 s by default) -- too long to hold up every command.
+SCONTROL_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -89,26 +96,37 @@ def _check_count(value, what: str, most: int | None = None) -> int:
     return value
 
 
-def max_array_size(timeout: float = 10.0) -> tuple[int | None, str]:
+def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str]:
     """The cluster's MaxArraySize from ``scontrol show config``; (None, why) when scontrol cannot say."""
     exe = shutil.which("scontrol")
     if exe is None:
         return None, "scontrol not found"
     try:
-        res = subprocess.run([exe, "show", "config"], capture_output=True, text=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"scontrol show config failed: {exc}"
+        res = subprocess.run([exe, "show", "config"], capture_output=True, text=True, timeout=timeout,
+                             stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return None, f"scontrol show config did not answer within {timeout:g} s: is slurmctld reachable?"
+    except OSError as exc:
+        return None, f"cannot run {exe}: {exc.strerror or exc}"
+    if res.returncode != 0:
+        said = next((line.strip() for line in res.stderr.splitlines() if line.strip()), "no message")
+        return None, f"scontrol show config failed (exit status {res.returncode}): {said}"
     m = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", res.stdout, re.M)
-    if res.returncode != 0 or m is None:
-        return None, "scontrol show config gave no MaxArraySize"
+    if m is None:
+        return None, "scontrol show config printed no MaxArraySize line"
     return int(m.group(1)), "scontrol show config"
 
 
-def _threads_lines(fallback: int) -> list[str]:
+def slurm_threads_lines(fallback: int) -> list[str]:
+    """Shell lines that set BLASTUNE_THREADS from the allocation Slurm gave this job at run time.
+
+    SLURM_CPUS_PER_TASK (set when the job asked for --cpus-per-task), else this node's entry of
+    SLURM_JOB_CPUS_PER_NODE (always set in a job), else ``fallback`` outside Slurm; a value no BLAS
+    can take stops the job (exit 2) before anything runs with it."""
     return [
         "# Threads come from the allocation at run time, not from the login node this was written on:",
         "# SLURM_CPUS_PER_TASK, else this node's SLURM_JOB_CPUS_PER_NODE ('16(x2),8' -> 16), else (outside",
-        f"# Slurm) {fallback}, the count the script was written with.",
+        f"# Slurm) {fallback}, the count this was written with.",
         'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then',
         '    BLASTUNE_THREADS="$SLURM_CPUS_PER_TASK"',
         'elif [ -n "${SLURM_JOB_CPUS_PER_NODE:-}" ]; then',
@@ -119,6 +137,21 @@ def _threads_lines(fallback: int) -> list[str]:
         'case "$BLASTUNE_THREADS" in',
         "    ''|*[!0-9]*|0*) echo \"blastune: cannot read a CPU count from Slurm: '$BLASTUNE_THREADS'\" >&2; exit 2 ;;",
         "esac",
+    ]
+
+
+def _blastune_on_path_lines() -> list[str]:
+    """The job runs ``blastune`` from its PATH (sbatch passes the submitting shell's environment):
+    stop at once, saying so, when it is not there -- not after the allocation's first srun."""
+    wrote = shutil.which("blastune") or f"{sys.executable} -m blastune"
+    wrote = "".join(c if c.isprintable() else "?" for c in wrote)  # a newline would end the comment
+    return [
+        f"# Workers start through blastune from PATH (this script was written by {wrote}).",
+        "if ! command -v blastune >/dev/null 2>&1; then",
+        '    echo "blastune: blastune is not on PATH in this job; activate the environment that has it'
+        ' before sbatch (the job inherits PATH) or add its bin directory to PATH here" >&2',
+        "    exit 2",
+        "fi",
     ]
 
 
@@ -190,14 +223,14 @@ def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = Non
         directives.append(f"#SBATCH --mem={mem}")
     directives.append(f"#SBATCH --output={job_name}_%A_%a.out")
 
-    body = _threads_lines(cpus) + [f'export {var}="$BLASTUNE_THREADS"' for var in THREAD_VARS]
+    body = slurm_threads_lines(cpus) + [f'export {var}="$BLASTUNE_THREADS"' for var in THREAD_VARS]
     body.append('export SLURM_ARRAY_TASK_ID="${SLURM_ARRAY_TASK_ID:-0}"')
     if workers == 1:
         body += ['echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS thread(s)" >&2',
                  "", quote_command(command)]
     else:
-        runner = f"{shlex.quote(sys.executable)} -m blastune run --copies {workers} --pin --"
-        body += [
+        runner = f"blastune run --copies {workers} --pin --"
+        body = _blastune_on_path_lines() + body + [
             f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on ${{BLASTUNE_THREADS}} '
             'CPU(s), each pinned to its own cores" >&2',
             "# srun binds the step to the allocation's cores; blastune splits them among the workers",
