@@ -80,21 +80,23 @@ def test_out_never_overwrites_without_force(tmp_path):
     target = tmp_path / "job.sh"
     target.write_text("my own script\n")
     args = [BLASTUNE, "slurm", "--tasks", "2", "--out", str(target), "--", "true"]
-    res = subprocess.run(args, capture_output=True, text=True, env=child_env(), timeout=60)
+    env = child_env(_fake_scontrol(tmp_path, 1001))  # not whatever scontrol this machine has
+    res = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     # one true line: a script has nothing to --resume (the results files' wording would say so)
     assert res.returncode == 2 and res.stderr == f"blastune: error: {target} already exists: pass --force to replace it\n"
     assert target.read_text() == "my own script\n"
-    res = subprocess.run(args[:5] + [str(tmp_path)] + args[6:], capture_output=True, text=True, env=child_env(),
+    res = subprocess.run(args[:5] + [str(tmp_path)] + args[6:], capture_output=True, text=True, env=env,
                          timeout=60)
     assert res.returncode == 2 and res.stderr == f"blastune: error: {tmp_path} is a directory: give a file name for the script\n"
-    res = subprocess.run(args[:2] + ["--force"] + args[2:], capture_output=True, text=True, env=child_env(),
+    res = subprocess.run(args[:2] + ["--force"] + args[2:], capture_output=True, text=True, env=env,
                          timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stderr == f"wrote {target} (2 array task(s) x 1 core): sbatch {target}\n"
     assert "#SBATCH --array=0-1" in target.read_text()
 
 
-def test_json_and_auto():
+def test_json_and_auto(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", _fake_scontrol(tmp_path, 1001)["PATH"])
     res = CliRunner().invoke(app, ["slurm", "--tasks", "3", "--auto", "--json", "--", "python", "x.py"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)

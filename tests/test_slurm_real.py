@@ -32,7 +32,8 @@ def _slurm_unavailable() -> str | None:
     try:
         ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=5)
         if ping.returncode != 0 or "UP" not in ping.stdout:
-            return f"no reachable slurmctld: scontrol ping says {(ping.stdout + ping.stderr).strip()!r}"
+            said = (ping.stdout + ping.stderr).strip().splitlines() or ["nothing"]
+            return f"no reachable slurmctld: scontrol ping says {said[0]!r}"
         nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=5)
     except subprocess.TimeoutExpired as exc:
         return f"no reachable slurmctld: {' '.join(exc.cmd)} did not answer within {exc.timeout:g} s"
