@@ -40,6 +40,11 @@ def _slurm_unavailable() -> str | None:
     states = set(nodes.stdout.split())
     if not states & {"idle", "mixed", "allocated", "completing"}:
         return f"no Slurm node can run jobs: sinfo says {sorted(states) or 'nothing'}"
+    parts = subprocess.run(["sinfo", "-h", "-o", "%R %c"], capture_output=True, text=True, timeout=5).stdout
+    cpus = {line.split()[0]: int(line.split()[1].rstrip("+")) for line in parts.splitlines() if line.strip()}
+    if cpus.get("short", 0) < 2:
+        return ("this Slurm is not the test one of .ci/slurm-up.sh: the tests need a partition 'short' "
+                f"with at least 2 CPUs per node; sinfo says {cpus}")
     return None
 
 
