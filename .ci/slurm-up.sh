@@ -88,8 +88,9 @@ chmod 0644 "$tmp"
 mv -f "$tmp" "$CONF"
 
 # --- the daemons: -c starts the controller with no jobs left from an earlier run ---
-slurmctld -c
-slurmd
+logs() { tail -n 5 "$STATE/slurmctld.log" "$STATE/slurmd.log" >&2 2>/dev/null || true; }
+slurmctld -c || { rc=$?; logs; fail "slurmctld did not start (exit status $rc)"; }
+slurmd || { rc=$?; logs; fail "slurmd did not start (exit status $rc)"; }
 deadline=$((SECONDS + WAIT_S))
 while [ "$SECONDS" -lt "$deadline" ]; do
   # one line per partition the node is in: the same state twice
@@ -101,6 +102,5 @@ while [ "$SECONDS" -lt "$deadline" ]; do
   esac
   sleep 1
 done
-echo "slurm-up: node $host not idle after $WAIT_S s (state: '${state:-no answer}')" >&2
-tail -n 5 "$STATE/slurmctld.log" "$STATE/slurmd.log" >&2 2>/dev/null || true
-exit 1
+logs
+fail "node $host not idle after $WAIT_S s (state: '${state:-no answer}')"
