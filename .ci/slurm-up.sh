@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A single-node Slurm on this host for the tests that submit real jobs (tests/test_cluster_slurm.py).
+# A single-node Slurm on this host for the tests that submit real jobs (tests/test_slurm_real.py).
 #
 # As root, with Debian's slurmctld slurmd slurm-client munge installed (.ci/run installs them):
 # a munge key, a minimal /etc/slurm/slurm.conf (this host the controller and its one node, as
@@ -20,7 +20,8 @@ fail() { echo "slurm-up: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "must run as root (it writes $CONF and starts daemons)"
 for exe in munged slurmctld slurmd sinfo scontrol sbatch; do
-  command -v "$exe" >/dev/null || fail "$exe not found: apt-get install slurmctld slurmd slurm-client munge"
+  command -v "$exe" >/dev/null ||
+    fail "$exe not found: apt-get install slurmctld slurmd slurm-client munge"
 done
 if [ -e "$CONF" ] && ! grep -qxF "$MARK" "$CONF"; then
   fail "$CONF exists and was not written by this script: not replacing it"
@@ -49,7 +50,10 @@ fi
 # --- slurm.conf: this host is the controller and the only node ---
 host=$(hostname -s)
 node=$(slurmd -C | grep '^NodeName=') || fail "slurmd -C did not describe this node"
-case "$node" in "NodeName=$host "*) ;; *) fail "slurmd -C names another host than $host: $node" ;; esac
+case "$node" in
+  "NodeName=$host "*) ;;
+  *) fail "slurmd -C names another host than $host: $node" ;;
+esac
 tmp=$(mktemp "$CONF.XXXXXX")
 cat >"$tmp" <<EOF
 $MARK

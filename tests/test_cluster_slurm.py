@@ -24,11 +24,12 @@ SHOW = ("import json, os, sys; print(json.dumps({'env': {v: os.environ.get(v) fo
 
 def _script(tmp_path, *args, command=None, max_array_size=100000):
     """Write a script as a login node whose scontrol says MaxArraySize is ``max_array_size`` would:
-    the answer of a real scontrol here (a test cluster's limit, or no controller) must not matter."""
+    the answer of a real scontrol here (a test cluster's limit, no controller) must not matter."""
     out = tmp_path / "job.sh"
     cmd = command or [sys.executable, "-c", SHOW, "--seed={task}", "it's $(touch pwned); {threads}"]
+    env = child_env(_fake_scontrol(tmp_path, max_array_size))
     res = subprocess.run([BLASTUNE, "slurm", *args, "--out", str(out), "--", *cmd], capture_output=True,
-                         text=True, env=child_env(_fake_scontrol(tmp_path, max_array_size)), timeout=60)
+                         text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stderr
     return out
 
@@ -85,8 +86,8 @@ def test_out_never_overwrites_without_force(tmp_path):
     # one true line: a script has nothing to --resume (the results files' wording would say so)
     assert res.returncode == 2 and res.stderr == f"blastune: error: {target} already exists: pass --force to replace it\n"
     assert target.read_text() == "my own script\n"
-    res = subprocess.run(args[:5] + [str(tmp_path)] + args[6:], capture_output=True, text=True, env=env,
-                         timeout=60)
+    res = subprocess.run(args[:5] + [str(tmp_path)] + args[6:], capture_output=True, text=True,
+                         env=env, timeout=60)
     assert res.returncode == 2 and res.stderr == f"blastune: error: {tmp_path} is a directory: give a file name for the script\n"
     res = subprocess.run(args[:2] + ["--force"] + args[2:], capture_output=True, text=True, env=env,
                          timeout=60)
@@ -195,7 +196,7 @@ def test_array_size_against_the_clusters_max_array_size(tmp_path):
     assert bad.stderr == ("blastune: error: --tasks 501 needs array indices up to 500, but this cluster's "
                           "MaxArraySize is 500 (scontrol show config): indices must stay below it; split the work "
                           "into arrays of at most 500 tasks\n")
-    # no scontrol (a laptop, a login node without Slurm tools): above Slurm's default 1001 is a warning.
+    # no scontrol (a laptop, a login node without Slurm tools): above Slurm's default 1001 warns.
     # (blastune needs nothing from PATH but scontrol: a PATH of the venv alone hides a real one.)
     env = child_env({"PATH": os.path.dirname(sys.executable)})
     if shutil.which("scontrol", path=env["PATH"]):
@@ -269,26 +270,28 @@ def _scontrol_that(tmp_path, body):
     # a controller that never answers (scontrol retries for MessageTimeout, 10 s by default)
     ("exec sleep 60", "scontrol show config did not answer within 2 s: is slurmctld reachable?"),
     # what Slurm 22.05's scontrol prints when slurmctld is down
-    ("echo 'slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)' >&2; exit 1",
-     "scontrol show config failed (exit status 1): slurm_load_ctl_conf error: Unable to contact slurm "
-     "controller (connect failure)"),
+    ("echo 'slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)' >&2;"
+     " exit 1",
+     "scontrol show config failed (exit status 1): slurm_load_ctl_conf error: Unable to contact "
+     "slurm controller (connect failure)"),
     ("echo 'Configuration data as of now'", "scontrol show config printed no MaxArraySize line"),
 ])
 def test_a_failing_scontrol_is_bounded_and_named(tmp_path, body, why):
     env = _scontrol_that(tmp_path, body)
-    res = subprocess.run([BLASTUNE, "slurm", "--tasks", "1002", "--json", "--", "true"], capture_output=True,
-                         text=True, env=env, timeout=60)
+    res = subprocess.run([BLASTUNE, "slurm", "--tasks", "1002", "--json", "--", "true"],
+                         capture_output=True, text=True, env=env, timeout=60)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["max_array_size"] is None and data["max_array_size_source"] == why
-    assert res.stderr == ("blastune: warning: --tasks 1002 is above Slurm's default MaxArraySize of 1001 and "
-                          f"the cluster's limit is unknown here ({why}): sbatch rejects the array if "
-                          "MaxArraySize is lower; check with scontrol show config | grep MaxArraySize\n")
+    assert res.stderr == ("blastune: warning: --tasks 1002 is above Slurm's default MaxArraySize "
+                          "of 1001 and the cluster's limit is unknown here "
+                          f"({why}): sbatch rejects the array if MaxArraySize is lower; "
+                          "check with scontrol show config | grep MaxArraySize\n")
 
 
 def test_env_shell_slurm_and_the_script_share_one_rule(tmp_path):
-    """`env --shell slurm` and `blastune slurm` take the thread count from the allocation the same way:
-    one function prints both, and both give the same count for each way Slurm can describe a job."""
+    """`env --shell slurm` and `blastune slurm` take the thread count from the allocation alike:
+    one function prints both, and both give the same count for each way Slurm describes a job."""
     from blastune.control.exports import render_exports
     from blastune.integrations.slurm import slurm_script, slurm_threads_lines
 
@@ -296,7 +299,8 @@ def test_env_shell_slurm_and_the_script_share_one_rule(tmp_path):
     script = slurm_script(2, ["true"], 2, array_limit=(None, "test")).text
     rule = "\n".join(slurm_threads_lines(2))
     assert rule in block and rule in script
-    cases = [({}, "2"), ({"SLURM_CPUS_PER_TASK": "3"}, "3"), ({"SLURM_JOB_CPUS_PER_NODE": "6(x2),4"}, "6"),
+    cases = [({}, "2"), ({"SLURM_CPUS_PER_TASK": "3"}, "3"),
+             ({"SLURM_JOB_CPUS_PER_NODE": "6(x2),4"}, "6"),
              ({"SLURM_CPUS_PER_TASK": "3", "SLURM_JOB_CPUS_PER_NODE": "12"}, "3")]
     for slurm_env, want in cases:
         env = child_env(threads=None)
@@ -310,14 +314,16 @@ def test_env_shell_slurm_and_the_script_share_one_rule(tmp_path):
 
 @needs_console_script
 def test_a_workers_task_without_blastune_on_path_stops_at_once(tmp_path):
-    script = _script(tmp_path, "--tasks", "1", "-c", "2", "--workers", "2", command=["touch", "ran"])
+    script = _script(tmp_path, "--tasks", "1", "-c", "2", "--workers", "2",
+                     command=["touch", "ran"])
     env = child_env(threads=None)
     env.update(PATH="/usr/bin:/bin", SLURM_ARRAY_TASK_ID="0", SLURM_CPUS_PER_TASK="2")
     if shutil.which("blastune", path=env["PATH"]):
         pytest.skip("a blastune is installed in /usr/bin or /bin here")
-    res = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, env=env, cwd=tmp_path,
-                         timeout=60)
+    res = subprocess.run(["/bin/bash", str(script)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=60)
     assert res.returncode == 2 and res.stdout == "" and not (tmp_path / "ran").exists()
-    assert res.stderr == ("blastune: blastune is not on PATH in this job; activate the environment that has it "
-                          "before sbatch (the job inherits PATH) or add its bin directory to PATH here\n")
+    assert res.stderr == ("blastune: blastune is not on PATH in this job; activate the environment "
+                          "that has it before sbatch (the job inherits PATH) or add its bin "
+                          "directory to PATH here\n")
     assert f"this script was written by {BLASTUNE})" in script.read_text()

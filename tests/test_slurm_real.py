@@ -1,4 +1,5 @@
-"""``blastune slurm`` scripts submitted to a real Slurm (``sbatch --wait``), checked from the jobs' output.
+"""``blastune slurm`` scripts submitted to a real Slurm (``sbatch --wait``), checked from the jobs'
+output files.
 
 CI starts a single-node Slurm first (.ci/slurm-up.sh: a 2-CPU node, partitions debug and short,
 task/affinity, CR_Core). Without a controller that answers, every test here skips and says why.
@@ -34,17 +35,21 @@ def _slurm_unavailable() -> str | None:
         if ping.returncode != 0 or "UP" not in ping.stdout:
             said = (ping.stdout + ping.stderr).strip().splitlines() or ["nothing"]
             return f"no reachable slurmctld: scontrol ping says {said[0]!r}"
-        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=5)
+        nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True,
+                               timeout=5)
     except subprocess.TimeoutExpired as exc:
-        return f"no reachable slurmctld: {' '.join(exc.cmd)} did not answer within {exc.timeout:g} s"
+        cmd = " ".join(exc.cmd)
+        return f"no reachable slurmctld: {cmd} did not answer within {exc.timeout:g} s"
     states = set(nodes.stdout.split())
     if not states & {"idle", "mixed", "allocated", "completing"}:
         return f"no Slurm node can run jobs: sinfo says {sorted(states) or 'nothing'}"
-    parts = subprocess.run(["sinfo", "-h", "-o", "%R %c"], capture_output=True, text=True, timeout=5).stdout
-    cpus = {line.split()[0]: int(line.split()[1].rstrip("+")) for line in parts.splitlines() if line.strip()}
+    parts = subprocess.run(["sinfo", "-h", "-o", "%R %c"], capture_output=True, text=True,
+                           timeout=5).stdout
+    rows = [ln.split() for ln in parts.splitlines() if len(ln.split()) == 2]
+    cpus = {name: int(count.rstrip("+")) for name, count in rows}
     if cpus.get("short", 0) < 2:
-        return ("this Slurm is not the test one of .ci/slurm-up.sh: the tests need a partition 'short' "
-                f"with at least 2 CPUs per node; sinfo says {cpus}")
+        return ("this Slurm is not the test one of .ci/slurm-up.sh: the tests need a partition "
+                f"'short' with at least 2 CPUs per node; sinfo says {cpus}")
     return None
 
 
@@ -56,7 +61,7 @@ def real_slurm():
 
 
 def _job_env() -> dict:
-    # sbatch passes this environment to the job: blastune must be on its PATH (as the user's venv is)
+    # sbatch passes this environment to the job: blastune must be on its PATH (as a user's venv is)
     env = child_env(threads=None)
     env["PATH"] = os.path.dirname(BLASTUNE) + os.pathsep + env["PATH"]
     for var in list(env):
@@ -67,17 +72,17 @@ def _job_env() -> dict:
 
 def _write(tmp_path, name, *args, command):
     script = tmp_path / f"{name}.sbatch"
-    res = subprocess.run([BLASTUNE, "slurm", "--job-name", name, *args, "--out", str(script), "--", *command],
-                         capture_output=True, text=True, env=_job_env(), timeout=60)
+    res = subprocess.run([BLASTUNE, "slurm", "--job-name", name, *args, "--out", str(script), "--",
+                          *command], capture_output=True, text=True, env=_job_env(), timeout=60)
     assert res.returncode == 0, res.stderr
     return script
 
 
 def _submit(tmp_path, script, *sbatch_args) -> tuple[str, list[str]]:
-    """sbatch --wait the script from tmp_path; the job id and each task's output file text, by index."""
+    """sbatch --wait the script from tmp_path; the job id and each task's output text, by index."""
     try:
-        res = subprocess.run(["sbatch", "--wait", *sbatch_args, str(script)], capture_output=True, text=True,
-                             env=_job_env(), cwd=tmp_path, timeout=WAIT_S)
+        res = subprocess.run(["sbatch", "--wait", *sbatch_args, str(script)], capture_output=True,
+                             text=True, env=_job_env(), cwd=tmp_path, timeout=WAIT_S)
     except subprocess.TimeoutExpired:
         subprocess.run(["scancel", "--name", script.stem], timeout=30)
         raise
@@ -95,8 +100,10 @@ def _records(text: str) -> list[dict]:
 # What a task saw: thread variables, its allocation and CPUs, its partition, its arguments.
 SEEN = ("import json, os, sys, time; t0 = time.time(); time.sleep(float(sys.argv[1])); "
         "print(json.dumps({'vars': {v: os.environ.get(v) for v in %r}, "
-        "'cpus_per_task': os.environ.get('SLURM_CPUS_PER_TASK'), 'task': os.environ['SLURM_ARRAY_TASK_ID'], "
-        "'partition': os.environ.get('SLURM_JOB_PARTITION'), 'affinity': sorted(os.sched_getaffinity(0)), "
+        "'cpus_per_task': os.environ.get('SLURM_CPUS_PER_TASK'), "
+        "'task': os.environ['SLURM_ARRAY_TASK_ID'], "
+        "'partition': os.environ.get('SLURM_JOB_PARTITION'), "
+        "'affinity': sorted(os.sched_getaffinity(0)), "
         "'argv': sys.argv[2:], 'start': t0, 'end': time.time()}))" % (list(THREAD_VARS),))
 
 
@@ -144,14 +151,16 @@ def test_a_partition_is_where_the_job_runs(tmp_path):
     (rec,) = _records(outs[0])
     assert rec["partition"] == "short"
     # and a partition Slurm does not have is refused at submission, not run elsewhere
-    bad = _write(tmp_path, "bt-nopart", "--tasks", "1", "--partition", "nosuchpart", command=["true"])
-    res = subprocess.run(["sbatch", str(bad)], capture_output=True, text=True, env=_job_env(), cwd=tmp_path,
-                         timeout=60)
+    bad = _write(tmp_path, "bt-nopart", "--tasks", "1", "--partition", "nosuchpart",
+                 command=["true"])
+    res = subprocess.run(["sbatch", str(bad)], capture_output=True, text=True, env=_job_env(),
+                         cwd=tmp_path, timeout=60)
     assert res.returncode != 0 and "partition" in res.stderr.lower()
 
 
 # Each worker writes its own file: srun forwards the workers' shared stdout in chunks, not lines.
-WORKER = ("import json, os; i = os.environ['BLASTUNE_JOB_INDEX']; open(f'worker-{i}.json', 'w').write("
+WORKER = ("import json, os; i = os.environ['BLASTUNE_JOB_INDEX']; "
+          "open(f'worker-{i}.json', 'w').write("
           "json.dumps({'index': i, 'affinity': sorted(os.sched_getaffinity(0)), "
           "'threads': os.environ['OPENBLAS_NUM_THREADS'], 'step': os.environ.get('SLURM_STEP_ID'), "
           "'task': os.environ['SLURM_ARRAY_TASK_ID']}))")
@@ -165,8 +174,10 @@ def test_workers_run_pinned_under_srun(tmp_path):
     recs = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("worker-*.json"))]
     assert [r["index"] for r in recs] == ["0", "1"], outs[0]
     # each worker alone on one of the task's two CPUs, one BLAS thread each, inside an srun step
-    assert [len(r["affinity"]) for r in recs] == [1, 1] and recs[0]["affinity"] != recs[1]["affinity"]
-    assert all(r["threads"] == "1" and r["task"] == "0" and r["step"] not in (None, "batch") for r in recs)
+    assert [len(r["affinity"]) for r in recs] == [1, 1]
+    assert recs[0]["affinity"] != recs[1]["affinity"]
+    assert all(r["threads"] == "1" and r["task"] == "0" for r in recs)
+    assert all(r["step"] not in (None, "batch") for r in recs)
 
 
 def test_quotes_and_dollars_reach_the_command_literally(tmp_path):
@@ -179,12 +190,14 @@ def test_quotes_and_dollars_reach_the_command_literally(tmp_path):
 
 
 def test_max_array_size_is_the_controllers(tmp_path):
-    conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    conf = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                          timeout=30).stdout
     limit = int(re.search(r"^MaxArraySize\s*=\s*(\d+)", conf, re.M).group(1))
-    ok = subprocess.run([BLASTUNE, "slurm", "--tasks", str(limit), "--json", "--", "true"], capture_output=True,
-                        text=True, env=_job_env(), timeout=60)
+    ok = subprocess.run([BLASTUNE, "slurm", "--tasks", str(limit), "--json", "--", "true"],
+                        capture_output=True, text=True, env=_job_env(), timeout=60)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["max_array_size"] == limit
-    bad = subprocess.run([BLASTUNE, "slurm", "--tasks", str(limit + 1), "--", "true"], capture_output=True,
-                         text=True, env=_job_env(), timeout=60)
-    assert bad.returncode == 2 and f"this cluster's MaxArraySize is {limit} (scontrol show config)" in bad.stderr
+    bad = subprocess.run([BLASTUNE, "slurm", "--tasks", str(limit + 1), "--", "true"],
+                         capture_output=True, text=True, env=_job_env(), timeout=60)
+    assert bad.returncode == 2
+    assert f"this cluster's MaxArraySize is {limit} (scontrol show config)" in bad.stderr

@@ -17,8 +17,8 @@
     cores, ``BLASTUNE_JOB_INDEX`` = 0..W-1), launched with ``srun --cpu-bind=cores`` inside a job.
 
 The array size is checked against the cluster's ``MaxArraySize`` (``scontrol show config``) when
-``scontrol`` answers within ``SCONTROL_TIMEOUT_S``; otherwise a size above Slurm's default (1001) is a
-warning, not an error, and says why scontrol could not tell.
+``scontrol`` answers within ``SCONTROL_TIMEOUT_S``; otherwise a size above Slurm's default (1001)
+is a warning, not an error, and says why scontrol could not tell.
 
 ``slurm_threads_lines`` is the one rule for "threads from the allocation": the job-array script and
 ``blastune env --shell slurm`` both print it.
@@ -102,14 +102,15 @@ def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str
     if exe is None:
         return None, "scontrol not found"
     try:
-        res = subprocess.run([exe, "show", "config"], capture_output=True, text=True, timeout=timeout,
-                             stdin=subprocess.DEVNULL)
+        res = subprocess.run([exe, "show", "config"], capture_output=True, text=True,
+                             timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return None, f"scontrol show config did not answer within {timeout:g} s: is slurmctld reachable?"
+        return None, (f"scontrol show config did not answer within {timeout:g} s: "
+                      "is slurmctld reachable?")
     except OSError as exc:
         return None, f"cannot run {exe}: {exc.strerror or exc}"
     if res.returncode != 0:
-        said = next((line.strip() for line in res.stderr.splitlines() if line.strip()), "no message")
+        said = next((ln.strip() for ln in res.stderr.splitlines() if ln.strip()), "no message")
         return None, f"scontrol show config failed (exit status {res.returncode}): {said}"
     m = re.search(r"^\s*MaxArraySize\s*=\s*(\d+)\s*$", res.stdout, re.M)
     if m is None:
@@ -148,8 +149,8 @@ def _blastune_on_path_lines() -> list[str]:
     return [
         f"# Workers start through blastune from PATH (this script was written by {wrote}).",
         "if ! command -v blastune >/dev/null 2>&1; then",
-        '    echo "blastune: blastune is not on PATH in this job; activate the environment that has it'
-        ' before sbatch (the job inherits PATH) or add its bin directory to PATH here" >&2',
+        '    echo "blastune: blastune is not on PATH in this job; activate the environment that'
+        ' has it before sbatch (the job inherits PATH) or add its bin directory to PATH here" >&2',
         "    exit 2",
         "fi",
     ]
