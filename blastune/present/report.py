@@ -140,10 +140,9 @@ def doctor_section(report) -> Section:
             + (f'<br><span class="note">fix: {esc(f.fix)}</span>' if f.fix else "") + "</td></tr>"
             for f in sorted(report.findings, key=lambda f: ("error", "warning", "info", "ok").index(f.severity)
                             if f.severity in ("error", "warning", "info", "ok") else 9)]
-    counts = {s: len(report.by_severity(s)) for s in ("error", "warning", "info", "ok")}
-    table = ("<table><thead><tr><th></th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
+    table = ("<table><thead><tr><th>severity</th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
              + "".join(rows) + "</tbody></table>")
-    meta = (", ".join(f"{n} {s}" for s, n in counts.items())
+    meta = (report.tally()
             + f" (usable cores: {report.usable_cores}, limited by {report.usable_basis}; jobs: {report.jobs})")
     notes = "".join(f'<p class="note">note: {esc(n)}</p>' for n in report.notes)
     return Section("Findings (blastune doctor)", f'<p class="meta">{esc(meta)}</p>{table}{notes}', 0, 1)
