@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from blastune.cli import app
 from blastune.facts.cpu import cpu_info
-from blastune.advise.doctor.report import Context, DoctorReport, Finding, build_context, run_checks
-from blastune.advise.doctor.registry import all_checks
+from blastune.advise.doctor.report import (Context, DoctorReport, Finding, all_checks, build_context,
+                                           run_checks)
 from blastune.advise.doctor.topology_checks import check_smt_as_cores
 from blastune.advise.doctor.probe import run_probe
 from tests.conftest import AMBIENT_OPENBLAS_TUNING, allowed_ambient_warnings, child_env, run_python

@@ -1,8 +1,9 @@
-"""The one list of doctor checks: ``@check("id")`` registers a function, ``all_checks()`` lists them.
+"""The one list of doctor checks: ``@check("id")`` registers a function in ``CHECKS``.
 
 A check is ``fn(ctx: Context) -> list[Advice]``; it reads only the ``Context`` (facts gathered once,
 topology included) and never the system. The general checks (``checks.py``) and the big-machine
-ones (``topology_checks.py``) register the same way; the report lists them in registration order.
+ones (``topology_checks.py``) register the same way; ``report.all_checks()`` lists them in
+registration order.
 """
 from __future__ import annotations
 
@@ -28,11 +29,3 @@ def check(check_id: str):
         CHECKS.append((check_id, run))
         return run
     return register
-
-
-def all_checks() -> list:
-    """Every registered check, then those of BLAS families registered after the checks were."""
-    # importing the check modules is what registers their checks (general ones first)
-    from blastune.advise.doctor import checks, topology_checks  # noqa: F401
-
-    return [*CHECKS, *checks.late_family_checks({cid for cid, _ in CHECKS})]

@@ -14,7 +14,8 @@ import time
 from blastune import __version__
 from blastune.core.counts import check_threads
 from blastune.facts.environment import current_env
-from blastune.advise.doctor.registry import all_checks
+from blastune.advise.doctor import checks as _checks, topology_checks  # noqa: F401  importing registers them
+from blastune.advise.doctor.registry import CHECKS
 from blastune.advise.doctor.model import (DOCTOR_SCHEMA, SEVERITIES, Context, DoctorReport,  # noqa: F401
                                            Finding)
 from blastune.advise.doctor.probe import ProbeResult
@@ -71,6 +72,12 @@ def build_context(jobs: int = 1, probe: ProbeResult | None = None, pressure_star
     return Context(jobs=jobs, env=dict(os.environ), cpu=cpu, cpu_flags=cpu_flags(), loaded=loaded,
                    bindings=binds, probe=probe, notes=notes, pressure=pressure, pressure_now_pct=now_pct,
                    pressure_window_s=window, topology=topo)
+
+
+def all_checks() -> list:
+    """(id, check) of every registered check, then those of BLAS families registered after the
+    checks were imported (a vendor plug-in)."""
+    return [*CHECKS, *_checks.late_family_checks({cid for cid, _ in CHECKS})]
 
 
 def run_checks(ctx: Context, checks=None) -> list[Finding]:
