@@ -1,13 +1,14 @@
 #!/usr/bin/env python
-"""Does ``blastune.limit`` really change how many BLAS threads compute? Counted by per-thread CPU time.
+"""Does ``blastune.limit`` really change how many BLAS threads compute? Counted by thread CPU time.
 
 For each limit -- ``limit(1)``, ``limit(4)``, ``limit(jobs=4)`` by default -- this process runs
 dgemm products for about a second inside the limit and reads every thread's CPU time and run-queue
 wait from the kernel (``/proc/self/task/*/schedstat``) before and after. A thread that was runnable
 -- on a CPU or waiting for one -- at least a quarter of the wall time counts as running: a BLAS
 worker with its share of a product is runnable nearly all the time (on a busy machine it waits
-instead of running, and still counts), an idle pool thread sleeps and wakes for a few percent. Beside it: the count the library
-reports inside the limit (threadpoolctl), and the anchor, the library default measured the same way.
+instead of running, and still counts), an idle pool thread sleeps and wakes for a few percent.
+Beside it: the count the library reports inside the limit (threadpoolctl), and the anchor, the
+library default measured the same way.
 
     python bench/limit_truth.py [--size 1000] [--seconds 1] [--limits 1,4,jobs=4] [--json]
 """
@@ -26,7 +27,7 @@ from tabulate import tabulate
 import blastune
 from blastune.facts.schedstat import available, thread_times
 
-# runnable (on a CPU or waiting for one) this share of the wall time: computing, not waking now and then
+# runnable (on a CPU or waiting for one) this share of the wall time: computing, not waking up
 RUNNING_SHARE = 0.25
 
 
@@ -71,19 +72,23 @@ def main():
     ap.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = ap.parse_args()
     if not available():
-        raise SystemExit("no per-thread schedstat in this kernel (/proc/self/task/*/schedstat): nothing to count")
+        raise SystemExit("no per-thread schedstat in this kernel (/proc/self/task/*/schedstat): "
+                         "nothing to count")
     cpu = blastune.cpu_info()
     rows = [measure(spec, args.size, args.seconds) for spec in args.limits.split(",")]
     if args.json:
-        print(json.dumps({"usable_cores": cpu.usable_cores, "size": args.size, "rows": rows}, indent=2))
+        doc = {"usable_cores": cpu.usable_cores, "size": args.size, "rows": rows}
+        print(json.dumps(doc, indent=2))
         return
-    print(f"dgemm {args.size}x{args.size} for {args.seconds:g} s per limit on {cpu.usable_cores} usable cores; "
+    print(f"dgemm {args.size}x{args.size} for {args.seconds:g} s per limit on {cpu.usable_cores} "
+          "usable cores; "
           f"a thread runs when it was runnable >= {RUNNING_SHARE:.0%} of the wall time")
-    print(tabulate([[r["limit"], ",".join(map(str, r["reported"])), r["running"],
-                     " ".join(f"{s:.2f}" for s in r["top_shares"]), f"{r['wait_cpus']:.2f}", r["gflops"]]
-                    for r in rows],
-                   headers=["limit", "library says", "threads running", "busiest threads (runnable/wall)",
-                            "waiting (CPUs)", "GFLOP/s"], tablefmt="github", disable_numparse=True))
+    table = [[r["limit"], ",".join(map(str, r["reported"])), r["running"],
+              " ".join(f"{s:.2f}" for s in r["top_shares"]), f"{r['wait_cpus']:.2f}", r["gflops"]]
+             for r in rows]
+    print(tabulate(table, headers=["limit", "library says", "threads running",
+                                   "busiest threads (runnable/wall)", "waiting (CPUs)", "GFLOP/s"],
+                   tablefmt="github", disable_numparse=True))
 
 
 if __name__ == "__main__":

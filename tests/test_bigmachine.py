@@ -82,8 +82,8 @@ def test_every_benchmark_it_calls_exists_and_takes_its_options():
     for words in calls:
         path = REPO / "bench" / words[0].replace("$here/", "")
         assert path.is_file(), path
-        usage = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True,
-                               timeout=120)
+        usage = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
+                               text=True, timeout=120)
         assert usage.returncode == 0, usage.stderr
         unknown = [w for w in words[1:] if w.startswith("--") and w not in usage.stdout]
         assert not unknown, f"{path.name} has no {unknown}"
@@ -92,8 +92,8 @@ def test_every_benchmark_it_calls_exists_and_takes_its_options():
 def test_it_refuses_a_folder_with_files_and_an_unknown_option(tmp_path):
     kept = tmp_path / "SUMMARY.md"
     kept.write_text("a colleague's results\n")
-    res = subprocess.run([BASH, str(SCRIPT), "--quick", str(tmp_path)], capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run([BASH, str(SCRIPT), "--quick", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
     assert res.returncode == 2 and "not empty" in res.stderr and "--force" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "==" not in res.stderr  # nothing ran
     assert kept.read_text() == "a colleague's results\n" and sorted(tmp_path.iterdir()) == [kept]

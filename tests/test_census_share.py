@@ -21,8 +21,9 @@ def test_the_rule_is_the_same_at_every_thread_count(threads):
     assert waited_too_long(run_s=threads * 0.7, wait_s=threads * 0.3, interval=1.0)
     # just either side of the threshold, as a share of the demand
     share = CONTENDED_WAIT_PCT / 100
-    assert not waited_too_long(run_s=threads * (1 - share * 0.9), wait_s=threads * share * 0.9, interval=1.0)
-    assert waited_too_long(run_s=threads * (1 - share * 1.1), wait_s=threads * share * 1.1, interval=1.0)
+    for factor, contended in ((0.9, False), (1.1, True)):
+        waited = share * factor
+        assert waited_too_long(threads * (1 - waited), threads * waited, 1.0) is contended
 
 
 def test_0_2_0_called_a_quiet_64_thread_process_contended():

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from blastune.cli import app
 from blastune.facts.cpu import cpu_info
-from blastune.advise.doctor.report import (Context, DoctorReport, Finding, all_checks, build_context,
-                                           run_checks)
+from blastune.advise.doctor.report import (Context, DoctorReport, Finding, all_checks,
+                                           build_context, run_checks)
 from blastune.advise.doctor.topology_checks import check_smt_as_cores
 from blastune.advise.doctor.probe import run_probe
 from tests.conftest import AMBIENT_OPENBLAS_TUNING, allowed_ambient_warnings, child_env, run_python
@@ -244,7 +244,8 @@ def test_smt_threads_above_physical_cores_is_reported():
     cpu = replace(cpu_info(), logical_cores=4, physical_cores=2, usable_cores=4, smt=True)
     ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "4"}, cpu=cpu, cpu_flags=set())
     (f,) = check_smt_as_cores(ctx)
-    assert f.severity == "warning" and "2 physical" in f.finding and "OMP_NUM_THREADS=4" in f.finding
+    assert f.severity == "warning" and "2 physical" in f.finding
+    assert "OMP_NUM_THREADS=4" in f.finding
     ctx2 = Context(jobs=1, env={"OMP_NUM_THREADS": "2"}, cpu=cpu, cpu_flags=set())
     assert check_smt_as_cores(ctx2)[0].severity == "ok"
 
@@ -278,11 +279,11 @@ def test_a_cpuset_is_counted_once_physical_cores_included():
 
 
 def test_doctor_on_the_cpuset_tree_counts_the_cpuset():
-    """The installed doctor on the captured cpuset: the tree's 12 CPUs and 6 cores, in every line."""
+    """The installed doctor on the captured cpuset: the tree's 12 CPUs and 6 cores, everywhere."""
     env = {**child_env({"OMP_NUM_THREADS": "12"}, threads=None),
            "BLASTUNE_SYSFS_ROOT": os.path.join(SYSFS, "cpuset-12-of-128")}
-    proc = subprocess.run([BLASTUNE, "doctor", "--json"], capture_output=True, text=True, timeout=120,
-                          env=env)
+    proc = subprocess.run([BLASTUNE, "doctor", "--json"], capture_output=True, text=True,
+                          timeout=120, env=env)
     report = json.loads(proc.stdout)
     assert report["usable_cores"] == 12 and "cgroup cpuset 6-11,70-75" in report["usable_basis"]
     assert severities(report, "threads-over-cores") == {"ok"}

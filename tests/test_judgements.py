@@ -45,7 +45,8 @@ def test_an_unstable_point_is_not_disturbed_anywhere():
     assert c.caveat() == "some points unstable: re-check"
     line = [ln for ln in render_sweep(data, crossover=crossover_of(data)).splitlines()
             if ln.startswith("crossover:")]
-    assert line == ["crossover: dot: more threads pay off at n >= 128 (some points unstable: re-check)"]
+    assert line == ["crossover: dot: more threads pay off at n >= 128 "
+                    "(some points unstable: re-check)"]
     assert "disturbed" not in _crossover_table(doc) and "unstable" in _crossover_table(doc)
     assert "contended" not in _sweep_table(doc)
 
@@ -54,7 +55,8 @@ def test_a_contended_point_is_disturbed_everywhere():
     data = _doc(contended=True, busy=True, wait_pct=40.0)
     doc = SweepDocument.from_dict(data)
     (c,) = crossover_sizes(doc)
-    assert (c.disturbed, c.unstable) == (True, False) and c.to_dict()["caveat"] == "some points disturbed: re-check"
+    assert (c.disturbed, c.unstable) == (True, False)
+    assert c.to_dict()["caveat"] == "some points disturbed: re-check"
     text = render_sweep(data, crossover=crossover_of(data))
     assert "(some points disturbed: re-check)" in text and "contended" in text
     assert "some points disturbed" in _crossover_table(doc)

@@ -1,4 +1,4 @@
-"""The nominal peak is built on the highest clock the CPU runs at, and says where that clock came from.
+"""The nominal peak is built on the highest clock the CPU runs at, and says where it came from.
 
 0.2.0 took the base clock first (cpufreq base_frequency, the "@ 2.10GHz" of the model name): on a
 16-core Xeon the 1-thread dot then read "103% of peak". The trees here are small captures of the
@@ -15,7 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from blastune.cli import app
-from blastune.facts.cpu import PEAK_CLOCK_SOURCES, cpu_info, parse_cpuinfo, peak_clock, with_peak_clock
+from blastune.facts.cpu import (PEAK_CLOCK_SOURCES, cpu_info, parse_cpuinfo, peak_clock,
+                                with_peak_clock)
 
 XEON = "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
 
@@ -48,14 +49,16 @@ def test_the_highest_clock_wins_over_the_base_clock(tmp_path):
 
 
 def test_the_fallbacks_in_order(tmp_path):
-    assert clock_of(tmp_path / "a", XEON, cpufreq={0: {"base_frequency": "2100000"}}) == (2100.0, "cpufreq-base")
+    base_only = {0: {"base_frequency": "2100000"}}
+    assert clock_of(tmp_path / "a", XEON, cpufreq=base_only) == (2100.0, "cpufreq-base")
     assert clock_of(tmp_path / "b", XEON, mhz=(2095.1,)) == (2100.0, "model-name")
     # a VM: no cpufreq, no clock in the model name; the highest clock the hypervisor reports
     assert clock_of(tmp_path / "c", "AMD EPYC", mhz=(2596.1, 2601.5)) == (2601.5, "cpuinfo-mhz")
     assert clock_of(tmp_path / "d", "AMD EPYC") == (None, None)
     # a half-written or foreign file is skipped, not a crash
-    assert clock_of(tmp_path / "e", "AMD EPYC", mhz=(2596.1,),
-                    cpufreq={0: {"cpuinfo_max_freq": "garbage", "base_frequency": ""}}) == (2596.1, "cpuinfo-mhz")
+    garbage = {0: {"cpuinfo_max_freq": "garbage", "base_frequency": ""}}
+    got = clock_of(tmp_path / "e", "AMD EPYC", mhz=(2596.1,), cpufreq=garbage)
+    assert got == (2596.1, "cpuinfo-mhz")
 
 
 def test_the_peak_is_built_on_that_clock_and_names_it(tmp_path):
@@ -66,7 +69,8 @@ def test_the_peak_is_built_on_that_clock_and_names_it(tmp_path):
     # 1-thread dgemm beat (103%); the boost clock's peak is the bound it cannot pass
     avx512 = replace(cpu, simd="avx512", flops_per_cycle_fp64=32, usable_cores=16)
     base = with_peak_clock(avx512, 2100.0, "model-name")
-    top = with_peak_clock(avx512, *clock_of(tmp_path, XEON, cpufreq={0: {"cpuinfo_max_freq": "3900000"}}))
+    boost = {0: {"cpuinfo_max_freq": "3900000"}}
+    top = with_peak_clock(avx512, *clock_of(tmp_path, XEON, cpufreq=boost))
     assert base.peak_gflops_per_core == 67.2 and top.peak_gflops_per_core == 124.8
     assert top.peak_gflops_total == pytest.approx(124.8 * 16, abs=0.1)
     assert top.peak_clock_source == "cpufreq-max" and top.clock_mhz == 3900.0
@@ -100,6 +104,7 @@ def test_a_dgemm_above_the_stated_clock_raises_the_peak(monkeypatch):
     monkeypatch.setattr(facts_info, "cpu_info", lambda: slow)
     got = facts_info.info(measure=True)
     assert got.clock.above_nominal is True
-    assert got.cpu.peak_clock_source == "measured" and got.cpu.clock_mhz == got.clock.clock_at_least_mhz
+    assert got.cpu.peak_clock_source == "measured"
+    assert got.cpu.clock_mhz == got.clock.clock_at_least_mhz
     assert got.cpu.peak_gflops_per_core >= got.clock.gflops_1thread - 0.1
     assert got.to_dict()["cpu"]["peak_clock_source"] == "measured"

@@ -29,8 +29,8 @@ class Crossover:
     sizes: list[int] = field(default_factory=list)          # sizes measured, ascending
     best_threads: dict[int, int] = field(default_factory=dict)  # size -> best thread count
     fewest_threads: int = 1
-    disturbed: bool = False           # other programs took CPU from a point of this op (SweepPoint.disturbed)
-    unstable: bool = False            # a point's times never settled (nothing says others caused it)
+    disturbed: bool = False  # others took CPU from a point of this op (SweepPoint.disturbed)
+    unstable: bool = False   # a point's times never settled (nothing says others caused it)
 
     def describe(self) -> str:
         """'n >= 256', 'at every size measured (n >= 200, the smallest)', 'at no size up to n = 1000'."""
@@ -41,21 +41,22 @@ class Crossover:
         return f"at no size up to n = {self.sizes[-1]}" if self.sizes else "at no size measured"
 
     def caveat(self) -> str | None:
-        """Why the answer may not hold, in the words every renderer prints; None when nothing does."""
+        """Why the answer may not hold, in the words every renderer prints; None if nothing."""
         said = [w for w, on in (("disturbed", self.disturbed), ("unstable", self.unstable)) if on]
         return f"some points {' or '.join(said)}: re-check" if said else None
 
     def to_dict(self) -> dict:
-        return {"op": self.op, "lib": self.lib, "dtype": self.dtype, "status": self.status, "size": self.size,
-                "sizes": list(self.sizes), "best_threads": {str(k): v for k, v in self.best_threads.items()},
+        return {"op": self.op, "lib": self.lib, "dtype": self.dtype, "status": self.status,
+                "size": self.size, "sizes": list(self.sizes),
+                "best_threads": {str(k): v for k, v in self.best_threads.items()},
                 "fewest_threads": self.fewest_threads, "disturbed": self.disturbed,
                 "unstable": self.unstable, "caveat": self.caveat(), "describe": self.describe()}
 
 
 def crossover_sizes(document) -> list[Crossover]:
-    """One ``Crossover`` per (op, lib, dtype) of a sweep document (a SweepDocument, or its dict) that
-    BLAS runs and that was measured at two or more thread counts, in the document's order. The best
-    count at each size is the sweep's own (``best_point``)."""
+    """One ``Crossover`` per (op, lib, dtype) of a sweep document (a SweepDocument, or its dict)
+    that BLAS runs and that was measured at two or more thread counts, in the document's order. The
+    best count at each size is the sweep's own (``best_point``)."""
     if not isinstance(document, SweepDocument):
         document = SweepDocument.from_dict(document)
     groups: dict[tuple, dict[int, list]] = {}

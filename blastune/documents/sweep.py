@@ -118,7 +118,7 @@ class SweepPoint:
     @property
     def disturbed(self) -> bool:
         """Other programs competed for the CPU while this point was timed (``is_disturbed``). An
-        unstable point is not disturbed: its times never settled, and nothing says others caused it."""
+        unstable point is not disturbed: its times never settled, and nothing says others did it."""
         return is_disturbed(self.contended, self.busy)
 
     @property

@@ -98,7 +98,8 @@ class Census:
     measured_by: str | None = None  # "schedstat" (run-queue wait) | "cpu-percent" | None (no sample)
     contended_processes: int = 0  # processes whose threads waited for a CPU past the threshold
     wait_share_pct: float | None = None  # their wait / (run + wait), all together
-    threshold_pct: float = CONTENDED_WAIT_PCT  # % of the CPU time a process wanted (waited_too_long)
+    threshold_pct: float = CONTENDED_WAIT_PCT  # % of the CPU time a process wanted (see
+                                               # waited_too_long)
 
     def to_dict(self):
         d = asdict(self)

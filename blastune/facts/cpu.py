@@ -254,9 +254,10 @@ def _khz_files(root: Path, name: str) -> list[int]:
     return out
 
 
-def peak_clock(cpus: list[dict[str, str]], model: str, root: str | Path = "/") -> tuple[float | None, str | None]:
+def peak_clock(cpus: list[dict[str, str]], model: str,
+               root: str | Path = "/") -> tuple[float | None, str | None]:
     """(MHz, source id) of the clock the nominal peak assumes: the highest one the CPU is known to
-    run at (``PEAK_CLOCK_SOURCES``, best first). ``root``: where ``sys/`` is read (a captured tree)."""
+    run at (``PEAK_CLOCK_SOURCES``, best first). ``root``: where ``sys/`` is read (a capture)."""
     root = Path(root)
     top = _khz_files(root, "cpuinfo_max_freq")
     if top:
@@ -286,8 +287,8 @@ def with_peak_clock(cpu: "CpuInfo", mhz: float | None, source: str | None) -> "C
     per_core = fpc * mhz / 1000 if fpc and mhz else None
     total = per_core * cpu.usable_cores if per_core else None
     if per_core:
-        basis = (f"nominal: {fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz [clock: {desc}]; "
-                 f"total = per core x {cpu.usable_cores} usable cores")
+        basis = (f"nominal: {fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz "
+                 f"[clock: {desc}]; total = per core x {cpu.usable_cores} usable cores")
     else:
         basis = "unknown: SIMD level or clock not readable"
     return replace(cpu, clock_mhz=mhz, clock_source=desc, peak_clock_source=source,

@@ -1,6 +1,8 @@
-"""The checks ``blastune doctor`` runs: one small function each, registered by ``@check("id")``.
+"""The checks ``blastune doctor`` runs: one small function each, registered by ``@check("id")``
+(``registry.py``; the big-machine checks, in ``topology_checks.py``, the same way).
 
-A check reads a ``Context`` (facts gathered once) and returns what it found as ``Advice`` (severity,
+A check reads only a ``Context`` (facts gathered once, with the one count of usable CPUs, physical
+cores and threads per job) and returns what it found as ``Advice`` (severity,
 finding, fix) -- an ``ok`` one when all is well, so the report shows what was checked; ``@check``
 stamps its id on them. The report lists checks in the order they are registered here. Vendor-specific
 advice lives with the vendor (``Family.doctor_check`` / ``Family.advise`` in ``blastune/libraries``):
@@ -190,7 +192,8 @@ def check_threads_vs_cores(ctx: Context) -> list[Advice]:
         return [Advice("ok", f"no library or variable asks for more threads than the {_usable_text(ctx)}", "")]
     why = ""
     if usable < ctx.machine_cpus:
-        why = f" -- the machine shows {ctx.machine_cpus} CPUs, but this process may use only {usable}"
+        why = (f" -- the machine shows {ctx.machine_cpus} CPUs, but this process may use only "
+               f"{usable}")
     return [Advice("warning", "; ".join(t for t, _ in over) + f": more than the {_usable_text(ctx)}{why}",
                     _fix_threads(usable))]
 
@@ -286,7 +289,8 @@ def late_family_checks(known: set[str]) -> list:
     """(id, check) of the families registered after this module was imported (not in ``known``)."""
     def as_findings(fam):
         run = _family_check(fam)
-        return lambda ctx: [Finding(fam.doctor_check, a.severity, a.finding, a.fix) for a in run(ctx)]
+        return lambda ctx: [Finding(fam.doctor_check, a.severity, a.finding, a.fix)
+                            for a in run(ctx)]
     return [(fam.doctor_check, as_findings(fam)) for fam in BLAS_FAMILIES
             if fam.doctor_check and fam.doctor_check not in known]
 
@@ -312,5 +316,7 @@ def check_cpu_pressure(ctx: Context) -> list[Advice]:
     return [Advice("ok", text)]
 
 
-# CPU pressure (PSI "some") from which doctor mentions it: a few percent is timers and daemons
+# CPU pressure (PSI "some") from which doctor mentions it: a few percent is timers and daemons.
+# A share already, and one that does not grow with the machine: the kernel averages "some" over the
+# CPUs, each weighted by its busy time, so 10% means the same on 2 cores as on 256.
 PRESSURE_INFO_PCT = 10.0

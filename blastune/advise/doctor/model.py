@@ -44,7 +44,7 @@ class Context:
     pressure: Pressure | None = None        # /proc/pressure/cpu when the context was built (None: no PSI)
     pressure_now_pct: float | None = None   # PSI "some" over the doctor's own run, in percent
     pressure_window_s: float | None = None  # how long that run was
-    topology: Topology | None = None        # the CPUs this process may use (None: not readable here)
+    topology: Topology | None = None        # the CPUs this process may use (None: unreadable)
 
     @property
     def blas_libs(self):
@@ -64,11 +64,11 @@ class Context:
         who = f", called by {' and '.join(users)}" if users else ""
         return f"{lib.vendor} ({os.path.basename(lib.filepath)}{who})"
 
-    # --- one truth about the CPUs, for every check -------------------------------------------------
-    # CpuInfo counts the machine (/proc/cpuinfo) and narrows only the logical CPUs (affinity, quota);
-    # the topology narrows cores too (a cpuset of 12 of 128 CPUs holds 6 of the 64 cores). Checks
-    # read these properties, never ``cpu.physical_cores`` or ``cpu.usable_cores`` directly, so no two
-    # findings count the cores differently.
+    # --- one truth about the CPUs, for every check ---------------------------------------------
+    # CpuInfo counts the machine (/proc/cpuinfo) and narrows only the logical CPUs (affinity,
+    # quota); the topology narrows cores too (a cpuset of 12 of 128 CPUs holds 6 of the 64 cores).
+    # Checks read these properties, never ``cpu.physical_cores`` or ``cpu.usable_cores``
+    # directly, so no two findings count the cores differently.
 
     @property
     def captured(self) -> bool:
@@ -102,7 +102,8 @@ class Context:
     def physical_cores(self) -> int:
         """The physical cores this process may use (a core counts if any of its SMT siblings is
         usable), never more than the usable CPUs: a quota of 8 CPUs runs at most 8 cores at once."""
-        cores = self.topology.physical_cores if self.topology is not None else self.cpu.physical_cores
+        t = self.topology
+        cores = t.physical_cores if t is not None else self.cpu.physical_cores
         return min(cores, self.usable_cores)
 
     @property
@@ -128,7 +129,8 @@ class Context:
         from_env = [(n, f"{var}={self.env[var]}")] if n else []
         for found in (*from_libs, *from_env):
             return found
-        return self.usable_cores, f"the BLAS default of one thread per usable CPU ({self.usable_cores})"
+        n = self.usable_cores
+        return n, f"the BLAS default of one thread per usable CPU ({n})"
 
 
 @dataclass
@@ -157,11 +159,11 @@ class DoctorReport:
         return [f for f in self.findings if f.severity == severity]
 
     def tally(self) -> str:
-        """'1 error, 2 warnings, 0 info, 14 ok': the count line under the terminal and HTML tables."""
+        """'1 error, 2 warnings, 0 info, 14 ok': the counts under the terminal and HTML tables."""
         words = {"error": ("error", "errors"), "warning": ("warning", "warnings"),
                  "info": ("info", "info"), "ok": ("ok", "ok")}
-        return ", ".join(f"{n} {words[s][n != 1]}" for s, n in
-                         ((s, len(self.by_severity(s))) for s in ("error", "warning", "info", "ok")))
+        counts = ((s, len(self.by_severity(s))) for s in ("error", "warning", "info", "ok"))
+        return ", ".join(f"{n} {words[s][n != 1]}" for s, n in counts)
 
     def to_dict(self):
         return {

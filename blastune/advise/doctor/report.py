@@ -1,7 +1,7 @@
 """``blastune.doctor()``: what is wrong with this environment's BLAS setup, and how to fix it.
 
-The checks live in ``blastune.advise.doctor.checks`` and ``topology_checks`` (one small function each,
-``@check(id)``, listed by ``registry``). This module gathers
+The checks live in ``blastune.advise.doctor.checks`` and ``topology_checks`` (one small function
+each, ``@check(id)``, listed by ``registry``). This module gathers
 the facts they read into a ``Context`` -- first running the BLAS in a child process, so a setting
 that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a kernel the CPU lacks) becomes a finding and
 not the death of doctor -- then runs every check and returns plain data.
@@ -14,7 +14,8 @@ import time
 from blastune import __version__
 from blastune.core.counts import check_threads
 from blastune.facts.environment import current_env
-from blastune.advise.doctor import checks as _checks, topology_checks  # noqa: F401  importing registers them
+# importing the check modules registers their checks (general ones first, then big-machine ones)
+from blastune.advise.doctor import checks as _checks, topology_checks  # noqa: F401
 from blastune.advise.doctor.registry import CHECKS
 from blastune.advise.doctor.model import (DOCTOR_SCHEMA, SEVERITIES, Context, DoctorReport,  # noqa: F401
                                            Finding)
