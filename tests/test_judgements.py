@@ -69,3 +69,19 @@ def test_clean_points_carry_no_caveat():
     (c,) = crossover_sizes(SweepDocument.from_dict(data))
     assert c.caveat() is None and c.to_dict()["caveat"] is None
     assert "re-check" not in render_sweep(data, crossover=crossover_of(data))
+
+
+def test_advice_and_comparison_ask_the_same_rule():
+    """recommend's noise check and compare's trust read SweepPoint.disturbed: a 0.1.0 point's
+    'busy' counts, a judged point's stale 'busy' beside contended=False does not."""
+    from blastune.advise.compare import _sweep_side
+    from blastune.advise.rules import point_noise
+
+    def point(**flags):
+        return SweepDocument.from_dict(_doc(**flags)).points[-1]
+
+    old = point(contended=None, busy=True)
+    judged = point(contended=False, busy=True)
+    assert "busy" in point_noise(old) and _sweep_side(old).disturbed
+    assert point_noise(judged) is None and _sweep_side(judged).disturbed is None
+    assert "contended" in point_noise(point(contended=True, wait_pct=30.0))
