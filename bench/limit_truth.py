@@ -48,6 +48,9 @@ def measure(spec: str, size: int, seconds: float) -> dict:
         reported = sorted({p["num_threads"] for p in threadpoolctl.threadpool_info()
                            if p.get("user_api") == "blas"})
         a @ a  # the pool wakes up at its new size before the timed window
+        # threads a shrunk pool no longer uses spin before they sleep (OpenBLAS: 2^28 cycles,
+        # about 0.1 s): let them park, or the window counts the previous limit's tail
+        time.sleep(0.3)
         before = thread_times(os.getpid())
         t0 = time.perf_counter()
         products = 0
