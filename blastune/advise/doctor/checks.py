@@ -22,10 +22,6 @@ from blastune.facts.info import library_label, pool_disagreement
 from blastune.libraries import BLAS_FAMILIES, Advice
 
 
-def _label(ctx: Context, lib) -> str:
-    return ctx.label(lib)
-
-
 def _threads(n) -> str:
     return "? threads" if not n else f"{n} thread{'s' * (n != 1)}"
 
@@ -40,9 +36,10 @@ def _usable_text(ctx: Context) -> str:
 
 
 def _thread_counts(ctx: Context) -> list[tuple[str, int]]:
-    """Every thread count in play: each loaded library's own, then each thread variable's request."""
-    out = [(f"{_label(ctx, lib)} runs {_threads(lib.num_threads)}", lib.num_threads)
-           for lib in ctx.loaded if lib.num_threads]
+    """Every thread count in play: each loaded library's own (not on a captured tree: they describe
+    this machine), then each thread variable's request."""
+    out = [(f"{ctx.label(lib)} runs {_threads(lib.num_threads)}", lib.num_threads)
+           for lib in ctx.loaded if lib.num_threads and not ctx.captured]
     for var in thread_vars():
         vals = positive_ints(ctx.env.get(var))
         if vals:
@@ -275,7 +272,7 @@ def _family_check(fam):
     """The doctor check a family brings (``Family.doctor_check``), answered by ``Family.advise``."""
     def family_check(ctx: Context) -> list[Advice]:
         libs = [lib for lib in ctx.blas_libs if lib.vendor == fam.name]
-        return fam.advise(libs, ctx.env, _per_job(ctx), lambda lib: _label(ctx, lib))
+        return fam.advise(libs, ctx.env, _per_job(ctx), ctx.label)
     family_check.__name__ = f"check_{fam.name}"
     return family_check
 
