@@ -408,3 +408,18 @@ def test_cpu_pressure_under_a_real_burn():
     (f,) = by_id(report, "cpu-pressure")
     assert f["severity"] == "info" and "other programs compete" in f["finding"], f
     assert rc == 0  # never a warning: --strict stays about configuration
+
+
+def test_a_cpu_quota_narrows_the_cores_too():
+    """A container with a quota of 8 CPUs on the 2-socket EPYC (128 CPUs, 64 cores, as if live):
+    8 threads can run on 8 different cores, so no SMT warning; 16 are over the usable 8, said once."""
+    from blastune.facts.topology import read_topology
+
+    topo = replace(read_topology(os.path.join(SYSFS, "epyc-2s64c")), source="/")
+    cpu = replace(cpu_info(), logical_cores=128, physical_cores=64, usable_cores=8, smt=True,
+                  usable_basis="cgroup v2 CPU quota (8 cores)")
+    ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "8"}, cpu=cpu, cpu_flags=set(), topology=topo)
+    assert (ctx.usable_cores, ctx.physical_cores) == (8, 8) and "quota" in ctx.usable_basis
+    assert not [f.id for f in run_checks(ctx) if f.severity == "warning"]
+    ctx = replace(ctx, env={"OMP_NUM_THREADS": "16"})
+    assert [f.id for f in run_checks(ctx) if f.severity == "warning"] == ["threads-over-cores"]
