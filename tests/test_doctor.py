@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 
 from blastune.cli import app
 from blastune.facts.cpu import cpu_info
-from blastune.advise.doctor.report import Context, DoctorReport, Finding, build_context, run_checks
-from blastune.advise.doctor.checks import CHECKS, check_smt
+from blastune.advise.doctor.report import (Context, DoctorReport, Finding, all_checks,
+                                           build_context, run_checks)
+from blastune.advise.doctor.topology_checks import check_smt_as_cores
 from blastune.advise.doctor.probe import run_probe
 from tests.conftest import AMBIENT_OPENBLAS_TUNING, allowed_ambient_warnings, child_env, run_python
 
@@ -52,7 +53,7 @@ pytestmark = pytest.mark.skipif(not BLASTUNE, reason="the blastune console scrip
 def test_clean_environment_runs_every_check_and_exits_0():
     rc, report, err = run_doctor("--strict")
     ids = {f["id"] for f in report["findings"]}
-    assert ids == {cid for cid, _ in CHECKS}
+    assert ids == {cid for cid, _ in all_checks()}
     warned = {f["id"] for f in report["findings"] if f["severity"] in ("warning", "error")}
     assert warned <= allowed_ambient_warnings(), report["findings"]
     assert rc == report["exit_status_strict"] == (1 if warned else 0), report["findings"]
@@ -242,10 +243,76 @@ def test_smt_threads_above_physical_cores_is_reported():
     # This KVM guest has no SMT; the check gets a CPU description with SMT siblings instead.
     cpu = replace(cpu_info(), logical_cores=4, physical_cores=2, usable_cores=4, smt=True)
     ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "4"}, cpu=cpu, cpu_flags=set())
-    (f,) = check_smt(ctx)
-    assert f.severity == "info" and "2 physical" in f.finding and "OMP_NUM_THREADS=4" in f.finding
+    (f,) = check_smt_as_cores(ctx)
+    assert f.severity == "warning" and "2 physical" in f.finding
+    assert "OMP_NUM_THREADS=4" in f.finding
     ctx2 = Context(jobs=1, env={"OMP_NUM_THREADS": "2"}, cpu=cpu, cpu_flags=set())
-    assert check_smt(ctx2)[0].severity == "ok"
+    assert check_smt_as_cores(ctx2)[0].severity == "ok"
+
+
+SYSFS = os.path.join(os.path.dirname(__file__), "data", "sysfs")
+
+
+def test_a_cpuset_is_counted_once_physical_cores_included():
+    """A Slurm step confined to 12 of a 128-CPU node's CPUs (6 cores and their siblings), as the
+    live process sees it: /proc/cpuinfo counts the node's 64 cores, the topology the step's 6. Every
+    finding counts the 6 (0.2.0 said both "no thread count exceeds the 64 physical cores" and "12
+    threads, more than the 6 physical cores")."""
+    from blastune.facts.topology import read_topology
+
+    topo = replace(read_topology(os.path.join(SYSFS, "cpuset-12-of-128")), source="/")  # as if live
+    cpu = replace(cpu_info(), logical_cores=128, physical_cores=64, usable_cores=12, smt=True,
+                  usable_basis="affinity mask")
+    ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "12"}, cpu=cpu, cpu_flags=set(), topology=topo)
+    assert (ctx.usable_cores, ctx.physical_cores, ctx.smt) == (12, 6, True)
+    found = run_checks(ctx)
+    assert not [f.finding for f in found if "64 physical" in f.finding]
+    (smt,) = [f for f in found if f.id == "smt-as-cores"]
+    assert smt.severity == "warning" and "more than the 6 physical cores" in smt.finding
+    assert "--threads 6" in smt.fix
+    warned = {f.id for f in found if f.severity == "warning"}
+    assert warned == {"smt-as-cores"}, [(f.id, f.finding) for f in found if f.severity == "warning"]
+    # two jobs of 6 fit the 12 CPUs only by sharing the 6 cores: said once, by jobs-over-physical
+    ctx = replace(ctx, jobs=2, env={"OMP_NUM_THREADS": "6"})
+    warned = {f.id for f in run_checks(ctx) if f.severity == "warning"}
+    assert warned == {"jobs-over-physical"}
+
+
+def test_doctor_on_the_cpuset_tree_counts_the_cpuset():
+    """The installed doctor on the captured cpuset: the tree's 12 CPUs and 6 cores, everywhere."""
+    env = {**child_env({"OMP_NUM_THREADS": "12"}, threads=None),
+           "BLASTUNE_SYSFS_ROOT": os.path.join(SYSFS, "cpuset-12-of-128")}
+    proc = subprocess.run([BLASTUNE, "doctor", "--json"], capture_output=True, text=True,
+                          timeout=120, env=env)
+    report = json.loads(proc.stdout)
+    assert report["usable_cores"] == 12 and "cgroup cpuset 6-11,70-75" in report["usable_basis"]
+    assert severities(report, "threads-over-cores") == {"ok"}
+    (smt,) = by_id(report, "smt-as-cores")
+    assert smt["severity"] == "warning" and "more than the 6 physical cores" in smt["finding"]
+    assert "fit the 12 CPUs" in by_id(report, "affinity-narrower")[0]["finding"]
+
+
+def test_jobs_over_the_cpus_is_said_once():
+    """`doctor --jobs N` with N x threads above the usable CPUs: threads-x-jobs says it, and
+    jobs-over-physical (the SMT case) does not say it again."""
+    usable = len(os.sched_getaffinity(0))
+    rc, report, _ = run_doctor("--jobs", "2", extra={"OMP_NUM_THREADS": str(usable)}, threads=None)
+    assert severities(report, "threads-x-jobs") == {"warning"}
+    assert severities(report, "jobs-over-physical") == {"ok"}
+    assert "threads-x-jobs reports" in by_id(report, "jobs-over-physical")[0]["finding"]
+
+
+def test_table_has_a_header_for_every_column_and_counts_in_plural():
+    runner = CliRunner()
+    res = runner.invoke(app, ["doctor"], env={"COLUMNS": "100"})
+    head = res.stdout.splitlines()[0].split()
+    assert head[:2] == ["severity", "check"], res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 100
+    tally = [line for line in res.stdout.splitlines() if "usable cores:" in line][0]
+    import re
+
+    for n, word in re.findall(r"(\d+) (errors?|warnings?)", tally):
+        assert word.endswith("s") == (n != "1"), tally
 
 
 def _fake_python(tmp_path, body):
@@ -341,3 +408,18 @@ def test_cpu_pressure_under_a_real_burn():
     (f,) = by_id(report, "cpu-pressure")
     assert f["severity"] == "info" and "other programs compete" in f["finding"], f
     assert rc == 0  # never a warning: --strict stays about configuration
+
+
+def test_a_cpu_quota_narrows_the_cores_too():
+    """A container with a quota of 8 CPUs on the 2-socket EPYC (128 CPUs, 64 cores, as if live):
+    8 threads can run on 8 different cores, so no SMT warning; 16 are over the usable 8, said once."""
+    from blastune.facts.topology import read_topology
+
+    topo = replace(read_topology(os.path.join(SYSFS, "epyc-2s64c")), source="/")
+    cpu = replace(cpu_info(), logical_cores=128, physical_cores=64, usable_cores=8, smt=True,
+                  usable_basis="cgroup v2 CPU quota (8 cores)")
+    ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "8"}, cpu=cpu, cpu_flags=set(), topology=topo)
+    assert (ctx.usable_cores, ctx.physical_cores) == (8, 8) and "quota" in ctx.usable_basis
+    assert not [f.id for f in run_checks(ctx) if f.severity == "warning"]
+    ctx = replace(ctx, env={"OMP_NUM_THREADS": "16"})
+    assert [f.id for f in run_checks(ctx) if f.severity == "warning"] == ["threads-over-cores"]

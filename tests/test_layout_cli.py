@@ -250,9 +250,11 @@ def test_doctor_big_machine_findings_on_captured_trees():
     f = _doctor("desktop-4c8t", OPENBLAS_NUM_THREADS="8")
     assert f["smt-as-cores"]["severity"] == "warning" and 'env --threads 4' in f["smt-as-cores"]["fix"]
     # the Slurm cpuset: the BLAS default counts the cpuset's 12 CPUs; 16 threads are more than it allows
+    # (threads-over-cores warns, naming the cpuset; affinity-narrower does not say it again)
     f = _doctor("cpuset-12-of-128", OPENBLAS_NUM_THREADS="16")
-    assert f["affinity-narrower"]["severity"] == "warning"
+    assert f["affinity-narrower"]["severity"] == "ok"
     assert "only 12 of the machine's 128 CPUs (cgroup cpuset 6-11,70-75" in f["affinity-narrower"]["finding"]
+    assert "threads-over-cores reports it" in f["affinity-narrower"]["finding"]
     f = _doctor("cpuset-12-of-128", OPENBLAS_NUM_THREADS="6")
     assert {k: v["severity"] for k, v in f.items()} == {k: "ok" for k in TOPOLOGY_CHECKS}
 

@@ -102,10 +102,10 @@ class _Side:
 def _sweep_side(p) -> _Side:
     flags = []
     why = None
-    if p.contended:
+    if p.disturbed and p.contended:
         flags.append(f"contended ({p.wait_pct:.0f}% wait)" if p.wait_pct is not None else "contended")
         why = flags[-1]
-    elif p.busy:  # 0.1.0's load probe: said only where the kernel's own measure is missing
+    elif p.disturbed:  # 0.1.0's load probe: said only where the kernel's own measure is missing
         flags.append("busy")
         why = why or "busy: other programs used the CPUs"
     if p.unstable:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-NOISE = 0.02  # the sweep's own floor for "within noise of the fastest"
+from blastune.documents.sweep import SweepDocument
+from blastune.measure.sweep.points import best_point
 
 
 @dataclass
@@ -28,7 +29,8 @@ class Crossover:
     sizes: list[int] = field(default_factory=list)          # sizes measured, ascending
     best_threads: dict[int, int] = field(default_factory=dict)  # size -> best thread count
     fewest_threads: int = 1
-    disturbed: bool = False           # a point of this op was contended, busy or unstable
+    disturbed: bool = False  # others took CPU from a point of this op (SweepPoint.disturbed)
+    unstable: bool = False   # a point's times never settled (nothing says others caused it)
 
     def describe(self) -> str:
         """'n >= 256', 'at every size measured (n >= 200, the smallest)', 'at no size up to n = 1000'."""
@@ -38,51 +40,37 @@ class Crossover:
             return f"at every size measured (n >= {self.size}, the smallest)"
         return f"at no size up to n = {self.sizes[-1]}" if self.sizes else "at no size measured"
 
+    def caveat(self) -> str | None:
+        """Why the answer may not hold, in the words every renderer prints; None if nothing."""
+        said = [w for w, on in (("disturbed", self.disturbed), ("unstable", self.unstable)) if on]
+        return f"some points {' or '.join(said)}: re-check" if said else None
+
     def to_dict(self) -> dict:
-        return {"op": self.op, "lib": self.lib, "dtype": self.dtype, "status": self.status, "size": self.size,
-                "sizes": list(self.sizes), "best_threads": {str(k): v for k, v in self.best_threads.items()},
+        return {"op": self.op, "lib": self.lib, "dtype": self.dtype, "status": self.status,
+                "size": self.size, "sizes": list(self.sizes),
+                "best_threads": {str(k): v for k, v in self.best_threads.items()},
                 "fewest_threads": self.fewest_threads, "disturbed": self.disturbed,
-                "describe": self.describe()}
-
-
-def _get(p, name):
-    return p.get(name) if isinstance(p, dict) else getattr(p, name, None)
-
-
-def _ran(p) -> int:
-    ran = _get(p, "threads_ran")
-    return ran if isinstance(ran, int) and ran > 0 else _get(p, "threads")
-
-
-def _best_threads(pts) -> int:
-    """The fewest threads whose median is within noise of the fastest (the sweep's 'best' rule); a
-    count the library did not run (ATLAS asked for 2 runs 1) cannot be the best."""
-    ok = [p for p in pts if _ran(p) == _get(p, "threads")] or [min(pts, key=lambda p: _get(p, "threads"))]
-    fastest = min(ok, key=lambda p: _get(p, "median_s"))
-    for p in sorted(ok, key=lambda p: _get(p, "threads")):
-        tol = max(NOISE, 2 * max(_get(p, "spread") or 0, _get(fastest, "spread") or 0))
-        if _get(p, "median_s") <= _get(fastest, "median_s") * (1 + tol):
-            return _get(p, "threads")
-    return _get(fastest, "threads")
+                "unstable": self.unstable, "caveat": self.caveat(), "describe": self.describe()}
 
 
 def crossover_sizes(document) -> list[Crossover]:
-    """One ``Crossover`` per (op, lib, dtype) of a sweep document (a dict or a SweepDocument) that
-    BLAS runs and that was measured at two or more thread counts, in the document's order."""
-    points = _get(document, "points") or []
+    """One ``Crossover`` per (op, lib, dtype) of a sweep document (a SweepDocument, or its dict)
+    that BLAS runs and that was measured at two or more thread counts, in the document's order. The
+    best count at each size is the sweep's own (``best_point``)."""
+    if not isinstance(document, SweepDocument):
+        document = SweepDocument.from_dict(document)
     groups: dict[tuple, dict[int, list]] = {}
-    for p in points:
-        if _get(p, "blas_op") is False:  # add, sin, norm_isf: BLAS threads cannot pay off there
+    for (op, lib, size, dtype), pts in document.groups().items():
+        if not pts[0].blas_op:  # add, sin, norm_isf: BLAS threads cannot pay off there
             continue
-        key = (_get(p, "op"), _get(p, "lib"), _get(p, "dtype"))
-        groups.setdefault(key, {}).setdefault(_get(p, "size"), []).append(p)
+        groups.setdefault((op, lib, dtype), {})[size] = pts
     out = []
     for (op, lib, dtype), by_size in groups.items():
-        sizes = sorted(s for s, pts in by_size.items() if len({_get(p, "threads") for p in pts}) > 1)
+        sizes = sorted(s for s, pts in by_size.items() if len({p.threads for p in pts}) > 1)
         if not sizes:
             continue
-        best = {s: _best_threads(by_size[s]) for s in sizes}
-        fewest = {s: min(_get(p, "threads") for p in by_size[s]) for s in sizes}
+        best = {s: best_point(by_size[s]).threads for s in sizes}
+        fewest = {s: by_size[s][0].threads for s in sizes}  # groups() sorts fewest threads first
         pays = [best[s] > fewest[s] for s in sizes]
         start = len(sizes)
         while start > 0 and pays[start - 1]:
@@ -91,7 +79,8 @@ def crossover_sizes(document) -> list[Crossover]:
             status, size = "never", None
         else:
             status, size = ("below" if start == 0 else "at"), sizes[start]
-        disturbed = any(_get(p, "contended") or _get(p, "busy") or _get(p, "unstable")
-                        for s in sizes for p in by_size[s])
-        out.append(Crossover(op, lib, dtype, status, size, sizes, best, min(fewest.values()), disturbed))
+        pts = [p for s in sizes for p in by_size[s]]
+        out.append(Crossover(op, lib, dtype, status, size, sizes, best, min(fewest.values()),
+                             disturbed=any(p.disturbed for p in pts),
+                             unstable=any(p.unstable for p in pts)))
     return out

@@ -64,10 +64,10 @@ def layout_noise(r: LayoutResult) -> str | None:
 
 def point_noise(p: SweepPoint) -> str | None:
     why = []
-    if p.contended:
+    if p.disturbed and p.contended:
         why.append(f"contended (waited {p.wait_pct:.0f}% of the time for a CPU)" if p.wait_pct is not None
                    else "contended")
-    elif p.busy:
+    elif p.disturbed:  # a 0.1.0 file: its busy flag (SweepPoint.disturbed)
         other = f" ({p.other_load_cores:.2f} CPUs)" if p.other_load_cores is not None else ""
         why.append(f"busy: other programs used the CPUs{other}")
     if p.unstable:

@@ -26,9 +26,8 @@ def render_doctor(report, fmt: str = "simple", show_ok: bool = True, width: int 
             continue
         text = _wrap(f.finding, width) + (f"\n{_wrap('  fix: ' + f.fix, width, '       ')}" if f.fix else "")
         rows.append([_MARK[f.severity], f.id, text])
-    out = [table(rows, ["", "check", "finding / fix"], fmt) if rows else "no problems found"]
-    counts = {s: len(report.by_severity(s)) for s in ("error", "warning", "info", "ok")}
-    out.append("\n" + ", ".join(f"{n} {s}" for s, n in counts.items())
+    out = [table(rows, ["severity", "check", "finding / fix"], fmt) if rows else "no problems found"]
+    out.append("\n" + report.tally()
                + f"  (usable cores: {report.usable_cores}, limited by {report.usable_basis}; jobs: {report.jobs})")
     out += [f"note: {n}" for n in report.notes]
     return "\n".join(out)

@@ -72,7 +72,8 @@ def render_info(data, fmt: str = "simple") -> str:
         ["affinity", format_cpulist(c.affinity) + f" ({len(c.affinity)} CPUs)"], ["cgroup CPU quota", quota],
         ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"], ["SIMD", c.simd],
         ["clock", f"{c.clock_mhz:.0f} MHz ({c.clock_source})" if c.clock_mhz else "unknown"],
-        ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total (nominal)"
+        ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total (nominal"
+         + (f"; clock: {src})" if (src := getattr(c, "peak_clock_source", None)) else ")")
          if c.peak_gflops_per_core else "unknown"],
         ["peak basis", c.peak_basis],
         *([["measured", data.clock.message]] if getattr(data, "clock", None) else []),

@@ -44,7 +44,7 @@ def render_ps(census, fmt: str = "simple", wide: bool = False) -> str:
     out.append(f"\n{census.verdict}: {census.message}")
     if census.measured_by == "schedstat" and rows:
         out.append(f"waited %: share of the time its threads wanted a CPU spent waiting for one, over "
-                   f"{census.interval:g} s; ! = its threads waited, in all, over {census.threshold_pct:g}% of it")
+                   f"{census.interval:g} s; ! = over {census.threshold_pct:g}% while it computed")
     out += [f"note: {n}" for n in census.notes]
     return "\n".join(out)
 

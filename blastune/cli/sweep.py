@@ -43,8 +43,10 @@ def _spread(p) -> str:
 
 
 def _notes(p) -> list[str]:
+    from blastune.documents.sweep import is_disturbed
+
     notes = []
-    if p.get("contended") or (p.get("contended") is None and p.get("busy")):
+    if is_disturbed(p.get("contended"), p.get("busy")):
         if p.get("wait_pct") is None and p.get("other_load_cores") is not None:
             notes.append(f"busy ({p['other_load_cores']:.1f} cores used by others)")
         else:
@@ -113,7 +115,7 @@ def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
         lines.append(f"crossover: {c['op']}{'' if c['dtype'] == 'float64' else ' ' + c['dtype']}"
                      f"{' (' + c['lib'] + ')' if several_libs else ''}: more threads pay off "
                      f"{'at ' if c['status'] == 'at' else ''}{c['describe']}"
-                     f"{' (some points disturbed: re-check)' if c.get('disturbed') else ''}")
+                     f"{' (' + c['caveat'] + ')' if c.get('caveat') else ''}")
     if data.get("skipped"):
         lines.append("skipped (op cannot take that dtype): " + ", ".join(data["skipped"]))
     for w in data.get("warnings", []):

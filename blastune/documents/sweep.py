@@ -44,6 +44,13 @@ def _flags(f: Fields, name: str) -> dict[str, str]:
     return {k: sub.str(k) for k in raw}
 
 
+def is_disturbed(contended: bool | None, busy: bool | None) -> bool:
+    """The one rule for "disturbed": others took CPU from a point while it was timed. ``contended``
+    is the judgement (per-thread run-queue wait, or the machine-wide probe); a 0.1.0 file has none
+    and its ``busy`` flag stands in. Every renderer asks this (or ``SweepPoint.disturbed``)."""
+    return bool(contended) if contended is not None else bool(busy)
+
+
 @dataclass
 class SweepPoint:
     """One (op, lib, size, dtype, threads) measurement and the figures derived from it.
@@ -110,8 +117,14 @@ class SweepPoint:
 
     @property
     def disturbed(self) -> bool:
-        """Contended or busy: other work competed for the CPU while this point was timed."""
-        return bool(self.contended or self.busy)
+        """Other programs competed for the CPU while this point was timed (``is_disturbed``). An
+        unstable point is not disturbed: its times never settled, and nothing says others did it."""
+        return is_disturbed(self.contended, self.busy)
+
+    @property
+    def doubtful(self) -> bool:
+        """Its time is no clean fact: disturbed, unstable, or more threads than usable cores."""
+        return bool(self.disturbed or self.unstable or self.oversubscribed)
 
     @classmethod
     def from_dict(cls, data, where: str = "point", source: str = "") -> "SweepPoint":

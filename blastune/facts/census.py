@@ -19,7 +19,10 @@ from blastune.facts.schedstat import CONTENDED_WAIT_PCT, Meter, available as sch
 from blastune.libraries import OPENMP_FAMILIES, Family, Seat, families, family_named
 
 PS_SCHEMA = "blastune.ps/1"
-BUSY_PERCENT = 20.0  # CPU % above which a process counts as computing now
+# CPU % (100 = one CPU) above which a process counts as computing now: a judgement of one process,
+# which needs at least one busy thread to compute whatever the machine's size (a fifth of a CPU
+# leaves out daemons that wake up now and then, and takes in a BLAS loop sharing its CPU with four).
+BUSY_PERCENT = 20.0
 MAX_INTERVAL = 3600.0  # seconds; a CPU sample (or --watch period) longer than an hour is a typo
 
 # A mapped file whose path names no family but looks like a BLAS: some BLAS, vendor unknown.
@@ -68,7 +71,8 @@ class BlasProcess:
     run_s: float | None = None    # seconds its threads ran on a CPU (summed over threads)
     wait_s: float | None = None   # seconds its threads were runnable but waited for a CPU
     wait_share_pct: float | None = None  # wait / (run + wait): share of its wanted CPU time spent waiting
-    contended: bool | None = None  # waited more than CONTENDED_WAIT_PCT of the interval (sweep's rule)
+    contended: bool | None = None  # computing, and waited more than CONTENDED_WAIT_PCT of the CPU
+                                   # time it wanted (``waited_too_long``)
 
     def to_dict(self):
         return asdict(self)
@@ -94,7 +98,8 @@ class Census:
     measured_by: str | None = None  # "schedstat" (run-queue wait) | "cpu-percent" | None (no sample)
     contended_processes: int = 0  # processes whose threads waited for a CPU past the threshold
     wait_share_pct: float | None = None  # their wait / (run + wait), all together
-    threshold_pct: float = CONTENDED_WAIT_PCT
+    threshold_pct: float = CONTENDED_WAIT_PCT  # % of the CPU time a process wanted (see
+                                               # waited_too_long)
 
     def to_dict(self):
         d = asdict(self)
@@ -288,10 +293,22 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
             wanted = contention.run_s + contention.wait_s
             proc.run_s, proc.wait_s = round(contention.run_s, 4), round(contention.wait_s, 4)
             proc.wait_share_pct = round(100.0 * contention.wait_s / wanted, 1) if wanted > 0 else 0.0
-            proc.contended = contention.contended
+            proc.contended = waited_too_long(contention.run_s, contention.wait_s, contention.wall_s)
         out.append(proc)
     measured = "schedstat" if schedstat else "cpu-percent" if interval > 0 else None
     return _census(out, usable, basis, interval, unreadable, measured)
+
+
+def waited_too_long(run_s: float, wait_s: float, interval: float) -> bool:
+    """Is a process contended? Its threads waited for a CPU more than ``CONTENDED_WAIT_PCT`` percent
+    of the CPU time they wanted (run + wait), while it computed (it wanted ``BUSY_PERCENT`` of a CPU
+    or more). A share of its own demand, so the rule is the same for 1 thread on 2 cores as for 64
+    on 128; 0.2.0 took 5% of *one* CPU, summed over the threads, which 64 threads each waiting a
+    harmless 0.1% already passed."""
+    wanted = run_s + wait_s
+    if wanted <= 0 or interval <= 0 or 100.0 * wanted / interval < BUSY_PERCENT:
+        return False
+    return 100.0 * wait_s / wanted > CONTENDED_WAIT_PCT
 
 
 def _plural(n: int, word: str, many: str | None = None) -> str:

@@ -1,13 +1,16 @@
 """Is the nominal peak the real one? A quick one-thread dgemm against ``CpuInfo.peak_gflops_per_core``.
 
-The peak ``info`` shows is nominal: FLOPs per cycle times the clock the system states, which is the
-base clock (cpufreq) or whatever /proc/cpuinfo or the hypervisor reports. Cores boost above it, so
-a good dgemm can beat the "peak". A dgemm can never do more FLOPs per cycle than the SIMD units
-allow, so one that beats the nominal peak proves the clock runs at least ``gflops / flops_per_cycle``.
+The peak ``info`` shows is nominal: FLOPs per cycle times the highest clock the system states --
+cpufreq's ``cpuinfo_max_freq`` where it is exposed, else a base clock or whatever /proc/cpuinfo or
+the hypervisor reports (``facts.cpu.peak_clock``). Cores boost above a base clock, so a good dgemm
+can beat such a "peak". A dgemm can never do more FLOPs per cycle than the SIMD units allow, so one
+that beats the nominal peak proves the clock runs at least ``gflops / flops_per_cycle``; ``info``
+then builds the peak on that clock (``peak_clock_source`` "measured").
 
 It runs in a child python with every BLAS at one thread (the registry's variables), so this
 process's pools and limits are untouched and no thread competes with the measuring one. Opt-in
-(``blastune info --measure``): about 0.3 s, which ``info``'s start-up budget cannot pay every time.
+(``blastune info --measure``): a child python and a dgemm take 0.5-1 s, several times what plain
+``info`` takes, so ``info`` measures only when asked.
 """
 from __future__ import annotations
 
@@ -77,7 +80,7 @@ def measure_clock(cpu: CpuInfo, python: str | None = None, size: int = SIZE, rep
                           f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread, above the nominal peak of "
                           f"{nominal:g} per core: the real clock is higher than the {cpu.clock_mhz:.0f} MHz stated"
                           f"{' (' + cpu.clock_source + ')' if cpu.clock_source else ''} -- a clock{clock} "
-                          "(boost) -- so % of peak can pass 100")
+                          "(boost)")
     return ClockCheck(rate, nominal, False, None,
                       f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread: {100 * rate / nominal:.0f}% "
                       f"of the nominal peak of {nominal:g} per core")

@@ -8,7 +8,7 @@ import math
 import os
 import platform
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 # Double-precision FLOPs per cycle per core, by the widest SIMD level the CPU reports.
@@ -65,6 +65,7 @@ class CpuInfo:
     peak_gflops_total: float | None
     peak_basis: str
     smt: bool = field(default=False)
+    peak_clock_source: str | None = None  # a key of PEAK_CLOCK_SOURCES (added in 0.3)
 
     def to_dict(self):
         d = asdict(self)
@@ -228,20 +229,71 @@ def simd_level(flags: set[str]) -> str:
     return "unknown"
 
 
-def _clock(cpus: list[dict[str, str]], model: str) -> tuple[float | None, str | None]:
-    """Nominal clock: the base frequency the vendor states, not the momentary one."""
-    base = _read("/sys/devices/system/cpu/cpu0/cpufreq/base_frequency")
+# Where the clock of the nominal peak comes from, best first (``CpuInfo.peak_clock_source``). A peak
+# is the most a core can do, so it takes the highest clock the core runs at: cpufreq's
+# cpuinfo_max_freq (the boost clock a one-thread dgemm reaches). The base clock the vendor states
+# (cpufreq base_frequency, the "@ 2.10GHz" of the model name) is lower, and a good dgemm beats a
+# peak built on it (a 16-core Xeon's 1-thread dot read "103% of peak" at its 2100 MHz base). Where
+# no cpufreq is exposed (most VMs), "cpu MHz" is what the hypervisor reports, often the base too:
+# `info --measure` then proves a higher clock with a dgemm ("measured").
+PEAK_CLOCK_SOURCES = {
+    "cpufreq-max": "cpufreq cpuinfo_max_freq, the highest clock the CPU runs at",
+    "cpufreq-base": "cpufreq base_frequency, the base clock: cores boost above it",
+    "model-name": "the nominal clock in the CPU model name: cores may boost above it",
+    "cpuinfo-mhz": "/proc/cpuinfo 'cpu MHz', the clock the kernel or hypervisor reports",
+    "measured": "a one-thread dgemm proved at least this clock (info --measure)",
+}
+
+
+def _khz_files(root: Path, name: str) -> list[int]:
+    out = []
+    for path in (root / "sys/devices/system/cpu").glob(f"cpu[0-9]*/cpufreq/{name}"):
+        text = (_read(path) or "").strip()
+        if text.isdigit() and int(text) > 0:
+            out.append(int(text))
+    return out
+
+
+def peak_clock(cpus: list[dict[str, str]], model: str,
+               root: str | Path = "/") -> tuple[float | None, str | None]:
+    """(MHz, source id) of the clock the nominal peak assumes: the highest one the CPU is known to
+    run at (``PEAK_CLOCK_SOURCES``, best first). ``root``: where ``sys/`` is read (a capture)."""
+    root = Path(root)
+    top = _khz_files(root, "cpuinfo_max_freq")
+    if top:
+        return max(top) / 1000, "cpufreq-max"  # hybrid parts: the P-cores' clock
+    base = _khz_files(root, "base_frequency")
     if base:
-        return int(base) / 1000, "cpufreq base_frequency"
+        return max(base) / 1000, "cpufreq-base"
     m = re.search(r"@\s*([\d.]+)\s*GHz", model)
     if m:
-        return float(m.group(1)) * 1000, "nominal clock in the CPU model name"
-    mx = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
-    if mx:
-        return int(mx) / 1000, "cpufreq cpuinfo_max_freq (maximum boost clock)"
-    if cpus and "cpu MHz" in cpus[0]:
-        return float(cpus[0]["cpu MHz"]), "/proc/cpuinfo 'cpu MHz', the clock the kernel or hypervisor reports"
+        return float(m.group(1)) * 1000, "model-name"
+    mhz = []
+    for c in cpus:
+        try:
+            mhz.append(float(c["cpu MHz"]))
+        except (KeyError, ValueError):
+            pass
+    if mhz:
+        return max(mhz), "cpuinfo-mhz"
     return None, None
+
+
+def with_peak_clock(cpu: "CpuInfo", mhz: float | None, source: str | None) -> "CpuInfo":
+    """``cpu`` with its clock and nominal peak (per core, total, basis) computed for ``mhz``."""
+    fpc, level = cpu.flops_per_cycle_fp64, cpu.simd
+    how = dict((lvl, h) for lvl, _, h in SIMD_LEVELS).get(level, "")
+    desc = PEAK_CLOCK_SOURCES.get(source) if source else None
+    per_core = fpc * mhz / 1000 if fpc and mhz else None
+    total = per_core * cpu.usable_cores if per_core else None
+    if per_core:
+        basis = (f"nominal: {fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz "
+                 f"[clock: {desc}]; total = per core x {cpu.usable_cores} usable cores")
+    else:
+        basis = "unknown: SIMD level or clock not readable"
+    return replace(cpu, clock_mhz=mhz, clock_source=desc, peak_clock_source=source,
+                   peak_gflops_per_core=round(per_core, 1) if per_core else None,
+                   peak_gflops_total=round(total, 1) if total else None, peak_basis=basis)
 
 
 def _flags_of(first: dict[str, str]) -> set[str]:
@@ -266,25 +318,15 @@ def cpu_info() -> CpuInfo:
     physical = _physical_cores(cpus, logical)
     level = simd_level(flags)
     fpc = dict((lvl, f) for lvl, f, _ in SIMD_LEVELS).get(level)
-    how = dict((lvl, h) for lvl, _, h in SIMD_LEVELS).get(level, "")
-    mhz, clock_src = _clock(cpus, model)
-    per_core = fpc * mhz / 1000 if fpc and mhz else None
-    total = per_core * usable if per_core else None
-    if per_core:
-        # nominal: cores boost above the stated clock, so a measured dgemm may beat it (info --measure)
-        peak_basis = (f"nominal: {fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz [clock: {clock_src}]; "
-                      f"total = per core x {usable} usable cores")
-    else:
-        peak_basis = "unknown: SIMD level or clock not readable"
-    return CpuInfo(
+    mhz, source = peak_clock(cpus, model)
+    cpu = CpuInfo(
         model=model, machine=platform.machine(), logical_cores=logical, physical_cores=physical,
         affinity=aff, cgroup=quota, usable_cores=usable, usable_basis=basis, simd=level,
         flags_checked=sorted(f for s in _SIMD_FLAGS.values() for f in s if f in flags),
-        clock_mhz=mhz, clock_source=clock_src, flops_per_cycle_fp64=fpc,
-        peak_gflops_per_core=round(per_core, 1) if per_core else None,
-        peak_gflops_total=round(total, 1) if total else None, peak_basis=peak_basis,
-        smt=physical < logical,
+        clock_mhz=None, clock_source=None, flops_per_cycle_fp64=fpc,
+        peak_gflops_per_core=None, peak_gflops_total=None, peak_basis="", smt=physical < logical,
     )
+    return with_peak_clock(cpu, mhz, source)
 
 
 def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, str, str]]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from blastune import __version__
 from blastune.facts.clock import ClockCheck, measure_clock
-from blastune.facts.cpu import CpuInfo, cpu_info
+from blastune.facts.cpu import CpuInfo, cpu_info, with_peak_clock
 from blastune.facts.detect import Binding, bindings, inventory
 from blastune.facts.environment import current_env
 from blastune.facts.topology import Topology, topology_or_none
@@ -91,8 +91,9 @@ def library_label(lib: LibraryInfo, binds: list[Binding]) -> str:
 def info(measure: bool = False) -> Info:
     """Which BLAS/LAPACK numpy and scipy call, everything BLAS-like loaded, the CPU and the env.
 
-    ``measure``: also time a one-thread dgemm in a child (about 0.3 s) to tell whether the CPU runs
-    above the clock its nominal peak assumes (``Info.clock``)."""
+    ``measure``: also time a one-thread dgemm in a child (0.5-1 s) to tell whether the CPU runs
+    above the clock its nominal peak assumes (``Info.clock``); when it does, the peak is built on
+    the clock the dgemm proves (``cpu.peak_clock_source == "measured"``)."""
     from blastune.facts.tpctl import register_with_threadpoolctl
 
     register_with_threadpoolctl()
@@ -119,8 +120,12 @@ def info(measure: bool = False) -> Info:
     if len({lib.vendor for lib in omp}) > 1:
         warnings.append("more than one OpenMP runtime is loaded: " + ", ".join(lib.filepath for lib in omp))
     cpu = cpu_info()
+    clock = measure_clock(cpu) if measure else None
+    if clock is not None and clock.above_nominal and clock.clock_at_least_mhz:
+        # the dgemm proved a higher clock than any the system states: the peak is built on it
+        cpu = with_peak_clock(cpu, clock.clock_at_least_mhz, "measured")
     return Info(schema=INFO_SCHEMA, blastune_version=__version__,
                 python=sys.version.split()[0], platform=platform.platform(), packages=packages,
                 bindings=binds, loaded=loaded, cpu=cpu, env=current_env(), warnings=warnings,
-                clock=measure_clock(cpu) if measure else None,
+                clock=clock,
                 topology=topology_or_none())

@@ -103,9 +103,8 @@ def source_from_dict(data: dict, label: str, where: str = "", schema: str | None
 
 
 def _hollow(p) -> bool:
-    """Contended/busy (others took the CPU), unstable, or more threads than cores."""
-    contended = p.contended if p.contended is not None else p.busy  # 0.1.0 files: the busy flag
-    return bool(contended or p.busy or p.unstable or p.oversubscribed)
+    """Disturbed (others took the CPU), unstable, or more threads than cores."""
+    return p.doubtful
 
 
 def _metric_value(p, metric: str, base) -> tuple[float | None, float | None, float | None]:

@@ -140,10 +140,9 @@ def doctor_section(report) -> Section:
             + (f'<br><span class="note">fix: {esc(f.fix)}</span>' if f.fix else "") + "</td></tr>"
             for f in sorted(report.findings, key=lambda f: ("error", "warning", "info", "ok").index(f.severity)
                             if f.severity in ("error", "warning", "info", "ok") else 9)]
-    counts = {s: len(report.by_severity(s)) for s in ("error", "warning", "info", "ok")}
-    table = ("<table><thead><tr><th></th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
+    table = ("<table><thead><tr><th>severity</th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
              + "".join(rows) + "</tbody></table>")
-    meta = (", ".join(f"{n} {s}" for s, n in counts.items())
+    meta = (report.tally()
             + f" (usable cores: {report.usable_cores}, limited by {report.usable_basis}; jobs: {report.jobs})")
     notes = "".join(f'<p class="note">note: {esc(n)}</p>' for n in report.notes)
     return Section("Findings (blastune doctor)", f'<p class="meta">{esc(meta)}</p>{table}{notes}', 0, 1)
@@ -153,7 +152,8 @@ def _sweep_table(doc) -> str:
     several_libs = len({p.lib for p in doc.points}) > 1
     rows = []
     for p in doc.points:
-        notes = [n for n, on in (("contended", p.contended), ("busy", p.busy), ("unstable", p.unstable),
+        notes = [n for n, on in (("busy" if p.contended is None else "contended", p.disturbed),
+                                 ("unstable", p.unstable),
                                  ("oversubscribed", p.oversubscribed), ("worker", p.isolated)) if on]
         if p.threads_ran is not None and p.threads_ran != p.threads:
             notes.append(f"ran {p.threads_ran} thread(s)")
@@ -176,9 +176,9 @@ def _crossover_table(doc) -> str:
     if not cs:
         return ""
     rows = [[c.op, c.dtype, c.describe(), ", ".join(f"{s}: {t}" for s, t in c.best_threads.items()),
-             "yes" if c.disturbed else ""] for c in cs]
+             c.caveat() or ""] for c in cs]
     return ("<h3>Crossover: from which size more threads pay off</h3>"
-            + html_table(["op", "dtype", "more threads pay from", "best threads per size", "disturbed"], rows))
+            + html_table(["op", "dtype", "more threads pay from", "best threads per size", "caveat"], rows))
 
 
 def _jobs_table(res) -> str:

@@ -1,6 +1,8 @@
-"""The checks ``blastune doctor`` runs: one small function each, registered by ``@check("id")``.
+"""The checks ``blastune doctor`` runs: one small function each, registered by ``@check("id")``
+(``registry.py``; the big-machine checks, in ``topology_checks.py``, the same way).
 
-A check reads a ``Context`` (facts gathered once) and returns what it found as ``Advice`` (severity,
+A check reads only a ``Context`` (facts gathered once, with the one count of usable CPUs, physical
+cores and threads per job) and returns what it found as ``Advice`` (severity,
 finding, fix) -- an ``ok`` one when all is well, so the report shows what was checked; ``@check``
 stamps its id on them. The report lists checks in the order they are registered here. Vendor-specific
 advice lives with the vendor (``Family.doctor_check`` / ``Family.advise`` in ``blastune/libraries``):
@@ -9,46 +11,15 @@ one decorated function.
 """
 from __future__ import annotations
 
-import functools
-import os
-import platform
 import re
 
 from blastune.advise.doctor.model import Context, Finding
+from blastune.advise.doctor.registry import check
 from blastune.core.counts import positive_ints
 from blastune.facts import coretypes
-from blastune.facts.environment import integer_vars, list_vars, requested_threads, strict_vars, thread_vars
+from blastune.facts.environment import integer_vars, list_vars, strict_vars, thread_vars
 from blastune.facts.info import library_label, pool_disagreement
 from blastune.libraries import BLAS_FAMILIES, Advice
-
-# (id, check) in the order the report lists them; @check appends, topology_checks extends
-CHECKS: list = []
-
-
-def check(check_id: str):
-    """Register ``fn(ctx) -> list[Advice]`` as the doctor check ``check_id``; calling the registered
-    function returns Findings carrying that id."""
-    def register(fn):
-        @functools.wraps(fn)
-        def run(ctx: Context) -> list[Finding]:
-            return [a if isinstance(a, Finding) else Finding(check_id, a.severity, a.finding, a.fix)
-                    for a in fn(ctx)]
-        run.check_id = check_id
-        if any(cid == check_id for cid, _ in CHECKS):
-            raise ValueError(f"doctor check id {check_id!r} registered twice")
-        CHECKS.append((check_id, run))
-        return run
-    return register
-
-
-def _name(path: str) -> str:
-    return os.path.basename(path)
-
-
-def _label(ctx: Context, lib) -> str:
-    users = ctx.users_of(lib.filepath)
-    who = f", called by {' and '.join(users)}" if users else ""
-    return f"{lib.vendor} ({_name(lib.filepath)}{who})"
 
 
 def _threads(n) -> str:
@@ -56,35 +27,24 @@ def _threads(n) -> str:
 
 
 def _per_job(ctx: Context) -> int:
-    return max(1, ctx.cpu.usable_cores // ctx.jobs)
+    return max(1, ctx.usable_cores // ctx.jobs)
 
 
 def _usable_text(ctx: Context) -> str:
-    c = ctx.cpu
-    return f"{c.usable_cores} usable core{'s' * (c.usable_cores != 1)} (limited by {c.usable_basis})"
+    n = ctx.usable_cores
+    return f"{n} usable core{'s' * (n != 1)} (limited by {ctx.usable_basis})"
 
 
 def _thread_counts(ctx: Context) -> list[tuple[str, int]]:
-    """Every thread count in play: each loaded library's own, then each thread variable's request."""
-    out = [(f"{_label(ctx, lib)} runs {_threads(lib.num_threads)}", lib.num_threads)
-           for lib in ctx.loaded if lib.num_threads]
+    """Every thread count in play: each loaded library's own (not on a captured tree: they describe
+    this machine), then each thread variable's request."""
+    out = [(f"{ctx.label(lib)} runs {_threads(lib.num_threads)}", lib.num_threads)
+           for lib in ctx.loaded if lib.num_threads and not ctx.captured]
     for var in thread_vars():
         vals = positive_ints(ctx.env.get(var))
         if vals:
             out.append((f"{var}={ctx.env[var]}", vals[0]))
     return out
-
-
-def _blas_threads(ctx: Context) -> tuple[int, str]:
-    """The thread count one BLAS call in this environment uses, and where that number came from."""
-    libs = [lib for lib in ctx.blas_libs if lib.num_threads]
-    if libs:
-        lib = max(libs, key=lambda lib: lib.num_threads)
-        return lib.num_threads, _label(ctx, lib)
-    n, var = requested_threads(ctx.env)
-    if n:
-        return n, var
-    return ctx.cpu.usable_cores, "most BLAS libraries' default of one thread per usable core"
 
 
 def _fix_threads(n: int, jobs: int | None = None) -> str:
@@ -172,7 +132,7 @@ def check_coretype(ctx: Context) -> list[Advice]:
     value = ctx.env.get("OPENBLAS_CORETYPE")
     if value is None:
         return [Advice("ok", "OPENBLAS_CORETYPE is unset: OpenBLAS picks kernels for this CPU", "")]
-    if platform.machine().lower() not in ("x86_64", "amd64"):
+    if ctx.cpu.machine.lower() not in ("x86_64", "amd64"):
         return [Advice("info", f"OPENBLAS_CORETYPE={value} not checked: the kernel table covers x86-64 only", "")]
     core = coretypes.lookup(value)
     best = coretypes.best_for(ctx.cpu_flags)
@@ -204,8 +164,8 @@ def check_coretype(ctx: Context) -> list[Advice]:
 
 @check("threads-x-jobs")
 def check_jobs(ctx: Context) -> list[Advice]:
-    usable = ctx.cpu.usable_cores
-    n, source = _blas_threads(ctx)
+    usable = ctx.usable_cores
+    n, source = ctx.job_threads()
     if ctx.jobs == 1:
         return [Advice("ok", "one job planned (pass --jobs N to check N concurrent jobs)", "")]
     total = n * ctx.jobs
@@ -223,29 +183,16 @@ def check_jobs(ctx: Context) -> list[Advice]:
 
 @check("threads-over-cores")
 def check_threads_vs_cores(ctx: Context) -> list[Advice]:
-    usable = ctx.cpu.usable_cores
+    usable = ctx.usable_cores
     over = [(text, n) for text, n in _thread_counts(ctx) if n > usable]
     if not over:
         return [Advice("ok", f"no library or variable asks for more threads than the {_usable_text(ctx)}", "")]
-    c = ctx.cpu
     why = ""
-    if c.usable_cores < c.logical_cores:
-        why = f" -- the machine shows {c.logical_cores} cores, but this process may use only {usable}"
+    if usable < ctx.machine_cpus:
+        why = (f" -- the machine shows {ctx.machine_cpus} CPUs, but this process may use only "
+               f"{usable}")
     return [Advice("warning", "; ".join(t for t, _ in over) + f": more than the {_usable_text(ctx)}{why}",
                     _fix_threads(usable))]
-
-
-@check("threads-over-physical")
-def check_smt(ctx: Context) -> list[Advice]:
-    c = ctx.cpu
-    if not c.smt:
-        return [Advice("ok", f"no SMT: {c.physical_cores} physical cores, {c.logical_cores} logical", "")]
-    over = [(t, n) for t, n in _thread_counts(ctx) if c.physical_cores < n <= c.usable_cores]
-    if not over:
-        return [Advice("ok", f"no thread count exceeds the {c.physical_cores} physical cores", "")]
-    return [Advice("info", "; ".join(t for t, _ in over) + f": more than the {c.physical_cores} physical "
-                    f"cores ({c.logical_cores} logical with SMT); dense BLAS rarely gains from SMT siblings",
-                    f"try {_fix_threads(c.physical_cores)} and compare with blastune sweep")]
 
 
 @check("openmp-runtimes")
@@ -321,28 +268,28 @@ def _switch_fix(path: str) -> str:
     return "; or ".join(fixes)
 
 
-def _family_check(fam, register: bool = True):
+def _family_check(fam):
     """The doctor check a family brings (``Family.doctor_check``), answered by ``Family.advise``."""
     def family_check(ctx: Context) -> list[Advice]:
         libs = [lib for lib in ctx.blas_libs if lib.vendor == fam.name]
-        return fam.advise(libs, ctx.env, _per_job(ctx), lambda lib: _label(ctx, lib))
+        return fam.advise(libs, ctx.env, _per_job(ctx), ctx.label)
     family_check.__name__ = f"check_{fam.name}"
-    if register:
-        return check(fam.doctor_check)(family_check)
-    return lambda ctx: [Finding(fam.doctor_check, a.severity, a.finding, a.fix) for a in family_check(ctx)]
+    return family_check
 
 
 for _fam in BLAS_FAMILIES:
     if _fam.doctor_check:
-        _family_check(_fam)
+        check(_fam.doctor_check)(_family_check(_fam))
 
 
-def all_checks() -> list:
-    """``CHECKS``, then the checks of families registered after this module was imported."""
-    known = {cid for cid, _ in CHECKS}
-    late = [(fam.doctor_check, _family_check(fam, register=False)) for fam in BLAS_FAMILIES
+def late_family_checks(known: set[str]) -> list:
+    """(id, check) of the families registered after this module was imported (not in ``known``)."""
+    def as_findings(fam):
+        run = _family_check(fam)
+        return lambda ctx: [Finding(fam.doctor_check, a.severity, a.finding, a.fix)
+                            for a in run(ctx)]
+    return [(fam.doctor_check, as_findings(fam)) for fam in BLAS_FAMILIES
             if fam.doctor_check and fam.doctor_check not in known]
-    return [*CHECKS, *late]
 
 
 @check("cpu-pressure")
@@ -366,9 +313,7 @@ def check_cpu_pressure(ctx: Context) -> list[Advice]:
     return [Advice("ok", text)]
 
 
-# CPU pressure (PSI "some") from which doctor mentions it: a few percent is timers and daemons
+# CPU pressure (PSI "some") from which doctor mentions it: a few percent is timers and daemons.
+# A share already, and one that does not grow with the machine: the kernel averages "some" over the
+# CPUs, each weighted by its busy time, so 10% means the same on 2 cores as on 256.
 PRESSURE_INFO_PCT = 10.0
-
-
-from blastune.advise.doctor.topology_checks import TOPOLOGY_CHECKS  # noqa: E402  big machines: NUMA, SMT, P/E
-CHECKS += TOPOLOGY_CHECKS

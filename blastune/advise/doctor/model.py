@@ -7,9 +7,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Mapping
 
+import os
+
 from blastune.advise.doctor.probe import ProbeResult
 from blastune.facts.cpu import CpuInfo
+from blastune.facts.environment import requested_threads
 from blastune.facts.schedstat import Pressure
+from blastune.facts.topology import Topology
 
 DOCTOR_SCHEMA = "blastune.doctor/1"
 SEVERITIES = ("ok", "info", "warning", "error")
@@ -40,6 +44,7 @@ class Context:
     pressure: Pressure | None = None        # /proc/pressure/cpu when the context was built (None: no PSI)
     pressure_now_pct: float | None = None   # PSI "some" over the doctor's own run, in percent
     pressure_window_s: float | None = None  # how long that run was
+    topology: Topology | None = None        # the CPUs this process may use (None: unreadable)
 
     @property
     def blas_libs(self):
@@ -52,6 +57,80 @@ class Context:
     def users_of(self, path: str) -> list[str]:
         """Which packages call into ``path`` ('numpy', 'scipy'), for findings a user recognises."""
         return sorted({b.package for b in self.bindings if b.library and b.library.filepath == path})
+
+    def label(self, lib) -> str:
+        """'openblas (libopenblas.so, called by numpy)': how a finding names a library."""
+        users = self.users_of(lib.filepath)
+        who = f", called by {' and '.join(users)}" if users else ""
+        return f"{lib.vendor} ({os.path.basename(lib.filepath)}{who})"
+
+    # --- one truth about the CPUs, for every check ---------------------------------------------
+    # CpuInfo counts the machine (/proc/cpuinfo) and narrows only the logical CPUs (affinity,
+    # quota); the topology narrows cores too (a cpuset of 12 of 128 CPUs holds 6 of the 64 cores).
+    # Checks read these properties, never ``cpu.physical_cores`` or ``cpu.usable_cores``
+    # directly, so no two findings count the cores differently.
+
+    @property
+    def captured(self) -> bool:
+        """The topology comes from a captured tree (BLASTUNE_SYSFS_ROOT): it describes the CPUs, and
+        the libraries loaded here (which describe this machine) do not count the threads."""
+        return self.topology is not None and self.topology.source != "/"
+
+    @property
+    def usable_cores(self) -> int:
+        """The logical CPUs this process may use: affinity mask, cgroup cpuset and CPU quota."""
+        t = self.topology
+        if t is None:
+            return self.cpu.usable_cores
+        if self.captured:
+            return len(t.cpus)
+        return min(self.cpu.usable_cores, len(t.cpus))  # a cgroup quota (CpuInfo) can be tighter
+
+    @property
+    def usable_basis(self) -> str:
+        t = self.topology
+        if t is not None and (self.captured or len(t.cpus) < self.cpu.usable_cores):
+            return "; ".join(t.limited_by) or "logical cores"
+        return self.cpu.usable_basis
+
+    @property
+    def machine_cpus(self) -> int:
+        """The machine's logical CPUs, usable or not."""
+        return len(self.topology.machine_cpus) if self.captured else self.cpu.logical_cores
+
+    @property
+    def physical_cores(self) -> int:
+        """The physical cores this process may use (a core counts if any of its SMT siblings is
+        usable), never more than the usable CPUs: a quota of 8 CPUs runs at most 8 cores at once."""
+        t = self.topology
+        cores = t.physical_cores if t is not None else self.cpu.physical_cores
+        return min(cores, self.usable_cores)
+
+    @property
+    def smt(self) -> bool:
+        """Does some usable core offer more than one usable CPU (SMT siblings)?"""
+        if self.topology is not None:
+            return self.topology.smt > 1
+        return self.cpu.smt and self.physical_cores < self.usable_cores
+
+    def job_threads(self) -> tuple[int, str]:
+        """The BLAS threads one job of this environment runs, and where that number comes from --
+        the one count every check uses.
+
+        Here, a loaded library's own count is the truth (it already read the variables); on a
+        captured tree the loaded libraries describe this machine, so the variables come first.
+        Without either, the BLAS default: one thread per usable CPU."""
+        libs = [lib for lib in self.blas_libs if lib.num_threads]
+        from_libs = []
+        if libs and not self.captured:
+            lib = max(libs, key=lambda lib: lib.num_threads)
+            from_libs = [(lib.num_threads, self.label(lib))]
+        n, var = requested_threads(self.env)  # the vendor registry's variables, in their precedence
+        from_env = [(n, f"{var}={self.env[var]}")] if n else []
+        for found in (*from_libs, *from_env):
+            return found
+        n = self.usable_cores
+        return n, f"the BLAS default of one thread per usable CPU ({n})"
 
 
 @dataclass
@@ -78,6 +157,13 @@ class DoctorReport:
 
     def by_severity(self, severity: str) -> list[Finding]:
         return [f for f in self.findings if f.severity == severity]
+
+    def tally(self) -> str:
+        """'1 error, 2 warnings, 0 info, 14 ok': the counts under the terminal and HTML tables."""
+        words = {"error": ("error", "errors"), "warning": ("warning", "warnings"),
+                 "info": ("info", "info"), "ok": ("ok", "ok")}
+        counts = ((s, len(self.by_severity(s))) for s in ("error", "warning", "info", "ok"))
+        return ", ".join(f"{n} {words[s][n != 1]}" for s, n in counts)
 
     def to_dict(self):
         return {

@@ -1,6 +1,7 @@
 """``blastune.doctor()``: what is wrong with this environment's BLAS setup, and how to fix it.
 
-The checks live in ``blastune.advise.doctor.checks`` (one small function each, ``@check(id)``). This module gathers
+The checks live in ``blastune.advise.doctor.checks`` and ``topology_checks`` (one small function
+each, ``@check(id)``, listed by ``registry``). This module gathers
 the facts they read into a ``Context`` -- first running the BLAS in a child process, so a setting
 that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a kernel the CPU lacks) becomes a finding and
 not the death of doctor -- then runs every check and returns plain data.
@@ -13,7 +14,9 @@ import time
 from blastune import __version__
 from blastune.core.counts import check_threads
 from blastune.facts.environment import current_env
-from blastune.advise.doctor.checks import all_checks
+# importing the check modules registers their checks (general ones first, then big-machine ones)
+from blastune.advise.doctor import checks as _checks, topology_checks  # noqa: F401
+from blastune.advise.doctor.registry import CHECKS
 from blastune.advise.doctor.model import (DOCTOR_SCHEMA, SEVERITIES, Context, DoctorReport,  # noqa: F401
                                            Finding)
 from blastune.advise.doctor.probe import ProbeResult
@@ -55,20 +58,27 @@ def build_context(jobs: int = 1, probe: ProbeResult | None = None, pressure_star
     """The facts every check reads. ``pressure_start``: (monotonic time, Pressure) when doctor began."""
     from blastune.facts.cpu import cpu_flags, cpu_info
     from blastune.facts.detect import inventory
+    from blastune.facts.topology import topology_or_none
 
     notes = []
     if _import_is_safe(probe):
         from blastune.facts.info import info
 
         data = info()  # imports numpy and scipy, as a user's script would
-        cpu, loaded, binds = data.cpu, data.loaded, data.bindings
+        cpu, loaded, binds, topo = data.cpu, data.loaded, data.bindings, data.topology
     else:
-        cpu, loaded, binds = cpu_info(), inventory(), []
+        cpu, loaded, binds, topo = cpu_info(), inventory(), [], topology_or_none()
         notes.append(f"numpy/scipy not imported here: the probe child died at '{probe.stage}'")
     pressure, now_pct, window = _pressure_since(pressure_start)
     return Context(jobs=jobs, env=dict(os.environ), cpu=cpu, cpu_flags=cpu_flags(), loaded=loaded,
                    bindings=binds, probe=probe, notes=notes, pressure=pressure, pressure_now_pct=now_pct,
-                   pressure_window_s=window)
+                   pressure_window_s=window, topology=topo)
+
+
+def all_checks() -> list:
+    """(id, check) of every registered check, then those of BLAS families registered after the
+    checks were imported (a vendor plug-in)."""
+    return [*CHECKS, *_checks.late_family_checks({cid for cid, _ in CHECKS})]
 
 
 def run_checks(ctx: Context, checks=None) -> list[Finding]:
@@ -102,7 +112,7 @@ def doctor(jobs: int = 1, *, probe: bool = True, timeout: float = 60.0) -> Docto
     findings = run_checks(ctx)
     return DoctorReport(
         schema=DOCTOR_SCHEMA, blastune_version=__version__, jobs=jobs,
-        usable_cores=ctx.cpu.usable_cores, usable_basis=ctx.cpu.usable_basis, findings=findings,
+        usable_cores=ctx.usable_cores, usable_basis=ctx.usable_basis, findings=findings,
         probe=result,
         libraries=[{"vendor": lib.vendor, "api": lib.api, "threading_layer": lib.threading_layer,
                     "num_threads": lib.num_threads, "architecture": lib.architecture,
