@@ -87,7 +87,9 @@ def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
             kept = f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
         else:
             kept = what_is_lost
-        typer.echo(f"blastune: interrupted by {name}: worker processes ended; {kept}", err=True)
+        from blastune.cli.render import notice
+
+        notice(f"interrupted by {name}: worker processes ended; {kept}", "")
         sys.exit(128 + signum)
 
 
@@ -289,5 +291,7 @@ def jobs_command(
         typer.echo(f"saved: {out}")
     if saved:
         typer.echo(f"profile updated: {saved}")
-    for line in profile_notices:
-        typer.echo(f"notice: {line}")
+    from blastune.cli.render import notice
+
+    for line in profile_notices:  # on stderr, wrapped: stdout keeps the table
+        notice(line)

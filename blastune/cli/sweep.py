@@ -305,8 +305,9 @@ def sweep_command(
             progress.stop()
             result, status = exc.result, exc.exit_status
             where = f" in {out}" if out is not None else " (no --out file given)"
-            typer.echo(f"blastune: interrupted ({exc}): finished points kept{where}; thread settings restored",
-                       err=True)
+            from blastune.cli.render import notice
+
+            notice(f"interrupted ({exc}): finished points kept{where}; thread settings restored", "")
         finally:
             progress.stop()
         if result is not None:
