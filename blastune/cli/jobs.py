@@ -233,10 +233,11 @@ def jobs_command(
     dtype: str = typer.Option("float64", "--dtype", "-d", help="Op dtype."),
     lib: str = typer.Option("numpy", "--lib", help="Op library: numpy or scipy."),
     layouts: str = typer.Option(None, "--layouts", "-l",
-                                help="EXECUTOR:WxT list, e.g. serial,thread:2x1,process:2x1,process:2xdefault "
-                                     "(+pin: each worker on its own CPUs)."),
+                                help="Comma-separated EXECUTOR:WxT, e.g. serial,thread:2x1 or "
+                                     "process:2x1,process:2xdefault (+pin: each worker on its own CPUs)."),
     workers: str = typer.Option(None, "--workers", help="Worker counts, e.g. 1,2 (1 = serial)."),
-    threads: str = typer.Option(None, "--threads", "-t", help="BLAS threads per worker, e.g. 1,2,default."),
+    threads: str = typer.Option(None, "--threads", "-t", metavar="T[,T...]",
+                                help="BLAS threads per worker, e.g. 1,2,default."),
     executor: str = typer.Option("thread,process", "--executor",
                                  help="With --workers: thread, process or both."),
     repeats: int = typer.Option(3, "--repeats", "-r", help="Timed batches per layout (median reported)."),
