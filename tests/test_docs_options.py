@@ -121,7 +121,8 @@ def mentions():
             if line.lstrip().startswith("```"):
                 fence = not fence
                 continue
-            if fence:
+            indented = line.startswith("    ") and re.match(r"\s*(\$ )?blastune ", line)  # a code block
+            if fence or indented:
                 for cmd, opts in _blastune_invocations(line):
                     for o in opts:
                         yield Mention(page.name, n, o, [cmd], explicit=True)

@@ -114,14 +114,8 @@ def stdout_to_stderr(enabled: bool):
 
 # --- rendering -----------------------------------------------------------------------------------------
 
-def _threads_cell(r) -> str:
-    if r.layout.threads is not None:
-        return str(r.layout.threads)
-    return f"default ({r.threads_seen})" if r.threads_seen else "default"
-
-
-def _rate(v) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+# the cells the report shows too (blastune.present.rows)
+from blastune.present.rows import jobs_rate as _rate, jobs_threads as _threads_cell, jobs_wait as _wait_cell  # noqa: E402
 
 
 def _num(v, spec, suffix="") -> str:
@@ -131,13 +125,6 @@ def _num(v, spec, suffix="") -> str:
 def _bounded(r, name: str, text: str) -> str:
     """A figure beyond its physical bound is shown with a '!' (the reason is in the notes)."""
     return text + "!" if name in r.beyond_bounds else text
-
-
-def _wait_cell(r) -> str:
-    if r.wait_pct is None:
-        return NO_VALUE
-    mark = " C" if r.contended else (" s" if r.self_oversubscribed and r.wait_pct > 5 else "")
-    return f"{r.wait_pct:.0f}%{mark}"
 
 
 def render_jobs(res, fmt: str = "simple") -> str:

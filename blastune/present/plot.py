@@ -303,8 +303,12 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
         blas_op = any(p.blas_op for s in sources for p in s.doc.points
                       if _panel_key(p, several_dtypes, several_libs) == key)
         title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
-        if x == "size" and crossings.get(key):
-            title += "\ncrossover n: " + ", ".join(said)
+        if x == "size" and crossings.get(key):  # wrapped to the panel: long labels ran into the next one
+            import textwrap
+
+            chars = max(20, int(PANEL_W * 72 / (9 * _CHAR_EM)))
+            title += "\n" + "\n".join(textwrap.wrap("crossover n: " + ", ".join(said), chars,
+                                                    break_on_hyphens=False))
         ax.set_title(title, fontsize=10 if "\n" not in title else 9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25, linewidth=0.6)
