@@ -29,7 +29,8 @@ def proc(pid, env, command=SPAWN, vendors=("openblas",)):
 def census():
     procs = [proc(123456, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}),
              proc(123457, SEVEN, vendors=("openblas", "openmp")),
-             proc(123458, {"OPENBLAS_NUM_THREADS": "1", "MKL_DYNAMIC": "false"}, command="python fit.py")]
+             proc(123458, {"OPENBLAS_NUM_THREADS": "1", "MKL_DYNAMIC": "false"}, command="python fit.py"),
+             proc(123459, {}, command="python -c \nimport sys\nfor i in range(3):\n    print(i)\n 0 15")]
     denied = [{"pid": 1, "command": "init", "user": "root", "reason": "permission denied"}]
     return _census(procs, 2, "affinity", 0.0, 1, None, denied)
 
@@ -49,6 +50,10 @@ def test_the_command_gets_the_spare_width_and_one_ellipsis_style(monkeypatch):
     assert len(command) >= 30, text  # it was ~18 characters: 'multiproces….spawn im...'
     assert "-B -c from multipro" in command and "/root/.pyenv" not in row
     assert "..." not in text  # '…' only
+    # a 'python -c' script with newlines stays on its row
+    script = rows_of(text, 123459)
+    assert "python -c import sys for i" in script
+    assert text.splitlines()[text.splitlines().index(script) + 1].strip() == ""
     # the command keeps one line per process: the next line is the next process or the vars' rest
     header = text.splitlines()[0]
     assert header.split() == ["pid", "user", "vendors", "threads", "BLAS", "CPU", "%", "wait", "%",
@@ -63,6 +68,7 @@ def test_thread_variables_read_compactly(monkeypatch):
     assert "MKL_DYNAMIC" not in text  # not a thread count: with --wide
     wide = render_ps(census(), wide=True)
     assert "OPENBLAS_NUM_THREADS=1 MKL_DYNAMIC=false" in wide and SPAWN in wide
+    assert "python -c \\nimport sys\\nfor i in range(3)" in wide
 
 
 def test_uninspectable_processes_are_named_with_the_reason():

@@ -46,10 +46,12 @@ def _waited(p) -> str:
 def _command(cmd: str, wide: bool) -> str:
     """'/root/.pyenv/versions/3.11.7/bin/python3 -m pytest' -> 'python3 -m pytest', as top shows it:
     the program's name and what it runs matter more than where it is installed (--wide: whole)."""
+    if wide:  # whole, but on one line: a 'python -c' script's newlines as \n, the way ps(1) escapes
+        return cmd.replace("\n", "\\n")
     exe, sep, rest = cmd.partition(" ")
-    if wide or not exe.startswith("/"):
-        return cmd
-    return exe.rsplit("/", 1)[-1] + sep + rest
+    if exe.startswith("/"):
+        exe = exe.rsplit("/", 1)[-1]
+    return " ".join((exe + sep + rest).split())
 
 
 def render_ps(census, fmt: str = "simple", wide: bool = False) -> str:

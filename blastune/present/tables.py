@@ -176,8 +176,8 @@ def _fit(rows, headers, fmt, width, keep=(), clip=()) -> str:
     floors = [w if i in keep else min(w, _floor(h, c)) for i, (w, c, h) in enumerate(zip(widths, cols, heads))]
 
     def cut(cell: str, i: int, w: int) -> str:
-        if i in clip:
-            return "\n".join(shorten_end(line, w) for line in cell.split("\n"))
+        if i in clip:  # one line, whatever the cell holds ('python -c' with a script)
+            return shorten_end(" ".join(cell.split()), w)
         return fit_cell(cell, w, multiline)
 
     text = _render(rows, headers, fmt, padding=0)
