@@ -27,8 +27,8 @@ from blastune.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # words after which options are another program's
-FOREIGN = {"srun", "sbatch", "#SBATCH", "dask", "docker", "taskset", "python", "pip", "apt-get", "numactl",
-           "export", "git", "mpirun", "salloc", "scontrol", "worker", "pytest"}
+FOREIGN = {"srun", "sbatch", "#SBATCH", "dask", "docker", "taskset", "python", "pip", "apt-get",
+           "numactl", "export", "git", "mpirun", "salloc", "scontrol", "worker", "pytest"}
 OPTION = re.compile(r"(?<![\w\-/.=$])(--[A-Za-z][\w-]*|-[A-Za-z])(?![\w-])")
 
 
@@ -52,14 +52,16 @@ def cli():
         for sub in getattr(cmd, "commands", {}):
             add(f"{name} {sub}", cmd.commands[sub])
     out[""] = {"--version": "--version", "-V": "--version", "--help": "--help", "-h": "--help",
-               "--install-completion": "--install-completion", "--show-completion": "--show-completion"}
+               "--install-completion": "--install-completion",
+               "--show-completion": "--show-completion"}
     return out
 
 
 CLI = cli()
 COMMANDS = sorted({k.split()[0] for k in CLI if k})
 # the commands a page is about when no nearer place names one
-PAGE_COMMANDS: dict = {"sweep.md": ["sweep", "compare"], "jobs.md": ["jobs", "recommend", "env", "profile"],
+PAGE_COMMANDS: dict = {"sweep.md": ["sweep", "compare"],
+                       "jobs.md": ["jobs", "recommend", "env", "profile"],
                  "doctor.md": ["doctor", "ps"], "cluster.md": ["slurm", "env", "run"],
                  "plots.md": ["plot", "report", "sweep"], "info.md": ["info"],
                  "topology.md": ["layout", "env", "run"], "architecture.md": COMMANDS,
@@ -87,7 +89,7 @@ def _blastune_invocations(text: str):
         sub = m.group(2).strip()
         cmd = f"{name} {sub}" if f"{name} {sub}" in CLI else name
         rest = text[m.end(1) if cmd == name else m.end(2):]
-        # the invocation ends at the command it runs (' -- '), a pipe, a list, a subshell or a comment
+        # the invocation ends at the command it runs (' -- '), a pipe, a list, a subshell, a comment
         rest = re.split(r"\s--(?:\s|$)|\||&&|;|\)|\"|`|\s#|\s>", rest)[0]
         yield cmd, OPTION.findall(rest)
 
@@ -121,7 +123,8 @@ def mentions():
             if line.lstrip().startswith("```"):
                 fence = not fence
                 continue
-            indented = line.startswith("    ") and re.match(r"\s*(\$ )?blastune ", line)  # a code block
+            # an indented code block
+            indented = line.startswith("    ") and re.match(r"\s*(\$ )?blastune ", line)
             if fence or indented:
                 for cmd, opts in _blastune_invocations(line):
                     for o in opts:
@@ -138,9 +141,10 @@ def mentions():
                 readme_shared = True
             elif line.startswith("#"):
                 readme_shared = False
-            place = list(dict.fromkeys(_commands_named(para_of.get(i, line)) + section + default + [""]))
+            named = _commands_named(para_of.get(i, line))
+            place = list(dict.fromkeys(named + section + default + [""]))
             spans = re.findall(r"`([^`]+)`", line)
-            if line.lstrip().startswith("|"):  # a table row: its first cell may pair a long and a short
+            if line.lstrip().startswith("|"):  # a table row: its first cell may pair long and short
                 first = line.strip().strip("|").split("|")[0]
                 cell = re.findall(r"`([^`]+)`", first)
                 longs = [o for c in cell for o in OPTION.findall(c) if o.startswith("--")]
@@ -164,10 +168,13 @@ def mentions():
                     for o in OPTION.findall(span):
                         yield Mention(page.name, n, o, [words[0]], explicit=True)
                     continue
-                pair = re.fullmatch(r"(-[A-Za-z])/(--[\w-]+)(?:\s.*)?|(--[\w-]+)/(-[A-Za-z])(?:\s.*)?", span)
+                pair = re.fullmatch(r"(-[A-Za-z])/(--[\w-]+)(?:\s.*)?"
+                                    r"|(--[\w-]+)/(-[A-Za-z])(?:\s.*)?", span)
                 if pair:
-                    short, long_ = (pair.group(1), pair.group(2)) if pair.group(1) else (pair.group(4),
-                                                                                        pair.group(3))
+                    if pair.group(1):
+                        short, long_ = pair.group(1), pair.group(2)
+                    else:
+                        short, long_ = pair.group(4), pair.group(3)
                     yield Mention(page.name, n, short, place, pair=long_)
                     continue
                 if span.startswith("-"):
@@ -218,7 +225,7 @@ def test_readme_shared_short_options_table():
         longs = OPTION.findall(long_cell)
         longs = [o for o in longs if o.startswith("--")]
         assert len(shorts) == len(longs), row
-        # 'all / blastune' pairs '-h', '-V' one to one; otherwise every short goes with every command
+        # 'all / blastune' pairs '-h', '-V' one to one; else every short goes with every command
         wheres = [w.strip() for w in where.split(" / ")] if len(where.split(" / ")) == len(shorts) \
             else [where] * len(shorts)
         for short, long_, place in zip(shorts, longs, wheres):
@@ -231,11 +238,13 @@ def test_readme_shared_short_options_table():
             assert cmds, row
             for c in cmds:
                 if CLI[c].get(short) != long_:
-                    problems.append(f"README: {short} documented as {long_} in '{c}', is {CLI[c].get(short)}")
-            if place != "all" and "every command" not in place:  # every command that has it is listed
+                    problems.append(f"README: {short} documented as {long_} in '{c}', "
+                                    f"is {CLI[c].get(short)}")
+            if place != "all" and "every command" not in place:  # every command having it listed
                 having = {c.split()[0] for c in CLI if c and short in CLI[c]}
                 if having - set(cmds):
-                    problems.append(f"README: {short} is also in {sorted(having - set(cmds))}, not listed")
+                    problems.append(f"README: {short} is also in {sorted(having - set(cmds))}, "
+                                    "not listed")
     assert not problems, "\n".join(problems)
 
 

@@ -13,7 +13,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from blastune.present.plot import PNG_DPI, load_sources, make_figure  # noqa: E402
-from tests.test_plot import AFTER, BEFORE, THREADS, assert_legend_clear, data_lines, gid, panels  # noqa: E402
+from tests.test_plot import (AFTER, BEFORE, THREADS, assert_legend_clear,  # noqa: E402
+                             data_lines, gid, panels)
 
 BLASTUNE = shutil.which("blastune") or ""
 
@@ -41,7 +42,8 @@ def test_the_overlay_draws_the_ideal_line_per_file():
         file_colours = {ln.get_color() for ln in data_lines(ax)}
         assert ideal and {ln.get_color() for ln in ideal} == file_colours, ax.get_title()
         assert max(max(ln.get_xdata()) for ln in ideal) == usable  # only up to the usable cores
-        assert all(ln.get_linewidth() < data_lines(ax)[0].get_linewidth() for ln in ideal)  # a guide
+        data_width = data_lines(ax)[0].get_linewidth()
+        assert all(ln.get_linewidth() < data_width for ln in ideal)  # a guide, not data
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "ideal (linear up to 2 cores)" in legend
 
@@ -56,14 +58,15 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 def test_png_default_is_larger_and_dpi_sets_it(tmp_path):
     one = [BLASTUNE, "plot", str(THREADS), "--force"]
-    subprocess.run([*one, "-o", str(tmp_path / "a.png")], check=True, capture_output=True, timeout=120)
-    subprocess.run([*one, "-o", str(tmp_path / "b.png"), "--dpi", "300"], check=True, capture_output=True,
+    subprocess.run([*one, "-o", str(tmp_path / "a.png")], check=True, capture_output=True,
                    timeout=120)
+    subprocess.run([*one, "-o", str(tmp_path / "b.png"), "--dpi", "300"], check=True,
+                   capture_output=True, timeout=120)
     w, h = png_size(tmp_path / "a.png")
     assert PNG_DPI == 150 and w >= 1800  # 13.6 in x 150 (was 1496 at 110)
     assert png_size(tmp_path / "b.png") == (w * 2, h * 2)
-    bad = subprocess.run([*one, "-o", str(tmp_path / "c.png"), "--dpi", "5"], capture_output=True, text=True,
-                         timeout=60)
+    bad = subprocess.run([*one, "-o", str(tmp_path / "c.png"), "--dpi", "5"], capture_output=True,
+                         text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == \
         "blastune: error: invalid --dpi 5: must be a whole number from 50 to 600"
     assert not (tmp_path / "c.png").exists()
@@ -72,11 +75,12 @@ def test_png_default_is_larger_and_dpi_sets_it(tmp_path):
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 def test_twenty_files_leak_no_warning_and_the_legend_clears_the_panels(tmp_path):
     files = []
-    for i in range(20):  # the same name in 20 directories: labels become the paths, the longest kind
+    for i in range(20):  # one name in 20 directories: labels become the paths, the longest kind
         (tmp_path / f"run-{i}").mkdir()
         files.append(tmp_path / f"run-{i}" / "results.json")
         files[-1].write_bytes(BEFORE.read_bytes())
-    proc = subprocess.run([BLASTUNE, "plot", *map(str, files), "-k", "threads", "-o", str(tmp_path / "f.png")],
+    proc = subprocess.run([BLASTUNE, "plot", *map(str, files), "-k", "threads", "-o",
+                           str(tmp_path / "f.png")],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONWARNINGS": "always"})
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -12,7 +12,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from blastune.present.plot import load_sources, source_from_dict  # noqa: E402
-from blastune.present.report import CSS, _jobs_table, _sweep_table, compare_section, info_section  # noqa: E402
+from blastune.present.report import (CSS, _jobs_table, _sweep_table, compare_section,  # noqa: E402
+                                     info_section)
 
 DATA = Path(__file__).parent / "data" / "docs_0_1_0"
 
@@ -48,7 +49,8 @@ def test_sweep_table_one_time_unit_per_column_and_the_nominal_mark():
     t = Table(_sweep_table(src.doc))
     median = next(h for h in t.headers if h.startswith("median"))
     iqr = next(h for h in t.headers if h.startswith("IQR"))
-    assert re.fullmatch(r"median \((s|ms|us|ns)\)", median) and re.fullmatch(r"IQR \((s|ms|us|ns)\)", iqr)
+    assert re.fullmatch(r"median \((s|ms|us|ns)\)", median)
+    assert re.fullmatch(r"IQR \((s|ms|us|ns)\)", iqr)
     for name in (median, iqr):  # numbers only: the unit is in the header, once
         assert all(re.fullmatch(r"[0-9.e+-]+", c) for c in t.column(name)), t.column(name)
     ops, gflops = t.column("op"), t.column("GFLOP/s")
@@ -83,7 +85,8 @@ def test_info_says_at_run_time_as_the_cli_does():
 
 
 def test_compared_files_share_an_op_and_the_others_are_named():
-    before, after = load_sources([DATA / "sweep_before_openblas.json", DATA / "sweep_after_blis.json"])
+    before, after = load_sources([DATA / "sweep_before_openblas.json",
+                                  DATA / "sweep_after_blis.json"])
     data = json.loads((DATA / "sweep_threads.json").read_text())
     data["points"] = [p for p in data["points"] if p["op"] == "eigh"]
     eigh = source_from_dict(data, "eigh-only")

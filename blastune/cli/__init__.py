@@ -128,9 +128,11 @@ _METAVARS_BY_NAME = {
     "format": "STYLE", "budget": "SECONDS", "interval": "SECONDS", "op": "OP", "shell": "SHELL",
     "dtype": "DTYPE", "lib": "numpy|scipy", "workload": "python|numpy", "func": "MODULE:FUNCTION",
     "layouts": "LIST", "workers": "N[,N...]", "executor": "LIST", "from": "FILE",
-    "threads": "T", "jobs": "N", "tasks": "N", "size": "N", "repeats": "N", "out": "FILE", "dpi": "DPI",
+    "threads": "T", "jobs": "N", "tasks": "N", "size": "N", "repeats": "N", "out": "FILE",
+    "dpi": "DPI",
 }
-_METAVARS_BY_TYPE = {"integer": "N", "float": "X", "path": "FILE", "text": "TEXT", "boolean": "BOOL"}
+_METAVARS_BY_TYPE = {"integer": "N", "float": "X", "path": "FILE", "text": "TEXT",
+                     "boolean": "BOOL"}
 
 
 def _option_metavar(self, ctx) -> str | None:
@@ -140,7 +142,8 @@ def _option_metavar(self, ctx) -> str | None:
     value = next((_METAVARS_BY_NAME[n] for n in long_names if n in _METAVARS_BY_NAME), None)
     if value is None:
         kind = getattr(self.type, "name", "") or ""
-        kind = "integer" if kind.startswith("integer") else "float" if kind.startswith("float") else kind
+        for base in ("integer", "float"):  # 'integer range', 'float range'
+            kind = base if kind.startswith(base) else kind
         value = _METAVARS_BY_TYPE.get(kind, "VALUE")
     return value + ("..." if self.nargs != 1 else "")
 
@@ -148,7 +151,8 @@ def _option_metavar(self, ctx) -> str | None:
 if hasattr(typer.core.TyperOption, "display_type_rich"):
     typer.core.TyperOption.display_type_rich = _option_metavar
 if hasattr(typer.core.TyperArgument, "display_type_rich"):
-    # an argument's name is its placeholder already (FILE.json..., SECONDS): no '<list[Path]>' beside it
+    # an argument's name is its placeholder already (FILE.json..., SECONDS): no '<list[Path]>'
+    # beside it
     typer.core.TyperArgument.display_type_rich = lambda self, ctx: None
 
 

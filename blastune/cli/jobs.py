@@ -115,7 +115,9 @@ def stdout_to_stderr(enabled: bool):
 # --- rendering -----------------------------------------------------------------------------------------
 
 # the cells the report shows too (blastune.present.rows)
-from blastune.present.rows import jobs_rate as _rate, jobs_threads as _threads_cell, jobs_wait as _wait_cell  # noqa: E402
+from blastune.present.rows import jobs_rate as _rate  # noqa: E402
+from blastune.present.rows import jobs_threads as _threads_cell  # noqa: E402
+from blastune.present.rows import jobs_wait as _wait_cell  # noqa: E402
 
 
 def _num(v, spec, suffix="") -> str:
@@ -221,7 +223,8 @@ def jobs_command(
     lib: str = typer.Option("numpy", "--lib", help="Op library: numpy or scipy."),
     layouts: str = typer.Option(None, "--layouts", "-l",
                                 help="Comma-separated EXECUTOR:WxT, e.g. serial,thread:2x1 or "
-                                     "process:2x1,process:2xdefault (+pin: each worker on its own CPUs)."),
+                                     "process:2x1,process:2xdefault (+pin: each worker on its own "
+                                     "CPUs)."),
     workers: str = typer.Option(None, "--workers", help="Worker counts, e.g. 1,2 (1 = serial)."),
     threads: str = typer.Option(None, "--threads", "-t", metavar="T[,T...]",
                                 help="BLAS threads per worker, e.g. 1,2,default."),

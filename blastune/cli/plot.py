@@ -23,8 +23,8 @@ def plot_command(
                                      help="Legend name of each file, in order (repeat: --label before "
                                           "--label after). [default: the file names]"),
     dpi: int = typer.Option(None, "--dpi", metavar="DPI", show_default=False,
-                            help="PNG pixels per inch, 50 to 600 [default: 150: a one-panel figure is "
-                                 "900 px wide]; SVG and PDF are vectors."),
+                            help="PNG pixels per inch, 50 to 600 [default: 150: a one-panel "
+                                 "figure is 900 px wide]; SVG and PDF are vectors."),
     force: bool = typer.Option(False, "--force", help="Replace an existing figure file."),
     json_out: bool = typer.Option(False, "--json", help="Print what was drawn as JSON (blastune.plot/1)."),
 ):
@@ -38,8 +38,8 @@ def plot_command(
     """
     from blastune.cli.render import emit_json
     from blastune.core.files import check_output
-    from blastune.present.plot import (check_available, check_dpi, choose_kind, figure_format, load_sources,
-                                       make_figure, save_figure)
+    from blastune.present.plot import (check_available, check_dpi, choose_kind, figure_format,
+                                       load_sources, make_figure, save_figure)
 
     check_available("blastune plot")
     figure_format(out)
@@ -48,11 +48,13 @@ def plot_command(
     sources = load_sources(files, labels)
     drawn = choose_kind(sources, kind)
     fig = make_figure(sources, drawn, metric)
-    save_figure(fig, out, force=True, what="figure", dpi=dpi)  # checked above: replacing is what was allowed
+    # checked above: replacing is what was allowed
+    save_figure(fig, out, force=True, what="figure", dpi=dpi)
     panels = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     if json_out:
         emit_json({"schema": "blastune.plot/1", "written_to": str(out), "format": figure_format(out),
-                   "dpi": check_dpi(dpi) if figure_format(out) == "png" else None, "kind": drawn, "metric": metric if drawn != "jobs" else "tasks_per_s",
+                   "dpi": check_dpi(dpi) if figure_format(out) == "png" else None,
+                   "kind": drawn, "metric": metric if drawn != "jobs" else "tasks_per_s",
                    "files": [str(f) for f in files], "labels": [s.label for s in sources], "panels": panels})
     else:
         typer.echo(f"wrote {out} ({drawn}, {len(panels)} panel{'s' if len(panels) != 1 else ''})")

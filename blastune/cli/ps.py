@@ -16,7 +16,8 @@ _THREAD_SUFFIXES = ("_NUM_THREADS", "_MAXIMUM_THREADS", "_THREADS")
 
 
 def _short_var(name: str) -> str:
-    """OPENBLAS_NUM_THREADS -> OPENBLAS, VECLIB_MAXIMUM_THREADS -> VECLIB (explained under the table)."""
+    """OPENBLAS_NUM_THREADS -> OPENBLAS, VECLIB_MAXIMUM_THREADS -> VECLIB (explained under the
+    table)."""
     for suffix in _THREAD_SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
@@ -24,8 +25,8 @@ def _short_var(name: str) -> str:
 
 
 def _env(env: dict[str, str] | None, wide: bool = False) -> str:
-    """The thread counts it was given: 'OPENBLAS=1 OMP=1', or '1 (7 vars)' when set all alike (blastune
-    env/run set them so); other variables (MKL_DYNAMIC, ...) are in --wide and --json."""
+    """The thread counts it was given: 'OPENBLAS=1 OMP=1', or '1 (7 vars)' when set all alike
+    (blastune env/run set them so); other variables (MKL_DYNAMIC, ...) are in --wide and --json."""
     if env is None:
         return "(unreadable)"
     if wide:
@@ -57,24 +58,27 @@ def _command(cmd: str, wide: bool) -> str:
 def render_ps(census, fmt: str = "simple", wide: bool = False) -> str:
     rows = []
     for p in census.processes:
-        rows.append([p.pid, p.user or "?", ", ".join(p.vendors), p.threads, p.blas_threads, _cpu(p), _waited(p),
-                     _env(p.env, wide), _command(p.command, wide)])
+        rows.append([p.pid, p.user or "?", ", ".join(p.vendors), p.threads, p.blas_threads, _cpu(p),
+                     _waited(p), _env(p.env, wide), _command(p.command, wide)])
     out = []
     if rows:
         # the command takes the width left over, one line per process, cut at its end (fit_table)
         out.append(table(rows, ["pid", "user", "vendors", "threads", "BLAS", "CPU %", "wait %",
-                                "thread vars", "command"], fmt, wide=True if wide else None, clip=(8,)))
+                                "thread vars", "command"], fmt, wide=True if wide else None,
+                           clip=(8,)))
     else:
         out.append("(no process with a BLAS or OpenMP runtime found)")
     out.append(f"\n{census.verdict}: {census.message}")
     if rows:
         out.append("BLAS: the threads one BLAS call in it runs; threads: all its threads")
     if census.measured_by == "schedstat" and rows:
-        out.append(f"wait %: share of the time its threads wanted a CPU spent waiting for one, over "
-                   f"{census.interval:g} s; ! = its threads waited, in all, over {census.threshold_pct:g}% of it")
+        out.append(f"wait %: share of the time its threads wanted a CPU spent waiting for one, "
+                   f"over "
+                   f"{census.interval:g} s; ! = its threads waited, in all, over "
+                   f"{census.threshold_pct:g}% of it")
     if rows and not wide and any(p.env for p in census.processes):
-        out.append("thread vars: OMP=1 is OMP_NUM_THREADS=1; '1 (5 vars)': five thread variables, all 1; "
-                   "every variable whole with --wide")
+        out.append("thread vars: OMP=1 is OMP_NUM_THREADS=1; '1 (5 vars)': five thread variables, "
+                   "all 1; every variable whole with --wide")
     out += [f"note: {n}" for n in census.notes]
     return "\n".join(out)
 

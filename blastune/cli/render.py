@@ -35,7 +35,8 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def table(rows, headers, fmt: str = "simple", wide: bool | None = None, clip: tuple[int, ...] = ()) -> str:
+def table(rows, headers, fmt: str = "simple", wide: bool | None = None,
+          clip: tuple[int, ...] = ()) -> str:
     """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table); columns in
     ``clip`` keep one line per row, cut at the end."""
     check_format(fmt)
@@ -48,7 +49,8 @@ def echo(text: str, err: bool = False) -> None:
 
 
 def notice(message: str, label: str = "notice") -> None:
-    """'blastune: notice: ...' (or warning) on stderr, wrapped to the terminal with a hanging indent.
+    """'blastune: notice: ...' (or warning) on stderr, wrapped to the terminal with a hanging
+    indent.
 
     Every command's notices and warnings go through here: a 311-character line in a terminal wraps
     mid-word and, pasted into a bug report, runs off the page. ``--wide`` leaves it one line."""
@@ -57,7 +59,8 @@ def notice(message: str, label: str = "notice") -> None:
 
 
 def stderr_width() -> int:
-    """COLUMNS, else stderr's terminal (stdout may be a pipe: `blastune jobs > out.txt`), else 100."""
+    """COLUMNS, else stderr's terminal (stdout may be a pipe: `blastune jobs > out.txt`), else
+    100."""
     import os
 
     env = os.environ.get("COLUMNS", "")

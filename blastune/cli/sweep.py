@@ -306,7 +306,8 @@ def sweep_command(
             where = f" in {out}" if out is not None else " (no --out file given)"
             from blastune.cli.render import notice
 
-            notice(f"interrupted ({exc}): finished points kept{where}; thread settings restored", "")
+            notice(f"interrupted ({exc}): finished points kept{where}; thread settings restored",
+                   "")
         finally:
             progress.stop()
         if result is not None:

@@ -32,9 +32,9 @@ FORMATS = ("png", "svg", "pdf")
 PANEL_W, PANEL_H = 3.4, 2.6  # inches per small multiple
 MAX_COLS = 4
 DPI = 110        # the figure's own dpi: sizes of text and lines in points are independent of it
-PNG_DPI = 150    # PNG pixels per inch by default: a one-panel figure is 900 px wide (was 660 at 110)
+PNG_DPI = 150    # PNG pixels per inch by default: one panel is 900 px wide (was 660 at 110)
 DPI_RANGE = (50, 600)
-HEADROOM = 0.1   # above the highest point or error bar: a marker centred on the frame is cut in half
+HEADROOM = 0.1   # above the highest point or error bar: a marker on the frame is cut in half
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HOLLOW_NOTE = "hollow: contended, busy, unstable or oversubscribed"
@@ -284,7 +284,8 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                             markeredgewidth=1.3, label="_hollow" if h else "_point")
                 # no ideal for ops BLAS does not run; overlaid files get theirs thin and faint
                 if x == "threads" and usable and line[0].blas_op:
-                    drew_ideal |= _ideal(ax, metric, xs, ys, usable, colour if metric == "gflops" else "0.35",
+                    ideal_colour = colour if metric == "gflops" else "0.35"
+                    drew_ideal |= _ideal(ax, metric, xs, ys, usable, ideal_colour,
                                          faint=several_files)
         if x == "threads":
             _set_log_ticks(ax, xs_seen + ([usable] if usable else []), 2)
@@ -303,7 +304,7 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
         blas_op = any(p.blas_op for s in sources for p in s.doc.points
                       if _panel_key(p, several_dtypes, several_libs) == key)
         title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
-        if x == "size" and crossings.get(key):  # wrapped to the panel: long labels ran into the next one
+        if x == "size" and crossings.get(key):  # wrapped: long labels ran into the next panel
             import textwrap
 
             chars = max(20, int(PANEL_W * 72 / (9 * _CHAR_EM)))
@@ -352,7 +353,8 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
         handles.append(Line2D([], [], linestyle="none",
                               label=f"not drawn (no FLOP count; --metric speedup draws them): {', '.join(skipped)}"))
     ncols_legend = _legend_columns(handles, fig, 8)
-    fig.legend(handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8,
+               frameon=False)
     _make_room(fig, math.ceil(len(axes) / ncols), title, math.ceil(len(handles) / ncols_legend))
     return fig
 
@@ -372,8 +374,8 @@ def _headroom(axes, shared: bool, from_zero: bool) -> None:
     def top_of(ax):
         ys = [np.nanmax(np.asarray(line.get_ydata(), dtype=float)) for line in ax.get_lines()
               if len(line.get_ydata())]
-        ys += [seg[:, 1].max() for coll in ax.collections for seg in getattr(coll, "get_segments", list)()
-               if len(seg)]
+        ys += [seg[:, 1].max() for coll in ax.collections
+               for seg in getattr(coll, "get_segments", list)() if len(seg)]
         return max(ys) if ys else None
 
     tops = {id(ax): top_of(ax) for ax in axes}
@@ -576,7 +578,8 @@ def svg_text(fig) -> str:
     return text[start:] if start >= 0 else text
 
 
-def save_figure(fig, path, force: bool = False, what: str = "figure", dpi: int | None = None) -> None:
+def save_figure(fig, path, force: bool = False, what: str = "figure",
+                dpi: int | None = None) -> None:
     """Write the figure by the output rule: refused without ``force``, atomic, mode and links kept,
     never replacing a FIFO or device (it is written into)."""
     from blastune.core.files import check_output, write_output

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 from blastune.present.plot import Source, choose_kind, make_figure, svg_text
-from blastune.present.rows import (control_text, gflops_text, in_unit, jobs_rate, jobs_threads, jobs_wait,
-                                   time_unit)
+from blastune.present.rows import (control_text, gflops_text, in_unit, jobs_rate, jobs_threads,
+                                   jobs_wait, time_unit)
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
@@ -27,7 +27,8 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;padding-bot
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #dde2e6;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f2f4f6;font-weight:600;white-space:nowrap}tr:nth-child(even) td{background:#fafbfc}
-td:first-child{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td:first-child{white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.path{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
 .sev{font-weight:700;white-space:nowrap}.ok{color:#2e7d32}.info{color:#1565c0}
 .warning{color:#b26a00}.error{color:#c62828}
@@ -156,18 +157,20 @@ def _sweep_table(doc) -> str:
             notes.append(f"ran {p.threads_ran} thread(s)")
         rows.append([p.op, *([p.lib] if several_libs else []), p.size, p.dtype,
                      f"{p.threads}{' *' if p.best else ''}", in_unit(p.median_s, m_scale),
-                     in_unit(p.iqr_s, i_scale), _num(p.spread, ".1%"), gflops_text(p.gflops, p.flops_nominal),
-                     _num(p.speedup, ".2f", "x"),
+                     in_unit(p.iqr_s, i_scale), _num(p.spread, ".1%"),
+                     gflops_text(p.gflops, p.flops_nominal), _num(p.speedup, ".2f", "x"),
                      _num(p.efficiency, ".0%"), " ".join(notes)])
-    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads", f"median ({m_unit})",
-               f"IQR ({i_unit})", "spread", "GFLOP/s", "speed-up", "efficiency", "notes"]
+    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads",
+               f"median ({m_unit})", f"IQR ({i_unit})", "spread", "GFLOP/s", "speed-up",
+               "efficiency", "notes"]
     classes = [None, *([None] if several_libs else []), "num", None, "num", "num", "num", "num", "num", "num",
                "num", None]
     nominal = any(p.flops_nominal for p in doc.points if p.gflops is not None)
+    tilde = (" ~: nominal FLOP count (the work of svd, eigh, qr depends on the input)."
+             if nominal else "")
     return html_table(headers, rows, classes) + \
         '<p class="note">* best thread count: the fewest threads within noise of the fastest.' + \
-        (" ~: nominal FLOP count (the work of svd, eigh, qr depends on the input)." if nominal else "") + \
-        "</p>"
+        tilde + "</p>"
 
 
 def _crossover_table(doc) -> str:
@@ -186,14 +189,16 @@ def _jobs_table(res) -> str:
     rows = []
     for r in res.results:
         notes = list(r.notes) + (["contended"] if r.contended else []) + (["unstable"] if r.unstable else [])
-        rows.append([r.layout.head + (" (best)" if r is res.best else ""), jobs_threads(r), f"{r.wall_s:.3f}",
-                     jobs_rate(r.tasks_per_s), _num(r.speedup, ".2f", "x"), _num(r.busy_cores, ".2f"),
+        rows.append([r.layout.head + (" (best)" if r is res.best else ""), jobs_threads(r),
+                     f"{r.wall_s:.3f}", jobs_rate(r.tasks_per_s), _num(r.speedup, ".2f", "x"),
+                     _num(r.busy_cores, ".2f"),
                      _num(None if r.cpu_efficiency is None else 100 * r.cpu_efficiency, ".0f", "%"),
                      jobs_wait(r), "; ".join(notes)])
-    legend = ('<p class="note">wait: run-queue wait of its threads (C = contended by other programs, '
-              "s = self-inflicted by oversubscription), as <code>blastune jobs</code> shows it.</p>")
-    return html_table(["layout", "BLAS threads", "wall (s)", "tasks/s", "speed-up", "busy cores", "CPU eff.",
-                       "wait", "notes"], rows,
+    legend = ('<p class="note">wait: run-queue wait of its threads (C = contended by other '
+              "programs, s = self-inflicted by oversubscription), as <code>blastune jobs</code> "
+              "shows it.</p>")
+    return html_table(["layout", "BLAS threads", "wall (s)", "tasks/s", "speed-up", "busy cores",
+                       "CPU eff.", "wait", "notes"], rows,
                       [None, "num", "num", "num", "num", "num", "num", "num", None]) + legend
 
 
@@ -280,10 +285,10 @@ def compare_section(sweeps: list[Source]) -> Section | None:
         said.append("ops measured in one file only, not drawn: " + ", ".join(left_ops))
     notes = "".join(f'<p class="note">{esc(s)}</p>' for s in said)
     if not kept:
-        return Section("Sweep files compared", "<p>Nothing to overlay: no two sweep files measured the same "
-                       f"op.</p>{notes}", 0, 0)
-    fig = _figure(kept, "auto", "gflops", "cmp", "The sweep files overlaid on the ops they share: one colour "
-                  "per file.")
+        return Section("Sweep files compared", "<p>Nothing to overlay: no two sweep files measured "
+                       f"the same op.</p>{notes}", 0, 0)
+    fig = _figure(kept, "auto", "gflops", "cmp", "The sweep files overlaid on the ops they share: "
+                  "one colour per file.")
     return Section("Sweep files compared", fig + notes, 1, 0)
 
 

@@ -12,7 +12,9 @@ CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed"
 
 def control_text(lib) -> str:
     text = CONTROL_TEXT.get(lib.control, lib.control)
-    return text + (f" ({lib.control_vars[0]})" if lib.control != "runtime" and lib.control_vars else "")
+    if lib.control != "runtime" and lib.control_vars:
+        text += f" ({lib.control_vars[0]})"
+    return text
 
 
 def threads_text(lib) -> str:
@@ -33,7 +35,7 @@ _UNITS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
 
 
 def time_unit(seconds) -> tuple[str, float]:
-    """One unit for a whole column: the one its median value reads best in ('ms' for 2.1 ms .. 950 ms).
+    """One unit for a whole column: the one its median value reads best in ('ms' for 2.1 .. 950 ms).
     A column that mixes '1.2 ms' and '830 us' makes the reader convert before comparing."""
     values = sorted(s for s in seconds if s is not None and s > 0)
     if not values:
@@ -56,7 +58,7 @@ def in_unit(seconds: float | None, scale: float) -> str:
     return f"{v:.3g}" if v >= 0.001 else f"{v:.1e}"
 
 
-# --- jobs -----------------------------------------------------------------------------------------------
+# --- jobs ---------------------------------------------------------------------------------
 
 def jobs_threads(r) -> str:
     if r.layout.threads is not None:

@@ -107,7 +107,8 @@ def _floor(header: str, cells: list[str]) -> int:
     words = [w for c in cells for w in str(c).split()] or [""]
     longest = max(len(w) for w in words)
     header = str(header)
-    head = len(header) if len(header) <= _SHORT_HEADER else max((len(w) for w in header.split()), default=0)
+    head = len(header) if len(header) <= _SHORT_HEADER else \
+        max((len(w) for w in header.split()), default=0)
     return max(3, head, min(longest, _MIN_TOKEN))
 
 
@@ -161,7 +162,8 @@ def _render(rows, headers, fmt: str, padding: int | None = None) -> str:
 
 
 def shorten_end(text: str, width: int) -> str:
-    """'python -m joblib.externals.loky.backend.popen' -> 'python -m joblib.exte…': the start stays."""
+    """'python -m joblib.externals.loky.backend.popen' -> 'python -m joblib.ext…': the start
+    stays."""
     return text if len(text) <= width else text[: max(0, width - 1)] + ELLIPSIS[:width]
 
 
