@@ -276,7 +276,7 @@ def test_ps_json_and_table_carry_the_measured_wait():
     assert census["measured_by"] == "schedstat" and p["run_s"] > 0.02
     assert 0 <= p["wait_share_pct"] <= 100 and isinstance(p["contended"], bool)
     assert {"contended_processes", "wait_share_pct", "threshold_pct"} <= set(census)
-    assert "waited %" in table.stdout and "run-queue" not in table.stderr
+    assert "wait %" in table.stdout and "run-queue" not in table.stderr
 
 
 # ---------------------------------------------------------------- the registry's rule vs real threads

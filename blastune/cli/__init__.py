@@ -121,6 +121,40 @@ def _usage_name(self) -> str:
 if hasattr(typer.core.TyperArgument, "_usage_display_name"):
     typer.core.TyperArgument._usage_display_name = _usage_name
 
+# One convention for the value an option takes in --help: an upper-case word that says what it is
+# (N, FILE, SECONDS, LIST, STYLE), or the choices (numpy|scipy) -- never typer's type names (<int>,
+# <str>, <path>, <list[Path]>, <float range>). An option's own metavar wins; these are the defaults.
+_METAVARS_BY_NAME = {
+    "format": "STYLE", "budget": "SECONDS", "interval": "SECONDS", "op": "OP", "shell": "SHELL",
+    "dtype": "DTYPE", "lib": "numpy|scipy", "workload": "python|numpy", "func": "MODULE:FUNCTION",
+    "layouts": "LIST", "workers": "N[,N...]", "executor": "LIST", "from": "FILE",
+    "threads": "T", "jobs": "N", "tasks": "N", "size": "N", "repeats": "N", "out": "FILE",
+    "dpi": "DPI",
+}
+_METAVARS_BY_TYPE = {"integer": "N", "float": "X", "path": "FILE", "text": "TEXT",
+                     "boolean": "BOOL"}
+
+
+def _option_metavar(self, ctx) -> str | None:
+    if self.metavar is not None:
+        return self.metavar
+    long_names = [o[2:] for o in self.opts if o.startswith("--")]
+    value = next((_METAVARS_BY_NAME[n] for n in long_names if n in _METAVARS_BY_NAME), None)
+    if value is None:
+        kind = getattr(self.type, "name", "") or ""
+        for base in ("integer", "float"):  # 'integer range', 'float range'
+            kind = base if kind.startswith(base) else kind
+        value = _METAVARS_BY_TYPE.get(kind, "VALUE")
+    return value + ("..." if self.nargs != 1 else "")
+
+
+if hasattr(typer.core.TyperOption, "display_type_rich"):
+    typer.core.TyperOption.display_type_rich = _option_metavar
+if hasattr(typer.core.TyperArgument, "display_type_rich"):
+    # an argument's name is its placeholder already (FILE.json..., SECONDS): no '<list[Path]>'
+    # beside it
+    typer.core.TyperArgument.display_type_rich = lambda self, ctx: None
+
 
 def _interrupted():
     _echo("blastune: interrupted", err=True)

@@ -10,20 +10,8 @@ from blastune.facts.topology import format_cpulist
 from blastune.cli.render import WIDE, echo, emit_json, set_wide, table
 from blastune.facts.environment import shown_vars
 
-CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build",
-                "unknown": "unknown (could not be queried)"}
-
-
-def _threads(lib) -> str:
-    if lib.num_threads is None:
-        return "?"
-    src = {"queried": "", "env": " (from env)", "build": " (build)"}.get(lib.threads_source, "")
-    return f"{lib.num_threads}{src}"
-
-
-def _control(lib) -> str:
-    text = CONTROL_TEXT.get(lib.control, lib.control)
-    return text + (f" ({lib.control_vars[0]})" if lib.control != "runtime" and lib.control_vars else "")
+from blastune.present.rows import CONTROL_TEXT  # noqa: F401 -- shared with the report
+from blastune.present.rows import control_text as _control, threads_text as _threads
 
 
 def _notes(data) -> list[str]:

@@ -87,7 +87,9 @@ def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
             kept = f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
         else:
             kept = what_is_lost
-        typer.echo(f"blastune: interrupted by {name}: worker processes ended; {kept}", err=True)
+        from blastune.cli.render import notice
+
+        notice(f"interrupted by {name}: worker processes ended; {kept}", "")
         sys.exit(128 + signum)
 
 
@@ -112,14 +114,10 @@ def stdout_to_stderr(enabled: bool):
 
 # --- rendering -----------------------------------------------------------------------------------------
 
-def _threads_cell(r) -> str:
-    if r.layout.threads is not None:
-        return str(r.layout.threads)
-    return f"default ({r.threads_seen})" if r.threads_seen else "default"
-
-
-def _rate(v) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+# the cells the report shows too (blastune.present.rows)
+from blastune.present.rows import jobs_rate as _rate  # noqa: E402
+from blastune.present.rows import jobs_threads as _threads_cell  # noqa: E402
+from blastune.present.rows import jobs_wait as _wait_cell  # noqa: E402
 
 
 def _num(v, spec, suffix="") -> str:
@@ -129,13 +127,6 @@ def _num(v, spec, suffix="") -> str:
 def _bounded(r, name: str, text: str) -> str:
     """A figure beyond its physical bound is shown with a '!' (the reason is in the notes)."""
     return text + "!" if name in r.beyond_bounds else text
-
-
-def _wait_cell(r) -> str:
-    if r.wait_pct is None:
-        return NO_VALUE
-    mark = " C" if r.contended else (" s" if r.self_oversubscribed and r.wait_pct > 5 else "")
-    return f"{r.wait_pct:.0f}%{mark}"
 
 
 def render_jobs(res, fmt: str = "simple") -> str:
@@ -231,10 +222,12 @@ def jobs_command(
     dtype: str = typer.Option("float64", "--dtype", "-d", help="Op dtype."),
     lib: str = typer.Option("numpy", "--lib", help="Op library: numpy or scipy."),
     layouts: str = typer.Option(None, "--layouts", "-l",
-                                help="EXECUTOR:WxT list, e.g. serial,thread:2x1,process:2x1,process:2xdefault "
-                                     "(+pin: each worker on its own CPUs)."),
+                                help="Comma-separated EXECUTOR:WxT, e.g. serial,thread:2x1 or "
+                                     "process:2x1,process:2xdefault (+pin: each worker on its own "
+                                     "CPUs)."),
     workers: str = typer.Option(None, "--workers", help="Worker counts, e.g. 1,2 (1 = serial)."),
-    threads: str = typer.Option(None, "--threads", "-t", help="BLAS threads per worker, e.g. 1,2,default."),
+    threads: str = typer.Option(None, "--threads", "-t", metavar="T[,T...]",
+                                help="BLAS threads per worker, e.g. 1,2,default."),
     executor: str = typer.Option("thread,process", "--executor",
                                  help="With --workers: thread, process or both."),
     repeats: int = typer.Option(3, "--repeats", "-r", help="Timed batches per layout (median reported)."),
@@ -289,5 +282,7 @@ def jobs_command(
         typer.echo(f"saved: {out}")
     if saved:
         typer.echo(f"profile updated: {saved}")
-    for line in profile_notices:
-        typer.echo(f"notice: {line}")
+    from blastune.cli.render import notice
+
+    for line in profile_notices:  # on stderr, wrapped: stdout keeps the table
+        notice(line)

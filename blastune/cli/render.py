@@ -13,7 +13,7 @@ import typer
 
 from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
-from blastune.present.tables import TABLE_FORMATS, fit_table, fit_text
+from blastune.present.tables import TABLE_FORMATS, fit_table, fit_text, terminal_width
 
 WIDE = typer.Option(False, "--wide", "-w", help="Do not fit tables and text to the terminal: every cell whole.")
 _wide = False  # one command per process; reset by the app before each command
@@ -35,15 +35,41 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def table(rows, headers, fmt: str = "simple", wide: bool | None = None) -> str:
-    """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table)."""
+def table(rows, headers, fmt: str = "simple", wide: bool | None = None,
+          clip: tuple[int, ...] = ()) -> str:
+    """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table); columns in
+    ``clip`` keep one line per row, cut at the end."""
     check_format(fmt)
-    return fit_table(rows, headers, fmt, wide=_wide if wide is None else wide)
+    return fit_table(rows, headers, fmt, wide=_wide if wide is None else wide, clip=clip)
 
 
 def echo(text: str, err: bool = False) -> None:
     """typer.echo with prose lines wrapped to the terminal (tables are fitted already)."""
     typer.echo(text if _wide else fit_text(text), err=err)
+
+
+def notice(message: str, label: str = "notice") -> None:
+    """'blastune: notice: ...' (or warning) on stderr, wrapped to the terminal with a hanging
+    indent.
+
+    Every command's notices and warnings go through here: a 311-character line in a terminal wraps
+    mid-word and, pasted into a bug report, runs off the page. ``--wide`` leaves it one line."""
+    text = f"blastune: {label}: {message}" if label else f"blastune: {message}"
+    typer.echo(text if _wide else fit_text(text, stderr_width()), err=True)
+
+
+def stderr_width() -> int:
+    """COLUMNS, else stderr's terminal (stdout may be a pipe: `blastune jobs > out.txt`), else
+    100."""
+    import os
+
+    env = os.environ.get("COLUMNS", "")
+    if env.strip().isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return terminal_width()
 
 
 def parse_int_list(text: str, what: str, minimum: int = 1) -> list[int]:

@@ -18,7 +18,9 @@ def _finish(result, json_out: bool, report: bool) -> None:
         rep = dict(result.report)
         rep["processes"] = [TreeProcess(**p) for p in rep["processes"]]
         for line in TreeReport(**rep).lines():
-            print(f"blastune: {line}", file=sys.stderr)
+            from blastune.cli.render import notice
+
+            notice(line, "")
     if json_out:
         print(json.dumps(result.to_dict()), file=sys.stderr)
     raise typer.Exit(result.exit_status)

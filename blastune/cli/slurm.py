@@ -48,8 +48,10 @@ def slurm_command(
 
     script = slurm_script(tasks, command or [], cpus_per_task, auto=auto, time=time, mem=mem, job_name=job_name,
                           partition=partition, account=account, max_running=max_running, workers=workers)
+    from blastune.cli.render import notice
+
     for warning in script.warnings:
-        typer.echo(f"blastune: warning: {warning}", err=True)
+        notice(warning, "warning")
     if out is not None:
         _write_script(out, script.text, force)
     if json_out:

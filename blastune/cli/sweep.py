@@ -9,6 +9,7 @@ import typer
 from blastune.cli import app
 from blastune.cli.render import WIDE, echo, emit_json, parse_int_list, set_wide, table
 from blastune.errors import BlastuneError
+from blastune.present.rows import gflops_text
 
 NONE = "—"  # a figure that cannot be given (too few repeats for a spread, nothing measured)
 
@@ -72,9 +73,7 @@ def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
     libs = list(dict.fromkeys(p["lib"] for p in data["points"])) or [(data.get("grid") or {}).get("lib", "numpy")]
     several_libs = len(libs) > 1
     for p in data["points"]:
-        gflops = _num(p.get("gflops"), ".1f")
-        if p.get("gflops") is not None and p.get("flops_nominal"):
-            gflops = "~" + gflops
+        gflops = gflops_text(p.get("gflops"), p.get("flops_nominal"))  # the report's cell too
         wait = NONE if p.get("wait_pct") is None else f"{p['wait_pct']:.0f}%"
         rows.append([p["op"], *([p["lib"]] if several_libs else []), p["size"], _SHORT_DTYPE.get(p["dtype"], p["dtype"]),
                      f"{p['threads']}{'*' if p.get('best') else ''}",
@@ -307,8 +306,10 @@ def sweep_command(
             progress.stop()
             result, status = exc.result, exc.exit_status
             where = f" in {out}" if out is not None else " (no --out file given)"
-            typer.echo(f"blastune: interrupted ({exc}): finished points kept{where}; thread settings restored",
-                       err=True)
+            from blastune.cli.render import notice
+
+            notice(f"interrupted ({exc}): finished points kept{where}; thread settings restored",
+                   "")
         finally:
             progress.stop()
         if result is not None:

@@ -94,6 +94,8 @@ class Census:
     message: str
     interval: float
     unreadable: int = 0           # processes whose maps this user may not read
+    # each of them: {"pid", "command" (its comm), "user", "reason"} -- a note must say which
+    unreadable_processes: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     measured_by: str | None = None  # "schedstat" (run-queue wait) | "cpu-percent" | None (no sample)
     contended_processes: int = 0  # processes whose threads waited for a CPU past the threshold
@@ -251,7 +253,7 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
     patterns, shown = _patterns(), _env_shown()
     schedstat = interval > 0 and schedstat_available()
     me = os.getpid()
-    found, unreadable = [], 0
+    found, unreadable, denied = [], 0, []
     for pid in _pids():
         if pid == me and not include_self:
             continue
@@ -259,6 +261,7 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
         if libs is None:
             if os.path.exists(f"/proc/{pid}"):
                 unreadable += 1
+                denied.append(_why_unreadable(pid))
             continue
         t0 = _cpu_ticks(pid) if libs else None
         if t0 is not None:  # None: it mapped a BLAS but exited since
@@ -296,7 +299,28 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
             proc.contended = waited_too_long(contention.run_s, contention.wait_s, contention.wall_s)
         out.append(proc)
     measured = "schedstat" if schedstat else "cpu-percent" if interval > 0 else None
-    return _census(out, usable, basis, interval, unreadable, measured)
+    return _census(out, usable, basis, interval, unreadable, measured, denied)
+
+
+def _why_unreadable(pid: int) -> dict:
+    """Which process /proc/PID/maps was refused for, and the likely reason (root is refused too
+    where it lacks CAP_SYS_PTRACE, as in most containers)."""
+    status = _status(pid)
+    uid = (status.get("Uid", "").split() or [""])[0]
+    try:
+        with open(f"/proc/{pid}/maps", "rb"):
+            reason = "gone"  # readable now: it exited and the pid was reused
+    except OSError as exc:
+        reason = (exc.strerror or "not readable").lower()
+    if reason == "permission denied":
+        if os.geteuid() == 0:
+            reason = "permission denied: root without CAP_SYS_PTRACE here (a container?)"
+        elif uid and uid != str(os.geteuid()):
+            reason = f"permission denied: {_user(uid) or 'uid ' + uid}'s process"
+        else:
+            reason = "permission denied"
+    comm = (read_proc(f"/proc/{pid}/comm") or "?").strip()
+    return {"pid": pid, "command": comm, "user": _user(uid) if uid else None, "reason": reason}
 
 
 def waited_too_long(run_s: float, wait_s: float, interval: float) -> bool:
@@ -315,8 +339,24 @@ def _plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else many or word + 'es'}"
 
 
+def _unreadable_note(count: int, denied: list[dict], shown: int = 5) -> str:
+    """'pid 1 (process_api) could not be inspected: permission denied: root without ...' -- which
+    processes, and why, grouped by reason; the first few pids of each."""
+    if not denied:
+        return f"{_plural(count, 'process')} could not be inspected (permission denied)"
+    by_reason: dict[str, list[dict]] = {}
+    for d in denied:
+        by_reason.setdefault(d["reason"], []).append(d)
+    parts = []
+    for reason, group in by_reason.items():
+        who = ", ".join(f"{d['pid']} ({d['command']})" for d in group[:shown])
+        more = f" and {len(group) - shown} more" if len(group) > shown else ""
+        parts.append(f"{'pid' if len(group) == 1 else 'pids'} {who}{more}: {reason}")
+    return "could not inspect " + "; ".join(parts)
+
+
 def _census(procs: list[BlasProcess], usable: int, basis: str, interval: float, unreadable: int,
-            measured: str | None = None) -> Census:
+            measured: str | None = None, denied: list[dict] | None = None) -> Census:
     """The verdict: from the measured run-queue wait when there is one, else from thread counts."""
     total = sum(p.blas_threads for p in procs)
     busy = [p for p in procs if p.busy]
@@ -356,10 +396,11 @@ def _census(procs: list[BlasProcess], usable: int, basis: str, interval: float, 
         message = f"{total} BLAS threads in {_plural(len(procs), 'process')} fit {usable} usable cores"
     notes = []
     if unreadable:
-        notes.append(f"{unreadable} process{'es' * (unreadable != 1)} could not be inspected (permission denied)")
+        notes.append(_unreadable_note(unreadable, denied or []))
     if measured == "cpu-percent":
         notes.append("this kernel keeps no per-thread schedstat: the verdict comes from CPU use, not measured waits")
     return Census(schema=PS_SCHEMA, usable_cores=usable, usable_basis=basis, processes=procs,
                   total_blas_threads=total, busy_blas_threads=busy_total, verdict=verdict, message=message,
-                  interval=interval, unreadable=unreadable, notes=notes, measured_by=measured,
+                  interval=interval, unreadable=unreadable, unreadable_processes=list(denied or []),
+                  notes=notes, measured_by=measured,
                   contended_processes=len(waited), wait_share_pct=share)

@@ -31,7 +31,10 @@ METRICS = ("gflops", "speedup")
 FORMATS = ("png", "svg", "pdf")
 PANEL_W, PANEL_H = 3.4, 2.6  # inches per small multiple
 MAX_COLS = 4
-DPI = 110
+DPI = 110        # the figure's own dpi: sizes of text and lines in points are independent of it
+PNG_DPI = 150    # PNG pixels per inch by default: one panel is 900 px wide (was 660 at 110)
+DPI_RANGE = (50, 600)
+HEADROOM = 0.1   # above the highest point or error bar: a marker on the frame is cut in half
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HOLLOW_NOTE = "hollow: contended, busy, unstable or oversubscribed"
@@ -278,10 +281,11 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                     ax.plot([xv], [yv], marker=marker, markersize=6, linestyle="none", zorder=3,
                             markeredgecolor=colour, markerfacecolor="white" if h else colour,
                             markeredgewidth=1.3, label="_hollow" if h else "_point")
-                # no ideal for ops BLAS does not run, nor per file and size when files overlay
-                if x == "threads" and usable and line[0].blas_op and (metric == "speedup" or not several_files):
-                    _ideal(ax, metric, xs, ys, usable, colour if metric == "gflops" else "0.35")
-                    drew_ideal = True
+                # no ideal for ops BLAS does not run; overlaid files get theirs thin and faint
+                if x == "threads" and usable and line[0].blas_op:
+                    ideal_colour = colour if metric == "gflops" else "0.35"
+                    drew_ideal |= _ideal(ax, metric, xs, ys, usable, ideal_colour,
+                                         faint=several_files)
         if x == "threads":
             _set_log_ticks(ax, xs_seen + ([usable] if usable else []), 2)
             if usable:
@@ -299,13 +303,18 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
         blas_op = any(p.blas_op for s in sources for p in s.doc.points
                       if _panel_key(p, several_dtypes, several_libs) == key)
         title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
-        if x == "size" and crossings.get(key):
-            title += "\ncrossover n: " + ", ".join(said)
+        if x == "size" and crossings.get(key):  # wrapped: long labels ran into the next panel
+            import textwrap
+
+            chars = max(20, int(PANEL_W * 72 / (9 * _CHAR_EM)))
+            title += "\n" + "\n".join(textwrap.wrap("crossover n: " + ", ".join(said), chars,
+                                                    break_on_hyphens=False))
         ax.set_title(title, fontsize=10 if "\n" not in title else 9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25, linewidth=0.6)
         if metric == "gflops":
             ax.set_ylim(bottom=0)
+    _headroom(axes, shared=(metric == "speedup"), from_zero=(metric == "gflops"))
     ylabel = "GFLOP/s (median; bars: IQR)" if metric == "gflops" else "speed-up over fewest threads"
     xlabel = "threads (log2)" if x == "threads" else "matrix size n (log2)"
     for i, ax in enumerate(axes):
@@ -313,7 +322,8 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
             ax.set_ylabel(ylabel, fontsize=9)
         if i >= len(axes) - ncols:
             ax.set_xlabel(xlabel, fontsize=9)
-    fig.suptitle(_fit_words(_sweep_title(sources, x, metric), fig, 11), fontsize=11)
+    title = _fit_words(_sweep_title(sources, x, metric), fig, 11)
+    fig.suptitle(title, fontsize=11)
 
     # one legend for the figure, below the panels
     handles = []
@@ -328,7 +338,8 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
         for ri, ser in enumerate(series_all):
             handles.append(Line2D([], [], color=colours[ri], marker="o", label=name(ser)))
     if drew_ideal:
-        handles.append(Line2D([], [], color="0.35", linestyle=":", label=f"ideal (linear up to {usable} cores)"))
+        handles.append(Line2D([], [], color="0.35", linestyle=IDEAL_STYLE,
+                              label=f"ideal (linear up to {usable} cores)"))
     if x == "threads" and usable:
         handles.append(Line2D([], [], color="0.45", linestyle="-.", label=f"usable cores ({usable})"))
     if x == "size" and crossings:
@@ -340,9 +351,42 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
     if skipped:  # a legend entry, so the layout engine places it where it covers nothing
         handles.append(Line2D([], [], linestyle="none",
                               label=f"not drawn (no FLOP count; --metric speedup draws them): {', '.join(skipped)}"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=_legend_columns(handles, fig, 8),
-               fontsize=8, frameon=False)
+    ncols_legend = _legend_columns(handles, fig, 8)
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8,
+               frameon=False)
+    _make_room(fig, math.ceil(len(axes) / ncols), title, math.ceil(len(handles) / ncols_legend))
     return fig
+
+
+def _make_room(fig, panel_rows: int, title: str, legend_rows: int) -> None:
+    """Height for the panels plus the title's and the legend's lines: with 20 files the legend alone
+    is taller than the old fixed allowance, the layout engine gave up ('axes sizes collapsed to
+    zero', a UserWarning) and drew the legend over the panels."""
+    extra = 0.45 + 0.24 * (title.count("\n") + 1) + 0.19 * legend_rows
+    fig.set_size_inches(fig.get_figwidth(), PANEL_H * panel_rows + extra)
+
+
+def _headroom(axes, shared: bool, from_zero: bool) -> None:
+    """The y-limits a little above the highest drawn value (points, error bars, ideal lines)."""
+    import numpy as np
+
+    def top_of(ax):
+        ys = [np.nanmax(np.asarray(line.get_ydata(), dtype=float)) for line in ax.get_lines()
+              if len(line.get_ydata())]
+        ys += [seg[:, 1].max() for coll in ax.collections
+               for seg in getattr(coll, "get_segments", list)() if len(seg)]
+        return max(ys) if ys else None
+
+    tops = {id(ax): top_of(ax) for ax in axes}
+    if shared and axes:
+        every = [t for t in tops.values() if t is not None]
+        tops = {id(ax): max(every) if every else None for ax in axes}
+    for ax in axes:
+        top = tops[id(ax)]
+        if top is None or not math.isfinite(top):
+            continue
+        bottom = 0.0 if from_zero else ax.get_ylim()[0]
+        ax.set_ylim(bottom, top + HEADROOM * (top - bottom if top > bottom else abs(top) or 1.0))
 
 
 CROSSOVER = "#c0392b"
@@ -374,15 +418,20 @@ def _base_point(doc, p):
     return min(pts, key=lambda q: q.threads) if pts else None
 
 
-def _ideal(ax, metric, xs, ys, usable, colour) -> None:
+IDEAL_STYLE = (0, (1, 1.5))
+
+
+def _ideal(ax, metric, xs, ys, usable, colour, faint: bool = False) -> bool:
     """Linear scaling from the fewest threads, drawn only up to the usable cores (beyond them
-    threads share cores and nothing is ideal)."""
+    threads share cores and nothing is ideal). Overlaid files draw one per file and size: thin and
+    faint, so they read as a guide, not as data. True when a line was drawn."""
     x0, y0 = xs[0], ys[0]
     if x0 >= usable:
-        return
+        return False
     top = usable
-    ax.plot([x0, top], [y0, y0 * top / x0], color=colour, linestyle=":", linewidth=1.0, alpha=0.8, zorder=1,
-            label="_ideal")
+    ax.plot([x0, top], [y0, y0 * top / x0], color=colour, linestyle=IDEAL_STYLE,
+            linewidth=0.8 if faint else 1.0, alpha=0.5 if faint else 0.8, zorder=1, label="_ideal")
+    return True
 
 
 def _colours(n: int, sequential: bool):
@@ -396,7 +445,10 @@ def _colours(n: int, sequential: bool):
             return [cmap(0.35)]
         return [cmap(0.85 - 0.75 * i / (n - 1)) for i in range(n)]
     qual = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
-    return [qual[i % len(qual)] for i in range(n)]
+    if n <= len(qual):
+        return qual[:n]
+    cmap = colormaps["tab20" if n <= 20 else "turbo"]  # more files than 8: no colour twice
+    return [cmap(i / 19 if n <= 20 else i / (n - 1)) for i in range(n)]
 
 
 def _sweep_title(sources, x, metric) -> str:
@@ -407,7 +459,8 @@ def _sweep_title(sources, x, metric) -> str:
         return f"{what} against {against}: {doc.grid.lib} calls {_blas_words(doc)} on {_cpu_words(doc)}"
     cpus = {_cpu_words(s.doc) for s in sources}
     where = f" on {cpus.pop()}" if len(cpus) == 1 else ""
-    return f"{what} against {against}: " + " vs ".join(s.label for s in sources) + where
+    names = " vs ".join(s.label for s in sources) if len(sources) <= 4 else f"{len(sources)} files"
+    return f"{what} against {against}: " + names + where
 
 
 # --- jobs figure ------------------------------------------------------------------------------------
@@ -498,11 +551,21 @@ def _layout_label(r) -> str:
 
 # --- output -------------------------------------------------------------------------------------------
 
-def render(fig, fmt: str = "png") -> bytes:
-    """The figure as bytes (PNG, SVG or PDF); SVG keeps text as text, without a timestamp."""
+def check_dpi(dpi) -> int:
+    low, high = DPI_RANGE
+    if dpi is None:
+        return PNG_DPI
+    if not isinstance(dpi, int) or not low <= dpi <= high:
+        raise BlastuneError(f"invalid --dpi {dpi}: must be a whole number from {low} to {high}")
+    return dpi
+
+
+def render(fig, fmt: str = "png", dpi: int | None = None) -> bytes:
+    """The figure as bytes (PNG, SVG or PDF); SVG keeps text as text, without a timestamp. ``dpi``
+    sets a PNG's pixels per inch (default PNG_DPI); SVG and PDF are vectors."""
     buf = io.BytesIO()
     meta = {"Date": None} if fmt == "svg" else ({"CreationDate": None} if fmt == "pdf" else {})
-    fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
+    fig.savefig(buf, format=fmt, dpi=check_dpi(dpi) if fmt == "png" else DPI, metadata=meta)
     return buf.getvalue()
 
 
@@ -514,11 +577,12 @@ def svg_text(fig) -> str:
     return text[start:] if start >= 0 else text
 
 
-def save_figure(fig, path, force: bool = False, what: str = "figure") -> None:
+def save_figure(fig, path, force: bool = False, what: str = "figure",
+                dpi: int | None = None) -> None:
     """Write the figure by the output rule: refused without ``force``, atomic, mode and links kept,
     never replacing a FIFO or device (it is written into)."""
     from blastune.core.files import check_output, write_output
 
     fmt = figure_format(path)
     check_output(path, force=force, what=what)
-    write_output(path, render(fig, fmt), what=what)
+    write_output(path, render(fig, fmt, dpi), what=what)

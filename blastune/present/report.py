@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 from blastune.present.plot import Source, choose_kind, make_figure, svg_text
+from blastune.present.rows import (control_text, gflops_text, in_unit, jobs_rate, jobs_threads,
+                                   jobs_wait, time_unit)
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
@@ -24,8 +26,9 @@ h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 8px;padding-bot
 .meta{color:#5b6670;margin:0 0 14px}
 table{border-collapse:collapse;margin:6px 0 12px;font-size:13px}
 th,td{border:1px solid #dde2e6;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f2f4f6;font-weight:600}tr:nth-child(even) td{background:#fafbfc}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f2f4f6;font-weight:600;white-space:nowrap}tr:nth-child(even) td{background:#fafbfc}
+td:first-child{white-space:nowrap}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.path{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
 .sev{font-weight:700;white-space:nowrap}.ok{color:#2e7d32}.info{color:#1565c0}
 .warning{color:#b26a00}.error{color:#c62828}
@@ -84,14 +87,6 @@ def inline_svg(fig, prefix: str) -> str:
     return text
 
 
-def _time(seconds) -> str:
-    if seconds is None:
-        return "-"
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"
-
-
 def _num(x, spec, suffix="") -> str:
     return "-" if x is None else f"{x:{spec}}{suffix}"
 
@@ -114,7 +109,7 @@ def info_section(info) -> Section:
     parts.append(html_table(["package", "api", "vendor", "version", "threading", "threads", "file"], rows,
                             [None] * 5 + ["num", "path"]))
     rows = [[lib.vendor, lib.api, lib.version or "?", lib.threading_layer or "?", lib.architecture or "-",
-             "?" if lib.num_threads is None else lib.num_threads, lib.control, lib.filepath]
+             "?" if lib.num_threads is None else lib.num_threads, control_text(lib), lib.filepath]
             for lib in info.loaded]
     parts.append("<h3>BLAS and OpenMP libraries loaded</h3>")
     parts.append(html_table(["vendor", "api", "version", "threading", "kernel", "threads", "threads set", "file"],
@@ -150,6 +145,9 @@ def doctor_section(report) -> Section:
 
 def _sweep_table(doc) -> str:
     several_libs = len({p.lib for p in doc.points}) > 1
+    # one unit per column: '1.2 ms' above '830 us' made the reader convert before comparing
+    m_unit, m_scale = time_unit(p.median_s for p in doc.points)
+    i_unit, i_scale = time_unit(p.iqr_s for p in doc.points)
     rows = []
     for p in doc.points:
         notes = [n for n, on in (("busy" if p.contended is None else "contended", p.disturbed),
@@ -158,15 +156,21 @@ def _sweep_table(doc) -> str:
         if p.threads_ran is not None and p.threads_ran != p.threads:
             notes.append(f"ran {p.threads_ran} thread(s)")
         rows.append([p.op, *([p.lib] if several_libs else []), p.size, p.dtype,
-                     f"{p.threads}{' *' if p.best else ''}", _time(p.median_s), _time(p.iqr_s),
-                     _num(p.spread, ".1%"), _num(p.gflops, ".1f"), _num(p.speedup, ".2f", "x"),
+                     f"{p.threads}{' *' if p.best else ''}", in_unit(p.median_s, m_scale),
+                     in_unit(p.iqr_s, i_scale), _num(p.spread, ".1%"),
+                     gflops_text(p.gflops, p.flops_nominal), _num(p.speedup, ".2f", "x"),
                      _num(p.efficiency, ".0%"), " ".join(notes)])
-    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads", "median", "IQR", "spread",
-               "GFLOP/s", "speed-up", "efficiency", "notes"]
+    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads",
+               f"median ({m_unit})", f"IQR ({i_unit})", "spread", "GFLOP/s", "speed-up",
+               "efficiency", "notes"]
     classes = [None, *([None] if several_libs else []), "num", None, "num", "num", "num", "num", "num", "num",
                "num", None]
+    nominal = any(p.flops_nominal for p in doc.points if p.gflops is not None)
+    tilde = (" ~: nominal FLOP count (the work of svd, eigh, qr depends on the input)."
+             if nominal else "")
     return html_table(headers, rows, classes) + \
-        '<p class="note">* best thread count: the fewest threads within noise of the fastest.</p>'
+        '<p class="note">* best thread count: the fewest threads within noise of the fastest.' + \
+        tilde + "</p>"
 
 
 def _crossover_table(doc) -> str:
@@ -184,15 +188,18 @@ def _crossover_table(doc) -> str:
 def _jobs_table(res) -> str:
     rows = []
     for r in res.results:
-        t = r.layout.threads
-        threads = (f"default ({r.threads_seen})" if r.threads_seen else "default") if t is None else t
         notes = list(r.notes) + (["contended"] if r.contended else []) + (["unstable"] if r.unstable else [])
-        rows.append([r.layout.head + (" (best)" if r is res.best else ""), threads, f"{r.wall_s:.3f}",
-                     f"{r.tasks_per_s:,.0f}", _num(r.speedup, ".2f", "x"), _num(r.busy_cores, ".2f"),
+        rows.append([r.layout.head + (" (best)" if r is res.best else ""), jobs_threads(r),
+                     f"{r.wall_s:.3f}", jobs_rate(r.tasks_per_s), _num(r.speedup, ".2f", "x"),
+                     _num(r.busy_cores, ".2f"),
                      _num(None if r.cpu_efficiency is None else 100 * r.cpu_efficiency, ".0f", "%"),
-                     "; ".join(notes)])
-    return html_table(["layout", "BLAS threads", "wall s", "tasks/s", "speed-up", "busy cores", "CPU eff.",
-                       "notes"], rows, [None, "num", "num", "num", "num", "num", "num", None])
+                     jobs_wait(r), "; ".join(notes)])
+    legend = ('<p class="note">wait: run-queue wait of its threads (C = contended by other '
+              "programs, s = self-inflicted by oversubscription), as <code>blastune jobs</code> "
+              "shows it.</p>")
+    return html_table(["layout", "BLAS threads", "wall (s)", "tasks/s", "speed-up", "busy cores",
+                       "CPU eff.", "wait", "notes"], rows,
+                      [None, "num", "num", "num", "num", "num", "num", "num", None]) + legend
 
 
 def _figure(sources, kind, metric, prefix, caption) -> str:
@@ -242,6 +249,49 @@ def source_section(src: Source, n: int) -> Section:
     return Section(title, "\n".join(parts), figs, tables)
 
 
+def comparable(sweeps: list[Source]) -> tuple[list[Source], list[str], list[str]]:
+    """The sweep files worth overlaying, each cut to the ops (with a FLOP count) another file has
+    too; the files left out and the ops left out. Overlaying files that share no op draws each file
+    in panels of its own, which compares nothing."""
+    from dataclasses import replace
+
+    def ops(s):
+        return {p.op for p in s.doc.points if p.flops}
+
+    counts: dict[str, int] = {}
+    for s in sweeps:
+        for op in ops(s):
+            counts[op] = counts.get(op, 0) + 1
+    common = {op for op, n in counts.items() if n > 1}
+    kept, left_files = [], []
+    for s in sweeps:
+        if ops(s) & common:
+            doc = replace(s.doc, points=[p for p in s.doc.points if p.op in common])
+            kept.append(Source(s.label, doc, s.kind))
+        else:
+            left_files.append(s.label)
+    left_ops = sorted(op for op, n in counts.items() if n == 1)
+    return (kept if len(kept) > 1 else []), left_files, left_ops
+
+
+def compare_section(sweeps: list[Source]) -> Section | None:
+    if len(sweeps) < 2:
+        return None
+    kept, left_files, left_ops = comparable(sweeps)
+    said = []
+    if left_files:
+        said.append("left out, no op in common with another file: " + ", ".join(left_files))
+    if left_ops:
+        said.append("ops measured in one file only, not drawn: " + ", ".join(left_ops))
+    notes = "".join(f'<p class="note">{esc(s)}</p>' for s in said)
+    if not kept:
+        return Section("Sweep files compared", "<p>Nothing to overlay: no two sweep files measured "
+                       f"the same op.</p>{notes}", 0, 0)
+    fig = _figure(kept, "auto", "gflops", "cmp", "The sweep files overlaid on the ops they share: "
+                  "one colour per file.")
+    return Section("Sweep files compared", fig + notes, 1, 0)
+
+
 def build_report(info=None, doctor=None, sources: list[Source] = (), command: str = "") -> Report:
     """The whole page. ``info``/``doctor``: this machine's facts and findings (None: left out)."""
     from blastune import __version__
@@ -254,9 +304,9 @@ def build_report(info=None, doctor=None, sources: list[Source] = (), command: st
     sweeps = [s for s in sources if s.kind == "sweep"]
     for i, src in enumerate(sources):
         sections.append(source_section(src, i))
-    if len(sweeps) > 1:
-        fig = _figure(sweeps, "auto", "gflops", "cmp", "The sweep files overlaid: one colour per file.")
-        sections.append(Section("Sweep files compared", fig, 1, 0))
+    compared = compare_section(sweeps)
+    if compared is not None:
+        sections.append(compared)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     nav = "".join(f'<li><a href="#s{i}">{esc(s.title)}</a></li>' for i, s in enumerate(sections))
     body = "".join(f'<section id="s{i}"><h2>{esc(s.title)}</h2>{s.html}</section>' for i, s in enumerate(sections))

@@ -23,6 +23,7 @@ _MACHINE_FORMATS = {"tsv", "html", "latex"}
 _MULTILINE_FORMATS = {"simple", "plain", "grid", "rst", "psql", "fancy_grid", "rounded_outline",
                       "simple_outline"}
 _MIN_TOKEN = 12  # an unbreakable cell (a path) is never narrowed below this many characters
+_SHORT_HEADER = 8  # a header this short never wraps: the narrowing is taken from wider columns
 
 
 def terminal_width() -> int:
@@ -101,14 +102,18 @@ def _natural(cells: list[str]) -> int:
 
 
 def _floor(header: str, cells: list[str]) -> int:
-    """How narrow a column may get: its longest word (capped), so numbers and units never break."""
+    """How narrow a column may get: its longest word (capped), so numbers and units never break,
+    and a short header whole ('CPU %' on two lines reads as two columns)."""
     words = [w for c in cells for w in str(c).split()] or [""]
     longest = max(len(w) for w in words)
-    head = max((len(w) for w in str(header).split()), default=0)
+    header = str(header)
+    head = len(header) if len(header) <= _SHORT_HEADER else \
+        max((len(w) for w in header.split()), default=0)
     return max(3, head, min(longest, _MIN_TOKEN))
 
 
-def fit_table(rows, headers=(), fmt: str = "simple", width: int | None = None, wide: bool = False) -> str:
+def fit_table(rows, headers=(), fmt: str = "simple", width: int | None = None, wide: bool = False,
+              clip: tuple[int, ...] = ()) -> str:
     """``tabulate(rows, headers, fmt)`` made to fit ``width`` columns (the terminal's, or 100).
 
     Headers that are all empty print no header row. With ``wide``, or for tsv/html/latex, nothing is
@@ -130,7 +135,7 @@ def fit_table(rows, headers=(), fmt: str = "simple", width: int | None = None, w
     rows = [r + [""] * (ncols - len(r)) for r in rows]
     paths = [i for i in range(ncols) if all(not r[i] or _is_path(r[i]) for r in rows)
              and any(r[i] for r in rows)]
-    fitted = _fit(rows, headers, fmt, width, keep=paths)
+    fitted = _fit(rows, headers, fmt, width, keep=paths, clip=clip)
     if _lines_width(fitted) <= width or not paths:
         return fitted
     # the paths do not fit whole beside the rest: refer to them and list them below
@@ -141,7 +146,7 @@ def fit_table(rows, headers=(), fmt: str = "simple", width: int | None = None, w
                 r[i] = f"[{refs.setdefault(r[i], len(refs) + 1)}]"
     notes = [fit_cell(f"[{k}] {p}", width) if len(p) + 4 <= width else f"[{k}] " + shorten_path(p, width - 5)
              for p, k in refs.items()]
-    return _fit(rows, headers, fmt, width) + "\n" + "\n".join(notes)
+    return _fit(rows, headers, fmt, width, clip=clip) + "\n" + "\n".join(notes)
 
 
 def _render(rows, headers, fmt: str, padding: int | None = None) -> str:
@@ -156,36 +161,61 @@ def _render(rows, headers, fmt: str, padding: int | None = None) -> str:
         module.MIN_PADDING = saved
 
 
-def _fit(rows, headers, fmt, width, keep=()) -> str:
-    """Narrow the widest columns (never those in ``keep``, never below a floor) until it fits."""
+def shorten_end(text: str, width: int) -> str:
+    """'python -m joblib.externals.loky.backend.popen' -> 'python -m joblib.ext…': the start
+    stays."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + ELLIPSIS[:width]
+
+
+def _fit(rows, headers, fmt, width, keep=(), clip=()) -> str:
+    """Narrow the columns that have room (never those in ``keep``, never below a floor) until it
+    fits, each in proportion to its room: a long command line gives up more than a short list."""
     multiline = fmt in _MULTILINE_FORMATS
     ncols = len(rows[0])
     cols = [[r[i] for r in rows] for i in range(ncols)]
     heads = headers if headers else [""] * ncols
     widths = [max(_natural(c), len(h)) for c, h in zip(cols, heads)]
     floors = [w if i in keep else min(w, _floor(h, c)) for i, (w, c, h) in enumerate(zip(widths, cols, heads))]
+
+    def cut(cell: str, i: int, w: int) -> str:
+        if i in clip:  # one line, whatever the cell holds ('python -c' with a script)
+            return shorten_end(" ".join(cell.split()), w)
+        return fit_cell(cell, w, multiline)
+
     text = _render(rows, headers, fmt, padding=0)
     for _ in range(8):  # each round narrows by what the last render still overflowed
         over = _lines_width(text) - width
         if over <= 0 or not _narrow(widths, floors, over):
             break
-        cut_rows = [[fit_cell(c, w, multiline) for c, w in zip(r, widths)] for r in rows]
+        cut_rows = [[cut(c, i, w) for i, (c, w) in enumerate(zip(r, widths))] for r in rows]
         cut_heads = [fit_cell(h, w, multiline) for h, w in zip(heads, widths)] if headers else []
         text = _render(cut_rows, cut_heads, fmt, padding=0)
     return text
 
 
 def _narrow(widths: list[int], floors: list[int], over: int) -> bool:
-    """Take ``over`` columns off the widest columns first, none below its floor; False if stuck."""
-    changed = False
-    for _ in range(over):
-        room = [i for i, w in enumerate(widths) if w > floors[i]]
-        if not room:
+    """Take ``over`` columns off, from each column in proportion to its room above its floor
+    (largest remainders first), none below its floor; False if stuck.
+
+    Taking from the widest first made every long column equally narrow: a 60-character command
+    ended as narrow as a 17-character list beside it, wrapped onto four lines."""
+    room = [max(0, w - f) for w, f in zip(widths, floors)]
+    total = sum(room)
+    if total == 0:
+        return False
+    take = min(over, total)
+    shares = [take * r / total for r in room]
+    cuts = [int(s) for s in shares]
+    left = take - sum(cuts)
+    for i in sorted(range(len(room)), key=lambda k: shares[k] - cuts[k], reverse=True):
+        if left <= 0:
             break
-        i = max(room, key=lambda k: widths[k])
-        widths[i] -= 1
-        changed = True
-    return changed
+        if cuts[i] < room[i]:
+            cuts[i] += 1
+            left -= 1
+    for i, c in enumerate(cuts):
+        widths[i] -= c
+    return take > 0
 
 
 def fit_text(text: str, width: int | None = None) -> str:

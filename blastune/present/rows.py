@@ -1,0 +1,78 @@
+"""Cells the terminal tables and the HTML report both show, written once: the same figure reads the
+same in `blastune sweep`, `blastune jobs`, `blastune info` and in the report made from their files
+(the report had lost svd's '~' and said 'runtime' where `info` says 'at run time')."""
+from __future__ import annotations
+
+NO_VALUE = "—"  # a figure that cannot be given
+
+# how a library's thread count can be set (LibraryInfo.control)
+CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build",
+                "unknown": "unknown (could not be queried)"}
+
+
+def control_text(lib) -> str:
+    text = CONTROL_TEXT.get(lib.control, lib.control)
+    if lib.control != "runtime" and lib.control_vars:
+        text += f" ({lib.control_vars[0]})"
+    return text
+
+
+def threads_text(lib) -> str:
+    if lib.num_threads is None:
+        return "?"
+    src = {"queried": "", "env": " (from env)", "build": " (build)"}.get(lib.threads_source, "")
+    return f"{lib.num_threads}{src}"
+
+
+def gflops_text(gflops: float | None, nominal: bool | None) -> str:
+    """'~12.3' when the FLOP count is nominal (svd, eigh, qr: the work depends on the input)."""
+    if gflops is None:
+        return "-"
+    return ("~" if nominal else "") + f"{gflops:.1f}"
+
+
+_UNITS = (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9))
+
+
+def time_unit(seconds) -> tuple[str, float]:
+    """One unit for a whole column: the one its median value reads best in ('ms' for 2.1 .. 950 ms).
+    A column that mixes '1.2 ms' and '830 us' makes the reader convert before comparing."""
+    values = sorted(s for s in seconds if s is not None and s > 0)
+    if not values:
+        return "s", 1.0
+    middle = values[len(values) // 2]
+    return next(((u, k) for u, k in _UNITS if middle >= k), _UNITS[-1])
+
+
+def in_unit(seconds: float | None, scale: float) -> str:
+    """A time in the column's unit, three significant figures (no exponent)."""
+    if seconds is None:
+        return "-"
+    v = seconds / scale
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    if v >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3g}" if v >= 0.001 else f"{v:.1e}"
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+def jobs_threads(r) -> str:
+    if r.layout.threads is not None:
+        return str(r.layout.threads)
+    return f"default ({r.threads_seen})" if r.threads_seen else "default"
+
+
+def jobs_rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def jobs_wait(r) -> str:
+    """'13%', '40% C' (contended by other programs), '25% s' (self-inflicted oversubscription)."""
+    if r.wait_pct is None:
+        return NO_VALUE
+    mark = " C" if r.contended else (" s" if r.self_oversubscribed and r.wait_pct > 5 else "")
+    return f"{r.wait_pct:.0f}%{mark}"

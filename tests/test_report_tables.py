@@ -1,0 +1,97 @@
+"""The report's tables read like the terminal's: one time unit per column, svd's '~', a wait column
+for jobs, headers that do not wrap, 'at run time', and an overlay only of files that share an op."""
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from blastune.present.plot import load_sources, source_from_dict  # noqa: E402
+from blastune.present.report import (CSS, _jobs_table, _sweep_table, compare_section,  # noqa: E402
+                                     info_section)
+
+DATA = Path(__file__).parent / "data" / "docs_0_1_0"
+
+
+class Table(HTMLParser):
+    def __init__(self, text):
+        super().__init__()
+        self.headers, self.rows, self._cell, self._in = [], [], None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        if tag in ("th", "td"):
+            self._in, self._cell = tag, ""
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td") and self._in:
+            (self.headers if self._in == "th" else self.rows[-1]).append(self._cell.strip())
+            self._in = None
+
+    def handle_data(self, data):
+        if self._in:
+            self._cell += data
+
+    def column(self, name):
+        i = self.headers.index(name)
+        return [r[i] for r in self.rows if r]
+
+
+def test_sweep_table_one_time_unit_per_column_and_the_nominal_mark():
+    (src,) = load_sources([DATA / "sweep_before_openblas.json"])
+    t = Table(_sweep_table(src.doc))
+    median = next(h for h in t.headers if h.startswith("median"))
+    iqr = next(h for h in t.headers if h.startswith("IQR"))
+    assert re.fullmatch(r"median \((s|ms|us|ns)\)", median)
+    assert re.fullmatch(r"IQR \((s|ms|us|ns)\)", iqr)
+    for name in (median, iqr):  # numbers only: the unit is in the header, once
+        assert all(re.fullmatch(r"[0-9.e+-]+", c) for c in t.column(name)), t.column(name)
+    ops, gflops = t.column("op"), t.column("GFLOP/s")
+    assert all(g.startswith("~") for o, g in zip(ops, gflops) if o == "svd")  # nominal FLOP count
+    assert not any(g.startswith("~") for o, g in zip(ops, gflops) if o == "dot")
+    assert "~: nominal FLOP count" in _sweep_table(src.doc)
+
+
+def test_jobs_table_has_the_wait_column_the_terminal_has():
+    data = json.loads((DATA / "jobs.json").read_text())
+    src = source_from_dict(data, "jobs")
+    r = src.doc.results[1]
+    r.wait_pct, r.contended = 40.0, True
+    t = Table(_jobs_table(src.doc))
+    assert "wait" in t.headers and t.column("wait")[1] == "40% C"
+    assert "wall (s)" in t.headers and "run-queue wait" in _jobs_table(src.doc)
+
+
+def test_headers_do_not_wrap():
+    th = re.search(r"th\{[^}]*\}", CSS).group(0)
+    assert "white-space:nowrap" in th
+
+
+def test_info_says_at_run_time_as_the_cli_does():
+    from blastune.facts.info import info
+
+    facts = info()
+    html = info_section(facts).html
+    if any(lib.control == "runtime" for lib in facts.loaded):
+        assert "<td>at run time</td>" in html
+    assert "<td>runtime</td>" not in html
+
+
+def test_compared_files_share_an_op_and_the_others_are_named():
+    before, after = load_sources([DATA / "sweep_before_openblas.json",
+                                  DATA / "sweep_after_blis.json"])
+    data = json.loads((DATA / "sweep_threads.json").read_text())
+    data["points"] = [p for p in data["points"] if p["op"] == "eigh"]
+    eigh = source_from_dict(data, "eigh-only")
+    section = compare_section([before, after, eigh])
+    assert section.figures == 1
+    assert "left out, no op in common with another file: eigh-only" in section.html
+    alone = compare_section([before, eigh])
+    assert alone.figures == 0 and "no two sweep files measured the same op" in alone.html
