@@ -354,7 +354,7 @@ def _replace_regular(target, payload: bytes, what: str, mode: int | None, held=N
         raise
     _SCRATCH.discard(tmp)
     if held is not None:
-        held.hold_file(file_fd)
+        held.hold_file(file_fd, real)
     _fsync_dir(real.parent)
 
 
@@ -407,21 +407,37 @@ def _lock_file_itself(real: Path) -> int | None:
     return fd
 
 
-class _Held:
-    """A lock this process holds: the sidecar's descriptor and the file's own (each new version)."""
+def _identity(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
-    def __init__(self, lock_path: Path, fd: int, file_fd: int | None):
+
+class _Held:
+    """A lock this process holds: the sidecar's descriptor, the file's own (each new version), and
+    the identity of the file as this run last left it (None: no file)."""
+
+    def __init__(self, lock_path: Path, fd: int, file_fd: int | None, real: Path):
         self.lock_path, self.fd, self.file_fd = lock_path, fd, file_fd
         self.thread = threading.get_ident()
+        self.expect = _identity(real)
 
-    def hold_file(self, fd: int | None) -> None:
+    def hold_file(self, fd: int | None, real: Path | None = None) -> None:
         old, self.file_fd = self.file_fd, fd
         if old is not None:
             os.close(old)
+        if real is not None:
+            self.expect = _identity(real)
 
     def verify(self, target, what: str) -> None:
-        """Before a write: is the sidecar on disk still ours? Someone may have deleted it and another
-        run taken a new one; then this run must not replace that run's file."""
+        """Before a write: is the file still as this run left it, and the sidecar on disk still ours?
+        Someone may have deleted the sidecar and another run taken a new one, or already saved: then
+        this run must not replace that run's file."""
+        if _identity(target.real) != self.expect:
+            raise BlastuneError(f"{target.path} changed while this run held it (another program wrote "
+                                "it): not replacing it")
         try:
             on_disk = os.stat(self.lock_path)
             mine = os.fstat(self.fd)
@@ -514,7 +530,7 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
                 file_fd = _lock_file_itself(target.real)
                 break
             except _OwnedElsewhere:
-                held = _Held(lock_path, fd, None)
+                held = _Held(lock_path, fd, None, target.real)
                 held.release()
                 if time.monotonic() < deadline:
                     _stop_point()
@@ -525,7 +541,7 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
     except BaseException:
         waiting.close()
         raise
-    held = _Held(lock_path, fd, file_fd)
+    held = _Held(lock_path, fd, file_fd, target.real)
     _HELD[target.real] = held
     try:
         waiting.close()  # a stop that came meanwhile is raised here, and the finally releases the lock

@@ -161,11 +161,13 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
             _measure(session, plan)
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, SweepInterrupted) else (stopping.signum or 2)
-            stop = SweepInterrupted(signum, SweepResult(session.doc), out)
+            saved_to, save_error = out, None
             try:
                 session.finish("interrupted")
             except SaveFailed as failed:  # a full disk: the points are in the fallback file
-                stop.saved_to, stop.save_error = failed.fallback, str(failed)
+                saved_to, save_error = failed.fallback, str(failed)
+            stop = SweepInterrupted(signum, SweepResult(session.doc), saved_to)
+            stop.save_error = save_error
             raise stop from None
         except BaseException as exc:
             try:
