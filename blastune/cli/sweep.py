@@ -237,7 +237,7 @@ def _kept(exc, out) -> str:
     if out is None:
         return "finished points kept (no --out file given)"
     n = len(exc.result.points)
-    return f"finished points kept in {out}" if n else f"no point had finished ({out} says so)"
+    return f"finished points kept in {out}" if n else f"no point had finished ({out} holds none)"
 
 
 def _write_extras(data: dict, csv_path, plot) -> None:

@@ -95,6 +95,7 @@ class Session:
         self.to_run = 0             # points this run set out to measure
         self.in_workers = False     # every thread count in a fresh process (see libraries.needs_workers)
         self.files: list[str] = []  # the serving libraries' files, for thread read-backs
+        self.fallback: Path | None = None  # where the points went when ``out`` could not take them
         self._stack = ExitStack()
 
     # --- lifetime -------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class Session:
 
         if not self.doc.points:
             return
-        self.fallback = keep_safe(self.out, text, getattr(self, "fallback", None))
+        self.fallback = keep_safe(self.out, text, self.fallback)
         n = len(self.doc.points)
         where = (f"the {n} point(s) measured are kept in {self.fallback}" if self.fallback else
                  f"the {n} point(s) measured could not be kept anywhere (the table shows them)")
