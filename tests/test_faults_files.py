@@ -237,3 +237,19 @@ def test_a_signal_before_anything_was_saved_does_not_claim_a_saved_file(tmp_path
             assert json.loads(out.read_text())["points"], (delay, stderr)
         if "interrupted (" in stderr and not out.exists():
             assert "nothing was measured or saved" in stderr, (delay, stderr)
+
+
+def test_in_a_host_program_a_later_second_signal_raises_again_instead_of_ending_it():
+    """blastune.sweep() in a notebook: a second interrupt must end a stuck stop, not the kernel."""
+    from blastune.measure.signals import SECOND_SIGNAL_GRACE_S, Interrupted, stop_on_signals
+
+    with stop_on_signals() as state:
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        os.kill(os.getpid(), signal.SIGTERM)  # at once: the same request, absorbed
+        time.sleep(SECOND_SIGNAL_GRACE_S + 0.2)
+        with pytest.raises(Interrupted):      # later: "stop now" -- raised where the stop waits
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+    assert state.signum == signal.SIGTERM

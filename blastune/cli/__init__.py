@@ -161,6 +161,9 @@ def _root(
 
 
 def main() -> None:
+    from blastune.measure import signals
+
+    signals.SECOND_SIGNAL_ENDS_PROCESS = True  # the command owns the process (a library host does not)
     app()
 
 

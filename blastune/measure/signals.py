@@ -23,6 +23,9 @@ from blastune.core.files import abandon_writes, defer_if_writing
 # A second signal this soon after the first is the same request (a double key press, a signal sent to
 # the process and to its group); later, it means "stop now, whatever the orderly stop is waiting for".
 SECOND_SIGNAL_GRACE_S = 1.0
+# The command line owns its process and ends it (``end_now``); in a host program (blastune.sweep()
+# in a notebook) the later signal raises the interrupt again instead, ending whatever waits.
+SECOND_SIGNAL_ENDS_PROCESS = False
 
 STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s)
 
@@ -88,7 +91,8 @@ def _would_end_the_process(handler) -> bool:
 @contextmanager
 def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
     """Inside: the first SIGINT/SIGTERM/SIGHUP raises ``raise_as(signum)``; later ones are absorbed
-    within ``SECOND_SIGNAL_GRACE_S`` and end the process at once after it (``end_now``).
+    within ``SECOND_SIGNAL_GRACE_S``; after it they end the process at once (``end_now``, the
+    command line) or raise again (a host program).
 
     Only handlers that would end the process anyway are replaced (a host program's own handlers are
     left alone), only on the main thread (Python delivers signals nowhere else), and the previous
@@ -101,7 +105,9 @@ def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
     def handler(signum, frame):
         if state.signum is not None:
             if time.monotonic() - state.since >= SECOND_SIGNAL_GRACE_S:
-                end_now(signum)  # the orderly stop is taking too long for the user: stop now
+                if SECOND_SIGNAL_ENDS_PROCESS:
+                    end_now(signum)  # the orderly stop is taking too long for the user: stop now
+                raise raise_as(signum)
             return  # already stopping: let the save of the finished work complete
         if defer_if_writing(lambda: handler(signum, frame)):
             return  # mid-write: raised the moment the file is whole (core/files.py)
