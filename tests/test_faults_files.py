@@ -1,10 +1,10 @@
-"""Outputs under hostile conditions, through the installed console script (issue 20, items 1, 2, 5, 11).
+"""Outputs under hostile conditions, through the installed console script (issue 20: 1, 2, 5, 11).
 
 A running sweep's file is refused to every other output (``--csv``, ``slurm -o``, ``jobs --out``),
 ``--force`` or not, also after its lock sidecar was deleted; a full disk at the final save keeps the
-measurement (table printed, a fallback file named, exit 2); a FIFO never hangs a run (``--out`` must be
-a regular file; ``--csv`` into a FIFO nobody reads gives up in one line; a second signal ends a stop
-stuck on it); an output is never one of the command's inputs; a document read back is capped.
+measurement (table printed, a fallback file named, exit 2); a FIFO never hangs a run (``--out``
+must be a regular file; ``--csv`` into a FIFO nobody reads gives up in one line; a second signal
+ends a stop stuck on it); an output is never one of the command's inputs; a document read back is capped.
 Real processes, real signals, a real FIFO, a real small tmpfs (as root).
 """
 from __future__ import annotations
@@ -20,16 +20,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import child_env
-from tests.test_faults_sweep import LONG, TINY, check_interrupted, fill, start, tmpfs, wait_for_points
+from tests.test_faults_sweep import (LONG, TINY, check_interrupted, fill, start, tmpfs,
+                                     wait_for_points)
 
 BLASTUNE = shutil.which("blastune")
-pytestmark = pytest.mark.skipif(BLASTUNE is None, reason="blastune console script not installed (pip install -e .)")
+pytestmark = pytest.mark.skipif(BLASTUNE is None,
+                                reason="blastune console script not installed (pip install -e .)")
 DATA = Path(__file__).resolve().parent / "data" / "v0_1_0"
 
 
 def run(*args, env=None, timeout=120, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([BLASTUNE, *map(str, args)], capture_output=True, text=True, env=env or child_env(),
-                          timeout=timeout, **kw)
+    return subprocess.run([BLASTUNE, *map(str, args)], capture_output=True, text=True,
+                          env=env or child_env(), timeout=timeout, **kw)
 
 
 def one_line_error(r, *needles) -> None:
@@ -45,10 +47,10 @@ def stop_first(first, out: Path) -> dict:
     return check_interrupted(first, out, 143, stdout, stderr, 1)
 
 
-# --- item 1: every output takes the lock a running sweep holds ---------------------------------------
+# --- item 1: every output takes the lock a running sweep holds ------------------------------------
 
 def test_csv_slurm_and_jobs_outputs_refuse_the_file_a_running_sweep_owns(tmp_path):
-    """`sweep -o b.json --csv a.json --force` used to turn the running sweep's a.json into a CSV file."""
+    """`sweep -o b.json --csv a.json --force` used to turn the running sweep's a.json into a CSV."""
     a = tmp_path / "a.json"
     first = start(*LONG, "--out", str(a))
     wait_for_points(a, 1, first)
@@ -61,7 +63,7 @@ def test_csv_slurm_and_jobs_outputs_refuse_the_file_a_running_sweep_owns(tmp_pat
     assert not (tmp_path / "b.json").exists()   # refused before measuring anything
 
 
-# --- item 11: a deleted sidecar does not let a second owner in ------------------------------------------
+# --- item 11: a deleted sidecar does not let a second owner in ------------------------------------
 
 def test_deleting_the_lock_sidecar_mid_run_does_not_let_a_second_sweep_write_the_file(tmp_path):
     """Both used to exit 0, the second run's points replacing the first's."""
@@ -78,21 +80,27 @@ def test_deleting_the_lock_sidecar_mid_run_does_not_let_a_second_sweep_write_the
 
 
 def test_a_run_whose_sidecar_was_taken_over_does_not_replace_the_new_owners_file(tmp_path):
-    """No file yet (a jobs run saves at the end): the sidecar is all there is. Deleted, a second owner
-    takes a new one; the first run's save is then refused, not written over the second's."""
+    """No file yet (a jobs run saves at the end): the sidecar is all there is. Deleted, a second
+    owner takes a new one; the first run's save is then refused, not written over the second's."""
     import sys
 
     out = tmp_path / "j.json"
     holder = ("import sys, time\nfrom blastune.core.files import output_lock, write_output\n"
-              "with output_lock(sys.argv[1]):\n    print('locked', flush=True)\n    sys.stdin.readline()\n"
-              "    try:\n        write_output(sys.argv[1], sys.argv[2])\n    except Exception as e:\n"
+              "with output_lock(sys.argv[1]):\n"
+              "    print('locked', flush=True)\n"
+              "    sys.stdin.readline()\n"
+              "    try:\n"
+              "        write_output(sys.argv[1], sys.argv[2])\n"
+              "    except Exception as e:\n"
               "        print(e, flush=True)\n")
-    first = subprocess.Popen([sys.executable, "-c", holder, str(out), "first"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True, env=child_env())
+    first = subprocess.Popen([sys.executable, "-c", holder, str(out), "first"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=child_env())
     assert first.stdout.readline().strip() == "locked"
     (tmp_path / ".j.json.lock").unlink()
-    second = subprocess.Popen([sys.executable, "-c", holder, str(out), "second"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=child_env())
+    second = subprocess.Popen([sys.executable, "-c", holder, str(out), "second"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=child_env())
     assert second.stdout.readline().strip() == "locked"
     second_out = second.communicate("\n", timeout=60)[0]  # the second saves and lets go ...
     first_out = first.communicate("\n", timeout=60)[0]    # ... the first must not replace that
@@ -102,7 +110,7 @@ def test_a_run_whose_sidecar_was_taken_over_does_not_replace_the_new_owners_file
     assert sorted(p.name for p in tmp_path.iterdir()) == ["j.json"]
 
 
-# --- item 11: an output is never one of the inputs --------------------------------------------------------
+# --- item 11: an output is never one of the inputs ------------------------------------------------
 
 def test_plot_and_report_refuse_to_write_over_their_own_input(tmp_path):
     pytest.importorskip("matplotlib")
@@ -119,7 +127,7 @@ def test_plot_and_report_refuse_to_write_over_their_own_input(tmp_path):
     assert src.read_bytes() == before and page.read_bytes() == (DATA / "sweep.json").read_bytes()
 
 
-# --- item 2: a full disk at the final save ----------------------------------------------------------------
+# --- item 2: a full disk at the final save --------------------------------------------------------
 
 def test_jobs_out_on_a_full_disk_prints_the_table_and_keeps_the_results(tmp_path):
     """The whole measurement used to be thrown away: one error line, no table."""
@@ -146,20 +154,21 @@ def test_sweep_out_filling_up_mid_run_prints_the_table_and_keeps_the_points(tmp_
     with tmpfs(tmp_path / "small", "64k") as disk:
         fill(disk)
         filler = disk / "filler"
-        os.truncate(filler, filler.stat().st_size - 8192)  # two pages: the empty document fits, more not
+        # two pages: the empty document fits, one with points not beside it
+        os.truncate(filler, filler.stat().st_size - 8192)
         out = disk / "r.json"
         r = run("sweep", *LONG, "--out", out, env=child_env({"TMPDIR": str(keep)}))
         assert r.returncode == 2, r.stderr
-        assert "median" in r.stdout and "status: failed" in r.stdout, r.stdout  # the points measured
+        assert "median" in r.stdout and "status: failed" in r.stdout, r.stdout  # the points
         last = r.stderr.splitlines()[-1]
         assert "No space left on device" in last and "measured are kept in" in last, r.stderr
         kept = json.loads(Path(last.rsplit("kept in ", 1)[1]).read_text())
         assert kept["status"] == "failed" and len(kept["points"]) >= 1
-        assert json.loads(out.read_text())["schema"] == "blastune.sweep/1"  # the last good save, whole
+        assert json.loads(out.read_text())["schema"] == "blastune.sweep/1"  # the last good save
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "r.json"]
 
 
-# --- item 5: FIFOs never hang a run -------------------------------------------------------------------
+# --- item 5: FIFOs never hang a run ---------------------------------------------------------------
 
 def test_sweep_out_to_a_fifo_or_stdout_is_refused_up_front(tmp_path):
     """`sweep -o FIFO` used to block for ever in its second save once the reader had gone."""
@@ -173,9 +182,10 @@ def test_sweep_out_to_a_fifo_or_stdout_is_refused_up_front(tmp_path):
         reader.kill()
         reader.wait()
     # `--out /dev/stdout --json` wrote one document per point, then the --json one: several in a row
-    r = subprocess.run(f"{BLASTUNE} sweep {' '.join(TINY)} --out /dev/stdout --json | cat", shell=True,
-                       capture_output=True, text=True, env=child_env(), timeout=60)
-    assert r.stdout == "" and r.stderr.count("\n") == 1 and "is stdout, where --json" in r.stderr, r.stderr
+    r = subprocess.run(f"{BLASTUNE} sweep {' '.join(TINY)} --out /dev/stdout --json | cat",
+                       shell=True, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert r.stdout == "" and r.stderr.count("\n") == 1, r.stderr
+    assert "is stdout, where --json" in r.stderr
 
 
 def test_csv_into_a_fifo_nobody_reads_gives_up_in_one_line(tmp_path):
@@ -187,8 +197,8 @@ def test_csv_into_a_fifo_nobody_reads_gives_up_in_one_line(tmp_path):
 
 
 def test_a_second_signal_ends_a_stop_stuck_on_a_fifo(tmp_path):
-    """The first signal's orderly stop writes --csv into a FIFO nobody reads; a second signal later than
-    a second after the first used to be absorbed, and the run hung for ever."""
+    """The first signal's orderly stop writes --csv into a FIFO nobody reads; a second signal
+    later than a second after the first used to be absorbed, and the run hung for ever."""
     fifo, out = tmp_path / "p", tmp_path / "r.json"
     os.mkfifo(fifo)
     proc = start(*LONG, "--out", str(out), "--csv", str(fifo))
@@ -210,7 +220,7 @@ def test_a_second_signal_ends_a_stop_stuck_on_a_fifo(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "r.json"]  # no sidecar left behind
 
 
-# --- cosmetic items --------------------------------------------------------------------------------------
+# --- cosmetic items -------------------------------------------------------------------------------
 
 def test_compare_refuses_an_endless_input_in_one_line(tmp_path):
     """`compare /dev/zero x.json` used to read for ever."""
@@ -220,8 +230,8 @@ def test_compare_refuses_an_endless_input_in_one_line(tmp_path):
 
 def test_jobs_force_without_out_and_out_on_stdout_with_json_are_refused(tmp_path):
     one_line_error(run("jobs", "-n", "1", "-r", "1", "-l", "serial", "--force"), "--force", "--out")
-    r = subprocess.run(f"{BLASTUNE} jobs -n 1 -r 1 -l serial --out /dev/stdout --json | cat", shell=True,
-                       capture_output=True, text=True, env=child_env(), timeout=120)
+    r = subprocess.run(f"{BLASTUNE} jobs -n 1 -r 1 -l serial --out /dev/stdout --json | cat",
+                       shell=True, capture_output=True, text=True, env=child_env(), timeout=120)
     assert r.stdout == "" and r.stderr.count("\n") == 1 and "is stdout" in r.stderr, r.stderr
 
 

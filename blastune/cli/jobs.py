@@ -268,7 +268,8 @@ def jobs_command(
     if budget is not None and not budget > 0:
         raise BlastuneError(f"invalid --budget {budget:g}: must be a number of seconds above 0")
     if force and out is None:
-        raise BlastuneError("--force replaces an existing --out file: give --out FILE, or leave --force out")
+        raise BlastuneError("--force replaces an existing --out file: give --out FILE, "
+                            "or leave --force out")
     if out is not None:
         from blastune.core.files import check_output, refuse_stdout_with_json
 

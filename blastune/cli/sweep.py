@@ -212,12 +212,13 @@ def _check_outputs(out, csv_path, plot, force: bool, resume: bool, json_out: boo
     from blastune.core.files import check_distinct, check_output, refuse_stdout_with_json
 
     given = [("--out", out), ("--csv", csv_path), ("--plot", plot)]
-    check_distinct(given)  # the later write would replace the earlier one: the results JSON lost to the CSV
+    check_distinct(given)  # the later write would replace the earlier: the results lost to the CSV
     if json_out:
         for name, path in given:
             refuse_stdout_with_json(path, name)
     if out is not None:
-        check_output(out, force=force, resume=resume, what="--out", resume_option="--resume", rewritten=True)
+        check_output(out, force=force, resume=resume, what="--out", resume_option="--resume",
+                     rewritten=True)
     if csv_path is not None:
         check_output(csv_path, force=force, what="--csv")
     if plot is not None:
@@ -315,7 +316,8 @@ def sweep_command(
         except SweepInterrupted as exc:
             progress.stop()
             result, status = exc.result, exc.exit_status
-            typer.echo(f"blastune: interrupted ({exc}): {_kept(exc, out)}; thread settings restored", err=True)
+            kept = _kept(exc, out)
+            typer.echo(f"blastune: interrupted ({exc}): {kept}; thread settings restored", err=True)
         except SaveFailed as exc:  # a full disk mid-sweep: the table, then where the points are
             progress.stop()
             if exc.result is None:

@@ -13,7 +13,8 @@
   refused, ``--force`` or not. The lock is a sidecar ``.NAME.lock`` *and* the file itself (each
   saved version is locked before it is renamed into place), so deleting the sidecar does not let a
   second run in.
-* A FIFO is opened without blocking: no reader within ``FIFO_READER_WAIT_S`` is one line, not a hang.
+* A FIFO is opened without blocking: no reader within ``FIFO_READER_WAIT_S`` is one line, not a
+  hang.
   A file rewritten many times (a sweep's ``--out``) must be a regular file (``rewritten=True``).
 * An output may not be one of the command's inputs, nor another of its outputs (``check_distinct``).
 * A save that fails (a full disk) keeps the measurement in a fallback file (``keep_safe``).
@@ -40,7 +41,7 @@ from blastune.errors import BlastuneError
 # the wait at once); then it gives up in one line instead of blocking for ever.
 FIFO_READER_WAIT_S = 10.0
 # The largest document a reader accepts: about 10,000 sweep points at the maximum 1,000 repeats each
-# (blastune's own files are far smaller); `compare /dev/zero` stops here instead of reading for ever.
+# (blastune's own files are far smaller); `compare /dev/zero` stops here, not reading for ever.
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 
@@ -114,17 +115,17 @@ def check_output(path, *, force: bool = False, what: str = "output", resume: boo
                  option: str = "--force", resume_option: str | None = None,
                  rewritten: bool = False) -> OutputTarget:
     """Before any work: may ``path`` be written? Refuse an existing regular file unless ``force`` (or
-    ``resume``), a file another run owns (whatever ``force`` says), and make sure the directory takes
-    new files now, not after minutes of measuring.
+    ``resume``), a file another run owns (whatever ``force`` says), and make sure the directory
+    takes new files now, not after minutes of measuring.
 
     ``rewritten``: the file is written again and again (a sweep saves after every point), so only a
     regular file will do -- a FIFO or /dev/stdout would get one document after another."""
     target = resolve_output(path, what)
     if target.kind == "stream":
         if rewritten:
-            raise BlastuneError(f"cannot write {what} {target.path}: it is rewritten after every point, "
-                                "so it must be a regular file, not a FIFO or device (--json prints the "
-                                "document once on stdout)")
+            raise BlastuneError(f"cannot write {what} {target.path}: it is rewritten after every "
+                                "point, so it must be a regular file, not a FIFO or device (--json "
+                                "prints the document once on stdout)")
         return target
     if target.kind == "regular" and not (force or resume):
         raise OutputExistsError(target.path, option, resume_option)
@@ -156,20 +157,21 @@ def _same_file(a, b) -> bool:
 
 
 def check_distinct(outputs, inputs=()) -> None:
-    """One rule for every command: no output may be one of its inputs (it would replace what is being
-    read: ``plot in.svg -o in.svg``), nor another of its outputs (the later write would replace the
-    earlier one). ``outputs`` and ``inputs``: (option or role, path) pairs; None paths are skipped."""
+    """One rule for every command: no output may be one of its inputs (it would replace what is
+    being read: ``plot in.svg -o in.svg``), nor another of its outputs (the later write would
+    replace the earlier one). ``outputs``, ``inputs``: (option or role, path); None is skipped."""
     outs = [(name, q) for name, q in outputs if q is not None]
     for i, (name, q) in enumerate(outs):
         clash = next((other for other, r in outs[:i] if _same_file(q, r)), None)
         if clash:
-            raise BlastuneError(f"{clash} and {name} name the same file {q}: give each its own file")
+            raise BlastuneError(f"{clash} and {name} name the same file {q}: "
+                                "give each its own file")
         if stat_kind(q) == "stream":
             continue  # /dev/stdout or a FIFO: written into, nothing read back from it is replaced
         source = next((r for _, r in inputs if r is not None and _same_file(q, r)), None)
         if source is not None:
-            raise BlastuneError(f"{name} {q} is also an input ({source}): writing it would replace what "
-                                "is being read; choose another file")
+            raise BlastuneError(f"{name} {q} is also an input ({source}): writing it would replace "
+                                "what is being read; choose another file")
 
 
 def stat_kind(path) -> str:
@@ -182,7 +184,7 @@ def stat_kind(path) -> str:
 
 
 def refuse_stdout_with_json(path, option: str) -> None:
-    """With ``--json`` stdout carries one document: an output that is stdout too would add another."""
+    """With ``--json`` stdout carries one document: an output that is stdout would add another."""
     if path is None:
         return
     try:
@@ -190,8 +192,8 @@ def refuse_stdout_with_json(path, option: str) -> None:
     except (OSError, ValueError):
         return
     if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
-        raise BlastuneError(f"{option} {path} is stdout, where --json prints the document too: give "
-                            f"{option} a file, or leave --json out")
+        raise BlastuneError(f"{option} {path} is stdout, where --json prints the document too: "
+                            f"give {option} a file, or leave --json out")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -266,9 +268,8 @@ def write_output(path, data: bytes | str, *, what: str = "output", mode: int | N
         return
     held = _HELD.get(target.real)
     if held is None:
-        with output_lock(path, what):
-            with _signals_wait():
-                _replace_regular(target, payload, what, mode, _HELD.get(target.real))
+        with output_lock(path, what), _signals_wait():
+            _replace_regular(target, payload, what, mode, _HELD.get(target.real))
         return
     with _signals_wait():
         held.verify(target, what)
@@ -276,8 +277,8 @@ def write_output(path, data: bytes | str, *, what: str = "output", mode: int | N
 
 
 def _write_stream(target, payload: bytes, what: str) -> None:
-    """Into a FIFO or device. A FIFO is opened without blocking (a blocking open waits for ever for a
-    reader that may never come): polled until a reader is there, at most ``FIFO_READER_WAIT_S``."""
+    """Into a FIFO or device. A FIFO is opened without blocking (a blocking open waits for ever
+    for a reader that may never come): polled until a reader is there, ``FIFO_READER_WAIT_S``."""
     try:
         fifo = stat.S_ISFIFO(os.stat(target.real).st_mode)
         if fifo:
@@ -303,8 +304,8 @@ def _open_fifo(target, what: str) -> int:
             if exc.errno != errno.ENXIO:  # ENXIO: nobody has the FIFO open for reading (yet)
                 raise
             if time.monotonic() >= deadline:
-                raise BlastuneError(f"cannot write {what} {target.path}: no program is reading the FIFO "
-                                    f"(waited {FIFO_READER_WAIT_S:g} s for one)") from None
+                raise BlastuneError(f"cannot write {what} {target.path}: no program is reading "
+                                    f"the FIFO (waited {FIFO_READER_WAIT_S:g} s for one)") from None
             time.sleep(0.05)
             continue
         os.set_blocking(fd, True)  # the reader is there: from now on it paces the writes
@@ -365,8 +366,8 @@ def save_output(path, data: bytes | str, *, force: bool = False, what: str = "ou
     write_output(path, data, what=what, mode=mode)
 
 
-# --- locks --------------------------------------------------------------------------------------------
-# _HELD: the outputs this process owns (real path -> _Held); write_output writes them under that lock.
+# --- locks ----------------------------------------------------------------------------------------
+# _HELD: the outputs this process owns (real path -> _Held); write_output writes them under it.
 # _SCRATCH: temporary files being written; a run ended at once by a second signal removes them.
 _HELD: dict = {}
 _SCRATCH: set = set()
@@ -432,12 +433,12 @@ class _Held:
             self.expect = _identity(real)
 
     def verify(self, target, what: str) -> None:
-        """Before a write: is the file still as this run left it, and the sidecar on disk still ours?
+        """Before a write: is the file still as this run left it, the sidecar on disk still ours?
         Someone may have deleted the sidecar and another run taken a new one, or already saved: then
         this run must not replace that run's file."""
         if _identity(target.real) != self.expect:
-            raise BlastuneError(f"{target.path} changed while this run held it (another program wrote "
-                                "it): not replacing it")
+            raise BlastuneError(f"{target.path} changed while this run held it (another program "
+                                "wrote it): not replacing it")
         try:
             on_disk = os.stat(self.lock_path)
             mine = os.fstat(self.fd)
@@ -611,7 +612,7 @@ def abandon_writes() -> None:
             pass
 
 
-# --- keeping a measurement a save could not write ------------------------------------------------------
+# --- keeping a measurement a save could not write -------------------------------------------------
 
 class SaveFailed(BlastuneError):
     """A results file could not be written; ``fallback`` is where the document was kept instead (or
@@ -625,12 +626,13 @@ class SaveFailed(BlastuneError):
 
 def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
     """Write ``text`` to a new file in a temporary directory ($TMPDIR, /tmp, /var/tmp, /dev/shm, the
-    home directory) -- a fallback for a save that failed -- and return its path, or None if none took
-    it. ``previous``: the fallback written before for the same run, replaced in place (its name was
-    already given to the user)."""
+    home directory) -- a fallback for a save that failed -- and return its path, or None if none
+    took it. ``previous``: the fallback written before for the same run, replaced in place (its
+    name was already given to the user)."""
     name = Path(str(path)).name[:80] or "results.json"
     stem, suffix = Path(name).stem, Path(name).suffix or ".json"
-    dirs = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path.home()]
+    dirs = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"),
+            Path.home()]
     if previous is not None:
         dirs.insert(0, previous.parent)
     for d in dict.fromkeys(dirs):
@@ -656,7 +658,7 @@ def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
     return previous
 
 
-# --- reading a document back -----------------------------------------------------------------------
+# --- reading a document back ----------------------------------------------------------------------
 
 def read_capped(path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     """The bytes of ``path``, refused in one line above ``limit`` (``/dev/zero`` has no end).
@@ -664,8 +666,8 @@ def read_capped(path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     with open(path, "rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise BlastuneError(f"{path}: larger than {limit // (1024 * 1024)} MiB, not a blastune results "
-                            "file (blastune refuses documents above that size)")
+        raise BlastuneError(f"{path}: larger than {limit // (1024 * 1024)} MiB, not a blastune "
+                            "results file (blastune refuses documents above that size)")
     return data
 
 

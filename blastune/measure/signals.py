@@ -20,8 +20,8 @@ from contextlib import contextmanager
 
 from blastune.core.files import abandon_writes, defer_if_writing
 
-# A second signal this soon after the first is the same request (a double key press, a signal sent to
-# the process and to its group); later, it means "stop now, whatever the orderly stop is waiting for".
+# A second signal this soon after the first is the same request (a double key press, a signal sent
+# to the process and to its group); later, it means "stop now, whatever the orderly stop awaits".
 SECOND_SIGNAL_GRACE_S = 1.0
 # The command line owns its process and ends it (``end_now``); in a host program (blastune.sweep()
 # in a notebook) the later signal raises the interrupt again instead, ending whatever waits.

@@ -289,7 +289,8 @@ class JobsSession:
             write_output(self.out, text, what="results file")
         except BlastuneError as exc:  # a full disk: minutes of measuring are not thrown away
             kept = keep_safe(self.out, text)
-            where = f"the results are kept in {kept}" if kept else "the results could not be kept anywhere"
+            where = (f"the results are kept in {kept}" if kept else
+                     "the results could not be kept anywhere")
             raise SaveFailed(f"{exc}; {where}", kept, doc) from None
 
     # --- the whole run -------------------------------------------------------------------------------
