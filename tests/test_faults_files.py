@@ -4,8 +4,8 @@ A running sweep's file is refused to every other output (``--csv``, ``slurm -o``
 ``--force`` or not, also after its lock sidecar was deleted; a full disk at the final save keeps the
 measurement (table printed, a fallback file named, exit 2); a FIFO never hangs a run (``--out``
 must be a regular file; ``--csv`` into a FIFO nobody reads gives up in one line; a second signal
-ends a stop stuck on it); an output is never one of the command's inputs; a document read back is capped.
-Real processes, real signals, a real FIFO, a real small tmpfs (as root).
+ends a stop stuck on it); an output is never one of the command's inputs; a document read back
+is capped. Real processes, real signals, a real FIFO, a real small tmpfs (as root).
 """
 from __future__ import annotations
 
