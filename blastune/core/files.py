@@ -458,6 +458,7 @@ class _Held:
         self.fd = fd
 
     def release(self) -> None:
+        self.hold_file(None)  # the file first: a run that takes the sidecar next finds it free
         try:
             on_disk, mine = os.stat(self.lock_path), os.fstat(self.fd)
             if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
@@ -465,7 +466,6 @@ class _Held:
         except OSError:
             pass
         os.close(self.fd)
-        self.hold_file(None)
 
 
 def _sidecar_path(real: Path) -> Path:
