@@ -195,6 +195,9 @@ def _root(
 
 
 def main() -> None:
+    from blastune.measure import signals
+
+    signals.SECOND_SIGNAL_ENDS_PROCESS = True  # the command owns its process (a host does not)
     app()
 
 

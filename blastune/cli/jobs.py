@@ -83,7 +83,9 @@ def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
         name = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}.get(signum, f"signal {signum}")
         saved = getattr(exc, "saved_to", None)
         result = getattr(exc, "result", None)
-        if isinstance(exc, JobsInterrupted) and saved is not None and result is not None:
+        if getattr(exc, "save_error", None):  # a full disk: where the finished layouts went instead
+            kept = exc.save_error
+        elif isinstance(exc, JobsInterrupted) and saved is not None and result is not None:
             kept = f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
         else:
             kept = what_is_lost
@@ -248,6 +250,7 @@ def jobs_command(
     how long their threads waited for a CPU."""
     from blastune.cli.render import check_format, echo, emit_json
     from blastune.core.counts import check_count
+    from blastune.core.files import SaveFailed
     from blastune.measure.jobs.core import run_jobs
     from blastune.measure.workloads import make_workload
 
@@ -257,9 +260,14 @@ def jobs_command(
     check_format(fmt)
     if budget is not None and not budget > 0:
         raise BlastuneError(f"invalid --budget {budget:g}: must be a number of seconds above 0")
+    if force and out is None:
+        raise BlastuneError("--force replaces an existing --out file: give --out FILE, "
+                            "or leave --force out")
     if out is not None:
-        from blastune.core.files import check_output
+        from blastune.core.files import check_output, refuse_stdout_with_json
 
+        if json_out:
+            refuse_stdout_with_json(out, "--out")
         check_output(out, force=force, what="results file", option="--force")  # now, not after measuring
     if func and os.getcwd() not in sys.path:
         # like `python -m`: modules beside the user are importable; the layout processes get sys.path
@@ -269,20 +277,28 @@ def jobs_command(
     progress = JobsProgress(quiet or json_out)
     with interruptible("nothing saved (no --out)" if out is None else "no layout finished: nothing saved",
                        progress), stdout_to_stderr(json_out):
-        res = run_jobs(wl, tasks, plan, repeats=repeats, progress=progress, out=out, force=True, budget=budget)
+        try:
+            res = run_jobs(wl, tasks, plan, repeats=repeats, progress=progress, out=out, force=True,
+                           budget=budget)
+            save_error, saved_to = None, str(out) if out else None
+        except SaveFailed as exc:  # a full disk: the table, where the results went, then exit 2
+            res, save_error, saved_to = exc.result, str(exc), exc.fallback and str(exc.fallback)
     progress.stop()
     saved, profile_notices = _save_profile(res) if save_profile and wl.uses_blas else (None, [])
     if json_out:
-        emit_json({**res.to_dict(), "saved_to": str(out) if out else None, "profile": saved,
+        emit_json({**res.to_dict(), "saved_to": saved_to, "profile": saved,
                    "profile_notices": profile_notices})
-        return
-    set_wide(wide)
-    echo(render_jobs(res, fmt))
-    if out is not None:
-        typer.echo(f"saved: {out}")
-    if saved:
-        typer.echo(f"profile updated: {saved}")
-    from blastune.cli.render import notice
+    else:
+        set_wide(wide)
+        echo(render_jobs(res, fmt))
+        if saved_to is not None and not save_error:
+            typer.echo(f"saved: {out}")
+        if saved:
+            typer.echo(f"profile updated: {saved}")
+        from blastune.cli.render import notice
 
-    for line in profile_notices:  # on stderr, wrapped: stdout keeps the table
-        notice(line)
+        for line in profile_notices:  # on stderr, wrapped: stdout keeps the table
+            notice(line)
+    if save_error:
+        typer.echo(f"blastune: error: {save_error}", err=True)
+        sys.exit(2)

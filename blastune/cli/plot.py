@@ -37,13 +37,14 @@ def plot_command(
       blastune plot jobs.json -o jobs.pdf
     """
     from blastune.cli.render import emit_json
-    from blastune.core.files import check_output
+    from blastune.core.files import check_distinct, check_output
     from blastune.present.plot import (check_available, check_dpi, choose_kind, figure_format,
                                        load_sources, make_figure, save_figure)
 
     check_available("blastune plot")
     figure_format(out)
     check_dpi(dpi)
+    check_distinct([("--out", out)], [("input", f) for f in files])  # never draw over a source
     check_output(out, force=force, what="figure")  # before loading anything: a clear refusal first
     sources = load_sources(files, labels)
     drawn = choose_kind(sources, kind)

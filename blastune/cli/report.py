@@ -32,7 +32,7 @@ def report_command(
       blastune report -o report.html --from sweep.json jobs.json
     """
     from blastune.cli.render import emit_json
-    from blastune.core.files import check_output, write_output
+    from blastune.core.files import check_distinct, check_output, write_output
     from blastune.errors import BlastuneError
     from blastune.present.plot import check_available, load_sources
     from blastune.present.report import build_report
@@ -42,6 +42,7 @@ def report_command(
     paths = list(sources or []) + list(files or [])
     if paths:
         check_available("blastune report with results files")
+    check_distinct([("--out", out)], [("input", p) for p in paths])  # never write over a source
     check_output(out, force=force, what="report")
     loaded = load_sources(paths, labels)
     from blastune.facts.info import info

@@ -68,17 +68,16 @@ def slurm_command(
 def _write_script(path: Path, text: str, force: bool) -> None:
     """Write beside the target and rename, so an interrupted write never leaves half a script.
 
-    A file the user already has is kept unless --force (there is nothing to resume in a script).
+    A file the user already has is kept unless --force (there is nothing to resume in a script);
+    a file another blastune run owns is refused, --force or not (blastune.core.files).
     """
     from blastune.errors import BlastuneError
-    from blastune.core.files import atomic_write_text
+    from blastune.core.files import check_output, write_output
 
     path = Path(path)
     if path.is_dir():
         raise BlastuneError(f"{path} is a directory: give a file name for the script")
     if path.exists() and not force:
         raise BlastuneError(f"{path} already exists: pass --force to replace it")
-    try:
-        atomic_write_text(path, text, mode=0o755, make_parents=False)
-    except OSError as exc:
-        raise BlastuneError(f"cannot write {path}: {exc.strerror}") from None
+    check_output(path, force=True, what="script")
+    write_output(path, text, what="script", mode=0o755)

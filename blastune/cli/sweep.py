@@ -207,20 +207,19 @@ class _Progress:
             self.bar.stop()
 
 
-def _check_outputs(out, csv_path, plot, force: bool, resume: bool) -> None:
-    """Every output path, before anything is measured: refused without --force, writable, distinct."""
-    import os
+def _check_outputs(out, csv_path, plot, force: bool, resume: bool, json_out: bool = False) -> None:
+    """Every output path, before anything is measured: refused without --force, writable, distinct,
+    not owned by another run; --out (rewritten after every point) a regular file."""
+    from blastune.core.files import check_distinct, check_output, refuse_stdout_with_json
 
-    from blastune.core.files import check_output
-
-    given = [(name, path) for name, path in (("--out", out), ("--csv", csv_path), ("--plot", plot)) if path is not None]
-    for i, (name, path) in enumerate(given):
-        real = os.path.realpath(path)
-        clash = next((other for other, q in given[:i] if os.path.realpath(q) == real), None)
-        if clash:  # the later write would replace the earlier one: the results JSON lost to the CSV
-            raise BlastuneError(f"{clash} and {name} name the same file {path}: give each its own file")
+    given = [("--out", out), ("--csv", csv_path), ("--plot", plot)]
+    check_distinct(given)  # the later write would replace the earlier: the results lost to the CSV
+    if json_out:
+        for name, path in given:
+            refuse_stdout_with_json(path, name)
     if out is not None:
-        check_output(out, force=force, resume=resume, what="--out", resume_option="--resume")
+        check_output(out, force=force, resume=resume, what="--out", resume_option="--resume",
+                     rewritten=True)
     if csv_path is not None:
         check_output(csv_path, force=force, what="--csv")
     if plot is not None:
@@ -229,6 +228,18 @@ def _check_outputs(out, csv_path, plot, force: bool, resume: bool) -> None:
         check_available("--plot")
         figure_format(plot)
         check_output(plot, force=force, what="--plot")
+
+
+def _kept(exc, out) -> str:
+    """What a stopped sweep kept, in words that match the files on disk."""
+    if getattr(exc, "save_error", None):
+        return exc.save_error
+    if exc.result is None:
+        return "nothing was measured or saved"
+    if out is None:
+        return "finished points kept (no --out file given)"
+    n = len(exc.result.points)
+    return f"finished points kept in {out}" if n else f"no point had finished ({out} holds none)"
 
 
 def _write_extras(data: dict, csv_path, plot) -> None:
@@ -279,6 +290,7 @@ def sweep_command(
     from blastune.cli.render import check_format
     from blastune.measure.ops import parse_ops
     from blastune.measure.sweep.core import sweep
+    from blastune.core.files import SaveFailed
     from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
 
     set_wide(wide)
@@ -293,9 +305,9 @@ def sweep_command(
         raise BlastuneError("--resume needs --out FILE: the results file to continue")
     if force and resume:
         raise BlastuneError("give --force (start over) or --resume (continue), not both")
-    _check_outputs(out, csv_path, plot, force, resume)
+    _check_outputs(out, csv_path, plot, force, resume, json_out)
     progress = _Progress(sys.stderr.isatty() and not quiet and not json_out)
-    status = 0
+    status, save_error = 0, None
     # the whole command, rendering included: a second signal must not cut the table of the first
     with stop_on_signals():
         try:
@@ -305,11 +317,15 @@ def sweep_command(
         except SweepInterrupted as exc:
             progress.stop()
             result, status = exc.result, exc.exit_status
-            where = f" in {out}" if out is not None else " (no --out file given)"
+            kept = _kept(exc, out)
             from blastune.cli.render import notice
 
-            notice(f"interrupted ({exc}): finished points kept{where}; thread settings restored",
-                   "")
+            notice(f"interrupted ({exc}): {kept}; thread settings restored", "")
+        except SaveFailed as exc:  # a full disk mid-sweep: the table, then where the points are
+            progress.stop()
+            if exc.result is None:
+                raise
+            result, status, save_error = exc.result, 2, f"blastune: error: {exc}"
         finally:
             progress.stop()
         if result is not None:
@@ -320,5 +336,7 @@ def sweep_command(
                 emit_json({**data, "crossover": crossover})
             else:
                 echo(render_sweep(data, fmt, crossover))
+    if save_error:
+        typer.echo(save_error, err=True)
     if status:
         sys.exit(status)

@@ -8,9 +8,17 @@
   stays.
 * A FIFO, a character device or ``/dev/stdout`` is written straight into (piping CSV into another
   program is a real use) and never replaced; a directory, socket or block device is refused.
-* A run that owns an output file for a long time (a sweep saving after every point) holds an
-  exclusive lock on it (``output_lock``), so a second writer is refused instead of silently
-  interleaving with the first.
+* Every write of a regular file, and a run that owns an output file for a long time (a sweep saving
+  after every point), holds an exclusive lock on it (``output_lock``): a file another run owns is
+  refused, ``--force`` or not. The lock is a sidecar ``.NAME.lock`` *and* the file itself (each
+  saved version is locked before it is renamed into place), so deleting the sidecar does not let a
+  second run in.
+* A FIFO is opened without blocking: no reader within ``FIFO_READER_WAIT_S`` is one line, not a
+  hang.
+  A file rewritten many times (a sweep's ``--out``) must be a regular file (``rewritten=True``).
+* An output may not be one of the command's inputs, nor another of its outputs (``check_distinct``).
+* A save that fails (a full disk) keeps the measurement in a fallback file (``keep_safe``).
+* A document read back is at most ``MAX_DOCUMENT_BYTES`` (``read_capped``).
 Every failure is one ``BlastuneError`` line naming the file and the reason.
 """
 from __future__ import annotations
@@ -28,6 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blastune.errors import BlastuneError
+
+# Seconds a write into a FIFO waits for a program to open it for reading (polled, so a signal ends
+# the wait at once); then it gives up in one line instead of blocking for ever.
+FIFO_READER_WAIT_S = 10.0
+# The largest document a reader accepts: about 10,000 sweep points at the maximum 1,000 repeats each
+# (blastune's own files are far smaller); `compare /dev/zero` stops here, not reading for ever.
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 
 class OutputExistsError(BlastuneError):
@@ -97,14 +112,24 @@ def resolve_output(path, what: str = "output") -> OutputTarget:
 
 
 def check_output(path, *, force: bool = False, what: str = "output", resume: bool | None = None,
-                 option: str = "--force", resume_option: str | None = None) -> OutputTarget:
+                 option: str = "--force", resume_option: str | None = None,
+                 rewritten: bool = False) -> OutputTarget:
     """Before any work: may ``path`` be written? Refuse an existing regular file unless ``force`` (or
-    ``resume``), and make sure the directory takes new files now, not after minutes of measuring."""
+    ``resume``), a file another run owns (whatever ``force`` says), and make sure the directory
+    takes new files now, not after minutes of measuring.
+
+    ``rewritten``: the file is written again and again (a sweep saves after every point), so only a
+    regular file will do -- a FIFO or /dev/stdout would get one document after another."""
     target = resolve_output(path, what)
+    if target.kind == "stream":
+        if rewritten:
+            raise BlastuneError(f"cannot write {what} {target.path}: it is rewritten after every "
+                                "point, so it must be a regular file, not a FIFO or device (--json "
+                                "prints the document once on stdout)")
+        return target
     if target.kind == "regular" and not (force or resume):
         raise OutputExistsError(target.path, option, resume_option)
-    if target.kind == "stream":
-        return target
+    _refuse_if_owned(target, what)
     parent = target.real.parent
     blocker = next((d for d in (parent, *parent.parents) if d.exists()), None)
     if blocker is not None and not blocker.is_dir():
@@ -122,6 +147,53 @@ def check_output(path, *, force: bool = False, what: str = "output", resume: boo
     if len(target.real.name.encode()) > 255:
         raise BlastuneError(f"cannot write {what} {target.path}: file name too long (at most 255 bytes)")
     return target
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_distinct(outputs, inputs=()) -> None:
+    """One rule for every command: no output may be one of its inputs (it would replace what is
+    being read: ``plot in.svg -o in.svg``), nor another of its outputs (the later write would
+    replace the earlier one). ``outputs``, ``inputs``: (option or role, path); None is skipped."""
+    outs = [(name, q) for name, q in outputs if q is not None]
+    for i, (name, q) in enumerate(outs):
+        clash = next((other for other, r in outs[:i] if _same_file(q, r)), None)
+        if clash:
+            raise BlastuneError(f"{clash} and {name} name the same file {q}: "
+                                "give each its own file")
+        if stat_kind(q) == "stream":
+            continue  # /dev/stdout or a FIFO: written into, nothing read back from it is replaced
+        source = next((r for _, r in inputs if r is not None and _same_file(q, r)), None)
+        if source is not None:
+            raise BlastuneError(f"{name} {q} is also an input ({source}): writing it would replace "
+                                "what is being read; choose another file")
+
+
+def stat_kind(path) -> str:
+    """"stream" for a FIFO or character device (incl. /dev/stdout), else "file"."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "file"
+    return "stream" if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) else "file"
+
+
+def refuse_stdout_with_json(path, option: str) -> None:
+    """With ``--json`` stdout carries one document: an output that is stdout would add another."""
+    if path is None:
+        return
+    try:
+        a, b = os.stat(path), os.fstat(1)
+    except (OSError, ValueError):
+        return
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        raise BlastuneError(f"{option} {path} is stdout, where --json prints the document too: "
+                            f"give {option} a file, or leave --json out")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -185,23 +257,62 @@ def _stop_point() -> None:
 def write_output(path, data: bytes | str, *, what: str = "output", mode: int | None = None) -> None:
     """Write ``data`` to ``path`` by the rules above (no existence check: see ``check_output``).
 
+    A regular file is written under its lock: the one this run holds (``output_lock``), else taken
+    for the write, so a file another run owns is refused rather than replaced.
     ``mode``: permission bits for a *new* file before the umask (0o755 for a script); an existing
     file keeps its own."""
     target = resolve_output(path, what)
     payload = data.encode() if isinstance(data, str) else bytes(data)
-    if target.kind == "stream":  # not deferred: opening a FIFO blocks until a reader comes, Ctrl-C must work
-        try:
-            with open(target.real, "ab" if stat.S_ISFIFO(os.stat(target.real).st_mode) else "wb") as f:
-                f.write(payload)
-                f.flush()
-        except OSError as exc:
-            raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
+    if target.kind == "stream":  # not deferred: the wait for a FIFO's reader must end on Ctrl-C
+        _write_stream(target, payload, what)
+        return
+    held = _HELD.get(target.real)
+    if held is None:
+        with output_lock(path, what), _signals_wait():
+            _replace_regular(target, payload, what, mode, _HELD.get(target.real))
         return
     with _signals_wait():
-        _replace_regular(target, payload, what, mode)
+        held.verify(target, what)
+        _replace_regular(target, payload, what, mode, held)
 
 
-def _replace_regular(target, payload: bytes, what: str, mode: int | None) -> None:
+def _write_stream(target, payload: bytes, what: str) -> None:
+    """Into a FIFO or device. A FIFO is opened without blocking (a blocking open waits for ever
+    for a reader that may never come): polled until a reader is there, ``FIFO_READER_WAIT_S``."""
+    try:
+        fifo = stat.S_ISFIFO(os.stat(target.real).st_mode)
+        if fifo:
+            fd = _open_fifo(target, what)
+        else:
+            fd = os.open(target.real, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            view = memoryview(payload)
+            while view:  # blocking writes: a signal interrupts them (the handler raises)
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
+
+
+def _open_fifo(target, what: str) -> int:
+    deadline = time.monotonic() + FIFO_READER_WAIT_S
+    while True:
+        try:
+            fd = os.open(target.real, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: nobody has the FIFO open for reading (yet)
+                raise
+            if time.monotonic() >= deadline:
+                raise BlastuneError(f"cannot write {what} {target.path}: no program is reading "
+                                    f"the FIFO (waited {FIFO_READER_WAIT_S:g} s for one)") from None
+            time.sleep(0.05)
+            continue
+        os.set_blocking(fd, True)  # the reader is there: from now on it paces the writes
+        return fd
+
+
+def _replace_regular(target, payload: bytes, what: str, mode: int | None, held=None) -> None:
     real = target.real
     old = None
     if target.kind == "regular":
@@ -215,6 +326,8 @@ def _replace_regular(target, payload: bytes, what: str, mode: int | None) -> Non
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=real.parent)
     except OSError as exc:
         raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
+    _SCRATCH.add(tmp)
+    file_fd = None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -226,15 +339,23 @@ def _replace_regular(target, payload: bytes, what: str, mode: int | None) -> Non
                     os.fchown(f.fileno(), old.st_uid, old.st_gid)
                 except OSError:
                     pass  # not ours to give away: the mode is kept, the owner becomes us
+            if held is not None:  # the new version is locked before anyone can see it
+                file_fd = _flock_or_none(os.dup(f.fileno()))
         os.replace(tmp, real)
     except BaseException as exc:
+        if file_fd is not None:
+            os.close(file_fd)
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        _SCRATCH.discard(tmp)
         if isinstance(exc, OSError):
             raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
         raise
+    _SCRATCH.discard(tmp)
+    if held is not None:
+        held.hold_file(file_fd, real)
     _fsync_dir(real.parent)
 
 
@@ -245,6 +366,140 @@ def save_output(path, data: bytes | str, *, force: bool = False, what: str = "ou
     write_output(path, data, what=what, mode=mode)
 
 
+# --- locks ----------------------------------------------------------------------------------------
+# _HELD: the outputs this process owns (real path -> _Held); write_output writes them under it.
+# _SCRATCH: temporary files being written; a run ended at once by a second signal removes them.
+_HELD: dict = {}
+_SCRATCH: set = set()
+
+
+class _OwnedElsewhere(Exception):
+    pass
+
+
+def _busy(exc: OSError) -> bool:
+    return exc.errno in (errno.EWOULDBLOCK, errno.EACCES)
+
+
+def _flock_or_none(fd: int) -> int | None:
+    """``fd`` exclusively flocked, or None (closed) where this file system cannot lock."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _lock_file_itself(real: Path) -> int | None:
+    """Lock the output file itself (it outlives a deleted sidecar); None if there is none yet or the
+    file system cannot lock it; ``_OwnedElsewhere`` if another run holds it."""
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if _busy(exc):
+            raise _OwnedElsewhere() from None
+        return None
+    return fd
+
+
+def _identity(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class _Held:
+    """A lock this process holds: the sidecar's descriptor, the file's own (each new version), and
+    the identity of the file as this run last left it (None: no file)."""
+
+    def __init__(self, lock_path: Path, fd: int, file_fd: int | None, real: Path):
+        self.lock_path, self.fd, self.file_fd = lock_path, fd, file_fd
+        self.thread = threading.get_ident()
+        self.expect = _identity(real)
+
+    def hold_file(self, fd: int | None, real: Path | None = None) -> None:
+        old, self.file_fd = self.file_fd, fd
+        if old is not None:
+            os.close(old)
+        if real is not None:
+            self.expect = _identity(real)
+
+    def verify(self, target, what: str) -> None:
+        """Before a write: is the file still as this run left it, the sidecar on disk still ours?
+        Someone may have deleted the sidecar and another run taken a new one, or already saved: then
+        this run must not replace that run's file."""
+        if _identity(target.real) != self.expect:
+            raise BlastuneError(f"{target.path} changed while this run held it (another program "
+                                "wrote it): not replacing it")
+        try:
+            on_disk = os.stat(self.lock_path)
+            mine = os.fstat(self.fd)
+            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:  # removed behind our back: take it again, unless another run already has
+            fd = _lock_sidecar(self.lock_path, target, what, 0.0)
+        except BlastuneError:
+            raise BlastuneError(f"{target.path} was taken by another blastune run (the lock file "
+                                f"{self.lock_path.name} was removed while this run held it): "
+                                "not replacing it") from None
+        os.close(self.fd)
+        self.fd = fd
+
+    def release(self) -> None:
+        self.hold_file(None)  # the file first: a run that takes the sidecar next finds it free
+        try:
+            on_disk, mine = os.stat(self.lock_path), os.fstat(self.fd)
+            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
+                os.unlink(self.lock_path)  # only our own sidecar: another run's stays
+        except OSError:
+            pass
+        os.close(self.fd)
+
+
+def _sidecar_path(real: Path) -> Path:
+    return real.parent / f".{real.name[:200]}.lock"
+
+
+def _refuse_if_owned(target, what: str) -> None:
+    """Refuse now, before any work, a file another run holds (its sidecar or the file itself)."""
+    held = _HELD.get(target.real)
+    if held is not None:
+        return
+    refusal = (f"{target.path} is being written by another blastune run: wait for it to finish or "
+               "choose another file")
+    for p in (_sidecar_path(target.real), target.real):
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if _busy(exc):
+                holder = ""
+                if p != target.real:
+                    try:
+                        pid = os.pread(fd, 32, 0).decode().strip()
+                        holder = f" (pid {pid})" if pid.isdigit() else ""
+                    except OSError:
+                        pass
+                raise BlastuneError(refusal.replace("run:", f"run{holder}:", 1)) from None
+        finally:
+            os.close(fd)
+
+
 @contextmanager
 def output_lock(path, what: str = "output", wait: float = 0.0):
     """Hold an exclusive lock on ``path`` for as long as a run owns it; refuse a second owner.
@@ -252,24 +507,43 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
     ``wait``: seconds to wait for another owner to finish first (a short read-modify-write, such as
     a profile update, waits; a run that owns a file for minutes refuses at once).
 
-    The lock is ``flock`` on a sidecar ``.NAME.lock`` beside the real file (the results file itself
-    is replaced by every atomic write, so a lock on it would not outlive the first save). The sidecar
-    is removed on release; a waiter that locked a sidecar already unlinked retries, so two owners can
-    never both hold it. Streams (FIFOs, devices) need no lock.
+    Two locks, both ``flock``: a sidecar ``.NAME.lock`` beside the real file (the file itself is
+    replaced by every atomic write, and may not exist yet), and the file itself -- each version is
+    locked before it is renamed into place, so a deleted sidecar does not let a second owner in.
+    The sidecar is removed on release; a waiter that locked a sidecar already unlinked retries, so
+    two owners can never both hold it. Streams (FIFOs, devices) need no lock. Taking a lock this
+    thread already holds is a no-op.
     """
     target = resolve_output(path, what)
-    if target.kind == "stream":
+    held = _HELD.get(target.real)
+    if target.kind == "stream" or (held is not None and held.thread == threading.get_ident()):
         yield
         return
-    lock_path = target.real.parent / f".{target.real.name[:200]}.lock"
+    lock_path = _sidecar_path(target.real)
+    deadline = time.monotonic() + wait
     # a stop while the sidecar is made and locked waits until the try below owns it (no stray sidecar)
     waiting = ExitStack()
     waiting.enter_context(_signals_wait())
     try:
-        fd = _lock_sidecar(lock_path, target, what, wait)
+        while True:
+            fd = _lock_sidecar(lock_path, target, what, max(0.0, deadline - time.monotonic()))
+            try:
+                file_fd = _lock_file_itself(target.real)
+                break
+            except _OwnedElsewhere:
+                held = _Held(lock_path, fd, None, target.real)
+                held.release()
+                if time.monotonic() < deadline:
+                    _stop_point()
+                    time.sleep(0.005)
+                    continue
+                raise BlastuneError(f"{target.path} is being written by another blastune run: wait "
+                                    "for it to finish or choose another file") from None
     except BaseException:
         waiting.close()
         raise
+    held = _Held(lock_path, fd, file_fd, target.real)
+    _HELD[target.real] = held
     try:
         waiting.close()  # a stop that came meanwhile is raised here, and the finally releases the lock
         try:  # the pid only names the holder in the refusal; a full disk must not fail the run here
@@ -280,11 +554,9 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
         yield
     finally:
         with _signals_wait():
-            try:
-                os.unlink(lock_path)
-            except OSError:
-                pass
-            os.close(fd)
+            if _HELD.get(target.real) is held:
+                del _HELD[target.real]
+            held.release()
 
 
 def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
@@ -304,12 +576,12 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
             except OSError:
                 pass
             os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES) and time.monotonic() < deadline:
+            if _busy(exc) and time.monotonic() < deadline:
                 _stop_point()  # waiting for another writer holds nothing: Ctrl-C works here
                 time.sleep(0.005)
                 _stop_point()
                 continue
-            if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
+            if _busy(exc):
                 raise BlastuneError(f"{target.path} is being written by another blastune run{holder}: "
                                     f"wait for it to finish or choose another file") from None
             raise BlastuneError(f"cannot lock {what} {target.path}: {_reason(exc)}") from None
@@ -321,6 +593,82 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
             break
         os.close(fd)  # the previous owner removed this sidecar as we opened it: take a fresh one
     return fd
+
+
+def abandon_writes() -> None:
+    """For a run ended at once (a second signal): remove the temporary file of a write in progress
+    and this process's lock sidecars; the user's files stay as last saved."""
+    for tmp in list(_SCRATCH):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    for held in list(_HELD.values()):
+        try:
+            on_disk, mine = os.stat(held.lock_path), os.fstat(held.fd)
+            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
+                os.unlink(held.lock_path)
+        except OSError:
+            pass
+
+
+# --- keeping a measurement a save could not write -------------------------------------------------
+
+class SaveFailed(BlastuneError):
+    """A results file could not be written; ``fallback`` is where the document was kept instead (or
+    None), ``result`` the measurement (for the caller to show)."""
+
+    def __init__(self, message: str, fallback: Path | None = None, result=None):
+        super().__init__(message)
+        self.fallback = fallback
+        self.result = result
+
+
+def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
+    """Write ``text`` to a new file in a temporary directory ($TMPDIR, /tmp, /var/tmp, /dev/shm, the
+    home directory) -- a fallback for a save that failed -- and return its path, or None if none
+    took it. ``previous``: the fallback written before for the same run, replaced in place (its
+    name was already given to the user)."""
+    name = Path(str(path)).name[:80] or "results.json"
+    stem, suffix = Path(name).stem, Path(name).suffix or ".json"
+    dirs = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"),
+            Path.home()]
+    if previous is not None:
+        dirs.insert(0, previous.parent)
+    for d in dict.fromkeys(dirs):
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f"blastune-{stem}.", suffix=suffix, dir=d)
+        except OSError:
+            continue
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(text.encode())
+                f.flush()
+                os.fsync(f.fileno())
+            if previous is not None and Path(tmp).parent == previous.parent:
+                os.replace(tmp, previous)
+                return previous
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            continue
+        return Path(tmp)
+    return previous
+
+
+# --- reading a document back ----------------------------------------------------------------------
+
+def read_capped(path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of ``path``, refused in one line above ``limit`` (``/dev/zero`` has no end).
+    OSError as ``open`` raises it (the caller words it)."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise BlastuneError(f"{path}: larger than {limit // (1024 * 1024)} MiB, not a blastune "
+                            "results file (blastune refuses documents above that size)")
+    return data
 
 
 # --- the 0.1.0 helpers, kept as thin wrappers over the rule above -------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from blastune.core.files import read_capped
 from blastune.errors import BlastuneError
 
 
@@ -11,7 +12,7 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     """Read a results file back; a missing, corrupt or foreign file is one clear error."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_capped(path).decode("utf-8")  # capped: `compare /dev/zero` ends in one line
     except UnicodeDecodeError as exc:
         raise BlastuneError(f"{path}: not a blastune results file (not UTF-8 text at byte {exc.start})") from None
     except IsADirectoryError:

@@ -281,16 +281,24 @@ class JobsSession:
             return
         import json
 
-        from blastune.core.files import write_output
+        from blastune.core.files import SaveFailed, keep_safe, write_output
+        from blastune.errors import BlastuneError
 
-        write_output(self.out, json.dumps(doc.to_dict(), indent=2, default=str) + "\n", what="results file")
+        text = json.dumps(doc.to_dict(), indent=2, default=str) + "\n"
+        try:
+            write_output(self.out, text, what="results file")
+        except BlastuneError as exc:  # a full disk: minutes of measuring are not thrown away
+            kept = keep_safe(self.out, text)
+            where = (f"the results are kept in {kept}" if kept else
+                     "the results could not be kept anywhere")
+            raise SaveFailed(f"{exc}; {where}", kept, doc) from None
 
     # --- the whole run -------------------------------------------------------------------------------
 
     def run(self) -> JobsResult:
         import contextlib
 
-        from blastune.core.files import check_output, output_lock
+        from blastune.core.files import SaveFailed, check_output, output_lock
         from blastune.facts.cpu import cpu_info
         from blastune.facts.fingerprint import fingerprint
         import numpy  # noqa: F401  (the fingerprint names numpy's BLAS: the profile matches on it)
@@ -311,8 +319,11 @@ class JobsSession:
             except JobsInterrupted as stop:
                 partial = self.result("interrupted", fingerprint(cpu_info()))
                 if partial is not None and self.out is not None:
-                    self.save(partial)
-                    stop.saved_to = self.out
+                    try:
+                        self.save(partial)
+                        stop.saved_to = self.out
+                    except SaveFailed as failed:
+                        stop.saved_to, stop.save_error = failed.fallback, str(failed)
                 stop.result = partial
                 raise
             doc = self.result("complete", fingerprint(cpu_info()))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blastune.core.counts import check_count
+from blastune.core.files import SaveFailed
 from blastune.documents.sweep import KEY_FIELDS, SweepDocument, SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.ops import DEFAULT_SEED
@@ -88,7 +89,7 @@ def _open_session(plan: Plan, settings: Settings, out, force: bool, resume: bool
 
     if out is not None:
         check_output(out, force=force, resume=resume, what="results file", option="force=True",
-                     resume_option="resume=True")
+                     resume_option="resume=True", rewritten=True)
     served = serving_libraries(plan.lib)
     workers, reason = needs_workers(served)
     if settings.isolate == "always":
@@ -159,16 +160,28 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
         try:
             _measure(session, plan)
         except KeyboardInterrupt as exc:
-            session.finish("interrupted")
             signum = exc.signum if isinstance(exc, SweepInterrupted) else (stopping.signum or 2)
-            raise SweepInterrupted(signum, SweepResult(session.doc)) from None
-        except BaseException:
+            saved_to, save_error = out, None
+            try:
+                session.finish("interrupted")
+            except SaveFailed as failed:  # a full disk: the points are in the fallback file
+                saved_to, save_error = failed.fallback, str(failed)
+            stop = SweepInterrupted(signum, SweepResult(session.doc), saved_to)
+            stop.save_error = save_error
+            raise stop from None
+        except BaseException as exc:
             try:
                 session.finish("failed")
             except BlastuneError:
                 pass  # the disk that failed the point fails this write too: the first error says why
+            if isinstance(exc, SaveFailed):
+                exc.result = SweepResult(session.doc)
             raise
-        session.finish("complete")
+        try:
+            session.finish("complete")
+        except SaveFailed as failed:
+            failed.result = SweepResult(session.doc)
+            raise
         return SweepResult(session.doc)
 
 

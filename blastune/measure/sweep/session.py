@@ -95,6 +95,7 @@ class Session:
         self.to_run = 0             # points this run set out to measure
         self.in_workers = False     # every thread count in a fresh process (see libraries.needs_workers)
         self.files: list[str] = []  # the serving libraries' files, for thread read-backs
+        self.fallback: Path | None = None  # where the points went when ``out`` could not take them
         self._stack = ExitStack()
 
     # --- lifetime -------------------------------------------------------------------------------
@@ -153,8 +154,25 @@ class Session:
 
             from blastune.core.files import write_output
 
-            write_output(self.out, json.dumps(self.doc.to_dict(), indent=2, default=str) + "\n",
-                         what="results file")
+            text = json.dumps(self.doc.to_dict(), indent=2, default=str) + "\n"
+            try:
+                write_output(self.out, text, what="results file")
+            except BlastuneError as exc:
+                self._keep_safe(exc, text)
+                raise
+
+    def _keep_safe(self, exc: BlastuneError, text: str) -> None:
+        """A save failed (a full disk): the points are not thrown away but kept in a fallback file,
+        and the error says where (``SaveFailed``). Nothing measured yet: the first error stands."""
+        from blastune.core.files import SaveFailed, keep_safe
+
+        if not self.doc.points:
+            return
+        self.fallback = keep_safe(self.out, text, self.fallback)
+        n = len(self.doc.points)
+        where = (f"the {n} point(s) measured are kept in {self.fallback}" if self.fallback else
+                 f"the {n} point(s) measured could not be kept anywhere (the table shows them)")
+        raise SaveFailed(f"{exc}; {where}", self.fallback, None) from None
 
     def finish(self, status: str) -> None:
         """The last write: status, and the warnings that summarise what the points say."""
