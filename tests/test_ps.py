@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 
@@ -163,6 +164,49 @@ def test_watch_prints_json_lines_until_interrupted():
     finally:
         proc.kill()
         proc.wait()
+
+
+def _alone_in_a_pid_namespace() -> str | None:
+    """Why ``unshare --pid`` cannot run here (None when it can): a /proc with no BLAS process in it."""
+    if not shutil.which("unshare"):
+        return "util-linux unshare is not installed"
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True)
+    return None if r.returncode == 0 else f"unshare --pid failed: {r.stderr.strip()}"
+
+
+def _ticks(pid: int) -> int:
+    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+
+
+@pytest.mark.skipif(not BLASTUNE or _alone_in_a_pid_namespace() is not None,
+                    reason=f"{_alone_in_a_pid_namespace()} (or no blastune console script)")
+@pytest.mark.parametrize("period", [0.5, 1.0])
+def test_watch_with_no_blas_process_sleeps_out_its_period(period):
+    """Alone in a PID namespace ps finds nothing to sample, and the census returns at once: --watch
+    0.5 used to refresh ~500 times a second on a whole CPU, and --watch 1 every 0.5 s."""
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", BLASTUNE, "ps", "--watch",
+                             str(period), "--json"], stdout=subprocess.PIPE, text=True)
+    try:
+        proc.stdout.readline()  # the first refresh: blastune is up and in its loop
+        t0 = time.monotonic()
+        (pid,) = [int(x) for x in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
+        ticks0, seen = _ticks(pid), []
+        reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)
+        reader.start()
+        time.sleep(4.5)
+        ticks1, refreshes, t1 = _ticks(pid), len(seen), time.monotonic()
+        os.kill(pid, signal.SIGINT)  # unshare does not pass signals on: to blastune itself
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    # a refresh of a /proc holding one process costs milliseconds: the busy loop took what CPU it got
+    share = ticks1 - ticks0 and (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
+    assert share < 0.10, f"ps --watch {period} used {share:.0%} of a CPU with nothing to watch"
+    # at most one refresh per period (+2: the first line may have reached us up to a period late)
+    assert refreshes <= (t1 - t0) / period + 2, f"{refreshes} refreshes in {t1 - t0:.1f} s at --watch {period}"
+    assert refreshes >= 1  # it did keep refreshing
 
 
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
