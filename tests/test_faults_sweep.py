@@ -173,6 +173,7 @@ def _stop_at(k: int, n: int, tmp_path: Path):
     stdout, stderr = proc.communicate(timeout=120)
     doc = read_doc(out) or {}
     left = [p.name for p in d.iterdir() if p.name != "r.json"]
+    print(f"{d.name}: signal at {moment:.2f} s, exit {proc.returncode}, status {doc.get('status')}")
     if proc.returncode != 128 + sig or doc.get("status") != "interrupted" or left or "Traceback" in stderr \
             or session_members(proc.pid):
         return (f"{d.name} at {moment:.2f} s: exit {proc.returncode} (want {128 + sig}), status "
