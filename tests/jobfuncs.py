@@ -111,7 +111,7 @@ def sleepy_in_workers(i):
 
 
 def interrupts(i):
-    """A task that raises KeyboardInterrupt itself (no signal: a library's or the user's own doing)."""
+    """A task that raises KeyboardInterrupt itself (no signal: a library's or the user's doing)."""
     raise KeyboardInterrupt
 
 

@@ -149,7 +149,8 @@ def test_signals_at_many_moments_never_leave_debris(tmp_path):
 
 # Two points that share the budget between them (a spread target no point reaches): the sweep
 # cannot end before about the budget has passed since its first save, in a worker or in-process.
-TIMED = ["--op", "dot", "--size", "64", "--threads", "1,2", "--budget", "4", "--target-spread", "0.0001"]
+TIMED = ["--op", "dot", "--size", "64", "--threads", "1,2", "--budget", "4",
+         "--target-spread", "0.0001"]
 
 
 def _stop_at(k: int, n: int, tmp_path: Path):
@@ -174,16 +175,16 @@ def _stop_at(k: int, n: int, tmp_path: Path):
     doc = read_doc(out) or {}
     left = [p.name for p in d.iterdir() if p.name != "r.json"]
     print(f"{d.name}: signal at {moment:.2f} s, exit {proc.returncode}, status {doc.get('status')}")
-    if proc.returncode != 128 + sig or doc.get("status") != "interrupted" or left or "Traceback" in stderr \
-            or session_members(proc.pid):
+    if proc.returncode != 128 + sig or doc.get("status") != "interrupted" or left \
+            or "Traceback" in stderr or session_members(proc.pid):
         return (f"{d.name} at {moment:.2f} s: exit {proc.returncode} (want {128 + sig}), status "
                 f"{doc.get('status')}, debris {left}, stderr {stderr.strip()[-200:]!r}")
     return None
 
 
 def test_a_stop_signal_is_never_lost_at_any_of_40_moments(tmp_path):
-    """3 in 40 group SIGINTs to `sweep --isolate always` once ran on to "complete" and exit 0 (a stop
-    dropped on its way: the reaper swallowed it, and a recorded stop was not looked at again).
+    """3 in 40 group SIGINTs to `sweep --isolate always` once ran on to "complete" and exit 0 (a
+    stop dropped on its way: the reaper swallowed it, and a recorded stop was not looked at again).
     Here 40 sweeps (workers and in-process alike, four at a time) each get SIGINT, SIGTERM or
     SIGHUP, to the process or its group, at a moment spread over the measuring: every one ends
     interrupted with the signal's exit status, no run ends complete, nothing is left behind."""
@@ -223,7 +224,8 @@ def test_a_stop_while_the_reaper_waits_kills_and_collects_the_worker():
     """A worker that ignores SIGTERM, and a real SIGINT while reap() waits out its grace period."""
     from blastune.measure.children import reap
 
-    proc = subprocess.Popen(["sh", "-c", "trap '' TERM; echo up; exec sleep 60"], stdout=subprocess.PIPE)
+    proc = subprocess.Popen(["sh", "-c", "trap '' TERM; echo up; exec sleep 60"],
+                            stdout=subprocess.PIPE)
     assert proc.stdout.readline() == b"up\n"
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
@@ -264,10 +266,11 @@ except KeyboardInterrupt as exc:
 @pytest.mark.parametrize("sig", ["INT", "HUP"])
 def test_a_stop_dropped_on_its_way_still_ends_the_sweep_interrupted(tmp_path, isolate, sig):
     """The handler took the signal, code between it and the sweep dropped the exception: the sweep
-    used to measure on and end "complete". A stop taken is a stop: the next point is not measured."""
+    used to measure on and end "complete". A stop taken is a stop: no further point is measured."""
     out = tmp_path / "r.json"
-    r = subprocess.run([sys.executable, "-c", DROPS_A_STOP.format(sig=sig, isolate=isolate), str(out)],
-                       capture_output=True, text=True, env=child_env(), timeout=120)
+    code = DROPS_A_STOP.format(sig=sig, isolate=isolate)
+    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
+                       env=child_env(), timeout=120)
     want = 128 + getattr(signal, f"SIG{sig}")
     assert r.stdout.split() == ["interrupted", str(want)], r.stderr
     doc = json.loads(out.read_text())

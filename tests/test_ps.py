@@ -167,10 +167,11 @@ def test_watch_prints_json_lines_until_interrupted():
 
 
 def _alone_in_a_pid_namespace() -> str | None:
-    """Why ``unshare --pid`` cannot run here (None when it can): a /proc with no BLAS process in it."""
+    """Why ``unshare --pid`` cannot run here (None if it can): a /proc with no BLAS process."""
     if not shutil.which("unshare"):
         return "util-linux unshare is not installed"
-    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True)
+    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True,
+                       text=True)
     return None if r.returncode == 0 else f"unshare --pid failed: {r.stderr.strip()}"
 
 
@@ -185,8 +186,8 @@ def _ticks(pid: int) -> int:
 def test_watch_with_no_blas_process_sleeps_out_its_period(period):
     """Alone in a PID namespace ps finds nothing to sample, and the census returns at once: --watch
     0.5 used to refresh ~500 times a second on a whole CPU, and --watch 1 every 0.5 s."""
-    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", BLASTUNE, "ps", "--watch",
-                             str(period), "--json"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", BLASTUNE, "ps",
+                             "--watch", str(period), "--json"], stdout=subprocess.PIPE, text=True)
     try:
         proc.stdout.readline()  # the first refresh: blastune is up and in its loop
         t0 = time.monotonic()
@@ -201,11 +202,12 @@ def test_watch_with_no_blas_process_sleeps_out_its_period(period):
     finally:
         proc.kill()
         proc.wait()
-    # a refresh of a /proc holding one process costs milliseconds: the busy loop took what CPU it got
+    # a refresh of a /proc holding one process costs milliseconds; the busy loop took all it got
     share = ticks1 - ticks0 and (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
     assert share < 0.10, f"ps --watch {period} used {share:.0%} of a CPU with nothing to watch"
     # at most one refresh per period (+2: the first line may have reached us up to a period late)
-    assert refreshes <= (t1 - t0) / period + 2, f"{refreshes} refreshes in {t1 - t0:.1f} s at --watch {period}"
+    assert refreshes <= (t1 - t0) / period + 2, \
+        f"{refreshes} refreshes in {t1 - t0:.1f} s at --watch {period}"
     assert refreshes >= 1  # it did keep refreshing
 
 
@@ -292,13 +294,14 @@ def _own_ticks(pids) -> int:
 
 
 class _Others:
-    """Share of our CPUs that other programs used while the block ran (our own processes excluded)."""
+    """Share of our CPUs that other programs used while the block ran (ours excluded)."""
 
     def __init__(self, pids=()):
         self.pids, self.cpus = list(pids), os.sched_getaffinity(0)
 
     def __enter__(self):
-        self.t0, self.busy0, self.own0 = time.monotonic(), _busy_ticks(self.cpus), _own_ticks(self.pids)
+        self.t0, self.busy0 = time.monotonic(), _busy_ticks(self.cpus)
+        self.own0 = _own_ticks(self.pids)
         return self
 
     def __exit__(self, *exc):
@@ -325,7 +328,7 @@ def test_two_default_blas_loops_wait_for_a_cpu_and_limited_ones_do_not():
     if usable > 4:
         pytest.skip("two default pools oversubscribe only a machine of a few cores")
     default = child_env(threads=None)  # each OpenBLAS pool: one thread per CPU
-    per = str(max(1, usable // 2))  # the same pair limited to share the cores (blastune env --jobs 2)
+    per = str(max(1, usable // 2))  # the pair limited to share the cores (blastune env --jobs 2)
     limited = child_env({"OPENBLAS_NUM_THREADS": per, "OMP_NUM_THREADS": per}, threads=None)
     tries = []
     for _ in range(3):
@@ -335,8 +338,8 @@ def test_two_default_blas_loops_wait_for_a_cpu_and_limited_ones_do_not():
         census2, pair2, during_limited = _measure_pair([([sys.executable], LOOP, limited)] * 2)
         with _Others() as after:
             time.sleep(1.0)
-        load = {"before": before.share, "default pair": during_default, "limited pair": during_limited,
-                "after": after.share}
+        load = {"before": before.share, "default pair": during_default,
+                "limited pair": during_limited, "after": after.share}
         tries.append(", ".join(f"{k} {v:.0%}" for k, v in load.items()))
         if max(load.values()) <= QUIET_SHARE:
             break
@@ -345,8 +348,8 @@ def test_two_default_blas_loops_wait_for_a_cpu_and_limited_ones_do_not():
                     + "; ".join(tries))
     waited = [p.wait_share_pct for p in pair]
     waited2 = [p.wait_share_pct for p in pair2]
-    print(f"default threads: {usable} + {usable} threads, waited {waited}%; limited to {per} thread(s) "
-          f"each: waited {waited2}%; others' load: {tries[-1]}")
+    print(f"default threads: {usable} + {usable} threads, waited {waited}%; limited to {per} "
+          f"thread(s) each: waited {waited2}%; others' load: {tries[-1]}")
     assert all(p is not None and p.blas_threads == usable for p in pair)
     assert all(p.contended for p in pair) and min(waited) > 20, waited
     assert census.verdict == "oversubscribed" and "waited" in census.message and "may run" not in census.message

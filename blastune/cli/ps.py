@@ -97,7 +97,7 @@ def ps_command(
             sys.stdout.flush()
             due += period
             now = time.monotonic()
-            if due < now:  # a refresh outlasted the period: the next starts now, with no burst to catch up
+            if due < now:  # a refresh outlasted the period: the next now, no burst to catch up
                 due = now
             time.sleep(due - now)
     except KeyboardInterrupt:  # the way to leave --watch: not an error

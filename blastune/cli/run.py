@@ -39,8 +39,9 @@ def run_command(
     smt: bool = _SMT,
     copies: int = typer.Option(None, "--copies", metavar="N",
                                help="Start N copies at once (with --pin each on its own CPUs); exit = worst."),
-    oversubscribe: bool = typer.Option(False, "--oversubscribe", help="With --copies: allow more than 4 "
-                                       "unpinned copies per usable CPU (at most 4096)."),
+    oversubscribe: bool = typer.Option(
+        False, "--oversubscribe",
+        help="With --copies: allow more than 4 unpinned copies per usable CPU (at most 4096)."),
 ):
     """Run a command with every BLAS/OpenMP thread variable set; its exit status is passed through.
 

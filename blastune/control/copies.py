@@ -91,9 +91,9 @@ def check_copies(copies, usable: int, *, oversubscribe: bool = False) -> int:
     """``copies`` if it is a count this machine should start unpinned; else one clear error."""
     n = check_count(copies, "--copies", 1, MAX_COPIES)  # checked before anything is built from it
     if n > COPIES_PER_CPU * usable and not oversubscribe:
-        raise BlastuneError(f"--copies {n} is more than {COPIES_PER_CPU} per usable CPU ({usable} CPUs: "
-                            f"at most {COPIES_PER_CPU * usable}); add --oversubscribe to start them anyway "
-                            f"(at most {MAX_COPIES})")
+        raise BlastuneError(f"--copies {n} is more than {COPIES_PER_CPU} per usable CPU ({usable} "
+                            f"CPUs: at most {COPIES_PER_CPU * usable}); add --oversubscribe to "
+                            f"start them anyway (at most {MAX_COPIES})")
     return n
 
 
