@@ -55,8 +55,8 @@ def reap(proc: subprocess.Popen, grace: float = 5.0) -> int | None:
     """End ``proc`` if it still runs (SIGTERM, then SIGKILL after ``grace`` s) and collect it.
 
     A stop signal (KeyboardInterrupt) while we wait does not leave the worker running or a zombie:
-    it is killed and collected, and then the stop is raised -- never dropped (a dropped stop once
-    let a sweep run on to ``complete`` and exit 0)."""
+    it is killed and collected, and then the stop is raised -- never dropped (the sweep that
+    called us would run on to ``complete`` and exit 0)."""
     stop = None
     try:
         if proc.poll() is None:

@@ -47,7 +47,7 @@ _SWALLOWED: list[Interrupted] = []
 # nested one share it. Code between the handler and the run's own ``except`` can still drop a stop
 # (a reaper finishing a worker, a library's bare ``except``); while a run goes on normally, a stop
 # recorded here was dropped, and ``raise_pending`` raises it again -- before a point is called done
-# and before a run is called complete (3 in 40 group-SIGINTs once ended ``complete``, exit 0).
+# and before a run is called complete (a dropped stop used to end a sweep ``complete``, exit 0).
 _TAKEN: list[tuple[int, type]] = []
 _DEPTH = [0]  # contexts open: the outermost one starts the records afresh
 
