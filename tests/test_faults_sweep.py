@@ -184,10 +184,11 @@ def _stop_at(k: int, n: int, tmp_path: Path):
 
 def test_a_stop_signal_is_never_lost_at_any_of_40_moments(tmp_path):
     """A group SIGINT to `sweep --isolate always` seemed lost in 3 of 40 runs ("complete", exit 0).
-    A stop dropped on its way did that (the reaper swallowed one; a recorded stop was never looked
-    at again; the tests below pin each down and fail without the fix). Here 40 sweeps (workers and in-process alike, four at a time) each get SIGINT, SIGTERM or
-    SIGHUP, to the process or its group, at a moment spread over the measuring: every one ends
-    interrupted with the signal's exit status, no run ends complete, nothing is left behind."""
+    A stop dropped on its way could do that (the reaper swallowed one; a recorded stop was never
+    looked at again: the tests below pin each down). Here 40 sweeps (workers and in-process alike,
+    four at a time) each get SIGINT, SIGTERM or SIGHUP, to the process or its group, at a moment
+    spread over the measuring: every one ends interrupted with the signal's exit status, no run
+    ends complete, nothing is left behind."""
     from concurrent.futures import ThreadPoolExecutor
 
     n = 40
