@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -12,6 +13,12 @@ import pytest
 # A profile the user saved (blastune recommend) must not steer the tests, nor may the tests write
 # into the user's cache: every test and every child it starts sees an empty, private cache.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="blastune-test-cache-")
+
+# A shell without job control starts a background command (`pytest &` in a script) with SIGINT
+# ignored, and every child inherits that: the tests that stop blastune with SIGINT would then test
+# nothing. Take SIGINT back for the run, so the children start with its default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX_ROOT = Path(os.environ.get("BLASMATRIX_ROOT", "/tmp/blasmatrix"))

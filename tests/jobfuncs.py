@@ -108,3 +108,14 @@ def sleepy_in_workers(i):
                 f.write(f"{os.getpid()}\n")
         time.sleep(120)
     return sum(range(1000))
+
+
+def interrupts(i):
+    """A task that raises KeyboardInterrupt itself (no signal: a library's or the user's doing)."""
+    raise KeyboardInterrupt
+
+
+def interrupts_in_workers(i):
+    if _in_worker():
+        raise KeyboardInterrupt
+    return i

@@ -221,3 +221,31 @@ def test_api_call_without_main_guard_works_and_the_bootstrap_reimport_is_one_cle
     assert p.returncode == 3, p.stderr
     assert "put the call under `if __name__ == \"__main__\":`" in p.stderr
     assert "bootstrapping phase" not in p.stderr
+
+
+RAISES_KEYBOARD_INTERRUPT = [
+    ("jobfuncs:interrupts", "serial", "blastune: error: task 0 raised KeyboardInterrupt"),
+    ("jobfuncs:interrupts", "thread:2x1", "blastune: error: task 0 raised KeyboardInterrupt"),
+    ("jobfuncs:interrupts_in_workers", "process:2x1",
+     "blastune: error: layout process:2x1: task 0 (the warm-up in a worker process) raised "
+     "KeyboardInterrupt"),
+]
+
+
+@pytest.mark.parametrize("func, layouts, line", RAISES_KEYBOARD_INTERRUPT,
+                         ids=[f"{f.split(':')[1]}-{lay}" for f, lay, _ in
+                              RAISES_KEYBOARD_INTERRUPT])
+def test_a_task_raising_keyboard_interrupt_is_its_failure_in_one_line(func, layouts, line,
+                                                                      tmp_path):
+    """It used to print a 22-line traceback and 'died while starting (killed by SIGINT)': no signal
+    was sent, so it is the task's failure (exit 2), not a user's stop (130)."""
+    proc = _start(["jobs", "--func", func, "--tasks", "4", "-r", "1", "--layouts", layouts,
+                   "--no-save-profile"], tmp_path)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+        left = wait_gone(proc.pid)
+    finally:
+        _kill_session(proc.pid)
+    assert proc.returncode == 2, stderr
+    assert stderr.splitlines() == [line] and stdout == ""
+    assert not left, left

@@ -170,3 +170,112 @@ def test_exec_mode_is_the_command_itself(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert int(out) == proc.pid
     assert proc.returncode == -signal.SIGKILL
+
+
+# --- run --copies: how many, and a stop while they start (issue 20.3) -----------------------------
+
+def _usable_cpus() -> int:
+    from blastune.facts.cpu import usable_cores
+
+    return usable_cores()[0]
+
+
+def _descendants(root: int) -> list[int]:
+    """Live processes below ``root`` (copies run in groups of their own, so not found by group)."""
+    parents = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parents.setdefault(int(fields[1]), []).append(int(d))
+    found, todo = [], [root]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def _marks(path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_run_copies_above_four_per_cpu_needs_oversubscribe_and_starts_nothing(tmp_path):
+    # `run --copies 100000 -- true` used to start copies until the process table ran out
+    marks = tmp_path / "started"
+    mark = ["sh", "-c", f"echo $$ >> {marks}"]
+    limit = 4 * _usable_cpus()
+    r = subprocess.run([BLASTUNE, "run", "--copies", str(limit + 1), "--", *mark],
+                       capture_output=True, text=True, env=child_env(), timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert f"at most {limit}" in lines[0] and "--oversubscribe" in lines[0]
+    assert _marks(marks) == 0  # refused before a single copy started
+    r = subprocess.run([BLASTUNE, "run", "--copies", str(limit + 1), "--oversubscribe", "--",
+                        *mark], capture_output=True, text=True, env=child_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert _marks(marks) == limit + 1  # asked for explicitly: exactly that many, no more
+
+
+@pytest.mark.parametrize("args", [["2147483647"], ["4097", "--oversubscribe"], ["100000"]])
+def test_run_copies_above_the_hard_cap_is_one_line_and_builds_nothing(args, tmp_path):
+    # --copies 2147483647 used to build a 16.8 GB list before starting anything
+    marks = tmp_path / "started"
+    proc = subprocess.Popen([BLASTUNE, "run", "--copies", *args, "--", "sh", "-c",
+                             f"echo $$ >> {marks}"], stderr=subprocess.PIPE, text=True,
+                            env=child_env())
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 2, err
+    assert err.strip().splitlines() == [f"blastune: error: invalid --copies {args[0]}: must be a "
+                                        "whole number from 1 to 4096"]
+    assert usage.ru_maxrss < 500 * 1024  # KiB: an interpreter's worth, not a list of the count
+    assert _marks(marks) == 0
+
+
+@pytest.mark.parametrize("via", ["timeout", "kill"])
+def test_a_stop_signal_while_copies_start_stops_the_starting(via, tmp_path):
+    """4096 copies take seconds to start; SIGTERM (from `timeout`) or SIGINT (Ctrl-C's) used to
+    wait blocked until every one had started. Now the starting stops, the started copies end, and
+    the exit status is the signal's (timeout passes its command's on)."""
+    if via == "timeout" and TIMEOUT is None:
+        pytest.skip("coreutils timeout not installed")
+    marks = tmp_path / "started"
+    argv = [BLASTUNE, "run", "--copies", "4096", "--oversubscribe", "--json", "--",
+            "sh", "-c", f"echo $$ >> {marks}; exec sleep 120"]
+    sig = signal.SIGTERM if via == "timeout" else signal.SIGINT
+    proc = subprocess.Popen([TIMEOUT, "300", *argv] if via == "timeout" else argv,
+                            stderr=subprocess.PIPE, text=True, env=child_env(),
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while _marks(marks) < 1:  # a copy runs: blastune is starting the others
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.01)
+        proc.send_signal(sig)  # to timeout (which passes it on to blastune), or to blastune
+        _, err = proc.communicate(timeout=120)
+    finally:
+        left = _descendants(proc.pid) if proc.poll() is None else []
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + sig, err
+    (summary,) = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert summary["exit_status"] == 128 + sig
+    assert 1 <= len(summary["copies"]) < 4096  # the starting stopped
+    assert _marks(marks) <= len(summary["copies"])
+    end = time.monotonic() + 10
+    while any(_alive(c["pid"]) for c in summary["copies"]) and time.monotonic() < end:
+        time.sleep(0.05)
+    left = [c["pid"] for c in summary["copies"] if _alive(c["pid"])]
+    assert not left, f"started copies {left} outlived blastune"
+
+
+def _alive(pid: int) -> bool:
+    return not _gone(pid)

@@ -115,6 +115,9 @@ def ps_command(
             echo(render_ps(census, fmt, wide))
         return
     try:
+        # The period is from one refresh's start to the next: each census takes its own time (the
+        # sampling interval only when it found a process to sample), so sleep to a deadline.
+        due = time.monotonic()
         while True:
             census = processes(interval=min(interval, period))
             if json_out:
@@ -124,6 +127,10 @@ def ps_command(
                 sys.stdout.write(time.strftime("%H:%M:%S ") + f"every {period:g} s, Ctrl-C to stop\n")
                 sys.stdout.write(render_ps(census, fmt, wide) + "\n")
             sys.stdout.flush()
-            time.sleep(max(0.0, period - min(interval, period)))
+            due += period
+            now = time.monotonic()
+            if due < now:  # a refresh outlasted the period: the next now, no burst to catch up
+                due = now
+            time.sleep(due - now)
     except KeyboardInterrupt:  # the way to leave --watch: not an error
         return

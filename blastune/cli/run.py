@@ -41,6 +41,9 @@ def run_command(
     smt: bool = _SMT,
     copies: int = typer.Option(None, "--copies", metavar="N",
                                help="Start N copies at once (with --pin each on its own CPUs); exit = worst."),
+    oversubscribe: bool = typer.Option(
+        False, "--oversubscribe",
+        help="With --copies: allow more than 4 unpinned copies per usable CPU (at most 4096)."),
 ):
     """Run a command with every BLAS/OpenMP thread variable set; its exit status is passed through.
 
@@ -59,10 +62,15 @@ def run_command(
             if threads is not None or auto or job_index is not None or (jobs is not None and jobs != copies):
                 raise BlastuneError("--copies N sets the jobs (N) and each copy's threads: drop --threads, --auto, "
                                     "--jobs and --job-index")
-            result = run_copies(command or [], copies, pin=pin, smt=smt, launch_error=_launch_error)
+            result = run_copies(command or [], copies, pin=pin, smt=smt, launch_error=_launch_error,
+                                oversubscribe=oversubscribe)
             if json_out:
                 print(json.dumps(result.to_dict()), file=sys.stderr)
             raise typer.Exit(result.exit_status)
+        if oversubscribe:
+            from blastune.errors import BlastuneError
+
+            raise BlastuneError("--oversubscribe goes with --copies N")
         if pin:
             import os
 

@@ -8,6 +8,13 @@ terminal's Ctrl-C, ``timeout``'s or Slurm's SIGTERM to the group, a SIGHUP -- re
 and blastune passes it to each copy's group exactly once. Copies die with blastune (Linux:
 ``PR_SET_PDEATHSIG``), and any still running when blastune leaves early are ended. The exit status
 is the worst of the copies' (a copy killed by signal N counts as 128 + N, as a shell reports it).
+A stop signal (SIGINT, SIGTERM, SIGHUP) that comes while the copies are still being started stops
+the starting: the copies already started get it, are ended, and the exit status is 128 + N.
+
+How many: pinned copies are bounded by the CPUs (one set each). Unpinned copies share the cores;
+by default at most ``COPIES_PER_CPU`` per usable CPU (more is almost surely a typo: every copy
+would wait for a CPU most of the time), and with ``oversubscribe`` up to ``MAX_COPIES`` -- every
+copy is a process, and a count in the thousands exhausts the machine's process table.
 """
 from __future__ import annotations
 
@@ -18,12 +25,19 @@ import time
 from dataclasses import asdict, dataclass
 
 from blastune.control.pinning import pin_env, plan_layout
-from blastune.core.counts import check_threads
+from blastune.core.counts import check_count
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
 from blastune.facts.topology import format_cpulist, read_topology
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+# Four copies per usable CPU: each then waits for a CPU at least 3/4 of the time. Beyond that the
+# count is almost surely a mistake, and it is refused unless asked for (``oversubscribe``).
+COPIES_PER_CPU = 4
+# The hard cap, asked for or not: 8 per CPU of a 256-core, 2-way SMT machine, and an eighth of
+# Linux's default pid_max (32768) -- a count in the millions once froze a machine's process table.
+MAX_COPIES = 4096
 
 
 @dataclass
@@ -73,12 +87,23 @@ def _status(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
+def check_copies(copies, usable: int, *, oversubscribe: bool = False) -> int:
+    """``copies`` if it is a count this machine should start unpinned; else one clear error."""
+    n = check_count(copies, "--copies", 1, MAX_COPIES)  # checked before anything is built from it
+    if n > COPIES_PER_CPU * usable and not oversubscribe:
+        raise BlastuneError(f"--copies {n} is more than {COPIES_PER_CPU} per usable CPU ({usable} "
+                            f"CPUs: at most {COPIES_PER_CPU * usable}); add --oversubscribe to "
+                            f"start them anyway (at most {MAX_COPIES})")
+    return n
+
+
 def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool = False,
-               topology=None, launch_error=None) -> CopiesResult:
-    """Run ``copies`` copies of ``command`` at once and wait for all of them."""
+               topology=None, launch_error=None, oversubscribe: bool = False) -> CopiesResult:
+    """Run ``copies`` copies of ``command`` at once and wait for all of them (see the module's
+    docstring for how many may be asked for and what a signal does)."""
     if not command:
         raise BlastuneError("no command given: use blastune run --copies N --pin -- CMD ARGS...")
-    copies = check_threads(copies, "--copies")
+    copies = check_count(copies, "--copies", 1, MAX_COPIES)
     if not hasattr(signal, "sigtimedwait"):
         raise BlastuneError("run --copies needs Linux (signals are forwarded with sigtimedwait)")
     if pin:
@@ -87,14 +112,22 @@ def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool =
     else:
         from blastune.facts.cpu import usable_cores
 
-        n = max(1, usable_cores()[0] // copies)
-        plans = [(n, None)] * copies
+        usable = usable_cores()[0]
+        copies = check_copies(copies, usable, oversubscribe=oversubscribe)
+        plans = [(max(1, usable // copies), None)] * copies
     parent, prctl = os.getpid(), _prctl()
     children: list[tuple[subprocess.Popen, Copy]] = []
     waited = set(_FORWARDED) | {signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited) if hasattr(signal, "pthread_sigmask") else None
+    stopped_by = None
     try:
         for i, (threads, cpus) in enumerate(plans):
+            # blocked, a stop signal waits in the queue: look between starts, so that starting
+            # thousands of copies cannot outlast a timeout's SIGTERM or a Ctrl-C
+            stopped_by = signal.sigtimedwait(_FORWARDED, 0)
+            if stopped_by is not None:
+                _signal_all(children, stopped_by.si_signo)
+                break
             env = {**os.environ, **(pin_env(cpus) if cpus else thread_env(threads)),
                    "BLASTUNE_JOB_INDEX": str(i), "BLASTUNE_JOBS": str(copies)}
 
@@ -112,7 +145,8 @@ def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool =
                 raise BlastuneError(launch_error(command[0], exc) if launch_error else
                                     f"cannot run {command[0]}: {exc.strerror or exc}") from None
             children.append((child, Copy(i, child.pid, threads, format_cpulist(cpus) if cpus else None)))
-        _wait_all(children, waited)
+        else:
+            _wait_all(children, waited)
     finally:
         _end_children(children)
         if old_mask is not None:
@@ -121,20 +155,26 @@ def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool =
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     for child, copy in children:
         copy.exit_status = _status(child.returncode)
-    worst = max(c.exit_status for _, c in children)
+    worst = max((c.exit_status for _, c in children), default=0)
+    if stopped_by is not None:  # not every copy ran: the run was stopped, whatever the copies said
+        worst = 128 + stopped_by.si_signo
     return CopiesResult(command=list(command), copies=[c for _, c in children], pinned=pin, exit_status=worst)
+
+
+def _signal_all(children, signo: int) -> None:
+    for child, _ in children:
+        if child.poll() is None:
+            try:
+                os.killpg(child.pid, signo)
+            except OSError:
+                pass
 
 
 def _wait_all(children, waited) -> None:
     while any(child.poll() is None for child, _ in children):
         info = signal.sigtimedwait(waited, 0.5)
         if info is not None and info.si_signo in _FORWARDED:
-            for child, _ in children:
-                if child.poll() is None:
-                    try:
-                        os.killpg(child.pid, info.si_signo)
-                    except OSError:
-                        pass
+            _signal_all(children, info.si_signo)
 
 
 def _end_children(children, grace: float = 5.0) -> None:

@@ -52,17 +52,38 @@ def die_with_parent(parent_pid: int | None, sig: int = signal.SIGKILL) -> None:
 
 
 def reap(proc: subprocess.Popen, grace: float = 5.0) -> int | None:
-    """End ``proc`` if it still runs (SIGTERM, then SIGKILL after ``grace`` s) and collect it."""
-    if proc.poll() is None:
-        try:
-            proc.terminate()
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        except OSError:
-            pass
+    """End ``proc`` if it still runs (SIGTERM, then SIGKILL after ``grace`` s) and collect it.
+
+    A stop signal (KeyboardInterrupt) while we wait does not leave the worker running or a zombie:
+    it is killed and collected, and then the stop is raised -- never dropped (the sweep that
+    called us would run on to ``complete`` and exit 0)."""
+    stop = None
+    try:
+        if proc.poll() is None:
+            try:
+                proc.terminate()
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            except OSError:
+                pass
+    except KeyboardInterrupt as exc:
+        stop = exc
+        _kill(proc)
     while True:
         try:
-            return proc.wait()
-        except KeyboardInterrupt:  # a second Ctrl-C must not leave a zombie or a running worker
-            proc.kill()
+            code = proc.wait()
+            break
+        except KeyboardInterrupt as exc:  # another Ctrl-C: collect it all the same
+            stop = stop or exc
+            _kill(proc)
+    if stop is not None:
+        raise stop
+    return code
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        proc.kill()
+    except OSError:
+        pass

@@ -68,6 +68,13 @@ def end_now(signum: int) -> None:
 # "Exception ignored in ..." and carry on measuring, with later signals absorbed. The hook keeps it
 # off stderr and remembers it; ``raise_pending`` raises it at the run's next step (a point, a batch).
 _SWALLOWED: list[Interrupted] = []
+# Every stop the handler took in this run, as (signum, class): the CLI's context and the library's
+# nested one share it. Code between the handler and the run's own ``except`` can still drop a stop
+# (a reaper finishing a worker, a library's bare ``except``); while a run goes on normally, a stop
+# recorded here was dropped, and ``raise_pending`` raises it again -- before a point is called done
+# and before a run is called complete (a dropped stop used to end a sweep ``complete``, exit 0).
+_TAKEN: list[tuple[int, type]] = []
+_DEPTH = [0]  # contexts open: the outermost one starts the records afresh
 
 
 def _unraisable(info) -> None:
@@ -78,9 +85,13 @@ def _unraisable(info) -> None:
 
 
 def raise_pending() -> None:
-    """Raise a stop signal that arrived where it could not unwind (see ``_unraisable``)."""
+    """Raise a stop signal that arrived where it could not unwind (see ``_unraisable``) or that was
+    dropped on its way (see ``_TAKEN``). Call it only where the run goes on normally."""
     if _SWALLOWED:
         raise _SWALLOWED.pop()
+    if _TAKEN:
+        signum, cls = _TAKEN[0]
+        raise cls(signum)
 
 
 def _would_end_the_process(handler) -> bool:
@@ -112,10 +123,14 @@ def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
         if defer_if_writing(lambda: handler(signum, frame)):
             return  # mid-write: raised the moment the file is whole (core/files.py)
         state.signum, state.since = signum, time.monotonic()
+        _TAKEN.append((signum, raise_as))
         raise raise_as(signum)
 
     previous = {}
-    _SWALLOWED.clear()
+    if not _DEPTH[0]:
+        _SWALLOWED.clear()
+        _TAKEN.clear()
+    _DEPTH[0] += 1
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     for sig in STOP_SIGNALS:
         try:
@@ -129,3 +144,4 @@ def stop_on_signals(raise_as: type[Interrupted] = Interrupted):
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
         sys.unraisablehook = hook
+        _DEPTH[0] -= 1

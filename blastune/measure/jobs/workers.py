@@ -31,10 +31,16 @@ def failure(what: str, exc: BaseException) -> str:
     return f"{what} raised {type(exc).__name__}" + (f": {text}" if text else "")
 
 
+# What the user's code raising counts as its failure: sys.exit() in a task must not end blastune
+# with its status, nor may a KeyboardInterrupt the task raises itself pass for a Ctrl-C -- where
+# tasks run SIGINT is ignored (the parent stops the run), so no signal raised it.
+TASK_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+
+
 def call(fn, i) -> None:
     try:
         fn(i)
-    except (Exception, SystemExit) as exc:  # sys.exit() in a task must not end blastune with its status
+    except TASK_FAILURES as exc:
         raise TaskFailed(failure(f"task {i}", exc)) from None
 
 
@@ -71,12 +77,12 @@ def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None):
             _TASK = build_task(workload)
         except BlastuneError as exc:
             _INIT_ERROR = str(exc)
-        except (Exception, SystemExit) as exc:
+        except TASK_FAILURES as exc:
             _INIT_ERROR = failure("building the task in a worker process", exc)
         else:
             try:
                 _TASK(0)  # warm-up: first-touch, BLAS thread start, lazy imports
-            except (Exception, SystemExit) as exc:
+            except TASK_FAILURES as exc:
                 _INIT_ERROR = failure("task 0 (the warm-up in a worker process)", exc)
     barrier.wait(READY_TIMEOUT)  # hold every worker until all are warm: none may take two warm-up probes
 

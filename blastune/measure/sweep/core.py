@@ -32,6 +32,7 @@ from blastune.measure.sweep.libraries import library_files, needs_workers, servi
 from blastune.measure.sweep.plan import Plan, check_size, default_threads, make_plan  # noqa: F401 (API)
 from blastune.measure.sweep.points import derive
 from blastune.measure.sweep.session import Session, Settings, new_document, resumed_document
+from blastune.measure.signals import raise_pending
 from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
 
 SCHEMA = "blastune.sweep/1"
@@ -159,6 +160,7 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
     with stop_on_signals() as stopping, _open_session(plan, settings, out, force, resume, on_point) as session:
         try:
             _measure(session, plan)
+            raise_pending()  # a stop dropped on its way is a stop: never "complete" after one
         except KeyboardInterrupt as exc:
             signum = exc.signum if isinstance(exc, SweepInterrupted) else (stopping.signum or 2)
             saved_to, save_error = out, None
