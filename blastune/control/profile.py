@@ -190,11 +190,12 @@ class AutoChoice:
     entry: ProfileEntry | None = None
     path: str | None = None
     notices: list[str] = field(default_factory=list)
+    fallback: str | None = None      # when no saved entry answered: one sentence saying so, and why
 
     def to_dict(self) -> dict:
         return {"jobs": self.jobs, "threads": self.threads, "reason": self.reason, "workload": self.workload,
                 "entry": self.entry.to_dict() if self.entry else None, "path": self.path,
-                "notices": self.notices}
+                "notices": self.notices, "fallback": self.fallback}
 
 
 def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
@@ -223,15 +224,22 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
         return AutoChoice(n_jobs, entry.threads, why, w.key, entry, str(path), notices)
     cores, basis = usable_cores()
     threads = max(1, cores // n_jobs)
-    reason = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
+    division = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
+    reason = division
+    measure = f"`blastune recommend --jobs {n_jobs}` measures it"
     if profile is not None:
-        reason += (f"; the saved profile has no entry for {n_jobs} job(s)"
-                   + (f" of {workload}" if workload else ""))
-    elif not any(n.startswith("ignored: ") for n in notices):
+        why = (f"the saved profile has no entry for {n_jobs} job(s)"
+               + (f" of {workload}" if workload else ""))
+        reason += f"; {why}"
+    elif any(n.startswith("ignored: ") for n in notices):
+        why = "the saved profile is unreadable"
+    else:
+        why = "no saved profile for this machine"
         reason += "; no saved profile for this machine (run `blastune recommend` to measure one)"
     if notices:
         reason += "; " + "; ".join(notices)
-    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices)
+    fallback = f"{why}: using {division} thread(s) per job, not measured advice ({measure})"
+    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback)
 
 
 def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[int, str]:

@@ -47,10 +47,8 @@ def whole_number(value) -> int | None:
 
 
 def check_threads(threads, what: str = "thread count") -> int:
-    n = whole_number(threads)
-    if n is None or not 1 <= n <= MAX_THREADS:
-        raise BlastuneError(f"invalid {what} {threads!r}: must be a whole number >= 1 (at most {MAX_THREADS})")
-    return n
+    """A thread count: 1 to ``MAX_THREADS``, in ``check_count``'s words (one message everywhere)."""
+    return check_count(threads, what)
 
 
 def check_count(value, what: str, lo: int = 1, hi: int = MAX_THREADS) -> int:

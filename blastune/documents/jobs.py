@@ -27,10 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blastune.documents.base import Fields
+from blastune.documents.base import MAX_SECONDS, Fields, check_major
+from blastune.documents.common import DTYPES, LIBS, OP_NAMES, check_fingerprint
 
 SCHEMA = "blastune.jobs/1"
 KIND = "jobs"
+MAJOR = 1  # the schema version this code reads
 EXECUTORS = ("serial", "thread", "process")
 # How 'spread' was computed: 0.1.0 wrote (max - min) / median; now the relative standard error of the
 # median over >= 3 repeats, as sweep does.
@@ -79,8 +81,8 @@ class Layout:
     @classmethod
     def from_fields(cls, f: Fields) -> "Layout":
         executor = f.str("executor", choices=EXECUTORS)
-        workers = f.count("workers", lo=1)
-        threads = f.count("threads", None, lo=1)
+        workers = f.threads("workers")
+        threads = f.threads("threads", None)
         pinned = f.bool("pinned", False)
         return cls(executor, workers, threads, pinned)
 
@@ -119,9 +121,12 @@ class Workload:
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Workload":
-        return cls(kind=f.str("kind", choices=("op", "python", "numpy", "func")), name=f.str("name"),
-                   size=f.count("size", None, lo=1), uses_blas=f.bool("uses_blas", False),
-                   dtype=f.str("dtype", "float64"), lib=f.str("lib", "numpy"))
+        kind = f.str("kind", choices=("op", "python", "numpy", "func"))
+        op = kind == "op"  # an op's name, dtype and library are what blastune can run
+        return cls(kind=kind, name=f.str("name", choices=OP_NAMES if op else None),
+                   size=f.count("size", None, lo=1, hi=2**62), uses_blas=f.bool("uses_blas", False),
+                   dtype=f.str("dtype", "float64", choices=DTYPES if op else None),
+                   lib=f.str("lib", "numpy", choices=LIBS if op else None))
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "Workload":
@@ -200,7 +205,7 @@ class LayoutResult:
 
     @classmethod
     def from_fields(cls, f: Fields, spread_kind: str = SPREAD_SE_MEDIAN) -> "LayoutResult":
-        walls = f.numbers("walls", lo=0)
+        walls = f.numbers("walls", lo=0, hi=MAX_SECONDS)
         if not walls:
             f.fail("expected at least one timed batch, got none", "walls")
         spread = f.number("spread", None, lo=0)
@@ -214,9 +219,9 @@ class LayoutResult:
                 f.fail(f"expected a string, got {v!r}", f"beyond_bounds.{k}")
         return cls(
             layout=Layout.from_fields(f.sub("layout")), walls=walls, cpus=_optional_numbers(f, "cpus", lo=0),
-            threads_seen=f.count("threads_seen", None, lo=1), startup_s=f.number("startup_s", 0.0, lo=0),
-            wall_s=f.number("wall_s", lo=0), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0),
-            speedup=f.number("speedup", None, lo=0), cpu_s=f.number("cpu_s", None, lo=0),
+            threads_seen=f.threads("threads_seen", None), startup_s=f.seconds("startup_s", 0.0),
+            wall_s=f.seconds("wall_s"), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0),
+            speedup=f.number("speedup", None, lo=0), cpu_s=f.seconds("cpu_s", None),
             busy_cores=f.number("busy_cores", None, lo=0), cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
             notes=_strings(f, "notes"), wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
             lost_pcts=_optional_numbers(f, "lost_pcts", lo=0),
@@ -307,22 +312,23 @@ class JobsResult:
         schema = f.str("schema")
         if schema.partition("/")[0] != "blastune.jobs":
             f.fail(f"expected a blastune.jobs document, got {schema!r}", "schema")
+        check_major(f, schema, MAJOR)
         spread_kind = f.str("spread_definition", SPREAD_RANGE, choices=(SPREAD_RANGE, SPREAD_SE_MEDIAN))
         results = f.each("results", lambda sub: LayoutResult.from_fields(sub, spread_kind))
         if not results:
             f.fail("expected at least one layout, got none", "results")
         return cls(
             workload=Workload.from_fields(f.sub("workload")), tasks=f.count("tasks", lo=1),
-            repeats=f.count("repeats", lo=1), usable_cores=f.count("usable_cores", lo=1),
-            default_threads=f.count("default_threads", None, lo=1), results=results,
-            fingerprint=f.dict("fingerprint", {}), other_load_cores=f.number("other_load_cores", None, lo=0),
+            repeats=f.count("repeats", lo=1), usable_cores=f.threads("usable_cores"),
+            default_threads=f.threads("default_threads", None), results=results,
+            fingerprint=check_fingerprint(f.sub("fingerprint", {})), other_load_cores=f.number("other_load_cores", None, lo=0),
             warnings=_strings(f, "warnings"), created=f.str("created", ""),
             blastune_version=f.str("blastune_version", ""),
             status=f.str("status", "complete", choices=("complete", "interrupted")),
             spread_definition=spread_kind,
             contention=Contention.from_fields(f.sub("contention")) if f.has("contention") else None,
-            estimate_s=f.number("estimate_s", None, lo=0), budget_s=f.number("budget_s", None, lo=0),
-            elapsed_s=f.number("elapsed_s", None, lo=0))
+            estimate_s=f.seconds("estimate_s", None), budget_s=f.seconds("budget_s", None),
+            elapsed_s=f.seconds("elapsed_s", None))
 
 
 def load_jobs(path) -> JobsResult:
