@@ -101,8 +101,9 @@ def recommend_command(
     check_shell(shell)  # before minutes of measuring, not after
     if source is not None and (op is not None or size is not None):
         given = " and ".join(o for o, v in (("--op", op), ("--size", size)) if v is not None)
-        raise BlastuneError(f"{given} choose the built-in measurement; with --from the file says what was "
-                            "measured: drop " + ("them" if op is not None and size is not None else "it"))
+        both = op is not None and size is not None
+        raise BlastuneError(f"{given} {'choose' if both else 'chooses'} the built-in measurement; with --from "
+                            f"the file says what was measured: drop {'them' if both else 'it'}")
     progress = jobs_progress(quiet or json_out)
     with interruptible("no advice given and the profile was not changed", progress):
         rec = recommend(source, jobs, shell, save_profile, op=op or BUILTIN_OP, size=size or BUILTIN_SIZE,

@@ -75,8 +75,17 @@ def _now() -> str:
 
 
 def _corrupt(path: Path, why: str) -> ProfileError:
-    return ProfileError(f"the saved profile {path} is unreadable ({why}); "
-                        "`blastune profile clear` removes it")
+    if _removable(path):
+        return ProfileError(f"the saved profile {path} is unreadable ({why}); "
+                            "`blastune profile clear` removes it")
+    # a directory (or FIFO, socket) where the profile belongs: profile clear leaves it alone
+    return ProfileError(f"the saved profile {path} is unreadable ({why}); it is not a file blastune "
+                        "wrote, so `blastune profile clear` leaves it: move it away yourself")
+
+
+def _removable(path: Path) -> bool:
+    """What ``clear_profiles`` removes: files and links, never a directory or a device."""
+    return path.is_symlink() or path.is_file()
 
 
 def read_profile(path: Path | None = None) -> tuple[Profile | None, list[str]]:
@@ -282,7 +291,7 @@ def clear_profiles() -> list[Path]:
 
     removed = []
     for p in all_profile_files():
-        if p.is_symlink() or p.is_file():
+        if _removable(p):
             try:
                 with output_lock(p, "profile", wait=LOCK_WAIT_S):  # not under a writer's feet
                     p.unlink()
@@ -294,6 +303,11 @@ def clear_profiles() -> list[Path]:
     return removed
 
 
+def not_profiles() -> list[Path]:
+    """Entries named like a profile that ``clear_profiles`` leaves (a directory, a FIFO...)."""
+    return [p for p in all_profile_files() if not _removable(p)]
+
+
 def clear_cache() -> None:
     """Forget the fingerprint (tests that swap BLAS or cache directories within one process)."""
     global _fp_cache
@@ -301,5 +315,5 @@ def clear_cache() -> None:
 
 
 __all__ = ["auto_threads", "auto_choice", "broken_profile", "AutoChoice", "load_profile", "read_profile", "save_advice",
-           "save_entries", "Saved", "profile_path", "profile_fingerprint", "matches_here", "show_profile",
+           "save_entries", "Saved", "profile_path", "not_profiles", "profile_fingerprint", "matches_here", "show_profile",
            "ProfileReport", "clear_profiles", "ProfileError", "SCHEMA", "LEGACY_SCHEMA", "WorkloadAdvice"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blastune.documents.base import MAX_SECONDS, Fields, check_major
+from blastune.documents.base import MAX_SECONDS, MIN_CALL_SECONDS, Fields, check_major
 from blastune.documents.common import DTYPES, LIBS, OP_NAMES, check_fingerprint
 
 SCHEMA = "blastune.jobs/1"
@@ -205,7 +205,7 @@ class LayoutResult:
 
     @classmethod
     def from_fields(cls, f: Fields, spread_kind: str = SPREAD_SE_MEDIAN) -> "LayoutResult":
-        walls = f.numbers("walls", lo=0, hi=MAX_SECONDS)
+        walls = f.numbers("walls", lo=MIN_CALL_SECONDS, hi=MAX_SECONDS)  # rates from them stay finite
         if not walls:
             f.fail("expected at least one timed batch, got none", "walls")
         spread = f.number("spread", None, lo=0)
@@ -220,7 +220,7 @@ class LayoutResult:
         return cls(
             layout=Layout.from_fields(f.sub("layout")), walls=walls, cpus=_optional_numbers(f, "cpus", lo=0),
             threads_seen=f.threads("threads_seen", None), startup_s=f.seconds("startup_s", 0.0),
-            wall_s=f.seconds("wall_s"), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0),
+            wall_s=f.seconds("wall_s", lo=MIN_CALL_SECONDS), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0),
             speedup=f.number("speedup", None, lo=0), cpu_s=f.seconds("cpu_s", None),
             busy_cores=f.number("busy_cores", None, lo=0), cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
             notes=_strings(f, "notes"), wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),

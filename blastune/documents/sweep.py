@@ -221,6 +221,11 @@ def _names(cls) -> list[str]:
     return [x.name for x in dc_fields(cls) if x.name != "extra"]
 
 
+# the text fields of a LibraryInfo (facts.detect) a sweep file keeps per library and API
+_LIBRARY_TEXT = ("vendor", "api", "filepath", "version", "threading_layer", "architecture", "threads_source",
+                 "control")
+
+
 def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
     """``libraries``: lib ("numpy") -> api ("blas") -> the LibraryInfo dict of the file serving it."""
     raw = f.dict("libraries", None)
@@ -234,9 +239,13 @@ def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
                 out[lib][api] = None
                 continue
             one = apis.sub(api)
-            one.str("filepath", None)
-            one.str("vendor", None)
+            for name in _LIBRARY_TEXT:  # readers join and print these: text or nothing
+                one.str(name, None)
             one.threads("num_threads", None, lo=0)
+            one.bool("per_thread", None)
+            one.bool("threadpoolctl_sees", None)
+            _strings(one, "control_vars")
+            _strings(one, "notes")
             out[lib][api] = one.data
     return out
 
