@@ -226,12 +226,14 @@ def test_limit_auto_never_passes_2_to_the_31_to_the_blas(tmp_path):
     """0.2.0: limit("auto", jobs=2) handed 2**31 to OpenBLAS (a C int: it arrives as garbage)."""
     _profile_with_threads(tmp_path, 2**31)
     code = ("import warnings, blastune, numpy; warnings.simplefilter('ignore')\n"
-            "with blastune.limit('auto', jobs=2):\n"
-            "    print(max(blastune.get_threads().values()))\n")
+            "lim = blastune.limit('auto', jobs=2)\n"
+            "with lim:\n"
+            "    print(lim.n, max(blastune.get_threads().values()))\n")
     r = subprocess.run([shutil.which("python") or "python", "-c", code], capture_output=True, text=True,
                        timeout=120, env=_env(tmp_path))
     assert r.returncode == 0, r.stderr
-    assert 1 <= int(r.stdout) <= (os.cpu_count() or 1)
+    asked, got = map(int, r.stdout.split())  # the count asked of the BLAS, and what it then runs
+    assert 1 <= asked <= (os.cpu_count() or 1) and 1 <= got <= (os.cpu_count() or 1), r.stdout
 
 
 def test_a_thread_count_past_a_c_int_is_refused_in_every_document():
@@ -248,3 +250,43 @@ def test_a_thread_count_past_a_c_int_is_refused_in_every_document():
     s["grid"]["threads"] = [1, 2**31]
     with pytest.raises(DocumentError, match=r"grid\.threads\[1\]"):
         SweepDocument.from_dict(s, "s.json")
+
+
+# --- plot never crashes on what the loader accepted ---------------------------------------------------
+
+def _numeric_leaves(d, path=()):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield from _numeric_leaves(v, path + (k,))
+    elif isinstance(d, list):
+        for i, v in enumerate(d[:1]):
+            yield from _numeric_leaves(v, path + (i,))
+    elif isinstance(d, (int, float)) and not isinstance(d, bool):
+        yield path
+
+
+@pytest.mark.parametrize("name", ["sweep.json", "jobs.json"])
+def test_plot_never_ends_in_an_internal_error_on_extreme_figures(tmp_path, name):
+    """Every number of one point (sweep) or one layout (jobs) set to 1e308 or 5e-324 in turn: the
+    loader refuses it (exit 2) or plot draws it (exit 0) -- never exit 1 (a found defect: walls of
+    5e-324 made an infinite rate and 'Axis limits cannot be NaN or Inf')."""
+    from typer.testing import CliRunner
+
+    from blastune.cli import app
+
+    base = json.loads((V010 / name).read_text())
+    part = "points" if name == "sweep.json" else "results"
+    runner = CliRunner()
+    crashed = []
+    for path in _numeric_leaves(base[part][0], (part, 0)):
+        for value in (1e308, 5e-324):
+            d = copy.deepcopy(base)
+            node = d
+            for p in path[:-1]:
+                node = node[p]
+            node[path[-1]] = value
+            f = _write(tmp_path, "f.json", d)
+            r = runner.invoke(app, ["plot", str(f), "-o", str(tmp_path / "x.svg"), "--force"])
+            if r.exit_code not in (0, 2):
+                crashed.append((path, value, r.exit_code, (r.stderr or "")[-200:]))
+    assert not crashed, crashed

@@ -62,9 +62,10 @@ def _jobs_file(tmp_path, noisy_serial: bool = False) -> Path:
 def test_eval_of_recommend_in_a_real_bash_sets_the_threads(tmp_path):
     """0.2.0: the explanation went to stdout with the exports, so eval "$(...)" ran prose as commands."""
     f = _jobs_file(tmp_path)
+    env = _env(tmp_path, OPENBLAS_NUM_THREADS="7")  # what the eval must change (prose made it fail)
     bash = subprocess.run(["bash", "-c", f'eval "$(blastune recommend --from {f} -j 2)"; '
                                          'echo "threads=$OPENBLAS_NUM_THREADS"'],
-                          capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+                          capture_output=True, text=True, timeout=120, env=env)
     assert bash.returncode == 0, bash.stderr
     assert bash.stdout == "threads=1\n", bash.stdout
     assert "command not found" not in bash.stderr and "For 2 concurrent job(s)" in bash.stderr

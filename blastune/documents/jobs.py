@@ -317,8 +317,10 @@ class JobsResult:
         results = f.each("results", lambda sub: LayoutResult.from_fields(sub, spread_kind))
         if not results:
             f.fail("expected at least one layout, got none", "results")
+        tasks = f.count("tasks", lo=1)
+        _derived_agree(f, tasks, results)
         return cls(
-            workload=Workload.from_fields(f.sub("workload")), tasks=f.count("tasks", lo=1),
+            workload=Workload.from_fields(f.sub("workload")), tasks=tasks,
             repeats=f.count("repeats", lo=1), usable_cores=f.threads("usable_cores"),
             default_threads=f.threads("default_threads", None), results=results,
             fingerprint=check_fingerprint(f.sub("fingerprint", {})), other_load_cores=f.number("other_load_cores", None, lo=0),
@@ -329,6 +331,20 @@ class JobsResult:
             contention=Contention.from_fields(f.sub("contention")) if f.has("contention") else None,
             estimate_s=f.seconds("estimate_s", None), budget_s=f.seconds("budget_s", None),
             elapsed_s=f.seconds("elapsed_s", None))
+
+
+def _derived_agree(f: Fields, tasks: int, results: list[LayoutResult]) -> None:
+    """Rates are derived from times (``measure.jobs.analysis``): tasks / wall_s, and the serial
+    baseline's wall_s / this wall_s. A hand-edited rate that its own times contradict is refused --
+    plots and advice read the rate, and 1e308 tasks/s is no measurement."""
+    import math
+
+    base = results[0].wall_s
+    for i, r in enumerate(results):
+        for name, want in (("tasks_per_s", tasks / r.wall_s), ("speedup", base / r.wall_s)):
+            got = getattr(r, name)
+            if got is not None and not math.isclose(got, want, rel_tol=1e-6):
+                f.fail(f"expected {want:.6g} (derived from wall_s), got {got!r}", f"results[{i}].{name}")
 
 
 def load_jobs(path) -> JobsResult:
