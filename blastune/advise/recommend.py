@@ -244,7 +244,8 @@ def update_profile(workload, entries: dict, source: str, accept_noisy: bool = Fa
     except OSError as exc:
         return None, notices + [f"profile not saved: {exc.strerror or exc}"]
     kept = {e.split(" job(s)")[0] for e in saved.kept}  # "kept the clean entry for J job(s) ..."
-    notices += [f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {'; '.join(e.noisy)}"
+    notices += [f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): "
+                f"{'; '.join(e.noisy)}"
                 for j, e in sorted(entries.items()) if e.noisy and j in keep
                 and f"kept the clean entry for {j}" not in kept]  # said only once it is saved
     return str(saved.path), notices + saved.kept

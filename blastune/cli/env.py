@@ -58,7 +58,7 @@ def env_command(
         from blastune.errors import BlastuneError
 
         raise BlastuneError(f"give --json or --shell {shell}, not both (--json is --shell json with the reason)")
-    shell = check_shell("bash" if shell is None else shell)  # --shell "" is refused, as recommend does
+    shell = check_shell("bash" if shell is None else shell)  # --shell "" refused, as in recommend
     if pin:
         from blastune.control.pinning import pin_env, pin_reason, pin_shell_lines, pinned_job, taskset_command
 
@@ -86,7 +86,7 @@ def env_command(
             typer.echo(f"blastune: warning: {broken}", err=True)
         choice = auto_choice(jobs)
         n, reason = choice.threads, choice.reason
-        if choice.fallback and not broken:  # no saved advice answered (a broken one is warned of above)
+        if choice.fallback and not broken:  # no saved advice answered (a broken one: warned above)
             echo(f"blastune: notice: {choice.fallback}", err=True)
     else:
         n, reason = resolve_threads(threads, jobs, auto)

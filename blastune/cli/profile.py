@@ -56,9 +56,10 @@ def clear_command(json_out: bool = _JSON):
         emit_json({"schema": "blastune.profile-clear/1", "removed": [str(p) for p in removed],
                    "directory": str(cache_dir()), "left": [str(p) for p in left]})
         return
-    typer.echo(f"removed {len(removed)} saved profile(s) from {cache_dir()}" if removed  # a path: whole
+    # a path ends the line: printed whole, not wrapped
+    typer.echo(f"removed {len(removed)} saved profile(s) from {cache_dir()}" if removed
                else f"no saved profile in {cache_dir()}")
-    for p in left:  # named like a profile, yet not a file blastune wrote: never removed for the user
+    for p in left:  # named like a profile, yet not a file blastune wrote: never removed
         kind = "a directory" if p.is_dir() else "not a regular file"
         echo(f"blastune: notice: left {p} alone: {kind}, not a profile blastune wrote (remove it "
              "yourself)", err=True)

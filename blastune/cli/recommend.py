@@ -18,7 +18,8 @@ from blastune.cli.jobs import interruptible, jobs_progress
 from blastune.errors import BlastuneError
 
 # notices about the profile (advise.recommend.update_profile), folded into the one profile line
-_PROFILE_NOTICES = ("not saved in the profile", "profile entry for ", "profile not saved", "kept the clean entry")
+_PROFILE_NOTICES = ("not saved in the profile", "profile entry for ", "profile not saved",
+                    "kept the clean entry")
 _KEPT = re.compile(r"kept the clean entry for (\d+) job")
 
 
@@ -59,12 +60,13 @@ def render_recommendation(rec, accept_noisy: bool = False) -> str:
     profile_notes = [n for n in rec.notices if n.startswith(_PROFILE_NOTICES)]
     out += [f"notice: {n}" for n in rec.notices if n not in profile_notes]
     # "profile: ..." once: the notices' own words start with "profile" or say "in the profile"
-    out += ["profile: " + n.replace("not saved in the profile, ", "not saved, ", 1).removeprefix("profile ")
-            for n in profile_notes]
+    out += ["profile: " + n.replace("not saved in the profile, ", "not saved, ", 1)
+            .removeprefix("profile ") for n in profile_notes]
     if rec.noisy:
         out.insert(0, "NOISY (--accept-noisy): " + "; ".join(rec.noisy))
-    out += ["", f"exports ({rec.shell}) on stdout: eval \"$(blastune recommend ...)\" applies them"
-            if rec.shell not in ("json", "docker", "dotenv") else f"exports ({rec.shell}) on stdout"]
+    evaluable = rec.shell not in ("json", "docker", "dotenv")
+    hint = ': eval "$(blastune recommend ...)" applies them' if evaluable else ""
+    out += ["", f"exports ({rec.shell}) on stdout{hint}"]
     return "\n".join(out)
 
 
@@ -77,8 +79,10 @@ def recommend_command(
     shell: str = typer.Option("bash", "--shell", help="Exports for bash, zsh, sh, fish, csh, tcsh, "
                                                             "powershell, cmd, dotenv, docker, slurm, json."),
     op: str = typer.Option(None, "--op", show_default=False,
-                           help="Op for the built-in measurement (not with --from).  [default: dot]"),
-    size: int = typer.Option(None, "--size", "-s", parser=_count("--size"), metavar="N", show_default=False,
+                           help="Op for the built-in measurement (not with --from). "
+                                "[default: dot]"),
+    size: int = typer.Option(None, "--size", "-s", parser=_count("--size"), metavar="N",
+                             show_default=False,
                              help="Matrix order for the built-in measurement (not with --from).  "
                                   "[default: 300]"),
     save_profile: bool = typer.Option(True, "--save-profile/--no-save-profile",
@@ -90,10 +94,10 @@ def recommend_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ):
     """The layout and BLAS threads per job for N concurrent jobs, with the measured numbers behind it
-    and the exports for your shell: the exports alone on stdout, so eval "$(blastune recommend -j 4)"
-    applies them; the explanation on stderr. Advice from contended or unstable measurements is
-    refused (say --accept-noisy to take it anyway); the advice is saved per workload and job count
-    in this machine's profile (see `blastune profile show`)."""
+    and the exports for your shell: the exports alone on stdout, so
+    eval "$(blastune recommend -j 4)" applies them; the explanation on stderr. Advice from contended
+    or unstable measurements is refused (say --accept-noisy to take it anyway); the advice is saved
+    per workload and job count in this machine's profile (see `blastune profile show`)."""
     from blastune.advise.recommend import BUILTIN_OP, BUILTIN_SIZE, recommend
     from blastune.cli.render import emit_json
     from blastune.control.exports import check_shell
@@ -102,12 +106,13 @@ def recommend_command(
     if source is not None and (op is not None or size is not None):
         given = " and ".join(o for o, v in (("--op", op), ("--size", size)) if v is not None)
         both = op is not None and size is not None
-        raise BlastuneError(f"{given} {'choose' if both else 'chooses'} the built-in measurement; with --from "
-                            f"the file says what was measured: drop {'them' if both else 'it'}")
+        raise BlastuneError(f"{given} {'choose' if both else 'chooses'} the built-in measurement; "
+                            "with --from the file says what was measured: drop "
+                            + ("them" if both else "it"))
     progress = jobs_progress(quiet or json_out)
     with interruptible("no advice given and the profile was not changed", progress):
-        rec = recommend(source, jobs, shell, save_profile, op=op or BUILTIN_OP, size=size or BUILTIN_SIZE,
-                        progress=progress, accept_noisy=accept_noisy)
+        rec = recommend(source, jobs, shell, save_profile, op=op or BUILTIN_OP,
+                        size=size or BUILTIN_SIZE, progress=progress, accept_noisy=accept_noisy)
     if json_out:
         emit_json(rec.to_dict())
         return

@@ -67,7 +67,7 @@ SHELLS = {
 
 
 def check_shell(shell) -> str:
-    """``shell`` when it is one of ``SHELLS``; anything else (the empty name too) is one error line."""
+    """``shell`` if it is one of ``SHELLS``; anything else (the empty name too): one error line."""
     if shell not in SHELLS:
         raise BlastuneError(f"unknown shell {shell!r}: choose one of {', '.join(SHELLS)}")
     return shell

@@ -79,8 +79,9 @@ def _corrupt(path: Path, why: str) -> ProfileError:
         return ProfileError(f"the saved profile {path} is unreadable ({why}); "
                             "`blastune profile clear` removes it")
     # a directory (or FIFO, socket) where the profile belongs: profile clear leaves it alone
-    return ProfileError(f"the saved profile {path} is unreadable ({why}); it is not a file blastune "
-                        "wrote, so `blastune profile clear` leaves it: move it away yourself")
+    return ProfileError(f"the saved profile {path} is unreadable ({why}); it is not a file "
+                        "blastune wrote, so `blastune profile clear` leaves it: move it away "
+                        "yourself")
 
 
 def _removable(path: Path) -> bool:
@@ -314,6 +315,6 @@ def clear_cache() -> None:
     _fp_cache = None
 
 
-__all__ = ["auto_threads", "auto_choice", "broken_profile", "AutoChoice", "load_profile", "read_profile", "save_advice",
-           "save_entries", "Saved", "profile_path", "not_profiles", "profile_fingerprint", "matches_here", "show_profile",
+__all__ = ["not_profiles", "auto_threads", "auto_choice", "broken_profile", "AutoChoice", "load_profile", "read_profile", "save_advice",
+           "save_entries", "Saved", "profile_path", "profile_fingerprint", "matches_here", "show_profile",
            "ProfileReport", "clear_profiles", "ProfileError", "SCHEMA", "LEGACY_SCHEMA", "WorkloadAdvice"]

@@ -35,7 +35,7 @@ def unsupported_schema(schema: str, major: int) -> str | None:
 
 
 def check_major(f: "Fields", schema: str, major: int) -> None:
-    """Every reader of a document, through its model: a newer layout is refused, never guessed at."""
+    """Every reader of a document, through its model: a newer layout is refused, not guessed at."""
     why = unsupported_schema(schema, major)
     if why:
         raise DocumentError(f"{f.source}: {why}" if f.source else why)
@@ -97,7 +97,8 @@ class Fields:
             if lo is not None and hi is not None:
                 bound = f" from {lo:g} to {hi:g}"
             else:
-                bound = (f" >= {lo:g}" if lo is not None else "") + (f" <= {hi:g}" if hi is not None else "")
+                bound = ((f" >= {lo:g}" if lo is not None else "")
+                         + (f" <= {hi:g}" if hi is not None else ""))
             self.fail(f"expected a number{bound}, got {v!r}", name)
         return float(v)
 
@@ -111,7 +112,7 @@ class Fields:
         return n
 
     def threads(self, name: str, default=_MISSING, *, lo: int = 1) -> int | None:
-        """A thread or worker count: what a C int holds (``core.counts.MAX_THREADS``), as everywhere."""
+        """A thread or worker count: what a C int holds (``core.counts.MAX_THREADS``)."""
         return self.count(name, default, lo=lo, hi=MAX_THREADS)
 
     def seconds(self, name: str, default=_MISSING, *, lo: float = 0.0) -> float | None:
@@ -134,10 +135,10 @@ class Fields:
 
     def ordered(self, names, values) -> None:
         """Refuse figures out of their natural order (min <= q1 <= median <= q3 <= max): one read
-        against the others is not a measurement, and a reader drawing error bars would trip on it."""
+        against the others is not a measurement, and a reader drawing error bars trips on it."""
         present = [(n, v) for n, v in zip(names, values) if v is not None]
         for (n1, v1), (n2, v2) in zip(present, present[1:]):
-            if v1 > v2 + abs(v2) * 1e-9:  # interpolated quartiles may differ from a sample by an ulp
+            if v1 > v2 + abs(v2) * 1e-9:  # interpolated quartiles may be an ulp off a sample
                 self.fail(f"expected at most {n2} ({v2!r}), got {v1!r}", n1)
 
     def dict(self, name: str, default=_MISSING) -> dict:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from blastune.core.counts import MAX_THREADS
-from blastune.documents.base import MAX_SECONDS, MIN_CALL_SECONDS, DocumentError, Fields, check_major
+from blastune.documents.base import (MAX_SECONDS, MIN_CALL_SECONDS, DocumentError, Fields,
+                                     check_major)
 from blastune.documents.common import DTYPES, LIBS, OP_NAMES, check_fingerprint, check_settings
 
 SCHEMA = "blastune.sweep/1"
@@ -133,13 +134,15 @@ class SweepPoint:
             threads_seen=_seen(f, "threads_seen"), oversubscribed=flag("oversubscribed"),
             flops=num("flops"), flops_nominal=flag("flops_nominal"),
             memory_bytes=f.count("memory_bytes", None),
-            q1_s=sec("q1_s"), q3_s=sec("q3_s"), iqr_s=sec("iqr_s"), min_s=sec("min_s"), max_s=sec("max_s"),
+            q1_s=sec("q1_s"), q3_s=sec("q3_s"), iqr_s=sec("iqr_s"), min_s=sec("min_s"),
+            max_s=sec("max_s"),
             mean_s=sec("mean_s"), spread=num("spread"), repeats=f.count("repeats", None),
             loops=f.count("loops", None), warmup_s=sec("warmup_s"), elapsed_s=sec("elapsed_s"),
             stop=f.str("stop", None), unstable=flag("unstable"),
             samples_s=f.numbers("samples_s", None, lo=0, hi=MAX_SECONDS),
             other_load_cores=num("other_load_cores"), busy=flag("busy"), measured=f.str("measured", None),
-            threads_ran=f.threads("threads_ran", None), gflops=num("gflops"), peak_pct=num("peak_pct"),
+            threads_ran=f.threads("threads_ran", None), gflops=num("gflops"),
+            peak_pct=num("peak_pct"),
             speedup=num("speedup"), efficiency=num("efficiency"), best=flag("best"),
             wait_pct=num("wait_pct"), contended=flag("contended"),
             samples_wait_pct=f.numbers("samples_wait_pct", None, lo=0), flags=_flags(f, "flags"),
@@ -222,8 +225,8 @@ def _names(cls) -> list[str]:
 
 
 # the text fields of a LibraryInfo (facts.detect) a sweep file keeps per library and API
-_LIBRARY_TEXT = ("vendor", "api", "filepath", "version", "threading_layer", "architecture", "threads_source",
-                 "control")
+_LIBRARY_TEXT = ("vendor", "api", "filepath", "version", "threading_layer", "architecture",
+                 "threads_source", "control")
 
 
 def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:

@@ -352,7 +352,7 @@ def parse_ops(values) -> list[str]:
 
 
 def format_bytes(nbytes: float) -> str:
-    """A memory size for a message (``core.counts.format_bytes``: one formatter for every message)."""
+    """A memory size for a message (``core.counts.format_bytes``: one formatter for all)."""
     from blastune.core.counts import format_bytes as fmt
 
     return fmt(nbytes)
