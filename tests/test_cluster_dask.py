@@ -288,7 +288,7 @@ def test_explicit_threads_are_checked():
     from blastune.errors import BlastuneError
     from blastune.integrations.dask import BlasThreadsPlugin
 
-    with pytest.raises(BlastuneError, match="whole number >= 1"):
+    with pytest.raises(BlastuneError, match="whole number from 1 to"):
         BlasThreadsPlugin(0)
 
 

@@ -64,7 +64,8 @@ def _scaled(doc: dict, factor: float, n: int | None = None, **flags) -> dict:
     d = copy.deepcopy(doc)
     for p in d["points"]:
         p["samples_s"] = [s * factor for s in p["samples_s"]][:n]
-        p["median_s"] *= factor
+        for k in ("median_s", "q1_s", "q3_s", "iqr_s", "min_s", "max_s", "mean_s"):
+            p[k] *= factor  # every time figure, so they stay in order (the loader checks that)
         p["busy"] = False
         p.update(flags)
     return d

@@ -96,14 +96,18 @@ def test_json_form():
 
 
 BAD = [
-    (["env", "-t", "0"], "--threads"),
-    (["env", "-t", "-3"], "--threads"),
-    (["env", "-t", "abc"], "--threads"),
-    (["env", "--jobs", "0"], "--jobs"),
-    (["env", "-t", "99999999999999999999"], "at most 2147483647"),
+    # one count validator, one message, on every command (was click's "Input should be ...")
+    (["env", "-t", "0"], "invalid --threads 0: must be a whole number from 1 to 2147483647"),
+    (["env", "-t", "-3"], "invalid --threads '-3': must be a whole number from 1 to 2147483647"),
+    (["env", "-t", "abc"], "invalid --threads 'abc': must be a whole number from 1 to 2147483647"),
+    (["env", "--jobs", "0"], "invalid --jobs 0: must be a whole number from 1 to 2147483647"),
+    (["env", "-t", "99999999999999999999"], "must be a whole number from 1 to 2147483647"),
     (["env", "-t", "1", "--shell", "klingon"], "unknown shell 'klingon'"),
+    (["env", "-t", "1", "--shell", ""], "unknown shell '': choose one of bash,"),  # was: bash
+    (["recommend", "--shell", ""], "unknown shell '': choose one of bash,"),  # before measuring
+    (["recommend", "-j", "0"], "invalid --jobs 0: must be a whole number from 1 to 2147483647"),
     (["env", "-t", "1", "--jobs", "2"], "only one of"),
-    (["run", "-t", "0", "--", "true"], "--threads"),
+    (["run", "-t", "0", "--", "true"], "invalid --threads 0: must be a whole number from 1 to"),
     (["run", "-t", "1"], "no command given"),
     (["run", "-t", "1", "--", ""], "the command name is empty"),  # was "cannot run : permission denied"
     (["run", "-t", "1", "--report", "--", ""], "the command name is empty"),

@@ -329,8 +329,10 @@ def test_cli_recommend_text_and_json(jobs_doc, tmp_path):
     atomic_write_json(path, _with_rates(jobs_doc, RATES))
     p = _blastune(["recommend", "--from", str(path), "--jobs", "2", "--shell", "fish"], tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("For 2 concurrent job(s): 2 processes x 1 BLAS thread")
-    assert "set -gx OPENBLAS_NUM_THREADS 1;" in p.stdout and "worker_initializer(1)" in p.stdout
+    # the exports alone on stdout (a shell evaluates them), the explanation on stderr
+    assert p.stderr.startswith("For 2 concurrent job(s): 2 processes x 1 BLAS thread")
+    assert all(line.startswith("set -gx ") for line in p.stdout.splitlines())
+    assert "set -gx OPENBLAS_NUM_THREADS 1;" in p.stdout and "worker_initializer(1)" in p.stderr
     p = _blastune(["recommend", "--from", str(path), "--json", "--no-save-profile", "--shell", "slurm"], tmp_path)
     d = json.loads(p.stdout)
     assert d["schema"] == "blastune.recommendation/1" and d["spec"] == "process:2x1" and d["profile"] is None

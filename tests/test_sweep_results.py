@@ -135,7 +135,7 @@ MALFORMED = [
     ({"points": [], "grid": []}, "grid: expected an object"),
     # issue 11: hand-edited figures used to be found only after the resumed sweep had finished
     ({"points": [dict(_pt("dot", 1, 1.0), iqr_s="x")]}, "points[0].iqr_s: expected a number"),
-    ({"points": [dict(_pt("dot", 1, 1.0), min_s=-1)]}, "points[0].min_s: expected a number >= 0"),
+    ({"points": [dict(_pt("dot", 1, 1.0), min_s=-1)]}, "points[0].min_s: expected a number from 0 to 1e+09"),
     ({"points": [dict(_pt("dot", 1, 1.0), busy="no")]}, "points[0].busy: expected true or false"),
     ({"points": [dict(_pt("dot", 1, 1.0), samples_s=[1, "x"])]}, "samples_s[1]: expected a number"),
     ({"points": [dict(_pt("dot", 1, 1.0), wait_pct="high")]}, "points[0].wait_pct: expected a number"),

@@ -228,8 +228,6 @@ def update_profile(workload, entries: dict, source: str, accept_noisy: bool = Fa
     for j, e in sorted(entries.items()):
         if e.noisy and not accept_noisy:
             continue
-        if e.noisy:
-            notices.append(f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {'; '.join(e.noisy)}")
         keep[j] = ProfileEntry(jobs=j, threads=e.threads, layout=e.layout, reason=e.reason, source=source,
                                noisy="; ".join(e.noisy) or None, extrapolated=e.extrapolated)
     if not keep:
@@ -245,6 +243,11 @@ def update_profile(workload, entries: dict, source: str, accept_noisy: bool = Fa
         return None, notices + [f"profile not saved: {exc}"]
     except OSError as exc:
         return None, notices + [f"profile not saved: {exc.strerror or exc}"]
+    kept = {e.split(" job(s)")[0] for e in saved.kept}  # "kept the clean entry for J job(s) ..."
+    notices += [f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): "
+                f"{'; '.join(e.noisy)}"
+                for j, e in sorted(entries.items()) if e.noisy and j in keep
+                and f"kept the clean entry for {j}" not in kept]  # said only once it is saved
     return str(saved.path), notices + saved.kept
 
 

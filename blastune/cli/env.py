@@ -4,10 +4,24 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import emit_json
+from blastune.cli.render import echo, emit_json
 
-_THREADS = typer.Option(None, "--threads", "-t", min=1, help="BLAS threads per job.")
-_JOBS = typer.Option(None, "--jobs", "-j", min=1, help="Concurrent jobs sharing the usable cores.")
+
+def _count(option: str):
+    """A typer parser: the option's text through ``core.counts.parse_count``, the one validator
+    (and the one message) every count on every command goes through."""
+    def check(value):
+        from blastune.core.counts import parse_count
+
+        return None if value is None else parse_count(value, option)
+    return check
+
+
+# read as text and checked by parse_count: click's own range check words its error differently
+_THREADS = typer.Option(None, "--threads", "-t", parser=_count("--threads"), metavar="N",
+                        help="BLAS threads per job.")
+_JOBS = typer.Option(None, "--jobs", "-j", parser=_count("--jobs"), metavar="N",
+                     help="Concurrent jobs sharing the usable cores.")
 _AUTO = typer.Option(False, "--auto", help="Use the saved recommendation for this machine (see recommend).")
 _PIN = typer.Option(False, "--pin", help="Pin to this job's own CPUs (see blastune layout); threads = its CPUs.")
 _JOB_INDEX = typer.Option(None, "--job-index", "-i", metavar="I", help="With --pin: which job, 0 to N-1. [default: 0]")
@@ -35,7 +49,7 @@ def env_command(
     smt: bool = _SMT,
 ):
     """Print the exports a job script needs: eval "$(blastune env -t 1)"."""
-    from blastune.control.exports import render_exports
+    from blastune.control.exports import check_shell, render_exports
     from blastune.facts.environment import thread_env
     from blastune.control.run import resolve_threads
 
@@ -44,7 +58,7 @@ def env_command(
         from blastune.errors import BlastuneError
 
         raise BlastuneError(f"give --json or --shell {shell}, not both (--json is --shell json with the reason)")
-    shell = shell or "bash"
+    shell = check_shell("bash" if shell is None else shell)  # --shell "" refused, as in recommend
     if pin:
         from blastune.control.pinning import pin_env, pin_reason, pin_shell_lines, pinned_job, taskset_command
 
@@ -64,13 +78,18 @@ def env_command(
         text, line = render_exports(env, shell), pin_shell_lines(cs.cpus, shell)
         typer.echo(text if line is None else text + (" " if shell == "docker" else "\n") + line)
         return
-    n, reason = resolve_threads(threads, jobs, auto)
     if threads is None and (auto or jobs is None):
-        from blastune.control.profile import broken_profile
+        from blastune.control.profile import auto_choice, broken_profile
 
         broken = broken_profile()  # a corrupt cache is the cache's fault: say so, with its path
         if broken:
             typer.echo(f"blastune: warning: {broken}", err=True)
+        choice = auto_choice(jobs)
+        n, reason = choice.threads, choice.reason
+        if choice.fallback and not broken:  # no saved advice answered (a broken one: warned above)
+            echo(f"blastune: notice: {choice.fallback}", err=True)
+    else:
+        n, reason = resolve_threads(threads, jobs, auto)
     env = thread_env(n)
     if json_out:
         emit_json({"schema": "blastune.env/1", "threads": n, "reason": reason, "env": env})

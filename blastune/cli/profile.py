@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import emit_json, table
+from blastune.cli.render import echo, emit_json, table
 
 profile_app = typer.Typer(help="The saved advice env --auto and limit('auto') use: show, clear, path.",
                           no_args_is_help=True)
@@ -41,22 +41,28 @@ def show_command(json_out: bool = _JSON):
     if json_out:
         emit_json(report.to_dict())
     else:
-        typer.echo(render_profile(report))
+        echo(render_profile(report))  # fitted to COLUMNS, as every command's text
 
 
 @profile_app.command("clear", short_help="Remove the saved profiles (no question asked).")
 def clear_command(json_out: bool = _JSON):
     """Remove every profile blastune saved in its cache directory, and nothing else."""
-    from blastune.control.profile import clear_profiles
+    from blastune.control.profile import clear_profiles, not_profiles
     from blastune.core.files import cache_dir
 
     removed = clear_profiles()
+    left = not_profiles()
     if json_out:
         emit_json({"schema": "blastune.profile-clear/1", "removed": [str(p) for p in removed],
-                   "directory": str(cache_dir())})
-    else:
-        typer.echo(f"removed {len(removed)} saved profile(s) from {cache_dir()}" if removed
-                   else f"no saved profile in {cache_dir()}")
+                   "directory": str(cache_dir()), "left": [str(p) for p in left]})
+        return
+    # a path ends the line: printed whole, not wrapped
+    typer.echo(f"removed {len(removed)} saved profile(s) from {cache_dir()}" if removed
+               else f"no saved profile in {cache_dir()}")
+    for p in left:  # named like a profile, yet not a file blastune wrote: never removed
+        kind = "a directory" if p.is_dir() else "not a regular file"
+        echo(f"blastune: notice: left {p} alone: {kind}, not a profile blastune wrote (remove it "
+             "yourself)", err=True)
 
 
 @profile_app.command("path", short_help="Print where this machine's profile is (or would be) saved.")

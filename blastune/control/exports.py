@@ -67,9 +67,12 @@ SHELLS = {
 }
 
 
+def check_shell(shell) -> str:
+    """``shell`` if it is one of ``SHELLS``; anything else (the empty name too): one error line."""
+    if shell not in SHELLS:
+        raise BlastuneError(f"unknown shell {shell!r}: choose one of {', '.join(SHELLS)}")
+    return shell
+
+
 def render_exports(env: dict[str, str], shell: str = "bash") -> str:
-    try:
-        renderer = SHELLS[shell]
-    except KeyError:
-        raise BlastuneError(f"unknown shell {shell!r}: choose one of {', '.join(SHELLS)}") from None
-    return renderer(env)
+    return SHELLS[check_shell(shell)](env)

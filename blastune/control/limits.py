@@ -304,7 +304,7 @@ def _resolve(n, jobs) -> int:
         except ImportError:
             auto_threads = None
         if auto_threads is not None:
-            return auto_threads(jobs)[0]
+            return check_threads(auto_threads(jobs)[0])  # the one bound, whatever the profile says
         n = None
     if jobs is not None:
         jobs = check_count(jobs, "jobs")

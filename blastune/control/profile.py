@@ -75,8 +75,18 @@ def _now() -> str:
 
 
 def _corrupt(path: Path, why: str) -> ProfileError:
-    return ProfileError(f"the saved profile {path} is unreadable ({why}); "
-                        "`blastune profile clear` removes it")
+    if _removable(path):
+        return ProfileError(f"the saved profile {path} is unreadable ({why}); "
+                            "`blastune profile clear` removes it")
+    # a directory (or FIFO, socket) where the profile belongs: profile clear leaves it alone
+    return ProfileError(f"the saved profile {path} is unreadable ({why}); it is not a file "
+                        "blastune wrote, so `blastune profile clear` leaves it: move it away "
+                        "yourself")
+
+
+def _removable(path: Path) -> bool:
+    """What ``clear_profiles`` removes: files and links, never a directory or a device."""
+    return path.is_symlink() or path.is_file()
 
 
 def read_profile(path: Path | None = None) -> tuple[Profile | None, list[str]]:
@@ -190,11 +200,12 @@ class AutoChoice:
     entry: ProfileEntry | None = None
     path: str | None = None
     notices: list[str] = field(default_factory=list)
+    fallback: str | None = None      # when no saved entry answered: one sentence saying so, and why
 
     def to_dict(self) -> dict:
         return {"jobs": self.jobs, "threads": self.threads, "reason": self.reason, "workload": self.workload,
                 "entry": self.entry.to_dict() if self.entry else None, "path": self.path,
-                "notices": self.notices}
+                "notices": self.notices, "fallback": self.fallback}
 
 
 def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
@@ -223,15 +234,22 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
         return AutoChoice(n_jobs, entry.threads, why, w.key, entry, str(path), notices)
     cores, basis = usable_cores()
     threads = max(1, cores // n_jobs)
-    reason = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
+    division = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
+    reason = division
+    measure = f"`blastune recommend --jobs {n_jobs}` measures it"
     if profile is not None:
-        reason += (f"; the saved profile has no entry for {n_jobs} job(s)"
-                   + (f" of {workload}" if workload else ""))
-    elif not any(n.startswith("ignored: ") for n in notices):
+        why = (f"the saved profile has no entry for {n_jobs} job(s)"
+               + (f" of {workload}" if workload else ""))
+        reason += f"; {why}"
+    elif any(n.startswith("ignored: ") for n in notices):
+        why = "the saved profile is unreadable"
+    else:
+        why = "no saved profile for this machine"
         reason += "; no saved profile for this machine (run `blastune recommend` to measure one)"
     if notices:
         reason += "; " + "; ".join(notices)
-    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices)
+    fallback = f"{why}: using {division} thread(s) per job, not measured advice ({measure})"
+    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback)
 
 
 def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[int, str]:
@@ -274,7 +292,7 @@ def clear_profiles() -> list[Path]:
 
     removed = []
     for p in all_profile_files():
-        if p.is_symlink() or p.is_file():
+        if _removable(p):
             try:
                 with output_lock(p, "profile", wait=LOCK_WAIT_S):  # not under a writer's feet
                     p.unlink()
@@ -286,12 +304,17 @@ def clear_profiles() -> list[Path]:
     return removed
 
 
+def not_profiles() -> list[Path]:
+    """Entries named like a profile that ``clear_profiles`` leaves (a directory, a FIFO...)."""
+    return [p for p in all_profile_files() if not _removable(p)]
+
+
 def clear_cache() -> None:
     """Forget the fingerprint (tests that swap BLAS or cache directories within one process)."""
     global _fp_cache
     _fp_cache = None
 
 
-__all__ = ["auto_threads", "auto_choice", "broken_profile", "AutoChoice", "load_profile", "read_profile", "save_advice",
+__all__ = ["not_profiles", "auto_threads", "auto_choice", "broken_profile", "AutoChoice", "load_profile", "read_profile", "save_advice",
            "save_entries", "Saved", "profile_path", "profile_fingerprint", "matches_here", "show_profile",
            "ProfileReport", "clear_profiles", "ProfileError", "SCHEMA", "LEGACY_SCHEMA", "WorkloadAdvice"]

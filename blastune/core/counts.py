@@ -47,10 +47,8 @@ def whole_number(value) -> int | None:
 
 
 def check_threads(threads, what: str = "thread count") -> int:
-    n = whole_number(threads)
-    if n is None or not 1 <= n <= MAX_THREADS:
-        raise BlastuneError(f"invalid {what} {threads!r}: must be a whole number >= 1 (at most {MAX_THREADS})")
-    return n
+    """A thread count: 1 to ``MAX_THREADS``, in ``check_count``'s words (one message everywhere)."""
+    return check_count(threads, what)
 
 
 def check_count(value, what: str, lo: int = 1, hi: int = MAX_THREADS) -> int:
@@ -71,3 +69,16 @@ def parse_count(text: str, what: str, lo: int = 1, hi: int = MAX_THREADS) -> int
     if not isinstance(s, str) or not _UINT.fullmatch(s):
         raise BlastuneError(f"invalid {what} {text!r}: must be a whole number from {lo} to {hi}")
     return check_count(int(s), what, lo, hi)
+
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def format_bytes(nbytes: float) -> str:
+    """A memory size for a message, in the unit that keeps it between 1 and 1024 with three
+    significant digits: '512 B', '1.5 MiB', '160 EiB' (never '0 MiB' or '171798691680.0 GiB')."""
+    value, unit = float(nbytes), 0
+    while abs(value) >= 1024 and unit < len(_BYTE_UNITS) - 1:
+        value, unit = value / 1024, unit + 1
+    text = f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return f"{text} {_BYTE_UNITS[unit]}"

@@ -689,10 +689,17 @@ def atomic_write_json(path: str | Path, data: dict) -> None:
 
 
 def cache_dir() -> Path:
-    """Per-user cache for saved profiles: $XDG_CACHE_HOME/blastune, or platformdirs' choice."""
+    """Per-user cache for saved profiles: $XDG_CACHE_HOME/blastune, or platformdirs' choice.
+
+    A relative $XDG_CACHE_HOME is ignored, as the XDG Base Directory spec says ("all paths set in
+    these environment variables must be absolute ... consider the path invalid and ignore it"): the
+    cache would move with the working directory. The spec's default, ~/.cache, is used then
+    (platformdirs would take the relative value)."""
     base = os.environ.get("XDG_CACHE_HOME")
-    if base:
+    if base and os.path.isabs(base):
         return Path(base) / "blastune"
+    if base:
+        return Path.home() / ".cache" / "blastune"
     try:
         from platformdirs import user_cache_dir
 

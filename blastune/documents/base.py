@@ -10,14 +10,35 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from blastune.core.counts import whole_number
+from blastune.core.counts import MAX_THREADS, whole_number
 from blastune.errors import BlastuneError
 
 _MISSING = object()
 
+# Physically sensible times, in seconds. No run lasts 31 years (1e9 s), and no call is faster than a
+# picosecond (a cycle at 5 GHz is 200 ps): between them every figure derived from a time (FLOP/s,
+# speed-ups, error bars) stays a finite, ordinary float, so a reader never divides into inf or 0.
+MAX_SECONDS = 1e9
+MIN_CALL_SECONDS = 1e-12
+
 
 class DocumentError(BlastuneError):
     """A saved document is malformed; the message names the file and the field."""
+
+
+def unsupported_schema(schema: str, major: int) -> str | None:
+    """Why ``schema`` ("blastune.sweep/2") is not a version this code reads, or None when it is."""
+    version = schema.partition("/")[2]
+    if version.split(".")[0] == str(major):
+        return None
+    return f"schema {schema} is not supported (this blastune reads version {major})"
+
+
+def check_major(f: "Fields", schema: str, major: int) -> None:
+    """Every reader of a document, through its model: a newer layout is refused, not guessed at."""
+    why = unsupported_schema(schema, major)
+    if why:
+        raise DocumentError(f"{f.source}: {why}" if f.source else why)
 
 
 class Fields:
@@ -73,8 +94,11 @@ class Fields:
             return None
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         if not ok or (lo is not None and v < lo) or (hi is not None and v > hi):
-            bound = "" if lo is None else f" >= {lo:g}"
-            bound += "" if hi is None else f" <= {hi:g}"
+            if lo is not None and hi is not None:
+                bound = f" from {lo:g} to {hi:g}"
+            else:
+                bound = ((f" >= {lo:g}" if lo is not None else "")
+                         + (f" <= {hi:g}" if hi is not None else ""))
             self.fail(f"expected a number{bound}, got {v!r}", name)
         return float(v)
 
@@ -87,6 +111,14 @@ class Fields:
             self.fail(f"expected a whole number from {lo} to {hi}, got {v!r}", name)
         return n
 
+    def threads(self, name: str, default=_MISSING, *, lo: int = 1) -> int | None:
+        """A thread or worker count: what a C int holds (``core.counts.MAX_THREADS``)."""
+        return self.count(name, default, lo=lo, hi=MAX_THREADS)
+
+    def seconds(self, name: str, default=_MISSING, *, lo: float = 0.0) -> float | None:
+        """A duration: finite, from ``lo`` to ``MAX_SECONDS``."""
+        return self.number(name, default, lo=lo, hi=MAX_SECONDS)
+
     def list(self, name: str, default=_MISSING) -> list:
         v = self.raw(name, default)
         if v is None and default is None:
@@ -95,10 +127,19 @@ class Fields:
             self.fail(f"expected a list, got {type(v).__name__}", name)
         return v
 
-    def numbers(self, name: str, default=_MISSING, *, lo: float | None = None) -> list[float]:
+    def numbers(self, name: str, default=_MISSING, *, lo: float | None = None,
+                hi: float | None = None) -> list[float]:
         items = self.list(name, default)
         sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, self.where, self.source)
-        return [sub.number(f"{name}[{i}]", lo=lo) for i in range(len(items))]
+        return [sub.number(f"{name}[{i}]", lo=lo, hi=hi) for i in range(len(items))]
+
+    def ordered(self, names, values) -> None:
+        """Refuse figures out of their natural order (min <= q1 <= median <= q3 <= max): one read
+        against the others is not a measurement, and a reader drawing error bars trips on it."""
+        present = [(n, v) for n, v in zip(names, values) if v is not None]
+        for (n1, v1), (n2, v2) in zip(present, present[1:]):
+            if v1 > v2 + abs(v2) * 1e-9:  # interpolated quartiles may be an ulp off a sample
+                self.fail(f"expected at most {n2} ({v2!r}), got {v1!r}", n1)
 
     def dict(self, name: str, default=_MISSING) -> dict:
         v = self.raw(name, default)

@@ -27,16 +27,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blastune.documents.base import Fields
+from blastune.documents.base import MAX_SECONDS, MIN_CALL_SECONDS, Fields, check_major
+from blastune.documents.common import DTYPES, LIBS, OP_NAMES, check_fingerprint
 
 SCHEMA = "blastune.jobs/1"
 KIND = "jobs"
+MAJOR = 1  # the schema version this code reads
 EXECUTORS = ("serial", "thread", "process")
 # How 'spread' was computed: 0.1.0 wrote (max - min) / median; now the relative standard error of the
 # median over >= 3 repeats, as sweep does.
 SPREAD_RANGE = "range"
 SPREAD_SE_MEDIAN = "se_median"
 LEGACY_UNSTABLE_RANGE = 0.15  # 0.1.0's rule for 'unstable' on a range spread
+# Rates a measurement can give: a batch takes at least MIN_CALL_SECONDS, so at most 1e12 batches a
+# second of up to 1e12 tasks each (counts beyond any run); a ratio of two times (speed-up) at most
+# MAX_SECONDS / MIN_CALL_SECONDS. Beyond them a figure is no measurement, and plots overflow on it.
+MAX_RATE = 1e24
+MAX_RATIO = MAX_SECONDS / MIN_CALL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,8 @@ class Layout:
     @classmethod
     def from_fields(cls, f: Fields) -> "Layout":
         executor = f.str("executor", choices=EXECUTORS)
-        workers = f.count("workers", lo=1)
-        threads = f.count("threads", None, lo=1)
+        workers = f.threads("workers")
+        threads = f.threads("threads", None)
         pinned = f.bool("pinned", False)
         return cls(executor, workers, threads, pinned)
 
@@ -119,9 +126,12 @@ class Workload:
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Workload":
-        return cls(kind=f.str("kind", choices=("op", "python", "numpy", "func")), name=f.str("name"),
-                   size=f.count("size", None, lo=1), uses_blas=f.bool("uses_blas", False),
-                   dtype=f.str("dtype", "float64"), lib=f.str("lib", "numpy"))
+        kind = f.str("kind", choices=("op", "python", "numpy", "func"))
+        op = kind == "op"  # an op's name, dtype and library are what blastune can run
+        return cls(kind=kind, name=f.str("name", choices=OP_NAMES if op else None),
+                   size=f.count("size", None, lo=1, hi=2**62), uses_blas=f.bool("uses_blas", False),
+                   dtype=f.str("dtype", "float64", choices=DTYPES if op else None),
+                   lib=f.str("lib", "numpy", choices=LIBS if op else None))
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "Workload":
@@ -145,6 +155,13 @@ def _strings(f: Fields, name: str) -> list[str]:
     items = f.list(name, [])
     sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
     return [sub.str(f"{name}[{i}]") for i in range(len(items))]
+
+
+def _wall(f: Fields) -> float:
+    w = f.seconds("wall_s")
+    if 0 < w < MIN_CALL_SECONDS:
+        f.fail(f"expected 0 or a time >= {MIN_CALL_SECONDS:g} s, got {w!r}", "wall_s")
+    return w
 
 
 @dataclass
@@ -200,7 +217,12 @@ class LayoutResult:
 
     @classmethod
     def from_fields(cls, f: Fields, spread_kind: str = SPREAD_SE_MEDIAN) -> "LayoutResult":
-        walls = f.numbers("walls", lo=0)
+        walls = f.numbers("walls", lo=0, hi=MAX_SECONDS)
+        # a coarse clock reads 0; a positive reading below a picosecond is no clock's (and the rate
+        # derived from it overflows): refused
+        for i, w in enumerate(walls):
+            if 0 < w < MIN_CALL_SECONDS:
+                f.fail(f"expected 0 or a time >= {MIN_CALL_SECONDS:g} s, got {w!r}", f"walls[{i}]")
         if not walls:
             f.fail("expected at least one timed batch, got none", "walls")
         spread = f.number("spread", None, lo=0)
@@ -214,9 +236,9 @@ class LayoutResult:
                 f.fail(f"expected a string, got {v!r}", f"beyond_bounds.{k}")
         return cls(
             layout=Layout.from_fields(f.sub("layout")), walls=walls, cpus=_optional_numbers(f, "cpus", lo=0),
-            threads_seen=f.count("threads_seen", None, lo=1), startup_s=f.number("startup_s", 0.0, lo=0),
-            wall_s=f.number("wall_s", lo=0), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0),
-            speedup=f.number("speedup", None, lo=0), cpu_s=f.number("cpu_s", None, lo=0),
+            threads_seen=f.threads("threads_seen", None), startup_s=f.seconds("startup_s", 0.0),
+            wall_s=_wall(f), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0, hi=MAX_RATE),
+            speedup=f.number("speedup", None, lo=0, hi=MAX_RATIO), cpu_s=f.seconds("cpu_s", None),
             busy_cores=f.number("busy_cores", None, lo=0), cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
             notes=_strings(f, "notes"), wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
             lost_pcts=_optional_numbers(f, "lost_pcts", lo=0),
@@ -307,22 +329,25 @@ class JobsResult:
         schema = f.str("schema")
         if schema.partition("/")[0] != "blastune.jobs":
             f.fail(f"expected a blastune.jobs document, got {schema!r}", "schema")
+        check_major(f, schema, MAJOR)
         spread_kind = f.str("spread_definition", SPREAD_RANGE, choices=(SPREAD_RANGE, SPREAD_SE_MEDIAN))
         results = f.each("results", lambda sub: LayoutResult.from_fields(sub, spread_kind))
         if not results:
             f.fail("expected at least one layout, got none", "results")
+        tasks = f.count("tasks", lo=1)
         return cls(
-            workload=Workload.from_fields(f.sub("workload")), tasks=f.count("tasks", lo=1),
-            repeats=f.count("repeats", lo=1), usable_cores=f.count("usable_cores", lo=1),
-            default_threads=f.count("default_threads", None, lo=1), results=results,
-            fingerprint=f.dict("fingerprint", {}), other_load_cores=f.number("other_load_cores", None, lo=0),
+            workload=Workload.from_fields(f.sub("workload")), tasks=tasks,
+            repeats=f.count("repeats", lo=1), usable_cores=f.threads("usable_cores"),
+            default_threads=f.threads("default_threads", None), results=results,
+            fingerprint=check_fingerprint(f.sub("fingerprint", {})),
+            other_load_cores=f.number("other_load_cores", None, lo=0),
             warnings=_strings(f, "warnings"), created=f.str("created", ""),
             blastune_version=f.str("blastune_version", ""),
             status=f.str("status", "complete", choices=("complete", "interrupted")),
             spread_definition=spread_kind,
             contention=Contention.from_fields(f.sub("contention")) if f.has("contention") else None,
-            estimate_s=f.number("estimate_s", None, lo=0), budget_s=f.number("budget_s", None, lo=0),
-            elapsed_s=f.number("elapsed_s", None, lo=0))
+            estimate_s=f.seconds("estimate_s", None), budget_s=f.seconds("budget_s", None),
+            elapsed_s=f.seconds("elapsed_s", None))
 
 
 def load_jobs(path) -> JobsResult:

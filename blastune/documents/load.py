@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from blastune.core.files import read_capped
+from blastune.documents.base import unsupported_schema
 from blastune.errors import BlastuneError
 
 
@@ -30,9 +31,10 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     schema = data.get("schema") if isinstance(data, dict) else None
     if not isinstance(schema, str) or not schema.startswith("blastune."):
         raise BlastuneError(f"{path}: not a blastune results file (no 'schema' field)")
-    name, _, version = schema.partition("/")
+    name = schema.partition("/")[0]
     if kind is not None and name != f"blastune.{kind}":
         raise BlastuneError(f"{path}: holds {name.removeprefix('blastune.')} results, expected {kind}")
-    if major is not None and version.split(".")[0] != str(major):
-        raise BlastuneError(f"{path}: schema {schema} is not supported (this blastune reads version {major})")
+    why = unsupported_schema(schema, major) if major is not None else None
+    if why:
+        raise BlastuneError(f"{path}: {why}")
     return data

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from blastune.core.counts import MAX_THREADS
 from blastune.documents.base import DocumentError, Fields
+from blastune.documents.common import check_fingerprint
 
 SCHEMA = "blastune.profile/2"
 LEGACY_SCHEMA = "blastune.profile/1"
@@ -45,7 +47,8 @@ class ProfileEntry:
 
     @classmethod
     def from_fields(cls, f: Fields, jobs: int) -> "ProfileEntry":
-        return cls(jobs=jobs, threads=f.count("threads", lo=1), layout=f.str("layout", ""),
+        # a thread count goes to a C int (OpenBLAS, OpenMP): the one bound, core.counts.MAX_THREADS
+        return cls(jobs=jobs, threads=f.threads("threads"), layout=f.str("layout", ""),
                    reason=f.str("reason", ""), source=f.str("source", ""), measured=f.str("measured", ""),
                    noisy=f.str("noisy", None), extrapolated=f.bool("extrapolated", False))
 
@@ -66,8 +69,9 @@ class WorkloadAdvice:
 
 def _jobs_key(f: Fields, name: str) -> int:
     """'8' -> 8: entry keys are job counts written as ASCII digits."""
-    if not (name.isascii() and name.isdigit() and int(name) >= 1):
-        f.fail(f"expected a number of jobs (a whole number >= 1) as the key, got {name!r}", name)
+    if not (name.isascii() and name.isdigit() and 1 <= int(name) <= MAX_THREADS):
+        f.fail(f"expected a number of jobs (a whole number from 1 to {MAX_THREADS}) as the key, "
+               f"got {name!r}", name)
     return int(name)
 
 
@@ -90,7 +94,7 @@ class Profile:
         f = Fields(data, "", source)
         schema = f.str("schema", choices=(SCHEMA, LEGACY_SCHEMA))
         fp = f.sub("fingerprint")
-        fp.str("id")
+        check_fingerprint(fp, id_required=True)
         created = f.str("created", "")
         updated = f.str("updated", created)
         if schema == LEGACY_SCHEMA:

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field, fields as dc_fields
 from pathlib import Path
 from typing import Any
 
-from blastune.documents.base import DocumentError, Fields
+from blastune.core.counts import MAX_THREADS
+from blastune.documents.base import (MAX_SECONDS, MIN_CALL_SECONDS, DocumentError, Fields,
+                                     check_major)
+from blastune.documents.common import DTYPES, LIBS, OP_NAMES, check_fingerprint, check_settings
 
 SCHEMA = "blastune.sweep/1"
 KIND = "sweep"
+MAJOR = 1  # the schema version this code reads: "blastune.sweep/2" is a newer, unknown layout
 STATUSES = ("running", "complete", "partial", "interrupted", "failed")
 # the five fields that name a point; two points with the same key are the same measurement
 KEY_FIELDS = ("op", "lib", "size", "dtype", "threads")
@@ -26,6 +30,8 @@ KEY_FIELDS = ("op", "lib", "size", "dtype", "threads")
 CONTENTION_SOURCES = ("schedstat", "load probe")
 
 _BIG = 2**63 - 1
+# the figures of a point's timings, in the order they must stand
+_TIME_ORDER = ("min_s", "q1_s", "median_s", "q3_s", "max_s")
 
 
 def _seen(f: Fields, name: str) -> dict[str, int | None]:
@@ -34,7 +40,7 @@ def _seen(f: Fields, name: str) -> dict[str, int | None]:
     sub = Fields(raw, f._at(name), f.source)
     out = {}
     for path in raw:
-        out[path] = sub.count(path, None, lo=0)
+        out[path] = sub.threads(path, None, lo=0)
     return out
 
 
@@ -129,27 +135,33 @@ class SweepPoint:
     @classmethod
     def from_dict(cls, data, where: str = "point", source: str = "") -> "SweepPoint":
         f = data if isinstance(data, Fields) else Fields(data, where, source)
-        num = lambda n: f.number(n, None, lo=0)  # noqa: E731  (times, counts of FLOPs, ratios: never < 0)
+        num = lambda n: f.number(n, None, lo=0)  # noqa: E731  (counts of FLOPs, ratios: never < 0)
+        sec = lambda n: f.seconds(n, None)  # noqa: E731  (times: finite, never < 0)
         flag = lambda n: f.bool(n, None)  # noqa: E731
         p = cls(
-            op=f.str("op"), lib=f.str("lib"), size=f.count("size", lo=1), dtype=f.str("dtype"),
-            threads=f.count("threads", lo=1), median_s=f.number("median_s", lo=0),
+            # a matrix order is bounded as sweep's plan bounds it (a C int, as every count here)
+            op=f.str("op", choices=OP_NAMES), lib=f.str("lib", choices=LIBS),
+            size=f.count("size", lo=1, hi=MAX_THREADS), dtype=f.str("dtype", choices=DTYPES),
+            threads=f.threads("threads"), median_s=f.seconds("median_s", lo=MIN_CALL_SECONDS),
             impl=f.str("impl", None), blas_op=f.bool("blas_op", True), isolated=f.bool("isolated", False),
             threads_seen=_seen(f, "threads_seen"), oversubscribed=flag("oversubscribed"),
             flops=num("flops"), flops_nominal=flag("flops_nominal"),
             memory_bytes=f.count("memory_bytes", None),
-            q1_s=num("q1_s"), q3_s=num("q3_s"), iqr_s=num("iqr_s"), min_s=num("min_s"), max_s=num("max_s"),
-            mean_s=num("mean_s"), spread=num("spread"), repeats=f.count("repeats", None),
-            loops=f.count("loops", None), warmup_s=num("warmup_s"), elapsed_s=num("elapsed_s"),
-            stop=f.str("stop", None), unstable=flag("unstable"), samples_s=f.numbers("samples_s", None, lo=0),
+            q1_s=sec("q1_s"), q3_s=sec("q3_s"), iqr_s=sec("iqr_s"), min_s=sec("min_s"),
+            max_s=sec("max_s"),
+            mean_s=sec("mean_s"), spread=num("spread"), repeats=f.count("repeats", None),
+            loops=f.count("loops", None), warmup_s=sec("warmup_s"), elapsed_s=sec("elapsed_s"),
+            stop=f.str("stop", None), unstable=flag("unstable"),
+            samples_s=f.numbers("samples_s", None, lo=0, hi=MAX_SECONDS),
             other_load_cores=num("other_load_cores"), busy=flag("busy"), measured=f.str("measured", None),
-            threads_ran=f.count("threads_ran", None, lo=1), gflops=num("gflops"), peak_pct=num("peak_pct"),
+            threads_ran=f.threads("threads_ran", None), gflops=num("gflops"),
+            peak_pct=num("peak_pct"),
             speedup=num("speedup"), efficiency=num("efficiency"), best=flag("best"),
             wait_pct=num("wait_pct"), contended=flag("contended"),
             samples_wait_pct=f.numbers("samples_wait_pct", None, lo=0), flags=_flags(f, "flags"),
         )
-        if not p.median_s > 0:
-            f.fail(f"expected a time > 0, got {f.raw('median_s')!r}", "median_s")
+        f.ordered(_TIME_ORDER, [getattr(p, n) for n in _TIME_ORDER])
+        f.ordered(("min_s", "mean_s", "max_s"), (p.min_s, p.mean_s, p.max_s))
         known = {x.name for x in dc_fields(cls)}
         p.extra = {k: v for k, v in f.data.items() if k not in known}
         return p
@@ -186,7 +198,7 @@ class SweepCpu:
 
     @classmethod
     def from_dict(cls, f: Fields) -> "SweepCpu":
-        c = cls(model=f.str("model", None), usable_cores=f.count("usable_cores", None, lo=1),
+        c = cls(model=f.str("model", None), usable_cores=f.threads("usable_cores", None),
                 simd=f.str("simd", None), peak_gflops_per_core=f.number("peak_gflops_per_core", None, lo=0),
                 peak_basis=f.str("peak_basis", None))
         c.extra = {k: v for k, v in f.data.items() if k not in _names(cls)}
@@ -210,9 +222,11 @@ class SweepGrid:
         def items(name, check):
             sub = Fields({f"{name}[{i}]": v for i, v in enumerate(f.list(name, None))}, f.where, f.source)
             return [check(sub, k) for k in sub.data]
-        return cls(ops=items("ops", lambda s, k: s.str(k)), sizes=items("sizes", lambda s, k: s.count(k, lo=1)),
-                   threads=items("threads", lambda s, k: s.count(k, lo=1)),
-                   dtypes=items("dtypes", lambda s, k: s.str(k)), lib=f.str("lib", "numpy"))
+        return cls(ops=items("ops", lambda s, k: s.str(k, choices=OP_NAMES)),
+                   sizes=items("sizes", lambda s, k: s.count(k, lo=1, hi=MAX_THREADS)),
+                   threads=items("threads", lambda s, k: s.threads(k)),
+                   dtypes=items("dtypes", lambda s, k: s.str(k, choices=DTYPES)),
+                   lib=f.str("lib", "numpy", choices=LIBS))
 
     def to_dict(self) -> dict:
         return {"ops": list(self.ops), "sizes": list(self.sizes), "threads": list(self.threads),
@@ -221,6 +235,11 @@ class SweepGrid:
 
 def _names(cls) -> list[str]:
     return [x.name for x in dc_fields(cls) if x.name != "extra"]
+
+
+# the text fields of a LibraryInfo (facts.detect) a sweep file keeps per library and API
+_LIBRARY_TEXT = ("vendor", "api", "filepath", "version", "threading_layer", "architecture",
+                 "threads_source", "control")
 
 
 def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
@@ -236,9 +255,13 @@ def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
                 out[lib][api] = None
                 continue
             one = apis.sub(api)
-            one.str("filepath", None)
-            one.str("vendor", None)
-            one.count("num_threads", None)
+            for name in _LIBRARY_TEXT:  # readers join and print these: text or nothing
+                one.str(name, None)
+            one.threads("num_threads", None, lo=0)
+            one.bool("per_thread", None)
+            one.bool("threadpoolctl_sees", None)
+            _strings(one, "control_vars")
+            _strings(one, "notes")
             out[lib][api] = one.data
     return out
 
@@ -275,13 +298,14 @@ class SweepDocument:
         schema = f.str("schema", SCHEMA)
         if not schema.startswith("blastune.sweep/"):
             f.fail(f"expected a blastune.sweep document, got {schema!r}", "schema")
-        fp = f.dict("fingerprint", None)
-        Fields(fp, "fingerprint", f.source).str("id", None)
+        check_major(f, schema, MAJOR)
+        fp = check_fingerprint(f.sub("fingerprint", None))
         doc = cls(
             schema=schema, blastune_version=f.str("blastune_version", None), created=f.str("created", None),
             updated=f.str("updated", None), status=f.str("status", "complete", choices=STATUSES),
             fingerprint=fp, cpu=SweepCpu.from_dict(f.sub("cpu", None)), python=f.str("python", None),
-            libraries=_libraries(f), isolation=f.str("isolation", None), settings=f.dict("settings", None),
+            libraries=_libraries(f), isolation=f.str("isolation", None),
+            settings=check_settings(f.sub("settings", None)),
             grid=SweepGrid.from_dict(f.sub("grid", None)), skipped=_strings(f, "skipped"),
             points=f.each("points", SweepPoint.from_dict), warnings=_strings(f, "warnings"),
             resumed=f.count("resumed", None),
@@ -291,6 +315,7 @@ class SweepDocument:
         )
         if "points" not in f.data:
             f.fail("missing", "points")
+        _no_twins(f, doc.points)
         doc.extra = {k: v for k, v in f.data.items() if k not in _names(cls)}
         return doc
 
@@ -331,6 +356,15 @@ class SweepDocument:
 DOCUMENT_KEYS_0_1_0 = ("schema", "blastune_version", "created", "updated", "status", "fingerprint", "cpu",
                        "python", "libraries", "isolation", "settings", "grid", "skipped", "points",
                        "warnings", "resumed")
+
+
+def _no_twins(f: Fields, points: list[SweepPoint]) -> None:
+    """Two points with one key would be one measurement told twice: readers would pick either."""
+    first: dict[tuple, int] = {}
+    for i, p in enumerate(points):
+        j = first.setdefault(p.key, i)
+        if j != i:
+            f.fail(f"the same point ({', '.join(map(str, p.key))}) as points[{j}]", f"points[{i}]")
 
 
 def _strings(f: Fields, name: str) -> list[str]:

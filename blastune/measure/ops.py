@@ -352,8 +352,10 @@ def parse_ops(values) -> list[str]:
 
 
 def format_bytes(nbytes: float) -> str:
-    """A memory size for a message: MiB below 128 MiB, GiB above."""
-    return f"{nbytes / 2**30:.3g} GiB" if nbytes >= 2**27 else f"{nbytes / 2**20:.3g} MiB"
+    """A memory size for a message (``core.counts.format_bytes``: one formatter for all)."""
+    from blastune.core.counts import format_bytes as fmt
+
+    return fmt(nbytes)
 
 
 def check_memory(op_name: str, size: int, dtype: str) -> int:

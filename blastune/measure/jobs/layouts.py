@@ -32,10 +32,10 @@ def powers_up_to(n: int) -> list[int]:
 
 
 def gib(nbytes: float) -> str:
-    """Bytes as '1.5 GiB' / '300 MiB' for messages."""
-    if nbytes >= 2**30:
-        return f"{nbytes / 2**30:.1f} GiB"
-    return f"{nbytes / 2**20:.0f} MiB"
+    """Bytes as '1.5 GiB' / '300 MiB' for messages (``core.counts.format_bytes``)."""
+    from blastune.core.counts import format_bytes
+
+    return format_bytes(nbytes)
 
 
 def _thin(values: list[int], keep: int, must: set[int]) -> list[int]:
