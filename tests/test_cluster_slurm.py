@@ -114,7 +114,7 @@ def test_json_and_auto(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["--tasks", "0", "--", "true"], "invalid --tasks 0"),
     (["--tasks", "2", "--cpus-per-task", "0", "--", "true"], "invalid --cpus-per-task 0"),
-    (["--tasks", "2", "-c", str(2**31), "--", "true"], "at most 2147483647"),
+    (["--tasks", "2", "-c", str(2**31), "--", "true"], "from 1 to 2147483647"),
     (["--tasks", "2"], "no command given"),
     (["--tasks", "2", "--", ], "no command given"),
     (["--", "true"], "--tasks"),
@@ -198,7 +198,8 @@ def test_array_size_against_the_clusters_max_array_size(tmp_path):
                           "into arrays of at most 500 tasks\n")
     # no scontrol (a laptop, a login node without Slurm tools): above Slurm's default 1001 warns.
     # (blastune needs nothing from PATH but scontrol: a PATH of the venv alone hides a real one.)
-    env = child_env({"PATH": os.path.dirname(sys.executable)})
+    # COLUMNS wide: a warning is one message, wrapped to the terminal only where one is that narrow
+    env = child_env({"PATH": os.path.dirname(sys.executable), "COLUMNS": "1000"})
     if shutil.which("scontrol", path=env["PATH"]):
         pytest.skip("an scontrol is installed beside this Python")
     res = subprocess.run([BLASTUNE, "slurm", "--tasks", "1001", "--", "true"], capture_output=True, text=True,
@@ -262,7 +263,8 @@ def _scontrol_that(tmp_path, body):
     exe = bin_dir / "scontrol"
     exe.write_text(f"#!/bin/sh\n{body}\n")
     exe.chmod(0o755)
-    return child_env({"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    # COLUMNS wide: the warning is compared whole, unwrapped
+    return child_env({"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "COLUMNS": "1000"})
 
 
 @needs_console_script

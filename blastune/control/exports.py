@@ -43,10 +43,32 @@ def slurm_header(threads: int) -> str:
     return f"#SBATCH --cpus-per-task={threads}"
 
 
+def slurm_threads_lines(fallback: int) -> list[str]:
+    """Shell lines that set BLASTUNE_THREADS from the allocation Slurm gave this job at run time.
+
+    SLURM_CPUS_PER_TASK (set when the job asked for --cpus-per-task), else this node's entry of
+    SLURM_JOB_CPUS_PER_NODE (always set in a job), else ``fallback`` outside Slurm; a value no BLAS
+    can take stops the job (exit 2) before anything runs with it."""
+    return [
+        "# Threads come from the allocation at run time, not from the login node this was written on:",
+        "# SLURM_CPUS_PER_TASK, else this node's SLURM_JOB_CPUS_PER_NODE ('16(x2),8' -> 16), else (outside",
+        f"# Slurm) {fallback}, the count this was written with.",
+        'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then',
+        '    BLASTUNE_THREADS="$SLURM_CPUS_PER_TASK"',
+        'elif [ -n "${SLURM_JOB_CPUS_PER_NODE:-}" ]; then',
+        '    BLASTUNE_THREADS="${SLURM_JOB_CPUS_PER_NODE%%[(,]*}"',
+        "else",
+        f"    BLASTUNE_THREADS={fallback}",
+        "fi",
+        'case "$BLASTUNE_THREADS" in',
+        "    ''|*[!0-9]*|0*) echo \"blastune: cannot read a CPU count from Slurm: '$BLASTUNE_THREADS'\" >&2; exit 2 ;;",
+        "esac",
+    ]
+
+
 def _slurm(env):
     # Inside a Slurm job the allocation, not the number we were given, is the truth: the same rule
     # as `blastune slurm`'s scripts, falling back to our number outside Slurm.
-    from blastune.integrations.slurm import slurm_threads_lines
 
     n = int(next(iter(env.values())))
     lines = [slurm_header(n), *slurm_threads_lines(n)]

@@ -20,7 +20,7 @@ The array size is checked against the cluster's ``MaxArraySize`` (``scontrol sho
 ``scontrol`` answers within ``SCONTROL_TIMEOUT_S``; otherwise a size above Slurm's default (1001)
 is a warning, not an error, and says why scontrol could not tell.
 
-``slurm_threads_lines`` is the one rule for "threads from the allocation": the job-array script and
+``slurm_threads_lines`` (control/exports.py) is the one rule for "threads from the allocation": the job-array script and
 ``blastune env --shell slurm`` both print it.
 """
 from __future__ import annotations
@@ -32,6 +32,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 
+from blastune.control.exports import slurm_threads_lines
 from blastune.errors import BlastuneError
 
 # Slurm's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (and "infinite"/"UNLIMITED")
@@ -116,29 +117,6 @@ def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str
     if m is None:
         return None, "scontrol show config printed no MaxArraySize line"
     return int(m.group(1)), "scontrol show config"
-
-
-def slurm_threads_lines(fallback: int) -> list[str]:
-    """Shell lines that set BLASTUNE_THREADS from the allocation Slurm gave this job at run time.
-
-    SLURM_CPUS_PER_TASK (set when the job asked for --cpus-per-task), else this node's entry of
-    SLURM_JOB_CPUS_PER_NODE (always set in a job), else ``fallback`` outside Slurm; a value no BLAS
-    can take stops the job (exit 2) before anything runs with it."""
-    return [
-        "# Threads come from the allocation at run time, not from the login node this was written on:",
-        "# SLURM_CPUS_PER_TASK, else this node's SLURM_JOB_CPUS_PER_NODE ('16(x2),8' -> 16), else (outside",
-        f"# Slurm) {fallback}, the count this was written with.",
-        'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then',
-        '    BLASTUNE_THREADS="$SLURM_CPUS_PER_TASK"',
-        'elif [ -n "${SLURM_JOB_CPUS_PER_NODE:-}" ]; then',
-        '    BLASTUNE_THREADS="${SLURM_JOB_CPUS_PER_NODE%%[(,]*}"',
-        "else",
-        f"    BLASTUNE_THREADS={fallback}",
-        "fi",
-        'case "$BLASTUNE_THREADS" in',
-        "    ''|*[!0-9]*|0*) echo \"blastune: cannot read a CPU count from Slurm: '$BLASTUNE_THREADS'\" >&2; exit 2 ;;",
-        "esac",
-    ]
 
 
 def _blastune_on_path_lines() -> list[str]:
