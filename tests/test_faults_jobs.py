@@ -28,6 +28,7 @@ def _env(tmp_path, **extra):
     env = child_env(extra, threads=1)
     env["PYTHONPATH"] = str(TESTS) + os.pathsep + env["PYTHONPATH"]
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["COLUMNS"] = "1000"  # messages are compared whole: no wrapping to a terminal's width
     return env
 
 

@@ -16,8 +16,8 @@ _THREAD_SUFFIXES = ("_NUM_THREADS", "_MAXIMUM_THREADS", "_THREADS")
 
 
 def _short_var(name: str) -> str:
-    """OPENBLAS_NUM_THREADS -> OPENBLAS, VECLIB_MAXIMUM_THREADS -> VECLIB (explained under the
-    table)."""
+    """A thread variable without its suffix: 'X_NUM_THREADS' -> 'X', 'Y_MAXIMUM_THREADS' -> 'Y'
+    (explained under the table; the names themselves live in the vendor registry)."""
     for suffix in _THREAD_SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
