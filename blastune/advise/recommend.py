@@ -172,6 +172,9 @@ def _advise(model, kind, where, jobs, cores, shell, same, notices, save_profile,
     from blastune.facts.environment import thread_env
 
     if kind == "jobs":
+        from blastune.measure.jobs.analysis import rejudge
+
+        rejudge(model)  # today's contention rule on the raw batch figures, not the flags it was saved with
         advice = rules.from_jobs(model, jobs, cores)
         workload = model.workload
         if not workload.uses_blas:
