@@ -73,7 +73,8 @@ def test_hypervisor_steal_is_contended(cores):
     steal = 0.2 * cores
     r = layout_result(cores, lost=0.0, others=steal, steal=steal)
     assert r.contended, r.outside_pcts
-    assert max(r.outside_pcts) == pytest.approx(20.0)
+    # one /proc/stat tick per batch is the reading's resolution, not steal: a little under 20%
+    assert 19 < max(r.outside_pcts) <= 20.0
 
 
 @pytest.mark.parametrize("cores", CORES)

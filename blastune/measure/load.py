@@ -13,6 +13,8 @@ import resource
 import time
 
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# /proc/stat's unit: a difference of two readings is off by up to one of these
+TICK_S = 1.0 / _HZ
 
 # /proc/stat counts in 10 ms ticks per CPU: over less than half a second the figure is tick noise
 # (2 ms of batches read "2.80 of 2 CPUs"), not a measurement
@@ -66,6 +68,7 @@ class LoadProbe:
         now = machine_seconds()
         if now is None or self.start0 is None or wall <= 0:
             return None
-        self.steal = max(0.0, (now[1] - self.start0[1]) / wall)
+        # one tick either way is the counter's resolution, not steal: a 50 ms point would read 0.2 CPUs
+        self.steal = max(0.0, (now[1] - self.start0[1] - TICK_S) / wall)
         other = (now[0] - self.start0[0]) - (self.own_seconds() - self.own0)
         return max(0.0, other / wall)

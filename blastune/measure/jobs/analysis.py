@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 
 from blastune.documents.jobs import Contention, JobsResult, LayoutResult
+from blastune.measure.load import TICK_S
 from blastune.measure.contention import BUSY_SHARE_PCT, CONTENDED_SHARE_PCT, RULE, judge
 from blastune.measure.timing import spread
 
@@ -77,6 +78,16 @@ def others_over_batches(*results: LayoutResult, min_wall_s: float = 0.0) -> floa
     return sum(w * o for w, o in pairs) / total
 
 
+def steal_over_batches(res: LayoutResult) -> float | None:
+    """The hypervisor's steal over the layout's batches, in CPUs, less one /proc/stat tick per batch
+    (a reading's resolution: one tick over a 20 ms batch reads as half a CPU stolen). None: unknown."""
+    pairs = [(w, s) for w, s in zip(res.walls, res.steal_cores) if s is not None]
+    total = sum(w for w, _ in pairs)
+    if not pairs or total <= 0:
+        return None
+    return max(0.0, sum(w * s for w, s in pairs) - len(pairs) * TICK_S) / total
+
+
 def add_batch(res: LayoutResult, batch: dict) -> None:
     res.walls.append(batch["wall"])
     res.cpus.append(batch["cpu"])
@@ -124,6 +135,7 @@ def summarize(res: LayoutResult, tasks: int, cores: int) -> LayoutResult:
 def judge_layout(res: LayoutResult, cores: int) -> None:
     """The contention verdict of every batch of ``res`` by today's rule, and the layout's."""
     others = others_over_batches(res)
+    steal = steal_over_batches(res)
     wanted = res.wanted_cores or wanted_cores(res, cores)
     n = len(res.walls)
 
@@ -131,7 +143,7 @@ def judge_layout(res: LayoutResult, cores: int) -> None:
         return values[i] if i < len(values) else None
 
     verdicts = [batch_verdict({"lost_pct": at(res.lost_pcts, i), "other_cores": at(res.other_cores, i),
-                               "steal_cores": at(res.steal_cores, i)}, others, wanted, cores)
+                               "steal_cores": steal}, others, wanted, cores)
                 for i in range(n)]
     res.contended_batches = [bool(v.contended) for v in verdicts]
     res.outside_pcts = [None if v.outside_pct is None else round(v.outside_pct, 3) for v in verdicts]
