@@ -151,3 +151,85 @@ def test_a_0_2_0_document_without_the_new_fields_loads_and_old_readers_keep_thei
     raw = json.loads(JOBS_16.read_text())
     assert set(raw) <= set(d) and set(raw["results"][0]) <= set(d["results"][0])
     assert set(raw["contention"]) <= set(d["contention"])
+
+
+# --- the harness stays out of the measurement: real processes ------------------------------------------
+
+def test_the_host_share_is_in_the_json_and_the_notes_and_small_for_process_layouts(jobs_sandbox):
+    """The layout's host process hands each worker one message and sleeps until the batch is done:
+    its CPU is a small share of what the layout wanted (CPU time, not wall: however busy the machine,
+    a sleeping host burns next to nothing). 0.2.0's chunked feeding cost up to 0.7 of 16 CPUs."""
+    from blastune.cli.jobs import render_jobs
+    from blastune.measure.jobs.core import run_jobs
+
+    res = run_jobs(op="dot", size=64, tasks=None, repeats=3, target_seconds=0.3,
+                   layouts=[Layout("process", 2, 1), Layout("thread", 2, 1)])
+    proc = next(r for r in res.results if r.layout.executor == "process")
+    assert len(proc.host_cpus) == len(proc.host_wait_pcts) == len(proc.walls) == 3
+    assert proc.host_pct is not None and proc.host_pct < 2.0, (proc.host_cpus, proc.walls)
+    d = res.to_dict()["results"][1]
+    assert {"host_cpus", "host_wait_pcts", "host_pct", "outside_pcts", "wanted_cores", "steal_cores",
+            "tasks"} <= set(d)
+    assert res.to_dict()["contention"]["rule"] == "outside-share"
+    serial = res.results[0]
+    assert serial.host_pct is None and serial.host_cpus == [None] * 3  # the host *is* the work there
+    text = render_jobs(res)
+    assert f"host share {proc.host_pct:.1f}%" in text
+
+
+class _FakeHost:
+    """A layout host whose batches take ``per_task / parallel`` seconds a task, recorded."""
+
+    def __init__(self, per_task: float, parallel: int):
+        self.per_task, self.parallel, self.asked = per_task, parallel, []
+
+    def batch(self, tasks):
+        self.asked.append(tasks)
+        return {"wall": tasks * self.per_task / self.parallel, "cpu": None, "wait_pct": None, "lost_pct": None,
+                "other_cores": None, "tasks": tasks}
+
+
+@pytest.mark.parametrize("cores, target", [(2, 1.0), (16, 1.0), (128, 1.0), (16, 0.3)])
+def test_a_calibrated_run_gives_short_layouts_more_tasks(cores, target):
+    """Every layout's batch lasts at least the minimum (0.5 s, or 0.8 x a shorter target): a layout
+    whose first batch was shorter gets more tasks -- a multiple of its workers -- and that batch is
+    thrown away; the serial baseline, calibrated to the target, keeps its count."""
+    from blastune.measure.jobs.session import MIN_BATCH_SECONDS, JobsSession, Slot
+    from blastune.measure.workloads import make_workload
+
+    s = JobsSession(make_workload(op="dot", size=50), None, [Layout("process", cores, 1)], 3, cores,
+                    target_seconds=target)
+    s.tasks, s.target_used, per_task = 1000, target, target / 1000
+    base, wide = s.slots[s.plan[0]], s.slots[s.plan[1]]
+    assert isinstance(wide, Slot)
+    base.host, wide.host = _FakeHost(per_task, 1), _FakeHost(per_task, cores)
+    base.result = LayoutResult(base.layout, [], [], 1, 0.1)
+    wide.result = LayoutResult(wide.layout, [], [], 1, 0.1)
+    s.time_batch(base, 0)
+    s.time_batch(wide, 0)
+    s.time_batch(wide, 1)
+    minimum = min(MIN_BATCH_SECONDS, 0.8 * target)
+    assert base.host.asked == [1000]
+    assert all(w >= minimum for w in wide.result.walls) and len(wide.result.walls) == 2
+    assert wide.result.tasks == wide.tasks
+    if target / cores >= minimum:  # 2 cores, 1 s serial: 0.5 s a batch already
+        assert wide.host.asked == [1000, 1000]
+        return
+    assert wide.host.asked[0] == 1000 and wide.tasks > 1000 and wide.tasks % cores == 0
+    assert wide.host.asked[1:] == [wide.tasks, wide.tasks]          # the short batch was not kept
+
+
+def test_given_tasks_are_kept_for_every_layout():
+    from blastune.measure.jobs.session import JobsSession
+    from blastune.measure.workloads import make_workload
+
+    s = JobsSession(make_workload(op="dot", size=50), 40, [Layout("process", 16, 1)], 1, 16)
+    s.per_task_s = 1e-4
+    wide = s.slots[s.plan[1]]
+    wide.host = _FakeHost(1e-4, 16)
+    wide.result = LayoutResult(wide.layout, [], [], 1, 0.1)
+    base = s.slots[s.plan[0]]
+    base.host, base.result = _FakeHost(1e-4, 1), LayoutResult(base.layout, [1e-3], [None], 1, 0.1)
+    base.tasks = 40
+    s.time_batch(wide, 1)
+    assert wide.host.asked == [40]
