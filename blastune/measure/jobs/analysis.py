@@ -20,8 +20,8 @@ from __future__ import annotations
 import statistics
 
 from blastune.documents.jobs import Contention, JobsResult, LayoutResult
-from blastune.measure.load import TICK_S
 from blastune.measure.contention import BUSY_SHARE_PCT, CONTENDED_SHARE_PCT, RULE, judge
+from blastune.measure.load import TICK_S
 from blastune.measure.timing import spread
 
 UNSTABLE_SPREAD = 0.05        # relative standard error of the median above this: unstable
@@ -201,7 +201,7 @@ def host_note(r: LayoutResult) -> str:
     """The table note naming blastune's own harness: the layout's host process during its batches."""
     waits = [w for w in r.host_wait_pcts if w is not None]
     wait = f", waited {statistics.median(waits):.0f}%" if waits else ""
-    return f"host share {r.host_pct:.1f}% (blastune's harness: its CPU of the CPU wanted{wait})"
+    return f"host share {r.host_pct:.1f}% of the CPU wanted (blastune's harness{wait})"
 
 
 def contention_warning(results: list[LayoutResult]) -> str | None:
