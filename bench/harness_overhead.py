@@ -63,7 +63,8 @@ def main() -> None:
             wr = sum(b[0] - a[0] for a, b in zip(w0, w1)) / 1e9
             ww = sum(b[1] - a[1] for a, b in zip(w0, w1)) / 1e9
             rows.append({"wall_s": wall, "host_cpu_ms": (h1[0] - h0[0]) / 1e6,
-                         "host_slices": h1[2] - h0[2], "host_wait_pct": 100 * (h1[1] - h0[1]) / 1e9 / wall,
+                         "host_slices": h1[2] - h0[2],
+                         "host_wait_pct": 100 * (h1[1] - h0[1]) / 1e9 / wall,
                          "host_share_pct": 100 * (h1[0] - h0[0]) / 1e9 / (wall * wanted),
                          "workers_wait_pct": 100 * ww / wall, "workers_busy_cores": wr / wall})
             time.sleep(0.2)

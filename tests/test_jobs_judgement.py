@@ -1,6 +1,6 @@
-"""The contention judgement (``measure.contention.judge``, issue 17) on synthetic batches at 2, 16, 64
-and 128 cores, and on the real 16-core documents of 0.2.0 (tests/data/captures_16core, copied from
-an idle Xeon where 0.2.0 called every process layout contended and refused all advice).
+"""The contention judgement (``measure.contention.judge``, issue 17) on synthetic batches at 2,
+16, 64 and 128 cores, and on the real 16-core documents of 0.2.0 (tests/data/captures_16core,
+copied from an idle Xeon where 0.2.0 called every process layout contended and refused all advice).
 
 The rule: a batch is contended only when other programs -- hypervisor steal included -- used enough
 CPU to explain the CPU the layout lost, judged as a share of the CPU the layout wanted; the CPU its
@@ -25,13 +25,14 @@ CORES = [2, 16, 64, 128]
 
 def layout_result(cores: int, *, lost: float, others: float, steal: float | None = None,
                   host_cpu: float = 0.0, repeats: int = 3, wall: float = 1.0) -> LayoutResult:
-    """A process layout of one single-threaded worker per core, timed ``repeats`` times: each batch
-    lost ``lost`` CPUs, other programs used ``others`` CPUs (steal among them), the host ``host_cpu``
-    CPU seconds."""
+    """A process layout of one single-threaded worker per core, timed ``repeats`` times: each
+    batch lost ``lost`` CPUs, other programs used ``others`` CPUs (steal among them), the host
+    ``host_cpu`` CPU seconds."""
     r = LayoutResult(Layout("process", cores, 1), [], [], 1, 0.5)
     for _ in range(repeats):
         analysis.add_batch(r, {"wall": wall, "cpu": (cores - lost) * wall + host_cpu,
-                               "wait_pct": 100.0 * lost, "lost_pct": 100.0 * lost, "other_cores": others,
+                               "wait_pct": 100.0 * lost, "lost_pct": 100.0 * lost,
+                               "other_cores": others,
                                "steal_cores": steal, "host_cpu": host_cpu, "host_wait_pct": 1.0,
                                "tasks": 1000})
     return analysis.summarize(r, 1000, cores)
@@ -53,8 +54,8 @@ def test_an_idle_machine_with_harness_overhead_is_not_contended(cores):
 @pytest.mark.parametrize("cores", CORES)
 @pytest.mark.parametrize("share", [0.10, 0.5])
 def test_a_competitor_using_a_known_share_is_contended_and_named(cores, share):
-    """A competitor busy on ``share`` of the cores took that much from a layout that wanted them all:
-    contended, with that share named in the note and the advice's reason."""
+    """A competitor busy on ``share`` of the cores took that much from a layout that wanted them
+    all: contended, with that share named in the note and the advice's reason."""
     took = share * cores
     r = layout_result(cores, lost=took, others=took + 0.01)
     assert r.contended and all(r.contended_batches)
@@ -108,7 +109,8 @@ def test_the_real_16_core_jobs_document_re_judged_gives_advice():
     assert [r["contended"] for r in raw["results"]] == [False, False, True, True, True, True]
     doc = load_jobs(JOBS_16)
     analysis.rejudge(doc)
-    assert not any(r.contended for r in doc.results), [(r.layout.spec, r.outside_pcts) for r in doc.results]
+    assert not any(r.contended for r in doc.results), [(r.layout.spec, r.outside_pcts)
+                                                       for r in doc.results]
     assert all(max(r.outside_pcts) < CONTENDED_SHARE_PCT for r in doc.results)
     assert not any("contended" in n for r in doc.results for n in r.notes)
     assert not any(w.startswith(analysis.CONTENDED_WARNING) for w in doc.warnings)
@@ -138,27 +140,29 @@ def test_cli_recommend_from_the_16_core_capture_exits_0(tmp_path):
 
     env = child_env()
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    p = subprocess.run(["blastune", "recommend", "--from", str(JOBS_16), "--jobs", "16"], capture_output=True,
-                       text=True, timeout=120, env=env)
+    p = subprocess.run(["blastune", "recommend", "--from", str(JOBS_16), "--jobs", "16"],
+                       capture_output=True, text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr
     assert "16 processes x 1 BLAS thread" in p.stdout and "OPENBLAS_NUM_THREADS=1" in p.stdout
 
 
 def test_a_0_2_0_document_without_the_new_fields_loads_and_old_readers_keep_their_keys():
     doc = load_jobs(JOBS_16)
-    assert doc.contention.rule is None and doc.results[2].host_cpus == [] and doc.results[2].tasks is None
+    assert doc.contention.rule is None
+    assert doc.results[2].host_cpus == [] and doc.results[2].tasks is None
     d = doc.to_dict()
     raw = json.loads(JOBS_16.read_text())
     assert set(raw) <= set(d) and set(raw["results"][0]) <= set(d["results"][0])
     assert set(raw["contention"]) <= set(d["contention"])
 
 
-# --- the harness stays out of the measurement: real processes ------------------------------------------
+# --- the harness stays out of the measurement: real processes ---------------------------------
 
 def test_the_host_share_is_in_the_json_and_the_notes_and_small_for_process_layouts(jobs_sandbox):
     """The layout's host process hands each worker one message and sleeps until the batch is done:
-    its CPU is a small share of what the layout wanted (CPU time, not wall: however busy the machine,
-    a sleeping host burns next to nothing). 0.2.0's chunked feeding cost up to 0.7 of 16 CPUs."""
+    its CPU is a small share of what the layout wanted (CPU time, not wall: however busy the
+    machine, a sleeping host burns next to nothing). 0.2.0's chunked feeding cost up to 0.7 of 16
+    CPUs."""
     from blastune.cli.jobs import render_jobs
     from blastune.measure.jobs.core import run_jobs
 
@@ -168,11 +172,11 @@ def test_the_host_share_is_in_the_json_and_the_notes_and_small_for_process_layou
     assert len(proc.host_cpus) == len(proc.host_wait_pcts) == len(proc.walls) == 3
     assert proc.host_pct is not None and proc.host_pct < 2.0, (proc.host_cpus, proc.walls)
     d = res.to_dict()["results"][1]
-    assert {"host_cpus", "host_wait_pcts", "host_pct", "outside_pcts", "wanted_cores", "steal_cores",
-            "tasks"} <= set(d)
+    assert {"host_cpus", "host_wait_pcts", "host_pct", "outside_pcts", "wanted_cores",
+            "steal_cores", "tasks"} <= set(d)
     assert res.to_dict()["contention"]["rule"] == "outside-share"
     serial = res.results[0]
-    assert serial.host_pct is None and serial.host_cpus == [None] * 3  # the host *is* the work there
+    assert serial.host_pct is None and serial.host_cpus == [None] * 3  # the host *is* the work
     text = render_jobs(res)
     assert f"host share {proc.host_pct:.1f}%" in text
 
@@ -185,8 +189,8 @@ class _FakeHost:
 
     def batch(self, tasks):
         self.asked.append(tasks)
-        return {"wall": tasks * self.per_task / self.parallel, "cpu": None, "wait_pct": None, "lost_pct": None,
-                "other_cores": None, "tasks": tasks}
+        return {"wall": tasks * self.per_task / self.parallel, "cpu": None, "wait_pct": None,
+                "lost_pct": None, "other_cores": None, "tasks": tasks}
 
 
 @pytest.mark.parametrize("cores, target", [(2, 1.0), (16, 1.0), (128, 1.0), (16, 0.3)])

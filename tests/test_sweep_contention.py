@@ -74,7 +74,8 @@ CHILD = textwrap.dedent('''
     after = ambient(cpu)
     print(json.dumps({"cpu": cpu, "ambient_before": quiet[cpu], "ambient_after": after,
                       "disturbed": state["disturbed"], "source": res.data["contention_source"],
-                      "points": [{k: p[k] for k in ("size", "wait_pct", "contended", "busy", "elapsed_s", "other_load_cores",
+                      "points": [{k: p[k] for k in ("size", "wait_pct", "contended", "busy", "elapsed_s",
+                                                    "other_load_cores",
                                                     "samples_s", "samples_wait_pct", "loops")}
                                  for p in res.points]}))
 ''')
@@ -146,8 +147,8 @@ def test_no_competitor_no_point_flagged():
         # unflagged is exactly "the wait other programs' CPU explains is no more than the threshold"
         # (5% of the one CPU a lockstep BLAS call's critical path is: measure.contention.judge)
         def explained(p):
-            return min(p["wait_pct"], 100 * p["other_load_cores"]) if p["other_load_cores"] is not None \
-                else p["wait_pct"]
+            others = p["other_load_cores"]
+            return p["wait_pct"] if others is None else min(p["wait_pct"], 100 * others)
         assert all((explained(p) > 5) == p["contended"] == p["busy"] for p in res["points"]
                    if abs(explained(p) - 5) > 1), res["points"]  # (both figures are rounded)
 

@@ -169,8 +169,9 @@ def render_jobs(res, fmt: str = "simple") -> str:
     best = res.best
     out.append(f"fastest: {best.layout.label} ({_rate(best.tasks_per_s)} tasks/s, {best.speedup:.2f}x serial)"
                + (" -- contended, not advice" if best.contended else ""))
-    out.append("speed-up: layout tasks/s / serial tasks/s; busy cores: CPU s / wall s; CPU eff.: serial CPU s "
-               "/ layout CPU s per task; spread: standard error of the median (3+ repeats, else —); wait: run-queue wait of its "
+    out.append("speed-up: layout tasks/s / serial tasks/s; busy cores: CPU s / wall s; CPU eff.: "
+               "serial CPU s / layout CPU s per task; spread: standard error of the median (3+ "
+               "repeats, else —); wait: run-queue wait of its "
                "threads (C = contended by other programs, s = self-inflicted by oversubscription); ! = beyond "
                "physical bounds (see notes)")
     out += [f"warning: {m}" for m in res.warnings]

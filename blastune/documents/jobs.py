@@ -20,8 +20,9 @@ other programs used; from them:
   disturbance; as a share of the CPU the layout wanted (``wanted_cores``) that is ``outside_pcts``,
   and a batch is contended when it exceeds ``contention.threshold_pct`` (``contention.rule``
   "outside-share"; 0.2.0 judged lost CPU in % of one CPU, and its documents are re-judged by
-  today's rule when read for advice). Where schedstat is missing, when other programs used more than
-  ``contention.busy_share_pct`` % of the usable cores (/proc/stat; ``contention.source`` says which).
+  today's rule when read for advice). Where schedstat is missing, when other programs used more
+  than ``contention.busy_share_pct`` % of the usable cores (/proc/stat; ``contention.source`` says
+  which).
   ``wait_pct`` (the raw wait share, self-inflicted included) is kept beside it.
 * ``host_cpus``, ``host_wait_pcts`` -- per batch, the CPU seconds and run-queue wait (% of the wall)
   of a process layout's host process: blastune's harness, which starts the batch and collects it
@@ -186,12 +187,12 @@ class LayoutResult:
     unstable: bool = False             # spread above the threshold (or, from 0.1.0, range above 15%)
     beyond_bounds: dict[str, str] = field(default_factory=dict)  # field -> why the value is not a fact
     # since 0.3 (absent from older documents: None / empty)
-    tasks: int | None = None           # tasks per batch of this layout; None: the document's ``tasks``
-    steal_cores: list[float | None] = field(default_factory=list)  # hypervisor steal CPUs per batch
-    host_cpus: list[float | None] = field(default_factory=list)    # CPU s of the host (harness) per batch
-    host_wait_pcts: list[float | None] = field(default_factory=list)  # its run-queue wait, % of the wall
-    outside_pcts: list[float | None] = field(default_factory=list)  # lost CPU others explain, % of wanted
-    wanted_cores: float | None = None  # CPUs the layout wanted: workers x threads, at most the cores
+    tasks: int | None = None           # tasks per batch of this layout; None: the document's
+    steal_cores: list[float | None] = field(default_factory=list)  # hypervisor steal, CPUs
+    host_cpus: list[float | None] = field(default_factory=list)    # CPU s of the host (harness)
+    host_wait_pcts: list[float | None] = field(default_factory=list)  # its wait, % of the wall
+    outside_pcts: list[float | None] = field(default_factory=list)  # what others explain, % wanted
+    wanted_cores: float | None = None  # CPUs the layout wanted: workers x threads, <= the cores
     host_pct: float | None = None      # median host CPU, % of the CPU the layout wanted
     @property
     def repeats_done(self) -> int:
@@ -246,25 +247,27 @@ class LayoutResult:
             self_oversubscribed=bool(f.bool("self_oversubscribed", False)),
             expected_wait_pct=f.number("expected_wait_pct", 0.0, lo=0), unstable=unstable,
             beyond_bounds=dict(bounds), tasks=f.count("tasks", None, lo=1),
-            steal_cores=_optional_numbers(f, "steal_cores", lo=0), host_cpus=_optional_numbers(f, "host_cpus", lo=0),
+            steal_cores=_optional_numbers(f, "steal_cores", lo=0),
+            host_cpus=_optional_numbers(f, "host_cpus", lo=0),
             host_wait_pcts=_optional_numbers(f, "host_wait_pcts", lo=0),
             outside_pcts=_optional_numbers(f, "outside_pcts", lo=0),
-            wanted_cores=f.number("wanted_cores", None, lo=0), host_pct=f.number("host_pct", None, lo=0))
+            wanted_cores=f.number("wanted_cores", None, lo=0),
+            host_pct=f.number("host_pct", None, lo=0))
 
 
 @dataclass
 class Contention:
     """How contention was measured and judged for this document (the rule's parameters)."""
     source: str | None = "schedstat"   # "schedstat" | "load" (/proc/stat only) | None (not measured)
-    threshold_pct: float = 5.0         # rule "outside-share": lost CPU others explain, % of the CPU the
-    #                                    layout wanted, above which a batch is contended (0.2.0: lost
-    #                                    CPU in % of one CPU)
-    other_cores_threshold: float | None = 0.25  # 0.2.0 only: others' CPUs that made a batch contended
-    #                                    without schedstat (None since: busy_share_pct)
+    # rule "outside-share": lost CPU others explain, % of the CPU the layout wanted, above which a
+    # batch is contended (0.2.0: lost CPU in % of one CPU)
+    threshold_pct: float = 5.0
+    # 0.2.0 only: others' CPUs that made a batch contended without schedstat (since: busy_share_pct)
+    other_cores_threshold: float | None = 0.25
     note: str = ""
     rule: str | None = None            # "outside-share" since 0.3; None: 0.2.0's rule
-    busy_share_pct: float | None = None  # without schedstat: others above this % of the usable cores
-    rejudged_from: str | None = None   # the rule the saved flags were made by, when re-judged on reading
+    busy_share_pct: float | None = None  # without schedstat: others above this % of usable cores
+    rejudged_from: str | None = None   # the rule of the saved flags, when re-judged on reading
 
     def to_dict(self) -> dict:
         d = {"source": self.source, "threshold_pct": self.threshold_pct,

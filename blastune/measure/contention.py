@@ -15,12 +15,13 @@ Where schedstat is missing (not Linux, or a kernel without CONFIG_SCHED_INFO) th
 ``blastune.measure.load.LoadProbe`` -- CPU time other processes used machine-wide -- and says so in the
 document (``contention_source``).
 
-``judge`` is THE rule for "disturbed from outside", used by ``jobs`` batches and ``sweep`` points alike
-(docs/jobs.md, "Contention"). Lost CPU alone is not enough: a measurement also loses CPU to itself
-(blastune's own harness, wake-up latency, its own oversubscription). It was disturbed from outside only
-when other programs -- hypervisor steal time included -- used enough CPU meanwhile to explain the loss:
-at most the CPU others really used counts as outside disturbance, judged as a share of the CPU the
-measurement wanted, never in CPUs (0.05 CPUs is a disturbance on 2 cores and noise on 128).
+``judge`` is THE rule for "disturbed from outside", used by ``jobs`` batches and ``sweep`` points
+alike (docs/jobs.md, "Contention"). Lost CPU alone is not enough: a measurement also loses CPU to
+itself (blastune's own harness, wake-up latency, its own oversubscription). It was disturbed from
+outside only when other programs -- hypervisor steal time included -- used enough CPU meanwhile to
+explain the loss: at most the CPU others really used counts as outside disturbance, judged as a
+share of the CPU the measurement wanted, never in CPUs (0.05 CPUs is a disturbance on 2 cores and
+noise on 128).
 """
 from __future__ import annotations
 
@@ -34,13 +35,14 @@ from blastune.facts.schedstat import CONTENDED_WAIT_PCT
 SOURCE_SCHEDSTAT = "schedstat"
 SOURCE_LOAD_PROBE = "load probe"
 
-__all__ = ["CONTENDED_WAIT_PCT", "CONTENDED_SHARE_PCT", "BUSY_SHARE_PCT", "RULE", "SOURCE_SCHEDSTAT",
-           "SOURCE_LOAD_PROBE", "Verdict", "WorkWait", "judge", "source", "is_contended"]
+__all__ = ["CONTENDED_WAIT_PCT", "CONTENDED_SHARE_PCT", "BUSY_SHARE_PCT", "RULE",
+           "SOURCE_SCHEDSTAT", "SOURCE_LOAD_PROBE", "Verdict", "WorkWait", "judge", "source",
+           "is_contended"]
 
-# A measurement is contended when others took more than this share of the CPU it wanted. The same 5%
-# that schedstat's wait rule tolerates for one CPU (the odd kernel thread or timer), now of the CPUs the
-# measurement wanted: on 16 cores the 0.7 CPUs blastune's own pool once lost is 4.4% of the layout,
-# while a CPU-bound competitor sharing the cores costs tens of percent on any machine.
+# A measurement is contended when others took more than this share of the CPU it wanted. The same
+# 5% that schedstat's wait rule tolerates for one CPU (the odd kernel thread or timer), now of the
+# CPUs the measurement wanted: on 16 cores the 0.7 CPUs blastune's own pool once lost is 4.4% of
+# the layout, while a CPU-bound competitor sharing the cores costs tens of percent on any machine.
 CONTENDED_SHARE_PCT = CONTENDED_WAIT_PCT
 # Without per-thread figures the loss is unknown: the machine-wide load alone decides. Others using
 # more than this share of the usable CPUs may have taken some from us; below it, on any core count,
@@ -52,7 +54,7 @@ RULE = "outside-share"
 
 @dataclass(frozen=True)
 class Verdict:
-    """What ``judge`` decided, with the figures it decided on (all CPUs, averaged over the wall time)."""
+    """What ``judge`` decided, and the figures it decided on (CPUs, averaged over the wall)."""
     contended: bool | None     # None: nothing measured to judge by
     wanted: float              # CPUs the measurement wanted (its threads, at most the usable cores)
     lost: float | None         # CPUs its threads wanted and did not get (steal included)
@@ -65,12 +67,13 @@ def judge(lost_cpus: float | None, others_cpus: float | None, wanted_cpus: float
           threshold_pct: float = CONTENDED_SHARE_PCT) -> Verdict:
     """Was a measurement disturbed from outside? (see the module docstring)
 
-    ``lost_cpus``: CPU its threads wanted and did not get (run-queue wait beyond what its own number of
-    threads explains), None where schedstat is missing. ``others_cpus``: CPU every other program used
-    meanwhile (/proc/stat busy minus ours; steal included), None where unknown -- then the loss decides
-    alone. ``steal_cpus``: the hypervisor's steal time meanwhile: a stolen CPU shows as neither run nor
-    wait in the thread's own clock, so it is added to the loss (at most ``wanted_cpus``: steal on
-    CPUs we did not want is not ours). ``usable``: the usable cores, for the judgement without schedstat.
+    ``lost_cpus``: CPU its threads wanted and did not get (run-queue wait beyond what its own
+    number of threads explains), None where schedstat is missing. ``others_cpus``: CPU every other
+    program used meanwhile (/proc/stat busy minus ours; steal included), None where unknown -- then
+    the loss decides alone. ``steal_cpus``: the hypervisor's steal time meanwhile: a stolen CPU
+    shows as neither run nor wait in the thread's own clock, so it is added to the loss (at most
+    ``wanted_cpus``: steal on CPUs we did not want is not ours). ``usable``: the usable cores, for
+    the judgement without schedstat.
     """
     wanted = max(float(wanted_cpus), 1e-9)
     if lost_cpus is None:

@@ -28,8 +28,9 @@ def machine_busy_seconds(text: str | None = None) -> float | None:
 
 
 def machine_seconds(text: str | None = None) -> tuple[float, float] | None:
-    """(busy, steal): CPU-seconds all cores spent not idle since boot, and of those the hypervisor's
-    steal time (our virtual CPUs wanted to run and the host ran someone else). None where unreadable."""
+    """(busy, steal): CPU-seconds all cores spent not idle since boot, and of those the
+    hypervisor's steal time (our virtual CPUs wanted to run and the host ran someone else).
+    None where unreadable."""
     if text is None:
         try:
             with open("/proc/stat") as f:
@@ -68,7 +69,7 @@ class LoadProbe:
         now = machine_seconds()
         if now is None or self.start0 is None or wall <= 0:
             return None
-        # one tick either way is the counter's resolution, not steal: a 50 ms point would read 0.2 CPUs
+        # one tick either way is the counter's resolution, not steal (0.2 CPUs over a 50 ms point)
         self.steal = max(0.0, (now[1] - self.start0[1] - TICK_S) / wall)
         other = (now[0] - self.start0[0]) - (self.own_seconds() - self.own0)
         return max(0.0, other / wall)

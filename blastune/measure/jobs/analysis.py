@@ -46,25 +46,27 @@ def lost_pct(cpu_s: float, wait_s: float, wall_s: float, cores: int) -> float:
 
 
 def wanted_cores(res: LayoutResult, cores: int) -> float:
-    """The CPU the layout wanted: its workers x BLAS threads, at most the usable cores (at least one)."""
+    """The CPU the layout wanted: its workers x BLAS threads, at most the usable cores (at least
+    one)."""
     d = demand(res)
     return float(max(1, min(d, cores))) if d is not None else float(cores)
 
 
-def batch_verdict(batch: dict, others: float | None = None, wanted: float = 1.0, cores: int | None = None):
-    """``measure.contention.judge`` on one batch's figures (``Verdict``). ``others``: the CPUs other
-    programs used, averaged over all the layout's batches -- /proc/stat counts in 10 ms ticks, so one
-    5 ms batch reads 0.0 or 2.7 CPUs for the same competitor; the layout's total is the figure to
-    trust (None: the batch's own)."""
+def batch_verdict(batch: dict, others: float | None = None, wanted: float = 1.0,
+                  cores: int | None = None):
+    """``measure.contention.judge`` on one batch's figures (``Verdict``). ``others``: the CPUs
+    other programs used, averaged over all the layout's batches -- /proc/stat counts in 10 ms
+    ticks, so one 5 ms batch reads 0.0 or 2.7 CPUs for the same competitor; the layout's total is
+    the figure to trust (None: the batch's own)."""
     lost = batch.get("lost_pct")
     other = batch.get("other_cores") if others is None else others
-    return judge(None if lost is None else lost / 100.0, other, wanted, steal_cpus=batch.get("steal_cores"),
-                 usable=cores)
+    return judge(None if lost is None else lost / 100.0, other, wanted,
+                 steal_cpus=batch.get("steal_cores"), usable=cores)
 
 
 def batch_contended(batch: dict, others: float | None = None, wanted: float = 1.0,
                     cores: int | None = None) -> bool:
-    """Disturbed from outside (see ``batch_verdict``); ``wanted`` defaults to one CPU, the strictest."""
+    """Disturbed from outside (``batch_verdict``); ``wanted`` defaults to one CPU, the strictest."""
     return bool(batch_verdict(batch, others, wanted, cores).contended)
 
 
@@ -79,8 +81,9 @@ def others_over_batches(*results: LayoutResult, min_wall_s: float = 0.0) -> floa
 
 
 def steal_over_batches(res: LayoutResult) -> float | None:
-    """The hypervisor's steal over the layout's batches, in CPUs, less one /proc/stat tick per batch
-    (a reading's resolution: one tick over a 20 ms batch reads as half a CPU stolen). None: unknown."""
+    """The hypervisor's steal over the layout's batches, in CPUs, less one /proc/stat tick per
+    batch (a reading's resolution: one tick over a 20 ms batch reads as half a CPU stolen).
+    None: unknown."""
     pairs = [(w, s) for w, s in zip(res.walls, res.steal_cores) if s is not None]
     total = sum(w for w, _ in pairs)
     if not pairs or total <= 0:
@@ -110,8 +113,9 @@ def demand(res: LayoutResult) -> int | None:
 
 
 def summarize(res: LayoutResult, tasks: int, cores: int) -> LayoutResult:
-    """Median wall, CPU and wait over the batches, the spread, the host's share, and the contention
-    verdict. ``tasks``: the document's task count (a layout given more keeps its own, ``res.tasks``)."""
+    """Median wall, CPU and wait over the batches, the spread, the host's share, and the
+    contention verdict. ``tasks``: the document's task count (a layout given more keeps its own,
+    ``res.tasks``)."""
     res.wall_s = statistics.median(res.walls)
     res.spread = spread(res.walls)
     res.unstable = res.spread is not None and res.spread > UNSTABLE_SPREAD
@@ -142,11 +146,13 @@ def judge_layout(res: LayoutResult, cores: int) -> None:
     def at(values, i):
         return values[i] if i < len(values) else None
 
-    verdicts = [batch_verdict({"lost_pct": at(res.lost_pcts, i), "other_cores": at(res.other_cores, i),
-                               "steal_cores": steal}, others, wanted, cores)
+    verdicts = [batch_verdict({"lost_pct": at(res.lost_pcts, i),
+                               "other_cores": at(res.other_cores, i), "steal_cores": steal},
+                              others, wanted, cores)
                 for i in range(n)]
     res.contended_batches = [bool(v.contended) for v in verdicts]
-    res.outside_pcts = [None if v.outside_pct is None else round(v.outside_pct, 3) for v in verdicts]
+    res.outside_pcts = [None if v.outside_pct is None else round(v.outside_pct, 3)
+                        for v in verdicts]
     res.contended = any(res.contended_batches)
 
 
@@ -190,15 +196,15 @@ def contended_note(r: LayoutResult) -> str | None:
     n = sum(r.contended_batches)
     shares = [x for x in r.outside_pcts if x is not None]
     if shares:
-        how = (f"other programs took up to {max(shares):.0f}% of the {r.wanted_cores:g} CPU(s) it wanted"
-               if r.wanted_cores else f"other programs took up to {max(shares):.0f}% of the CPU it wanted")
+        of = f"the {r.wanted_cores:g} CPU(s)" if r.wanted_cores else "the CPU"
+        how = f"other programs took up to {max(shares):.0f}% of {of} it wanted"
     else:
         how = "other programs were busy meanwhile"
     return f"{CONTENDED_NOTE} {n} of {len(r.walls)} batch(es): {how}; re-run on a quieter machine"
 
 
 def host_note(r: LayoutResult) -> str:
-    """The table note naming blastune's own harness: the layout's host process during its batches."""
+    """The table note naming blastune's own harness: the layout's host process in its batches."""
     waits = [w for w in r.host_wait_pcts if w is not None]
     wait = f", waited {statistics.median(waits):.0f}%" if waits else ""
     return f"host share {r.host_pct:.1f}% of the CPU wanted (blastune's harness{wait})"
@@ -208,8 +214,8 @@ def contention_warning(results: list[LayoutResult]) -> str | None:
     contended = [r.layout.spec for r in results if r.contended]
     if not contended:
         return None
-    return (f"{CONTENDED_WARNING}: {', '.join(contended)}; advice from these layouts is refused: re-run on a "
-            "quieter machine")
+    return (f"{CONTENDED_WARNING}: {', '.join(contended)}; advice from these layouts is refused: "
+            "re-run on a quieter machine")
 
 
 def rejudge(doc: JobsResult) -> JobsResult:

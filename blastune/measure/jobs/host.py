@@ -103,8 +103,9 @@ class Runner:
 
         This process's CPU comes from ``process_time`` (schedstat of a running thread is updated only
         at scheduler ticks: a 1 ms batch would read 0); the workers' from schedstat (they are parked
-        by the time it is read), as are the waits. The lost CPU of a process layout is its workers'
-        alone: what the host costs them is reported as the host's share, never as other programs'."""
+        by the time it is read), as are the waits. The lost CPU of a process layout is its
+        workers' alone: what the host costs them is reported as the host's share, never as other
+        programs'."""
         from blastune.facts import schedstat
 
         have = schedstat.available()
@@ -137,8 +138,9 @@ class Runner:
         if m0 is not None and m1 is not None and cpu is not None and wall > 0:
             other = max(0.0, (m1[0] - m0[0] - cpu) / span)
             steal = max(0.0, (m1[1] - m0[1]) / span)
-        return {"wall": wall, "cpu": cpu, "wait_pct": wait_pct, "lost_pct": lost_pct, "other_cores": other,
-                "steal_cores": steal, "host_cpu": host_cpu, "host_wait_pct": host_wait_pct, "tasks": tasks}
+        return {"wall": wall, "cpu": cpu, "wait_pct": wait_pct, "lost_pct": lost_pct,
+                "other_cores": other, "steal_cores": steal, "host_cpu": host_cpu,
+                "host_wait_pct": host_wait_pct, "tasks": tasks}
 
     def close(self, abort: bool = False) -> None:
         pass
@@ -238,7 +240,8 @@ class InPool(Runner):
         """One message per worker, all start together (a barrier), one result each: the host sleeps
         while the batch runs. 0.2.0 fed tasks in chunks of tasks / (workers x 32) from the host's
         feeder and result threads, which then needed a CPU while the workers held every core: on 16
-        cores the layout lost up to 0.7 CPUs to blastune itself, on 2 cores its threads waited 12-17%.
+        cores the layout lost up to 0.7 CPUs to blastune itself, on 2 cores its threads waited
+        12-17%.
         The workers share the tasks out among themselves (``workers.run_share``)."""
         from blastune.measure.jobs.workers import run_share
 
@@ -247,7 +250,8 @@ class InPool(Runner):
             futures = [self.ex.submit(run_share, tasks) for _ in range(self.layout.workers)]
             done = sum(f.result() for f in futures)
         if done != tasks:
-            raise BlastuneError(f"layout {self.layout.spec}: the workers ran {done} of {tasks} tasks")
+            raise BlastuneError(f"layout {self.layout.spec}: the workers ran {done} of {tasks} "
+                                "tasks")
 
     def _dead_worker(self) -> str:
         # once one worker dies, the pool terminates the others (SIGTERM): name the one that died first,

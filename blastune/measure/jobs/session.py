@@ -94,7 +94,7 @@ class JobsSession:
         self.skipped: list[Layout] = []
         self.estimate_s: float | None = None
         self.per_task_s: float | None = None
-        self.calibrated = tasks is None  # the task count is ours to choose: every batch >= min_batch_s
+        self.calibrated = tasks is None  # the count is ours to choose: every batch >= min_batch_s
 
     # --- the steps -----------------------------------------------------------------------------------
 
@@ -140,8 +140,9 @@ class JobsSession:
     def _target_for_budget(self, target: float) -> float:
         """The serial batch time that lets the whole plan fit in the budget (at least MIN_TARGET_SECONDS)."""
         startup = sum(self._startup_guess(lay) for lay in self.plan)
-        # each layout's batch lasts target / its parallelism, but never under MIN_BATCH_SHARE x target
-        per_target = self.repeats * sum(max(1.0 / self._parallel(lay), MIN_BATCH_SHARE) for lay in self.plan)
+        # each layout's batch lasts target / its parallelism, never under MIN_BATCH_SHARE x target
+        per_target = self.repeats * sum(max(1.0 / self._parallel(lay), MIN_BATCH_SHARE)
+                                        for lay in self.plan)
         cool = self.repeats * COOL_DOWN_SECONDS * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
         room = 0.8 * self.budget_s - startup - cool - self.elapsed()
         return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
@@ -219,8 +220,8 @@ class JobsSession:
         base_per_task = base.result.walls[-1] / max(1, base.tasks or self.tasks)
         if rnd == 0 and slot is not base and self.repeats > 1 and wall > SLOW_MIN_SECONDS and \
                 wall / max(1, slot.tasks) > SLOW_FACTOR * base_per_task:
-            slot.result.notes.append(f"timed once: {wall:.2f} s, over {SLOW_FACTOR:g}x the serial time "
-                                     "per task")
+            slot.result.notes.append(f"timed once: {wall:.2f} s, over {SLOW_FACTOR:g}x the serial "
+                                     "time per task")
             self._retire(slot)
 
     def _retire(self, slot: Slot) -> None:
@@ -305,9 +306,9 @@ class JobsSession:
             default_threads=naive or _default_threads() or self.cores, results=measured,
             fingerprint=fingerprint or {}, other_load_cores=other, warnings=warnings,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), status=status,
-            contention=analysis.contention_record(source, "" if source == "schedstat" else
-                                                  "no per-thread schedstat here: contention judged from "
-                                                  "/proc/stat load"),
+            contention=analysis.contention_record(
+                source, "" if source == "schedstat" else
+                "no per-thread schedstat here: contention judged from /proc/stat load"),
             estimate_s=self.estimate_s, budget_s=self.budget_s, elapsed_s=self.elapsed())
 
     @staticmethod

@@ -17,7 +17,7 @@ READY_TIMEOUT = 300.0  # seconds for all workers to start and warm up on a loade
 
 _TASK = None
 _INIT_ERROR: str | None = None  # why this worker could not build or warm its task (reported, not raised)
-_BARRIER = None  # every worker of the layout: the warm-up waits at it, and so does each batch's start
+_BARRIER = None  # every worker of the layout: the warm-up waits at it, and each batch's start
 _NEXT = None     # the next task index of the running batch, shared by the workers (with its lock)
 _WORKERS = 1
 
@@ -114,9 +114,9 @@ def run_task(i):
 
 
 def _take(tasks: int) -> tuple[int, int]:
-    """The next tasks for this worker: half of an even share of what is left (guided self-scheduling:
-    large pieces first, small ones at the end, so the workers finish together with a few dozen
-    takes per batch rather than one message per chunk)."""
+    """The next tasks for this worker: half of an even share of what is left (guided
+    self-scheduling: large pieces first, small ones at the end, so the workers finish together
+    with a few dozen takes per batch rather than one message per chunk)."""
     with _NEXT.get_lock():
         i = _NEXT.value
         take = max(1, (tasks - i) // (2 * _WORKERS))
@@ -125,9 +125,10 @@ def _take(tasks: int) -> tuple[int, int]:
 
 
 def run_share(tasks: int) -> int:
-    """One worker's part of a batch of ``tasks``: wait for every worker (so they start together), then
-    take tasks from the shared counter until none is left. Returns how many it ran -- the task
-    results stay here. A task that fails ends the batch for every worker (the counter jumps to the end)."""
+    """One worker's part of a batch of ``tasks``: wait for every worker (so they start together),
+    then take tasks from the shared counter until none is left. Returns how many it ran -- the
+    task results stay here. A task that fails ends the batch for every worker (the counter jumps
+    to the end)."""
     import threading
 
     if _INIT_ERROR is not None:
@@ -135,7 +136,8 @@ def run_share(tasks: int) -> int:
     try:
         _BARRIER.wait(READY_TIMEOUT)
     except threading.BrokenBarrierError:
-        raise TaskFailed(f"the workers did not all start the batch within {READY_TIMEOUT:.0f} s") from None
+        raise TaskFailed(f"the workers did not all start the batch within {READY_TIMEOUT:.0f} "
+                         "s") from None
     done = 0
     while True:
         i, stop = _take(tasks)

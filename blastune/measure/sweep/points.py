@@ -36,7 +36,8 @@ def record(op_name, lib, size, dtype, threads, impl, m, *, isolated: bool, threa
            other_cores: float | None, source: str, threshold_pct: float = CONTENDED_WAIT_PCT,
            steal_cores: float | None = None) -> SweepPoint:
     """A ``SweepPoint`` from one ``timing.Measurement`` and how contended its samples were
-    (``measure.contention.judge``: the wait others' CPU -- steal included -- explains, over one CPU)."""
+    (``measure.contention.judge``: the wait others' CPU -- steal included -- explains, over one
+    CPU)."""
     op = OPS[op_name]
     st = m.stats
     if source == SOURCE_SCHEDSTAT and m.wait_pct is not None:

@@ -17,7 +17,8 @@ from pathlib import Path
 from blastune.measure.signals import raise_pending
 from blastune.documents.sweep import SCHEMA, SweepCpu, SweepDocument, SweepGrid, SweepPoint
 from blastune.errors import BlastuneError
-from blastune.measure.contention import BUSY_SHARE_PCT, CONTENDED_WAIT_PCT, SOURCE_LOAD_PROBE, source as contention_source
+from blastune.measure.contention import BUSY_SHARE_PCT
+from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_LOAD_PROBE, source as contention_source
 from blastune.measure.sweep.plan import Plan
 from blastune.measure.sweep.points import derive, now
 
@@ -179,8 +180,8 @@ class Session:
         disturbed = [p for p in d.points if p.contended and not p.oversubscribed]
         if disturbed:
             if d.contention_source == SOURCE_LOAD_PROBE:
-                how = f"other processes used over {BUSY_SHARE_PCT:g}% of the usable cores (schedstat is " \
-                      "missing: judged machine-wide, points of 0.5 s or more only)"
+                how = f"other processes used over {BUSY_SHARE_PCT:g}% of the usable cores " \
+                      "(schedstat is missing: judged machine-wide, points of 0.5 s or more only)"
             else:
                 how = f"their threads waited for a CPU more than {d.contended_wait_pct or CONTENDED_WAIT_PCT:g}% " \
                       "of the time, while other programs used the CPU to explain it"
