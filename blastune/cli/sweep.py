@@ -99,7 +99,8 @@ def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
                  "!: beyond a physical bound, not a fact (see notes). peak: % of the nominal peak.")
     if source == "schedstat":
         lines.append(f"wait: time the working threads waited for a CPU, in % of the sample time (kernel "
-                     f"schedstat); above {threshold:g}%: contended." if threshold is not None else
+                     f"schedstat); contended: above {threshold:g}% that other programs' CPU explains."
+                     if threshold is not None else
                      "wait: time the working threads waited for a CPU, in % of the sample time.")
     elif source:
         lines.append("contention: judged from the CPU time other processes used (no per-thread schedstat here): "
