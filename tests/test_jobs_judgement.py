@@ -237,3 +237,32 @@ def test_given_tasks_are_kept_for_every_layout():
     base.tasks = 40
     s.time_batch(wide, 1)
     assert wide.host.asked == [40]
+
+
+# --- sweep points: the same rule ---------------------------------------------------------------
+
+def _point(wait_pct: float, others: float | None, threads: int = 1, seen: int | None = None,
+           usable: int = 2):
+    from blastune.measure.sweep.points import record
+    from blastune.measure.timing import summarize
+
+    class M:  # a timing.Measurement's fields that record() reads
+        stats = summarize([1e-3, 1.1e-3, 1.2e-3])
+        samples, loops, warmup_s = [1e-3, 1.1e-3, 1.2e-3], 1, 1e-3
+        elapsed_s, stop, unstable = 0.1, "target", False
+        sample_wait_pct = [wait_pct] * 3
+
+    M.wait_pct = wait_pct
+    return record("dot", "numpy", 64, "float64", threads, "numpy.dot", M(), isolated=False,
+                  threads_seen={"libopenblas.so": seen or threads}, usable=usable, other_cores=others,
+                  source="schedstat")
+
+
+def test_a_sweep_point_is_contended_only_when_others_explain_its_wait():
+    assert _point(60.0, 1.0).contended                 # a competitor on its CPU
+    assert not _point(60.0, 0.0).contended             # nothing else ran: the library's own wait
+    assert not _point(3.0, 1.0).contended              # others busy elsewhere, 3% wait
+    assert _point(60.0, None).contended                # others unknown: the wait decides alone
+    # asked for 1000, the library ran 2 on 2 cores: nothing self-inflicted, the wait counts
+    assert _point(60.0, 1.0, threads=1000, seen=2).contended
+    assert not _point(60.0, 1.0, threads=4, seen=4).contended  # 4 on 2 cores: 200% is its own

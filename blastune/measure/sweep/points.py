@@ -42,8 +42,13 @@ def record(op_name, lib, size, dtype, threads, impl, m, *, isolated: bool, threa
     st = m.stats
     if source == SOURCE_SCHEDSTAT and m.wait_pct is not None:
         wait_pct = m.wait_pct
-        # an oversubscribed point's own extra threads wait by design: only the rest can be lost
-        own = 100.0 * max(0, threads - usable) if usable else 0.0
+        # an oversubscribed point's own extra threads wait by design: only the rest can be lost.
+        # Counted by the threads the library reported running (OpenBLAS caps 1000 at its build's
+        # maximum), else those asked for
+        seen = [n for n in (threads_seen or {}).values()
+                if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+        ran = min(threads, max(seen)) if seen else threads
+        own = 100.0 * max(0, ran - usable) if usable else 0.0
         lost = max(0.0, wait_pct - own) / 100.0
         contended = judge(lost, other_cores, SWEEP_WANTED_CPUS, steal_cpus=steal_cores,
                           threshold_pct=threshold_pct).contended
