@@ -254,8 +254,8 @@ def _point(wait_pct: float, others: float | None, threads: int = 1, seen: int | 
 
     M.wait_pct = wait_pct
     return record("dot", "numpy", 64, "float64", threads, "numpy.dot", M(), isolated=False,
-                  threads_seen={"libopenblas.so": seen or threads}, usable=usable, other_cores=others,
-                  source="schedstat")
+                  threads_seen={"libopenblas.so": seen or threads}, usable=usable,
+                  other_cores=others, source="schedstat")
 
 
 def test_a_sweep_point_is_contended_only_when_others_explain_its_wait():

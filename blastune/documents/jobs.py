@@ -28,8 +28,9 @@ other programs used; from them:
   of a process layout's host process: blastune's harness, which starts the batch and collects it
   (None for serial and thread layouts, whose host does the work). ``host_pct``: the median host CPU
   as a share of the CPU the layout wanted (% ).
-* ``tasks`` -- per layout, the tasks of each of its batches when it differs from the document's: a
-  calibrated run gives a layout whose batch would last under the minimum more tasks (docs/jobs.md).
+* ``tasks`` -- per layout, the tasks of each of its batches (None in older documents: the
+  document's ``tasks``); a calibrated run gives a layout whose batch would last under the minimum
+  more tasks than the serial baseline's (docs/jobs.md).
 * ``spread`` -- the relative standard error of the median of ``walls`` (``measure.timing``'s
   definition, the same as ``sweep``); None with fewer than 3 repeats (shown as "—").
 * ``beyond_bounds`` -- figures outside what the layout can physically give (a speed-up above the
