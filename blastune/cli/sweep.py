@@ -99,7 +99,7 @@ def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
                  "!: beyond a physical bound, not a fact (see notes). peak: % of the nominal peak.")
     if source == "schedstat":
         lines.append(f"wait: time the working threads waited for a CPU, in % of the sample time "
-                     f"(kernel schedstat); contended: above {threshold:g}% that other programs' CPU "
+                     f"(kernel schedstat); contended: above {threshold:g}% that others' CPU "
                      "explains." if threshold is not None else
                      "wait: time the working threads waited for a CPU, in % of the sample time.")
     elif source:
