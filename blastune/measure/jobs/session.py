@@ -95,6 +95,7 @@ class JobsSession:
         self.estimate_s: float | None = None
         self.per_task_s: float | None = None
         self.calibrated = tasks is None  # the count is ours to choose: every batch >= min_batch_s
+        self.target_used = target_seconds  # the serial target calibrated to (a budget shrinks it)
 
     # --- the steps -----------------------------------------------------------------------------------
 
@@ -134,8 +135,7 @@ class JobsSession:
     @property
     def min_batch_s(self) -> float:
         """The shortest batch a calibrated run times (see MIN_BATCH_SECONDS)."""
-        target = getattr(self, "target_used", self.target_seconds)
-        return min(MIN_BATCH_SECONDS, MIN_BATCH_SHARE * target)
+        return min(MIN_BATCH_SECONDS, MIN_BATCH_SHARE * self.target_used)
 
     def _target_for_budget(self, target: float) -> float:
         """The serial batch time that lets the whole plan fit in the budget (at least MIN_TARGET_SECONDS)."""
