@@ -157,10 +157,10 @@ def render_jobs(res, fmt: str = "simple") -> str:
     w = res.workload
     head = (f"{res.tasks} tasks of {w.describe()}; {res.repeats} repeat(s), median shown; "
             f"{res.usable_cores} usable cores")
-    more = [f"{r.layout.head} x {_threads_cell(r)} {r.tasks:,}" for r in res.results
+    more = [f"{r.layout.head} x {_threads_cell(r)} ran {r.tasks:,}" for r in res.results
             if r.tasks is not None and r.tasks != res.tasks]
     if more:
-        head += "; more tasks where a batch would be short: " + ", ".join(more)
+        head += "; more tasks where a batch was short: " + ", ".join(more)
     if res.status == "interrupted":
         head += "; INTERRUPTED (partial)"
     out = [head, table(rows, ["layout", "BLAS thr.", "wall s", "spread", "tasks/s", "speed-up",
