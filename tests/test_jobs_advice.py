@@ -45,11 +45,15 @@ def jobs_doc():
 
 
 def _clean(doc) -> dict:
-    """The real document with its noise flags cleared: for the tests of the rules themselves."""
+    """The real document with its noise cleared: for the tests of the rules themselves. recommend
+    re-judges contention from the raw batch figures (the flags alone are not trusted), so those go
+    too: nothing lost, no other program."""
     d = copy.deepcopy(doc)
     for r in d["results"]:
         r["contended"] = r["unstable"] = False
-        r["contended_batches"] = [False] * len(r.get("contended_batches", []))
+        n = len(r["walls"])
+        r["contended_batches"] = [False] * n
+        r["lost_pcts"], r["other_cores"], r["steal_cores"] = [0.0] * n, [0.0] * n, [0.0] * n
     return d
 
 
@@ -219,7 +223,9 @@ def test_a_noisy_entry_never_replaces_a_clean_one(jobs_doc):
     noisy = _with_rates(jobs_doc, rates)            # now 2 x 1 is not the best ...
     for r in noisy["results"]:
         if r["layout"]["spec"] == "process:2x1":
-            r["contended"], r["wait_pct"] = True, 40.0  # ... because it was disturbed
+            # ... because it was disturbed: its batches lost 40% of a CPU, a competitor used one
+            n = len(r["walls"])
+            r["wait_pct"], r["lost_pcts"], r["other_cores"] = 40.0, [40.0] * n, [1.0] * n
     with pytest.raises(NoisyMeasurement, match="waited 40% of the time for a CPU"):
         recommend(noisy, jobs=2)
     taken = recommend(noisy, jobs=2, accept_noisy=True)

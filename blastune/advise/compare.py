@@ -213,7 +213,7 @@ def _jobs_pairs(a, b, out: Comparison):
     w = a.workload
     for spec in list(ra) + [s for s in rb if s not in ra]:
         x, y = ra.get(spec), rb.get(spec)
-        sx, sy = x and _jobs_side(x, a.tasks), y and _jobs_side(y, b.tasks)
+        sx, sy = x and _jobs_side(x, x.tasks or a.tasks), y and _jobs_side(y, y.tasks or b.tasks)
         lay = (x or y).layout
         row = CompareRow(w.name if w.kind == "op" else w.kind, w.lib if w.kind == "op" else None, w.size,
                          w.dtype if w.kind == "op" else None, lay.threads, sx and sx.median_s,

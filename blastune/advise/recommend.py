@@ -172,6 +172,17 @@ def _advise(model, kind, where, jobs, cores, shell, same, notices, save_profile,
     from blastune.facts.environment import thread_env
 
     if kind == "jobs":
+        from blastune.measure.jobs.analysis import rejudge
+
+        saved = {r.layout.spec: r.contended for r in model.results}
+        rejudge(model)  # today's contention rule on the raw batch figures, not the saved flags
+        cleared = [r.layout.spec for r in model.results if saved[r.layout.spec] and not r.contended]
+        flagged = [r.layout.spec for r in model.results if r.contended and not saved[r.layout.spec]]
+        parts = [f"saved as contended, not by today's rule: {', '.join(cleared)}"] * bool(cleared)
+        parts += [f"now contended: {', '.join(flagged)}"] * bool(flagged)
+        if parts:
+            notices.append("re-judged from the raw batch figures (the CPU other programs used, as "
+                           "a share of what each layout wanted): " + "; ".join(parts))
         advice = rules.from_jobs(model, jobs, cores)
         workload = model.workload
         if not workload.uses_blas:

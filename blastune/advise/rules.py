@@ -54,8 +54,10 @@ class EntryAdvice:
 def layout_noise(r: LayoutResult) -> str | None:
     why = []
     if r.contended:
+        shares = [x for x in r.outside_pcts if x is not None]
+        took = f", which took up to {max(shares):.0f}% of the CPU it wanted" if shares else ""
         wait = f", its threads waited {r.wait_pct:.0f}% of the time for a CPU" if r.wait_pct is not None else ""
-        why.append(f"disturbed by other programs{wait}")
+        why.append(f"disturbed by other programs{took}{wait}")
     if r.unstable:
         spread = f" (spread {r.spread:.0%})" if r.spread is not None else ""
         why.append(f"unstable{spread}")

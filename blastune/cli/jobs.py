@@ -150,6 +150,10 @@ def render_jobs(res, fmt: str = "simple") -> str:
     w = res.workload
     head = (f"{res.tasks} tasks of {w.describe()}; {res.repeats} repeat(s), median shown; "
             f"{res.usable_cores} usable cores")
+    more = [f"{r.layout.head} x {_threads_cell(r)} ran {r.tasks:,}" for r in res.results
+            if r.tasks is not None and r.tasks != res.tasks]
+    if more:
+        head += "; more tasks where a batch was short: " + ", ".join(more)
     if res.status == "interrupted":
         head += "; INTERRUPTED (partial)"
     out = [head, table(rows, ["layout", "BLAS thr.", "wall s", "spread", "tasks/s", "speed-up",
@@ -158,8 +162,9 @@ def render_jobs(res, fmt: str = "simple") -> str:
     best = res.best
     out.append(f"fastest: {best.layout.label} ({_rate(best.tasks_per_s)} tasks/s, {best.speedup:.2f}x serial)"
                + (" -- contended, not advice" if best.contended else ""))
-    out.append("speed-up: serial wall / layout wall; busy cores: CPU s / wall s; CPU eff.: serial CPU s / layout "
-               "CPU s; spread: standard error of the median (3+ repeats, else —); wait: run-queue wait of its "
+    out.append("speed-up: layout tasks/s / serial tasks/s; busy cores: CPU s / wall s; CPU eff.: "
+               "serial CPU s / layout CPU s per task; spread: standard error of the median (3+ "
+               "repeats, else —); wait: run-queue wait of its "
                "threads (C = contended by other programs, s = self-inflicted by oversubscription); ! = beyond "
                "physical bounds (see notes)")
     out += [f"warning: {m}" for m in res.warnings]

@@ -99,8 +99,9 @@ def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
     lines.append(f"spread: relative standard error of the median ({NONE} below 3 reps). ~: nominal FLOP count. "
                  "!: beyond a physical bound, not a fact (see notes). peak: % of the nominal peak.")
     if source == "schedstat":
-        lines.append(f"wait: time the working threads waited for a CPU, in % of the sample time (kernel "
-                     f"schedstat); above {threshold:g}%: contended." if threshold is not None else
+        lines.append(f"wait: time the working threads waited for a CPU, in % of the sample time "
+                     f"(kernel schedstat); contended: above {threshold:g}% that others' CPU "
+                     "explains." if threshold is not None else
                      "wait: time the working threads waited for a CPU, in % of the sample time.")
     elif source:
         lines.append("contention: judged from the CPU time other processes used (no per-thread schedstat here): "

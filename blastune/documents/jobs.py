@@ -11,13 +11,26 @@ other programs used; from them:
 * ``contended`` -- a batch was disturbed from *outside*. The rule (docs/jobs.md, "Contention"): over
   a batch, the layout's threads ran R CPUs' worth and waited W (schedstat, summed over the threads
   of the process running the layout and of its workers). They wanted R + W CPUs and could have had
-  min(cores, R + W); ``lost_pct`` = 100 x (min(cores, R + W) - R) is what someone else took. A layout
-  that fits the cores loses exactly its wait; one that oversubscribes by design
-  (``self_oversubscribed``: workers x threads > usable cores) waits because of itself, yet still gets
-  every core on a quiet machine, so its own wait is not counted against it. A batch is contended
-  when ``lost_pct`` > ``contention.threshold_pct``. Where schedstat is missing, when other programs
-  used more than ``contention.other_cores_threshold`` CPUs (/proc/stat; ``contention.source`` says
-  which). ``wait_pct`` (the raw wait share, self-inflicted included) is kept beside it.
+  min(cores, R + W); ``lost_pct`` = 100 x (min(cores, R + W) - R) is what it did not get (for a
+  process layout, its workers' threads: the host process is blastune's harness). A layout that fits
+  the cores loses exactly its wait; one that oversubscribes by design (``self_oversubscribed``:
+  workers x threads > usable cores) waits because of itself, yet still gets every core on a quiet
+  machine, so its own wait is not counted against it. Of the loss, at most the CPU other programs
+  used meanwhile (``other_cores``, hypervisor steal ``steal_cores`` among it) counts as outside
+  disturbance; as a share of the CPU the layout wanted (``wanted_cores``) that is ``outside_pcts``,
+  and a batch is contended when it exceeds ``contention.threshold_pct`` (``contention.rule``
+  "outside-share"; 0.2.0 judged lost CPU in % of one CPU, and its documents are re-judged by
+  today's rule when read for advice). Where schedstat is missing, when other programs used more
+  than ``contention.busy_share_pct`` % of the usable cores (/proc/stat; ``contention.source`` says
+  which).
+  ``wait_pct`` (the raw wait share, self-inflicted included) is kept beside it.
+* ``host_cpus``, ``host_wait_pcts`` -- per batch, the CPU seconds and run-queue wait (% of the wall)
+  of a process layout's host process: blastune's harness, which starts the batch and collects it
+  (None for serial and thread layouts, whose host does the work). ``host_pct``: the median host CPU
+  as a share of the CPU the layout wanted (% ).
+* ``tasks`` -- per layout, the tasks of each of its batches (None in older documents: the
+  document's ``tasks``); a calibrated run gives a layout whose batch would last under the minimum
+  more tasks than the serial baseline's (docs/jobs.md).
 * ``spread`` -- the relative standard error of the median of ``walls`` (``measure.timing``'s
   definition, the same as ``sweep``); None with fewer than 3 repeats (shown as "—").
 * ``beyond_bounds`` -- figures outside what the layout can physically give (a speed-up above the
@@ -191,7 +204,14 @@ class LayoutResult:
     expected_wait_pct: float = 0.0     # the wait its own oversubscription explains: 100 x (W x T - cores)
     unstable: bool = False             # spread above the threshold (or, from 0.1.0, range above 15%)
     beyond_bounds: dict[str, str] = field(default_factory=dict)  # field -> why the value is not a fact
-
+    # since 0.3 (absent from older documents: None / empty)
+    tasks: int | None = None           # tasks per batch of this layout; None: the document's
+    steal_cores: list[float | None] = field(default_factory=list)  # hypervisor steal, CPUs
+    host_cpus: list[float | None] = field(default_factory=list)    # CPU s of the host (harness)
+    host_wait_pcts: list[float | None] = field(default_factory=list)  # its wait, % of the wall
+    outside_pcts: list[float | None] = field(default_factory=list)  # what others explain, % wanted
+    wanted_cores: float | None = None  # CPUs the layout wanted: workers x threads, <= the cores
+    host_pct: float | None = None      # median host CPU, % of the CPU the layout wanted
     @property
     def repeats_done(self) -> int:
         return len(self.walls)
@@ -212,7 +232,10 @@ class LayoutResult:
             "contended_batches": list(self.contended_batches), "wait_pct": self.wait_pct,
             "contended": self.contended, "self_oversubscribed": self.self_oversubscribed,
             "expected_wait_pct": self.expected_wait_pct, "unstable": self.unstable,
-            "beyond_bounds": dict(self.beyond_bounds),
+            "beyond_bounds": dict(self.beyond_bounds), "tasks": self.tasks,
+            "steal_cores": list(self.steal_cores), "host_cpus": list(self.host_cpus),
+            "host_wait_pcts": list(self.host_wait_pcts), "outside_pcts": list(self.outside_pcts),
+            "wanted_cores": self.wanted_cores, "host_pct": self.host_pct,
         }
 
     @classmethod
@@ -246,26 +269,46 @@ class LayoutResult:
             wait_pct=f.number("wait_pct", None, lo=0), contended=bool(f.bool("contended", False)),
             self_oversubscribed=bool(f.bool("self_oversubscribed", False)),
             expected_wait_pct=f.number("expected_wait_pct", 0.0, lo=0), unstable=unstable,
-            beyond_bounds=dict(bounds))
+            beyond_bounds=dict(bounds), tasks=f.count("tasks", None, lo=1),
+            steal_cores=_optional_numbers(f, "steal_cores", lo=0),
+            host_cpus=_optional_numbers(f, "host_cpus", lo=0),
+            host_wait_pcts=_optional_numbers(f, "host_wait_pcts", lo=0),
+            outside_pcts=_optional_numbers(f, "outside_pcts", lo=0),
+            wanted_cores=f.number("wanted_cores", None, lo=0),
+            host_pct=f.number("host_pct", None, lo=0))
 
 
 @dataclass
 class Contention:
     """How contention was measured and judged for this document (the rule's parameters)."""
     source: str | None = "schedstat"   # "schedstat" | "load" (/proc/stat only) | None (not measured)
-    threshold_pct: float = 5.0         # wait share above which a batch is contended (not oversubscribed)
-    other_cores_threshold: float = 0.25  # other programs' CPUs above which an oversubscribed batch is
+    # rule "outside-share": lost CPU others explain, % of the CPU the layout wanted, above which a
+    # batch is contended (0.2.0: lost CPU in % of one CPU)
+    threshold_pct: float = 5.0
+    # 0.2.0 only: others' CPUs that made a batch contended without schedstat (since: busy_share_pct)
+    other_cores_threshold: float | None = 0.25
     note: str = ""
+    rule: str | None = None            # "outside-share" since 0.3; None: 0.2.0's rule
+    busy_share_pct: float | None = None  # without schedstat: others above this % of usable cores
+    rejudged_from: str | None = None   # the rule of the saved flags, when re-judged on reading
 
     def to_dict(self) -> dict:
-        return {"source": self.source, "threshold_pct": self.threshold_pct,
-                "other_cores_threshold": self.other_cores_threshold, "note": self.note}
+        d = {"source": self.source, "threshold_pct": self.threshold_pct,
+             "other_cores_threshold": self.other_cores_threshold, "note": self.note}
+        if self.rule is not None:
+            d.update(rule=self.rule, busy_share_pct=self.busy_share_pct)
+        if self.rejudged_from is not None:
+            d["rejudged_from"] = self.rejudged_from
+        return d
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Contention":
         return cls(source=f.str("source", None), threshold_pct=f.number("threshold_pct", 5.0, lo=0),
-                   other_cores_threshold=f.number("other_cores_threshold", 0.25, lo=0),
-                   note=f.str("note", ""))
+                   other_cores_threshold=f.number("other_cores_threshold", 0.25, lo=0)
+                   if not f.has("rule") else f.number("other_cores_threshold", None, lo=0),
+                   note=f.str("note", ""), rule=f.str("rule", None),
+                   busy_share_pct=f.number("busy_share_pct", None, lo=0),
+                   rejudged_from=f.str("rejudged_from", None))
 
 
 @dataclass

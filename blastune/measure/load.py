@@ -13,6 +13,8 @@ import resource
 import time
 
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# /proc/stat's unit: a difference of two readings is off by up to one of these
+TICK_S = 1.0 / _HZ
 
 # /proc/stat counts in 10 ms ticks per CPU: over less than half a second the figure is tick noise
 # (2 ms of batches read "2.80 of 2 CPUs"), not a measurement
@@ -21,6 +23,14 @@ LOAD_PROBE_MIN_S = 0.5
 
 def machine_busy_seconds(text: str | None = None) -> float | None:
     """CPU-seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""
+    both = machine_seconds(text)
+    return None if both is None else both[0]
+
+
+def machine_seconds(text: str | None = None) -> tuple[float, float] | None:
+    """(busy, steal): CPU-seconds all cores spent not idle since boot, and of those the
+    hypervisor's steal time (our virtual CPUs wanted to run and the host ran someone else).
+    None where unreadable."""
     if text is None:
         try:
             with open("/proc/stat") as f:
@@ -33,7 +43,7 @@ def machine_busy_seconds(text: str | None = None) -> float | None:
     ticks = [int(x) for x in fields[1:9]] + [0] * 8
     user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
     # steal: time the hypervisor gave our virtual CPUs to someone else -- interference too
-    return (user + nice + system + irq + softirq + steal) / _HZ
+    return (user + nice + system + irq + softirq + steal) / _HZ, steal / _HZ
 
 
 def own_cpu_seconds() -> float:
@@ -49,13 +59,17 @@ class LoadProbe:
     def __init__(self, own_seconds=own_cpu_seconds):
         self.own_seconds = own_seconds
         self.wall0 = time.monotonic()
-        self.busy0 = machine_busy_seconds()
+        self.start0 = machine_seconds()
         self.own0 = own_seconds()
+        self.steal: float | None = None  # the steal CPUs of the last other_cores() interval
 
     def other_cores(self) -> float | None:
+        """CPUs others used since the probe started (hypervisor steal included; see ``steal``)."""
         wall = time.monotonic() - self.wall0
-        busy = machine_busy_seconds()
-        if busy is None or self.busy0 is None or wall <= 0:
+        now = machine_seconds()
+        if now is None or self.start0 is None or wall <= 0:
             return None
-        other = (busy - self.busy0) - (self.own_seconds() - self.own0)
+        # one tick either way is the counter's resolution, not steal (0.2 CPUs over a 50 ms point)
+        self.steal = max(0.0, (now[1] - self.start0[1] - TICK_S) / wall)
+        other = (now[0] - self.start0[0]) - (self.own_seconds() - self.own0)
         return max(0.0, other / wall)

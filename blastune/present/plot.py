@@ -482,8 +482,9 @@ def jobs_figure(sources: list[Source]):
         labels, rates, lo, hi = [], [], [], []
         for r in results:
             rates.append(r.tasks_per_s)
-            fast = res.tasks / min(r.walls) if r.walls and min(r.walls) > 0 else r.tasks_per_s
-            slow = res.tasks / max(r.walls) if r.walls and max(r.walls) > 0 else r.tasks_per_s
+            n = r.tasks or res.tasks  # a layout given more tasks (a short batch) counts its own
+            fast = n / min(r.walls) if r.walls and min(r.walls) > 0 else r.tasks_per_s
+            slow = n / max(r.walls) if r.walls and max(r.walls) > 0 else r.tasks_per_s
             lo.append(max(0.0, r.tasks_per_s - slow))
             hi.append(max(0.0, fast - r.tasks_per_s))
             labels.append(_layout_label(r))

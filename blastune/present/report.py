@@ -232,6 +232,9 @@ def source_section(src: Source, n: int) -> Section:
         parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
         tables = 2
     else:
+        from blastune.measure.jobs.analysis import rejudge
+
+        rejudge(doc)  # today's contention rule on its raw batch figures (figure and table alike)
         cpu = (doc.fingerprint or {}).get("cpu_model") or "unknown CPU"
         parts.append(f'<p class="meta">{doc.tasks:,} tasks of {esc(doc.workload.describe())}; {doc.repeats} '
                      f"batch(es) per layout; {esc(cpu)}, {doc.usable_cores} usable cores; measured "

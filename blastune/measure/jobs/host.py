@@ -28,7 +28,7 @@ import warnings
 from blastune.errors import BlastuneError, NotControllableWarning
 from blastune.measure.jobs.analysis import lost_pct as lost_pct_of
 from blastune.measure.jobs.hosts import exit_text
-from blastune.measure.jobs.workers import READY_TIMEOUT, TaskFailed, call, failure, run_task, threads_now
+from blastune.measure.jobs.workers import READY_TIMEOUT, TaskFailed, call, failure, threads_now
 
 DEAD_WORKER_WAIT_S = 5.0  # for the pool to reap every worker after one died (it terminates the rest)
 
@@ -67,10 +67,11 @@ def _limited(threads):
     return limit(threads, api="all")
 
 
-def _other_busy() -> float | None:
-    from blastune.measure.load import machine_busy_seconds
+def _machine() -> tuple[float, float] | None:
+    """(busy, steal) CPU-seconds of the whole machine since boot (/proc/stat)."""
+    from blastune.measure.load import machine_seconds
 
-    return machine_busy_seconds()
+    return machine_seconds()
 
 
 def _cpu_fallback(pids) -> float | None:
@@ -96,37 +97,50 @@ class Runner:
         self.threads_seen: int | None = None
 
     def timed(self, tasks: int) -> dict:
-        """Run one batch; its wall, CPU, run-queue wait, lost CPU and other programs' CPUs.
+        """Run one batch; its wall, CPU, run-queue wait, lost CPU, other programs' CPUs (and the
+        hypervisor's steal among them), and -- for a process layout -- the CPU and wait of this host
+        process: blastune's harness, which hands out the tasks and collects the results.
 
         This process's CPU comes from ``process_time`` (schedstat of a running thread is updated only
         at scheduler ticks: a 1 ms batch would read 0); the workers' from schedstat (they are parked
-        by the time it is read), as are the waits."""
+        by the time it is read), as are the waits. The lost CPU of a process layout is its
+        workers' alone: what the host costs them is reported as the host's share, never as other
+        programs'."""
         from blastune.facts import schedstat
 
         have = schedstat.available()
         here = schedstat.Meter.start([os.getpid()]) if have else None
         pool = schedstat.Meter.start(list(self.pids)) if have and self.pids else None
-        busy0, own0 = _other_busy(), time.process_time()
+        m0, own0 = _machine(), time.process_time()
         cpu0 = None if have else _cpu_fallback(self.pids)
         t0 = time.perf_counter()
         self.batch(tasks)
         wall = time.perf_counter() - t0
         own = time.process_time() - own0
         c_here, c_pool = (here.stop() if here else None), (pool.stop() if pool else None)
-        busy1 = _other_busy()
-        wait_pct = lost_pct = None
+        m1 = _machine()
+        span = max(wall, 1e-9)
+        wait_pct = lost_pct = host_wait_pct = None
+        host_cpu = own if self.pids else None  # in-process layouts: the host *is* the work
         if c_here is not None:
             cpu = own + (c_pool.run_s if c_pool else 0.0)
             wait = c_here.wait_s + (c_pool.wait_s if c_pool else 0.0)
-            wait_pct = 100.0 * wait / max(wall, 1e-9)
-            lost_pct = lost_pct_of(cpu, wait, wall, self.cores)
+            wait_pct = 100.0 * wait / span
+            if c_pool is not None:
+                host_wait_pct = 100.0 * c_here.wait_s / span
+                lost_pct = lost_pct_of(c_pool.run_s, c_pool.wait_s, wall, self.cores)
+            else:
+                lost_pct = lost_pct_of(cpu, wait, wall, self.cores)
         else:
             c1 = _cpu_fallback(self.pids)
             cpu = c1 - cpu0 if c1 is not None and cpu0 is not None else None
-        other = None
-        if busy0 is not None and busy1 is not None and cpu is not None and wall > 0:
-            other = max(0.0, (busy1 - busy0 - cpu) / wall)
-        return {"wall": wall, "cpu": cpu, "wait_pct": wait_pct, "lost_pct": lost_pct, "other_cores": other}
+        other = steal = None
+        if m0 is not None and m1 is not None and cpu is not None and wall > 0:
+            other = max(0.0, (m1[0] - m0[0] - cpu) / span)
+            steal = max(0.0, (m1[1] - m0[1]) / span)
+        return {"wall": wall, "cpu": cpu, "wait_pct": wait_pct, "lost_pct": lost_pct,
+                "other_cores": other, "steal_cores": steal, "host_cpu": host_cpu,
+                "host_wait_pct": host_wait_pct, "tasks": tasks}
 
     def close(self, abort: bool = False) -> None:
         pass
@@ -205,9 +219,12 @@ class InPool(Runner):
             cpu_sets = ctx.Queue()
             for s in plan_layout(w):
                 cpu_sets.put(list(s.cpus))
+        # the next task index of a batch: the workers take their tasks from it themselves (shared
+        # memory, a lock), so the host hands out nothing while a batch runs
+        self.next = ctx.Value("q", 0)
         self.ex = ProcessPoolExecutor(w, mp_context=ctx, initializer=workers.init_worker,
                                       initargs=(os.getpid(), self.layout.threads, self.workload, ctx.Barrier(w),
-                                                cpu_sets))
+                                                cpu_sets, self.next, w))
         with self._errors():
             ready = [self.ex.submit(workers.ready, k) for k in range(w)]  # one spawn per submit
             self.procs = dict(getattr(self.ex, "_processes", None) or {})
@@ -220,9 +237,21 @@ class InPool(Runner):
         return {"startup_s": time.perf_counter() - t0, "threads_seen": self.threads_seen, "pids": list(self.pids)}
 
     def batch(self, tasks: int) -> None:
-        chunk = max(1, tasks // (self.layout.workers * 32))  # few IPC round trips, little imbalance at the end
+        """One message per worker, all start together (a barrier), one result each: the host sleeps
+        while the batch runs. 0.2.0 fed tasks in chunks of tasks / (workers x 32) from the host's
+        feeder and result threads, which then needed a CPU while the workers held every core: on 16
+        cores the layout lost up to 0.7 CPUs to blastune itself, on 2 cores its threads waited
+        12-17%.
+        The workers share the tasks out among themselves (``workers.run_share``)."""
+        from blastune.measure.jobs.workers import run_share
+
+        self.next.value = 0
         with self._errors():
-            list(self.ex.map(run_task, range(tasks), chunksize=chunk))
+            futures = [self.ex.submit(run_share, tasks) for _ in range(self.layout.workers)]
+            done = sum(f.result() for f in futures)
+        if done != tasks:
+            raise BlastuneError(f"layout {self.layout.spec}: the workers ran {done} of {tasks} "
+                                "tasks")
 
     def _dead_worker(self) -> str:
         # once one worker dies, the pool terminates the others (SIGTERM): name the one that died first,

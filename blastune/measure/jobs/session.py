@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from blastune.documents.jobs import Contention, JobsResult, Layout, LayoutResult, Workload
+from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
 from blastune.measure.jobs import analysis
 from blastune.measure.jobs.hosts import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
@@ -27,10 +27,21 @@ SLOW_FACTOR = 5.0             # a layout this many times slower than serial is t
 SLOW_MIN_SECONDS = 2.0        # ... when that also costs more than this per batch
 COOL_DOWN_SECONDS = 0.2       # pause after a multi-threaded BLAS batch (its idle threads spin briefly)
 SHORT_BATCH_SECONDS = 0.1     # serial batches shorter than this measure overheads more than the work
-OTHER_LOAD_WARN = 0.25        # other programs busy on this many CPUs on average: say timings are disturbed
+# other programs kept this share of the CPUs busy on average: say timings are disturbed (a tenth of
+# the machine: 0.2 CPUs on 2, 1.6 on 16 -- background daemons stay far below it on any size)
+OTHER_LOAD_WARN_SHARE = 0.10
 HOST_START_GUESS_S = 0.6      # starting one layout's process before any was measured
 WORKER_START_GUESS_S = 0.4    # starting one worker process (per core's worth of workers)
 MIN_TARGET_SECONDS = 0.05     # the budget never shrinks a calibrated serial batch below this
+# Every layout's batch lasts at least this long when the task count is calibrated (not only the
+# serial one): a 16-way layout of a 1 s serial batch lasted 0.06-0.16 s, where starting the workers
+# together and collecting them weigh in. A layout whose first batch is shorter gets more tasks (its
+# tasks/s stays comparable: a rate), and that first batch is thrown away.
+MIN_BATCH_SECONDS = 0.5
+# ... or this share of the serial target when that is shorter (tests and a --budget ask for short
+# batches; a calibrated serial batch may come out a little under its target and must not be redone)
+MIN_BATCH_SHARE = 0.8
+RESCALE_MARGIN = 1.25         # a short layout's new task count aims this far above the minimum
 
 
 def _cool_down(layout: Layout) -> None:
@@ -53,6 +64,9 @@ class Slot:
         self.layout = layout
         self.host: LayoutHost | None = None
         self.result: LayoutResult | None = None
+        self.tasks: int | None = None   # tasks per batch of this layout (more than the serial count
+        #                                 where its batch would be too short)
+        self.settled = False            # its task count is final
         self.active = True   # still timed in the coming rounds
         self.estimate_s = 0.0
 
@@ -80,6 +94,8 @@ class JobsSession:
         self.skipped: list[Layout] = []
         self.estimate_s: float | None = None
         self.per_task_s: float | None = None
+        self.calibrated = tasks is None  # the count is ours to choose: every batch >= min_batch_s
+        self.target_used = target_seconds  # the serial target calibrated to (a budget shrinks it)
 
     # --- the steps -----------------------------------------------------------------------------------
 
@@ -114,11 +130,19 @@ class JobsSession:
         out = base.host.calibrate(target)
         self.per_task_s = out["per_task_s"]
         self.tasks = out["tasks"]
+        self.target_used = target
+
+    @property
+    def min_batch_s(self) -> float:
+        """The shortest batch a calibrated run times (see MIN_BATCH_SECONDS)."""
+        return min(MIN_BATCH_SECONDS, MIN_BATCH_SHARE * self.target_used)
 
     def _target_for_budget(self, target: float) -> float:
         """The serial batch time that lets the whole plan fit in the budget (at least MIN_TARGET_SECONDS)."""
         startup = sum(self._startup_guess(lay) for lay in self.plan)
-        per_target = self.repeats * sum(1.0 / self._parallel(lay) for lay in self.plan)
+        # each layout's batch lasts target / its parallelism, never under MIN_BATCH_SHARE x target
+        per_target = self.repeats * sum(max(1.0 / self._parallel(lay), MIN_BATCH_SHARE)
+                                        for lay in self.plan)
         cool = self.repeats * COOL_DOWN_SECONDS * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
         room = 0.8 * self.budget_s - startup - cool - self.elapsed()
         return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
@@ -140,7 +164,8 @@ class JobsSession:
         base = self.slots[self.plan[0]].result
         if base is not None and base.walls:
             serial = sum(base.walls) / len(base.walls)
-        return serial / self._parallel(slot.layout)
+        guess = serial / self._parallel(slot.layout)
+        return max(guess, self.min_batch_s) if self.calibrated else guess
 
     def remaining_s(self) -> float:
         """The time the rest of the plan needs, from the measured cost so far."""
@@ -167,19 +192,36 @@ class JobsSession:
             return True
         return self.elapsed() + self._batch_guess(slot) <= self.budget_s
 
+    def _settle(self, slot: Slot) -> dict:
+        """The first batch of a layout in a calibrated run: kept when it lasted at least
+        ``min_batch_s``; else the layout gets more tasks, and that short batch is thrown away."""
+        batch = slot.host.batch(slot.tasks)
+        slot.settled = True
+        if not self.calibrated or batch["wall"] >= self.min_batch_s:
+            return batch
+        scale = RESCALE_MARGIN * self.min_batch_s / max(batch["wall"], 1e-6)
+        workers = max(1, slot.layout.workers)
+        slot.tasks = -(-max(slot.tasks + 1, int(slot.tasks * scale)) // workers) * workers
+        _cool_down(slot.layout)
+        return slot.host.batch(slot.tasks)
+
     def time_batch(self, slot: Slot, rnd: int) -> None:
         raise_pending()  # a stop that arrived inside a __del__ ends the run here
         base = self.slots[self.plan[0]]
         self.progress("batch", {"done": self.done, "total": self.total, "layout": slot.layout,
                                 "eta_s": max(self.remaining_s(), 1.0)})
-        batch = slot.host.batch(self.tasks)
+        if slot.tasks is None:
+            slot.tasks = self.tasks
+        batch = slot.host.batch(slot.tasks) if slot.settled else self._settle(slot)
         slot.add(batch)
         self.done += 1
         _cool_down(slot.layout)
         wall = batch["wall"]
-        if rnd == 0 and slot is not base and self.repeats > 1 and \
-                wall > max(SLOW_FACTOR * base.result.walls[-1], SLOW_MIN_SECONDS):
-            slot.result.notes.append(f"timed once: {wall:.2f} s is over {SLOW_FACTOR:g}x the serial time")
+        base_per_task = base.result.walls[-1] / max(1, base.tasks or self.tasks)
+        if rnd == 0 and slot is not base and self.repeats > 1 and wall > SLOW_MIN_SECONDS and \
+                wall / max(1, slot.tasks) > SLOW_FACTOR * base_per_task:
+            slot.result.notes.append(f"timed once: {wall:.2f} s, over {SLOW_FACTOR:g}x the serial "
+                                     "time per task")
             self._retire(slot)
 
     def _retire(self, slot: Slot) -> None:
@@ -241,7 +283,7 @@ class JobsSession:
         warnings: list[str] = []
         analysis.compare(measured, self.cores, warnings)
         other = self._other_load(measured)
-        if other is not None and other >= OTHER_LOAD_WARN:
+        if other is not None and other >= OTHER_LOAD_WARN_SHARE * self.logical_cores:
             warnings.insert(0, f"other programs kept {other:.2f} of the {self.logical_cores} CPUs busy during the "
                                "measurement (/proc/stat): layouts that need every core are understated")
         if measured[0].wall_s < SHORT_BATCH_SECONDS:
@@ -250,10 +292,9 @@ class JobsSession:
                             f"{TARGET_SERIAL_SECONDS:g} s)")
         if self.skipped:
             warnings.append("not measured, --budget ran out: " + ", ".join(lay.spec for lay in self.skipped))
-        contended = [r.layout.spec for r in measured if r.contended]
+        contended = analysis.contention_warning(measured)
         if contended:
-            warnings.append(f"disturbed by other programs (contended batches): {', '.join(contended)}; advice "
-                            "from these layouts is refused: re-run on a quieter machine")
+            warnings.append(contended)
         if status == "interrupted":
             warnings.append(f"interrupted: {len(measured)} of {len(self.plan)} layouts measured")
         naive = next((r.threads_seen for r in measured if r.layout.threads is None and r.threads_seen), None)
@@ -265,10 +306,9 @@ class JobsSession:
             default_threads=naive or _default_threads() or self.cores, results=measured,
             fingerprint=fingerprint or {}, other_load_cores=other, warnings=warnings,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"), status=status,
-            contention=Contention(source=source, threshold_pct=schedstat.CONTENDED_WAIT_PCT,
-                                  other_cores_threshold=analysis.OTHER_CORES_CONTENDED,
-                                  note="" if source == "schedstat" else
-                                  "no per-thread schedstat here: contention judged from /proc/stat load"),
+            contention=analysis.contention_record(
+                source, "" if source == "schedstat" else
+                "no per-thread schedstat here: contention judged from /proc/stat load"),
             estimate_s=self.estimate_s, budget_s=self.budget_s, elapsed_s=self.elapsed())
 
     @staticmethod

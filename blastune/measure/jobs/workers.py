@@ -17,6 +17,9 @@ READY_TIMEOUT = 300.0  # seconds for all workers to start and warm up on a loade
 
 _TASK = None
 _INIT_ERROR: str | None = None  # why this worker could not build or warm its task (reported, not raised)
+_BARRIER = None  # every worker of the layout: the warm-up waits at it, and each batch's start
+_NEXT = None     # the next task index of the running batch, shared by the workers (with its lock)
+_WORKERS = 1
 
 
 class TaskFailed(BlastuneError):
@@ -52,9 +55,10 @@ def pin_self(cpus) -> None:
     set_process_affinity(cpus)
 
 
-def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None):
+def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None, next_task=None, workers=1):
     """The pool's initializer: see the module docstring."""
-    global _TASK, _INIT_ERROR
+    global _TASK, _INIT_ERROR, _BARRIER, _NEXT, _WORKERS
+    _BARRIER, _NEXT, _WORKERS = barrier, next_task, workers
     from blastune.measure.children import die_with_parent
 
     die_with_parent(parent_pid)
@@ -113,3 +117,43 @@ def run_task(i):
         raise TaskFailed(_INIT_ERROR)
     call(_TASK, i)
     return None  # results stay in the worker: shipping them back would time pickling, not the work
+
+
+def _take(tasks: int) -> tuple[int, int]:
+    """The next tasks for this worker: half of an even share of what is left (guided
+    self-scheduling: large pieces first, small ones at the end, so the workers finish together
+    with a few dozen takes per batch rather than one message per chunk)."""
+    with _NEXT.get_lock():
+        i = _NEXT.value
+        take = max(1, (tasks - i) // (2 * _WORKERS))
+        _NEXT.value = min(tasks, i + take)
+    return i, min(tasks, i + take)
+
+
+def run_share(tasks: int) -> int:
+    """One worker's part of a batch of ``tasks``: wait for every worker (so they start together),
+    then take tasks from the shared counter until none is left. Returns how many it ran -- the
+    task results stay here. A task that fails ends the batch for every worker (the counter jumps
+    to the end)."""
+    import threading
+
+    if _INIT_ERROR is not None:
+        raise TaskFailed(_INIT_ERROR)
+    try:
+        _BARRIER.wait(READY_TIMEOUT)
+    except threading.BrokenBarrierError:
+        raise TaskFailed(f"the workers did not all start the batch within {READY_TIMEOUT:.0f} "
+                         "s") from None
+    done = 0
+    while True:
+        i, stop = _take(tasks)
+        if i >= tasks:
+            return done
+        try:
+            for k in range(i, stop):
+                call(_TASK, k)
+        except BaseException:
+            with _NEXT.get_lock():
+                _NEXT.value = tasks
+            raise
+        done += stop - i

@@ -10,12 +10,14 @@ import datetime as _dt
 
 from blastune.documents.sweep import SweepDocument, SweepPoint
 from blastune.measure.load import LOAD_PROBE_MIN_S
-from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, is_contended
+from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, judge
 from blastune.measure.ops import OPS
 
-# Without schedstat: other processes using this many cores' worth of CPU during a point make it
-# 'busy' -- judged only for points of 0.5 s or more, since /proc/stat counts in 10 ms ticks.
-BUSY_CORES = 0.25
+# A sweep point is one BLAS call whose threads move in lockstep: a thread kept off its CPU holds up
+# every other at the next barrier, so the call loses what its threads' wait adds up to -- judged
+# against one CPU (the call's critical path), whatever the thread count. The other half of the rule
+# is jobs' (``measure.contention.judge``): only as much as other programs' CPU explains counts.
+SWEEP_WANTED_CPUS = 1.0
 # the tolerance below which two medians are the same (see best_point)
 SAME_WITHIN = 0.02
 
@@ -31,16 +33,29 @@ def now() -> str:
 
 
 def record(op_name, lib, size, dtype, threads, impl, m, *, isolated: bool, threads_seen: dict, usable: int,
-           other_cores: float | None, source: str, threshold_pct: float = CONTENDED_WAIT_PCT) -> SweepPoint:
-    """A ``SweepPoint`` from one ``timing.Measurement`` and how contended its samples were."""
+           other_cores: float | None, source: str, threshold_pct: float = CONTENDED_WAIT_PCT,
+           steal_cores: float | None = None) -> SweepPoint:
+    """A ``SweepPoint`` from one ``timing.Measurement`` and how contended its samples were
+    (``measure.contention.judge``: the wait others' CPU -- steal included -- explains, over one
+    CPU)."""
     op = OPS[op_name]
     st = m.stats
     if source == SOURCE_SCHEDSTAT and m.wait_pct is not None:
         wait_pct = m.wait_pct
-        contended = is_contended(wait_pct, threshold_pct)
+        # an oversubscribed point's own extra threads wait by design: only the rest can be lost.
+        # Counted by the threads the library reported running (OpenBLAS caps 1000 at its build's
+        # maximum), else those asked for
+        seen = [n for n in (threads_seen or {}).values()
+                if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+        ran = min(threads, max(seen)) if seen else threads
+        own = 100.0 * max(0, ran - usable) if usable else 0.0
+        lost = max(0.0, wait_pct - own) / 100.0
+        contended = judge(lost, other_cores, SWEEP_WANTED_CPUS, steal_cpus=steal_cores,
+                          threshold_pct=threshold_pct).contended
     else:  # no per-thread figures: the machine-wide probe, which cannot judge short points
         wait_pct = None
-        contended = other_cores is not None and m.elapsed_s >= LOAD_PROBE_MIN_S and other_cores >= BUSY_CORES
+        contended = other_cores is not None and m.elapsed_s >= LOAD_PROBE_MIN_S and \
+            judge(None, other_cores, SWEEP_WANTED_CPUS, usable=usable).contended
     return SweepPoint(
         op=op_name, lib=lib, size=size, dtype=dtype, threads=threads, impl=impl, blas_op=op.blas,
         isolated=isolated, threads_seen=dict(threads_seen), oversubscribed=threads > usable,

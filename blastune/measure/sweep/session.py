@@ -17,6 +17,7 @@ from pathlib import Path
 from blastune.measure.signals import raise_pending
 from blastune.documents.sweep import SCHEMA, SweepCpu, SweepDocument, SweepGrid, SweepPoint
 from blastune.errors import BlastuneError
+from blastune.measure.contention import BUSY_SHARE_PCT
 from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_LOAD_PROBE, source as contention_source
 from blastune.measure.sweep.plan import Plan
 from blastune.measure.sweep.points import derive, now
@@ -197,11 +198,11 @@ class Session:
         disturbed = [p for p in d.points if p.contended and not p.oversubscribed]
         if disturbed:
             if d.contention_source == SOURCE_LOAD_PROBE:
-                how = "other processes used >= 0.25 cores (schedstat is missing: judged machine-wide, " \
-                      "points of 0.5 s or more only)"
+                how = f"other processes used over {BUSY_SHARE_PCT:g}% of the usable cores " \
+                      "(schedstat is missing: judged machine-wide, points of 0.5 s or more only)"
             else:
                 how = f"their threads waited for a CPU more than {d.contended_wait_pct or CONTENDED_WAIT_PCT:g}% " \
-                      "of the time"
+                      "of the time, while other programs used the CPU to explain it"
             out.append(f"{len(disturbed)} point(s) were contended -- {how} (flagged 'contended'): their times, "
                        "multi-thread ones most, are pessimistic; rerun them on a quiet machine")
         if d.not_measured:

@@ -52,7 +52,7 @@ def run(job: dict, emit) -> None:
             del prepared
             point = record(op_name, lib, size, dtype, threads, impl, m, isolated=True, threads_seen=seen,
                            usable=job["usable"], other_cores=other, source=source,
-                           threshold_pct=job.get("threshold_pct") or 5.0)
+                           threshold_pct=job.get("threshold_pct") or 5.0, steal_cores=probe.steal)
             emit({"point": point.to_dict()})
             measured += 1
     except BlastuneError as exc:
