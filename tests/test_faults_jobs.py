@@ -141,8 +141,8 @@ def test_sigterm_with_nothing_finished_says_nothing_was_saved(tmp_path):
 def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):
     """`x=$(timeout 4 blastune jobs …)`: 0.1.0 hung -- its orphaned workers kept the pipe open. Here
     timeout's SIGTERM ends blastune, every worker goes with it, and the shell carries on at once."""
-    script = (f"x=$(timeout -s TERM 4 blastune jobs --func jobfuncs:sleepy_in_workers --tasks 4 -r 1 "
-              f"--layouts process:2x1 --no-save-profile); echo \"status=$?\"")
+    script = ("x=$(timeout -s TERM 4 blastune jobs --func jobfuncs:sleepy_in_workers --tasks 4 -r 1 "
+              "--layouts process:2x1 --no-save-profile); echo \"status=$?\"")
     t0 = time.monotonic()
     sh = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=_env(tmp_path), cwd=tmp_path, start_new_session=True)

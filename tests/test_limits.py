@@ -201,7 +201,6 @@ def test_worker_initializer_in_process_pool():
 def _child_counts_remote(_):
     import os
 
-    import scipy.linalg  # noqa: F401
 
     import blastune as b
 

@@ -15,7 +15,7 @@ pytest.importorskip("matplotlib")
 
 from blastune.advise.crossover import crossover_sizes  # noqa: E402
 from blastune.documents.sweep import SweepDocument  # noqa: E402
-from blastune.present.plot import load_sources, make_figure, render, source_from_dict  # noqa: E402
+from blastune.present.plot import load_sources, make_figure, source_from_dict  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "docs_0_1_0"
 THREADS = DATA / "sweep_threads.json"     # --op all --size 500,1000 --threads 1,2 (the docs' example)

@@ -7,8 +7,6 @@ Issue 12: one spread, at least 3 repeats; values beyond physical bounds flagged;
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap

@@ -253,7 +253,7 @@ def jobs_command(
     """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads, and the
     naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU efficiency and
     how long their threads waited for a CPU."""
-    from blastune.cli.render import check_format, echo, emit_json
+    from blastune.cli.render import check_format, emit_json
     from blastune.core.counts import check_count
     from blastune.core.files import SaveFailed
     from blastune.measure.jobs.core import run_jobs

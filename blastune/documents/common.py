@@ -6,7 +6,7 @@ added there and not here fails that test, not a user's ``--resume``).
 """
 from __future__ import annotations
 
-from blastune.documents.base import MAX_SECONDS, Fields
+from blastune.documents.base import Fields
 
 # measure.ops.OPS, DTYPES and LIBS: what blastune can have measured (the test keeps them equal)
 OP_NAMES = ("dot", "inv", "det", "solve", "cholesky", "qr", "svd", "svdvals", "eigh", "add", "sin",
