@@ -5,7 +5,7 @@ The library returns plain data (dataclasses with ``to_dict()``); the ``blastune`
 """
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Heavy or optional pieces load on first use, so ``import blastune`` stays cheap inside workers.
 _LAZY = {
