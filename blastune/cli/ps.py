@@ -64,7 +64,7 @@ def render_ps(census, fmt: str = "simple", wide: bool = False) -> str:
     if rows:
         # the command takes the width left over, one line per process, cut at its end (fit_table)
         out.append(table(rows, ["pid", "user", "vendors", "threads", "BLAS", "CPU %", "wait %",
-                                "thread vars", "command"], fmt, wide=True if wide else None,
+                                "env vars", "command"], fmt, wide=True if wide else None,
                            clip=(8,)))
     else:
         out.append("(no process with a BLAS or OpenMP runtime found)")
@@ -75,7 +75,7 @@ def render_ps(census, fmt: str = "simple", wide: bool = False) -> str:
         out.append(f"wait %: share of the time its threads wanted a CPU spent waiting for one, over "
                    f"{census.interval:g} s; ! = over {census.threshold_pct:g}% while it computed")
     if rows and not wide and any(p.env for p in census.processes):
-        out.append("thread vars: OMP=1 is OMP_NUM_THREADS=1; '1 (5 vars)': five thread variables, "
+        out.append("env vars: OMP=1 is OMP_NUM_THREADS=1; '1 (5 vars)': five thread variables, "
                    "all 1; every variable whole with --wide")
     out += [f"note: {n}" for n in census.notes]
     return "\n".join(out)
