@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,6 +64,25 @@ def run_python(code: str, variant: str | None = None, env=None, timeout: float =
         cmd = [str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-c", code]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env=env if env is not None else child_env(), **kw)
+
+
+BLASTUNE = shutil.which("blastune")
+
+
+def blastune_env(tmp_path, **extra) -> dict:
+    """A console-script child's environment: 1 BLAS thread, a private cache, 100 columns."""
+    env = child_env(threads=1)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["COLUMNS"] = "100"
+    env.update(extra)
+    return env
+
+
+def run_blastune(args, tmp_path, **extra):
+    """The installed console script with ``args`` in ``tmp_path``, no stdin; -> CompletedProcess."""
+    return subprocess.run([BLASTUNE, *map(str, args)], capture_output=True, text=True, timeout=300,
+                          env=blastune_env(tmp_path, **extra), cwd=tmp_path,
+                          stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture

@@ -13,25 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import child_env
+from tests.conftest import blastune_env as _env
+from tests.conftest import run_blastune as _blastune
 
 V010 = Path(__file__).resolve().parent / "data" / "v0_1_0"
 BLASTUNE = shutil.which("blastune")
 pytestmark = pytest.mark.skipif(BLASTUNE is None, reason="blastune console script not installed")
 EXPORT = re.compile(r"export [A-Z_]+=\d+")
-
-
-def _env(tmp_path, **extra):
-    env = child_env(threads=1)
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    env["COLUMNS"] = "100"
-    env.update(extra)
-    return env
-
-
-def _blastune(args, tmp_path, **extra):
-    return subprocess.run([BLASTUNE, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=_env(tmp_path, **extra), cwd=tmp_path, stdin=subprocess.DEVNULL)
 
 
 def _fingerprint(tmp_path) -> dict:
