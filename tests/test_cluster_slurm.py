@@ -124,7 +124,7 @@ def test_json_and_auto(tmp_path, monkeypatch):
     (["--tasks", "2", "--job-name", "a b\n#SBATCH --x", "--", "true"], "invalid --job-name"),
     (["--tasks", "2", "--job-name", "x" * 129, "--", "true"], "use 1 to 128 letters"),
     (["--tasks", "2", "--job-name", "", "--", "true"], "invalid --job-name ''"),
-    (["--tasks", "99999999999", "--", "true"], "invalid --tasks 99999999999: must be at most 4000001"),
+    (["--tasks", "99999999999", "--", "true"], "invalid --tasks 99999999999: must be a whole number from 1 to 4000001"),
     (["--tasks", "2", "--partition", "a b", "--", "true"], "invalid --partition 'a b'"),
     (["--tasks", "2", "--partition", "", "--", "true"], "invalid --partition ''"),
     (["--tasks", "2", "--account", "x;y", "--", "true"], "invalid --account 'x;y'"),
@@ -144,7 +144,7 @@ def test_bad_input_via_console_script():
     res = subprocess.run([BLASTUNE, "slurm", "--tasks", "0", "--", "true"], capture_output=True, text=True,
                          env=child_env(), timeout=60)
     assert res.returncode == 2 and res.stdout == ""
-    assert res.stderr == "blastune: error: invalid --tasks 0: must be a whole number >= 1\n"
+    assert res.stderr == "blastune: error: invalid --tasks 0: must be a whole number from 1 to 4000001\n"
 
 
 def test_help_reads_whole():

@@ -83,20 +83,29 @@ def _blastune(args, tmp_path, threads=1, pin: int | None = None, **kw):
 # --- from a jobs result ---------------------------------------------------------------------------------
 
 def test_recommend_from_real_jobs_file_is_within_10_percent_of_best(jobs_doc, tmp_path):
+    from blastune.advise.rules import TIE
+
     path = tmp_path / "jobs.json"
     atomic_write_json(path, jobs_doc)
-    noisy = [r["layout"]["spec"] for r in jobs_doc["results"] if r["contended"] or r["unstable"]]
-    if noisy:  # another program disturbed the run: the advice is refused, and given only when accepted
-        with pytest.raises(NoisyMeasurement, match="no advice from noisy measurements"):
-            recommend(path)
+    rows = {r["layout"]["spec"]: r for r in jobs_doc["results"]}
+    flagged = [s for s, r in rows.items() if r["contended"] or r["unstable"]]
+    try:
+        rec, refused = recommend(path), False
+    except NoisyMeasurement as exc:  # another program disturbed the run: refused, given when accepted
+        assert "no advice from noisy measurements" in str(exc) and flagged, exc
         assert not profile_path().exists()
-    rec = recommend(path, accept_noisy=bool(noisy))
+        rec, refused = recommend(path, accept_noisy=True), True
     best = max(r["tasks_per_s"] for r in jobs_doc["results"])
-    chosen = next(r for r in jobs_doc["results"] if r["layout"]["spec"] == rec.spec)
+    chosen = rows[rec.spec]
     assert chosen["tasks_per_s"] >= 0.9 * best and rec.within_best >= 0.9
     assert rec.source == str(path) and rec.same_machine
     assert rec.env["OPENBLAS_NUM_THREADS"] == str(rec.threads)
-    assert bool(rec.noisy) == bool(noisy)
+    # noise counts where it could change the choice: the choice itself, a contended layout, or an
+    # unstable one whose plausible rate (3 spreads up) reaches the choice's
+    counted = [s for s in flagged if s == rec.spec or rows[s]["contended"]
+               or rows[s]["tasks_per_s"] * max(1 + 3 * (rows[s]["spread"] or 0), 1 + TIE)
+               >= chosen["tasks_per_s"]]
+    assert refused == bool(counted) == bool(rec.noisy), (flagged, counted, rec.noisy)
 
 
 RATES = {"serial:1x1": 100.0, "serial:1x2": 180.0, "thread:2x1": 95.0, "process:2x1": 195.0,

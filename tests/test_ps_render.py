@@ -62,7 +62,7 @@ def test_the_command_gets_the_spare_width_and_one_ellipsis_style(monkeypatch):
     # the command keeps one line per process: the next line is the next process or the vars' rest
     header = text.splitlines()[0]
     assert header.split() == ["pid", "user", "vendors", "threads", "BLAS", "CPU", "%", "wait", "%",
-                              "thread", "vars", "command"]
+                              "env", "vars", "command"]
 
 
 def test_thread_variables_read_compactly(monkeypatch):

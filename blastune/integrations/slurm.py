@@ -90,11 +90,10 @@ def auto_cpus() -> tuple[int, str]:
 
 
 def _check_count(value, what: str, most: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise BlastuneError(f"invalid {what} {value!r}: must be a whole number >= 1")
-    if most is not None and value > most:
-        raise BlastuneError(f"invalid {what} {value}: must be at most {most}")
-    return value
+    """The one count rule (core.counts), with Slurm's own ceiling where it has one."""
+    from blastune.core.counts import MAX_THREADS, check_count
+
+    return check_count(value, what, 1, most if most is not None else MAX_THREADS)
 
 
 def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str]:
