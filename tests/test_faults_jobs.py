@@ -158,6 +158,19 @@ def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):
     assert not left, left
 
 
+def _run_func(func: str, layouts: str, tmp_path):
+    """`jobs --func FUNC` on 4 tasks, once, to its end -> (exit status, stdout, stderr, the processes
+    of its session still alive afterwards)."""
+    proc = _start(["jobs", "--func", func, "--tasks", "4", "-r", "1", "--layouts", layouts,
+                   "--no-save-profile"], tmp_path)
+    try:
+        stdout, stderr = proc.communicate(timeout=120)
+        left = wait_gone(proc.pid)
+    finally:
+        _kill_session(proc.pid)
+    return proc.returncode, stdout, stderr, left
+
+
 CRASHES = [
     ("jobfuncs:crash_exit", "serial", "layout serial:1x1: the process running it died while starting "
                                       "(exit status 9)"),
@@ -173,14 +186,8 @@ CRASHES = [
 def test_a_crashing_task_is_one_line_exit_2_and_leaves_nothing(func, layouts, msg, tmp_path):
     """os._exit(9) or a segfault in the user's function used to end blastune itself (exit 9/139, no
     message, orphaned workers): every layout, the serial baseline included, now runs in a child."""
-    proc = _start(["jobs", "--func", func, "--tasks", "4", "-r", "1", "--layouts", layouts, "--no-save-profile"],
-                  tmp_path)
-    try:
-        stdout, stderr = proc.communicate(timeout=120)
-        left = wait_gone(proc.pid)
-    finally:
-        _kill_session(proc.pid)
-    assert proc.returncode == 2, stderr
+    returncode, stdout, stderr, left = _run_func(func, layouts, tmp_path)
+    assert returncode == 2, stderr
     lines = stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("blastune: error: ") and msg in lines[0], stderr
     assert "leaked" not in stderr and stdout == ""
@@ -240,13 +247,7 @@ def test_a_task_raising_keyboard_interrupt_is_its_failure_in_one_line(func, layo
                                                                       tmp_path):
     """It used to print a 22-line traceback and 'died while starting (killed by SIGINT)': no signal
     was sent, so it is the task's failure (exit 2), not a user's stop (130)."""
-    proc = _start(["jobs", "--func", func, "--tasks", "4", "-r", "1", "--layouts", layouts,
-                   "--no-save-profile"], tmp_path)
-    try:
-        stdout, stderr = proc.communicate(timeout=120)
-        left = wait_gone(proc.pid)
-    finally:
-        _kill_session(proc.pid)
-    assert proc.returncode == 2, stderr
+    returncode, stdout, stderr, left = _run_func(func, layouts, tmp_path)
+    assert returncode == 2, stderr
     assert stderr.splitlines() == [line] and stdout == ""
     assert not left, left
