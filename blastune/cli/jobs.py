@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import WIDE, echo, set_wide
+from blastune.cli.render import WIDE, echo, notice, set_wide
 from blastune.errors import BlastuneError
 
 NO_VALUE = "—"
@@ -89,8 +89,6 @@ def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
             kept = f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
         else:
             kept = what_is_lost
-        from blastune.cli.render import notice
-
         notice(f"interrupted by {name}: worker processes ended; {kept}", "")
         sys.exit(128 + signum)
 
@@ -300,8 +298,6 @@ def jobs_command(
             typer.echo(f"saved: {out}")
         if saved:
             typer.echo(f"profile updated: {saved}")
-        from blastune.cli.render import notice
-
         for line in profile_notices:  # on stderr, wrapped: stdout keeps the table
             notice(line)
     if save_error:

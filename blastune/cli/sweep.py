@@ -7,7 +7,8 @@ import sys
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import WIDE, echo, emit_json, parse_int_list, set_wide, table
+from blastune.cli.render import (WIDE, echo, emit_json, notice, parse_int_list, set_wide,
+                                  table)
 from blastune.errors import BlastuneError
 from blastune.present.rows import gflops_text
 
@@ -319,8 +320,6 @@ def sweep_command(
             progress.stop()
             result, status = exc.result, exc.exit_status
             kept = _kept(exc, out)
-            from blastune.cli.render import notice
-
             notice(f"interrupted ({exc}): {kept}; thread settings restored", "")
         except SaveFailed as exc:  # a full disk mid-sweep: the table, then where the points are
             progress.stop()
