@@ -13,7 +13,8 @@ import typer
 
 from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
-from blastune.present.tables import TABLE_FORMATS, fit_table, fit_text, terminal_width
+from blastune.present.tables import (TABLE_FORMATS, columns_env, fit_table, fit_text,
+                                     terminal_width)
 
 WIDE = typer.Option(False, "--wide", "-w", help="Do not fit tables and text to the terminal: every cell whole.")
 _wide = False  # one command per process; reset by the app before each command
@@ -63,9 +64,9 @@ def stderr_width() -> int:
     100."""
     import os
 
-    env = os.environ.get("COLUMNS", "")
-    if env.strip().isdigit() and int(env) > 0:
-        return int(env)
+    given = columns_env()
+    if given:
+        return given
     try:
         return os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):

@@ -26,12 +26,15 @@ _MIN_TOKEN = 12  # an unbreakable cell (a path) is never narrowed below this man
 _SHORT_HEADER = 8  # a header this short never wraps: the narrowing is taken from wider columns
 
 
+def columns_env() -> int | None:
+    """COLUMNS as a positive whole number, else None: the user's word on the width comes first."""
+    env = os.environ.get("COLUMNS", "")
+    return int(env) if env.strip().isdigit() and int(env) > 0 else None
+
+
 def terminal_width() -> int:
     """COLUMNS when set, else the terminal's width, else 100 (not a terminal)."""
-    env = os.environ.get("COLUMNS", "")
-    if env.strip().isdigit() and int(env) > 0:
-        return int(env)
-    return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return columns_env() or shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
 
 
 def shorten_middle(text: str, width: int) -> str:
