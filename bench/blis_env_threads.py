@@ -8,6 +8,7 @@ call). The thread count does not depend on how loaded the machine is; the GFLOP/
 
     python bench/blis_env_threads.py            # needs /tmp/blasmatrix (../shared/blas-matrix/setup.sh)
 """
+
 from __future__ import annotations
 
 import json
@@ -54,18 +55,38 @@ def main() -> int:
     rows = []
     for variant in ("blis-pthread", "blis-openmp"):
         for setting in SETTINGS:
-            env = {k: v for k, v in os.environ.items()
-                   if k not in ("BLIS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_JC_NT", "BLIS_IC_NT")}
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("BLIS_NUM_THREADS", "OMP_NUM_THREADS", "BLIS_JC_NT", "BLIS_IC_NT")
+            }
             env.update(setting)
-            out = subprocess.run([WITH_BLAS, variant, PYTHON, "-c", CHILD], env=env, capture_output=True,
-                                 text=True, check=True).stdout
+            out = subprocess.run(
+                [WITH_BLAS, variant, PYTHON, "-c", CHILD],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             r = json.loads(out)
-            rows.append((variant, " ".join(f"{k}={v}" for k, v in setting.items()) or "(nothing set)",
-                         r["threads"], f"{r['gflops']:.1f}"))
+            rows.append(
+                (
+                    variant,
+                    " ".join(f"{k}={v}" for k, v in setting.items()) or "(nothing set)",
+                    r["threads"],
+                    f"{r['gflops']:.1f}",
+                )
+            )
     from tabulate import tabulate
 
-    print(tabulate(rows, headers=["variant", "environment", "threads computing", "GFLOP/s (best of 3)"]))
-    print("\nthreads computing = threads seen during the call, minus the sampler, including the caller")
+    print(
+        tabulate(
+            rows, headers=["variant", "environment", "threads computing", "GFLOP/s (best of 3)"]
+        )
+    )
+    print(
+        "\nthreads computing = threads seen during the call, minus the sampler, including the caller"
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ first (one quiet 1-thread loop alone) and printed, so a busy machine is visible 
 
     python bench/contention.py [--seconds 4] [--rounds 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,19 @@ def blastune_cmd():
 
 def start_loop(seconds: float, limited: bool, threads: int):
     # run -t sets the thread variables; the default layout gets the library default (one per core)
-    cmd = blastune_cmd() + ["run", "-t", str(threads), "--report", "--json", "--",
-                            sys.executable, "-c", LOOP, str(seconds), "1" if limited else "0"]
+    cmd = blastune_cmd() + [
+        "run",
+        "-t",
+        str(threads),
+        "--report",
+        "--json",
+        "--",
+        sys.executable,
+        "-c",
+        LOOP,
+        str(seconds),
+        "1" if limited else "0",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -67,8 +79,12 @@ def finish(proc):
 
 
 def ps_shares(pids, interval=1.0):
-    r = subprocess.run(blastune_cmd() + ["ps", "--json", "--interval", str(interval)], capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        blastune_cmd() + ["ps", "--json", "--interval", str(interval)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     data = json.loads(r.stdout)
     return {p["pid"]: p.get("wait_share_pct") for p in data["processes"] if p["pid"] in pids}
 
@@ -90,16 +106,32 @@ def loop_pids(run_pid, deadline):
 def one(seconds, limited, cores):
     procs = [start_loop(seconds, limited, cores) for _ in range(2)]
     pids = [loop_pids(p.pid, time.time() + 30) for p in procs]
-    time.sleep(1.0)  # let both start their BLAS pools (numpy import included); ps itself takes ~1 s to start
+    time.sleep(
+        1.0
+    )  # let both start their BLAS pools (numpy import included); ps itself takes ~1 s to start
     ps = ps_shares(set(pids))
     results = [finish(p) for p in procs]
-    return [{"rate": rate, "report": rep, "ps_share": ps.get(pid)} for (rate, rep), pid in zip(results, pids)]
+    return [
+        {"rate": rate, "report": rep, "ps_share": ps.get(pid)}
+        for (rate, rep), pid in zip(results, pids)
+    ]
 
 
 def ambient(seconds):
     """One loop alone, 1 thread: its wait share is what the rest of the machine costs now."""
-    cmd = blastune_cmd() + ["run", "-t", "1", "--report", "--json", "--", sys.executable, "-c", LOOP,
-                            str(seconds), "0"]
+    cmd = blastune_cmd() + [
+        "run",
+        "-t",
+        "1",
+        "--report",
+        "--json",
+        "--",
+        sys.executable,
+        "-c",
+        LOOP,
+        str(seconds),
+        "0",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     return json.loads(r.stderr.strip().splitlines()[-1])["report"]["wait_share_pct"]
 
@@ -122,21 +154,41 @@ def main():
         jobs = runs[limited]
         rep = [j["report"] for j in jobs]
         ps = [j["ps_share"] for j in jobs if j["ps_share"] is not None]
-        rows.append([
-            f"limit(jobs=2): {max(1, cores // 2)} thread(s) each" if limited else f"default: {cores} thread(s) each",
-            f"{statistics.median(r['wait_share_pct'] for r in rep):.0f}%",
-            f"{statistics.median(ps):.0f}%" if ps else "-",
-            f"{statistics.median(r['blas_threads_max'] or 0 for r in rep):.0f}",
-            f"{statistics.median(r['coverage_pct'] or 0 for r in rep):.0f}%",
-            f"{sum(j['rate'] for j in jobs) / args.rounds:.0f}",
-        ])
-    print(tabulate(rows, headers=["2 concurrent 300x300 dot loops", "wait share (run --report)",
-                                  "wait share (ps)", "OS threads seen (max)", "coverage", "dots/s, both"],
-                   tablefmt="github", disable_numparse=True))
-    print(f"\n{cores} usable cores; {args.rounds} round(s) x 2 loops of {args.seconds:g} s per layout, "
-          f"alternating; medians over the {2 * args.rounds} loops.")
-    print(f"ambient: one 1-thread loop alone waited {quiet:.0f}% of its runnable time "
-          f"({'a quiet machine' if quiet < 5 else 'other programs are using the CPUs: figures are disturbed'}).")
+        rows.append(
+            [
+                f"limit(jobs=2): {max(1, cores // 2)} thread(s) each"
+                if limited
+                else f"default: {cores} thread(s) each",
+                f"{statistics.median(r['wait_share_pct'] for r in rep):.0f}%",
+                f"{statistics.median(ps):.0f}%" if ps else "-",
+                f"{statistics.median(r['blas_threads_max'] or 0 for r in rep):.0f}",
+                f"{statistics.median(r['coverage_pct'] or 0 for r in rep):.0f}%",
+                f"{sum(j['rate'] for j in jobs) / args.rounds:.0f}",
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "2 concurrent 300x300 dot loops",
+                "wait share (run --report)",
+                "wait share (ps)",
+                "OS threads seen (max)",
+                "coverage",
+                "dots/s, both",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
+    print(
+        f"\n{cores} usable cores; {args.rounds} round(s) x 2 loops of {args.seconds:g} s per layout, "
+        f"alternating; medians over the {2 * args.rounds} loops."
+    )
+    print(
+        f"ambient: one 1-thread loop alone waited {quiet:.0f}% of its runnable time "
+        f"({'a quiet machine' if quiet < 5 else 'other programs are using the CPUs: figures are disturbed'})."
+    )
     if os.environ.get("BLASTUNE_BENCH_JSON"):
         print(json.dumps(runs))
 

@@ -12,6 +12,7 @@ Three clusters, each LocalCluster(n_workers=2, threads_per_worker=1, processes=T
 The anchor is the library-default row; "speed-up" is its wall time over each row's.
 Timing: one warm-up job, then the median of --repeat jobs; spread = (max - min) / median.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,13 @@ def run_mode(name, pre_spawn, plugin, args):
 
     config = {} if pre_spawn is None else {"distributed.nanny.pre-spawn-environ": pre_spawn}
     with dask.config.set(config):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=40)
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=40,
+        )
         try:
             with distributed.Client(cluster) as client:
                 if plugin:
@@ -74,8 +80,13 @@ def run_mode(name, pre_spawn, plugin, args):
         finally:
             cluster.close()
     med = statistics.median(times)
-    return {"mode": name, "threads": threads, "median": med, "spread": (max(times) - min(times)) / med,
-            "times": times}
+    return {
+        "mode": name,
+        "threads": threads,
+        "median": med,
+        "spread": (max(times) - min(times)) / med,
+        "times": times,
+    }
 
 
 def main():
@@ -85,7 +96,9 @@ def main():
     ap.add_argument("--dots", type=int, default=10, help="dot products per task")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    for var in THREAD_VARS:  # the workers inherit this environment: start them with no thread settings
+    for (
+        var
+    ) in THREAD_VARS:  # the workers inherit this environment: start them with no thread settings
         os.environ.pop(var, None)
 
     from tabulate import tabulate
@@ -99,14 +112,38 @@ def main():
         run_mode("blastune plugin (nanny env off)", {}, True, args),
     ]
     anchor = rows[0]["median"]
-    flops = 2.0 * args.size ** 3 * args.dots * args.tasks
-    table = [[r["mode"], ",".join(map(str, r["threads"])), f"{r['median']:.2f}", f"{r['spread']:.0%}",
-              f"{args.tasks / r['median']:.0f}", f"{flops / r['median'] / 1e9:.1f}", f"{anchor / r['median']:.2f}x"]
-             for r in rows]
-    print(f"{args.tasks} tasks x {args.dots} dots of {args.size}x{args.size} on 2 workers x 1 task thread; "
-          f"{cpu.usable_cores} usable cores ({cpu.model}); median of {args.repeat} after 1 warm-up")
-    print(tabulate(table, headers=["mode", "BLAS threads/worker", "wall s", "spread", "tasks/s", "GFLOP/s",
-                                   "speed-up vs default"], disable_numparse=True))
+    flops = 2.0 * args.size**3 * args.dots * args.tasks
+    table = [
+        [
+            r["mode"],
+            ",".join(map(str, r["threads"])),
+            f"{r['median']:.2f}",
+            f"{r['spread']:.0%}",
+            f"{args.tasks / r['median']:.0f}",
+            f"{flops / r['median'] / 1e9:.1f}",
+            f"{anchor / r['median']:.2f}x",
+        ]
+        for r in rows
+    ]
+    print(
+        f"{args.tasks} tasks x {args.dots} dots of {args.size}x{args.size} on 2 workers x 1 task thread; "
+        f"{cpu.usable_cores} usable cores ({cpu.model}); median of {args.repeat} after 1 warm-up"
+    )
+    print(
+        tabulate(
+            table,
+            headers=[
+                "mode",
+                "BLAS threads/worker",
+                "wall s",
+                "spread",
+                "tasks/s",
+                "GFLOP/s",
+                "speed-up vs default",
+            ],
+            disable_numparse=True,
+        )
+    )
     print(f"ratio blastune plugin / library default: {anchor / rows[2]['median']:.2f}x faster")
 
 

@@ -7,6 +7,7 @@ move with machine load; the ratios much less.
 
     python bench/doctor_slow_blas.py           # needs /tmp/blasmatrix (../shared/blas-matrix/setup.sh)
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,13 @@ def main() -> int:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     rates = {}
     for variant in VARIANTS:
-        out = subprocess.run([WITH_BLAS, variant, PYTHON, "-c", CHILD], env=env, capture_output=True,
-                             text=True, timeout=600)
+        out = subprocess.run(
+            [WITH_BLAS, variant, PYTHON, "-c", CHILD],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if out.returncode != 0:
             print(f"{variant}: failed: {out.stderr.strip()[-200:]}")
             return 1
@@ -51,8 +57,10 @@ def main() -> int:
     print(f"{'build':<18}{'measured':>10}{'x slower':>10}{'doctor says':>13}{'x slower':>10}")
     for variant, vendor in VARIANTS.items():
         said = MEASURED_GFLOPS[vendor]
-        print(f"{variant:<18}{rates[variant]:>10.1f}{anchor / rates[variant]:>10.1f}"
-              f"{said:>13.1f}{MEASURED_GFLOPS['openblas'] / said:>10.1f}")
+        print(
+            f"{variant:<18}{rates[variant]:>10.1f}{anchor / rates[variant]:>10.1f}"
+            f"{said:>13.1f}{MEASURED_GFLOPS['openblas'] / said:>10.1f}"
+        )
     return 0
 
 

@@ -1,6 +1,6 @@
 """How much CPU and how many wake-ups ``blastune jobs``' own harness costs a process layout's batch.
 
-The layout's host process (``measure/jobs/host.py``) hands tasks to its worker processes; whatever
+The layout's host process (``measure/jobs/layout_process.py``) hands tasks to its worker processes; whatever
 it does while the workers hold every core competes with them. This script drives one layout's host
 through the public ``LayoutHost`` handle -- the same calls ``jobs`` makes -- and reads, around each
 batch, the kernel's per-thread counters (``/proc/PID/task/TID/schedstat``: ns on a CPU, ns waiting
@@ -11,6 +11,7 @@ what else the machine runs, so this compares two versions of the harness even on
     python bench/harness_overhead.py --layout process:2x1 --tasks 800 --batches 5
     PYTHONPATH=/path/to/older/checkout python bench/harness_overhead.py ...   # the same, older code
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ def counters(pid: int) -> tuple[int, int, int]:
 
 def main() -> None:
     import blastune
-    from blastune.measure.jobs.hosts import LayoutHost
+    from blastune.measure.jobs.layout_handle import LayoutHost
     from blastune.measure.jobs.layouts import parse_layouts
     from blastune.measure.workloads import make_workload
 
@@ -62,18 +63,33 @@ def main() -> None:
             h1, w1 = counters(host.pid), [counters(p) for p in workers]
             wr = sum(b[0] - a[0] for a, b in zip(w0, w1)) / 1e9
             ww = sum(b[1] - a[1] for a, b in zip(w0, w1)) / 1e9
-            rows.append({"wall_s": wall, "host_cpu_ms": (h1[0] - h0[0]) / 1e6,
-                         "host_slices": h1[2] - h0[2],
-                         "host_wait_pct": 100 * (h1[1] - h0[1]) / 1e9 / wall,
-                         "host_share_pct": 100 * (h1[0] - h0[0]) / 1e9 / (wall * wanted),
-                         "workers_wait_pct": 100 * ww / wall, "workers_busy_cores": wr / wall})
+            rows.append(
+                {
+                    "wall_s": wall,
+                    "host_cpu_ms": (h1[0] - h0[0]) / 1e6,
+                    "host_slices": h1[2] - h0[2],
+                    "host_wait_pct": 100 * (h1[1] - h0[1]) / 1e9 / wall,
+                    "host_share_pct": 100 * (h1[0] - h0[0]) / 1e9 / (wall * wanted),
+                    "workers_wait_pct": 100 * ww / wall,
+                    "workers_busy_cores": wr / wall,
+                }
+            )
             time.sleep(0.2)
     finally:
         host.close()
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-    print(json.dumps({"blastune": os.path.dirname(blastune.__file__), "layout": layout.spec,
-                      "tasks": args.tasks, "cores": cores, "load1": os.getloadavg()[0],
-                      "median": {k: round(v, 3) for k, v in med.items()}}))
+    print(
+        json.dumps(
+            {
+                "blastune": os.path.dirname(blastune.__file__),
+                "layout": layout.spec,
+                "tasks": args.tasks,
+                "cores": cores,
+                "load1": os.getloadavg()[0],
+                "median": {k: round(v, 3) for k, v in med.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

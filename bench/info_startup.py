@@ -11,6 +11,7 @@ of them alike; the table gives median, min and the spread (interquartile range) 
 
 ``--python`` times another interpreter/venv (its ``blastune`` script is taken from the same bin/).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,20 +26,40 @@ import time
 def commands(python: str) -> list[tuple[str, list[str]]]:
     bindir = os.path.dirname(python)
     script = [os.path.join(bindir, "blastune")]
-    if not os.path.exists(script[0]):  # e.g. a throwaway venv: run PATH's script with this interpreter
+    if not os.path.exists(
+        script[0]
+    ):  # e.g. a throwaway venv: run PATH's script with this interpreter
         script = [python, shutil.which("blastune") or "blastune"]
     return [
-        ("anchor: python -c 'import numpy, scipy.linalg'", [python, "-c", "import numpy, scipy.linalg"]),
+        (
+            "anchor: python -c 'import numpy, scipy.linalg'",
+            [python, "-c", "import numpy, scipy.linalg"],
+        ),
         ("blastune info --json (console script)", [*script, "info", "--json"]),
         ("python -m blastune info --json", [python, "-m", "blastune", "info", "--json"]),
-        ("python -c 'import blastune; blastune.info()'", [python, "-c", "import blastune; blastune.info()"]),
+        (
+            "python -c 'import blastune; blastune.info()'",
+            [python, "-c", "import blastune; blastune.info()"],
+        ),
         # blastune loads scipy.linalg's extension modules without running scipy.linalg's Python code
-        ("python -c 'import numpy, scipy' (what info imports)", [python, "-c", "import numpy, scipy"]),
+        (
+            "python -c 'import numpy, scipy' (what info imports)",
+            [python, "-c", "import numpy, scipy"],
+        ),
         # typer >= 0.29 builds a pydantic TypeAdapter per CLI parameter
-        ("python -c 'import typer._adapters' (typer+pydantic)",
-         [python, "-c", "import typer, importlib.util as u; u.find_spec('typer._adapters') and "
-                        "__import__('typer._adapters')"]),
-        ("python -c 'import blastune.cli' (CLI import only)", [python, "-c", "import blastune.cli"]),
+        (
+            "python -c 'import typer._adapters' (typer+pydantic)",
+            [
+                python,
+                "-c",
+                "import typer, importlib.util as u; u.find_spec('typer._adapters') and "
+                "__import__('typer._adapters')",
+            ],
+        ),
+        (
+            "python -c 'import blastune.cli' (CLI import only)",
+            [python, "-c", "import blastune.cli"],
+        ),
         ("python -c pass (interpreter start)", [python, "-c", "pass"]),
     ]
 
@@ -52,7 +73,9 @@ def run_once(argv: list[str], env: dict[str, str]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15, help="timed runs per command (default 15)")
-    ap.add_argument("--python", default=sys.executable, help="interpreter to time (default: this one)")
+    ap.add_argument(
+        "--python", default=sys.executable, help="interpreter to time (default: this one)"
+    )
     args = ap.parse_args()
     if args.runs < 3:
         ap.error("--runs must be >= 3")
@@ -72,16 +95,33 @@ def main() -> int:
         ts = sorted(times[name])
         q = statistics.quantiles(ts, n=4)
         med = statistics.median(ts)
-        rows.append([name, f"{med * 1000:.0f}", f"{ts[0] * 1000:.0f}", f"{(q[2] - q[0]) * 1000:.0f}",
-                     f"{med / anchor:.2f}x"])
+        rows.append(
+            [
+                name,
+                f"{med * 1000:.0f}",
+                f"{ts[0] * 1000:.0f}",
+                f"{(q[2] - q[0]) * 1000:.0f}",
+                f"{med / anchor:.2f}x",
+            ]
+        )
     from tabulate import tabulate
 
-    print(f"{args.runs} interleaved runs each; python {args.python}; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(tabulate(rows, headers=["command", "median ms", "min ms", "IQR ms", "vs anchor"], disable_numparse=True))
+    print(
+        f"{args.runs} interleaved runs each; python {args.python}; load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=["command", "median ms", "min ms", "IQR ms", "vs anchor"],
+            disable_numparse=True,
+        )
+    )
     ratio = statistics.median(times[cmds[1][0]]) / anchor
     verdict = "meets" if ratio <= 1.3 else "misses"
-    print(f"\nblastune info --json / import numpy, scipy.linalg = {ratio:.2f}x (goal <= 1.30x: {verdict} it)")
+    print(
+        f"\nblastune info --json / import numpy, scipy.linalg = {ratio:.2f}x (goal <= 1.30x: {verdict} it)"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ than 5% of its time (schedstat run-queue wait) is counted as disturbed and said 
 
     python bench/limit_overhead.py [--rounds 15] [--calls 2000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,6 +85,7 @@ def candidates():
 
 def in_task(fn, calls):
     """The same call inside a running asyncio task (blastune then keys the limit by the task)."""
+
     async def main():
         return per_call_us(fn, calls)
 
@@ -105,7 +107,7 @@ def main():
     for r in range(args.rounds):
         meter = Meter.start()
         order = list(range(len(cands) + 1))
-        order = order[r % len(order):] + order[:r % len(order)]
+        order = order[r % len(order) :] + order[: r % len(order)]
         for i in order:
             if i == len(cands):
                 times[names[i]].append(in_task(bl_new, args.calls))
@@ -119,15 +121,38 @@ def main():
     rows = []
     for n in names:
         v = sorted(times[n])
-        rows.append([n, f"{med[n]:.2f}", f"{v[0]:.2f}-{v[-1]:.2f}", f"{anchor / med[n]:.0f}x",
-                     f"{cached / med[n]:.1f}x"])
-    print(tabulate(rows, headers=["enter+exit", "median us", "range over rounds", "vs threadpool_limits",
-                                  "vs cached controller"], tablefmt="github", disable_numparse=True))
+        rows.append(
+            [
+                n,
+                f"{med[n]:.2f}",
+                f"{v[0]:.2f}-{v[-1]:.2f}",
+                f"{anchor / med[n]:.0f}x",
+                f"{cached / med[n]:.1f}x",
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "enter+exit",
+                "median us",
+                "range over rounds",
+                "vs threadpool_limits",
+                "vs cached controller",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
     ours = med["with blastune.limit(1): (new object each time)"]
-    print(f"\n{args.rounds} interleaved rounds x {args.calls} calls; {disturbed} round(s) disturbed "
-          f"(the process waited > 5% of the round for a CPU)")
-    print(f"blastune.limit(1): {ours:.2f} us; threadpool_limits(1): {anchor:.0f} us ({anchor / ours:.0f}x); "
-          f"cached ThreadpoolController().limit: {cached:.2f} us ({cached / ours:.1f}x)")
+    print(
+        f"\n{args.rounds} interleaved rounds x {args.calls} calls; {disturbed} round(s) disturbed "
+        f"(the process waited > 5% of the round for a CPU)"
+    )
+    print(
+        f"blastune.limit(1): {ours:.2f} us; threadpool_limits(1): {anchor:.0f} us ({anchor / ours:.0f}x); "
+        f"cached ThreadpoolController().limit: {cached:.2f} us ({cached / ours:.1f}x)"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ library default measured the same way.
 
     python bench/limit_truth.py [--size 1000] [--seconds 1] [--limits 1,4,jobs=4] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,13 @@ def measure(spec: str, size: int, seconds: float) -> dict:
     kw = _kwargs(spec)
     ctx = blastune.limit(**kw) if kw else contextlib.nullcontext()
     with ctx:
-        reported = sorted({p["num_threads"] for p in threadpoolctl.threadpool_info()
-                           if p.get("user_api") == "blas"})
+        reported = sorted(
+            {
+                p["num_threads"]
+                for p in threadpoolctl.threadpool_info()
+                if p.get("user_api") == "blas"
+            }
+        )
         a @ a  # the pool wakes up at its new size before the timed window
         # threads a shrunk pool no longer uses spin before they sleep (OpenBLAS: 2^28 cycles,
         # about 0.1 s): let them park, or the window counts the previous limit's tail
@@ -62,9 +68,14 @@ def measure(spec: str, size: int, seconds: float) -> dict:
     used = {t: after[t] - before[t] for t in after if t in before}
     shares = sorted(((d.run_ns + d.wait_ns) / 1e9 / wall for d in used.values()), reverse=True)
     waited = sum(d.wait_ns for d in used.values()) / 1e9 / wall
-    return {"limit": spec, "reported": reported, "running": sum(s >= RUNNING_SHARE for s in shares),
-            "top_shares": [round(s, 2) for s in shares[:8]], "wait_cpus": round(waited, 2),
-            "gflops": round(2 * size ** 3 * products / wall / 1e9, 1)}
+    return {
+        "limit": spec,
+        "reported": reported,
+        "running": sum(s >= RUNNING_SHARE for s in shares),
+        "top_shares": [round(s, 2) for s in shares[:8]],
+        "wait_cpus": round(waited, 2),
+        "gflops": round(2 * size**3 * products / wall / 1e9, 1),
+    }
 
 
 def main():
@@ -75,23 +86,46 @@ def main():
     ap.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     args = ap.parse_args()
     if not available():
-        raise SystemExit("no per-thread schedstat in this kernel (/proc/self/task/*/schedstat): "
-                         "nothing to count")
+        raise SystemExit(
+            "no per-thread schedstat in this kernel (/proc/self/task/*/schedstat): nothing to count"
+        )
     cpu = blastune.cpu_info()
     rows = [measure(spec, args.size, args.seconds) for spec in args.limits.split(",")]
     if args.json:
         doc = {"usable_cores": cpu.usable_cores, "size": args.size, "rows": rows}
         print(json.dumps(doc, indent=2))
         return
-    print(f"dgemm {args.size}x{args.size} for {args.seconds:g} s per limit on {cpu.usable_cores} "
-          "usable cores; "
-          f"a thread runs when it was runnable >= {RUNNING_SHARE:.0%} of the wall time")
-    table = [[r["limit"], ",".join(map(str, r["reported"])), r["running"],
-              " ".join(f"{s:.2f}" for s in r["top_shares"]), f"{r['wait_cpus']:.2f}", r["gflops"]]
-             for r in rows]
-    print(tabulate(table, headers=["limit", "library says", "threads running",
-                                   "busiest threads (runnable/wall)", "waiting (CPUs)", "GFLOP/s"],
-                   tablefmt="github", disable_numparse=True))
+    print(
+        f"dgemm {args.size}x{args.size} for {args.seconds:g} s per limit on {cpu.usable_cores} "
+        "usable cores; "
+        f"a thread runs when it was runnable >= {RUNNING_SHARE:.0%} of the wall time"
+    )
+    table = [
+        [
+            r["limit"],
+            ",".join(map(str, r["reported"])),
+            r["running"],
+            " ".join(f"{s:.2f}" for s in r["top_shares"]),
+            f"{r['wait_cpus']:.2f}",
+            r["gflops"],
+        ]
+        for r in rows
+    ]
+    print(
+        tabulate(
+            table,
+            headers=[
+                "limit",
+                "library says",
+                "threads running",
+                "busiest threads (runnable/wall)",
+                "waiting (CPUs)",
+                "GFLOP/s",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ gets usable_cores // K threads. Anchor: the default layout, measured in the same
 
     python bench/oversubscription.py [--procs K] [--size 300] [--calls 400]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,16 @@ else:
 
 
 def run_layout(procs, size, calls, jobs):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    }
     t0 = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, "-c", WORKER, str(size), str(calls), str(jobs)], env=env)
-                for _ in range(procs)]
+    children = [
+        subprocess.Popen([sys.executable, "-c", WORKER, str(size), str(calls), str(jobs)], env=env)
+        for _ in range(procs)
+    ]
     codes = [c.wait() for c in children]
     if any(codes):
         raise SystemExit(f"a worker failed: exit codes {codes}")
@@ -62,15 +68,36 @@ def main():
         default.append(run_layout(k, args.size, args.calls, 0))
         limited.append(run_layout(k, args.size, args.calls, k))
     d, lim = sorted(default)[len(default) // 2], sorted(limited)[len(limited) // 2]
-    flops = 2 * args.size ** 3 * args.calls * k
-    rows = [[f"{k} procs x library default ({cores} threads each)", f"{d:.2f}", f"{flops / d / 1e9:.1f}", "1.00x"],
-            [f"{k} procs x blastune.limit(jobs={k}) ({per} thread each)", f"{lim:.2f}", f"{flops / lim / 1e9:.1f}",
-             f"{d / lim:.2f}x"]]
-    print(f"{k} processes x {args.calls} products of {args.size}x{args.size} float64 on {cores} usable cores, "
-          f"median of {args.rounds} rounds")
-    print(tabulate(rows, headers=["layout", "wall s", "GFLOP/s", "speed-up"], tablefmt="github",
-                   disable_numparse=True))
-    print(f"\nanchor (default threads) {d:.2f} s; limit(jobs={k}) {lim:.2f} s -> {d / lim:.1f}x faster")
+    flops = 2 * args.size**3 * args.calls * k
+    rows = [
+        [
+            f"{k} procs x library default ({cores} threads each)",
+            f"{d:.2f}",
+            f"{flops / d / 1e9:.1f}",
+            "1.00x",
+        ],
+        [
+            f"{k} procs x blastune.limit(jobs={k}) ({per} thread each)",
+            f"{lim:.2f}",
+            f"{flops / lim / 1e9:.1f}",
+            f"{d / lim:.2f}x",
+        ],
+    ]
+    print(
+        f"{k} processes x {args.calls} products of {args.size}x{args.size} float64 on {cores} usable cores, "
+        f"median of {args.rounds} rounds"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=["layout", "wall s", "GFLOP/s", "speed-up"],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+    )
+    print(
+        f"\nanchor (default threads) {d:.2f} s; limit(jobs={k}) {lim:.2f} s -> {d / lim:.1f}x faster"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ disturbed, and the "others' CPU" column says how much they took.
 
     python bench/pinning.py [--size 300] [--calls 600] [--rounds 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,16 @@ def run_pair(size: int, calls: int, cpusets) -> dict:
     procs = []
     for cpus in cpusets:
         pin = (lambda c=cpus: os.sched_setaffinity(0, c)) if cpus else None
-        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(size), str(calls)], env=env,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pin))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, str(size), str(calls)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=pin,
+            )
+        )
     try:
         for p in procs:
             if p.stdout.readline().strip() != "ready":
@@ -95,9 +104,14 @@ def run_pair(size: int, calls: int, cpusets) -> dict:
     # CPU time the machine spent on anything but our two jobs while they ran
     ours = sum(r["run_ns"] for r in results) / 1e9
     others = None if busy0 is None or busy1 is None else max(0.0, (busy1 - busy0) - ours)
-    return {"wall": max(r["wall"] for r in results), "wait": sum(r["wait_ns"] for r in results) / 1e9,
-            "migrations": sum(r["migrations"] for r in results), "masks": [r["mask"] for r in results],
-            "disturbed": others is not None and others > 0.05 * elapsed, "others_wait": others}  # CPU s
+    return {
+        "wall": max(r["wall"] for r in results),
+        "wait": sum(r["wait_ns"] for r in results) / 1e9,
+        "migrations": sum(r["migrations"] for r in results),
+        "masks": [r["mask"] for r in results],
+        "disturbed": others is not None and others > 0.05 * elapsed,
+        "others_wait": others,
+    }  # CPU s
 
 
 def main():
@@ -111,8 +125,10 @@ def main():
     args = ap.parse_args()
     topo = read_topology()
     sets = [s.cpus for s in plan_layout(2, topo)]
-    print(f"machine: {topo.summary()}; pinned layout: {[s for s in sets]}; "
-          f"{args.rounds} rounds of 2 jobs x {args.calls} products {args.size}x{args.size}, 1 thread each")
+    print(
+        f"machine: {topo.summary()}; pinned layout: {[s for s in sets]}; "
+        f"{args.rounds} rounds of 2 jobs x {args.calls} products {args.size}x{args.size}, 1 thread each"
+    )
     modes = {"unpinned": [None, None], "pinned": sets}
     got = {m: [] for m in modes}
     for r in range(args.rounds):
@@ -124,17 +140,41 @@ def main():
         med = {k: statistics.median(x[k] for x in runs) for k in ("wall", "wait", "migrations")}
         spread = max(x["wall"] for x in runs) - min(x["wall"] for x in runs)
         disturbed = sum(x["disturbed"] for x in runs)
-        rows.append([m, f"{med['wall']:.3f}", f"{spread:.3f}", f"{1000 * med['wait']:.1f}",
-                     f"{med['migrations']:.0f}", f"{disturbed}/{len(runs)}",
-                     f"{statistics.median(x['others_wait'] or 0 for x in runs):.2f}", " ".join(runs[0]["masks"])])
-    print(tabulate(rows, ["mode", "wall s", "wall range s", "run-queue wait ms", "migrations",
-                          "disturbed", "others' CPU s", "CPUs of the jobs"]))
+        rows.append(
+            [
+                m,
+                f"{med['wall']:.3f}",
+                f"{spread:.3f}",
+                f"{1000 * med['wait']:.1f}",
+                f"{med['migrations']:.0f}",
+                f"{disturbed}/{len(runs)}",
+                f"{statistics.median(x['others_wait'] or 0 for x in runs):.2f}",
+                " ".join(runs[0]["masks"]),
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            [
+                "mode",
+                "wall s",
+                "wall range s",
+                "run-queue wait ms",
+                "migrations",
+                "disturbed",
+                "others' CPU s",
+                "CPUs of the jobs",
+            ],
+        )
+    )
     anchor = statistics.median(x["wall"] for x in got["unpinned"])
     pinned = statistics.median(x["wall"] for x in got["pinned"])
     print(f"\npinned / unpinned wall (median): {pinned / anchor:.3f}  (anchor: unpinned, same run)")
     if any(x["disturbed"] for runs in got.values() for x in runs):
-        print("note: pairs marked disturbed ran while other programs used the CPUs too; their wall and "
-              "wait include that competition (medians over wall, wait, migrations; all figures as measured)")
+        print(
+            "note: pairs marked disturbed ran while other programs used the CPUs too; their wall and "
+            "wait include that competition (medians over wall, wait, migrations; all figures as measured)"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ other load, and is marked so rather than trusted.
 
     python bench/sweep_fidelity.py [--size 2000] [--rounds 7] [--calls 10] [--budgets 15,60]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,14 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--calls", type=int, default=10, help="calls per anchor round")
-    ap.add_argument("--budgets", default="", help="comma-separated --budget values to time whole sweeps at")
+    ap.add_argument(
+        "--budgets", default="", help="comma-separated --budget values to time whole sweeps at"
+    )
     args = ap.parse_args(argv)
 
     import blastune
     from blastune.measure.ops import OPS
-    from blastune.measure.sweep.core import sweep
+    from blastune.measure.sweep.entry import sweep
     from tabulate import tabulate
 
     prepared = OPS["dot"].prepare(args.size, "float64", "numpy")  # the very inputs the sweep builds
@@ -55,18 +58,44 @@ def main(argv=None) -> int:
             p = res.points[0]
             anchors.append(t_bare)
             sweeps.append(p["median_s"])
-            rows.append([r, f"{t_bare * 1e3:.2f}", f"{p['median_s'] * 1e3:.2f}", p["repeats"],
-                         f"{p['spread']:.2%}" if p["spread"] is not None else "-",
-                         "-" if p.get("wait_pct") is None else f"{p['wait_pct']:.1f}%" + (" disturbed" if p["contended"] else ""),
-                         f"{p['median_s'] / t_bare:.4f}"])
+            rows.append(
+                [
+                    r,
+                    f"{t_bare * 1e3:.2f}",
+                    f"{p['median_s'] * 1e3:.2f}",
+                    p["repeats"],
+                    f"{p['spread']:.2%}" if p["spread"] is not None else "-",
+                    "-"
+                    if p.get("wait_pct") is None
+                    else f"{p['wait_pct']:.1f}%" + (" disturbed" if p["contended"] else ""),
+                    f"{p['median_s'] / t_bare:.4f}",
+                ]
+            )
     anchor, measured = statistics.median(anchors), statistics.median(sweeps)
     ratio = measured / anchor
-    print(f"dot {args.size}x{args.size} float64, 1 thread, {args.rounds} alternating rounds "
-          f"(anchor: {args.calls} bare perf_counter calls per round)")
-    print(tabulate(rows, headers=["round", "bare loop ms", "sweep ms", "sweep repeats", "sweep spread",
-                                  "wait", "sweep / bare"], disable_numparse=True))
+    print(
+        f"dot {args.size}x{args.size} float64, 1 thread, {args.rounds} alternating rounds "
+        f"(anchor: {args.calls} bare perf_counter calls per round)"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "round",
+                "bare loop ms",
+                "sweep ms",
+                "sweep repeats",
+                "sweep spread",
+                "wait",
+                "sweep / bare",
+            ],
+            disable_numparse=True,
+        )
+    )
     gflops = 2 * args.size**3 / measured / 1e9
-    print(f"\nmedian of rounds: bare {anchor * 1e3:.2f} ms, sweep {measured * 1e3:.2f} ms ({gflops:.1f} GFLOP/s)")
+    print(
+        f"\nmedian of rounds: bare {anchor * 1e3:.2f} ms, sweep {measured * 1e3:.2f} ms ({gflops:.1f} GFLOP/s)"
+    )
     verdict = "within" if abs(ratio - 1) <= 0.01 else "OUTSIDE"
     print(f"ratio sweep / bare = {ratio:.4f} ({verdict} the 1% goal)")
     if args.budgets:
@@ -87,20 +116,61 @@ def budget_table(budgets) -> None:
     rows = []
     for b in budgets:
         t0 = time.perf_counter()
-        r = subprocess.run([*base, "sweep", "--op", "all", "--size", "500,1000", "--threads", "1,2", "-b", str(b),
-                            "--json"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                *base,
+                "sweep",
+                "--op",
+                "all",
+                "--size",
+                "500,1000",
+                "--threads",
+                "1,2",
+                "-b",
+                str(b),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t0
         doc = json.loads(r.stdout)
         pts = doc["points"]
         longest = max(p["elapsed_s"] for p in pts)
         measuring = sum(p["elapsed_s"] for p in pts)
-        rows.append([f"{b:g}", f"{wall:.1f}", f"{measuring:.1f}", f"{longest:.1f}", len(pts),
-                     len(doc.get("not_measured", [])), doc["status"],
-                     "yes" if measuring <= b + longest else "NO",
-                     sum(1 for p in pts if p.get("contended"))])
-    print("\nwhole sweeps: --op all --size 500,1000 --threads 1,2 (12 ops x 2 sizes x 2 thread counts = 48 points; the budget counts from the first point)")
-    print(tabulate(rows, headers=["-b", "wall s", "measuring s", "longest point s", "points", "not measured",
-                                  "status", "within b + 1 point", "contended"], disable_numparse=True))
+        rows.append(
+            [
+                f"{b:g}",
+                f"{wall:.1f}",
+                f"{measuring:.1f}",
+                f"{longest:.1f}",
+                len(pts),
+                len(doc.get("not_measured", [])),
+                doc["status"],
+                "yes" if measuring <= b + longest else "NO",
+                sum(1 for p in pts if p.get("contended")),
+            ]
+        )
+    print(
+        "\nwhole sweeps: --op all --size 500,1000 --threads 1,2 (12 ops x 2 sizes x 2 thread counts = 48 points; the budget counts from the first point)"
+    )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "-b",
+                "wall s",
+                "measuring s",
+                "longest point s",
+                "points",
+                "not measured",
+                "status",
+                "within b + 1 point",
+                "contended",
+            ],
+            disable_numparse=True,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ oversubscribing the cores.
 
 The library returns plain data (dataclasses with ``to_dict()``); the ``blastune`` CLI only renders it.
 """
+
 from __future__ import annotations
 
 __version__ = "0.3.0"
@@ -17,8 +18,8 @@ _LAZY = {
     "cpu_info": ("blastune.facts.cpu", "cpu_info"),
     "thread_env": ("blastune.facts.environment", "thread_env"),
     "render_exports": ("blastune.control.exports", "render_exports"),
-    "sweep": ("blastune.measure.sweep.core", "sweep"),
-    "jobs": ("blastune.measure.jobs.core", "run_jobs"),
+    "sweep": ("blastune.measure.sweep.entry", "sweep"),
+    "jobs": ("blastune.measure.jobs.entry", "run_jobs"),
     "recommend": ("blastune.advise.recommend", "recommend"),
     "doctor": ("blastune.advise.doctor.report", "doctor"),
     "processes": ("blastune.facts.census", "processes"),

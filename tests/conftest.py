@@ -1,4 +1,5 @@
 """Shared test helpers: run real child processes, optionally against a real BLAS of the matrix."""
+
 from __future__ import annotations
 
 import os
@@ -25,12 +26,22 @@ REPO = Path(__file__).resolve().parent.parent
 MATRIX_ROOT = Path(os.environ.get("BLASMATRIX_ROOT", "/tmp/blasmatrix"))
 WITH_BLAS = MATRIX_ROOT / "with-blas"
 MATRIX_PYTHON = MATRIX_ROOT / "venv" / "bin" / "python"
-VARIANTS = ("openblas-pthread", "openblas-openmp", "blis-pthread", "blis-openmp", "atlas", "reference", "mkl")
+VARIANTS = (
+    "openblas-pthread",
+    "openblas-openmp",
+    "blis-pthread",
+    "blis-openmp",
+    "atlas",
+    "reference",
+    "mkl",
+)
 
 # Some machines set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE because older OpenBLAS builds crash
 # without them there. Tests never change them; a test expecting a clean doctor report must allow
 # the finding doctor rightly makes about an ambient coretype.
-AMBIENT_OPENBLAS_TUNING = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+AMBIENT_OPENBLAS_TUNING = {
+    k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ
+}
 
 
 def allowed_ambient_warnings() -> set[str]:
@@ -47,8 +58,13 @@ def child_env(extra=None, threads: int | None = 1) -> dict:
     """The environment for a child: repo importable; BLAS threads pinned unless the test is about them."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                 "GOTO_NUM_THREADS"):
+    for name in (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "BLIS_NUM_THREADS",
+        "GOTO_NUM_THREADS",
+    ):
         env.pop(name, None)
     if threads is not None:
         env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
@@ -62,8 +78,14 @@ def run_python(code: str, variant: str | None = None, env=None, timeout: float =
         cmd = [sys.executable, "-c", code]
     else:
         cmd = [str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-c", code]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env=env if env is not None else child_env(), **kw)
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env if env is not None else child_env(),
+        **kw,
+    )
 
 
 BLASTUNE = shutil.which("blastune")
@@ -80,9 +102,15 @@ def blastune_env(tmp_path, **extra) -> dict:
 
 def run_blastune(args, tmp_path, **extra):
     """The installed console script with ``args`` in ``tmp_path``, no stdin; -> CompletedProcess."""
-    return subprocess.run([BLASTUNE, *map(str, args)], capture_output=True, text=True, timeout=300,
-                          env=blastune_env(tmp_path, **extra), cwd=tmp_path,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [BLASTUNE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=blastune_env(tmp_path, **extra),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 Importable by worker processes: the tests put this directory on sys.path (spawned workers inherit it)
 or on PYTHONPATH (for the installed ``blastune`` script).
 """
+
 import json
 import os
 

@@ -4,6 +4,7 @@ Data flows one way: core -> documents -> libraries -> facts -> control -> measur
 present -> integrations -> cli. A module may import from its own layer and the layers below it,
 never from a layer above; and no group of modules may import each other in a cycle.
 """
+
 from __future__ import annotations
 
 import ast
@@ -12,8 +13,18 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "blastune"
 
 # Bottom to top. ``blastune.errors`` and the package root's lazy table belong to ``core``.
-LAYERS = ["core", "documents", "libraries", "facts", "control", "measure", "advise", "present",
-          "integrations", "cli"]
+LAYERS = [
+    "core",
+    "documents",
+    "libraries",
+    "facts",
+    "control",
+    "measure",
+    "advise",
+    "present",
+    "integrations",
+    "cli",
+]
 
 
 def module_name(path: Path) -> str:
@@ -37,13 +48,18 @@ def imports(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("blastune")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("blastune") \
-                and node.level == 0:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("blastune")
+            and node.level == 0
+        ):
             found.add(node.module)
             for a in node.names:  # ``from blastune.measure import ops`` imports a module
                 candidate = f"{node.module}.{a.name}"
-                if (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists() or \
-                        (PACKAGE.parent / candidate.replace(".", "/")).is_dir():
+                if (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists() or (
+                    PACKAGE.parent / candidate.replace(".", "/")
+                ).is_dir():
                     found.add(candidate)
     return found
 
@@ -81,9 +97,14 @@ def _closest_module(name: str, modules: set[str]) -> str | None:
 def test_no_import_cycles():
     g = graph()
     mods = set(g)
-    edges = {m: {d for d in (_closest_module(x, mods) for x in deps) if d and d != m
-                 and not m.startswith(d + ".")}  # a module importing its own package's __init__
-             for m, deps in g.items()}
+    edges = {
+        m: {
+            d
+            for d in (_closest_module(x, mods) for x in deps)
+            if d and d != m and not m.startswith(d + ".")
+        }  # a module importing its own package's __init__
+        for m, deps in g.items()
+    }
     # package __init__ files that only re-export are edges too; a cycle through them still counts
     cycles, state, stack = [], {}, []
 
@@ -92,7 +113,7 @@ def test_no_import_cycles():
         stack.append(m)
         for d in sorted(edges[m]):
             if state.get(d) == 1:
-                cycles.append(stack[stack.index(d):] + [d])
+                cycles.append(stack[stack.index(d) :] + [d])
             elif d not in state:
                 visit(d)
         stack.pop()
@@ -106,6 +127,8 @@ def test_no_import_cycles():
 
 def test_the_checker_sees_a_violation():
     """The contract test must be able to fail: a fake upward import is caught."""
-    assert LAYERS.index(layer_of("blastune.cli.info")) > LAYERS.index(layer_of("blastune.facts.cpu"))
+    assert LAYERS.index(layer_of("blastune.cli.info")) > LAYERS.index(
+        layer_of("blastune.facts.cpu")
+    )
     assert layer_of("blastune.facts.cpu") == "facts" and layer_of("blastune.errors") is None
     assert "blastune.facts.cpu" in imports(PACKAGE / "facts" / "info.py")

@@ -6,6 +6,7 @@ blastune command and option it calls exists in the CLI, every benchmark it calls
 the options it is given, and it refuses, before running anything, an output folder that holds
 files (nothing a user saved is written over without --force) and an option it does not know.
 """
+
 from __future__ import annotations
 
 import re
@@ -51,7 +52,7 @@ def _calls(prog: str) -> list[list[str]]:
         if prog not in words:
             continue
         expanded = []
-        for w in words[words.index(prog) + 1:]:
+        for w in words[words.index(prog) + 1 :]:
             m = re.fullmatch(r"\$\{(\w+)\[@\]\}", w)
             expanded += sorted(arrays[m.group(1)]) if m else [w]
         calls.append(expanded)
@@ -82,8 +83,9 @@ def test_every_benchmark_it_calls_exists_and_takes_its_options():
     for words in calls:
         path = REPO / "bench" / words[0].replace("$here/", "")
         assert path.is_file(), path
-        usage = subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
-                               text=True, timeout=120)
+        usage = subprocess.run(
+            [sys.executable, str(path), "--help"], capture_output=True, text=True, timeout=120
+        )
         assert usage.returncode == 0, usage.stderr
         unknown = [w for w in words[1:] if w.startswith("--") and w not in usage.stdout]
         assert not unknown, f"{path.name} has no {unknown}"
@@ -92,8 +94,9 @@ def test_every_benchmark_it_calls_exists_and_takes_its_options():
 def test_it_refuses_a_folder_with_files_and_an_unknown_option(tmp_path):
     kept = tmp_path / "SUMMARY.md"
     kept.write_text("a colleague's results\n")
-    res = subprocess.run([BASH, str(SCRIPT), "--quick", str(tmp_path)], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [BASH, str(SCRIPT), "--quick", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 2 and "not empty" in res.stderr and "--force" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "==" not in res.stderr  # nothing ran
     assert kept.read_text() == "a colleague's results\n" and sorted(tmp_path.iterdir()) == [kept]

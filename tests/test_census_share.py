@@ -5,6 +5,7 @@ a 64-thread BLAS process whose threads each waited a harmless 0.1 % of their tim
 kernel threads) passed that on a 128-core node. The figures below are what
 ``/proc/PID/task/*/schedstat`` gives over a 1 s interval for processes of 1 to 128 threads.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -5,6 +5,7 @@ The two "must show" cases run real sweeps through the installed console script. 
 tests run on is shared: a point disturbed on either side is "not trusted" (never "faster"), and a
 test that needs quiet points skips, saying why, when other programs keep the CPUs busy.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,16 +28,19 @@ runner = CliRunner()
 
 def _strict_json(text: str):
     """json.loads accepts Infinity and NaN; a JSON parser elsewhere does not."""
+
     def refuse(name):
         raise ValueError(f"not JSON: {name}")
+
     return json.loads(text, parse_constant=refuse)
 
 
 def _blastune(args, tmp_path, threads=None, timeout=600):
     env = child_env(threads=threads)
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    return subprocess.run(["blastune", *args], capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=tmp_path)
+    return subprocess.run(
+        ["blastune", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path
+    )
 
 
 def _machine_busy() -> str | None:
@@ -52,8 +56,9 @@ def _machine_busy() -> str | None:
 
 # --- the statistics ------------------------------------------------------------------------------------
 
+
 def test_exact_limits_and_holm():
-    assert min_p_value(3, 3) == pytest.approx(0.1)            # 2 / C(6, 3)
+    assert min_p_value(3, 3) == pytest.approx(0.1)  # 2 / C(6, 3)
     assert min_p_value(5, 5) == pytest.approx(2 / 252)
     assert repeats_needed(1) == 4 and repeats_needed(8) == 6  # 2/C(12,6) = 0.0022 < 0.05/8
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
@@ -83,19 +88,33 @@ def test_verdicts_on_a_real_0_1_0_sweep(tmp_path):
     two = [p for p in base["points"] if p["op"] == "dot" and p["size"] == 100]
     one = {**base, "points": two[:1]}
     # one point, twice as fast, 5 samples a side: faster (no other point shares the correction)
-    c = compare(_write(tmp_path, "one_a.json", _scaled(one, 1.0)), _write(tmp_path, "one_b.json", _scaled(one, 0.5)))
+    c = compare(
+        _write(tmp_path, "one_a.json", _scaled(one, 1.0)),
+        _write(tmp_path, "one_b.json", _scaled(one, 0.5)),
+    )
     assert [r.verdict for r in c.rows] == ["faster"] and c.rows[0].p_value < 0.05
     # 4 points twice as fast: Holm over 4 still passes with 5 samples a side
-    assert {r.verdict for r in compare(a, _write(tmp_path, "fast.json", _scaled(base, 0.5))).rows} == {"faster"}
-    assert {r.verdict for r in compare(a, _write(tmp_path, "slow.json", _scaled(base, 1.5))).rows} == {"slower"}
+    assert {
+        r.verdict for r in compare(a, _write(tmp_path, "fast.json", _scaled(base, 0.5))).rows
+    } == {"faster"}
+    assert {
+        r.verdict for r in compare(a, _write(tmp_path, "slow.json", _scaled(base, 1.5))).rows
+    } == {"slower"}
     # 8% apart with every sample on one side: real, but within what two runs of one sweep differ by
     close = compare(a, _write(tmp_path, "close.json", _scaled(base, 1.08))).rows
     assert {r.verdict for r in close} == {"not significant"} and "±10%" in close[0].reason
     # 3 samples a side can never reach p < 0.05
-    few = compare(_write(tmp_path, "fa.json", _scaled(base, 1.0, 3)), _write(tmp_path, "fb.json", _scaled(base, 0.5, 3)))
-    assert {r.verdict for r in few.rows} == {"too few samples"} and "at least 4 repeats" in few.rows[0].reason
+    few = compare(
+        _write(tmp_path, "fa.json", _scaled(base, 1.0, 3)),
+        _write(tmp_path, "fb.json", _scaled(base, 0.5, 3)),
+    )
+    assert {r.verdict for r in few.rows} == {
+        "too few samples"
+    } and "at least 4 repeats" in few.rows[0].reason
     # contended on one side: not trusted, whatever the statistics say; the flags of both sides shown
-    hot = compare(a, _write(tmp_path, "hot.json", _scaled(base, 0.5, contended=True, wait_pct=37.0)))
+    hot = compare(
+        a, _write(tmp_path, "hot.json", _scaled(base, 0.5, contended=True, wait_pct=37.0))
+    )
     assert {r.verdict for r in hot.rows} == {"not trusted"}
     assert hot.rows[0].b_flags == ["contended (37% wait)"] and hot.rows[0].test_verdict == "faster"
     r = runner.invoke(app, ["compare", str(a), str(tmp_path / "hot.json")])
@@ -110,7 +129,9 @@ def test_many_points_with_few_samples_say_how_many_repeats_would_do(tmp_path):
         p["size"] = size
         pts.append(p)
     doc = {**base, "points": pts}
-    c = compare(_write(tmp_path, "a.json", _scaled(doc, 1.0)), _write(tmp_path, "b.json", _scaled(doc, 0.5)))
+    c = compare(
+        _write(tmp_path, "a.json", _scaled(doc, 1.0)), _write(tmp_path, "b.json", _scaled(doc, 0.5))
+    )
     assert {r.verdict for r in c.rows} == {"not significant"}
     assert "after Holm's correction over 8 points" in c.rows[0].reason
     assert "measure at least 6 repeats a side" in c.rows[0].reason
@@ -118,18 +139,27 @@ def test_many_points_with_few_samples_say_how_many_repeats_would_do(tmp_path):
 
 # --- the must-show cases, on real sweeps -----------------------------------------------------------------
 
-CANARY = ("import time, numpy as np\n"
-          "a = np.random.default_rng(0).standard_normal((300, 300))\n"
-          "ts = []\n"
-          "for _ in range(120):\n"
-          "    t = time.perf_counter(); a @ a; ts.append(time.perf_counter() - t)\n"
-          "print(sorted(ts)[len(ts) // 2])")
+CANARY = (
+    "import time, numpy as np\n"
+    "a = np.random.default_rng(0).standard_normal((300, 300))\n"
+    "ts = []\n"
+    "for _ in range(120):\n"
+    "    t = time.perf_counter(); a @ a; ts.append(time.perf_counter() - t)\n"
+    "print(sorted(ts)[len(ts) // 2])"
+)
 
 
 def _canary(tmp_path) -> float:
     """The machine's own speed: median of a 1-thread 300x300 product in a fresh process."""
     env = child_env(threads=1)
-    r = subprocess.run([sys.executable, "-c", CANARY], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", CANARY],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     return float(r.stdout)
 
@@ -137,11 +167,28 @@ def _canary(tmp_path) -> float:
 def _two_runs_and_verdicts(tmp_path, order=("a.json", "b.json")):
     canaries = [_canary(tmp_path)]
     for name in order:
-        p = _blastune(["sweep", "--op", "dot,inv", "--size", "200,400", "--threads", "1,2", "-b", "8",
-                       "--out", name, "--force"], tmp_path)
+        p = _blastune(
+            [
+                "sweep",
+                "--op",
+                "dot,inv",
+                "--size",
+                "200,400",
+                "--threads",
+                "1,2",
+                "-b",
+                "8",
+                "--out",
+                name,
+                "--force",
+            ],
+            tmp_path,
+        )
         assert p.returncode == 0, p.stderr
         canaries.append(_canary(tmp_path))
-    r = _blastune(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json"], tmp_path)
+    r = _blastune(
+        ["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json"], tmp_path
+    )
     assert r.returncode == 0, r.stderr
     rows = _strict_json(r.stdout)["rows"]
     assert len(rows) == 8
@@ -168,14 +215,18 @@ def test_two_quiet_runs_of_the_same_sweep_are_not_significant_anywhere(tmp_path)
         pytest.skip(busy)
     judged, verdicts, drift, rows = _two_runs_and_verdicts(tmp_path)
     if drift > 0.05:
-        pytest.skip(f"the machine's own speed drifted {drift:.0%} during the runs (canary): not a quiet machine")
+        pytest.skip(
+            f"the machine's own speed drifted {drift:.0%} during the runs (canary): not a quiet machine"
+        )
     if not judged:
         pytest.skip(f"every point was disturbed by other programs: {verdicts}")
     different = {(k, v) for k, v in judged.items() if v != "not significant"}
     if different:
         again, _, drift2, rows2 = _two_runs_and_verdicts(tmp_path, order=("b.json", "a.json"))
         if drift2 > 0.05:
-            pytest.skip(f"the machine's own speed drifted {drift2:.0%} during the second pair (canary)")
+            pytest.skip(
+                f"the machine's own speed drifted {drift2:.0%} during the second pair (canary)"
+            )
         different &= {(k, v) for k, v in again.items() if v != "not significant"}
         rows = [rows, rows2]
     assert not different, (different, rows)
@@ -188,10 +239,28 @@ def test_two_threads_are_significantly_faster_than_one_at_dot_2000(tmp_path):
     if usable_cores()[0] < 2:
         pytest.skip("needs 2 usable cores")
     for t in ("1", "2"):
-        p = _blastune(["sweep", "--op", "dot", "--size", "2000", "--threads", t, "--min-repeats", "6", "-b", "6",
-                       "--out", f"t{t}.json"], tmp_path)
+        p = _blastune(
+            [
+                "sweep",
+                "--op",
+                "dot",
+                "--size",
+                "2000",
+                "--threads",
+                t,
+                "--min-repeats",
+                "6",
+                "-b",
+                "6",
+                "--out",
+                f"t{t}.json",
+            ],
+            tmp_path,
+        )
         assert p.returncode == 0, p.stderr
-    r = _blastune(["compare", "t1.json", "t2.json", "--match", "op,lib,size,dtype", "--json"], tmp_path)
+    r = _blastune(
+        ["compare", "t1.json", "t2.json", "--match", "op,lib,size,dtype", "--json"], tmp_path
+    )
     assert r.returncode == 0, r.stderr
     (row,) = _strict_json(r.stdout)["rows"]
     assert (row["threads"], row["b_threads"]) == (1, 2)
@@ -208,10 +277,30 @@ def test_two_threads_are_significantly_faster_than_one_at_dot_2000(tmp_path):
 
 # --- jobs files ----------------------------------------------------------------------------------------
 
+
 def test_two_real_jobs_files_and_json_without_infinity(tmp_path):
     for name in ("a.json", "b.json"):
-        p = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "20", "--layouts", "serial:1x1,process:2x1",
-                       "-r", "4", "-q", "--no-save-profile", "--out", name], tmp_path, threads=1)
+        p = _blastune(
+            [
+                "jobs",
+                "--op",
+                "dot",
+                "--size",
+                "32",
+                "--tasks",
+                "20",
+                "--layouts",
+                "serial:1x1,process:2x1",
+                "-r",
+                "4",
+                "-q",
+                "--no-save-profile",
+                "--out",
+                name,
+            ],
+            tmp_path,
+            threads=1,
+        )
         assert p.returncode == 0, p.stderr
     r = _blastune(["compare", "a.json", "b.json", "--json"], tmp_path)
     d = _strict_json(r.stdout)
@@ -232,6 +321,7 @@ def test_two_real_jobs_files_and_json_without_infinity(tmp_path):
 
 # --- one line, exit 2 ----------------------------------------------------------------------------------
 
+
 def test_bad_inputs_are_one_line_exit_2(tmp_path):
     good = tmp_path / "good.json"
     good.write_text((V010 / "sweep.json").read_text())
@@ -239,8 +329,10 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path):
     (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (tmp_path / "jobs.json").write_text((V010 / "jobs.json").read_text())
     cases = [
-        (["latin1.json", "good.json"], "not UTF-8"), (["good.json", "latin1.json"], "not UTF-8"),
-        (["deep.json", "good.json"], "nested too deeply"), (["good.json", "deep.json"], "nested too deeply"),
+        (["latin1.json", "good.json"], "not UTF-8"),
+        (["good.json", "latin1.json"], "not UTF-8"),
+        (["deep.json", "good.json"], "nested too deeply"),
+        (["good.json", "deep.json"], "nested too deeply"),
         (["good.json", "jobs.json"], "compare two of a kind"),
         (["good.json", "good.json", "--match", "op,colour"], "invalid --match"),
         (["good.json", "good.json", "--match", "op"], "several points for dot"),
@@ -250,5 +342,7 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path):
         p = _blastune(["compare", *args], tmp_path)
         assert p.returncode == 2 and p.stderr.count("\n") == 1, (args, p.stderr)
         assert p.stderr.startswith("blastune: error: ") and msg in p.stderr, (args, p.stderr)
-        r = runner.invoke(app, ["compare", *[str(tmp_path / a) if a.endswith(".json") else a for a in args]])
+        r = runner.invoke(
+            app, ["compare", *[str(tmp_path / a) if a.endswith(".json") else a for a in args]]
+        )
         assert r.exit_code == 2 and msg in r.stderr, (args, r.stderr)

@@ -1,4 +1,5 @@
 """blastune.cpu: cgroup quotas read from real (fake) cgroup trees, usable cores, SIMD level, peak basis."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,14 @@ import subprocess
 
 import pytest
 
-from blastune.facts.cpu import CgroupQuota, cgroup_quota, cpu_info, parse_cpuinfo, simd_level, usable_cores
+from blastune.facts.cpu import (
+    CgroupQuota,
+    cgroup_quota,
+    cpu_info,
+    parse_cpuinfo,
+    simd_level,
+    usable_cores,
+)
 from tests.conftest import child_env
 
 
@@ -19,6 +27,7 @@ def write(path, text):
 
 
 # ---------------------------------------------------------------- cgroup v2
+
 
 def v2_tree(root, limits):
     """A unified hierarchy under ``root``; ``limits`` maps a cgroup path to its cpu.max line."""
@@ -88,11 +97,20 @@ def test_v1_inside_a_container_sees_its_cgroup_at_the_mount_root(tmp_path):
 def test_v1_parent_quota_binds_an_unlimited_child(tmp_path):
     # issue 11 item 8: a Slurm job or systemd slice limited to 1 core, our own cgroup unlimited
     base = tmp_path / "cpu,cpuacct"
-    for rel, quota in (("", "-1"), ("slurm", "-1"), ("slurm/job_7", "100000"), ("slurm/job_7/step_0", "-1")):
+    for rel, quota in (
+        ("", "-1"),
+        ("slurm", "-1"),
+        ("slurm/job_7", "100000"),
+        ("slurm/job_7/step_0", "-1"),
+    ):
         write(base / rel / "cpu.cfs_quota_us", quota + "\n")
         write(base / rel / "cpu.cfs_period_us", "100000\n")
     q = cgroup_quota(proc_cgroup="4:cpu,cpuacct:/slurm/job_7/step_0\n", root=tmp_path)
-    assert (q.version, q.quota_cores, q.source) == (1, 1.0, str(base / "slurm" / "job_7" / "cpu.cfs_quota_us"))
+    assert (q.version, q.quota_cores, q.source) == (
+        1,
+        1.0,
+        str(base / "slurm" / "job_7" / "cpu.cfs_quota_us"),
+    )
     assert usable_cores([0, 1], q) == (1, "cgroup v1 CPU quota (1 cores)")
 
 
@@ -114,6 +132,7 @@ def test_no_cgroup_information(tmp_path):
 
 # ---------------------------------------------------------------- usable cores
 
+
 def test_usable_cores_is_the_smallest_of_affinity_and_quota():
     assert usable_cores([0, 1, 2, 3], CgroupQuota(2, 1.5, "f"))[0] == 2  # quota rounds up
     n, basis = usable_cores([0, 1, 2, 3], CgroupQuota(1, 0.2, "f"))
@@ -124,24 +143,36 @@ def test_usable_cores_is_the_smallest_of_affinity_and_quota():
 
 
 @pytest.mark.skipif(not shutil.which("taskset"), reason="taskset (util-linux) not installed")
-@pytest.mark.skipif(not shutil.which("blastune"), reason="blastune console script not on PATH (pip install -e .)")
+@pytest.mark.skipif(
+    not shutil.which("blastune"), reason="blastune console script not on PATH (pip install -e .)"
+)
 def test_taskset_affinity_is_reported_by_the_console_script():
-    out = subprocess.run(["taskset", "-c", "0", "blastune", "info", "--json"], capture_output=True, text=True,
-                         env=child_env(), timeout=120)
+    out = subprocess.run(
+        ["taskset", "-c", "0", "blastune", "info", "--json"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     cpu = json.loads(out.stdout)["cpu"]
     assert cpu["affinity"] == [0]
     assert cpu["usable_cores"] == 1
-    assert cpu["usable_basis"] in ("affinity mask", "logical cores") or "cgroup" in cpu["usable_basis"]
+    assert (
+        cpu["usable_basis"] in ("affinity mask", "logical cores") or "cgroup" in cpu["usable_basis"]
+    )
     assert cpu["logical_cores"] == os.cpu_count()
 
 
 # ---------------------------------------------------------------- SIMD, clock, peak
 
+
 def test_simd_level_table():
     assert simd_level({"sse2", "sse4_2", "avx", "avx2", "fma", "avx512f"}) == "avx512"
     assert simd_level({"sse2", "sse4_2", "avx", "avx2", "fma"}) == "avx2"
-    assert simd_level({"sse2", "sse4_2", "avx", "avx2"}) == "avx"  # AVX2 without FMA: no FMA units to count
+    assert (
+        simd_level({"sse2", "sse4_2", "avx", "avx2"}) == "avx"
+    )  # AVX2 without FMA: no FMA units to count
     assert simd_level({"fp", "asimd"}) == "neon"
     assert simd_level(set()) == "unknown"
 
@@ -173,9 +204,16 @@ def test_cpu_info_agrees_with_the_kernel():
         assert c.physical_cores == len(cores)
     if c.peak_gflops_per_core is not None:
         # the stated basis is the arithmetic that was done
-        assert c.peak_gflops_per_core == pytest.approx(c.flops_per_cycle_fp64 * c.clock_mhz / 1000, abs=0.06)
-        assert c.peak_gflops_total == pytest.approx(c.peak_gflops_per_core * c.usable_cores, rel=0.01)
-        assert f"{c.flops_per_cycle_fp64} FP64 FLOPs/cycle" in c.peak_basis and c.clock_source in c.peak_basis
+        assert c.peak_gflops_per_core == pytest.approx(
+            c.flops_per_cycle_fp64 * c.clock_mhz / 1000, abs=0.06
+        )
+        assert c.peak_gflops_total == pytest.approx(
+            c.peak_gflops_per_core * c.usable_cores, rel=0.01
+        )
+        assert (
+            f"{c.flops_per_cycle_fp64} FP64 FLOPs/cycle" in c.peak_basis
+            and c.clock_source in c.peak_basis
+        )
     assert math.isfinite(c.clock_mhz or 0.0)
 
 

@@ -4,6 +4,7 @@ Expectations are derived without blastune: which file serves a call comes from t
 module's own dynamic section and symbol tables (readelf / nm), what is loaded from /proc/self/maps,
 and thread counts, versions and threading layers from threadpoolctl.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,13 +23,17 @@ from threadpoolctl import threadpool_info
 from blastune.facts.detect import bindings, extension_file, family_of, inventory, loaded_paths
 from tests.conftest import child_env
 
-needs_binutils = pytest.mark.skipif(not (shutil.which("nm") and shutil.which("readelf")),
-                                    reason="binutils (nm, readelf) not installed")
+needs_binutils = pytest.mark.skipif(
+    not (shutil.which("nm") and shutil.which("readelf")),
+    reason="binutils (nm, readelf) not installed",
+)
 
 
 def mapped() -> list[str]:
     with open("/proc/self/maps") as f:
-        return sorted({line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6})
+        return sorted(
+            {line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6}
+        )
 
 
 def needed(path: str) -> list[str]:
@@ -37,7 +42,9 @@ def needed(path: str) -> list[str]:
 
 
 def symbols(path: str, which: str) -> set[str]:
-    out = subprocess.run(["nm", "-D", f"--{which}-only", path], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["nm", "-D", f"--{which}-only", path], capture_output=True, text=True, check=True
+    ).stdout
     return {line.split()[-1].split("@")[0] for line in out.splitlines() if line.strip()}
 
 
@@ -57,20 +64,39 @@ def serving_file_by_binutils(module, pattern: str) -> tuple[str, str]:
 
 
 def is_pip_numpy() -> bool:
-    return os.path.isdir(os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs"))
+    return os.path.isdir(
+        os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+    )
 
 
-pip_only = pytest.mark.skipif(not is_pip_numpy(), reason="numpy is not the pip wheel with bundled OpenBLAS")
+pip_only = pytest.mark.skipif(
+    not is_pip_numpy(), reason="numpy is not the pip wheel with bundled OpenBLAS"
+)
 
 
 @needs_binutils
 @pip_only
-@pytest.mark.parametrize("package,api,module,pattern,prefix", [
-    ("numpy", "blas", "numpy._core._multiarray_umath", r"(scipy_)?cblas_dgemm(64_)?", "libscipy_openblas64_"),
-    ("numpy", "lapack", "numpy.linalg._umath_linalg", r"(scipy_)?dgesv_(64_)?", "libscipy_openblas64_"),
-    ("scipy", "blas", "scipy.linalg._fblas", r"(scipy_)?dgemm_", "libscipy_openblas-"),
-    ("scipy", "lapack", "scipy.linalg._flapack", r"(scipy_)?dgesv_", "libscipy_openblas-"),
-])
+@pytest.mark.parametrize(
+    "package,api,module,pattern,prefix",
+    [
+        (
+            "numpy",
+            "blas",
+            "numpy._core._multiarray_umath",
+            r"(scipy_)?cblas_dgemm(64_)?",
+            "libscipy_openblas64_",
+        ),
+        (
+            "numpy",
+            "lapack",
+            "numpy.linalg._umath_linalg",
+            r"(scipy_)?dgesv_(64_)?",
+            "libscipy_openblas64_",
+        ),
+        ("scipy", "blas", "scipy.linalg._fblas", r"(scipy_)?dgemm_", "libscipy_openblas-"),
+        ("scipy", "lapack", "scipy.linalg._flapack", r"(scipy_)?dgesv_", "libscipy_openblas-"),
+    ],
+)
 def test_serving_file_matches_the_dynamic_section(package, api, module, pattern, prefix):
     import importlib
 
@@ -86,7 +112,11 @@ def test_serving_file_matches_the_dynamic_section(package, api, module, pattern,
 
 @pip_only
 def test_two_openblas_copies_match_threadpoolctl():
-    tp = {os.path.realpath(d["filepath"]): d for d in threadpool_info() if d["internal_api"] == "openblas"}
+    tp = {
+        os.path.realpath(d["filepath"]): d
+        for d in threadpool_info()
+        if d["internal_api"] == "openblas"
+    }
     assert len(tp) == 2, "pip numpy and pip scipy each ship one OpenBLAS"
     ours = {lib.filepath: lib for lib in inventory() if lib.vendor == "openblas"}
     assert set(ours) == set(tp)
@@ -116,9 +146,13 @@ def test_non_blas_libraries_have_no_family():
 
 def test_extension_file_does_not_import_the_package(tmp_path):
     # scipy.linalg's Python code is what makes `import scipy.linalg` slow; detection needs only the file
-    code = ("import sys, blastune.facts.detect as d; p = d.extension_file('scipy.linalg._fblas'); "
-            "print(p, 'scipy.linalg' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60)
+    code = (
+        "import sys, blastune.facts.detect as d; p = d.extension_file('scipy.linalg._fblas'); "
+        "print(p, 'scipy.linalg' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=60
+    )
     assert out.returncode == 0, out.stderr
     path, imported = out.stdout.split()
     assert os.path.realpath(path) == os.path.realpath(scipy.linalg._fblas.__file__)
@@ -141,8 +175,13 @@ print(json.dumps({"ours": {b["library"]["filepath"]: b["library"]["num_threads"]
 
 
 def run_child(**env):
-    out = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=120,
-                         env=child_env({k: v for k, v in env.items()}, threads=None))
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env({k: v for k, v in env.items()}, threads=None),
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -164,12 +203,16 @@ def test_thread_count_is_queried_live_not_read_from_env():
 
 
 def test_registering_with_threadpoolctl_keeps_its_output_plain_and_unduplicated():
-    code = ("import json, numpy, scipy.linalg, threadpoolctl, blastune\n"
-            "before = threadpoolctl.threadpool_info()\n"
-            "blastune.info()\n"
-            "after = threadpoolctl.threadpool_info()\n"
-            "print(json.dumps({'before': before, 'after': after}))\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120)
+    code = (
+        "import json, numpy, scipy.linalg, threadpoolctl, blastune\n"
+        "before = threadpoolctl.threadpool_info()\n"
+        "blastune.info()\n"
+        "after = threadpoolctl.threadpool_info()\n"
+        "print(json.dumps({'before': before, 'after': after}))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=child_env(), timeout=120
+    )
     assert r.returncode == 0, r.stderr  # json.dumps would fail on a non-plain attribute
     d = json.loads(r.stdout)
     paths = [x["filepath"] for x in d["after"]]

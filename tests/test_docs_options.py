@@ -14,6 +14,7 @@ What is read from the Markdown (fenced code blocks and `code spans`):
 Options of other programs (``sbatch``, ``srun``, ``dask``, ``docker``, ``taskset``, ``#SBATCH``, a
 user's ``python fit.py``) are left out by the word they follow.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,25 @@ from blastune.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # words after which options are another program's
-FOREIGN = {"srun", "sbatch", "#SBATCH", "dask", "docker", "taskset", "python", "pip", "apt-get",
-           "numactl", "export", "git", "mpirun", "salloc", "scontrol", "worker", "pytest"}
+FOREIGN = {
+    "srun",
+    "sbatch",
+    "#SBATCH",
+    "dask",
+    "docker",
+    "taskset",
+    "python",
+    "pip",
+    "apt-get",
+    "numactl",
+    "export",
+    "git",
+    "mpirun",
+    "salloc",
+    "scontrol",
+    "worker",
+    "pytest",
+}
 OPTION = re.compile(r"(?<![\w\-/.=$])(--[A-Za-z][\w-]*|-[A-Za-z])(?![\w-])")
 
 
@@ -51,24 +69,36 @@ def cli():
         add(name, cmd)
         for sub in getattr(cmd, "commands", {}):
             add(f"{name} {sub}", cmd.commands[sub])
-    out[""] = {"--version": "--version", "-V": "--version", "--help": "--help", "-h": "--help",
-               "--install-completion": "--install-completion",
-               "--show-completion": "--show-completion"}
+    out[""] = {
+        "--version": "--version",
+        "-V": "--version",
+        "--help": "--help",
+        "-h": "--help",
+        "--install-completion": "--install-completion",
+        "--show-completion": "--show-completion",
+    }
     return out
 
 
 CLI = cli()
 COMMANDS = sorted({k.split()[0] for k in CLI if k})
 # the commands a page is about when no nearer place names one
-PAGE_COMMANDS: dict = {"sweep.md": ["sweep", "compare"],
-                       "jobs.md": ["jobs", "recommend", "env", "profile"],
-                 "doctor.md": ["doctor", "ps"], "cluster.md": ["slurm", "env", "run"],
-                 "plots.md": ["plot", "report", "sweep"], "info.md": ["info"],
-                 "topology.md": ["layout", "env", "run"], "architecture.md": COMMANDS,
-                 "README.md": COMMANDS}
+PAGE_COMMANDS: dict = {
+    "sweep.md": ["sweep", "compare"],
+    "jobs.md": ["jobs", "recommend", "env", "profile"],
+    "doctor.md": ["doctor", "ps"],
+    "cluster.md": ["slurm", "env", "run"],
+    "plots.md": ["plot", "report", "sweep"],
+    "info.md": ["info"],
+    "topology.md": ["layout", "env", "run"],
+    "architecture.md": COMMANDS,
+    "README.md": COMMANDS,
+}
 # mentions of another program's options in prose, each with the reason it is not blastune's
-NOT_OURS = {("cluster.md", "--ntasks"): "the #SBATCH line the slurm script prints",
-            ("topology.md", "--cpuset-cpus"): "docker's option, which env --shell docker prints"}
+NOT_OURS = {
+    ("cluster.md", "--ntasks"): "the #SBATCH line the slurm script prints",
+    ("topology.md", "--cpuset-cpus"): "docker's option, which env --shell docker prints",
+}
 
 
 class Mention:
@@ -88,7 +118,7 @@ def _blastune_invocations(text: str):
             continue
         sub = m.group(2).strip()
         cmd = f"{name} {sub}" if f"{name} {sub}" in CLI else name
-        rest = text[m.end(1) if cmd == name else m.end(2):]
+        rest = text[m.end(1) if cmd == name else m.end(2) :]
         # the invocation ends at the command it runs (' -- '), a pipe, a list, a subshell, a comment
         rest = re.split(r"\s--(?:\s|$)|\||&&|;|\)|\"|`|\s#|\s>", rest)[0]
         yield cmd, OPTION.findall(rest)
@@ -152,8 +182,10 @@ def mentions():
                 if len(longs) == 1 and len(shorts) == 1 and all(c.startswith("-") for c in cell):
                     yield Mention(page.name, n, shorts[0], place, pair=longs[0])
             for span in spans:
-                if any(re.search(rf"(^|\s){re.escape(w)}(\s|$)", span) for w in FOREIGN) \
-                        and "blastune" not in span:
+                if (
+                    any(re.search(rf"(^|\s){re.escape(w)}(\s|$)", span) for w in FOREIGN)
+                    and "blastune" not in span
+                ):
                     continue
                 if span.startswith("#"):
                     continue
@@ -168,8 +200,11 @@ def mentions():
                     for o in OPTION.findall(span):
                         yield Mention(page.name, n, o, [words[0]], explicit=True)
                     continue
-                pair = re.fullmatch(r"(-[A-Za-z])/(--[\w-]+)(?:\s.*)?"
-                                    r"|(--[\w-]+)/(-[A-Za-z])(?:\s.*)?", span)
+                pair = re.fullmatch(
+                    r"(-[A-Za-z])/(--[\w-]+)(?:\s.*)?"
+                    r"|(--[\w-]+)/(-[A-Za-z])(?:\s.*)?",
+                    span,
+                )
                 if pair:
                     if pair.group(1):
                         short, long_ = pair.group(1), pair.group(2)
@@ -226,8 +261,11 @@ def test_readme_shared_short_options_table():
         longs = [o for o in longs if o.startswith("--")]
         assert len(shorts) == len(longs), row
         # 'all / blastune' pairs '-h', '-V' one to one; else every short goes with every command
-        wheres = [w.strip() for w in where.split(" / ")] if len(where.split(" / ")) == len(shorts) \
+        wheres = (
+            [w.strip() for w in where.split(" / ")]
+            if len(where.split(" / ")) == len(shorts)
             else [where] * len(shorts)
+        )
         for short, long_, place in zip(shorts, longs, wheres):
             listed = [w.strip() for w in place.split(" (")[0].split(",")]
             cmds = [c for c in listed if c in CLI] + ([""] if place == "blastune" else [])
@@ -238,20 +276,24 @@ def test_readme_shared_short_options_table():
             assert cmds, row
             for c in cmds:
                 if CLI[c].get(short) != long_:
-                    problems.append(f"README: {short} documented as {long_} in '{c}', "
-                                    f"is {CLI[c].get(short)}")
+                    problems.append(
+                        f"README: {short} documented as {long_} in '{c}', is {CLI[c].get(short)}"
+                    )
             if place != "all" and "every command" not in place:  # every command having it listed
                 having = {c.split()[0] for c in CLI if c and short in CLI[c]}
                 if having - set(cmds):
-                    problems.append(f"README: {short} is also in {sorted(having - set(cmds))}, "
-                                    "not listed")
+                    problems.append(
+                        f"README: {short} is also in {sorted(having - set(cmds))}, not listed"
+                    )
     assert not problems, "\n".join(problems)
 
 
 def test_the_check_catches_the_old_sweep_options():
     # what docs/sweep.md said before 0.2.x: `--op`, `-o` and `--size`, `-n`
-    old = [Mention("sweep.md", 21, "-o", ["sweep", "compare"], pair="--op"),
-           Mention("sweep.md", 22, "-n", ["sweep", "compare"], pair="--size"),
-           Mention("x.md", 1, "--nope", ["sweep"], explicit=True)]
+    old = [
+        Mention("sweep.md", 21, "-o", ["sweep", "compare"], pair="--op"),
+        Mention("sweep.md", 22, "-n", ["sweep", "compare"], pair="--size"),
+        Mention("x.md", 1, "--nope", ["sweep"], explicit=True),
+    ]
     assert all(problem(m) for m in old)
     assert problem(Mention("sweep.md", 23, "-t", ["sweep"], pair="--threads")) is None

@@ -4,6 +4,7 @@ installed ``blastune doctor --json`` or ``blastune.doctor()`` must report it wit
 The BLAS-build conditions (reference, ATLAS, BLIS, OpenMP OpenBLAS, a crashing OPENBLAS_CORETYPE)
 are in test_doctor_matrix.py.
 """
+
 from __future__ import annotations
 
 import ctypes.util
@@ -21,8 +22,14 @@ from typer.testing import CliRunner
 
 from blastune.cli import app
 from blastune.facts.cpu import cpu_info
-from blastune.advise.doctor.report import (Context, DoctorReport, Finding, all_checks,
-                                           build_context, run_checks)
+from blastune.advise.doctor.report import (
+    Context,
+    DoctorReport,
+    Finding,
+    all_checks,
+    build_context,
+    run_checks,
+)
 from blastune.advise.doctor.topology_checks import check_smt_as_cores
 from blastune.advise.doctor.probe import run_probe
 from tests.conftest import AMBIENT_OPENBLAS_TUNING, allowed_ambient_warnings, child_env, run_python
@@ -34,7 +41,9 @@ USABLE = len(os.sched_getaffinity(0))
 def run_doctor(*args, extra=None, threads=1, prefix=()):
     """The installed console script in a child with the given environment; -> (rc, report, stderr)."""
     cmd = [*prefix, BLASTUNE, "doctor", "--json", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=child_env(extra, threads))
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=120, env=child_env(extra, threads)
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
@@ -47,7 +56,9 @@ def severities(report, check_id):
     return {f["severity"] for f in by_id(report, check_id)}
 
 
-pytestmark = pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH (pip install -e .)")
+pytestmark = pytest.mark.skipif(
+    not BLASTUNE, reason="the blastune console script is not on PATH (pip install -e .)"
+)
 
 
 def test_clean_environment_runs_every_check_and_exits_0():
@@ -63,9 +74,17 @@ def test_clean_environment_runs_every_check_and_exits_0():
 
 
 def test_values_that_are_not_positive_integers_are_errors():
-    rc, report, _ = run_doctor(extra={"OPENBLAS_NUM_THREADS": "two", "OMP_NUM_THREADS": "0",
-                                      "MKL_NUM_THREADS": "-3", "BLIS_NUM_THREADS": ""})
-    bad = {f["finding"].split("=")[0] for f in by_id(report, "env-integer") if f["severity"] == "error"}
+    rc, report, _ = run_doctor(
+        extra={
+            "OPENBLAS_NUM_THREADS": "two",
+            "OMP_NUM_THREADS": "0",
+            "MKL_NUM_THREADS": "-3",
+            "BLIS_NUM_THREADS": "",
+        }
+    )
+    bad = {
+        f["finding"].split("=")[0] for f in by_id(report, "env-integer") if f["severity"] == "error"
+    }
     assert bad == {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"}
     assert all("export " in f["fix"] for f in by_id(report, "env-integer"))
     assert rc == 2
@@ -74,11 +93,20 @@ def test_values_that_are_not_positive_integers_are_errors():
 def test_only_ascii_decimal_counts_as_a_thread_count():
     # Python's int() takes '٣' (Arabic-Indic three); the C libraries do not, so it must not pass as 3
     # threads, and '0x2' is no hex two. Blanks around a number are fine (libgomp and atoi skip them).
-    rc, report, _ = run_doctor(extra={"OMP_NUM_THREADS": "\u0663", "OPENBLAS_NUM_THREADS": "0x2",
-                                      "BLIS_NUM_THREADS": " 1 "})
-    bad = {f["finding"].split("=")[0] for f in by_id(report, "env-integer") if f["severity"] == "error"}
+    rc, report, _ = run_doctor(
+        extra={
+            "OMP_NUM_THREADS": "\u0663",
+            "OPENBLAS_NUM_THREADS": "0x2",
+            "BLIS_NUM_THREADS": " 1 ",
+        }
+    )
+    bad = {
+        f["finding"].split("=")[0] for f in by_id(report, "env-integer") if f["severity"] == "error"
+    }
     assert bad == {"OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
-    assert "OMP_NUM_THREADS" not in " ".join(f["finding"] for f in by_id(report, "threads-over-cores"))
+    assert "OMP_NUM_THREADS" not in " ".join(
+        f["finding"] for f in by_id(report, "threads-over-cores")
+    )
     assert rc == 2
 
 
@@ -94,7 +122,10 @@ def test_threads_times_jobs_above_the_cores_is_a_warning_and_strict_exits_1():
     rc, report, _ = run_doctor("--jobs", "2", extra=extra, threads=None)
     (f,) = by_id(report, "threads-x-jobs")
     assert f["severity"] == "warning"
-    assert f"2 jobs x {USABLE} BLAS threads" in f["finding"] or "concurrent jobs alone exceed" in f["finding"]
+    assert (
+        f"2 jobs x {USABLE} BLAS threads" in f["finding"]
+        or "concurrent jobs alone exceed" in f["finding"]
+    )
     assert "blastune env --jobs 2" in f["fix"]
     assert rc == 0
     rc_strict, _, _ = run_doctor("--jobs", "2", "--strict", extra=extra, threads=None)
@@ -104,7 +135,9 @@ def test_threads_times_jobs_above_the_cores_is_a_warning_and_strict_exits_1():
     assert severities(report1, "threads-x-jobs") == {"ok"}
 
 
-@pytest.mark.skipif(shutil.which("taskset") is None or USABLE < 2, reason="needs taskset and 2+ CPUs")
+@pytest.mark.skipif(
+    shutil.which("taskset") is None or USABLE < 2, reason="needs taskset and 2+ CPUs"
+)
 def test_affinity_mask_smaller_than_the_thread_count():
     # taskset shrinks the affinity mask to 1 CPU; OMP_NUM_THREADS=2 asks for more than that
     rc, report, _ = run_doctor(extra={"OMP_NUM_THREADS": "2"}, prefix=("taskset", "-c", "0"))
@@ -135,11 +168,16 @@ def one_core_cgroup():
     every CPU, so the BLAS starts a thread per CPU."""
     v1, v2 = "/sys/fs/cgroup/cpu", "/sys/fs/cgroup"
     if os.path.isfile(f"{v1}/cpu.cfs_quota_us") and os.access(v1, os.W_OK):
-        path, files = f"{v1}/blastune-test-{os.getpid()}", {"cpu.cfs_quota_us": "100000", "cpu.cfs_period_us": "100000"}
+        path, files = (
+            f"{v1}/blastune-test-{os.getpid()}",
+            {"cpu.cfs_quota_us": "100000", "cpu.cfs_period_us": "100000"},
+        )
     elif _v2_cpu_enabled(v2) and os.access(v2, os.W_OK):
         path, files = f"{v2}/blastune-test-{os.getpid()}", {"cpu.max": "100000 100000"}
     else:
-        pytest.skip("no writable cgroup cpu controller (needs root and cgroup v1 cpu or v2 with cpu enabled)")
+        pytest.skip(
+            "no writable cgroup cpu controller (needs root and cgroup v1 cpu or v2 with cpu enabled)"
+        )
     try:
         os.mkdir(path)
         for name, value in files.items():
@@ -170,7 +208,9 @@ def _openmp_runtimes():
     gomp = ctypes.util.find_library("gomp")
     other = ctypes.util.find_library("omp") or ctypes.util.find_library("iomp5")
     if other is None:
-        hits = glob.glob("/usr/lib/llvm-*/lib/libomp.so*") + glob.glob(f"{sys.prefix}/lib/libiomp5.so")
+        hits = glob.glob("/usr/lib/llvm-*/lib/libomp.so*") + glob.glob(
+            f"{sys.prefix}/lib/libiomp5.so"
+        )
         other = hits[0] if hits else None
     return gomp, other
 
@@ -178,11 +218,15 @@ def _openmp_runtimes():
 def test_two_openmp_runtimes_loaded_in_the_process():
     gomp, other = _openmp_runtimes()
     if not (gomp and other):
-        pytest.skip(f"needs libgomp and libomp/libiomp5 on disk (found {gomp}, {other}): apt install libomp5")
-    code = (f"import ctypes, json; ctypes.CDLL({gomp!r}); ctypes.CDLL({other!r})\n"
-            "import blastune\n"
-            "r = blastune.doctor(probe=False)\n"
-            "print(json.dumps(r.to_dict()))")
+        pytest.skip(
+            f"needs libgomp and libomp/libiomp5 on disk (found {gomp}, {other}): apt install libomp5"
+        )
+    code = (
+        f"import ctypes, json; ctypes.CDLL({gomp!r}); ctypes.CDLL({other!r})\n"
+        "import blastune\n"
+        "r = blastune.doctor(probe=False)\n"
+        "print(json.dumps(r.to_dict()))"
+    )
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
@@ -219,19 +263,24 @@ print(json.dumps(blastune.doctor(probe=False).to_dict()))
     assert "blastune.limit" in f["fix"]
 
 
-@pytest.mark.parametrize("coretype, severity, words", [
-    ("Prescott", "warning", "older kernels"),           # SSE3 kernels on any x86-64 CPU of this century
-    ("NoSuchCore", "warning", "not an OpenBLAS x86-64 kernel name"),
-    # OpenBLAS matches the name exactly but for case: with blanks it says 'Core not found' (measured)
-    (" Prescott ", "warning", "not an OpenBLAS x86-64 kernel name"),
-    ("prescott", "warning", "older kernels"),
-])
+@pytest.mark.parametrize(
+    "coretype, severity, words",
+    [
+        ("Prescott", "warning", "older kernels"),  # SSE3 kernels on any x86-64 CPU of this century
+        ("NoSuchCore", "warning", "not an OpenBLAS x86-64 kernel name"),
+        # OpenBLAS matches the name exactly but for case: with blanks it says 'Core not found' (measured)
+        (" Prescott ", "warning", "not an OpenBLAS x86-64 kernel name"),
+        ("prescott", "warning", "older kernels"),
+    ],
+)
 def test_openblas_coretype_older_or_unknown(coretype, severity, words):
     if os.uname().machine != "x86_64":
         pytest.skip("the coretype table is x86-64")
     if "OPENBLAS_L2_SIZE" in AMBIENT_OPENBLAS_TUNING:
-        pytest.skip("this machine sets OPENBLAS_L2_SIZE for its own kernels; forcing another coretype "
-                    "beside it is no test of doctor (Prescott with a foreign L2 size hangs OpenBLAS)")
+        pytest.skip(
+            "this machine sets OPENBLAS_L2_SIZE for its own kernels; forcing another coretype "
+            "beside it is no test of doctor (Prescott with a foreign L2 size hangs OpenBLAS)"
+        )
     rc, report, _ = run_doctor(extra={"OPENBLAS_CORETYPE": coretype})
     (f,) = by_id(report, "openblas-coretype")
     assert f["severity"] == severity and words in f["finding"]
@@ -261,8 +310,14 @@ def test_a_cpuset_is_counted_once_physical_cores_included():
     from blastune.facts.topology import read_topology
 
     topo = replace(read_topology(os.path.join(SYSFS, "cpuset-12-of-128")), source="/")  # as if live
-    cpu = replace(cpu_info(), logical_cores=128, physical_cores=64, usable_cores=12, smt=True,
-                  usable_basis="affinity mask")
+    cpu = replace(
+        cpu_info(),
+        logical_cores=128,
+        physical_cores=64,
+        usable_cores=12,
+        smt=True,
+        usable_basis="affinity mask",
+    )
     ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "12"}, cpu=cpu, cpu_flags=set(), topology=topo)
     assert (ctx.usable_cores, ctx.physical_cores, ctx.smt) == (12, 6, True)
     found = run_checks(ctx)
@@ -280,10 +335,13 @@ def test_a_cpuset_is_counted_once_physical_cores_included():
 
 def test_doctor_on_the_cpuset_tree_counts_the_cpuset():
     """The installed doctor on the captured cpuset: the tree's 12 CPUs and 6 cores, everywhere."""
-    env = {**child_env({"OMP_NUM_THREADS": "12"}, threads=None),
-           "BLASTUNE_SYSFS_ROOT": os.path.join(SYSFS, "cpuset-12-of-128")}
-    proc = subprocess.run([BLASTUNE, "doctor", "--json"], capture_output=True, text=True,
-                          timeout=120, env=env)
+    env = {
+        **child_env({"OMP_NUM_THREADS": "12"}, threads=None),
+        "BLASTUNE_SYSFS_ROOT": os.path.join(SYSFS, "cpuset-12-of-128"),
+    }
+    proc = subprocess.run(
+        [BLASTUNE, "doctor", "--json"], capture_output=True, text=True, timeout=120, env=env
+    )
     report = json.loads(proc.stdout)
     assert report["usable_cores"] == 12 and "cgroup cpuset 6-11,70-75" in report["usable_basis"]
     assert severities(report, "threads-over-cores") == {"ok"}
@@ -337,6 +395,7 @@ def test_probe_reports_a_signal_and_a_hang(tmp_path):
 def test_exit_status_rules():
     def report(*sev):
         return DoctorReport("s", "v", 1, 2, "x", [Finding("a", s, "f") for s in sev], None, [], {})
+
     assert report("ok", "info").exit_status() == 0
     assert report("ok", "warning").exit_status() == 0
     assert report("ok", "warning").exit_status(strict=True) == 1
@@ -361,18 +420,28 @@ def test_cli_in_process_json_and_usage_errors(monkeypatch):
 
 
 def test_jobs_zero_is_one_line_error_from_the_console_script():
-    proc = subprocess.run([BLASTUNE, "doctor", "--jobs", "0"], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [BLASTUNE, "doctor", "--jobs", "0"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("blastune: error:") and len(proc.stderr.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------- CPU pressure now (issue 12)
 
+
 def _ctx_with_pressure(text, now=None):
     from blastune.facts.schedstat import parse_pressure
 
-    return Context(jobs=1, env={}, cpu=cpu_info(), cpu_flags=set(), pressure=parse_pressure(text) if text else None,
-                   pressure_now_pct=now, pressure_window_s=1.0 if now is not None else None)
+    return Context(
+        jobs=1,
+        env={},
+        cpu=cpu_info(),
+        cpu_flags=set(),
+        pressure=parse_pressure(text) if text else None,
+        pressure_now_pct=now,
+        pressure_window_s=1.0 if now is not None else None,
+    )
 
 
 QUIET = "some avg10=0.31 avg60=0.50 avg300=0.20 total=1000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
@@ -383,9 +452,17 @@ def test_cpu_pressure_check_reads_psi_text():
     from blastune.advise.doctor.checks import check_cpu_pressure
 
     (quiet,) = check_cpu_pressure(_ctx_with_pressure(QUIET))
-    assert quiet.id == "cpu-pressure" and quiet.severity == "ok" and "0% of the last 10 s" in quiet.finding
+    assert (
+        quiet.id == "cpu-pressure"
+        and quiet.severity == "ok"
+        and "0% of the last 10 s" in quiet.finding
+    )
     (busy,) = check_cpu_pressure(_ctx_with_pressure(BUSY))
-    assert busy.severity == "info" and "46% of the last 10 s" in busy.finding and "blastune ps" in busy.fix
+    assert (
+        busy.severity == "info"
+        and "46% of the last 10 s" in busy.finding
+        and "blastune ps" in busy.fix
+    )
     # what doctor measured over its own run outranks the 10 s average
     (now,) = check_cpu_pressure(_ctx_with_pressure(QUIET, now=55.0))
     assert now.severity == "info" and "55% of the 1.0 s doctor ran" in now.finding
@@ -393,11 +470,17 @@ def test_cpu_pressure_check_reads_psi_text():
     assert none.severity == "ok" and "not available" in none.finding
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/pressure/cpu"), reason="no PSI (/proc/pressure/cpu) in this kernel")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/pressure/cpu"), reason="no PSI (/proc/pressure/cpu) in this kernel"
+)
 def test_cpu_pressure_under_a_real_burn():
     # more spinning processes than CPUs: some task always waits for a CPU while doctor runs
-    burners = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 60: pass"])
-               for _ in range(USABLE + 2)]
+    burners = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 60: pass"]
+        )
+        for _ in range(USABLE + 2)
+    ]
     try:
         time.sleep(1.0)
         rc, report, err = run_doctor("--jobs", "1")
@@ -416,8 +499,14 @@ def test_a_cpu_quota_narrows_the_cores_too():
     from blastune.facts.topology import read_topology
 
     topo = replace(read_topology(os.path.join(SYSFS, "epyc-2s64c")), source="/")
-    cpu = replace(cpu_info(), logical_cores=128, physical_cores=64, usable_cores=8, smt=True,
-                  usable_basis="cgroup v2 CPU quota (8 cores)")
+    cpu = replace(
+        cpu_info(),
+        logical_cores=128,
+        physical_cores=64,
+        usable_cores=8,
+        smt=True,
+        usable_basis="cgroup v2 CPU quota (8 cores)",
+    )
     ctx = Context(jobs=1, env={"OMP_NUM_THREADS": "8"}, cpu=cpu, cpu_flags=set(), topology=topo)
     assert (ctx.usable_cores, ctx.physical_cores) == (8, 8) and "quota" in ctx.usable_basis
     assert not [f.id for f in run_checks(ctx) if f.severity == "warning"]

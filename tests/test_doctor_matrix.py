@@ -1,5 +1,6 @@
 """blastune doctor under the real BLAS builds of the matrix: each build's own finding, exit statuses,
 and an OPENBLAS_CORETYPE that kills the BLAS with SIGILL in the probe child but not doctor itself."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,14 @@ import subprocess
 
 import pytest
 
-from tests.conftest import MATRIX_PYTHON, VARIANTS, WITH_BLAS, allowed_ambient_warnings, child_env, needs_matrix
+from tests.conftest import (
+    MATRIX_PYTHON,
+    VARIANTS,
+    WITH_BLAS,
+    allowed_ambient_warnings,
+    child_env,
+    needs_matrix,
+)
 
 pytestmark = [pytest.mark.matrix, needs_matrix]
 
@@ -78,7 +86,11 @@ def test_openmp_openblas_follows_omp_num_threads():
 def test_openmp_openblas_fix_is_a_valid_export_even_for_a_malformed_value(omp):
     extra = {"OPENBLAS_NUM_THREADS": "two"} | ({"OMP_NUM_THREADS": omp} if omp else {})
     report = json.loads(matrix_run("openblas-openmp", extra=extra).stdout)
-    fixes = [f["fix"] for f in report["findings"] if f["id"] == "openblas-openmp-env" and f["severity"] != "ok"]
+    fixes = [
+        f["fix"]
+        for f in report["findings"]
+        if f["id"] == "openblas-openmp-env" and f["severity"] != "ok"
+    ]
     assert all(re.fullmatch(r"export OMP_NUM_THREADS=[1-9][0-9]*", fix) for fix in fixes), fixes
     assert len(fixes) == (0 if omp else 1)  # ' 1 ' and 1 are the same count: no conflict to report
     assert "env-integer" in findings(report, "error")
@@ -92,14 +104,18 @@ def test_mkl_layer_that_cannot_load_ends_the_probe_not_doctor(layer, stage):
     proc = matrix_run("mkl", extra={"MKL_THREADING_LAYER": layer}, threads=1)
     report = json.loads(proc.stdout)
     (f,) = [f for f in report["findings"] if f["id"] == "blas-probe"]
-    assert f["severity"] == "error" and f"'{stage}'" in f["finding"] and "mkl" in f["finding"].lower()
+    assert (
+        f["severity"] == "error" and f"'{stage}'" in f["finding"] and "mkl" in f["finding"].lower()
+    )
     assert f["fix"].startswith("unset MKL_THREADING_LAYER")
     assert proc.returncode == 2
 
 
 def test_mkl_reads_its_variable_strictly():
     # MKL_NUM_THREADS=' 2' gives oneMKL 1 thread (libgomp and OpenBLAS would skip the blanks)
-    report = json.loads(matrix_run("mkl", extra={"MKL_NUM_THREADS": " 2"}).stdout)  # OMP_NUM_THREADS unset
+    report = json.loads(
+        matrix_run("mkl", extra={"MKL_NUM_THREADS": " 2"}).stdout
+    )  # OMP_NUM_THREADS unset
     assert "env-integer" in findings(report, "error")
     assert [lib["num_threads"] for lib in report["libraries"] if lib["vendor"] == "mkl"] == [1]
 
@@ -118,9 +134,21 @@ def test_coretype_the_cpu_lacks_kills_the_probe_not_doctor():
     by = {f["id"]: f for f in report["findings"]}
     assert by["blas-probe"]["severity"] == "error" and "SIGILL" in by["blas-probe"]["finding"]
     assert by["blas-probe"]["fix"].startswith("unset OPENBLAS_CORETYPE")
-    assert by["openblas-coretype"]["severity"] == "error" and "fma4" in by["openblas-coretype"]["finding"]
+    assert (
+        by["openblas-coretype"]["severity"] == "error"
+        and "fma4" in by["openblas-coretype"]["finding"]
+    )
     # the crash is real: the same product outside doctor dies the same way
-    plain = subprocess.run([str(WITH_BLAS), "openblas-pthread", str(MATRIX_PYTHON), "-c",
-                            "import numpy as np; a = np.ones((200, 200)); a @ a"],
-                           env=child_env({"OPENBLAS_CORETYPE": "Bulldozer"}), capture_output=True, timeout=60)
+    plain = subprocess.run(
+        [
+            str(WITH_BLAS),
+            "openblas-pthread",
+            str(MATRIX_PYTHON),
+            "-c",
+            "import numpy as np; a = np.ones((200, 200)); a @ a",
+        ],
+        env=child_env({"OPENBLAS_CORETYPE": "Bulldozer"}),
+        capture_output=True,
+        timeout=60,
+    )
     assert plain.returncode == -4

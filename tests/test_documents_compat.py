@@ -1,6 +1,7 @@
 """Documents written by 0.1.0 (tests/data/v0_1_0) still load through the typed models, and today's
 output keeps every key they had (new keys allowed, none lost). This file holds the info and doctor
 parts; sweep, jobs and profile have theirs beside their own tests."""
+
 from __future__ import annotations
 
 import json
@@ -49,12 +50,18 @@ def test_the_0_1_0_sample_loads_and_round_trips(kind, model):
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 @pytest.mark.parametrize("kind, model", [("info", InfoDocument), ("doctor", DoctorDocument)])
 def test_todays_output_keeps_every_0_1_0_key_and_loads(kind, model):
-    proc = subprocess.run([BLASTUNE, kind, "--json"], capture_output=True, text=True, timeout=180, env=child_env())
+    proc = subprocess.run(
+        [BLASTUNE, kind, "--json"], capture_output=True, text=True, timeout=180, env=child_env()
+    )
     assert proc.returncode in (0, 1, 2) and "Traceback" not in proc.stderr, proc.stderr
     today = json.loads(proc.stdout)
     old = key_paths(sample(kind))
     # a list empty in one run (warnings, notes) says nothing about its items' keys
-    lost = {p for p in old - key_paths(today) if not any(p.startswith(q + "[]") for q in _empty_lists(today))}
+    lost = {
+        p
+        for p in old - key_paths(today)
+        if not any(p.startswith(q + "[]") for q in _empty_lists(today))
+    }
     assert not lost, f"keys of 0.1.0's {kind} document missing today: {sorted(lost)}"
     doc = model.from_dict(today, f"{kind} --json")
     assert doc.to_dict() == today  # later additions kept as they came
@@ -73,12 +80,27 @@ def _empty_lists(doc, path="") -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("kind, model, where, bad, words", [
-    ("info", InfoDocument, ("cpu", "usable_cores"), "two", "cpu.usable_cores: expected a whole number"),
-    ("info", InfoDocument, ("loaded", 0, "num_threads"), True, "loaded[0].num_threads"),
-    ("doctor", DoctorDocument, ("findings", 0, "severity"), "fatal", "findings[0].severity: expected one of"),
-    ("doctor", DoctorDocument, ("jobs",), -1, "jobs: expected a whole number"),
-])
+@pytest.mark.parametrize(
+    "kind, model, where, bad, words",
+    [
+        (
+            "info",
+            InfoDocument,
+            ("cpu", "usable_cores"),
+            "two",
+            "cpu.usable_cores: expected a whole number",
+        ),
+        ("info", InfoDocument, ("loaded", 0, "num_threads"), True, "loaded[0].num_threads"),
+        (
+            "doctor",
+            DoctorDocument,
+            ("findings", 0, "severity"),
+            "fatal",
+            "findings[0].severity: expected one of",
+        ),
+        ("doctor", DoctorDocument, ("jobs",), -1, "jobs: expected a whole number"),
+    ],
+)
 def test_a_malformed_document_is_one_line_naming_the_field(kind, model, where, bad, words):
     data = sample(kind)
     node = data

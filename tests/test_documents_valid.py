@@ -2,6 +2,7 @@
 report, compare, recommend, the profile -- goes through the one validation of ``documents/``, and
 refuses in one line naming the file and the field, exit status 2; a thread count has one bound
 (``core.counts.MAX_THREADS``) everywhere. Run through the installed console script."""
+
 from __future__ import annotations
 
 import copy
@@ -42,17 +43,21 @@ def _write(tmp_path, name, doc) -> Path:
 
 # --- item 8: figures that cannot be, refused by the loader (plot/report crashed with exit 1) ----------
 
+
 def _median_1e308(d):
     d["points"][0]["median_s"] = 1e308
 
 
 @needs_script
-@pytest.mark.parametrize("command", [
-    ["plot", "{f}", "-o", "x.svg"],
-    ["report", "{f}", "-o", "x.html"],
-    ["compare", "{f}", "{f}"],
-    ["recommend", "--from", "{f}", "--no-save-profile"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plot", "{f}", "-o", "x.svg"],
+        ["report", "{f}", "-o", "x.html"],
+        ["compare", "{f}", "{f}"],
+        ["recommend", "--from", "{f}", "--no-save-profile"],
+    ],
+)
 def test_a_median_of_1e308_is_refused_by_every_reader(tmp_path, command):
     """0.2.0: plot and report died with "internal error: ValueError: 'yerr' must not contain
     negative values", exit 1; the loader and --resume took the file."""
@@ -66,10 +71,10 @@ def test_a_median_of_1e308_is_refused_by_every_reader(tmp_path, command):
 
 HOSTILE = [  # (field of points[0], value, what the message names)
     ("median_s", 1e308, "median_s"),
-    ("median_s", 5e-324, "median_s"),          # FLOP/s from it would be inf
+    ("median_s", 5e-324, "median_s"),  # FLOP/s from it would be inf
     ("max_s", 1e308, "max_s"),
-    ("q1_s", 1.0, "q1_s"),                     # above the median: quartiles out of order
-    ("q3_s", 1e-9, "median_s"),                # below the median
+    ("q1_s", 1.0, "q1_s"),  # above the median: quartiles out of order
+    ("q3_s", 1e-9, "median_s"),  # below the median
     ("min_s", 10.0, "min_s"),
     ("mean_s", 1e6, "mean_s"),
     ("samples_s", [1e308], "samples_s[0]"),
@@ -106,6 +111,7 @@ def test_the_loader_keeps_every_real_0_1_0_file():
 
 # --- item 10: hand-edited fields, refused alike by --resume and every reader ----------------------------
 
+
 def _dup(d):
     d["points"].append(copy.deepcopy(d["points"][0]))
 
@@ -113,9 +119,21 @@ def _dup(d):
 EDITS = [
     ("duplicate", _dup, "points[8]: the same point (dot, numpy, 100, float64, 1) as points[0]"),
     ("fft", lambda d: d["points"][0].update(op="fft"), "points[0].op: expected one of dot,"),
-    ("int8", lambda d: d["points"][0].update(dtype="int8"), "points[0].dtype: expected one of float32,"),
-    ("torch", lambda d: d["points"][0].update(lib="torch"), "points[0].lib: expected one of numpy, scipy"),
-    ("seed", lambda d: d["settings"].update(seed="x"), "settings.seed: expected a whole number from 0 to"),
+    (
+        "int8",
+        lambda d: d["points"][0].update(dtype="int8"),
+        "points[0].dtype: expected one of float32,",
+    ),
+    (
+        "torch",
+        lambda d: d["points"][0].update(lib="torch"),
+        "points[0].lib: expected one of numpy, scipy",
+    ),
+    (
+        "seed",
+        lambda d: d["settings"].update(seed="x"),
+        "settings.seed: expected a whole number from 0 to",
+    ),
     ("seed<0", lambda d: d["settings"].update(seed=-1), "settings.seed"),
     ("cores", lambda d: d["fingerprint"].update(usable_cores="lots"), "fingerprint.usable_cores"),
     ("cores0", lambda d: d["cpu"].update(usable_cores=0), "cpu.usable_cores"),
@@ -132,21 +150,32 @@ def test_sweep_resume_refuses_a_hand_edited_file_and_leaves_it(tmp_path, name, e
     edit(d)
     f = _write(tmp_path, "r.json", d)
     before = f.read_bytes()
-    r = _blastune(["sweep", "--resume", "-o", f, "--size", "100", "-t", "1", "-b", "1", "-q"], tmp_path)
+    r = _blastune(
+        ["sweep", "--resume", "-o", f, "--size", "100", "-t", "1", "-b", "1", "-q"], tmp_path
+    )
     _one_line_error(r, f"{f}: malformed document: {message}")
     assert f.read_bytes() == before
 
 
 @needs_script
-@pytest.mark.parametrize("command", [["plot", "{f}", "-o", "x.svg"], ["report", "{f}", "-o", "x.html"],
-                                     ["compare", "{f}", "{f}"], ["recommend", "--from", "{f}"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plot", "{f}", "-o", "x.svg"],
+        ["report", "{f}", "-o", "x.html"],
+        ["compare", "{f}", "{f}"],
+        ["recommend", "--from", "{f}"],
+    ],
+)
 def test_a_newer_schema_is_refused_by_every_reader_alike(tmp_path, command):
     """0.2.0: plot and report drew a blastune.sweep/2 file that compare and recommend refused."""
     d = _sweep()
     d["schema"] = "blastune.sweep/2"
     f = _write(tmp_path, "f.json", d)
     r = _blastune([a.format(f=f) for a in command], tmp_path)
-    _one_line_error(r, f"{f}: schema blastune.sweep/2 is not supported (this blastune reads version 1)")
+    _one_line_error(
+        r, f"{f}: schema blastune.sweep/2 is not supported (this blastune reads version 1)"
+    )
 
 
 def test_a_newer_jobs_schema_is_refused_by_the_model_itself():
@@ -175,24 +204,49 @@ def test_the_documents_vocabulary_is_measure_ops():
     from blastune.documents import common
     from blastune.measure import ops, timing
 
-    assert common.OP_NAMES == tuple(ops.OPS) and common.DTYPES == ops.DTYPES and common.LIBS == ops.LIBS
+    assert (
+        common.OP_NAMES == tuple(ops.OPS)
+        and common.DTYPES == ops.DTYPES
+        and common.LIBS == ops.LIBS
+    )
     assert common.MAX_REPEATS == timing.MAX_REPEATS
 
 
 # --- item 9: one bound for thread counts ------------------------------------------------------------
 
+
 def _profile_with_threads(tmp_path, threads: int) -> Path:
     """This machine's profile (its real fingerprint), with one entry for 2 jobs."""
-    r = subprocess.run([shutil.which("python") or "python", "-c",
-                        "import json; from blastune.control.profile import profile_fingerprint, profile_path;"
-                        "print(json.dumps([profile_fingerprint(), str(profile_path())]))"],
-                       capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+    r = subprocess.run(
+        [
+            shutil.which("python") or "python",
+            "-c",
+            "import json; from blastune.control.profile import profile_fingerprint, profile_path;"
+            "print(json.dumps([profile_fingerprint(), str(profile_path())]))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     fp, path = json.loads(r.stdout)
-    entry = {"threads": threads, "layout": "process:2x1", "reason": "hand-edited", "source": "",
-             "measured": "2026-01-01T00:00:00+00:00", "noisy": None, "extrapolated": False}
-    doc = {"schema": "blastune.profile/2", "fingerprint": fp, "created": "", "updated": "",
-           "workloads": {"op:numpy:dot:300:float64": {"label": "dot", "entries": {"2": entry}}}}
+    entry = {
+        "threads": threads,
+        "layout": "process:2x1",
+        "reason": "hand-edited",
+        "source": "",
+        "measured": "2026-01-01T00:00:00+00:00",
+        "noisy": None,
+        "extrapolated": False,
+    }
+    doc = {
+        "schema": "blastune.profile/2",
+        "fingerprint": fp,
+        "created": "",
+        "updated": "",
+        "workloads": {"op:numpy:dot:300:float64": {"label": "dot", "entries": {"2": entry}}},
+    }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(doc))
     return Path(path)
@@ -213,12 +267,19 @@ def test_a_profile_entry_of_2_to_the_31_threads_is_warned_of_and_env_falls_back(
 def test_limit_auto_never_passes_2_to_the_31_to_the_blas(tmp_path):
     """0.2.0: limit("auto", jobs=2) handed 2**31 to OpenBLAS (a C int: it arrives as garbage)."""
     _profile_with_threads(tmp_path, 2**31)
-    code = ("import warnings, blastune, numpy; warnings.simplefilter('ignore')\n"
-            "lim = blastune.limit('auto', jobs=2)\n"
-            "with lim:\n"
-            "    print(lim.n, max(blastune.get_threads().values()))\n")
-    r = subprocess.run([shutil.which("python") or "python", "-c", code], capture_output=True, text=True,
-                       timeout=120, env=_env(tmp_path))
+    code = (
+        "import warnings, blastune, numpy; warnings.simplefilter('ignore')\n"
+        "lim = blastune.limit('auto', jobs=2)\n"
+        "with lim:\n"
+        "    print(lim.n, max(blastune.get_threads().values()))\n"
+    )
+    r = subprocess.run(
+        [shutil.which("python") or "python", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     asked, got = map(int, r.stdout.split())  # the count asked of the BLAS, and what it then runs
     assert 1 <= asked <= (os.cpu_count() or 1) and 1 <= got <= (os.cpu_count() or 1), r.stdout
@@ -231,8 +292,11 @@ def test_a_thread_count_past_a_c_int_is_refused_in_every_document():
 
     d = json.loads((V010 / "jobs.json").read_text())
     d["results"][1]["layout"]["threads"] = 2**31
-    with pytest.raises(DocumentError, match=r"results\[1\]\.layout\.threads: expected a whole number from 1 "
-                                            r"to 2147483647"):
+    with pytest.raises(
+        DocumentError,
+        match=r"results\[1\]\.layout\.threads: expected a whole number from 1 "
+        r"to 2147483647",
+    ):
         JobsResult.from_dict(d, "j.json")
     s = _sweep()
     s["grid"]["threads"] = [1, 2**31]
@@ -241,6 +305,7 @@ def test_a_thread_count_past_a_c_int_is_refused_in_every_document():
 
 
 # --- plot never crashes on what the loader accepted ---------------------------------------------------
+
 
 def _numeric_leaves(d, path=()):
     if isinstance(d, dict):

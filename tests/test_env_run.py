@@ -1,4 +1,5 @@
 """`blastune env` evaluated by real shells, and `blastune run` as a real parent process."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ from blastune.facts.environment import THREAD_VARS
 from tests.conftest import child_env
 
 BLASTUNE = shutil.which("blastune")
-needs_script = pytest.mark.skipif(BLASTUNE is None, reason="blastune console script not installed (pip install .)")
+needs_script = pytest.mark.skipif(
+    BLASTUNE is None, reason="blastune console script not installed (pip install .)"
+)
 PRINT_VARS = " ".join(f"${v}" for v in THREAD_VARS)
 
 
@@ -29,17 +32,22 @@ def shell_or_skip(name):
 
 
 @needs_script
-@pytest.mark.parametrize("shell,script", [
-    ("bash", 'eval "$(blastune env -t 3)"; echo ' + PRINT_VARS),
-    ("zsh", 'eval "$(blastune env -t 3 --shell zsh)"; echo ' + PRINT_VARS),
-    ("sh", 'eval "$(blastune env -t 3 --shell sh)"; echo ' + PRINT_VARS),
-    ("fish", "blastune env -t 3 --shell fish | source; echo " + PRINT_VARS),
-    ("tcsh", "eval `blastune env -t 3 --shell tcsh`; echo " + PRINT_VARS),
-    ("csh", "eval `blastune env -t 3 --shell csh`; echo " + PRINT_VARS),
-])
+@pytest.mark.parametrize(
+    "shell,script",
+    [
+        ("bash", 'eval "$(blastune env -t 3)"; echo ' + PRINT_VARS),
+        ("zsh", 'eval "$(blastune env -t 3 --shell zsh)"; echo ' + PRINT_VARS),
+        ("sh", 'eval "$(blastune env -t 3 --shell sh)"; echo ' + PRINT_VARS),
+        ("fish", "blastune env -t 3 --shell fish | source; echo " + PRINT_VARS),
+        ("tcsh", "eval `blastune env -t 3 --shell tcsh`; echo " + PRINT_VARS),
+        ("csh", "eval `blastune env -t 3 --shell csh`; echo " + PRINT_VARS),
+    ],
+)
 def test_real_shells_evaluate_the_exports(shell, script):
     exe = shell_or_skip(shell)
-    r = subprocess.run([exe, "-c", script], capture_output=True, text=True, timeout=60, env=child_env())
+    r = subprocess.run(
+        [exe, "-c", script], capture_output=True, text=True, timeout=60, env=child_env()
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["3"] * len(THREAD_VARS)
 
@@ -47,7 +55,9 @@ def test_real_shells_evaluate_the_exports(shell, script):
 @needs_script
 def test_exports_reach_a_child_python_through_bash():
     script = 'eval "$(blastune env --jobs 2)"; python -c "import os,json; print(json.dumps(dict(os.environ)))"'
-    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env=child_env())
+    r = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=60, env=child_env()
+    )
     env = json.loads(r.stdout)
     expected = str(max(1, __import__("blastune").cpu_info().usable_cores // 2))
     assert all(env[v] == expected for v in THREAD_VARS)
@@ -55,13 +65,20 @@ def test_exports_reach_a_child_python_through_bash():
 
 @needs_script
 def test_dotenv_and_docker_forms_parse(tmp_path):
-    dotenv = subprocess.run([BLASTUNE, "env", "-t", "4", "--shell", "dotenv"], capture_output=True, text=True).stdout
+    dotenv = subprocess.run(
+        [BLASTUNE, "env", "-t", "4", "--shell", "dotenv"], capture_output=True, text=True
+    ).stdout
     f = tmp_path / ".env"
     f.write_text(dotenv)
-    r = subprocess.run(["bash", "-c", f"set -a; . {f}; echo $MKL_NUM_THREADS $OMP_NUM_THREADS"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["bash", "-c", f"set -a; . {f}; echo $MKL_NUM_THREADS $OMP_NUM_THREADS"],
+        capture_output=True,
+        text=True,
+    )
     assert r.stdout.split() == ["4", "4"]
-    docker = subprocess.run([BLASTUNE, "env", "-t", "4", "--shell", "docker"], capture_output=True, text=True).stdout
+    docker = subprocess.run(
+        [BLASTUNE, "env", "-t", "4", "--shell", "docker"], capture_output=True, text=True
+    ).stdout
     words = shlex.split(docker)
     assert words[::2] == ["-e"] * len(THREAD_VARS)
     assert words[1::2] == [f"{v}=4" for v in THREAD_VARS]
@@ -78,13 +95,21 @@ def test_powershell_and_cmd_forms():
 
 @needs_script
 def test_slurm_form_follows_the_allocation():
-    out = subprocess.run([BLASTUNE, "env", "-t", "2", "--shell", "slurm"], capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [BLASTUNE, "env", "-t", "2", "--shell", "slurm"], capture_output=True, text=True
+    ).stdout
     assert out.splitlines()[0] == "#SBATCH --cpus-per-task=2"
     script = out + "\necho $OMP_NUM_THREADS $OPENBLAS_NUM_THREADS\n"
-    inside = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
-                            env={**child_env(), "SLURM_CPUS_PER_TASK": "6"})
+    inside = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**child_env(), "SLURM_CPUS_PER_TASK": "6"},
+    )
     assert inside.stdout.split() == ["6", "6"]
-    outside = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=child_env())
+    outside = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=child_env()
+    )
     assert outside.stdout.split() == ["2", "2"]
 
 
@@ -109,9 +134,15 @@ BAD = [
     (["env", "-t", "1", "--jobs", "2"], "only one of"),
     (["run", "-t", "0", "--", "true"], "invalid --threads 0: must be a whole number from 1 to"),
     (["run", "-t", "1"], "no command given"),
-    (["run", "-t", "1", "--", ""], "the command name is empty"),  # was "cannot run : permission denied"
+    (
+        ["run", "-t", "1", "--", ""],
+        "the command name is empty",
+    ),  # was "cannot run : permission denied"
     (["run", "-t", "1", "--report", "--", ""], "the command name is empty"),
-    (["env", "-t", "1", "--json", "--shell", "fish"], "--json or --shell fish"),  # --shell was ignored
+    (
+        ["env", "-t", "1", "--json", "--shell", "fish"],
+        "--json or --shell fish",
+    ),  # --shell was ignored
 ]
 # a command that cannot start gives 127/126 like env(1): tests/test_run_signals.py
 
@@ -137,8 +168,12 @@ def test_bad_input_is_one_line_exit_2_console_script(args, needle):
 @needs_script
 def test_run_sets_the_variables_and_passes_the_exit_status_through():
     code = "import os, sys; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['MKL_NUM_THREADS']); sys.exit(7)"
-    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 7
     assert r.stdout.split() == ["1", "1"]
 
@@ -146,8 +181,13 @@ def test_run_sets_the_variables_and_passes_the_exit_status_through():
 @needs_script
 def test_run_child_really_runs_one_blas_thread():
     code = "import numpy, threadpoolctl; print(threadpoolctl.threadpool_info()[0]['num_threads'])"
-    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
-                       capture_output=True, text=True, timeout=60, env=child_env(threads=None))
+    r = subprocess.run(
+        [BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_env(threads=None),
+    )
     assert r.stdout.strip() == "1"
 
 
@@ -173,9 +213,22 @@ def test_run_forwards_signals_to_the_child(sig, code, mode, tmp_path):
 @needs_script
 def test_run_reports_a_signal_death_as_128_plus_n():
     # as the parent (--report/--json); without them blastune is the command and dies of the signal
-    r = subprocess.run([BLASTUNE, "run", "-t", "1", "--json", "--", sys.executable, "-c",
-                        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"], timeout=60,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            BLASTUNE,
+            "run",
+            "-t",
+            "1",
+            "--json",
+            "--",
+            sys.executable,
+            "-c",
+            "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+        ],
+        timeout=60,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 128 + 9
     assert json.loads(r.stderr)["exit_status"] == 128 + 9
 
@@ -197,10 +250,15 @@ def test_ctrl_c_at_a_terminal_reaches_the_child_once(mode, tmp_path):
         "    try:\n"
         "        time.sleep(1); print('cleaned up', flush=True)\n"
         "    except KeyboardInterrupt:\n"
-        "        print('cleanup interrupted', flush=True)\n")
+        "        print('cleanup interrupted', flush=True)\n"
+    )
     pid, fd = pty.fork()  # the child leads a new session with the pty as its controlling terminal
     if pid == 0:
-        os.execve(BLASTUNE, [BLASTUNE, "run", "-t", "1", *mode, "--", sys.executable, str(script)], child_env())
+        os.execve(
+            BLASTUNE,
+            [BLASTUNE, "run", "-t", "1", *mode, "--", sys.executable, str(script)],
+            child_env(),
+        )
     out = b""
     deadline = time.time() + 60
     while b"ready" not in out and time.time() < deadline:
@@ -229,15 +287,32 @@ def test_run_report_measures_the_whole_tree(tmp_path):
     # waited for a CPU (physically so; other load only adds to it).
     cores = __import__("blastune").cpu_info().usable_cores
     loop = tmp_path / "loop.py"
-    loop.write_text("import time, numpy as np\n"
-                    "a = np.random.default_rng(0).standard_normal((300, 300))\n"
-                    "t = time.perf_counter()\n"
-                    "while time.perf_counter() - t < 2.0:\n"
-                    "    a @ a\n")
+    loop.write_text(
+        "import time, numpy as np\n"
+        "a = np.random.default_rng(0).standard_normal((300, 300))\n"
+        "t = time.perf_counter()\n"
+        "while time.perf_counter() - t < 2.0:\n"
+        "    a @ a\n"
+    )
     n = 2 * cores  # twice the cores in BLAS threads, over two processes
-    r = subprocess.run([BLASTUNE, "run", "-t", str(cores), "--report", "--json", "--", "sh", "-c",
-                        f"{sys.executable} {loop} & {sys.executable} {loop} & wait; exit 5"],
-                       capture_output=True, text=True, timeout=300, env=child_env(threads=None))
+    r = subprocess.run(
+        [
+            BLASTUNE,
+            "run",
+            "-t",
+            str(cores),
+            "--report",
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            f"{sys.executable} {loop} & {sys.executable} {loop} & wait; exit 5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=child_env(threads=None),
+    )
     assert r.returncode == 5, r.stderr
     rep = json.loads(r.stderr.strip().splitlines()[-1])["report"]
     loops = [p for p in rep["processes"] if p["pid"] != rep["processes"][0]["pid"]]
@@ -248,7 +323,11 @@ def test_run_report_measures_the_whole_tree(tmp_path):
     assert rep["source"] == "schedstat" and 50 <= rep["coverage_pct"] <= 100
     if n > cores:
         assert rep["wait_share_pct"] > 10, rep
-    text = subprocess.run([BLASTUNE, "run", "-t", "1", "--report", "--", sys.executable, "-c", "pass"],
-                          capture_output=True, text=True, timeout=120).stderr
+    text = subprocess.run(
+        [BLASTUNE, "run", "-t", "1", "--report", "--", sys.executable, "-c", "pass"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stderr
     assert "wall" in text and "waited for a CPU" in text and "BLAS processes" in text
     assert all(len(line) <= 100 for line in text.splitlines())

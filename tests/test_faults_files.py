@@ -7,6 +7,7 @@ must be a regular file; ``--csv`` into a FIFO nobody reads gives up in one line;
 ends a stop stuck on it); an output is never one of the command's inputs; a document read back
 is capped. Real processes, real signals, a real FIFO, a real small tmpfs (as root).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,18 +21,32 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import child_env
-from tests.test_faults_sweep import (LONG, TINY, check_interrupted, fill, start, tmpfs,
-                                     wait_for_points)
+from tests.test_faults_sweep import (
+    LONG,
+    TINY,
+    check_interrupted,
+    fill,
+    start,
+    tmpfs,
+    wait_for_points,
+)
 
 BLASTUNE = shutil.which("blastune")
-pytestmark = pytest.mark.skipif(BLASTUNE is None,
-                                reason="blastune console script not installed (pip install -e .)")
+pytestmark = pytest.mark.skipif(
+    BLASTUNE is None, reason="blastune console script not installed (pip install -e .)"
+)
 DATA = Path(__file__).resolve().parent / "data" / "v0_1_0"
 
 
 def run(*args, env=None, timeout=120, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([BLASTUNE, *map(str, args)], capture_output=True, text=True,
-                          env=env or child_env(), timeout=timeout, **kw)
+    return subprocess.run(
+        [BLASTUNE, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env or child_env(),
+        timeout=timeout,
+        **kw,
+    )
 
 
 def one_line_error(r, *needles) -> None:
@@ -49,6 +64,7 @@ def stop_first(first, out: Path) -> dict:
 
 # --- item 1: every output takes the lock a running sweep holds ------------------------------------
 
+
 def test_csv_slurm_and_jobs_outputs_refuse_the_file_a_running_sweep_owns(tmp_path):
     """`sweep -o b.json --csv a.json --force` used to turn the running sweep's a.json into a CSV."""
     a = tmp_path / "a.json"
@@ -60,10 +76,11 @@ def test_csv_slurm_and_jobs_outputs_refuse_the_file_a_running_sweep_owns(tmp_pat
     one_line_error(run("jobs", "-n", "1", "-r", "1", "-l", "serial", "--out", a, "--force"), msg)
     doc = stop_first(first, a)
     assert doc["schema"] == "blastune.sweep/1"  # the sweep's own JSON, whole
-    assert not (tmp_path / "b.json").exists()   # refused before measuring anything
+    assert not (tmp_path / "b.json").exists()  # refused before measuring anything
 
 
 # --- item 11: a deleted sidecar does not let a second owner in ------------------------------------
+
 
 def test_deleting_the_lock_sidecar_mid_run_does_not_let_a_second_sweep_write_the_file(tmp_path):
     """Both used to exit 0, the second run's points replacing the first's."""
@@ -85,25 +102,35 @@ def test_a_run_whose_sidecar_was_taken_over_does_not_replace_the_new_owners_file
     import sys
 
     out = tmp_path / "j.json"
-    holder = ("import sys, time\nfrom blastune.core.files import output_lock, write_output\n"
-              "with output_lock(sys.argv[1]):\n"
-              "    print('locked', flush=True)\n"
-              "    sys.stdin.readline()\n"
-              "    try:\n"
-              "        write_output(sys.argv[1], sys.argv[2])\n"
-              "    except Exception as e:\n"
-              "        print(e, flush=True)\n")
-    first = subprocess.Popen([sys.executable, "-c", holder, str(out), "first"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             env=child_env())
+    holder = (
+        "import sys, time\nfrom blastune.core.files import output_lock, write_output\n"
+        "with output_lock(sys.argv[1]):\n"
+        "    print('locked', flush=True)\n"
+        "    sys.stdin.readline()\n"
+        "    try:\n"
+        "        write_output(sys.argv[1], sys.argv[2])\n"
+        "    except Exception as e:\n"
+        "        print(e, flush=True)\n"
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder, str(out), "first"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     assert first.stdout.readline().strip() == "locked"
     (tmp_path / ".j.json.lock").unlink()
-    second = subprocess.Popen([sys.executable, "-c", holder, str(out), "second"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             env=child_env())
+    second = subprocess.Popen(
+        [sys.executable, "-c", holder, str(out), "second"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     assert second.stdout.readline().strip() == "locked"
     second_out = second.communicate("\n", timeout=60)[0]  # the second saves and lets go ...
-    first_out = first.communicate("\n", timeout=60)[0]    # ... the first must not replace that
+    first_out = first.communicate("\n", timeout=60)[0]  # ... the first must not replace that
     assert second_out == ""
     assert "changed while this run held it" in first_out, first_out
     assert out.read_text() == "second"  # the new owner's file, not replaced by the first run
@@ -111,6 +138,7 @@ def test_a_run_whose_sidecar_was_taken_over_does_not_replace_the_new_owners_file
 
 
 # --- item 11: an output is never one of the inputs ------------------------------------------------
+
 
 def test_plot_and_report_refuse_to_write_over_their_own_input(tmp_path):
     pytest.importorskip("matplotlib")
@@ -128,6 +156,7 @@ def test_plot_and_report_refuse_to_write_over_their_own_input(tmp_path):
 
 
 # --- item 2: a full disk at the final save --------------------------------------------------------
+
 
 def test_jobs_out_on_a_full_disk_prints_the_table_and_keeps_the_results(tmp_path):
     """The whole measurement used to be thrown away: one error line, no table."""
@@ -170,20 +199,29 @@ def test_sweep_out_filling_up_mid_run_prints_the_table_and_keeps_the_points(tmp_
 
 # --- item 5: FIFOs never hang a run ---------------------------------------------------------------
 
+
 def test_sweep_out_to_a_fifo_or_stdout_is_refused_up_front(tmp_path):
     """`sweep -o FIFO` used to block for ever in its second save once the reader had gone."""
     fifo = tmp_path / "p"
     os.mkfifo(fifo)
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.DEVNULL)
     try:
-        one_line_error(run("sweep", "--size", "50", "-t", "1", "-b", "1", "-o", fifo, timeout=60),
-                       "must be a regular file")
+        one_line_error(
+            run("sweep", "--size", "50", "-t", "1", "-b", "1", "-o", fifo, timeout=60),
+            "must be a regular file",
+        )
     finally:
         reader.kill()
         reader.wait()
     # `--out /dev/stdout --json` wrote one document per point, then the --json one: several in a row
-    r = subprocess.run(f"{BLASTUNE} sweep {' '.join(TINY)} --out /dev/stdout --json | cat",
-                       shell=True, capture_output=True, text=True, env=child_env(), timeout=60)
+    r = subprocess.run(
+        f"{BLASTUNE} sweep {' '.join(TINY)} --out /dev/stdout --json | cat",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert r.stdout == "" and r.stderr.count("\n") == 1, r.stderr
     assert "is stdout, where --json" in r.stderr
 
@@ -222,6 +260,7 @@ def test_a_second_signal_ends_a_stop_stuck_on_a_fifo(tmp_path):
 
 # --- cosmetic items -------------------------------------------------------------------------------
 
+
 def test_compare_refuses_an_endless_input_in_one_line(tmp_path):
     """`compare /dev/zero x.json` used to read for ever."""
     r = run("compare", "/dev/zero", DATA / "sweep.json", timeout=120)
@@ -230,8 +269,14 @@ def test_compare_refuses_an_endless_input_in_one_line(tmp_path):
 
 def test_jobs_force_without_out_and_out_on_stdout_with_json_are_refused(tmp_path):
     one_line_error(run("jobs", "-n", "1", "-r", "1", "-l", "serial", "--force"), "--force", "--out")
-    r = subprocess.run(f"{BLASTUNE} jobs -n 1 -r 1 -l serial --out /dev/stdout --json | cat",
-                       shell=True, capture_output=True, text=True, env=child_env(), timeout=120)
+    r = subprocess.run(
+        f"{BLASTUNE} jobs -n 1 -r 1 -l serial --out /dev/stdout --json | cat",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
     assert r.stdout == "" and r.stderr.count("\n") == 1 and "is stdout" in r.stderr, r.stderr
 
 
@@ -259,7 +304,7 @@ def test_in_a_host_program_a_later_second_signal_raises_again_instead_of_ending_
             time.sleep(30)
         os.kill(os.getpid(), signal.SIGTERM)  # at once: the same request, absorbed
         time.sleep(SECOND_SIGNAL_GRACE_S + 0.2)
-        with pytest.raises(Interrupted):      # later: "stop now" -- raised where the stop waits
+        with pytest.raises(Interrupted):  # later: "stop now" -- raised where the stop waits
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(30)
     assert state.signum == signal.SIGTERM

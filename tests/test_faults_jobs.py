@@ -5,6 +5,7 @@ of that session -- blastune, the layout processes, their workers, multiprocessin
 -- must be gone, found by scanning /proc for the session id (processes reparented to init keep it).
 Workloads are tiny and BLAS threads are 1.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ from tests.conftest import child_env
 
 TESTS = Path(__file__).resolve().parent
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; Linux signals")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc; Linux signals"
+)
 
 
 def _env(tmp_path, **extra):
@@ -40,7 +43,12 @@ def session_members(sid: int) -> list[tuple[int, str]]:
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmd = (
+                Path(f"/proc/{entry}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             continue
         fields = stat.rpartition(")")[2].split()  # after "(comm)": state ppid pgrp session ...
@@ -67,8 +75,15 @@ def _kill_session(sid: int) -> None:
 
 
 def _start(args, tmp_path, **extra):
-    return subprocess.Popen(["blastune", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path, **extra), cwd=tmp_path, start_new_session=True)
+    return subprocess.Popen(
+        ["blastune", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path, **extra),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
 
 
 def _wait_for(path: Path, proc, timeout: float = 90.0) -> None:
@@ -94,15 +109,34 @@ def test_signal_mid_batch_ends_every_process_keeps_finished_batches(sig, name, t
     'interrupted', and no process of the run left: no worker, no layout process, no resource tracker
     (0.1.0 left 4 workers and the tracker > 60 s after a SIGTERM to blastune alone)."""
     mark, out = tmp_path / "mark", tmp_path / "jobs.json"
-    proc = _start(["jobs", "--func", "jobfuncs:sleepy_in_workers", "--tasks", "4", "-r", "1",
-                   "--layouts", "process:2x1", "--out", str(out), "--no-save-profile"], tmp_path,
-                  JOBFUNCS_MARK=str(mark))
+    proc = _start(
+        [
+            "jobs",
+            "--func",
+            "jobfuncs:sleepy_in_workers",
+            "--tasks",
+            "4",
+            "-r",
+            "1",
+            "--layouts",
+            "process:2x1",
+            "--out",
+            str(out),
+            "--no-save-profile",
+        ],
+        tmp_path,
+        JOBFUNCS_MARK=str(mark),
+    )
     try:
         _wait_for(mark, proc)
         members = session_members(proc.pid)
-        assert len(members) >= 4, members    # blastune, 2 layout processes, >= 2 workers (+ the tracker)
+        assert len(members) >= 4, (
+            members
+        )  # blastune, 2 layout processes, >= 2 workers (+ the tracker)
         (os.killpg if to_group else os.kill)(proc.pid, sig)
-        stdout, stderr = proc.communicate(timeout=30)  # returns only once every holder of stdout closed it
+        stdout, stderr = proc.communicate(
+            timeout=30
+        )  # returns only once every holder of stdout closed it
         left = wait_gone(proc.pid)
     finally:
         _kill_session(proc.pid)
@@ -110,19 +144,38 @@ def test_signal_mid_batch_ends_every_process_keeps_finished_batches(sig, name, t
             proc.kill()
             proc.wait()
     assert proc.returncode == 128 + sig, stderr
-    assert stderr.splitlines() == [f"blastune: interrupted by {name}: worker processes ended; 1 layout(s) "
-                                   f"measured, saved to {out} (status interrupted)"], stderr
+    assert stderr.splitlines() == [
+        f"blastune: interrupted by {name}: worker processes ended; 1 layout(s) "
+        f"measured, saved to {out} (status interrupted)"
+    ], stderr
     assert "leaked" not in stderr and stdout == ""
     assert not left, f"left behind: {left}"
     doc = json.loads(out.read_text())
-    assert doc["status"] == "interrupted" and [r["layout"]["spec"] for r in doc["results"]] == ["serial:1x1"]
+    assert doc["status"] == "interrupted" and [r["layout"]["spec"] for r in doc["results"]] == [
+        "serial:1x1"
+    ]
     assert len(doc["results"][0]["walls"]) == 1
 
 
 def test_sigterm_with_nothing_finished_says_nothing_was_saved(tmp_path):
     """Stopped while the baseline is still being started: nothing to keep, and it says so."""
-    proc = _start(["jobs", "--workload", "python", "--size", "20000", "--tasks", "100000", "-r", "1",
-                   "--layouts", "process:2x1", "--no-save-profile"], tmp_path)
+    proc = _start(
+        [
+            "jobs",
+            "--workload",
+            "python",
+            "--size",
+            "20000",
+            "--tasks",
+            "100000",
+            "-r",
+            "1",
+            "--layouts",
+            "process:2x1",
+            "--no-save-profile",
+        ],
+        tmp_path,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(session_members(proc.pid)) < 2:
@@ -133,19 +186,29 @@ def test_sigterm_with_nothing_finished_says_nothing_was_saved(tmp_path):
     finally:
         _kill_session(proc.pid)
     assert proc.returncode == 143, stderr
-    assert stderr.splitlines() == ["blastune: interrupted by SIGTERM: worker processes ended; nothing saved "
-                                   "(no --out)"], stderr
+    assert stderr.splitlines() == [
+        "blastune: interrupted by SIGTERM: worker processes ended; nothing saved (no --out)"
+    ], stderr
     assert not left, left
 
 
 def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):
     """`x=$(timeout 4 blastune jobs …)`: 0.1.0 hung -- its orphaned workers kept the pipe open. Here
     timeout's SIGTERM ends blastune, every worker goes with it, and the shell carries on at once."""
-    script = ("x=$(timeout -s TERM 4 blastune jobs --func jobfuncs:sleepy_in_workers --tasks 4 -r 1 "
-              "--layouts process:2x1 --no-save-profile); echo \"status=$?\"")
+    script = (
+        "x=$(timeout -s TERM 4 blastune jobs --func jobfuncs:sleepy_in_workers --tasks 4 -r 1 "
+        '--layouts process:2x1 --no-save-profile); echo "status=$?"'
+    )
     t0 = time.monotonic()
-    sh = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=_env(tmp_path), cwd=tmp_path, start_new_session=True)
+    sh = subprocess.Popen(
+        ["sh", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = sh.communicate(timeout=60)
         took = time.monotonic() - t0
@@ -161,8 +224,21 @@ def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):
 def _run_func(func: str, layouts: str, tmp_path):
     """`jobs --func FUNC` on 4 tasks, once, to its end -> (exit status, stdout, stderr, the processes
     of its session still alive afterwards)."""
-    proc = _start(["jobs", "--func", func, "--tasks", "4", "-r", "1", "--layouts", layouts,
-                   "--no-save-profile"], tmp_path)
+    proc = _start(
+        [
+            "jobs",
+            "--func",
+            func,
+            "--tasks",
+            "4",
+            "-r",
+            "1",
+            "--layouts",
+            layouts,
+            "--no-save-profile",
+        ],
+        tmp_path,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=120)
         left = wait_gone(proc.pid)
@@ -172,17 +248,34 @@ def _run_func(func: str, layouts: str, tmp_path):
 
 
 CRASHES = [
-    ("jobfuncs:crash_exit", "serial", "layout serial:1x1: the process running it died while starting "
-                                      "(exit status 9)"),
-    ("jobfuncs:crash_segv", "serial", "layout serial:1x1: the process running it died while starting "
-                                      "(killed by SIGSEGV (a crash in C code))"),
-    ("jobfuncs:crash_exit", "thread:2x1", "the process running it died while starting (exit status 9)"),
-    ("jobfuncs:crash_exit_in_workers", "process:2x1", "a worker process of layout process:2x1 died"),
+    (
+        "jobfuncs:crash_exit",
+        "serial",
+        "layout serial:1x1: the process running it died while starting (exit status 9)",
+    ),
+    (
+        "jobfuncs:crash_segv",
+        "serial",
+        "layout serial:1x1: the process running it died while starting "
+        "(killed by SIGSEGV (a crash in C code))",
+    ),
+    (
+        "jobfuncs:crash_exit",
+        "thread:2x1",
+        "the process running it died while starting (exit status 9)",
+    ),
+    (
+        "jobfuncs:crash_exit_in_workers",
+        "process:2x1",
+        "a worker process of layout process:2x1 died",
+    ),
     ("jobfuncs:crash_segv_in_workers", "process:2x1", "killed by SIGSEGV"),
 ]
 
 
-@pytest.mark.parametrize("func, layouts, msg", CRASHES, ids=[f"{f.split(':')[1]}-{lay}" for f, lay, _ in CRASHES])
+@pytest.mark.parametrize(
+    "func, layouts, msg", CRASHES, ids=[f"{f.split(':')[1]}-{lay}" for f, lay, _ in CRASHES]
+)
 def test_a_crashing_task_is_one_line_exit_2_and_leaves_nothing(func, layouts, msg, tmp_path):
     """os._exit(9) or a segfault in the user's function used to end blastune itself (exit 9/139, no
     message, orphaned workers): every layout, the serial baseline included, now runs in a child."""
@@ -204,47 +297,69 @@ def test_api_call_without_main_guard_works_and_the_bootstrap_reimport_is_one_cle
     assert blocks and all('if __name__ == "__main__":' in b.split("```")[0] for b in blocks)
 
     plain = tmp_path / "plain.py"
-    plain.write_text("import blastune\n"
-                     "res = blastune.jobs(func='jobfuncs:square', tasks=4, repeats=1,\n"
-                     "                    layouts=blastune.measure.jobs.layouts.parse_layouts('process:2x1'))\n"
-                     "print(res.best.layout.spec)\n")
-    p = subprocess.run([sys.executable, str(plain)], capture_output=True, text=True, timeout=120,
-                       env=_env(tmp_path), cwd=tmp_path)
+    plain.write_text(
+        "import blastune\n"
+        "res = blastune.jobs(func='jobfuncs:square', tasks=4, repeats=1,\n"
+        "                    layouts=blastune.measure.jobs.layouts.parse_layouts('process:2x1'))\n"
+        "print(res.best.layout.spec)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, str(plain)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() in ("serial:1x1", "process:2x1")
 
     reimport = tmp_path / "reimport.py"
-    reimport.write_text("import multiprocessing, sys\n"
-                        "import blastune\n"
-                        "if __name__ == '__mp_main__':  # the spawned child, re-importing this script\n"
-                        "    try:\n"
-                        "        blastune.jobs(func='jobfuncs:square', tasks=4, repeats=1)\n"
-                        "    except blastune.BlastuneError as exc:\n"
-                        "        print('child:', exc, file=sys.stderr)\n"
-                        "        sys.exit(3)\n"
-                        "p = multiprocessing.get_context('spawn').Process(target=print)\n"
-                        "p.start(); p.join(); sys.exit(p.exitcode)\n")
-    p = subprocess.run([sys.executable, str(reimport)], capture_output=True, text=True, timeout=120,
-                       env=_env(tmp_path), cwd=tmp_path)
+    reimport.write_text(
+        "import multiprocessing, sys\n"
+        "import blastune\n"
+        "if __name__ == '__mp_main__':  # the spawned child, re-importing this script\n"
+        "    try:\n"
+        "        blastune.jobs(func='jobfuncs:square', tasks=4, repeats=1)\n"
+        "    except blastune.BlastuneError as exc:\n"
+        "        print('child:', exc, file=sys.stderr)\n"
+        "        sys.exit(3)\n"
+        "p = multiprocessing.get_context('spawn').Process(target=print)\n"
+        "p.start(); p.join(); sys.exit(p.exitcode)\n"
+    )
+    p = subprocess.run(
+        [sys.executable, str(reimport)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+    )
     assert p.returncode == 3, p.stderr
-    assert "put the call under `if __name__ == \"__main__\":`" in p.stderr
+    assert 'put the call under `if __name__ == "__main__":`' in p.stderr
     assert "bootstrapping phase" not in p.stderr
 
 
 RAISES_KEYBOARD_INTERRUPT = [
     ("jobfuncs:interrupts", "serial", "blastune: error: task 0 raised KeyboardInterrupt"),
     ("jobfuncs:interrupts", "thread:2x1", "blastune: error: task 0 raised KeyboardInterrupt"),
-    ("jobfuncs:interrupts_in_workers", "process:2x1",
-     "blastune: error: layout process:2x1: task 0 (the warm-up in a worker process) raised "
-     "KeyboardInterrupt"),
+    (
+        "jobfuncs:interrupts_in_workers",
+        "process:2x1",
+        "blastune: error: layout process:2x1: task 0 (the warm-up in a worker process) raised "
+        "KeyboardInterrupt",
+    ),
 ]
 
 
-@pytest.mark.parametrize("func, layouts, line", RAISES_KEYBOARD_INTERRUPT,
-                         ids=[f"{f.split(':')[1]}-{lay}" for f, lay, _ in
-                              RAISES_KEYBOARD_INTERRUPT])
-def test_a_task_raising_keyboard_interrupt_is_its_failure_in_one_line(func, layouts, line,
-                                                                      tmp_path):
+@pytest.mark.parametrize(
+    "func, layouts, line",
+    RAISES_KEYBOARD_INTERRUPT,
+    ids=[f"{f.split(':')[1]}-{lay}" for f, lay, _ in RAISES_KEYBOARD_INTERRUPT],
+)
+def test_a_task_raising_keyboard_interrupt_is_its_failure_in_one_line(
+    func, layouts, line, tmp_path
+):
     """It used to print a 22-line traceback and 'died while starting (killed by SIGINT)': no signal
     was sent, so it is the task's failure (exit 2), not a user's stop (130)."""
     returncode, stdout, stderr, left = _run_func(func, layouts, tmp_path)

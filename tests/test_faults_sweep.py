@@ -5,6 +5,7 @@ SIGKILLed parent with an --isolate worker, a full disk (a tiny tmpfs), a read-on
 sweeps on one --out. After each: no lost or truncated file, the status the docs promise, finished
 points kept, no process left behind, the documented exit status. Tiny sizes: each test takes seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,37 @@ import pytest
 from tests.conftest import child_env
 
 BLASTUNE = shutil.which("blastune")
-pytestmark = pytest.mark.skipif(BLASTUNE is None, reason="blastune console script not installed (pip install -e .)")
+pytestmark = pytest.mark.skipif(
+    BLASTUNE is None, reason="blastune console script not installed (pip install -e .)"
+)
 
 # many tiny points: long enough to be interrupted after the first few are saved
-LONG = ["--op", "add", "--size", ",".join(str(8 * i) for i in range(1, 61)), "--threads", "1,2",
-        "--min-repeats", "3", "--budget", "120"]
+LONG = [
+    "--op",
+    "add",
+    "--size",
+    ",".join(str(8 * i) for i in range(1, 61)),
+    "--threads",
+    "1,2",
+    "--min-repeats",
+    "3",
+    "--budget",
+    "120",
+]
 TINY = ["--op", "add", "--size", "8", "--threads", "1", "--min-repeats", "3", "--budget", "1"]
 
 
 def start(*args, **kw) -> subprocess.Popen:
     # a session of its own: the group can be signalled as a terminal or Slurm would
-    return subprocess.Popen([BLASTUNE, "sweep", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=child_env(), start_new_session=True, **kw)
+    return subprocess.Popen(
+        [BLASTUNE, "sweep", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        start_new_session=True,
+        **kw,
+    )
 
 
 def read_doc(path: Path) -> dict | None:
@@ -100,21 +120,28 @@ def _state(pid: int) -> str:
         return "Z"
 
 
-def check_interrupted(proc, out: Path, expected_rc: int, stdout: str, stderr: str, before: int) -> dict:
+def check_interrupted(
+    proc, out: Path, expected_rc: int, stdout: str, stderr: str, before: int
+) -> dict:
     assert proc.returncode == expected_rc, stderr
     assert "Traceback" not in stderr and "internal error" not in stderr
     assert "interrupted" in stderr and "finished points kept" in stderr
     doc = json.loads(out.read_text())  # whole, parseable JSON: never a truncated file
     assert doc["status"] == "interrupted"
     assert len(doc["points"]) >= before  # every point saved before the signal is still there
-    assert "status: interrupted" in stdout and "median" in stdout  # the table of the finished points
+    assert (
+        "status: interrupted" in stdout and "median" in stdout
+    )  # the table of the finished points
     assert session_members(proc.pid) == []  # no worker, no helper left
     return doc
 
 
 # --- signals ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name
+)
 @pytest.mark.parametrize("target", ["process", "group"])
 def test_a_signal_ends_the_sweep_cleanly(tmp_path, sig, target):
     """SIGTERM used to leave "status": "running" for ever and exit 143 with no table."""
@@ -126,7 +153,9 @@ def test_a_signal_ends_the_sweep_cleanly(tmp_path, sig, target):
     doc = check_interrupted(proc, out, 128 + sig, stdout, stderr, before)
     # --csv is written for the finished points too
     assert len(csv.read_text().splitlines()) == 1 + len(doc["points"])
-    assert not list(tmp_path.glob(".*.lock")) and not list(tmp_path.glob(".*.tmp"))  # lock released, no debris
+    assert not list(tmp_path.glob(".*.lock")) and not list(
+        tmp_path.glob(".*.tmp")
+    )  # lock released, no debris
 
 
 def test_signals_at_many_moments_never_leave_debris(tmp_path):
@@ -149,8 +178,18 @@ def test_signals_at_many_moments_never_leave_debris(tmp_path):
 
 # Two points that share the budget between them (a spread target no point reaches): the sweep
 # cannot end before about the budget has passed since its first save, in a worker or in-process.
-TIMED = ["--op", "dot", "--size", "64", "--threads", "1,2", "--budget", "4",
-         "--target-spread", "0.0001"]
+TIMED = [
+    "--op",
+    "dot",
+    "--size",
+    "64",
+    "--threads",
+    "1,2",
+    "--budget",
+    "4",
+    "--target-spread",
+    "0.0001",
+]
 
 
 def _stop_at(k: int, n: int, tmp_path: Path):
@@ -175,10 +214,17 @@ def _stop_at(k: int, n: int, tmp_path: Path):
     doc = read_doc(out) or {}
     left = [p.name for p in d.iterdir() if p.name != "r.json"]
     print(f"{d.name}: signal at {moment:.2f} s, exit {proc.returncode}, status {doc.get('status')}")
-    if proc.returncode != 128 + sig or doc.get("status") != "interrupted" or left \
-            or "Traceback" in stderr or session_members(proc.pid):
-        return (f"{d.name} at {moment:.2f} s: exit {proc.returncode} (want {128 + sig}), status "
-                f"{doc.get('status')}, debris {left}, stderr {stderr.strip()[-200:]!r}")
+    if (
+        proc.returncode != 128 + sig
+        or doc.get("status") != "interrupted"
+        or left
+        or "Traceback" in stderr
+        or session_members(proc.pid)
+    ):
+        return (
+            f"{d.name} at {moment:.2f} s: exit {proc.returncode} (want {128 + sig}), status "
+            f"{doc.get('status')}, debris {left}, stderr {stderr.strip()[-200:]!r}"
+        )
     return None
 
 
@@ -199,6 +245,7 @@ def test_a_stop_signal_is_never_lost_at_any_of_40_moments(tmp_path):
 
 class _CtrlCInWait(subprocess.Popen):
     """A real process whose first blocking wait() is where a Ctrl-C lands."""
+
     landed = False
 
     def wait(self, timeout=None):
@@ -225,8 +272,9 @@ def test_a_stop_while_the_reaper_waits_kills_and_collects_the_worker():
     """A worker that ignores SIGTERM, and a real SIGINT while reap() waits out its grace period."""
     from blastune.measure.children import reap
 
-    proc = subprocess.Popen(["sh", "-c", "trap '' TERM; echo up; exec sleep 60"],
-                            stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        ["sh", "-c", "trap '' TERM; echo up; exec sleep 60"], stdout=subprocess.PIPE
+    )
     assert proc.stdout.readline() == b"up\n"
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
@@ -270,8 +318,13 @@ def test_a_stop_dropped_on_its_way_still_ends_the_sweep_interrupted(tmp_path, is
     used to measure on and end "complete". A stop taken is a stop: no further point is measured."""
     out = tmp_path / "r.json"
     code = DROPS_A_STOP.format(sig=sig, isolate=isolate)
-    r = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True,
-                       env=child_env(), timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(out)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
     want = 128 + getattr(signal, f"SIG{sig}")
     assert r.stdout.split() == ["interrupted", str(want)], r.stderr
     doc = json.loads(out.read_text())
@@ -306,8 +359,12 @@ def test_an_isolate_worker_dies_with_its_parent_even_on_sigkill(tmp_path):
     out = tmp_path / "r.json"
     proc = start(*LONG, "--isolate", "always", "--out", str(out))
     wait_for_points(out, 1, proc)
-    workers = [p for p in children_of(proc.pid) if "blastune.measure.sweep.worker" in
-               Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    workers = [
+        p
+        for p in children_of(proc.pid)
+        if "blastune.measure.sweep.worker_process"
+        in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+    ]
     assert workers, "no worker process found"
     os.kill(proc.pid, signal.SIGKILL)  # no handler of ours runs: only the kernel can end the worker
     proc.communicate(timeout=30)
@@ -318,14 +375,20 @@ def test_an_isolate_worker_dies_with_its_parent_even_on_sigkill(tmp_path):
 
 # --- concurrent writers -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("second", [["--force"], ["--resume"]], ids=["force", "resume"])
 def test_a_second_sweep_on_the_same_out_is_refused_while_the_first_runs(tmp_path, second):
     """Both used to exit 0 with only the second run's points in the file."""
     out = tmp_path / "r.json"
     first = start(*LONG, "--out", str(out))
     wait_for_points(out, 1, first)
-    r = subprocess.run([BLASTUNE, "sweep", *TINY, "--out", str(out), *second], capture_output=True, text=True,
-                       env=child_env(), timeout=60)
+    r = subprocess.run(
+        [BLASTUNE, "sweep", *TINY, "--out", str(out), *second],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "being written by another blastune run" in r.stderr and f"pid {first.pid}" in r.stderr
     os.kill(first.pid, signal.SIGTERM)
@@ -333,20 +396,37 @@ def test_a_second_sweep_on_the_same_out_is_refused_while_the_first_runs(tmp_path
     doc = check_interrupted(first, out, 143, stdout, stderr, 1)
     assert {p["size"] for p in doc["points"]} <= {8 * i for i in range(1, 61)}
     # the lock went with the first run: now the file may be continued
-    r = subprocess.run([BLASTUNE, "sweep", *TINY, "--out", str(out), "--resume"], capture_output=True, text=True,
-                       env=child_env(), timeout=60)
+    r = subprocess.run(
+        [BLASTUNE, "sweep", *TINY, "--out", str(out), "--resume"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
 
 
 # --- full and read-only disks ---------------------------------------------------------------------------
+
 
 @contextmanager
 def tmpfs(path: Path, size: str, options: str = ""):
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}{',' + options if options else ''}", "tmpfs",
-                        str(path)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            f"size={size}{',' + options if options else ''}",
+            "tmpfs",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
@@ -372,12 +452,20 @@ def test_out_on_a_full_disk_is_one_line_and_the_old_file_survives(tmp_path):
         old = '{"schema": "blastune.sweep/1", "points": [], "note": "the run before"}\n'
         out.write_text(old)
         fill(disk)
-        r = subprocess.run([BLASTUNE, "sweep", *TINY, "--out", str(out), "--force"], capture_output=True,
-                           text=True, env=child_env(), timeout=60)
+        r = subprocess.run(
+            [BLASTUNE, "sweep", *TINY, "--out", str(out), "--force"],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert "No space left on device" in r.stderr and "Traceback" not in r.stderr
         assert out.read_text() == old  # atomic: the old file, whole
-        assert sorted(p.name for p in disk.iterdir()) == ["filler", "r.json"]  # no temporary or lock left
+        assert sorted(p.name for p in disk.iterdir()) == [
+            "filler",
+            "r.json",
+        ]  # no temporary or lock left
 
 
 def test_csv_on_a_full_disk_is_one_line_and_the_results_are_saved(tmp_path):
@@ -386,8 +474,13 @@ def test_csv_on_a_full_disk_is_one_line_and_the_results_are_saved(tmp_path):
         out, csv = tmp_path / "r.json", disk / "r.csv"
         csv.write_text("the old csv\n")
         fill(disk)
-        r = subprocess.run([BLASTUNE, "sweep", *TINY, "--out", str(out), "--csv", str(csv), "--force"],
-                           capture_output=True, text=True, env=child_env(), timeout=60)
+        r = subprocess.run(
+            [BLASTUNE, "sweep", *TINY, "--out", str(out), "--csv", str(csv), "--force"],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert "cannot write --csv" in r.stderr and "No space left on device" in r.stderr
         assert csv.read_text() == "the old csv\n"
@@ -396,10 +489,19 @@ def test_csv_on_a_full_disk_is_one_line_and_the_results_are_saved(tmp_path):
 
 def test_a_read_only_directory_is_refused_before_measuring(tmp_path):
     with tmpfs(tmp_path / "ro", "1m", "ro") as ro:
-        for args in (["--out", str(ro / "r.json")], ["--csv", str(ro / "r.csv")], ["--plot", str(ro / "r.png")]):
+        for args in (
+            ["--out", str(ro / "r.json")],
+            ["--csv", str(ro / "r.csv")],
+            ["--plot", str(ro / "r.png")],
+        ):
             t0 = time.monotonic()
-            r = subprocess.run([BLASTUNE, "sweep", *LONG, *args], capture_output=True, text=True, env=child_env(),
-                               timeout=60)
+            r = subprocess.run(
+                [BLASTUNE, "sweep", *LONG, *args],
+                capture_output=True,
+                text=True,
+                env=child_env(),
+                timeout=60,
+            )
             assert r.returncode == 2 and r.stderr.count("\n") == 1, (args, r.stderr)
             assert "Read-only file system" in r.stderr or "needs matplotlib" in r.stderr
             assert time.monotonic() - t0 < 30  # refused up front, not after 120 points
@@ -408,25 +510,43 @@ def test_a_read_only_directory_is_refused_before_measuring(tmp_path):
 def test_resume_of_a_file_on_a_now_read_only_disk_leaves_it_untouched(tmp_path):
     with tmpfs(tmp_path / "disk", "1m") as disk:
         out = disk / "r.json"
-        r = subprocess.run([BLASTUNE, "sweep", *TINY, "--out", str(out)], capture_output=True, text=True,
-                           env=child_env(), timeout=60)
+        r = subprocess.run(
+            [BLASTUNE, "sweep", *TINY, "--out", str(out)],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         saved = out.read_bytes()
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        r = subprocess.run([BLASTUNE, "sweep", *TINY, "--threads", "1,2", "--out", str(out), "--resume"],
-                           capture_output=True, text=True, env=child_env(), timeout=60)
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Read-only file system" in r.stderr, r.stderr
+        r = subprocess.run(
+            [BLASTUNE, "sweep", *TINY, "--threads", "1,2", "--out", str(out), "--resume"],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
+        assert (
+            r.returncode == 2 and r.stderr.count("\n") == 1 and "Read-only file system" in r.stderr
+        ), r.stderr
         assert out.read_bytes() == saved
 
 
 # --- special files and links --------------------------------------------------------------------------
 
+
 def test_csv_to_a_fifo_is_written_into_not_replaced(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
-    r = subprocess.run([BLASTUNE, "sweep", *TINY, "--csv", str(fifo)], capture_output=True, text=True,
-                       env=child_env(), timeout=60)
+    r = subprocess.run(
+        [BLASTUNE, "sweep", *TINY, "--csv", str(fifo)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     got, _ = reader.communicate(timeout=30)
     assert r.returncode == 0, r.stderr
     assert got.startswith("op,lib,impl,size") and len(got.splitlines()) == 2
@@ -434,21 +554,37 @@ def test_csv_to_a_fifo_is_written_into_not_replaced(tmp_path):
 
 
 def test_csv_to_dev_stdout_pipes_the_rows(tmp_path):
-    r = subprocess.run(f"{BLASTUNE} sweep {' '.join(TINY)} --csv /dev/stdout --json > /dev/null; "
-                       f"{BLASTUNE} sweep {' '.join(TINY)} --csv /dev/stdout | head -1",
-                       shell=True, capture_output=True, text=True, env=child_env(), timeout=60)
+    r = subprocess.run(
+        f"{BLASTUNE} sweep {' '.join(TINY)} --csv /dev/stdout --json > /dev/null; "
+        f"{BLASTUNE} sweep {' '.join(TINY)} --csv /dev/stdout | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert r.stdout.startswith("op,lib,impl,size,dtype,threads"), (r.stdout, r.stderr)
 
 
 def test_out_through_a_symlink_updates_the_target_and_keeps_the_link_and_mode(tmp_path):
     target, link = tmp_path / "real.json", tmp_path / "link.json"
-    r = subprocess.run([BLASTUNE, "sweep", *TINY, "--out", str(target)], capture_output=True, text=True,
-                       env=child_env(), timeout=60)
+    r = subprocess.run(
+        [BLASTUNE, "sweep", *TINY, "--out", str(target)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     os.chmod(target, 0o644)
     link.symlink_to(target)
-    r = subprocess.run([BLASTUNE, "sweep", *TINY, "--threads", "1,2", "--out", str(link), "--resume"],
-                       capture_output=True, text=True, env=child_env(), timeout=60)
+    r = subprocess.run(
+        [BLASTUNE, "sweep", *TINY, "--threads", "1,2", "--out", str(link), "--resume"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert link.is_symlink() and len(json.loads(target.read_text())["points"]) == 2
     assert (target.stat().st_mode & 0o777) == 0o644
@@ -458,8 +594,13 @@ def test_existing_csv_and_plot_are_not_replaced_without_force(tmp_path):
     for option, name in (("--csv", "mine.csv"), ("--plot", "mine.png")):
         path = tmp_path / name
         path.write_text("mine")
-        r = subprocess.run([BLASTUNE, "sweep", *TINY, option, str(path)], capture_output=True, text=True,
-                           env=child_env(), timeout=60)
+        r = subprocess.run(
+            [BLASTUNE, "sweep", *TINY, option, str(path)],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
         assert ("already exists: pass --force" in r.stderr) or "needs matplotlib" in r.stderr
         assert path.read_text() == "mine"

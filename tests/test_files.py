@@ -1,4 +1,5 @@
 """The one output rule (blastune.core.files), on real files, FIFOs, devices, links and full disks."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,13 @@ import threading
 
 import pytest
 
-from blastune.core.files import (OutputExistsError, check_output, output_lock, save_output,
-                                 write_output)
+from blastune.core.files import (
+    OutputExistsError,
+    check_output,
+    output_lock,
+    save_output,
+    write_output,
+)
 from blastune.errors import BlastuneError
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (mknod, tmpfs mounts)")
@@ -121,7 +127,9 @@ def test_read_only_directory(tmp_path):
 def test_full_disk_keeps_old_file_and_leaves_no_temp(tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True
+    )
     if r.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
     try:
@@ -140,12 +148,18 @@ def test_full_disk_keeps_old_file_and_leaves_no_temp(tmp_path):
 
 def test_lock_refuses_second_owner_across_processes(tmp_path):
     out = tmp_path / "same.json"
-    code = ("import sys, time\nfrom blastune.core.files import output_lock\n"
-            "with output_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(30)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time\nfrom blastune.core.files import output_lock\n"
+        "with output_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(30)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(BlastuneError, match=rf"being written by another blastune run \(pid {holder.pid}\)"):
+        with pytest.raises(
+            BlastuneError, match=rf"being written by another blastune run \(pid {holder.pid}\)"
+        ):
             with output_lock(out):
                 pass
     finally:
@@ -187,6 +201,7 @@ def test_lock_is_exclusive_under_racing_threads(tmp_path):
 # --- a stop signal waits for a write (found by repetition: a SIGHUP to a sweep's group once left
 # --- `.r.json.XXXX.tmp` beside the results: the signal raised between mkstemp and its clean-up) ---
 
+
 def _stop_inside(monkeypatch, module, name):
     """Make ``module.name`` send this process a SIGTERM in the middle of the call, as a signal that
     arrives at that moment would; the first call only."""
@@ -206,7 +221,9 @@ def _stop_inside(monkeypatch, module, name):
 
 
 @pytest.mark.parametrize("where", ["mkstemp", "fsync", "replace"])
-def test_a_stop_mid_write_is_raised_after_the_file_is_whole_and_leaves_no_debris(tmp_path, monkeypatch, where):
+def test_a_stop_mid_write_is_raised_after_the_file_is_whole_and_leaves_no_debris(
+    tmp_path, monkeypatch, where
+):
     import tempfile
 
     from blastune.measure.signals import Interrupted, stop_on_signals
@@ -218,7 +235,7 @@ def test_a_stop_mid_write_is_raised_after_the_file_is_whole_and_leaves_no_debris
         write_output(f, "new\n")
         pytest.fail("the stop was lost")
     assert fired and info.value.signum == 15
-    assert f.read_text() == "new\n"                       # the write finished before the stop was raised
+    assert f.read_text() == "new\n"  # the write finished before the stop was raised
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no .tmp left beside it
 
 
@@ -233,9 +250,9 @@ def test_a_stop_while_locking_releases_the_lock_and_leaves_no_sidecar(tmp_path, 
     with pytest.raises(Interrupted), stop_on_signals():
         with output_lock(f):
             entered.append(True)
-    assert fired and not entered                           # raised before the body, after the lock was owned
-    assert list(tmp_path.iterdir()) == []                  # the sidecar went with the release
-    with output_lock(f):                                   # and the lock is free again
+    assert fired and not entered  # raised before the body, after the lock was owned
+    assert list(tmp_path.iterdir()) == []  # the sidecar went with the release
+    with output_lock(f):  # and the lock is free again
         pass
 
 
@@ -247,16 +264,23 @@ def test_ctrl_c_still_works_while_waiting_for_another_writers_lock(tmp_path):
     from blastune.measure.signals import Interrupted, stop_on_signals
 
     f = tmp_path / "profile.json"
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; from blastune.core.files import output_lock\n"
-                               f"with output_lock({str(f)!r}):\n"
-                               "    print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from blastune.core.files import output_lock\n"
+            f"with output_lock({str(f)!r}):\n"
+            "    print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         timer = threading.Timer(0.3, os.kill, (os.getpid(), _signal.SIGINT))
         timer.start()
         import time as _time
+
         t0 = _time.monotonic()
         with pytest.raises(Interrupted), stop_on_signals():
             with output_lock(f, wait=30):

@@ -1,6 +1,7 @@
 """--help of every command at COLUMNS=100: one placeholder convention (N, FILE, SECONDS, LIST, STYLE
 or the choices), never typer's type names (<int>, <str>, <path>, <list[Path]>, <float range>), and
 no word broken across lines ('pr ocess:2x1' in jobs --layouts)."""
+
 from __future__ import annotations
 
 import os
@@ -29,14 +30,20 @@ COMMANDS = all_commands()
 
 
 def help_of(path: tuple[str, ...]) -> str:
-    proc = subprocess.run(["blastune", *path, "--help"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "COLUMNS": "100"})
+    proc = subprocess.run(
+        ["blastune", *path, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
 
-@pytest.mark.parametrize("path, cmd", COMMANDS,
-                         ids=[" ".join(p) or "blastune" for p, _ in COMMANDS])
+@pytest.mark.parametrize(
+    "path, cmd", COMMANDS, ids=[" ".join(p) or "blastune" for p, _ in COMMANDS]
+)
 def test_help_has_no_type_names_and_no_broken_words(path, cmd):
     text = help_of(path)
     assert max(len(line) for line in text.splitlines()) <= 100
@@ -51,14 +58,23 @@ def test_help_has_no_type_names_and_no_broken_words(path, cmd):
         if param.param_type_name == "option" and not getattr(param, "is_flag", False):
             shown = param.opts[-1] if len(param.opts) == 1 else param.opts[0]
             entry = re.search(re.escape(shown) + r"\s+(\S+)", text)
-            assert entry and re.fullmatch(r"[A-Z0-9_.:\[\],|a-z%-]+(\.\.\.)?", entry.group(1)), \
-                (shown, entry and entry.group(1))
+            assert entry and re.fullmatch(r"[A-Z0-9_.:\[\],|a-z%-]+(\.\.\.)?", entry.group(1)), (
+                shown,
+                entry and entry.group(1),
+            )
 
 
 def test_the_placeholders_follow_one_convention():
     text = help_of(("jobs",)) + help_of(("ps",)) + help_of(("plot",)) + help_of(("env",))
-    for expected in ("-n, --tasks N", "-b, --budget SECONDS", "-l, --layouts LIST",
-                     "-o, --out FILE", "-f, --format STYLE", "--interval SECONDS",
-                     "-t, --threads T", "--shell SHELL"):
+    for expected in (
+        "-n, --tasks N",
+        "-b, --budget SECONDS",
+        "-l, --layouts LIST",
+        "-o, --out FILE",
+        "-f, --format STYLE",
+        "--interval SECONDS",
+        "-t, --threads T",
+        "--shell SHELL",
+    ):
         assert expected in text, expected
     assert "FILE.json... <list[Path]>" not in text and "FILE.json..." in text

@@ -3,6 +3,7 @@
 Every run is tiny (a handful of tasks, small matrices). BLAS threads are pinned to 1 through the
 environment unless a test is about the thread count itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,13 @@ from typer.testing import CliRunner
 
 from blastune.cli import app
 from blastune.errors import BlastuneError
-from blastune.measure.jobs.core import Layout, default_layouts, layouts_from_lists, parse_layouts, run_jobs
+from blastune.measure.jobs.entry import (
+    Layout,
+    default_layouts,
+    layouts_from_lists,
+    parse_layouts,
+    run_jobs,
+)
 from blastune.measure.workloads import make_workload
 from tests.conftest import child_env, needs_matrix, run_python
 
@@ -39,8 +46,14 @@ def _env(tmp_path, threads=1, **extra):
 
 
 def _blastune(args, tmp_path, threads=1, cwd=None, **extra):
-    return subprocess.run(["blastune", *args], capture_output=True, text=True, timeout=300,
-                          env=_env(tmp_path, threads, **extra), cwd=cwd or tmp_path)
+    return subprocess.run(
+        ["blastune", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(tmp_path, threads, **extra),
+        cwd=cwd or tmp_path,
+    )
 
 
 def _log(path):
@@ -49,14 +62,22 @@ def _log(path):
 
 # --- layouts ----------------------------------------------------------------------------------------
 
+
 def test_parse_layouts_spellings():
     got = parse_layouts("serial, serial:1x2, thread:2x1, process:2, process:4xdefault")
-    assert got == [Layout("serial", 1, 1), Layout("serial", 1, 2), Layout("thread", 2, 1),
-                   Layout("process", 2, 1), Layout("process", 4, None)]
+    assert got == [
+        Layout("serial", 1, 1),
+        Layout("serial", 1, 2),
+        Layout("thread", 2, 1),
+        Layout("process", 2, 1),
+        Layout("process", 4, None),
+    ]
     assert [lay.spec for lay in got][-1] == "process:4xdefault"
 
 
-@pytest.mark.parametrize("text", ["pool:2x1", "process:0x1", "process:2x0", "process:axb", "serial:2x1", ","])
+@pytest.mark.parametrize(
+    "text", ["pool:2x1", "process:0x1", "process:2x0", "process:axb", "serial:2x1", ","]
+)
 def test_parse_layouts_rejects(text):
     with pytest.raises(BlastuneError):
         parse_layouts(text)
@@ -65,8 +86,13 @@ def test_parse_layouts_rejects(text):
 def test_default_layouts_fill_the_cores_and_add_naive():
     blas = make_workload(op="dot", size=50)
     two = default_layouts(blas, 2)
-    assert [lay.spec for lay in two] == ["serial:1x1", "serial:1x2", "thread:2x1", "process:2x1",
-                                         "process:2xdefault"]
+    assert [lay.spec for lay in two] == [
+        "serial:1x1",
+        "serial:1x2",
+        "thread:2x1",
+        "process:2x1",
+        "process:2xdefault",
+    ]
     eight = default_layouts(blas, 8)
     assert all(lay.workers * lay.threads <= 8 for lay in eight if lay.threads)
     assert Layout("process", 4, 2) in eight and Layout("process", 8, 1) in eight
@@ -77,11 +103,16 @@ def test_default_layouts_fill_the_cores_and_add_naive():
 
 def test_layouts_from_lists():
     got = layouts_from_lists([1, 2], [1, None], ["process"])
-    assert got == [Layout("serial", 1, 1), Layout("serial", 1, None), Layout("process", 2, 1),
-                   Layout("process", 2, None)]
+    assert got == [
+        Layout("serial", 1, 1),
+        Layout("serial", 1, None),
+        Layout("process", 2, 1),
+        Layout("process", 2, None),
+    ]
 
 
 # --- real runs ---------------------------------------------------------------------------------------
+
 
 def test_process_workers_get_their_blas_limit(tmp_path):
     """Each process layout runs in its own warmed-up workers, limited by worker_initializer; the naive one
@@ -90,25 +121,31 @@ def test_process_workers_get_their_blas_limit(tmp_path):
     log = tmp_path / "log.jsonl"
     os.environ["JOBFUNCS_LOG"] = str(log)
     try:
-        res = run_jobs(func="jobfuncs:record", tasks=6, repeats=1,
-                       layouts=[Layout("process", 1, 2), Layout("process", 2, 1), Layout("process", 2, None)])
+        res = run_jobs(
+            func="jobfuncs:record",
+            tasks=6,
+            repeats=1,
+            layouts=[Layout("process", 1, 2), Layout("process", 2, 1), Layout("process", 2, None)],
+        )
     finally:
         del os.environ["JOBFUNCS_LOG"]
     lines = _log(log)
     assert os.getpid() not in {x["pid"] for x in lines}
-    assert len(lines) == (1 + 6) + 3 * (6 + 1) + 2          # serial: warm-up + 6; workers: 6 per layout + warm-ups
+    assert (
+        len(lines) == (1 + 6) + 3 * (6 + 1) + 2
+    )  # serial: warm-up + 6; workers: 6 per layout + warm-ups
     by_threads = {}
     for x in lines:
         by_threads.setdefault(x["threads"], set()).add(x["pid"])
-    assert len(by_threads[2]) == 1                          # process:1x2 -> one worker at 2 threads
-    assert len(by_threads[1]) == 5                          # the serial baseline, process:2x1, the naive 2
+    assert len(by_threads[2]) == 1  # process:1x2 -> one worker at 2 threads
+    assert len(by_threads[1]) == 5  # the serial baseline, process:2x1, the naive 2
     specs = [r.layout.spec for r in res.results]
     assert specs == ["serial:1x1", "process:1x2", "process:2x1", "process:2xdefault"]
     assert [r.threads_seen for r in res.results] == [1, 2, 1, 1]
     for r in res.results:
         assert len(r.walls) == 1 and r.wall_s > 0 and r.tasks_per_s == pytest.approx(6 / r.wall_s)
         assert r.cpu_s is not None and r.cpu_s > 0
-        assert r.spread is None                             # one batch: no spread, never "0%"
+        assert r.spread is None  # one batch: no spread, never "0%"
     assert res.results[0].speedup == 1.0 and res.results[0].cpu_efficiency == 1.0
 
 
@@ -121,9 +158,11 @@ def test_thread_layout_runs_in_one_process_of_its_own(tmp_path):
         del os.environ["JOBFUNCS_LOG"]
     lines = _log(log)
     pids = {x["pid"] for x in lines}
-    assert len(pids) == 2 and os.getpid() not in pids       # serial and thread:2x1, each in its own process
+    assert (
+        len(pids) == 2 and os.getpid() not in pids
+    )  # serial and thread:2x1, each in its own process
     assert [len(r.walls) for r in res.results] == [2, 2]
-    assert [x["task"] for x in lines].count(4) == 4          # serial + thread, 2 repeats each
+    assert [x["task"] for x in lines].count(4) == 4  # serial + thread, 2 repeats each
 
 
 @pytest.mark.parametrize("kind", ["python", "numpy"])
@@ -151,28 +190,35 @@ def test_user_function_error_is_one_line():
 def test_a_huge_error_message_is_cut_to_one_readable_line():
     with pytest.raises(BlastuneError) as err:
         run_jobs(func="jobfuncs:long_error", tasks=2, repeats=1, layouts=[Layout("process", 2, 1)])
-    assert str(err.value).startswith("task 0 raised ValueError: xxx") and str(err.value).endswith("...")
+    assert str(err.value).startswith("task 0 raised ValueError: xxx") and str(err.value).endswith(
+        "..."
+    )
     assert len(str(err.value)) < 300
 
 
-@pytest.mark.parametrize("kw, msg", [
-    ({"func": "nosuchmod:f"}, "cannot import 'nosuchmod'"),
-    ({"func": "jobfuncs:NOT_CALLABLE"}, "is a int, not a function"),
-    ({"func": "jobfuncs:missing"}, "has no attribute 'missing'"),
-    ({"func": "jobfuncs"}, "use package.module:function"),
-    ({"func": "os:getcwd"}, "cannot be called with the task index"),
-    ({"workload": "fortran"}, "unknown workload"),
-    ({"op": "nosuch"}, "unknown op"),
-    ({"op": "dot", "workload": "python"}, "only one of"),
-    ({"func": "jobfuncs:square", "size": 3}, "--size does not apply"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"func": "nosuchmod:f"}, "cannot import 'nosuchmod'"),
+        ({"func": "jobfuncs:NOT_CALLABLE"}, "is a int, not a function"),
+        ({"func": "jobfuncs:missing"}, "has no attribute 'missing'"),
+        ({"func": "jobfuncs"}, "use package.module:function"),
+        ({"func": "os:getcwd"}, "cannot be called with the task index"),
+        ({"workload": "fortran"}, "unknown workload"),
+        ({"op": "nosuch"}, "unknown op"),
+        ({"op": "dot", "workload": "python"}, "only one of"),
+        ({"func": "jobfuncs:square", "size": 3}, "--size does not apply"),
+    ],
+)
 def test_bad_workloads(kw, msg):
     with pytest.raises(BlastuneError, match=msg):
         make_workload(**kw)
 
 
 def test_tasks_must_be_positive():
-    with pytest.raises(BlastuneError, match="invalid number of tasks 0: must be a whole number from 1"):
+    with pytest.raises(
+        BlastuneError, match="invalid number of tasks 0: must be a whole number from 1"
+    ):
         run_jobs(func="jobfuncs:square", tasks=0)
 
 
@@ -190,14 +236,41 @@ BAD_ARGS = [
     (["jobs", "--format", "nope"], "unknown table format"),
     (["jobs", "--tasks", "x"], "--tasks"),
     # review fixes: each of these used to exit 1 with an internal error, 3, or a traceback
-    (["jobs", "--op", "dot", "--size", "200000"], "fewer --layouts"),      # the memory guard, before allocating
+    (
+        ["jobs", "--op", "dot", "--size", "200000"],
+        "fewer --layouts",
+    ),  # the memory guard, before allocating
     (["jobs", "--workload", "numpy", "--size", str(10**13)], "is available"),
-    (["jobs", "--func", "jobfuncs:square", "--layouts", "process:100000x1"], "(100000 of them processes)"),
-    (["jobs", "--func", "jobfuncs:exits", "--tasks", "2", "-r", "1"], "task 0 raised SystemExit: 3"),
-    (["jobs", "--func", "jobfuncs:fails_in_workers", "--tasks", "2", "-r", "1", "--layouts", "process:2x1"],
-     "layout process:2x1: task 0 (the warm-up in a worker process) raised RuntimeError: no database connection"),
-    (["jobs", "--func", "raises_on_import:f"], "importing 'raises_on_import' failed: RuntimeError: needs a GPU"),
-    (["jobs", "--workload", "python", "--out", "notadir/jobs.json"], "notadir/jobs.json: Not a directory"),
+    (
+        ["jobs", "--func", "jobfuncs:square", "--layouts", "process:100000x1"],
+        "(100000 of them processes)",
+    ),
+    (
+        ["jobs", "--func", "jobfuncs:exits", "--tasks", "2", "-r", "1"],
+        "task 0 raised SystemExit: 3",
+    ),
+    (
+        [
+            "jobs",
+            "--func",
+            "jobfuncs:fails_in_workers",
+            "--tasks",
+            "2",
+            "-r",
+            "1",
+            "--layouts",
+            "process:2x1",
+        ],
+        "layout process:2x1: task 0 (the warm-up in a worker process) raised RuntimeError: no database connection",
+    ),
+    (
+        ["jobs", "--func", "raises_on_import:f"],
+        "importing 'raises_on_import' failed: RuntimeError: needs a GPU",
+    ),
+    (
+        ["jobs", "--workload", "python", "--out", "notadir/jobs.json"],
+        "notadir/jobs.json: Not a directory",
+    ),
     (["jobs", "--func", "exits_on_import:f"], "importing 'exits_on_import' called sys.exit(0)"),
 ]
 
@@ -205,7 +278,9 @@ BAD_ARGS = [
 def _bad_fixtures(tmp_path):
     (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('needs a GPU')\n")
     (tmp_path / "notadir").write_text("a file, not a directory")
-    (tmp_path / "exits_on_import.py").write_text("import sys\ndef f(i):\n    return i\nsys.exit(0)\n")
+    (tmp_path / "exits_on_import.py").write_text(
+        "import sys\ndef f(i):\n    return i\nsys.exit(0)\n"
+    )
 
 
 @pytest.mark.parametrize("args, msg", BAD_ARGS)
@@ -229,17 +304,35 @@ def test_cli_bad_input_one_line_exit_2_clirunner(args, msg, tmp_path, monkeypatc
 
 
 def test_cli_task_failure_in_worker_is_one_line(tmp_path):
-    p = _blastune(["jobs", "--func", "jobfuncs:boom", "--tasks", "5", "--layouts", "process:2x1", "-r", "1"],
-                  tmp_path)
+    p = _blastune(
+        ["jobs", "--func", "jobfuncs:boom", "--tasks", "5", "--layouts", "process:2x1", "-r", "1"],
+        tmp_path,
+    )
     assert p.returncode == 2
     assert p.stderr.strip().splitlines() == [
-        "blastune: error: task 3 raised ValueError: beam 3 is corrupt"]
+        "blastune: error: task 3 raised ValueError: beam 3 is corrupt"
+    ]
 
 
 def test_cli_table_json_and_out(tmp_path):
     out = tmp_path / "jobs.json"
-    p = _blastune(["jobs", "--func", "jobfuncs:small_dot", "--tasks", "8", "--layouts",
-                   "thread:2x1,process:2x1", "-r", "1", "--out", str(out), "--no-save-profile"], tmp_path)
+    p = _blastune(
+        [
+            "jobs",
+            "--func",
+            "jobfuncs:small_dot",
+            "--tasks",
+            "8",
+            "--layouts",
+            "thread:2x1,process:2x1",
+            "-r",
+            "1",
+            "--out",
+            str(out),
+            "--no-save-profile",
+        ],
+        tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert lines[0].startswith("8 tasks of jobfuncs:small_dot(i)")
@@ -251,11 +344,37 @@ def test_cli_table_json_and_out(tmp_path):
     assert doc["schema"] == "blastune.jobs/1" and len(doc["results"]) == 3
     # never overwritten without --force
     before = out.read_text()
-    p2 = _blastune(["jobs", "--func", "jobfuncs:square", "--tasks", "4", "--layouts", "serial", "--out", str(out)],
-                   tmp_path)
+    p2 = _blastune(
+        [
+            "jobs",
+            "--func",
+            "jobfuncs:square",
+            "--tasks",
+            "4",
+            "--layouts",
+            "serial",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+    )
     assert p2.returncode == 2 and "--force" in p2.stderr and out.read_text() == before
-    p3 = _blastune(["jobs", "--func", "jobfuncs:square", "--tasks", "4", "--layouts", "serial", "--out", str(out),
-                    "--force", "--json"], tmp_path)
+    p3 = _blastune(
+        [
+            "jobs",
+            "--func",
+            "jobfuncs:square",
+            "--tasks",
+            "4",
+            "--layouts",
+            "serial",
+            "--out",
+            str(out),
+            "--force",
+            "--json",
+        ],
+        tmp_path,
+    )
     assert p3.returncode == 0, p3.stderr
     printed = json.loads(p3.stdout)
     assert printed["saved_to"] == str(out) and json.loads(out.read_text())["tasks"] == 4
@@ -263,8 +382,22 @@ def test_cli_table_json_and_out(tmp_path):
 
 def test_cli_func_from_current_directory(tmp_path):
     (tmp_path / "beams.py").write_text("def analyse(i):\n    return sum(range(1000 + i))\n")
-    p = _blastune(["jobs", "--func", "beams:analyse", "--tasks", "4", "--layouts", "process:2x1", "-r", "1",
-                   "--json"], tmp_path, cwd=tmp_path)
+    p = _blastune(
+        [
+            "jobs",
+            "--func",
+            "beams:analyse",
+            "--tasks",
+            "4",
+            "--layouts",
+            "process:2x1",
+            "-r",
+            "1",
+            "--json",
+        ],
+        tmp_path,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["workload"]["name"] == "beams:analyse"
 
@@ -274,8 +407,25 @@ def test_cli_naive_layout_runs_library_default_threads(tmp_path):
     from blastune.facts.cpu import cpu_info
 
     cores = cpu_info().usable_cores
-    p = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "8", "--layouts", "process:2xdefault",
-                   "-r", "1", "--json", "--no-save-profile"], tmp_path, threads=None)
+    p = _blastune(
+        [
+            "jobs",
+            "--op",
+            "dot",
+            "--size",
+            "32",
+            "--tasks",
+            "8",
+            "--layouts",
+            "process:2xdefault",
+            "-r",
+            "1",
+            "--json",
+            "--no-save-profile",
+        ],
+        tmp_path,
+        threads=None,
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     naive = doc["results"][-1]
@@ -293,21 +443,42 @@ def _profile_job_counts(profile: dict) -> set[str]:
 
 
 def test_cli_jobs_saves_profile_for_blas_workloads(tmp_path):
-    p = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "8", "--layouts", "process:2x1", "-r", "1",
-                   "--out", "jobs.json"], tmp_path)
+    p = _blastune(
+        [
+            "jobs",
+            "--op",
+            "dot",
+            "--size",
+            "32",
+            "--tasks",
+            "8",
+            "--layouts",
+            "process:2x1",
+            "-r",
+            "1",
+            "--out",
+            "jobs.json",
+        ],
+        tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     # a layout disturbed by other programs (this machine is shared) gives no advice: only clean ones count
     doc = json.loads((tmp_path / "jobs.json").read_text())
     clean = {str(r["layout"]["workers"]) for r in doc["results"] if not r["contended"]}
     if not clean:
-        pytest.skip("every layout was disturbed by other programs (a busy machine): nothing may be saved")
+        pytest.skip(
+            "every layout was disturbed by other programs (a busy machine): nothing may be saved"
+        )
     saved = list((tmp_path / "cache" / "blastune").glob("profile-*.json"))
     assert len(saved) == 1 and f"profile updated: {saved[0]}" in p.stdout
     counts = _profile_job_counts(json.loads(saved[0].read_text()))
     assert clean <= counts and counts <= {"1", "2"}
     other = tmp_path / "other"
     other.mkdir()
-    p = _blastune(["jobs", "--workload", "python", "--size", "1000", "--tasks", "4", "--layouts", "serial"], other)
+    p = _blastune(
+        ["jobs", "--workload", "python", "--size", "1000", "--tasks", "4", "--layouts", "serial"],
+        other,
+    )
     assert p.returncode == 0 and "profile updated" not in p.stdout
 
 
@@ -318,7 +489,9 @@ def test_other_programs_load_is_measured_and_reported():
 
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        res = run_jobs(func="jobfuncs:small_dot", tasks=None, repeats=2, layouts=[], target_seconds=0.4)
+        res = run_jobs(
+            func="jobfuncs:small_dot", tasks=None, repeats=2, layouts=[], target_seconds=0.4
+        )
     finally:
         hog.kill()
         hog.wait()
@@ -333,11 +506,13 @@ def test_env_only_blas_gets_its_threads_in_every_layout():
     """Debian's BLIS reads BLIS_NUM_THREADS only when it loads: every layout -- serial ones too, since
     0.2 each runs in a process of its own -- gets the variable before numpy loads, so serial:1x2 runs
     2 threads (0.1.0 ran it in blastune's own process, stuck at 1, with a note saying so)."""
-    code = ("import json\n"
-            "from blastune.measure.jobs.core import Layout, run_jobs\n"
-            "res = run_jobs(op='dot', size=64, tasks=8, repeats=1,\n"
-            "               layouts=[Layout('serial', 1, 2), Layout('process', 1, 2)])\n"
-            "print(json.dumps(res.to_dict()))\n")
+    code = (
+        "import json\n"
+        "from blastune.measure.jobs.entry import Layout, run_jobs\n"
+        "res = run_jobs(op='dot', size=64, tasks=8, repeats=1,\n"
+        "               layouts=[Layout('serial', 1, 2), Layout('process', 1, 2)])\n"
+        "print(json.dumps(res.to_dict()))\n"
+    )
     p = run_python(code, variant="blis-pthread")
     assert p.returncode == 0, p.stderr
     rows = {r["layout"]["spec"]: r for r in json.loads(p.stdout)["results"]}
@@ -354,15 +529,38 @@ def test_ctrl_c_ends_the_workers_and_says_so_in_one_line(tmp_path):
 
     import psutil
 
-    proc = subprocess.Popen(["blastune", "jobs", "--workload", "python", "--size", "20000", "--tasks", "100000",
-                             "--layouts", "process:2x1", "-r", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env(tmp_path), cwd=tmp_path,
-                            start_new_session=True)  # its own group, as a terminal's Ctrl-C reaches
+    proc = subprocess.Popen(
+        [
+            "blastune",
+            "jobs",
+            "--workload",
+            "python",
+            "--size",
+            "20000",
+            "--tasks",
+            "100000",
+            "--layouts",
+            "process:2x1",
+            "-r",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        start_new_session=True,
+    )  # its own group, as a terminal's Ctrl-C reaches
     deadline, workers = time.time() + 60, []
-    while time.time() < deadline and len(workers) < 2:  # the spawned workers (the resource tracker too)
+    while (
+        time.time() < deadline and len(workers) < 2
+    ):  # the spawned workers (the resource tracker too)
         try:
-            workers = [c for c in psutil.Process(proc.pid).children(recursive=True)
-                       if "resource_tracker" not in " ".join(c.cmdline())]
+            workers = [
+                c
+                for c in psutil.Process(proc.pid).children(recursive=True)
+                if "resource_tracker" not in " ".join(c.cmdline())
+            ]
         except psutil.Error:
             pass
         time.sleep(0.1)
@@ -370,8 +568,9 @@ def test_ctrl_c_ends_the_workers_and_says_so_in_one_line(tmp_path):
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert stderr.splitlines() == ["blastune: interrupted by Ctrl-C: worker processes ended; nothing saved "
-                                   "(no --out)"], stderr
+    assert stderr.splitlines() == [
+        "blastune: interrupted by Ctrl-C: worker processes ended; nothing saved (no --out)"
+    ], stderr
     assert len(workers) >= 2
     gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
@@ -380,17 +579,48 @@ def test_ctrl_c_ends_the_workers_and_says_so_in_one_line(tmp_path):
 def test_a_capped_thread_count_is_a_table_note_not_a_python_warning(tmp_path):
     """OpenBLAS caps run-time counts (64 in the wheels): the limiter's NotControllableWarning, with a
     'jobs.py:363:' source line, used to be printed three times beside the note that says the same."""
-    p = _blastune(["jobs", "--op", "dot", "--size", "16", "--tasks", "4", "-r", "1", "--layouts", "serial:1x1000",
-                   "--no-save-profile"], tmp_path)
+    p = _blastune(
+        [
+            "jobs",
+            "--op",
+            "dot",
+            "--size",
+            "16",
+            "--tasks",
+            "4",
+            "-r",
+            "1",
+            "--layouts",
+            "serial:1x1000",
+            "--no-save-profile",
+        ],
+        tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     assert "Warning" not in p.stderr and "jobs.py" not in p.stderr, p.stderr
-    assert "asked for 1000 BLAS threads, the library runs" in " ".join(p.stdout.split())  # wrapped notes
+    assert "asked for 1000 BLAS threads, the library runs" in " ".join(
+        p.stdout.split()
+    )  # wrapped notes
 
 
 def test_json_stdout_stays_a_document_when_tasks_print(tmp_path):
     """A task that prints progress (here, in process workers too) used to corrupt `--json | json.tool`."""
-    p = _blastune(["jobs", "--func", "jobfuncs:chatty", "--tasks", "3", "-r", "1", "--layouts",
-                   "serial,process:2x1", "--json", "--no-save-profile"], tmp_path)
+    p = _blastune(
+        [
+            "jobs",
+            "--func",
+            "jobfuncs:chatty",
+            "--tasks",
+            "3",
+            "-r",
+            "1",
+            "--layouts",
+            "serial,process:2x1",
+            "--json",
+            "--no-save-profile",
+        ],
+        tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["schema"] == "blastune.jobs/1" and "processing beam 2" in p.stderr
@@ -415,8 +645,22 @@ def test_a_0_1_0_jobs_file_loads_into_the_model():
 
 def test_todays_jobs_json_has_every_key_of_0_1_0(tmp_path):
     old = json.loads(DATA.read_text())
-    p = _blastune(["jobs", "--func", "jobfuncs:square", "--tasks", "4", "-r", "1", "--layouts", "process:2xdefault",
-                   "--json", "--no-save-profile"], tmp_path)
+    p = _blastune(
+        [
+            "jobs",
+            "--func",
+            "jobfuncs:square",
+            "--tasks",
+            "4",
+            "-r",
+            "1",
+            "--layouts",
+            "process:2xdefault",
+            "--json",
+            "--no-save-profile",
+        ],
+        tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     new = json.loads(p.stdout)
     assert set(old) <= set(new)
@@ -426,17 +670,30 @@ def test_todays_jobs_json_has_every_key_of_0_1_0(tmp_path):
     from blastune.documents.jobs import JobsResult
 
     again = JobsResult.from_dict(new)  # what jobs writes, the model reads back, field for field
-    assert again.to_dict() == {k: v for k, v in new.items() if k not in ("saved_to", "profile", "profile_notices")}
+    assert again.to_dict() == {
+        k: v for k, v in new.items() if k not in ("saved_to", "profile", "profile_notices")
+    }
 
 
-@pytest.mark.parametrize("path, value, field", [
-    (("results", 0, "walls"), "fast", "results[0].walls: expected a list"),
-    (("results", 1, "layout", "workers"), True, "results[1].layout.workers: expected a whole number"),
-    (("results", 2, "wall_s"), -1, "results[2].wall_s: expected a number from 0 to 1e+09"),
-    (("results", 0, "layout", "executor"), "fiber", "results[0].layout.executor: expected one of serial"),
-    (("tasks",), "40", "tasks: expected a whole number"),
-    (("workload", "kind"), 3, "workload.kind: expected a string"),
-])
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        (("results", 0, "walls"), "fast", "results[0].walls: expected a list"),
+        (
+            ("results", 1, "layout", "workers"),
+            True,
+            "results[1].layout.workers: expected a whole number",
+        ),
+        (("results", 2, "wall_s"), -1, "results[2].wall_s: expected a number from 0 to 1e+09"),
+        (
+            ("results", 0, "layout", "executor"),
+            "fiber",
+            "results[0].layout.executor: expected one of serial",
+        ),
+        (("tasks",), "40", "tasks: expected a whole number"),
+        (("workload", "kind"), 3, "workload.kind: expected a string"),
+    ],
+)
 def test_a_malformed_jobs_file_is_one_line_naming_the_field(tmp_path, path, value, field):
     from blastune.documents.base import DocumentError
     from blastune.documents.jobs import load_jobs
@@ -477,6 +734,7 @@ def test_out_and_force_are_the_librarys_and_name_the_python_argument(tmp_path):
 
 # --- the default grid on big machines (no real run) ----------------------------------------------------
 
+
 @pytest.mark.parametrize("cores", [64, 128])
 def test_default_grid_stays_small_on_many_cores(cores):
     from blastune.measure.jobs.layouts import MAX_DEFAULT_LAYOUTS
@@ -485,7 +743,11 @@ def test_default_grid_stays_small_on_many_cores(cores):
     grid = default_layouts(blas, cores)
     specs = [lay.spec for lay in grid]
     assert len(grid) <= MAX_DEFAULT_LAYOUTS and len(set(specs)) == len(specs)
-    assert specs[0] == "serial:1x1" and f"process:{cores}x1" in specs and f"process:{cores}xdefault" in specs
+    assert (
+        specs[0] == "serial:1x1"
+        and f"process:{cores}x1" in specs
+        and f"process:{cores}xdefault" in specs
+    )
     assert f"serial:1x{cores}" in specs and "process:2x%d" % (cores // 2) in specs
     assert all(lay.workers * lay.threads <= cores for lay in grid if lay.threads)
     py = default_layouts(make_workload(workload="python"), cores)
@@ -505,8 +767,8 @@ def test_default_grid_adds_pinned_variants_where_the_topology_has_domains():
     pinned = [lay for lay in grid if lay.pinned]
     assert 1 <= len(pinned) <= 3 and len(grid) <= MAX_DEFAULT_LAYOUTS
     assert all(lay.spec.endswith("+pin") and lay.workers * lay.threads == 64 for lay in pinned)
-    assert Layout("process", 16, 4, pinned=True) in pinned     # one worker per L3 domain
-    assert default_layouts(blas, 2, epyc) == default_layouts(blas, 2)   # on 2 cores nothing changes
+    assert Layout("process", 16, 4, pinned=True) in pinned  # one worker per L3 domain
+    assert default_layouts(blas, 2, epyc) == default_layouts(blas, 2)  # on 2 cores nothing changes
 
 
 def test_parse_layouts_pin_suffix():
@@ -518,14 +780,30 @@ def test_parse_layouts_pin_suffix():
 
 # --- contention rule, spread, bounds (pure) -------------------------------------------------------------
 
-@pytest.mark.parametrize("cpu, wait, cores, contended", [
-    (2.0, 0.0, 2, False),   # 2 busy threads on 2 idle cores
-    (2.0, 2.0, 2, False),   # the naive 2 x 2 on 2 cores, quiet machine: waits 200%, loses nothing
-    (1.3, 2.7, 2, True),    # the same beside a competitor: ran 1.3 CPUs of the 2 it could have had
-    (1.3, 0.7, 2, True),    # 2 threads (fits) sharing with a competitor
-    (1.0, 0.02, 2, False),  # a wake-up here and there: 2% wait
-])
-def test_contention_rule_tells_self_inflicted_wait_from_outside_disturbance(cpu, wait, cores, contended):
+
+@pytest.mark.parametrize(
+    "cpu, wait, cores, contended",
+    [
+        (2.0, 0.0, 2, False),  # 2 busy threads on 2 idle cores
+        (
+            2.0,
+            2.0,
+            2,
+            False,
+        ),  # the naive 2 x 2 on 2 cores, quiet machine: waits 200%, loses nothing
+        (
+            1.3,
+            2.7,
+            2,
+            True,
+        ),  # the same beside a competitor: ran 1.3 CPUs of the 2 it could have had
+        (1.3, 0.7, 2, True),  # 2 threads (fits) sharing with a competitor
+        (1.0, 0.02, 2, False),  # a wake-up here and there: 2% wait
+    ],
+)
+def test_contention_rule_tells_self_inflicted_wait_from_outside_disturbance(
+    cpu, wait, cores, contended
+):
     from blastune.measure.jobs.analysis import batch_contended, lost_pct
 
     lost = lost_pct(cpu, wait, 1.0, cores)
@@ -545,13 +823,15 @@ def test_spread_needs_three_repeats_and_bounds_are_marked():
     warnings = []
     compare([base, two], 2, warnings)
     assert base.spread is None and two.spread is not None
-    assert "speedup" in two.beyond_bounds and "cpu_efficiency" in two.beyond_bounds  # 2.44x on 2 workers
+    assert (
+        "speedup" in two.beyond_bounds and "cpu_efficiency" in two.beyond_bounds
+    )  # 2.44x on 2 workers
     from blastune.cli.jobs import render_jobs
     from blastune.documents.jobs import JobsResult
 
     text = render_jobs(JobsResult(make_workload(op="dot", size=50), 10, 3, 2, 1, [base, two], {}))
     rows = [line for line in text.splitlines() if line.startswith(("serial", "2 processes"))]
-    assert "—" in rows[0] and "0%" not in rows[0].split()[4]      # a layout timed once: no spread shown
+    assert "—" in rows[0] and "0%" not in rows[0].split()[4]  # a layout timed once: no spread shown
     assert "2.44x!" in rows[1] and "above 2x" in text
 
 
@@ -560,8 +840,13 @@ def test_progress_eta_comes_from_measured_cost_and_never_reads_zero():
 
     assert JobsProgress.clock(0.0) == "0:01" and JobsProgress.clock(75.4) == "1:15"
     events = []
-    res = run_jobs(func="jobfuncs:square", tasks=50, repeats=2, layouts=[Layout("thread", 2, 1)],
-                   progress=lambda e, d: events.append((e, d)))
+    res = run_jobs(
+        func="jobfuncs:square",
+        tasks=50,
+        repeats=2,
+        layouts=[Layout("thread", 2, 1)],
+        progress=lambda e, d: events.append((e, d)),
+    )
     kinds = [e for e, _ in events]
     assert kinds[0] == "plan" and kinds[-1] == "done" and kinds.count("batch") == 4
     assert events[0][1]["estimate_s"] > 0 and events[0][1]["batches"] == 4
@@ -570,8 +855,13 @@ def test_progress_eta_comes_from_measured_cost_and_never_reads_zero():
 
 
 def test_budget_is_respected_and_what_did_not_fit_is_named():
-    res = run_jobs(func="jobfuncs:small_dot", tasks=None, repeats=3, budget=4.0,
-                   layouts=[Layout("thread", 2, 1), Layout("process", 2, 1), Layout("process", 2, None)])
+    res = run_jobs(
+        func="jobfuncs:small_dot",
+        tasks=None,
+        repeats=3,
+        budget=4.0,
+        layouts=[Layout("thread", 2, 1), Layout("process", 2, 1), Layout("process", 2, None)],
+    )
     assert res.budget_s == 4.0
     # one batch at most may run past the budget (plus the processes' clean-up)
     assert res.elapsed_s < 4.0 + 3.0, res.elapsed_s

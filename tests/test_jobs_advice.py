@@ -4,6 +4,7 @@ Measurements come from real tiny ``jobs``/``sweep`` runs; the selection rules ar
 those documents with numbers set by the test (throughputs, and the contention flags cleared), so
 each rule is exercised on purpose whatever load other programs put on the machine.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,7 @@ from blastune.cli import app
 from blastune.control.profile import profile_fingerprint, profile_path, read_profile
 from blastune.core.files import atomic_write_json
 from blastune.documents.jobs import Layout
-from blastune.measure.jobs.core import run_jobs
+from blastune.measure.jobs.entry import run_jobs
 from tests.conftest import child_env
 
 TESTS = Path(__file__).resolve().parent
@@ -38,9 +39,18 @@ def _isolated(jobs_sandbox):
 def jobs_doc():
     """One real (tiny) jobs measurement: every layout the 2-core default would try, at 1-thread BLAS."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    res = run_jobs(op="dot", size=32, tasks=16, repeats=3,
-                   layouts=[Layout("serial", 1, 2), Layout("thread", 2, 1), Layout("process", 2, 1),
-                            Layout("process", 2, None)])
+    res = run_jobs(
+        op="dot",
+        size=32,
+        tasks=16,
+        repeats=3,
+        layouts=[
+            Layout("serial", 1, 2),
+            Layout("thread", 2, 1),
+            Layout("process", 2, 1),
+            Layout("process", 2, None),
+        ],
+    )
     return res.to_dict()
 
 
@@ -76,11 +86,19 @@ def _env(tmp_path, threads=1):
 
 def _blastune(args, tmp_path, threads=1, pin: int | None = None, **kw):
     prefix = [] if pin is None else ["taskset", "-c", str(pin)]
-    return subprocess.run([*prefix, "blastune", *args], capture_output=True, text=True, timeout=300,
-                          env=_env(tmp_path, threads), cwd=tmp_path, **kw)
+    return subprocess.run(
+        [*prefix, "blastune", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(tmp_path, threads),
+        cwd=tmp_path,
+        **kw,
+    )
 
 
 # --- from a jobs result ---------------------------------------------------------------------------------
+
 
 def test_recommend_from_real_jobs_file_is_within_10_percent_of_best(jobs_doc, tmp_path):
     from blastune.advise.rules import TIE
@@ -91,7 +109,9 @@ def test_recommend_from_real_jobs_file_is_within_10_percent_of_best(jobs_doc, tm
     flagged = [s for s, r in rows.items() if r["contended"] or r["unstable"]]
     try:
         rec, refused = recommend(path), False
-    except NoisyMeasurement as exc:  # another program disturbed the run: refused, given when accepted
+    except (
+        NoisyMeasurement
+    ) as exc:  # another program disturbed the run: refused, given when accepted
         assert "no advice from noisy measurements" in str(exc) and flagged, exc
         assert not profile_path().exists()
         rec, refused = recommend(path, accept_noisy=True), True
@@ -102,14 +122,24 @@ def test_recommend_from_real_jobs_file_is_within_10_percent_of_best(jobs_doc, tm
     assert rec.env["OPENBLAS_NUM_THREADS"] == str(rec.threads)
     # noise counts where it could change the choice: the choice itself, a contended layout, or an
     # unstable one whose plausible rate (3 spreads up) reaches the choice's
-    counted = [s for s in flagged if s == rec.spec or rows[s]["contended"]
-               or rows[s]["tasks_per_s"] * max(1 + 3 * (rows[s]["spread"] or 0), 1 + TIE)
-               >= chosen["tasks_per_s"]]
+    counted = [
+        s
+        for s in flagged
+        if s == rec.spec
+        or rows[s]["contended"]
+        or rows[s]["tasks_per_s"] * max(1 + 3 * (rows[s]["spread"] or 0), 1 + TIE)
+        >= chosen["tasks_per_s"]
+    ]
     assert refused == bool(counted) == bool(rec.noisy), (flagged, counted, rec.noisy)
 
 
-RATES = {"serial:1x1": 100.0, "serial:1x2": 180.0, "thread:2x1": 95.0, "process:2x1": 195.0,
-         "process:2xdefault": 18.0}
+RATES = {
+    "serial:1x1": 100.0,
+    "serial:1x2": 180.0,
+    "thread:2x1": 95.0,
+    "process:2x1": 195.0,
+    "process:2xdefault": 18.0,
+}
 
 
 def test_rules_best_layout_and_naive_contrast(jobs_doc):
@@ -117,12 +147,12 @@ def test_rules_best_layout_and_naive_contrast(jobs_doc):
     assert (rec.executor, rec.workers, rec.threads) == ("process", 2, 1)
     text = " ".join(rec.rationale)
     assert "195.0 tasks/s (1.95x serial)" in text
-    assert "10.8x slower" in text                   # 195 / 18, the naive layout named with its numbers
+    assert "10.8x slower" in text  # 195 / 18, the naive layout named with its numbers
     assert "2 threads x 1 BLAS thread ran 95.0 tasks/s" in text and "holds the GIL" in text
 
 
 def test_rules_near_tie_goes_to_fewer_threads(jobs_doc):
-    rates = dict(RATES, **{"serial:1x2": 197.0})   # 1% faster than 2 processes x 1 thread
+    rates = dict(RATES, **{"serial:1x2": 197.0})  # 1% faster than 2 processes x 1 thread
     rec = recommend(_with_rates(jobs_doc, rates), save_profile=False)
     assert rec.spec == "process:2x1" and rec.within_best == pytest.approx(195 / 197)
 
@@ -133,7 +163,7 @@ def test_rules_for_n_jobs(jobs_doc):
     assert (one.executor, one.threads) == ("serial", 2)
     two = recommend(doc, jobs=2, save_profile=False)
     assert (two.spec, two.threads) == ("process:2x1", 1)
-    four = recommend(doc, jobs=4, save_profile=False)   # never measured: divide the cores
+    four = recommend(doc, jobs=4, save_profile=False)  # never measured: divide the cores
     assert (four.workers, four.threads, four.measured) == (4, 1, None)
     assert "no layout with 4 worker processes was measured" in four.rationale[0]
     assert any("xargs -P 2" in line for line in four.rationale)
@@ -159,7 +189,9 @@ def test_foreign_machine_file_advises_but_is_not_saved(jobs_doc, tmp_path):
 
 
 def test_python_workload_does_not_touch_the_profile(tmp_path):
-    res = run_jobs(workload="python", size=1000, tasks=4, repeats=1, layouts=[Layout("process", 2, 1)])
+    res = run_jobs(
+        workload="python", size=1000, tasks=4, repeats=1, layouts=[Layout("process", 2, 1)]
+    )
     rec = recommend(_clean(res.to_dict()))
     assert rec.profile is None and rec.spec in ("serial:1x1", "process:2x1")
 
@@ -173,6 +205,7 @@ def test_a_0_1_0_jobs_file_still_advises():
 
 
 # --- noise: refused, saved only when accepted, never over a clean entry ---------------------------------
+
 
 def _burner(cpu: int, seconds: float) -> subprocess.Popen:
     code = f"import os, time\nos.sched_setaffinity(0, {{{cpu}}})\nt = time.time()\nwhile time.time() - t < {seconds}: pass\n"
@@ -192,23 +225,53 @@ def test_recommend_refuses_to_save_from_a_really_contended_run(tmp_path):
     burner = _burner(cpu, 60)
     try:
         time.sleep(0.3)
-        p = subprocess.run(["taskset", "-c", str(cpu), "blastune", "jobs", "--op", "dot", "--size", "64",
-                            "--layouts", "serial:1x1,process:1x1", "--tasks", "6000", "-r", "3", "-q",
-                            "--no-save-profile", "--out", str(out)],
-                           capture_output=True, text=True, timeout=300, env=_env(tmp_path), cwd=tmp_path)
+        p = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                str(cpu),
+                "blastune",
+                "jobs",
+                "--op",
+                "dot",
+                "--size",
+                "64",
+                "--layouts",
+                "serial:1x1,process:1x1",
+                "--tasks",
+                "6000",
+                "-r",
+                "3",
+                "-q",
+                "--no-save-profile",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=_env(tmp_path),
+            cwd=tmp_path,
+        )
     finally:
         burner.kill()
         burner.wait()
     assert p.returncode == 0, p.stderr
     doc = json.loads(out.read_text())
-    assert all(r["contended"] for r in doc["results"]), [(r["layout"]["spec"], r["wait_pcts"]) for r in doc["results"]]
+    assert all(r["contended"] for r in doc["results"]), [
+        (r["layout"]["spec"], r["wait_pcts"]) for r in doc["results"]
+    ]
     # recommend runs where the jobs ran (same usable cores, so the same profile file)
     r = _blastune(["recommend", "--from", str(out), "--jobs", "1"], tmp_path, pin=cpu)
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "no advice from noisy measurements" in r.stderr and "waited" in r.stderr
     assert "--accept-noisy" in r.stderr and "re-run when the machine is quieter" in r.stderr
-    assert not list((tmp_path / "cache").rglob("profile-*.json"))   # nothing saved
-    r = _blastune(["recommend", "--from", str(out), "--jobs", "1", "--accept-noisy", "--json"], tmp_path, pin=cpu)
+    assert not list((tmp_path / "cache").rglob("profile-*.json"))  # nothing saved
+    r = _blastune(
+        ["recommend", "--from", str(out), "--jobs", "1", "--accept-noisy", "--json"],
+        tmp_path,
+        pin=cpu,
+    )
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
     assert rec["noisy"] and rec["profile"], rec["notices"]
@@ -229,7 +292,7 @@ def test_a_noisy_entry_never_replaces_a_clean_one(jobs_doc):
     rec = recommend(clean, jobs=2)
     assert rec.profile and rec.profile_entries["2"]["noisy"] is None
     rates = dict(RATES, **{"process:2x1": 50.0, "process:2xdefault": 100.0})
-    noisy = _with_rates(jobs_doc, rates)            # now 2 x 1 is not the best ...
+    noisy = _with_rates(jobs_doc, rates)  # now 2 x 1 is not the best ...
     for r in noisy["results"]:
         if r["layout"]["spec"] == "process:2x1":
             # ... because it was disturbed: its batches lost 40% of a CPU, a competitor used one
@@ -249,8 +312,14 @@ def test_entries_per_workload_and_jobs_count(jobs_doc):
     """Advice for another workload (a --func) is kept beside the dot entries, not over them."""
     recommend(_with_rates(jobs_doc, RATES), jobs=2)
     func = _with_rates(jobs_doc, RATES)
-    func["workload"] = {"kind": "func", "name": "jobfuncs:blas_task", "size": None, "uses_blas": True,
-                        "dtype": "float64", "lib": "numpy"}
+    func["workload"] = {
+        "kind": "func",
+        "name": "jobfuncs:blas_task",
+        "size": None,
+        "uses_blas": True,
+        "dtype": "float64",
+        "lib": "numpy",
+    }
     recommend(func, jobs=2)
     profile, _ = read_profile()
     assert {"op:numpy:dot:32:float64", "func:jobfuncs:blas_task"} <= set(profile.workloads)
@@ -258,6 +327,7 @@ def test_entries_per_workload_and_jobs_count(jobs_doc):
 
 
 # --- from a sweep result --------------------------------------------------------------------------------
+
 
 def test_recommend_from_real_sweep_file(tmp_path):
     import blastune
@@ -272,9 +342,22 @@ def test_recommend_from_real_sweep_file(tmp_path):
 
 
 def _sweep_doc(sweep_ms: dict[int, float], fp) -> dict:
-    return {"schema": "blastune.sweep/1", "fingerprint": fp,
-            "points": [{"op": "dot", "lib": "numpy", "size": 300, "dtype": "float64", "threads": t,
-                        "median_s": ms / 1e3, "blas_op": True} for t, ms in sweep_ms.items()]}
+    return {
+        "schema": "blastune.sweep/1",
+        "fingerprint": fp,
+        "points": [
+            {
+                "op": "dot",
+                "lib": "numpy",
+                "size": 300,
+                "dtype": "float64",
+                "threads": t,
+                "median_s": ms / 1e3,
+                "blas_op": True,
+            }
+            for t, ms in sweep_ms.items()
+        ],
+    }
 
 
 def test_sweep_rules():
@@ -282,16 +365,19 @@ def test_sweep_rules():
     scales = _sweep_doc({1: 2.0, 2: 1.05}, fp)
     assert recommend(scales, jobs=1, save_profile=False).threads == 2
     assert recommend(scales, jobs=2, save_profile=False).threads == 1
-    flat = _sweep_doc({1: 2.0, 2: 1.97}, fp)            # 2 threads within 5%: keep the core free
+    flat = _sweep_doc({1: 2.0, 2: 1.97}, fp)  # 2 threads within 5%: keep the core free
     assert recommend(flat, jobs=1, save_profile=False).threads == 1
     busy = _sweep_doc({1: 2.0, 2: 1.05}, fp)
     busy["points"][1].update(busy=True, other_load_cores=0.9)
     with pytest.raises(NoisyMeasurement, match=r"dot 300 at 2 thread\(s\): busy"):
         recommend(busy, jobs=1, save_profile=False)
-    assert recommend(busy, jobs=2, save_profile=False).threads == 1   # 2 jobs never use the busy point
+    assert (
+        recommend(busy, jobs=2, save_profile=False).threads == 1
+    )  # 2 jobs never use the busy point
 
 
 # --- bad input ------------------------------------------------------------------------------------------
+
 
 def _bad_files(tmp_path, jobs_doc):
     files = {
@@ -300,8 +386,10 @@ def _bad_files(tmp_path, jobs_doc):
         "info": (json.dumps({"schema": "blastune.info/1"}), "holds info results"),
         "future": (json.dumps({**jobs_doc, "schema": "blastune.jobs/9"}), "is not supported"),
         "noresults": (json.dumps({**jobs_doc, "results": "oops"}), "results: expected a list"),
-        "badrow": (json.dumps({**jobs_doc, "results": [{"layout": {"spec": "x"}, "tasks_per_s": 1}]}),
-                   "results[0].walls: missing"),
+        "badrow": (
+            json.dumps({**jobs_doc, "results": [{"layout": {"spec": "x"}, "tasks_per_s": 1}]}),
+            "results[0].walls: missing",
+        ),
         "nopoints": (json.dumps({"schema": "blastune.sweep/1", "points": []}), "no BLAS points"),
         "deep": ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
     }
@@ -333,7 +421,9 @@ def test_bad_files_clirunner(tmp_path, jobs_doc):
         assert r.stderr.count("\n") == 1 and msg in r.stderr
 
 
-@pytest.mark.parametrize("args, msg", [(["--jobs", "0"], "--jobs 0"), (["--shell", "tcl"], "unknown shell")])
+@pytest.mark.parametrize(
+    "args, msg", [(["--jobs", "0"], "--jobs 0"), (["--shell", "tcl"], "unknown shell")]
+)
 def test_bad_options(args, msg, tmp_path):
     r = CliRunner().invoke(app, ["recommend", *args])
     assert r.exit_code == 2 and msg in r.stderr and r.stderr.count("\n") == 1
@@ -348,9 +438,16 @@ def test_cli_recommend_text_and_json(jobs_doc, tmp_path):
     assert p.stderr.startswith("For 2 concurrent job(s): 2 processes x 1 BLAS thread")
     assert all(line.startswith("set -gx ") for line in p.stdout.splitlines())
     assert "set -gx OPENBLAS_NUM_THREADS 1;" in p.stdout and "worker_initializer(1)" in p.stderr
-    p = _blastune(["recommend", "--from", str(path), "--json", "--no-save-profile", "--shell", "slurm"], tmp_path)
+    p = _blastune(
+        ["recommend", "--from", str(path), "--json", "--no-save-profile", "--shell", "slurm"],
+        tmp_path,
+    )
     d = json.loads(p.stdout)
-    assert d["schema"] == "blastune.recommendation/1" and d["spec"] == "process:2x1" and d["profile"] is None
+    assert (
+        d["schema"] == "blastune.recommendation/1"
+        and d["spec"] == "process:2x1"
+        and d["profile"] is None
+    )
     assert "#SBATCH --cpus-per-task=1" in d["exports"]
 
 
@@ -364,5 +461,7 @@ def test_cli_recommend_builtin_measurement(tmp_path):
     assert d["workers"] == 2 and d["threads"] == 1
     # how close 2 processes come to the fastest layout depends on the load other programs put on the
     # machine (bench/jobs_seed_table.py measures it); here: the ratio is the one the numbers give
-    assert d["within_best"] == pytest.approx(d["measured"]["tasks_per_s"] / d["best"]["tasks_per_s"])
+    assert d["within_best"] == pytest.approx(
+        d["measured"]["tasks_per_s"] / d["best"]["tasks_per_s"]
+    )
     assert Path(d["profile"]).exists()

@@ -6,6 +6,7 @@ The rule: a batch is contended only when other programs -- hypervisor steal incl
 CPU to explain the CPU the layout lost, judged as a share of the CPU the layout wanted; the CPU its
 own harness (the host process) used is reported as the host's share, never as other programs'.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,18 +24,35 @@ SWEEP_16 = CAPTURES / "sweep-dot-inv-det-svd-2000.json"
 CORES = [2, 16, 64, 128]
 
 
-def layout_result(cores: int, *, lost: float, others: float, steal: float | None = None,
-                  host_cpu: float = 0.0, repeats: int = 3, wall: float = 1.0) -> LayoutResult:
+def layout_result(
+    cores: int,
+    *,
+    lost: float,
+    others: float,
+    steal: float | None = None,
+    host_cpu: float = 0.0,
+    repeats: int = 3,
+    wall: float = 1.0,
+) -> LayoutResult:
     """A process layout of one single-threaded worker per core, timed ``repeats`` times: each
     batch lost ``lost`` CPUs, other programs used ``others`` CPUs (steal among them), the host
     ``host_cpu`` CPU seconds."""
     r = LayoutResult(Layout("process", cores, 1), [], [], 1, 0.5)
     for _ in range(repeats):
-        analysis.add_batch(r, {"wall": wall, "cpu": (cores - lost) * wall + host_cpu,
-                               "wait_pct": 100.0 * lost, "lost_pct": 100.0 * lost,
-                               "other_cores": others,
-                               "steal_cores": steal, "host_cpu": host_cpu, "host_wait_pct": 1.0,
-                               "tasks": 1000})
+        analysis.add_batch(
+            r,
+            {
+                "wall": wall,
+                "cpu": (cores - lost) * wall + host_cpu,
+                "wait_pct": 100.0 * lost,
+                "lost_pct": 100.0 * lost,
+                "other_cores": others,
+                "steal_cores": steal,
+                "host_cpu": host_cpu,
+                "host_wait_pct": 1.0,
+                "tasks": 1000,
+            },
+        )
     return analysis.summarize(r, 1000, cores)
 
 
@@ -109,8 +127,9 @@ def test_the_real_16_core_jobs_document_re_judged_gives_advice():
     assert [r["contended"] for r in raw["results"]] == [False, False, True, True, True, True]
     doc = load_jobs(JOBS_16)
     analysis.rejudge(doc)
-    assert not any(r.contended for r in doc.results), [(r.layout.spec, r.outside_pcts)
-                                                       for r in doc.results]
+    assert not any(r.contended for r in doc.results), [
+        (r.layout.spec, r.outside_pcts) for r in doc.results
+    ]
     assert all(max(r.outside_pcts) < CONTENDED_SHARE_PCT for r in doc.results)
     assert not any("contended" in n for r in doc.results for n in r.notes)
     assert not any(w.startswith(analysis.CONTENDED_WARNING) for w in doc.warnings)
@@ -140,8 +159,13 @@ def test_cli_recommend_from_the_16_core_capture_exits_0(tmp_path):
 
     env = child_env()
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    p = subprocess.run(["blastune", "recommend", "--from", str(JOBS_16), "--jobs", "16"],
-                       capture_output=True, text=True, timeout=120, env=env)
+    p = subprocess.run(
+        ["blastune", "recommend", "--from", str(JOBS_16), "--jobs", "16"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     # the exports alone on stdout (eval-able), the explanation on stderr
     assert "export OPENBLAS_NUM_THREADS=1" in p.stdout.splitlines()
@@ -160,22 +184,36 @@ def test_a_0_2_0_document_without_the_new_fields_loads_and_old_readers_keep_thei
 
 # --- the harness stays out of the measurement: real processes ---------------------------------
 
+
 def test_the_host_share_is_in_the_json_and_the_notes_and_small_for_process_layouts(jobs_sandbox):
     """The layout's host process hands each worker one message and sleeps until the batch is done:
     its CPU is a small share of what the layout wanted (CPU time, not wall: however busy the
     machine, a sleeping host burns next to nothing). 0.2.0's chunked feeding cost up to 0.7 of 16
     CPUs."""
     from blastune.cli.jobs import render_jobs
-    from blastune.measure.jobs.core import run_jobs
+    from blastune.measure.jobs.entry import run_jobs
 
-    res = run_jobs(op="dot", size=64, tasks=None, repeats=3, target_seconds=0.3,
-                   layouts=[Layout("process", 2, 1), Layout("thread", 2, 1)])
+    res = run_jobs(
+        op="dot",
+        size=64,
+        tasks=None,
+        repeats=3,
+        target_seconds=0.3,
+        layouts=[Layout("process", 2, 1), Layout("thread", 2, 1)],
+    )
     proc = next(r for r in res.results if r.layout.executor == "process")
     assert len(proc.host_cpus) == len(proc.host_wait_pcts) == len(proc.walls) == 3
     assert proc.host_pct is not None and proc.host_pct < 2.0, (proc.host_cpus, proc.walls)
     d = res.to_dict()["results"][1]
-    assert {"host_cpus", "host_wait_pcts", "host_pct", "outside_pcts", "wanted_cores",
-            "steal_cores", "tasks"} <= set(d)
+    assert {
+        "host_cpus",
+        "host_wait_pcts",
+        "host_pct",
+        "outside_pcts",
+        "wanted_cores",
+        "steal_cores",
+        "tasks",
+    } <= set(d)
     assert res.to_dict()["contention"]["rule"] == "outside-share"
     serial = res.results[0]
     assert serial.host_pct is None and serial.host_cpus == [None] * 3  # the host *is* the work
@@ -191,8 +229,14 @@ class _FakeHost:
 
     def batch(self, tasks):
         self.asked.append(tasks)
-        return {"wall": tasks * self.per_task / self.parallel, "cpu": None, "wait_pct": None,
-                "lost_pct": None, "other_cores": None, "tasks": tasks}
+        return {
+            "wall": tasks * self.per_task / self.parallel,
+            "cpu": None,
+            "wait_pct": None,
+            "lost_pct": None,
+            "other_cores": None,
+            "tasks": tasks,
+        }
 
 
 @pytest.mark.parametrize("cores, target", [(2, 1.0), (16, 1.0), (128, 1.0), (16, 0.3)])
@@ -203,8 +247,14 @@ def test_a_calibrated_run_gives_short_layouts_more_tasks(cores, target):
     from blastune.measure.jobs.session import MIN_BATCH_SECONDS, JobsSession, Slot
     from blastune.measure.workloads import make_workload
 
-    s = JobsSession(make_workload(op="dot", size=50), None, [Layout("process", cores, 1)], 3, cores,
-                    target_seconds=target)
+    s = JobsSession(
+        make_workload(op="dot", size=50),
+        None,
+        [Layout("process", cores, 1)],
+        3,
+        cores,
+        target_seconds=target,
+    )
     s.tasks, s.target_used, per_task = 1000, target, target / 1000
     base, wide = s.slots[s.plan[0]], s.slots[s.plan[1]]
     assert isinstance(wide, Slot)
@@ -222,7 +272,7 @@ def test_a_calibrated_run_gives_short_layouts_more_tasks(cores, target):
         assert wide.host.asked == [1000, 1000]
         return
     assert wide.host.asked[0] == 1000 and wide.tasks > 1000 and wide.tasks % cores == 0
-    assert wide.host.asked[1:] == [wide.tasks, wide.tasks]          # the short batch was not kept
+    assert wide.host.asked[1:] == [wide.tasks, wide.tasks]  # the short batch was not kept
 
 
 def test_given_tasks_are_kept_for_every_layout():
@@ -243,8 +293,14 @@ def test_given_tasks_are_kept_for_every_layout():
 
 # --- sweep points: the same rule ---------------------------------------------------------------
 
-def _point(wait_pct: float, others: float | None, threads: int = 1, seen: int | None = None,
-           usable: int = 2):
+
+def _point(
+    wait_pct: float,
+    others: float | None,
+    threads: int = 1,
+    seen: int | None = None,
+    usable: int = 2,
+):
     from blastune.measure.sweep.points import record
     from blastune.measure.timing import summarize
 
@@ -255,16 +311,27 @@ def _point(wait_pct: float, others: float | None, threads: int = 1, seen: int | 
         sample_wait_pct = [wait_pct] * 3
 
     M.wait_pct = wait_pct
-    return record("dot", "numpy", 64, "float64", threads, "numpy.dot", M(), isolated=False,
-                  threads_seen={"libopenblas.so": seen or threads}, usable=usable,
-                  other_cores=others, source="schedstat")
+    return record(
+        "dot",
+        "numpy",
+        64,
+        "float64",
+        threads,
+        "numpy.dot",
+        M(),
+        isolated=False,
+        threads_seen={"libopenblas.so": seen or threads},
+        usable=usable,
+        other_cores=others,
+        source="schedstat",
+    )
 
 
 def test_a_sweep_point_is_contended_only_when_others_explain_its_wait():
-    assert _point(60.0, 1.0).contended                 # a competitor on its CPU
-    assert not _point(60.0, 0.0).contended             # nothing else ran: the library's own wait
-    assert not _point(3.0, 1.0).contended              # others busy elsewhere, 3% wait
-    assert _point(60.0, None).contended                # others unknown: the wait decides alone
+    assert _point(60.0, 1.0).contended  # a competitor on its CPU
+    assert not _point(60.0, 0.0).contended  # nothing else ran: the library's own wait
+    assert not _point(3.0, 1.0).contended  # others busy elsewhere, 3% wait
+    assert _point(60.0, None).contended  # others unknown: the wait decides alone
     # asked for 1000, the library ran 2 on 2 cores: nothing self-inflicted, the wait counts
     assert _point(60.0, 1.0, threads=1000, seen=2).contended
     assert not _point(60.0, 1.0, threads=4, seen=4).contended  # 4 on 2 cores: 200% is its own

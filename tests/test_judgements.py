@@ -1,4 +1,4 @@
-""""Disturbed" and "unstable" are two judgements, each made in one place (documents/sweep.py) and
+""" "Disturbed" and "unstable" are two judgements, each made in one place (documents/sweep.py) and
 read by every renderer: the sweep table and its crossover line, the figures, the HTML report.
 
 A point that was only unstable (its times never settled) was said to be "disturbed" by the sweep's
@@ -6,6 +6,7 @@ crossover line and by the report's crossover table (issues 17 and 19): nothing s
 caused it, and advice to re-check for that reason would send a user after a neighbour who was not
 there.
 """
+
 from __future__ import annotations
 
 from blastune.advise.crossover import crossover_sizes
@@ -19,9 +20,19 @@ def _doc(**flags) -> dict:
     pts = []
     for size, (t1, t2) in {64: (1.0, 1.2), 128: (1.0, 0.6)}.items():
         for threads, t in ((1, t1), (2, t2)):
-            p = {"op": "dot", "lib": "numpy", "size": size, "dtype": "float64", "threads": threads,
-                 "median_s": t, "spread": 0.001, "blas_op": True, "contended": False, "busy": False,
-                 "unstable": False}
+            p = {
+                "op": "dot",
+                "lib": "numpy",
+                "size": size,
+                "dtype": "float64",
+                "threads": threads,
+                "median_s": t,
+                "spread": 0.001,
+                "blas_op": True,
+                "contended": False,
+                "busy": False,
+                "unstable": False,
+            }
             if size == 128 and threads == 2:
                 p.update(flags)
             pts.append(p)
@@ -31,8 +42,8 @@ def _doc(**flags) -> dict:
 def test_the_rule_for_disturbed():
     assert is_disturbed(True, None) and is_disturbed(True, False)
     assert not is_disturbed(False, None) and not is_disturbed(None, None)
-    assert is_disturbed(None, True)          # a 0.1.0 file: its 'busy' flag is the judgement
-    assert not is_disturbed(False, True)     # a judgement made: 'busy' does not override it
+    assert is_disturbed(None, True)  # a 0.1.0 file: its 'busy' flag is the judgement
+    assert not is_disturbed(False, True)  # a judgement made: 'busy' does not override it
 
 
 def test_an_unstable_point_is_not_disturbed_anywhere():
@@ -43,10 +54,14 @@ def test_an_unstable_point_is_not_disturbed_anywhere():
     (c,) = crossover_sizes(doc)
     assert (c.disturbed, c.unstable) == (False, True)
     assert c.caveat() == "some points unstable: re-check"
-    line = [ln for ln in render_sweep(data, crossover=crossover_of(data)).splitlines()
-            if ln.startswith("crossover:")]
-    assert line == ["crossover: dot: more threads pay off at n >= 128 "
-                    "(some points unstable: re-check)"]
+    line = [
+        ln
+        for ln in render_sweep(data, crossover=crossover_of(data)).splitlines()
+        if ln.startswith("crossover:")
+    ]
+    assert line == [
+        "crossover: dot: more threads pay off at n >= 128 (some points unstable: re-check)"
+    ]
     assert "disturbed" not in _crossover_table(doc) and "unstable" in _crossover_table(doc)
     assert "contended" not in _sweep_table(doc)
 

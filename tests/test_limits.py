@@ -3,6 +3,7 @@
 The pip wheels load two OpenBLAS copies (numpy's libscipy_openblas64_, scipy's libscipy_openblas);
 every assertion reads the count back from the libraries themselves, through threadpoolctl too.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ from tests.conftest import child_env, run_python
 
 def tp_counts():
     """Independent read-out: threadpoolctl's view of every OpenBLAS copy."""
-    return sorted(d["num_threads"] for d in threadpoolctl.threadpool_info() if d["internal_api"] == "openblas")
+    return sorted(
+        d["num_threads"] for d in threadpoolctl.threadpool_info() if d["internal_api"] == "openblas"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +79,7 @@ def test_decorator_and_reuse():
 def test_jobs_divides_usable_cores():
     cores = blastune.cpu_info().usable_cores
     assert blastune.limit(jobs=2).n == max(1, cores // 2)
-    assert blastune.limit(jobs=10 ** 6).n == 1
+    assert blastune.limit(jobs=10**6).n == 1
 
 
 def test_restores_the_exact_previous_count_not_a_default():
@@ -174,13 +177,18 @@ def test_bad_counts_are_one_clear_error(bad):
         blastune.limit(bad)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: blastune.limit(1, api="cuda"),
-    lambda: blastune.limit(1, api=["blas"]),      # was a plain TypeError (unhashable list)
-    lambda: blastune.worker_initializer(1, api="x"),  # was a BrokenProcessPool, later, in the pool
-    lambda: blastune.get_threads(api=None),
-    lambda: blastune.set_threads(1, api={"blas"}),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: blastune.limit(1, api="cuda"),
+        lambda: blastune.limit(1, api=["blas"]),  # was a plain TypeError (unhashable list)
+        lambda: blastune.worker_initializer(
+            1, api="x"
+        ),  # was a BrokenProcessPool, later, in the pool
+        lambda: blastune.get_threads(api=None),
+        lambda: blastune.set_threads(1, api={"blas"}),
+    ],
+)
 def test_bad_api_is_one_clear_error_where_it_is_given(make):
     with pytest.raises(BlastuneError, match="unknown api .*: choose blas, openmp or all"):
         make()
@@ -200,7 +208,6 @@ def test_worker_initializer_in_process_pool():
 
 def _child_counts_remote(_):
     import os
-
 
     import blastune as b
 
@@ -336,7 +343,9 @@ def test_worker_initializer_starts_afresh_in_workers_forked_inside_a_limit():
 
     fork = multiprocessing.get_context("fork")
     with blastune.limit(2):
-        with ProcessPoolExecutor(2, mp_context=fork, initializer=blastune.worker_initializer(1)) as pool:
+        with ProcessPoolExecutor(
+            2, mp_context=fork, initializer=blastune.worker_initializer(1)
+        ) as pool:
             assert list(pool.map(_worker_counts, range(4))) == [[1, 1]] * 4
             # the worker's own limits still nest and unwind to the worker's count
             assert list(pool.map(_worker_counts_around_a_limit, range(2))) == [([2, 2], [1, 1])] * 2

@@ -7,6 +7,7 @@ pthreads pool is one per process. A limit is therefore a cap that holds at every
 that entered it, whatever the other tasks do, and that goes away exactly when that task leaves it --
 in whatever order the tasks leave. Counts are read back from the libraries through threadpoolctl.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,7 +23,9 @@ from blastune.control.limits import _S
 
 
 def tp_counts():
-    return sorted(d["num_threads"] for d in threadpoolctl.threadpool_info() if d["internal_api"] == "openblas")
+    return sorted(
+        d["num_threads"] for d in threadpoolctl.threadpool_info() if d["internal_api"] == "openblas"
+    )
 
 
 BASE = 4  # distinct from both limits below, so "restored" and "limited" cannot be confused
@@ -67,7 +70,10 @@ def test_two_tasks_interleave_and_leave_in_the_order_they_entered():
     asyncio.run(main())
     assert log == [
         ("A entered", [1, 1]),
-        ("B entered, A holds 1", [1, 1]),  # a cap: B never runs more than its 2, here 1 while A holds 1
+        (
+            "B entered, A holds 1",
+            [1, 1],
+        ),  # a cap: B never runs more than its 2, here 1 while A holds 1
         ("A after B entered", [1, 1]),
         ("A again", [1, 1]),
         ("B after A left", [2, 2]),

@@ -1,4 +1,5 @@
 """limit() against the real BLAS builds of ../shared/blas-matrix (Debian numpy 1.24 / scipy 1.10)."""
+
 from __future__ import annotations
 
 import json
@@ -73,7 +74,10 @@ def test_blis_with_env_threads_warns_naming_the_variable_and_strict_raises():
     out = probe("blis-pthread", 1, BLIS_NUM_THREADS="2")
     assert out["inside"] == []  # nothing at run time to change
     assert len(out["warnings"]) == 1
-    assert "BLIS_NUM_THREADS=1" in out["warnings"][0] and "before the process starts" in out["warnings"][0]
+    assert (
+        "BLIS_NUM_THREADS=1" in out["warnings"][0]
+        and "before the process starts" in out["warnings"][0]
+    )
     assert out["strict"] and "BLIS_NUM_THREADS" in out["strict"]
 
 

@@ -6,6 +6,7 @@ independently inside a second child: /proc/self/maps (what is really mapped), ``
 serving files (they really define the symbol), and threadpoolctl before and after blastune
 registered its controller.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,15 +40,21 @@ IMPLEMENTATIONS = {
     "openblas-pthread": [r"/openblas-pthread/libopenblasp?-r[\d.]+\.so$"],
     "openblas-openmp": [r"/openblas-openmp/libopenblasp?-r[\d.]+\.so$", r"/libgomp\.so[\d.]*$"],
     "blis-pthread": [r"/blis-pthread/libblas\.so\.3$", r"/lapack/liblapack\.so\.3[\d.]*$"],
-    "blis-openmp": [r"/blis-openmp/libblas\.so\.3$", r"/lapack/liblapack\.so\.3[\d.]*$", r"/libgomp\.so[\d.]*$"],
+    "blis-openmp": [
+        r"/blis-openmp/libblas\.so\.3$",
+        r"/lapack/liblapack\.so\.3[\d.]*$",
+        r"/libgomp\.so[\d.]*$",
+    ],
     "atlas": [r"/libatlas\.so\.3[\d.]*$"],
     "reference": [r"/blas/libblas\.so\.3[\d.]*$", r"/lapack/liblapack\.so\.3[\d.]*$"],
     "mkl": [r"/libmkl_rt\.so[\d.]*$", r"/libgomp\.so[\d.]*$"],
 }
 # what threadpoolctl calls the libraries it could not see without blastune's controller
 TP_ADDED = {
-    "blis-pthread": {"blis", "reference"}, "blis-openmp": {"blis", "reference"},
-    "atlas": {"atlas"}, "reference": {"reference"},
+    "blis-pthread": {"blis", "reference"},
+    "blis-openmp": {"blis", "reference"},
+    "atlas": {"atlas"},
+    "reference": {"reference"},
 }
 
 
@@ -59,14 +66,21 @@ def typer_in_matrix_venv() -> bool:
 @pytest.fixture(scope="module", autouse=True)
 def _cli_installable():
     if not typer_in_matrix_venv():
-        pytest.skip(f"typer/tabulate missing in {MATRIX_PYTHON.parent.parent}: "
-                    f"run {MATRIX_PYTHON.parent}/pip install -e . (as .ci/run does)")
+        pytest.skip(
+            f"typer/tabulate missing in {MATRIX_PYTHON.parent.parent}: "
+            f"run {MATRIX_PYTHON.parent}/pip install -e . (as .ci/run does)"
+        )
 
 
 def info_json(variant: str, threads: int | None = None, **env) -> dict:
     """``python -m blastune info --json`` under ``variant`` (thread variables unset unless given)."""
-    r = subprocess.run([str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-m", "blastune", "info", "--json"],
-                       capture_output=True, text=True, timeout=120, env=child_env(env, threads=threads))
+    r = subprocess.run(
+        [str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-m", "blastune", "info", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(env, threads=threads),
+    )
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     return json.loads(r.stdout)
@@ -91,7 +105,9 @@ def test_vendor_layer_and_control(infos, variant):
     for package in ("numpy", "scipy"):
         for api in ("blas", "lapack"):
             lib = lib_of(d, package, api)
-            assert (lib["vendor"], lib["threading_layer"], lib["control"]) == EXPECTED[variant][api], (package, api)
+            assert (lib["vendor"], lib["threading_layer"], lib["control"]) == EXPECTED[variant][
+                api
+            ], (package, api)
             if lib["control"] == "fixed":
                 assert lib["num_threads"] == 1 and lib["threads_source"] == "build"
             if lib["control"] == "runtime":
@@ -138,8 +154,13 @@ def test_serving_files_are_mapped_and_define_the_symbol(truths, variant):
     t = truths[variant]
     for b in t["info"]["bindings"]:
         assert b["serving_file"] in t["maps"]
-        out = subprocess.run(["nm", "-D", "--defined-only", b["serving_file"]], capture_output=True, text=True).stdout
-        assert re.search(rf"\s{re.escape(b['symbol'])}(@|$)", out, re.M), (b["symbol"], b["serving_file"])
+        out = subprocess.run(
+            ["nm", "-D", "--defined-only", b["serving_file"]], capture_output=True, text=True
+        ).stdout
+        assert re.search(rf"\s{re.escape(b['symbol'])}(@|$)", out, re.M), (
+            b["symbol"],
+            b["serving_file"],
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -162,6 +183,7 @@ def test_threadpoolctl_sees_what_blastune_registered(truths, variant):
 
 
 # ---------------------------------------------------------------- requested thread counts
+
 
 def blas_threads(d: dict) -> tuple[int, str]:
     lib = lib_of(d, "numpy", "blas")
@@ -236,14 +258,20 @@ print(json.dumps({"running": peak[0] - 1, "reported": reported}))
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to tell 1 thread from 2")
-@pytest.mark.parametrize("variant,env", [
-    ("blis-pthread", {}),
-    ("blis-pthread", {"OMP_NUM_THREADS": "2"}),
-    ("blis-openmp", {"BLIS_NUM_THREADS": "2"}),
-    ("blis-openmp", {"BLIS_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}),
-    ("openblas-openmp", {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}),
-    ("openblas-pthread", {"OPENBLAS_NUM_THREADS": "1"}),
-], ids=lambda x: x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()) or "unset")
+@pytest.mark.parametrize(
+    "variant,env",
+    [
+        ("blis-pthread", {}),
+        ("blis-pthread", {"OMP_NUM_THREADS": "2"}),
+        ("blis-openmp", {"BLIS_NUM_THREADS": "2"}),
+        ("blis-openmp", {"BLIS_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}),
+        ("openblas-openmp", {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "2"}),
+        ("openblas-pthread", {"OPENBLAS_NUM_THREADS": "1"}),
+    ],
+    ids=lambda x: (
+        x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()) or "unset"
+    ),
+)
 def test_reported_threads_are_the_threads_that_run(variant, env):
     # This test is about threads: at most 2, on 300x300 matrices, for 0.4 s.
     r = run_python(COUNT_THREADS, variant, env=child_env(env, threads=None))
@@ -255,15 +283,28 @@ def test_reported_threads_are_the_threads_that_run(variant, env):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_text_tells_what_the_json_tells(infos, variant):
     """The tables must not drop what --json says: versions, each library's control and its notes."""
-    r = subprocess.run([str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-m", "blastune", "info", "--wide"],
-                       capture_output=True, text=True, timeout=120, env=child_env({}, threads=None))
+    r = subprocess.run(
+        [str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-m", "blastune", "info", "--wide"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env({}, threads=None),
+    )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     text, d = r.stdout, infos[variant]
     for name, pkg in d["packages"].items():
         assert f"{name} {pkg['version']}" in text
-    control_text = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build"}
+    control_text = {
+        "runtime": "at run time",
+        "env": "env var before start",
+        "fixed": "fixed at build",
+    }
     for lib in d["loaded"]:
-        row = next(line for line in text.splitlines() if line.startswith(lib["vendor"]) and lib["filepath"] in line)
+        row = next(
+            line
+            for line in text.splitlines()
+            if line.startswith(lib["vendor"]) and lib["filepath"] in line
+        )
         assert control_text[lib["control"]] in row, row
         for note in lib["notes"]:
             assert note in text, note

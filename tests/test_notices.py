@@ -1,5 +1,6 @@
 """Notices and warnings on stderr wrap to COLUMNS (one helper, blastune.cli.render.notice): a
 311-character 'notice: not saved in the profile ...' line from `jobs` ran off every terminal."""
+
 from __future__ import annotations
 
 import os
@@ -10,20 +11,25 @@ import sys
 import pytest
 
 BLASTUNE = shutil.which("blastune") or ""
-LONG = ("not saved in the profile, from noisy measurements: 1 job(s) (serial x 1 BLAS thread: "
-        "disturbed by other programs, its threads waited 196% of the time for a CPU); re-run "
-        "when the machine is quieter, or save the results (--out) and take them anyway with "
-        "`blastune recommend --from FILE --accept-noisy`")
+LONG = (
+    "not saved in the profile, from noisy measurements: 1 job(s) (serial x 1 BLAS thread: "
+    "disturbed by other programs, its threads waited 196% of the time for a CPU); re-run "
+    "when the machine is quieter, or save the results (--out) and take them anyway with "
+    "`blastune recommend --from FILE --accept-noisy`"
+)
 
 
 def notice_stderr(columns: str | None, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     if columns:
         env["COLUMNS"] = columns
-    code = ("import sys; from blastune.cli.render import notice, set_wide; "
-            "set_wide(len(sys.argv) > 2); notice(sys.argv[1])")
-    proc = subprocess.run([sys.executable, "-c", code, LONG, *args], capture_output=True, text=True,
-                          env=env)
+    code = (
+        "import sys; from blastune.cli.render import notice, set_wide; "
+        "set_wide(len(sys.argv) > 2); notice(sys.argv[1])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, LONG, *args], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 0 and proc.stdout == ""
     return proc.stderr
 
@@ -46,9 +52,13 @@ def test_notice_is_100_columns_off_a_terminal_and_whole_with_wide():
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 def test_run_report_lines_wrap_to_columns():
     env = {**os.environ, "COLUMNS": "50", "OPENBLAS_NUM_THREADS": "1"}
-    proc = subprocess.run([BLASTUNE, "run", "-t", "1", "--report", "--", sys.executable, "-c",
-                           "pass"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [BLASTUNE, "run", "-t", "1", "--report", "--", sys.executable, "-c", "pass"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert lines and max(len(line) for line in lines) <= 50, proc.stderr

@@ -5,6 +5,7 @@
 files ``facts.cpu.peak_clock`` reads (``sys/devices/system/cpu/cpu*/cpufreq/*`` and
 ``proc/cpuinfo``), written the way Linux shows them (kHz in cpufreq, MHz in cpuinfo).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,16 +16,23 @@ import pytest
 from typer.testing import CliRunner
 
 from blastune.cli import app
-from blastune.facts.cpu import (PEAK_CLOCK_SOURCES, cpu_info, parse_cpuinfo, peak_clock,
-                                with_peak_clock)
+from blastune.facts.cpu import (
+    PEAK_CLOCK_SOURCES,
+    cpu_info,
+    parse_cpuinfo,
+    peak_clock,
+    with_peak_clock,
+)
 
 XEON = "Intel(R) Xeon(R) Gold 6230 CPU @ 2.10GHz"
 
 
 def tree(root: Path, model: str, mhz=(), cpufreq: dict | None = None) -> list[dict]:
     """A capture: proc/cpuinfo with one block per CPU, and cpufreq files {cpu: {name: kHz text}}."""
-    blocks = [f"processor\t: {i}\nmodel name\t: {model}\n" + (f"cpu MHz\t\t: {m}\n" if m else "")
-              for i, m in enumerate(mhz or [None])]
+    blocks = [
+        f"processor\t: {i}\nmodel name\t: {model}\n" + (f"cpu MHz\t\t: {m}\n" if m else "")
+        for i, m in enumerate(mhz or [None])
+    ]
     (root / "proc").mkdir(parents=True, exist_ok=True)
     (root / "proc/cpuinfo").write_text("\n".join(blocks) + "\n")
     for cpu, files in (cpufreq or {}).items():
@@ -42,9 +50,15 @@ def clock_of(root: Path, model: str, **kw):
 
 def test_the_highest_clock_wins_over_the_base_clock(tmp_path):
     # a hybrid-like spread: the P-cores boost higher than the others; the base is lower still
-    got = clock_of(tmp_path, XEON, mhz=(2100.0, 2100.0), cpufreq={
-        0: {"cpuinfo_max_freq": "3900000", "base_frequency": "2100000"},
-        1: {"cpuinfo_max_freq": "4700000", "base_frequency": "2100000"}})
+    got = clock_of(
+        tmp_path,
+        XEON,
+        mhz=(2100.0, 2100.0),
+        cpufreq={
+            0: {"cpuinfo_max_freq": "3900000", "base_frequency": "2100000"},
+            1: {"cpuinfo_max_freq": "4700000", "base_frequency": "2100000"},
+        },
+    )
     assert got == (4700.0, "cpufreq-max")
 
 

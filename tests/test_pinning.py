@@ -1,4 +1,5 @@
 """Pinned layouts: planned on captured machines, applied for real on this one (Cpus_allowed_list)."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from blastune.control.pinning import (claim_set, job_set, layout, omp_places, pin_env, pin_shell_lines,
-                                      plan_layout)
+from blastune.control.pinning import (
+    claim_set,
+    job_set,
+    layout,
+    omp_places,
+    pin_env,
+    pin_shell_lines,
+    plan_layout,
+)
 from blastune.errors import BlastuneError
 from blastune.facts.topology import read_topology
 from conftest import child_env
@@ -33,8 +41,10 @@ def _disjoint_and_equal(sets, topo):
     assert len({s.threads for s in sets}) == 1
 
 
-@pytest.mark.parametrize("name", ["epyc-2s64c", "epyc-1s16c-nps4", "intel-hybrid-6p8e", "desktop-4c8t",
-                                  "cpuset-12-of-128"])
+@pytest.mark.parametrize(
+    "name",
+    ["epyc-2s64c", "epyc-1s16c-nps4", "intel-hybrid-6p8e", "desktop-4c8t", "cpuset-12-of-128"],
+)
 @pytest.mark.parametrize("jobs", [1, 2, 3, 4, 5, 6])
 @pytest.mark.parametrize("smt", [False, True])
 def test_every_layout_is_disjoint_equal_and_says_what_is_idle(name, jobs, smt):
@@ -51,7 +61,10 @@ def test_every_layout_is_disjoint_equal_and_says_what_is_idle(name, jobs, smt):
     assert set(lay.idle) == set(topo.cpus) - used
     if not smt:  # physical cores first: no job gets two siblings of one core
         for s in lay.sets:
-            assert len({(topo.core_of(c).socket, topo.core_of(c).core_id) for c in s.cpus}) == s.threads
+            assert (
+                len({(topo.core_of(c).socket, topo.core_of(c).core_id) for c in s.cpus})
+                == s.threads
+            )
     else:  # a core's siblings stay in one job whenever the job size is a whole number of cores
         if lay.threads_per_job % topo.smt == 0 and len({len(c.cpus) for c in topo.cores}) == 1:
             for s in lay.sets:
@@ -64,7 +77,16 @@ def test_epyc_whole_domains_first():
     topo = tree("epyc-2s64c")
     # 8 jobs: each takes two whole L3 domains (CCDs) of one NUMA node
     sets = plan_layout(8, topo)
-    assert [s.cpulist for s in sets] == ["0-7", "8-15", "16-23", "24-31", "32-39", "40-47", "48-55", "56-63"]
+    assert [s.cpulist for s in sets] == [
+        "0-7",
+        "8-15",
+        "16-23",
+        "24-31",
+        "32-39",
+        "40-47",
+        "48-55",
+        "56-63",
+    ]
     assert all(s.whole_l3 and len(s.l3_domains) == 2 and len(s.numa_nodes) == 1 for s in sets)
     assert sets[4].domain() == "L3 #8-#9, NUMA 1"
     # 16 jobs: one whole CCD each; 2 jobs: one socket each; --smt: a CCD's 8 CPUs for each of 16 jobs
@@ -75,8 +97,10 @@ def test_epyc_whole_domains_first():
     # 3 jobs of 21 cores: two stay on their socket; what does not divide is named
     lay = layout(3, topo)
     assert [s.sockets for s in lay.sets[:2]] == [[0], [1]]
-    assert lay.idle_reasons == ["64 SMT sibling CPUs (64-127): physical cores first; --smt uses them",
-                                "1 core (55): 64 cores do not divide into 3 jobs of 21"]
+    assert lay.idle_reasons == [
+        "64 SMT sibling CPUs (64-127): physical cores first; --smt uses them",
+        "1 core (55): 64 cores do not divide into 3 jobs of 21",
+    ]
 
 
 def test_nps4_one_job_per_numa_node():
@@ -120,7 +144,11 @@ def test_exports_of_a_pinned_set():
     assert omp_places([0, 1, 2, 3, 64, 66]) == "{0}:4,{64},{66}"
     env = pin_env([24, 25, 26, 27, 28, 29, 30, 31])
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "8"
-    assert env["OMP_PLACES"] == "{24}:8" and env["OMP_PROC_BIND"] == "close" and env["BLASTUNE_CPUS"] == "24-31"
+    assert (
+        env["OMP_PLACES"] == "{24}:8"
+        and env["OMP_PROC_BIND"] == "close"
+        and env["BLASTUNE_CPUS"] == "24-31"
+    )
     assert pin_shell_lines([0, 1, 5], "bash") == "taskset -cp 0-1,5 $$ >/dev/null"
     assert pin_shell_lines([0], "docker") == "--cpuset-cpus=0"
     assert pin_shell_lines([0], "dotenv") is None
@@ -143,8 +171,13 @@ PINNED_CHILD = textwrap.dedent("""
 @needs_two_cpus
 def test_set_process_affinity_moves_every_thread_of_the_process():
     """A BLAS pool created before the pin is pinned too (sched_setaffinity(0) would move one thread)."""
-    res = subprocess.run([sys.executable, "-c", PINNED_CHILD, str(CPUS[-1])], capture_output=True, text=True,
-                         env=child_env(threads=2), timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", PINNED_CHILD, str(CPUS[-1])],
+        capture_output=True,
+        text=True,
+        env=child_env(threads=2),
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     threads, masks = res.stdout.split(" ", 1)
     assert int(threads) >= 2  # the main thread and OpenBLAS's worker
@@ -174,8 +207,13 @@ POOL = textwrap.dedent("""
 def test_worker_initializer_pins_each_worker_to_its_own_cpus(tmp_path, method):
     script = tmp_path / "pool.py"
     script.write_text(POOL)
-    res = subprocess.run(["taskset", "-c", f"{CPUS[0]},{CPUS[1]}", sys.executable, str(script), method],
-                         capture_output=True, text=True, env=child_env(threads=2), timeout=120)
+    res = subprocess.run(
+        ["taskset", "-c", f"{CPUS[0]},{CPUS[1]}", sys.executable, str(script), method],
+        capture_output=True,
+        text=True,
+        env=child_env(threads=2),
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     want = [((str(CPUS[0]),), "1", f"{{{CPUS[0]}}}"), ((str(CPUS[1]),), "1", f"{{{CPUS[1]}}}")]
     assert res.stdout.strip() == repr(want)
@@ -201,8 +239,16 @@ def test_limit_pin_gives_sibling_processes_disjoint_cpus(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(LIMITED)
     both = f"{CPUS[0]},{CPUS[1]}"
-    procs = [subprocess.Popen(["taskset", "-c", both, sys.executable, str(script)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=child_env(threads=2)) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            ["taskset", "-c", both, sys.executable, str(script)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(threads=2),
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     rows = sorted(o.split() for o, _ in outs)
@@ -216,32 +262,59 @@ def test_limit_pin_gives_sibling_processes_disjoint_cpus(tmp_path):
 
 def test_claims_are_exclusive_and_freed_when_the_holder_dies():
     token = f"test-{os.getpid()}"
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; from blastune.control.pinning import claim_set; "
-                               f"print(claim_set({token!r}, 2), flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, env=child_env())
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from blastune.control.pinning import claim_set; "
+            f"print(claim_set({token!r}, 2), flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     try:
         assert holder.stdout.readline().strip() == "0"
         assert claim_set(token, 2) == 1
         assert claim_set(token, 2) == 1  # held once per process
-        other = subprocess.run([sys.executable, "-c", "from blastune.control.pinning import claim_set; "
-                                f"print(claim_set({token!r}, 2))"], capture_output=True, text=True,
-                               env=child_env(), timeout=60)
+        other = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from blastune.control.pinning import claim_set; print(claim_set({token!r}, 2))",
+            ],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            timeout=60,
+        )
         assert other.stdout.strip() == "None"
     finally:
         holder.kill()
         holder.wait()
-    freed = subprocess.run([sys.executable, "-c", "from blastune.control.pinning import claim_set; "
-                            f"print(claim_set({token!r}, 2))"], capture_output=True, text=True,
-                           env=child_env(), timeout=60)
+    freed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from blastune.control.pinning import claim_set; print(claim_set({token!r}, 2))",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert freed.stdout.strip() == "0"
 
 
 def test_pin_arguments_are_checked():
     import blastune
 
-    for call in (lambda: blastune.limit(2, jobs=None, pin=True), lambda: blastune.limit(1, jobs=2, pin=True),
-                 lambda: blastune.worker_initializer(1, pin=True), lambda: blastune.worker_initializer(pin=True)):
+    for call in (
+        lambda: blastune.limit(2, jobs=None, pin=True),
+        lambda: blastune.limit(1, jobs=2, pin=True),
+        lambda: blastune.worker_initializer(1, pin=True),
+        lambda: blastune.worker_initializer(pin=True),
+    ):
         with pytest.raises(BlastuneError, match="pin=True needs jobs=N"):
             call()
     with pytest.raises(BlastuneError, match="pinned jobs need at least"):

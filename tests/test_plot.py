@@ -1,5 +1,6 @@
 """``blastune plot`` and ``sweep --plot``: each figure kind from checked-in documents, checked through
 matplotlib's objects (panels, axes, labels, lines, markers), and the files written by the output rule."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,8 @@ from blastune.documents.sweep import SweepDocument  # noqa: E402
 from blastune.present.plot import load_sources, make_figure, source_from_dict  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "docs_0_1_0"
-THREADS = DATA / "sweep_threads.json"     # --op all --size 500,1000 --threads 1,2 (the docs' example)
-SIZES = DATA / "sweep_sizes.json"         # dot,inv,solve,svd at 32..1024, threads 1,2
+THREADS = DATA / "sweep_threads.json"  # --op all --size 500,1000 --threads 1,2 (the docs' example)
+SIZES = DATA / "sweep_sizes.json"  # dot,inv,solve,svd at 32..1024, threads 1,2
 BEFORE = DATA / "sweep_before_openblas.json"
 AFTER = DATA / "sweep_after_blis.json"
 JOBS = DATA / "jobs.json"
@@ -64,7 +65,9 @@ def test_threads_figure_small_multiples_per_op():
     fig = make_figure(load_sources([THREADS]), "auto", "gflops")
     axes = panels(fig)
     with_flops = list(dict.fromkeys(p.op for p in doc.points if p.flops))
-    assert [ax.get_title().split(" ")[0] for ax in axes] == with_flops  # one panel per op, sin/norm_isf left out
+    assert [
+        ax.get_title().split(" ")[0] for ax in axes
+    ] == with_flops  # one panel per op, sin/norm_isf left out
     assert len(axes) == 10
     usable = doc.cpu.usable_cores
     for ax in axes:
@@ -135,7 +138,9 @@ def test_several_files_overlay_with_labels():
 
 def test_contended_unstable_and_oversubscribed_points_are_hollow(tmp_path):
     data = json.loads(THREADS.read_text())
-    target = next(p for p in data["points"] if p["op"] == "dot" and p["size"] == 500 and p["threads"] == 2)
+    target = next(
+        p for p in data["points"] if p["op"] == "dot" and p["size"] == 500 and p["threads"] == 2
+    )
     for p in data["points"]:
         p.update(busy=False, unstable=False, oversubscribed=False)
     target["contended"] = True  # the field sweep writes since 0.2; 0.1.0 files fall back to busy
@@ -158,7 +163,9 @@ def test_jobs_figure_bars_best_naive_and_contended(tmp_path):
     assert len(bars) == len(data["results"])
     rates = [r["tasks_per_s"] for r in data["results"]]
     best = max(range(len(rates)), key=lambda i: rates[i])
-    widths = [b.get_width() for b in sorted(bars, key=lambda b: -b.get_y())]  # top to bottom = file order
+    widths = [
+        b.get_width() for b in sorted(bars, key=lambda b: -b.get_y())
+    ]  # top to bottom = file order
     assert widths == pytest.approx(rates)
     ordered = sorted(bars, key=lambda b: -b.get_y())
     assert ordered[best].get_facecolor() != ordered[0].get_facecolor()  # the best stands out
@@ -173,11 +180,19 @@ def test_jobs_figure_bars_best_naive_and_contended(tmp_path):
 
 
 def run_cli(*args, cwd=None, env=None):
-    return subprocess.run(["blastune", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        ["blastune", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("name, magic", [("f.png", b"\x89PNG"), ("f.svg", b"<?xml"), ("f.pdf", b"%PDF")])
+@pytest.mark.parametrize(
+    "name, magic", [("f.png", b"\x89PNG"), ("f.svg", b"<?xml"), ("f.pdf", b"%PDF")]
+)
 def test_plot_command_writes_each_format(tmp_path, name, magic):
     out = tmp_path / name
     proc = run_cli("plot", THREADS, "-o", out)
@@ -187,8 +202,20 @@ def test_plot_command_writes_each_format(tmp_path, name, magic):
 
 
 def test_plot_command_json_and_labels(tmp_path):
-    proc = run_cli("plot", BEFORE, AFTER, "--label", "before", "--label", "after", "-o", tmp_path / "c.png",
-                   "--kind", "threads", "--json")
+    proc = run_cli(
+        "plot",
+        BEFORE,
+        AFTER,
+        "--label",
+        "before",
+        "--label",
+        "after",
+        "-o",
+        tmp_path / "c.png",
+        "--kind",
+        "threads",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["schema"] == "blastune.plot/1" and doc["kind"] == "threads"
@@ -217,15 +244,18 @@ def test_plot_output_rule(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["plot", JOBS, SIZES, "-o", "x.png"], "sweep and jobs files"),
-    (["plot", SIZES, "-o", "x.gif"], ".png, .svg or .pdf"),
-    (["plot", SIZES, "-o", "x.png", "--metric", "flops"], "gflops or speedup"),
-    (["plot", SIZES, "-o", "x.png", "--kind", "jobs"], "jobs files"),
-    (["plot", "missing.json", "-o", "x.png"], "no such file"),
-    (["plot", SIZES, "-o", "x.png", "-L", "a", "-L", "b"], "at most one per file"),
-    (["plot", DATA / "README.md", "-o", "x.png"], "not a blastune results file"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["plot", JOBS, SIZES, "-o", "x.png"], "sweep and jobs files"),
+        (["plot", SIZES, "-o", "x.gif"], ".png, .svg or .pdf"),
+        (["plot", SIZES, "-o", "x.png", "--metric", "flops"], "gflops or speedup"),
+        (["plot", SIZES, "-o", "x.png", "--kind", "jobs"], "jobs files"),
+        (["plot", "missing.json", "-o", "x.png"], "no such file"),
+        (["plot", SIZES, "-o", "x.png", "-L", "a", "-L", "b"], "at most one per file"),
+        (["plot", DATA / "README.md", "-o", "x.png"], "not a blastune results file"),
+    ],
+)
 def test_plot_errors_are_one_line(tmp_path, args, words):
     proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2
@@ -235,10 +265,12 @@ def test_plot_errors_are_one_line(tmp_path, args, words):
 
 
 def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from blastune.cli import main\n"
-            f"sys.argv = ['blastune', 'plot', {str(SIZES)!r}, '-o', {str(tmp_path / 'x.png')!r}]\n"
-            "main()\n")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from blastune.cli import main\n"
+        f"sys.argv = ['blastune', 'plot', {str(SIZES)!r}, '-o', {str(tmp_path / 'x.png')!r}]\n"
+        "main()\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "needs matplotlib" in proc.stderr and "blastune[plot]" in proc.stderr
@@ -247,16 +279,43 @@ def test_plot_without_matplotlib_says_how_to_get_it(tmp_path):
 def test_sweep_plot_draws_the_plot_commands_figure(tmp_path):
     env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     out, png = tmp_path / "s.json", tmp_path / "s.png"
-    proc = run_cli("sweep", "--op", "dot,inv", "--size", "32,64", "--threads", "1,2", "--budget", "2",
-                   "-o", out, "--plot", png, "-q", env=env)
+    proc = run_cli(
+        "sweep",
+        "--op",
+        "dot,inv",
+        "--size",
+        "32,64",
+        "--threads",
+        "1,2",
+        "--budget",
+        "2",
+        "-o",
+        out,
+        "--plot",
+        png,
+        "-q",
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     again = tmp_path / "again.png"
     assert run_cli("plot", out, "-o", again).returncode == 0
     # the same module draws both: same kind, same panels, same size in pixels
     assert png.read_bytes()[16:24] == again.read_bytes()[16:24]  # the PNG header's width and height
     # and it follows the output rule: an existing figure is refused before anything is measured
-    proc = run_cli("sweep", "--op", "dot", "--size", "32", "--threads", "1", "--budget", "1", "--plot", png,
-                   env=env)
+    proc = run_cli(
+        "sweep",
+        "--op",
+        "dot",
+        "--size",
+        "32",
+        "--threads",
+        "1",
+        "--budget",
+        "1",
+        "--plot",
+        png,
+        env=env,
+    )
     assert proc.returncode == 2 and "--force" in proc.stderr
 
 
@@ -269,24 +328,48 @@ def test_crossover_sizes_from_a_real_sweep_and_its_edge_cases():
         if c.size is not None:
             assert all(c.best_threads[s] > 1 for s in c.sizes if s >= c.size)
             below = [s for s in c.sizes if s < c.size]
-            assert c.status == ("at" if below else "below") and (not below or c.best_threads[below[-1]] == 1)
+            assert c.status == ("at" if below else "below") and (
+                not below or c.best_threads[below[-1]] == 1
+            )
 
     def doc(times):
         """dot at each size: (1-thread median, 2-thread median)."""
         pts = []
         for size, (t1, t2) in times.items():
             for threads, t in ((1, t1), (2, t2)):
-                pts.append({"op": "dot", "lib": "numpy", "size": size, "dtype": "float64", "threads": threads,
-                            "median_s": t, "spread": 0.001, "blas_op": True})
-        pts.append({"op": "add", "lib": "numpy", "size": 64, "dtype": "float64", "threads": 1, "median_s": 1.0,
-                    "blas_op": False})
+                pts.append(
+                    {
+                        "op": "dot",
+                        "lib": "numpy",
+                        "size": size,
+                        "dtype": "float64",
+                        "threads": threads,
+                        "median_s": t,
+                        "spread": 0.001,
+                        "blas_op": True,
+                    }
+                )
+        pts.append(
+            {
+                "op": "add",
+                "lib": "numpy",
+                "size": 64,
+                "dtype": "float64",
+                "threads": 1,
+                "median_s": 1.0,
+                "blas_op": False,
+            }
+        )
         return {"schema": "blastune.sweep/1", "points": pts}
 
     # a noisy win at 32 below a loss at 64 is no crossover: it starts where threads keep paying
     (c,) = crossover_sizes(doc({32: (1.0, 0.8), 64: (1.0, 1.2), 128: (1.0, 0.6), 256: (1.0, 0.55)}))
     assert (c.status, c.size, c.best_threads) == ("at", 128, {32: 2, 64: 1, 128: 2, 256: 2})
     (c,) = crossover_sizes(doc({32: (1.0, 0.6), 64: (1.0, 0.5)}))
-    assert (c.status, c.size) == ("below", 32) and c.describe() == "at every size measured (n >= 32, the smallest)"
+    assert (c.status, c.size) == (
+        "below",
+        32,
+    ) and c.describe() == "at every size measured (n >= 32, the smallest)"
     (c,) = crossover_sizes(doc({32: (1.0, 1.5), 64: (1.0, 0.99)}))  # within 2%: not worth a thread
     assert (c.status, c.size) == ("never", None) and c.describe() == "at no size up to n = 64"
     assert c.to_dict()["best_threads"] == {"32": 1, "64": 1}

@@ -1,5 +1,6 @@
 """Figure layout a new user tripped over: top points on the frame, no ideal line in overlays, small
 PNGs without --dpi, 20 files breaking the layout (a leaked matplotlib UserWarning)."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,15 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from blastune.present.plot import PNG_DPI, load_sources, make_figure  # noqa: E402
-from tests.test_plot import (AFTER, BEFORE, THREADS, assert_legend_clear,  # noqa: E402
-                             data_lines, gid, panels)
+from tests.test_plot import (
+    AFTER,
+    BEFORE,
+    THREADS,
+    assert_legend_clear,  # noqa: E402
+    data_lines,
+    gid,
+    panels,
+)
 
 BLASTUNE = shutil.which("blastune") or ""
 
@@ -57,17 +65,29 @@ def png_size(path: Path) -> tuple[int, int]:
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 def test_png_default_is_larger_and_dpi_sets_it(tmp_path):
     one = [BLASTUNE, "plot", str(THREADS), "--force"]
-    subprocess.run([*one, "-o", str(tmp_path / "a.png")], check=True, capture_output=True,
-                   timeout=120)
-    subprocess.run([*one, "-o", str(tmp_path / "b.png"), "--dpi", "300"], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [*one, "-o", str(tmp_path / "a.png")], check=True, capture_output=True, timeout=120
+    )
+    subprocess.run(
+        [*one, "-o", str(tmp_path / "b.png"), "--dpi", "300"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     w, h = png_size(tmp_path / "a.png")
     assert PNG_DPI == 150 and w >= 1800  # 13.6 in x 150 (was 1496 at 110)
     assert png_size(tmp_path / "b.png") == (w * 2, h * 2)
-    bad = subprocess.run([*one, "-o", str(tmp_path / "c.png"), "--dpi", "5"], capture_output=True,
-                         text=True, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.strip() == \
-        "blastune: error: invalid --dpi 5: must be a whole number from 50 to 600"
+    bad = subprocess.run(
+        [*one, "-o", str(tmp_path / "c.png"), "--dpi", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        bad.returncode == 2
+        and bad.stderr.strip()
+        == "blastune: error: invalid --dpi 5: must be a whole number from 50 to 600"
+    )
     assert not (tmp_path / "c.png").exists()
 
 
@@ -78,10 +98,13 @@ def test_twenty_files_leak_no_warning_and_the_legend_clears_the_panels(tmp_path)
         (tmp_path / f"run-{i}").mkdir()
         files.append(tmp_path / f"run-{i}" / "results.json")
         files[-1].write_bytes(BEFORE.read_bytes())
-    proc = subprocess.run([BLASTUNE, "plot", *map(str, files), "-k", "threads", "-o",
-                           str(tmp_path / "f.png")],
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PYTHONWARNINGS": "always"})
+    proc = subprocess.run(
+        [BLASTUNE, "plot", *map(str, files), "-k", "threads", "-o", str(tmp_path / "f.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "always"},
+    )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     fig = make_figure(load_sources(files), "threads", "gflops")
     assert_legend_clear(fig)

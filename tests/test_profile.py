@@ -1,6 +1,7 @@
 """The saved profile: typed model (0.1.0 files load), entries per workload and job count, a broken
 cache reported as the cache's fault, concurrent writers, `blastune profile show | clear | path`, and
 `recommend --jobs 8` -> `env --auto --jobs 8` through the real console script and a real bash."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,15 @@ import pytest
 from typer.testing import CliRunner
 
 from blastune.cli import app
-from blastune.control.profile import (ProfileError, auto_threads, profile_fingerprint, profile_path, read_profile,
-                                      save_advice, save_entries)
+from blastune.control.profile import (
+    ProfileError,
+    auto_threads,
+    profile_fingerprint,
+    profile_path,
+    read_profile,
+    save_advice,
+    save_entries,
+)
 from blastune.documents.base import DocumentError
 from blastune.documents.profile import Profile, ProfileEntry
 from tests.conftest import REPO, child_env
@@ -34,16 +42,30 @@ def _env(tmp_path):
 
 
 def _blastune(args, tmp_path, **kw):
-    return subprocess.run(["blastune", *args], capture_output=True, text=True, timeout=300, env=_env(tmp_path),
-                          cwd=tmp_path, **kw)
+    return subprocess.run(
+        ["blastune", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        **kw,
+    )
 
 
 def _entry(jobs, threads, noisy=None, measured="2026-01-01T00:00:00+00:00"):
-    return ProfileEntry(jobs=jobs, threads=threads, layout=f"process:{jobs}x{threads}", reason="test",
-                        measured=measured, noisy=noisy)
+    return ProfileEntry(
+        jobs=jobs,
+        threads=threads,
+        layout=f"process:{jobs}x{threads}",
+        reason="test",
+        measured=measured,
+        noisy=noisy,
+    )
 
 
 # --- the model -----------------------------------------------------------------------------------------
+
 
 def test_a_0_1_0_profile_loads_and_is_used(tmp_path):
     data = json.loads((V010 / "profile.json").read_text())
@@ -53,7 +75,10 @@ def test_a_0_1_0_profile_loads_and_is_used(tmp_path):
     data["fingerprint"] = profile_fingerprint()
     profile_path().parent.mkdir(parents=True)
     profile_path().write_text(json.dumps(data))
-    assert auto_threads(2) == (1, auto_threads(2)[1]) and "saved profile for 2 job(s) of unrecorded" in auto_threads(2)[1]
+    assert (
+        auto_threads(2) == (1, auto_threads(2)[1])
+        and "saved profile for 2 job(s) of unrecorded" in auto_threads(2)[1]
+    )
     # saving into it upgrades it to profile/2 and keeps the 0.1.0 entries
     save_advice("op:numpy:dot:300:float64", "numpy dot 300x300 float64", {4: _entry(4, 1)})
     saved = json.loads(profile_path().read_text())
@@ -61,12 +86,15 @@ def test_a_0_1_0_profile_loads_and_is_used(tmp_path):
     assert set(saved["workloads"]) == {"unrecorded", "op:numpy:dot:300:float64"}
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda d: d.update(entries=[1, 2]), "entries: expected an object, got list"),
-    (lambda d: d["entries"]["1"].update(threads=True), "entries.1.threads"),
-    (lambda d: d["entries"].update({"x": {"threads": 1}}), "expected a number of jobs"),
-    (lambda d: d.update(schema="blastune.profile/7"), "schema"),
-])
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda d: d.update(entries=[1, 2]), "entries: expected an object, got list"),
+        (lambda d: d["entries"]["1"].update(threads=True), "entries.1.threads"),
+        (lambda d: d["entries"].update({"x": {"threads": 1}}), "expected a number of jobs"),
+        (lambda d: d.update(schema="blastune.profile/7"), "schema"),
+    ],
+)
 def test_malformed_profiles_name_the_field(mutate, field):
     data = json.loads((V010 / "profile.json").read_text())
     mutate(data)
@@ -78,18 +106,24 @@ def test_malformed_profiles_name_the_field(mutate, field):
 def test_noisy_never_replaces_clean_and_workloads_stay_apart():
     p = Profile(fingerprint={"id": "x"}, created="", updated="")
     assert p.merge("op:dot", "dot", {2: _entry(2, 1)}) == []
-    kept = p.merge("op:dot", "dot", {2: _entry(2, 2, noisy="contended", measured="2027-01-01T00:00:00+00:00")})
-    assert "kept the clean entry for 2 job(s)" in kept[0] and p.workloads["op:dot"].entries[2].threads == 1
+    kept = p.merge(
+        "op:dot", "dot", {2: _entry(2, 2, noisy="contended", measured="2027-01-01T00:00:00+00:00")}
+    )
+    assert (
+        "kept the clean entry for 2 job(s)" in kept[0]
+        and p.workloads["op:dot"].entries[2].threads == 1
+    )
     p.merge("func:m:f", "m:f(i)", {2: _entry(2, 2, measured="2027-01-01T00:00:00+00:00")})
-    assert p.workloads["op:dot"].entries[2].threads == 1          # the func did not replace dot
+    assert p.workloads["op:dot"].entries[2].threads == 1  # the func did not replace dot
     w, e = p.choose(2)
-    assert (w.key, e.threads) == ("func:m:f", 2)                   # the newest clean entry is used ...
-    assert p.choose(2, "op:dot")[1].threads == 1                   # ... unless a workload is named
+    assert (w.key, e.threads) == ("func:m:f", 2)  # the newest clean entry is used ...
+    assert p.choose(2, "op:dot")[1].threads == 1  # ... unless a workload is named
     p.merge("op:dot", "dot", {2: _entry(2, 2, measured="2028-01-01T00:00:00+00:00")})
-    assert p.workloads["op:dot"].entries[2].threads == 2           # a newer clean one does replace
+    assert p.workloads["op:dot"].entries[2].threads == 2  # a newer clean one does replace
 
 
 # --- a broken cache is the cache's fault ---------------------------------------------------------------
+
 
 def _corrupt_profile():
     path = profile_path()
@@ -109,24 +143,47 @@ def test_corrupt_profile_env_auto_recommend_and_jobs(tmp_path):
     e = _blastune(["env", "--auto", "--jobs", "2"], tmp_path)
     assert e.returncode == 0, e.stderr
     assert "export OPENBLAS_NUM_THREADS=" in e.stdout
-    assert e.stderr.startswith("blastune: warning: ") and str(path) in e.stderr and "profile clear" in e.stderr
+    assert (
+        e.stderr.startswith("blastune: warning: ")
+        and str(path) in e.stderr
+        and "profile clear" in e.stderr
+    )
     assert e.stderr.count("\n") == 1
     j = _blastune(["env", "--auto", "--json"], tmp_path)
     assert str(path) in json.loads(j.stdout)["reason"]
 
     good = tmp_path / "good.json"
     good.write_text((V010 / "sweep.json").read_text())
-    r = _blastune(["recommend", "--from", str(good), "--jobs", "1", "--accept-noisy", "--json"], tmp_path)
+    r = _blastune(
+        ["recommend", "--from", str(good), "--jobs", "1", "--accept-noisy", "--json"], tmp_path
+    )
     assert r.returncode == 0, r.stderr
     notice = next(n for n in json.loads(r.stdout)["notices"] if n.startswith("profile not saved"))
     assert str(path) in notice and "unreadable" in notice and str(good) not in notice
 
     out = tmp_path / "jobs.json"
-    r = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "20", "--layouts", "serial:1x1",
-                   "-r", "3", "-q", "--out", str(out)], tmp_path)
+    r = _blastune(
+        [
+            "jobs",
+            "--op",
+            "dot",
+            "--size",
+            "32",
+            "--tasks",
+            "20",
+            "--layouts",
+            "serial:1x1",
+            "-r",
+            "3",
+            "-q",
+            "--out",
+            str(out),
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(out.read_text())["status"] == "complete" and "tasks/s" in r.stdout
-    assert path.read_bytes() == before   # a hand edit is not overwritten: `profile clear` is the way
+    assert path.read_bytes() == before  # a hand edit is not overwritten: `profile clear` is the way
     s = _blastune(["profile", "show"], tmp_path)
     assert s.returncode == 2 and s.stderr.count("\n") == 1 and str(path) in s.stderr
 
@@ -155,17 +212,27 @@ for i in range(int(sys.argv[2])):
 def test_concurrent_writers_keep_each_others_entries(tmp_path):
     """Read-modify-write under the profile's lock: 6 processes x 15 saves, every entry survives."""
     writers, saves = 6, 15
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(k), str(saves)], env=_env(tmp_path),
-                              stderr=subprocess.PIPE, text=True) for k in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(k), str(saves)],
+            env=_env(tmp_path),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(writers)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errors
     profile, _ = read_profile()
     got = {k: sorted(w.entries) for k, w in profile.workloads.items()}
     assert got == {f"func:w{k}": list(range(1, saves + 1)) for k in range(writers)}
-    assert not list(profile_path().parent.glob(".*.lock")) and not list(profile_path().parent.glob("*.tmp"))
+    assert not list(profile_path().parent.glob(".*.lock")) and not list(
+        profile_path().parent.glob("*.tmp")
+    )
 
 
 # --- blastune profile show | clear | path ---------------------------------------------------------------
+
 
 def test_profile_path_show_clear(tmp_path):
     r = CliRunner().invoke(app, ["profile", "path"])
@@ -174,8 +241,12 @@ def test_profile_path_show_clear(tmp_path):
     assert d == {"schema": "blastune.profile-path/1", "path": str(profile_path()), "exists": False}
     r = CliRunner().invoke(app, ["profile", "show"])
     assert r.exit_code == 0 and "no saved profile" in r.stdout
-    save_entries({2: {"threads": 1, "layout": "process:2x1", "reason": "measured"}}, "t", "op:numpy:dot:300:float64",
-                 "numpy dot 300x300 float64")
+    save_entries(
+        {2: {"threads": 1, "layout": "process:2x1", "reason": "measured"}},
+        "t",
+        "op:numpy:dot:300:float64",
+        "numpy dot 300x300 float64",
+    )
     r = CliRunner().invoke(app, ["profile", "show"])
     assert r.exit_code == 0 and "numpy dot 300x300 float64" in r.stdout and "1*" in r.stdout
     d = json.loads(CliRunner().invoke(app, ["profile", "show", "--json"]).stdout)
@@ -199,8 +270,26 @@ def test_recommend_jobs_8_is_what_env_auto_jobs_8_uses(tmp_path):
     profile has no entry for 8 job(s)". The jobs file measured 2 workers; 8 jobs are extrapolated,
     saved as such, and used -- shown by `profile show` and by a real bash evaluating env --auto."""
     jobs = tmp_path / "jobs.json"
-    r = _blastune(["jobs", "--op", "dot", "--size", "32", "--tasks", "20", "--layouts", "serial:1x1,process:2x1",
-                   "-r", "3", "-q", "--no-save-profile", "--out", str(jobs)], tmp_path)
+    r = _blastune(
+        [
+            "jobs",
+            "--op",
+            "dot",
+            "--size",
+            "32",
+            "--tasks",
+            "20",
+            "--layouts",
+            "serial:1x1,process:2x1",
+            "-r",
+            "3",
+            "-q",
+            "--no-save-profile",
+            "--out",
+            str(jobs),
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     r = _blastune(["recommend", "--from", str(jobs), "--jobs", "8", "--json"], tmp_path)
     assert r.returncode == 0, r.stderr
@@ -209,12 +298,25 @@ def test_recommend_jobs_8_is_what_env_auto_jobs_8_uses(tmp_path):
     show = json.loads(_blastune(["profile", "show", "--json"], tmp_path).stdout)
     key = show["auto"]["8"]
     entry = show["profile"]["workloads"][key]["entries"]["8"]
-    assert key == rec["workload"] == "op:numpy:dot:32:float64" and entry["threads"] == rec["threads"]
+    assert (
+        key == rec["workload"] == "op:numpy:dot:32:float64" and entry["threads"] == rec["threads"]
+    )
     text = _blastune(["profile", "show"], tmp_path).stdout
-    assert any(line.split()[4:6] == ["8", f"{entry['threads']}*"] for line in text.splitlines()), text
-    bash = subprocess.run(["bash", "-c", 'eval "$(blastune env --auto --jobs 8)"; echo "$OPENBLAS_NUM_THREADS"; '
-                                         'blastune env --auto --jobs 8 --json'],
-                          capture_output=True, text=True, timeout=120, env=_env(tmp_path))
+    assert any(line.split()[4:6] == ["8", f"{entry['threads']}*"] for line in text.splitlines()), (
+        text
+    )
+    bash = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'eval "$(blastune env --auto --jobs 8)"; echo "$OPENBLAS_NUM_THREADS"; '
+            "blastune env --auto --jobs 8 --json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(tmp_path),
+    )
     assert bash.returncode == 0, bash.stderr
     first, rest = bash.stdout.split("\n", 1)
     assert first == str(entry["threads"])
@@ -223,6 +325,11 @@ def test_recommend_jobs_8_is_what_env_auto_jobs_8_uses(tmp_path):
 
 def test_profile_api_is_importable_without_the_cli():
     code = "import blastune.control.profile as p, sys; p.auto_threads(1); print('blastune.cli' in sys.modules)"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

@@ -1,5 +1,6 @@
 """blastune ps: real python children with numpy's OpenBLAS (and the matrix's builds) must be found,
 counted and judged; other engineers' processes may appear too, so assertions go by our pids."""
+
 from __future__ import annotations
 
 import json
@@ -21,9 +22,11 @@ from tests.conftest import MATRIX_PYTHON, WITH_BLAS, child_env, needs_matrix
 BLASTUNE = shutil.which("blastune") or ""
 
 IDLE = "import numpy, sys, time; print('ready', flush=True); time.sleep(120)"
-SPIN = ("import numpy, sys, time; print('ready', flush=True)\n"
-        "t = time.time()\n"
-        "while time.time() - t < 20: pass")
+SPIN = (
+    "import numpy, sys, time; print('ready', flush=True)\n"
+    "t = time.time()\n"
+    "while time.time() - t < 20: pass"
+)
 
 
 @contextmanager
@@ -44,7 +47,9 @@ def children(specs):
 
 
 def ps_json(*args):
-    proc = subprocess.run([BLASTUNE, "ps", "--json", *args], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [BLASTUNE, "ps", "--json", *args], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     return json.loads(proc.stdout)
 
@@ -71,7 +76,9 @@ def test_default_pools_add_up_past_the_cores_and_a_busy_process_shows_cpu():
     # unset thread vars: each OpenBLAS pool defaults to one thread per usable core
     idle_env = child_env(threads=None)
     busy_env = child_env({"OPENBLAS_NUM_THREADS": "1"})
-    with children([([sys.executable], IDLE, idle_env)] * 2 + [([sys.executable], SPIN, busy_env)]) as pids:
+    with children(
+        [([sys.executable], IDLE, idle_env)] * 2 + [([sys.executable], SPIN, busy_env)]
+    ) as pids:
         census = processes(interval=0.5)
     usable = census.usable_cores
     idle = [census.find(pid) for pid in pids[:2]]
@@ -87,52 +94,92 @@ def test_default_pools_add_up_past_the_cores_and_a_busy_process_shows_cpu():
 
 
 def _proc(pid, blas, cpu, run=None, wait=None, contended=None):
-    p = BlasProcess(pid, "u", "python x.py", ["openblas"], ["/x/libopenblas.so"], blas + 1, cpu, 2, {}, blas, "t")
+    p = BlasProcess(
+        pid,
+        "u",
+        "python x.py",
+        ["openblas"],
+        ["/x/libopenblas.so"],
+        blas + 1,
+        cpu,
+        2,
+        {},
+        blas,
+        "t",
+    )
     p.run_s, p.wait_s, p.contended = run, wait, contended
     return p
 
 
 def test_verdict_rules_without_schedstat_judge_by_cpu_use():
-    assert _census([_proc(1, 1, 99.0), _proc(2, 1, 99.0)], 2, "b", 0.5, 0, "cpu-percent").verdict == "ok"
+    assert (
+        _census([_proc(1, 1, 99.0), _proc(2, 1, 99.0)], 2, "b", 0.5, 0, "cpu-percent").verdict
+        == "ok"
+    )
     at_risk = _census([_proc(1, 2, 0.0), _proc(2, 2, 99.0)], 2, "b", 0.5, 0, "cpu-percent")
-    assert at_risk.verdict == "at-risk" and at_risk.total_blas_threads == 4 and at_risk.busy_blas_threads == 2
+    assert (
+        at_risk.verdict == "at-risk"
+        and at_risk.total_blas_threads == 4
+        and at_risk.busy_blas_threads == 2
+    )
     over = _census([_proc(1, 2, 90.0), _proc(2, 2, 99.0)], 2, "b", 0.5, 0, "cpu-percent")
-    assert over.verdict == "oversubscribed" and "may run" in over.message and "blastune env --jobs 2" in over.message
+    assert (
+        over.verdict == "oversubscribed"
+        and "may run" in over.message
+        and "blastune env --jobs 2" in over.message
+    )
 
 
 def test_verdict_rules_with_schedstat_come_from_the_measured_wait():
     # two 2-thread pools computing at once on 2 cores, each waiting half the time it wanted a CPU
-    over = _census([_proc(1, 2, 99.0, 0.5, 0.5, True), _proc(2, 2, 99.0, 0.5, 0.4, True)], 2, "b", 0.5, 0,
-                   "schedstat")
+    over = _census(
+        [_proc(1, 2, 99.0, 0.5, 0.5, True), _proc(2, 2, 99.0, 0.5, 0.4, True)],
+        2,
+        "b",
+        0.5,
+        0,
+        "schedstat",
+    )
     assert over.verdict == "oversubscribed" and over.contended_processes == 2
     assert over.message.startswith("2 processes waited 47% of their time for a CPU")
     assert "may run" not in over.message and "blastune env --jobs 2" in over.message
     # the same pools that did not wait: at risk only, and said so from the measurement
-    calm = _census([_proc(1, 2, 0.0, 0.0, 0.0, False), _proc(2, 2, 99.0, 0.5, 0.0, False)], 2, "b", 0.5, 0,
-                   "schedstat")
+    calm = _census(
+        [_proc(1, 2, 0.0, 0.0, 0.0, False), _proc(2, 2, 99.0, 0.5, 0.0, False)],
+        2,
+        "b",
+        0.5,
+        0,
+        "schedstat",
+    )
     assert calm.verdict == "at-risk" and "none waited for a CPU" in calm.message
     # one-thread processes that waited: someone else keeps the CPUs busy
     other = _census([_proc(1, 1, 60.0, 0.3, 0.2, True)], 2, "b", 0.5, 0, "schedstat")
     assert other.verdict == "contended" and "1 process waited 40% of its time" in other.message
-    assert _census([_proc(1, 1, 99.0, 0.5, 0.0, False)], 2, "b", 0.5, 0, "schedstat").verdict == "ok"
+    assert (
+        _census([_proc(1, 1, 99.0, 0.5, 0.0, False)], 2, "b", 0.5, 0, "schedstat").verdict == "ok"
+    )
 
 
-@pytest.mark.parametrize("path, vendor", [
-    ("/usr/lib/python3/dist-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so", "openblas"),
-    ("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblasp-r0.3.21.so", "openblas"),
-    ("/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3", "openblas"),
-    ("/usr/lib/x86_64-linux-gnu/blis-pthread/libblas.so.3", "blis"),
-    ("/usr/lib/x86_64-linux-gnu/libblis.so.4", "blis"),
-    ("/usr/lib/x86_64-linux-gnu/libatlas.so.3.10.3", "atlas"),
-    ("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0", "reference"),
-    ("/tmp/blasmatrix/venv/lib/libmkl_rt.so.2", "mkl"),
-    ("/usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0", "libgomp"),
-    ("/usr/lib/llvm-14/lib/libomp.so.5", "libomp"),
-    ("/opt/intel/lib/libiomp5.so", "libiomp"),
-    ("/opt/x/lib/libblas.so.3", "blas"),
-    ("/usr/lib/x86_64-linux-gnu/libm.so.6", None),
-    ("/usr/lib/x86_64-linux-gnu/lapack/liblapack.so.3", None),
-])
+@pytest.mark.parametrize(
+    "path, vendor",
+    [
+        ("/usr/lib/python3/dist-packages/numpy.libs/libscipy_openblas64_-32a4b2a6.so", "openblas"),
+        ("/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblasp-r0.3.21.so", "openblas"),
+        ("/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3", "openblas"),
+        ("/usr/lib/x86_64-linux-gnu/blis-pthread/libblas.so.3", "blis"),
+        ("/usr/lib/x86_64-linux-gnu/libblis.so.4", "blis"),
+        ("/usr/lib/x86_64-linux-gnu/libatlas.so.3.10.3", "atlas"),
+        ("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0", "reference"),
+        ("/tmp/blasmatrix/venv/lib/libmkl_rt.so.2", "mkl"),
+        ("/usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0", "libgomp"),
+        ("/usr/lib/llvm-14/lib/libomp.so.5", "libomp"),
+        ("/opt/intel/lib/libiomp5.so", "libiomp"),
+        ("/opt/x/lib/libblas.so.3", "blas"),
+        ("/usr/lib/x86_64-linux-gnu/libm.so.6", None),
+        ("/usr/lib/x86_64-linux-gnu/lapack/liblapack.so.3", None),
+    ],
+)
 def test_vendor_of_path(path, vendor):
     assert vendor_of_path(path) == vendor
 
@@ -140,8 +187,10 @@ def test_vendor_of_path(path, vendor):
 @pytest.mark.matrix
 @needs_matrix
 def test_ps_sees_the_matrix_builds_and_their_openmp_runtimes():
-    specs = [([str(WITH_BLAS), variant, str(MATRIX_PYTHON)], IDLE, child_env(threads=1))
-             for variant in ("openblas-openmp", "mkl", "atlas")]
+    specs = [
+        ([str(WITH_BLAS), variant, str(MATRIX_PYTHON)], IDLE, child_env(threads=1))
+        for variant in ("openblas-openmp", "mkl", "atlas")
+    ]
     with children(specs) as pids:
         census = processes(interval=0)
     omp, mkl, atlas = (census.find(pid) for pid in pids)
@@ -153,8 +202,12 @@ def test_ps_sees_the_matrix_builds_and_their_openmp_runtimes():
 
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 def test_watch_prints_json_lines_until_interrupted():
-    proc = subprocess.Popen([BLASTUNE, "ps", "--watch", "0.3", "--json", "--interval", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [BLASTUNE, "ps", "--watch", "0.3", "--json", "--interval", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first, second = json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())
         assert first["schema"] == second["schema"] == "blastune.ps/1"
@@ -170,8 +223,9 @@ def _alone_in_a_pid_namespace() -> str | None:
     """Why ``unshare --pid`` cannot run here (None if it can): a /proc with no BLAS process."""
     if not shutil.which("unshare"):
         return "util-linux unshare is not installed"
-    r = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True
+    )
     return None if r.returncode == 0 else f"unshare --pid failed: {r.stderr.strip()}"
 
 
@@ -180,14 +234,29 @@ def _ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
 
 
-@pytest.mark.skipif(not BLASTUNE or _alone_in_a_pid_namespace() is not None,
-                    reason=f"{_alone_in_a_pid_namespace()} (or no blastune console script)")
+@pytest.mark.skipif(
+    not BLASTUNE or _alone_in_a_pid_namespace() is not None,
+    reason=f"{_alone_in_a_pid_namespace()} (or no blastune console script)",
+)
 @pytest.mark.parametrize("period", [0.5, 1.0])
 def test_watch_with_no_blas_process_sleeps_out_its_period(period):
     """Alone in a PID namespace ps finds nothing to sample, and the census returns at once: --watch
     0.5 used to refresh ~500 times a second on a whole CPU, and --watch 1 every 0.5 s."""
-    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", BLASTUNE, "ps",
-                             "--watch", str(period), "--json"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            "unshare",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            BLASTUNE,
+            "ps",
+            "--watch",
+            str(period),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         proc.stdout.readline()  # the first refresh: blastune is up and in its loop
         t0 = time.monotonic()
@@ -206,14 +275,25 @@ def test_watch_with_no_blas_process_sleeps_out_its_period(period):
     share = ticks1 - ticks0 and (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / (t1 - t0)
     assert share < 0.10, f"ps --watch {period} used {share:.0%} of a CPU with nothing to watch"
     # at most one refresh per period (+2: the first line may have reached us up to a period late)
-    assert refreshes <= (t1 - t0) / period + 2, \
+    assert refreshes <= (t1 - t0) / period + 2, (
         f"{refreshes} refreshes in {t1 - t0:.1f} s at --watch {period}"
+    )
     assert refreshes >= 1  # it did keep refreshing
 
 
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
-@pytest.mark.parametrize("args", [["5"], ["--watch", "0"], ["--interval", "-1"], ["--interval", "inf"],
-                                  ["--interval", "1e9"], ["--watch", "nan"], ["--watch", "inf"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["5"],
+        ["--watch", "0"],
+        ["--interval", "-1"],
+        ["--interval", "inf"],
+        ["--interval", "1e9"],
+        ["--watch", "nan"],
+        ["--watch", "inf"],
+    ],
+)
 def test_ps_usage_errors_are_one_line(args):
     proc = subprocess.run([BLASTUNE, "ps", *args], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
@@ -223,13 +303,20 @@ def test_ps_usage_errors_are_one_line(args):
 @pytest.mark.skipif(not BLASTUNE, reason="the blastune console script is not on PATH")
 def test_ps_table_output():
     with children([([sys.executable], IDLE, child_env({"OPENBLAS_NUM_THREADS": "1"}))]) as (pid,):
-        proc = subprocess.run([BLASTUNE, "ps", "--interval", "0", "--format", "github", "--wide"],
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [BLASTUNE, "ps", "--interval", "0", "--format", "github", "--wide"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     assert proc.returncode == 0
     row = next(line for line in proc.stdout.splitlines() if line.startswith(f"| {pid} "))
     assert "openblas" in row and "OPENBLAS_NUM_THREADS=1" in row
-    assert any(line.startswith(v + ":") for line in proc.stdout.splitlines()
-               for v in ("ok", "at-risk", "oversubscribed", "contended"))
+    assert any(
+        line.startswith(v + ":")
+        for line in proc.stdout.splitlines()
+        for v in ("ok", "at-risk", "oversubscribed", "contended")
+    )
 
 
 def test_processes_that_exit_during_the_scan_are_dropped_not_a_traceback():
@@ -246,12 +333,16 @@ def test_processes_that_exit_during_the_scan_are_dropped_not_a_traceback():
 
 # ---------------------------------------------------------------- measured run-queue wait (issue 12)
 
-LOOP = ("import numpy as np, time; a = np.random.default_rng(0).random((300, 300)); print('ready', flush=True)\n"
-        "t = time.time()\n"
-        "while time.time() - t < 30: a @ a")
-SPIN1 = ("import numpy, time; print('ready', flush=True)\n"
-         "t = time.time()\n"
-         "while time.time() - t < 30: pass")
+LOOP = (
+    "import numpy as np, time; a = np.random.default_rng(0).random((300, 300)); print('ready', flush=True)\n"
+    "t = time.time()\n"
+    "while time.time() - t < 30: a @ a"
+)
+SPIN1 = (
+    "import numpy, time; print('ready', flush=True)\n"
+    "t = time.time()\n"
+    "while time.time() - t < 30: pass"
+)
 
 
 def _measure(specs, interval=1.5):
@@ -263,11 +354,15 @@ def _measure(specs, interval=1.5):
 
 def _ambient_wait_share() -> float:
     """How long a lone one-thread spinner waits for a CPU right now: the other engineers' load."""
-    _, (lone,) = _measure([([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))], interval=1.0)
+    _, (lone,) = _measure(
+        [([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))], interval=1.0
+    )
     return lone.wait_share_pct
 
 
-needs_schedstat = pytest.mark.skipif(not schedstat_available(), reason="this kernel keeps no per-thread schedstat")
+needs_schedstat = pytest.mark.skipif(
+    not schedstat_available(), reason="this kernel keeps no per-thread schedstat"
+)
 
 
 # Other programs may use at most this share of our CPUs while the two-pool test measures: above it
@@ -338,21 +433,33 @@ def test_two_default_blas_loops_wait_for_a_cpu_and_limited_ones_do_not():
         census2, pair2, during_limited = _measure_pair([([sys.executable], LOOP, limited)] * 2)
         with _Others() as after:
             time.sleep(1.0)
-        load = {"before": before.share, "default pair": during_default,
-                "limited pair": during_limited, "after": after.share}
+        load = {
+            "before": before.share,
+            "default pair": during_default,
+            "limited pair": during_limited,
+            "after": after.share,
+        }
         tries.append(", ".join(f"{k} {v:.0%}" for k, v in load.items()))
         if max(load.values()) <= QUIET_SHARE:
             break
     else:
-        pytest.skip(f"the machine stayed busy: other programs used, of our {usable} CPUs: "
-                    + "; ".join(tries))
+        pytest.skip(
+            f"the machine stayed busy: other programs used, of our {usable} CPUs: "
+            + "; ".join(tries)
+        )
     waited = [p.wait_share_pct for p in pair]
     waited2 = [p.wait_share_pct for p in pair2]
-    print(f"default threads: {usable} + {usable} threads, waited {waited}%; limited to {per} "
-          f"thread(s) each: waited {waited2}%; others' load: {tries[-1]}")
+    print(
+        f"default threads: {usable} + {usable} threads, waited {waited}%; limited to {per} "
+        f"thread(s) each: waited {waited2}%; others' load: {tries[-1]}"
+    )
     assert all(p is not None and p.blas_threads == usable for p in pair)
     assert all(p.contended for p in pair) and min(waited) > 20, waited
-    assert census.verdict == "oversubscribed" and "waited" in census.message and "may run" not in census.message
+    assert (
+        census.verdict == "oversubscribed"
+        and "waited" in census.message
+        and "may run" not in census.message
+    )
     assert all(p.blas_threads == int(per) for p in pair2)
     assert max(waited2) < min(waited) / 2, (waited, waited2)
 
@@ -364,8 +471,12 @@ def test_a_lone_one_thread_process_waits_little():
         time.sleep(2)
         first = _ambient_wait_share()
         if first > 15:
-            pytest.skip(f"the machine is busy: a lone one-thread process waited {first:.0f}% of its time")
-    census, (lone,) = _measure([([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))])
+            pytest.skip(
+                f"the machine is busy: a lone one-thread process waited {first:.0f}% of its time"
+            )
+    census, (lone,) = _measure(
+        [([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))]
+    )
     print(f"lone 1-thread process: waited {lone.wait_share_pct}%")
     assert lone.blas_threads == 1 and lone.run_s > 0.5
     assert lone.wait_share_pct < 25
@@ -375,8 +486,13 @@ def test_a_lone_one_thread_process_waits_little():
 def test_ps_json_and_table_carry_the_measured_wait():
     with children([([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))]) as (pid,):
         census = ps_json("--interval", "0.5")
-        table = subprocess.run([BLASTUNE, "ps", "--interval", "0.5", "--wide"], capture_output=True, text=True,
-                               timeout=60, env={**os.environ, "COLUMNS": "100"})
+        table = subprocess.run(
+            [BLASTUNE, "ps", "--interval", "0.5", "--wide"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "100"},
+        )
     (p,) = [p for p in census["processes"] if p["pid"] == pid]
     if not schedstat_available():
         assert census["measured_by"] == "cpu-percent" and p["wait_share_pct"] is None
@@ -410,18 +526,28 @@ time.sleep(60)
 
 @pytest.mark.matrix
 @needs_matrix
-@pytest.mark.parametrize("variant, env", [
-    ("openblas-pthread", {"OPENBLAS_NUM_THREADS": "4"}),   # capped at the CPUs it may use
-    ("openblas-openmp", {"OMP_NUM_THREADS": "4"}),         # OpenMP's count, uncapped
-    ("blis-pthread", {"BLIS_NUM_THREADS": "4"}),           # uncapped
-    ("blis-openmp", {}),                                   # 1 by default
-    ("mkl", {"MKL_NUM_THREADS": "4"}),                     # capped at the physical cores (MKL_DYNAMIC)
-    ("mkl", {"MKL_NUM_THREADS": "4", "MKL_DYNAMIC": "false"}),
-    ("atlas", {"OPENBLAS_NUM_THREADS": "4"}),              # serial
-], ids=lambda v: v if isinstance(v, str) else " ".join(f"{k}={x}" for k, x in v.items()) or "unset")
+@pytest.mark.parametrize(
+    "variant, env",
+    [
+        ("openblas-pthread", {"OPENBLAS_NUM_THREADS": "4"}),  # capped at the CPUs it may use
+        ("openblas-openmp", {"OMP_NUM_THREADS": "4"}),  # OpenMP's count, uncapped
+        ("blis-pthread", {"BLIS_NUM_THREADS": "4"}),  # uncapped
+        ("blis-openmp", {}),  # 1 by default
+        ("mkl", {"MKL_NUM_THREADS": "4"}),  # capped at the physical cores (MKL_DYNAMIC)
+        ("mkl", {"MKL_NUM_THREADS": "4", "MKL_DYNAMIC": "false"}),
+        ("atlas", {"OPENBLAS_NUM_THREADS": "4"}),  # serial
+    ],
+    ids=lambda v: (
+        v if isinstance(v, str) else " ".join(f"{k}={x}" for k, x in v.items()) or "unset"
+    ),
+)
 def test_ps_blas_threads_are_the_threads_that_really_compute(variant, env):
-    proc = subprocess.Popen([str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-c", PEAK_THREADS],
-                            stdout=subprocess.PIPE, text=True, env=child_env(env, threads=None))
+    proc = subprocess.Popen(
+        [str(WITH_BLAS), variant, str(MATRIX_PYTHON), "-c", PEAK_THREADS],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(env, threads=None),
+    )
     try:
         really = int(proc.stdout.readline())
         p = processes(interval=0).find(proc.pid)

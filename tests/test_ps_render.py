@@ -1,5 +1,6 @@
 """`blastune ps` at 100 columns: a readable command, compact thread variables, one ellipsis style,
 and the processes that could not be inspected named with the reason."""
+
 from __future__ import annotations
 
 import os
@@ -15,27 +16,50 @@ from blastune.present.tables import fit_table, fit_text
 from tests.conftest import child_env
 
 BLASTUNE = shutil.which("blastune") or ""
-SEVEN = {v: "1" for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS",
-                          "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                          "NUMEXPR_NUM_THREADS")}
-SPAWN = ("/root/.pyenv/versions/3.11.7/bin/python3 -B -c "
-         "from multiprocessing.spawn import spawn_main; "
-         "spawn_main(tracker_fd=5, pipe_handle=7) --multiprocessing-fork")
+SEVEN = {
+    v: "1"
+    for v in (
+        "OPENBLAS_NUM_THREADS",
+        "GOTO_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "BLIS_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    )
+}
+SPAWN = (
+    "/root/.pyenv/versions/3.11.7/bin/python3 -B -c "
+    "from multiprocessing.spawn import spawn_main; "
+    "spawn_main(tracker_fd=5, pipe_handle=7) --multiprocessing-fork"
+)
 
 
 def proc(pid, env, command=SPAWN, vendors=("openblas",)):
-    return BlasProcess(pid=pid, user="root", command=command, vendors=list(vendors), libraries=[],
-                       threads=2, cpu_percent=0.0, affinity=2, env=env, blas_threads=1,
-                       blas_threads_basis="env")
+    return BlasProcess(
+        pid=pid,
+        user="root",
+        command=command,
+        vendors=list(vendors),
+        libraries=[],
+        threads=2,
+        cpu_percent=0.0,
+        affinity=2,
+        env=env,
+        blas_threads=1,
+        blas_threads_basis="env",
+    )
 
 
 def census():
-    procs = [proc(123456, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}),
-             proc(123457, SEVEN, vendors=("openblas", "openmp")),
-             proc(123458, {"OPENBLAS_NUM_THREADS": "1", "MKL_DYNAMIC": "false"},
-                  command="python fit.py"),
-             proc(123459, {},
-                  command="python -c \nimport sys\nfor i in range(3):\n    print(i)\n 0 15")]
+    procs = [
+        proc(123456, {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}),
+        proc(123457, SEVEN, vendors=("openblas", "openmp")),
+        proc(
+            123458, {"OPENBLAS_NUM_THREADS": "1", "MKL_DYNAMIC": "false"}, command="python fit.py"
+        ),
+        proc(123459, {}, command="python -c \nimport sys\nfor i in range(3):\n    print(i)\n 0 15"),
+    ]
     denied = [{"pid": 1, "command": "init", "user": "root", "reason": "permission denied"}]
     return _census(procs, 2, "affinity", 0.0, 1, None, denied)
 
@@ -51,7 +75,7 @@ def test_the_command_gets_the_spare_width_and_one_ellipsis_style(monkeypatch):
     text = fit_text(render_ps(census()))  # as echo prints it
     assert max(len(line) for line in text.splitlines()) <= 100, text
     row = rows_of(text, 123456)
-    command = row[row.index("python3 -B"):]
+    command = row[row.index("python3 -B") :]
     assert len(command) >= 30, text  # it was ~18 characters: 'multiproces….spawn im...'
     assert "-B -c from multipro" in command and "/root/.pyenv" not in row
     assert "..." not in text  # '…' only
@@ -61,8 +85,20 @@ def test_the_command_gets_the_spare_width_and_one_ellipsis_style(monkeypatch):
     assert text.splitlines()[text.splitlines().index(script) + 1].strip() == ""
     # the command keeps one line per process: the next line is the next process or the vars' rest
     header = text.splitlines()[0]
-    assert header.split() == ["pid", "user", "vendors", "threads", "BLAS", "CPU", "%", "wait", "%",
-                              "env", "vars", "command"]
+    assert header.split() == [
+        "pid",
+        "user",
+        "vendors",
+        "threads",
+        "BLAS",
+        "CPU",
+        "%",
+        "wait",
+        "%",
+        "env",
+        "vars",
+        "command",
+    ]
 
 
 def test_thread_variables_read_compactly(monkeypatch):
@@ -78,12 +114,16 @@ def test_thread_variables_read_compactly(monkeypatch):
 
 def test_uninspectable_processes_are_named_with_the_reason():
     assert census().notes[0] == "could not inspect pid 1 (init): permission denied"
-    many = [{"pid": p, "command": "x", "user": "bob", "reason": "permission denied: bob's process"}
-            for p in range(10, 18)] + [{"pid": 3, "command": "y", "user": None, "reason": "gone"}]
+    many = [
+        {"pid": p, "command": "x", "user": "bob", "reason": "permission denied: bob's process"}
+        for p in range(10, 18)
+    ] + [{"pid": 3, "command": "y", "user": None, "reason": "gone"}]
     note = _unreadable_note(9, many)
-    assert note.startswith("could not inspect pids 10 (x), 11 (x), 12 (x), 13 (x), 14 (x) "
-                           "and 3 more: "
-                           "permission denied: bob's process; pid 3 (y): gone")
+    assert note.startswith(
+        "could not inspect pids 10 (x), 11 (x), 12 (x), 13 (x), 14 (x) "
+        "and 3 more: "
+        "permission denied: bob's process; pid 3 (y): gone"
+    )
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
@@ -112,13 +152,18 @@ def test_clipped_columns_stay_on_one_line_and_others_shrink_in_proportion():
 def test_ps_fits_100_columns_with_real_processes():
     code = "import numpy, time; print('ready', flush=True); time.sleep(60)"
     env = child_env({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                             env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         child.stdout.readline()
-        out = subprocess.run([BLASTUNE, "ps", "--interval", "0"], capture_output=True, text=True,
-                             timeout=60,
-                             env={**os.environ, "COLUMNS": "100"})
+        out = subprocess.run(
+            [BLASTUNE, "ps", "--interval", "0"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "100"},
+        )
     finally:
         child.kill()
         child.wait()

@@ -7,6 +7,7 @@
 * The rule for the threads a library really runs lives in the registry and agrees with the threads
   a real process starts (OpenBLAS caps its variable at the CPUs it may use; issue 11, item 10).
 """
+
 from __future__ import annotations
 
 import json
@@ -35,21 +36,31 @@ def fake_lib(tmp_path_factory) -> Path:
     if GCC is None:
         pytest.skip("no C compiler (gcc) to build the fake vendor library")
     out = tmp_path_factory.mktemp("fakeblas") / "libfakeblas.so.1"
-    subprocess.run([GCC, "-shared", "-fPIC", "-O1", "-o", str(out), str(FAKE_DIR / "fakeblas.c")], check=True)
+    subprocess.run(
+        [GCC, "-shared", "-fPIC", "-O1", "-o", str(out), str(FAKE_DIR / "fakeblas.c")], check=True
+    )
     return out
 
 
 def _with_fake(lib: Path, *args: str, extra=None) -> subprocess.CompletedProcess:
     """``blastune ARGS`` in a python that dlopened the fake library and imported the fake family
     module (its registry line runs on import) -- nothing else told blastune about it."""
-    code = ("import ctypes, sys\n"
-            f"ctypes.CDLL({str(lib)!r}, mode=ctypes.RTLD_GLOBAL)\n"
-            "import tests.fakeblas.family\n"
-            "from blastune.cli import main\n"
-            "sys.argv = ['blastune', *sys.argv[1:]]\n"
-            "main()\n")
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=180,
-                          cwd=REPO, env=child_env(extra))
+    code = (
+        "import ctypes, sys\n"
+        f"ctypes.CDLL({str(lib)!r}, mode=ctypes.RTLD_GLOBAL)\n"
+        "import tests.fakeblas.family\n"
+        "from blastune.cli import main\n"
+        "sys.argv = ['blastune', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        env=child_env(extra),
+    )
 
 
 def test_no_file_under_blastune_names_the_fake_vendor():
@@ -63,7 +74,9 @@ def test_info_lists_the_fake_library_queried_through_its_own_thread_api(fake_lib
     d = json.loads(r.stdout)
     (lib,) = [lib for lib in d["loaded"] if lib["vendor"] == "fakeblas"]
     assert lib["filepath"] == str(fake_lib.resolve()) and lib["version"] == "9.9.9"
-    assert lib["num_threads"] == 3 and lib["control"] == "runtime"  # asked of the library, not the env
+    assert (
+        lib["num_threads"] == 3 and lib["control"] == "runtime"
+    )  # asked of the library, not the env
     assert d["env"]["FAKEBLAS_NUM_THREADS"] == "2" and "FAKEBLAS_KERNEL" in d["env"]
     text = _with_fake(fake_lib, "info", "--wide").stdout
     assert "fakeblas" in text and "FAKEBLAS_KERNEL" in text  # a key variable: shown even unset
@@ -78,9 +91,16 @@ def test_env_exports_the_fake_thread_variable(fake_lib):
 
 def test_ps_finds_another_process_running_the_fake_library(fake_lib):
     sleeper = subprocess.Popen(
-        [sys.executable, "-c", f"import ctypes, sys, time; ctypes.CDLL({str(fake_lib)!r}); "
-                               "print('ready', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True, env=child_env({"FAKEBLAS_NUM_THREADS": "64"}))
+        [
+            sys.executable,
+            "-c",
+            f"import ctypes, sys, time; ctypes.CDLL({str(fake_lib)!r}); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env({"FAKEBLAS_NUM_THREADS": "64"}),
+    )
     try:
         assert sleeper.stdout.readline().strip() == "ready"
         r = _with_fake(fake_lib, "ps", "--json", "--interval", "0.2")
@@ -92,7 +112,9 @@ def test_ps_finds_another_process_running_the_fake_library(fake_lib):
     assert p["vendors"] == ["fakeblas"] and p["env"]["FAKEBLAS_NUM_THREADS"] == "64"
     cpus = len(os.sched_getaffinity(0))
     # the family's own rule: its variable, capped at the CPUs the process may use
-    assert p["blas_threads"] == cpus and "FAKEBLAS_NUM_THREADS=64, capped" in p["blas_threads_basis"]
+    assert (
+        p["blas_threads"] == cpus and "FAKEBLAS_NUM_THREADS=64, capped" in p["blas_threads_basis"]
+    )
 
 
 def test_doctor_checks_the_fake_variable_and_runs_the_fake_check(fake_lib):
@@ -102,7 +124,11 @@ def test_doctor_checks_the_fake_variable_and_runs_the_fake_check(fake_lib):
     (bad,) = [f for f in d["findings"] if f["id"] == "env-integer" and f["severity"] == "error"]
     assert "FAKEBLAS_NUM_THREADS='lots'" in bad["finding"]
     (own,) = [f for f in d["findings"] if f["id"] == "fakeblas-threads"]
-    assert own["severity"] == "info" and "runs 3 threads" in own["finding"] and "called by" not in own["finding"]
+    assert (
+        own["severity"] == "info"
+        and "runs 3 threads" in own["finding"]
+        and "called by" not in own["finding"]
+    )
     assert any(lib["vendor"] == "fakeblas" for lib in d["libraries"])
 
 
@@ -123,6 +149,7 @@ def test_register_family_is_idempotent_and_ordered():
 
 # ---------------------------------------------------------------- one home per vendor variable
 
+
 def own_variables(fam) -> tuple[str, ...]:
     """The thread-count variables only this family reads (OMP_NUM_THREADS is shared by design)."""
     others = {v for f in families() if f is not fam for v in f.thread_vars + f.integer_vars}
@@ -130,8 +157,11 @@ def own_variables(fam) -> tuple[str, ...]:
 
 
 def files_naming(variables) -> list[str]:
-    return sorted(str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")
-                  if any(v in p.read_text() for v in variables))
+    return sorted(
+        str(p.relative_to(REPO))
+        for p in PACKAGE.rglob("*.py")
+        if any(v in p.read_text() for v in variables)
+    )
 
 
 @pytest.mark.parametrize("fam", [f for f in families() if own_variables(f)], ids=lambda f: f.name)
@@ -150,24 +180,40 @@ def test_environment_lists_derive_from_the_registry():
     assert "BLIS_PC_NT" in environment.INTEGER_VARS  # missing from every list in 0.1.0
     # a variable of one family outranks one many share, whatever the order they were set in
     assert environment.requested_threads({"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1"}) == (
-        1, "OPENBLAS_NUM_THREADS")
-    assert environment.requested_threads({"OPENBLAS_NUM_THREADS": "³"}) == (None, None)  # not a digit to C
+        1,
+        "OPENBLAS_NUM_THREADS",
+    )
+    assert environment.requested_threads({"OPENBLAS_NUM_THREADS": "³"}) == (
+        None,
+        None,
+    )  # not a digit to C
 
 
 # ---------------------------------------------------------------- the threads a library really runs
 
+
 def test_openblas_rule_caps_at_the_cpus_of_the_process():
     seat = Seat(cpus=2, physical_cores=2)
     assert OpenBLAS.planned_threads({"OPENBLAS_NUM_THREADS": "4"}, seat)[0] == 2
-    assert OpenBLAS.planned_threads({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"}, seat)[0] == 1
+    assert (
+        OpenBLAS.planned_threads({"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "4"}, seat)[0]
+        == 1
+    )
     assert OpenBLAS.planned_threads({}, Seat(cpus=3))[0] == 3
     # the OpenMP build follows OMP_NUM_THREADS, uncapped
     openmp = ["/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3"]
-    assert OpenBLAS.planned_threads({"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"}, seat, openmp)[0] == 4
+    assert (
+        OpenBLAS.planned_threads(
+            {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": "1"}, seat, openmp
+        )[0]
+        == 4
+    )
 
 
-THREADS_AFTER_A_PRODUCT = ("import numpy as np, os; a = np.ones((400, 400)); a @ a; "
-                           "print(len(os.listdir('/proc/self/task')), flush=True); import time; time.sleep(60)")
+THREADS_AFTER_A_PRODUCT = (
+    "import numpy as np, os; a = np.ones((400, 400)); a @ a; "
+    "print(len(os.listdir('/proc/self/task')), flush=True); import time; time.sleep(60)"
+)
 
 
 @pytest.mark.parametrize("cpus", [1, 2])
@@ -178,8 +224,12 @@ def test_ps_counts_the_threads_openblas_really_starts(cpus):
         pytest.skip(f"needs {cpus} CPUs and taskset")
     mask = ",".join(str(c) for c in sorted(os.sched_getaffinity(0))[:cpus])
     env = child_env({"OPENBLAS_NUM_THREADS": str(cpus + 2)}, threads=None)
-    proc = subprocess.Popen(["taskset", "-c", mask, sys.executable, "-c", THREADS_AFTER_A_PRODUCT],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        ["taskset", "-c", mask, sys.executable, "-c", THREADS_AFTER_A_PRODUCT],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         tasks = int(proc.stdout.readline())
         census = processes(interval=0)

@@ -1,5 +1,6 @@
 """``blastune report``: one self-contained HTML page -- parsed for anything it would fetch, and rendered
 in a real headless Chromium when one is installed (Debian package ``chromium``)."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,12 @@ import pytest
 pytest.importorskip("matplotlib")
 
 DATA = Path(__file__).parent / "data" / "docs_0_1_0"
-FILES = [DATA / "sweep_threads.json", DATA / "jobs.json", DATA / "sweep_before_openblas.json",
-         DATA / "sweep_after_blis.json"]
+FILES = [
+    DATA / "sweep_threads.json",
+    DATA / "jobs.json",
+    DATA / "sweep_before_openblas.json",
+    DATA / "sweep_after_blis.json",
+]
 
 
 class Resources(HTMLParser):
@@ -37,8 +42,15 @@ class Resources(HTMLParser):
             value = value or ""
             if name == "id":
                 self.ids.append(value)
-            if name in ("src", "srcset", "data", "poster", "action", "formaction", "background") or \
-                    (name in ("href", "xlink:href") and not value.startswith("#")):
+            if name in (
+                "src",
+                "srcset",
+                "data",
+                "poster",
+                "action",
+                "formaction",
+                "background",
+            ) or (name in ("href", "xlink:href") and not value.startswith("#")):
                 self.fetches.append(f"<{tag} {name}={value[:60]}>")
             if name == "style" and "url(" in value and "url(#" not in value:
                 self.fetches.append(f"<{tag} style={value[:60]}>")
@@ -54,8 +66,14 @@ class Resources(HTMLParser):
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run(["blastune", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=600, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    return subprocess.run(
+        ["blastune", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +114,9 @@ def test_report_loads_nothing_from_outside(report):
     assert "@import" not in page.style and "url(" not in page.style
     # every reference inside the SVGs points into the page, and no two ids collide across figures
     assert len(page.ids) == len(set(page.ids))
-    assert "http://" not in out.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
-        'xmlns:xlink="http://www.w3.org/1999/xlink"', "")
+    assert "http://" not in out.read_text().replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    ).replace('xmlns:xlink="http://www.w3.org/1999/xlink"', "")
 
 
 def test_report_follows_the_output_rule(tmp_path):
@@ -116,23 +135,47 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  # nothing may be fetched: any name lookup fails, so a fetch would show as a broken page
-                  "--host-resolver-rules=MAP * ~NOTFOUND"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # nothing may be fetched: any name lookup fails, so a fetch would show as a broken page
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]
 
 
-@pytest.mark.skipif(chromium() is None, reason="no chromium here (Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    chromium() is None, reason="no chromium here (Debian: apt-get install chromium)"
+)
 def test_report_renders_in_a_real_browser(report, tmp_path):
     out, summary = report
     shot = tmp_path / "report.png"
     with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                               f"--screenshot={shot}", "--window-size=1200,2400", out.as_uri()],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [
+                chromium(),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--screenshot={shot}",
+                "--window-size=1200,2400",
+                out.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert shot.exists(), proc.stderr[-2000:]
-        dom = subprocess.run([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                              out.as_uri()], capture_output=True, text=True, timeout=300).stdout
+        dom = subprocess.run(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", out.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).stdout
     # the browser parsed every figure as SVG and every table
     assert dom.count("<svg") == sum(s["figures"] for s in summary["sections"])
     from PIL import Image

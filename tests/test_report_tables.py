@@ -1,5 +1,6 @@
 """The report's tables read like the terminal's: one time unit per column, svd's '~', a wait column
 for jobs, headers that do not wrap, 'at run time', and an overlay only of files that share an op."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,13 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from blastune.present.plot import load_sources, source_from_dict  # noqa: E402
-from blastune.present.report import (CSS, _jobs_table, _sweep_table, compare_section,  # noqa: E402
-                                     info_section)
+from blastune.present.report import (
+    CSS,
+    _jobs_table,
+    _sweep_table,
+    compare_section,  # noqa: E402
+    info_section,
+)
 
 DATA = Path(__file__).parent / "data" / "docs_0_1_0"
 
@@ -85,8 +91,9 @@ def test_info_says_at_run_time_as_the_cli_does():
 
 
 def test_compared_files_share_an_op_and_the_others_are_named():
-    before, after = load_sources([DATA / "sweep_before_openblas.json",
-                                  DATA / "sweep_after_blis.json"])
+    before, after = load_sources(
+        [DATA / "sweep_before_openblas.json", DATA / "sweep_after_blis.json"]
+    )
     data = json.loads((DATA / "sweep_threads.json").read_text())
     data["points"] = [p for p in data["points"] if p["op"] == "eigh"]
     eigh = source_from_dict(data, "eigh-only")

@@ -5,6 +5,7 @@ deliveries are two unless the kernel merged them while pending) and prints the l
 came for a second. Each case runs with ``--report`` (blastune stays the parent and forwards) and
 without (blastune execs the command, like env/nice).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ from tests.conftest import child_env
 
 BLASTUNE = shutil.which("blastune")
 TIMEOUT = shutil.which("timeout")
-pytestmark = pytest.mark.skipif(BLASTUNE is None or not hasattr(signal, "sigtimedwait"),
-                                reason="needs the blastune console script and Linux signals")
+pytestmark = pytest.mark.skipif(
+    BLASTUNE is None or not hasattr(signal, "sigtimedwait"),
+    reason="needs the blastune console script and Linux signals",
+)
 
 COUNTER = r"""
 import json, os, signal, sys, time
@@ -57,8 +60,14 @@ def _start(argv, tmp_path, **kw):
     script = tmp_path / "counter.py"
     script.write_text(COUNTER)
     ready = tmp_path / "ready"
-    proc = subprocess.Popen(argv + [sys.executable, str(script), str(ready)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env(), **kw)
+    proc = subprocess.Popen(
+        argv + [sys.executable, str(script), str(ready)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        **kw,
+    )
     return proc, _wait_ready(ready, proc)
 
 
@@ -101,7 +110,9 @@ def test_a_signal_to_blastune_alone_is_passed_on_once(mode, tmp_path):
 
 
 def test_repeated_signals_seconds_apart_each_reach_the_child(tmp_path):
-    proc, _ = _start([BLASTUNE, "run", "-t", "1", "--report", "--"], tmp_path, start_new_session=True)
+    proc, _ = _start(
+        [BLASTUNE, "run", "-t", "1", "--report", "--"], tmp_path, start_new_session=True
+    )
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.5)  # well past a burst: a second event
     os.killpg(proc.pid, signal.SIGINT)
@@ -113,8 +124,12 @@ def test_repeated_signals_seconds_apart_each_reach_the_child(tmp_path):
 def test_sigint_sigterm_sighup_end_the_child_and_give_128_plus_n(sig, tmp_path):
     ready = tmp_path / "ready"
     code = f"import pathlib, time; pathlib.Path({str(ready)!r}).write_text('1'); time.sleep(60)"
-    proc = subprocess.Popen([BLASTUNE, "run", "-t", "1", "--report", "--", sys.executable, "-c", code],
-                            stderr=subprocess.PIPE, text=True, env=child_env())
+    proc = subprocess.Popen(
+        [BLASTUNE, "run", "-t", "1", "--report", "--", sys.executable, "-c", code],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     _wait_ready(ready, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
@@ -132,7 +147,9 @@ def _gone(pid: int) -> bool:
 
 def test_the_child_dies_with_a_sigkilled_blastune(tmp_path):
     # SIGKILL cannot be passed on: PR_SET_PDEATHSIG makes the kernel end the child with blastune
-    proc, child = _start([BLASTUNE, "run", "-t", "1", "--report", "--"], tmp_path, start_new_session=True)
+    proc, child = _start(
+        [BLASTUNE, "run", "-t", "1", "--report", "--"], tmp_path, start_new_session=True
+    )
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     deadline = time.time() + 10
@@ -145,19 +162,25 @@ def test_the_child_dies_with_a_sigkilled_blastune(tmp_path):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("cmd,status,needle", [
-    (["no-such-command-xyz"], 127, "command not found: no-such-command-xyz"),
-    (["./no/such/file"], 127, "no such file"),
-    (["/etc/passwd"], 126, "permission denied"),
-    (["/"], 126, "is a directory"),
-    ([""], 2, "the command name is empty"),
-])
+@pytest.mark.parametrize(
+    "cmd,status,needle",
+    [
+        (["no-such-command-xyz"], 127, "command not found: no-such-command-xyz"),
+        (["./no/such/file"], 127, "no such file"),
+        (["/etc/passwd"], 126, "permission denied"),
+        (["/"], 126, "is a directory"),
+        ([""], 2, "the command name is empty"),
+    ],
+)
 def test_a_command_that_cannot_start_gives_127_or_126_like_env(mode, cmd, status, needle):
-    r = subprocess.run([BLASTUNE, "run", "-t", "1", *mode, "--", *cmd], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [BLASTUNE, "run", "-t", "1", *mode, "--", *cmd], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == status
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("blastune: error:") and needle in lines[0], r.stderr
+    assert len(lines) == 1 and lines[0].startswith("blastune: error:") and needle in lines[0], (
+        r.stderr
+    )
     ref = subprocess.run(["env", *cmd], capture_output=True, timeout=60)
     assert ref.returncode == status or cmd == [""]  # the convention we follow (env '' gives 127)
 
@@ -165,14 +188,19 @@ def test_a_command_that_cannot_start_gives_127_or_126_like_env(mode, cmd, status
 def test_exec_mode_is_the_command_itself(tmp_path):
     # without --report/--json blastune becomes the command: same pid, killed by the signal itself
     code = "import os, signal; print(os.getpid(), flush=True); os.kill(os.getpid(), signal.SIGKILL)"
-    proc = subprocess.Popen([BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
-                            stdout=subprocess.PIPE, text=True, env=child_env())
+    proc = subprocess.Popen(
+        [BLASTUNE, "run", "-t", "1", "--", sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     out, _ = proc.communicate(timeout=60)
     assert int(out) == proc.pid
     assert proc.returncode == -signal.SIGKILL
 
 
 # --- run --copies: how many, and a stop while they start (issue 20.3) -----------------------------
+
 
 def _usable_cpus() -> int:
     from blastune.facts.cpu import usable_cores
@@ -209,14 +237,24 @@ def test_run_copies_above_four_per_cpu_needs_oversubscribe_and_starts_nothing(tm
     marks = tmp_path / "started"
     mark = ["sh", "-c", f"echo $$ >> {marks}"]
     limit = 4 * _usable_cpus()
-    r = subprocess.run([BLASTUNE, "run", "--copies", str(limit + 1), "--", *mark],
-                       capture_output=True, text=True, env=child_env(), timeout=120)
+    r = subprocess.run(
+        [BLASTUNE, "run", "--copies", str(limit + 1), "--", *mark],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1, r.stderr
     assert f"at most {limit}" in lines[0] and "--oversubscribe" in lines[0]
     assert _marks(marks) == 0  # refused before a single copy started
-    r = subprocess.run([BLASTUNE, "run", "--copies", str(limit + 1), "--oversubscribe", "--",
-                        *mark], capture_output=True, text=True, env=child_env(), timeout=120)
+    r = subprocess.run(
+        [BLASTUNE, "run", "--copies", str(limit + 1), "--oversubscribe", "--", *mark],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert _marks(marks) == limit + 1  # asked for explicitly: exactly that many, no more
 
@@ -225,15 +263,19 @@ def test_run_copies_above_four_per_cpu_needs_oversubscribe_and_starts_nothing(tm
 def test_run_copies_above_the_hard_cap_is_one_line_and_builds_nothing(args, tmp_path):
     # --copies 2147483647 used to build a 16.8 GB list before starting anything
     marks = tmp_path / "started"
-    proc = subprocess.Popen([BLASTUNE, "run", "--copies", *args, "--", "sh", "-c",
-                             f"echo $$ >> {marks}"], stderr=subprocess.PIPE, text=True,
-                            env=child_env())
+    proc = subprocess.Popen(
+        [BLASTUNE, "run", "--copies", *args, "--", "sh", "-c", f"echo $$ >> {marks}"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 2, err
-    assert err.strip().splitlines() == [f"blastune: error: invalid --copies {args[0]}: must be a "
-                                        "whole number from 1 to 4096"]
+    assert err.strip().splitlines() == [
+        f"blastune: error: invalid --copies {args[0]}: must be a whole number from 1 to 4096"
+    ]
     assert usage.ru_maxrss < 500 * 1024  # KiB: an interpreter's worth, not a list of the count
     assert _marks(marks) == 0
 
@@ -246,12 +288,26 @@ def test_a_stop_signal_while_copies_start_stops_the_starting(via, tmp_path):
     if via == "timeout" and TIMEOUT is None:
         pytest.skip("coreutils timeout not installed")
     marks = tmp_path / "started"
-    argv = [BLASTUNE, "run", "--copies", "4096", "--oversubscribe", "--json", "--",
-            "sh", "-c", f"echo $$ >> {marks}; exec sleep 120"]
+    argv = [
+        BLASTUNE,
+        "run",
+        "--copies",
+        "4096",
+        "--oversubscribe",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        f"echo $$ >> {marks}; exec sleep 120",
+    ]
     sig = signal.SIGTERM if via == "timeout" else signal.SIGINT
-    proc = subprocess.Popen([TIMEOUT, "300", *argv] if via == "timeout" else argv,
-                            stderr=subprocess.PIPE, text=True, env=child_env(),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [TIMEOUT, "300", *argv] if via == "timeout" else argv,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while _marks(marks) < 1:  # a copy runs: blastune is starting the others

@@ -12,6 +12,7 @@ on the chosen CPU before and after the sweep; when it is above 2%, the test is s
 figure rather than failed (CI runs on a quiet machine); a brief disturbance between those two probes
 is told from a false flag by running again (``quiet_points_stay_unflagged``).
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,10 @@ import pytest
 
 from tests.conftest import child_env
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/schedstat") or not hasattr(os, "sched_setaffinity"),
-                                reason="needs Linux schedstat and CPU affinity")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists("/proc/self/schedstat") or not hasattr(os, "sched_setaffinity"),
+    reason="needs Linux schedstat and CPU affinity",
+)
 
 AMBIENT_MAX_PCT = 2.0
 
@@ -82,8 +85,13 @@ CHILD = textwrap.dedent('''
 
 
 def run_child(disturb: list[int]) -> dict:
-    r = subprocess.run([sys.executable, "-c", CHILD, json.dumps(disturb)], capture_output=True, text=True,
-                       timeout=300, env=child_env(threads=1))
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(disturb)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=child_env(threads=1),
+    )
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -91,12 +99,18 @@ def run_child(disturb: list[int]) -> dict:
 def skip_if_busy(res: dict) -> None:
     worst = max(res["ambient_before"], res["ambient_after"])
     if worst > AMBIENT_MAX_PCT:
-        pytest.skip(f"the machine is busy: a pinned loop waited {worst:.1f}% of its time for CPU "
-                    f"{res['cpu']} (> {AMBIENT_MAX_PCT}%) -- cannot tell our competitor from others")
+        pytest.skip(
+            f"the machine is busy: a pinned loop waited {worst:.1f}% of its time for CPU "
+            f"{res['cpu']} (> {AMBIENT_MAX_PCT}%) -- cannot tell our competitor from others"
+        )
 
 
 def _flagged(res: dict, leave_out=()) -> set[int]:
-    return {p["size"] for p in res["points"] if (p["contended"] or p["busy"]) and p["size"] not in leave_out}
+    return {
+        p["size"]
+        for p in res["points"]
+        if (p["contended"] or p["busy"]) and p["size"] not in leave_out
+    }
 
 
 def quiet_points_stay_unflagged(disturb: list[int], check) -> None:
@@ -119,7 +133,9 @@ def quiet_points_stay_unflagged(disturb: list[int], check) -> None:
         seen.append((flagged, [p for p in res["points"] if p["size"] in flagged]))
     always = set.intersection(*(f for f, _ in seen))
     assert not always, f"points flagged without a competitor in every run: {seen}"
-    pytest.skip(f"other programs briefly disturbed a different point in each of 3 runs: {[f for f, _ in seen]}")
+    pytest.skip(
+        f"other programs briefly disturbed a different point in each of 3 runs: {[f for f, _ in seen]}"
+    )
 
 
 def test_exactly_the_points_a_competitor_disturbed_are_flagged_contended():
@@ -130,8 +146,12 @@ def test_exactly_the_points_a_competitor_disturbed_are_flagged_contended():
         assert disturbed == set(sizes[3:6])
         for p in res["points"]:
             assert p["elapsed_s"] < 0.5  # the old probe judged nothing this short
-            if p["size"] not in disturbed:  # undisturbed, every sample is short (a shared CPU doubles it)
-                assert sorted(t * p["loops"] for t in p["samples_s"])[len(p["samples_s"]) // 2] < 0.05
+            if (
+                p["size"] not in disturbed
+            ):  # undisturbed, every sample is short (a shared CPU doubles it)
+                assert (
+                    sorted(t * p["loops"] for t in p["samples_s"])[len(p["samples_s"]) // 2] < 0.05
+                )
             if p["size"] in disturbed:
                 # sharing one CPU with a busy loop: the thread waits about as long as it runs
                 assert p["contended"] and p["busy"] and p["wait_pct"] > 20, p
@@ -144,12 +164,17 @@ def test_no_competitor_no_point_flagged():
     def check(res):
         assert res["disturbed"] == []
         assert all(p["wait_pct"] is not None for p in res["points"])
+
         # unflagged is exactly "the wait other programs' CPU explains is no more than the threshold"
         # (5% of the one CPU a lockstep BLAS call's critical path is: measure.contention.judge)
         def explained(p):
             others = p["other_load_cores"]
             return p["wait_pct"] if others is None else min(p["wait_pct"], 100 * others)
-        assert all((explained(p) > 5) == p["contended"] == p["busy"] for p in res["points"]
-                   if abs(explained(p) - 5) > 1), res["points"]  # (both figures are rounded)
+
+        assert all(
+            (explained(p) > 5) == p["contended"] == p["busy"]
+            for p in res["points"]
+            if abs(explained(p) - 5) > 1
+        ), res["points"]  # (both figures are rounded)
 
     quiet_points_stay_unflagged([], check)

@@ -1,4 +1,5 @@
 """The competing-load probe that flags sweep points taken while other processes ran."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,7 +27,9 @@ def test_a_spinning_neighbour_is_seen_and_our_own_work_is_not():
     own = probe.other_cores()
     assert own is not None and own >= 0
 
-    spinner = subprocess.Popen([sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<1.5: pass"])
+    spinner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt=time.time()\nwhile time.time()-t<1.5: pass"]
+    )
     try:
         time.sleep(0.2)  # let it start
         probe = cpuload.LoadProbe()

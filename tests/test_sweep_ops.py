@@ -1,4 +1,5 @@
 """The op registry: LAWN 41 FLOP counts, memory estimates, inputs, and that each op computes what it says."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,21 +16,25 @@ def one_blas_thread():
     with blastune.limit(1, api="all"):
         yield
 
+
 BIG = 10_000  # large enough that the lower-order terms are < 0.1% of the leading one
 
 
-@pytest.mark.parametrize("name,lib,leading", [
-    ("dot", "numpy", 2.0),
-    ("det", "numpy", 2 / 3),
-    ("solve", "numpy", 2 / 3),
-    ("inv", "numpy", 8 / 3),       # numpy: gesv against the identity
-    ("inv", "scipy", 2.0),         # scipy: getrf + getri
-    ("cholesky", "numpy", 1 / 3),
-    ("qr", "numpy", 8 / 3),        # geqrf 4/3 + orgqr 4/3
-    ("svdvals", "numpy", 8 / 3),   # gebrd
-    ("svd", "numpy", 20 / 3),      # nominal: gebrd + two back-transformations
-    ("eigh", "numpy", 10 / 3),     # nominal: sytrd + ormtr
-])
+@pytest.mark.parametrize(
+    "name,lib,leading",
+    [
+        ("dot", "numpy", 2.0),
+        ("det", "numpy", 2 / 3),
+        ("solve", "numpy", 2 / 3),
+        ("inv", "numpy", 8 / 3),  # numpy: gesv against the identity
+        ("inv", "scipy", 2.0),  # scipy: getrf + getri
+        ("cholesky", "numpy", 1 / 3),
+        ("qr", "numpy", 8 / 3),  # geqrf 4/3 + orgqr 4/3
+        ("svdvals", "numpy", 8 / 3),  # gebrd
+        ("svd", "numpy", 20 / 3),  # nominal: gebrd + two back-transformations
+        ("eigh", "numpy", 10 / 3),  # nominal: sytrd + ormtr
+    ],
+)
 def test_leading_term_of_each_flop_count(name, lib, leading):
     f = ops.get_op(name).flops(BIG, "float64", lib)
     assert f == pytest.approx(leading * BIG**3, rel=2e-3)
@@ -66,8 +71,14 @@ def test_nominal_labels_only_on_data_dependent_ops():
 
 def test_memory_estimate_scales_with_size_and_dtype():
     op = ops.get_op("dot")
-    assert op.memory_bytes(2000, "float64") == pytest.approx(4 * op.memory_bytes(1000, "float64"), rel=1e-9)
-    assert op.memory_bytes(1000, "complex128") > op.memory_bytes(1000, "float64") > op.memory_bytes(1000, "float32")
+    assert op.memory_bytes(2000, "float64") == pytest.approx(
+        4 * op.memory_bytes(1000, "float64"), rel=1e-9
+    )
+    assert (
+        op.memory_bytes(1000, "complex128")
+        > op.memory_bytes(1000, "float64")
+        > op.memory_bytes(1000, "float32")
+    )
     # three float64 4000x4000 arrays are 384 MB: the estimate must cover them
     assert op.memory_bytes(4000, "float64") >= 3 * 8 * 4000**2
 

@@ -1,4 +1,5 @@
 """Derived figures, default thread counts, compare verdicts and the memory guard at point time."""
+
 from __future__ import annotations
 
 import importlib
@@ -9,12 +10,21 @@ import pytest
 from blastune.errors import BlastuneError
 
 # `from blastune import sweep` gives the function (a lazy export); the module is what these tests need
-sw = importlib.import_module("blastune.measure.sweep.core")
+sw = importlib.import_module("blastune.measure.sweep.entry")
 
 
 def _pt(op, threads, median, spread=0.01, dtype="float64", size=1000, flops=2e9):
-    return {"op": op, "lib": "numpy", "size": size, "dtype": dtype, "threads": threads, "median_s": median,
-            "flops": flops, "spread": spread, "threads_seen": {"/lib/blas.so": threads}}
+    return {
+        "op": op,
+        "lib": "numpy",
+        "size": size,
+        "dtype": dtype,
+        "threads": threads,
+        "median_s": median,
+        "flops": flops,
+        "spread": spread,
+        "threads_seen": {"/lib/blas.so": threads},
+    }
 
 
 def test_default_threads_are_powers_of_two_and_the_usable_cores():
@@ -25,13 +35,22 @@ def test_default_threads_are_powers_of_two_and_the_usable_cores():
 
 
 def test_annotate_derives_speedup_efficiency_gflops_peak_and_best():
-    doc = {"cpu": {"peak_gflops_per_core": 10.0, "usable_cores": 4},
-           "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
-           "points": [_pt("dot", 2, 0.5), _pt("dot", 1, 1.0), _pt("dot", 4, 0.4),
-                      _pt("dot", 1, 1.0, dtype="float32"), _pt("sin", 2, 0.3, flops=None)]}
+    doc = {
+        "cpu": {"peak_gflops_per_core": 10.0, "usable_cores": 4},
+        "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
+        "points": [
+            _pt("dot", 2, 0.5),
+            _pt("dot", 1, 1.0),
+            _pt("dot", 4, 0.4),
+            _pt("dot", 1, 1.0, dtype="float32"),
+            _pt("sin", 2, 0.3, flops=None),
+        ],
+    }
     sw.annotate(doc)
     d = {(p["op"], p["dtype"], p["threads"]): p for p in doc["points"]}
-    assert [p["threads"] for p in doc["points"] if p["op"] == "dot" and p["dtype"] == "float64"] == [1, 2, 4]
+    assert [
+        p["threads"] for p in doc["points"] if p["op"] == "dot" and p["dtype"] == "float64"
+    ] == [1, 2, 4]
     p2 = d[("dot", "float64", 2)]
     assert p2["speedup"] == 2.0 and p2["efficiency"] == 1.0 and p2["gflops"] == pytest.approx(4.0)
     assert p2["peak_pct"] == pytest.approx(100 * 4.0 / (10.0 * 2))
@@ -42,13 +61,27 @@ def test_annotate_derives_speedup_efficiency_gflops_peak_and_best():
     assert d[("dot", "float32", 1)]["best"] is False  # nothing to compare it with
     # no 1-thread point and no FLOP count: nothing invented
     s = d[("sin", "float64", 2)]
-    assert s["speedup"] is None and s["efficiency"] is None and s["gflops"] is None and s["peak_pct"] is None
+    assert (
+        s["speedup"] is None
+        and s["efficiency"] is None
+        and s["gflops"] is None
+        and s["peak_pct"] is None
+    )
     assert p2["threads_ran"] == 2
 
 
 def test_best_is_the_fewest_threads_within_noise_of_the_fastest():
-    doc = {"cpu": {}, "points": [_pt("add", 1, 1.000), _pt("add", 2, 0.995), _pt("add", 4, 0.990),
-                                 _pt("dot", 1, 1.0), _pt("dot", 2, 0.6), _pt("dot", 4, 0.59, spread=0.001)]}
+    doc = {
+        "cpu": {},
+        "points": [
+            _pt("add", 1, 1.000),
+            _pt("add", 2, 0.995),
+            _pt("add", 4, 0.990),
+            _pt("dot", 1, 1.0),
+            _pt("dot", 2, 0.6),
+            _pt("dot", 4, 0.59, spread=0.001),
+        ],
+    }
     sw.annotate(doc)
     best = {p["op"]: p["threads"] for p in doc["points"] if p["best"]}
     assert best == {"add": 1, "dot": 2}  # add: 1% apart is noise; dot 4 threads buys < 2%
@@ -63,7 +96,9 @@ def test_peak_counts_only_usable_cores():
 
 
 def _write(path, points, fid="abc"):
-    path.write_text(json.dumps({"schema": "blastune.sweep/1", "fingerprint": {"id": fid}, "points": points}))
+    path.write_text(
+        json.dumps({"schema": "blastune.sweep/1", "fingerprint": {"id": fid}, "points": points})
+    )
 
 
 def test_memory_is_checked_again_just_before_each_point_allocates(monkeypatch, tmp_path):
@@ -80,8 +115,11 @@ def test_memory_is_checked_again_just_before_each_point_allocates(monkeypatch, t
 
     built = []
     real_prepare = type(OPS["dot"]).prepare
-    monkeypatch.setattr(type(OPS["dot"]), "prepare", lambda self, *a, **k: built.append(self.name) or
-                        real_prepare(self, *a, **k))
+    monkeypatch.setattr(
+        type(OPS["dot"]),
+        "prepare",
+        lambda self, *a, **k: built.append(self.name) or real_prepare(self, *a, **k),
+    )
     monkeypatch.setattr(blastune.facts.cpu, "available_memory", shrinking_memory)
     out = tmp_path / "r.json"
     with pytest.raises(BlastuneError, match="add at size 32 .* needs about"):
@@ -99,9 +137,16 @@ def test_result_best_lists_the_fastest_count(tmp_path):
 
 
 def test_best_for_an_op_blas_does_not_run_is_one_thread_even_when_noise_favours_two():
-    doc = {"cpu": {}, "libraries": {},
-           "points": [{**_pt("add", 1, 1.00), "blas_op": False}, {**_pt("add", 2, 0.94), "blas_op": False},
-                      {**_pt("dot", 1, 1.00), "blas_op": True}, {**_pt("dot", 2, 0.94), "blas_op": True}]}
+    doc = {
+        "cpu": {},
+        "libraries": {},
+        "points": [
+            {**_pt("add", 1, 1.00), "blas_op": False},
+            {**_pt("add", 2, 0.94), "blas_op": False},
+            {**_pt("dot", 1, 1.00), "blas_op": True},
+            {**_pt("dot", 2, 0.94), "blas_op": True},
+        ],
+    }
     sw.annotate(doc)
     best = {(p["op"], p["threads"]) for p in doc["points"] if p["best"]}
     assert best == {("add", 1), ("dot", 2)}
@@ -109,42 +154,67 @@ def test_best_for_an_op_blas_does_not_run_is_one_thread_even_when_noise_favours_
 
 # --- review fixes ------------------------------------------------------------------------------------
 
+
 def test_a_count_the_library_did_not_run_is_never_best_and_is_judged_by_what_ran():
     """ATLAS/reference asked for 2 threads run 1: a faster second 1-thread run is noise, not a speed-up."""
-    doc = {"cpu": {"peak_gflops_per_core": 10.0, "usable_cores": 2},
-           "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
-           "points": [_pt("dot", 1, 0.032), dict(_pt("dot", 2, 0.024), threads_seen={"/lib/blas.so": 1}),
-                      dict(_pt("dot", 4, 0.024), threads_seen={"/lib/blas.so": 1})]}
+    doc = {
+        "cpu": {"peak_gflops_per_core": 10.0, "usable_cores": 2},
+        "libraries": {"numpy": {"blas": {"filepath": "/lib/blas.so"}}},
+        "points": [
+            _pt("dot", 1, 0.032),
+            dict(_pt("dot", 2, 0.024), threads_seen={"/lib/blas.so": 1}),
+            dict(_pt("dot", 4, 0.024), threads_seen={"/lib/blas.so": 1}),
+        ],
+    }
     sw.annotate(doc)
     d = {p["threads"]: p for p in doc["points"]}
     assert d[1]["best"] and not d[2]["best"] and not d[4]["best"]
-    assert d[2]["threads_ran"] == 1 and d[2]["efficiency"] == pytest.approx(d[2]["speedup"])  # per thread that ran
-    assert d[2]["peak_pct"] == pytest.approx(100 * d[2]["gflops"] / 10.0)                      # one core's peak
-    assert d[4]["oversubscribed"] is False                                                    # 1 thread ran
+    assert d[2]["threads_ran"] == 1 and d[2]["efficiency"] == pytest.approx(
+        d[2]["speedup"]
+    )  # per thread that ran
+    assert d[2]["peak_pct"] == pytest.approx(100 * d[2]["gflops"] / 10.0)  # one core's peak
+    assert d[4]["oversubscribed"] is False  # 1 thread ran
 
 
 MALFORMED = [
     ({"points": [{"op": "dot"}]}, "points[0].lib: missing"),
     ({"points": "x"}, "points: expected a list"),
-    ({"points": [dict(_pt("dot", 1, 1.0), median_s=None)]}, "points[0].median_s: expected a number"),
-    ({"points": [dict(_pt("dot", 1, 1.0), threads="1")]}, "points[0].threads: expected a whole number"),
+    (
+        {"points": [dict(_pt("dot", 1, 1.0), median_s=None)]},
+        "points[0].median_s: expected a number",
+    ),
+    (
+        {"points": [dict(_pt("dot", 1, 1.0), threads="1")]},
+        "points[0].threads: expected a whole number",
+    ),
     ({"points": [_pt("dot", 0, 1.0)]}, "points[0].threads: expected a whole number from 1"),
     ({"points": [dict(_pt("dot", 1, 1.0), flops="many")]}, "points[0].flops: expected a number"),
-    ({"points": [dict(_pt("dot", 1, 1.0), threads_seen=[1])]}, "points[0].threads_seen: expected an object"),
+    (
+        {"points": [dict(_pt("dot", 1, 1.0), threads_seen=[1])]},
+        "points[0].threads_seen: expected an object",
+    ),
     ({"points": [], "fingerprint": "x"}, "fingerprint: expected an object"),
     ({"points": [], "grid": []}, "grid: expected an object"),
     # issue 11: hand-edited figures used to be found only after the resumed sweep had finished
     ({"points": [dict(_pt("dot", 1, 1.0), iqr_s="x")]}, "points[0].iqr_s: expected a number"),
-    ({"points": [dict(_pt("dot", 1, 1.0), min_s=-1)]}, "points[0].min_s: expected a number from 0 to 1e+09"),
+    (
+        {"points": [dict(_pt("dot", 1, 1.0), min_s=-1)]},
+        "points[0].min_s: expected a number from 0 to 1e+09",
+    ),
     ({"points": [dict(_pt("dot", 1, 1.0), busy="no")]}, "points[0].busy: expected true or false"),
     ({"points": [dict(_pt("dot", 1, 1.0), samples_s=[1, "x"])]}, "samples_s[1]: expected a number"),
-    ({"points": [dict(_pt("dot", 1, 1.0), wait_pct="high")]}, "points[0].wait_pct: expected a number"),
+    (
+        {"points": [dict(_pt("dot", 1, 1.0), wait_pct="high")]},
+        "points[0].wait_pct: expected a number",
+    ),
     ({"points": [], "status": "done"}, "status: expected one of"),
 ]
 
 
 @pytest.mark.parametrize("fields, message", MALFORMED, ids=[m for _, m in MALFORMED])
-def test_malformed_sweep_files_are_one_line_for_resume_compare_and_recommend(tmp_path, fields, message):
+def test_malformed_sweep_files_are_one_line_for_resume_compare_and_recommend(
+    tmp_path, fields, message
+):
     """A hand-edited file used to end in 'internal error: KeyError' (exit 1), or -- an edited figure --
     in a traceback after the resumed sweep had measured everything."""
     from typer.testing import CliRunner
@@ -152,15 +222,35 @@ def test_malformed_sweep_files_are_one_line_for_resume_compare_and_recommend(tmp
     from blastune.cli import app
 
     bad, good = tmp_path / "bad.json", tmp_path / "good.json"
-    bad.write_text(json.dumps({"schema": "blastune.sweep/1", "fingerprint": {"id": "abc"}, **fields}))
+    bad.write_text(
+        json.dumps({"schema": "blastune.sweep/1", "fingerprint": {"id": "abc"}, **fields})
+    )
     before = bad.read_bytes()
     _write(good, [_pt("dot", 1, 1.0)])
-    for args in (["sweep", "--op", "add", "--size", "8", "--threads", "1", "--budget", "0.2", "--out", str(bad),
-                  "--resume"], ["compare", str(bad), str(good)], ["compare", str(good), str(bad)],
-                 ["recommend", "--from", str(bad), "--no-save-profile"]):
+    for args in (
+        [
+            "sweep",
+            "--op",
+            "add",
+            "--size",
+            "8",
+            "--threads",
+            "1",
+            "--budget",
+            "0.2",
+            "--out",
+            str(bad),
+            "--resume",
+        ],
+        ["compare", str(bad), str(good)],
+        ["compare", str(good), str(bad)],
+        ["recommend", "--from", str(bad), "--no-save-profile"],
+    ):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2, (args, r.output)
-        assert r.stderr.count("\n") == 1 and "malformed document" in r.stderr and message in r.stderr, (args, r.stderr)
+        assert (
+            r.stderr.count("\n") == 1 and "malformed document" in r.stderr and message in r.stderr
+        ), (args, r.stderr)
         assert "bad.json" in r.stderr
     assert bad.read_bytes() == before  # refused when loaded: nothing measured, nothing written
 
@@ -184,7 +274,9 @@ def test_resume_from_another_machine_says_what_differs(tmp_path):
     doc = json.loads(path.read_text())
     doc["fingerprint"].update(cpu_model="Some Other CPU", usable_cores=64)
     path.write_text(json.dumps(doc))
-    with pytest.raises(BlastuneError, match=r"cpu_model 'Some Other CPU', here .*usable_cores 64, here"):
+    with pytest.raises(
+        BlastuneError, match=r"cpu_model 'Some Other CPU', here .*usable_cores 64, here"
+    ):
         sw.sweep("add", [8], [1], budget=0.2, out=path, resume=True)
     assert json.loads(path.read_text()) == doc  # the user's file is untouched
 
@@ -202,9 +294,16 @@ def test_a_file_holding_numpy_and_scipy_points_shows_which_is_which():
     from blastune.cli.sweep import render_sweep
 
     pts = [_pt("dot", 1, 1.0), dict(_pt("dot", 1, 0.8), lib="scipy")]
-    doc = {"grid": {"lib": "scipy"}, "cpu": {"model": "X", "usable_cores": 2}, "points": pts,
-           "libraries": {"numpy": {"blas": {"vendor": "openblas", "version": "0.3.31"}},
-                         "scipy": {"blas": {"vendor": "openblas", "version": "0.3.30"}}}, "status": "complete"}
+    doc = {
+        "grid": {"lib": "scipy"},
+        "cpu": {"model": "X", "usable_cores": 2},
+        "points": pts,
+        "libraries": {
+            "numpy": {"blas": {"vendor": "openblas", "version": "0.3.31"}},
+            "scipy": {"blas": {"vendor": "openblas", "version": "0.3.30"}},
+        },
+        "status": "complete",
+    }
     sw.annotate(doc)
     text = render_sweep(doc)
     header = next(line for line in text.splitlines() if line.startswith("op"))
@@ -260,4 +359,6 @@ def test_the_oversubscription_warning_counts_points_that_really_ran_too_many_thr
     flagged = [p["threads"] for p in res.points if p["oversubscribed"]]
     ran = {p["threads"]: p["threads_ran"] for p in res.points}
     assert flagged == ([over] if ran[over] in (None, over) else [])
-    assert any("1 point(s) ran more threads than" in w for w in res.data["warnings"]) == bool(flagged)
+    assert any("1 point(s) ran more threads than" in w for w in res.data["warnings"]) == bool(
+        flagged
+    )

@@ -1,4 +1,5 @@
 """Timing statistics and the adaptive-repeat loop, driven by a scripted clock (exact, no real timing)."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Topology facts: the captured sysfs trees of five real machines, and this machine's own sysfs."""
+
 from __future__ import annotations
 
 import filecmp
@@ -27,7 +28,7 @@ SUMMARIES = {
     "intel-hybrid-6p8e": "1 socket × 1 NUMA node × 1 L3 domain × 14 cores (6 P × 2 SMT + 8 E) = 20 CPUs",
     "desktop-4c8t": "1 socket × 1 NUMA node × 1 L3 domain × 4 cores × 2 SMT = 8 CPUs",
     "cpuset-12-of-128": "12 of 128 CPUs: 1 socket (partly), 1 NUMA node (partly), 2 L3 domains (1 partly), "
-                        "6 cores × 2 SMT",
+    "6 cores × 2 SMT",
 }
 
 
@@ -37,14 +38,21 @@ def tree(name: str):
 
 def test_checked_in_trees_are_what_the_generator_writes(tmp_path):
     """The trees are built from documented facts by make_trees.py; nothing was edited by hand since."""
-    subprocess.run([sys.executable, str(TREES / "make_trees.py"), str(tmp_path)], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, str(TREES / "make_trees.py"), str(tmp_path)], check=True, timeout=60
+    )
     for name in SUMMARIES:
         cmp = filecmp.dircmp(tmp_path / name, TREES / name)
         stack = [cmp]
         while stack:
             c = stack.pop()
-            assert not c.left_only and not c.right_only and not c.diff_files, (name, c.left, c.left_only,
-                                                                                c.right_only, c.diff_files)
+            assert not c.left_only and not c.right_only and not c.diff_files, (
+                name,
+                c.left,
+                c.left_only,
+                c.right_only,
+                c.diff_files,
+            )
             stack += c.subdirs.values()
         assert read_topology(tmp_path / name).summary() == SUMMARIES[name]
 
@@ -56,7 +64,11 @@ def test_summary_of_each_captured_machine(name):
 
 def test_two_socket_epyc_levels():
     t = tree("epyc-2s64c")
-    assert [d.index for d in t.sockets] == [0, 1] and len(t.numa_nodes) == 2 and len(t.l3_domains) == 16
+    assert (
+        [d.index for d in t.sockets] == [0, 1]
+        and len(t.numa_nodes) == 2
+        and len(t.l3_domains) == 16
+    )
     assert t.physical_cores == 64 and t.smt == 2 and not t.limited_by and not t.hybrid
     assert t.numa_nodes[1].cpus == list(range(32, 64)) + list(range(96, 128))
     assert t.numa_nodes[0].memory_bytes == 263_921_000 * 1024
@@ -69,7 +81,12 @@ def test_two_socket_epyc_levels():
 
 def test_nps4_gives_four_numa_nodes_each_one_l3():
     t = tree("epyc-1s16c-nps4")
-    assert [format_cpulist(d.cpus) for d in t.numa_nodes] == ["0-3,16-19", "4-7,20-23", "8-11,24-27", "12-15,28-31"]
+    assert [format_cpulist(d.cpus) for d in t.numa_nodes] == [
+        "0-3,16-19",
+        "4-7,20-23",
+        "8-11,24-27",
+        "12-15,28-31",
+    ]
     assert [set(d.cpus) for d in t.numa_nodes] == [set(d.cpus) for d in t.l3_domains]
 
 
@@ -89,8 +106,13 @@ def test_cgroup_cpuset_narrows_the_machine():
 
 
 def test_explicit_affinity_and_cgroup_v1(tmp_path, monkeypatch):
-    t = read_topology(TREES / "epyc-2s64c", affinity=range(64))  # e.g. taskset over the first threads
-    assert t.summary() == "2 sockets × 1 NUMA node × 8 L3 domains × 4 cores = 64 CPUs (of 128 on the machine)"
+    t = read_topology(
+        TREES / "epyc-2s64c", affinity=range(64)
+    )  # e.g. taskset over the first threads
+    assert (
+        t.summary()
+        == "2 sockets × 1 NUMA node × 8 L3 domains × 4 cores = 64 CPUs (of 128 on the machine)"
+    )
     assert t.limited_by == ["affinity mask 0-63 (given)"]
     # a cgroup v1 cpuset (older Slurm, Docker on v1), its file found in a parent of our cgroup
     root = tmp_path / "v1"
@@ -131,11 +153,18 @@ def test_this_machine_agrees_with_the_kernel():
 
 def test_a_pinned_process_sees_only_its_cpus():
     """Real taskset: the reader narrows to the process's affinity mask."""
-    code = ("from blastune.facts.topology import read_topology; t = read_topology(); "
-            "print(t.cpus, t.limited_by, open('/proc/self/status').read().split('Cpus_allowed_list:')[1].split()[0])")
+    code = (
+        "from blastune.facts.topology import read_topology; t = read_topology(); "
+        "print(t.cpus, t.limited_by, open('/proc/self/status').read().split('Cpus_allowed_list:')[1].split()[0])"
+    )
     last = max(os.sched_getaffinity(0))
-    res = subprocess.run(["taskset", "-c", str(last), sys.executable, "-c", code], capture_output=True, text=True,
-                         env=child_env(), timeout=60)
+    res = subprocess.run(
+        ["taskset", "-c", str(last), sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
     if len(os.sched_getaffinity(0)) > 1:
         assert res.stdout.strip() == f"[{last}] ['affinity mask {last}'] {last}"
@@ -148,7 +177,8 @@ def test_bad_root_is_one_line(tmp_path):
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == [
         f"blastune: error: BLASTUNE_SYSFS_ROOT={str(tmp_path)!r} holds no sys/devices/system/cpu directory: "
-        "point it at the root of a captured sysfs tree"]
+        "point it at the root of a captured sysfs tree"
+    ]
     with pytest.raises(BlastuneError):
         read_topology(TREES / "epyc-2s64c", affinity=[500])
 
@@ -159,12 +189,27 @@ def test_info_shows_the_topology_line_and_json():
     res = subprocess.run([BLASTUNE, "info"], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     # the label column is as wide as the longest label: any run of spaces
-    assert re.search(rf"^topology +{re.escape(SUMMARIES['epyc-2s64c'])}", res.stdout, re.M), res.stdout
+    assert re.search(rf"^topology +{re.escape(SUMMARIES['epyc-2s64c'])}", res.stdout, re.M), (
+        res.stdout
+    )
     assert all(len(line) <= 100 for line in res.stdout.splitlines() if line.startswith("topology"))
-    res = subprocess.run([BLASTUNE, "info", "--json"], capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run(
+        [BLASTUNE, "info", "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
     data = json.loads(res.stdout)
-    assert {"schema", "blastune_version", "python", "platform", "packages", "bindings", "loaded", "cpu", "env",
-            "warnings", "topology"} <= set(data)
+    assert {
+        "schema",
+        "blastune_version",
+        "python",
+        "platform",
+        "packages",
+        "bindings",
+        "loaded",
+        "cpu",
+        "env",
+        "warnings",
+        "topology",
+    } <= set(data)
     topo = data["topology"]
     assert topo["summary"] == SUMMARIES["epyc-2s64c"] and topo["physical_cores"] == 64
     assert [d["cpulist"] for d in topo["numa_nodes"]] == ["0-31,64-95", "32-63,96-127"]
@@ -181,7 +226,9 @@ def test_cgroup_root_variable_reaches_the_cpu_quota_too(tmp_path, monkeypatch):
     (tmp_path / "job/memory.max").write_text(f"{64 * 2**20}\n")
     (tmp_path / "job/memory.current").write_text("0\n")
     monkeypatch.delenv("BLASTUNE_CGROUP_ROOT", raising=False)
-    assert str(tmp_path) not in (cgroup_quota("0::/job\n").source or "")  # not read without the variable
+    assert str(tmp_path) not in (
+        cgroup_quota("0::/job\n").source or ""
+    )  # not read without the variable
     monkeypatch.setenv("BLASTUNE_CGROUP_ROOT", str(tmp_path))
     q = cgroup_quota("0::/job\n")
     assert q.version == 2 and q.quota_cores == 1.5 and q.source == str(tmp_path / "job/cpu.max")

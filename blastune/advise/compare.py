@@ -12,6 +12,7 @@ waited for a CPU -- ``contended`` -- or 0.1.0's ``busy``) is "not trusted", what
 say: the disturbance, not the change, may be what was measured. ``unstable`` is shown, not judged:
 the test already weighs the scatter.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,29 +32,33 @@ class CompareRow:
     lib: str | None
     size: int | None
     dtype: str | None
-    threads: int | None          # a's thread count (sweeps) or BLAS threads per worker (jobs)
+    threads: int | None  # a's thread count (sweeps) or BLAS threads per worker (jobs)
     a_median_s: float | None
     b_median_s: float | None
-    ratio: float | None          # b / a; None when undefined (a point missing, a median of zero)
-    verdict: str                 # faster | slower | not significant | too few samples | not trusted |
-                                 # only in a | only in b
+    ratio: float | None  # b / a; None when undefined (a point missing, a median of zero)
+    verdict: str  # faster | slower | not significant | too few samples | not trusted |
+    # only in a | only in b
     reason: str = ""
     p_value: float | None = None
     p_adjusted: float | None = None  # Holm-adjusted over every judged point
     n_a: int = 0
     n_b: int = 0
-    a_flags: list[str] = field(default_factory=list)   # contended (wait %), busy, unstable
+    a_flags: list[str] = field(default_factory=list)  # contended (wait %), busy, unstable
     b_flags: list[str] = field(default_factory=list)
     trusted: bool = True
     b_threads: int | None = None  # b's thread count when points were matched without threads
-    layout: str | None = None     # jobs files: the layout spec
+    layout: str | None = None  # jobs files: the layout spec
     test_verdict: str | None = None  # what the statistics said for a point that is not trusted
 
     @property
     def label(self) -> str:
         if self.layout is not None:
             return self.layout
-        t = f"{self.threads}" if self.b_threads in (None, self.threads) else f"{self.threads} vs {self.b_threads}"
+        t = (
+            f"{self.threads}"
+            if self.b_threads in (None, self.threads)
+            else f"{self.threads} vs {self.b_threads}"
+        )
         return f"{self.op} {self.size} {self.dtype} {t} thread(s)"
 
 
@@ -72,9 +77,18 @@ class Comparison:
 
     def to_dict(self) -> dict:
         rows = [{k: _finite(v) for k, v in asdict(r).items()} for r in self.rows]
-        return {"schema": self.schema, "a": self.a, "b": self.b, "kind": self.kind, "same_machine": self.same_machine,
-                "match": self.match, "alpha": self.alpha, "equivalence": self.equivalence, "rows": rows,
-                "notes": self.notes}
+        return {
+            "schema": self.schema,
+            "a": self.a,
+            "b": self.b,
+            "kind": self.kind,
+            "same_machine": self.same_machine,
+            "match": self.match,
+            "alpha": self.alpha,
+            "equivalence": self.equivalence,
+            "rows": rows,
+            "notes": self.notes,
+        }
 
 
 def _finite(v):
@@ -92,9 +106,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 @dataclass
 class _Side:
     """One side of a matched pair, in the terms the judgement needs."""
+
     median_s: float | None
     samples: list[float]
-    disturbed: str | None       # why it cannot be trusted, or None
+    disturbed: str | None  # why it cannot be trusted, or None
     flags: list[str]
     threads: int | None = None
 
@@ -103,7 +118,9 @@ def _sweep_side(p) -> _Side:
     flags = []
     why = None
     if p.disturbed and p.contended:
-        flags.append(f"contended ({p.wait_pct:.0f}% wait)" if p.wait_pct is not None else "contended")
+        flags.append(
+            f"contended ({p.wait_pct:.0f}% wait)" if p.wait_pct is not None else "contended"
+        )
         why = flags[-1]
     elif p.disturbed:  # 0.1.0's load probe: said only where the kernel's own measure is missing
         flags.append("busy")
@@ -117,12 +134,16 @@ def _jobs_side(r, tasks: int) -> _Side:
     flags = []
     why = None
     if r.contended:
-        flags.append(f"contended ({r.wait_pct:.0f}% wait)" if r.wait_pct is not None else "contended")
+        flags.append(
+            f"contended ({r.wait_pct:.0f}% wait)" if r.wait_pct is not None else "contended"
+        )
         why = flags[-1]
     if r.unstable:
         flags.append("unstable")
     per_task = [w / tasks for w in r.walls]
-    return _Side(statistics.median(per_task) if per_task else None, per_task, why, flags, r.layout.threads)
+    return _Side(
+        statistics.median(per_task) if per_task else None, per_task, why, flags, r.layout.threads
+    )
 
 
 def _load(path):
@@ -147,8 +168,10 @@ def parse_match(text: str | None) -> list[str]:
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     bad = [n for n in names if n not in KEY_FIELDS]
     if bad or not names:
-        raise BlastuneError(f"invalid --match {text!r}: give point fields from {', '.join(KEY_FIELDS)} "
-                            "(e.g. op,lib,size,dtype to compare across thread counts)")
+        raise BlastuneError(
+            f"invalid --match {text!r}: give point fields from {', '.join(KEY_FIELDS)} "
+            "(e.g. op,lib,size,dtype to compare across thread counts)"
+        )
     return [n for n in KEY_FIELDS if n in names]
 
 
@@ -157,8 +180,10 @@ def _index(points, match: list[str], path) -> dict[tuple, object]:
     for p in points:
         k = tuple(getattr(p, n) for n in match)
         if k in out:
-            raise BlastuneError(f"{path} has several points for {' '.join(map(str, k))} when matched on "
-                                f"{','.join(match)}: add the field that tells them apart to --match")
+            raise BlastuneError(
+                f"{path} has several points for {' '.join(map(str, k))} when matched on "
+                f"{','.join(match)}: add the field that tells them apart to --match"
+            )
         out[k] = p
     return out
 
@@ -168,12 +193,20 @@ def compare(path_a, path_b, match=None) -> Comparison:
     kind_a, a = _load(path_a)
     kind_b, b = _load(path_b)
     if kind_a != kind_b:
-        raise BlastuneError(f"{path_a} holds {kind_a} results and {path_b} {kind_b} results: compare two of a kind")
-    fields = parse_match(match) if not isinstance(match, (list, tuple)) else parse_match(",".join(match))
+        raise BlastuneError(
+            f"{path_a} holds {kind_a} results and {path_b} {kind_b} results: compare two of a kind"
+        )
+    fields = (
+        parse_match(match) if not isinstance(match, (list, tuple)) else parse_match(",".join(match))
+    )
     same = (a.fingerprint or {}).get("id") == (b.fingerprint or {}).get("id")
-    out = Comparison(schema=SCHEMA, a=str(path_a), b=str(path_b), same_machine=same, kind=kind_a, match=fields)
+    out = Comparison(
+        schema=SCHEMA, a=str(path_a), b=str(path_b), same_machine=same, kind=kind_a, match=fields
+    )
     if not same:
-        out.notes.append("the files come from different machines or BLAS builds (fingerprints differ)")
+        out.notes.append(
+            "the files come from different machines or BLAS builds (fingerprints differ)"
+        )
     if kind_a == "sweep":
         pairs = _sweep_pairs(a, b, fields, path_a, path_b)
     else:
@@ -183,9 +216,14 @@ def compare(path_a, path_b, match=None) -> Comparison:
     _judge_all(pairs, out)
     if all(r.verdict in ("only in a", "only in b") for r in out.rows):
         out.notes.append("no point appears in both files")
-        if kind_a == "sweep" and "threads" in fields and {p.threads for p in a.points}.isdisjoint(
-                p.threads for p in b.points):
-            out.notes.append("the files share no thread count: --match op,lib,size,dtype compares across them")
+        if (
+            kind_a == "sweep"
+            and "threads" in fields
+            and {p.threads for p in a.points}.isdisjoint(p.threads for p in b.points)
+        ):
+            out.notes.append(
+                "the files share no thread count: --match op,lib,size,dtype compares across them"
+            )
     return out
 
 
@@ -195,8 +233,17 @@ def _sweep_pairs(a, b, fields, path_a, path_b):
     for key in list(pa) + [k for k in pb if k not in pa]:
         x, y = pa.get(key), pb.get(key)
         ref = x or y
-        row = CompareRow(ref.op, ref.lib, ref.size, ref.dtype, x.threads if x else y.threads,
-                         x and x.median_s, y and y.median_s, None, "only in a" if x else "only in b")
+        row = CompareRow(
+            ref.op,
+            ref.lib,
+            ref.size,
+            ref.dtype,
+            x.threads if x else y.threads,
+            x and x.median_s,
+            y and y.median_s,
+            None,
+            "only in a" if x else "only in b",
+        )
         if x and y and y.threads != x.threads:
             row.b_threads = y.threads
         pairs.append((row, x and _sweep_side(x), y and _sweep_side(y)))
@@ -205,8 +252,10 @@ def _sweep_pairs(a, b, fields, path_a, path_b):
 
 def _jobs_pairs(a, b, out: Comparison):
     if a.workload.key != b.workload.key:
-        out.notes.append(f"the files measured different workloads (a: {a.workload.describe()}, "
-                         f"b: {b.workload.describe()}): per-task times compare different work")
+        out.notes.append(
+            f"the files measured different workloads (a: {a.workload.describe()}, "
+            f"b: {b.workload.describe()}): per-task times compare different work"
+        )
     ra = {r.layout.spec: r for r in a.results}
     rb = {r.layout.spec: r for r in b.results}
     pairs = []
@@ -215,9 +264,18 @@ def _jobs_pairs(a, b, out: Comparison):
         x, y = ra.get(spec), rb.get(spec)
         sx, sy = x and _jobs_side(x, x.tasks or a.tasks), y and _jobs_side(y, y.tasks or b.tasks)
         lay = (x or y).layout
-        row = CompareRow(w.name if w.kind == "op" else w.kind, w.lib if w.kind == "op" else None, w.size,
-                         w.dtype if w.kind == "op" else None, lay.threads, sx and sx.median_s,
-                         sy and sy.median_s, None, "only in a" if x else "only in b", layout=spec)
+        row = CompareRow(
+            w.name if w.kind == "op" else w.kind,
+            w.lib if w.kind == "op" else None,
+            w.size,
+            w.dtype if w.kind == "op" else None,
+            lay.threads,
+            sx and sx.median_s,
+            sy and sy.median_s,
+            None,
+            "only in a" if x else "only in b",
+            layout=spec,
+        )
         pairs.append((row, sx, sy))
     return pairs
 
@@ -243,7 +301,9 @@ def _judge_all(pairs, out: Comparison) -> None:
     for row, x, y in pairs:
         if x is None or y is None:
             continue
-        j = judge(row.ratio, row.n_a, row.n_b, row.p_value, row.p_adjusted, m, out.alpha, out.equivalence)
+        j = judge(
+            row.ratio, row.n_a, row.n_b, row.p_value, row.p_adjusted, m, out.alpha, out.equivalence
+        )
         if row.trusted:
             row.verdict, row.reason = j.verdict, j.reason
             continue

@@ -11,6 +11,7 @@ make a crossover, and the answer never claims more than the sizes measured can t
 * ``below``: they pay already at the smallest size measured (the crossover is at or below it);
 * ``never``: they paid at no size up to the largest measured (``size`` is None).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,13 +25,13 @@ class Crossover:
     op: str
     lib: str
     dtype: str
-    status: str                       # "at" | "below" | "never"
-    size: int | None                  # the crossover size (None: never within the sizes measured)
-    sizes: list[int] = field(default_factory=list)          # sizes measured, ascending
+    status: str  # "at" | "below" | "never"
+    size: int | None  # the crossover size (None: never within the sizes measured)
+    sizes: list[int] = field(default_factory=list)  # sizes measured, ascending
     best_threads: dict[int, int] = field(default_factory=dict)  # size -> best thread count
     fewest_threads: int = 1
     disturbed: bool = False  # others took CPU from a point of this op (SweepPoint.disturbed)
-    unstable: bool = False   # a point's times never settled (nothing says others caused it)
+    unstable: bool = False  # a point's times never settled (nothing says others caused it)
 
     def describe(self) -> str:
         """'n >= 256', 'at every size measured (n >= 200, the smallest)', 'at no size up to n = 1000'."""
@@ -46,11 +47,20 @@ class Crossover:
         return f"some points {' or '.join(said)}: re-check" if said else None
 
     def to_dict(self) -> dict:
-        return {"op": self.op, "lib": self.lib, "dtype": self.dtype, "status": self.status,
-                "size": self.size, "sizes": list(self.sizes),
-                "best_threads": {str(k): v for k, v in self.best_threads.items()},
-                "fewest_threads": self.fewest_threads, "disturbed": self.disturbed,
-                "unstable": self.unstable, "caveat": self.caveat(), "describe": self.describe()}
+        return {
+            "op": self.op,
+            "lib": self.lib,
+            "dtype": self.dtype,
+            "status": self.status,
+            "size": self.size,
+            "sizes": list(self.sizes),
+            "best_threads": {str(k): v for k, v in self.best_threads.items()},
+            "fewest_threads": self.fewest_threads,
+            "disturbed": self.disturbed,
+            "unstable": self.unstable,
+            "caveat": self.caveat(),
+            "describe": self.describe(),
+        }
 
 
 def crossover_sizes(document) -> list[Crossover]:
@@ -80,7 +90,18 @@ def crossover_sizes(document) -> list[Crossover]:
         else:
             status, size = ("below" if start == 0 else "at"), sizes[start]
         pts = [p for s in sizes for p in by_size[s]]
-        out.append(Crossover(op, lib, dtype, status, size, sizes, best, min(fewest.values()),
-                             disturbed=any(p.disturbed for p in pts),
-                             unstable=any(p.unstable for p in pts)))
+        out.append(
+            Crossover(
+                op,
+                lib,
+                dtype,
+                status,
+                size,
+                sizes,
+                best,
+                min(fewest.values()),
+                disturbed=any(p.disturbed for p in pts),
+                unstable=any(p.unstable for p in pts),
+            )
+        )
     return out

@@ -10,6 +10,7 @@ Noise: advice resting on a layout or point that was disturbed from outside or un
 it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own evidence
 was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -18,9 +19,11 @@ from blastune.errors import BlastuneError
 
 SCHEMA = "blastune.recommendation/1"
 BUILTIN_OP, BUILTIN_SIZE = "dot", 300
-BUILTIN_SECONDS, BUILTIN_REPEATS = 0.5, 3   # 3 repeats: the fewest with a spread, so noise is seen
-RERUN_HINT = ("re-run when the machine is quieter (`blastune ps` shows who else uses the CPUs), "
-              "or pass --accept-noisy to take it anyway (saved marked noisy, never over a clean entry)")
+BUILTIN_SECONDS, BUILTIN_REPEATS = 0.5, 3  # 3 repeats: the fewest with a spread, so noise is seen
+RERUN_HINT = (
+    "re-run when the machine is quieter (`blastune ps` shows who else uses the CPUs), "
+    "or pass --accept-noisy to take it anyway (saved marked noisy, never over a clean entry)"
+)
 
 
 class NoisyMeasurement(BlastuneError):
@@ -29,28 +32,30 @@ class NoisyMeasurement(BlastuneError):
 
 @dataclass
 class Recommendation:
-    jobs: int | None                 # concurrent jobs asked about (None: the best layout overall)
-    executor: str                    # serial | thread | process
+    jobs: int | None  # concurrent jobs asked about (None: the best layout overall)
+    executor: str  # serial | thread | process
     workers: int
-    threads: int                     # BLAS threads per worker/job: what the exports set
-    layout: str                      # human label
-    spec: str                        # --layouts spelling
-    rationale: list[str]             # short sentences, each naming measured numbers
+    threads: int  # BLAS threads per worker/job: what the exports set
+    layout: str  # human label
+    spec: str  # --layouts spelling
+    rationale: list[str]  # short sentences, each naming measured numbers
     env: dict[str, str]
     shell: str
     exports: str
-    python: str                      # the same advice as Python code
-    source: str                      # the file, or the built-in measurement
-    source_kind: str                 # jobs | sweep
-    measured: dict | None = None     # the chosen layout's numbers (None when extrapolated)
-    best: dict | None = None         # the fastest layout measured
+    python: str  # the same advice as Python code
+    source: str  # the file, or the built-in measurement
+    source_kind: str  # jobs | sweep
+    measured: dict | None = None  # the chosen layout's numbers (None when extrapolated)
+    best: dict | None = None  # the fastest layout measured
     within_best: float | None = None  # chosen throughput / fastest throughput
     same_machine: bool = True
     notices: list[str] = field(default_factory=list)
-    profile: str | None = None       # where the profile was saved
+    profile: str | None = None  # where the profile was saved
     profile_entries: dict = field(default_factory=dict)
-    workload: str | None = None      # the profile's workload key the entries are saved under
-    noisy: list[str] = field(default_factory=list)  # accepted noise (accept_noisy): what was not clean
+    workload: str | None = None  # the profile's workload key the entries are saved under
+    noisy: list[str] = field(
+        default_factory=list
+    )  # accepted noise (accept_noisy): what was not clean
 
     def to_dict(self):
         from blastune import __version__
@@ -59,13 +64,23 @@ class Recommendation:
 
 
 def _summary(r) -> dict:
-    return {"layout": r.layout.label, "spec": r.layout.spec, "tasks_per_s": r.tasks_per_s, "speedup": r.speedup,
-            "wall_s": r.wall_s, "cpu_efficiency": r.cpu_efficiency, "busy_cores": r.busy_cores,
-            "threads_seen": r.threads_seen, "wait_pct": r.wait_pct, "contended": r.contended,
-            "unstable": r.unstable}
+    return {
+        "layout": r.layout.label,
+        "spec": r.layout.spec,
+        "tasks_per_s": r.tasks_per_s,
+        "speedup": r.speedup,
+        "wall_s": r.wall_s,
+        "cpu_efficiency": r.cpu_efficiency,
+        "busy_cores": r.busy_cores,
+        "threads_seen": r.threads_seen,
+        "wait_pct": r.wait_pct,
+        "contended": r.contended,
+        "unstable": r.unstable,
+    }
 
 
 # --- loading --------------------------------------------------------------------------------------------
+
 
 def _as_model(doc, source: str = ""):
     """A jobs or sweep document (dict or model) as its typed model: (kind, model)."""
@@ -100,7 +115,7 @@ def load_measurement(path):
 
 def builtin_layouts(jobs: int | None, cores: int, workload):
     from blastune.documents.jobs import Layout
-    from blastune.measure.jobs.core import default_layouts
+    from blastune.measure.jobs.entry import default_layouts
 
     if jobs is None:
         return default_layouts(workload, cores)
@@ -115,9 +130,17 @@ def builtin_layouts(jobs: int | None, cores: int, workload):
 
 # --- the command ------------------------------------------------------------------------------------
 
-def recommend(source=None, jobs: int | None = None, shell: str = "bash", save_profile: bool = True,
-              op: str = BUILTIN_OP, size: int = BUILTIN_SIZE, progress=None,
-              accept_noisy: bool = False) -> Recommendation:
+
+def recommend(
+    source=None,
+    jobs: int | None = None,
+    shell: str = "bash",
+    save_profile: bool = True,
+    op: str = BUILTIN_OP,
+    size: int = BUILTIN_SIZE,
+    progress=None,
+    accept_noisy: bool = False,
+) -> Recommendation:
     """Recommend a layout and BLAS thread count for ``jobs`` concurrent jobs (None: the best layout).
 
     ``source`` is a saved jobs/sweep file (path), a loaded document (dict or model); without it a short
@@ -136,16 +159,26 @@ def recommend(source=None, jobs: int | None = None, shell: str = "bash", save_pr
     cores = usable_cores()[0]
     notices: list[str] = []
     if source is None:
-        from blastune.measure.jobs.core import run_jobs
+        from blastune.measure.jobs.entry import run_jobs
         from blastune.measure.workloads import make_workload
 
         workload = make_workload(op=op, size=size)
-        res = run_jobs(workload, None, builtin_layouts(jobs, cores, workload), repeats=BUILTIN_REPEATS,
-                       progress=progress, target_seconds=BUILTIN_SECONDS)
+        res = run_jobs(
+            workload,
+            None,
+            builtin_layouts(jobs, cores, workload),
+            repeats=BUILTIN_REPEATS,
+            progress=progress,
+            target_seconds=BUILTIN_SECONDS,
+        )
         kind, model = _as_model(res)
         where = f"built-in measurement ({workload.describe()}, {model.tasks} tasks)"
         notices += model.warnings
-    elif isinstance(source, dict) or not isinstance(source, (str, bytes)) and hasattr(source, "to_dict"):
+    elif (
+        isinstance(source, dict)
+        or not isinstance(source, (str, bytes))
+        and hasattr(source, "to_dict")
+    ):
         kind, model = _as_model(source)
         where = f"{kind} results of {getattr(model, 'created', None) or 'unknown date'}"
     else:
@@ -153,11 +186,19 @@ def recommend(source=None, jobs: int | None = None, shell: str = "bash", save_pr
         kind, where = _as_model(model)[0], str(source)
     same, why_not = matches_here(model.fingerprint)
     if not same:
-        notices.append(f"{where} was {why_not}: the advice is for that machine, and is not saved as this "
-                       "machine's profile")
-        cores = (model.fingerprint or {}).get("usable_cores") or getattr(model, "usable_cores", None) or cores
+        notices.append(
+            f"{where} was {why_not}: the advice is for that machine, and is not saved as this "
+            "machine's profile"
+        )
+        cores = (
+            (model.fingerprint or {}).get("usable_cores")
+            or getattr(model, "usable_cores", None)
+            or cores
+        )
     try:
-        return _advise(model, kind, where, jobs, cores, shell, same, notices, save_profile, accept_noisy)
+        return _advise(
+            model, kind, where, jobs, cores, shell, same, notices, save_profile, accept_noisy
+        )
     except NoisyMeasurement:
         raise
     except BlastuneError as exc:
@@ -166,7 +207,9 @@ def recommend(source=None, jobs: int | None = None, shell: str = "bash", save_pr
         raise BlastuneError(f"{where}: {exc}") from None
 
 
-def _advise(model, kind, where, jobs, cores, shell, same, notices, save_profile, accept_noisy) -> Recommendation:
+def _advise(
+    model, kind, where, jobs, cores, shell, same, notices, save_profile, accept_noisy
+) -> Recommendation:
     from blastune.advise import rules
     from blastune.control.exports import render_exports
     from blastune.facts.environment import thread_env
@@ -181,48 +224,83 @@ def _advise(model, kind, where, jobs, cores, shell, same, notices, save_profile,
         parts = [f"saved as contended, not by today's rule: {', '.join(cleared)}"] * bool(cleared)
         parts += [f"now contended: {', '.join(flagged)}"] * bool(flagged)
         if parts:
-            notices.append("re-judged from the raw batch figures (the CPU other programs used, as "
-                           "a share of what each layout wanted): " + "; ".join(parts))
+            notices.append(
+                "re-judged from the raw batch figures (the CPU other programs used, as "
+                "a share of what each layout wanted): " + "; ".join(parts)
+            )
         advice = rules.from_jobs(model, jobs, cores)
         workload = model.workload
         if not workload.uses_blas:
             advice.entries = {}  # a workload that never calls BLAS says nothing about BLAS threads
-            advice.rationale.append("this workload does not call BLAS: the exports only keep any BLAS it "
-                                    "loads from adding threads; the layout is what matters")
+            advice.rationale.append(
+                "this workload does not call BLAS: the exports only keep any BLAS it "
+                "loads from adding threads; the layout is what matters"
+            )
     else:
         advice = rules.from_sweep(model, jobs, cores)
         workload = rules.sweep_as_workload(rules.sweep_workload(model)[0])
     if advice.noisy and not accept_noisy:
-        raise NoisyMeasurement(f"{where}: no advice from noisy measurements ({'; '.join(advice.noisy)}): "
-                               + RERUN_HINT)
+        raise NoisyMeasurement(
+            f"{where}: no advice from noisy measurements ({'; '.join(advice.noisy)}): " + RERUN_HINT
+        )
     lay = advice.layout
     if jobs is not None and jobs > cores:
-        advice.rationale.append(f"{jobs} jobs on {cores} usable cores share cores even at 1 thread each: "
-                                f"running at most {cores} at a time (e.g. xargs -P {cores}) loses nothing")
+        advice.rationale.append(
+            f"{jobs} jobs on {cores} usable cores share cores even at 1 thread each: "
+            f"running at most {cores} at a time (e.g. xargs -P {cores}) loses nothing"
+        )
     env = thread_env(advice.threads)
     rec = Recommendation(
-        jobs=jobs, executor=lay.executor, workers=lay.workers, threads=advice.threads, layout=lay.label,
-        spec=lay.spec, rationale=advice.rationale, env=env, shell=shell,
-        exports=render_exports(env, shell), python=_python_hint(lay.executor, lay.workers, advice.threads),
-        source=where, source_kind=kind, measured=_summary(advice.measured) if advice.measured else None,
+        jobs=jobs,
+        executor=lay.executor,
+        workers=lay.workers,
+        threads=advice.threads,
+        layout=lay.label,
+        spec=lay.spec,
+        rationale=advice.rationale,
+        env=env,
+        shell=shell,
+        exports=render_exports(env, shell),
+        python=_python_hint(lay.executor, lay.workers, advice.threads),
+        source=where,
+        source_kind=kind,
+        measured=_summary(advice.measured) if advice.measured else None,
         best=_summary(advice.best) if advice.best else None,
-        within_best=(advice.measured.tasks_per_s / advice.best.tasks_per_s
-                     if advice.measured and advice.best and advice.best.tasks_per_s else None),
-        same_machine=same, notices=notices, workload=workload.key, noisy=list(advice.noisy),
-        profile_entries={str(j): {"threads": e.threads, "layout": e.layout, "reason": e.reason,
-                                  "noisy": "; ".join(e.noisy) or None, "extrapolated": e.extrapolated}
-                         for j, e in sorted(advice.entries.items())},
+        within_best=(
+            advice.measured.tasks_per_s / advice.best.tasks_per_s
+            if advice.measured and advice.best and advice.best.tasks_per_s
+            else None
+        ),
+        same_machine=same,
+        notices=notices,
+        workload=workload.key,
+        noisy=list(advice.noisy),
+        profile_entries={
+            str(j): {
+                "threads": e.threads,
+                "layout": e.layout,
+                "reason": e.reason,
+                "noisy": "; ".join(e.noisy) or None,
+                "extrapolated": e.extrapolated,
+            }
+            for j, e in sorted(advice.entries.items())
+        },
     )
     if advice.noisy:
-        rec.notices.append("taken from noisy measurements (--accept-noisy): " + "; ".join(advice.noisy))
+        rec.notices.append(
+            "taken from noisy measurements (--accept-noisy): " + "; ".join(advice.noisy)
+        )
     if save_profile and same and advice.entries:
-        rec.profile, more = update_profile(workload, advice.entries, f"{kind}: {where}", accept_noisy)
+        rec.profile, more = update_profile(
+            workload, advice.entries, f"{kind}: {where}", accept_noisy
+        )
         rec.notices += more
     return rec
 
 
-def update_profile(workload, entries: dict, source: str, accept_noisy: bool = False,
-                   hint: str = RERUN_HINT) -> tuple[str | None, list[str]]:
+def update_profile(
+    workload, entries: dict, source: str, accept_noisy: bool = False, hint: str = RERUN_HINT
+) -> tuple[str | None, list[str]]:
     """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's profile.
 
     Never raises for the profile's sake: a measurement or advice already made is not lost to a bad
@@ -232,15 +310,27 @@ def update_profile(workload, entries: dict, source: str, accept_noisy: bool = Fa
 
     notices = []
     keep = {}
-    skipped = [f"{j} job(s) ({'; '.join(e.noisy)})" for j, e in sorted(entries.items())
-               if e.noisy and not accept_noisy]
+    skipped = [
+        f"{j} job(s) ({'; '.join(e.noisy)})"
+        for j, e in sorted(entries.items())
+        if e.noisy and not accept_noisy
+    ]
     if skipped:
-        notices.append(f"not saved in the profile, from noisy measurements: {'; '.join(skipped)}; {hint}")
+        notices.append(
+            f"not saved in the profile, from noisy measurements: {'; '.join(skipped)}; {hint}"
+        )
     for j, e in sorted(entries.items()):
         if e.noisy and not accept_noisy:
             continue
-        keep[j] = ProfileEntry(jobs=j, threads=e.threads, layout=e.layout, reason=e.reason, source=source,
-                               noisy="; ".join(e.noisy) or None, extrapolated=e.extrapolated)
+        keep[j] = ProfileEntry(
+            jobs=j,
+            threads=e.threads,
+            layout=e.layout,
+            reason=e.reason,
+            source=source,
+            noisy="; ".join(e.noisy) or None,
+            extrapolated=e.extrapolated,
+        )
     if not keep:
         return None, notices
     from datetime import datetime, timezone
@@ -255,10 +345,11 @@ def update_profile(workload, entries: dict, source: str, accept_noisy: bool = Fa
     except OSError as exc:
         return None, notices + [f"profile not saved: {exc.strerror or exc}"]
     kept = {e.split(" job(s)")[0] for e in saved.kept}  # "kept the clean entry for J job(s) ..."
-    notices += [f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): "
-                f"{'; '.join(e.noisy)}"
-                for j, e in sorted(entries.items()) if e.noisy and j in keep
-                and f"kept the clean entry for {j}" not in kept]  # said only once it is saved
+    notices += [
+        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {'; '.join(e.noisy)}"
+        for j, e in sorted(entries.items())
+        if e.noisy and j in keep and f"kept the clean entry for {j}" not in kept
+    ]  # said only once it is saved
     return str(saved.path), notices + saved.kept
 
 
@@ -274,20 +365,34 @@ def profile_from_jobs(result, accept_noisy: bool = False) -> tuple[str | None, l
     same, why_not = matches_here(model.fingerprint)
     if not same:
         return None, [f"profile not saved: the results were {why_not}"]
-    return update_profile(model.workload, rules.entries_from_jobs(model),
-                          f"jobs: {model.tasks} tasks measured {model.created or 'here'}", accept_noisy,
-                          hint="re-run when the machine is quieter, or save the results (--out) and take "
-                               "them anyway with `blastune recommend --from FILE --accept-noisy`")
+    return update_profile(
+        model.workload,
+        rules.entries_from_jobs(model),
+        f"jobs: {model.tasks} tasks measured {model.created or 'here'}",
+        accept_noisy,
+        hint="re-run when the machine is quieter, or save the results (--out) and take "
+        "them anyway with `blastune recommend --from FILE --accept-noisy`",
+    )
 
 
 def _python_hint(executor: str, workers: int, threads: int) -> str:
     if executor == "process":
-        return (f"ProcessPoolExecutor({workers}, initializer=blastune.worker_initializer({threads}))  "
-                f"# or multiprocessing.Pool({workers}, initializer=...)")
+        return (
+            f"ProcessPoolExecutor({workers}, initializer=blastune.worker_initializer({threads}))  "
+            f"# or multiprocessing.Pool({workers}, initializer=...)"
+        )
     if executor == "thread":
         return f"with blastune.limit({threads}): ThreadPoolExecutor({workers}).map(...)"
     return f"with blastune.limit({threads}): ..."
 
 
-__all__ = ["Recommendation", "NoisyMeasurement", "recommend", "load_measurement", "update_profile",
-           "profile_from_jobs", "builtin_layouts", "SCHEMA"]
+__all__ = [
+    "Recommendation",
+    "NoisyMeasurement",
+    "recommend",
+    "load_measurement",
+    "update_profile",
+    "profile_from_jobs",
+    "builtin_layouts",
+    "SCHEMA",
+]

@@ -10,6 +10,7 @@ Every rule also says whether its evidence is clean: a layout or point disturbed 
 A layout that waits because of *itself* (more threads than cores by design) is not noisy: that wait
 is what the comparison is about.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,19 +19,22 @@ from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
 from blastune.documents.sweep import SweepDocument, SweepPoint
 from blastune.errors import BlastuneError
 
-TIE = 0.03            # layouts within 3% of the fastest count as equally fast
-SWEEP_TIE = 0.05      # thread counts within 5% of the fastest (one job alone, no contention measured)
+TIE = 0.03  # layouts within 3% of the fastest count as equally fast
+SWEEP_TIE = 0.05  # thread counts within 5% of the fastest (one job alone, no contention measured)
 
 
 @dataclass
 class Advice:
     """What a rule decided, in plain data: the layout, the evidence, and how clean it was."""
+
     layout: Layout
     threads: int
     rationale: list[str]
-    measured: LayoutResult | None = None   # the chosen layout's row (jobs results, not extrapolated)
-    best: LayoutResult | None = None       # the fastest row measured (jobs results)
-    noisy: list[str] = field(default_factory=list)   # why the evidence behind the choice is not clean
+    measured: LayoutResult | None = None  # the chosen layout's row (jobs results, not extrapolated)
+    best: LayoutResult | None = None  # the fastest row measured (jobs results)
+    noisy: list[str] = field(
+        default_factory=list
+    )  # why the evidence behind the choice is not clean
     entries: dict[int, "EntryAdvice"] = field(default_factory=dict)
 
     @property
@@ -41,6 +45,7 @@ class Advice:
 @dataclass
 class EntryAdvice:
     """One profile entry: the advice for ``jobs`` concurrent jobs of this workload."""
+
     jobs: int
     threads: int
     layout: str
@@ -51,12 +56,17 @@ class EntryAdvice:
 
 # --- noise -------------------------------------------------------------------------------------------
 
+
 def layout_noise(r: LayoutResult) -> str | None:
     why = []
     if r.contended:
         shares = [x for x in r.outside_pcts if x is not None]
         took = f", which took up to {max(shares):.0f}% of the CPU it wanted" if shares else ""
-        wait = f", its threads waited {r.wait_pct:.0f}% of the time for a CPU" if r.wait_pct is not None else ""
+        wait = (
+            f", its threads waited {r.wait_pct:.0f}% of the time for a CPU"
+            if r.wait_pct is not None
+            else ""
+        )
         why.append(f"disturbed by other programs{took}{wait}")
     if r.unstable:
         spread = f" (spread {r.spread:.0%})" if r.spread is not None else ""
@@ -67,8 +77,11 @@ def layout_noise(r: LayoutResult) -> str | None:
 def point_noise(p: SweepPoint) -> str | None:
     why = []
     if p.disturbed and p.contended:
-        why.append(f"contended (waited {p.wait_pct:.0f}% of the time for a CPU)" if p.wait_pct is not None
-                   else "contended")
+        why.append(
+            f"contended (waited {p.wait_pct:.0f}% of the time for a CPU)"
+            if p.wait_pct is not None
+            else "contended"
+        )
     elif p.disturbed:  # a 0.1.0 file: its busy flag (SweepPoint.disturbed)
         other = f" ({p.other_load_cores:.2f} CPUs)" if p.other_load_cores is not None else ""
         why.append(f"busy: other programs used the CPUs{other}")
@@ -96,6 +109,7 @@ def _noise(rows: list[LayoutResult], choice: LayoutResult | None = None) -> list
 
 # --- jobs results ------------------------------------------------------------------------------------
 
+
 def threads_of(r: LayoutResult, default: int | None) -> int | None:
     return r.layout.threads if r.layout.threads is not None else (r.threads_seen or default)
 
@@ -104,11 +118,17 @@ def pick(rows: list[LayoutResult]) -> LayoutResult:
     """The fastest row; near ties go to fewer BLAS threads per worker."""
     top = max(r.tasks_per_s for r in rows)
     close = [r for r in rows if r.tasks_per_s >= (1 - TIE) * top]
-    return min(close, key=lambda r: (r.layout.threads is None, r.layout.threads or 0, -r.tasks_per_s))
+    return min(
+        close, key=lambda r: (r.layout.threads is None, r.layout.threads or 0, -r.tasks_per_s)
+    )
 
 
 def rate(r: LayoutResult) -> str:
-    return f"{r.tasks_per_s:.1f} tasks/s ({r.speedup:.2f}x serial)" if r.speedup else f"{r.tasks_per_s:.1f} tasks/s"
+    return (
+        f"{r.tasks_per_s:.1f} tasks/s ({r.speedup:.2f}x serial)"
+        if r.speedup
+        else f"{r.tasks_per_s:.1f} tasks/s"
+    )
 
 
 def extrapolated_layout(jobs: int, threads: int) -> Layout:
@@ -119,7 +139,9 @@ def extrapolated_layout(jobs: int, threads: int) -> Layout:
 def _answers(r: LayoutResult, jobs: int) -> bool:
     """N concurrent jobs are N processes (or one serial job): only those layouts answer the question."""
     lay = r.layout
-    return lay.workers == jobs and lay.executor in (("serial", "process") if jobs == 1 else ("process",))
+    return lay.workers == jobs and lay.executor in (
+        ("serial", "process") if jobs == 1 else ("process",)
+    )
 
 
 def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
@@ -131,13 +153,23 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
         same = [r for r in rows if _answers(r, jobs)]
         if not same:
             threads = max(1, cores // jobs)
-            why = [f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
-                   f"{jobs} jobs = {threads} BLAS thread(s) each"
-                   + (", so the jobs do not oversubscribe the cores" if jobs * threads <= cores else ""),
-                   f"fastest measured: {best.layout.label}, {rate(best)} on {what}"]
-            entries[jobs] = EntryAdvice(jobs, threads, extrapolated_layout(jobs, threads).spec,
-                                        f"{cores} usable cores // {jobs} jobs (not measured at {jobs} jobs)",
-                                        extrapolated=True)
+            why = [
+                f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
+                f"{jobs} jobs = {threads} BLAS thread(s) each"
+                + (
+                    ", so the jobs do not oversubscribe the cores"
+                    if jobs * threads <= cores
+                    else ""
+                ),
+                f"fastest measured: {best.layout.label}, {rate(best)} on {what}",
+            ]
+            entries[jobs] = EntryAdvice(
+                jobs,
+                threads,
+                extrapolated_layout(jobs, threads).spec,
+                f"{cores} usable cores // {jobs} jobs (not measured at {jobs} jobs)",
+                extrapolated=True,
+            )
             return Advice(extrapolated_layout(jobs, threads), threads, why, None, best, [], entries)
         group = same
     else:
@@ -145,8 +177,10 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
     choice = pick(group)
     why = [f"{choice.layout.label}: {rate(choice)} on {what}"]
     if choice is not best:
-        why.append(f"{choice.tasks_per_s / best.tasks_per_s:.0%} of the fastest measured layout "
-                   f"({best.layout.label}, {rate(best)})")
+        why.append(
+            f"{choice.tasks_per_s / best.tasks_per_s:.0%} of the fastest measured layout "
+            f"({best.layout.label}, {rate(best)})"
+        )
     why += _contrasts(rows, choice, res.default_threads, cores)
     threads = threads_of(choice, res.default_threads) or 1
     return Advice(choice.layout, threads, why, choice, best, _noise(group, choice), entries)
@@ -162,24 +196,46 @@ def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
         t = r.threads_seen or default
         slower = choice.tasks_per_s / r.tasks_per_s if r.tasks_per_s else None
         if slower is not None and slower > 1 + TIE:
-            over = f"{r.layout.workers} x {t} = {r.layout.workers * t} threads on {cores} cores" \
-                if t else "the library's default threads"
-            out.append(f"the naive layout, {r.layout.label} ({over}), ran {rate(r)}: {slower:.1f}x slower")
-    others = sorted((r for r in rows if r is not choice and r.layout.threads is not None),
-                    key=lambda r: -r.tasks_per_s)
+            over = (
+                f"{r.layout.workers} x {t} = {r.layout.workers * t} threads on {cores} cores"
+                if t
+                else "the library's default threads"
+            )
+            out.append(
+                f"the naive layout, {r.layout.label} ({over}), ran {rate(r)}: {slower:.1f}x slower"
+            )
+    others = sorted(
+        (r for r in rows if r is not choice and r.layout.threads is not None),
+        key=lambda r: -r.tasks_per_s,
+    )
     mentioned = set()
     if lay.executor in ("thread", "process") and lay.threads is not None:
         other = "thread" if lay.executor == "process" else "process"
-        twin = next((r for r in rows if r.layout.executor == other and r.layout.workers == lay.workers
-                     and r.layout.threads == lay.threads), None)
+        twin = next(
+            (
+                r
+                for r in rows
+                if r.layout.executor == other
+                and r.layout.workers == lay.workers
+                and r.layout.threads == lay.threads
+            ),
+            None,
+        )
         if twin is not None:
             mentioned.add(twin.layout.spec)
-            gil = (twin.layout.executor == "thread" and (twin.speedup or 0) < 1.2
-                   and (choice.speedup or 0) >= 1.4)  # processes overlap the task, threads do not
-            out.append(f"{twin.layout.label} ran {rate(twin)}"
-                       + (": the task holds the GIL, so threads cannot overlap it" if gil else ""))
+            gil = (
+                twin.layout.executor == "thread"
+                and (twin.speedup or 0) < 1.2
+                and (choice.speedup or 0) >= 1.4
+            )  # processes overlap the task, threads do not
+            out.append(
+                f"{twin.layout.label} ran {rate(twin)}"
+                + (": the task holds the GIL, so threads cannot overlap it" if gil else "")
+            )
     nxt = next((r for r in others if r.layout.spec not in mentioned), None)
-    if nxt is not None and nxt.layout.spec != "serial:1x1":  # the baseline is in every "x serial" already
+    if (
+        nxt is not None and nxt.layout.spec != "serial:1x1"
+    ):  # the baseline is in every "x serial" already
         out.append(f"next best: {nxt.layout.label}, {rate(nxt)}")
     return out
 
@@ -196,11 +252,14 @@ def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
         c = pick(group)
         t = threads_of(c, res.default_threads)
         if t:
-            entries[w] = EntryAdvice(w, t, c.layout.spec, f"{c.layout.label} measured {rate(c)}", _noise(group, c))
+            entries[w] = EntryAdvice(
+                w, t, c.layout.spec, f"{c.layout.label} measured {rate(c)}", _noise(group, c)
+            )
     return entries
 
 
 # --- sweep results -----------------------------------------------------------------------------------
+
 
 def sweep_workload(doc: SweepDocument) -> tuple[tuple, list[SweepPoint]]:
     """The group advice comes from: the largest BLAS problem (the one whose thread count matters most
@@ -213,8 +272,10 @@ def sweep_workload(doc: SweepDocument) -> tuple[tuple, list[SweepPoint]]:
         if pts:
             groups[key] = pts
     if not groups:
-        raise BlastuneError("the sweep results file has no BLAS points to recommend from: sweep a BLAS op "
-                            "(e.g. blastune sweep --op dot)")
+        raise BlastuneError(
+            "the sweep results file has no BLAS points to recommend from: sweep a BLAS op "
+            "(e.g. blastune sweep --op dot)"
+        )
     order = list(groups)
     key = max(groups, key=lambda k: (k[2], -order.index(k)))
     return key, groups[key]
@@ -237,23 +298,51 @@ def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
 
     n = jobs or 1
     pick_, room, _ = choose(n)
-    times = ", ".join(f"{p.threads} thread{'s' if p.threads > 1 else ''} {p.median_s * 1e3:.3g} ms" for p in pts)
-    why = [f"{lib} {op} {size}x{size} {dtype} from the sweep: {times}",
-           f"{n} job(s) on {cores} usable cores leave {room} core(s) per job; {pick_.threads} BLAS "
-           f"thread(s) is within {SWEEP_TIE:.0%} of the fastest count that fits"]
+    times = ", ".join(
+        f"{p.threads} thread{'s' if p.threads > 1 else ''} {p.median_s * 1e3:.3g} ms" for p in pts
+    )
+    why = [
+        f"{lib} {op} {size}x{size} {dtype} from the sweep: {times}",
+        f"{n} job(s) on {cores} usable cores leave {room} core(s) per job; {pick_.threads} BLAS "
+        f"thread(s) is within {SWEEP_TIE:.0%} of the fastest count that fits",
+    ]
     one = next((p for p in pts if p.threads == 1), None)
     if one is not None and pick_ is not one:
-        why.append(f"{pick_.threads} threads are {one.median_s / pick_.median_s:.2f}x faster than 1")
-    why.append("the sweep timed one job alone: `blastune jobs` measures jobs running at the same time")
+        why.append(
+            f"{pick_.threads} threads are {one.median_s / pick_.median_s:.2f}x faster than 1"
+        )
+    why.append(
+        "the sweep timed one job alone: `blastune jobs` measures jobs running at the same time"
+    )
     entries = {}
     for k in sorted({*range(1, cores + 1), n}):
         p, _, allowed = choose(k)
-        entries[k] = EntryAdvice(k, p.threads, extrapolated_layout(k, p.threads).spec,
-                                 f"sweep of {op} {size}: {p.threads} thread(s) fastest within {k} job(s)' "
-                                 "share of the cores", [w for w in map(point_noise, allowed) if w])
+        entries[k] = EntryAdvice(
+            k,
+            p.threads,
+            extrapolated_layout(k, p.threads).spec,
+            f"sweep of {op} {size}: {p.threads} thread(s) fastest within {k} job(s)' "
+            "share of the cores",
+            [w for w in map(point_noise, allowed) if w],
+        )
     noisy = [w for w in map(point_noise, choose(n)[2]) if w]
-    return Advice(extrapolated_layout(n, pick_.threads), pick_.threads, why, None, None, noisy, entries)
+    return Advice(
+        extrapolated_layout(n, pick_.threads), pick_.threads, why, None, None, noisy, entries
+    )
 
 
-__all__ = ["Advice", "EntryAdvice", "TIE", "SWEEP_TIE", "from_jobs", "from_sweep", "entries_from_jobs",
-           "layout_noise", "point_noise", "pick", "rate", "sweep_workload", "sweep_as_workload"]
+__all__ = [
+    "Advice",
+    "EntryAdvice",
+    "TIE",
+    "SWEEP_TIE",
+    "from_jobs",
+    "from_sweep",
+    "entries_from_jobs",
+    "layout_noise",
+    "point_noise",
+    "pick",
+    "rate",
+    "sweep_workload",
+    "sweep_as_workload",
+]

@@ -15,6 +15,7 @@
 Too few samples to ever reach significance (Mann–Whitney with 3 and 3 samples cannot go below
 p = 0.1) is said as such, with the number of repeats that would do.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,35 +67,64 @@ def repeats_needed(m: int, alpha: float = ALPHA) -> int:
 
 @dataclass
 class Judgement:
-    verdict: str          # faster | slower | not significant | too few samples
+    verdict: str  # faster | slower | not significant | too few samples
     reason: str
     p_value: float | None = None
     p_adjusted: float | None = None
 
 
-def judge(ratio: float | None, n_a: int, n_b: int, p: float | None, p_adj: float | None, m: int,
-          alpha: float = ALPHA, band: float = EQUIVALENCE) -> Judgement:
+def judge(
+    ratio: float | None,
+    n_a: int,
+    n_b: int,
+    p: float | None,
+    p_adj: float | None,
+    m: int,
+    alpha: float = ALPHA,
+    band: float = EQUIVALENCE,
+) -> Judgement:
     """The verdict for one point: b relative to a (``ratio`` = b's median / a's median)."""
     if ratio is None:
         return Judgement("not significant", "no ratio: a median is zero", p, p_adj)
     if min_p_value(n_a, n_b) >= alpha or p is None:
         need = repeats_needed(1, alpha)
-        return Judgement("too few samples", f"{n_a} and {n_b} samples cannot reach p < {alpha:g}: "
-                         f"measure at least {need} repeats a side", p, p_adj)
+        return Judgement(
+            "too few samples",
+            f"{n_a} and {n_b} samples cannot reach p < {alpha:g}: "
+            f"measure at least {need} repeats a side",
+            p,
+            p_adj,
+        )
     if abs(ratio - 1) <= band:
         return Judgement("not significant", f"within ±{band:.0%}: practically the same", p, p_adj)
     if p_adj is None:  # outside the judged family (a disturbed point): the raw p, uncorrected
         p_adj, m = p, 1
     if p_adj >= alpha:
-        why = f"p = {p:.2g}" + (f", {p_adj:.2g} after Holm's correction over {m} points" if m > 1 else "")
+        why = f"p = {p:.2g}" + (
+            f", {p_adj:.2g} after Holm's correction over {m} points" if m > 1 else ""
+        )
         if min_p_value(n_a, n_b) * m >= alpha:
-            why += (f"; {n_a} and {n_b} samples cannot pass it over {m} points: measure at least "
-                    f"{repeats_needed(m, alpha)} repeats a side")
+            why += (
+                f"; {n_a} and {n_b} samples cannot pass it over {m} points: measure at least "
+                f"{repeats_needed(m, alpha)} repeats a side"
+            )
         return Judgement("not significant", why, p, p_adj)
     word = "faster" if ratio < 1 else "slower"
-    return Judgement(word, f"p = {p:.2g}" + (f" ({p_adj:.2g} after Holm over {m} points)" if m > 1 else ""),
-                     p, p_adj)
+    return Judgement(
+        word,
+        f"p = {p:.2g}" + (f" ({p_adj:.2g} after Holm over {m} points)" if m > 1 else ""),
+        p,
+        p_adj,
+    )
 
 
-__all__ = ["ALPHA", "EQUIVALENCE", "Judgement", "holm", "judge", "mann_whitney_p", "min_p_value",
-           "repeats_needed"]
+__all__ = [
+    "ALPHA",
+    "EQUIVALENCE",
+    "Judgement",
+    "holm",
+    "judge",
+    "mann_whitney_p",
+    "min_p_value",
+    "repeats_needed",
+]

@@ -7,6 +7,7 @@ A reader that goes away (``blastune sweep --json | head -c1``) ends any command 
 ``cat`` ends: no traceback, no message, exit status 141 (128 + SIGPIPE, what the shell shows for
 ``cat`` killed by SIGPIPE), whatever command was writing and wherever the write failed.
 """
+
 from __future__ import annotations
 
 import errno
@@ -45,7 +46,11 @@ def _quiet_exit_on_closed_pipe() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no real fd (a test runner's buffer): nothing to flush
+    except (
+        OSError,
+        ValueError,
+        AttributeError,
+    ):  # no real fd (a test runner's buffer): nothing to flush
         pass
     sys.exit(CLOSED_PIPE_STATUS)
 
@@ -66,8 +71,13 @@ class _OneLineErrors(TyperGroup):
 
         set_wide(False)  # --wide belongs to one command: CliRunner runs many in one process
         try:
-            rv = super().main(args=args, prog_name=prog_name or "blastune", complete_var=complete_var,
-                              standalone_mode=False, **extra)
+            rv = super().main(
+                args=args,
+                prog_name=prog_name or "blastune",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
         except _ClosedPipe:
             _quiet_exit_on_closed_pipe()
         except SystemExit as exc:
@@ -92,15 +102,19 @@ class _OneLineErrors(TyperGroup):
                 ctx = getattr(exc, "ctx", None)
                 _echo(ctx.get_help() if ctx else exc.format_message())
                 sys.exit(0)
-            if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click/typer usage errors
+            if hasattr(exc, "format_message") and hasattr(
+                exc, "exit_code"
+            ):  # click/typer usage errors
                 ctx = getattr(exc, "ctx", None)
                 sub = f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else ""
                 fail(f"{exc.format_message()} (see 'blastune{sub} --help')")
             if os.environ.get("BLASTUNE_DEBUG"):
                 raise
             # a bug of ours: one line, the traceback on request
-            _echo(f"blastune: internal error: {kind}: {exc} (set BLASTUNE_DEBUG=1 for the traceback)",
-                       err=True)
+            _echo(
+                f"blastune: internal error: {kind}: {exc} (set BLASTUNE_DEBUG=1 for the traceback)",
+                err=True,
+            )
             sys.exit(1)
         if rv == 130:  # typer turns Ctrl-C into a bare return code
             _interrupted()
@@ -125,14 +139,34 @@ if hasattr(typer.core.TyperArgument, "_usage_display_name"):
 # (N, FILE, SECONDS, LIST, STYLE), or the choices (numpy|scipy) -- never typer's type names (<int>,
 # <str>, <path>, <list[Path]>, <float range>). An option's own metavar wins; these are the defaults.
 _METAVARS_BY_NAME = {
-    "format": "STYLE", "budget": "SECONDS", "interval": "SECONDS", "op": "OP", "shell": "SHELL",
-    "dtype": "DTYPE", "lib": "numpy|scipy", "workload": "python|numpy", "func": "MODULE:FUNCTION",
-    "layouts": "LIST", "workers": "N[,N...]", "executor": "LIST", "from": "FILE",
-    "threads": "T", "jobs": "N", "tasks": "N", "size": "N", "repeats": "N", "out": "FILE",
+    "format": "STYLE",
+    "budget": "SECONDS",
+    "interval": "SECONDS",
+    "op": "OP",
+    "shell": "SHELL",
+    "dtype": "DTYPE",
+    "lib": "numpy|scipy",
+    "workload": "python|numpy",
+    "func": "MODULE:FUNCTION",
+    "layouts": "LIST",
+    "workers": "N[,N...]",
+    "executor": "LIST",
+    "from": "FILE",
+    "threads": "T",
+    "jobs": "N",
+    "tasks": "N",
+    "size": "N",
+    "repeats": "N",
+    "out": "FILE",
     "dpi": "DPI",
 }
-_METAVARS_BY_TYPE = {"integer": "N", "float": "X", "path": "FILE", "text": "TEXT",
-                     "boolean": "BOOL"}
+_METAVARS_BY_TYPE = {
+    "integer": "N",
+    "float": "X",
+    "path": "FILE",
+    "text": "TEXT",
+    "boolean": "BOOL",
+}
 
 
 def _option_metavar(self, ctx) -> str | None:
@@ -169,7 +203,7 @@ def fail(message: str) -> None:
 app = typer.Typer(
     cls=_OneLineErrors,
     help="Which BLAS/LAPACK numpy and scipy really run on, how fast at each thread count, "
-         "and how to keep many jobs from oversubscribing the cores.",
+    "and how to keep many jobs from oversubscribing the cores.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -181,7 +215,9 @@ app = typer.Typer(
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", "-V", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(
+        False, "--version", "-V", help="Print the version and exit.", is_eager=True
+    ),
 ):
     """Which BLAS/LAPACK numpy and scipy really run on, how fast at each thread count, and how to keep
     many jobs from oversubscribing the cores."""
@@ -202,4 +238,19 @@ def main() -> None:
 
 
 # Each command lives in its own module and registers itself on ``app``.
-from blastune.cli import info, sweep, compare, jobs, recommend, doctor, ps, env, run, slurm, layout, plot, report, profile  # noqa: E402,F401
+from blastune.cli import (
+    info,
+    sweep,
+    compare,
+    jobs,
+    recommend,
+    doctor,
+    ps,
+    env,
+    run,
+    slurm,
+    layout,
+    plot,
+    report,
+    profile,
+)  # noqa: E402,F401

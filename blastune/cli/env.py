@@ -1,4 +1,5 @@
 """``blastune env`` (and the thread options ``blastune run`` shares with it)."""
+
 from __future__ import annotations
 
 import typer
@@ -10,21 +11,36 @@ from blastune.cli.render import echo, emit_json
 def _count(option: str):
     """A typer parser: the option's text through ``core.counts.parse_count``, the one validator
     (and the one message) every count on every command goes through."""
+
     def check(value):
         from blastune.core.counts import parse_count
 
         return None if value is None else parse_count(value, option)
+
     return check
 
 
 # read as text and checked by parse_count: click's own range check words its error differently
-_THREADS = typer.Option(None, "--threads", "-t", parser=_count("--threads"), metavar="N",
-                        help="BLAS threads per job.")
-_JOBS = typer.Option(None, "--jobs", "-j", parser=_count("--jobs"), metavar="N",
-                     help="Concurrent jobs sharing the usable cores.")
-_AUTO = typer.Option(False, "--auto", help="Use the saved recommendation for this machine (see recommend).")
-_PIN = typer.Option(False, "--pin", help="Pin to this job's own CPUs (see blastune layout); threads = its CPUs.")
-_JOB_INDEX = typer.Option(None, "--job-index", "-i", metavar="I", help="With --pin: which job, 0 to N-1. [default: 0]")
+_THREADS = typer.Option(
+    None, "--threads", "-t", parser=_count("--threads"), metavar="N", help="BLAS threads per job."
+)
+_JOBS = typer.Option(
+    None,
+    "--jobs",
+    "-j",
+    parser=_count("--jobs"),
+    metavar="N",
+    help="Concurrent jobs sharing the usable cores.",
+)
+_AUTO = typer.Option(
+    False, "--auto", help="Use the saved recommendation for this machine (see recommend)."
+)
+_PIN = typer.Option(
+    False, "--pin", help="Pin to this job's own CPUs (see blastune layout); threads = its CPUs."
+)
+_JOB_INDEX = typer.Option(
+    None, "--job-index", "-i", metavar="I", help="With --pin: which job, 0 to N-1. [default: 0]"
+)
 _SMT = typer.Option(False, "--smt", help="With --pin: give jobs the SMT siblings too.")
 
 
@@ -32,7 +48,9 @@ def _pin_options(pin: bool, job_index, smt: bool) -> None:
     if not pin and (job_index is not None or smt):
         from blastune.errors import BlastuneError
 
-        raise BlastuneError(f"{'--job-index' if job_index is not None else '--smt'} goes with --pin")
+        raise BlastuneError(
+            f"{'--job-index' if job_index is not None else '--smt'} goes with --pin"
+        )
 
 
 @app.command("env", short_help="Print the thread exports for a shell or job script.")
@@ -40,9 +58,13 @@ def env_command(
     threads: int = _THREADS,
     jobs: int = _JOBS,
     auto: bool = _AUTO,
-    shell: str = typer.Option(None, "--shell", show_default=False,
-                              help="bash (default), zsh, sh, fish, csh, tcsh, powershell, cmd, dotenv, docker, "
-                                   "slurm, json."),
+    shell: str = typer.Option(
+        None,
+        "--shell",
+        show_default=False,
+        help="bash (default), zsh, sh, fish, csh, tcsh, powershell, cmd, dotenv, docker, "
+        "slurm, json.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Same as --shell json, with the reason."),
     pin: bool = _PIN,
     job_index: int = _JOB_INDEX,
@@ -57,23 +79,40 @@ def env_command(
     if json_out and shell not in (None, "json"):
         from blastune.errors import BlastuneError
 
-        raise BlastuneError(f"give --json or --shell {shell}, not both (--json is --shell json with the reason)")
+        raise BlastuneError(
+            f"give --json or --shell {shell}, not both (--json is --shell json with the reason)"
+        )
     shell = check_shell("bash" if shell is None else shell)  # --shell "" refused, as in recommend
     if pin:
-        from blastune.control.pinning import pin_env, pin_reason, pin_shell_lines, pinned_job, taskset_command
+        from blastune.control.pinning import (
+            pin_env,
+            pin_reason,
+            pin_shell_lines,
+            pinned_job,
+            taskset_command,
+        )
 
         if shell == "slurm":
             from blastune.errors import BlastuneError
 
             # a block pasted into a job script would carry this machine's CPUs to the compute node
-            raise BlastuneError("--pin plans CPUs of the machine it runs on: in a Slurm script run "
-                                'eval "$(blastune env --jobs N --pin --job-index I)" inside the job, '
-                                "or use blastune slurm --workers W")
+            raise BlastuneError(
+                "--pin plans CPUs of the machine it runs on: in a Slurm script run "
+                'eval "$(blastune env --jobs N --pin --job-index I)" inside the job, '
+                "or use blastune slurm --workers W"
+            )
         cs = pinned_job(jobs, job_index, smt, threads=threads, auto=auto)
         env = pin_env(cs.cpus)
         if json_out:
-            emit_json({"schema": "blastune.env/1", "threads": cs.threads, "reason": pin_reason(cs, jobs or 1),
-                       "env": env, "pin": {**cs.to_dict(), "jobs": jobs or 1, "taskset": taskset_command(cs.cpus)}})
+            emit_json(
+                {
+                    "schema": "blastune.env/1",
+                    "threads": cs.threads,
+                    "reason": pin_reason(cs, jobs or 1),
+                    "env": env,
+                    "pin": {**cs.to_dict(), "jobs": jobs or 1, "taskset": taskset_command(cs.cpus)},
+                }
+            )
             return
         text, line = render_exports(env, shell), pin_shell_lines(cs.cpus, shell)
         typer.echo(text if line is None else text + (" " if shell == "docker" else "\n") + line)
@@ -95,4 +134,3 @@ def env_command(
         emit_json({"schema": "blastune.env/1", "threads": n, "reason": reason, "env": env})
     else:
         typer.echo(render_exports(env, shell))
-

@@ -1,4 +1,5 @@
 """``blastune jobs``: parse the options, call ``blastune.jobs`` (``run_jobs``), render the result."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,6 +18,7 @@ NO_VALUE = "—"
 
 # --- progress and stopping ----------------------------------------------------------------------------
 
+
 class JobsProgress:
     """The time estimate before the timed batches, then a rich progress bar with an ETA, on stderr --
     only for a person watching a terminal (not with -q, --json, or when stderr is a pipe or a file,
@@ -30,11 +32,23 @@ class JobsProgress:
         if self.quiet:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=24), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("{task.fields[eta]}", style="progress.remaining"),
-                            console=Console(stderr=True), transient=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[eta]}", style="progress.remaining"),
+            console=Console(stderr=True),
+            transient=True,
+        )
 
     @staticmethod
     def clock(seconds: float) -> str:
@@ -44,17 +58,24 @@ class JobsProgress:
     def __call__(self, event: str, data: dict) -> None:
         if event == "plan" and not self.quiet:
             budget = f" (budget {self.clock(data['budget_s'])})" if data.get("budget_s") else ""
-            typer.echo(f"plan: {data['layouts']} layouts x up to {data['batches'] // max(1, data['layouts'])} "
-                       f"batch(es) of {data['tasks']} tasks, about {self.clock(data['estimate_s'])}{budget}",
-                       err=True)
+            typer.echo(
+                f"plan: {data['layouts']} layouts x up to {data['batches'] // max(1, data['layouts'])} "
+                f"batch(es) of {data['tasks']} tasks, about {self.clock(data['estimate_s'])}{budget}",
+                err=True,
+            )
         if self.bar is None:
             return
         if event == "plan":
             self.bar.start()
             self.task = self.bar.add_task("jobs", total=data["batches"], eta="")
         elif event == "batch" and self.task is not None:
-            self.bar.update(self.task, completed=data["done"], total=data["total"],
-                            description=data["layout"].spec, eta=f"ETA {self.clock(data['eta_s'])}")
+            self.bar.update(
+                self.task,
+                completed=data["done"],
+                total=data["total"],
+                description=data["layout"].spec,
+                eta=f"ETA {self.clock(data['eta_s'])}",
+            )
         elif event == "done":
             self.stop()
 
@@ -86,7 +107,9 @@ def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
         if getattr(exc, "save_error", None):  # a full disk: where the finished layouts went instead
             kept = exc.save_error
         elif isinstance(exc, JobsInterrupted) and saved is not None and result is not None:
-            kept = f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
+            kept = (
+                f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
+            )
         else:
             kept = what_is_lost
         notice(f"interrupted by {name}: worker processes ended; {kept}", "")
@@ -137,39 +160,76 @@ def render_jobs(res, fmt: str = "simple") -> str:
         why = list(r.notes) + [f"{k}: {v}" for k, v in r.beyond_bounds.items()]
         mark = ""
         if why:
-            notes.append(f"[{len(notes) + 1}] {r.layout.head} x {_threads_cell(r)}: " + "; ".join(why))
+            notes.append(
+                f"[{len(notes) + 1}] {r.layout.head} x {_threads_cell(r)}: " + "; ".join(why)
+            )
             mark = f" [{len(notes)}]"
         spread = NO_VALUE if r.spread is None else f"{100 * r.spread:.1f}%"
         eff = None if r.cpu_efficiency is None else 100 * r.cpu_efficiency
-        rows.append([r.layout.head + mark, _threads_cell(r), _num(r.wall_s, ".3f"), spread,
-                     _rate(r.tasks_per_s), _bounded(r, "speedup", _num(r.speedup, ".2f", "x")),
-                     _num(r.busy_cores, ".2f"), _bounded(r, "cpu_efficiency", _num(eff, ".0f", "%")),
-                     _wait_cell(r)])
+        rows.append(
+            [
+                r.layout.head + mark,
+                _threads_cell(r),
+                _num(r.wall_s, ".3f"),
+                spread,
+                _rate(r.tasks_per_s),
+                _bounded(r, "speedup", _num(r.speedup, ".2f", "x")),
+                _num(r.busy_cores, ".2f"),
+                _bounded(r, "cpu_efficiency", _num(eff, ".0f", "%")),
+                _wait_cell(r),
+            ]
+        )
     w = res.workload
-    head = (f"{res.tasks} tasks of {w.describe()}; {res.repeats} repeat(s), median shown; "
-            f"{res.usable_cores} usable cores")
-    more = [f"{r.layout.head} x {_threads_cell(r)} ran {r.tasks:,}" for r in res.results
-            if r.tasks is not None and r.tasks != res.tasks]
+    head = (
+        f"{res.tasks} tasks of {w.describe()}; {res.repeats} repeat(s), median shown; "
+        f"{res.usable_cores} usable cores"
+    )
+    more = [
+        f"{r.layout.head} x {_threads_cell(r)} ran {r.tasks:,}"
+        for r in res.results
+        if r.tasks is not None and r.tasks != res.tasks
+    ]
     if more:
         head += "; more tasks where a batch was short: " + ", ".join(more)
     if res.status == "interrupted":
         head += "; INTERRUPTED (partial)"
-    out = [head, table(rows, ["layout", "BLAS thr.", "wall s", "spread", "tasks/s", "speed-up",
-                              "busy cores", "CPU eff.", "wait"], fmt)]
+    out = [
+        head,
+        table(
+            rows,
+            [
+                "layout",
+                "BLAS thr.",
+                "wall s",
+                "spread",
+                "tasks/s",
+                "speed-up",
+                "busy cores",
+                "CPU eff.",
+                "wait",
+            ],
+            fmt,
+        ),
+    ]
     out += notes
     best = res.best
-    out.append(f"fastest: {best.layout.label} ({_rate(best.tasks_per_s)} tasks/s, {best.speedup:.2f}x serial)"
-               + (" -- contended, not advice" if best.contended else ""))
-    out.append("speed-up: layout tasks/s / serial tasks/s; busy cores: CPU s / wall s; CPU eff.: "
-               "serial CPU s / layout CPU s per task; spread: standard error of the median (3+ "
-               "repeats, else —); wait: run-queue wait of its "
-               "threads (C = contended by other programs, s = self-inflicted by oversubscription); ! = beyond "
-               "physical bounds (see notes)")
+    out.append(
+        f"fastest: {best.layout.label} ({_rate(best.tasks_per_s)} tasks/s, {best.speedup:.2f}x serial)"
+        + (" -- contended, not advice" if best.contended else "")
+    )
+    out.append(
+        "speed-up: layout tasks/s / serial tasks/s; busy cores: CPU s / wall s; CPU eff.: "
+        "serial CPU s / layout CPU s per task; spread: standard error of the median (3+ "
+        "repeats, else —); wait: run-queue wait of its "
+        "threads (C = contended by other programs, s = self-inflicted by oversubscription); ! = beyond "
+        "physical bounds (see notes)"
+    )
     out += [f"warning: {m}" for m in res.warnings]
     return "\n".join(out)
 
 
 # --- the command ---------------------------------------------------------------------------------------
+
 
 def _parse_threads(text: str) -> list[int | None]:
     from blastune.cli.render import parse_int_list
@@ -202,7 +262,9 @@ def _plan(layouts: str | None, workers: str | None, threads: str | None, executo
     ts = _parse_threads(threads) if threads is not None else [1]
     exs = [e for e in executor.replace(" ", "").split(",") if e]
     if not exs or any(e not in EXECUTORS for e in exs):
-        raise BlastuneError(f"invalid --executor {executor!r}: choose thread, process or thread,process")
+        raise BlastuneError(
+            f"invalid --executor {executor!r}: choose thread, process or thread,process"
+        )
     return layouts_from_lists(ws, ts, exs)
 
 
@@ -216,35 +278,71 @@ def _save_profile(res):
 
 @app.command("jobs", short_help="Measure layouts of many concurrent tasks side by side.")
 def jobs_command(
-    tasks: int = typer.Option(None, "--tasks", "-n", help="Tasks per timed batch (default: about 1 s serial)."),
+    tasks: int = typer.Option(
+        None, "--tasks", "-n", help="Tasks per timed batch (default: about 1 s serial)."
+    ),
     op: str = typer.Option(None, "--op", help="A sweep op each task runs once (default dot)."),
-    size: int = typer.Option(None, "--size", "-s", help="Op: matrix order (300). python: list length. numpy: array length."),
-    workload: str = typer.Option(None, "--workload",
-                                 help="python (a pure-Python loop holding the GIL) or numpy (elementwise, "
-                                      "releases the GIL)."),
-    func: str = typer.Option(None, "--func", help="package.module:function called with the task index; "
-                                                   "must be importable (the current directory is on the path)."),
+    size: int = typer.Option(
+        None,
+        "--size",
+        "-s",
+        help="Op: matrix order (300). python: list length. numpy: array length.",
+    ),
+    workload: str = typer.Option(
+        None,
+        "--workload",
+        help="python (a pure-Python loop holding the GIL) or numpy (elementwise, "
+        "releases the GIL).",
+    ),
+    func: str = typer.Option(
+        None,
+        "--func",
+        help="package.module:function called with the task index; "
+        "must be importable (the current directory is on the path).",
+    ),
     dtype: str = typer.Option("float64", "--dtype", "-d", help="Op dtype."),
     lib: str = typer.Option("numpy", "--lib", help="Op library: numpy or scipy."),
-    layouts: str = typer.Option(None, "--layouts", "-l",
-                                help="Comma-separated EXECUTOR:WxT, e.g. serial,thread:2x1 or "
-                                     "process:2x1,process:2xdefault (+pin: each worker on its own "
-                                     "CPUs)."),
+    layouts: str = typer.Option(
+        None,
+        "--layouts",
+        "-l",
+        help="Comma-separated EXECUTOR:WxT, e.g. serial,thread:2x1 or "
+        "process:2x1,process:2xdefault (+pin: each worker on its own "
+        "CPUs).",
+    ),
     workers: str = typer.Option(None, "--workers", help="Worker counts, e.g. 1,2 (1 = serial)."),
-    threads: str = typer.Option(None, "--threads", "-t", metavar="T[,T...]",
-                                help="BLAS threads per worker, e.g. 1,2,default."),
-    executor: str = typer.Option("thread,process", "--executor",
-                                 help="With --workers: thread, process or both."),
-    repeats: int = typer.Option(3, "--repeats", "-r", help="Timed batches per layout (median reported)."),
-    budget: float = typer.Option(None, "--budget", "-b", help="Seconds for the whole run: batches that would "
-                                                              "not fit are left out (and said so)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Save the results as JSON (schema blastune.jobs/1)."),
+    threads: str = typer.Option(
+        None,
+        "--threads",
+        "-t",
+        metavar="T[,T...]",
+        help="BLAS threads per worker, e.g. 1,2,default.",
+    ),
+    executor: str = typer.Option(
+        "thread,process", "--executor", help="With --workers: thread, process or both."
+    ),
+    repeats: int = typer.Option(
+        3, "--repeats", "-r", help="Timed batches per layout (median reported)."
+    ),
+    budget: float = typer.Option(
+        None,
+        "--budget",
+        "-b",
+        help="Seconds for the whole run: batches that would not fit are left out (and said so).",
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Save the results as JSON (schema blastune.jobs/1)."
+    ),
     force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
-    save_profile: bool = typer.Option(True, "--save-profile/--no-save-profile",
-                                      help="Remember the best BLAS threads per worker count for "
-                                           "limit('auto') and env --auto."),
+    save_profile: bool = typer.Option(
+        True,
+        "--save-profile/--no-save-profile",
+        help="Remember the best BLAS threads per worker count for limit('auto') and env --auto.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    fmt: str = typer.Option("simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."),
+    fmt: str = typer.Option(
+        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No estimate, no progress bar."),
     wide: bool = WIDE,
 ):
@@ -254,7 +352,7 @@ def jobs_command(
     from blastune.cli.render import check_format, emit_json
     from blastune.core.counts import check_count
     from blastune.core.files import SaveFailed
-    from blastune.measure.jobs.core import run_jobs
+    from blastune.measure.jobs.entry import run_jobs
     from blastune.measure.workloads import make_workload
 
     if tasks is not None:
@@ -264,33 +362,55 @@ def jobs_command(
     if budget is not None and not budget > 0:
         raise BlastuneError(f"invalid --budget {budget:g}: must be a number of seconds above 0")
     if force and out is None:
-        raise BlastuneError("--force replaces an existing --out file: give --out FILE, "
-                            "or leave --force out")
+        raise BlastuneError(
+            "--force replaces an existing --out file: give --out FILE, or leave --force out"
+        )
     if out is not None:
         from blastune.core.files import check_output, refuse_stdout_with_json
 
         if json_out:
             refuse_stdout_with_json(out, "--out")
-        check_output(out, force=force, what="results file", option="--force")  # now, not after measuring
+        check_output(
+            out, force=force, what="results file", option="--force"
+        )  # now, not after measuring
     if func and os.getcwd() not in sys.path:
         # like `python -m`: modules beside the user are importable; the layout processes get sys.path
         sys.path.insert(0, os.getcwd())
     wl = make_workload(op=op, size=size, workload=workload, func=func, dtype=dtype, lib=lib)
     plan = _plan(layouts, workers, threads, executor)
     progress = JobsProgress(quiet or json_out)
-    with interruptible("nothing saved (no --out)" if out is None else "no layout finished: nothing saved",
-                       progress), stdout_to_stderr(json_out):
+    with (
+        interruptible(
+            "nothing saved (no --out)" if out is None else "no layout finished: nothing saved",
+            progress,
+        ),
+        stdout_to_stderr(json_out),
+    ):
         try:
-            res = run_jobs(wl, tasks, plan, repeats=repeats, progress=progress, out=out, force=True,
-                           budget=budget)
+            res = run_jobs(
+                wl,
+                tasks,
+                plan,
+                repeats=repeats,
+                progress=progress,
+                out=out,
+                force=True,
+                budget=budget,
+            )
             save_error, saved_to = None, str(out) if out else None
         except SaveFailed as exc:  # a full disk: the table, where the results went, then exit 2
             res, save_error, saved_to = exc.result, str(exc), exc.fallback and str(exc.fallback)
     progress.stop()
     saved, profile_notices = _save_profile(res) if save_profile and wl.uses_blas else (None, [])
     if json_out:
-        emit_json({**res.to_dict(), "saved_to": saved_to, "profile": saved,
-                   "profile_notices": profile_notices})
+        emit_json(
+            {
+                **res.to_dict(),
+                "saved_to": saved_to,
+                "profile": saved,
+                "profile_notices": profile_notices,
+            }
+        )
     else:
         set_wide(wide)
         echo(render_jobs(res, fmt))

@@ -1,4 +1,5 @@
 """``blastune layout``: the machine's topology, and which CPUs each of N pinned jobs gets."""
+
 from __future__ import annotations
 
 import typer
@@ -12,18 +13,43 @@ def render_topology(topo, fmt: str = "simple") -> str:
 
     rows = []
     for d in topo.sockets:
-        rows.append(["socket", d.index, format_cpulist(d.cpus), len(d.cpus), "" if d.whole else
-                     f"of {d.machine_cpus}"])
+        rows.append(
+            [
+                "socket",
+                d.index,
+                format_cpulist(d.cpus),
+                len(d.cpus),
+                "" if d.whole else f"of {d.machine_cpus}",
+            ]
+        )
     for d in topo.numa_nodes:
         mem = f"{d.memory_bytes / 2**30:.0f} GiB" if d.memory_bytes else ""
         part = "" if d.whole else f"of {d.machine_cpus}"
-        rows.append(["NUMA node", d.index, format_cpulist(d.cpus), len(d.cpus), "; ".join(x for x in (part, mem) if x)])
+        rows.append(
+            [
+                "NUMA node",
+                d.index,
+                format_cpulist(d.cpus),
+                len(d.cpus),
+                "; ".join(x for x in (part, mem) if x),
+            ]
+        )
     for d in topo.l3_domains:
-        rows.append(["L3 domain", d.index, format_cpulist(d.cpus), len(d.cpus), "" if d.whole else
-                     f"of {d.machine_cpus}"])
+        rows.append(
+            [
+                "L3 domain",
+                d.index,
+                format_cpulist(d.cpus),
+                len(d.cpus),
+                "" if d.whole else f"of {d.machine_cpus}",
+            ]
+        )
     for kind, cpus in topo.kinds.items():
         rows.append([f"{kind}-cores", "", format_cpulist(cpus), len(cpus), ""])
-    out = [_header(topo.summary(), topo.limited_by), table(rows, ["level", "#", "CPUs", "count", "note"], fmt)]
+    out = [
+        _header(topo.summary(), topo.limited_by),
+        table(rows, ["level", "#", "CPUs", "count", "note"], fmt),
+    ]
     return "\n".join(out)
 
 
@@ -37,9 +63,11 @@ def _header(summary: str, limited_by: list[str]) -> str:
 def render_layout(lay, fmt: str = "simple") -> str:
     rows = [[s.job, s.cpulist, s.threads, s.domain()] for s in lay.sets]
     how = "SMT siblings included" if lay.smt else "physical cores only"
-    out = [_header(lay.topology, lay.limited_by),
-           f"{lay.jobs} job(s) x {lay.threads_per_job} thread(s), each pinned to its own CPUs ({how})",
-           table(rows, ["job", "CPUs", "threads", "domain"], fmt)]
+    out = [
+        _header(lay.topology, lay.limited_by),
+        f"{lay.jobs} job(s) x {lay.threads_per_job} thread(s), each pinned to its own CPUs ({how})",
+        table(rows, ["job", "CPUs", "threads", "domain"], fmt),
+    ]
     if lay.idle:
         out.append(f"\nleft idle: {len(lay.idle)} CPU(s)")
         out += [f"  {r}" for r in lay.idle_reasons]
@@ -50,11 +78,20 @@ def render_layout(lay, fmt: str = "simple") -> str:
 
 @app.command("layout", short_help="The CPU topology, and the CPUs each of N pinned jobs gets.")
 def layout_command(
-    jobs: int = typer.Option(None, "--jobs", "-j", metavar="N",
-                             help="Plan N concurrent pinned jobs (without it: show the topology)."),
-    smt: bool = typer.Option(False, "--smt", help="Give jobs the SMT siblings too (default: physical cores only)."),
+    jobs: int = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        metavar="N",
+        help="Plan N concurrent pinned jobs (without it: show the topology).",
+    ),
+    smt: bool = typer.Option(
+        False, "--smt", help="Give jobs the SMT siblings too (default: physical cores only)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the layout (or topology) as JSON."),
-    fmt: str = typer.Option("simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."),
+    fmt: str = typer.Option(
+        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
+    ),
     wide: bool = WIDE,
 ):
     """The CPU topology this process may use, and with --jobs N the disjoint CPU set of each job.

@@ -1,4 +1,5 @@
 """``blastune plot``: a figure (PNG, SVG or PDF) from saved sweep or jobs results."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,23 +11,51 @@ from blastune.cli import app
 
 @app.command("plot", short_help="Draw saved sweep or jobs results (PNG, SVG, PDF).")
 def plot_command(
-    files: list[Path] = typer.Argument(..., metavar="FILE.json...", show_default=False,
-                                       help="Saved results: sweep files (one or several, overlaid) or jobs files."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="FIG.png|svg|pdf", show_default=False,
-                             help="The figure to write; its extension picks the format."),
-    kind: str = typer.Option("auto", "--kind", "-k", metavar="auto|threads|sizes|jobs",
-                             help="threads: against threads, a line per size; sizes: against size, a line "
-                                  "per thread count, the crossover marked; auto picks from the file."),
-    metric: str = typer.Option("gflops", "--metric", metavar="gflops|speedup",
-                               help="What the sweep panels show."),
-    labels: list[str] = typer.Option(None, "--label", "-L", metavar="NAME",
-                                     help="Legend name of each file, in order (repeat: --label before "
-                                          "--label after). [default: the file names]"),
-    dpi: int = typer.Option(None, "--dpi", metavar="DPI", show_default=False,
-                            help="PNG pixels per inch, 50 to 600 [default: 150: a one-panel "
-                                 "figure is 900 px wide]; SVG and PDF are vectors."),
+    files: list[Path] = typer.Argument(
+        ...,
+        metavar="FILE.json...",
+        show_default=False,
+        help="Saved results: sweep files (one or several, overlaid) or jobs files.",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        metavar="FIG.png|svg|pdf",
+        show_default=False,
+        help="The figure to write; its extension picks the format.",
+    ),
+    kind: str = typer.Option(
+        "auto",
+        "--kind",
+        "-k",
+        metavar="auto|threads|sizes|jobs",
+        help="threads: against threads, a line per size; sizes: against size, a line "
+        "per thread count, the crossover marked; auto picks from the file.",
+    ),
+    metric: str = typer.Option(
+        "gflops", "--metric", metavar="gflops|speedup", help="What the sweep panels show."
+    ),
+    labels: list[str] = typer.Option(
+        None,
+        "--label",
+        "-L",
+        metavar="NAME",
+        help="Legend name of each file, in order (repeat: --label before "
+        "--label after). [default: the file names]",
+    ),
+    dpi: int = typer.Option(
+        None,
+        "--dpi",
+        metavar="DPI",
+        show_default=False,
+        help="PNG pixels per inch, 50 to 600 [default: 150: a one-panel "
+        "figure is 900 px wide]; SVG and PDF are vectors.",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing figure file."),
-    json_out: bool = typer.Option(False, "--json", help="Print what was drawn as JSON (blastune.plot/1)."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print what was drawn as JSON (blastune.plot/1)."
+    ),
 ):
     """Draw saved results: small multiples per op for sweeps (against threads or sizes, several files
     overlaid for before/after), tasks/s per layout for jobs.
@@ -38,8 +67,15 @@ def plot_command(
     """
     from blastune.cli.render import emit_json
     from blastune.core.files import check_distinct, check_output
-    from blastune.present.plot import (check_available, check_dpi, choose_kind, figure_format,
-                                       load_sources, make_figure, save_figure)
+    from blastune.present.plot import (
+        check_available,
+        check_dpi,
+        choose_kind,
+        figure_format,
+        load_sources,
+        make_figure,
+        save_figure,
+    )
 
     check_available("blastune plot")
     figure_format(out)
@@ -53,9 +89,18 @@ def plot_command(
     save_figure(fig, out, force=True, what="figure", dpi=dpi)
     panels = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     if json_out:
-        emit_json({"schema": "blastune.plot/1", "written_to": str(out), "format": figure_format(out),
-                   "dpi": check_dpi(dpi) if figure_format(out) == "png" else None,
-                   "kind": drawn, "metric": metric if drawn != "jobs" else "tasks_per_s",
-                   "files": [str(f) for f in files], "labels": [s.label for s in sources], "panels": panels})
+        emit_json(
+            {
+                "schema": "blastune.plot/1",
+                "written_to": str(out),
+                "format": figure_format(out),
+                "dpi": check_dpi(dpi) if figure_format(out) == "png" else None,
+                "kind": drawn,
+                "metric": metric if drawn != "jobs" else "tasks_per_s",
+                "files": [str(f) for f in files],
+                "labels": [s.label for s in sources],
+                "panels": panels,
+            }
+        )
     else:
         typer.echo(f"wrote {out} ({drawn}, {len(panels)} panel{'s' if len(panels) != 1 else ''})")

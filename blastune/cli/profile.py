@@ -1,4 +1,5 @@
 """``blastune profile show | clear | path``: this machine's saved advice (the logic: control.profile)."""
+
 from __future__ import annotations
 
 import typer
@@ -6,26 +7,42 @@ import typer
 from blastune.cli import app
 from blastune.cli.render import echo, emit_json, table
 
-profile_app = typer.Typer(help="The saved advice env --auto and limit('auto') use: show, clear, path.",
-                          no_args_is_help=True)
-app.add_typer(profile_app, name="profile", short_help="Show, clear or locate the saved advice (profile).")
+profile_app = typer.Typer(
+    help="The saved advice env --auto and limit('auto') use: show, clear, path.",
+    no_args_is_help=True,
+)
+app.add_typer(
+    profile_app, name="profile", short_help="Show, clear or locate the saved advice (profile)."
+)
 
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
 def render_profile(report) -> str:
     if report.profile is None:
-        out = [f"no saved profile for this machine and BLAS ({report.path})",
-               "`blastune recommend` (or `blastune jobs`) measures and saves one."]
+        out = [
+            f"no saved profile for this machine and BLAS ({report.path})",
+            "`blastune recommend` (or `blastune jobs`) measures and saves one.",
+        ]
         return "\n".join(out + [f"notice: {n}" for n in report.notices])
     rows = []
     for w, e in report.profile.entries():
         used = "*" if report.auto.get(e.jobs) == w.key else ""
-        rows.append([w.label, e.jobs, f"{e.threads}{used}", e.layout,
-                     e.measured.replace("T", " ").removesuffix("+00:00"),
-                     "noisy" if e.noisy else ("extrapolated" if e.extrapolated else "clean")])
-    out = [f"profile: {report.path}", table(rows, ["workload", "jobs", "threads", "layout", "measured (UTC)", "data"]),
-           "*: the entry `blastune env --auto --jobs N` uses (clean before noisy, then the newest)"]
+        rows.append(
+            [
+                w.label,
+                e.jobs,
+                f"{e.threads}{used}",
+                e.layout,
+                e.measured.replace("T", " ").removesuffix("+00:00"),
+                "noisy" if e.noisy else ("extrapolated" if e.extrapolated else "clean"),
+            ]
+        )
+    out = [
+        f"profile: {report.path}",
+        table(rows, ["workload", "jobs", "threads", "layout", "measured (UTC)", "data"]),
+        "*: the entry `blastune env --auto --jobs N` uses (clean before noisy, then the newest)",
+    ]
     noisy = [(w, e) for w, e in report.profile.entries() if e.noisy]
     out += [f"noisy: {w.label}, {e.jobs} job(s): {e.noisy}" for w, e in noisy]
     return "\n".join(out + [f"notice: {n}" for n in report.notices])
@@ -53,19 +70,33 @@ def clear_command(json_out: bool = _JSON):
     removed = clear_profiles()
     left = not_profiles()
     if json_out:
-        emit_json({"schema": "blastune.profile-clear/1", "removed": [str(p) for p in removed],
-                   "directory": str(cache_dir()), "left": [str(p) for p in left]})
+        emit_json(
+            {
+                "schema": "blastune.profile-clear/1",
+                "removed": [str(p) for p in removed],
+                "directory": str(cache_dir()),
+                "left": [str(p) for p in left],
+            }
+        )
         return
     # a path ends the line: printed whole, not wrapped
-    typer.echo(f"removed {len(removed)} saved profile(s) from {cache_dir()}" if removed
-               else f"no saved profile in {cache_dir()}")
+    typer.echo(
+        f"removed {len(removed)} saved profile(s) from {cache_dir()}"
+        if removed
+        else f"no saved profile in {cache_dir()}"
+    )
     for p in left:  # named like a profile, yet not a file blastune wrote: never removed
         kind = "a directory" if p.is_dir() else "not a regular file"
-        echo(f"blastune: notice: left {p} alone: {kind}, not a profile blastune wrote (remove it "
-             "yourself)", err=True)
+        echo(
+            f"blastune: notice: left {p} alone: {kind}, not a profile blastune wrote (remove it "
+            "yourself)",
+            err=True,
+        )
 
 
-@profile_app.command("path", short_help="Print where this machine's profile is (or would be) saved.")
+@profile_app.command(
+    "path", short_help="Print where this machine's profile is (or would be) saved."
+)
 def path_command(json_out: bool = _JSON):
     """The file this machine's profile is saved in (named after the machine and BLAS fingerprint)."""
     import os
@@ -74,6 +105,12 @@ def path_command(json_out: bool = _JSON):
 
     path = profile_path()
     if json_out:
-        emit_json({"schema": "blastune.profile-path/1", "path": str(path), "exists": os.path.lexists(path)})
+        emit_json(
+            {
+                "schema": "blastune.profile-path/1",
+                "path": str(path),
+                "exists": os.path.lexists(path),
+            }
+        )
     else:
         typer.echo(str(path))

@@ -1,4 +1,5 @@
 """``blastune ps``: processes running a BLAS, the threads they really run and how long they waited."""
+
 from __future__ import annotations
 
 import typer
@@ -58,39 +59,86 @@ def _command(cmd: str, wide: bool) -> str:
 def render_ps(census, fmt: str = "simple", wide: bool = False) -> str:
     rows = []
     for p in census.processes:
-        rows.append([p.pid, p.user or "?", ", ".join(p.vendors), p.threads, p.blas_threads, _cpu(p),
-                     _waited(p), _env(p.env, wide), _command(p.command, wide)])
+        rows.append(
+            [
+                p.pid,
+                p.user or "?",
+                ", ".join(p.vendors),
+                p.threads,
+                p.blas_threads,
+                _cpu(p),
+                _waited(p),
+                _env(p.env, wide),
+                _command(p.command, wide),
+            ]
+        )
     out = []
     if rows:
         # the command takes the width left over, one line per process, cut at its end (fit_table)
-        out.append(table(rows, ["pid", "user", "vendors", "threads", "BLAS", "CPU %", "wait %",
-                                "env vars", "command"], fmt, wide=True if wide else None,
-                           clip=(8,)))
+        out.append(
+            table(
+                rows,
+                [
+                    "pid",
+                    "user",
+                    "vendors",
+                    "threads",
+                    "BLAS",
+                    "CPU %",
+                    "wait %",
+                    "env vars",
+                    "command",
+                ],
+                fmt,
+                wide=True if wide else None,
+                clip=(8,),
+            )
+        )
     else:
         out.append("(no process with a BLAS or OpenMP runtime found)")
     out.append(f"\n{census.verdict}: {census.message}")
     if rows:
         out.append("BLAS: the threads one BLAS call in it runs; threads: all its threads")
     if census.measured_by == "schedstat" and rows:
-        out.append(f"wait %: share of the time its threads wanted a CPU spent waiting for one, over "
-                   f"{census.interval:g} s; ! = over {census.threshold_pct:g}% while it computed")
+        out.append(
+            f"wait %: share of the time its threads wanted a CPU spent waiting for one, over "
+            f"{census.interval:g} s; ! = over {census.threshold_pct:g}% while it computed"
+        )
     if rows and not wide and any(p.env for p in census.processes):
-        out.append("env vars: OMP=1 is OMP_NUM_THREADS=1; '1 (5 vars)': five thread variables, "
-                   "all 1; every variable whole with --wide")
+        out.append(
+            "env vars: OMP=1 is OMP_NUM_THREADS=1; '1 (5 vars)': five thread variables, "
+            "all 1; every variable whole with --wide"
+        )
     out += [f"note: {n}" for n in census.notes]
     return "\n".join(out)
 
 
 @app.command("ps", short_help="Processes running a BLAS, their threads against the cores.")
 def ps_command(
-    seconds: float = typer.Argument(None, metavar="SECONDS", show_default=False,
-                                    help="Refresh interval for --watch (default 2)."),
-    watch: bool = typer.Option(False, "--watch", help="Refresh every SECONDS until Ctrl-C: ps --watch [SECONDS]."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON (schema blastune.ps/1); one line per refresh with --watch."),
-    interval: float = typer.Option(0.5, "--interval", min=0.0,
-                                   help="Seconds over which CPU use and run-queue wait are measured (0: none)."),
+    seconds: float = typer.Argument(
+        None,
+        metavar="SECONDS",
+        show_default=False,
+        help="Refresh interval for --watch (default 2).",
+    ),
+    watch: bool = typer.Option(
+        False, "--watch", help="Refresh every SECONDS until Ctrl-C: ps --watch [SECONDS]."
+    ),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Print JSON (schema blastune.ps/1); one line per refresh with --watch.",
+    ),
+    interval: float = typer.Option(
+        0.5,
+        "--interval",
+        min=0.0,
+        help="Seconds over which CPU use and run-queue wait are measured (0: none).",
+    ),
     wide: bool = WIDE,
-    fmt: str = typer.Option("simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."),
+    fmt: str = typer.Option(
+        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
+    ),
 ):
     """Every process with a BLAS or OpenMP runtime: the threads its BLAS really runs, its CPU use, and
     how long its threads waited for a CPU (run-queue wait, measured) -- against the usable cores."""
@@ -102,10 +150,14 @@ def ps_command(
     from blastune.facts.census import MAX_INTERVAL, processes
 
     if seconds is not None and not watch:
-        raise BlastuneError(f"unexpected argument {seconds:g}: SECONDS goes with --watch (blastune ps --watch 5)")
+        raise BlastuneError(
+            f"unexpected argument {seconds:g}: SECONDS goes with --watch (blastune ps --watch 5)"
+        )
     period = 2.0 if seconds is None else seconds
     if not 0 < period <= MAX_INTERVAL:  # also refuses nan and inf
-        raise BlastuneError(f"invalid --watch interval {period:g}: must be > 0 and <= {MAX_INTERVAL:g} seconds")
+        raise BlastuneError(
+            f"invalid --watch interval {period:g}: must be > 0 and <= {MAX_INTERVAL:g} seconds"
+        )
     if not watch:
         census = processes(interval=interval)
         if json_out:
@@ -124,7 +176,9 @@ def ps_command(
                 sys.stdout.write(json.dumps(census.to_dict(), default=str) + "\n")
             else:
                 sys.stdout.write("\033[H\033[2J" if sys.stdout.isatty() else "\n")
-                sys.stdout.write(time.strftime("%H:%M:%S ") + f"every {period:g} s, Ctrl-C to stop\n")
+                sys.stdout.write(
+                    time.strftime("%H:%M:%S ") + f"every {period:g} s, Ctrl-C to stop\n"
+                )
                 sys.stdout.write(render_ps(census, fmt, wide) + "\n")
             sys.stdout.flush()
             due += period

@@ -4,6 +4,7 @@ Like ``blastune env``, stdout carries the exports alone, so ``eval "$(blastune r
 applies them; the explanation (layout, measured numbers, what the profile kept) goes to stderr,
 where a person reads it and a shell's ``$(...)`` does not. ``--json`` puts everything on stdout.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,12 @@ from blastune.cli.jobs import interruptible, jobs_progress
 from blastune.errors import BlastuneError
 
 # notices about the profile (advise.recommend.update_profile), folded into the one profile line
-_PROFILE_NOTICES = ("not saved in the profile", "profile entry for ", "profile not saved",
-                    "kept the clean entry")
+_PROFILE_NOTICES = (
+    "not saved in the profile",
+    "profile entry for ",
+    "profile not saved",
+    "kept the clean entry",
+)
 _KEPT = re.compile(r"kept the clean entry for (\d+) job")
 
 
@@ -28,19 +33,27 @@ def _saved_jobs(rec, accept_noisy: bool) -> list[int]:
     if not rec.profile:
         return []
     kept = {int(m.group(1)) for n in rec.notices for m in [_KEPT.match(n)] if m}
-    return [int(j) for j, e in rec.profile_entries.items()
-            if int(j) not in kept and (accept_noisy or not e.get("noisy"))]
+    return [
+        int(j)
+        for j, e in rec.profile_entries.items()
+        if int(j) not in kept and (accept_noisy or not e.get("noisy"))
+    ]
 
 
 def _profile_line(rec, accept_noisy: bool) -> str | None:
     """One sentence on what the profile now holds from this run (and what it did not take)."""
     saved = _saved_jobs(rec, accept_noisy)
     if saved:
-        what = ", ".join(f"{j} job(s) -> {rec.profile_entries[str(j)]['threads']} thread(s)"
-                         for j in sorted(saved))
+        what = ", ".join(
+            f"{j} job(s) -> {rec.profile_entries[str(j)]['threads']} thread(s)"
+            for j in sorted(saved)
+        )
         return f"profile: saved {what} in {rec.profile}"
-    if rec.profile_entries and rec.same_machine and not any(
-            n.startswith(_PROFILE_NOTICES) for n in rec.notices):
+    if (
+        rec.profile_entries
+        and rec.same_machine
+        and not any(n.startswith(_PROFILE_NOTICES) for n in rec.notices)
+    ):
         return "profile: nothing saved"
     return None
 
@@ -60,8 +73,11 @@ def render_recommendation(rec, accept_noisy: bool = False) -> str:
     profile_notes = [n for n in rec.notices if n.startswith(_PROFILE_NOTICES)]
     out += [f"notice: {n}" for n in rec.notices if n not in profile_notes]
     # "profile: ..." once: the notices' own words start with "profile" or say "in the profile"
-    out += ["profile: " + n.replace("not saved in the profile, ", "not saved, ", 1)
-            .removeprefix("profile ") for n in profile_notes]
+    out += [
+        "profile: "
+        + n.replace("not saved in the profile, ", "not saved, ", 1).removeprefix("profile ")
+        for n in profile_notes
+    ]
     if rec.noisy:
         out.insert(0, "NOISY (--accept-noisy): " + "; ".join(rec.noisy))
     evaluable = rec.shell not in ("json", "docker", "dotenv")
@@ -72,24 +88,49 @@ def render_recommendation(rec, accept_noisy: bool = False) -> str:
 
 @app.command("recommend", short_help="The BLAS threads per job for N concurrent jobs.")
 def recommend_command(
-    source: Path = typer.Option(None, "--from", help="A saved jobs or sweep results file "
-                                                     "(default: measure briefly now)."),
-    jobs: int = typer.Option(None, "--jobs", "-j", parser=_count("--jobs"), metavar="N",
-                             help="How many jobs will run at the same time."),
-    shell: str = typer.Option("bash", "--shell", help="Exports for bash, zsh, sh, fish, csh, tcsh, "
-                                                            "powershell, cmd, dotenv, docker, slurm, json."),
-    op: str = typer.Option(None, "--op", show_default=False,
-                           help="Op for the built-in measurement (not with --from). "
-                                "[default: dot]"),
-    size: int = typer.Option(None, "--size", "-s", parser=_count("--size"), metavar="N",
-                             show_default=False,
-                             help="Matrix order for the built-in measurement (not with --from).  "
-                                  "[default: 300]"),
-    save_profile: bool = typer.Option(True, "--save-profile/--no-save-profile",
-                                      help="Save the advice for this machine (used by limit('auto'), env --auto)."),
-    accept_noisy: bool = typer.Option(False, "--accept-noisy",
-                                      help="Advise (and save, marked noisy) even from contended or unstable "
-                                           "measurements; a noisy entry never replaces a clean one."),
+    source: Path = typer.Option(
+        None, "--from", help="A saved jobs or sweep results file (default: measure briefly now)."
+    ),
+    jobs: int = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        parser=_count("--jobs"),
+        metavar="N",
+        help="How many jobs will run at the same time.",
+    ),
+    shell: str = typer.Option(
+        "bash",
+        "--shell",
+        help="Exports for bash, zsh, sh, fish, csh, tcsh, "
+        "powershell, cmd, dotenv, docker, slurm, json.",
+    ),
+    op: str = typer.Option(
+        None,
+        "--op",
+        show_default=False,
+        help="Op for the built-in measurement (not with --from). [default: dot]",
+    ),
+    size: int = typer.Option(
+        None,
+        "--size",
+        "-s",
+        parser=_count("--size"),
+        metavar="N",
+        show_default=False,
+        help="Matrix order for the built-in measurement (not with --from).  [default: 300]",
+    ),
+    save_profile: bool = typer.Option(
+        True,
+        "--save-profile/--no-save-profile",
+        help="Save the advice for this machine (used by limit('auto'), env --auto).",
+    ),
+    accept_noisy: bool = typer.Option(
+        False,
+        "--accept-noisy",
+        help="Advise (and save, marked noisy) even from contended or unstable "
+        "measurements; a noisy entry never replaces a clean one.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the recommendation as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ):
@@ -106,13 +147,22 @@ def recommend_command(
     if source is not None and (op is not None or size is not None):
         given = " and ".join(o for o, v in (("--op", op), ("--size", size)) if v is not None)
         both = op is not None and size is not None
-        raise BlastuneError(f"{given} {'choose' if both else 'chooses'} the built-in measurement; "
-                            "with --from the file says what was measured: drop "
-                            + ("them" if both else "it"))
+        raise BlastuneError(
+            f"{given} {'choose' if both else 'chooses'} the built-in measurement; "
+            "with --from the file says what was measured: drop " + ("them" if both else "it")
+        )
     progress = jobs_progress(quiet or json_out)
     with interruptible("no advice given and the profile was not changed", progress):
-        rec = recommend(source, jobs, shell, save_profile, op=op or BUILTIN_OP,
-                        size=size or BUILTIN_SIZE, progress=progress, accept_noisy=accept_noisy)
+        rec = recommend(
+            source,
+            jobs,
+            shell,
+            save_profile,
+            op=op or BUILTIN_OP,
+            size=size or BUILTIN_SIZE,
+            progress=progress,
+            accept_noisy=accept_noisy,
+        )
     if json_out:
         emit_json(rec.to_dict())
         return

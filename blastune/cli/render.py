@@ -4,6 +4,7 @@ Every command's tables go through ``table`` and its text through ``echo``: both 
 stdout is not a terminal) unless the command's ``--wide`` (``WIDE``, then ``set_wide``) asks for
 everything whole.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,11 @@ import typer
 
 from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
-from blastune.present.tables import (TABLE_FORMATS, columns_env, fit_table, fit_text,
-                                     terminal_width)
+from blastune.present.tables import TABLE_FORMATS, columns_env, fit_table, fit_text, terminal_width
 
-WIDE = typer.Option(False, "--wide", "-w", help="Do not fit tables and text to the terminal: every cell whole.")
+WIDE = typer.Option(
+    False, "--wide", "-w", help="Do not fit tables and text to the terminal: every cell whole."
+)
 _wide = False  # one command per process; reset by the app before each command
 
 
@@ -32,12 +34,15 @@ def emit_json(data) -> None:
 
 def check_format(fmt: str) -> str:
     if fmt not in TABLE_FORMATS:
-        raise BlastuneError(f"unknown table format {fmt!r}: choose one of {', '.join(TABLE_FORMATS)}")
+        raise BlastuneError(
+            f"unknown table format {fmt!r}: choose one of {', '.join(TABLE_FORMATS)}"
+        )
     return fmt
 
 
-def table(rows, headers, fmt: str = "simple", wide: bool | None = None,
-          clip: tuple[int, ...] = ()) -> str:
+def table(
+    rows, headers, fmt: str = "simple", wide: bool | None = None, clip: tuple[int, ...] = ()
+) -> str:
     """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table); columns in
     ``clip`` keep one line per row, cut at the end."""
     check_format(fmt)

@@ -1,4 +1,5 @@
 """``blastune report``: one self-contained HTML page to attach to a bug report or send to an admin."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,20 +11,46 @@ from blastune.cli import app
 
 @app.command("report", short_help="One self-contained HTML page: info, doctor, figures, tables.")
 def report_command(
-    files: list[Path] = typer.Argument(None, metavar="[FILE.json]...", show_default=False,
-                                       help="Saved sweep or jobs results to include (also: --from)."),
-    out: Path = typer.Option(..., "--out", "-o", metavar="REPORT.html", show_default=False,
-                             help="The HTML file to write."),
-    sources: list[Path] = typer.Option(None, "--from", metavar="FILE.json",
-                                       help="Saved results to include: --from a.json b.json (files after "
-                                            "the first are taken as arguments)."),
-    labels: list[str] = typer.Option(None, "--label", "-L", metavar="NAME",
-                                     help="Name of each results file, in order. [default: the file names]"),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Concurrent jobs doctor judges the environment for."),
-    doctor_on: bool = typer.Option(True, "--doctor/--no-doctor", help="Include doctor's findings (runs a "
-                                                                      "short probe in a child process)."),
+    files: list[Path] = typer.Argument(
+        None,
+        metavar="[FILE.json]...",
+        show_default=False,
+        help="Saved sweep or jobs results to include (also: --from).",
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        metavar="REPORT.html",
+        show_default=False,
+        help="The HTML file to write.",
+    ),
+    sources: list[Path] = typer.Option(
+        None,
+        "--from",
+        metavar="FILE.json",
+        help="Saved results to include: --from a.json b.json (files after "
+        "the first are taken as arguments).",
+    ),
+    labels: list[str] = typer.Option(
+        None,
+        "--label",
+        "-L",
+        metavar="NAME",
+        help="Name of each results file, in order. [default: the file names]",
+    ),
+    jobs: int = typer.Option(
+        1, "--jobs", "-j", min=1, help="Concurrent jobs doctor judges the environment for."
+    ),
+    doctor_on: bool = typer.Option(
+        True,
+        "--doctor/--no-doctor",
+        help="Include doctor's findings (runs a short probe in a child process).",
+    ),
     force: bool = typer.Option(False, "--force", help="Replace an existing report file."),
-    json_out: bool = typer.Option(False, "--json", help="Print what the report holds as JSON (blastune.report/1)."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print what the report holds as JSON (blastune.report/1)."
+    ),
 ):
     """One self-contained HTML page (inline SVG and CSS, no script, nothing fetched): this machine's
     info and doctor findings, and a figure and table for each results file given.
@@ -53,13 +80,26 @@ def report_command(
         from blastune.advise.doctor.report import doctor
 
         findings = doctor(jobs=jobs)
-    report = build_report(facts, findings, loaded, command=" ".join(["blastune report -o", str(out), *map(str, paths)]))
+    report = build_report(
+        facts,
+        findings,
+        loaded,
+        command=" ".join(["blastune report -o", str(out), *map(str, paths)]),
+    )
     write_output(out, report.html, what="report")
     if json_out:
-        emit_json({"schema": "blastune.report/1", "written_to": str(out), "files": [str(p) for p in paths],
-                   **report.summary()})
+        emit_json(
+            {
+                "schema": "blastune.report/1",
+                "written_to": str(out),
+                "files": [str(p) for p in paths],
+                **report.summary(),
+            }
+        )
     else:
         summary = report.summary()
         figs = sum(s["figures"] for s in summary["sections"])
-        typer.echo(f"wrote {out} ({len(summary['sections'])} sections, {figs} figure(s), "
-                   f"{summary['bytes'] / 1024:.0f} KiB, self-contained)")
+        typer.echo(
+            f"wrote {out} ({len(summary['sections'])} sections, {figs} figure(s), "
+            f"{summary['bytes'] / 1024:.0f} KiB, self-contained)"
+        )

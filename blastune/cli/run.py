@@ -1,4 +1,5 @@
 """``blastune run``: a command with every BLAS/OpenMP thread variable set (see blastune.control.run)."""
+
 from __future__ import annotations
 
 import json
@@ -26,24 +27,41 @@ def _finish(result, json_out: bool, report: bool) -> None:
     raise typer.Exit(result.exit_status)
 
 
-@app.command("run", short_help="Run a command with every BLAS thread variable set.",
-             context_settings={"allow_interspersed_args": False})
+@app.command(
+    "run",
+    short_help="Run a command with every BLAS thread variable set.",
+    context_settings={"allow_interspersed_args": False},
+)
 def run_command(
-    command: list[str] = typer.Argument(None, metavar="-- CMD [ARGS]...", help="The command to run."),
+    command: list[str] = typer.Argument(
+        None, metavar="-- CMD [ARGS]...", help="The command to run."
+    ),
     threads: int = _THREADS,
     jobs: int = _JOBS,
     auto: bool = _AUTO,
-    report: bool = typer.Option(False, "--report", help="After the command, print on stderr its wall and CPU "
-                                "time, how long its threads waited for a CPU, and the BLAS threads seen."),
-    json_out: bool = typer.Option(False, "--json", help="After the command, print a JSON summary on stderr."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="After the command, print on stderr its wall and CPU "
+        "time, how long its threads waited for a CPU, and the BLAS threads seen.",
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="After the command, print a JSON summary on stderr."
+    ),
     pin: bool = _PIN,
     job_index: int = _JOB_INDEX,
     smt: bool = _SMT,
-    copies: int = typer.Option(None, "--copies", metavar="N",
-                               help="Start N copies at once (with --pin each on its own CPUs); exit = worst."),
+    copies: int = typer.Option(
+        None,
+        "--copies",
+        metavar="N",
+        help="Start N copies at once (with --pin each on its own CPUs); exit = worst.",
+    ),
     oversubscribe: bool = typer.Option(
-        False, "--oversubscribe",
-        help="With --copies: allow more than 4 unpinned copies per usable CPU (at most 4096)."),
+        False,
+        "--oversubscribe",
+        help="With --copies: allow more than 4 unpinned copies per usable CPU (at most 4096).",
+    ),
 ):
     """Run a command with every BLAS/OpenMP thread variable set; its exit status is passed through.
 
@@ -59,11 +77,24 @@ def run_command(
             from blastune.control.run import _launch_error
             from blastune.errors import BlastuneError
 
-            if threads is not None or auto or job_index is not None or (jobs is not None and jobs != copies):
-                raise BlastuneError("--copies N sets the jobs (N) and each copy's threads: drop --threads, --auto, "
-                                    "--jobs and --job-index")
-            result = run_copies(command or [], copies, pin=pin, smt=smt, launch_error=_launch_error,
-                                oversubscribe=oversubscribe)
+            if (
+                threads is not None
+                or auto
+                or job_index is not None
+                or (jobs is not None and jobs != copies)
+            ):
+                raise BlastuneError(
+                    "--copies N sets the jobs (N) and each copy's threads: drop --threads, --auto, "
+                    "--jobs and --job-index"
+                )
+            result = run_copies(
+                command or [],
+                copies,
+                pin=pin,
+                smt=smt,
+                launch_error=_launch_error,
+                oversubscribe=oversubscribe,
+            )
             if json_out:
                 print(json.dumps(result.to_dict()), file=sys.stderr)
             raise typer.Exit(result.exit_status)
@@ -85,7 +116,11 @@ def run_command(
             n, _ = resolve_threads(threads, jobs, auto)
         # Become the command, unless we must speak after it -- or we are not the program but a host's
         # call (typer's CliRunner, a test): exec would replace the host.
-        if not (report or json_out) and sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__:
+        if (
+            not (report or json_out)
+            and sys.stdout is sys.__stdout__
+            and sys.stderr is sys.__stderr__
+        ):
             exec_command(command or [], n)  # returns only by raising
         _finish(run(command or [], n, report=report), json_out, report)
     except CommandNotRunnable as exc:

@@ -1,4 +1,5 @@
 """``blastune slurm``: a ready sbatch job-array script whose tasks cap BLAS threads at their cores."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,30 +11,72 @@ from blastune.cli import app
 
 @app.command("slurm", context_settings={"allow_interspersed_args": False})
 def slurm_command(
-    command: list[str] = typer.Argument(None, metavar="-- CMD [ARGS]...",
-                                        help="The command each array task runs; {task} in an argument "
-                                             "becomes the array index, {threads} the thread count."),
-    tasks: int = typer.Option(..., "--tasks", "-n", metavar="N", help="Number of array tasks (--array=0-(N-1))."),
-    cpus_per_task: int = typer.Option(None, "--cpus-per-task", "-c", metavar="T",
-                                      help="Cores (= BLAS threads) per task. [default: 1]"),
-    auto: bool = typer.Option(False, "--auto", help="Cores per task from the saved recommendation "
-                                                     "(else this machine's usable cores)."),
-    time: str = typer.Option(None, "--time", metavar="TIME",
-                              help="Wall-clock limit: MM, HH:MM:SS, D-HH:MM, ..., e.g. 01:30:00."),
-    mem: str = typer.Option(None, "--mem", metavar="SIZE", help="Memory per task, e.g. 4G (K, M, G, T)."),
-    job_name: str = typer.Option(None, "--job-name", metavar="NAME",
-                                  help="Job name; also names the output files. [default: blastune]"),
-    partition: str = typer.Option(None, "--partition", "-p", metavar="NAME", help="Slurm partition (or a list)."),
-    account: str = typer.Option(None, "--account", "-A", metavar="NAME", help="Slurm account to charge."),
-    max_running: int = typer.Option(None, "--max-running", metavar="M",
-                                    help="Run at most M array tasks at once (--array=0-(N-1)%M)."),
-    workers: int = typer.Option(None, "--workers", metavar="W",
-                                help="Each task runs W pinned copies of CMD at once (blastune run --copies W "
-                                     "--pin), splitting its cores. [default: 1]"),
-    out: Path = typer.Option(None, "--out", "-o", metavar="FILE",
-                             help="Write the script to FILE (executable) instead of printing it."),
+    command: list[str] = typer.Argument(
+        None,
+        metavar="-- CMD [ARGS]...",
+        help="The command each array task runs; {task} in an argument "
+        "becomes the array index, {threads} the thread count.",
+    ),
+    tasks: int = typer.Option(
+        ..., "--tasks", "-n", metavar="N", help="Number of array tasks (--array=0-(N-1))."
+    ),
+    cpus_per_task: int = typer.Option(
+        None,
+        "--cpus-per-task",
+        "-c",
+        metavar="T",
+        help="Cores (= BLAS threads) per task. [default: 1]",
+    ),
+    auto: bool = typer.Option(
+        False,
+        "--auto",
+        help="Cores per task from the saved recommendation (else this machine's usable cores).",
+    ),
+    time: str = typer.Option(
+        None,
+        "--time",
+        metavar="TIME",
+        help="Wall-clock limit: MM, HH:MM:SS, D-HH:MM, ..., e.g. 01:30:00.",
+    ),
+    mem: str = typer.Option(
+        None, "--mem", metavar="SIZE", help="Memory per task, e.g. 4G (K, M, G, T)."
+    ),
+    job_name: str = typer.Option(
+        None,
+        "--job-name",
+        metavar="NAME",
+        help="Job name; also names the output files. [default: blastune]",
+    ),
+    partition: str = typer.Option(
+        None, "--partition", "-p", metavar="NAME", help="Slurm partition (or a list)."
+    ),
+    account: str = typer.Option(
+        None, "--account", "-A", metavar="NAME", help="Slurm account to charge."
+    ),
+    max_running: int = typer.Option(
+        None,
+        "--max-running",
+        metavar="M",
+        help="Run at most M array tasks at once (--array=0-(N-1)%M).",
+    ),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        metavar="W",
+        help="Each task runs W pinned copies of CMD at once (blastune run --copies W "
+        "--pin), splitting its cores. [default: 1]",
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        metavar="FILE",
+        help="Write the script to FILE (executable) instead of printing it.",
+    ),
     force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
-    json_out: bool = typer.Option(False, "--json", help="Print the settings and the script as JSON."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print the settings and the script as JSON."
+    ),
 ):
     """A Slurm job-array script whose tasks cap their BLAS threads.
 
@@ -46,8 +89,19 @@ def slurm_command(
     """
     from blastune.integrations.slurm import slurm_script
 
-    script = slurm_script(tasks, command or [], cpus_per_task, auto=auto, time=time, mem=mem, job_name=job_name,
-                          partition=partition, account=account, max_running=max_running, workers=workers)
+    script = slurm_script(
+        tasks,
+        command or [],
+        cpus_per_task,
+        auto=auto,
+        time=time,
+        mem=mem,
+        job_name=job_name,
+        partition=partition,
+        account=account,
+        max_running=max_running,
+        workers=workers,
+    )
     from blastune.cli.render import notice
 
     for warning in script.warnings:
@@ -57,7 +111,13 @@ def slurm_command(
     if json_out:
         from blastune.cli.render import emit_json
 
-        emit_json({"schema": "blastune.slurm/1", **script.to_dict(), "written_to": str(out) if out else None})
+        emit_json(
+            {
+                "schema": "blastune.slurm/1",
+                **script.to_dict(),
+                "written_to": str(out) if out else None,
+            }
+        )
     elif out is not None:
         cores = f"{script.cpus_per_task} core" + ("s" if script.cpus_per_task != 1 else "")
         typer.echo(f"wrote {out} ({script.tasks} array task(s) x {cores}): sbatch {out}", err=True)

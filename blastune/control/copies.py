@@ -16,6 +16,7 @@ by default at most ``COPIES_PER_CPU`` per usable CPU (more is almost surely a ty
 would wait for a CPU most of the time), and with ``oversubscribe`` up to ``MAX_COPIES`` -- every
 copy is a process, and a count in the thousands exhausts the machine's process table.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,7 +46,7 @@ class Copy:
     index: int
     pid: int
     threads: int
-    cpus: str | None      # its CPU list when pinned
+    cpus: str | None  # its CPU list when pinned
     exit_status: int | None = None
 
     def to_dict(self):
@@ -57,11 +58,16 @@ class CopiesResult:
     command: list[str]
     copies: list[Copy]
     pinned: bool
-    exit_status: int      # the worst copy's
+    exit_status: int  # the worst copy's
 
     def to_dict(self):
-        return {"schema": "blastune.run-copies/1", "command": self.command, "pinned": self.pinned,
-                "exit_status": self.exit_status, "copies": [c.to_dict() for c in self.copies]}
+        return {
+            "schema": "blastune.run-copies/1",
+            "command": self.command,
+            "pinned": self.pinned,
+            "exit_status": self.exit_status,
+            "copies": [c.to_dict() for c in self.copies],
+        }
 
 
 def _prctl():
@@ -91,14 +97,24 @@ def check_copies(copies, usable: int, *, oversubscribe: bool = False) -> int:
     """``copies`` if it is a count this machine should start unpinned; else one clear error."""
     n = check_count(copies, "--copies", 1, MAX_COPIES)  # checked before anything is built from it
     if n > COPIES_PER_CPU * usable and not oversubscribe:
-        raise BlastuneError(f"--copies {n} is more than {COPIES_PER_CPU} per usable CPU ({usable} "
-                            f"CPUs: at most {COPIES_PER_CPU * usable}); add --oversubscribe to "
-                            f"start them anyway (at most {MAX_COPIES})")
+        raise BlastuneError(
+            f"--copies {n} is more than {COPIES_PER_CPU} per usable CPU ({usable} "
+            f"CPUs: at most {COPIES_PER_CPU * usable}); add --oversubscribe to "
+            f"start them anyway (at most {MAX_COPIES})"
+        )
     return n
 
 
-def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool = False,
-               topology=None, launch_error=None, oversubscribe: bool = False) -> CopiesResult:
+def run_copies(
+    command: list[str],
+    copies: int,
+    *,
+    pin: bool = True,
+    smt: bool = False,
+    topology=None,
+    launch_error=None,
+    oversubscribe: bool = False,
+) -> CopiesResult:
     """Run ``copies`` copies of ``command`` at once and wait for all of them (see the module's
     docstring for how many may be asked for and what a signal does)."""
     if not command:
@@ -118,7 +134,11 @@ def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool =
     parent, prctl = os.getpid(), _prctl()
     children: list[tuple[subprocess.Popen, Copy]] = []
     waited = set(_FORWARDED) | {signal.SIGCHLD}
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited) if hasattr(signal, "pthread_sigmask") else None
+    old_mask = (
+        signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+        if hasattr(signal, "pthread_sigmask")
+        else None
+    )
     stopped_by = None
     try:
         for i, (threads, cpus) in enumerate(plans):
@@ -128,8 +148,12 @@ def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool =
             if stopped_by is not None:
                 _signal_all(children, stopped_by.si_signo)
                 break
-            env = {**os.environ, **(pin_env(cpus) if cpus else thread_env(threads)),
-                   "BLASTUNE_JOB_INDEX": str(i), "BLASTUNE_JOBS": str(copies)}
+            env = {
+                **os.environ,
+                **(pin_env(cpus) if cpus else thread_env(threads)),
+                "BLASTUNE_JOB_INDEX": str(i),
+                "BLASTUNE_JOBS": str(copies),
+            }
 
             def setup(cpus=cpus):
                 # the child starts with blastune's blocked signals: give it the default mask back
@@ -142,9 +166,14 @@ def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool =
             try:
                 child = subprocess.Popen(command, env=env, preexec_fn=setup, process_group=0)
             except OSError as exc:
-                raise BlastuneError(launch_error(command[0], exc) if launch_error else
-                                    f"cannot run {command[0]}: {exc.strerror or exc}") from None
-            children.append((child, Copy(i, child.pid, threads, format_cpulist(cpus) if cpus else None)))
+                raise BlastuneError(
+                    launch_error(command[0], exc)
+                    if launch_error
+                    else f"cannot run {command[0]}: {exc.strerror or exc}"
+                ) from None
+            children.append(
+                (child, Copy(i, child.pid, threads, format_cpulist(cpus) if cpus else None))
+            )
         else:
             _wait_all(children, waited)
     finally:
@@ -158,7 +187,9 @@ def run_copies(command: list[str], copies: int, *, pin: bool = True, smt: bool =
     worst = max((c.exit_status for _, c in children), default=0)
     if stopped_by is not None:  # not every copy ran: the run was stopped, whatever the copies said
         worst = 128 + stopped_by.si_signo
-    return CopiesResult(command=list(command), copies=[c for _, c in children], pinned=pin, exit_status=worst)
+    return CopiesResult(
+        command=list(command), copies=[c for _, c in children], pinned=pin, exit_status=worst
+    )
 
 
 def _signal_all(children, signo: int) -> None:

@@ -1,4 +1,5 @@
 """Exports for job scripts: each shell gets one small renderer; ``render_exports`` picks it from ``SHELLS``."""
+
 from __future__ import annotations
 
 import json
@@ -77,10 +78,14 @@ def _slurm(env):
 
 
 SHELLS = {
-    "bash": _posix, "zsh": _posix, "sh": _posix,
+    "bash": _posix,
+    "zsh": _posix,
+    "sh": _posix,
     "fish": _fish,
-    "csh": _csh, "tcsh": _csh,
-    "powershell": _powershell, "pwsh": _powershell,
+    "csh": _csh,
+    "tcsh": _csh,
+    "powershell": _powershell,
+    "pwsh": _powershell,
     "cmd": _cmd,
     "dotenv": _dotenv,
     "docker": _docker,

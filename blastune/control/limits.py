@@ -23,6 +23,7 @@ limits of the owners on a thread apply to, and are restored in, that thread only
 on another thread restores its thread's OpenMP count when that thread next enters or leaves a limit).
 A worker started by ``worker_initializer`` starts afresh: limits inherited through a fork are dropped.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,6 +40,7 @@ APIS = {"blas": ("blas",), "openmp": ("openmp",), "all": ("blas", "openmp")}
 
 class _Lib:
     """One loaded library as the limiter sees it (kept minimal: this is the hot path)."""
+
     __slots__ = ("path", "vendor", "kind", "get", "set", "per_thread", "info")
 
     def __init__(self, path, vendor, kind, control, info):
@@ -51,17 +53,19 @@ class _Lib:
 class _State:
     def __init__(self):
         self.lock = threading.RLock()
-        self.marker = -1            # len(sys.modules) at the last scan
+        self.marker = -1  # len(sys.modules) at the last scan
         self.seen: set[str] = set()
-        self.shared: list[_Lib] = []      # run-time controllable, one process-wide count
-        self.local: list[_Lib] = []       # run-time controllable, per calling thread
-        self.fixed: list[_Lib] = []       # env-only or fixed at build
+        self.shared: list[_Lib] = []  # run-time controllable, one process-wide count
+        self.local: list[_Lib] = []  # run-time controllable, per calling thread
+        self.fixed: list[_Lib] = []  # env-only or fixed at build
         # owner -> its active limits, innermost last, as (n, kinds, limit object). An owner is the
         # thread id, or (thread id, asyncio task) for code running in a task.
         self.stacks: dict = {}
         self.originals: dict[str, int] = {}  # process-wide counts before the first active limit
         self.applied: dict[str, int] = {}
-        self.local_originals: dict[int, dict[str, int]] = {}  # thread id -> per-thread counts before its first limit
+        self.local_originals: dict[
+            int, dict[str, int]
+        ] = {}  # thread id -> per-thread counts before its first limit
         self.warned: set[tuple[str, int]] = set()
 
 
@@ -262,7 +266,9 @@ def _apply_shared() -> list[str] | None:
             if got != n:
                 applied.pop(lib.path, None)
                 problems = problems or []
-                problems.append(f"{lib.vendor} at {lib.path} was asked for {n} threads but reports {got}")
+                problems.append(
+                    f"{lib.vendor} at {lib.path} was asked for {n} threads but reports {got}"
+                )
     return problems
 
 
@@ -275,19 +281,30 @@ def _check_fixed(n: int, kinds, strict: bool, cap: bool = True) -> None:
     """
     for lib in _S.fixed:
         info = lib.info
-        if lib.kind not in kinds or info.num_threads == n or (cap and info.num_threads is not None
-                                                               and info.num_threads <= n):
+        if (
+            lib.kind not in kinds
+            or info.num_threads == n
+            or (cap and info.num_threads is not None and info.num_threads <= n)
+        ):
             continue
-        runs = f"{info.num_threads} thread(s)" if info.num_threads is not None else "an unknown number of threads"
+        runs = (
+            f"{info.num_threads} thread(s)"
+            if info.num_threads is not None
+            else "an unknown number of threads"
+        )
         if info.control == "env" and info.control_vars:
             var = info.control_vars[0]
-            msg = (f"{info.vendor} ({lib.path}) cannot change its threads at run time: it reads {var} only "
-                   f"when the process starts and runs {runs}. Set {var}={n} before the process starts "
-                   f"(e.g. `blastune run -t {n} -- CMD`).")
+            msg = (
+                f"{info.vendor} ({lib.path}) cannot change its threads at run time: it reads {var} only "
+                f"when the process starts and runs {runs}. Set {var}={n} before the process starts "
+                f"(e.g. `blastune run -t {n} -- CMD`)."
+            )
         else:
-            msg = (f"{info.vendor} ({lib.path}) has its thread count fixed when it was built and runs {runs}; "
-                   f"no call or environment variable changes it. Use a threaded BLAS "
-                   f"(OpenBLAS, MKL, BLIS) to run {n} threads.")
+            msg = (
+                f"{info.vendor} ({lib.path}) has its thread count fixed when it was built and runs {runs}; "
+                f"no call or environment variable changes it. Use a threaded BLAS "
+                f"(OpenBLAS, MKL, BLIS) to run {n} threads."
+            )
         if strict:
             raise NotControllableError(msg)
         if (lib.path, n) not in _S.warned:
@@ -336,15 +353,26 @@ class limit:
 
     __slots__ = ("n", "kinds", "strict", "pinning")
 
-    def __init__(self, n=None, api: str = "blas", *, jobs: int | None = None, strict: bool = False,
-                 pin: bool = False):
+    def __init__(
+        self,
+        n=None,
+        api: str = "blas",
+        *,
+        jobs: int | None = None,
+        strict: bool = False,
+        pin: bool = False,
+    ):
         self.kinds = check_api(api)
         if n is None and jobs is None:
             raise BlastuneError("limit() needs a thread count, 'auto', or jobs=N")
         self.pinning = None
-        if pin:  # this process's own CPU set of a jobs=N layout (blastune.control.pinning), claimed once
+        if (
+            pin
+        ):  # this process's own CPU set of a jobs=N layout (blastune.control.pinning), claimed once
             if n is not None or jobs is None:
-                raise BlastuneError("pin=True needs jobs=N and no thread count: each job's threads are its CPUs")
+                raise BlastuneError(
+                    "pin=True needs jobs=N and no thread count: each job's threads are its CPUs"
+                )
             from blastune.control.pinning import Pinning
 
             self.pinning = Pinning(jobs)
@@ -388,12 +416,16 @@ class limit:
         owner = _owner()
         with S.lock:
             stack = S.stacks.get(owner)
-            if stack and stack[-1][2] is self:  # the usual case: innermost, in the owner that entered
+            if (
+                stack and stack[-1][2] is self
+            ):  # the usual case: innermost, in the owner that entered
                 stack.pop()
                 if not stack:
                     del S.stacks[owner]
             elif not _remove_elsewhere(self, owner):
-                return False  # dropped already (a worker initializer started afresh): nothing to undo
+                return (
+                    False  # dropped already (a worker initializer started afresh): nothing to undo
+                )
             problems = _apply_shared()
             if S.local:
                 problems = (problems or []) + (_apply_local(threading.get_ident()) or [])
@@ -500,7 +532,9 @@ def _initialize_pinned_worker(jobs: int, token: str, api: str = "all") -> None:
     _initialize_worker(cpuset.threads if cpuset is not None else pinning.threads(), api)
 
 
-def worker_initializer(n: int | None = None, *, jobs: int | None = None, api: str = "all", pin: bool = False):
+def worker_initializer(
+    n: int | None = None, *, jobs: int | None = None, api: str = "all", pin: bool = False
+):
     """A picklable initializer: ``ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1))``.
 
     ``jobs=N`` gives each worker usable cores // N threads. The worker starts afresh: limits active
@@ -511,12 +545,16 @@ def worker_initializer(n: int | None = None, *, jobs: int | None = None, api: st
     check_api(api)  # a bad api fails here, in the parent, not as a BrokenProcessPool later
     if pin:
         if n is not None or jobs is None:
-            raise BlastuneError("pin=True needs jobs=N and no thread count: each worker's threads are its CPUs")
+            raise BlastuneError(
+                "pin=True needs jobs=N and no thread count: each worker's threads are its CPUs"
+            )
         import uuid
 
         from blastune.control.pinning import plan_layout
 
-        plan_layout(jobs)  # a layout this machine cannot hold fails here, in the parent, not in every worker
+        plan_layout(
+            jobs
+        )  # a layout this machine cannot hold fails here, in the parent, not in every worker
         return functools.partial(_initialize_pinned_worker, jobs, uuid.uuid4().hex, api)
     if n is None and jobs is None:
         raise BlastuneError("worker_initializer() needs a thread count, 'auto', or jobs=N")

@@ -13,6 +13,7 @@ process, not only the caller: BLAS pools started before the pin keep the old mas
 Processes that share a parent claim disjoint sets with ``claim_set`` (``limit(jobs=N, pin=True)``,
 ``worker_initializer(jobs=N, pin=True)``).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,13 +28,14 @@ from blastune.facts.topology import Topology, cpu_runs, format_cpulist, read_top
 @dataclass
 class CpuSet:
     """One job's CPUs; its BLAS thread count is their number."""
+
     job: int
     cpus: list[int]
     sockets: list[int]
     numa_nodes: list[int]
     l3_domains: list[int]
-    whole_l3: bool        # every L3 domain it touches is its alone
-    kinds: list[str]      # core types it spans ("P", "E") on hybrid parts
+    whole_l3: bool  # every L3 domain it touches is its alone
+    kinds: list[str]  # core types it spans ("P", "E") on hybrid parts
 
     @property
     def threads(self) -> int:
@@ -48,8 +50,13 @@ class CpuSet:
         parts = []
         if self.l3_domains:
             l3 = self.l3_domains
-            span = f"#{l3[0]}" if len(l3) == 1 else f"#{l3[0]}-#{l3[-1]}" \
-                if l3 == list(range(l3[0], l3[-1] + 1)) else ",".join(f"#{i}" for i in l3)
+            span = (
+                f"#{l3[0]}"
+                if len(l3) == 1
+                else f"#{l3[0]}-#{l3[-1]}"
+                if l3 == list(range(l3[0], l3[-1] + 1))
+                else ",".join(f"#{i}" for i in l3)
+            )
             parts.append(f"L3 {span}" + ("" if self.whole_l3 else " (shared)"))
         if self.numa_nodes:
             parts.append(f"NUMA {format_cpulist(self.numa_nodes)}")
@@ -62,9 +69,18 @@ class CpuSet:
         return ", ".join(parts)
 
     def to_dict(self):
-        return {"job": self.job, "cpus": self.cpulist, "cpu_ids": self.cpus, "threads": self.threads,
-                "sockets": self.sockets, "numa_nodes": self.numa_nodes, "l3_domains": self.l3_domains,
-                "whole_l3": self.whole_l3, "kinds": self.kinds, "domain": self.domain()}
+        return {
+            "job": self.job,
+            "cpus": self.cpulist,
+            "cpu_ids": self.cpus,
+            "threads": self.threads,
+            "sockets": self.sockets,
+            "numa_nodes": self.numa_nodes,
+            "l3_domains": self.l3_domains,
+            "whole_l3": self.whole_l3,
+            "kinds": self.kinds,
+            "domain": self.domain(),
+        }
 
 
 @dataclass
@@ -73,22 +89,32 @@ class Layout:
     smt: bool
     threads_per_job: int
     sets: list[CpuSet]
-    idle: list[int]                 # usable CPUs no job gets
-    idle_reasons: list[str]         # why, in words
-    topology: str                   # the summary line of the topology it was planned on
+    idle: list[int]  # usable CPUs no job gets
+    idle_reasons: list[str]  # why, in words
+    topology: str  # the summary line of the topology it was planned on
     limited_by: list[str] = field(default_factory=list)
 
     def to_dict(self):
-        return {"schema": "blastune.layout/1", "jobs": self.jobs, "smt": self.smt,
-                "threads_per_job": self.threads_per_job, "topology": self.topology,
-                "limited_by": self.limited_by, "sets": [s.to_dict() for s in self.sets],
-                "idle": format_cpulist(self.idle), "idle_cpus": len(self.idle), "idle_reasons": self.idle_reasons}
+        return {
+            "schema": "blastune.layout/1",
+            "jobs": self.jobs,
+            "smt": self.smt,
+            "threads_per_job": self.threads_per_job,
+            "topology": self.topology,
+            "limited_by": self.limited_by,
+            "sets": [s.to_dict() for s in self.sets],
+            "idle": format_cpulist(self.idle),
+            "idle_cpus": len(self.idle),
+            "idle_reasons": self.idle_reasons,
+        }
 
 
 # --- planning ---------------------------------------------------------------------------------------
 
+
 class _Node:
     """A domain in the fill order (socket > NUMA node > L3 > core type > core); leaves hold free CPUs."""
+
     __slots__ = ("children", "units")
 
     def __init__(self):
@@ -133,20 +159,30 @@ def _tree(topology: Topology, smt: bool) -> _Node:
 def _describe(job: int, cpus: list[int], topology: Topology) -> CpuSet:
     cores = [topology.core_of(c) for c in cpus]
     l3 = sorted({c.l3 for c in cores if c and c.l3 is not None})
-    whole = all(set(d.cpus) <= set(cpus) or _only_siblings_left(d.cpus, cpus, topology)
-                for d in topology.l3_domains if d.index in l3)
-    return CpuSet(job=job, cpus=sorted(cpus),
-                  sockets=sorted({c.socket for c in cores if c}),
-                  numa_nodes=sorted({c.numa for c in cores if c and c.numa is not None}),
-                  l3_domains=l3, whole_l3=whole and bool(l3),
-                  kinds=sorted({c.kind for c in cores if c and c.kind}, key=lambda k: (k != "P", k)))
+    whole = all(
+        set(d.cpus) <= set(cpus) or _only_siblings_left(d.cpus, cpus, topology)
+        for d in topology.l3_domains
+        if d.index in l3
+    )
+    return CpuSet(
+        job=job,
+        cpus=sorted(cpus),
+        sockets=sorted({c.socket for c in cores if c}),
+        numa_nodes=sorted({c.numa for c in cores if c and c.numa is not None}),
+        l3_domains=l3,
+        whole_l3=whole and bool(l3),
+        kinds=sorted({c.kind for c in cores if c and c.kind}, key=lambda k: (k != "P", k)),
+    )
 
 
 def _only_siblings_left(domain_cpus, cpus, topology) -> bool:
     """An L3 domain counts as the job's own when all it does not use are SMT siblings of its cores."""
     mine = {(c.socket, c.core_id) for c in (topology.core_of(x) for x in cpus) if c}
-    return all((topology.core_of(x).socket, topology.core_of(x).core_id) in mine
-               for x in domain_cpus if x not in cpus)
+    return all(
+        (topology.core_of(x).socket, topology.core_of(x).core_id) in mine
+        for x in domain_cpus
+        if x not in cpus
+    )
 
 
 def _check_jobs(jobs) -> int:
@@ -166,11 +202,16 @@ def layout(jobs: int, topology: Topology | None = None, smt: bool = False) -> La
     topology = topology if topology is not None else read_topology()
     units = sum(len(c.cpus) if smt else 1 for c in topology.cores)
     if jobs > units:
-        more = (f" (--smt would give {len(topology.cpus)} CPUs)"
-                if not smt and len(topology.cpus) >= jobs else "")
+        more = (
+            f" (--smt would give {len(topology.cpus)} CPUs)"
+            if not smt and len(topology.cpus) >= jobs
+            else ""
+        )
         what = "CPUs" if smt else "physical cores"
-        raise BlastuneError(f"{jobs} pinned jobs need at least {jobs} {what}: this process may use "
-                            f"{units}{more}; run at most {units} jobs")
+        raise BlastuneError(
+            f"{jobs} pinned jobs need at least {jobs} {what}: this process may use "
+            f"{units}{more}; run at most {units} jobs"
+        )
     per_job = units // jobs
     tree = _tree(topology, smt)
     sets = [_describe(i, tree.take(per_job), topology) for i in range(jobs)]
@@ -179,15 +220,27 @@ def layout(jobs: int, topology: Topology | None = None, smt: bool = False) -> La
     reasons = []
     siblings = [c for c in idle if not smt and topology.core_of(c).cpus[0] != c]
     if siblings:
-        reasons.append(f"{len(siblings)} SMT sibling CPUs ({format_cpulist(siblings)}): physical cores first; "
-                       "--smt uses them")
+        reasons.append(
+            f"{len(siblings)} SMT sibling CPUs ({format_cpulist(siblings)}): physical cores first; "
+            "--smt uses them"
+        )
     rest = [c for c in idle if c not in siblings]
     if rest:
         what = "CPU" if smt else "core"
-        reasons.append(f"{len(rest)} {what}{'s' * (len(rest) != 1)} ({format_cpulist(rest)}): {units} {what}s "
-                       f"do not divide into {jobs} jobs of {per_job}")
-    return Layout(jobs=jobs, smt=smt, threads_per_job=per_job, sets=sets, idle=idle, idle_reasons=reasons,
-                  topology=topology.summary(), limited_by=list(topology.limited_by))
+        reasons.append(
+            f"{len(rest)} {what}{'s' * (len(rest) != 1)} ({format_cpulist(rest)}): {units} {what}s "
+            f"do not divide into {jobs} jobs of {per_job}"
+        )
+    return Layout(
+        jobs=jobs,
+        smt=smt,
+        threads_per_job=per_job,
+        sets=sets,
+        idle=idle,
+        idle_reasons=reasons,
+        topology=topology.summary(),
+        limited_by=list(topology.limited_by),
+    )
 
 
 def job_set(jobs: int, index: int, topology: Topology | None = None, smt: bool = False) -> CpuSet:
@@ -197,11 +250,14 @@ def job_set(jobs: int, index: int, topology: Topology | None = None, smt: bool =
 
     i = whole_number(index)
     if i is None or not 0 <= i < jobs:
-        raise BlastuneError(f"invalid --job-index {index!r}: must be 0 to {jobs - 1} for {jobs} jobs")
+        raise BlastuneError(
+            f"invalid --job-index {index!r}: must be 0 to {jobs - 1} for {jobs} jobs"
+        )
     return plan_layout(jobs, topology, smt)[i]
 
 
 # --- applying a set ---------------------------------------------------------------------------------
+
 
 def omp_places(cpus) -> str:
     """One OpenMP place per CPU, runs written as intervals: [0,1,2,3,64] -> '{0}:4,{64}'."""
@@ -223,10 +279,13 @@ def taskset_command(cpus) -> str:
 
 # shell -> the line that pins the shell itself, so every command it starts inherits the CPUs
 _PIN_SELF = {
-    "bash": "taskset -cp {cpus} $$ >/dev/null", "zsh": "taskset -cp {cpus} $$ >/dev/null",
-    "sh": "taskset -cp {cpus} $$ >/dev/null", "slurm": "taskset -cp {cpus} $$ >/dev/null",
+    "bash": "taskset -cp {cpus} $$ >/dev/null",
+    "zsh": "taskset -cp {cpus} $$ >/dev/null",
+    "sh": "taskset -cp {cpus} $$ >/dev/null",
+    "slurm": "taskset -cp {cpus} $$ >/dev/null",
     "fish": "taskset -cp {cpus} $fish_pid >/dev/null;",
-    "csh": "taskset -cp {cpus} $$ >/dev/null", "tcsh": "taskset -cp {cpus} $$ >/dev/null",
+    "csh": "taskset -cp {cpus} $$ >/dev/null",
+    "tcsh": "taskset -cp {cpus} $$ >/dev/null",
     "docker": "--cpuset-cpus={cpus}",
 }
 
@@ -261,7 +320,9 @@ def set_process_affinity(cpus) -> set[int]:
         except ProcessLookupError:  # a thread that ended meanwhile
             pass
         except OSError as exc:
-            raise BlastuneError(f"cannot pin to CPUs {format_cpulist(cpus)}: {exc.strerror}") from None
+            raise BlastuneError(
+                f"cannot pin to CPUs {format_cpulist(cpus)}: {exc.strerror}"
+            ) from None
     return before
 
 
@@ -335,8 +396,11 @@ class Pinning:
         if s is None:
             import warnings
 
-            warnings.warn(f"all {self.jobs} pinned CPU sets are taken by sibling processes: this one runs unpinned",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"all {self.jobs} pinned CPU sets are taken by sibling processes: this one runs unpinned",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             self._saved.append(None)
             return None
         self._saved.append(set_process_affinity(s.cpus))
@@ -348,13 +412,24 @@ class Pinning:
             set_process_affinity(before)
 
 
-def pinned_job(jobs: int | None, index: int | None, smt: bool = False, *, threads: int | None = None,
-               auto: bool = False, topology: Topology | None = None) -> CpuSet:
+def pinned_job(
+    jobs: int | None,
+    index: int | None,
+    smt: bool = False,
+    *,
+    threads: int | None = None,
+    auto: bool = False,
+    topology: Topology | None = None,
+) -> CpuSet:
     """The CPU set of job ``index`` of ``jobs`` for ``env/run --pin`` (one job: the whole machine)."""
     if threads is not None or auto:
-        raise BlastuneError("--pin sets each job's threads to its CPU count: give --jobs N (and --job-index I), "
-                            f"not {'--threads' if threads is not None else '--auto'}")
-    return job_set(jobs if jobs is not None else 1, index if index is not None else 0, topology, smt)
+        raise BlastuneError(
+            "--pin sets each job's threads to its CPU count: give --jobs N (and --job-index I), "
+            f"not {'--threads' if threads is not None else '--auto'}"
+        )
+    return job_set(
+        jobs if jobs is not None else 1, index if index is not None else 0, topology, smt
+    )
 
 
 def pin_reason(s: CpuSet, jobs: int) -> str:

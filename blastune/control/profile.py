@@ -12,6 +12,7 @@ into it never costs the caller the measurement or the advice (``save_advice`` ra
 ``ProfileError``, which callers turn into a notice). Updates are read-modify-write under the file's
 lock, so concurrent writers (two ``jobs`` runs finishing together) keep each other's entries.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,15 +53,21 @@ def matches_here(fp: dict | None) -> tuple[bool, str]:
     here = profile_fingerprint()
     if not isinstance(fp, dict):
         return False, "the file has no fingerprint"
-    diffs = [k for k in ("cpu_model", "machine", "simd", "usable_cores") if fp.get(k) != here.get(k)]
+    diffs = [
+        k for k in ("cpu_model", "machine", "simd", "usable_cores") if fp.get(k) != here.get(k)
+    ]
     if diffs:
         return False, "measured on another machine (" + ", ".join(
-            f"{k} {fp.get(k)!r}, here {here.get(k)!r}" for k in diffs) + ")"
+            f"{k} {fp.get(k)!r}, here {here.get(k)!r}" for k in diffs
+        ) + ")"
     # the file may list more libraries (scipy's copy); numpy's BLAS must be among them
     libs = fp.get("libraries") if isinstance(fp.get("libraries"), list) else []
     missing = [lib for lib in here.get("libraries", []) if lib not in libs]
     if missing:
-        return False, f"measured with another BLAS ({', '.join(map(str, libs)) or 'none'}; here {missing[0]})"
+        return (
+            False,
+            f"measured with another BLAS ({', '.join(map(str, libs)) or 'none'}; here {missing[0]})",
+        )
     return True, "same machine and BLAS"
 
 
@@ -76,12 +83,15 @@ def _now() -> str:
 
 def _corrupt(path: Path, why: str) -> ProfileError:
     if _removable(path):
-        return ProfileError(f"the saved profile {path} is unreadable ({why}); "
-                            "`blastune profile clear` removes it")
+        return ProfileError(
+            f"the saved profile {path} is unreadable ({why}); `blastune profile clear` removes it"
+        )
     # a directory (or FIFO, socket) where the profile belongs: profile clear leaves it alone
-    return ProfileError(f"the saved profile {path} is unreadable ({why}); it is not a file "
-                        "blastune wrote, so `blastune profile clear` leaves it: move it away "
-                        "yourself")
+    return ProfileError(
+        f"the saved profile {path} is unreadable ({why}); it is not a file "
+        "blastune wrote, so `blastune profile clear` leaves it: move it away "
+        "yourself"
+    )
 
 
 def _removable(path: Path) -> bool:
@@ -105,12 +115,16 @@ def read_profile(path: Path | None = None) -> tuple[Profile | None, list[str]]:
             raise _corrupt(path, str(exc).removeprefix(f"{path}: ")) from None
         ok, why = matches_here(profile.fingerprint)
         if not ok or profile.id != profile_fingerprint()["id"]:
-            notices.append(f"ignored profile {path}: {why if not ok else 'its fingerprint id differs'}")
+            notices.append(
+                f"ignored profile {path}: {why if not ok else 'its fingerprint id differs'}"
+            )
             profile = None
     if profile is None:
         others = [p for p in all_profile_files() if p != path]
         if others:
-            notices.append(f"ignored {len(others)} saved profile(s) from another machine or BLAS in {path.parent}")
+            notices.append(
+                f"ignored {len(others)} saved profile(s) from another machine or BLAS in {path.parent}"
+            )
     return profile, notices
 
 
@@ -146,6 +160,7 @@ def all_profile_files() -> list[Path]:
 @dataclass
 class Saved:
     """What ``save_advice`` did: where, and which existing entries it kept instead of new ones."""
+
     path: Path
     kept: list[str] = field(default_factory=list)
 
@@ -162,7 +177,9 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ProfileError(f"cannot save the profile in {path.parent}: {exc.strerror or exc}") from None
+        raise ProfileError(
+            f"cannot save the profile in {path.parent}: {exc.strerror or exc}"
+        ) from None
     try:
         with output_lock(path, "profile", wait=LOCK_WAIT_S):
             profile, _ = read_profile(path)
@@ -179,33 +196,54 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
     return Saved(path, kept)
 
 
-def save_entries(entries: dict[int, dict], source: str, workload: str = "unrecorded",
-                 label: str = "workload not recorded") -> Path:
+def save_entries(
+    entries: dict[int, dict],
+    source: str,
+    workload: str = "unrecorded",
+    label: str = "workload not recorded",
+) -> Path:
     """``save_advice`` from plain dicts ({jobs: {"threads", "layout", "reason"}}), stamped now."""
     now = _now()
-    made = {int(j): ProfileEntry(jobs=int(j), threads=e["threads"], layout=e.get("layout", ""),
-                                 reason=e.get("reason", ""), source=source, measured=now,
-                                 noisy=e.get("noisy"), extrapolated=bool(e.get("extrapolated")))
-            for j, e in entries.items()}
+    made = {
+        int(j): ProfileEntry(
+            jobs=int(j),
+            threads=e["threads"],
+            layout=e.get("layout", ""),
+            reason=e.get("reason", ""),
+            source=source,
+            measured=now,
+            noisy=e.get("noisy"),
+            extrapolated=bool(e.get("extrapolated")),
+        )
+        for j, e in entries.items()
+    }
     return save_advice(workload, label, made).path
 
 
 @dataclass
 class AutoChoice:
     """The thread count ``limit("auto")`` / ``env --auto`` use, and where it came from."""
+
     jobs: int
     threads: int
     reason: str
-    workload: str | None = None      # the profile's workload key, when the profile answered
+    workload: str | None = None  # the profile's workload key, when the profile answered
     entry: ProfileEntry | None = None
     path: str | None = None
     notices: list[str] = field(default_factory=list)
-    fallback: str | None = None      # when no saved entry answered: one sentence saying so, and why
+    fallback: str | None = None  # when no saved entry answered: one sentence saying so, and why
 
     def to_dict(self) -> dict:
-        return {"jobs": self.jobs, "threads": self.threads, "reason": self.reason, "workload": self.workload,
-                "entry": self.entry.to_dict() if self.entry else None, "path": self.path,
-                "notices": self.notices, "fallback": self.fallback}
+        return {
+            "jobs": self.jobs,
+            "threads": self.threads,
+            "reason": self.reason,
+            "workload": self.workload,
+            "entry": self.entry.to_dict() if self.entry else None,
+            "path": self.path,
+            "notices": self.notices,
+            "fallback": self.fallback,
+        }
 
 
 def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
@@ -218,17 +256,26 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
     n_jobs = 1 if jobs is None else check_count(jobs, "number of jobs")
     try:
         profile, notices = load_profile()
-    except Exception as exc:  # a profile must never break a program that only asked for a thread count
+    except (
+        Exception
+    ) as exc:  # a profile must never break a program that only asked for a thread count
         profile, notices = None, [f"profile not read ({type(exc).__name__}: {exc})"]
     found = profile.choose(n_jobs, workload) if profile is not None else None
     path = profile_path()
     if found is not None:
         w, entry = found
         noisy = f" [noisy: {entry.noisy}]" if entry.noisy else ""
-        why = (f"saved profile for {n_jobs} job(s) of {w.key} ({path.name}): "
-               f"{entry.reason or 'measured layout ' + entry.layout}{noisy}")
-        others = sorted({f"{o.key} -> {o.entries[n_jobs].threads}" for o in profile.workloads.values()
-                         if o is not w and n_jobs in o.entries and o.entries[n_jobs].threads != entry.threads})
+        why = (
+            f"saved profile for {n_jobs} job(s) of {w.key} ({path.name}): "
+            f"{entry.reason or 'measured layout ' + entry.layout}{noisy}"
+        )
+        others = sorted(
+            {
+                f"{o.key} -> {o.entries[n_jobs].threads}"
+                for o in profile.workloads.values()
+                if o is not w and n_jobs in o.entries and o.entries[n_jobs].threads != entry.threads
+            }
+        )
         if others:
             why += f"; other workloads differ ({', '.join(others)}): `blastune profile show` lists them"
         return AutoChoice(n_jobs, entry.threads, why, w.key, entry, str(path), notices)
@@ -238,8 +285,9 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
     reason = division
     measure = f"`blastune recommend --jobs {n_jobs}` measures it"
     if profile is not None:
-        why = (f"the saved profile has no entry for {n_jobs} job(s)"
-               + (f" of {workload}" if workload else ""))
+        why = f"the saved profile has no entry for {n_jobs} job(s)" + (
+            f" of {workload}" if workload else ""
+        )
         reason += f"; {why}"
     elif any(n.startswith("ignored: ") for n in notices):
         why = "the saved profile is unreadable"
@@ -261,16 +309,24 @@ def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[
 @dataclass
 class ProfileReport:
     """``blastune profile show``: the file, its entries, and which entry ``env --auto`` uses per job count."""
+
     path: str
     exists: bool
     profile: Profile | None
-    auto: dict[int, str] = field(default_factory=dict)   # jobs -> workload key env --auto --jobs N uses
+    auto: dict[int, str] = field(
+        default_factory=dict
+    )  # jobs -> workload key env --auto --jobs N uses
     notices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"schema": "blastune.profile-show/1", "path": self.path, "exists": self.exists,
-                "profile": self.profile.to_dict() if self.profile else None,
-                "auto": {str(j): k for j, k in sorted(self.auto.items())}, "notices": self.notices}
+        return {
+            "schema": "blastune.profile-show/1",
+            "path": self.path,
+            "exists": self.exists,
+            "profile": self.profile.to_dict() if self.profile else None,
+            "auto": {str(j): k for j, k in sorted(self.auto.items())},
+            "notices": self.notices,
+        }
 
 
 def show_profile() -> ProfileReport:
@@ -315,6 +371,25 @@ def clear_cache() -> None:
     _fp_cache = None
 
 
-__all__ = ["not_profiles", "auto_threads", "auto_choice", "broken_profile", "AutoChoice", "load_profile", "read_profile", "save_advice",
-           "save_entries", "Saved", "profile_path", "profile_fingerprint", "matches_here", "show_profile",
-           "ProfileReport", "clear_profiles", "ProfileError", "SCHEMA", "LEGACY_SCHEMA", "WorkloadAdvice"]
+__all__ = [
+    "not_profiles",
+    "auto_threads",
+    "auto_choice",
+    "broken_profile",
+    "AutoChoice",
+    "load_profile",
+    "read_profile",
+    "save_advice",
+    "save_entries",
+    "Saved",
+    "profile_path",
+    "profile_fingerprint",
+    "matches_here",
+    "show_profile",
+    "ProfileReport",
+    "clear_profiles",
+    "ProfileError",
+    "SCHEMA",
+    "LEGACY_SCHEMA",
+    "WorkloadAdvice",
+]

@@ -28,6 +28,7 @@ Two ways to run it:
     blastune (which can pass nothing on) does not leave it orphaned. The exit status is untouched.
     (The kernel clears it when the child executes a set-user-ID program.)
 """
+
 from __future__ import annotations
 
 import errno
@@ -57,17 +58,21 @@ class RunResult:
     threads: int
     env: dict[str, str]
     exit_status: int
-    report: dict | None = None     # ``TreeReport.to_dict()`` with --report
+    report: dict | None = None  # ``TreeReport.to_dict()`` with --report
 
     def to_dict(self):
         return {"schema": "blastune.run/1", **asdict(self)}
 
 
-def resolve_threads(threads: int | None = None, jobs: int | None = None, auto: bool = False) -> tuple[int, str]:
+def resolve_threads(
+    threads: int | None = None, jobs: int | None = None, auto: bool = False
+) -> tuple[int, str]:
     """One thread count from -t N, --jobs N or --auto (--auto --jobs N: the recommendation for N jobs),
     with the reason (shown by env/run). Neither -t nor --jobs means --auto."""
     if threads is not None and (jobs is not None or auto):
-        raise BlastuneError("give only one of --threads, --jobs and --auto (--auto may take --jobs)")
+        raise BlastuneError(
+            "give only one of --threads, --jobs and --auto (--auto may take --jobs)"
+        )
     if threads is not None:
         return threads, "asked for"
     if auto or jobs is None:
@@ -124,10 +129,13 @@ def exec_command(command: list[str], threads: int, extra_env: dict[str, str] | N
         raise launch_failure(command[0], exc) from None
 
 
-_FORWARDED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
-                   if hasattr(signal, name))
-_SI_KERNEL = 0x80   # si_code of a signal the kernel raised itself, e.g. the terminal's Ctrl-C
-_BURST_S = 0.05     # one signal from one sender again within this long: the same event
+_FORWARDED = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+_SI_KERNEL = 0x80  # si_code of a signal the kernel raised itself, e.g. the terminal's Ctrl-C
+_BURST_S = 0.05  # one signal from one sender again within this long: the same event
 _PR_SET_PDEATHSIG = 1
 
 
@@ -170,11 +178,17 @@ def _child_setup(own_group: bool, old_mask, parent: int):
                 os.kill(os.getpid(), signal.SIGKILL)
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
     return setup
 
 
-def run(command: list[str], threads: int, *, report: bool = False,
-        extra_env: dict[str, str] | None = None) -> RunResult:
+def run(
+    command: list[str],
+    threads: int,
+    *,
+    report: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> RunResult:
     """Run ``command`` as a child with the thread variables set; wait, passing signals on once.
 
     ``report=True`` also measures the process tree (``blastune.control.treewatch``).
@@ -189,8 +203,11 @@ def run(command: list[str], threads: int, *, report: bool = False,
     try:
         t0 = time.monotonic()
         try:
-            child = subprocess.Popen(command, env={**os.environ, **env},
-                                     preexec_fn=_child_setup(own_group, old_mask, os.getpid()))
+            child = subprocess.Popen(
+                command,
+                env={**os.environ, **env},
+                preexec_fn=_child_setup(own_group, old_mask, os.getpid()),
+            )
         except OSError as exc:
             raise launch_failure(command[0], exc) from None
         if own_group:
@@ -219,8 +236,13 @@ def run(command: list[str], threads: int, *, report: bool = False,
     code = os.waitstatus_to_exitcode(status)
     child.returncode = code
     tree = watch.report(rusage, wall).to_dict() if watch is not None else None
-    return RunResult(command=list(command), threads=threads, env=env,
-                     exit_status=128 - code if code < 0 else code, report=tree)
+    return RunResult(
+        command=list(command),
+        threads=threads,
+        env=env,
+        exit_status=128 - code if code < 0 else code,
+        report=tree,
+    )
 
 
 def _reap(pid: int):
@@ -264,6 +286,7 @@ def _wait_forwarding(child, waited, own_group: bool, watch) -> None:
 
 def _wait_with_handlers(child, watch) -> None:
     """Where there is no sigtimedwait (macOS): forward every signal from a handler."""
+
     def forward(signum, _frame):
         try:
             os.kill(child.pid, signum)

@@ -16,6 +16,7 @@ A thread that ends between two samples loses what it did since the previous one;
 says how much of the tree's CPU time the sampled threads account for (100 = nothing missed), so a
 wait share is never shown without the share of the work it was measured on.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,8 @@ INTERVAL_S = 0.1
 class TreeProcess:
     pid: int
     command: str
-    blas: list[str]            # BLAS/OpenMP families mapped into it
-    max_threads: int           # the most OS threads seen at once
+    blas: list[str]  # BLAS/OpenMP families mapped into it
+    max_threads: int  # the most OS threads seen at once
 
     def to_dict(self):
         return asdict(self)
@@ -44,18 +45,19 @@ class TreeProcess:
 @dataclass
 class TreeReport:
     """``time(1)`` for oversubscription: what the whole tree did while it ran."""
+
     wall_s: float
     user_s: float
     sys_s: float
-    cpu_s: float                       # user + sys, from rusage (exact)
-    run_s: float | None                # on a CPU, from schedstat (sampled threads)
-    wait_s: float | None               # runnable but waiting for a CPU (sampled threads)
-    wait_share_pct: float | None       # wait / (run + wait): the share of its runnable time it waited
-    waiting_threads: float | None      # wait / wall: how many threads stood waiting on average
-    coverage_pct: float | None         # sampled run time / rusage CPU time
+    cpu_s: float  # user + sys, from rusage (exact)
+    run_s: float | None  # on a CPU, from schedstat (sampled threads)
+    wait_s: float | None  # runnable but waiting for a CPU (sampled threads)
+    wait_share_pct: float | None  # wait / (run + wait): the share of its runnable time it waited
+    waiting_threads: float | None  # wait / wall: how many threads stood waiting on average
+    coverage_pct: float | None  # sampled run time / rusage CPU time
     samples: int
     interval_s: float
-    source: str                        # "schedstat", or why there is no wait figure
+    source: str  # "schedstat", or why there is no wait figure
     processes: list[TreeProcess] = field(default_factory=list)
     blas_threads_max: int | None = None  # the most threads seen in one process that maps a BLAS
 
@@ -64,19 +66,27 @@ class TreeReport:
 
     def lines(self) -> list[str]:
         """The report as ``run --report`` prints it (on stderr, after the command's own output)."""
-        out = [f"wall {self.wall_s:.2f} s   cpu {self.cpu_s:.2f} s (user {self.user_s:.2f} s, "
-               f"sys {self.sys_s:.2f} s)   {len(self.processes)} process(es)"]
+        out = [
+            f"wall {self.wall_s:.2f} s   cpu {self.cpu_s:.2f} s (user {self.user_s:.2f} s, "
+            f"sys {self.sys_s:.2f} s)   {len(self.processes)} process(es)"
+        ]
         if self.wait_s is None:
             out.append(f"waited for a CPU: not measured ({self.source})")
         else:
-            out.append(f"waited for a CPU {self.wait_s:.2f} s: {self.wait_share_pct:.0f}% of the time its threads "
-                       f"could run ({self.waiting_threads:.2f} waiting on average)")
+            out.append(
+                f"waited for a CPU {self.wait_s:.2f} s: {self.wait_share_pct:.0f}% of the time its threads "
+                f"could run ({self.waiting_threads:.2f} waiting on average)"
+            )
             if self.coverage_pct is not None and self.coverage_pct < 90:
-                out.append(f"  measured on threads doing {self.coverage_pct:.0f}% of the CPU time (the rest "
-                           f"ended between {self.interval_s:g} s samples)")
+                out.append(
+                    f"  measured on threads doing {self.coverage_pct:.0f}% of the CPU time (the rest "
+                    f"ended between {self.interval_s:g} s samples)"
+                )
         blas = [p for p in self.processes if p.blas]
         if blas:
-            seen = ", ".join(f"{p.pid} {', '.join(p.blas)}: {p.max_threads} thread(s)" for p in blas[:2])
+            seen = ", ".join(
+                f"{p.pid} {', '.join(p.blas)}: {p.max_threads} thread(s)" for p in blas[:2]
+            )
             more = f" and {len(blas) - 2} more" if len(blas) > 2 else ""
             out.append(f"BLAS processes: {seen}{more}")
         else:
@@ -154,14 +164,42 @@ class TreeWatch:
         processes = sorted(self.procs.values(), key=lambda p: p.pid)
         blas_max = max((p.max_threads for p in processes if p.blas), default=None)
         if not self.enabled:
-            return TreeReport(wall_s, user, sys_, cpu, None, None, None, None, None, self.samples,
-                              self.interval, "no per-thread schedstat in this kernel", processes, blas_max)
+            return TreeReport(
+                wall_s,
+                user,
+                sys_,
+                cpu,
+                None,
+                None,
+                None,
+                None,
+                None,
+                self.samples,
+                self.interval,
+                "no per-thread schedstat in this kernel",
+                processes,
+                blas_max,
+            )
         run = sum(t.run_ns for t in self.last.values()) / 1e9
         wait = sum(t.wait_ns for t in self.last.values()) / 1e9
         share = 100.0 * wait / (run + wait) if run + wait > 0 else 0.0
         coverage = min(100.0, 100.0 * run / cpu) if cpu > 0.01 else None
-        return TreeReport(wall_s, user, sys_, cpu, run, wait, share, wait / max(wall_s, 1e-9), coverage,
-                          self.samples, self.interval, "schedstat", processes, blas_max)
+        return TreeReport(
+            wall_s,
+            user,
+            sys_,
+            cpu,
+            run,
+            wait,
+            share,
+            wait / max(wall_s, 1e-9),
+            coverage,
+            self.samples,
+            self.interval,
+            "schedstat",
+            processes,
+            blas_max,
+        )
 
 
 def _thread_count(pid: int) -> int:

@@ -1,4 +1,5 @@
 """Whole numbers from users and environment variables: one validator for every count."""
+
 from __future__ import annotations
 
 import operator
@@ -6,7 +7,9 @@ import re
 
 from blastune.errors import BlastuneError
 
-_UINT = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '٣' or '³', which no C library reads
+_UINT = re.compile(
+    r"[0-9]+"
+)  # ASCII only: str.isdigit() also takes '٣' or '³', which no C library reads
 
 
 def positive_ints(value: str | None) -> list[int] | None:

@@ -21,6 +21,7 @@
 * A document read back is at most ``MAX_DOCUMENT_BYTES`` (``read_capped``).
 Every failure is one ``BlastuneError`` line naming the file and the reason.
 """
+
 from __future__ import annotations
 
 import errno
@@ -50,7 +51,9 @@ class OutputExistsError(BlastuneError):
 
     def __init__(self, path, option: str = "--force", resume_option: str | None = None):
         self.path = Path(path)
-        how = f"pass {option} to overwrite it" + (f" or {resume_option} to continue it" if resume_option else "")
+        how = f"pass {option} to overwrite it" + (
+            f" or {resume_option} to continue it" if resume_option else ""
+        )
         super().__init__(f"{path} already exists: {how}")
 
 
@@ -75,6 +78,7 @@ def current_umask() -> int:
 @dataclass(frozen=True)
 class OutputTarget:
     """Where bytes for ``path`` really go: ``real`` (symlinks followed) and how (``kind``)."""
+
     path: Path
     real: Path
     kind: str  # "new" | "regular" | "stream"
@@ -107,13 +111,26 @@ def resolve_output(path, what: str = "output") -> OutputTarget:
         return OutputTarget(p, real, "stream")
     if stat.S_ISDIR(st.st_mode):
         raise BlastuneError(f"cannot write {what} {p}: it is a directory")
-    kind = "block device" if stat.S_ISBLK(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else "special file"
+    kind = (
+        "block device"
+        if stat.S_ISBLK(st.st_mode)
+        else "socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "special file"
+    )
     raise BlastuneError(f"cannot write {what} {p}: it is a {kind}, not a regular file")
 
 
-def check_output(path, *, force: bool = False, what: str = "output", resume: bool | None = None,
-                 option: str = "--force", resume_option: str | None = None,
-                 rewritten: bool = False) -> OutputTarget:
+def check_output(
+    path,
+    *,
+    force: bool = False,
+    what: str = "output",
+    resume: bool | None = None,
+    option: str = "--force",
+    resume_option: str | None = None,
+    rewritten: bool = False,
+) -> OutputTarget:
     """Before any work: may ``path`` be written? Refuse an existing regular file unless ``force`` (or
     ``resume``), a file another run owns (whatever ``force`` says), and make sure the directory
     takes new files now, not after minutes of measuring.
@@ -123,9 +140,11 @@ def check_output(path, *, force: bool = False, what: str = "output", resume: boo
     target = resolve_output(path, what)
     if target.kind == "stream":
         if rewritten:
-            raise BlastuneError(f"cannot write {what} {target.path}: it is rewritten after every "
-                                "point, so it must be a regular file, not a FIFO or device (--json "
-                                "prints the document once on stdout)")
+            raise BlastuneError(
+                f"cannot write {what} {target.path}: it is rewritten after every "
+                "point, so it must be a regular file, not a FIFO or device (--json "
+                "prints the document once on stdout)"
+            )
         return target
     if target.kind == "regular" and not (force or resume):
         raise OutputExistsError(target.path, option, resume_option)
@@ -145,7 +164,9 @@ def check_output(path, *, force: bool = False, what: str = "output", resume: boo
     except OSError as exc:
         raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
     if len(target.real.name.encode()) > 255:
-        raise BlastuneError(f"cannot write {what} {target.path}: file name too long (at most 255 bytes)")
+        raise BlastuneError(
+            f"cannot write {what} {target.path}: file name too long (at most 255 bytes)"
+        )
     return target
 
 
@@ -164,18 +185,21 @@ def check_distinct(outputs, inputs=()) -> None:
     for i, (name, q) in enumerate(outs):
         clash = next((other for other, r in outs[:i] if _same_file(q, r)), None)
         if clash:
-            raise BlastuneError(f"{clash} and {name} name the same file {q}: "
-                                "give each its own file")
+            raise BlastuneError(
+                f"{clash} and {name} name the same file {q}: give each its own file"
+            )
         if stat_kind(q) == "stream":
             continue  # /dev/stdout or a FIFO: written into, nothing read back from it is replaced
         source = next((r for _, r in inputs if r is not None and _same_file(q, r)), None)
         if source is not None:
-            raise BlastuneError(f"{name} {q} is also an input ({source}): writing it would replace "
-                                "what is being read; choose another file")
+            raise BlastuneError(
+                f"{name} {q} is also an input ({source}): writing it would replace "
+                "what is being read; choose another file"
+            )
 
 
 def stat_kind(path) -> str:
-    """"stream" for a FIFO or character device (incl. /dev/stdout), else "file"."""
+    """ "stream" for a FIFO or character device (incl. /dev/stdout), else "file"."""
     try:
         st = os.stat(path)
     except OSError:
@@ -192,8 +216,10 @@ def refuse_stdout_with_json(path, option: str) -> None:
     except (OSError, ValueError):
         return
     if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
-        raise BlastuneError(f"{option} {path} is stdout, where --json prints the document too: "
-                            f"give {option} a file, or leave --json out")
+        raise BlastuneError(
+            f"{option} {path} is stdout, where --json prints the document too: "
+            f"give {option} a file, or leave --json out"
+        )
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -288,7 +314,7 @@ def _write_stream(target, payload: bytes, what: str) -> None:
         try:
             view = memoryview(payload)
             while view:  # blocking writes: a signal interrupts them (the handler raises)
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
     except OSError as exc:
@@ -304,8 +330,10 @@ def _open_fifo(target, what: str) -> int:
             if exc.errno != errno.ENXIO:  # ENXIO: nobody has the FIFO open for reading (yet)
                 raise
             if time.monotonic() >= deadline:
-                raise BlastuneError(f"cannot write {what} {target.path}: no program is reading "
-                                    f"the FIFO (waited {FIFO_READER_WAIT_S:g} s for one)") from None
+                raise BlastuneError(
+                    f"cannot write {what} {target.path}: no program is reading "
+                    f"the FIFO (waited {FIFO_READER_WAIT_S:g} s for one)"
+                ) from None
             time.sleep(0.05)
             continue
         os.set_blocking(fd, True)  # the reader is there: from now on it paces the writes
@@ -359,8 +387,15 @@ def _replace_regular(target, payload: bytes, what: str, mode: int | None, held=N
     _fsync_dir(real.parent)
 
 
-def save_output(path, data: bytes | str, *, force: bool = False, what: str = "output",
-                option: str = "--force", mode: int | None = None) -> None:
+def save_output(
+    path,
+    data: bytes | str,
+    *,
+    force: bool = False,
+    what: str = "output",
+    option: str = "--force",
+    mode: int | None = None,
+) -> None:
     """``check_output`` then ``write_output``: the whole rule for a file written once."""
     check_output(path, force=force, what=what, option=option)
     write_output(path, data, what=what, mode=mode)
@@ -437,8 +472,10 @@ class _Held:
         Someone may have deleted the sidecar and another run taken a new one, or already saved: then
         this run must not replace that run's file."""
         if _identity(target.real) != self.expect:
-            raise BlastuneError(f"{target.path} changed while this run held it (another program "
-                                "wrote it): not replacing it")
+            raise BlastuneError(
+                f"{target.path} changed while this run held it (another program "
+                "wrote it): not replacing it"
+            )
         try:
             on_disk = os.stat(self.lock_path)
             mine = os.fstat(self.fd)
@@ -451,9 +488,11 @@ class _Held:
         try:  # removed behind our back: take it again, unless another run already has
             fd = _lock_sidecar(self.lock_path, target, what, 0.0)
         except BlastuneError:
-            raise BlastuneError(f"{target.path} was taken by another blastune run (the lock file "
-                                f"{self.lock_path.name} was removed while this run held it): "
-                                "not replacing it") from None
+            raise BlastuneError(
+                f"{target.path} was taken by another blastune run (the lock file "
+                f"{self.lock_path.name} was removed while this run held it): "
+                "not replacing it"
+            ) from None
         os.close(self.fd)
         self.fd = fd
 
@@ -477,8 +516,10 @@ def _refuse_if_owned(target, what: str) -> None:
     held = _HELD.get(target.real)
     if held is not None:
         return
-    refusal = (f"{target.path} is being written by another blastune run: wait for it to finish or "
-               "choose another file")
+    refusal = (
+        f"{target.path} is being written by another blastune run: wait for it to finish or "
+        "choose another file"
+    )
     for p in (_sidecar_path(target.real), target.real):
         try:
             fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -537,8 +578,10 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
                     _stop_point()
                     time.sleep(0.005)
                     continue
-                raise BlastuneError(f"{target.path} is being written by another blastune run: wait "
-                                    "for it to finish or choose another file") from None
+                raise BlastuneError(
+                    f"{target.path} is being written by another blastune run: wait "
+                    "for it to finish or choose another file"
+                ) from None
     except BaseException:
         waiting.close()
         raise
@@ -582,8 +625,10 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
                 _stop_point()
                 continue
             if _busy(exc):
-                raise BlastuneError(f"{target.path} is being written by another blastune run{holder}: "
-                                    f"wait for it to finish or choose another file") from None
+                raise BlastuneError(
+                    f"{target.path} is being written by another blastune run{holder}: "
+                    f"wait for it to finish or choose another file"
+                ) from None
             raise BlastuneError(f"cannot lock {what} {target.path}: {_reason(exc)}") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
@@ -614,6 +659,7 @@ def abandon_writes() -> None:
 
 # --- keeping a measurement a save could not write -------------------------------------------------
 
+
 class SaveFailed(BlastuneError):
     """A results file could not be written; ``fallback`` is where the document was kept instead (or
     None), ``result`` the measurement (for the caller to show)."""
@@ -631,8 +677,13 @@ def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
     name was already given to the user)."""
     name = Path(str(path)).name[:80] or "results.json"
     stem, suffix = Path(name).stem, Path(name).suffix or ".json"
-    dirs = [Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"),
-            Path.home()]
+    dirs = [
+        Path(tempfile.gettempdir()),
+        Path("/tmp"),
+        Path("/var/tmp"),
+        Path("/dev/shm"),
+        Path.home(),
+    ]
     if previous is not None:
         dirs.insert(0, previous.parent)
     for d in dict.fromkeys(dirs):
@@ -660,20 +711,26 @@ def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
 
 # --- reading a document back ----------------------------------------------------------------------
 
+
 def read_capped(path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     """The bytes of ``path``, refused in one line above ``limit`` (``/dev/zero`` has no end).
     OSError as ``open`` raises it (the caller words it)."""
     with open(path, "rb") as f:
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise BlastuneError(f"{path}: larger than {limit // (1024 * 1024)} MiB, not a blastune "
-                            "results file (blastune refuses documents above that size)")
+        raise BlastuneError(
+            f"{path}: larger than {limit // (1024 * 1024)} MiB, not a blastune "
+            "results file (blastune refuses documents above that size)"
+        )
     return data
 
 
 # --- the 0.1.0 helpers, kept as thin wrappers over the rule above -------------------------------
 
-def atomic_write_text(path: str | Path, text: str, mode: int | None = None, make_parents: bool = True) -> None:
+
+def atomic_write_text(
+    path: str | Path, text: str, mode: int | None = None, make_parents: bool = True
+) -> None:
     """Write ``text`` by the output rule (atomic, keeps an existing file's mode, umask for a new one)."""
     if make_parents:
         real = Path(os.path.realpath(path))

@@ -5,6 +5,7 @@ string where a number belongs, NaN, a bool where a count belongs -- raises ``Doc
 file and the field path (``results.json: points[3].median_s: expected a number >= 0, got 'x'``).
 Nothing else in blastune walks raw dicts of a saved document.
 """
+
 from __future__ import annotations
 
 import math
@@ -87,8 +88,9 @@ class Fields:
             self.fail(f"expected true or false, got {v!r}", name)
         return v
 
-    def number(self, name: str, default=_MISSING, *, lo: float | None = None,
-               hi: float | None = None) -> float | None:
+    def number(
+        self, name: str, default=_MISSING, *, lo: float | None = None, hi: float | None = None
+    ) -> float | None:
         v = self.raw(name, default)
         if v is None and default is None:
             return None
@@ -97,8 +99,9 @@ class Fields:
             if lo is not None and hi is not None:
                 bound = f" from {lo:g} to {hi:g}"
             else:
-                bound = ((f" >= {lo:g}" if lo is not None else "")
-                         + (f" <= {hi:g}" if hi is not None else ""))
+                bound = (f" >= {lo:g}" if lo is not None else "") + (
+                    f" <= {hi:g}" if hi is not None else ""
+                )
             self.fail(f"expected a number{bound}, got {v!r}", name)
         return float(v)
 
@@ -127,8 +130,9 @@ class Fields:
             self.fail(f"expected a list, got {type(v).__name__}", name)
         return v
 
-    def numbers(self, name: str, default=_MISSING, *, lo: float | None = None,
-                hi: float | None = None) -> list[float]:
+    def numbers(
+        self, name: str, default=_MISSING, *, lo: float | None = None, hi: float | None = None
+    ) -> list[float]:
         items = self.list(name, default)
         sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, self.where, self.source)
         return [sub.number(f"{name}[{i}]", lo=lo, hi=hi) for i in range(len(items))]
@@ -154,5 +158,7 @@ class Fields:
 
     def each(self, name: str, make: Callable[["Fields"], Any], default=_MISSING) -> list:
         """``make(Fields(item))`` for every item of the list ``name``."""
-        return [make(Fields(item, f"{self._at(name)}[{i}]", self.source))
-                for i, item in enumerate(self.list(name, default))]
+        return [
+            make(Fields(item, f"{self._at(name)}[{i}]", self.source))
+            for i, item in enumerate(self.list(name, default))
+        ]

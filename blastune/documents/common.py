@@ -4,13 +4,26 @@ The documents layer sits below ``measure``, so it cannot import ``measure.ops``;
 written out here, and ``tests/test_documents_valid.py`` holds them equal to ``measure.ops`` (an op
 added there and not here fails that test, not a user's ``--resume``).
 """
+
 from __future__ import annotations
 
 from blastune.documents.base import Fields
 
 # measure.ops.OPS, DTYPES and LIBS: what blastune can have measured (the test keeps them equal)
-OP_NAMES = ("dot", "inv", "det", "solve", "cholesky", "qr", "svd", "svdvals", "eigh", "add", "sin",
-            "norm_isf")
+OP_NAMES = (
+    "dot",
+    "inv",
+    "det",
+    "solve",
+    "cholesky",
+    "qr",
+    "svd",
+    "svdvals",
+    "eigh",
+    "add",
+    "sin",
+    "norm_isf",
+)
 DTYPES = ("float32", "float64", "complex64", "complex128")
 LIBS = ("numpy", "scipy")
 ISOLATE_CHOICES = ("auto", "always", "never")
@@ -34,7 +47,7 @@ def check_fingerprint(f: Fields, id_required: bool = False) -> dict:
 
 
 def check_settings(f: Fields) -> dict:
-    """A sweep's settings (``measure.sweep.core.check_settings`` made them): the same bounds."""
+    """A sweep's settings (``measure.sweep.entry.check_settings`` made them): the same bounds."""
     budget = f.seconds("budget_s", None)
     if budget is not None and budget <= 0:
         f.fail(f"expected a number of seconds > 0, got {budget!r}", "budget_s")

@@ -4,6 +4,7 @@
 malformed is one line naming the field. ``to_dict`` gives back the same keys (a later version's
 additions kept in ``extra``). The live objects are ``blastune.advise.doctor.model``'s.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,8 +25,12 @@ class FindingDoc:
 
     @classmethod
     def from_fields(cls, f: Fields) -> "FindingDoc":
-        return cls(id=f.str("id"), severity=f.str("severity", choices=SEVERITIES), finding=f.str("finding"),
-                   fix=f.str("fix", ""))
+        return cls(
+            id=f.str("id"),
+            severity=f.str("severity", choices=SEVERITIES),
+            finding=f.str("finding"),
+            fix=f.str("fix", ""),
+        )
 
     def to_dict(self) -> dict:
         return {"id": self.id, "severity": self.severity, "finding": self.finding, "fix": self.fix}
@@ -48,8 +53,21 @@ class DoctorDocument:
     notes: list[str]
     extra: dict = field(default_factory=dict)
 
-    KEYS = ("schema", "blastune_version", "jobs", "usable_cores", "usable_basis", "exit_status",
-            "exit_status_strict", "counts", "findings", "probe", "libraries", "env", "notes")
+    KEYS = (
+        "schema",
+        "blastune_version",
+        "jobs",
+        "usable_cores",
+        "usable_basis",
+        "exit_status",
+        "exit_status_strict",
+        "counts",
+        "findings",
+        "probe",
+        "libraries",
+        "env",
+        "notes",
+    )
 
     @classmethod
     def from_dict(cls, data, source: str = "") -> "DoctorDocument":
@@ -64,23 +82,46 @@ class DoctorDocument:
             p = f.sub("probe")
             p.bool("ok"), p.str("stage"), p.number("seconds", lo=0)
             probe = dict(p.data)
-        libraries = f.each("libraries", lambda lf: (lf.str("vendor"), lf.str("filepath"), dict(lf.data))[2])
+        libraries = f.each(
+            "libraries", lambda lf: (lf.str("vendor"), lf.str("filepath"), dict(lf.data))[2]
+        )
         env = f.dict("env")
         for name in env:
             f.sub("env").str(name)
-        return cls(schema=schema, blastune_version=f.str("blastune_version"), jobs=f.count("jobs", lo=1),
-                   usable_cores=f.count("usable_cores", lo=1), usable_basis=f.str("usable_basis"),
-                   exit_status=f.count("exit_status", hi=2), exit_status_strict=f.count("exit_status_strict", hi=2),
-                   counts=counts, findings=f.each("findings", FindingDoc.from_fields), probe=probe,
-                   libraries=libraries, env=env, notes=[str(n) for n in f.list("notes", [])],
-                   extra={k: v for k, v in f.data.items() if k not in cls.KEYS})
+        return cls(
+            schema=schema,
+            blastune_version=f.str("blastune_version"),
+            jobs=f.count("jobs", lo=1),
+            usable_cores=f.count("usable_cores", lo=1),
+            usable_basis=f.str("usable_basis"),
+            exit_status=f.count("exit_status", hi=2),
+            exit_status_strict=f.count("exit_status_strict", hi=2),
+            counts=counts,
+            findings=f.each("findings", FindingDoc.from_fields),
+            probe=probe,
+            libraries=libraries,
+            env=env,
+            notes=[str(n) for n in f.list("notes", [])],
+            extra={k: v for k, v in f.data.items() if k not in cls.KEYS},
+        )
 
     def by_severity(self, severity: str) -> list[FindingDoc]:
         return [x for x in self.findings if x.severity == severity]
 
     def to_dict(self) -> dict:
-        return {"schema": self.schema, "blastune_version": self.blastune_version, "jobs": self.jobs,
-                "usable_cores": self.usable_cores, "usable_basis": self.usable_basis,
-                "exit_status": self.exit_status, "exit_status_strict": self.exit_status_strict,
-                "counts": self.counts, "findings": [x.to_dict() for x in self.findings], "probe": self.probe,
-                "libraries": self.libraries, "env": self.env, "notes": self.notes, **self.extra}
+        return {
+            "schema": self.schema,
+            "blastune_version": self.blastune_version,
+            "jobs": self.jobs,
+            "usable_cores": self.usable_cores,
+            "usable_basis": self.usable_basis,
+            "exit_status": self.exit_status,
+            "exit_status_strict": self.exit_status_strict,
+            "counts": self.counts,
+            "findings": [x.to_dict() for x in self.findings],
+            "probe": self.probe,
+            "libraries": self.libraries,
+            "env": self.env,
+            "notes": self.notes,
+            **self.extra,
+        }

@@ -6,6 +6,7 @@ written again keeps everything it had (fields a later version adds are kept as t
 ``extra``). The live objects are ``blastune.facts.info.Info`` and friends; this module is the
 document's reader and stands below them (it imports nothing from facts).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ def _extra(f: Fields, known) -> dict:
 @dataclass
 class LibraryDoc:
     """One loaded library (``LibraryInfo.to_dict``)."""
+
     vendor: str
     api: str
     filepath: str
@@ -38,18 +40,40 @@ class LibraryDoc:
     threadpoolctl_sees: bool | None = None
     extra: dict = field(default_factory=dict)
 
-    KEYS = ("vendor", "api", "filepath", "version", "threading_layer", "architecture", "num_threads",
-            "threads_source", "control", "control_vars", "per_thread", "notes", "threadpoolctl_sees")
+    KEYS = (
+        "vendor",
+        "api",
+        "filepath",
+        "version",
+        "threading_layer",
+        "architecture",
+        "num_threads",
+        "threads_source",
+        "control",
+        "control_vars",
+        "per_thread",
+        "notes",
+        "threadpoolctl_sees",
+    )
 
     @classmethod
     def from_fields(cls, f: Fields) -> "LibraryDoc":
-        return cls(vendor=f.str("vendor"), api=f.str("api"), filepath=f.str("filepath"),
-                   version=f.str("version", None), threading_layer=f.str("threading_layer", None),
-                   architecture=f.str("architecture", None), num_threads=f.count("num_threads", None),
-                   threads_source=f.str("threads_source", None), control=f.str("control", None),
-                   control_vars=[str(v) for v in f.list("control_vars", [])],
-                   per_thread=bool(f.bool("per_thread", False)), notes=[str(n) for n in f.list("notes", [])],
-                   threadpoolctl_sees=f.bool("threadpoolctl_sees", None), extra=_extra(f, cls.KEYS))
+        return cls(
+            vendor=f.str("vendor"),
+            api=f.str("api"),
+            filepath=f.str("filepath"),
+            version=f.str("version", None),
+            threading_layer=f.str("threading_layer", None),
+            architecture=f.str("architecture", None),
+            num_threads=f.count("num_threads", None),
+            threads_source=f.str("threads_source", None),
+            control=f.str("control", None),
+            control_vars=[str(v) for v in f.list("control_vars", [])],
+            per_thread=bool(f.bool("per_thread", False)),
+            notes=[str(n) for n in f.list("notes", [])],
+            threadpoolctl_sees=f.bool("threadpoolctl_sees", None),
+            extra=_extra(f, cls.KEYS),
+        )
 
     def to_dict(self) -> dict:
         return {**{k: getattr(self, k) for k in self.KEYS}, **self.extra}
@@ -58,6 +82,7 @@ class LibraryDoc:
 @dataclass
 class BindingDoc:
     """What one (package, api) pair calls."""
+
     package: str
     api: str
     symbol: str | None
@@ -71,18 +96,32 @@ class BindingDoc:
     @classmethod
     def from_fields(cls, f: Fields) -> "BindingDoc":
         lib = LibraryDoc.from_fields(f.sub("library")) if f.has("library") else None
-        return cls(package=f.str("package"), api=f.str("api"), symbol=f.str("symbol", None),
-                   serving_file=f.str("serving_file", None), library=lib, error=f.str("error", None),
-                   extra=_extra(f, cls.KEYS))
+        return cls(
+            package=f.str("package"),
+            api=f.str("api"),
+            symbol=f.str("symbol", None),
+            serving_file=f.str("serving_file", None),
+            library=lib,
+            error=f.str("error", None),
+            extra=_extra(f, cls.KEYS),
+        )
 
     def to_dict(self) -> dict:
-        return {"package": self.package, "api": self.api, "symbol": self.symbol, "serving_file": self.serving_file,
-                "library": self.library.to_dict() if self.library else None, "error": self.error, **self.extra}
+        return {
+            "package": self.package,
+            "api": self.api,
+            "symbol": self.symbol,
+            "serving_file": self.serving_file,
+            "library": self.library.to_dict() if self.library else None,
+            "error": self.error,
+            **self.extra,
+        }
 
 
 @dataclass
 class CpuDoc:
     """The CPU facts: cores, affinity, quota, SIMD and the nominal peak."""
+
     model: str
     logical_cores: int
     physical_cores: int
@@ -100,14 +139,22 @@ class CpuDoc:
     def from_fields(cls, f: Fields) -> "CpuDoc":
         f.sub("cgroup")  # an object, checked
         aff = f.list("affinity")
-        return cls(model=f.str("model"), logical_cores=f.count("logical_cores", lo=1),
-                   physical_cores=f.count("physical_cores", lo=1),
-                   affinity=[Fields({"cpu": c}, f"{f.where}.affinity", f.source).count("cpu") for c in aff],
-                   usable_cores=f.count("usable_cores", lo=1), usable_basis=f.str("usable_basis"),
-                   simd=f.str("simd"), clock_mhz=f.number("clock_mhz", None, lo=0),
-                   peak_gflops_per_core=f.number("peak_gflops_per_core", None, lo=0),
-                   peak_gflops_total=f.number("peak_gflops_total", None, lo=0),
-                   peak_basis=f.str("peak_basis"), data=dict(f.data))
+        return cls(
+            model=f.str("model"),
+            logical_cores=f.count("logical_cores", lo=1),
+            physical_cores=f.count("physical_cores", lo=1),
+            affinity=[
+                Fields({"cpu": c}, f"{f.where}.affinity", f.source).count("cpu") for c in aff
+            ],
+            usable_cores=f.count("usable_cores", lo=1),
+            usable_basis=f.str("usable_basis"),
+            simd=f.str("simd"),
+            clock_mhz=f.number("clock_mhz", None, lo=0),
+            peak_gflops_per_core=f.number("peak_gflops_per_core", None, lo=0),
+            peak_gflops_total=f.number("peak_gflops_total", None, lo=0),
+            peak_basis=f.str("peak_basis"),
+            data=dict(f.data),
+        )
 
     def to_dict(self) -> dict:
         return dict(self.data)
@@ -127,8 +174,18 @@ class InfoDocument:
     warnings: list[str]
     extra: dict = field(default_factory=dict)  # keys a later version added (clock, topology, ...)
 
-    KEYS = ("schema", "blastune_version", "python", "platform", "packages", "bindings", "loaded", "cpu",
-            "env", "warnings")
+    KEYS = (
+        "schema",
+        "blastune_version",
+        "python",
+        "platform",
+        "packages",
+        "bindings",
+        "loaded",
+        "cpu",
+        "env",
+        "warnings",
+    )
 
     @classmethod
     def from_dict(cls, data, source: str = "") -> "InfoDocument":
@@ -143,14 +200,31 @@ class InfoDocument:
         env = f.dict("env")
         for name in env:
             f.sub("env").str(name, None)
-        return cls(schema=schema, blastune_version=f.str("blastune_version"), python=f.str("python"),
-                   platform=f.str("platform"), packages=packages,
-                   bindings=f.each("bindings", BindingDoc.from_fields),
-                   loaded=f.each("loaded", LibraryDoc.from_fields), cpu=CpuDoc.from_fields(f.sub("cpu")),
-                   env=env, warnings=[str(w) for w in f.list("warnings", [])], extra=_extra(f, cls.KEYS))
+        return cls(
+            schema=schema,
+            blastune_version=f.str("blastune_version"),
+            python=f.str("python"),
+            platform=f.str("platform"),
+            packages=packages,
+            bindings=f.each("bindings", BindingDoc.from_fields),
+            loaded=f.each("loaded", LibraryDoc.from_fields),
+            cpu=CpuDoc.from_fields(f.sub("cpu")),
+            env=env,
+            warnings=[str(w) for w in f.list("warnings", [])],
+            extra=_extra(f, cls.KEYS),
+        )
 
     def to_dict(self) -> dict:
-        return {"schema": self.schema, "blastune_version": self.blastune_version, "python": self.python,
-                "platform": self.platform, "packages": self.packages,
-                "bindings": [b.to_dict() for b in self.bindings], "loaded": [lib.to_dict() for lib in self.loaded],
-                "cpu": self.cpu.to_dict(), "env": self.env, "warnings": self.warnings, **self.extra}
+        return {
+            "schema": self.schema,
+            "blastune_version": self.blastune_version,
+            "python": self.python,
+            "platform": self.platform,
+            "packages": self.packages,
+            "bindings": [b.to_dict() for b in self.bindings],
+            "loaded": [lib.to_dict() for lib in self.loaded],
+            "cpu": self.cpu.to_dict(),
+            "env": self.env,
+            "warnings": self.warnings,
+            **self.extra,
+        }

@@ -36,6 +36,7 @@ other programs used; from them:
 * ``beyond_bounds`` -- figures outside what the layout can physically give (a speed-up above the
   workers x threads it used, CPU efficiency above 100%), field -> reason; shown marked, not as facts.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ MAX_RATIO = MAX_SECONDS / MIN_CALL_SECONDS
 class Layout:
     """An executor (serial, thread, process), W workers, T BLAS threads per worker (None = the
     library's default: the "naive" layout), optionally each worker pinned to its own CPU set."""
+
     executor: str
     workers: int
     threads: int | None
@@ -78,8 +80,11 @@ class Layout:
 
     @property
     def label(self) -> str:
-        blas = "default BLAS threads" if self.threads is None else f"{self.threads} BLAS thread" + (
-            "s" if self.threads != 1 else "")
+        blas = (
+            "default BLAS threads"
+            if self.threads is None
+            else f"{self.threads} BLAS thread" + ("s" if self.threads != 1 else "")
+        )
         return f"{self.head} x {blas}"
 
     @property
@@ -93,8 +98,14 @@ class Layout:
         return self.threads is None
 
     def to_dict(self) -> dict:
-        return {"executor": self.executor, "workers": self.workers, "threads": self.threads,
-                "label": self.label, "spec": self.spec, "pinned": self.pinned}
+        return {
+            "executor": self.executor,
+            "workers": self.workers,
+            "threads": self.threads,
+            "label": self.label,
+            "spec": self.spec,
+            "pinned": self.pinned,
+        }
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Layout":
@@ -108,12 +119,13 @@ class Layout:
 @dataclass(frozen=True)
 class Workload:
     """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's function."""
-    kind: str            # "op", "python", "numpy" or "func"
-    name: str            # the op name, "python", "numpy", or "package.module:function"
-    size: int | None     # matrix order (op), list length (python), array length (numpy); None for func
-    uses_blas: bool      # whether BLAS thread counts can matter (decides which layouts to try)
+
+    kind: str  # "op", "python", "numpy" or "func"
+    name: str  # the op name, "python", "numpy", or "package.module:function"
+    size: int | None  # matrix order (op), list length (python), array length (numpy); None for func
+    uses_blas: bool  # whether BLAS thread counts can matter (decides which layouts to try)
     dtype: str = "float64"  # op only
-    lib: str = "numpy"      # op only: numpy or scipy calls
+    lib: str = "numpy"  # op only: numpy or scipy calls
 
     def describe(self) -> str:
         if self.kind == "op":
@@ -134,17 +146,27 @@ class Workload:
         return f"{self.kind}:{self.size}"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "size": self.size, "uses_blas": self.uses_blas,
-                "dtype": self.dtype, "lib": self.lib}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "size": self.size,
+            "uses_blas": self.uses_blas,
+            "dtype": self.dtype,
+            "lib": self.lib,
+        }
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Workload":
         kind = f.str("kind", choices=("op", "python", "numpy", "func"))
         op = kind == "op"  # an op's name, dtype and library are what blastune can run
-        return cls(kind=kind, name=f.str("name", choices=OP_NAMES if op else None),
-                   size=f.count("size", None, lo=1, hi=2**62), uses_blas=f.bool("uses_blas", False),
-                   dtype=f.str("dtype", "float64", choices=DTYPES if op else None),
-                   lib=f.str("lib", "numpy", choices=LIBS if op else None))
+        return cls(
+            kind=kind,
+            name=f.str("name", choices=OP_NAMES if op else None),
+            size=f.count("size", None, lo=1, hi=2**62),
+            uses_blas=f.bool("uses_blas", False),
+            dtype=f.str("dtype", "float64", choices=DTYPES if op else None),
+            lib=f.str("lib", "numpy", choices=LIBS if op else None),
+        )
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "") -> "Workload":
@@ -180,38 +202,53 @@ def _wall(f: Fields) -> float:
 @dataclass
 class LayoutResult:
     layout: Layout
-    walls: list[float]                 # seconds per timed repeat (batch) of the whole batch of tasks
-    cpus: list[float | None]           # CPU seconds per batch (main + workers), None if unreadable
-    threads_seen: int | None           # BLAS threads the workers actually had (read back)
-    startup_s: float                   # starting and warming the workers (not in the timing)
-    wall_s: float = 0.0                # median of walls
-    spread: float | None = None        # relative standard error of the median of walls; None: < 3 repeats
+    walls: list[float]  # seconds per timed repeat (batch) of the whole batch of tasks
+    cpus: list[float | None]  # CPU seconds per batch (main + workers), None if unreadable
+    threads_seen: int | None  # BLAS threads the workers actually had (read back)
+    startup_s: float  # starting and warming the workers (not in the timing)
+    wall_s: float = 0.0  # median of walls
+    spread: float | None = None  # relative standard error of the median of walls; None: < 3 repeats
     tasks_per_s: float = 0.0
-    speedup: float | None = None       # serial-baseline wall / this wall
-    cpu_s: float | None = None         # median CPU seconds
-    busy_cores: float | None = None    # cpu_s / wall_s: how many cores the layout kept busy
-    cpu_efficiency: float | None = None  # baseline CPU / this CPU: share of the CPU burnt that did work
+    speedup: float | None = None  # serial-baseline wall / this wall
+    cpu_s: float | None = None  # median CPU seconds
+    busy_cores: float | None = None  # cpu_s / wall_s: how many cores the layout kept busy
+    cpu_efficiency: float | None = (
+        None  # baseline CPU / this CPU: share of the CPU burnt that did work
+    )
     notes: list[str] = field(default_factory=list)
     # contention, per batch (parallel to walls) and summarized
-    wait_pcts: list[float | None] = field(default_factory=list)    # run-queue wait / wall, % (threads summed)
-    lost_pcts: list[float | None] = field(default_factory=list)    # CPU its runnable threads wanted and
+    wait_pcts: list[float | None] = field(
+        default_factory=list
+    )  # run-queue wait / wall, % (threads summed)
+    lost_pcts: list[float | None] = field(
+        default_factory=list
+    )  # CPU its runnable threads wanted and
     #   did not get beyond what its own oversubscription explains, % of one CPU (see docs/jobs.md)
-    other_cores: list[float | None] = field(default_factory=list)  # CPUs other programs used meanwhile
-    contended_batches: list[bool] = field(default_factory=list)    # disturbed from outside, per batch
-    wait_pct: float | None = None      # median of wait_pcts
-    contended: bool = False            # any batch disturbed from outside: do not take advice from it
-    self_oversubscribed: bool = False  # workers x threads > usable cores: it waits because of itself
-    expected_wait_pct: float = 0.0     # the wait its own oversubscription explains: 100 x (W x T - cores)
-    unstable: bool = False             # spread above the threshold (or, from 0.1.0, range above 15%)
-    beyond_bounds: dict[str, str] = field(default_factory=dict)  # field -> why the value is not a fact
+    other_cores: list[float | None] = field(
+        default_factory=list
+    )  # CPUs other programs used meanwhile
+    contended_batches: list[bool] = field(default_factory=list)  # disturbed from outside, per batch
+    wait_pct: float | None = None  # median of wait_pcts
+    contended: bool = False  # any batch disturbed from outside: do not take advice from it
+    self_oversubscribed: bool = (
+        False  # workers x threads > usable cores: it waits because of itself
+    )
+    expected_wait_pct: float = (
+        0.0  # the wait its own oversubscription explains: 100 x (W x T - cores)
+    )
+    unstable: bool = False  # spread above the threshold (or, from 0.1.0, range above 15%)
+    beyond_bounds: dict[str, str] = field(
+        default_factory=dict
+    )  # field -> why the value is not a fact
     # since 0.3 (absent from older documents: None / empty)
-    tasks: int | None = None           # tasks per batch of this layout; None: the document's
+    tasks: int | None = None  # tasks per batch of this layout; None: the document's
     steal_cores: list[float | None] = field(default_factory=list)  # hypervisor steal, CPUs
-    host_cpus: list[float | None] = field(default_factory=list)    # CPU s of the host (harness)
+    host_cpus: list[float | None] = field(default_factory=list)  # CPU s of the host (harness)
     host_wait_pcts: list[float | None] = field(default_factory=list)  # its wait, % of the wall
     outside_pcts: list[float | None] = field(default_factory=list)  # what others explain, % wanted
     wanted_cores: float | None = None  # CPUs the layout wanted: workers x threads, <= the cores
-    host_pct: float | None = None      # median host CPU, % of the CPU the layout wanted
+    host_pct: float | None = None  # median host CPU, % of the CPU the layout wanted
+
     @property
     def repeats_done(self) -> int:
         return len(self.walls)
@@ -223,19 +260,36 @@ class LayoutResult:
 
     def to_dict(self) -> dict:
         return {
-            "layout": self.layout.to_dict(), "walls": list(self.walls), "cpus": list(self.cpus),
-            "threads_seen": self.threads_seen, "startup_s": self.startup_s, "wall_s": self.wall_s,
-            "spread": self.spread, "tasks_per_s": self.tasks_per_s, "speedup": self.speedup,
-            "cpu_s": self.cpu_s, "busy_cores": self.busy_cores, "cpu_efficiency": self.cpu_efficiency,
-            "notes": list(self.notes), "wait_pcts": list(self.wait_pcts), "lost_pcts": list(self.lost_pcts),
+            "layout": self.layout.to_dict(),
+            "walls": list(self.walls),
+            "cpus": list(self.cpus),
+            "threads_seen": self.threads_seen,
+            "startup_s": self.startup_s,
+            "wall_s": self.wall_s,
+            "spread": self.spread,
+            "tasks_per_s": self.tasks_per_s,
+            "speedup": self.speedup,
+            "cpu_s": self.cpu_s,
+            "busy_cores": self.busy_cores,
+            "cpu_efficiency": self.cpu_efficiency,
+            "notes": list(self.notes),
+            "wait_pcts": list(self.wait_pcts),
+            "lost_pcts": list(self.lost_pcts),
             "other_cores": list(self.other_cores),
-            "contended_batches": list(self.contended_batches), "wait_pct": self.wait_pct,
-            "contended": self.contended, "self_oversubscribed": self.self_oversubscribed,
-            "expected_wait_pct": self.expected_wait_pct, "unstable": self.unstable,
-            "beyond_bounds": dict(self.beyond_bounds), "tasks": self.tasks,
-            "steal_cores": list(self.steal_cores), "host_cpus": list(self.host_cpus),
-            "host_wait_pcts": list(self.host_wait_pcts), "outside_pcts": list(self.outside_pcts),
-            "wanted_cores": self.wanted_cores, "host_pct": self.host_pct,
+            "contended_batches": list(self.contended_batches),
+            "wait_pct": self.wait_pct,
+            "contended": self.contended,
+            "self_oversubscribed": self.self_oversubscribed,
+            "expected_wait_pct": self.expected_wait_pct,
+            "unstable": self.unstable,
+            "beyond_bounds": dict(self.beyond_bounds),
+            "tasks": self.tasks,
+            "steal_cores": list(self.steal_cores),
+            "host_cpus": list(self.host_cpus),
+            "host_wait_pcts": list(self.host_wait_pcts),
+            "outside_pcts": list(self.outside_pcts),
+            "wanted_cores": self.wanted_cores,
+            "host_pct": self.host_pct,
         }
 
     @classmethod
@@ -252,49 +306,69 @@ class LayoutResult:
         legacy = spread_kind == SPREAD_RANGE
         unstable = f.bool("unstable", None)
         if unstable is None:  # 0.1.0: judged the way 0.1.0 did
-            unstable = bool(legacy and spread is not None and len(walls) > 1 and spread > LEGACY_UNSTABLE_RANGE)
+            unstable = bool(
+                legacy and spread is not None and len(walls) > 1 and spread > LEGACY_UNSTABLE_RANGE
+            )
         bounds = f.dict("beyond_bounds", {})
         for k, v in bounds.items():
             if not isinstance(v, str):
                 f.fail(f"expected a string, got {v!r}", f"beyond_bounds.{k}")
         return cls(
-            layout=Layout.from_fields(f.sub("layout")), walls=walls, cpus=_optional_numbers(f, "cpus", lo=0),
-            threads_seen=f.threads("threads_seen", None), startup_s=f.seconds("startup_s", 0.0),
-            wall_s=_wall(f), spread=spread, tasks_per_s=f.number("tasks_per_s", lo=0, hi=MAX_RATE),
-            speedup=f.number("speedup", None, lo=0, hi=MAX_RATIO), cpu_s=f.seconds("cpu_s", None),
-            busy_cores=f.number("busy_cores", None, lo=0), cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
-            notes=_strings(f, "notes"), wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
+            layout=Layout.from_fields(f.sub("layout")),
+            walls=walls,
+            cpus=_optional_numbers(f, "cpus", lo=0),
+            threads_seen=f.threads("threads_seen", None),
+            startup_s=f.seconds("startup_s", 0.0),
+            wall_s=_wall(f),
+            spread=spread,
+            tasks_per_s=f.number("tasks_per_s", lo=0, hi=MAX_RATE),
+            speedup=f.number("speedup", None, lo=0, hi=MAX_RATIO),
+            cpu_s=f.seconds("cpu_s", None),
+            busy_cores=f.number("busy_cores", None, lo=0),
+            cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
+            notes=_strings(f, "notes"),
+            wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
             lost_pcts=_optional_numbers(f, "lost_pcts", lo=0),
-            other_cores=_optional_numbers(f, "other_cores", lo=0), contended_batches=_bools(f, "contended_batches"),
-            wait_pct=f.number("wait_pct", None, lo=0), contended=bool(f.bool("contended", False)),
+            other_cores=_optional_numbers(f, "other_cores", lo=0),
+            contended_batches=_bools(f, "contended_batches"),
+            wait_pct=f.number("wait_pct", None, lo=0),
+            contended=bool(f.bool("contended", False)),
             self_oversubscribed=bool(f.bool("self_oversubscribed", False)),
-            expected_wait_pct=f.number("expected_wait_pct", 0.0, lo=0), unstable=unstable,
-            beyond_bounds=dict(bounds), tasks=f.count("tasks", None, lo=1),
+            expected_wait_pct=f.number("expected_wait_pct", 0.0, lo=0),
+            unstable=unstable,
+            beyond_bounds=dict(bounds),
+            tasks=f.count("tasks", None, lo=1),
             steal_cores=_optional_numbers(f, "steal_cores", lo=0),
             host_cpus=_optional_numbers(f, "host_cpus", lo=0),
             host_wait_pcts=_optional_numbers(f, "host_wait_pcts", lo=0),
             outside_pcts=_optional_numbers(f, "outside_pcts", lo=0),
             wanted_cores=f.number("wanted_cores", None, lo=0),
-            host_pct=f.number("host_pct", None, lo=0))
+            host_pct=f.number("host_pct", None, lo=0),
+        )
 
 
 @dataclass
 class Contention:
     """How contention was measured and judged for this document (the rule's parameters)."""
-    source: str | None = "schedstat"   # "schedstat" | "load" (/proc/stat only) | None (not measured)
+
+    source: str | None = "schedstat"  # "schedstat" | "load" (/proc/stat only) | None (not measured)
     # rule "outside-share": lost CPU others explain, % of the CPU the layout wanted, above which a
     # batch is contended (0.2.0: lost CPU in % of one CPU)
     threshold_pct: float = 5.0
     # 0.2.0 only: others' CPUs that made a batch contended without schedstat (since: busy_share_pct)
     other_cores_threshold: float | None = 0.25
     note: str = ""
-    rule: str | None = None            # "outside-share" since 0.3; None: 0.2.0's rule
+    rule: str | None = None  # "outside-share" since 0.3; None: 0.2.0's rule
     busy_share_pct: float | None = None  # without schedstat: others above this % of usable cores
-    rejudged_from: str | None = None   # the rule of the saved flags, when re-judged on reading
+    rejudged_from: str | None = None  # the rule of the saved flags, when re-judged on reading
 
     def to_dict(self) -> dict:
-        d = {"source": self.source, "threshold_pct": self.threshold_pct,
-             "other_cores_threshold": self.other_cores_threshold, "note": self.note}
+        d = {
+            "source": self.source,
+            "threshold_pct": self.threshold_pct,
+            "other_cores_threshold": self.other_cores_threshold,
+            "note": self.note,
+        }
         if self.rule is not None:
             d.update(rule=self.rule, busy_share_pct=self.busy_share_pct)
         if self.rejudged_from is not None:
@@ -303,12 +377,17 @@ class Contention:
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Contention":
-        return cls(source=f.str("source", None), threshold_pct=f.number("threshold_pct", 5.0, lo=0),
-                   other_cores_threshold=f.number("other_cores_threshold", 0.25, lo=0)
-                   if not f.has("rule") else f.number("other_cores_threshold", None, lo=0),
-                   note=f.str("note", ""), rule=f.str("rule", None),
-                   busy_share_pct=f.number("busy_share_pct", None, lo=0),
-                   rejudged_from=f.str("rejudged_from", None))
+        return cls(
+            source=f.str("source", None),
+            threshold_pct=f.number("threshold_pct", 5.0, lo=0),
+            other_cores_threshold=f.number("other_cores_threshold", 0.25, lo=0)
+            if not f.has("rule")
+            else f.number("other_cores_threshold", None, lo=0),
+            note=f.str("note", ""),
+            rule=f.str("rule", None),
+            busy_share_pct=f.number("busy_share_pct", None, lo=0),
+            rejudged_from=f.str("rejudged_from", None),
+        )
 
 
 @dataclass
@@ -317,19 +396,21 @@ class JobsResult:
     tasks: int
     repeats: int
     usable_cores: int
-    default_threads: int | None        # what the BLAS picks when nobody sets a count
+    default_threads: int | None  # what the BLAS picks when nobody sets a count
     results: list[LayoutResult]
     fingerprint: dict
-    other_load_cores: float | None = None  # CPUs other programs kept busy meanwhile (None: not measurable)
+    other_load_cores: float | None = (
+        None  # CPUs other programs kept busy meanwhile (None: not measurable)
+    )
     warnings: list[str] = field(default_factory=list)
     created: str = ""
     blastune_version: str = ""
-    status: str = "complete"           # "complete" | "interrupted" (partial results: finished batches)
+    status: str = "complete"  # "complete" | "interrupted" (partial results: finished batches)
     spread_definition: str = SPREAD_SE_MEDIAN
     contention: Contention | None = field(default_factory=Contention)  # None: a 0.1.0 file
-    estimate_s: float | None = None    # the time estimate printed before running
-    budget_s: float | None = None      # --budget, if any
-    elapsed_s: float | None = None     # wall time of the whole run
+    estimate_s: float | None = None  # the time estimate printed before running
+    budget_s: float | None = None  # --budget, if any
+    elapsed_s: float | None = None  # wall time of the whole run
 
     @property
     def baseline(self) -> LayoutResult:
@@ -354,16 +435,26 @@ class JobsResult:
 
             self.blastune_version = __version__
         return {
-            "schema": SCHEMA, "blastune_version": self.blastune_version, "created": self.created,
-            "fingerprint": self.fingerprint, "workload": self.workload.to_dict(),
-            "tasks": self.tasks, "repeats": self.repeats, "usable_cores": self.usable_cores,
-            "default_threads": self.default_threads, "other_load_cores": self.other_load_cores,
+            "schema": SCHEMA,
+            "blastune_version": self.blastune_version,
+            "created": self.created,
+            "fingerprint": self.fingerprint,
+            "workload": self.workload.to_dict(),
+            "tasks": self.tasks,
+            "repeats": self.repeats,
+            "usable_cores": self.usable_cores,
+            "default_threads": self.default_threads,
+            "other_load_cores": self.other_load_cores,
             "baseline": self.baseline.layout.spec if self.results else None,
             "best": self.best.layout.spec if self.results else None,
-            "results": [r.to_dict() for r in self.results], "warnings": list(self.warnings),
-            "status": self.status, "spread_definition": self.spread_definition,
+            "results": [r.to_dict() for r in self.results],
+            "warnings": list(self.warnings),
+            "status": self.status,
+            "spread_definition": self.spread_definition,
             "contention": self.contention.to_dict() if self.contention is not None else None,
-            "estimate_s": self.estimate_s, "budget_s": self.budget_s, "elapsed_s": self.elapsed_s,
+            "estimate_s": self.estimate_s,
+            "budget_s": self.budget_s,
+            "elapsed_s": self.elapsed_s,
         }
 
     @classmethod
@@ -373,24 +464,32 @@ class JobsResult:
         if schema.partition("/")[0] != "blastune.jobs":
             f.fail(f"expected a blastune.jobs document, got {schema!r}", "schema")
         check_major(f, schema, MAJOR)
-        spread_kind = f.str("spread_definition", SPREAD_RANGE, choices=(SPREAD_RANGE, SPREAD_SE_MEDIAN))
+        spread_kind = f.str(
+            "spread_definition", SPREAD_RANGE, choices=(SPREAD_RANGE, SPREAD_SE_MEDIAN)
+        )
         results = f.each("results", lambda sub: LayoutResult.from_fields(sub, spread_kind))
         if not results:
             f.fail("expected at least one layout, got none", "results")
         tasks = f.count("tasks", lo=1)
         return cls(
-            workload=Workload.from_fields(f.sub("workload")), tasks=tasks,
-            repeats=f.count("repeats", lo=1), usable_cores=f.threads("usable_cores"),
-            default_threads=f.threads("default_threads", None), results=results,
+            workload=Workload.from_fields(f.sub("workload")),
+            tasks=tasks,
+            repeats=f.count("repeats", lo=1),
+            usable_cores=f.threads("usable_cores"),
+            default_threads=f.threads("default_threads", None),
+            results=results,
             fingerprint=check_fingerprint(f.sub("fingerprint", {})),
             other_load_cores=f.number("other_load_cores", None, lo=0),
-            warnings=_strings(f, "warnings"), created=f.str("created", ""),
+            warnings=_strings(f, "warnings"),
+            created=f.str("created", ""),
             blastune_version=f.str("blastune_version", ""),
             status=f.str("status", "complete", choices=("complete", "interrupted")),
             spread_definition=spread_kind,
             contention=Contention.from_fields(f.sub("contention")) if f.has("contention") else None,
-            estimate_s=f.seconds("estimate_s", None), budget_s=f.seconds("budget_s", None),
-            elapsed_s=f.seconds("elapsed_s", None))
+            estimate_s=f.seconds("estimate_s", None),
+            budget_s=f.seconds("budget_s", None),
+            elapsed_s=f.seconds("elapsed_s", None),
+        )
 
 
 def load_jobs(path) -> JobsResult:

@@ -1,4 +1,5 @@
 """Saved documents: versioned JSON ("blastune.<kind>/<version>") read back with one clear error."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,9 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     try:
         text = read_capped(path).decode("utf-8")  # capped: `compare /dev/zero` ends in one line
     except UnicodeDecodeError as exc:
-        raise BlastuneError(f"{path}: not a blastune results file (not UTF-8 text at byte {exc.start})") from None
+        raise BlastuneError(
+            f"{path}: not a blastune results file (not UTF-8 text at byte {exc.start})"
+        ) from None
     except IsADirectoryError:
         raise BlastuneError(f"{path}: is a directory, not a results file") from None
     except FileNotFoundError:
@@ -25,7 +28,9 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BlastuneError(f"{path}: not a blastune results file (invalid JSON at line {exc.lineno})") from None
+        raise BlastuneError(
+            f"{path}: not a blastune results file (invalid JSON at line {exc.lineno})"
+        ) from None
     except RecursionError:
         raise BlastuneError(f"{path}: not a blastune results file (nested too deeply)") from None
     schema = data.get("schema") if isinstance(data, dict) else None
@@ -33,7 +38,9 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
         raise BlastuneError(f"{path}: not a blastune results file (no 'schema' field)")
     name = schema.partition("/")[0]
     if kind is not None and name != f"blastune.{kind}":
-        raise BlastuneError(f"{path}: holds {name.removeprefix('blastune.')} results, expected {kind}")
+        raise BlastuneError(
+            f"{path}: holds {name.removeprefix('blastune.')} results, expected {kind}"
+        )
     why = unsupported_schema(schema, major) if major is not None else None
     if why:
         raise BlastuneError(f"{path}: {why}")

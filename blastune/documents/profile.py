@@ -16,6 +16,7 @@ that the user accepted (``--accept-noisy``); such an entry never replaces a clea
 ``blastune.profile/1`` (0.1.0: ``"entries": {"1": {...}}`` with no workload) still loads: its
 entries become the workload ``unrecorded``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,14 +33,15 @@ UNRECORDED = "unrecorded"  # the workload of 0.1.0 entries, which did not record
 @dataclass
 class ProfileEntry:
     """The advice for one workload at one number of concurrent jobs."""
+
     jobs: int
-    threads: int                  # BLAS threads per job
-    layout: str                   # the --layouts spelling it came from
-    reason: str                   # the measured numbers behind it
-    source: str = ""              # the file or measurement it came from
-    measured: str = ""            # ISO time it was saved
-    noisy: str | None = None      # why the data were not clean (saved only with --accept-noisy)
-    extrapolated: bool = False    # not measured at this job count: the cores divided among the jobs
+    threads: int  # BLAS threads per job
+    layout: str  # the --layouts spelling it came from
+    reason: str  # the measured numbers behind it
+    source: str = ""  # the file or measurement it came from
+    measured: str = ""  # ISO time it was saved
+    noisy: str | None = None  # why the data were not clean (saved only with --accept-noisy)
+    extrapolated: bool = False  # not measured at this job count: the cores divided among the jobs
 
     @property
     def clean(self) -> bool:
@@ -48,13 +50,27 @@ class ProfileEntry:
     @classmethod
     def from_fields(cls, f: Fields, jobs: int) -> "ProfileEntry":
         # a thread count goes to a C int (OpenBLAS, OpenMP): the one bound, core.counts.MAX_THREADS
-        return cls(jobs=jobs, threads=f.threads("threads"), layout=f.str("layout", ""),
-                   reason=f.str("reason", ""), source=f.str("source", ""), measured=f.str("measured", ""),
-                   noisy=f.str("noisy", None), extrapolated=f.bool("extrapolated", False))
+        return cls(
+            jobs=jobs,
+            threads=f.threads("threads"),
+            layout=f.str("layout", ""),
+            reason=f.str("reason", ""),
+            source=f.str("source", ""),
+            measured=f.str("measured", ""),
+            noisy=f.str("noisy", None),
+            extrapolated=f.bool("extrapolated", False),
+        )
 
     def to_dict(self) -> dict:
-        return {"threads": self.threads, "layout": self.layout, "reason": self.reason, "source": self.source,
-                "measured": self.measured, "noisy": self.noisy, "extrapolated": self.extrapolated}
+        return {
+            "threads": self.threads,
+            "layout": self.layout,
+            "reason": self.reason,
+            "source": self.source,
+            "measured": self.measured,
+            "noisy": self.noisy,
+            "extrapolated": self.extrapolated,
+        }
 
 
 @dataclass
@@ -64,21 +80,30 @@ class WorkloadAdvice:
     entries: dict[int, ProfileEntry] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "entries": {str(j): e.to_dict() for j, e in sorted(self.entries.items())}}
+        return {
+            "label": self.label,
+            "entries": {str(j): e.to_dict() for j, e in sorted(self.entries.items())},
+        }
 
 
 def _jobs_key(f: Fields, name: str) -> int:
     """'8' -> 8: entry keys are job counts written as ASCII digits."""
     if not (name.isascii() and name.isdigit() and 1 <= int(name) <= MAX_THREADS):
-        f.fail(f"expected a number of jobs (a whole number from 1 to {MAX_THREADS}) as the key, "
-               f"got {name!r}", name)
+        f.fail(
+            f"expected a number of jobs (a whole number from 1 to {MAX_THREADS}) as the key, "
+            f"got {name!r}",
+            name,
+        )
     return int(name)
 
 
 def _entries(f: Fields) -> dict[int, ProfileEntry]:
     raw = f.dict("entries")
     sub = f.sub("entries")
-    return {_jobs_key(sub, name): ProfileEntry.from_fields(sub.sub(name), _jobs_key(sub, name)) for name in raw}
+    return {
+        _jobs_key(sub, name): ProfileEntry.from_fields(sub.sub(name), _jobs_key(sub, name))
+        for name in raw
+    }
 
 
 @dataclass
@@ -98,8 +123,11 @@ class Profile:
         created = f.str("created", "")
         updated = f.str("updated", created)
         if schema == LEGACY_SCHEMA:
-            workloads = {UNRECORDED: WorkloadAdvice(UNRECORDED, "workload not recorded (saved by blastune 0.1)",
-                                                    _entries(f))}
+            workloads = {
+                UNRECORDED: WorkloadAdvice(
+                    UNRECORDED, "workload not recorded (saved by blastune 0.1)", _entries(f)
+                )
+            }
         else:
             wf = f.sub("workloads")
             workloads = {}
@@ -109,9 +137,13 @@ class Profile:
         return cls(fingerprint=dict(fp.data), created=created, updated=updated, workloads=workloads)
 
     def to_dict(self) -> dict:
-        return {"schema": SCHEMA, "fingerprint": self.fingerprint, "created": self.created,
-                "updated": self.updated,
-                "workloads": {k: w.to_dict() for k, w in sorted(self.workloads.items())}}
+        return {
+            "schema": SCHEMA,
+            "fingerprint": self.fingerprint,
+            "created": self.created,
+            "updated": self.updated,
+            "workloads": {k: w.to_dict() for k, w in sorted(self.workloads.items())},
+        }
 
     @property
     def id(self) -> str:
@@ -130,22 +162,38 @@ class Profile:
         for jobs, new in sorted(entries.items()):
             old = w.entries.get(jobs)
             if old is not None and old.clean and not new.clean:
-                kept.append(f"kept the clean entry for {jobs} job(s) of {key} ({old.threads} thread(s), "
-                            f"{old.measured}): the new measurement was noisy ({new.noisy})")
+                kept.append(
+                    f"kept the clean entry for {jobs} job(s) of {key} ({old.threads} thread(s), "
+                    f"{old.measured}): the new measurement was noisy ({new.noisy})"
+                )
                 continue
             w.entries[jobs] = new
         return kept
 
-    def choose(self, jobs: int, workload: str | None = None) -> tuple[WorkloadAdvice, ProfileEntry] | None:
+    def choose(
+        self, jobs: int, workload: str | None = None
+    ) -> tuple[WorkloadAdvice, ProfileEntry] | None:
         """The entry ``env --auto --jobs N`` uses: for ``workload`` when named; otherwise, among every
         workload's entry for ``jobs``, a clean one before a noisy one, then the most recently measured
         (so what ``recommend --jobs N`` has just saved is what ``env --auto --jobs N`` uses)."""
-        found = [(w, w.entries[jobs]) for w in self.workloads.values() if jobs in w.entries
-                 and (workload is None or w.key == workload)]
+        found = [
+            (w, w.entries[jobs])
+            for w in self.workloads.values()
+            if jobs in w.entries and (workload is None or w.key == workload)
+        ]
         if not found:
             return None
-        return max(found, key=lambda we: (we[1].clean, we[1].measured, not we[1].extrapolated, we[0].key))
+        return max(
+            found, key=lambda we: (we[1].clean, we[1].measured, not we[1].extrapolated, we[0].key)
+        )
 
 
-__all__ = ["Profile", "ProfileEntry", "WorkloadAdvice", "SCHEMA", "LEGACY_SCHEMA",
-           "UNRECORDED", "DocumentError"]
+__all__ = [
+    "Profile",
+    "ProfileEntry",
+    "WorkloadAdvice",
+    "SCHEMA",
+    "LEGACY_SCHEMA",
+    "UNRECORDED",
+    "DocumentError",
+]

@@ -8,6 +8,7 @@ keys added since, then any key this version does not know (kept, so a newer file
 
 Files written by 0.1.0 load unchanged: every key added since is optional.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields as dc_fields
@@ -15,8 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from blastune.core.counts import MAX_THREADS
-from blastune.documents.base import (MAX_SECONDS, MIN_CALL_SECONDS, DocumentError, Fields,
-                                     check_major)
+from blastune.documents.base import (
+    MAX_SECONDS,
+    MIN_CALL_SECONDS,
+    DocumentError,
+    Fields,
+    check_major,
+)
 from blastune.documents.common import DTYPES, LIBS, OP_NAMES, check_fingerprint, check_settings
 
 SCHEMA = "blastune.sweep/1"
@@ -67,6 +73,7 @@ class SweepPoint:
     ``contended`` when it exceeds the document's ``contended_wait_pct``. ``flags``: figure name ->
     why it is beyond a physical bound (efficiency above 100%, ...), so it is not read as a fact.
     """
+
     op: str
     lib: str
     size: int
@@ -140,25 +147,47 @@ class SweepPoint:
         flag = lambda n: f.bool(n, None)  # noqa: E731
         p = cls(
             # a matrix order is bounded as sweep's plan bounds it (a C int, as every count here)
-            op=f.str("op", choices=OP_NAMES), lib=f.str("lib", choices=LIBS),
-            size=f.count("size", lo=1, hi=MAX_THREADS), dtype=f.str("dtype", choices=DTYPES),
-            threads=f.threads("threads"), median_s=f.seconds("median_s", lo=MIN_CALL_SECONDS),
-            impl=f.str("impl", None), blas_op=f.bool("blas_op", True), isolated=f.bool("isolated", False),
-            threads_seen=_seen(f, "threads_seen"), oversubscribed=flag("oversubscribed"),
-            flops=num("flops"), flops_nominal=flag("flops_nominal"),
+            op=f.str("op", choices=OP_NAMES),
+            lib=f.str("lib", choices=LIBS),
+            size=f.count("size", lo=1, hi=MAX_THREADS),
+            dtype=f.str("dtype", choices=DTYPES),
+            threads=f.threads("threads"),
+            median_s=f.seconds("median_s", lo=MIN_CALL_SECONDS),
+            impl=f.str("impl", None),
+            blas_op=f.bool("blas_op", True),
+            isolated=f.bool("isolated", False),
+            threads_seen=_seen(f, "threads_seen"),
+            oversubscribed=flag("oversubscribed"),
+            flops=num("flops"),
+            flops_nominal=flag("flops_nominal"),
             memory_bytes=f.count("memory_bytes", None),
-            q1_s=sec("q1_s"), q3_s=sec("q3_s"), iqr_s=sec("iqr_s"), min_s=sec("min_s"),
+            q1_s=sec("q1_s"),
+            q3_s=sec("q3_s"),
+            iqr_s=sec("iqr_s"),
+            min_s=sec("min_s"),
             max_s=sec("max_s"),
-            mean_s=sec("mean_s"), spread=num("spread"), repeats=f.count("repeats", None),
-            loops=f.count("loops", None), warmup_s=sec("warmup_s"), elapsed_s=sec("elapsed_s"),
-            stop=f.str("stop", None), unstable=flag("unstable"),
+            mean_s=sec("mean_s"),
+            spread=num("spread"),
+            repeats=f.count("repeats", None),
+            loops=f.count("loops", None),
+            warmup_s=sec("warmup_s"),
+            elapsed_s=sec("elapsed_s"),
+            stop=f.str("stop", None),
+            unstable=flag("unstable"),
             samples_s=f.numbers("samples_s", None, lo=0, hi=MAX_SECONDS),
-            other_load_cores=num("other_load_cores"), busy=flag("busy"), measured=f.str("measured", None),
-            threads_ran=f.threads("threads_ran", None), gflops=num("gflops"),
+            other_load_cores=num("other_load_cores"),
+            busy=flag("busy"),
+            measured=f.str("measured", None),
+            threads_ran=f.threads("threads_ran", None),
+            gflops=num("gflops"),
             peak_pct=num("peak_pct"),
-            speedup=num("speedup"), efficiency=num("efficiency"), best=flag("best"),
-            wait_pct=num("wait_pct"), contended=flag("contended"),
-            samples_wait_pct=f.numbers("samples_wait_pct", None, lo=0), flags=_flags(f, "flags"),
+            speedup=num("speedup"),
+            efficiency=num("efficiency"),
+            best=flag("best"),
+            wait_pct=num("wait_pct"),
+            contended=flag("contended"),
+            samples_wait_pct=f.numbers("samples_wait_pct", None, lo=0),
+            flags=_flags(f, "flags"),
         )
         f.ordered(_TIME_ORDER, [getattr(p, n) for n in _TIME_ORDER])
         f.ordered(("min_s", "mean_s", "max_s"), (p.min_s, p.mean_s, p.max_s))
@@ -176,11 +205,45 @@ class SweepPoint:
 
 
 # the order 0.1.0 wrote a point's keys in (readers diff files; keep them stable)
-POINT_KEYS_0_1_0 = ("op", "lib", "size", "dtype", "threads", "impl", "blas_op", "isolated", "threads_seen",
-                    "oversubscribed", "flops", "flops_nominal", "memory_bytes", "median_s", "q1_s", "q3_s",
-                    "iqr_s", "min_s", "max_s", "mean_s", "spread", "repeats", "loops", "warmup_s",
-                    "elapsed_s", "stop", "unstable", "samples_s", "other_load_cores", "busy", "measured",
-                    "threads_ran", "gflops", "peak_pct", "speedup", "efficiency", "best")
+POINT_KEYS_0_1_0 = (
+    "op",
+    "lib",
+    "size",
+    "dtype",
+    "threads",
+    "impl",
+    "blas_op",
+    "isolated",
+    "threads_seen",
+    "oversubscribed",
+    "flops",
+    "flops_nominal",
+    "memory_bytes",
+    "median_s",
+    "q1_s",
+    "q3_s",
+    "iqr_s",
+    "min_s",
+    "max_s",
+    "mean_s",
+    "spread",
+    "repeats",
+    "loops",
+    "warmup_s",
+    "elapsed_s",
+    "stop",
+    "unstable",
+    "samples_s",
+    "other_load_cores",
+    "busy",
+    "measured",
+    "threads_ran",
+    "gflops",
+    "peak_pct",
+    "speedup",
+    "efficiency",
+    "best",
+)
 
 
 def _ordered(d: dict, first) -> dict:
@@ -198,9 +261,13 @@ class SweepCpu:
 
     @classmethod
     def from_dict(cls, f: Fields) -> "SweepCpu":
-        c = cls(model=f.str("model", None), usable_cores=f.threads("usable_cores", None),
-                simd=f.str("simd", None), peak_gflops_per_core=f.number("peak_gflops_per_core", None, lo=0),
-                peak_basis=f.str("peak_basis", None))
+        c = cls(
+            model=f.str("model", None),
+            usable_cores=f.threads("usable_cores", None),
+            simd=f.str("simd", None),
+            peak_gflops_per_core=f.number("peak_gflops_per_core", None, lo=0),
+            peak_basis=f.str("peak_basis", None),
+        )
         c.extra = {k: v for k, v in f.data.items() if k not in _names(cls)}
         return c
 
@@ -211,6 +278,7 @@ class SweepCpu:
 @dataclass
 class SweepGrid:
     """What was asked for: every point of ops x sizes x dtypes x threads (``lib`` calls them)."""
+
     ops: list[str] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
     threads: list[int] = field(default_factory=list)
@@ -220,17 +288,27 @@ class SweepGrid:
     @classmethod
     def from_dict(cls, f: Fields) -> "SweepGrid":
         def items(name, check):
-            sub = Fields({f"{name}[{i}]": v for i, v in enumerate(f.list(name, None))}, f.where, f.source)
+            sub = Fields(
+                {f"{name}[{i}]": v for i, v in enumerate(f.list(name, None))}, f.where, f.source
+            )
             return [check(sub, k) for k in sub.data]
-        return cls(ops=items("ops", lambda s, k: s.str(k, choices=OP_NAMES)),
-                   sizes=items("sizes", lambda s, k: s.count(k, lo=1, hi=MAX_THREADS)),
-                   threads=items("threads", lambda s, k: s.threads(k)),
-                   dtypes=items("dtypes", lambda s, k: s.str(k, choices=DTYPES)),
-                   lib=f.str("lib", "numpy", choices=LIBS))
+
+        return cls(
+            ops=items("ops", lambda s, k: s.str(k, choices=OP_NAMES)),
+            sizes=items("sizes", lambda s, k: s.count(k, lo=1, hi=MAX_THREADS)),
+            threads=items("threads", lambda s, k: s.threads(k)),
+            dtypes=items("dtypes", lambda s, k: s.str(k, choices=DTYPES)),
+            lib=f.str("lib", "numpy", choices=LIBS),
+        )
 
     def to_dict(self) -> dict:
-        return {"ops": list(self.ops), "sizes": list(self.sizes), "threads": list(self.threads),
-                "dtypes": list(self.dtypes), "lib": self.lib}
+        return {
+            "ops": list(self.ops),
+            "sizes": list(self.sizes),
+            "threads": list(self.threads),
+            "dtypes": list(self.dtypes),
+            "lib": self.lib,
+        }
 
 
 def _names(cls) -> list[str]:
@@ -238,8 +316,16 @@ def _names(cls) -> list[str]:
 
 
 # the text fields of a LibraryInfo (facts.detect) a sweep file keeps per library and API
-_LIBRARY_TEXT = ("vendor", "api", "filepath", "version", "threading_layer", "architecture",
-                 "threads_source", "control")
+_LIBRARY_TEXT = (
+    "vendor",
+    "api",
+    "filepath",
+    "version",
+    "threading_layer",
+    "architecture",
+    "threads_source",
+    "control",
+)
 
 
 def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
@@ -270,6 +356,7 @@ def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
 class SweepDocument:
     """A whole sweep results file. ``points`` are ``SweepPoint``s; nested facts about the machine
     and libraries (``fingerprint``, ``libraries``, ``settings``) stay plain dicts, checked for shape."""
+
     schema: str = SCHEMA
     blastune_version: str | None = None
     created: str | None = None
@@ -287,9 +374,11 @@ class SweepDocument:
     warnings: list[str] = field(default_factory=list)
     # added after 0.1.0
     resumed: int | None = None
-    contention_source: str | None = None      # CONTENTION_SOURCES; None in 0.1.0 files
-    contended_wait_pct: float | None = None   # the threshold 'contended' was judged by
-    not_measured: list[dict] = field(default_factory=list)  # points the budget left out (status partial)
+    contention_source: str | None = None  # CONTENTION_SOURCES; None in 0.1.0 files
+    contended_wait_pct: float | None = None  # the threshold 'contended' was judged by
+    not_measured: list[dict] = field(
+        default_factory=list
+    )  # points the budget left out (status partial)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -301,13 +390,21 @@ class SweepDocument:
         check_major(f, schema, MAJOR)
         fp = check_fingerprint(f.sub("fingerprint", None))
         doc = cls(
-            schema=schema, blastune_version=f.str("blastune_version", None), created=f.str("created", None),
-            updated=f.str("updated", None), status=f.str("status", "complete", choices=STATUSES),
-            fingerprint=fp, cpu=SweepCpu.from_dict(f.sub("cpu", None)), python=f.str("python", None),
-            libraries=_libraries(f), isolation=f.str("isolation", None),
+            schema=schema,
+            blastune_version=f.str("blastune_version", None),
+            created=f.str("created", None),
+            updated=f.str("updated", None),
+            status=f.str("status", "complete", choices=STATUSES),
+            fingerprint=fp,
+            cpu=SweepCpu.from_dict(f.sub("cpu", None)),
+            python=f.str("python", None),
+            libraries=_libraries(f),
+            isolation=f.str("isolation", None),
             settings=check_settings(f.sub("settings", None)),
-            grid=SweepGrid.from_dict(f.sub("grid", None)), skipped=_strings(f, "skipped"),
-            points=f.each("points", SweepPoint.from_dict), warnings=_strings(f, "warnings"),
+            grid=SweepGrid.from_dict(f.sub("grid", None)),
+            skipped=_strings(f, "skipped"),
+            points=f.each("points", SweepPoint.from_dict),
+            warnings=_strings(f, "warnings"),
             resumed=f.count("resumed", None),
             contention_source=f.str("contention_source", None, choices=CONTENTION_SOURCES),
             contended_wait_pct=f.number("contended_wait_pct", None, lo=0),
@@ -353,9 +450,24 @@ class SweepDocument:
         return out
 
 
-DOCUMENT_KEYS_0_1_0 = ("schema", "blastune_version", "created", "updated", "status", "fingerprint", "cpu",
-                       "python", "libraries", "isolation", "settings", "grid", "skipped", "points",
-                       "warnings", "resumed")
+DOCUMENT_KEYS_0_1_0 = (
+    "schema",
+    "blastune_version",
+    "created",
+    "updated",
+    "status",
+    "fingerprint",
+    "cpu",
+    "python",
+    "libraries",
+    "isolation",
+    "settings",
+    "grid",
+    "skipped",
+    "points",
+    "warnings",
+    "resumed",
+)
 
 
 def _no_twins(f: Fields, points: list[SweepPoint]) -> None:
@@ -382,5 +494,15 @@ def load_sweep(path) -> SweepDocument:
     return SweepDocument.load(Path(path))
 
 
-__all__ = ["SCHEMA", "KEY_FIELDS", "STATUSES", "CONTENTION_SOURCES", "SweepPoint", "SweepCpu", "SweepGrid",
-           "SweepDocument", "DocumentError", "load_sweep"]
+__all__ = [
+    "SCHEMA",
+    "KEY_FIELDS",
+    "STATUSES",
+    "CONTENTION_SOURCES",
+    "SweepPoint",
+    "SweepCpu",
+    "SweepGrid",
+    "SweepDocument",
+    "DocumentError",
+    "load_sweep",
+]

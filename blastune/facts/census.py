@@ -6,6 +6,7 @@ known by their file paths in /proc/PID/maps; its thread settings come from /proc
 this user may read it, its OS threads from /proc/PID/status, its CPU use from two /proc/PID/stat
 samples. Linux only (psutil's memory maps are slower and missing on macOS).
 """
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ def _patterns() -> list[tuple[type[Family] | None, re.Pattern]]:
 
 def _env_shown() -> frozenset[str]:
     """The variables read from /proc/PID/environ: whatever a family's thread rule reads."""
-    return frozenset(v for fam in families() for v in fam.thread_vars + fam.integer_vars + fam.key_vars)
+    return frozenset(
+        v for fam in families() for v in fam.thread_vars + fam.integer_vars + fam.key_vars
+    )
 
 
 def vendor_of_path(path: str, patterns=None) -> str | None:
@@ -59,20 +62,22 @@ class BlasProcess:
     pid: int
     user: str | None
     command: str
-    vendors: list[str]            # BLAS and OpenMP families mapped
-    libraries: list[str]          # their files
-    threads: int                  # OS threads now (/proc/PID/status)
-    cpu_percent: float | None     # over the sampling interval; 100 = one core busy
-    affinity: int | None          # CPUs it may run on
-    env: dict[str, str] | None    # its thread variables; None when /proc/PID/environ is not readable
-    blas_threads: int             # the threads one BLAS call in it really runs (the largest pool)
+    vendors: list[str]  # BLAS and OpenMP families mapped
+    libraries: list[str]  # their files
+    threads: int  # OS threads now (/proc/PID/status)
+    cpu_percent: float | None  # over the sampling interval; 100 = one core busy
+    affinity: int | None  # CPUs it may run on
+    env: dict[str, str] | None  # its thread variables; None when /proc/PID/environ is not readable
+    blas_threads: int  # the threads one BLAS call in it really runs (the largest pool)
     blas_threads_basis: str
     # Measured over the sampling interval from /proc/PID/task/*/schedstat (None where not measured):
-    run_s: float | None = None    # seconds its threads ran on a CPU (summed over threads)
-    wait_s: float | None = None   # seconds its threads were runnable but waited for a CPU
-    wait_share_pct: float | None = None  # wait / (run + wait): share of its wanted CPU time spent waiting
+    run_s: float | None = None  # seconds its threads ran on a CPU (summed over threads)
+    wait_s: float | None = None  # seconds its threads were runnable but waited for a CPU
+    wait_share_pct: float | None = (
+        None  # wait / (run + wait): share of its wanted CPU time spent waiting
+    )
     contended: bool | None = None  # computing, and waited more than CONTENDED_WAIT_PCT of the CPU
-                                   # time it wanted (``waited_too_long``)
+    # time it wanted (``waited_too_long``)
 
     def to_dict(self):
         return asdict(self)
@@ -88,20 +93,22 @@ class Census:
     usable_cores: int
     usable_basis: str
     processes: list[BlasProcess]
-    total_blas_threads: int       # over every process listed
-    busy_blas_threads: int        # over the processes computing now
-    verdict: str                  # ok | at-risk | oversubscribed
+    total_blas_threads: int  # over every process listed
+    busy_blas_threads: int  # over the processes computing now
+    verdict: str  # ok | at-risk | oversubscribed
     message: str
     interval: float
-    unreadable: int = 0           # processes whose maps this user may not read
+    unreadable: int = 0  # processes whose maps this user may not read
     # each of them: {"pid", "command" (its comm), "user", "reason"} -- a note must say which
     unreadable_processes: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    measured_by: str | None = None  # "schedstat" (run-queue wait) | "cpu-percent" | None (no sample)
+    measured_by: str | None = (
+        None  # "schedstat" (run-queue wait) | "cpu-percent" | None (no sample)
+    )
     contended_processes: int = 0  # processes whose threads waited for a CPU past the threshold
     wait_share_pct: float | None = None  # their wait / (run + wait), all together
     threshold_pct: float = CONTENDED_WAIT_PCT  # % of the CPU time a process wanted (see
-                                               # waited_too_long)
+    # waited_too_long)
 
     def to_dict(self):
         d = asdict(self)
@@ -169,7 +176,7 @@ def _cpu_ticks(pid: int) -> tuple[int, int] | None:
     if not text:
         return None
     # the command (field 2) may hold spaces and parentheses: split after the last ')'
-    fields = text[text.rfind(")") + 2:].split()
+    fields = text[text.rfind(")") + 2 :].split()
     try:
         return int(fields[11]) + int(fields[12]), int(fields[19])
     except (IndexError, ValueError):
@@ -204,8 +211,9 @@ def _user(uid_field: str) -> str | None:
         return None
 
 
-def _pool_size(vendors: list[str], env: dict[str, str] | None, seat: Seat,
-               paths: list[str] = ()) -> tuple[int, str]:
+def _pool_size(
+    vendors: list[str], env: dict[str, str] | None, seat: Seat, paths: list[str] = ()
+) -> tuple[int, str]:
     """The threads one BLAS call in the process really runs: per family mapped, its own rule
     (``Family.planned_threads``: its variables, its default, its cap); the largest wins.
 
@@ -221,7 +229,11 @@ def _pool_size(vendors: list[str], env: dict[str, str] | None, seat: Seat,
         if fam is None or fam.wrapper:  # a BLAS no family claims: whatever the variables ask
             what = "flexiblas (backend unknown)" if fam else "unknown BLAS"
             v, var = requested_threads(env or {})
-            n, why = (v, f"{what}: {var}={v}") if v else (seat.cpus, f"{what}: assumed one thread per CPU ({seat.cpus})")
+            n, why = (
+                (v, f"{what}: {var}={v}")
+                if v
+                else (seat.cpus, f"{what}: assumed one thread per CPU ({seat.cpus})")
+            )
         else:
             n, why = fam.planned_threads(env, seat, paths)
         if n > best:
@@ -233,7 +245,9 @@ def _pids() -> list[int]:
     try:
         return sorted(int(d) for d in os.listdir("/proc") if d.isdigit())
     except OSError:
-        raise BlastuneError("blastune ps needs Linux's /proc: not available on this system") from None
+        raise BlastuneError(
+            "blastune ps needs Linux's /proc: not available on this system"
+        ) from None
 
 
 def processes(interval: float = 0.5, include_self: bool = False) -> Census:
@@ -245,7 +259,9 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
     from blastune.facts.cpu import cgroup_quota, physical_cores, usable_cores
 
     if not 0 <= interval <= MAX_INTERVAL:  # also refuses nan and inf
-        raise BlastuneError(f"invalid interval {interval:g}: must be from 0 to {MAX_INTERVAL:g} seconds")
+        raise BlastuneError(
+            f"invalid interval {interval:g}: must be from 0 to {MAX_INTERVAL:g} seconds"
+        )
     # The machine's cores (capped by a container's CPU quota), not this process's own affinity mask:
     # a `taskset -c 0 blastune ps` still looks at processes running on every CPU.
     usable, basis = usable_cores(list(range(os.cpu_count() or 1)), cgroup_quota())
@@ -289,13 +305,24 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
         seat = Seat(cpus=aff or usable, physical_cores=physical)
         pool, why = _pool_size(vendors, env, seat, [p for _, p in libs])
         proc = BlasProcess(
-            pid=pid, user=_user(status.get("Uid", "")), command=_command(pid), vendors=vendors,
-            libraries=sorted(p for _, p in libs), threads=int(status.get("Threads", "0") or 0),
-            cpu_percent=pct, affinity=aff, env=env, blas_threads=pool, blas_threads_basis=why)
+            pid=pid,
+            user=_user(status.get("Uid", "")),
+            command=_command(pid),
+            vendors=vendors,
+            libraries=sorted(p for _, p in libs),
+            threads=int(status.get("Threads", "0") or 0),
+            cpu_percent=pct,
+            affinity=aff,
+            env=env,
+            blas_threads=pool,
+            blas_threads_basis=why,
+        )
         if contention is not None:
             wanted = contention.run_s + contention.wait_s
             proc.run_s, proc.wait_s = round(contention.run_s, 4), round(contention.wait_s, 4)
-            proc.wait_share_pct = round(100.0 * contention.wait_s / wanted, 1) if wanted > 0 else 0.0
+            proc.wait_share_pct = (
+                round(100.0 * contention.wait_s / wanted, 1) if wanted > 0 else 0.0
+            )
             proc.contended = waited_too_long(contention.run_s, contention.wait_s, contention.wall_s)
         out.append(proc)
     measured = "schedstat" if schedstat else "cpu-percent" if interval > 0 else None
@@ -355,8 +382,15 @@ def _unreadable_note(count: int, denied: list[dict], shown: int = 5) -> str:
     return "could not inspect " + "; ".join(parts)
 
 
-def _census(procs: list[BlasProcess], usable: int, basis: str, interval: float, unreadable: int,
-            measured: str | None = None, denied: list[dict] | None = None) -> Census:
+def _census(
+    procs: list[BlasProcess],
+    usable: int,
+    basis: str,
+    interval: float,
+    unreadable: int,
+    measured: str | None = None,
+    denied: list[dict] | None = None,
+) -> Census:
     """The verdict: from the measured run-queue wait when there is one, else from thread counts."""
     total = sum(p.blas_threads for p in procs)
     busy = [p for p in procs if p.busy]
@@ -367,40 +401,69 @@ def _census(procs: list[BlasProcess], usable: int, basis: str, interval: float, 
         wanted = sum(p.run_s + p.wait_s for p in waited)
         share = round(100.0 * sum(p.wait_s for p in waited) / wanted, 1) if wanted > 0 else 0.0
     if measured == "schedstat" and waited:
-        who = f"{_plural(len(waited), 'process')} waited {share:.0f}% of their time for a CPU" \
-            if len(waited) > 1 else f"1 process waited {share:.0f}% of its time for a CPU"
+        who = (
+            f"{_plural(len(waited), 'process')} waited {share:.0f}% of their time for a CPU"
+            if len(waited) > 1
+            else f"1 process waited {share:.0f}% of its time for a CPU"
+        )
         mine = sum(p.blas_threads for p in waited)
         if busy_total > usable or mine > usable:
             n = max(1, len(busy), len(waited))
             verdict = "oversubscribed"
-            message = (f"{who}: their BLAS runs {max(busy_total, mine)} threads on {usable} usable cores; "
-                       f"limit each to {max(1, usable // n)} (blastune env --jobs {n})")
+            message = (
+                f"{who}: their BLAS runs {max(busy_total, mine)} threads on {usable} usable cores; "
+                f"limit each to {max(1, usable // n)} (blastune env --jobs {n})"
+            )
         else:
             verdict = "contended"
-            message = (f"{who}, though their BLAS threads ({mine}) fit the {usable} usable cores: "
-                       "other programs keep the CPUs busy")
+            message = (
+                f"{who}, though their BLAS threads ({mine}) fit the {usable} usable cores: "
+                "other programs keep the CPUs busy"
+            )
     elif measured == "schedstat" and total > usable:
         verdict = "at-risk"
-        message = (f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} usable "
-                   f"cores; none waited for a CPU in the {interval:g} s measured: fine while they take turns")
+        message = (
+            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} usable "
+            f"cores; none waited for a CPU in the {interval:g} s measured: fine while they take turns"
+        )
     elif measured == "cpu-percent" and busy_total > usable:
         verdict = "oversubscribed"
-        message = (f"{len(busy)} busy processes may run {busy_total} BLAS threads on {usable} usable cores: "
-                   f"limit each to {max(1, usable // len(busy))} (blastune env --jobs {len(busy)})")
+        message = (
+            f"{len(busy)} busy processes may run {busy_total} BLAS threads on {usable} usable cores: "
+            f"limit each to {max(1, usable // len(busy))} (blastune env --jobs {len(busy)})"
+        )
     elif total > usable:
         verdict = "at-risk"
-        message = (f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} "
-                   "usable cores; fine while they take turns, oversubscribed when they compute at once")
+        message = (
+            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} "
+            "usable cores; fine while they take turns, oversubscribed when they compute at once"
+        )
     else:
         verdict = "ok"
-        message = f"{total} BLAS threads in {_plural(len(procs), 'process')} fit {usable} usable cores"
+        message = (
+            f"{total} BLAS threads in {_plural(len(procs), 'process')} fit {usable} usable cores"
+        )
     notes = []
     if unreadable:
         notes.append(_unreadable_note(unreadable, denied or []))
     if measured == "cpu-percent":
-        notes.append("this kernel keeps no per-thread schedstat: the verdict comes from CPU use, not measured waits")
-    return Census(schema=PS_SCHEMA, usable_cores=usable, usable_basis=basis, processes=procs,
-                  total_blas_threads=total, busy_blas_threads=busy_total, verdict=verdict, message=message,
-                  interval=interval, unreadable=unreadable, unreadable_processes=list(denied or []),
-                  notes=notes, measured_by=measured,
-                  contended_processes=len(waited), wait_share_pct=share)
+        notes.append(
+            "this kernel keeps no per-thread schedstat: the verdict comes from CPU use, not measured waits"
+        )
+    return Census(
+        schema=PS_SCHEMA,
+        usable_cores=usable,
+        usable_basis=basis,
+        processes=procs,
+        total_blas_threads=total,
+        busy_blas_threads=busy_total,
+        verdict=verdict,
+        message=message,
+        interval=interval,
+        unreadable=unreadable,
+        unreadable_processes=list(denied or []),
+        notes=notes,
+        measured_by=measured,
+        contended_processes=len(waited),
+        wait_share_pct=share,
+    )

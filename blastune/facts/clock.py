@@ -12,6 +12,7 @@ process's pools and limits are untouched and no thread competes with the measuri
 (``blastune info --measure``): a child python and a dgemm take 0.5-1 s, several times what plain
 ``info`` takes, so ``info`` measures only when asked.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,10 @@ print(2.0 * n ** 3 / best / 1e9)
 
 @dataclass
 class ClockCheck:
-    gflops_1thread: float | None        # best of REPEATS dgemm SIZE x SIZE, one thread
+    gflops_1thread: float | None  # best of REPEATS dgemm SIZE x SIZE, one thread
     nominal_gflops_per_core: float | None
-    above_nominal: bool | None          # the dgemm beat the nominal peak: the clock is higher
-    clock_at_least_mhz: float | None    # what the dgemm proves about the clock, when above nominal
+    above_nominal: bool | None  # the dgemm beat the nominal peak: the clock is higher
+    clock_at_least_mhz: float | None  # what the dgemm proves about the clock, when above nominal
     message: str
     error: str | None = None
 
@@ -54,33 +55,64 @@ class ClockCheck:
         return asdict(self)
 
 
-def measure_clock(cpu: CpuInfo, python: str | None = None, size: int = SIZE, repeats: int = REPEATS,
-                  timeout: float = 60.0) -> ClockCheck:
+def measure_clock(
+    cpu: CpuInfo,
+    python: str | None = None,
+    size: int = SIZE,
+    repeats: int = REPEATS,
+    timeout: float = 60.0,
+) -> ClockCheck:
     """Time a one-thread dgemm in a child and compare it with the nominal peak of one core."""
     nominal = cpu.peak_gflops_per_core
     env = {**os.environ, **thread_env(1)}
     try:
-        proc = subprocess.run([python or sys.executable, "-c", _CHILD, str(size), str(repeats)],
-                              capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            [python or sys.executable, "-c", _CHILD, str(size), str(repeats)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
         rate = float(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
-        error = None if rate else (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        error = (
+            None
+            if rate
+            else (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        )
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as exc:
         rate, error = None, f"{type(exc).__name__}: {exc}"
     if rate is None:
-        return ClockCheck(None, nominal, None, None, f"the dgemm could not be measured: {error}", error)
+        return ClockCheck(
+            None, nominal, None, None, f"the dgemm could not be measured: {error}", error
+        )
     rate = round(rate, 1)
     if not nominal:
-        return ClockCheck(rate, None, None, None,
-                          f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread; no nominal peak to compare")
+        return ClockCheck(
+            rate,
+            None,
+            None,
+            None,
+            f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread; no nominal peak to compare",
+        )
     if rate > nominal:
         mhz = round(rate / cpu.flops_per_cycle_fp64 * 1000) if cpu.flops_per_cycle_fp64 else None
         clock = f" of at least {mhz:.0f} MHz" if mhz else ""
-        return ClockCheck(rate, nominal, True, mhz,
-                          f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread, above the nominal peak of "
-                          f"{nominal:g} per core: the real clock is higher than the {cpu.clock_mhz:.0f} MHz stated"
-                          f"{' (' + cpu.clock_source + ')' if cpu.clock_source else ''} -- a clock{clock} "
-                          "(boost)")
-    return ClockCheck(rate, nominal, False, None,
-                      f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread: {100 * rate / nominal:.0f}% "
-                      f"of the nominal peak of {nominal:g} per core")
+        return ClockCheck(
+            rate,
+            nominal,
+            True,
+            mhz,
+            f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread, above the nominal peak of "
+            f"{nominal:g} per core: the real clock is higher than the {cpu.clock_mhz:.0f} MHz stated"
+            f"{' (' + cpu.clock_source + ')' if cpu.clock_source else ''} -- a clock{clock} "
+            "(boost)",
+        )
+    return ClockCheck(
+        rate,
+        nominal,
+        False,
+        None,
+        f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread: {100 * rate / nominal:.0f}% "
+        f"of the nominal peak of {nominal:g} per core",
+    )

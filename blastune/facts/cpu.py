@@ -2,6 +2,7 @@
 
 Everything here reads /proc and /sys (Linux) with portable fallbacks, and returns plain data.
 """
+
 from __future__ import annotations
 
 import math
@@ -137,7 +138,9 @@ def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     for d in _ancestors(root, rel):
         fields = (_read(d / "cpu.max") or "").split()
         if fields and fields[0] != "max":
-            found.append((_cores(fields[0], fields[1] if len(fields) > 1 else "100000"), str(d / "cpu.max")))
+            found.append(
+                (_cores(fields[0], fields[1] if len(fields) > 1 else "100000"), str(d / "cpu.max"))
+            )
     return _tightest(found)
 
 
@@ -254,8 +257,9 @@ def _khz_files(root: Path, name: str) -> list[int]:
     return out
 
 
-def peak_clock(cpus: list[dict[str, str]], model: str,
-               root: str | Path = "/") -> tuple[float | None, str | None]:
+def peak_clock(
+    cpus: list[dict[str, str]], model: str, root: str | Path = "/"
+) -> tuple[float | None, str | None]:
     """(MHz, source id) of the clock the nominal peak assumes: the highest one the CPU is known to
     run at (``PEAK_CLOCK_SOURCES``, best first). ``root``: where ``sys/`` is read (a capture)."""
     root = Path(root)
@@ -287,13 +291,21 @@ def with_peak_clock(cpu: "CpuInfo", mhz: float | None, source: str | None) -> "C
     per_core = fpc * mhz / 1000 if fpc and mhz else None
     total = per_core * cpu.usable_cores if per_core else None
     if per_core:
-        basis = (f"nominal: {fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz "
-                 f"[clock: {desc}]; total = per core x {cpu.usable_cores} usable cores")
+        basis = (
+            f"nominal: {fpc} FP64 FLOPs/cycle ({level}: {how}) x {mhz:.0f} MHz "
+            f"[clock: {desc}]; total = per core x {cpu.usable_cores} usable cores"
+        )
     else:
         basis = "unknown: SIMD level or clock not readable"
-    return replace(cpu, clock_mhz=mhz, clock_source=desc, peak_clock_source=source,
-                   peak_gflops_per_core=round(per_core, 1) if per_core else None,
-                   peak_gflops_total=round(total, 1) if total else None, peak_basis=basis)
+    return replace(
+        cpu,
+        clock_mhz=mhz,
+        clock_source=desc,
+        peak_clock_source=source,
+        peak_gflops_per_core=round(per_core, 1) if per_core else None,
+        peak_gflops_total=round(total, 1) if total else None,
+        peak_basis=basis,
+    )
 
 
 def _flags_of(first: dict[str, str]) -> set[str]:
@@ -320,11 +332,23 @@ def cpu_info() -> CpuInfo:
     fpc = dict((lvl, f) for lvl, f, _ in SIMD_LEVELS).get(level)
     mhz, source = peak_clock(cpus, model)
     cpu = CpuInfo(
-        model=model, machine=platform.machine(), logical_cores=logical, physical_cores=physical,
-        affinity=aff, cgroup=quota, usable_cores=usable, usable_basis=basis, simd=level,
+        model=model,
+        machine=platform.machine(),
+        logical_cores=logical,
+        physical_cores=physical,
+        affinity=aff,
+        cgroup=quota,
+        usable_cores=usable,
+        usable_basis=basis,
+        simd=level,
         flags_checked=sorted(f for s in _SIMD_FLAGS.values() for f in s if f in flags),
-        clock_mhz=None, clock_source=None, flops_per_cycle_fp64=fpc,
-        peak_gflops_per_core=None, peak_gflops_total=None, peak_basis="", smt=physical < logical,
+        clock_mhz=None,
+        clock_source=None,
+        flops_per_cycle_fp64=fpc,
+        peak_gflops_per_core=None,
+        peak_gflops_total=None,
+        peak_basis="",
+        smt=physical < logical,
     )
     return with_peak_clock(cpu, mhz, source)
 
@@ -337,7 +361,10 @@ def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, s
         if controllers == "" and (root / "cgroup.controllers").exists():
             base, files = root, ("memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):
-            base, files = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+            base, files = (
+                root / "memory",
+                ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
+            )
         else:
             continue
         d = base / rel.lstrip("/")
@@ -349,7 +376,9 @@ def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, s
     return out
 
 
-def available_memory(proc_cgroup: str | None = None, root: str | Path | None = None) -> tuple[int | None, str]:
+def available_memory(
+    proc_cgroup: str | None = None, root: str | Path | None = None
+) -> tuple[int | None, str]:
     """Bytes this process may still allocate: MemAvailable, capped by the tightest cgroup memory limit
     on the way from our cgroup up to the root (v2 ``memory.max``, v1 ``memory.limit_in_bytes``).
 
@@ -361,7 +390,9 @@ def available_memory(proc_cgroup: str | None = None, root: str | Path | None = N
     if m:
         avail, src = int(m.group(1)) * 1024, "MemAvailable"
     proc_cgroup = proc_cgroup if proc_cgroup is not None else (_read("/proc/self/cgroup") or "")
-    for d, limit_name, usage_name, cache_key in _cgroup_memory_dirs(proc_cgroup, Path(root) if root is not None else cgroup_root()):
+    for d, limit_name, usage_name, cache_key in _cgroup_memory_dirs(
+        proc_cgroup, Path(root) if root is not None else cgroup_root()
+    ):
         lim = (_read(d / limit_name) or "").strip()
         if not lim.isdigit() or int(lim) >= (1 << 60):  # "max", or v1's "no limit" (a huge number)
             continue

@@ -5,6 +5,7 @@ module calls (``dlsym`` on the module's own handle searches it and its dependenc
 then ask ``dladdr`` which file holds that address. File names lie (every Debian alternative is called
 libblas.so.3); the address does not.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -20,8 +21,10 @@ from blastune.libraries.base import _HANDLES, address, affixed, file_of_address,
 
 # (package, api) -> (candidate extension modules, the symbols they call, most specific first)
 CALL_SITES = {
-    ("numpy", "blas"): (("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"),
-                        affixed(("cblas_dgemm", "dgemm_"))),
+    ("numpy", "blas"): (
+        ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"),
+        affixed(("cblas_dgemm", "dgemm_")),
+    ),
     ("numpy", "lapack"): (("numpy.linalg._umath_linalg",), affixed(("dgesv_", "dgetrf_"))),
     ("scipy", "blas"): (("scipy.linalg._fblas",), affixed(("dgemm_", "cblas_dgemm"))),
     ("scipy", "lapack"): (("scipy.linalg._flapack",), affixed(("dgesv_", "dgetrf_"))),
@@ -31,12 +34,13 @@ CALL_SITES = {
 @dataclass
 class Binding:
     """One (package, api) pair and the library that answers its calls."""
+
     package: str
     api: str
     symbol: str | None = None
-    serving_file: str | None = None   # the file that holds the symbol's code
+    serving_file: str | None = None  # the file that holds the symbol's code
     library: LibraryInfo | None = None
-    error: str | None = None          # why nothing could be said
+    error: str | None = None  # why nothing could be said
 
     def to_dict(self):
         d = asdict(self)
@@ -82,7 +86,9 @@ def family_of(path: str, own_only: bool = False):
         if fam.ignore_pattern and re.search(fam.ignore_pattern, path):
             continue
         if own_only and fam.marker_symbols:
-            if _defines_marker(fam, path) or (fam.path_pattern and re.search(fam.path_pattern, path)):
+            if _defines_marker(fam, path) or (
+                fam.path_pattern and re.search(fam.path_pattern, path)
+            ):
                 return fam
             continue
         if fam.owns(path):
@@ -94,17 +100,31 @@ def safe_describe(fam, path: str) -> LibraryInfo:
     """``fam.describe(path)``; a library that cannot be queried gets a row that says why, not a traceback."""
     try:
         return fam.describe(path)
-    except Exception as exc:  # a foreign library's API misbehaving must not take `blastune info` down
-        return LibraryInfo(vendor=fam.name, api=fam.api, filepath=path, num_threads=None,
-                           threading_layer="unknown", threads_source="unknown", control="unknown",
-                           notes=[f"could not be queried: {type(exc).__name__}: {exc}"])
+    except (
+        Exception
+    ) as exc:  # a foreign library's API misbehaving must not take `blastune info` down
+        return LibraryInfo(
+            vendor=fam.name,
+            api=fam.api,
+            filepath=path,
+            num_threads=None,
+            threading_layer="unknown",
+            threads_source="unknown",
+            control="unknown",
+            notes=[f"could not be queried: {type(exc).__name__}: {exc}"],
+        )
 
 
 def describe(path: str) -> LibraryInfo:
     fam = family_of(path)
     if fam is None:
-        return LibraryInfo(vendor="unknown", api="blas", filepath=path, num_threads=None,
-                           notes=["no vendor marker symbol or known path"])
+        return LibraryInfo(
+            vendor="unknown",
+            api="blas",
+            filepath=path,
+            num_threads=None,
+            notes=["no vendor marker symbol or known path"],
+        )
     impl = fam.implementation_file(path)
     info = safe_describe(fam, impl)
     if impl != path:
@@ -145,7 +165,9 @@ def load_extension(path: str):
     if lib is None:
         import ctypes
 
-        ctypes.CDLL(real, mode=getattr(os, "RTLD_NOW", 0) | getattr(os, "RTLD_LOCAL", 0))  # OSError says why
+        ctypes.CDLL(
+            real, mode=getattr(os, "RTLD_NOW", 0) | getattr(os, "RTLD_LOCAL", 0)
+        )  # OSError says why
         _HANDLES.pop(real, None)  # handle() remembered "not loaded"
         lib = handle(real)
     return lib

@@ -5,6 +5,7 @@ module only gathers them. The lists are computed on each call, so a family regis
 (``blastune.libraries.register_family``) is exported, checked and shown like the built-in ones.
 ``THREAD_VARS``, ``ALL_VARS`` and ``INTEGER_VARS`` are those lists as of the moment they are read.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Every saved document carries one, so later commands (compare, recommend, env --auto) can tell a result
 from this machine from a foreign one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,11 @@ def fingerprint(cpu=None, libraries=None) -> dict:
         "machine": cpu.machine,
         "simd": cpu.simd,
         "usable_cores": cpu.usable_cores,
-        "libraries": sorted(f"{lib.vendor} {lib.version or '?'} {lib.threading_layer or '?'}"
-                            for lib in libs if lib.api != "openmp"),
+        "libraries": sorted(
+            f"{lib.vendor} {lib.version or '?'} {lib.threading_layer or '?'}"
+            for lib in libs
+            if lib.api != "openmp"
+        ),
     }
     fp["id"] = hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]
     return fp

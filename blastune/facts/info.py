@@ -1,4 +1,5 @@
 """``blastune.info()``: every fact ``blastune info`` shows, as one plain, versioned object."""
+
 from __future__ import annotations
 
 import platform
@@ -38,8 +39,12 @@ class Info:
     cpu: CpuInfo
     env: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
-    clock: ClockCheck | None = None  # a measured dgemm against the nominal peak (info(measure=True))
-    topology: Topology | None = None  # sockets, NUMA nodes, L3 domains, cores (None: not readable here)
+    clock: ClockCheck | None = (
+        None  # a measured dgemm against the nominal peak (info(measure=True))
+    )
+    topology: Topology | None = (
+        None  # sockets, NUMA nodes, L3 domains, cores (None: not readable here)
+    )
 
     def to_dict(self):
         return {
@@ -64,7 +69,11 @@ class Info:
 def thread_pools(loaded: list[LibraryInfo]) -> list[LibraryInfo]:
     """The BLAS libraries with a thread pool of their own: a reference LAPACK beside BLIS, or ATLAS
     serial, runs one thread for good and has nothing to oversubscribe with."""
-    return [lib for lib in loaded if lib.api != "openmp" and not (lib.control == "fixed" and lib.num_threads == 1)]
+    return [
+        lib
+        for lib in loaded
+        if lib.api != "openmp" and not (lib.control == "fixed" and lib.num_threads == 1)
+    ]
 
 
 def pool_disagreement(loaded: list[LibraryInfo], label=None) -> str | None:
@@ -76,10 +85,15 @@ def pool_disagreement(loaded: list[LibraryInfo], label=None) -> str | None:
     if len({lib.num_threads for lib in pools}) < 2:
         return None
     label = label or (lambda lib: f"{lib.vendor} ({lib.filepath})")
-    listing = ", ".join(f"{label(lib)}: {'?' if lib.num_threads is None else lib.num_threads} "
-                        f"thread{'s' * (lib.num_threads != 1)}" for lib in pools)
-    return (f"{len(pools)} BLAS copies run different thread counts -- {listing}; a limit set through one "
-            "copy does not reach the others")
+    listing = ", ".join(
+        f"{label(lib)}: {'?' if lib.num_threads is None else lib.num_threads} "
+        f"thread{'s' * (lib.num_threads != 1)}"
+        for lib in pools
+    )
+    return (
+        f"{len(pools)} BLAS copies run different thread counts -- {listing}; a limit set through one "
+        "copy does not reach the others"
+    )
 
 
 def library_label(lib: LibraryInfo, binds: list[Binding]) -> str:
@@ -106,7 +120,10 @@ def info(measure: bool = False) -> Info:
     binds = bindings(present)
     for name in ("numpy", "scipy"):
         if name not in present:
-            binds += [Binding(package=name, api=api, error=packages[name]["error"]) for api in ("blas", "lapack")]
+            binds += [
+                Binding(package=name, api=api, error=packages[name]["error"])
+                for api in ("blas", "lapack")
+            ]
     loaded = inventory()
     warnings = []
     omp = [lib for lib in loaded if lib.api == "openmp"]
@@ -118,14 +135,25 @@ def info(measure: bool = False) -> Info:
         if b.library is not None:
             b.library.threadpoolctl_sees = seen.get(b.library.filepath)
     if len({lib.vendor for lib in omp}) > 1:
-        warnings.append("more than one OpenMP runtime is loaded: " + ", ".join(lib.filepath for lib in omp))
+        warnings.append(
+            "more than one OpenMP runtime is loaded: " + ", ".join(lib.filepath for lib in omp)
+        )
     cpu = cpu_info()
     clock = measure_clock(cpu) if measure else None
     if clock is not None and clock.above_nominal and clock.clock_at_least_mhz:
         # the dgemm proved a higher clock than any the system states: the peak is built on it
         cpu = with_peak_clock(cpu, clock.clock_at_least_mhz, "measured")
-    return Info(schema=INFO_SCHEMA, blastune_version=__version__,
-                python=sys.version.split()[0], platform=platform.platform(), packages=packages,
-                bindings=binds, loaded=loaded, cpu=cpu, env=current_env(), warnings=warnings,
-                clock=clock,
-                topology=topology_or_none())
+    return Info(
+        schema=INFO_SCHEMA,
+        blastune_version=__version__,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        packages=packages,
+        bindings=binds,
+        loaded=loaded,
+        cpu=cpu,
+        env=current_env(),
+        warnings=warnings,
+        clock=clock,
+        topology=topology_or_none(),
+    )

@@ -14,6 +14,7 @@ however short the measurement. ``/proc/pressure/cpu`` (PSI) says the same machin
 ``wait_pct`` is run-queue wait over wall time, summed over every thread of the processes measured,
 in percent of the wall time: 40 means that, on average, 0.4 threads stood waiting for a CPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,15 +33,20 @@ PROC = Path("/proc")
 @dataclass(frozen=True)
 class CpuTimes:
     """Cumulative schedstat counters: ns on a CPU, ns runnable-but-waiting, timeslices."""
+
     run_ns: int = 0
     wait_ns: int = 0
     slices: int = 0
 
     def __add__(self, other: "CpuTimes") -> "CpuTimes":
-        return CpuTimes(self.run_ns + other.run_ns, self.wait_ns + other.wait_ns, self.slices + other.slices)
+        return CpuTimes(
+            self.run_ns + other.run_ns, self.wait_ns + other.wait_ns, self.slices + other.slices
+        )
 
     def __sub__(self, other: "CpuTimes") -> "CpuTimes":
-        return CpuTimes(self.run_ns - other.run_ns, self.wait_ns - other.wait_ns, self.slices - other.slices)
+        return CpuTimes(
+            self.run_ns - other.run_ns, self.wait_ns - other.wait_ns, self.slices - other.slices
+        )
 
 
 def parse_schedstat(text: str) -> CpuTimes | None:
@@ -92,13 +98,14 @@ def process_times(pid: int) -> CpuTimes | None:
 @dataclass(frozen=True)
 class Contention:
     """What the threads measured did during ``wall_s``: on-CPU and waiting time, summed."""
+
     wall_s: float
     run_s: float
     wait_s: float
-    wait_pct: float          # wait_s / wall_s * 100
-    threads: int             # threads seen (at start or end)
-    source: str              # "schedstat"
-    contended: bool          # wait_pct > threshold_pct
+    wait_pct: float  # wait_s / wall_s * 100
+    threads: int  # threads seen (at start or end)
+    source: str  # "schedstat"
+    contended: bool  # wait_pct > threshold_pct
     threshold_pct: float = CONTENDED_WAIT_PCT
 
     def to_dict(self) -> dict:
@@ -113,8 +120,13 @@ class Meter:
     record of dead threads. BLAS pools live for the whole process, so this rarely matters.
     """
 
-    def __init__(self, pids, before: dict[tuple[int, int], CpuTimes], t0: float,
-                 threshold_pct: float = CONTENDED_WAIT_PCT):
+    def __init__(
+        self,
+        pids,
+        before: dict[tuple[int, int], CpuTimes],
+        t0: float,
+        threshold_pct: float = CONTENDED_WAIT_PCT,
+    ):
         self.pids = list(pids)
         self.before = before
         self.t0 = t0
@@ -150,14 +162,22 @@ class Meter:
             delta = delta + (t - self.before.get(key, CpuTimes()))
         wall = max(wall, 1e-9)
         pct = 100.0 * delta.wait_ns / 1e9 / wall
-        return Contention(wall_s=wall, run_s=delta.run_ns / 1e9, wait_s=delta.wait_ns / 1e9,
-                          wait_pct=pct, threads=max(len(after), len(self.before)), source="schedstat",
-                          contended=pct > self.threshold_pct, threshold_pct=self.threshold_pct)
+        return Contention(
+            wall_s=wall,
+            run_s=delta.run_ns / 1e9,
+            wait_s=delta.wait_ns / 1e9,
+            wait_pct=pct,
+            threads=max(len(after), len(self.before)),
+            source="schedstat",
+            contended=pct > self.threshold_pct,
+            threshold_pct=self.threshold_pct,
+        )
 
 
 @dataclass(frozen=True)
 class Pressure:
     """``/proc/pressure/cpu``: share of wall time some runnable task waited for a CPU (PSI)."""
+
     some_avg10: float
     some_avg60: float
     some_avg300: float
@@ -174,8 +194,12 @@ def parse_pressure(text: str) -> Pressure | None:
             continue
         fields = dict(f.split("=", 1) for f in rest.split() if "=" in f)
         try:
-            return Pressure(float(fields["avg10"]), float(fields["avg60"]), float(fields["avg300"]),
-                            int(fields["total"]))
+            return Pressure(
+                float(fields["avg10"]),
+                float(fields["avg60"]),
+                float(fields["avg300"]),
+                int(fields["total"]),
+            )
         except (KeyError, ValueError):
             return None
     return None

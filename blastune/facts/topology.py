@@ -11,6 +11,7 @@ not to the captured one, so under another root it is not applied; the tree's own
 ``proc/self/status`` ``Cpus_allowed_list`` and cgroup cpuset are. ``BLASTUNE_CGROUP_ROOT`` overrides
 where the cgroup file system is mounted (default ``<root>/sys/fs/cgroup``).
 """
+
 from __future__ import annotations
 
 import os
@@ -64,10 +65,11 @@ def format_cpulist(cpus) -> str:
 @dataclass
 class Domain:
     """A socket, NUMA node or L3 domain, as far as this process may use it."""
-    level: str          # "socket", "numa" or "l3"
-    index: int          # package id, node id, or the L3 domain's ordinal (by its lowest CPU)
-    cpus: list[int]     # the usable CPUs in it
-    machine_cpus: int   # how many CPUs it has on the whole machine
+
+    level: str  # "socket", "numa" or "l3"
+    index: int  # package id, node id, or the L3 domain's ordinal (by its lowest CPU)
+    cpus: list[int]  # the usable CPUs in it
+    machine_cpus: int  # how many CPUs it has on the whole machine
     memory_bytes: int | None = None  # NUMA nodes: MemTotal
 
     @property
@@ -81,13 +83,14 @@ class Domain:
 @dataclass
 class Core:
     """One physical core: its usable SMT siblings, lowest first (a layout without SMT uses the first)."""
+
     socket: int
     core_id: int
     cpus: list[int]
-    machine_cpus: int           # its hardware threads on the whole machine
+    machine_cpus: int  # its hardware threads on the whole machine
     numa: int | None = None
-    l3: int | None = None       # Domain.index of its L3 domain
-    kind: str | None = None     # "P" or "E" on hybrid parts
+    l3: int | None = None  # Domain.index of its L3 domain
+    kind: str | None = None  # "P" or "E" on hybrid parts
 
     def to_dict(self):
         return asdict(self)
@@ -95,10 +98,10 @@ class Core:
 
 @dataclass
 class Topology:
-    source: str                 # "/" or the BLASTUNE_SYSFS_ROOT it was read from
-    machine_cpus: list[int]     # online CPUs of the machine
-    cpus: list[int]             # the usable ones: online and in the affinity mask and the cgroup cpuset
-    limited_by: list[str]       # what narrowed machine_cpus to cpus, e.g. "cgroup cpuset (...)"
+    source: str  # "/" or the BLASTUNE_SYSFS_ROOT it was read from
+    machine_cpus: list[int]  # online CPUs of the machine
+    cpus: list[int]  # the usable ones: online and in the affinity mask and the cgroup cpuset
+    limited_by: list[str]  # what narrowed machine_cpus to cpus, e.g. "cgroup cpuset (...)"
     sockets: list[Domain]
     numa_nodes: list[Domain]
     l3_domains: list[Domain]
@@ -161,6 +164,7 @@ class Topology:
 
 # --- summary ----------------------------------------------------------------------------------------
 
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("s" if n != 1 else "")
 
@@ -195,7 +199,9 @@ def _summary(t: Topology) -> str:
     levels = [(name, [set(d.cpus) for d in doms]) for name, doms in levels if doms]
     cores = [set(c.cpus) for c in t.cores]
     smt_uniform = len({len(c) for c in cores}) <= 1
-    suffix = f" (of {len(t.machine_cpus)} on the machine)" if len(t.cpus) < len(t.machine_cpus) else ""
+    suffix = (
+        f" (of {len(t.machine_cpus)} on the machine)" if len(t.cpus) < len(t.machine_cpus) else ""
+    )
     # The product form reads as arithmetic, so it is used only when it is exact: each level nests
     # in the one above with the same count under every parent.
     terms, ok = [], True
@@ -218,11 +224,15 @@ def _summary(t: Topology) -> str:
         part = "" if not partly else " (partly)" if len(doms) == 1 else f" ({partly} partly)"
         words.append(_plural(len(doms), name) + part)
     words.append(_core_text(t, len(cores), smt_uniform))
-    return f"{len(t.cpus)} of {len(t.machine_cpus)} CPUs: " + ", ".join(words) \
-        if suffix else ", ".join(words) + f" = {_plural(len(t.cpus), 'CPU')}"
+    return (
+        f"{len(t.cpus)} of {len(t.machine_cpus)} CPUs: " + ", ".join(words)
+        if suffix
+        else ", ".join(words) + f" = {_plural(len(t.cpus), 'CPU')}"
+    )
 
 
 # --- reading sysfs ----------------------------------------------------------------------------------
+
 
 def _read(path: Path) -> str | None:
     try:
@@ -255,8 +265,10 @@ def sysfs_root() -> Path:
     path = Path(root)
     if not (path / "sys/devices/system/cpu").is_dir():
         if root != "/":
-            raise BlastuneError(f"{SYSFS_ROOT_VAR}={root!r} holds no sys/devices/system/cpu directory: "
-                                "point it at the root of a captured sysfs tree")
+            raise BlastuneError(
+                f"{SYSFS_ROOT_VAR}={root!r} holds no sys/devices/system/cpu directory: "
+                "point it at the root of a captured sysfs tree"
+            )
     return path
 
 
@@ -355,7 +367,9 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
         usable &= set(aff)
         limited_by.append(aff_src)
     if not usable:
-        raise BlastuneError(f"no usable CPU: the affinity mask / cpuset leave none of {format_cpulist(machine)}")
+        raise BlastuneError(
+            f"no usable CPU: the affinity mask / cpuset leave none of {format_cpulist(machine)}"
+        )
 
     # per CPU: package, core id, siblings, L3
     pkg, core_id, siblings, l3_of = {}, {}, {}, {}
@@ -367,13 +381,18 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
             pkg[cpu] = 0
         cid = _read_int(topo / "core_id")
         core_id[cpu] = cid if cid is not None else cpu
-        sib = _read_list(topo / "core_cpus_list") or _read_list(topo / "thread_siblings_list") or [cpu]
+        sib = (
+            _read_list(topo / "core_cpus_list")
+            or _read_list(topo / "thread_siblings_list")
+            or [cpu]
+        )
         siblings[cpu] = tuple(c for c in sib if c in machine) or (cpu,)
         cache = base / f"cpu{cpu}" / "cache"
         # index3 is the L3 on every x86 and most ARM kernels: look there first, scan only if not
         for index in _cache_dirs(cache):
-            if (_read(index / "level") or "").strip() == "3" and \
-                    (_read(index / "type") or "Unified").strip() in ("Unified", "Data"):
+            if (_read(index / "level") or "").strip() == "3" and (
+                _read(index / "type") or "Unified"
+            ).strip() in ("Unified", "Data"):
                 shared = _read_list(index / "shared_cpu_list")
                 if shared:
                     key = tuple(c for c in shared if c in machine)
@@ -389,12 +408,17 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
         for c in cpus:
             node_of[c] = int(d.name[4:])
         if set(cpus) & usable:
-            numa.append(Domain("numa", int(d.name[4:]), sorted(set(cpus) & usable), len(cpus), _memory(d)))
+            numa.append(
+                Domain("numa", int(d.name[4:]), sorted(set(cpus) & usable), len(cpus), _memory(d))
+            )
 
     # L3 domains, numbered by their lowest CPU
     l3_index = {key: i for i, key in enumerate(sorted(l3_lists, key=min))}
-    l3 = [Domain("l3", l3_index[key], sorted(set(key) & usable), len(key))
-          for key in sorted(l3_lists, key=min) if set(key) & usable]
+    l3 = [
+        Domain("l3", l3_index[key], sorted(set(key) & usable), len(key))
+        for key in sorted(l3_lists, key=min)
+        if set(key) & usable
+    ]
 
     sockets = []
     for p in sorted(set(pkg.values())):
@@ -417,13 +441,38 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
         if not mine:
             continue
         first = mine[0]
-        cores.append(Core(socket=pkg[first], core_id=core_id[first], cpus=mine, machine_cpus=len(sib),
-                          numa=node_of.get(first), l3=l3_index.get(l3_of.get(first)), kind=kind_of.get(first)))
+        cores.append(
+            Core(
+                socket=pkg[first],
+                core_id=core_id[first],
+                cpus=mine,
+                machine_cpus=len(sib),
+                numa=node_of.get(first),
+                l3=l3_index.get(l3_of.get(first)),
+                kind=kind_of.get(first),
+            )
+        )
     # the order a layout fills them in: socket, NUMA node, L3 domain, core type, then the CPU number
-    cores.sort(key=lambda c: (c.socket, c.numa if c.numa is not None else -1, c.l3 if c.l3 is not None else -1,
-                              0 if c.kind in (None, "P") else 1, c.cpus[0]))
-    return Topology(source=str(root), machine_cpus=machine, cpus=sorted(usable), limited_by=limited_by,
-                    sockets=sockets, numa_nodes=numa, l3_domains=l3, cores=cores, notes=notes)
+    cores.sort(
+        key=lambda c: (
+            c.socket,
+            c.numa if c.numa is not None else -1,
+            c.l3 if c.l3 is not None else -1,
+            0 if c.kind in (None, "P") else 1,
+            c.cpus[0],
+        )
+    )
+    return Topology(
+        source=str(root),
+        machine_cpus=machine,
+        cpus=sorted(usable),
+        limited_by=limited_by,
+        sockets=sockets,
+        numa_nodes=numa,
+        l3_domains=l3,
+        cores=cores,
+        notes=notes,
+    )
 
 
 def topology_or_none() -> Topology | None:

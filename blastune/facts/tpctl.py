@@ -6,6 +6,7 @@ threads can be controlled. ``set_num_threads`` works where the library has a run
 (a BLIS that exports its API under a libblas name) and is a no-op where nothing can change the
 count at run time (ATLAS, reference, Debian's symbol-hiding BLIS).
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,15 @@ def register_with_threadpoolctl() -> bool:
         # threadpoolctl skips any file whose prefix is exactly "libblas" on Linux (to avoid duplicate
         # rows for OpenBLAS's shims). "libblas." still matches libblas.so.3; duplicates are avoided
         # below by claiming only files that are themselves the implementation.
-        filename_prefixes = ("libblas.", "liblapack.", "libatlas", "libtatlas", "libsatlas", "librefblas",
-                             "libreflapack")
+        filename_prefixes = (
+            "libblas.",
+            "liblapack.",
+            "libatlas",
+            "libtatlas",
+            "libsatlas",
+            "librefblas",
+            "libreflapack",
+        )
         check_symbols = ("dgemm_", "dgesv_", "ATL_buildinfo")
 
         # Everything set on ``self`` shows up in threadpool_info() (it is vars(self)), which callers

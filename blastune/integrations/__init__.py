@@ -3,6 +3,7 @@
 Slurm job scripts live in ``blastune.slurm``; joblib needs no glue (see docs/cluster.md).
 Each integration imports its engine only when used, so a missing optional extra is one clear error.
 """
+
 from blastune.errors import BlastuneError
 
 
@@ -17,5 +18,6 @@ def missing_extra(integration: str, engine: str, extra: str, exc: ImportError) -
         why = f"{exc.name} is not installed"
     else:  # installed but broken (e.g. dask and distributed at mismatched versions): say what failed
         why = "importing it failed: " + " ".join(str(exc).split())
-    return MissingExtraError(f"{integration} needs {engine} ({why}): pip install 'blastune[{extra}]'",
-                             name=exc.name)
+    return MissingExtraError(
+        f"{integration} needs {engine} ({why}): pip install 'blastune[{extra}]'", name=exc.name
+    )

@@ -25,6 +25,7 @@ Why not leave it to Dask? The nanny exports ``distributed.nanny.pre-spawn-enviro
 task thread is then starved to one BLAS thread, and a worker started without a nanny
 (``--no-nanny``, ``LocalCluster(processes=False)``) gets no limit at all.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,18 +51,21 @@ _TASK_THREAD_TIMEOUT = 10.0  # seconds to wait for busy task threads when instal
 @dataclass
 class WorkerLimit:
     """What the plugin decided and changed on one worker."""
+
     address: str
     host: str
     pid: int
-    nthreads: int                    # the worker's task threads
-    usable_cores: int                # inside the worker process (affinity, cgroup)
+    nthreads: int  # the worker's task threads
+    usable_cores: int  # inside the worker process (affinity, cgroup)
     usable_basis: str
-    host_task_threads: int | None    # all workers' nthreads on this host (None with per_host=False)
-    threads: int                     # the BLAS/OpenMP thread count applied
-    basis: str                       # how ``threads`` was chosen, in words
-    env_changed: dict[str, list] = field(default_factory=dict)      # var -> [before, after]
-    threads_changed: dict[str, list] = field(default_factory=dict)  # library path -> [before, after]
-    task_threads_set: int = 0        # task threads in which the count was set
+    host_task_threads: int | None  # all workers' nthreads on this host (None with per_host=False)
+    threads: int  # the BLAS/OpenMP thread count applied
+    basis: str  # how ``threads`` was chosen, in words
+    env_changed: dict[str, list] = field(default_factory=dict)  # var -> [before, after]
+    threads_changed: dict[str, list] = field(
+        default_factory=dict
+    )  # library path -> [before, after]
+    task_threads_set: int = 0  # task threads in which the count was set
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self):
@@ -75,8 +79,10 @@ class WorkerLimit:
         still holds, is taken as it is.
         """
         taken = 0
-        for mine, theirs, now in ((self.env_changed, leaving.env_changed, os.environ.get),
-                                  (self.threads_changed, leaving.threads_changed, get_threads_now().get)):
+        for mine, theirs, now in (
+            (self.env_changed, leaving.env_changed, os.environ.get),
+            (self.threads_changed, leaving.threads_changed, get_threads_now().get),
+        ):
             for key, (before, after) in theirs.items():
                 if key in mine:
                     if mine[key][0] == after:
@@ -86,8 +92,10 @@ class WorkerLimit:
                     mine[key] = [before, after]
                     taken += 1
         if taken:
-            self.notes.append(f"took over {taken} change(s) from {leaving.address} (same process), "
-                              "to put back when the last worker of this process leaves")
+            self.notes.append(
+                f"took over {taken} change(s) from {leaving.address} (same process), "
+                "to put back when the last worker of this process leaves"
+            )
 
 
 def _share(usable: int, divisor: int) -> int:
@@ -106,7 +114,9 @@ class BlasThreadsPlugin(WorkerPlugin):
     def __init__(self, threads: int | None = None, *, per_host: bool = True, api: str = "all"):
         from blastune.control.limits import check_api
 
-        check_api(api)  # here, in the client: a bad api must not become tracebacks in the worker logs
+        check_api(
+            api
+        )  # here, in the client: a bad api must not become tracebacks in the worker logs
         if threads is not None:
             from blastune.core.counts import check_threads
 
@@ -143,20 +153,39 @@ class BlasThreadsPlugin(WorkerPlugin):
             threads, basis = self.threads, f"explicit threads={self.threads}"
             slots = host_threads or nthreads
             if threads * slots > cpu.usable_cores:
-                notes.append(f"{threads} BLAS threads x {slots} task threads on this host = "
-                              f"{threads * slots} > {cpu.usable_cores} usable cores: oversubscribed")
+                notes.append(
+                    f"{threads} BLAS threads x {slots} task threads on this host = "
+                    f"{threads * slots} > {cpu.usable_cores} usable cores: oversubscribed"
+                )
         elif host_threads is not None:
             threads = _share(cpu.usable_cores, host_threads)
-            basis = (f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {host_threads} task threads "
-                     f"of the workers on {worker.ip}")
+            basis = (
+                f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {host_threads} task threads "
+                f"of the workers on {worker.ip}"
+            )
         else:
             threads = _share(cpu.usable_cores, nthreads)
-            why = "per_host=False" if not self.per_host else "scheduler did not list the host's workers"
-            basis = (f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {nthreads} task threads "
-                     f"of this worker ({why})")
-        return WorkerLimit(address=worker.address, host=worker.ip, pid=os.getpid(), nthreads=nthreads,
-                           usable_cores=cpu.usable_cores, usable_basis=cpu.usable_basis,
-                           host_task_threads=host_threads, threads=threads, basis=basis, notes=notes)
+            why = (
+                "per_host=False"
+                if not self.per_host
+                else "scheduler did not list the host's workers"
+            )
+            basis = (
+                f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {nthreads} task threads "
+                f"of this worker ({why})"
+            )
+        return WorkerLimit(
+            address=worker.address,
+            host=worker.ip,
+            pid=os.getpid(),
+            nthreads=nthreads,
+            usable_cores=cpu.usable_cores,
+            usable_basis=cpu.usable_basis,
+            host_task_threads=host_threads,
+            threads=threads,
+            basis=basis,
+            notes=notes,
+        )
 
     # -- applying ---------------------------------------------------------------------------------
     async def setup(self, worker):
@@ -175,14 +204,20 @@ class BlasThreadsPlugin(WorkerPlugin):
             warnings.simplefilter("always")
             after = set_threads(rec.threads, api=self.api)
         rec.notes += sorted({str(w.message) for w in caught})
-        rec.threads_changed = {p: [before.get(p), n] for p, n in after.items() if before.get(p) != n}
+        rec.threads_changed = {
+            p: [before.get(p), n] for p, n in after.items() if before.get(p) != n
+        }
         if not after:
-            rec.notes.append(f"no BLAS/OpenMP library loaded yet: those loaded later start at {rec.threads} "
-                             "thread(s) from the environment")
+            rec.notes.append(
+                f"no BLAS/OpenMP library loaded yet: those loaded later start at {rec.threads} "
+                "thread(s) from the environment"
+            )
         rec.task_threads_set = await self._set_in_task_threads(worker, rec.threads)
         if rec.task_threads_set < rec.nthreads:
-            rec.notes.append(f"set in {rec.task_threads_set} of {rec.nthreads} task threads (the others were "
-                             "busy); a per-thread OpenMP count there changes when limit_workers runs again")
+            rec.notes.append(
+                f"set in {rec.task_threads_set} of {rec.nthreads} task threads (the others were "
+                "busy); a per-thread OpenMP count there changes when limit_workers runs again"
+            )
         self.record = rec
 
     async def _set_in_task_threads(self, worker, threads: int) -> int:
@@ -192,8 +227,10 @@ class BlasThreadsPlugin(WorkerPlugin):
         if executor is None or not hasattr(executor, "submit") or n < 1:
             return 0
         barrier = threading.Barrier(n)
-        futures = [asyncio.wrap_future(executor.submit(_set_here, threads, self.api, barrier))
-                   for _ in range(n)]
+        futures = [
+            asyncio.wrap_future(executor.submit(_set_here, threads, self.api, barrier))
+            for _ in range(n)
+        ]
         results = await asyncio.gather(*futures, return_exceptions=True)
         return sum(1 for r in results if r is True)
 
@@ -220,15 +257,22 @@ class BlasThreadsPlugin(WorkerPlugin):
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = before
-        _restore_threads({p: b for p, (b, a) in rec.threads_changed.items() if b is not None},
-                         {p: a for p, (b, a) in rec.threads_changed.items()}, self.api)
+        _restore_threads(
+            {p: b for p, (b, a) in rec.threads_changed.items() if b is not None},
+            {p: a for p, (b, a) in rec.threads_changed.items()},
+            self.api,
+        )
 
 
 def _heir_in_this_process(worker, leaving: BlasThreadsPlugin) -> BlasThreadsPlugin | None:
     """Another running worker of this process whose blastune plugin has set up, if any."""
     for other in list(getattr(distributed.Worker, "_instances", ())):
         plugin = other.plugins.get(PLUGIN_NAME) if other is not worker else None
-        if isinstance(plugin, BlasThreadsPlugin) and plugin is not leaving and plugin.record is not None:
+        if (
+            isinstance(plugin, BlasThreadsPlugin)
+            and plugin is not leaving
+            and plugin.record is not None
+        ):
             return plugin
     return None
 
@@ -284,9 +328,9 @@ class WorkerReport:
     pid: int
     nthreads: int
     usable_cores: int
-    libraries: list[dict]           # vendor, filepath, threads, control -- every BLAS/OpenMP loaded
-    env: dict[str, str | None]      # the thread variables as the worker sees them
-    limit: dict | None              # the plugin's WorkerLimit, None when not installed
+    libraries: list[dict]  # vendor, filepath, threads, control -- every BLAS/OpenMP loaded
+    env: dict[str, str | None]  # the thread variables as the worker sees them
+    limit: dict | None  # the plugin's WorkerLimit, None when not installed
 
     def to_dict(self):
         return asdict(self)
@@ -305,11 +349,28 @@ class ClusterSummary:
         for w in self.workers:
             changed = _changed_text(w.limit) if w.limit else "plugin not installed"
             for lib in w.libraries or [{"vendor": "-", "threads": "-"}]:
-                out.append([w.address, w.nthreads, w.usable_cores, lib["vendor"], lib["threads"],
-                            w.limit["threads"] if w.limit else "-", changed])
+                out.append(
+                    [
+                        w.address,
+                        w.nthreads,
+                        w.usable_cores,
+                        lib["vendor"],
+                        lib["threads"],
+                        w.limit["threads"] if w.limit else "-",
+                        changed,
+                    ]
+                )
         return out
 
-    headers = ("worker", "task threads", "usable cores", "library", "BLAS threads", "cap", "changed")
+    headers = (
+        "worker",
+        "task threads",
+        "usable cores",
+        "library",
+        "BLAS threads",
+        "cap",
+        "changed",
+    )
 
     def __str__(self):
         """The table, then how each cap was chosen and every warning, once per distinct text."""
@@ -324,15 +385,19 @@ class ClusterSummary:
                 for text in [f"cap: {w.limit['basis']}", *(f"note: {n}" for n in w.limit["notes"])]:
                     said.setdefault(text, []).append(w.address)
         for text, who in said.items():
-            lines.append(f"{text} ({'all workers' if len(who) == len(self.workers) else ', '.join(who)})")
+            lines.append(
+                f"{text} ({'all workers' if len(who) == len(self.workers) else ', '.join(who)})"
+            )
         return "\n".join(lines)
 
 
 def _changed_text(limit: dict) -> str:
     """'7 env vars unset->1; 1 library 2->1' -- the plugin's changes in a table cell."""
     parts = []
-    for one, many, changes in (("env var", "env vars", limit["env_changed"]),
-                               ("library", "libraries", limit["threads_changed"])):
+    for one, many, changes in (
+        ("env var", "env vars", limit["env_changed"]),
+        ("library", "libraries", limit["threads_changed"]),
+    ):
         pairs = sorted({(str("unset" if b is None else b), str(a)) for b, a in changes.values()})
         if pairs:
             what = one if len(changes) == 1 else many
@@ -348,12 +413,25 @@ def _report(dask_worker) -> dict:
 
     plugin = dask_worker.plugins.get(PLUGIN_NAME)
     rec = getattr(plugin, "record", None)
-    libs = [{"vendor": lib.vendor, "filepath": lib.filepath, "threads": lib.num_threads, "control": lib.control}
-            for lib in inventory()]
-    return WorkerReport(address=dask_worker.address, host=dask_worker.ip, pid=os.getpid(),
-                        nthreads=dask_worker.state.nthreads, usable_cores=cpu_info().usable_cores,
-                        libraries=libs, env={v: os.environ.get(v) for v in THREAD_VARS},
-                        limit=rec.to_dict() if rec else None).to_dict()
+    libs = [
+        {
+            "vendor": lib.vendor,
+            "filepath": lib.filepath,
+            "threads": lib.num_threads,
+            "control": lib.control,
+        }
+        for lib in inventory()
+    ]
+    return WorkerReport(
+        address=dask_worker.address,
+        host=dask_worker.ip,
+        pid=os.getpid(),
+        nthreads=dask_worker.state.nthreads,
+        usable_cores=cpu_info().usable_cores,
+        libraries=libs,
+        env={v: os.environ.get(v) for v in THREAD_VARS},
+        limit=rec.to_dict() if rec else None,
+    ).to_dict()
 
 
 def worker_summary(client) -> ClusterSummary:
@@ -366,14 +444,18 @@ def worker_summary(client) -> ClusterSummary:
     return _summary(client.run(_report))
 
 
-def limit_workers(client, threads: int | None = None, *, per_host: bool = True, api: str = "all") -> ClusterSummary:
+def limit_workers(
+    client, threads: int | None = None, *, per_host: bool = True, api: str = "all"
+) -> ClusterSummary:
     """Install ``BlasThreadsPlugin`` on every current and future worker; return ``worker_summary``.
 
     ``threads=None`` gives each worker its share of the cores (see the module docstring); an int caps
     every worker at that many threads. Calling it again (e.g. after scaling up) re-plans every worker.
     With an asynchronous client (``Client(..., asynchronous=True)``), ``await limit_workers(client)``.
     """
-    plugin = BlasThreadsPlugin(threads, per_host=per_host, api=api)  # bad input fails here, before any await
+    plugin = BlasThreadsPlugin(
+        threads, per_host=per_host, api=api
+    )  # bad input fails here, before any await
     if getattr(client, "asynchronous", False):
         return _limit_workers_async(client, plugin)
     try:
@@ -390,7 +472,8 @@ def _raise_if_not_on_workers(exc: Exception) -> None:
     if re.search(r"No module named '?blastune\b", str(exc)):
         raise BlastuneError(
             "blastune is not installed where the Dask workers run: install it in the workers' "
-            "environment (pip install blastune, or distributed.diagnostics.plugin.PipInstall)") from None
+            "environment (pip install blastune, or distributed.diagnostics.plugin.PipInstall)"
+        ) from None
 
 
 def _summary(results: dict) -> ClusterSummary:
@@ -410,5 +493,13 @@ async def _limit_workers_async(client, plugin: BlasThreadsPlugin) -> ClusterSumm
         raise
 
 
-__all__ = ["BlasThreadsPlugin", "WorkerLimit", "WorkerReport", "ClusterSummary", "limit_workers",
-           "worker_summary", "PLUGIN_NAME", "distributed"]
+__all__ = [
+    "BlasThreadsPlugin",
+    "WorkerLimit",
+    "WorkerReport",
+    "ClusterSummary",
+    "limit_workers",
+    "worker_summary",
+    "PLUGIN_NAME",
+    "distributed",
+]

@@ -23,6 +23,7 @@ is a warning, not an error, and says why scontrol could not tell.
 ``slurm_threads_lines`` (control/exports.py) is the one rule for "threads from the allocation": the job-array script and
 ``blastune env --shell slurm`` both print it.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,12 +37,16 @@ from blastune.control.exports import slurm_threads_lines
 from blastune.errors import BlastuneError
 
 # Slurm's --time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (and "infinite"/"UNLIMITED")
-_TIME = re.compile(r"^(\d+-\d{1,2}(:\d{1,2}(:\d{1,2})?)?|\d+(:\d{1,2}(:\d{1,2})?)?|infinite|unlimited)$", re.I)
+_TIME = re.compile(
+    r"^(\d+-\d{1,2}(:\d{1,2}(:\d{1,2})?)?|\d+(:\d{1,2}(:\d{1,2})?)?|infinite|unlimited)$", re.I
+)
 _MEM = re.compile(r"^\d+[KMGT]?$", re.I)
-_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")  # nothing that could end an #SBATCH line or need quoting
+_NAME = re.compile(
+    r"^[A-Za-z0-9._+-]{1,128}$"
+)  # nothing that could end an #SBATCH line or need quoting
 _PARTITION = re.compile(r"^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64})*$")  # sbatch takes a list
 PLACEHOLDERS = {"{task}": '"${SLURM_ARRAY_TASK_ID}"', "{threads}": '"${BLASTUNE_THREADS}"'}
-DEFAULT_MAX_ARRAY_SIZE = 1001   # slurm.conf's default MaxArraySize
+DEFAULT_MAX_ARRAY_SIZE = 1001  # slurm.conf's default MaxArraySize
 SLURM_MAX_ARRAY_SIZE = 4000001  # the ceiling slurm.conf accepts for MaxArraySize
 # A controller that answers at all answers `show config` in milliseconds; an unreachable one makes
 # scontrol retry for about MessageTimeout (10 s by default) -- too long to hold up every command.
@@ -52,7 +57,7 @@ SCONTROL_TIMEOUT_S = 2.0
 class SlurmScript:
     tasks: int
     cpus_per_task: int
-    cpus_basis: str        # where cpus_per_task came from
+    cpus_basis: str  # where cpus_per_task came from
     command: list[str]
     time: str | None
     mem: str | None
@@ -62,7 +67,7 @@ class SlurmScript:
     account: str | None = None
     max_running: int | None = None
     workers: int = 1
-    max_array_size: int | None = None     # the cluster's, when scontrol told us
+    max_array_size: int | None = None  # the cluster's, when scontrol told us
     max_array_size_source: str = "unknown"
     warnings: list[str] = field(default_factory=list)
 
@@ -102,11 +107,17 @@ def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str
     if exe is None:
         return None, "scontrol not found"
     try:
-        res = subprocess.run([exe, "show", "config"], capture_output=True, text=True,
-                             timeout=timeout, stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            [exe, "show", "config"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
-        return None, (f"scontrol show config did not answer within {timeout:g} s: "
-                      "is slurmctld reachable?")
+        return None, (
+            f"scontrol show config did not answer within {timeout:g} s: is slurmctld reachable?"
+        )
     except OSError as exc:
         return None, f"cannot run {exe}: {exc.strerror or exc}"
     if res.returncode != 0:
@@ -133,10 +144,21 @@ def _blastune_on_path_lines() -> list[str]:
     ]
 
 
-def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = None, *, auto: bool = False,
-                 time: str | None = None, mem: str | None = None, job_name: str | None = None,
-                 partition: str | None = None, account: str | None = None, max_running: int | None = None,
-                 workers: int | None = None, array_limit: tuple[int | None, str] | None = None) -> SlurmScript:
+def slurm_script(
+    tasks: int,
+    command: list[str],
+    cpus_per_task: int | None = None,
+    *,
+    auto: bool = False,
+    time: str | None = None,
+    mem: str | None = None,
+    job_name: str | None = None,
+    partition: str | None = None,
+    account: str | None = None,
+    max_running: int | None = None,
+    workers: int | None = None,
+    array_limit: tuple[int | None, str] | None = None,
+) -> SlurmScript:
     """``array_limit``: (MaxArraySize, source) to check against; default: ask ``scontrol``."""
     from blastune import __version__
     from blastune.core.counts import check_threads
@@ -145,7 +167,9 @@ def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = Non
 
     _check_count(tasks, "--tasks", SLURM_MAX_ARRAY_SIZE)
     if not command:
-        raise BlastuneError("no command given: put it after --, e.g. blastune slurm --tasks 4 -- python run.py")
+        raise BlastuneError(
+            "no command given: put it after --, e.g. blastune slurm --tasks 4 -- python run.py"
+        )
     if auto and cpus_per_task is not None:
         raise BlastuneError("give --cpus-per-task or --auto, not both")
     workers = 1 if workers is None else _check_count(workers, "--workers")
@@ -156,41 +180,64 @@ def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = Non
         # the thread variables' own check (whole number, fits the C int every BLAS thread API takes)
         cpus, basis = check_threads(cpus_per_task, "--cpus-per-task"), "--cpus-per-task"
     else:
-        cpus, basis = workers, ("default: one core per task (pass --cpus-per-task or --auto)" if workers == 1
-                                else "default: one core per worker (pass --cpus-per-task)")
+        cpus, basis = (
+            workers,
+            (
+                "default: one core per task (pass --cpus-per-task or --auto)"
+                if workers == 1
+                else "default: one core per worker (pass --cpus-per-task)"
+            ),
+        )
     if workers > cpus:
-        raise BlastuneError(f"--workers {workers} needs at least {workers} cores per task: --cpus-per-task is {cpus}")
+        raise BlastuneError(
+            f"--workers {workers} needs at least {workers} cores per task: --cpus-per-task is {cpus}"
+        )
     if max_running is not None:
         _check_count(max_running, "--max-running")
     if time is not None and not _TIME.match(time):
-        raise BlastuneError(f"invalid --time {time!r}: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS")
+        raise BlastuneError(
+            f"invalid --time {time!r}: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
+        )
     if mem is not None and not _MEM.match(mem):
-        raise BlastuneError(f"invalid --mem {mem!r}: a whole number with an optional K, M, G or T suffix, e.g. 4G")
+        raise BlastuneError(
+            f"invalid --mem {mem!r}: a whole number with an optional K, M, G or T suffix, e.g. 4G"
+        )
     if job_name is None:
         job_name = "blastune"
     if not _NAME.match(job_name):
-        raise BlastuneError(f"invalid --job-name {job_name!r}: use 1 to 128 letters, digits, '.', '_', "
-                            "'+' or '-'")
+        raise BlastuneError(
+            f"invalid --job-name {job_name!r}: use 1 to 128 letters, digits, '.', '_', '+' or '-'"
+        )
     for value, what in ((partition, "--partition"), (account, "--account")):
         if value is not None and not (_PARTITION if what == "--partition" else _NAME).match(value):
-            raise BlastuneError(f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-'"
-                                + (" (a comma-separated list)" if what == "--partition" else ""))
+            raise BlastuneError(
+                f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-'"
+                + (" (a comma-separated list)" if what == "--partition" else "")
+            )
 
     warnings = []
     limit, limit_src = array_limit if array_limit is not None else max_array_size()
     if limit is not None:
         if tasks > limit:  # indices 0..tasks-1 must stay below MaxArraySize
-            raise BlastuneError(f"--tasks {tasks} needs array indices up to {tasks - 1}, but this cluster's "
-                                f"MaxArraySize is {limit} ({limit_src}): indices must stay below it; split the "
-                                f"work into arrays of at most {limit} tasks")
+            raise BlastuneError(
+                f"--tasks {tasks} needs array indices up to {tasks - 1}, but this cluster's "
+                f"MaxArraySize is {limit} ({limit_src}): indices must stay below it; split the "
+                f"work into arrays of at most {limit} tasks"
+            )
     elif tasks > DEFAULT_MAX_ARRAY_SIZE:
-        warnings.append(f"--tasks {tasks} is above Slurm's default MaxArraySize of {DEFAULT_MAX_ARRAY_SIZE} and "
-                        f"the cluster's limit is unknown here ({limit_src}): sbatch rejects the array if "
-                        "MaxArraySize is lower; check with scontrol show config | grep MaxArraySize")
+        warnings.append(
+            f"--tasks {tasks} is above Slurm's default MaxArraySize of {DEFAULT_MAX_ARRAY_SIZE} and "
+            f"the cluster's limit is unknown here ({limit_src}): sbatch rejects the array if "
+            "MaxArraySize is lower; check with scontrol show config | grep MaxArraySize"
+        )
 
     array = f"0-{tasks - 1}" + (f"%{max_running}" if max_running else "")
-    directives = [f"#SBATCH --job-name={job_name}", f"#SBATCH --array={array}", "#SBATCH --ntasks=1",
-                  slurm_header(cpus)]
+    directives = [
+        f"#SBATCH --job-name={job_name}",
+        f"#SBATCH --array={array}",
+        "#SBATCH --ntasks=1",
+        slurm_header(cpus),
+    ]
     if partition:
         directives.append(f"#SBATCH --partition={partition}")
     if account:
@@ -204,37 +251,62 @@ def slurm_script(tasks: int, command: list[str], cpus_per_task: int | None = Non
     body = slurm_threads_lines(cpus) + [f'export {var}="$BLASTUNE_THREADS"' for var in THREAD_VARS]
     body.append('export SLURM_ARRAY_TASK_ID="${SLURM_ARRAY_TASK_ID:-0}"')
     if workers == 1:
-        body += ['echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS thread(s)" >&2',
-                 "", quote_command(command)]
+        body += [
+            'echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS thread(s)" >&2',
+            "",
+            quote_command(command),
+        ]
     else:
         runner = f"blastune run --copies {workers} --pin --"
-        body = _blastune_on_path_lines() + body + [
-            f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on ${{BLASTUNE_THREADS}} '
-            'CPU(s), each pinned to its own cores" >&2',
-            "# srun binds the step to the allocation's cores; blastune splits them among the workers",
-            "# (each gets its own cores, OMP_PLACES and as many BLAS threads; BLASTUNE_JOB_INDEX = 0..W-1).",
-            'if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null 2>&1; then',
-            '    LAUNCH=(srun --ntasks=1 --cpus-per-task="$BLASTUNE_THREADS" --cpu-bind=cores)',
-            "else",
-            "    LAUNCH=()",
-            "fi",
+        body = (
+            _blastune_on_path_lines()
+            + body
+            + [
+                f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on ${{BLASTUNE_THREADS}} '
+                'CPU(s), each pinned to its own cores" >&2',
+                "# srun binds the step to the allocation's cores; blastune splits them among the workers",
+                "# (each gets its own cores, OMP_PLACES and as many BLAS threads; BLASTUNE_JOB_INDEX = 0..W-1).",
+                'if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null 2>&1; then',
+                '    LAUNCH=(srun --ntasks=1 --cpus-per-task="$BLASTUNE_THREADS" --cpu-bind=cores)',
+                "else",
+                "    LAUNCH=()",
+                "fi",
+                "",
+                # (${A[@]+"${A[@]}"}: an empty array under set -u, which bash before 4.4 calls unbound)
+                f'${{LAUNCH[@]+"${{LAUNCH[@]}}"}} {runner} {quote_command(command)}',
+            ]
+        )
+    what = (
+        f"{tasks} array task(s), each capping its BLAS/OpenMP threads"
+        if workers == 1
+        else f"{tasks} array task(s), each running {workers} pinned workers"
+    )
+    text = "\n".join(
+        [
+            "#!/bin/bash",
+            *directives,
+            f"# Written by blastune {__version__}: {what}",
+            "# at the cores Slurm gives it, so tasks sharing a node do not oversubscribe.",
+            "set -euo pipefail",
             "",
-            # (${A[@]+"${A[@]}"}: an empty array under set -u, which bash before 4.4 calls unbound)
-            f'${{LAUNCH[@]+"${{LAUNCH[@]}}"}} {runner} {quote_command(command)}',
+            *body,
+            "",
         ]
-    what = (f"{tasks} array task(s), each capping its BLAS/OpenMP threads" if workers == 1 else
-            f"{tasks} array task(s), each running {workers} pinned workers")
-    text = "\n".join([
-        "#!/bin/bash",
-        *directives,
-        f"# Written by blastune {__version__}: {what}",
-        "# at the cores Slurm gives it, so tasks sharing a node do not oversubscribe.",
-        "set -euo pipefail",
-        "",
-        *body,
-        "",
-    ])
-    return SlurmScript(tasks=tasks, cpus_per_task=cpus, cpus_basis=basis, command=list(command), time=time,
-                       mem=mem, job_name=job_name, text=text, partition=partition, account=account,
-                       max_running=max_running, workers=workers, max_array_size=limit,
-                       max_array_size_source=limit_src, warnings=warnings)
+    )
+    return SlurmScript(
+        tasks=tasks,
+        cpus_per_task=cpus,
+        cpus_basis=basis,
+        command=list(command),
+        time=time,
+        mem=mem,
+        job_name=job_name,
+        text=text,
+        partition=partition,
+        account=account,
+        max_running=max_running,
+        workers=workers,
+        max_array_size=limit,
+        max_array_size_source=limit_src,
+        warnings=warnings,
+    )

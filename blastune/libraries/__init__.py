@@ -6,6 +6,7 @@ symbols come before those known only by their path. Everything else in blastune 
 reads these two lists, so adding a vendor is one module (a ``Family`` subclass) and one line here,
 or one ``register_family(MyFamily)`` call from outside.
 """
+
 from __future__ import annotations
 
 from blastune.libraries.accelerate import Accelerate
@@ -46,5 +47,18 @@ def family_named(name: str) -> type[Family] | None:
     return next((f for f in families() if f.name == name), None)
 
 
-__all__ = ["BLAS_FAMILIES", "OPENMP_FAMILIES", "register_family", "families", "family_named",
-           "Family", "LibraryInfo", "Control", "Advice", "Seat", "RUNTIME", "ENV", "FIXED"]
+__all__ = [
+    "BLAS_FAMILIES",
+    "OPENMP_FAMILIES",
+    "register_family",
+    "families",
+    "family_named",
+    "Family",
+    "LibraryInfo",
+    "Control",
+    "Advice",
+    "Seat",
+    "RUNTIME",
+    "ENV",
+    "FIXED",
+]

@@ -1,4 +1,5 @@
 """Apple Accelerate / vecLib (macOS): threads only through VECLIB_MAXIMUM_THREADS before start."""
+
 from __future__ import annotations
 
 from blastune.libraries.base import ENV, Family, LibraryInfo, env_threads
@@ -14,6 +15,13 @@ class Accelerate(Family):
     @classmethod
     def describe(cls, path):
         n, _ = env_threads(cls.thread_vars)
-        return LibraryInfo(vendor=cls.name, api=cls.api, filepath=path, threading_layer="gcd",
-                           num_threads=n, threads_source="env", control=ENV,
-                           control_vars=list(cls.thread_vars))
+        return LibraryInfo(
+            vendor=cls.name,
+            api=cls.api,
+            filepath=path,
+            threading_layer="gcd",
+            num_threads=n,
+            threads_source="env",
+            control=ENV,
+            control_vars=list(cls.thread_vars),
+        )

@@ -1,4 +1,5 @@
 """ATLAS: thread count is fixed when ATLAS is built (serial libatlas, or threaded libtatlas)."""
+
 from __future__ import annotations
 
 import re
@@ -24,21 +25,34 @@ class ATLAS(Family):
     def planned_threads(cls, environ, seat: Seat, paths=()):
         # threaded ATLAS (libtatlas) runs the thread count it was built for; we assume one per CPU
         if any(_THREADED_PATH.search(p) for p in paths):
-            return seat.cpus, f"{cls.name}: threaded build, count fixed at build (assumed {seat.cpus})"
+            return (
+                seat.cpus,
+                f"{cls.name}: threaded build, count fixed at build (assumed {seat.cpus})",
+            )
         return 1, f"{cls.name}: serial build, always 1 thread"
 
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        threaded = any(address(lib, s) for s in cls.threaded_symbols) or bool(_THREADED_PATH.search(path))
-        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
-                           threading_layer="pthreads" if threaded else "none",
-                           num_threads=None if threaded else 1, threads_source="build", control=FIXED)
+        threaded = any(address(lib, s) for s in cls.threaded_symbols) or bool(
+            _THREADED_PATH.search(path)
+        )
+        info = LibraryInfo(
+            vendor=cls.name,
+            api=cls.api,
+            filepath=path,
+            threading_layer="pthreads" if threaded else "none",
+            num_threads=None if threaded else 1,
+            threads_source="build",
+            control=FIXED,
+        )
         m = re.search(r"\.so\.(\d+\.\d+\.\d+)", path)
         info.version = m.group(1) if m else None
         if threaded:
             info.notes.append("threaded ATLAS: thread count fixed when ATLAS was built")
         else:
-            info.notes.append("serial ATLAS: always 1 thread (fixed at build); "
-                              "switch to OpenBLAS, MKL or BLIS for threads")
+            info.notes.append(
+                "serial ATLAS: always 1 thread (fixed at build); "
+                "switch to OpenBLAS, MKL or BLIS for threads"
+            )
         return info

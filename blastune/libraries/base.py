@@ -3,6 +3,7 @@
 A family is identified by a table of marker symbols and path patterns (as threadpoolctl does),
 never by an if-chain: adding a vendor means adding one small module.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -15,15 +16,19 @@ from blastune.core.counts import first_positive_int
 
 # How a library's thread count can be changed.
 RUNTIME = "runtime"  # a call inside the running process changes it
-ENV = "env"          # only an environment variable read before the library starts
-FIXED = "fixed"      # decided when the library was built
+ENV = "env"  # only an environment variable read before the library starts
+FIXED = "fixed"  # decided when the library was built
 
 _RTLD_NOLOAD = getattr(os, "RTLD_NOLOAD", 4)
 
 
 class _DlInfo(ctypes.Structure):
-    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
-                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
 
 
 _libc = ctypes.CDLL(None)
@@ -81,6 +86,7 @@ def affixed(bases, prefixes=("", "scipy_"), suffixes=("", "64_", "_64")):
 @dataclass
 class Control:
     """Raw get/set for a library whose threads can change at run time (what limit() calls)."""
+
     get: object
     set: object
     per_thread: bool = False  # OpenMP ICVs: a setting applies to the calling thread only
@@ -89,15 +95,16 @@ class Control:
 @dataclass
 class LibraryInfo:
     """What blastune knows about one loaded library (plain data; ``to_dict`` for JSON)."""
+
     vendor: str
-    api: str                          # blas, lapack, blas+lapack, openmp
+    api: str  # blas, lapack, blas+lapack, openmp
     filepath: str
     version: str | None = None
     threading_layer: str | None = None  # pthreads, openmp, tbb, sequential, gnu, intel, none
-    architecture: str | None = None     # kernel the library chose (OpenBLAS corename, MKL CPU path)
+    architecture: str | None = None  # kernel the library chose (OpenBLAS corename, MKL CPU path)
     num_threads: int | None = None
-    threads_source: str = "queried"     # queried | env | build
-    control: str = FIXED                # runtime | env | fixed
+    threads_source: str = "queried"  # queried | env | build
+    control: str = FIXED  # runtime | env | fixed
     control_vars: list[str] = field(default_factory=list)
     per_thread: bool = False
     notes: list[str] = field(default_factory=list)
@@ -115,13 +122,15 @@ def env_threads(names, environ=None) -> tuple[int | None, str | None]:
 @dataclass(frozen=True)
 class Seat:
     """Where a process runs: what a library may see of the machine when it sizes its pool."""
-    cpus: int                  # CPUs in the process's affinity mask (what sched_getaffinity counts)
+
+    cpus: int  # CPUs in the process's affinity mask (what sched_getaffinity counts)
     physical_cores: int | None = None  # the machine's physical cores (oneMKL caps at these)
 
 
 @dataclass(frozen=True)
 class Advice:
     """One thing the doctor says about a family: severity (ok, info, warning, error), finding, fix."""
+
     severity: str
     finding: str
     fix: str = ""
@@ -136,44 +145,47 @@ class Family:
     threadpoolctl bridge (``threadpoolctl_blind``) and the doctor (``measured_gflops``, ``slow``,
     ``doctor_check`` + ``advise``). Adding a vendor = one module + one line in ``libraries/__init__``.
     """
+
     name = "unknown"
     api = "blas"
-    marker_symbols: tuple[str, ...] = ()   # any one of these, defined in the file, identifies it
-    path_pattern: str | None = None        # regex on the resolved path, for libraries that hide symbols
-    ignore_pattern: str | None = None      # files of the family that are only layers of another file
+    marker_symbols: tuple[str, ...] = ()  # any one of these, defined in the file, identifies it
+    path_pattern: str | None = None  # regex on the resolved path, for libraries that hide symbols
+    ignore_pattern: str | None = None  # files of the family that are only layers of another file
     thread_api: tuple[str, str] | None = None  # (getter, setter) symbols of a run-time thread API
-    thread_ctype = ctypes.c_int            # the C type of the count those take and return
-    per_thread = False                     # the setter applies to the calling thread only (OpenMP)
+    thread_ctype = ctypes.c_int  # the C type of the count those take and return
+    per_thread = False  # the setter applies to the calling thread only (OpenMP)
 
     # -- seen from another process (``blastune ps``): only its mapped file paths and its environ
-    ps_pattern: str | None = None          # regex on a mapped file's real path; None: path_pattern
-    wrapper = False                        # forwards to a backend (FlexiBLAS): the backend's pool counts
+    ps_pattern: str | None = None  # regex on a mapped file's real path; None: path_pattern
+    wrapper = False  # forwards to a backend (FlexiBLAS): the backend's pool counts
 
     # -- environment variables, each listed by the one family that reads it
-    thread_vars: tuple[str, ...] = ()      # set its pool size, in the order it reads them
-    integer_vars: tuple[str, ...] = ()     # other variables that must hold a positive integer
-    strict_vars: tuple[str, ...] = ()      # integer variables read strictly (' 2' is not 2)
-    list_vars: tuple[str, ...] = ()        # integer variables that may hold a comma list ('4,2')
-    key_vars: tuple[str, ...] = ()         # change its layer or kernels: info shows them even unset
-    other_vars: tuple[str, ...] = ()       # also read; info shows them when set
+    thread_vars: tuple[str, ...] = ()  # set its pool size, in the order it reads them
+    integer_vars: tuple[str, ...] = ()  # other variables that must hold a positive integer
+    strict_vars: tuple[str, ...] = ()  # integer variables read strictly (' 2' is not 2)
+    list_vars: tuple[str, ...] = ()  # integer variables that may hold a comma list ('4,2')
+    key_vars: tuple[str, ...] = ()  # change its layer or kernels: info shows them even unset
+    other_vars: tuple[str, ...] = ()  # also read; info shows them when set
 
     # -- how many threads it runs when a process starts (see ``planned_threads``)
-    serial = False                         # always one thread, whatever the environment says
-    default_threads: int | None = None     # with no variable set; None: one per CPU it may use
-    caps_at_cpus = False                   # never starts more threads than CPUs in its affinity mask
+    serial = False  # always one thread, whatever the environment says
+    default_threads: int | None = None  # with no variable set; None: one per CPU it may use
+    caps_at_cpus = False  # never starts more threads than CPUs in its affinity mask
 
     # -- what the doctor and the threadpoolctl bridge say about it
-    threadpoolctl_blind = False            # threadpoolctl has no controller for it: blastune registers one
-    display_name: str | None = None        # in prose ("reference BLAS"); None: ``name``
-    measured_gflops: float | None = None   # dot 2000x2000, GFLOP/s per core, on the 2-core reference
-                                           # machine (bench/doctor_slow_blas.py measures it)
-    slow = False                           # the doctor tells numpy/scipy users to switch away from it
-    doctor_check: str | None = None        # id of the doctor check ``advise`` answers
+    threadpoolctl_blind = False  # threadpoolctl has no controller for it: blastune registers one
+    display_name: str | None = None  # in prose ("reference BLAS"); None: ``name``
+    measured_gflops: float | None = None  # dot 2000x2000, GFLOP/s per core, on the 2-core reference
+    # machine (bench/doctor_slow_blas.py measures it)
+    slow = False  # the doctor tells numpy/scipy users to switch away from it
+    doctor_check: str | None = None  # id of the doctor check ``advise`` answers
 
     @classmethod
     def reads(cls) -> tuple[str, ...]:
         """Every variable the family reads, thread counts first."""
-        return tuple(dict.fromkeys(cls.thread_vars + cls.integer_vars + cls.key_vars + cls.other_vars))
+        return tuple(
+            dict.fromkeys(cls.thread_vars + cls.integer_vars + cls.key_vars + cls.other_vars)
+        )
 
     @classmethod
     def planned_threads(cls, environ, seat: Seat, paths=()) -> tuple[int, str]:
@@ -193,7 +205,10 @@ class Family:
         if cls.default_threads is not None:
             return cls.default_threads, f"{cls.name}: default {cls.default_threads} thread(s)"
         if environ is None:
-            return seat.cpus, f"{cls.name}: environment unreadable, assumed one thread per CPU ({seat.cpus})"
+            return (
+                seat.cpus,
+                f"{cls.name}: environment unreadable, assumed one thread per CPU ({seat.cpus})",
+            )
         return seat.cpus, f"{cls.name}: default, one thread per CPU it may use ({seat.cpus})"
 
     @classmethod

@@ -1,12 +1,21 @@
 """BLIS. Debian's libblas.so.3 build hides every bli_* symbol, so it is known by its path."""
+
 from __future__ import annotations
 
 import ctypes
 import math
 import re
 
-from blastune.libraries.base import (ENV, Advice, Family, LibraryInfo, Seat, env_threads,
-                                     function, handle)
+from blastune.libraries.base import (
+    ENV,
+    Advice,
+    Family,
+    LibraryInfo,
+    Seat,
+    env_threads,
+    function,
+    handle,
+)
 
 
 WAY_VARS = ("BLIS_JC_NT", "BLIS_PC_NT", "BLIS_IC_NT", "BLIS_JR_NT", "BLIS_IR_NT")
@@ -58,26 +67,36 @@ class BLIS(Family):
         lib = libs[0]
         unset = not any(environ.get(v) for v in cls.thread_vars)
         if lib.num_threads == 1 and unset and want > 1:
-            return [Advice("warning", f"{label(lib)} runs 1 thread, its default when BLIS_NUM_THREADS and "
-                           f"OMP_NUM_THREADS are unset, while {want} would fit each job",
-                           f"export BLIS_NUM_THREADS={want}")]
+            return [
+                Advice(
+                    "warning",
+                    f"{label(lib)} runs 1 thread, its default when BLIS_NUM_THREADS and "
+                    f"OMP_NUM_THREADS are unset, while {want} would fit each job",
+                    f"export BLIS_NUM_THREADS={want}",
+                )
+            ]
         return [Advice("ok", f"{label(lib)} runs {lib.num_threads} thread(s) as set")]
 
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
-                           control_vars=[*cls.thread_vars, *WAY_VARS])
+        info = LibraryInfo(
+            vendor=cls.name, api=cls.api, filepath=path, control_vars=[*cls.thread_vars, *WAY_VARS]
+        )
         ver = function(lib, "bli_info_get_version_str", ctypes.c_char_p)
         info.version = ver().decode() if ver else None
         omp = function(lib, "bli_info_get_enable_openmp")
         pth = function(lib, "bli_info_get_enable_pthreads")
         if omp or pth:
-            info.threading_layer = "openmp" if omp and omp() else "pthreads" if pth and pth() else "none"
+            info.threading_layer = (
+                "openmp" if omp and omp() else "pthreads" if pth and pth() else "none"
+            )
         else:
             # Symbols hidden: the directory (Debian: blis-openmp / blis-pthread) tells the layer.
             m = re.search(r"blis-(openmp|pthread)", path)
-            info.threading_layer = {"openmp": "openmp", "pthread": "pthreads"}.get(m.group(1)) if m else "unknown"
+            info.threading_layer = (
+                {"openmp": "openmp", "pthread": "pthreads"}.get(m.group(1)) if m else "unknown"
+            )
         arch = function(lib, "bli_arch_query_id")
         name = function(lib, "bli_arch_string", ctypes.c_char_p, [ctypes.c_int])
         if arch and name:
@@ -85,9 +104,10 @@ class BLIS(Family):
         if not cls.read_runtime_threads(info, path):
             n, var = env_threads_blis()
             info.num_threads, info.threads_source, info.control = n, "env", ENV
-            info.notes.append("thread API symbols are hidden in this build: set BLIS_NUM_THREADS before start"
-                              + (f" (now {var})" if var else " (unset: BLIS runs 1 thread)"))
+            info.notes.append(
+                "thread API symbols are hidden in this build: set BLIS_NUM_THREADS before start"
+                + (f" (now {var})" if var else " (unset: BLIS runs 1 thread)")
+            )
         if info.version is None:
             info.notes.append("version not exported by this build")
         return info
-

@@ -1,4 +1,5 @@
 """FlexiBLAS: a switch that forwards to a backend chosen by FLEXIBLAS at start-up."""
+
 from __future__ import annotations
 
 import ctypes
@@ -22,18 +23,22 @@ class FlexiBLAS(Family):
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
-                           control_vars=list(cls.key_vars))
-        ver = function(lib, "flexiblas_get_version", ctypes.c_int, [ctypes.POINTER(ctypes.c_int)] * 3)
+        info = LibraryInfo(
+            vendor=cls.name, api=cls.api, filepath=path, control_vars=list(cls.key_vars)
+        )
+        ver = function(
+            lib, "flexiblas_get_version", ctypes.c_int, [ctypes.POINTER(ctypes.c_int)] * 3
+        )
         if ver:
             parts = [ctypes.c_int() for _ in range(3)]
             ver(*[ctypes.byref(p) for p in parts])
             info.version = ".".join(str(p.value) for p in parts)
-        cur = function(lib, "flexiblas_current_backend", ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t])
+        cur = function(
+            lib, "flexiblas_current_backend", ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t]
+        )
         if cur:
             buf = ctypes.create_string_buffer(1024)
             cur(buf, 1024)
             info.architecture = f"backend {buf.value.decode(errors='replace')}"
         cls.read_runtime_threads(info, path)
         return info
-

@@ -1,4 +1,5 @@
 """Intel oneMKL (libmkl_rt and the layered libraries)."""
+
 from __future__ import annotations
 
 import ctypes
@@ -19,7 +20,9 @@ class MKL(Family):
     thread_api = ("MKL_Get_Max_Threads", "MKL_Set_Num_Threads")
     ps_pattern = r"libmkl_(rt|core)[^/]*\.so"
     thread_vars = ("MKL_NUM_THREADS", "OMP_NUM_THREADS")
-    strict_vars = ("MKL_NUM_THREADS",)  # oneMKL 2024.2: MKL_NUM_THREADS=' 2' runs 1 thread (measured)
+    strict_vars = (
+        "MKL_NUM_THREADS",
+    )  # oneMKL 2024.2: MKL_NUM_THREADS=' 2' runs 1 thread (measured)
     key_vars = ("MKL_THREADING_LAYER", "MKL_INTERFACE_LAYER", "MKL_DYNAMIC")
     other_vars = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
     display_name = "oneMKL"
@@ -41,28 +44,38 @@ class MKL(Family):
             return d, f"{cls.name}: {why} one thread per physical core it may use ({d})"
         dynamic = env.get("MKL_DYNAMIC", "").strip().lower() not in ("false", "0", "no")
         if dynamic and n > physical:
-            return physical, f"{cls.name}: {var}={n}, capped at the {physical} physical cores (MKL_DYNAMIC)"
+            return (
+                physical,
+                f"{cls.name}: {var}={n}, capped at the {physical} physical cores (MKL_DYNAMIC)",
+            )
         return n, f"{cls.name}: {var}={n}"
 
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path,
-                           control_vars=[*cls.thread_vars, "MKL_THREADING_LAYER"])
+        info = LibraryInfo(
+            vendor=cls.name,
+            api=cls.api,
+            filepath=path,
+            control_vars=[*cls.thread_vars, "MKL_THREADING_LAYER"],
+        )
         ver = function(lib, "MKL_Get_Version_String", None, [ctypes.c_char_p, ctypes.c_int])
         if ver:
             buf = ctypes.create_string_buffer(256)
             ver(buf, 256)
             text = buf.value.decode(errors="replace")
-            info.version = next((w.split("-")[0] for w in text.split() if w[:1].isdigit()), text or None)
+            info.version = next(
+                (w.split("-")[0] for w in text.split() if w[:1].isdigit()), text or None
+            )
             if "for Intel(R) 64" in text:
                 info.architecture = "intel64"
         layer = function(lib, "MKL_Set_Threading_Layer", ctypes.c_int, [ctypes.c_int])
         info.threading_layer = _LAYERS.get(layer(-1), "unknown") if layer else "unknown"
         if info.threading_layer == "sequential":
             info.num_threads, info.threads_source, info.control = 1, "build", ENV
-            info.notes.append("sequential layer: 1 thread; set MKL_THREADING_LAYER=GNU or INTEL before start")
+            info.notes.append(
+                "sequential layer: 1 thread; set MKL_THREADING_LAYER=GNU or INTEL before start"
+            )
         else:
             cls.read_runtime_threads(info, path)
         return info
-

@@ -1,12 +1,24 @@
 """OpenBLAS, including pip's renamed scipy-openblas builds and Debian's libblas.so.3 shims."""
+
 from __future__ import annotations
 
 import ctypes
 import re
 
 from blastune.core.counts import first_positive_int
-from blastune.libraries.base import (ENV, FIXED, RUNTIME, Advice, Control, Family, LibraryInfo, Seat,
-                                     affixed, function, handle)
+from blastune.libraries.base import (
+    ENV,
+    FIXED,
+    RUNTIME,
+    Advice,
+    Control,
+    Family,
+    LibraryInfo,
+    Seat,
+    affixed,
+    function,
+    handle,
+)
 
 _LAYERS = {0: "none", 1: "pthreads", 2: "openmp"}
 
@@ -65,14 +77,29 @@ class OpenBLAS(Family):
         meant = meant_vals or want
         omp_n = first_positive_int(environ, _OPENMP_VARS)[0]
         if ob is not None and omp is None:
-            return [Advice("warning", f"OPENBLAS_NUM_THREADS={ob} is ignored: {label(lib)} is built with OpenMP "
-                           f"and follows OMP_NUM_THREADS (unset), so it runs {runs}",
-                           f"export OMP_NUM_THREADS={meant}")]
+            return [
+                Advice(
+                    "warning",
+                    f"OPENBLAS_NUM_THREADS={ob} is ignored: {label(lib)} is built with OpenMP "
+                    f"and follows OMP_NUM_THREADS (unset), so it runs {runs}",
+                    f"export OMP_NUM_THREADS={meant}",
+                )
+            ]
         if meant_vals and omp is not None and meant_vals != omp_n:
-            return [Advice("info", f"{label(lib)} follows OMP_NUM_THREADS={omp}, not OPENBLAS_NUM_THREADS={ob}",
-                           f"export OMP_NUM_THREADS={meant} if {meant} was meant")]
-        return [Advice("ok", f"{label(lib)} is OpenMP-built and OMP_NUM_THREADS "
-                       f"{'is ' + omp if omp else 'is unset (no conflicting OPENBLAS_NUM_THREADS)'}")]
+            return [
+                Advice(
+                    "info",
+                    f"{label(lib)} follows OMP_NUM_THREADS={omp}, not OPENBLAS_NUM_THREADS={ob}",
+                    f"export OMP_NUM_THREADS={meant} if {meant} was meant",
+                )
+            ]
+        return [
+            Advice(
+                "ok",
+                f"{label(lib)} is OpenMP-built and OMP_NUM_THREADS "
+                f"{'is ' + omp if omp else 'is unset (no conflicting OPENBLAS_NUM_THREADS)'}",
+            )
+        ]
 
     @classmethod
     def _layer(cls, lib):
@@ -106,7 +133,9 @@ class OpenBLAS(Family):
         if info.threading_layer == "openmp":
             # The OpenMP build sizes its pool from OpenMP's ICV: OPENBLAS_NUM_THREADS is not read.
             info.control_vars = list(_OPENMP_VARS)
-            info.notes.append("OpenMP build: ignores OPENBLAS_NUM_THREADS; limits apply per calling thread")
+            info.notes.append(
+                "OpenMP build: ignores OPENBLAS_NUM_THREADS; limits apply per calling thread"
+            )
         else:
             info.control_vars = list(cls.thread_vars)
         return info
@@ -117,8 +146,10 @@ class OpenBLAS(Family):
         if cls._layer(lib) == "openmp":
             # As threadpoolctl does: the OpenMP ICV is what the OpenMP build obeys
             # (openblas_set_num_threads is broken there before 0.3.34).
-            get, set_ = function(lib, "omp_get_max_threads"), function(lib, "omp_set_num_threads",
-                                                                        None, [ctypes.c_int])
+            get, set_ = (
+                function(lib, "omp_get_max_threads"),
+                function(lib, "omp_set_num_threads", None, [ctypes.c_int]),
+            )
             return Control(get, set_, per_thread=True) if get and set_ else None
         get = _sym(lib, "openblas_get_num_threads")
         set_ = _sym(lib, "openblas_set_num_threads")

@@ -1,4 +1,5 @@
 """OpenMP runtimes: GNU libgomp, Intel libiomp5, LLVM libomp. Two of them in one process is trouble."""
+
 from __future__ import annotations
 
 import re
@@ -25,9 +26,15 @@ class _OpenMP(Family):
 
     @classmethod
     def describe(cls, path):
-        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path, threading_layer=cls.flavour,
-                           control_vars=list(cls.thread_vars), per_thread=True,
-                           notes=["omp_set_num_threads applies to the calling thread"])
+        info = LibraryInfo(
+            vendor=cls.name,
+            api=cls.api,
+            filepath=path,
+            threading_layer=cls.flavour,
+            control_vars=list(cls.thread_vars),
+            per_thread=True,
+            notes=["omp_set_num_threads applies to the calling thread"],
+        )
         cls.read_runtime_threads(info, path)
         return info
 

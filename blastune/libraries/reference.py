@@ -1,4 +1,5 @@
 """Netlib reference BLAS / LAPACK: correct, single-threaded, slow. Recognised by its packaging path."""
+
 from __future__ import annotations
 
 from blastune.libraries.base import FIXED, Family, LibraryInfo
@@ -23,6 +24,14 @@ class Reference(Family):
     def describe(cls, path):
         m = re.search(r"\.so\.(\d+\.\d+\.\d+)", path)
         api = "lapack" if "lapack" in path.rsplit("/", 1)[-1] else "blas"
-        return LibraryInfo(vendor=cls.name, api=api, filepath=path, version=m.group(1) if m else None,
-                           threading_layer="none", num_threads=1, threads_source="build", control=FIXED,
-                           notes=["reference implementation: always 1 thread and unoptimised"])
+        return LibraryInfo(
+            vendor=cls.name,
+            api=api,
+            filepath=path,
+            version=m.group(1) if m else None,
+            threading_layer="none",
+            num_threads=1,
+            threads_source="build",
+            control=FIXED,
+            notes=["reference implementation: always 1 thread and unoptimised"],
+        )

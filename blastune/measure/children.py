@@ -5,6 +5,7 @@ PR_SET_PDEATHSIG``) to SIGKILL us the moment the parent dies -- even by SIGKILL,
 the parent's can run; elsewhere a daemon thread watches ``getppid()``. ``reap`` is the parent's half:
 terminate, wait, kill if need be, so no worker outlives the call that started it.
 """
+
 from __future__ import annotations
 
 import os

@@ -23,6 +23,7 @@ explain the loss: at most the CPU others really used counts as outside disturban
 share of the CPU the measurement wanted, never in CPUs (0.05 CPUs is a disturbance on 2 cores and
 noise on 128).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,9 +36,19 @@ from blastune.facts.schedstat import CONTENDED_WAIT_PCT
 SOURCE_SCHEDSTAT = "schedstat"
 SOURCE_LOAD_PROBE = "load probe"
 
-__all__ = ["CONTENDED_WAIT_PCT", "CONTENDED_SHARE_PCT", "BUSY_SHARE_PCT", "RULE",
-           "SOURCE_SCHEDSTAT", "SOURCE_LOAD_PROBE", "Verdict", "WorkWait", "judge", "source",
-           "is_contended"]
+__all__ = [
+    "CONTENDED_WAIT_PCT",
+    "CONTENDED_SHARE_PCT",
+    "BUSY_SHARE_PCT",
+    "RULE",
+    "SOURCE_SCHEDSTAT",
+    "SOURCE_LOAD_PROBE",
+    "Verdict",
+    "WorkWait",
+    "judge",
+    "source",
+    "is_contended",
+]
 
 # A measurement is contended when others took more than this share of the CPU it wanted. The same
 # 5% that schedstat's wait rule tolerates for one CPU (the odd kernel thread or timer), now of the
@@ -55,16 +66,23 @@ RULE = "outside-share"
 @dataclass(frozen=True)
 class Verdict:
     """What ``judge`` decided, and the figures it decided on (CPUs, averaged over the wall)."""
-    contended: bool | None     # None: nothing measured to judge by
-    wanted: float              # CPUs the measurement wanted (its threads, at most the usable cores)
-    lost: float | None         # CPUs its threads wanted and did not get (steal included)
-    outside: float | None      # of those, what other programs' CPU can explain: min(lost, others)
+
+    contended: bool | None  # None: nothing measured to judge by
+    wanted: float  # CPUs the measurement wanted (its threads, at most the usable cores)
+    lost: float | None  # CPUs its threads wanted and did not get (steal included)
+    outside: float | None  # of those, what other programs' CPU can explain: min(lost, others)
     outside_pct: float | None  # outside as a share of ``wanted``, in percent
 
 
-def judge(lost_cpus: float | None, others_cpus: float | None, wanted_cpus: float, *,
-          steal_cpus: float | None = None, usable: int | None = None,
-          threshold_pct: float = CONTENDED_SHARE_PCT) -> Verdict:
+def judge(
+    lost_cpus: float | None,
+    others_cpus: float | None,
+    wanted_cpus: float,
+    *,
+    steal_cpus: float | None = None,
+    usable: int | None = None,
+    threshold_pct: float = CONTENDED_SHARE_PCT,
+) -> Verdict:
     """Was a measurement disturbed from outside? (see the module docstring)
 
     ``lost_cpus``: CPU its threads wanted and did not get (run-queue wait beyond what its own
@@ -107,11 +125,15 @@ class WorkWait:
     def _others(self) -> set[int]:
         # Python threads other than the caller do no BLAS work (a progress bar, a dask heartbeat)
         me = threading.get_ident()
-        return {t.native_id for t in threading.enumerate() if t.ident != me and t.native_id is not None}
+        return {
+            t.native_id for t in threading.enumerate() if t.ident != me and t.native_id is not None
+        }
 
     def begin(self):
         skip = self._others() if self.pid == os.getpid() else set()
-        return skip, {tid: t for tid, t in schedstat.thread_times(self.pid).items() if tid not in skip}
+        return skip, {
+            tid: t for tid, t in schedstat.thread_times(self.pid).items() if tid not in skip
+        }
 
     def end(self, token) -> float | None:
         skip, before = token

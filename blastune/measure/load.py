@@ -6,6 +6,7 @@ its threads gets descheduled and the others wait for it at the next barrier), so
 while another process ran is pessimistic -- most of all at the highest thread counts. The sweep records
 this figure per point and flags the points where it was high, instead of presenting them as the truth.
 """
+
 from __future__ import annotations
 
 import os

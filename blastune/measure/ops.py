@@ -22,6 +22,7 @@ about 1/2, so the condition number is at most about 3), symmetric ones are that 
 part, and SPD ones are 3 I + a Wigner matrix scaled to spectrum [-2, 2] -- positive definite with
 eigenvalues in about [1, 5], built in O(n^2) rather than with a gemm.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,13 +48,16 @@ def lawn41_flops(muls: float, adds: float, dtype: str) -> float:
 
 # --- LAWN 41 counts (muls, adds) for square n x n problems, as in LAPACK++ include/lapack/flops.hh ---
 
+
 def gemm_counts(m, n, k):
     return m * n * k, m * n * k
 
 
 def getrf_counts(n):  # LU with partial pivoting, m = n
-    return (0.5 * n**3 - n**3 / 6 + 0.5 * n * n - 0.5 * n * n + 2 / 3 * n,
-            0.5 * n**3 - n**3 / 6 - 0.5 * n * n + n / 6)
+    return (
+        0.5 * n**3 - n**3 / 6 + 0.5 * n * n - 0.5 * n * n + 2 / 3 * n,
+        0.5 * n**3 - n**3 / 6 - 0.5 * n * n + n / 6,
+    )
 
 
 def getri_counts(n):  # inverse from the LU factors
@@ -69,13 +73,17 @@ def potrf_counts(n):  # Cholesky
 
 
 def geqrf_counts(n):  # Householder QR, m = n (LAPACK++ uses the m <= n branch for square input)
-    return (n * n * n - n**3 / 3 + 2 * n * n - 0.5 * n * n + 23 / 6 * n,
-            n * n * n - n**3 / 3 + n * n - 0.5 * n * n + 5 / 6 * n)
+    return (
+        n * n * n - n**3 / 3 + 2 * n * n - 0.5 * n * n + 23 / 6 * n,
+        n * n * n - n**3 / 3 + n * n - 0.5 * n * n + 5 / 6 * n,
+    )
 
 
 def orgqr_counts(m, n, k):  # form Q explicitly (ungqr for complex)
-    return (2 * m * n * k - (m + n) * k * k + 2 / 3 * k**3 + 2 * n * k - k * k - 5 / 3 * k,
-            2 * m * n * k - (m + n) * k * k + 2 / 3 * k**3 + n * k - m * k + k / 3)
+    return (
+        2 * m * n * k - (m + n) * k * k + 2 / 3 * k**3 + 2 * n * k - k * k - 5 / 3 * k,
+        2 * m * n * k - (m + n) * k * k + 2 / 3 * k**3 + n * k - m * k + k / 3,
+    )
 
 
 def ormqr_left_counts(m, n, k):  # apply Q from the left (unmqr)
@@ -87,8 +95,10 @@ def sytrd_counts(n):  # reduction to tridiagonal form (hetrd)
 
 
 def gebrd_counts(n):  # reduction to bidiagonal form, m = n
-    return (2 * n**3 - 2 / 3 * n**3 + 2 * n * n + 20 / 3 * n,
-            2 * n**3 - 2 / 3 * n**3 + n * n - n * n + 5 / 3 * n)
+    return (
+        2 * n**3 - 2 / 3 * n**3 + 2 * n * n + 20 / 3 * n,
+        2 * n**3 - 2 / 3 * n**3 + n * n - n * n + 5 / 3 * n,
+    )
 
 
 def _sum(*counts):
@@ -98,6 +108,7 @@ def _sum(*counts):
 @dataclass(frozen=True)
 class Prepared:
     """One op ready to time: ``fn(*args)`` runs it once on inputs built beforehand."""
+
     fn: Callable
     args: tuple
     impl: str  # the call a user would write, e.g. "numpy.linalg.inv"
@@ -107,12 +118,12 @@ class Prepared:
 class Op:
     name: str
     summary: str
-    blas: bool                    # does a threaded BLAS/LAPACK do the work? (add/sin/norm_isf: no)
-    flop_source: str              # where the count comes from (shown in docs and JSON)
-    nominal: bool                 # True when the count is a data-independent stand-in
-    arrays: float                 # n x n arrays alive at once (inputs, outputs, LAPACK copies/workspace)
-    counts: Callable | None       # (n, lib) -> (muls, adds); None = not a FLOP-counted op
-    build: Callable               # (n, dtype, lib, rng) -> Prepared
+    blas: bool  # does a threaded BLAS/LAPACK do the work? (add/sin/norm_isf: no)
+    flop_source: str  # where the count comes from (shown in docs and JSON)
+    nominal: bool  # True when the count is a data-independent stand-in
+    arrays: float  # n x n arrays alive at once (inputs, outputs, LAPACK copies/workspace)
+    counts: Callable | None  # (n, lib) -> (muls, adds); None = not a FLOP-counted op
+    build: Callable  # (n, dtype, lib, rng) -> Prepared
     dtypes: tuple[str, ...] = DTYPES
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -137,6 +148,7 @@ class Op:
 
 
 # --- input builders -------------------------------------------------------------------------------
+
 
 def _gaussian(rng, n, dtype, shape=None):
     import numpy as np
@@ -171,7 +183,11 @@ def spd(rng, n, dtype, order="C"):
     import numpy as np
 
     g = _gaussian(rng, n, dtype)
-    w = (g + g.conj().T) / math.sqrt(2 * n) if not is_complex(dtype) else (g + g.conj().T) / math.sqrt(4 * n)
+    w = (
+        (g + g.conj().T) / math.sqrt(2 * n)
+        if not is_complex(dtype)
+        else (g + g.conj().T) / math.sqrt(4 * n)
+    )
     w[np.diag_indices(n)] += 3
     return np.asarray(w, dtype=dtype, order=order)
 
@@ -183,7 +199,10 @@ def _order(lib):
 
 
 def _build_dot(n, dtype, lib, rng):
-    a, b = well_conditioned(rng, n, dtype, _order(lib)), well_conditioned(rng, n, dtype, _order(lib))
+    a, b = (
+        well_conditioned(rng, n, dtype, _order(lib)),
+        well_conditioned(rng, n, dtype, _order(lib)),
+    )
     if lib == "scipy":
         from scipy.linalg import blas
 
@@ -202,11 +221,14 @@ def _linalg(numpy_name, scipy_name=None, builder=well_conditioned, **scipy_kw):
 
             import scipy.linalg
 
-            fn = functools.partial(getattr(scipy.linalg, scipy_name or numpy_name), check_finite=False, **scipy_kw)
+            fn = functools.partial(
+                getattr(scipy.linalg, scipy_name or numpy_name), check_finite=False, **scipy_kw
+            )
             return Prepared(fn, (a,), f"scipy.linalg.{scipy_name or numpy_name}")
         import numpy as np
 
         return Prepared(getattr(np.linalg, numpy_name), (a,), f"numpy.linalg.{numpy_name}")
+
     return build
 
 
@@ -218,7 +240,9 @@ def _build_solve(n, dtype, lib, rng):
 
         import scipy.linalg
 
-        return Prepared(functools.partial(scipy.linalg.solve, check_finite=False), (a, b), "scipy.linalg.solve")
+        return Prepared(
+            functools.partial(scipy.linalg.solve, check_finite=False), (a, b), "scipy.linalg.solve"
+        )
     import numpy as np
 
     return Prepared(np.linalg.solve, (a, b), "numpy.linalg.solve")
@@ -230,7 +254,11 @@ def _build_add(n, dtype, lib, rng):
     b, c = _gaussian(rng, n, dtype), _gaussian(rng, n, dtype)
     out = np.empty_like(b)
     # A = B + C into a preallocated A: the arithmetic, not the allocator, is what threads could speed up
-    return Prepared(np.add, (b, c, out), "numpy.add(B, C, out=A)" + (" (numpy: scipy has no add)" if lib == "scipy" else ""))
+    return Prepared(
+        np.add,
+        (b, c, out),
+        "numpy.add(B, C, out=A)" + (" (numpy: scipy has no add)" if lib == "scipy" else ""),
+    )
 
 
 def _build_sin(n, dtype, lib, rng):
@@ -238,7 +266,11 @@ def _build_sin(n, dtype, lib, rng):
 
     b = _gaussian(rng, n, dtype)
     out = np.empty_like(b)
-    return Prepared(np.sin, (b, out), "numpy.sin(B, out=A)" + (" (numpy: scipy has no sin)" if lib == "scipy" else ""))
+    return Prepared(
+        np.sin,
+        (b, out),
+        "numpy.sin(B, out=A)" + (" (numpy: scipy has no sin)" if lib == "scipy" else ""),
+    )
 
 
 def _build_norm_isf(n, dtype, lib, rng):
@@ -256,57 +288,163 @@ def _build_svdvals(n, dtype, lib, rng):
 
         import scipy.linalg
 
-        return Prepared(functools.partial(scipy.linalg.svdvals, check_finite=False), (a,), "scipy.linalg.svdvals")
+        return Prepared(
+            functools.partial(scipy.linalg.svdvals, check_finite=False),
+            (a,),
+            "scipy.linalg.svdvals",
+        )
     import functools
 
     import numpy as np
 
-    return Prepared(functools.partial(np.linalg.svd, compute_uv=False), (a,), "numpy.linalg.svd(compute_uv=False)")
+    return Prepared(
+        functools.partial(np.linalg.svd, compute_uv=False),
+        (a,),
+        "numpy.linalg.svd(compute_uv=False)",
+    )
 
 
 _LAWN = "LAWN 41 via LAPACK++ include/lapack/flops.hh"
 
-OPS: dict[str, Op] = {op.name: op for op in (
-    Op("dot", "matrix product C = A B (gemm)", True,
-       "gemm: 2 n^3 (" + _LAWN.replace("lapack/", "blas/") + ")", False, 3,
-       lambda n, lib: gemm_counts(n, n, n), _build_dot),
-    Op("inv", "matrix inverse", True,
-       "numpy: gesv against the identity = getrf + getrs(nrhs=n) ~ 8n^3/3; "
-       "scipy: getrf + getri ~ 2n^3 (" + _LAWN + ")", False, 4,
-       lambda n, lib: _sum(getrf_counts(n), getri_counts(n)) if lib == "scipy"
-       else _sum(getrf_counts(n), getrs_counts(n, n)),
-       _linalg("inv")),
-    Op("det", "determinant (via LU)", True, "getrf ~ 2n^3/3 (" + _LAWN + ")", False, 2,
-       lambda n, lib: getrf_counts(n), _linalg("det")),
-    Op("solve", "solve A x = b, one right-hand side", True,
-       "gesv = getrf + getrs(nrhs=1) ~ 2n^3/3 (" + _LAWN + ")", False, 2,
-       lambda n, lib: _sum(getrf_counts(n), getrs_counts(n, 1)), _build_solve),
-    Op("cholesky", "Cholesky factor of an SPD (Hermitian PD) matrix", True,
-       "potrf ~ n^3/3 (" + _LAWN + ")", False, 2, lambda n, lib: potrf_counts(n),
-       _linalg("cholesky", builder=spd, lower=True)),
-    Op("qr", "QR factorisation with Q formed", True,
-       "geqrf + orgqr(n, n, n) ~ 4n^3/3 + 4n^3/3 (" + _LAWN + ")", False, 4,
-       lambda n, lib: _sum(geqrf_counts(n), orgqr_counts(n, n, n)), _linalg("qr")),
-    Op("svd", "singular value decomposition with U and V^H (gesdd)", True,
-       "nominal: gebrd + two ormbr back-transformations ~ 8n^3/3 + 4n^3 (" + _LAWN + "); the "
-       "bidiagonal divide and conquer is data-dependent and not counted", True, 8,
-       lambda n, lib: _sum(gebrd_counts(n), ormqr_left_counts(n, n, n), ormqr_left_counts(n, n, n)),
-       _linalg("svd")),
-    Op("svdvals", "singular values only", True,
-       "nominal: gebrd ~ 8n^3/3 (" + _LAWN + "); the O(n^2) bidiagonal iteration is not counted", True, 3,
-       lambda n, lib: gebrd_counts(n), _build_svdvals),
-    Op("eigh", "eigenvalues and eigenvectors of a symmetric (Hermitian) matrix", True,
-       "nominal: sytrd + ormtr back-transformation ~ 4n^3/3 + 2n^3 (" + _LAWN + "); the tridiagonal "
-       "solver (numpy: divide and conquer, scipy: MRRR) is data-dependent and not counted", True, 5,
-       lambda n, lib: _sum(sytrd_counts(n), ormqr_left_counts(n, n, n)), _linalg("eigh", builder=hermitian)),
-    Op("add", "A = B + C, element-wise (not BLAS: numpy does not thread it)", False,
-       "n^2 adds", False, 3, lambda n, lib: (0, n * n), _build_add),
-    Op("sin", "A = sin(B), element-wise (not BLAS)", False,
-       "not counted: a sine is not a fixed number of FLOPs", False, 2, None, _build_sin),
-    Op("norm_isf", "scipy.stats.norm.isf(B), element-wise (not BLAS)", False,
-       "not counted: the inverse normal CDF is not a fixed number of FLOPs", False, 4, None, _build_norm_isf,
-       dtypes=("float32", "float64")),
-)}
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in (
+        Op(
+            "dot",
+            "matrix product C = A B (gemm)",
+            True,
+            "gemm: 2 n^3 (" + _LAWN.replace("lapack/", "blas/") + ")",
+            False,
+            3,
+            lambda n, lib: gemm_counts(n, n, n),
+            _build_dot,
+        ),
+        Op(
+            "inv",
+            "matrix inverse",
+            True,
+            "numpy: gesv against the identity = getrf + getrs(nrhs=n) ~ 8n^3/3; "
+            "scipy: getrf + getri ~ 2n^3 (" + _LAWN + ")",
+            False,
+            4,
+            lambda n, lib: (
+                _sum(getrf_counts(n), getri_counts(n))
+                if lib == "scipy"
+                else _sum(getrf_counts(n), getrs_counts(n, n))
+            ),
+            _linalg("inv"),
+        ),
+        Op(
+            "det",
+            "determinant (via LU)",
+            True,
+            "getrf ~ 2n^3/3 (" + _LAWN + ")",
+            False,
+            2,
+            lambda n, lib: getrf_counts(n),
+            _linalg("det"),
+        ),
+        Op(
+            "solve",
+            "solve A x = b, one right-hand side",
+            True,
+            "gesv = getrf + getrs(nrhs=1) ~ 2n^3/3 (" + _LAWN + ")",
+            False,
+            2,
+            lambda n, lib: _sum(getrf_counts(n), getrs_counts(n, 1)),
+            _build_solve,
+        ),
+        Op(
+            "cholesky",
+            "Cholesky factor of an SPD (Hermitian PD) matrix",
+            True,
+            "potrf ~ n^3/3 (" + _LAWN + ")",
+            False,
+            2,
+            lambda n, lib: potrf_counts(n),
+            _linalg("cholesky", builder=spd, lower=True),
+        ),
+        Op(
+            "qr",
+            "QR factorisation with Q formed",
+            True,
+            "geqrf + orgqr(n, n, n) ~ 4n^3/3 + 4n^3/3 (" + _LAWN + ")",
+            False,
+            4,
+            lambda n, lib: _sum(geqrf_counts(n), orgqr_counts(n, n, n)),
+            _linalg("qr"),
+        ),
+        Op(
+            "svd",
+            "singular value decomposition with U and V^H (gesdd)",
+            True,
+            "nominal: gebrd + two ormbr back-transformations ~ 8n^3/3 + 4n^3 (" + _LAWN + "); the "
+            "bidiagonal divide and conquer is data-dependent and not counted",
+            True,
+            8,
+            lambda n, lib: _sum(
+                gebrd_counts(n), ormqr_left_counts(n, n, n), ormqr_left_counts(n, n, n)
+            ),
+            _linalg("svd"),
+        ),
+        Op(
+            "svdvals",
+            "singular values only",
+            True,
+            "nominal: gebrd ~ 8n^3/3 ("
+            + _LAWN
+            + "); the O(n^2) bidiagonal iteration is not counted",
+            True,
+            3,
+            lambda n, lib: gebrd_counts(n),
+            _build_svdvals,
+        ),
+        Op(
+            "eigh",
+            "eigenvalues and eigenvectors of a symmetric (Hermitian) matrix",
+            True,
+            "nominal: sytrd + ormtr back-transformation ~ 4n^3/3 + 2n^3 ("
+            + _LAWN
+            + "); the tridiagonal "
+            "solver (numpy: divide and conquer, scipy: MRRR) is data-dependent and not counted",
+            True,
+            5,
+            lambda n, lib: _sum(sytrd_counts(n), ormqr_left_counts(n, n, n)),
+            _linalg("eigh", builder=hermitian),
+        ),
+        Op(
+            "add",
+            "A = B + C, element-wise (not BLAS: numpy does not thread it)",
+            False,
+            "n^2 adds",
+            False,
+            3,
+            lambda n, lib: (0, n * n),
+            _build_add,
+        ),
+        Op(
+            "sin",
+            "A = sin(B), element-wise (not BLAS)",
+            False,
+            "not counted: a sine is not a fixed number of FLOPs",
+            False,
+            2,
+            None,
+            _build_sin,
+        ),
+        Op(
+            "norm_isf",
+            "scipy.stats.norm.isf(B), element-wise (not BLAS)",
+            False,
+            "not counted: the inverse normal CDF is not a fixed number of FLOPs",
+            False,
+            4,
+            None,
+            _build_norm_isf,
+            dtypes=("float32", "float64"),
+        ),
+    )
+}
 
 
 BLAS_OPS = tuple(name for name, op in OPS.items() if op.blas)
@@ -324,7 +462,9 @@ def check_dtype(op: Op | None, dtype: str) -> str:
     if dtype not in DTYPES:
         raise BlastuneError(f"unknown dtype {dtype!r}: choose from {', '.join(DTYPES)}")
     if op is not None and dtype not in op.dtypes:
-        raise BlastuneError(f"op {op.name} does not take dtype {dtype}: it takes {', '.join(op.dtypes)}")
+        raise BlastuneError(
+            f"op {op.name} does not take dtype {dtype}: it takes {', '.join(op.dtypes)}"
+        )
     return dtype
 
 
@@ -365,6 +505,8 @@ def check_memory(op_name: str, size: int, dtype: str) -> int:
     need = get_op(op_name).memory_bytes(size, dtype)
     avail, source = available_memory()
     if avail is not None and need > avail:
-        raise BlastuneError(f"{op_name} at size {size} ({dtype}) needs about {format_bytes(need)} of memory but "
-                            f"only {format_bytes(avail)} is available ({source}): choose a smaller --size")
+        raise BlastuneError(
+            f"{op_name} at size {size} ({dtype}) needs about {format_bytes(need)} of memory but "
+            f"only {format_bytes(avail)} is available ({source}): choose a smaller --size"
+        )
     return need

@@ -9,6 +9,7 @@ of the first. A later one ends the process at once -- the orderly stop may be st
 reads, a disk that hangs) -- leaving the files as last saved. The exit status is the shell's:
 128 + the signal number (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
 """
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,9 @@ SECOND_SIGNAL_GRACE_S = 1.0
 # in a notebook) the later signal raises the interrupt again instead, ending whatever waits.
 SECOND_SIGNAL_ENDS_PROCESS = False
 
-STOP_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s)
+STOP_SIGNALS = tuple(
+    s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s
+)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -57,8 +60,11 @@ def end_now(signum: int) -> None:
     progress and our lock sidecars, say so in one line, and exit 128 + signum at once."""
     abandon_writes()
     try:
-        os.write(2, f"blastune: {signal.Signals(signum).name} again while stopping: ended at once; "
-                    "files are as last saved\n".encode())
+        os.write(
+            2,
+            f"blastune: {signal.Signals(signum).name} again while stopping: ended at once; "
+            "files are as last saved\n".encode(),
+        )
     except OSError:
         pass
     os._exit(128 + signum)

@@ -1,4 +1,7 @@
-"""Timing one call the way a careful benchmark tool does (pyperf's method, cut down to what sweep needs).
+"""Timing one call in this process: warm-up, calibrated loops, repeats until the median is stable.
+
+pyperf's method without its worker processes: sweep starts a fresh process only where a library
+reads its thread count at start-up (``sweep/isolated.py``), and times every point here.
 
 1. Warm-up: one timed call (first-touch page faults, BLAS thread start-up, lazy imports) is thrown away.
 2. Calibration: calls faster than ``min_sample_time`` are looped inside one sample, so the clock's
@@ -20,6 +23,7 @@ more repeats buy a more trustworthy median; one slow outlier (another process st
 the IQR far less than it would move a standard deviation. A point that ends above the target is
 flagged ``unstable`` rather than hidden.
 """
+
 from __future__ import annotations
 
 import gc
@@ -82,20 +86,30 @@ def spread(samples) -> float | None:
 
 def summarize(samples: list[float]) -> Stats:
     q1, med, q3 = quartiles(samples)
-    return Stats(median=med, q1=q1, q3=q3, iqr=q3 - q1, min=min(samples), max=max(samples),
-                 mean=statistics.fmean(samples), repeats=len(samples), spread=spread(samples))
+    return Stats(
+        median=med,
+        q1=q1,
+        q3=q3,
+        iqr=q3 - q1,
+        min=min(samples),
+        max=max(samples),
+        mean=statistics.fmean(samples),
+        repeats=len(samples),
+        spread=spread(samples),
+    )
 
 
 @dataclass
 class Measurement:
     """What one point's timing produced. Times are seconds per call."""
+
     stats: Stats
     samples: list[float]
-    loops: int                 # calls per sample
-    warmup_s: float            # the discarded first call
-    elapsed_s: float           # wall time spent on this point, warm-up included
+    loops: int  # calls per sample
+    warmup_s: float  # the discarded first call
+    elapsed_s: float  # wall time spent on this point, warm-up included
     target_spread: float
-    stop: str                  # "target" | "budget" | "max_repeats"
+    stop: str  # "target" | "budget" | "max_repeats"
     # run-queue wait of the working threads during each sample, in seconds (None: not measured)
     waits_s: list[float] | None = None
 
@@ -120,9 +134,16 @@ class Measurement:
 
     def to_dict(self):
         d = self.stats.to_dict()
-        d.update(samples=self.samples, loops=self.loops, warmup_s=self.warmup_s, elapsed_s=self.elapsed_s,
-                 target_spread=self.target_spread, stop=self.stop, unstable=self.unstable,
-                 wait_pct=self.wait_pct)
+        d.update(
+            samples=self.samples,
+            loops=self.loops,
+            warmup_s=self.warmup_s,
+            elapsed_s=self.elapsed_s,
+            target_spread=self.target_spread,
+            stop=self.stop,
+            unstable=self.unstable,
+            wait_pct=self.wait_pct,
+        )
         return d
 
 
@@ -138,9 +159,19 @@ def _sample(fn, args, loops, clock):
     return (clock() - t0) / loops
 
 
-def measure(fn, args=(), *, target_spread: float = 0.02, min_repeats: int = 5, budget: float = 10.0,
-            max_repeats: int = MAX_REPEATS, min_sample_time: float = 0.02, clock=time.perf_counter,
-            watch=None, fresh_args=None) -> Measurement:
+def measure(
+    fn,
+    args=(),
+    *,
+    target_spread: float = 0.02,
+    min_repeats: int = 5,
+    budget: float = 10.0,
+    max_repeats: int = MAX_REPEATS,
+    min_sample_time: float = 0.02,
+    clock=time.perf_counter,
+    watch=None,
+    fresh_args=None,
+) -> Measurement:
     """Time ``fn(*args)``: warm-up, calibrate loops, then adaptive repeats (see the module docstring).
 
     ``budget`` (seconds) bounds the adaptive part; ``min_repeats`` samples are always taken, so a point
@@ -201,8 +232,16 @@ def measure(fn, args=(), *, target_spread: float = 0.02, min_repeats: int = 5, b
     finally:
         if gc_was_enabled:
             gc.enable()
-    return Measurement(stats=summarize(samples), samples=samples, loops=loops, warmup_s=warm,
-                       elapsed_s=clock() - start, target_spread=target_spread, stop=stop, waits_s=waits)
+    return Measurement(
+        stats=summarize(samples),
+        samples=samples,
+        loops=loops,
+        warmup_s=warm,
+        elapsed_s=clock() - start,
+        target_spread=target_spread,
+        stop=stop,
+        waits_s=waits,
+    )
 
 
 FRESH_MAX_BYTES = 64 * 2**20  # inputs above this are spread over enough pages to average out
@@ -214,4 +253,6 @@ def fresh_copies(args: tuple) -> tuple:
     arrays = [a for a in args if hasattr(a, "copy") and hasattr(a, "nbytes")]
     if not arrays or sum(a.nbytes for a in arrays) > FRESH_MAX_BYTES:
         return args
-    return tuple(a.copy(order="K") if hasattr(a, "copy") and hasattr(a, "nbytes") else a for a in args)
+    return tuple(
+        a.copy(order="K") if hasattr(a, "copy") and hasattr(a, "nbytes") else a for a in args
+    )

@@ -3,6 +3,7 @@
 A ``Workload`` is a small picklable description; ``build_task`` turns it into the callable
 ``task(i)`` inside each worker, so inputs are created once per worker and never shipped per task.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -12,7 +13,15 @@ from blastune.core.counts import check_count
 from blastune.documents.jobs import Workload
 from blastune.errors import BlastuneError
 
-__all__ = ["Workload", "KINDS", "DEFAULT_SIZES", "make_workload", "resolve_func", "build_task", "memory_bytes"]
+__all__ = [
+    "Workload",
+    "KINDS",
+    "DEFAULT_SIZES",
+    "make_workload",
+    "resolve_func",
+    "build_task",
+    "memory_bytes",
+]
 
 # Default sizes: one task takes a few tens of milliseconds on one core of a current CPU.
 DEFAULT_SIZES = {"python": 500_000, "numpy": 1_000_000, "op": 300}
@@ -32,33 +41,53 @@ def memory_bytes(w: Workload) -> int:
     return 0
 
 
-def make_workload(op: str | None = None, size: int | None = None, workload: str | None = None,
-                  func: str | None = None, dtype: str = "float64", lib: str = "numpy") -> Workload:
+def make_workload(
+    op: str | None = None,
+    size: int | None = None,
+    workload: str | None = None,
+    func: str | None = None,
+    dtype: str = "float64",
+    lib: str = "numpy",
+) -> Workload:
     """Check the user's choice in this process, so a bad one fails before any worker starts."""
-    for name, v in (("--op", op), ("--workload", workload), ("--func", func), ("--dtype", dtype), ("--lib", lib)):
+    for name, v in (
+        ("--op", op),
+        ("--workload", workload),
+        ("--func", func),
+        ("--dtype", dtype),
+        ("--lib", lib),
+    ):
         if isinstance(v, str) and not v.strip():
             raise BlastuneError(f"invalid {name} {v!r}: give a name (see 'blastune jobs --help')")
     given = [name for name, v in (("--op", op), ("--workload", workload), ("--func", func)) if v]
     if len(given) > 1:
-        raise BlastuneError(f"give only one of --op, --workload, --func (got {' and '.join(given)})")
+        raise BlastuneError(
+            f"give only one of --op, --workload, --func (got {' and '.join(given)})"
+        )
     if size is not None:
         size = check_count(size, "size", hi=2**62)
     if func:
         if size is not None:
-            raise BlastuneError("--size does not apply to --func (your function is called with the task index)")
+            raise BlastuneError(
+                "--size does not apply to --func (your function is called with the task index)"
+            )
         resolve_func(func)
         return Workload("func", func, None, uses_blas=True)  # unknown code: it may well call BLAS
     if workload:
         if workload not in KINDS:
-            raise BlastuneError(f"unknown workload {workload!r}: choose {' or '.join(KINDS)}, "
-                                "or use --op NAME / --func package.module:function")
+            raise BlastuneError(
+                f"unknown workload {workload!r}: choose {' or '.join(KINDS)}, "
+                "or use --op NAME / --func package.module:function"
+            )
         return Workload(workload, workload, size or DEFAULT_SIZES[workload], uses_blas=False)
     spec = _check_op(op or "dot")
     from blastune.measure.ops import check_dtype, check_lib
 
     check_dtype(spec, dtype)
     check_lib(lib)
-    return Workload("op", spec.name, size or DEFAULT_SIZES["op"], uses_blas=spec.blas, dtype=dtype, lib=lib)
+    return Workload(
+        "op", spec.name, size or DEFAULT_SIZES["op"], uses_blas=spec.blas, dtype=dtype, lib=lib
+    )
 
 
 def resolve_func(spec: str):
@@ -70,24 +99,35 @@ def resolve_func(spec: str):
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_name
-        raise BlastuneError(f"--func {spec}: cannot import {module_name!r} (no module named {missing!r}); "
-                            "it must be importable by worker processes: install it or add its "
-                            "directory to PYTHONPATH") from None
+        raise BlastuneError(
+            f"--func {spec}: cannot import {module_name!r} (no module named {missing!r}); "
+            "it must be importable by worker processes: install it or add its "
+            "directory to PYTHONPATH"
+        ) from None
     except Exception as exc:  # the user's module failed while importing
-        raise BlastuneError(f"--func {spec}: importing {module_name!r} failed: "
-                            f"{type(exc).__name__}: {exc}") from None
-    except SystemExit as exc:  # a script that runs (and exits) when imported would end blastune silently
-        raise BlastuneError(f"--func {spec}: importing {module_name!r} called sys.exit({exc.code!r}); put the "
-                            "script's own work under `if __name__ == '__main__':`") from None
+        raise BlastuneError(
+            f"--func {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    except (
+        SystemExit
+    ) as exc:  # a script that runs (and exits) when imported would end blastune silently
+        raise BlastuneError(
+            f"--func {spec}: importing {module_name!r} called sys.exit({exc.code!r}); put the "
+            "script's own work under `if __name__ == '__main__':`"
+        ) from None
     obj = module
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise BlastuneError(f"--func {spec}: module {module_name!r} has no attribute {attr!r}") from None
+            raise BlastuneError(
+                f"--func {spec}: module {module_name!r} has no attribute {attr!r}"
+            ) from None
     if not callable(obj):
-        raise BlastuneError(f"--func {spec}: {attr!r} is a {type(obj).__name__}, not a function: "
-                            "give a callable that takes the task index")
+        raise BlastuneError(
+            f"--func {spec}: {attr!r} is a {type(obj).__name__}, not a function: "
+            "give a callable that takes the task index"
+        )
     import inspect
 
     try:
@@ -97,8 +137,10 @@ def resolve_func(spec: str):
     try:
         sig.bind(0)
     except TypeError:
-        raise BlastuneError(f"--func {spec}: cannot be called with the task index: its signature is "
-                            f"{attr}{sig}; give a function of one argument") from None
+        raise BlastuneError(
+            f"--func {spec}: cannot be called with the task index: its signature is "
+            f"{attr}{sig}; give a function of one argument"
+        ) from None
     return obj
 
 
@@ -120,6 +162,7 @@ def _python_task(n: int):
     def task(i):
         y = [1] * n
         return len([math.exp(v) for v in y])
+
     return task
 
 
@@ -134,6 +177,7 @@ def _numpy_task(n: int):
             np.exp(y, out=y)
             np.sin(y, out=y)
         return float(y[0])
+
     return task
 
 

@@ -18,6 +18,7 @@ Hollow markers (and hollow bars) are points whose time others disturbed (contend
 not settle (unstable) or that ran more threads than cores (oversubscribed). Legends sit outside the
 panels, below them, so they never cover data.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,10 +32,10 @@ METRICS = ("gflops", "speedup")
 FORMATS = ("png", "svg", "pdf")
 PANEL_W, PANEL_H = 3.4, 2.6  # inches per small multiple
 MAX_COLS = 4
-DPI = 110        # the figure's own dpi: sizes of text and lines in points are independent of it
-PNG_DPI = 150    # PNG pixels per inch by default: one panel is 900 px wide (was 660 at 110)
+DPI = 110  # the figure's own dpi: sizes of text and lines in points are independent of it
+PNG_DPI = 150  # PNG pixels per inch by default: one panel is 900 px wide (was 660 at 110)
 DPI_RANGE = (50, 600)
-HEADROOM = 0.1   # above the highest point or error bar: a marker on the frame is cut in half
+HEADROOM = 0.1  # above the highest point or error bar: a marker on the frame is cut in half
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HOLLOW_NOTE = "hollow: contended, busy, unstable or oversubscribed"
@@ -44,8 +45,9 @@ def check_available(option: str = "plot") -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise BlastuneError(f"{option} needs matplotlib, which is not installed: "
-                            "pip install 'blastune[plot]'") from None
+        raise BlastuneError(
+            f"{option} needs matplotlib, which is not installed: pip install 'blastune[plot]'"
+        ) from None
 
 
 def figure_format(path) -> str:
@@ -60,12 +62,14 @@ def figure_format(path) -> str:
 
 # --- the documents, as the figures need them -------------------------------------------------------
 
+
 @dataclass
 class Source:
     """One loaded document and the name it goes by in legends."""
+
     label: str
-    doc: object          # SweepDocument or JobsResult
-    kind: str            # "sweep" | "jobs"
+    doc: object  # SweepDocument or JobsResult
+    kind: str  # "sweep" | "jobs"
 
 
 def load_sources(paths, labels=None) -> list[Source]:
@@ -76,7 +80,9 @@ def load_sources(paths, labels=None) -> list[Source]:
 
     labels = list(labels or [])
     if len(labels) > len(paths):
-        raise BlastuneError(f"{len(labels)} --label given for {len(paths)} file(s): give at most one per file")
+        raise BlastuneError(
+            f"{len(labels)} --label given for {len(paths)} file(s): give at most one per file"
+        )
     out = []
     for i, path in enumerate(paths):
         data = load_results(path)
@@ -102,7 +108,9 @@ def source_from_dict(data: dict, label: str, where: str = "", schema: str | None
 
         return Source(label, JobsResult.from_dict(data, where), "jobs")
     kind = schema.partition("/")[0].removeprefix("blastune.") or "unknown"
-    raise BlastuneError(f"{where or label}: holds {kind} results; blastune plot draws sweep and jobs files")
+    raise BlastuneError(
+        f"{where or label}: holds {kind} results; blastune plot draws sweep and jobs files"
+    )
 
 
 def _hollow(p) -> bool:
@@ -132,7 +140,9 @@ def _blas_words(doc) -> str:
     if not blas:
         return f"{doc.grid.lib} (BLAS not identified)"
     inner = ", ".join(x for x in (blas.get("threading_layer"), blas.get("architecture")) if x)
-    return f"{blas.get('vendor') or '?'} {blas.get('version') or ''}".strip() + (f" ({inner})" if inner else "")
+    return f"{blas.get('vendor') or '?'} {blas.get('version') or ''}".strip() + (
+        f" ({inner})" if inner else ""
+    )
 
 
 def _cpu_words(doc) -> str:
@@ -157,10 +167,14 @@ def choose_kind(sources: list[Source], kind: str = "auto") -> str:
         raise BlastuneError("cannot draw sweep and jobs files in one figure: plot them separately")
     if "jobs" in kinds:
         if kind not in ("auto", "jobs"):
-            raise BlastuneError(f"--kind {kind} is for sweep files; a jobs file is drawn as --kind jobs")
+            raise BlastuneError(
+                f"--kind {kind} is for sweep files; a jobs file is drawn as --kind jobs"
+            )
         return "jobs"
     if kind == "jobs":
-        raise BlastuneError("--kind jobs is for jobs files; sweep files are drawn as threads or sizes")
+        raise BlastuneError(
+            "--kind jobs is for jobs files; sweep files are drawn as threads or sizes"
+        )
     threads = {p.threads for s in sources for p in s.doc.points}
     sizes = {p.size for s in sources for p in s.doc.points}
     if not threads:
@@ -185,12 +199,17 @@ def make_figure(sources: list[Source], kind: str = "auto", metric: str = "gflops
 
 # --- sweep figures ----------------------------------------------------------------------------------
 
+
 def _new_figure(npanels: int, sharey: bool, extra_h: float = 1.1):
     from matplotlib.figure import Figure
 
     ncols = min(MAX_COLS, npanels)
     nrows = math.ceil(npanels / ncols)
-    fig = Figure(figsize=(max(6.0, PANEL_W * ncols), PANEL_H * nrows + extra_h), dpi=DPI, layout="constrained")
+    fig = Figure(
+        figsize=(max(6.0, PANEL_W * ncols), PANEL_H * nrows + extra_h),
+        dpi=DPI,
+        layout="constrained",
+    )
     axes = fig.subplots(nrows, ncols, sharey=sharey, squeeze=False).ravel()
     for ax in axes[npanels:]:
         ax.set_visible(False)
@@ -233,11 +252,15 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
         if k not in keys:
             keys.append(k)
     if not keys:
-        raise BlastuneError(f"nothing to draw as GFLOP/s (no FLOP count for {', '.join(skipped)}): "
-                            "use --metric speedup")
+        raise BlastuneError(
+            f"nothing to draw as GFLOP/s (no FLOP count for {', '.join(skipped)}): "
+            "use --metric speedup"
+        )
     # speed-ups share one scale; GFLOP/s of dot and svd differ tenfold, so each panel has its own
     fig, axes, ncols = _new_figure(len(keys), sharey=(metric == "speedup"))
-    colours = _colours(len(sources) if several_files else len(series_all), sequential=not several_files)
+    colours = _colours(
+        len(sources) if several_files else len(series_all), sequential=not several_files
+    )
     usable = next((s.doc.cpu.usable_cores for s in sources if s.doc.cpu.usable_cores), None)
     any_hollow = drew_ideal = False
     crossings = {}
@@ -246,8 +269,9 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
 
         for si, s in enumerate(sources):
             for c in crossover_sizes(s.doc):
-                crossings.setdefault((c.op, c.dtype if several_dtypes else "", c.lib if several_libs else ""),
-                                     []).append((si, c))
+                crossings.setdefault(
+                    (c.op, c.dtype if several_dtypes else "", c.lib if several_libs else ""), []
+                ).append((si, c))
     for ax, key in zip(axes, keys):
         xs_seen, said = [], []
         for si, s in enumerate(sources):
@@ -273,42 +297,82 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                 if not xs:
                     continue
                 xs_seen += xs
-                bars = ax.errorbar(xs, ys, yerr=[los, his], color=colour, linestyle=style, linewidth=1.4,
-                                   elinewidth=0.9, capsize=2.5, marker="none", zorder=2)
-                bars.lines[0].set_label(f"_data:{s.label}:{ser}")  # "_": not a legend entry; tests find it
+                bars = ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=[los, his],
+                    color=colour,
+                    linestyle=style,
+                    linewidth=1.4,
+                    elinewidth=0.9,
+                    capsize=2.5,
+                    marker="none",
+                    zorder=2,
+                )
+                bars.lines[0].set_label(
+                    f"_data:{s.label}:{ser}"
+                )  # "_": not a legend entry; tests find it
                 for xv, yv, h in zip(xs, ys, hollow):
                     any_hollow |= h
-                    ax.plot([xv], [yv], marker=marker, markersize=6, linestyle="none", zorder=3,
-                            markeredgecolor=colour, markerfacecolor="white" if h else colour,
-                            markeredgewidth=1.3, label="_hollow" if h else "_point")
+                    ax.plot(
+                        [xv],
+                        [yv],
+                        marker=marker,
+                        markersize=6,
+                        linestyle="none",
+                        zorder=3,
+                        markeredgecolor=colour,
+                        markerfacecolor="white" if h else colour,
+                        markeredgewidth=1.3,
+                        label="_hollow" if h else "_point",
+                    )
                 # no ideal for ops BLAS does not run; overlaid files get theirs thin and faint
                 if x == "threads" and usable and line[0].blas_op:
                     ideal_colour = colour if metric == "gflops" else "0.35"
-                    drew_ideal |= _ideal(ax, metric, xs, ys, usable, ideal_colour,
-                                         faint=several_files)
+                    drew_ideal |= _ideal(
+                        ax, metric, xs, ys, usable, ideal_colour, faint=several_files
+                    )
         if x == "threads":
             _set_log_ticks(ax, xs_seen + ([usable] if usable else []), 2)
             if usable:
-                ax.axvline(usable, color="0.45", linewidth=1.0, linestyle="-.", zorder=1, label="_usable")
+                ax.axvline(
+                    usable, color="0.45", linewidth=1.0, linestyle="-.", zorder=1, label="_usable"
+                )
         else:
             _set_log_ticks(ax, xs_seen, 2)
             said = []
             for si, c in crossings.get(key, []):
                 colour = colours[si] if several_files else CROSSOVER
                 if c.size is not None:
-                    ax.axvline(c.size, color=colour, linewidth=1.2, linestyle="--", zorder=1, label="_crossover")
+                    ax.axvline(
+                        c.size,
+                        color=colour,
+                        linewidth=1.2,
+                        linestyle="--",
+                        zorder=1,
+                        label="_crossover",
+                    )
                 # in the title, not in the axes: a note inside could sit on a point
-                word = ("never" if c.size is None else ("≤" if c.status == "below" else "") + str(c.size))
+                word = (
+                    "never"
+                    if c.size is None
+                    else ("≤" if c.status == "below" else "") + str(c.size)
+                )
                 said.append((sources[si].label + " " if several_files else "") + word)
-        blas_op = any(p.blas_op for s in sources for p in s.doc.points
-                      if _panel_key(p, several_dtypes, several_libs) == key)
+        blas_op = any(
+            p.blas_op
+            for s in sources
+            for p in s.doc.points
+            if _panel_key(p, several_dtypes, several_libs) == key
+        )
         title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
         if x == "size" and crossings.get(key):  # wrapped: long labels ran into the next panel
             import textwrap
 
             chars = max(20, int(PANEL_W * 72 / (9 * _CHAR_EM)))
-            title += "\n" + "\n".join(textwrap.wrap("crossover n: " + ", ".join(said), chars,
-                                                    break_on_hyphens=False))
+            title += "\n" + "\n".join(
+                textwrap.wrap("crossover n: " + ", ".join(said), chars, break_on_hyphens=False)
+            )
         ax.set_title(title, fontsize=10 if "\n" not in title else 9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25, linewidth=0.6)
@@ -327,33 +391,85 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
 
     # one legend for the figure, below the panels
     handles = []
-    name = (lambda v: f"n={v}") if x == "threads" else (lambda v: f"{v} thread" + ("s" if v != 1 else ""))
+    name = (
+        (lambda v: f"n={v}")
+        if x == "threads"
+        else (lambda v: f"{v} thread" + ("s" if v != 1 else ""))
+    )
     if several_files:
         for si, s in enumerate(sources):
-            handles.append(Line2D([], [], color=colours[si], linewidth=2.5, label=f"{s.label}: {_blas_words(s.doc)}"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=colours[si],
+                    linewidth=2.5,
+                    label=f"{s.label}: {_blas_words(s.doc)}",
+                )
+            )
         for ri, ser in enumerate(series_all):
-            handles.append(Line2D([], [], color="0.3", linestyle=LINESTYLES[ri % len(LINESTYLES)],
-                                  marker=MARKERS[ri % len(MARKERS)], label=name(ser)))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="0.3",
+                    linestyle=LINESTYLES[ri % len(LINESTYLES)],
+                    marker=MARKERS[ri % len(MARKERS)],
+                    label=name(ser),
+                )
+            )
     else:
         for ri, ser in enumerate(series_all):
             handles.append(Line2D([], [], color=colours[ri], marker="o", label=name(ser)))
     if drew_ideal:
-        handles.append(Line2D([], [], color="0.35", linestyle=IDEAL_STYLE,
-                              label=f"ideal (linear up to {usable} cores)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.35",
+                linestyle=IDEAL_STYLE,
+                label=f"ideal (linear up to {usable} cores)",
+            )
+        )
     if x == "threads" and usable:
-        handles.append(Line2D([], [], color="0.45", linestyle="-.", label=f"usable cores ({usable})"))
+        handles.append(
+            Line2D([], [], color="0.45", linestyle="-.", label=f"usable cores ({usable})")
+        )
     if x == "size" and crossings:
-        handles.append(Line2D([], [], color=CROSSOVER if not several_files else "0.3", linestyle="--",
-                              label="crossover: from this size on, more threads pay"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=CROSSOVER if not several_files else "0.3",
+                linestyle="--",
+                label="crossover: from this size on, more threads pay",
+            )
+        )
     if any_hollow:
-        handles.append(Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linestyle="none",
-                              label=HOLLOW_NOTE))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                marker="o",
+                markerfacecolor="white",
+                linestyle="none",
+                label=HOLLOW_NOTE,
+            )
+        )
     if skipped:  # a legend entry, so the layout engine places it where it covers nothing
-        handles.append(Line2D([], [], linestyle="none",
-                              label=f"not drawn (no FLOP count; --metric speedup draws them): {', '.join(skipped)}"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                label=f"not drawn (no FLOP count; --metric speedup draws them): {', '.join(skipped)}",
+            )
+        )
     ncols_legend = _legend_columns(handles, fig, 8)
-    fig.legend(handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8,
-               frameon=False)
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8, frameon=False
+    )
     _make_room(fig, math.ceil(len(axes) / ncols), title, math.ceil(len(handles) / ncols_legend))
     return fig
 
@@ -371,10 +487,17 @@ def _headroom(axes, shared: bool, from_zero: bool) -> None:
     import numpy as np
 
     def top_of(ax):
-        ys = [np.nanmax(np.asarray(line.get_ydata(), dtype=float)) for line in ax.get_lines()
-              if len(line.get_ydata())]
-        ys += [seg[:, 1].max() for coll in ax.collections
-               for seg in getattr(coll, "get_segments", list)() if len(seg)]
+        ys = [
+            np.nanmax(np.asarray(line.get_ydata(), dtype=float))
+            for line in ax.get_lines()
+            if len(line.get_ydata())
+        ]
+        ys += [
+            seg[:, 1].max()
+            for coll in ax.collections
+            for seg in getattr(coll, "get_segments", list)()
+            if len(seg)
+        ]
         return max(ys) if ys else None
 
     tops = {id(ax): top_of(ax) for ax in axes}
@@ -404,7 +527,9 @@ def _fit_words(text: str, fig, fontsize: float) -> str:
 def _legend_columns(handles, fig, fontsize: float) -> int:
     """As many legend columns as fit the figure's width, so the legend wraps instead of running off."""
     width = fig.get_figwidth() * 72 * 0.96
-    entries = [len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles]  # text + handle
+    entries = [
+        len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles
+    ]  # text + handle
     for n in range(len(entries), 0, -1):
         cols = [max(entries[i::n]) for i in range(n)]  # the widest entry sets a column's width
         if sum(cols) + 2 * fontsize * (n - 1) <= width:
@@ -414,7 +539,9 @@ def _legend_columns(handles, fig, fontsize: float) -> int:
 
 def _base_point(doc, p):
     """The fewest-threads point of p's (op, lib, size, dtype): the speed-up's 1."""
-    pts = [q for q in doc.points if (q.op, q.lib, q.size, q.dtype) == (p.op, p.lib, p.size, p.dtype)]
+    pts = [
+        q for q in doc.points if (q.op, q.lib, q.size, q.dtype) == (p.op, p.lib, p.size, p.dtype)
+    ]
     return min(pts, key=lambda q: q.threads) if pts else None
 
 
@@ -429,8 +556,16 @@ def _ideal(ax, metric, xs, ys, usable, colour, faint: bool = False) -> bool:
     if x0 >= usable:
         return False
     top = usable
-    ax.plot([x0, top], [y0, y0 * top / x0], color=colour, linestyle=IDEAL_STYLE,
-            linewidth=0.8 if faint else 1.0, alpha=0.5 if faint else 0.8, zorder=1, label="_ideal")
+    ax.plot(
+        [x0, top],
+        [y0, y0 * top / x0],
+        color=colour,
+        linestyle=IDEAL_STYLE,
+        linewidth=0.8 if faint else 1.0,
+        alpha=0.5 if faint else 0.8,
+        zorder=1,
+        label="_ideal",
+    )
     return True
 
 
@@ -465,6 +600,7 @@ def _sweep_title(sources, x, metric) -> str:
 
 # --- jobs figure ------------------------------------------------------------------------------------
 
+
 def jobs_figure(sources: list[Source]):
     """Tasks/s per layout, one panel per jobs file, the best bar highlighted, the naive default
     hatched, contended or unstable layouts hollow; whiskers span the slowest and fastest batch."""
@@ -473,7 +609,9 @@ def jobs_figure(sources: list[Source]):
 
     heights = [max(1.6, 0.42 * len(s.doc.results) + 0.9) for s in sources]
     fig = Figure(figsize=(9.0, sum(heights) + 1.0), dpi=DPI, layout="constrained")
-    axes = fig.subplots(len(sources), 1, squeeze=False, gridspec_kw={"height_ratios": heights}).ravel()
+    axes = fig.subplots(
+        len(sources), 1, squeeze=False, gridspec_kw={"height_ratios": heights}
+    ).ravel()
     any_hollow = any_naive = False
     for ax, s in zip(axes, sources):
         res = s.doc
@@ -495,17 +633,41 @@ def jobs_figure(sources: list[Source]):
             hollow = bool(r.contended or r.unstable)
             any_hollow |= hollow
             any_naive |= naive
-            ax.barh(y, rate, height=0.62, color="white" if hollow else colour, edgecolor=EDGE[colour],
-                    linewidth=1.4, hatch="///" if naive else None, zorder=2)
-        ax.errorbar(rates, ys, xerr=[lo, hi], fmt="none", ecolor="0.25", elinewidth=0.9, capsize=2.5, zorder=3)
+            ax.barh(
+                y,
+                rate,
+                height=0.62,
+                color="white" if hollow else colour,
+                edgecolor=EDGE[colour],
+                linewidth=1.4,
+                hatch="///" if naive else None,
+                zorder=2,
+            )
+        ax.errorbar(
+            rates,
+            ys,
+            xerr=[lo, hi],
+            fmt="none",
+            ecolor="0.25",
+            elinewidth=0.9,
+            capsize=2.5,
+            zorder=3,
+        )
         top = max(r + h for r, h in zip(rates, hi)) if rates else 1
         for y, r, rate, h in zip(ys, results, rates, hi):
             speed = f"  {rate:,.0f}/s" if rate >= 100 else f"  {rate:.3g}/s"
             speed += f"  {r.speedup:.2f}x" if r.speedup is not None else ""
             speed += "  best" if r is best else ""
             speed += "  oversubscribed" if _oversubscribed(r, res.usable_cores) else ""
-            ax.text(rate + h, y, speed, va="center", ha="left", fontsize=8,
-                    fontweight="bold" if r is best else "normal")
+            ax.text(
+                rate + h,
+                y,
+                speed,
+                va="center",
+                ha="left",
+                fontsize=8,
+                fontweight="bold" if r is best else "normal",
+            )
         ax.set_xlim(0, top * 1.32)  # room for the numbers at the bars' ends
         ax.set_yticks(ys)
         ax.set_yticklabels(labels, fontsize=8)
@@ -515,20 +677,44 @@ def jobs_figure(sources: list[Source]):
         cpu = (res.fingerprint or {}).get("cpu_model") or "unknown CPU"
         libs = ", ".join((res.fingerprint or {}).get("libraries") or [])
         head = f"{s.label}: " if len(sources) > 1 else ""
-        ax.set_title(f"{head}{res.tasks:,} tasks of {res.workload.describe()}\n"
-                     f"{libs + ' on ' if libs else ''}{cpu}, {res.usable_cores} usable cores", fontsize=9)
-    axes[-1].set_xlabel(f"tasks per second (median of {sources[0].doc.repeats} batch(es); whiskers: "
-                        "slowest to fastest batch)", fontsize=9)
-    fig.suptitle(_fit_words("blastune jobs: throughput per layout (serial baseline on top)", fig, 11), fontsize=11)
-    handles = [Patch(facecolor=BEST, edgecolor=EDGE[BEST], label="best layout"),
-               Patch(facecolor=OTHER, edgecolor=EDGE[OTHER], label="other layouts")]
+        ax.set_title(
+            f"{head}{res.tasks:,} tasks of {res.workload.describe()}\n"
+            f"{libs + ' on ' if libs else ''}{cpu}, {res.usable_cores} usable cores",
+            fontsize=9,
+        )
+    axes[-1].set_xlabel(
+        f"tasks per second (median of {sources[0].doc.repeats} batch(es); whiskers: "
+        "slowest to fastest batch)",
+        fontsize=9,
+    )
+    fig.suptitle(
+        _fit_words("blastune jobs: throughput per layout (serial baseline on top)", fig, 11),
+        fontsize=11,
+    )
+    handles = [
+        Patch(facecolor=BEST, edgecolor=EDGE[BEST], label="best layout"),
+        Patch(facecolor=OTHER, edgecolor=EDGE[OTHER], label="other layouts"),
+    ]
     if any_naive:
-        handles.append(Patch(facecolor=NAIVE, edgecolor=EDGE[NAIVE], hatch="///",
-                             label="naive: the library's default threads"))
+        handles.append(
+            Patch(
+                facecolor=NAIVE,
+                edgecolor=EDGE[NAIVE],
+                hatch="///",
+                label="naive: the library's default threads",
+            )
+        )
     if any_hollow:
-        handles.append(Patch(facecolor="white", edgecolor=EDGE[OTHER], label="hollow: contended or unstable"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=_legend_columns(handles, fig, 8),
-               fontsize=8, frameon=False)
+        handles.append(
+            Patch(facecolor="white", edgecolor=EDGE[OTHER], label="hollow: contended or unstable")
+        )
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=_legend_columns(handles, fig, 8),
+        fontsize=8,
+        frameon=False,
+    )
     return fig
 
 
@@ -537,7 +723,9 @@ EDGE = {BEST: "#1b6e1b", OTHER: "#2f4b7c", NAIVE: "#2f4b7c"}
 
 
 def _oversubscribed(r, cores: int) -> bool:
-    return bool(r.self_oversubscribed or (r.threads_seen and r.layout.workers * r.threads_seen > cores))
+    return bool(
+        r.self_oversubscribed or (r.threads_seen and r.layout.workers * r.threads_seen > cores)
+    )
 
 
 def _layout_label(r) -> str:
@@ -551,6 +739,7 @@ def _layout_label(r) -> str:
 
 
 # --- output -------------------------------------------------------------------------------------------
+
 
 def check_dpi(dpi) -> int:
     low, high = DPI_RANGE
@@ -578,8 +767,9 @@ def svg_text(fig) -> str:
     return text[start:] if start >= 0 else text
 
 
-def save_figure(fig, path, force: bool = False, what: str = "figure",
-                dpi: int | None = None) -> None:
+def save_figure(
+    fig, path, force: bool = False, what: str = "figure", dpi: int | None = None
+) -> None:
     """Write the figure by the output rule: refused without ``force``, atomic, mode and links kept,
     never replacing a FIFO or device (it is written into)."""
     from blastune.core.files import check_output, write_output

@@ -6,6 +6,7 @@ page looks the same without any font installed), no script, no link, no image fe
 Each SVG's ids get a prefix of their own: matplotlib numbers ids per figure, and two figures in one
 page would otherwise point at each other's clip paths and markers.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -14,8 +15,15 @@ import re
 from dataclasses import dataclass, field
 
 from blastune.present.plot import Source, choose_kind, make_figure, svg_text
-from blastune.present.rows import (control_text, gflops_text, in_unit, jobs_rate, jobs_threads,
-                                   jobs_wait, time_unit)
+from blastune.present.rows import (
+    control_text,
+    gflops_text,
+    in_unit,
+    jobs_rate,
+    jobs_threads,
+    jobs_wait,
+    time_unit,
+)
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
@@ -51,12 +59,17 @@ class Section:
 @dataclass
 class Report:
     """The page and what it holds (the CLI prints the latter with --json)."""
+
     html: str
     sections: list[Section] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {"sections": [{"title": s.title, "figures": s.figures, "tables": s.tables} for s in self.sections],
-                "bytes": len(self.html.encode())}
+        return {
+            "sections": [
+                {"title": s.title, "figures": s.figures, "tables": s.tables} for s in self.sections
+            ],
+            "bytes": len(self.html.encode()),
+        }
 
 
 def esc(x) -> str:
@@ -67,9 +80,13 @@ def html_table(headers, rows, classes=None) -> str:
     """A plain HTML table; ``classes``: a CSS class per column (num, path) or None."""
     classes = classes or [None] * len(headers)
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    head = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""  # a key/value table has no header row
+    head = (
+        f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    )  # a key/value table has no header row
+
     def cell(v, c):
         return f'<td class="{c}">{esc(v)}</td>' if c else f"<td>{esc(v)}</td>"
+
     body = "".join("<tr>" + "".join(cell(v, c) for v, c in zip(r, classes)) + "</tr>" for r in rows)
     return f"<table>{head}<tbody>{body}</tbody></table>"
 
@@ -93,9 +110,12 @@ def _num(x, spec, suffix="") -> str:
 
 # --- sections ---------------------------------------------------------------------------------------
 
+
 def info_section(info) -> Section:
-    pkgs = ", ".join(f"{n} {p['version']}" if p.get("version") else f"{n}: {p.get('error')}"
-                     for n, p in info.packages.items())
+    pkgs = ", ".join(
+        f"{n} {p['version']}" if p.get("version") else f"{n}: {p.get('error')}"
+        for n, p in info.packages.items()
+    )
     parts = [f'<p class="meta">{esc(pkgs)}; Python {esc(info.python)}; {esc(info.platform)}</p>']
     rows = []
     for b in info.bindings:
@@ -103,44 +123,110 @@ def info_section(info) -> Section:
         if lib is None:
             rows.append([b.package, b.api, "-", "-", "-", "-", b.error or "not found"])
         else:
-            rows.append([b.package, b.api, lib.vendor, lib.version or "?", lib.threading_layer or "?",
-                         "?" if lib.num_threads is None else lib.num_threads, lib.filepath])
+            rows.append(
+                [
+                    b.package,
+                    b.api,
+                    lib.vendor,
+                    lib.version or "?",
+                    lib.threading_layer or "?",
+                    "?" if lib.num_threads is None else lib.num_threads,
+                    lib.filepath,
+                ]
+            )
     parts.append("<h3>What numpy and scipy call</h3>")
-    parts.append(html_table(["package", "api", "vendor", "version", "threading", "threads", "file"], rows,
-                            [None] * 5 + ["num", "path"]))
-    rows = [[lib.vendor, lib.api, lib.version or "?", lib.threading_layer or "?", lib.architecture or "-",
-             "?" if lib.num_threads is None else lib.num_threads, control_text(lib), lib.filepath]
-            for lib in info.loaded]
+    parts.append(
+        html_table(
+            ["package", "api", "vendor", "version", "threading", "threads", "file"],
+            rows,
+            [None] * 5 + ["num", "path"],
+        )
+    )
+    rows = [
+        [
+            lib.vendor,
+            lib.api,
+            lib.version or "?",
+            lib.threading_layer or "?",
+            lib.architecture or "-",
+            "?" if lib.num_threads is None else lib.num_threads,
+            control_text(lib),
+            lib.filepath,
+        ]
+        for lib in info.loaded
+    ]
     parts.append("<h3>BLAS and OpenMP libraries loaded</h3>")
-    parts.append(html_table(["vendor", "api", "version", "threading", "kernel", "threads", "threads set", "file"],
-                            rows, [None] * 5 + ["num", None, "path"]) if rows else "<p>(none found)</p>")
+    parts.append(
+        html_table(
+            ["vendor", "api", "version", "threading", "kernel", "threads", "threads set", "file"],
+            rows,
+            [None] * 5 + ["num", None, "path"],
+        )
+        if rows
+        else "<p>(none found)</p>"
+    )
     c = info.cpu
-    quota = "none" if c.cgroup.quota_cores is None else f"{c.cgroup.quota_cores:g} cores ({c.cgroup.source})"
-    cpu_rows = [["model", c.model], ["logical / physical cores", f"{c.logical_cores} / {c.physical_cores}"],
-                ["cgroup CPU quota", quota], ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"],
-                ["SIMD", c.simd],
-                ["peak FP64", f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total"
-                 if c.peak_gflops_per_core else "unknown"], ["peak basis", c.peak_basis]]
+    quota = (
+        "none"
+        if c.cgroup.quota_cores is None
+        else f"{c.cgroup.quota_cores:g} cores ({c.cgroup.source})"
+    )
+    cpu_rows = [
+        ["model", c.model],
+        ["logical / physical cores", f"{c.logical_cores} / {c.physical_cores}"],
+        ["cgroup CPU quota", quota],
+        ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"],
+        ["SIMD", c.simd],
+        [
+            "peak FP64",
+            f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total"
+            if c.peak_gflops_per_core
+            else "unknown",
+        ],
+        ["peak basis", c.peak_basis],
+    ]
     parts.append("<h3>CPU</h3>" + html_table(["", ""], cpu_rows))
     env_rows = [[k, v] for k, v in info.env.items() if v is not None]
-    parts.append("<h3>Thread variables set</h3>" + (html_table(["variable", "value"], env_rows) if env_rows
-                                                      else "<p>none: every library picks its own count</p>"))
+    parts.append(
+        "<h3>Thread variables set</h3>"
+        + (
+            html_table(["variable", "value"], env_rows)
+            if env_rows
+            else "<p>none: every library picks its own count</p>"
+        )
+    )
     parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in info.warnings]
     return Section("This machine (blastune info)", "\n".join(parts), 0, 4)
 
 
 def doctor_section(report) -> Section:
-    rows = [f'<tr><td class="sev {esc(f.severity)}">{esc(f.severity.upper() if f.severity in ("warning", "error") else f.severity)}'
-            f"</td><td>{esc(f.id)}</td><td>{esc(f.finding)}"
-            + (f'<br><span class="note">fix: {esc(f.fix)}</span>' if f.fix else "") + "</td></tr>"
-            for f in sorted(report.findings, key=lambda f: ("error", "warning", "info", "ok").index(f.severity)
-                            if f.severity in ("error", "warning", "info", "ok") else 9)]
-    table = ("<table><thead><tr><th>severity</th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
-             + "".join(rows) + "</tbody></table>")
-    meta = (report.tally()
-            + f" (usable cores: {report.usable_cores}, limited by {report.usable_basis}; jobs: {report.jobs})")
+    rows = [
+        f'<tr><td class="sev {esc(f.severity)}">{esc(f.severity.upper() if f.severity in ("warning", "error") else f.severity)}'
+        f"</td><td>{esc(f.id)}</td><td>{esc(f.finding)}"
+        + (f'<br><span class="note">fix: {esc(f.fix)}</span>' if f.fix else "")
+        + "</td></tr>"
+        for f in sorted(
+            report.findings,
+            key=lambda f: (
+                ("error", "warning", "info", "ok").index(f.severity)
+                if f.severity in ("error", "warning", "info", "ok")
+                else 9
+            ),
+        )
+    ]
+    table = (
+        "<table><thead><tr><th>severity</th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    meta = (
+        report.tally()
+        + f" (usable cores: {report.usable_cores}, limited by {report.usable_basis}; jobs: {report.jobs})"
+    )
     notes = "".join(f'<p class="note">note: {esc(n)}</p>' for n in report.notes)
-    return Section("Findings (blastune doctor)", f'<p class="meta">{esc(meta)}</p>{table}{notes}', 0, 1)
+    return Section(
+        "Findings (blastune doctor)", f'<p class="meta">{esc(meta)}</p>{table}{notes}', 0, 1
+    )
 
 
 def _sweep_table(doc) -> str:
@@ -150,27 +236,74 @@ def _sweep_table(doc) -> str:
     i_unit, i_scale = time_unit(p.iqr_s for p in doc.points)
     rows = []
     for p in doc.points:
-        notes = [n for n, on in (("busy" if p.contended is None else "contended", p.disturbed),
-                                 ("unstable", p.unstable),
-                                 ("oversubscribed", p.oversubscribed), ("worker", p.isolated)) if on]
+        notes = [
+            n
+            for n, on in (
+                ("busy" if p.contended is None else "contended", p.disturbed),
+                ("unstable", p.unstable),
+                ("oversubscribed", p.oversubscribed),
+                ("worker", p.isolated),
+            )
+            if on
+        ]
         if p.threads_ran is not None and p.threads_ran != p.threads:
             notes.append(f"ran {p.threads_ran} thread(s)")
-        rows.append([p.op, *([p.lib] if several_libs else []), p.size, p.dtype,
-                     f"{p.threads}{' *' if p.best else ''}", in_unit(p.median_s, m_scale),
-                     in_unit(p.iqr_s, i_scale), _num(p.spread, ".1%"),
-                     gflops_text(p.gflops, p.flops_nominal), _num(p.speedup, ".2f", "x"),
-                     _num(p.efficiency, ".0%"), " ".join(notes)])
-    headers = ["op", *(["lib"] if several_libs else []), "n", "dtype", "threads",
-               f"median ({m_unit})", f"IQR ({i_unit})", "spread", "GFLOP/s", "speed-up",
-               "efficiency", "notes"]
-    classes = [None, *([None] if several_libs else []), "num", None, "num", "num", "num", "num", "num", "num",
-               "num", None]
+        rows.append(
+            [
+                p.op,
+                *([p.lib] if several_libs else []),
+                p.size,
+                p.dtype,
+                f"{p.threads}{' *' if p.best else ''}",
+                in_unit(p.median_s, m_scale),
+                in_unit(p.iqr_s, i_scale),
+                _num(p.spread, ".1%"),
+                gflops_text(p.gflops, p.flops_nominal),
+                _num(p.speedup, ".2f", "x"),
+                _num(p.efficiency, ".0%"),
+                " ".join(notes),
+            ]
+        )
+    headers = [
+        "op",
+        *(["lib"] if several_libs else []),
+        "n",
+        "dtype",
+        "threads",
+        f"median ({m_unit})",
+        f"IQR ({i_unit})",
+        "spread",
+        "GFLOP/s",
+        "speed-up",
+        "efficiency",
+        "notes",
+    ]
+    classes = [
+        None,
+        *([None] if several_libs else []),
+        "num",
+        None,
+        "num",
+        "num",
+        "num",
+        "num",
+        "num",
+        "num",
+        "num",
+        None,
+    ]
     nominal = any(p.flops_nominal for p in doc.points if p.gflops is not None)
-    tilde = (" ~: nominal FLOP count (the work of svd, eigh, qr depends on the input)."
-             if nominal else "")
-    return html_table(headers, rows, classes) + \
-        '<p class="note">* best thread count: the fewest threads within noise of the fastest.' + \
-        tilde + "</p>"
+    tilde = (
+        " ~: nominal FLOP count (the work of svd, eigh, qr depends on the input)."
+        if nominal
+        else ""
+    )
+    return (
+        html_table(headers, rows, classes)
+        + '<p class="note">* best thread count: the fewest threads within noise of the fastest.'
+        + tilde
+        + "</p>"
+    )
 
 
 def _crossover_table(doc) -> str:
@@ -179,27 +312,65 @@ def _crossover_table(doc) -> str:
     cs = crossover_sizes(doc)
     if not cs:
         return ""
-    rows = [[c.op, c.dtype, c.describe(), ", ".join(f"{s}: {t}" for s, t in c.best_threads.items()),
-             c.caveat() or ""] for c in cs]
-    return ("<h3>Crossover: from which size more threads pay off</h3>"
-            + html_table(["op", "dtype", "more threads pay from", "best threads per size", "caveat"], rows))
+    rows = [
+        [
+            c.op,
+            c.dtype,
+            c.describe(),
+            ", ".join(f"{s}: {t}" for s, t in c.best_threads.items()),
+            c.caveat() or "",
+        ]
+        for c in cs
+    ]
+    return "<h3>Crossover: from which size more threads pay off</h3>" + html_table(
+        ["op", "dtype", "more threads pay from", "best threads per size", "caveat"], rows
+    )
 
 
 def _jobs_table(res) -> str:
     rows = []
     for r in res.results:
-        notes = list(r.notes) + (["contended"] if r.contended else []) + (["unstable"] if r.unstable else [])
-        rows.append([r.layout.head + (" (best)" if r is res.best else ""), jobs_threads(r),
-                     f"{r.wall_s:.3f}", jobs_rate(r.tasks_per_s), _num(r.speedup, ".2f", "x"),
-                     _num(r.busy_cores, ".2f"),
-                     _num(None if r.cpu_efficiency is None else 100 * r.cpu_efficiency, ".0f", "%"),
-                     jobs_wait(r), "; ".join(notes)])
-    legend = ('<p class="note">wait: run-queue wait of its threads (C = contended by other '
-              "programs, s = self-inflicted by oversubscription), as <code>blastune jobs</code> "
-              "shows it.</p>")
-    return html_table(["layout", "BLAS threads", "wall (s)", "tasks/s", "speed-up", "busy cores",
-                       "CPU eff.", "wait", "notes"], rows,
-                      [None, "num", "num", "num", "num", "num", "num", "num", None]) + legend
+        notes = (
+            list(r.notes)
+            + (["contended"] if r.contended else [])
+            + (["unstable"] if r.unstable else [])
+        )
+        rows.append(
+            [
+                r.layout.head + (" (best)" if r is res.best else ""),
+                jobs_threads(r),
+                f"{r.wall_s:.3f}",
+                jobs_rate(r.tasks_per_s),
+                _num(r.speedup, ".2f", "x"),
+                _num(r.busy_cores, ".2f"),
+                _num(None if r.cpu_efficiency is None else 100 * r.cpu_efficiency, ".0f", "%"),
+                jobs_wait(r),
+                "; ".join(notes),
+            ]
+        )
+    legend = (
+        '<p class="note">wait: run-queue wait of its threads (C = contended by other '
+        "programs, s = self-inflicted by oversubscription), as <code>blastune jobs</code> "
+        "shows it.</p>"
+    )
+    return (
+        html_table(
+            [
+                "layout",
+                "BLAS threads",
+                "wall (s)",
+                "tasks/s",
+                "speed-up",
+                "busy cores",
+                "CPU eff.",
+                "wait",
+                "notes",
+            ],
+            rows,
+            [None, "num", "num", "num", "num", "num", "num", "num", None],
+        )
+        + legend
+    )
 
 
 def _figure(sources, kind, metric, prefix, caption) -> str:
@@ -216,16 +387,32 @@ def source_section(src: Source, n: int) -> Section:
     if src.kind == "sweep":
         from blastune.present.plot import _blas_words, _cpu_words
 
-        parts.append(f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on {esc(_cpu_words(doc))}; '
-                     f"measured {esc(doc.created or '?')}, status {esc(doc.status)}</p>")
+        parts.append(
+            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on {esc(_cpu_words(doc))}; '
+            f"measured {esc(doc.created or '?')}, status {esc(doc.status)}</p>"
+        )
         kind = choose_kind([src])
-        parts.append(_figure([src], kind, "gflops", f"f{n}a",
-                             "GFLOP/s per op (ops without a FLOP count are in the table only)."))
+        parts.append(
+            _figure(
+                [src],
+                kind,
+                "gflops",
+                f"f{n}a",
+                "GFLOP/s per op (ops without a FLOP count are in the table only).",
+            )
+        )
         figs += 1
         sizes = {p.size for p in doc.points}
         if kind == "threads" and len(sizes) > 1:  # the other view shows the crossover
-            parts.append(_figure([src], "sizes", "gflops", f"f{n}b", "The same points against matrix size; "
-                                 "dashed: the crossover size."))
+            parts.append(
+                _figure(
+                    [src],
+                    "sizes",
+                    "gflops",
+                    f"f{n}b",
+                    "The same points against matrix size; dashed: the crossover size.",
+                )
+            )
             figs += 1
         parts.append(_crossover_table(doc))
         parts.append("<h3>Points</h3>" + _sweep_table(doc))
@@ -236,15 +423,26 @@ def source_section(src: Source, n: int) -> Section:
 
         rejudge(doc)  # today's contention rule on its raw batch figures (figure and table alike)
         cpu = (doc.fingerprint or {}).get("cpu_model") or "unknown CPU"
-        parts.append(f'<p class="meta">{doc.tasks:,} tasks of {esc(doc.workload.describe())}; {doc.repeats} '
-                     f"batch(es) per layout; {esc(cpu)}, {doc.usable_cores} usable cores; measured "
-                     f"{esc(doc.created or '?')}</p>")
-        parts.append(_figure([src], "jobs", "gflops", f"f{n}a", "Tasks per second per layout; whiskers span "
-                             "the slowest and the fastest batch."))
+        parts.append(
+            f'<p class="meta">{doc.tasks:,} tasks of {esc(doc.workload.describe())}; {doc.repeats} '
+            f"batch(es) per layout; {esc(cpu)}, {doc.usable_cores} usable cores; measured "
+            f"{esc(doc.created or '?')}</p>"
+        )
+        parts.append(
+            _figure(
+                [src],
+                "jobs",
+                "gflops",
+                f"f{n}a",
+                "Tasks per second per layout; whiskers span the slowest and the fastest batch.",
+            )
+        )
         figs += 1
         best = doc.best
-        parts.append(f"<p>fastest: <b>{esc(best.layout.label)}</b> ({best.tasks_per_s:,.0f} tasks/s, "
-                     f"{_num(best.speedup, '.2f', 'x')} serial)</p>")
+        parts.append(
+            f"<p>fastest: <b>{esc(best.layout.label)}</b> ({best.tasks_per_s:,.0f} tasks/s, "
+            f"{_num(best.speedup, '.2f', 'x')} serial)</p>"
+        )
         parts.append(_jobs_table(doc))
         parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
         tables = 1
@@ -288,10 +486,19 @@ def compare_section(sweeps: list[Source]) -> Section | None:
         said.append("ops measured in one file only, not drawn: " + ", ".join(left_ops))
     notes = "".join(f'<p class="note">{esc(s)}</p>' for s in said)
     if not kept:
-        return Section("Sweep files compared", "<p>Nothing to overlay: no two sweep files measured "
-                       f"the same op.</p>{notes}", 0, 0)
-    fig = _figure(kept, "auto", "gflops", "cmp", "The sweep files overlaid on the ops they share: "
-                  "one colour per file.")
+        return Section(
+            "Sweep files compared",
+            f"<p>Nothing to overlay: no two sweep files measured the same op.</p>{notes}",
+            0,
+            0,
+        )
+    fig = _figure(
+        kept,
+        "auto",
+        "gflops",
+        "cmp",
+        "The sweep files overlaid on the ops they share: one colour per file.",
+    )
     return Section("Sweep files compared", fig + notes, 1, 0)
 
 
@@ -312,15 +519,19 @@ def build_report(info=None, doctor=None, sources: list[Source] = (), command: st
         sections.append(compared)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     nav = "".join(f'<li><a href="#s{i}">{esc(s.title)}</a></li>' for i, s in enumerate(sections))
-    body = "".join(f'<section id="s{i}"><h2>{esc(s.title)}</h2>{s.html}</section>' for i, s in enumerate(sections))
+    body = "".join(
+        f'<section id="s{i}"><h2>{esc(s.title)}</h2>{s.html}</section>'
+        for i, s in enumerate(sections)
+    )
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>blastune report {esc(now)}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>blastune report</h1><p class=\"meta\">made {esc(now)} by blastune {esc(__version__)}"
+        f'<h1>blastune report</h1><p class="meta">made {esc(now)} by blastune {esc(__version__)}'
         + (f" with <code>{esc(command)}</code>" if command else "")
         + ". The first two sections describe the machine the report was made on; each results file "
-          "describes the machine it was measured on.</p>"
+        "describes the machine it was measured on.</p>"
         f"<ul>{nav}</ul>{body}<footer>blastune {esc(__version__)} -- self-contained page: no script, no "
-        "external resource.</footer></main></body></html>\n")
+        "external resource.</footer></main></body></html>\n"
+    )
     return Report(page, sections)

@@ -1,13 +1,18 @@
 """Cells the terminal tables and the HTML report both show, written once: the same figure reads the
 same in `blastune sweep`, `blastune jobs`, `blastune info` and in the report made from their files
 (the report had lost svd's '~' and said 'runtime' where `info` says 'at run time')."""
+
 from __future__ import annotations
 
 NO_VALUE = "—"  # a figure that cannot be given
 
 # how a library's thread count can be set (LibraryInfo.control)
-CONTROL_TEXT = {"runtime": "at run time", "env": "env var before start", "fixed": "fixed at build",
-                "unknown": "unknown (could not be queried)"}
+CONTROL_TEXT = {
+    "runtime": "at run time",
+    "env": "env var before start",
+    "fixed": "fixed at build",
+    "unknown": "unknown (could not be queried)",
+}
 
 
 def control_text(lib) -> str:
@@ -59,6 +64,7 @@ def in_unit(seconds: float | None, scale: float) -> str:
 
 
 # --- jobs ---------------------------------------------------------------------------------
+
 
 def jobs_threads(r) -> str:
     if r.layout.threads is not None:

@@ -1,4 +1,5 @@
 """Sweep results as CSV and as the figure of ``blastune plot`` (matplotlib, an optional extra)."""
+
 from __future__ import annotations
 
 import csv
@@ -6,11 +7,41 @@ import io
 from pathlib import Path
 
 
-CSV_FIELDS = ("op", "lib", "impl", "size", "dtype", "threads", "isolated", "median_s", "q1_s", "q3_s", "iqr_s",
-              "min_s", "max_s", "mean_s", "spread", "repeats", "loops", "unstable", "busy", "other_load_cores", "flops", "flops_nominal",
-              "gflops", "speedup", "efficiency", "peak_pct", "best", "oversubscribed", "memory_bytes",
-              # added after 0.1.0 (new columns go last: scripts that index columns keep working)
-              "wait_pct", "contended", "flags")
+CSV_FIELDS = (
+    "op",
+    "lib",
+    "impl",
+    "size",
+    "dtype",
+    "threads",
+    "isolated",
+    "median_s",
+    "q1_s",
+    "q3_s",
+    "iqr_s",
+    "min_s",
+    "max_s",
+    "mean_s",
+    "spread",
+    "repeats",
+    "loops",
+    "unstable",
+    "busy",
+    "other_load_cores",
+    "flops",
+    "flops_nominal",
+    "gflops",
+    "speedup",
+    "efficiency",
+    "peak_pct",
+    "best",
+    "oversubscribed",
+    "memory_bytes",
+    # added after 0.1.0 (new columns go last: scripts that index columns keep working)
+    "wait_pct",
+    "contended",
+    "flags",
+)
 
 
 def csv_text(data: dict) -> str:

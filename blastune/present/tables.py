@@ -7,6 +7,7 @@ and shortening paths and other unbreakable cells in the middle (``…/numpy.libs
 so that both ends -- the directory that says whose copy it is, the file's extension -- stay readable.
 ``wide=True`` shows every cell whole. Machine formats (tsv, html, latex) are never touched.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,13 +16,35 @@ import textwrap
 
 ELLIPSIS = "…"
 DEFAULT_WIDTH = 100  # what we assume when stdout is not a terminal (a pipe, a log, a CI job)
-TABLE_FORMATS = ("simple", "plain", "github", "grid", "pipe", "rst", "psql", "fancy_grid",
-                 "rounded_outline", "simple_outline", "orgtbl", "tsv", "html", "latex")
+TABLE_FORMATS = (
+    "simple",
+    "plain",
+    "github",
+    "grid",
+    "pipe",
+    "rst",
+    "psql",
+    "fancy_grid",
+    "rounded_outline",
+    "simple_outline",
+    "orgtbl",
+    "tsv",
+    "html",
+    "latex",
+)
 # formats read by programs, not people: their cells must stay whole
 _MACHINE_FORMATS = {"tsv", "html", "latex"}
 # formats whose cells may span several lines (markdown's pipe tables may not)
-_MULTILINE_FORMATS = {"simple", "plain", "grid", "rst", "psql", "fancy_grid", "rounded_outline",
-                      "simple_outline"}
+_MULTILINE_FORMATS = {
+    "simple",
+    "plain",
+    "grid",
+    "rst",
+    "psql",
+    "fancy_grid",
+    "rounded_outline",
+    "simple_outline",
+}
 _MIN_TOKEN = 12  # an unbreakable cell (a path) is never narrowed below this many characters
 _SHORT_HEADER = 8  # a header this short never wraps: the narrowing is taken from wider columns
 
@@ -66,7 +89,9 @@ def shorten_path(text: str, width: int) -> str:
         kept = d + "/" + kept
     if kept != name:
         return ELLIPSIS + "/" + kept
-    if dirs and dirs[-1]:  # the name alone is too long: keep its directory if the name keeps 10+ chars
+    if (
+        dirs and dirs[-1]
+    ):  # the name alone is too long: keep its directory if the name keeps 10+ chars
         room = width - len(ELLIPSIS + "/" + dirs[-1] + "/")
         if room >= 10:
             return ELLIPSIS + "/" + dirs[-1] + "/" + shorten_middle(name, room)
@@ -89,8 +114,12 @@ def fit_cell(text: str, width: int, multiline: bool = True) -> str:
             out.append(shorten_path(line, width))
         elif multiline and " " in line.strip():
             wrapped = textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False)
-            out += [w if len(w) <= width else (shorten_path(w, width) if _is_path(w) else shorten_middle(w, width))
-                    for w in wrapped]
+            out += [
+                w
+                if len(w) <= width
+                else (shorten_path(w, width) if _is_path(w) else shorten_middle(w, width))
+                for w in wrapped
+            ]
         else:
             out.append(shorten_middle(line, width))
     return "\n".join(out) if multiline else " ".join(out)
@@ -110,13 +139,22 @@ def _floor(header: str, cells: list[str]) -> int:
     words = [w for c in cells for w in str(c).split()] or [""]
     longest = max(len(w) for w in words)
     header = str(header)
-    head = len(header) if len(header) <= _SHORT_HEADER else \
-        max((len(w) for w in header.split()), default=0)
+    head = (
+        len(header)
+        if len(header) <= _SHORT_HEADER
+        else max((len(w) for w in header.split()), default=0)
+    )
     return max(3, head, min(longest, _MIN_TOKEN))
 
 
-def fit_table(rows, headers=(), fmt: str = "simple", width: int | None = None, wide: bool = False,
-              clip: tuple[int, ...] = ()) -> str:
+def fit_table(
+    rows,
+    headers=(),
+    fmt: str = "simple",
+    width: int | None = None,
+    wide: bool = False,
+    clip: tuple[int, ...] = (),
+) -> str:
     """``tabulate(rows, headers, fmt)`` made to fit ``width`` columns (the terminal's, or 100).
 
     Headers that are all empty print no header row. With ``wide``, or for tsv/html/latex, nothing is
@@ -136,8 +174,11 @@ def fit_table(rows, headers=(), fmt: str = "simple", width: int | None = None, w
         return text
     ncols = max(len(r) for r in rows)
     rows = [r + [""] * (ncols - len(r)) for r in rows]
-    paths = [i for i in range(ncols) if all(not r[i] or _is_path(r[i]) for r in rows)
-             and any(r[i] for r in rows)]
+    paths = [
+        i
+        for i in range(ncols)
+        if all(not r[i] or _is_path(r[i]) for r in rows) and any(r[i] for r in rows)
+    ]
     fitted = _fit(rows, headers, fmt, width, keep=paths, clip=clip)
     if _lines_width(fitted) <= width or not paths:
         return fitted
@@ -147,8 +188,12 @@ def fit_table(rows, headers=(), fmt: str = "simple", width: int | None = None, w
         for i in paths:
             if r[i]:
                 r[i] = f"[{refs.setdefault(r[i], len(refs) + 1)}]"
-    notes = [fit_cell(f"[{k}] {p}", width) if len(p) + 4 <= width else f"[{k}] " + shorten_path(p, width - 5)
-             for p, k in refs.items()]
+    notes = [
+        fit_cell(f"[{k}] {p}", width)
+        if len(p) + 4 <= width
+        else f"[{k}] " + shorten_path(p, width - 5)
+        for p, k in refs.items()
+    ]
     return _fit(rows, headers, fmt, width, clip=clip) + "\n" + "\n".join(notes)
 
 
@@ -178,7 +223,10 @@ def _fit(rows, headers, fmt, width, keep=(), clip=()) -> str:
     cols = [[r[i] for r in rows] for i in range(ncols)]
     heads = headers if headers else [""] * ncols
     widths = [max(_natural(c), len(h)) for c, h in zip(cols, heads)]
-    floors = [w if i in keep else min(w, _floor(h, c)) for i, (w, c, h) in enumerate(zip(widths, cols, heads))]
+    floors = [
+        w if i in keep else min(w, _floor(h, c))
+        for i, (w, c, h) in enumerate(zip(widths, cols, heads))
+    ]
 
     def cut(cell: str, i: int, w: int) -> str:
         if i in clip:  # one line, whatever the cell holds ('python -c' with a script)
@@ -232,6 +280,12 @@ def fit_text(text: str, width: int | None = None) -> str:
             continue
         lead = line[: len(line) - len(line.lstrip())]
         indent = lead + "  "
-        out += textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent,
-                             break_long_words=True, break_on_hyphens=False) or [line[:width]]
+        out += textwrap.wrap(
+            line,
+            width,
+            initial_indent="",
+            subsequent_indent=indent,
+            break_long_words=True,
+            break_on_hyphens=False,
+        ) or [line[:width]]
     return "\n".join(out)

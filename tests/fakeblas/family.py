@@ -4,6 +4,7 @@ tests/test_registry.py loads it (with the shared library built from fakeblas.c) 
 processes and checks that info, ps, env and doctor all know the vendor, though no file under
 blastune/ names it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,8 +26,13 @@ class FakeBLAS(Family):
 
     @classmethod
     def describe(cls, path):
-        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path, threading_layer="pthreads",
-                           control_vars=list(cls.thread_vars))
+        info = LibraryInfo(
+            vendor=cls.name,
+            api=cls.api,
+            filepath=path,
+            threading_layer="pthreads",
+            control_vars=list(cls.thread_vars),
+        )
         cfg = function(handle(path), "fakeblas_get_config", ctypes.c_char_p)
         info.version = cfg().decode().split()[1] if cfg else None
         cls.read_runtime_threads(info, path)
@@ -36,7 +42,9 @@ class FakeBLAS(Family):
     def advise(cls, libs, environ, want, label):
         if not libs:
             return [Advice("ok", "FakeBLAS not loaded")]
-        return [Advice("info", f"{label(libs[0])} runs {libs[0].num_threads} threads", "nothing to do")]
+        return [
+            Advice("info", f"{label(libs[0])} runs {libs[0].num_threads} threads", "nothing to do")
+        ]
 
 
 register_family(FakeBLAS)

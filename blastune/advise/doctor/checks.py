@@ -9,6 +9,7 @@ advice lives with the vendor (``Family.doctor_check`` / ``Family.advise`` in ``b
 each such family gets its check registered below without a line here. Adding a check means adding
 one decorated function.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,8 +39,11 @@ def _usable_text(ctx: Context) -> str:
 def _thread_counts(ctx: Context) -> list[tuple[str, int]]:
     """Every thread count in play: each loaded library's own (not on a captured tree: they describe
     this machine), then each thread variable's request."""
-    out = [(f"{ctx.label(lib)} runs {_threads(lib.num_threads)}", lib.num_threads)
-           for lib in ctx.loaded if lib.num_threads and not ctx.captured]
+    out = [
+        (f"{ctx.label(lib)} runs {_threads(lib.num_threads)}", lib.num_threads)
+        for lib in ctx.loaded
+        if lib.num_threads and not ctx.captured
+    ]
     for var in thread_vars():
         vals = positive_ints(ctx.env.get(var))
         if vals:
@@ -55,6 +59,7 @@ def _fix_threads(n: int, jobs: int | None = None) -> str:
 
 # --- the checks -------------------------------------------------------------------------------------
 
+
 @check("blas-probe")
 def check_probe(ctx: Context) -> list[Advice]:
     p = ctx.probe
@@ -62,29 +67,59 @@ def check_probe(ctx: Context) -> list[Advice]:
         return [Advice("info", "the BLAS probe was skipped (probe=False)", "")]
     what = "a child python importing numpy and multiplying two 200x200 matrices"
     if p.timed_out:
-        return [Advice("error", f"{what} hung for {p.seconds:.0f} s (stuck at '{p.stage}')",
-                        "look for two OpenMP runtimes (blastune info) and retry with one thread: eval \"$(blastune env --threads 1)\"")]
+        return [
+            Advice(
+                "error",
+                f"{what} hung for {p.seconds:.0f} s (stuck at '{p.stage}')",
+                'look for two OpenMP runtimes (blastune info) and retry with one thread: eval "$(blastune env --threads 1)"',
+            )
+        ]
     if p.crashed:
         num = p.signal_number
-        return [Advice("error", f"{what} was killed by {p.signal} at '{p.stage}' "
-                        f"(signal {num}; a shell shows exit status {128 + num})"
-                        + (f": {p.stderr_tail}" if p.stderr_tail else ""),
-                        _crash_fix(ctx, p.signal))]
+        return [
+            Advice(
+                "error",
+                f"{what} was killed by {p.signal} at '{p.stage}' "
+                f"(signal {num}; a shell shows exit status {128 + num})"
+                + (f": {p.stderr_tail}" if p.stderr_tail else ""),
+                _crash_fix(ctx, p.signal),
+            )
+        ]
     if p.returncode != 0:
         if "No module named 'numpy'" in p.stderr_tail or "No module named numpy" in p.stderr_tail:
-            return [Advice("info", "numpy is not installed for this python: no BLAS to probe",
-                            "pip install numpy scipy")]
-        fix = ("run it by hand to see the full error: "
-               "python -c 'import numpy as np; a = np.ones((200, 200)); a @ a'")
+            return [
+                Advice(
+                    "info",
+                    "numpy is not installed for this python: no BLAS to probe",
+                    "pip install numpy scipy",
+                )
+            ]
+        fix = (
+            "run it by hand to see the full error: "
+            "python -c 'import numpy as np; a = np.ones((200, 200)); a @ a'"
+        )
         if "mkl" in p.stderr_tail.lower() and ctx.env.get("MKL_THREADING_LAYER"):
-            fix = (f"unset MKL_THREADING_LAYER (it is {ctx.env['MKL_THREADING_LAYER']!r}; "
-                   "a TBB layer also needs pip install tbb)")
-        return [Advice("error", f"{what} failed at '{p.stage}' with exit status {p.returncode}: "
-                        f"{p.stderr_tail or 'no message'}", fix)]
+            fix = (
+                f"unset MKL_THREADING_LAYER (it is {ctx.env['MKL_THREADING_LAYER']!r}; "
+                "a TBB layer also needs pip install tbb)"
+            )
+        return [
+            Advice(
+                "error",
+                f"{what} failed at '{p.stage}' with exit status {p.returncode}: "
+                f"{p.stderr_tail or 'no message'}",
+                fix,
+            )
+        ]
     if p.wrong_entries:
-        return [Advice("error", f"the BLAS returned wrong results: {p.wrong_entries} of 4 checked entries "
-                        "of a 200x200 product differ from a plain-Python sum",
-                        "unset OPENBLAS_CORETYPE / MKL_ENABLE_INSTRUCTIONS / MKL_CBWR and reinstall numpy and scipy")]
+        return [
+            Advice(
+                "error",
+                f"the BLAS returned wrong results: {p.wrong_entries} of 4 checked entries "
+                "of a 200x200 product differ from a plain-Python sum",
+                "unset OPENBLAS_CORETYPE / MKL_ENABLE_INSTRUCTIONS / MKL_CBWR and reinstall numpy and scipy",
+            )
+        ]
     return [Advice("ok", f"{what} ran cleanly in {p.seconds:.1f} s; its results check out", "")]
 
 
@@ -94,12 +129,18 @@ def _crash_fix(ctx: Context, sig: str | None) -> str:
             return "unset OPENBLAS_CORETYPE  (it names kernels with instructions this CPU lacks)"
         if ctx.env.get("MKL_ENABLE_INSTRUCTIONS"):
             return "unset MKL_ENABLE_INSTRUCTIONS"
-        return ("the BLAS was built for a newer CPU: pip install --force-reinstall numpy scipy "
-                "(wheels pick kernels at run time)")
+        return (
+            "the BLAS was built for a newer CPU: pip install --force-reinstall numpy scipy "
+            "(wheels pick kernels at run time)"
+        )
     if sig in ("SIGSEGV", "SIGBUS"):
-        return ('try eval "$(blastune env --threads 1)" and OMP_STACKSIZE=64M; check blastune info for two OpenMP runtimes '
-                "or BLAS copies; python -X faulthandler shows where")
-    return "rerun with python -X faulthandler -c 'import numpy as np; a = np.ones((200, 200)); a @ a'"
+        return (
+            'try eval "$(blastune env --threads 1)" and OMP_STACKSIZE=64M; check blastune info for two OpenMP runtimes '
+            "or BLAS copies; python -X faulthandler shows where"
+        )
+    return (
+        "rerun with python -X faulthandler -c 'import numpy as np; a = np.ones((200, 200)); a @ a'"
+    )
 
 
 @check("env-integer")
@@ -114,15 +155,22 @@ def check_env_integers(ctx: Context) -> list[Advice]:
         # some libraries read their variables strictly (Family.strict_vars): ' 2' is not 2 there
         strict = var in strict_vars() and value != value.strip()
         if vals is None or (len(vals) > 1 and not allows_list) or strict:
-            out.append(Advice("error",
-                               f"{var}={value!r} is not a positive integer: libraries read it each their own "
-                               "way -- OpenMP runtimes reject it (one thread per core), OpenBLAS and BLIS take "
-                               "its leading digits, oneMKL runs 1 thread",
-                               f"export {var}={_per_job(ctx)}   (or unset {var})"))
+            out.append(
+                Advice(
+                    "error",
+                    f"{var}={value!r} is not a positive integer: libraries read it each their own "
+                    "way -- OpenMP runtimes reject it (one thread per core), OpenBLAS and BLIS take "
+                    "its leading digits, oneMKL runs 1 thread",
+                    f"export {var}={_per_job(ctx)}   (or unset {var})",
+                )
+            )
     if not out:
         set_vars = [v for v in integer_vars() if v in ctx.env]
-        text = (f"{', '.join(set_vars)} hold positive integers" if set_vars
-                else "no thread-count variable is set")
+        text = (
+            f"{', '.join(set_vars)} hold positive integers"
+            if set_vars
+            else "no thread-count variable is set"
+        )
         out.append(Advice("ok", text))
     return out
 
@@ -133,32 +181,66 @@ def check_coretype(ctx: Context) -> list[Advice]:
     if value is None:
         return [Advice("ok", "OPENBLAS_CORETYPE is unset: OpenBLAS picks kernels for this CPU", "")]
     if ctx.cpu.machine.lower() not in ("x86_64", "amd64"):
-        return [Advice("info", f"OPENBLAS_CORETYPE={value} not checked: the kernel table covers x86-64 only", "")]
+        return [
+            Advice(
+                "info",
+                f"OPENBLAS_CORETYPE={value} not checked: the kernel table covers x86-64 only",
+                "",
+            )
+        ]
     core = coretypes.lookup(value)
     best = coretypes.best_for(ctx.cpu_flags)
     if core is None:
-        return [Advice("warning", f"OPENBLAS_CORETYPE={value!r} is not an OpenBLAS x86-64 kernel name: "
-                        "OpenBLAS prints 'Core not found' and detects the CPU itself",
-                        "unset OPENBLAS_CORETYPE")]
+        return [
+            Advice(
+                "warning",
+                f"OPENBLAS_CORETYPE={value!r} is not an OpenBLAS x86-64 kernel name: "
+                "OpenBLAS prints 'Core not found' and detects the CPU itself",
+                "unset OPENBLAS_CORETYPE",
+            )
+        ]
     missing = coretypes.missing_flags(core, ctx.cpu_flags)
     if missing:
-        chosen = {(lib.architecture or "").lower() for lib in ctx.blas_libs if lib.vendor == "openblas"}
+        chosen = {
+            (lib.architecture or "").lower() for lib in ctx.blas_libs if lib.vendor == "openblas"
+        }
         crashed = ctx.probe is not None and ctx.probe.signal == "SIGILL"
-        text = (f"OPENBLAS_CORETYPE={value} selects kernels that need {', '.join(missing)}, "
-                "which this CPU lacks")
+        text = (
+            f"OPENBLAS_CORETYPE={value} selects kernels that need {', '.join(missing)}, "
+            "which this CPU lacks"
+        )
         if crashed:
-            return [Advice("error", text + ": the BLAS probe died with SIGILL", "unset OPENBLAS_CORETYPE")]
+            return [
+                Advice(
+                    "error", text + ": the BLAS probe died with SIGILL", "unset OPENBLAS_CORETYPE"
+                )
+            ]
         if core.name.lower() in chosen or not chosen:
-            return [Advice("error", text + ": the first matrix product dies with SIGILL",
-                            "unset OPENBLAS_CORETYPE")]
-        return [Advice("warning", text + f"; this OpenBLAS build has no such kernel and ran "
-                        f"{'/'.join(sorted(c for c in chosen if c))} instead, but a build that has it dies with SIGILL",
-                        "unset OPENBLAS_CORETYPE")]
+            return [
+                Advice(
+                    "error",
+                    text + ": the first matrix product dies with SIGILL",
+                    "unset OPENBLAS_CORETYPE",
+                )
+            ]
+        return [
+            Advice(
+                "warning",
+                text + f"; this OpenBLAS build has no such kernel and ran "
+                f"{'/'.join(sorted(c for c in chosen if c))} instead, but a build that has it dies with SIGILL",
+                "unset OPENBLAS_CORETYPE",
+            )
+        ]
     if best is not None and core.rank < best.rank:
-        return [Advice("warning", f"OPENBLAS_CORETYPE={value} forces older kernels than this CPU runs "
-                        f"(it has the instructions for {best.name}: {', '.join(sorted(best.flags))})",
-                        "unset OPENBLAS_CORETYPE  (OpenBLAS detects the CPU itself), unless it is pinned "
-                        "on purpose for bit-identical results across machines")]
+        return [
+            Advice(
+                "warning",
+                f"OPENBLAS_CORETYPE={value} forces older kernels than this CPU runs "
+                f"(it has the instructions for {best.name}: {', '.join(sorted(best.flags))})",
+                "unset OPENBLAS_CORETYPE  (OpenBLAS detects the CPU itself), unless it is pinned "
+                "on purpose for bit-identical results across machines",
+            )
+        ]
     return [Advice("ok", f"OPENBLAS_CORETYPE={value} matches what this CPU supports", "")]
 
 
@@ -170,15 +252,27 @@ def check_jobs(ctx: Context) -> list[Advice]:
         return [Advice("ok", "one job planned (pass --jobs N to check N concurrent jobs)", "")]
     total = n * ctx.jobs
     if ctx.jobs > usable:
-        return [Advice("warning", f"{ctx.jobs} concurrent jobs alone exceed the {_usable_text(ctx)}, "
-                        f"and each runs {n} BLAS {_threads(n)[len(str(n)) + 1:]} ({source}): {total} threads",
-                        f"run at most {usable} job{'s' * (usable != 1)} at once, 1 thread each: "
-                        + _fix_threads(1, ctx.jobs))]
+        return [
+            Advice(
+                "warning",
+                f"{ctx.jobs} concurrent jobs alone exceed the {_usable_text(ctx)}, "
+                f"and each runs {n} BLAS {_threads(n)[len(str(n)) + 1 :]} ({source}): {total} threads",
+                f"run at most {usable} job{'s' * (usable != 1)} at once, 1 thread each: "
+                + _fix_threads(1, ctx.jobs),
+            )
+        ]
     if total > usable:
-        return [Advice("warning", f"{ctx.jobs} jobs x {n} BLAS threads ({source}) = {total} threads "
-                        f"on {_usable_text(ctx)}: oversubscribed",
-                        _fix_threads(_per_job(ctx), ctx.jobs))]
-    return [Advice("ok", f"{ctx.jobs} jobs x {n} BLAS threads = {total} fit {_usable_text(ctx)}", "")]
+        return [
+            Advice(
+                "warning",
+                f"{ctx.jobs} jobs x {n} BLAS threads ({source}) = {total} threads "
+                f"on {_usable_text(ctx)}: oversubscribed",
+                _fix_threads(_per_job(ctx), ctx.jobs),
+            )
+        ]
+    return [
+        Advice("ok", f"{ctx.jobs} jobs x {n} BLAS threads = {total} fit {_usable_text(ctx)}", "")
+    ]
 
 
 @check("threads-over-cores")
@@ -186,13 +280,25 @@ def check_threads_vs_cores(ctx: Context) -> list[Advice]:
     usable = ctx.usable_cores
     over = [(text, n) for text, n in _thread_counts(ctx) if n > usable]
     if not over:
-        return [Advice("ok", f"no library or variable asks for more threads than the {_usable_text(ctx)}", "")]
+        return [
+            Advice(
+                "ok",
+                f"no library or variable asks for more threads than the {_usable_text(ctx)}",
+                "",
+            )
+        ]
     why = ""
     if usable < ctx.machine_cpus:
-        why = (f" -- the machine shows {ctx.machine_cpus} CPUs, but this process may use only "
-               f"{usable}")
-    return [Advice("warning", "; ".join(t for t, _ in over) + f": more than the {_usable_text(ctx)}{why}",
-                    _fix_threads(usable))]
+        why = (
+            f" -- the machine shows {ctx.machine_cpus} CPUs, but this process may use only {usable}"
+        )
+    return [
+        Advice(
+            "warning",
+            "; ".join(t for t, _ in over) + f": more than the {_usable_text(ctx)}{why}",
+            _fix_threads(usable),
+        )
+    ]
 
 
 @check("openmp-runtimes")
@@ -201,13 +307,24 @@ def check_openmp_runtimes(ctx: Context) -> list[Advice]:
     vendors = sorted({lib.vendor for lib in omp})
     listing = ", ".join(f"{lib.vendor} ({lib.filepath})" for lib in omp)
     if len(vendors) > 1:
-        return [Advice("warning", f"{len(vendors)} different OpenMP runtimes are loaded: {listing}; each keeps "
-                        "its own thread pool (threads compete; Intel and LLVM document crashes when they mix)",
-                        "load one runtime: MKL_THREADING_LAYER=GNU makes MKL use libgomp; with conda take every "
-                        "package from conda-forge; do not mix pip wheels that bundle different runtimes")]
+        return [
+            Advice(
+                "warning",
+                f"{len(vendors)} different OpenMP runtimes are loaded: {listing}; each keeps "
+                "its own thread pool (threads compete; Intel and LLVM document crashes when they mix)",
+                "load one runtime: MKL_THREADING_LAYER=GNU makes MKL use libgomp; with conda take every "
+                "package from conda-forge; do not mix pip wheels that bundle different runtimes",
+            )
+        ]
     if len(omp) > 1:
-        return [Advice("info", f"{len(omp)} copies of {vendors[0]} are loaded: {listing}; each has its own "
-                        "thread pool", "the OpenMP variables (blastune env) reach both; blastune.limit() sets both at run time")]
+        return [
+            Advice(
+                "info",
+                f"{len(omp)} copies of {vendors[0]} are loaded: {listing}; each has its own "
+                "thread pool",
+                "the OpenMP variables (blastune env) reach both; blastune.limit() sets both at run time",
+            )
+        ]
     if omp:
         return [Advice("ok", f"one OpenMP runtime: {listing}", "")]
     return [Advice("ok", "no OpenMP runtime loaded", "")]
@@ -219,13 +336,28 @@ def check_blas_copies(ctx: Context) -> list[Advice]:
     # counts differ (a limit set through one did not reach the other), never for copies that agree
     said = pool_disagreement(ctx.loaded, lambda lib: library_label(lib, ctx.bindings))
     if said is not None:
-        return [Advice("warning", said,
-                       "limit them all at once: with blastune.limit(n): ... (or threadpoolctl.threadpool_limits(n))")]
+        return [
+            Advice(
+                "warning",
+                said,
+                "limit them all at once: with blastune.limit(n): ... (or threadpoolctl.threadpool_limits(n))",
+            )
+        ]
     libs = [lib for lib in ctx.blas_libs if lib.num_threads != 1 or lib.control != "fixed"]
     if len(libs) < 2:
-        return [Advice("ok", f"{len(libs) or 'no'} thread-pooled BLAS librar{'y' if len(libs) == 1 else 'ies'} loaded")]
-    return [Advice("ok", f"{len(libs)} BLAS copies loaded, each with its own pool, all at "
-                   f"{_threads(libs[0].num_threads)}: the variables and blastune.limit() reach every copy")]
+        return [
+            Advice(
+                "ok",
+                f"{len(libs) or 'no'} thread-pooled BLAS librar{'y' if len(libs) == 1 else 'ies'} loaded",
+            )
+        ]
+    return [
+        Advice(
+            "ok",
+            f"{len(libs)} BLAS copies loaded, each with its own pool, all at "
+            f"{_threads(libs[0].num_threads)}: the variables and blastune.limit() reach every copy",
+        )
+    ]
 
 
 def _families_by_name() -> dict:
@@ -248,31 +380,48 @@ def check_slow_blas(ctx: Context) -> list[Advice]:
         text = f"{who} call{'s' * (' and ' not in who)} {fam.display_name or fam.name} ({path})"
         if fam.measured_gflops and fastest is not None and fastest is not fam:
             rate, fast = fam.measured_gflops, fastest.measured_gflops
-            text += (f": dot 2000x2000 ran at {rate:g} GFLOP/s per core against {fast:g} for "
-                     f"{fastest.display_name or fastest.name} ({fast / rate:.0f}x slower) on a 2-core Zen3 "
-                     "(`blastune sweep --op dot` measures it here)")
-        out.append(Advice("warning", text + ("" if lib.num_threads != 1 else ", and it never uses more than 1 thread"),
-                          _switch_fix(path)))
+            text += (
+                f": dot 2000x2000 ran at {rate:g} GFLOP/s per core against {fast:g} for "
+                f"{fastest.display_name or fastest.name} ({fast / rate:.0f}x slower) on a 2-core Zen3 "
+                "(`blastune sweep --op dot` measures it here)"
+            )
+        out.append(
+            Advice(
+                "warning",
+                text + ("" if lib.num_threads != 1 else ", and it never uses more than 1 thread"),
+                _switch_fix(path),
+            )
+        )
     if not out:
         vendors = sorted({b.library.vendor for b in ctx.bindings if b.api == "blas" and b.library})
-        return [Advice("ok", f"numpy/scipy call an optimised BLAS ({', '.join(vendors) or 'none found'})")]
+        return [
+            Advice(
+                "ok", f"numpy/scipy call an optimised BLAS ({', '.join(vendors) or 'none found'})"
+            )
+        ]
     return out
 
 
 def _switch_fix(path: str) -> str:
-    fixes = ["pip install --force-reinstall numpy scipy (wheels bundle OpenBLAS)",
-             "conda install -c conda-forge 'libblas=*=*openblas'"]
+    fixes = [
+        "pip install --force-reinstall numpy scipy (wheels bundle OpenBLAS)",
+        "conda install -c conda-forge 'libblas=*=*openblas'",
+    ]
     m = re.search(r"/usr/lib/([a-z0-9_]+-linux-gnu)/", path)
     if m:
-        fixes.append(f"sudo apt install libopenblas0-pthread && sudo update-alternatives --config libblas.so.3-{m.group(1)}")
+        fixes.append(
+            f"sudo apt install libopenblas0-pthread && sudo update-alternatives --config libblas.so.3-{m.group(1)}"
+        )
     return "; or ".join(fixes)
 
 
 def _family_check(fam):
     """The doctor check a family brings (``Family.doctor_check``), answered by ``Family.advise``."""
+
     def family_check(ctx: Context) -> list[Advice]:
         libs = [lib for lib in ctx.blas_libs if lib.vendor == fam.name]
         return fam.advise(libs, ctx.env, _per_job(ctx), ctx.label)
+
     family_check.__name__ = f"check_{fam.name}"
     return family_check
 
@@ -284,12 +433,18 @@ for _fam in BLAS_FAMILIES:
 
 def late_family_checks(known: set[str]) -> list:
     """(id, check) of the families registered after this module was imported (not in ``known``)."""
+
     def as_findings(fam):
         run = _family_check(fam)
-        return lambda ctx: [Finding(fam.doctor_check, a.severity, a.finding, a.fix)
-                            for a in run(ctx)]
-    return [(fam.doctor_check, as_findings(fam)) for fam in BLAS_FAMILIES
-            if fam.doctor_check and fam.doctor_check not in known]
+        return lambda ctx: [
+            Finding(fam.doctor_check, a.severity, a.finding, a.fix) for a in run(ctx)
+        ]
+
+    return [
+        (fam.doctor_check, as_findings(fam))
+        for fam in BLAS_FAMILIES
+        if fam.doctor_check and fam.doctor_check not in known
+    ]
 
 
 @check("cpu-pressure")
@@ -300,16 +455,29 @@ def check_cpu_pressure(ctx: Context) -> list[Advice]:
     ``doctor --strict`` in a job script must not fail because a neighbour was compiling."""
     p = ctx.pressure
     if p is None:
-        return [Advice("ok", "CPU pressure not available here (Linux >= 4.20 with PSI keeps /proc/pressure/cpu)")]
+        return [
+            Advice(
+                "ok",
+                "CPU pressure not available here (Linux >= 4.20 with PSI keeps /proc/pressure/cpu)",
+            )
+        ]
     now = ctx.pressure_now_pct
     level = now if now is not None else p.some_avg10
-    when = (f"{now:.0f}% of the {ctx.pressure_window_s:.1f} s doctor ran, {p.some_avg10:.0f}% over the last 10 s"
-            if now is not None else f"{p.some_avg10:.0f}% of the last 10 s")
+    when = (
+        f"{now:.0f}% of the {ctx.pressure_window_s:.1f} s doctor ran, {p.some_avg10:.0f}% over the last 10 s"
+        if now is not None
+        else f"{p.some_avg10:.0f}% of the last 10 s"
+    )
     text = f"runnable tasks waited for a CPU {when} ({p.some_avg60:.0f}% over 60 s; /proc/pressure/cpu)"
     if level >= PRESSURE_INFO_PCT:
-        return [Advice("info", text + ": other programs compete for the CPUs now; measurements taken now "
-                       "will be disturbed and BLAS threads will wait",
-                       "blastune ps shows which processes wait; measure (blastune sweep, jobs) when it is quieter")]
+        return [
+            Advice(
+                "info",
+                text + ": other programs compete for the CPUs now; measurements taken now "
+                "will be disturbed and BLAS threads will wait",
+                "blastune ps shows which processes wait; measure (blastune sweep, jobs) when it is quieter",
+            )
+        ]
     return [Advice("ok", text)]
 
 

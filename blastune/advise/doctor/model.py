@@ -2,6 +2,7 @@
 
 Checks (``checks.py``) and the runner (``report.py``) both stand on this module, never on each other.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -22,9 +23,9 @@ SEVERITIES = ("ok", "info", "warning", "error")
 @dataclass
 class Finding:
     id: str
-    severity: str   # ok | info | warning | error
-    finding: str    # one line: what is the case
-    fix: str = ""   # one line: a command or env var; empty when nothing needs doing
+    severity: str  # ok | info | warning | error
+    finding: str  # one line: what is the case
+    fix: str = ""  # one line: a command or env var; empty when nothing needs doing
 
     def to_dict(self):
         return asdict(self)
@@ -33,18 +34,19 @@ class Finding:
 @dataclass
 class Context:
     """Everything the checks read. Built once; checks never probe the system themselves."""
+
     jobs: int
     env: Mapping[str, str]
     cpu: CpuInfo
     cpu_flags: set[str]
-    loaded: list = field(default_factory=list)     # LibraryInfo of every BLAS/OpenMP lib loaded here
-    bindings: list = field(default_factory=list)   # detect.Binding: what numpy/scipy call
+    loaded: list = field(default_factory=list)  # LibraryInfo of every BLAS/OpenMP lib loaded here
+    bindings: list = field(default_factory=list)  # detect.Binding: what numpy/scipy call
     probe: ProbeResult | None = None
     notes: list[str] = field(default_factory=list)
-    pressure: Pressure | None = None        # /proc/pressure/cpu when the context was built (None: no PSI)
-    pressure_now_pct: float | None = None   # PSI "some" over the doctor's own run, in percent
+    pressure: Pressure | None = None  # /proc/pressure/cpu when the context was built (None: no PSI)
+    pressure_now_pct: float | None = None  # PSI "some" over the doctor's own run, in percent
     pressure_window_s: float | None = None  # how long that run was
-    topology: Topology | None = None        # the CPUs this process may use (None: unreadable)
+    topology: Topology | None = None  # the CPUs this process may use (None: unreadable)
 
     @property
     def blas_libs(self):
@@ -56,7 +58,9 @@ class Context:
 
     def users_of(self, path: str) -> list[str]:
         """Which packages call into ``path`` ('numpy', 'scipy'), for findings a user recognises."""
-        return sorted({b.package for b in self.bindings if b.library and b.library.filepath == path})
+        return sorted(
+            {b.package for b in self.bindings if b.library and b.library.filepath == path}
+        )
 
     def label(self, lib) -> str:
         """'openblas (libopenblas.so, called by numpy)': how a finding names a library."""
@@ -160,8 +164,12 @@ class DoctorReport:
 
     def tally(self) -> str:
         """'1 error, 2 warnings, 0 info, 14 ok': the counts under the terminal and HTML tables."""
-        words = {"error": ("error", "errors"), "warning": ("warning", "warnings"),
-                 "info": ("info", "info"), "ok": ("ok", "ok")}
+        words = {
+            "error": ("error", "errors"),
+            "warning": ("warning", "warnings"),
+            "info": ("info", "info"),
+            "ok": ("ok", "ok"),
+        }
         counts = ((s, len(self.by_severity(s))) for s in ("error", "warning", "info", "ok"))
         return ", ".join(f"{n} {words[s][n != 1]}" for s, n in counts)
 

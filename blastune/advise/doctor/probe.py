@@ -4,6 +4,7 @@ A bad ``OPENBLAS_CORETYPE`` lets ``import numpy`` succeed and then dies with SIG
 matrix product. The child prints each stage before it enters it, so the last line it printed says
 where it died; the parent turns that, and the exit status or signal, into plain data.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,10 +49,10 @@ stage("done")
 @dataclass
 class ProbeResult:
     ok: bool
-    stage: str                 # the last stage the child entered
-    returncode: int | None     # None on timeout
-    signal: str | None         # e.g. "SIGILL" when the child was killed by a signal
-    wrong_entries: int         # entries of the product that differ from a plain-Python sum
+    stage: str  # the last stage the child entered
+    returncode: int | None  # None on timeout
+    signal: str | None  # e.g. "SIGILL" when the child was killed by a signal
+    wrong_entries: int  # entries of the product that differ from a plain-Python sum
     seconds: float
     stderr_tail: str
     timed_out: bool = False
@@ -85,17 +86,33 @@ def _signal_of(rc: int | None) -> str | None:
         return f"signal {num}"
 
 
-def run_probe(python: str | None = None, env: dict | None = None, timeout: float = 60.0) -> ProbeResult:
+def run_probe(
+    python: str | None = None, env: dict | None = None, timeout: float = 60.0
+) -> ProbeResult:
     """Import numpy and scipy and multiply two 200x200 matrices in a child with this environment."""
     cmd = [python or sys.executable, "-c", _CHILD]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ if env is None else env), stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(os.environ if env is None else env),
+            stdin=subprocess.DEVNULL,
+        )
         out, err, rc, timed_out = proc.stdout, proc.stderr, proc.returncode, False
     except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        out = (
+            exc.stdout.decode(errors="replace")
+            if isinstance(exc.stdout, bytes)
+            else (exc.stdout or "")
+        )
+        err = (
+            exc.stderr.decode(errors="replace")
+            if isinstance(exc.stderr, bytes)
+            else (exc.stderr or "")
+        )
         rc, timed_out = None, True
     seconds = time.perf_counter() - t0
     stage, wrong = "start", 0
@@ -105,9 +122,19 @@ def run_probe(python: str | None = None, env: dict | None = None, timeout: float
         elif line.startswith("wrong "):
             wrong = int(line.split()[1])
     # some libraries write their last words to stdout (oneMKL's "FATAL ERROR"), between our stage lines
-    said = err.strip().splitlines() or [line for line in out.splitlines()
-                                        if line.strip() and not line.startswith(("stage ", "wrong "))]
+    said = err.strip().splitlines() or [
+        line
+        for line in out.splitlines()
+        if line.strip() and not line.startswith(("stage ", "wrong "))
+    ]
     tail = " | ".join(said[-3:])
-    return ProbeResult(ok=(rc == 0 and stage == "done" and wrong == 0), stage=stage, returncode=rc,
-                       signal=_signal_of(rc), wrong_entries=wrong, seconds=round(seconds, 3),
-                       stderr_tail=tail[-500:], timed_out=timed_out)
+    return ProbeResult(
+        ok=(rc == 0 and stage == "done" and wrong == 0),
+        stage=stage,
+        returncode=rc,
+        signal=_signal_of(rc),
+        wrong_entries=wrong,
+        seconds=round(seconds, 3),
+        stderr_tail=tail[-500:],
+        timed_out=timed_out,
+    )

@@ -5,6 +5,7 @@ topology included) and never the system. The general checks (``checks.py``) and 
 ones (``topology_checks.py``) register the same way; ``report.all_checks()`` lists them in
 registration order.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,14 +19,19 @@ CHECKS: list = []
 def check(check_id: str):
     """Register ``fn(ctx) -> list[Advice]`` as the doctor check ``check_id``; calling the registered
     function returns Findings carrying that id."""
+
     def register(fn):
         @functools.wraps(fn)
         def run(ctx: Context) -> list[Finding]:
-            return [a if isinstance(a, Finding) else Finding(check_id, a.severity, a.finding, a.fix)
-                    for a in fn(ctx)]
+            return [
+                a if isinstance(a, Finding) else Finding(check_id, a.severity, a.finding, a.fix)
+                for a in fn(ctx)
+            ]
+
         run.check_id = check_id
         if any(cid == check_id for cid, _ in CHECKS):
             raise ValueError(f"doctor check id {check_id!r} registered twice")
         CHECKS.append((check_id, run))
         return run
+
     return register

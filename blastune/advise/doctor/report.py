@@ -6,6 +6,7 @@ the facts they read into a ``Context`` -- first running the BLAS in a child proc
 that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a kernel the CPU lacks) becomes a finding and
 not the death of doctor -- then runs every check and returns plain data.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,11 +15,17 @@ import time
 from blastune import __version__
 from blastune.core.counts import check_threads
 from blastune.facts.environment import current_env
+
 # importing the check modules registers their checks (general ones first, then big-machine ones)
 from blastune.advise.doctor import checks as _checks, topology_checks  # noqa: F401
 from blastune.advise.doctor.registry import CHECKS
-from blastune.advise.doctor.model import (DOCTOR_SCHEMA, SEVERITIES, Context, DoctorReport,  # noqa: F401
-                                           Finding)
+from blastune.advise.doctor.model import (
+    DOCTOR_SCHEMA,
+    SEVERITIES,  # noqa: F401
+    Context,
+    DoctorReport,  # noqa: F401
+    Finding,
+)
 from blastune.advise.doctor.probe import ProbeResult
 from blastune.facts.schedstat import Pressure, cpu_pressure
 
@@ -70,9 +77,20 @@ def build_context(jobs: int = 1, probe: ProbeResult | None = None, pressure_star
         cpu, loaded, binds, topo = cpu_info(), inventory(), [], topology_or_none()
         notes.append(f"numpy/scipy not imported here: the probe child died at '{probe.stage}'")
     pressure, now_pct, window = _pressure_since(pressure_start)
-    return Context(jobs=jobs, env=dict(os.environ), cpu=cpu, cpu_flags=cpu_flags(), loaded=loaded,
-                   bindings=binds, probe=probe, notes=notes, pressure=pressure, pressure_now_pct=now_pct,
-                   pressure_window_s=window, topology=topo)
+    return Context(
+        jobs=jobs,
+        env=dict(os.environ),
+        cpu=cpu,
+        cpu_flags=cpu_flags(),
+        loaded=loaded,
+        bindings=binds,
+        probe=probe,
+        notes=notes,
+        pressure=pressure,
+        pressure_now_pct=now_pct,
+        pressure_window_s=window,
+        topology=topo,
+    )
 
 
 def all_checks() -> list:
@@ -85,12 +103,18 @@ def run_checks(ctx: Context, checks=None) -> list[Finding]:
     """Run each check; one that raises is reported as a finding, never takes the others down."""
 
     findings = []
-    for check_id, check in (checks or all_checks()):
+    for check_id, check in checks or all_checks():
         try:
             findings += check(ctx)
         except Exception as exc:  # a bug of ours must not hide the other findings
-            findings.append(Finding(check_id, "warning", f"this check failed: {type(exc).__name__}: {exc}",
-                                    "report it as a blastune bug (BLASTUNE_DEBUG=1 shows nothing more here)"))
+            findings.append(
+                Finding(
+                    check_id,
+                    "warning",
+                    f"this check failed: {type(exc).__name__}: {exc}",
+                    "report it as a blastune bug (BLASTUNE_DEBUG=1 shows nothing more here)",
+                )
+            )
     return findings
 
 
@@ -111,12 +135,24 @@ def doctor(jobs: int = 1, *, probe: bool = True, timeout: float = 60.0) -> Docto
     ctx = build_context(jobs, result, start)
     findings = run_checks(ctx)
     return DoctorReport(
-        schema=DOCTOR_SCHEMA, blastune_version=__version__, jobs=jobs,
-        usable_cores=ctx.usable_cores, usable_basis=ctx.usable_basis, findings=findings,
+        schema=DOCTOR_SCHEMA,
+        blastune_version=__version__,
+        jobs=jobs,
+        usable_cores=ctx.usable_cores,
+        usable_basis=ctx.usable_basis,
+        findings=findings,
         probe=result,
-        libraries=[{"vendor": lib.vendor, "api": lib.api, "threading_layer": lib.threading_layer,
-                    "num_threads": lib.num_threads, "architecture": lib.architecture,
-                    "filepath": lib.filepath} for lib in ctx.loaded],
+        libraries=[
+            {
+                "vendor": lib.vendor,
+                "api": lib.api,
+                "threading_layer": lib.threading_layer,
+                "num_threads": lib.num_threads,
+                "architecture": lib.architecture,
+                "filepath": lib.filepath,
+            }
+            for lib in ctx.loaded
+        ],
         env={k: v for k, v in current_env(ctx.env).items() if v is not None},
         notes=ctx.notes,
     )

@@ -6,6 +6,7 @@ check's subject does not exist (one NUMA node, no SMT, no E-cores, nothing narro
 says so with an ``ok`` finding. A problem another check reports is not reported again: each
 finding names the check that speaks for it.
 """
+
 from __future__ import annotations
 
 from blastune.advise.doctor.model import Context
@@ -15,8 +16,10 @@ from blastune.libraries import Advice
 
 
 def _fix_pin(jobs: int) -> str:
-    return (f'eval "$(blastune env --jobs {jobs} --pin --job-index I)"  '
-            f"(one per job; see blastune layout --jobs {jobs})")
+    return (
+        f'eval "$(blastune env --jobs {jobs} --pin --job-index I)"  '
+        f"(one per job; see blastune layout --jobs {jobs})"
+    )
 
 
 @check("numa-spread")
@@ -31,12 +34,24 @@ def check_numa_spread(ctx: Context) -> list[Advice]:
     biggest = max(len(d.cpus) for d in topo.numa_nodes)
     fix = _fix_pin(max(ctx.jobs, len(topo.numa_nodes)))
     if n > biggest:
-        return [Advice("warning", f"one job's {n} BLAS threads ({source}) cannot fit in one NUMA "
-                       f"node (at most {biggest} CPUs; {nodes}): every product reads part of its "
-                       "memory from a remote node", fix)]
-    return [Advice("info", f"this process may run on {len(topo.numa_nodes)} NUMA nodes ({nodes}) "
-                   f"and its {n} BLAS threads ({source}) are not pinned: the kernel may move them "
-                   "away from their memory's node", fix)]
+        return [
+            Advice(
+                "warning",
+                f"one job's {n} BLAS threads ({source}) cannot fit in one NUMA "
+                f"node (at most {biggest} CPUs; {nodes}): every product reads part of its "
+                "memory from a remote node",
+                fix,
+            )
+        ]
+    return [
+        Advice(
+            "info",
+            f"this process may run on {len(topo.numa_nodes)} NUMA nodes ({nodes}) "
+            f"and its {n} BLAS threads ({source}) are not pinned: the kernel may move them "
+            "away from their memory's node",
+            fix,
+        )
+    ]
 
 
 @check("smt-as-cores")
@@ -45,23 +60,42 @@ def check_smt_as_cores(ctx: Context) -> list[Advice]:
     sibling thread only competes for them. (Several jobs: jobs-over-physical.)"""
     cores, cpus = ctx.physical_cores, ctx.usable_cores
     if not ctx.smt:
-        return [Advice("ok", f"no SMT siblings among the {cpus} CPUs this process may use "
-                       f"({cores} physical cores)")]
+        return [
+            Advice(
+                "ok",
+                f"no SMT siblings among the {cpus} CPUs this process may use "
+                f"({cores} physical cores)",
+            )
+        ]
     if ctx.jobs > 1:
-        return [Advice("ok", f"{ctx.jobs} jobs: checked against the physical cores by "
-                       "jobs-over-physical")]
+        return [
+            Advice(
+                "ok", f"{ctx.jobs} jobs: checked against the physical cores by jobs-over-physical"
+            )
+        ]
     n, source = ctx.job_threads()
     if cores < n <= cpus:
-        return [Advice("warning", f"{n} BLAS threads ({source}): more than the {cores} physical "
-                       f"cores this process may use -- its {cpus} CPUs count SMT siblings, which "
-                       "share a core's FMA units, so dense BLAS gains nothing from them",
-                       f'eval "$(blastune env --threads {cores})"  (or blastune env --pin: one '
-                       "thread per core)")]
+        return [
+            Advice(
+                "warning",
+                f"{n} BLAS threads ({source}): more than the {cores} physical "
+                f"cores this process may use -- its {cpus} CPUs count SMT siblings, which "
+                "share a core's FMA units, so dense BLAS gains nothing from them",
+                f'eval "$(blastune env --threads {cores})"  (or blastune env --pin: one '
+                "thread per core)",
+            )
+        ]
     if n <= cores:
-        return [Advice("ok", f"{n} BLAS thread{'s' * (n != 1)} fit the {cores} physical cores "
-                       "this process may use")]
-    return [Advice("ok", f"{n} threads exceed even the {cpus} usable CPUs: threads-over-cores "
-                   "says so")]
+        return [
+            Advice(
+                "ok",
+                f"{n} BLAS thread{'s' * (n != 1)} fit the {cores} physical cores "
+                "this process may use",
+            )
+        ]
+    return [
+        Advice("ok", f"{n} threads exceed even the {cpus} usable CPUs: threads-over-cores says so")
+    ]
 
 
 @check("hybrid-cores")
@@ -77,11 +111,19 @@ def check_hybrid(ctx: Context) -> list[Advice]:
     p_cpus = format_cpulist(c.cpus[0] for c in p_cores)
     fix = "pin each job to one core type"
     if p_cores:
-        fix = (f"run on the P-cores only: taskset -c {p_cpus} with {len(p_cores)} threads, "
-               f"or blastune env --jobs {max(ctx.jobs, 1)} --pin")
-    return [Advice("warning", f"{n} BLAS threads ({source}) can run on both P- and E-cores "
-                   f"({listing}): OpenBLAS and MKL split a product into equal parts, so the "
-                   "P-cores wait for the E-cores", fix)]
+        fix = (
+            f"run on the P-cores only: taskset -c {p_cpus} with {len(p_cores)} threads, "
+            f"or blastune env --jobs {max(ctx.jobs, 1)} --pin"
+        )
+    return [
+        Advice(
+            "warning",
+            f"{n} BLAS threads ({source}) can run on both P- and E-cores "
+            f"({listing}): OpenBLAS and MKL split a product into equal parts, so the "
+            "P-cores wait for the E-cores",
+            fix,
+        )
+    ]
 
 
 @check("jobs-over-physical")
@@ -93,15 +135,26 @@ def check_jobs_over_physical(ctx: Context) -> list[Advice]:
     n, source = ctx.job_threads()
     total, cores, cpus = n * ctx.jobs, ctx.physical_cores, ctx.usable_cores
     if total > cpus:
-        return [Advice("ok", f"{ctx.jobs} jobs x {n} BLAS threads = {total}: more than the {cpus} "
-                       "usable CPUs, which threads-x-jobs reports")]
+        return [
+            Advice(
+                "ok",
+                f"{ctx.jobs} jobs x {n} BLAS threads = {total}: more than the {cpus} "
+                "usable CPUs, which threads-x-jobs reports",
+            )
+        ]
     if total > cores:
         per = max(1, cores // ctx.jobs)
-        return [Advice("warning", f"{ctx.jobs} jobs x {n} BLAS threads ({source}) = {total} "
-                       f"threads on {cores} physical cores ({cpus} CPUs): jobs share cores",
-                       f"{per} thread(s) per job, pinned: " + _fix_pin(ctx.jobs))]
-    return [Advice("ok", f"{ctx.jobs} jobs x {n} BLAS threads = {total} fit the {cores} physical "
-                   "cores")]
+        return [
+            Advice(
+                "warning",
+                f"{ctx.jobs} jobs x {n} BLAS threads ({source}) = {total} "
+                f"threads on {cores} physical cores ({cpus} CPUs): jobs share cores",
+                f"{per} thread(s) per job, pinned: " + _fix_pin(ctx.jobs),
+            )
+        ]
+    return [
+        Advice("ok", f"{ctx.jobs} jobs x {n} BLAS threads = {total} fit the {cores} physical cores")
+    ]
 
 
 @check("affinity-narrower")
@@ -114,8 +167,18 @@ def check_narrow_affinity(ctx: Context) -> list[Advice]:
     n, source = ctx.job_threads()
     cpus, narrowed = ctx.usable_cores, "; ".join(topo.limited_by)
     if n > cpus:
-        return [Advice("ok", f"{n} BLAS threads ({source}) but this process may run on only {cpus} "
-                       f"of the machine's {ctx.machine_cpus} CPUs ({narrowed}): threads-over-cores "
-                       "reports it")]
-    return [Advice("ok", f"{n} BLAS threads fit the {cpus} CPUs this process may use, of the "
-                   f"machine's {ctx.machine_cpus} ({narrowed})")]
+        return [
+            Advice(
+                "ok",
+                f"{n} BLAS threads ({source}) but this process may run on only {cpus} "
+                f"of the machine's {ctx.machine_cpus} CPUs ({narrowed}): threads-over-cores "
+                "reports it",
+            )
+        ]
+    return [
+        Advice(
+            "ok",
+            f"{n} BLAS threads fit the {cpus} CPUs this process may use, of the "
+            f"machine's {ctx.machine_cpus} ({narrowed})",
+        )
+    ]

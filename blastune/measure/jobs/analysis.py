@@ -15,6 +15,7 @@ that oversubscribes by design it is the measurement of that oversubscription, no
 ``rejudge`` applies today's rule to a saved document (0.2.0's included) from its raw batch figures;
 its stored flags are not trusted.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -24,8 +25,8 @@ from blastune.measure.contention import BUSY_SHARE_PCT, CONTENDED_SHARE_PCT, RUL
 from blastune.measure.load import TICK_S
 from blastune.measure.timing import spread
 
-UNSTABLE_SPREAD = 0.05        # relative standard error of the median above this: unstable
-BOUND_SLACK = 0.01            # a figure within 1% of its physical bound is rounding, not a violation
+UNSTABLE_SPREAD = 0.05  # relative standard error of the median above this: unstable
+BOUND_SLACK = 0.01  # a figure within 1% of its physical bound is rounding, not a violation
 # A process layout whose workers kept less than this share of the cores they could use busy: the
 # cores went to someone else, or the tasks wait (a share: the same on 2 cores as on 128)
 BUSY_SHARE_EXPECTED = 0.75
@@ -52,20 +53,27 @@ def wanted_cores(res: LayoutResult, cores: int) -> float:
     return float(max(1, min(d, cores))) if d is not None else float(cores)
 
 
-def batch_verdict(batch: dict, others: float | None = None, wanted: float = 1.0,
-                  cores: int | None = None):
+def batch_verdict(
+    batch: dict, others: float | None = None, wanted: float = 1.0, cores: int | None = None
+):
     """``measure.contention.judge`` on one batch's figures (``Verdict``). ``others``: the CPUs
     other programs used, averaged over all the layout's batches -- /proc/stat counts in 10 ms
     ticks, so one 5 ms batch reads 0.0 or 2.7 CPUs for the same competitor; the layout's total is
     the figure to trust (None: the batch's own)."""
     lost = batch.get("lost_pct")
     other = batch.get("other_cores") if others is None else others
-    return judge(None if lost is None else lost / 100.0, other, wanted,
-                 steal_cpus=batch.get("steal_cores"), usable=cores)
+    return judge(
+        None if lost is None else lost / 100.0,
+        other,
+        wanted,
+        steal_cpus=batch.get("steal_cores"),
+        usable=cores,
+    )
 
 
-def batch_contended(batch: dict, others: float | None = None, wanted: float = 1.0,
-                    cores: int | None = None) -> bool:
+def batch_contended(
+    batch: dict, others: float | None = None, wanted: float = 1.0, cores: int | None = None
+) -> bool:
     """Disturbed from outside (``batch_verdict``); ``wanted`` defaults to one CPU, the strictest."""
     return bool(batch_verdict(batch, others, wanted, cores).contended)
 
@@ -129,8 +137,11 @@ def summarize(res: LayoutResult, tasks: int, cores: int) -> LayoutResult:
     res.self_oversubscribed = d is not None and d > cores
     res.expected_wait_pct = 100.0 * max(0, d - cores) if d is not None else 0.0
     res.wanted_cores = wanted_cores(res, cores)
-    hosts = [100.0 * h / (w * res.wanted_cores) for h, w in zip(res.host_cpus, res.walls)
-             if h is not None and w > 0]
+    hosts = [
+        100.0 * h / (w * res.wanted_cores)
+        for h, w in zip(res.host_cpus, res.walls)
+        if h is not None and w > 0
+    ]
     res.host_pct = statistics.median(hosts) if hosts else None
     judge_layout(res, cores)
     return res
@@ -146,13 +157,23 @@ def judge_layout(res: LayoutResult, cores: int) -> None:
     def at(values, i):
         return values[i] if i < len(values) else None
 
-    verdicts = [batch_verdict({"lost_pct": at(res.lost_pcts, i),
-                               "other_cores": at(res.other_cores, i), "steal_cores": steal},
-                              others, wanted, cores)
-                for i in range(n)]
+    verdicts = [
+        batch_verdict(
+            {
+                "lost_pct": at(res.lost_pcts, i),
+                "other_cores": at(res.other_cores, i),
+                "steal_cores": steal,
+            },
+            others,
+            wanted,
+            cores,
+        )
+        for i in range(n)
+    ]
     res.contended_batches = [bool(v.contended) for v in verdicts]
-    res.outside_pcts = [None if v.outside_pct is None else round(v.outside_pct, 3)
-                        for v in verdicts]
+    res.outside_pcts = [
+        None if v.outside_pct is None else round(v.outside_pct, 3) for v in verdicts
+    ]
     res.contended = any(res.contended_batches)
 
 
@@ -164,14 +185,19 @@ def compare(results: list[LayoutResult], cores: int, warnings: list[str]) -> Non
         r.speedup = r.tasks_per_s / base.tasks_per_s if base.tasks_per_s and r.wall_s else None
         if r.cpu_s and base.cpu_s is not None and base.tasks_per_s and r.tasks_per_s:
             # CPU per task: baseline's / this layout's
-            r.cpu_efficiency = (base.cpu_s / (base.wall_s * base.tasks_per_s)) / \
-                (r.cpu_s / (r.wall_s * r.tasks_per_s))
+            r.cpu_efficiency = (base.cpu_s / (base.wall_s * base.tasks_per_s)) / (
+                r.cpu_s / (r.wall_s * r.tasks_per_s)
+            )
         lay = r.layout
         if r.unstable:
-            warnings.append(f"{lay.label}: unstable, the median's standard error is {r.spread:.0%} of it")
+            warnings.append(
+                f"{lay.label}: unstable, the median's standard error is {r.spread:.0%} of it"
+            )
         if r.threads_seen is not None and lay.workers * r.threads_seen > cores:
-            r.notes.append(f"oversubscribed: {lay.workers} x {r.threads_seen} threads on {cores} cores"
-                           + (f", its threads waited {r.wait_pct:.0f}% (self-inflicted)" if r.wait_pct else ""))
+            r.notes.append(
+                f"oversubscribed: {lay.workers} x {r.threads_seen} threads on {cores} cores"
+                + (f", its threads waited {r.wait_pct:.0f}% (self-inflicted)" if r.wait_pct else "")
+            )
         note = contended_note(r)
         if note:
             r.notes.append(note)
@@ -179,13 +205,21 @@ def compare(results: list[LayoutResult], cores: int, warnings: list[str]) -> Non
             r.notes.append(host_note(r))
         # one busy core per single-threaded worker is what such a layout should show; much less means
         # the cores went to someone else (or the tasks wait), so its speed-up says little about the layout
-        expected = min(lay.workers, cores) if lay.threads == 1 and lay.executor in ("serial", "process") else None
+        expected = (
+            min(lay.workers, cores)
+            if lay.threads == 1 and lay.executor in ("serial", "process")
+            else None
+        )
         if expected and r.busy_cores is not None and r.busy_cores < BUSY_SHARE_EXPECTED * expected:
-            r.notes.append(f"kept only {r.busy_cores:.2f} of {expected} core(s) busy: other programs took the "
-                           "rest, or the tasks wait (I/O, locks)")
+            r.notes.append(
+                f"kept only {r.busy_cores:.2f} of {expected} core(s) busy: other programs took the "
+                "rest, or the tasks wait (I/O, locks)"
+            )
         if lay.threads is not None and r.threads_seen is not None and r.threads_seen != lay.threads:
-            r.notes.append(f"asked for {lay.threads} BLAS threads, the library runs {r.threads_seen} (it caps "
-                           "the count, or reads it only at start-up)")
+            r.notes.append(
+                f"asked for {lay.threads} BLAS threads, the library runs {r.threads_seen} (it caps "
+                "the count, or reads it only at start-up)"
+            )
         _bounds(r, base, cores)
 
 
@@ -214,8 +248,10 @@ def contention_warning(results: list[LayoutResult]) -> str | None:
     contended = [r.layout.spec for r in results if r.contended]
     if not contended:
         return None
-    return (f"{CONTENDED_WARNING}: {', '.join(contended)}; advice from these layouts is refused: "
-            "re-run on a quieter machine")
+    return (
+        f"{CONTENDED_WARNING}: {', '.join(contended)}; advice from these layouts is refused: "
+        "re-run on a quieter machine"
+    )
 
 
 def rejudge(doc: JobsResult) -> JobsResult:
@@ -247,8 +283,14 @@ def rejudge(doc: JobsResult) -> JobsResult:
 
 def contention_record(source: str | None, note: str = "") -> Contention:
     """How this module judges contention, for the document."""
-    return Contention(source=source, threshold_pct=CONTENDED_SHARE_PCT, other_cores_threshold=None,
-                      note=note, rule=RULE, busy_share_pct=BUSY_SHARE_PCT)
+    return Contention(
+        source=source,
+        threshold_pct=CONTENDED_SHARE_PCT,
+        other_cores_threshold=None,
+        note=note,
+        rule=RULE,
+        busy_share_pct=BUSY_SHARE_PCT,
+    )
 
 
 def _bounds(r: LayoutResult, base: LayoutResult, cores: int) -> None:
@@ -259,10 +301,17 @@ def _bounds(r: LayoutResult, base: LayoutResult, cores: int) -> None:
     used = demand(r)
     limit = min(used, cores) if used is not None else cores
     if r.speedup is not None and r.speedup > limit * (1 + BOUND_SLACK):
-        why = f"{limit} CPU(s) it could use" if used is None or used >= cores else \
-            f"{r.layout.workers} worker(s) x {used // r.layout.workers} thread(s) it used"
-        r.beyond_bounds["speedup"] = (f"above {limit}x, the {why}: noise, or the serial baseline was slowed "
-                                      "(contended or unstable)")
+        why = (
+            f"{limit} CPU(s) it could use"
+            if used is None or used >= cores
+            else f"{r.layout.workers} worker(s) x {used // r.layout.workers} thread(s) it used"
+        )
+        r.beyond_bounds["speedup"] = (
+            f"above {limit}x, the {why}: noise, or the serial baseline was slowed "
+            "(contended or unstable)"
+        )
     if r.cpu_efficiency is not None and r.cpu_efficiency > 1 + BOUND_SLACK:
-        r.beyond_bounds["cpu_efficiency"] = ("above 100%: the serial baseline burnt more CPU per task than this "
-                                             "layout, which no layout can do -- noise in the baseline")
+        r.beyond_bounds["cpu_efficiency"] = (
+            "above 100%: the serial baseline burnt more CPU per task than this "
+            "layout, which no layout can do -- noise in the baseline"
+        )

@@ -7,19 +7,33 @@ worker count W (powers of two, thinned to a few), each W x (cores / W) filling t
 thread executor only at 1 BLAS thread per worker, pinned variants where pinning changes something
 (more than one L3 domain / NUMA node), and the naive layout -- at most ``MAX_DEFAULT_LAYOUTS``.
 """
+
 from __future__ import annotations
 
 from blastune.core.counts import check_count
 from blastune.documents.jobs import EXECUTORS, Layout, Workload
 from blastune.errors import BlastuneError
 
-__all__ = ["EXECUTORS", "Layout", "MAX_DEFAULT_LAYOUTS", "default_layouts", "parse_layouts",
-           "layouts_from_lists", "with_baseline", "groups", "check_memory", "powers_up_to", "gib"]
+__all__ = [
+    "EXECUTORS",
+    "Layout",
+    "MAX_DEFAULT_LAYOUTS",
+    "default_layouts",
+    "parse_layouts",
+    "layouts_from_lists",
+    "with_baseline",
+    "groups",
+    "check_memory",
+    "powers_up_to",
+    "gib",
+]
 
 MAX_DEFAULT_LAYOUTS = 12
-SMALL_MACHINE = 8             # up to this many cores: the full grid (13 layouts at 8, 5 at 2)
-WORKER_BYTES = 64 * 2**20     # a worker process before its task's data: Python, numpy, the BLAS (~35 MiB)
-HOST_BYTES = WORKER_BYTES     # the process that runs one layout (serial and thread layouts run there)
+SMALL_MACHINE = 8  # up to this many cores: the full grid (13 layouts at 8, 5 at 2)
+WORKER_BYTES = (
+    64 * 2**20
+)  # a worker process before its task's data: Python, numpy, the BLAS (~35 MiB)
+HOST_BYTES = WORKER_BYTES  # the process that runs one layout (serial and thread layouts run there)
 
 
 def powers_up_to(n: int) -> list[int]:
@@ -130,16 +144,25 @@ def parse_layouts(text: str) -> list[Layout]:
             continue
         body, plus, suffix = item.partition("+")
         if plus and suffix != "pin":
-            raise BlastuneError(f"invalid layout {item!r}: the only suffix is +pin (e.g. process:2x1+pin)")
+            raise BlastuneError(
+                f"invalid layout {item!r}: the only suffix is +pin (e.g. process:2x1+pin)"
+            )
         executor, _, shape = body.partition(":")
         if executor not in EXECUTORS:
-            raise BlastuneError(f"invalid layout {item!r}: the executor must be one of {', '.join(EXECUTORS)} "
-                                "(e.g. serial, thread:2x1, process:2x1, process:2xdefault)")
+            raise BlastuneError(
+                f"invalid layout {item!r}: the executor must be one of {', '.join(EXECUTORS)} "
+                "(e.g. serial, thread:2x1, process:2x1, process:2xdefault)"
+            )
         w_text, _, t_text = (shape or "1").partition("x")
-        if not w_text.isascii() or not w_text.isdigit() or not (
-                t_text in ("", "default", "naive") or (t_text.isascii() and t_text.isdigit())):
-            raise BlastuneError(f"invalid layout {item!r}: use EXECUTOR:WxT with whole numbers, "
-                                "T may be 'default' (e.g. process:2x1)")
+        if (
+            not w_text.isascii()
+            or not w_text.isdigit()
+            or not (t_text in ("", "default", "naive") or (t_text.isascii() and t_text.isdigit()))
+        ):
+            raise BlastuneError(
+                f"invalid layout {item!r}: use EXECUTOR:WxT with whole numbers, "
+                "T may be 'default' (e.g. process:2x1)"
+            )
         workers = int(w_text)
         threads = None if t_text in ("default", "naive") else int(t_text or 1)
         if workers < 1 or (threads is not None and threads < 1):
@@ -154,8 +177,9 @@ def parse_layouts(text: str) -> list[Layout]:
     return out
 
 
-def layouts_from_lists(workers: list[int], threads: list[int | None],
-                       executors=("thread", "process")) -> list[Layout]:
+def layouts_from_lists(
+    workers: list[int], threads: list[int | None], executors=("thread", "process")
+) -> list[Layout]:
     """--workers 1,2 --threads 1,2: W = 1 is serial, W > 1 runs under each executor."""
     out = []
     for w in workers:
@@ -203,6 +227,8 @@ def check_memory(workload: Workload, planned: list[list[Layout]]) -> None:
     need = each * copies + WORKER_BYTES * procs
     avail, source = available_memory()
     if avail is not None and need > avail:
-        raise BlastuneError(f"{workload.describe()} needs about {gib(each)} per worker and the layouts keep "
-                            f"{copies} workers ({procs} of them processes) alive at once: {gib(need)}, but only "
-                            f"{gib(avail)} is available ({source}): choose a smaller --size, or fewer --layouts")
+        raise BlastuneError(
+            f"{workload.describe()} needs about {gib(each)} per worker and the layouts keep "
+            f"{copies} workers ({procs} of them processes) alive at once: {gib(need)}, but only "
+            f"{gib(avail)} is available ({source}): choose a smaller --size, or fewer --layouts"
+        )

@@ -9,6 +9,7 @@ A layout much slower than serial is timed in the first round only; ``budget_s`` 
 batches (and layouts) once the next one would not fit. Every exit path ends and reaps the layout
 processes; a stop signal keeps the finished batches (``JobsInterrupted.result``).
 """
+
 from __future__ import annotations
 
 import time
@@ -16,23 +17,23 @@ from datetime import datetime, timezone
 
 from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
 from blastune.measure.jobs import analysis
-from blastune.measure.jobs.hosts import LayoutHost
+from blastune.measure.jobs.layout_handle import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
 from blastune.measure.jobs.stopping import JobsInterrupted, stop_on_signals
 from blastune.measure.load import LOAD_PROBE_MIN_S
 from blastune.measure.signals import raise_pending
 
-TARGET_SERIAL_SECONDS = 1.0   # calibrated tasks: one serial batch takes about this long
-SLOW_FACTOR = 5.0             # a layout this many times slower than serial is timed only once ...
-SLOW_MIN_SECONDS = 2.0        # ... when that also costs more than this per batch
-COOL_DOWN_SECONDS = 0.2       # pause after a multi-threaded BLAS batch (its idle threads spin briefly)
-SHORT_BATCH_SECONDS = 0.1     # serial batches shorter than this measure overheads more than the work
+TARGET_SERIAL_SECONDS = 1.0  # calibrated tasks: one serial batch takes about this long
+SLOW_FACTOR = 5.0  # a layout this many times slower than serial is timed only once ...
+SLOW_MIN_SECONDS = 2.0  # ... when that also costs more than this per batch
+COOL_DOWN_SECONDS = 0.2  # pause after a multi-threaded BLAS batch (its idle threads spin briefly)
+SHORT_BATCH_SECONDS = 0.1  # serial batches shorter than this measure overheads more than the work
 # other programs kept this share of the CPUs busy on average: say timings are disturbed (a tenth of
 # the machine: 0.2 CPUs on 2, 1.6 on 16 -- background daemons stay far below it on any size)
 OTHER_LOAD_WARN_SHARE = 0.10
-HOST_START_GUESS_S = 0.6      # starting one layout's process before any was measured
-WORKER_START_GUESS_S = 0.4    # starting one worker process (per core's worth of workers)
-MIN_TARGET_SECONDS = 0.05     # the budget never shrinks a calibrated serial batch below this
+HOST_START_GUESS_S = 0.6  # starting one layout's process before any was measured
+WORKER_START_GUESS_S = 0.4  # starting one worker process (per core's worth of workers)
+MIN_TARGET_SECONDS = 0.05  # the budget never shrinks a calibrated serial batch below this
 # Every layout's batch lasts at least this long when the task count is calibrated (not only the
 # serial one): a 16-way layout of a 1 s serial batch lasted 0.06-0.16 s, where starting the workers
 # together and collecting them weigh in. A layout whose first batch is shorter gets more tasks (its
@@ -41,7 +42,7 @@ MIN_BATCH_SECONDS = 0.5
 # ... or this share of the serial target when that is shorter (tests and a --budget ask for short
 # batches; a calibrated serial batch may come out a little under its target and must not be redone)
 MIN_BATCH_SHARE = 0.8
-RESCALE_MARGIN = 1.25         # a short layout's new task count aims this far above the minimum
+RESCALE_MARGIN = 1.25  # a short layout's new task count aims this far above the minimum
 
 
 def _cool_down(layout: Layout) -> None:
@@ -64,10 +65,10 @@ class Slot:
         self.layout = layout
         self.host: LayoutHost | None = None
         self.result: LayoutResult | None = None
-        self.tasks: int | None = None   # tasks per batch of this layout (more than the serial count
+        self.tasks: int | None = None  # tasks per batch of this layout (more than the serial count
         #                                 where its batch would be too short)
-        self.settled = False            # its task count is final
-        self.active = True   # still timed in the coming rounds
+        self.settled = False  # its task count is final
+        self.active = True  # still timed in the coming rounds
         self.estimate_s = 0.0
 
     def add(self, batch: dict) -> None:
@@ -75,9 +76,21 @@ class Slot:
 
 
 class JobsSession:
-    def __init__(self, workload: Workload, tasks: int | None, layouts: list[Layout], repeats: int, cores: int,
-                 *, out=None, force: bool = False, budget_s: float | None = None, progress=None,
-                 target_seconds: float = TARGET_SERIAL_SECONDS, logical_cores: int | None = None):
+    def __init__(
+        self,
+        workload: Workload,
+        tasks: int | None,
+        layouts: list[Layout],
+        repeats: int,
+        cores: int,
+        *,
+        out=None,
+        force: bool = False,
+        budget_s: float | None = None,
+        progress=None,
+        target_seconds: float = TARGET_SERIAL_SECONDS,
+        logical_cores: int | None = None,
+    ):
         self.workload, self.tasks, self.repeats, self.cores = workload, tasks, repeats, cores
         self.logical_cores = logical_cores or cores
         self.out, self.force, self.budget_s = out, force, budget_s
@@ -122,7 +135,9 @@ class JobsSession:
     def calibrate(self, base: Slot, warmup_per_task_s: float | None) -> None:
         """Tasks per batch (unless given), and the cost of one task for the estimate."""
         if self.tasks is not None:
-            self.per_task_s = warmup_per_task_s  # an overestimate: the warm-up pays first-touch costs
+            self.per_task_s = (
+                warmup_per_task_s  # an overestimate: the warm-up pays first-touch costs
+            )
             return
         target = self.target_seconds
         if self.budget_s is not None:
@@ -141,9 +156,14 @@ class JobsSession:
         """The serial batch time that lets the whole plan fit in the budget (at least MIN_TARGET_SECONDS)."""
         startup = sum(self._startup_guess(lay) for lay in self.plan)
         # each layout's batch lasts target / its parallelism, never under MIN_BATCH_SHARE x target
-        per_target = self.repeats * sum(max(1.0 / self._parallel(lay), MIN_BATCH_SHARE)
-                                        for lay in self.plan)
-        cool = self.repeats * COOL_DOWN_SECONDS * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
+        per_target = self.repeats * sum(
+            max(1.0 / self._parallel(lay), MIN_BATCH_SHARE) for lay in self.plan
+        )
+        cool = (
+            self.repeats
+            * COOL_DOWN_SECONDS
+            * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
+        )
         room = 0.8 * self.budget_s - startup - cool - self.elapsed()
         return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
 
@@ -184,8 +204,16 @@ class JobsSession:
 
     def report_plan(self) -> None:
         self.estimate_s = self.elapsed() + self.remaining_s()
-        self.progress("plan", {"layouts": len(self.plan), "batches": self.total, "tasks": self.tasks,
-                               "estimate_s": self.estimate_s, "budget_s": self.budget_s})
+        self.progress(
+            "plan",
+            {
+                "layouts": len(self.plan),
+                "batches": self.total,
+                "tasks": self.tasks,
+                "estimate_s": self.estimate_s,
+                "budget_s": self.budget_s,
+            },
+        )
 
     def fits(self, slot: Slot) -> bool:
         if self.budget_s is None:
@@ -208,8 +236,15 @@ class JobsSession:
     def time_batch(self, slot: Slot, rnd: int) -> None:
         raise_pending()  # a stop that arrived inside a __del__ ends the run here
         base = self.slots[self.plan[0]]
-        self.progress("batch", {"done": self.done, "total": self.total, "layout": slot.layout,
-                                "eta_s": max(self.remaining_s(), 1.0)})
+        self.progress(
+            "batch",
+            {
+                "done": self.done,
+                "total": self.total,
+                "layout": slot.layout,
+                "eta_s": max(self.remaining_s(), 1.0),
+            },
+        )
         if slot.tasks is None:
             slot.tasks = self.tasks
         batch = slot.host.batch(slot.tasks) if slot.settled else self._settle(slot)
@@ -218,10 +253,16 @@ class JobsSession:
         _cool_down(slot.layout)
         wall = batch["wall"]
         base_per_task = base.result.walls[-1] / max(1, base.tasks or self.tasks)
-        if rnd == 0 and slot is not base and self.repeats > 1 and wall > SLOW_MIN_SECONDS and \
-                wall / max(1, slot.tasks) > SLOW_FACTOR * base_per_task:
-            slot.result.notes.append(f"timed once: {wall:.2f} s, over {SLOW_FACTOR:g}x the serial "
-                                     "time per task")
+        if (
+            rnd == 0
+            and slot is not base
+            and self.repeats > 1
+            and wall > SLOW_MIN_SECONDS
+            and wall / max(1, slot.tasks) > SLOW_FACTOR * base_per_task
+        ):
+            slot.result.notes.append(
+                f"timed once: {wall:.2f} s, over {SLOW_FACTOR:g}x the serial time per task"
+            )
             self._retire(slot)
 
     def _retire(self, slot: Slot) -> None:
@@ -234,13 +275,18 @@ class JobsSession:
         members = []
         for lay in group:
             slot = self.slots[lay]
-            if self.budget_s is not None and self.elapsed() + self._startup_guess(lay) + \
-                    self._batch_guess(slot) > self.budget_s:
+            if (
+                self.budget_s is not None
+                and self.elapsed() + self._startup_guess(lay) + self._batch_guess(slot)
+                > self.budget_s
+            ):
                 self.skipped.append(lay)
                 self.total -= self.repeats
                 continue
             self.start(slot)
-            _cool_down(slot.layout)  # its warm-up leaves BLAS threads spinning: not beside the baseline
+            _cool_down(
+                slot.layout
+            )  # its warm-up leaves BLAS threads spinning: not beside the baseline
             members.append(slot)
         for rnd in range(self.repeats):
             for slot in [base, *members]:
@@ -249,7 +295,9 @@ class JobsSession:
                 if not self.fits(slot) and not (slot is base and not slot.result.walls):
                     # the baseline's first batch always runs: every speed-up is measured against it
                     if slot.result.walls:
-                        slot.result.notes.append(f"timed {len(slot.result.walls)} time(s): --budget ran out")
+                        slot.result.notes.append(
+                            f"timed {len(slot.result.walls)} time(s): --budget ran out"
+                        )
                     else:
                         self.skipped.append(slot.layout)
                     self._retire(slot)
@@ -273,9 +321,14 @@ class JobsSession:
 
     # --- the document --------------------------------------------------------------------------------
 
-    def result(self, status: str = "complete", fingerprint: dict | None = None) -> JobsResult | None:
-        measured = [self.slots[lay].result for lay in self.plan
-                    if self.slots[lay].result is not None and self.slots[lay].result.walls]
+    def result(
+        self, status: str = "complete", fingerprint: dict | None = None
+    ) -> JobsResult | None:
+        measured = [
+            self.slots[lay].result
+            for lay in self.plan
+            if self.slots[lay].result is not None and self.slots[lay].result.walls
+        ]
         if not measured or measured[0].layout != self.plan[0]:
             return None
         for r in measured:
@@ -284,32 +337,54 @@ class JobsSession:
         analysis.compare(measured, self.cores, warnings)
         other = self._other_load(measured)
         if other is not None and other >= OTHER_LOAD_WARN_SHARE * self.logical_cores:
-            warnings.insert(0, f"other programs kept {other:.2f} of the {self.logical_cores} CPUs busy during the "
-                               "measurement (/proc/stat): layouts that need every core are understated")
+            warnings.insert(
+                0,
+                f"other programs kept {other:.2f} of the {self.logical_cores} CPUs busy during the "
+                "measurement (/proc/stat): layouts that need every core are understated",
+            )
         if measured[0].wall_s < SHORT_BATCH_SECONDS:
-            warnings.append(f"a serial batch took only {measured[0].wall_s * 1e3:.0f} ms: start-up and hand-over "
-                            f"costs weigh in; give more --tasks (or none: it then calibrates to about "
-                            f"{TARGET_SERIAL_SECONDS:g} s)")
+            warnings.append(
+                f"a serial batch took only {measured[0].wall_s * 1e3:.0f} ms: start-up and hand-over "
+                f"costs weigh in; give more --tasks (or none: it then calibrates to about "
+                f"{TARGET_SERIAL_SECONDS:g} s)"
+            )
         if self.skipped:
-            warnings.append("not measured, --budget ran out: " + ", ".join(lay.spec for lay in self.skipped))
+            warnings.append(
+                "not measured, --budget ran out: " + ", ".join(lay.spec for lay in self.skipped)
+            )
         contended = analysis.contention_warning(measured)
         if contended:
             warnings.append(contended)
         if status == "interrupted":
             warnings.append(f"interrupted: {len(measured)} of {len(self.plan)} layouts measured")
-        naive = next((r.threads_seen for r in measured if r.layout.threads is None and r.threads_seen), None)
+        naive = next(
+            (r.threads_seen for r in measured if r.layout.threads is None and r.threads_seen), None
+        )
         from blastune.facts import schedstat
 
         source = "schedstat" if schedstat.available() else "load"
         return JobsResult(
-            workload=self.workload, tasks=self.tasks, repeats=self.repeats, usable_cores=self.cores,
-            default_threads=naive or _default_threads() or self.cores, results=measured,
-            fingerprint=fingerprint or {}, other_load_cores=other, warnings=warnings,
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), status=status,
+            workload=self.workload,
+            tasks=self.tasks,
+            repeats=self.repeats,
+            usable_cores=self.cores,
+            default_threads=naive or _default_threads() or self.cores,
+            results=measured,
+            fingerprint=fingerprint or {},
+            other_load_cores=other,
+            warnings=warnings,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            status=status,
             contention=analysis.contention_record(
-                source, "" if source == "schedstat" else
-                "no per-thread schedstat here: contention judged from /proc/stat load"),
-            estimate_s=self.estimate_s, budget_s=self.budget_s, elapsed_s=self.elapsed())
+                source,
+                ""
+                if source == "schedstat"
+                else "no per-thread schedstat here: contention judged from /proc/stat load",
+            ),
+            estimate_s=self.estimate_s,
+            budget_s=self.budget_s,
+            elapsed_s=self.elapsed(),
+        )
 
     @staticmethod
     def _other_load(measured: list[LayoutResult]) -> float | None:
@@ -329,8 +404,11 @@ class JobsSession:
             write_output(self.out, text, what="results file")
         except BlastuneError as exc:  # a full disk: minutes of measuring are not thrown away
             kept = keep_safe(self.out, text)
-            where = (f"the results are kept in {kept}" if kept else
-                     "the results could not be kept anywhere")
+            where = (
+                f"the results are kept in {kept}"
+                if kept
+                else "the results could not be kept anywhere"
+            )
             raise SaveFailed(f"{exc}; {where}", kept, doc) from None
 
     # --- the whole run -------------------------------------------------------------------------------

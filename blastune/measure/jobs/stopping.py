@@ -3,6 +3,7 @@
 The layout processes and their workers are ended and reaped, the finished batches kept (and saved
 with status ``interrupted`` when there is an output file).
 """
+
 from __future__ import annotations
 
 from functools import partial

@@ -5,6 +5,7 @@ PR_SET_PDEATHSIG on Linux, a watchdog on the parent elsewhere), ignores the term
 parent decides and ends the workers), takes its BLAS limit -- and its CPU set for a pinned layout --
 before numpy loads, builds and warms its task, and waits at a barrier until every worker is warm.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,11 @@ from blastune.measure.workloads import build_task
 READY_TIMEOUT = 300.0  # seconds for all workers to start and warm up on a loaded machine
 
 _TASK = None
-_INIT_ERROR: str | None = None  # why this worker could not build or warm its task (reported, not raised)
+_INIT_ERROR: str | None = (
+    None  # why this worker could not build or warm its task (reported, not raised)
+)
 _BARRIER = None  # every worker of the layout: the warm-up waits at it, and each batch's start
-_NEXT = None     # the next task index of the running batch, shared by the workers (with its lock)
+_NEXT = None  # the next task index of the running batch, shared by the workers (with its lock)
 _WORKERS = 1
 
 
@@ -73,7 +76,11 @@ def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None, next_task
 
             worker_initializer(threads)()
     except (Exception, SystemExit) as exc:
-        _INIT_ERROR = failure("limiting a worker process", exc) if not isinstance(exc, BlastuneError) else str(exc)
+        _INIT_ERROR = (
+            failure("limiting a worker process", exc)
+            if not isinstance(exc, BlastuneError)
+            else str(exc)
+        )
     # an initializer that raises breaks the whole pool with a traceback on stderr and no word on the
     # cause: keep the reason and report it from ready() instead
     if _INIT_ERROR is None:
@@ -88,7 +95,9 @@ def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None, next_task
                 _TASK(0)  # warm-up: first-touch, BLAS thread start, lazy imports
             except TASK_FAILURES as exc:
                 _INIT_ERROR = failure("task 0 (the warm-up in a worker process)", exc)
-    barrier.wait(READY_TIMEOUT)  # hold every worker until all are warm: none may take two warm-up probes
+    barrier.wait(
+        READY_TIMEOUT
+    )  # hold every worker until all are warm: none may take two warm-up probes
 
 
 def threads_now() -> int | None:
@@ -101,8 +110,11 @@ def threads_now() -> int | None:
         if not counts:
             from blastune.facts.detect import inventory
 
-            counts = {lib.filepath: lib.num_threads for lib in inventory()
-                      if lib.api != "openmp" and lib.num_threads}
+            counts = {
+                lib.filepath: lib.num_threads
+                for lib in inventory()
+                if lib.api != "openmp" and lib.num_threads
+            }
     except Exception:  # reading the count must never stop a measurement
         return None
     return max(counts.values()) if counts else None
@@ -142,8 +154,9 @@ def run_share(tasks: int) -> int:
     try:
         _BARRIER.wait(READY_TIMEOUT)
     except threading.BrokenBarrierError:
-        raise TaskFailed(f"the workers did not all start the batch within {READY_TIMEOUT:.0f} "
-                         "s") from None
+        raise TaskFailed(
+            f"the workers did not all start the batch within {READY_TIMEOUT:.0f} s"
+        ) from None
     done = 0
     while True:
         i, stop = _take(tasks)

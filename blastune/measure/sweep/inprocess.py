@@ -1,4 +1,5 @@
 """Measure points in this process, the thread count set at run time with ``blastune.limit``."""
+
 from __future__ import annotations
 
 import warnings
@@ -53,13 +54,34 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
                         deferred.append((op_name, size, dtype, t))
                         continue
                     probe = LoadProbe()
-                    m = measure(prepared.fn, prepared.args, fresh_args=fresh_copies, target_spread=settings["target_spread"],
-                                min_repeats=settings["min_repeats"], budget=session.share_s(), watch=watch)
+                    m = measure(
+                        prepared.fn,
+                        prepared.args,
+                        fresh_args=fresh_copies,
+                        target_spread=settings["target_spread"],
+                        min_repeats=settings["min_repeats"],
+                        budget=session.share_s(),
+                        watch=watch,
+                    )
                     other = probe.other_cores()
-                    point = record(op_name, lib, size, dtype, t, prepared.impl, m, isolated=False,
-                                   threads_seen=seen, usable=usable, other_cores=other,
-                                   source=source, threshold_pct=doc.contended_wait_pct,
-                                   steal_cores=probe.steal)
-                    session.add(point)  # still inside the limit: an interrupt here must restore it too
+                    point = record(
+                        op_name,
+                        lib,
+                        size,
+                        dtype,
+                        t,
+                        prepared.impl,
+                        m,
+                        isolated=False,
+                        threads_seen=seen,
+                        usable=usable,
+                        other_cores=other,
+                        source=source,
+                        threshold_pct=doc.contended_wait_pct,
+                        steal_cores=probe.steal,
+                    )
+                    session.add(
+                        point
+                    )  # still inside the limit: an interrupt here must restore it too
         del prepared
     return deferred

@@ -1,4 +1,5 @@
 """Which library serves the ops, can its threads change here, and what does it say it runs?"""
+
 from __future__ import annotations
 
 import threading
@@ -24,10 +25,15 @@ def needs_workers(served: dict) -> tuple[bool, str]:
         if lib["control"] == "env":
             return True, f"{lib['vendor']} ({api}) reads its thread count only at start-up"
         if lib["control"] != "runtime":
-            return True, (f"{lib['vendor']} ({api}) has its thread count fixed when it was built; each count "
-                          "still ran in a fresh process, and 'ran N' shows what it really used")
+            return True, (
+                f"{lib['vendor']} ({api}) has its thread count fixed when it was built; each count "
+                "still ran in a fresh process, and 'ran N' shows what it really used"
+            )
         if lib.get("per_thread") and threading.current_thread() is not threading.main_thread():
-            return True, f"{lib['vendor']} keeps threads per calling thread and the sweep is not on the main thread"
+            return (
+                True,
+                f"{lib['vendor']} keeps threads per calling thread and the sweep is not on the main thread",
+            )
     return False, "run-time control"
 
 

@@ -1,4 +1,5 @@
 """Which points a sweep runs: the grid ops x sizes x dtypes x threads, validated and ordered."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,8 +27,10 @@ class Plan:
     threads: list[int]
     dtypes: list[str]
     lib: str
-    specs: list[tuple[str, int, str]]        # (op, size, dtype) in run order
-    skipped: list[str] = field(default_factory=list)  # combinations `all` implied but an op cannot do
+    specs: list[tuple[str, int, str]]  # (op, size, dtype) in run order
+    skipped: list[str] = field(
+        default_factory=list
+    )  # combinations `all` implied but an op cannot do
 
     @property
     def total(self) -> int:
@@ -75,8 +78,10 @@ def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="
             import scipy.linalg  # noqa: F401
             import scipy.stats  # noqa: F401
         except ImportError as exc:
-            raise BlastuneError(f"scipy is not importable ({exc}): install scipy, or use --lib numpy "
-                                "without norm_isf") from None
+            raise BlastuneError(
+                f"scipy is not importable ({exc}): install scipy, or use --lib numpy "
+                "without norm_isf"
+            ) from None
     if threads is None:
         threads = default_threads(usable_cores()[0])
     threads = [check_count(t, "thread count", 1, MAX_THREADS) for t in _listed(threads, int)]

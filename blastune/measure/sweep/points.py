@@ -4,6 +4,7 @@ Derived figures that go beyond what is physically possible -- an efficiency abov
 above the threads that ran, more than the nominal peak -- are kept but *flagged* with their reason
 (``point.flags``), so no table or plot prints them as facts.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -32,9 +33,23 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def record(op_name, lib, size, dtype, threads, impl, m, *, isolated: bool, threads_seen: dict, usable: int,
-           other_cores: float | None, source: str, threshold_pct: float = CONTENDED_WAIT_PCT,
-           steal_cores: float | None = None) -> SweepPoint:
+def record(
+    op_name,
+    lib,
+    size,
+    dtype,
+    threads,
+    impl,
+    m,
+    *,
+    isolated: bool,
+    threads_seen: dict,
+    usable: int,
+    other_cores: float | None,
+    source: str,
+    threshold_pct: float = CONTENDED_WAIT_PCT,
+    steal_cores: float | None = None,
+) -> SweepPoint:
     """A ``SweepPoint`` from one ``timing.Measurement`` and how contended its samples were
     (``measure.contention.judge``: the wait others' CPU -- steal included -- explains, over one
     CPU)."""
@@ -45,27 +60,62 @@ def record(op_name, lib, size, dtype, threads, impl, m, *, isolated: bool, threa
         # an oversubscribed point's own extra threads wait by design: only the rest can be lost.
         # Counted by the threads the library reported running (OpenBLAS caps 1000 at its build's
         # maximum), else those asked for
-        seen = [n for n in (threads_seen or {}).values()
-                if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+        seen = [
+            n
+            for n in (threads_seen or {}).values()
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0
+        ]
         ran = min(threads, max(seen)) if seen else threads
         own = 100.0 * max(0, ran - usable) if usable else 0.0
         lost = max(0.0, wait_pct - own) / 100.0
-        contended = judge(lost, other_cores, SWEEP_WANTED_CPUS, steal_cpus=steal_cores,
-                          threshold_pct=threshold_pct).contended
+        contended = judge(
+            lost,
+            other_cores,
+            SWEEP_WANTED_CPUS,
+            steal_cpus=steal_cores,
+            threshold_pct=threshold_pct,
+        ).contended
     else:  # no per-thread figures: the machine-wide probe, which cannot judge short points
         wait_pct = None
-        contended = other_cores is not None and m.elapsed_s >= LOAD_PROBE_MIN_S and \
-            judge(None, other_cores, SWEEP_WANTED_CPUS, usable=usable).contended
+        contended = (
+            other_cores is not None
+            and m.elapsed_s >= LOAD_PROBE_MIN_S
+            and judge(None, other_cores, SWEEP_WANTED_CPUS, usable=usable).contended
+        )
     return SweepPoint(
-        op=op_name, lib=lib, size=size, dtype=dtype, threads=threads, impl=impl, blas_op=op.blas,
-        isolated=isolated, threads_seen=dict(threads_seen), oversubscribed=threads > usable,
-        flops=op.flops(size, dtype, lib), flops_nominal=op.nominal, memory_bytes=op.memory_bytes(size, dtype),
-        median_s=st.median, q1_s=st.q1, q3_s=st.q3, iqr_s=st.iqr, min_s=st.min, max_s=st.max, mean_s=st.mean,
-        spread=st.spread, repeats=st.repeats, loops=m.loops, warmup_s=m.warmup_s, elapsed_s=m.elapsed_s,
-        stop=m.stop, unstable=m.unstable, samples_s=list(m.samples),
+        op=op_name,
+        lib=lib,
+        size=size,
+        dtype=dtype,
+        threads=threads,
+        impl=impl,
+        blas_op=op.blas,
+        isolated=isolated,
+        threads_seen=dict(threads_seen),
+        oversubscribed=threads > usable,
+        flops=op.flops(size, dtype, lib),
+        flops_nominal=op.nominal,
+        memory_bytes=op.memory_bytes(size, dtype),
+        median_s=st.median,
+        q1_s=st.q1,
+        q3_s=st.q3,
+        iqr_s=st.iqr,
+        min_s=st.min,
+        max_s=st.max,
+        mean_s=st.mean,
+        spread=st.spread,
+        repeats=st.repeats,
+        loops=m.loops,
+        warmup_s=m.warmup_s,
+        elapsed_s=m.elapsed_s,
+        stop=m.stop,
+        unstable=m.unstable,
+        samples_s=list(m.samples),
         other_load_cores=None if other_cores is None else round(other_cores, 2),
         busy=bool(contended),  # 0.1.0's name for "disturbed"; now the same judgement as 'contended'
-        measured=now(), wait_pct=None if wait_pct is None else round(wait_pct, 2), contended=bool(contended),
+        measured=now(),
+        wait_pct=None if wait_pct is None else round(wait_pct, 2),
+        contended=bool(contended),
         samples_wait_pct=[round(w, 2) for w in (m.sample_wait_pct or [])],
     )
 
@@ -133,7 +183,18 @@ def derive(doc: SweepDocument) -> SweepDocument:
             if usable:
                 p.oversubscribed = ran > usable
             p.best = p is best and len(pts) > 1  # "best" needs something to compare with
-            p.flags = {**{k: v for k, v in p.flags.items() if k not in FLAG_REASONS}, **bound_flags(p, ran)}
+            p.flags = {
+                **{k: v for k, v in p.flags.items() if k not in FLAG_REASONS},
+                **bound_flags(p, ran),
+            }
     order = list(OPS)
-    doc.points.sort(key=lambda p: (order.index(p.op) if p.op in order else 99, p.lib, p.dtype, p.size, p.threads))
+    doc.points.sort(
+        key=lambda p: (
+            order.index(p.op) if p.op in order else 99,
+            p.lib,
+            p.dtype,
+            p.size,
+            p.threads,
+        )
+    )
     return doc

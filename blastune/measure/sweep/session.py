@@ -6,6 +6,7 @@ and the budget clock. Runners (``inprocess``, ``workers``) ask it how much time 
 whether another point may start, and hand it each finished point; it derives the figures and
 rewrites the file atomically after every point, so a crash or a signal loses only the point in flight.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,7 +19,11 @@ from blastune.measure.signals import raise_pending
 from blastune.documents.sweep import SCHEMA, SweepCpu, SweepDocument, SweepGrid, SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.contention import BUSY_SHARE_PCT
-from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_LOAD_PROBE, source as contention_source
+from blastune.measure.contention import (
+    CONTENDED_WAIT_PCT,
+    SOURCE_LOAD_PROBE,
+    source as contention_source,
+)
 from blastune.measure.sweep.plan import Plan
 from blastune.measure.sweep.points import derive, now
 
@@ -32,8 +37,15 @@ class Settings:
     isolate: str
 
     def to_dict(self) -> dict:
-        return {"budget_s": self.budget_s, "min_repeats": self.min_repeats, "target_spread": self.target_spread,
-                "seed": self.seed, "isolate": self.isolate, "timer": "time.perf_counter", "warmups": 1}
+        return {
+            "budget_s": self.budget_s,
+            "min_repeats": self.min_repeats,
+            "target_spread": self.target_spread,
+            "seed": self.seed,
+            "isolate": self.isolate,
+            "timer": "time.perf_counter",
+            "warmups": 1,
+        }
 
 
 def fingerprint_differences(old: dict | None, new: dict) -> str:
@@ -44,7 +56,9 @@ def fingerprint_differences(old: dict | None, new: dict) -> str:
     return "; ".join(diffs) or f"fingerprint {old.get('id')}, here {new.get('id')}"
 
 
-def new_document(plan: Plan, settings: Settings, served: dict, isolation: str | None) -> SweepDocument:
+def new_document(
+    plan: Plan, settings: Settings, served: dict, isolation: str | None
+) -> SweepDocument:
     from blastune import __version__
     from blastune.facts.cpu import cpu_info
     from blastune.facts.fingerprint import fingerprint
@@ -52,15 +66,34 @@ def new_document(plan: Plan, settings: Settings, served: dict, isolation: str | 
     cpu = cpu_info()
     src = contention_source()
     return SweepDocument(
-        schema=SCHEMA, blastune_version=__version__, created=now(), updated=now(), status="running",
+        schema=SCHEMA,
+        blastune_version=__version__,
+        created=now(),
+        updated=now(),
+        status="running",
         fingerprint=fingerprint(cpu),
-        cpu=SweepCpu(model=cpu.model, usable_cores=cpu.usable_cores, simd=cpu.simd,
-                     peak_gflops_per_core=cpu.peak_gflops_per_core, peak_basis=cpu.peak_basis),
-        python=sys.version.split()[0], libraries={plan.lib: served}, isolation=isolation,
+        cpu=SweepCpu(
+            model=cpu.model,
+            usable_cores=cpu.usable_cores,
+            simd=cpu.simd,
+            peak_gflops_per_core=cpu.peak_gflops_per_core,
+            peak_basis=cpu.peak_basis,
+        ),
+        python=sys.version.split()[0],
+        libraries={plan.lib: served},
+        isolation=isolation,
         settings=settings.to_dict(),
-        grid=SweepGrid(ops=list(plan.ops), sizes=list(plan.sizes), threads=list(plan.threads),
-                       dtypes=list(plan.dtypes), lib=plan.lib),
-        skipped=list(plan.skipped), points=[], warnings=[], contention_source=src,
+        grid=SweepGrid(
+            ops=list(plan.ops),
+            sizes=list(plan.sizes),
+            threads=list(plan.threads),
+            dtypes=list(plan.dtypes),
+            lib=plan.lib,
+        ),
+        skipped=list(plan.skipped),
+        points=[],
+        warnings=[],
+        contention_source=src,
         contended_wait_pct=CONTENDED_WAIT_PCT,
     )
 
@@ -68,9 +101,11 @@ def new_document(plan: Plan, settings: Settings, served: dict, isolation: str | 
 def resumed_document(old: SweepDocument, fresh: SweepDocument, path) -> SweepDocument:
     """``fresh`` carrying on ``old``: its points, its creation time, the union of both grids."""
     if old.fingerprint.get("id") != fresh.fingerprint.get("id"):
-        raise BlastuneError(f"{path} was measured on another machine or BLAS "
-                            f"({fingerprint_differences(old.fingerprint, fresh.fingerprint)}): "
-                            "start over with force, or choose another output file")
+        raise BlastuneError(
+            f"{path} was measured on another machine or BLAS "
+            f"({fingerprint_differences(old.fingerprint, fresh.fingerprint)}): "
+            "start over with force, or choose another output file"
+        )
     fresh.created = old.created or fresh.created
     fresh.points = list(old.points)
     fresh.libraries = {**old.libraries, **fresh.libraries}
@@ -84,17 +119,20 @@ def resumed_document(old: SweepDocument, fresh: SweepDocument, path) -> SweepDoc
 class Session:
     """One run of a sweep: see the module docstring. Use as a context manager (it holds the lock)."""
 
-    def __init__(self, doc: SweepDocument, *, out: Path | None = None, on_point=None,
-                 clock=time.monotonic):
+    def __init__(
+        self, doc: SweepDocument, *, out: Path | None = None, on_point=None, clock=time.monotonic
+    ):
         self.doc = doc
         self.out = out
         self.on_point = on_point or (lambda event, data: None)
         self.clock = clock
         self.budget_s = float(doc.settings.get("budget_s") or 60.0)
         self.started: float | None = None
-        self.measured = 0           # points finished in this run
-        self.to_run = 0             # points this run set out to measure
-        self.in_workers = False     # every thread count in a fresh process (see libraries.needs_workers)
+        self.measured = 0  # points finished in this run
+        self.to_run = 0  # points this run set out to measure
+        self.in_workers = (
+            False  # every thread count in a fresh process (see libraries.needs_workers)
+        )
         self.files: list[str] = []  # the serving libraries' files, for thread read-backs
         self.fallback: Path | None = None  # where the points went when ``out`` could not take them
         self._stack = ExitStack()
@@ -171,8 +209,11 @@ class Session:
             return
         self.fallback = keep_safe(self.out, text, self.fallback)
         n = len(self.doc.points)
-        where = (f"the {n} point(s) measured are kept in {self.fallback}" if self.fallback else
-                 f"the {n} point(s) measured could not be kept anywhere (the table shows them)")
+        where = (
+            f"the {n} point(s) measured are kept in {self.fallback}"
+            if self.fallback
+            else f"the {n} point(s) measured could not be kept anywhere (the table shows them)"
+        )
         raise SaveFailed(f"{exc}; {where}", self.fallback, None) from None
 
     def finish(self, status: str) -> None:
@@ -189,25 +230,39 @@ class Session:
         target = float(d.settings.get("target_spread") or 0.02)
         unstable = [p for p in d.points if p.unstable]
         if unstable:
-            out.append(f"{len(unstable)} point(s) stayed above the {target * 100:g}% spread target within the "
-                       "budget (flagged 'unstable'): raise --budget or quiet the machine")
+            out.append(
+                f"{len(unstable)} point(s) stayed above the {target * 100:g}% spread target within the "
+                "budget (flagged 'unstable'): raise --budget or quiet the machine"
+            )
         over = [p for p in d.points if p.oversubscribed]
-        if over:  # judged by the threads that ran: ATLAS asked for 4 runs 1 and oversubscribes nothing
-            out.append(f"{len(over)} point(s) ran more threads than the {usable} usable cores "
-                       "(flagged 'oversubscribed'): they compete for cores with each other")
+        if (
+            over
+        ):  # judged by the threads that ran: ATLAS asked for 4 runs 1 and oversubscribes nothing
+            out.append(
+                f"{len(over)} point(s) ran more threads than the {usable} usable cores "
+                "(flagged 'oversubscribed'): they compete for cores with each other"
+            )
         disturbed = [p for p in d.points if p.contended and not p.oversubscribed]
         if disturbed:
             if d.contention_source == SOURCE_LOAD_PROBE:
-                how = f"other processes used over {BUSY_SHARE_PCT:g}% of the usable cores " \
-                      "(schedstat is missing: judged machine-wide, points of 0.5 s or more only)"
+                how = (
+                    f"other processes used over {BUSY_SHARE_PCT:g}% of the usable cores "
+                    "(schedstat is missing: judged machine-wide, points of 0.5 s or more only)"
+                )
             else:
-                how = f"their threads waited for a CPU more than {d.contended_wait_pct or CONTENDED_WAIT_PCT:g}% " \
-                      "of the time, while other programs used the CPU to explain it"
-            out.append(f"{len(disturbed)} point(s) were contended -- {how} (flagged 'contended'): their times, "
-                       "multi-thread ones most, are pessimistic; rerun them on a quiet machine")
+                how = (
+                    f"their threads waited for a CPU more than {d.contended_wait_pct or CONTENDED_WAIT_PCT:g}% "
+                    "of the time, while other programs used the CPU to explain it"
+                )
+            out.append(
+                f"{len(disturbed)} point(s) were contended -- {how} (flagged 'contended'): their times, "
+                "multi-thread ones most, are pessimistic; rerun them on a quiet machine"
+            )
         if d.not_measured:
-            out.append(f"the {self.budget_s:g} s budget ran out: {len(d.not_measured)} point(s) not measured "
-                       "(status 'partial'): raise --budget, or --resume to measure them")
+            out.append(
+                f"the {self.budget_s:g} s budget ran out: {len(d.not_measured)} point(s) not measured "
+                "(status 'partial'): raise --budget, or --resume to measure them"
+            )
         return out
 
 

@@ -1,4 +1,5 @@
 """How a signal ends a sweep: see ``blastune.measure.signals`` (the same rule as ``jobs``)."""
+
 from __future__ import annotations
 
 from functools import partial

@@ -7,6 +7,7 @@ Only the files blastune's topology reader opens are written, with the contents t
 them (see README.md in this directory for where each machine's facts come from). tests/test_topology.py
 regenerates the trees and checks that the checked-in copies are what this script writes.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,9 @@ def write(path: Path, text: str) -> None:
     path.write_text(text + "\n")
 
 
-def machine(root: Path, cpus: list[dict], nodes: dict[int, tuple[list[int], int]], kinds=None) -> None:
+def machine(
+    root: Path, cpus: list[dict], nodes: dict[int, tuple[list[int], int]], kinds=None
+) -> None:
     """cpus: one dict per logical CPU (id, package, core_id, siblings, l3); nodes: id -> (cpus, MemTotal kB)."""
     base = root / "sys/devices/system/cpu"
     ids = [c["id"] for c in cpus]
@@ -55,7 +58,10 @@ def machine(root: Path, cpus: list[dict], nodes: dict[int, tuple[list[int], int]
     for node, (node_cpus, kb) in nodes.items():
         d = root / "sys/devices/system/node" / f"node{node}"
         write(d / "cpulist", cpulist(node_cpus))
-        write(d / "meminfo", f"Node {node} MemTotal:       {kb} kB\nNode {node} MemFree:        {kb // 2} kB")
+        write(
+            d / "meminfo",
+            f"Node {node} MemTotal:       {kb} kB\nNode {node} MemFree:        {kb // 2} kB",
+        )
     for name, kind_cpus in (kinds or {}).items():
         write(root / "sys/devices" / name / "cpus", cpulist(kind_cpus))
 
@@ -73,8 +79,15 @@ def epyc_2s64c(root: Path) -> None:
         ccd, slot = divmod(local, 4)
         first = socket * 32 + ccd * 4
         l3 = [first + i for i in range(4)] + [first + 64 + i for i in range(4)]
-        cpus.append({"id": cpu, "package": socket, "core_id": ccd * 8 + slot, "siblings": [phys, phys + 64],
-                     "l3": l3})
+        cpus.append(
+            {
+                "id": cpu,
+                "package": socket,
+                "core_id": ccd * 8 + slot,
+                "siblings": [phys, phys + 64],
+                "l3": l3,
+            }
+        )
     nodes = {s: ([c for c in range(128) if (c % 64) // 32 == s], 263_921_000) for s in (0, 1)}
     machine(root, cpus, nodes)
 
@@ -86,7 +99,15 @@ def epyc_1s16c_nps4(root: Path) -> None:
         phys = cpu % 16
         ccd, slot = divmod(phys, 4)
         l3 = [ccd * 4 + i for i in range(4)] + [ccd * 4 + 16 + i for i in range(4)]
-        cpus.append({"id": cpu, "package": 0, "core_id": ccd * 8 + slot, "siblings": [phys, phys + 16], "l3": l3})
+        cpus.append(
+            {
+                "id": cpu,
+                "package": 0,
+                "core_id": ccd * 8 + slot,
+                "siblings": [phys, phys + 16],
+                "l3": l3,
+            }
+        )
     nodes = {n: ([c for c in range(32) if (c % 16) // 4 == n], 32_873_000) for n in range(4)}
     machine(root, cpus, nodes)
 
@@ -100,15 +121,35 @@ def intel_hybrid_6p8e(root: Path) -> None:
             siblings, core_id = [cpu - cpu % 2, cpu - cpu % 2 + 1], (cpu // 2) * 4
         else:
             siblings, core_id = [cpu], 24 + (cpu - 12)
-        cpus.append({"id": cpu, "package": 0, "core_id": core_id, "siblings": siblings, "l3": list(range(20))})
-    machine(root, cpus, {0: (list(range(20)), 32_489_480)},
-            kinds={"cpu_core": list(range(12)), "cpu_atom": list(range(12, 20))})
+        cpus.append(
+            {
+                "id": cpu,
+                "package": 0,
+                "core_id": core_id,
+                "siblings": siblings,
+                "l3": list(range(20)),
+            }
+        )
+    machine(
+        root,
+        cpus,
+        {0: (list(range(20)), 32_489_480)},
+        kinds={"cpu_core": list(range(12)), "cpu_atom": list(range(12, 20))},
+    )
 
 
 def desktop_4c8t(root: Path) -> None:
     """Intel Core i7-7700 (Kaby Lake): 4 cores, SMT 2 (siblings n and n+4), one 8 MB L3."""
-    cpus = [{"id": cpu, "package": 0, "core_id": cpu % 4, "siblings": [cpu % 4, cpu % 4 + 4], "l3": list(range(8))}
-            for cpu in range(8)]
+    cpus = [
+        {
+            "id": cpu,
+            "package": 0,
+            "core_id": cpu % 4,
+            "siblings": [cpu % 4, cpu % 4 + 4],
+            "l3": list(range(8)),
+        }
+        for cpu in range(8)
+    ]
     machine(root, cpus, {0: (list(range(8)), 16_303_000)})
 
 
@@ -124,7 +165,10 @@ def cpuset_12_of_128(root: Path) -> None:
     write(root / "proc/self/cgroup", f"0::/{step}")
     write(root / "sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids")
     write(root / "sys/fs/cgroup" / step / "cpuset.cpus.effective", "6-11,70-75")
-    write(root / "proc/self/status", "Name:\tpython3\nCpus_allowed:\t...\nCpus_allowed_list:\t6-11,70-75")
+    write(
+        root / "proc/self/status",
+        "Name:\tpython3\nCpus_allowed:\t...\nCpus_allowed_list:\t6-11,70-75",
+    )
 
 
 TREES = {

@@ -1,6 +1,7 @@
 """Measure points in fresh worker processes, one per thread count, for libraries that read their
 thread count only at start-up: the thread variables are set in the worker's environment before it
-imports numpy (as pyperf runs its workers). The worker is ``blastune.measure.sweep.worker``."""
+imports numpy (as pyperf runs its workers). The worker is ``blastune.measure.sweep.worker_process``."""
+
 from __future__ import annotations
 
 import json
@@ -15,13 +16,19 @@ from blastune.documents.sweep import SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.children import reap
 from blastune.measure.sweep.signals import SweepInterrupted
-from blastune.measure.sweep.worker import PARENT_VAR
+from blastune.measure.sweep.worker_process import PARENT_VAR
 
 # a worker that ended like this was stopped by a signal meant for the whole group (Ctrl-C in a
 # terminal reaches every process of the foreground job): the sweep was interrupted, the worker did
 # not fail
-_SIGNAL_EXITS = {130: signal.SIGINT, -signal.SIGINT: signal.SIGINT, 143: signal.SIGTERM,
-                 -signal.SIGTERM: signal.SIGTERM, 129: signal.SIGHUP, -signal.SIGHUP: signal.SIGHUP}
+_SIGNAL_EXITS = {
+    130: signal.SIGINT,
+    -signal.SIGINT: signal.SIGINT,
+    143: signal.SIGTERM,
+    -signal.SIGTERM: signal.SIGTERM,
+    129: signal.SIGHUP,
+    -signal.SIGHUP: signal.SIGHUP,
+}
 
 
 def run_in_workers(session, points) -> None:
@@ -38,10 +45,19 @@ def run_in_workers(session, points) -> None:
 
 def _job(session, threads: int, specs: list) -> dict:
     doc = session.doc
-    return {"threads": threads, "lib": doc.grid.lib, "specs": specs, "budget": session.share_s(len(specs)),
-            "deadline": session.deadline, "measured_before": session.measured, "settings": doc.settings,
-            "usable": doc.cpu.usable_cores or 1, "parent": os.getpid(), "source": doc.contention_source,
-            "threshold_pct": doc.contended_wait_pct}
+    return {
+        "threads": threads,
+        "lib": doc.grid.lib,
+        "specs": specs,
+        "budget": session.share_s(len(specs)),
+        "deadline": session.deadline,
+        "measured_before": session.measured,
+        "settings": doc.settings,
+        "usable": doc.cpu.usable_cores or 1,
+        "parent": os.getpid(),
+        "source": doc.contention_source,
+        "threshold_pct": doc.contended_wait_pct,
+    }
 
 
 def _env(threads: int) -> dict:
@@ -59,8 +75,14 @@ def _env(threads: int) -> dict:
 def run_worker(session, threads: int, specs: list) -> None:
     """One fresh process for one thread count; its points are saved as they arrive."""
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "blastune.measure.sweep.worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=err, env=_env(threads), text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "blastune.measure.sweep.worker_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env=_env(threads),
+            text=True,
+        )
         try:
             try:
                 proc.stdin.write(json.dumps(_job(session, threads, specs)))

@@ -5,6 +5,7 @@ Protocol: one JSON job on stdin; one JSON object per line on stdout -- {"start":
 {"point": record}, {"skip": spec} (the sweep's budget ran out) or {"error": message}. Anything else
 we print goes to stderr. We die with the parent (``blastune.measure.children.die_with_parent``).
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,9 @@ def run(job: dict, emit) -> None:
     source = job.get("source") or SOURCE_SCHEDSTAT
     watch = WorkWait() if source == SOURCE_SCHEDSTAT else None
     try:
-        seen = threads_seen_at_start(serving_libraries(lib))  # info() once: it inspects every library
+        seen = threads_seen_at_start(
+            serving_libraries(lib)
+        )  # info() once: it inspects every library
         for i, (op_name, size, dtype) in enumerate(specs):
             spec = {"op": op_name, "size": size, "dtype": dtype, "threads": threads}
             # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's deadline holds here
@@ -45,14 +48,34 @@ def run(job: dict, emit) -> None:
             prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
             left = max(0.0, budget - (time.perf_counter() - start)) / (len(specs) - i)
             probe = LoadProbe()
-            m = measure(prepared.fn, prepared.args, fresh_args=fresh_copies, target_spread=settings["target_spread"],
-                        min_repeats=settings["min_repeats"], budget=left, watch=watch)
+            m = measure(
+                prepared.fn,
+                prepared.args,
+                fresh_args=fresh_copies,
+                target_spread=settings["target_spread"],
+                min_repeats=settings["min_repeats"],
+                budget=left,
+                watch=watch,
+            )
             other = probe.other_cores()
             impl = prepared.impl
             del prepared
-            point = record(op_name, lib, size, dtype, threads, impl, m, isolated=True, threads_seen=seen,
-                           usable=job["usable"], other_cores=other, source=source,
-                           threshold_pct=job.get("threshold_pct") or 5.0, steal_cores=probe.steal)
+            point = record(
+                op_name,
+                lib,
+                size,
+                dtype,
+                threads,
+                impl,
+                m,
+                isolated=True,
+                threads_seen=seen,
+                usable=job["usable"],
+                other_cores=other,
+                source=source,
+                threshold_pct=job.get("threshold_pct") or 5.0,
+                steal_cores=probe.steal,
+            )
             emit({"point": point.to_dict()})
             measured += 1
     except BlastuneError as exc:
@@ -64,7 +87,9 @@ def main() -> None:
     from blastune.measure.children import die_with_parent
 
     parent = os.environ.get(PARENT_VAR, "")
-    die_with_parent(int(parent) if parent.isascii() and parent.isdigit() else None)  # before anything can block
+    die_with_parent(
+        int(parent) if parent.isascii() and parent.isdigit() else None
+    )  # before anything can block
     job = json.loads(sys.stdin.read())
     # the protocol owns the pipe; anything else that prints -- Python or a library's C code writing to
     # file descriptor 1 -- goes to stderr

@@ -1,4 +1,4 @@
-"""blastune's handle on the process that runs one layout (``host.py``): start it, ask, end it.
+"""blastune's handle on the process that runs one layout (``layout_process.py``): start it, ask, end it.
 
 Requests and replies travel over two private pipes; stdin, stdout and stderr stay the user's (a
 task's prints go where blastune's go). If the host dies -- the user's function called ``os._exit``
@@ -6,6 +6,7 @@ or crashed in C code -- the next reply is end-of-file and ``HostCrashed`` names 
 exit status or signal in one line. ``close`` ends the host politely; ``abort`` (Ctrl-C, SIGTERM, an
 error elsewhere) sends SIGTERM, waits a moment, then SIGKILL -- and always reaps it.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ import time
 
 from blastune.errors import BlastuneError
 
-POLL_S = 0.5          # how often a waiting request looks at the host (signals are handled meanwhile)
-ABORT_GRACE_S = 3.0   # a host gets this long to end its workers after SIGTERM before SIGKILL
+POLL_S = 0.5  # how often a waiting request looks at the host (signals are handled meanwhile)
+ABORT_GRACE_S = 3.0  # a host gets this long to end its workers after SIGTERM before SIGKILL
 
 
 class HostCrashed(BlastuneError):
@@ -32,7 +33,13 @@ def exit_text(code: int | None) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        crash = -code in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
+        crash = -code in (
+            signal.SIGSEGV,
+            signal.SIGBUS,
+            signal.SIGILL,
+            signal.SIGFPE,
+            signal.SIGABRT,
+        )
         return f"killed by {name}" + (" (a crash in C code)" if crash else "")
     return f"exit status {code}"
 
@@ -46,12 +53,24 @@ class LayoutHost:
         rep_r, rep_w = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "blastune.measure.jobs.host", str(cmd_r), str(rep_w), str(os.getpid())],
-                pass_fds=(cmd_r, rep_w), stdin=subprocess.DEVNULL, close_fds=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "blastune.measure.jobs.layout_process",
+                    str(cmd_r),
+                    str(rep_w),
+                    str(os.getpid()),
+                ],
+                pass_fds=(cmd_r, rep_w),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
         except OSError as exc:
             for fd in (cmd_r, cmd_w, rep_r, rep_w):
                 os.close(fd)
-            raise BlastuneError(f"cannot start a process for layout {layout.spec}: {exc.strerror or exc}") from None
+            raise BlastuneError(
+                f"cannot start a process for layout {layout.spec}: {exc.strerror or exc}"
+            ) from None
         os.close(cmd_r)
         os.close(rep_w)
         self.cmd = Connection(cmd_w, readable=False)
@@ -68,8 +87,10 @@ class LayoutHost:
         except subprocess.TimeoutExpired:
             code = None
         where = "a worker of" if self.layout.executor == "process" else "the process running"
-        return HostCrashed(f"layout {self.layout.spec}: {where} it died while {what} ({exit_text(code)}): "
-                           "the task function ended its process (os._exit) or crashed")
+        return HostCrashed(
+            f"layout {self.layout.spec}: {where} it died while {what} ({exit_text(code)}): "
+            "the task function ended its process (os._exit) or crashed"
+        )
 
     def ask(self, what: str, *msg):
         """Send one request, wait for its reply (however long the batch), return its value."""

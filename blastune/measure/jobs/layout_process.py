@@ -1,6 +1,6 @@
-"""The process that runs one layout: ``python -m blastune.measure.jobs.host CMD_FD REPLY_FD PARENT_PID``.
+"""The process that runs one layout: ``python -m blastune.measure.jobs.layout_process CMD_FD REPLY_FD PARENT_PID``.
 
-Every layout -- the serial baseline included -- runs in a host of its own, started by ``hosts.py``
+Every layout -- the serial baseline included -- runs in a host of its own, started by ``layout_handle.py``
 with ``subprocess`` (so a user's script is never re-imported, as multiprocessing's spawn would do),
 so a task that crashes (``os._exit``, a segfault in C code) takes down its host, not blastune, which
 then says so in one line. A serial or thread layout runs in the host itself; a process layout's
@@ -15,6 +15,7 @@ The host dies with blastune (PR_SET_PDEATHSIG = SIGTERM, a parent watchdog elsew
 SIGTERM, ends its own workers before it exits, so no worker, resource tracker or semaphore is left.
 Ctrl-C and SIGHUP are blastune's to handle: the host ignores them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,10 +28,12 @@ import warnings
 
 from blastune.errors import BlastuneError, NotControllableWarning
 from blastune.measure.jobs.analysis import lost_pct as lost_pct_of
-from blastune.measure.jobs.hosts import exit_text
+from blastune.measure.jobs.layout_handle import exit_text
 from blastune.measure.jobs.workers import READY_TIMEOUT, TaskFailed, call, failure, threads_now
 
-DEAD_WORKER_WAIT_S = 5.0  # for the pool to reap every worker after one died (it terminates the rest)
+DEAD_WORKER_WAIT_S = (
+    5.0  # for the pool to reap every worker after one died (it terminates the rest)
+)
 
 
 class Stop(SystemExit):
@@ -90,6 +93,7 @@ def _cpu_fallback(pids) -> float | None:
 
 class Runner:
     """One layout, started and warmed once, then timed batch by batch."""
+
     pids: tuple = ()  # worker processes (besides this host) whose threads count
 
     def __init__(self, layout, workload, cores: int):
@@ -138,9 +142,17 @@ class Runner:
         if m0 is not None and m1 is not None and cpu is not None and wall > 0:
             other = max(0.0, (m1[0] - m0[0] - cpu) / span)
             steal = max(0.0, (m1[1] - m0[1]) / span)
-        return {"wall": wall, "cpu": cpu, "wait_pct": wait_pct, "lost_pct": lost_pct,
-                "other_cores": other, "steal_cores": steal, "host_cpu": host_cpu,
-                "host_wait_pct": host_wait_pct, "tasks": tasks}
+        return {
+            "wall": wall,
+            "cpu": cpu,
+            "wait_pct": wait_pct,
+            "lost_pct": lost_pct,
+            "other_cores": other,
+            "steal_cores": steal,
+            "host_cpu": host_cpu,
+            "host_wait_pct": host_wait_pct,
+            "tasks": tasks,
+        }
 
     def close(self, abort: bool = False) -> None:
         pass
@@ -148,6 +160,7 @@ class Runner:
 
 class InProcess(Runner):
     """serial and thread layouts run here; the BLAS limit is held while a batch runs."""
+
     pool = None
 
     def start(self) -> dict:
@@ -164,8 +177,12 @@ class InProcess(Runner):
         warm = time.perf_counter() - t1
         with _limited(self.layout.threads):
             self.threads_seen = threads_now()
-        return {"startup_s": time.perf_counter() - t0, "threads_seen": self.threads_seen, "pids": [],
-                "warmup_per_task_s": warm / self.layout.workers}
+        return {
+            "startup_s": time.perf_counter() - t0,
+            "threads_seen": self.threads_seen,
+            "pids": [],
+            "warmup_per_task_s": warm / self.layout.workers,
+        }
 
     def _one(self, i):
         # OpenMP runtimes keep a count per calling thread: a pool thread limits itself
@@ -191,7 +208,10 @@ class InProcess(Runner):
                 if elapsed > min(0.2, target / 2) or n >= 10_000:
                     break
         per_task = elapsed / n
-        return {"tasks": int(min(100_000, max(8, round(target / per_task)))), "per_task_s": per_task}
+        return {
+            "tasks": int(min(100_000, max(8, round(target / per_task)))),
+            "per_task_s": per_task,
+        }
 
     def close(self, abort: bool = False) -> None:
         if self.pool is not None:
@@ -200,6 +220,7 @@ class InProcess(Runner):
 
 class InPool(Runner):
     """process layouts: W spawned workers, limited (and pinned) before numpy loads, all warm before timing."""
+
     ex = None
 
     def start(self) -> dict:
@@ -222,9 +243,20 @@ class InPool(Runner):
         # the next task index of a batch: the workers take their tasks from it themselves (shared
         # memory, a lock), so the host hands out nothing while a batch runs
         self.next = ctx.Value("q", 0)
-        self.ex = ProcessPoolExecutor(w, mp_context=ctx, initializer=workers.init_worker,
-                                      initargs=(os.getpid(), self.layout.threads, self.workload, ctx.Barrier(w),
-                                                cpu_sets, self.next, w))
+        self.ex = ProcessPoolExecutor(
+            w,
+            mp_context=ctx,
+            initializer=workers.init_worker,
+            initargs=(
+                os.getpid(),
+                self.layout.threads,
+                self.workload,
+                ctx.Barrier(w),
+                cpu_sets,
+                self.next,
+                w,
+            ),
+        )
         with self._errors():
             ready = [self.ex.submit(workers.ready, k) for k in range(w)]  # one spawn per submit
             self.procs = dict(getattr(self.ex, "_processes", None) or {})
@@ -234,7 +266,11 @@ class InPool(Runner):
             raise TaskFailed(f"layout {self.layout.spec}: {failed}")
         self.pids = tuple(sorted(self.procs or {p for p, _, _ in probes}))
         self.threads_seen = max((t for _, t, _ in probes if t is not None), default=None)
-        return {"startup_s": time.perf_counter() - t0, "threads_seen": self.threads_seen, "pids": list(self.pids)}
+        return {
+            "startup_s": time.perf_counter() - t0,
+            "threads_seen": self.threads_seen,
+            "pids": list(self.pids),
+        }
 
     def batch(self, tasks: int) -> None:
         """One message per worker, all start together (a barrier), one result each: the host sleeps
@@ -250,8 +286,9 @@ class InPool(Runner):
             futures = [self.ex.submit(run_share, tasks) for _ in range(self.layout.workers)]
             done = sum(f.result() for f in futures)
         if done != tasks:
-            raise BlastuneError(f"layout {self.layout.spec}: the workers ran {done} of {tasks} "
-                                "tasks")
+            raise BlastuneError(
+                f"layout {self.layout.spec}: the workers ran {done} of {tasks} tasks"
+            )
 
     def _dead_worker(self) -> str:
         # once one worker dies, the pool terminates the others (SIGTERM): name the one that died first,
@@ -276,7 +313,9 @@ class InPool(Runner):
         if not dead:
             return "cause unknown"
         ended_by_pool = (-signal.SIGTERM, -signal.SIGKILL)
-        pid, code = next(((p, c) for p, c in dead.items() if c not in ended_by_pool), next(iter(dead.items())))
+        pid, code = next(
+            ((p, c) for p, c in dead.items() if c not in ended_by_pool), next(iter(dead.items()))
+        )
         return f"pid {pid}, {exit_text(code)}"
 
     def _errors(self):
@@ -289,12 +328,16 @@ class InPool(Runner):
             try:
                 yield
             except BrokenProcessPool:
-                raise BlastuneError(f"a worker process of layout {spec} died ({self._dead_worker()}): a crash in "
-                                    "the task, or out of memory; is the function importable in a fresh "
-                                    "interpreter?") from None
+                raise BlastuneError(
+                    f"a worker process of layout {spec} died ({self._dead_worker()}): a crash in "
+                    "the task, or out of memory; is the function importable in a fresh "
+                    "interpreter?"
+                ) from None
             except TimeoutError:
-                raise BlastuneError(f"the workers of layout {spec} did not start within "
-                                    f"{READY_TIMEOUT:.0f} s") from None
+                raise BlastuneError(
+                    f"the workers of layout {spec} did not start within {READY_TIMEOUT:.0f} s"
+                ) from None
+
         return translate()
 
     def calibrate(self, target: float) -> dict:
@@ -331,7 +374,9 @@ def _serve(cmd, reply) -> None:
                         from blastune.control.limits import worker_initializer
 
                         worker_initializer(layout.threads)()
-                    runner = (InPool if layout.executor == "process" else InProcess)(layout, workload, cores)
+                    runner = (InPool if layout.executor == "process" else InProcess)(
+                        layout, workload, cores
+                    )
                     out = runner.start()
                 elif op == "calibrate":
                     out = runner.calibrate(args[0])
@@ -349,8 +394,14 @@ def _serve(cmd, reply) -> None:
             except (Exception, SystemExit) as exc:
                 if isinstance(exc, Stop):
                     raise
-                reply.send(("error", failure(f"layout {getattr(runner, 'layout', None) and runner.layout.spec}",
-                                             exc)))
+                reply.send(
+                    (
+                        "error",
+                        failure(
+                            f"layout {getattr(runner, 'layout', None) and runner.layout.spec}", exc
+                        ),
+                    )
+                )
             else:
                 reply.send(("ok", out))
     finally:

@@ -2,12 +2,13 @@
 
 A layout is an executor (serial, thread, process), a number of workers W and a BLAS thread count T
 per worker (None = whatever the library picks by itself: the "naive" layout most users run first).
-Every layout runs in a process of its own (``host.py``): started once, limited, warmed up (inputs
+Every layout runs in a process of its own (``layout_process.py``): started once, limited, warmed up (inputs
 built, one task run, all workers checked in), and only then timed, batch by batch. Per batch the
 wall time, the CPU time and the run-queue wait of every thread involved are read, so
 oversubscription shows as CPU burnt without work, and a batch disturbed by other programs is
 flagged (``analysis.py``). ``session.py`` runs the plan; this module is the public entry point.
 """
+
 from __future__ import annotations
 
 import warnings as _warnings
@@ -15,15 +16,37 @@ import warnings as _warnings
 from blastune.core.counts import check_count
 from blastune.documents.jobs import SCHEMA, JobsResult, Layout, LayoutResult, Workload
 from blastune.errors import BlastuneError, NotControllableWarning
-from blastune.measure.jobs.layouts import (EXECUTORS, check_memory, default_layouts, layouts_from_lists,
-                                           parse_layouts, powers_up_to, with_baseline)
+from blastune.measure.jobs.layouts import (
+    EXECUTORS,
+    check_memory,
+    default_layouts,
+    layouts_from_lists,
+    parse_layouts,
+    powers_up_to,
+    with_baseline,
+)
 from blastune.measure.jobs.session import TARGET_SERIAL_SECONDS, JobsSession
 from blastune.measure.jobs.stopping import JobsInterrupted
 from blastune.measure.jobs.workers import TaskFailed
 
-__all__ = ["SCHEMA", "EXECUTORS", "JobsResult", "Layout", "LayoutResult", "Workload", "JobsInterrupted",
-           "TaskFailed", "run_jobs", "default_layouts", "parse_layouts", "layouts_from_lists", "with_baseline",
-           "check_memory", "powers_up_to"]
+__all__ = [
+    "SCHEMA",
+    "EXECUTORS",
+    "JobsResult",
+    "Layout",
+    "LayoutResult",
+    "Workload",
+    "JobsInterrupted",
+    "TaskFailed",
+    "run_jobs",
+    "default_layouts",
+    "parse_layouts",
+    "layouts_from_lists",
+    "with_baseline",
+    "check_memory",
+    "powers_up_to",
+]
+
 
 def _refuse_bootstrap_call() -> None:
     """blastune.jobs() at the top of a script that a spawned process is re-importing (the user's own
@@ -33,14 +56,26 @@ def _refuse_bootstrap_call() -> None:
     import multiprocessing.process as mpp
 
     if getattr(mpp.current_process(), "_inheriting", False):
-        raise BlastuneError("blastune.jobs() was called while a new process was importing your script "
-                            "(multiprocessing's spawn re-runs the main module): put the call under "
-                            "`if __name__ == \"__main__\":`")
+        raise BlastuneError(
+            "blastune.jobs() was called while a new process was importing your script "
+            "(multiprocessing's spawn re-runs the main module): put the call under "
+            '`if __name__ == "__main__":`'
+        )
 
 
-def run_jobs(workload: Workload | str | None = None, tasks: int | None = None, layouts: list[Layout] | None = None,
-             repeats: int = 3, progress=None, target_seconds: float = TARGET_SERIAL_SECONDS, *,
-             out=None, force: bool = False, budget: float | None = None, **workload_kw) -> JobsResult:
+def run_jobs(
+    workload: Workload | str | None = None,
+    tasks: int | None = None,
+    layouts: list[Layout] | None = None,
+    repeats: int = 3,
+    progress=None,
+    target_seconds: float = TARGET_SERIAL_SECONDS,
+    *,
+    out=None,
+    force: bool = False,
+    budget: float | None = None,
+    **workload_kw,
+) -> JobsResult:
     """Measure ``tasks`` tasks of ``workload`` under each layout (default: ``default_layouts``).
 
     ``tasks=None`` calibrates the count so one serial batch takes about ``target_seconds``.
@@ -56,7 +91,9 @@ def run_jobs(workload: Workload | str | None = None, tasks: int | None = None, l
     from blastune.measure.workloads import make_workload
 
     _refuse_bootstrap_call()
-    if isinstance(workload, str):  # run_jobs(workload="python") reads like the CLI's --workload python
+    if isinstance(
+        workload, str
+    ):  # run_jobs(workload="python") reads like the CLI's --workload python
         workload, workload_kw = None, {**workload_kw, "workload": workload}
     if workload is None:
         workload = make_workload(**workload_kw)
@@ -65,16 +102,30 @@ def run_jobs(workload: Workload | str | None = None, tasks: int | None = None, l
     if tasks is not None:
         tasks = check_count(tasks, "number of tasks")
     repeats = check_count(repeats, "number of repeats", hi=10_000)
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
-                               or not budget > 0 or budget == float("inf")):
+    if budget is not None and (
+        isinstance(budget, bool)
+        or not isinstance(budget, (int, float))
+        or not budget > 0
+        or budget == float("inf")
+    ):
         raise BlastuneError(f"invalid budget {budget!r}: must be a number of seconds above 0")
     cpu = cpu_info()
     cores = cpu.usable_cores
     if layouts is None:
         layouts = default_layouts(workload, cores, _topology())
-    session = JobsSession(workload, tasks, list(layouts), repeats, cores, out=out, force=force,
-                          budget_s=None if budget is None else float(budget), progress=progress,
-                          target_seconds=target_seconds, logical_cores=cpu.logical_cores)
+    session = JobsSession(
+        workload,
+        tasks,
+        list(layouts),
+        repeats,
+        cores,
+        out=out,
+        force=force,
+        budget_s=None if budget is None else float(budget),
+        progress=progress,
+        target_seconds=target_seconds,
+        logical_cores=cpu.logical_cores,
+    )
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore", NotControllableWarning)
         return session.run()

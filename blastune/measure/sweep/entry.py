@@ -17,6 +17,7 @@ The steps, each in its own module:
 SIGINT, SIGTERM and SIGHUP all end a sweep the same way (``signals``): finished points saved with
 status ``interrupted``, threads restored, ``SweepInterrupted`` raised with the finished points.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,14 +42,28 @@ DEFAULT_MIN_REPEATS = 5
 DEFAULT_TARGET_SPREAD = 0.02
 ISOLATE_CHOICES = ("auto", "always", "never")
 
-__all__ = ["sweep", "SweepResult", "SweepInterrupted", "SweepDocument", "SweepPoint", "KEY_FIELDS",
-           "point_key", "default_threads", "make_plan", "load_sweep", "check_document", "annotate",
-           "ran_as_asked", "check_settings"]
+__all__ = [
+    "sweep",
+    "SweepResult",
+    "SweepInterrupted",
+    "SweepDocument",
+    "SweepPoint",
+    "KEY_FIELDS",
+    "point_key",
+    "default_threads",
+    "make_plan",
+    "load_sweep",
+    "check_document",
+    "annotate",
+    "ran_as_asked",
+    "check_settings",
+]
 
 
 @dataclass
 class SweepResult:
     """What ``sweep()`` returns: the document (``document``), and its JSON form (``data``)."""
+
     document: SweepDocument
 
     def __post_init__(self):
@@ -61,9 +76,23 @@ class SweepResult:
     def best(self) -> list[dict]:
         """The best thread count (fewest within noise of the fastest) per (op, lib, size, dtype) measured
         at more than one count."""
-        return [{k: p[k] for k in (*KEY_FIELDS, "median_s", "speedup", "efficiency", "unstable", "busy",
-                                   "contended", "wait_pct")}
-                for p in self.points if p.get("best")]
+        return [
+            {
+                k: p[k]
+                for k in (
+                    *KEY_FIELDS,
+                    "median_s",
+                    "speedup",
+                    "efficiency",
+                    "unstable",
+                    "busy",
+                    "contended",
+                    "wait_pct",
+                )
+            }
+            for p in self.points
+            if p.get("best")
+        ]
 
     def to_dict(self) -> dict:
         return self.data
@@ -72,25 +101,44 @@ class SweepResult:
 def check_settings(budget, min_repeats, target_spread, isolate, seed) -> Settings:
     from blastune.measure.timing import MAX_REPEATS
 
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < math.inf:
+    if (
+        isinstance(budget, bool)
+        or not isinstance(budget, (int, float))
+        or not 0 < budget < math.inf
+    ):
         # inf would also be written to the results as Infinity, which is not JSON
         raise BlastuneError(f"invalid budget {budget!r}: must be a finite number of seconds > 0")
     min_repeats = check_count(min_repeats, "min repeats", 1, MAX_REPEATS)
-    if isinstance(target_spread, bool) or not isinstance(target_spread, (int, float)) or not 0 < target_spread < 1:
-        raise BlastuneError(f"invalid target spread {target_spread!r}: must be a fraction between 0 and 1, e.g. 0.02")
+    if (
+        isinstance(target_spread, bool)
+        or not isinstance(target_spread, (int, float))
+        or not 0 < target_spread < 1
+    ):
+        raise BlastuneError(
+            f"invalid target spread {target_spread!r}: must be a fraction between 0 and 1, e.g. 0.02"
+        )
     if isolate not in ISOLATE_CHOICES:
         raise BlastuneError(f"invalid isolate {isolate!r}: choose auto, always or never")
     seed = check_count(seed, "seed", 0, 2**32 - 1)
     return Settings(float(budget), min_repeats, float(target_spread), seed, isolate)
 
 
-def _open_session(plan: Plan, settings: Settings, out, force: bool, resume: bool, on_point) -> Session:
+def _open_session(
+    plan: Plan, settings: Settings, out, force: bool, resume: bool, on_point
+) -> Session:
     """Check and lock the output, build the document (or continue the saved one)."""
     from blastune.core.files import check_output
 
     if out is not None:
-        check_output(out, force=force, resume=resume, what="results file", option="force=True",
-                     resume_option="resume=True", rewritten=True)
+        check_output(
+            out,
+            force=force,
+            resume=resume,
+            what="results file",
+            option="force=True",
+            resume_option="resume=True",
+            rewritten=True,
+        )
     served = serving_libraries(plan.lib)
     workers, reason = needs_workers(served)
     if settings.isolate == "always":
@@ -109,20 +157,24 @@ def _open_session(plan: Plan, settings: Settings, out, force: bool, resume: bool
     session.in_workers = workers
     session.files = library_files(served)
     if not session.files:
-        session.doc.warnings.append(f"could not identify the BLAS {plan.lib} calls: thread counts were set but "
-                                    "not read back")
+        session.doc.warnings.append(
+            f"could not identify the BLAS {plan.lib} calls: thread counts were set but "
+            "not read back"
+        )
     return session
 
 
 def _measure(session: Session, plan: Plan) -> None:
     """Run every point of ``plan`` not already in the document, in this process or in workers."""
     from blastune.measure.sweep.inprocess import run_inprocess
-    from blastune.measure.sweep.workers import run_in_workers
+    from blastune.measure.sweep.isolated import run_in_workers
 
     done = {p.key for p in session.doc.points}
     todo = [(o, n, d, t) for (o, n, d, t) in plan.points() if (o, plan.lib, n, d, t) not in done]
-    session.on_point("plan", {"total": len(todo), "already_done": plan.total - len(todo),
-                              "budget_s": session.budget_s})
+    session.on_point(
+        "plan",
+        {"total": len(todo), "already_done": plan.total - len(todo), "budget_s": session.budget_s},
+    )
     session.start_clock(len(todo))
     session.write()  # fail early if the file cannot be written, and mark it as in progress
     if session.in_workers:
@@ -130,15 +182,30 @@ def _measure(session: Session, plan: Plan) -> None:
         return
     deferred = run_inprocess(session, todo, session.files)
     if deferred:
-        session.doc.isolation = "the library did not report the thread counts it was given; measured in workers"
+        session.doc.isolation = (
+            "the library did not report the thread counts it was given; measured in workers"
+        )
         session.doc.warnings.append(session.doc.isolation)
         run_in_workers(session, deferred)
 
 
-def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="numpy", *,
-          budget: float = DEFAULT_BUDGET, min_repeats: int = DEFAULT_MIN_REPEATS,
-          target_spread: float = DEFAULT_TARGET_SPREAD, out=None, force: bool = False, resume: bool = False,
-          isolate: str = "auto", seed: int = DEFAULT_SEED, on_point=None) -> SweepResult:
+def sweep(
+    ops="dot",
+    sizes=(1000,),
+    threads=None,
+    dtypes=("float64",),
+    lib="numpy",
+    *,
+    budget: float = DEFAULT_BUDGET,
+    min_repeats: int = DEFAULT_MIN_REPEATS,
+    target_spread: float = DEFAULT_TARGET_SPREAD,
+    out=None,
+    force: bool = False,
+    resume: bool = False,
+    isolate: str = "auto",
+    seed: int = DEFAULT_SEED,
+    on_point=None,
+) -> SweepResult:
     """Run the grid and return (and, with ``out``, save after every point) a blastune.sweep/1 document.
 
     ``budget``: seconds of measuring; no point starts after it is spent (the first always runs), so
@@ -157,7 +224,10 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
     out = Path(out) if out is not None else None
     if force and resume:
         raise BlastuneError("give force=True (start over) or resume=True (continue), not both")
-    with stop_on_signals() as stopping, _open_session(plan, settings, out, force, resume, on_point) as session:
+    with (
+        stop_on_signals() as stopping,
+        _open_session(plan, settings, out, force, resume, on_point) as session,
+    ):
         try:
             _measure(session, plan)
             raise_pending()  # a stop dropped on its way is a stop: never "complete" after one
@@ -188,6 +258,7 @@ def sweep(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="nump
 
 
 # --- for readers of 0.1.0's dict-shaped API (compare, recommend) ------------------------------------
+
 
 def point_key(p) -> tuple:
     if isinstance(p, SweepPoint):
