@@ -82,3 +82,9 @@ def jobs_wait(r) -> str:
         return NO_VALUE
     mark = " C" if r.contended else (" s" if r.self_oversubscribed and r.wait_pct > 5 else "")
     return f"{r.wait_pct:.0f}%{mark}"
+
+
+def number(x, spec: str, suffix: str = "", missing: str = "-") -> str:
+    """A figure in a table cell: ``format(x, spec) + suffix``, or ``missing`` where it is None.
+    The one formatter for every table (terminal and HTML report)."""
+    return missing if x is None else format(x, spec) + suffix
