@@ -1,7 +1,8 @@
 """blastune: which BLAS/LAPACK numpy and scipy run on, how it scales, and how to keep jobs from
 oversubscribing the cores.
 
-The library returns plain data (dataclasses with ``to_dict()``); the ``blastune`` CLI only renders it.
+The library returns plain data (dataclasses with ``to_dict()``); the ``blastune`` CLI only renders
+it.
 """
 
 from __future__ import annotations

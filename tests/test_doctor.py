@@ -22,14 +22,10 @@ from typer.testing import CliRunner
 
 from blastune.cli import app
 from blastune.facts.cpu import cpu_info
-from blastune.advise.doctor.report import (
-    Context,
-    DoctorReport,
-    Finding,
-    all_checks,
-    build_context,
-    run_checks,
-)
+from blastune.advise.doctor.model import Context
+from blastune.advise.doctor.registry import all_checks
+from blastune.advise.doctor.report import build_context, run_checks
+from blastune.documents.doctor import DoctorReport, Finding
 from blastune.advise.doctor.topology_checks import check_smt_as_cores
 from blastune.advise.doctor.probe import run_probe
 from tests.conftest import AMBIENT_OPENBLAS_TUNING, allowed_ambient_warnings, child_env, run_python
@@ -394,7 +390,7 @@ def test_probe_reports_a_signal_and_a_hang(tmp_path):
 
 def test_exit_status_rules():
     def report(*sev):
-        return DoctorReport("s", "v", 1, 2, "x", [Finding("a", s, "f") for s in sev], None, [], {})
+        return DoctorReport(1, 2, "x", [Finding(s, "f", id="a") for s in sev])
 
     assert report("ok", "info").exit_status() == 0
     assert report("ok", "warning").exit_status() == 0

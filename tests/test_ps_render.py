@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from blastune.cli.ps import render_ps
+from blastune.present.ps import render_ps
 from blastune.facts.census import BlasProcess, _census, _unreadable_note, processes
 from blastune.present.tables import fit_table, fit_text
 from tests.conftest import child_env

@@ -1,8 +1,8 @@
 """Typed access to saved documents: every field read through one path, one error line naming it.
 
 A model's ``from_dict`` reads its fields through ``Fields``; anything malformed -- a missing key, a
-string where a number belongs, NaN, a bool where a count belongs -- raises ``DocumentError`` with the
-file and the field path (``results.json: points[3].median_s: expected a number >= 0, got 'x'``).
+string where a number belongs, NaN, a bool where a count belongs -- raises ``DocumentError`` with
+the file and the field path (``results.json: points[3].median_s: expected a number >= 0, got 'x'``).
 Nothing else in blastune walks raw dicts of a saved document.
 """
 

@@ -1,30 +1,32 @@
-"""The ``blastune.doctor/1`` document (``blastune doctor --json``, ``blastune.doctor().to_dict()``), typed.
+"""The doctor's report (``blastune.doctor/1``): what ``blastune.doctor()`` returns, what
+``doctor --json`` prints and what ``DoctorReport.from_dict`` reads back (0.1.0 files included).
 
-``DoctorDocument.from_dict`` reads a saved report (0.1.0 files included) through ``Fields``; anything
-malformed is one line naming the field. ``to_dict`` gives back the same keys (a later version's
-additions kept in ``extra``). The live objects are ``blastune.advise.doctor.model``'s.
+``Finding`` is the one shape of a finding: a check's result, a vendor family's advice
+(``Family.advise``; ``blastune.libraries.Advice`` is this class) and an item of the document.
+A check or a family leaves ``id`` empty; the check registry stamps it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blastune.documents.base import Fields
+from blastune.documents.base import Fields, check_major
 
 SCHEMA = "blastune.doctor/1"
 KIND = "doctor"
-SEVERITIES = ("ok", "info", "warning", "error")
+SEVERITIES = ("ok", "info", "warning", "error")  # the document's counts, in this order
+_WORST_FIRST = ("error", "warning", "info", "ok")
 
 
 @dataclass(frozen=True)
-class FindingDoc:
-    id: str
-    severity: str
-    finding: str
-    fix: str = ""
+class Finding:
+    severity: str  # ok | info | warning | error
+    finding: str  # one line: what is the case
+    fix: str = ""  # one line: a command or env var; empty when nothing needs doing
+    id: str = ""  # the check that found it
 
     @classmethod
-    def from_fields(cls, f: Fields) -> "FindingDoc":
+    def from_fields(cls, f: Fields) -> "Finding":
         return cls(
             id=f.str("id"),
             severity=f.str("severity", choices=SEVERITIES),
@@ -37,21 +39,18 @@ class FindingDoc:
 
 
 @dataclass
-class DoctorDocument:
-    schema: str
-    blastune_version: str
+class DoctorReport:
     jobs: int
     usable_cores: int
     usable_basis: str
-    exit_status: int
-    exit_status_strict: int
-    counts: dict[str, int]
-    findings: list[FindingDoc]
-    probe: dict | None
-    libraries: list[dict]
-    env: dict[str, str]
-    notes: list[str]
-    extra: dict = field(default_factory=dict)
+    findings: list[Finding]
+    probe: dict | None = None  # the BLAS probe's result (ProbeResult.to_dict); None: skipped
+    libraries: list[dict] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    schema: str = SCHEMA
+    blastune_version: str = ""
+    extra: dict = field(default_factory=dict)  # keys a later version added, kept as they came
 
     KEYS = (
         "schema",
@@ -70,21 +69,23 @@ class DoctorDocument:
     )
 
     @classmethod
-    def from_dict(cls, data, source: str = "") -> "DoctorDocument":
+    def from_dict(cls, data, source: str = "") -> "DoctorReport":
+        """A saved report; anything malformed is one line naming the field. The counts and exit
+        statuses are checked and then derived again from the findings."""
         f = Fields(data, "", source)
         schema = f.str("schema")
         if schema.split("/")[0] != SCHEMA.split("/")[0]:
             f.fail(f"expected a {SCHEMA} document, got {schema!r}", "schema")
-        counts_f = f.sub("counts")
-        counts = {s: counts_f.count(s, 0) for s in SEVERITIES}
+        check_major(f, schema, 1)
+        counts = f.sub("counts")
+        for s in SEVERITIES:
+            counts.count(s, 0)
+        f.count("exit_status", hi=2), f.count("exit_status_strict", hi=2)
         probe = None
         if f.has("probe"):
             p = f.sub("probe")
             p.bool("ok"), p.str("stage"), p.number("seconds", lo=0)
             probe = dict(p.data)
-        libraries = f.each(
-            "libraries", lambda lf: (lf.str("vendor"), lf.str("filepath"), dict(lf.data))[2]
-        )
         env = f.dict("env")
         for name in env:
             f.sub("env").str(name)
@@ -94,19 +95,36 @@ class DoctorDocument:
             jobs=f.count("jobs", lo=1),
             usable_cores=f.count("usable_cores", lo=1),
             usable_basis=f.str("usable_basis"),
-            exit_status=f.count("exit_status", hi=2),
-            exit_status_strict=f.count("exit_status_strict", hi=2),
-            counts=counts,
-            findings=f.each("findings", FindingDoc.from_fields),
+            findings=f.each("findings", Finding.from_fields),
             probe=probe,
-            libraries=libraries,
+            libraries=f.each(
+                "libraries", lambda lf: (lf.str("vendor"), lf.str("filepath"), dict(lf.data))[2]
+            ),
             env=env,
             notes=[str(n) for n in f.list("notes", [])],
             extra={k: v for k, v in f.data.items() if k not in cls.KEYS},
         )
 
-    def by_severity(self, severity: str) -> list[FindingDoc]:
-        return [x for x in self.findings if x.severity == severity]
+    def exit_status(self, strict: bool = False) -> int:
+        """0 clean, 2 any error, 1 warnings (only when ``strict``)."""
+        sev = {f.severity for f in self.findings}
+        if "error" in sev:
+            return 2
+        return 1 if strict and "warning" in sev else 0
+
+    def by_severity(self, severity: str) -> list[Finding]:
+        return [f for f in self.findings if f.severity == severity]
+
+    def worst_first(self) -> list[Finding]:
+        """Errors, then warnings, info and ok (the HTML report's order)."""
+        return sorted(self.findings, key=lambda f: _WORST_FIRST.index(f.severity))
+
+    def tally(self) -> str:
+        """'1 error, 2 warnings, 0 info, 14 ok': the counts under the terminal and HTML tables."""
+        counts = ((s, len(self.by_severity(s))) for s in _WORST_FIRST)
+        return ", ".join(
+            f"{n} {s}{'s' * (n != 1 and s in ('error', 'warning'))}" for s, n in counts
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -115,9 +133,9 @@ class DoctorDocument:
             "jobs": self.jobs,
             "usable_cores": self.usable_cores,
             "usable_basis": self.usable_basis,
-            "exit_status": self.exit_status,
-            "exit_status_strict": self.exit_status_strict,
-            "counts": self.counts,
+            "exit_status": self.exit_status(False),
+            "exit_status_strict": self.exit_status(True),
+            "counts": {s: len(self.by_severity(s)) for s in SEVERITIES},
             "findings": [x.to_dict() for x in self.findings],
             "probe": self.probe,
             "libraries": self.libraries,

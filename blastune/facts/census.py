@@ -423,20 +423,22 @@ def _census(
     elif measured == "schedstat" and total > usable:
         verdict = "at-risk"
         message = (
-            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} usable "
-            f"cores; none waited for a CPU in the {interval:g} s measured: fine while they take turns"
+            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on "
+            f"{usable} usable cores; none waited for a CPU in the {interval:g} s measured: fine "
+            "while they take turns"
         )
     elif measured == "cpu-percent" and busy_total > usable:
         verdict = "oversubscribed"
         message = (
-            f"{len(busy)} busy processes may run {busy_total} BLAS threads on {usable} usable cores: "
-            f"limit each to {max(1, usable // len(busy))} (blastune env --jobs {len(busy)})"
+            f"{len(busy)} busy processes may run {busy_total} BLAS threads on {usable} usable "
+            f"cores: limit each to {max(1, usable // len(busy))} (blastune env --jobs {len(busy)})"
         )
     elif total > usable:
         verdict = "at-risk"
         message = (
-            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on {usable} "
-            "usable cores; fine while they take turns, oversubscribed when they compute at once"
+            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on "
+            f"{usable} usable cores; fine while they take turns, oversubscribed when they compute "
+            "at once"
         )
     else:
         verdict = "ok"
@@ -448,7 +450,8 @@ def _census(
         notes.append(_unreadable_note(unreadable, denied or []))
     if measured == "cpu-percent":
         notes.append(
-            "this kernel keeps no per-thread schedstat: the verdict comes from CPU use, not measured waits"
+            "this kernel keeps no per-thread schedstat: the verdict comes from CPU use, not "
+            "measured waits"
         )
     return Census(
         schema=PS_SCHEMA,

@@ -91,8 +91,8 @@ def pool_disagreement(loaded: list[LibraryInfo], label=None) -> str | None:
         for lib in pools
     )
     return (
-        f"{len(pools)} BLAS copies run different thread counts -- {listing}; a limit set through one "
-        "copy does not reach the others"
+        f"{len(pools)} BLAS copies run different thread counts -- {listing}; a limit set through "
+        "one copy does not reach the others"
     )
 
 

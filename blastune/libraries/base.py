@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from blastune.core.counts import first_positive_int
+from blastune.documents.doctor import Finding
 
 # How a library's thread count can be changed.
 RUNTIME = "runtime"  # a call inside the running process changes it
@@ -127,13 +128,9 @@ class Seat:
     physical_cores: int | None = None  # the machine's physical cores (oneMKL caps at these)
 
 
-@dataclass(frozen=True)
-class Advice:
-    """One thing the doctor says about a family: severity (ok, info, warning, error), finding, fix."""
-
-    severity: str
-    finding: str
-    fix: str = ""
+# One thing the doctor says about a family: Advice(severity, finding, fix). The name the Family
+# interface (vendor plug-ins) uses for the doctor's one Finding class; the registry stamps the id.
+Advice = Finding
 
 
 class Family:
@@ -143,7 +140,8 @@ class Family:
     (markers, paths), ``ps`` (``ps_pattern``, ``planned_threads``), the exported and checked
     environment variables (``thread_vars``, ``integer_vars``, ``key_vars``, ``other_vars``), the
     threadpoolctl bridge (``threadpoolctl_blind``) and the doctor (``measured_gflops``, ``slow``,
-    ``doctor_check`` + ``advise``). Adding a vendor = one module + one line in ``libraries/__init__``.
+    ``doctor_check`` + ``advise``). Adding a vendor = one module + one line in
+    ``libraries/__init__``.
     """
 
     name = "unknown"
@@ -190,7 +188,8 @@ class Family:
     @classmethod
     def planned_threads(cls, environ, seat: Seat, paths=()) -> tuple[int, str]:
         """The threads one call will really run in a process started with ``environ`` on ``seat``,
-        and why. ``environ`` None: not readable (another user's process); ``paths``: its mapped files."""
+        and why. ``environ`` None: not readable (another user's process); ``paths``: its mapped
+        files."""
         if cls.serial:
             return 1, f"{cls.name}: serial, always 1 thread"
         n, var = first_positive_int(environ or {}, cls.thread_vars)
@@ -227,7 +226,8 @@ class Family:
 
     @classmethod
     def implementation_file(cls, path: str) -> str:
-        """The file that really defines the family's markers (a libblas.so.3 shim may just depend on it)."""
+        """The file that really defines the family's markers (a libblas.so.3 shim may just depend
+        on it)."""
         lib = handle(path)
         for s in cls.marker_symbols:
             a = address(lib, s)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from blastune.present.plot import Source, choose_kind, make_figure, svg_text
 from blastune.present.rows import (
-    control_text,
     gflops_text,
     in_unit,
     jobs_rate,
@@ -112,121 +111,40 @@ def _num(x, spec, suffix="") -> str:
 
 
 def info_section(info) -> Section:
-    pkgs = ", ".join(
-        f"{n} {p['version']}" if p.get("version") else f"{n}: {p.get('error')}"
-        for n, p in info.packages.items()
-    )
-    parts = [f'<p class="meta">{esc(pkgs)}; Python {esc(info.python)}; {esc(info.platform)}</p>']
-    rows = []
-    for b in info.bindings:
-        lib = b.library
-        if lib is None:
-            rows.append([b.package, b.api, "-", "-", "-", "-", b.error or "not found"])
-        else:
-            rows.append(
-                [
-                    b.package,
-                    b.api,
-                    lib.vendor,
-                    lib.version or "?",
-                    lib.threading_layer or "?",
-                    "?" if lib.num_threads is None else lib.num_threads,
-                    lib.filepath,
-                ]
-            )
-    parts.append("<h3>What numpy and scipy call</h3>")
-    parts.append(
-        html_table(
-            ["package", "api", "vendor", "version", "threading", "threads", "file"],
-            rows,
-            [None] * 5 + ["num", "path"],
-        )
-    )
-    rows = [
-        [
-            lib.vendor,
-            lib.api,
-            lib.version or "?",
-            lib.threading_layer or "?",
-            lib.architecture or "-",
-            "?" if lib.num_threads is None else lib.num_threads,
-            control_text(lib),
-            lib.filepath,
-        ]
-        for lib in info.loaded
+    from blastune.present import info as rows
+
+    path = [None] * 8 + ["path"]
+    libs = rows.library_rows(info)
+    parts = [
+        f'<p class="meta">{esc(rows.packages_line(info))}; {esc(info.platform)}</p>',
+        "<h3>What numpy and scipy call</h3>",
+        html_table(rows.BINDING_HEADERS, rows.binding_rows(info), path),
+        "<h3>BLAS and OpenMP libraries loaded in this process</h3>",
+        html_table(rows.LIBRARY_HEADERS, libs, path) if libs else "<p>(none found)</p>",
+        *(f'<p class="note">{esc(n)}</p>' for n in rows.notes(info)),
+        "<h3>CPU</h3>" + html_table(["", ""], rows.cpu_rows(info)),
+        "<h3>Environment</h3>" + html_table(["variable", "value"], rows.env_rows(info)),
+        *(f'<div class="warn">warning: {esc(w)}</div>' for w in info.warnings),
     ]
-    parts.append("<h3>BLAS and OpenMP libraries loaded</h3>")
-    parts.append(
-        html_table(
-            ["vendor", "api", "version", "threading", "kernel", "threads", "threads set", "file"],
-            rows,
-            [None] * 5 + ["num", None, "path"],
-        )
-        if rows
-        else "<p>(none found)</p>"
-    )
-    c = info.cpu
-    quota = (
-        "none"
-        if c.cgroup.quota_cores is None
-        else f"{c.cgroup.quota_cores:g} cores ({c.cgroup.source})"
-    )
-    cpu_rows = [
-        ["model", c.model],
-        ["logical / physical cores", f"{c.logical_cores} / {c.physical_cores}"],
-        ["cgroup CPU quota", quota],
-        ["usable cores", f"{c.usable_cores} (limited by {c.usable_basis})"],
-        ["SIMD", c.simd],
-        [
-            "peak FP64",
-            f"{c.peak_gflops_per_core} GFLOP/s per core, {c.peak_gflops_total} total"
-            if c.peak_gflops_per_core
-            else "unknown",
-        ],
-        ["peak basis", c.peak_basis],
-    ]
-    parts.append("<h3>CPU</h3>" + html_table(["", ""], cpu_rows))
-    env_rows = [[k, v] for k, v in info.env.items() if v is not None]
-    parts.append(
-        "<h3>Thread variables set</h3>"
-        + (
-            html_table(["variable", "value"], env_rows)
-            if env_rows
-            else "<p>none: every library picks its own count</p>"
-        )
-    )
-    parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in info.warnings]
     return Section("This machine (blastune info)", "\n".join(parts), 0, 4)
 
 
 def doctor_section(report) -> Section:
-    rows = [
-        f'<tr><td class="sev {esc(f.severity)}">{esc(f.severity.upper() if f.severity in ("warning", "error") else f.severity)}'
-        f"</td><td>{esc(f.id)}</td><td>{esc(f.finding)}"
-        + (f'<br><span class="note">fix: {esc(f.fix)}</span>' if f.fix else "")
+    from blastune.present.doctor import HEADERS, finding_row, summary_line
+
+    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
+    rows = "".join(
+        f'<tr><td class="sev {esc(f.severity)}">{esc(mark)}</td><td>{esc(check)}</td>'
+        f"<td>{esc(finding)}"
+        + (f'<br><span class="note">fix: {esc(fix)}</span>' if fix else "")
         + "</td></tr>"
-        for f in sorted(
-            report.findings,
-            key=lambda f: (
-                ("error", "warning", "info", "ok").index(f.severity)
-                if f.severity in ("error", "warning", "info", "ok")
-                else 9
-            ),
-        )
-    ]
-    table = (
-        "<table><thead><tr><th>severity</th><th>check</th><th>finding / fix</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table>"
+        for f in report.worst_first()
+        for mark, check, finding, fix in [finding_row(f)]
     )
-    meta = (
-        report.tally()
-        + f" (usable cores: {report.usable_cores}, limited by {report.usable_basis}; jobs: {report.jobs})"
-    )
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     notes = "".join(f'<p class="note">note: {esc(n)}</p>' for n in report.notes)
-    return Section(
-        "Findings (blastune doctor)", f'<p class="meta">{esc(meta)}</p>{table}{notes}', 0, 1
-    )
+    meta = f'<p class="meta">{esc(summary_line(report))}</p>'
+    return Section("Findings (blastune doctor)", meta + table + notes, 0, 1)
 
 
 def _sweep_table(doc) -> str:

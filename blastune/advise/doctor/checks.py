@@ -2,33 +2,29 @@
 (``registry.py``; the big-machine checks, in ``topology_checks.py``, the same way).
 
 A check reads only a ``Context`` (facts gathered once, with the one count of usable CPUs, physical
-cores and threads per job) and returns what it found as ``Advice`` (severity,
-finding, fix) -- an ``ok`` one when all is well, so the report shows what was checked; ``@check``
-stamps its id on them. The report lists checks in the order they are registered here. Vendor-specific
-advice lives with the vendor (``Family.doctor_check`` / ``Family.advise`` in ``blastune/libraries``):
-each such family gets its check registered below without a line here. Adding a check means adding
-one decorated function.
+cores and threads per job) and returns ``Finding``s (severity, finding, fix) -- an ``ok`` one when
+all is well, so the report shows what was checked; ``@check`` stamps its id on them. The report
+lists checks in the order they are registered here. Vendor-specific advice lives with the vendor
+(``Family.doctor_check`` / ``Family.advise`` in ``blastune/libraries``); the registry places those
+checks where ``family_checks_here()`` is called. Adding a check means adding one decorated function.
 """
 
 from __future__ import annotations
 
 import re
 
-from blastune.advise.doctor.model import Context, Finding
-from blastune.advise.doctor.registry import check
+from blastune.advise.doctor.model import Context
+from blastune.advise.doctor.registry import check, family_checks_here
 from blastune.core.counts import positive_ints
 from blastune.facts import coretypes
 from blastune.facts.environment import integer_vars, list_vars, strict_vars, thread_vars
 from blastune.facts.info import library_label, pool_disagreement
-from blastune.libraries import BLAS_FAMILIES, Advice
+from blastune.documents.doctor import Finding
+from blastune.libraries import BLAS_FAMILIES
 
 
 def _threads(n) -> str:
     return "? threads" if not n else f"{n} thread{'s' * (n != 1)}"
-
-
-def _per_job(ctx: Context) -> int:
-    return max(1, ctx.usable_cores // ctx.jobs)
 
 
 def _usable_text(ctx: Context) -> str:
@@ -57,27 +53,28 @@ def _fix_threads(n: int, jobs: int | None = None) -> str:
     return f'eval "$(blastune env {how})"  (sets {sets}, ...)'
 
 
-# --- the checks -------------------------------------------------------------------------------------
+# --- the checks ---------------------------------------------------------------------------------
 
 
 @check("blas-probe")
-def check_probe(ctx: Context) -> list[Advice]:
+def check_probe(ctx: Context) -> list[Finding]:
     p = ctx.probe
     if p is None:
-        return [Advice("info", "the BLAS probe was skipped (probe=False)", "")]
+        return [Finding("info", "the BLAS probe was skipped (probe=False)", "")]
     what = "a child python importing numpy and multiplying two 200x200 matrices"
     if p.timed_out:
         return [
-            Advice(
+            Finding(
                 "error",
                 f"{what} hung for {p.seconds:.0f} s (stuck at '{p.stage}')",
-                'look for two OpenMP runtimes (blastune info) and retry with one thread: eval "$(blastune env --threads 1)"',
+                "look for two OpenMP runtimes (blastune info) and retry with one thread: eval "
+                '"$(blastune env --threads 1)"',
             )
         ]
     if p.crashed:
         num = p.signal_number
         return [
-            Advice(
+            Finding(
                 "error",
                 f"{what} was killed by {p.signal} at '{p.stage}' "
                 f"(signal {num}; a shell shows exit status {128 + num})"
@@ -88,7 +85,7 @@ def check_probe(ctx: Context) -> list[Advice]:
     if p.returncode != 0:
         if "No module named 'numpy'" in p.stderr_tail or "No module named numpy" in p.stderr_tail:
             return [
-                Advice(
+                Finding(
                     "info",
                     "numpy is not installed for this python: no BLAS to probe",
                     "pip install numpy scipy",
@@ -104,7 +101,7 @@ def check_probe(ctx: Context) -> list[Advice]:
                 "a TBB layer also needs pip install tbb)"
             )
         return [
-            Advice(
+            Finding(
                 "error",
                 f"{what} failed at '{p.stage}' with exit status {p.returncode}: "
                 f"{p.stderr_tail or 'no message'}",
@@ -113,14 +110,15 @@ def check_probe(ctx: Context) -> list[Advice]:
         ]
     if p.wrong_entries:
         return [
-            Advice(
+            Finding(
                 "error",
                 f"the BLAS returned wrong results: {p.wrong_entries} of 4 checked entries "
                 "of a 200x200 product differ from a plain-Python sum",
-                "unset OPENBLAS_CORETYPE / MKL_ENABLE_INSTRUCTIONS / MKL_CBWR and reinstall numpy and scipy",
+                "unset OPENBLAS_CORETYPE / MKL_ENABLE_INSTRUCTIONS / MKL_CBWR and reinstall numpy "
+                "and scipy",
             )
         ]
-    return [Advice("ok", f"{what} ran cleanly in {p.seconds:.1f} s; its results check out", "")]
+    return [Finding("ok", f"{what} ran cleanly in {p.seconds:.1f} s; its results check out", "")]
 
 
 def _crash_fix(ctx: Context, sig: str | None) -> str:
@@ -135,8 +133,8 @@ def _crash_fix(ctx: Context, sig: str | None) -> str:
         )
     if sig in ("SIGSEGV", "SIGBUS"):
         return (
-            'try eval "$(blastune env --threads 1)" and OMP_STACKSIZE=64M; check blastune info for two OpenMP runtimes '
-            "or BLAS copies; python -X faulthandler shows where"
+            'try eval "$(blastune env --threads 1)" and OMP_STACKSIZE=64M; check blastune info '
+            "for two OpenMP runtimes or BLAS copies; python -X faulthandler shows where"
         )
     return (
         "rerun with python -X faulthandler -c 'import numpy as np; a = np.ones((200, 200)); a @ a'"
@@ -144,7 +142,7 @@ def _crash_fix(ctx: Context, sig: str | None) -> str:
 
 
 @check("env-integer")
-def check_env_integers(ctx: Context) -> list[Advice]:
+def check_env_integers(ctx: Context) -> list[Finding]:
     out = []
     for var in integer_vars():
         value = ctx.env.get(var)
@@ -156,12 +154,12 @@ def check_env_integers(ctx: Context) -> list[Advice]:
         strict = var in strict_vars() and value != value.strip()
         if vals is None or (len(vals) > 1 and not allows_list) or strict:
             out.append(
-                Advice(
+                Finding(
                     "error",
                     f"{var}={value!r} is not a positive integer: libraries read it each their own "
-                    "way -- OpenMP runtimes reject it (one thread per core), OpenBLAS and BLIS take "
-                    "its leading digits, oneMKL runs 1 thread",
-                    f"export {var}={_per_job(ctx)}   (or unset {var})",
+                    "way -- OpenMP runtimes reject it (one thread per core), OpenBLAS and BLIS "
+                    "take its leading digits, oneMKL runs 1 thread",
+                    f"export {var}={ctx.fair_share}   (or unset {var})",
                 )
             )
     if not out:
@@ -171,18 +169,20 @@ def check_env_integers(ctx: Context) -> list[Advice]:
             if set_vars
             else "no thread-count variable is set"
         )
-        out.append(Advice("ok", text))
+        out.append(Finding("ok", text))
     return out
 
 
 @check("openblas-coretype")
-def check_coretype(ctx: Context) -> list[Advice]:
+def check_coretype(ctx: Context) -> list[Finding]:
     value = ctx.env.get("OPENBLAS_CORETYPE")
     if value is None:
-        return [Advice("ok", "OPENBLAS_CORETYPE is unset: OpenBLAS picks kernels for this CPU", "")]
+        return [
+            Finding("ok", "OPENBLAS_CORETYPE is unset: OpenBLAS picks kernels for this CPU", "")
+        ]
     if ctx.cpu.machine.lower() not in ("x86_64", "amd64"):
         return [
-            Advice(
+            Finding(
                 "info",
                 f"OPENBLAS_CORETYPE={value} not checked: the kernel table covers x86-64 only",
                 "",
@@ -192,7 +192,7 @@ def check_coretype(ctx: Context) -> list[Advice]:
     best = coretypes.best_for(ctx.cpu_flags)
     if core is None:
         return [
-            Advice(
+            Finding(
                 "warning",
                 f"OPENBLAS_CORETYPE={value!r} is not an OpenBLAS x86-64 kernel name: "
                 "OpenBLAS prints 'Core not found' and detects the CPU itself",
@@ -211,29 +211,30 @@ def check_coretype(ctx: Context) -> list[Advice]:
         )
         if crashed:
             return [
-                Advice(
+                Finding(
                     "error", text + ": the BLAS probe died with SIGILL", "unset OPENBLAS_CORETYPE"
                 )
             ]
         if core.name.lower() in chosen or not chosen:
             return [
-                Advice(
+                Finding(
                     "error",
                     text + ": the first matrix product dies with SIGILL",
                     "unset OPENBLAS_CORETYPE",
                 )
             ]
         return [
-            Advice(
+            Finding(
                 "warning",
                 text + f"; this OpenBLAS build has no such kernel and ran "
-                f"{'/'.join(sorted(c for c in chosen if c))} instead, but a build that has it dies with SIGILL",
+                f"{'/'.join(sorted(c for c in chosen if c))} instead, but a build that has it "
+                "dies with SIGILL",
                 "unset OPENBLAS_CORETYPE",
             )
         ]
     if best is not None and core.rank < best.rank:
         return [
-            Advice(
+            Finding(
                 "warning",
                 f"OPENBLAS_CORETYPE={value} forces older kernels than this CPU runs "
                 f"(it has the instructions for {best.name}: {', '.join(sorted(best.flags))})",
@@ -241,47 +242,48 @@ def check_coretype(ctx: Context) -> list[Advice]:
                 "on purpose for bit-identical results across machines",
             )
         ]
-    return [Advice("ok", f"OPENBLAS_CORETYPE={value} matches what this CPU supports", "")]
+    return [Finding("ok", f"OPENBLAS_CORETYPE={value} matches what this CPU supports", "")]
 
 
 @check("threads-x-jobs")
-def check_jobs(ctx: Context) -> list[Advice]:
+def check_jobs(ctx: Context) -> list[Finding]:
     usable = ctx.usable_cores
     n, source = ctx.job_threads()
     if ctx.jobs == 1:
-        return [Advice("ok", "one job planned (pass --jobs N to check N concurrent jobs)", "")]
+        return [Finding("ok", "one job planned (pass --jobs N to check N concurrent jobs)", "")]
     total = n * ctx.jobs
     if ctx.jobs > usable:
         return [
-            Advice(
+            Finding(
                 "warning",
                 f"{ctx.jobs} concurrent jobs alone exceed the {_usable_text(ctx)}, "
-                f"and each runs {n} BLAS {_threads(n)[len(str(n)) + 1 :]} ({source}): {total} threads",
+                f"and each runs {n} BLAS {_threads(n)[len(str(n)) + 1 :]} ({source}): {total} "
+                "threads",
                 f"run at most {usable} job{'s' * (usable != 1)} at once, 1 thread each: "
                 + _fix_threads(1, ctx.jobs),
             )
         ]
     if total > usable:
         return [
-            Advice(
+            Finding(
                 "warning",
                 f"{ctx.jobs} jobs x {n} BLAS threads ({source}) = {total} threads "
                 f"on {_usable_text(ctx)}: oversubscribed",
-                _fix_threads(_per_job(ctx), ctx.jobs),
+                _fix_threads(ctx.fair_share, ctx.jobs),
             )
         ]
     return [
-        Advice("ok", f"{ctx.jobs} jobs x {n} BLAS threads = {total} fit {_usable_text(ctx)}", "")
+        Finding("ok", f"{ctx.jobs} jobs x {n} BLAS threads = {total} fit {_usable_text(ctx)}", "")
     ]
 
 
 @check("threads-over-cores")
-def check_threads_vs_cores(ctx: Context) -> list[Advice]:
+def check_threads_vs_cores(ctx: Context) -> list[Finding]:
     usable = ctx.usable_cores
     over = [(text, n) for text, n in _thread_counts(ctx) if n > usable]
     if not over:
         return [
-            Advice(
+            Finding(
                 "ok",
                 f"no library or variable asks for more threads than the {_usable_text(ctx)}",
                 "",
@@ -293,7 +295,7 @@ def check_threads_vs_cores(ctx: Context) -> list[Advice]:
             f" -- the machine shows {ctx.machine_cpus} CPUs, but this process may use only {usable}"
         )
     return [
-        Advice(
+        Finding(
             "warning",
             "; ".join(t for t, _ in over) + f": more than the {_usable_text(ctx)}{why}",
             _fix_threads(usable),
@@ -302,57 +304,63 @@ def check_threads_vs_cores(ctx: Context) -> list[Advice]:
 
 
 @check("openmp-runtimes")
-def check_openmp_runtimes(ctx: Context) -> list[Advice]:
+def check_openmp_runtimes(ctx: Context) -> list[Finding]:
     omp = ctx.omp_libs
     vendors = sorted({lib.vendor for lib in omp})
     listing = ", ".join(f"{lib.vendor} ({lib.filepath})" for lib in omp)
     if len(vendors) > 1:
         return [
-            Advice(
+            Finding(
                 "warning",
                 f"{len(vendors)} different OpenMP runtimes are loaded: {listing}; each keeps "
-                "its own thread pool (threads compete; Intel and LLVM document crashes when they mix)",
-                "load one runtime: MKL_THREADING_LAYER=GNU makes MKL use libgomp; with conda take every "
-                "package from conda-forge; do not mix pip wheels that bundle different runtimes",
+                "its own thread pool (threads compete; Intel and LLVM document crashes when they "
+                "mix)",
+                "load one runtime: MKL_THREADING_LAYER=GNU makes MKL use libgomp; with conda take "
+                "every package from conda-forge; do not mix pip wheels that bundle different "
+                "runtimes",
             )
         ]
     if len(omp) > 1:
         return [
-            Advice(
+            Finding(
                 "info",
                 f"{len(omp)} copies of {vendors[0]} are loaded: {listing}; each has its own "
                 "thread pool",
-                "the OpenMP variables (blastune env) reach both; blastune.limit() sets both at run time",
+                "the OpenMP variables (blastune env) reach both; blastune.limit() sets both at "
+                "run time",
             )
         ]
     if omp:
-        return [Advice("ok", f"one OpenMP runtime: {listing}", "")]
-    return [Advice("ok", "no OpenMP runtime loaded", "")]
+        return [Finding("ok", f"one OpenMP runtime: {listing}", "")]
+    return [Finding("ok", "no OpenMP runtime loaded", "")]
 
 
 @check("blas-copies")
-def check_blas_copies(ctx: Context) -> list[Advice]:
-    # one rule with info's warning (facts.info.pool_disagreement): speak only when the copies' thread
-    # counts differ (a limit set through one did not reach the other), never for copies that agree
+def check_blas_copies(ctx: Context) -> list[Finding]:
+    # one rule with info's warning (facts.info.pool_disagreement): speak only when the copies'
+    # thread counts differ (a limit set through one did not reach the other), never for copies
+    # that agree
     said = pool_disagreement(ctx.loaded, lambda lib: library_label(lib, ctx.bindings))
     if said is not None:
         return [
-            Advice(
+            Finding(
                 "warning",
                 said,
-                "limit them all at once: with blastune.limit(n): ... (or threadpoolctl.threadpool_limits(n))",
+                "limit them all at once: with blastune.limit(n): ... (or "
+                "threadpoolctl.threadpool_limits(n))",
             )
         ]
     libs = [lib for lib in ctx.blas_libs if lib.num_threads != 1 or lib.control != "fixed"]
     if len(libs) < 2:
         return [
-            Advice(
+            Finding(
                 "ok",
-                f"{len(libs) or 'no'} thread-pooled BLAS librar{'y' if len(libs) == 1 else 'ies'} loaded",
+                f"{len(libs) or 'no'} thread-pooled BLAS librar{'y' if len(libs) == 1 else 'ies'} "
+                "loaded",
             )
         ]
     return [
-        Advice(
+        Finding(
             "ok",
             f"{len(libs)} BLAS copies loaded, each with its own pool, all at "
             f"{_threads(libs[0].num_threads)}: the variables and blastune.limit() reach every copy",
@@ -365,7 +373,7 @@ def _families_by_name() -> dict:
 
 
 @check("slow-blas")
-def check_slow_blas(ctx: Context) -> list[Advice]:
+def check_slow_blas(ctx: Context) -> list[Finding]:
     fams = _families_by_name()
     rated = [f for f in fams.values() if f.measured_gflops]
     fastest = max(rated, key=lambda f: f.measured_gflops) if rated else None
@@ -382,11 +390,11 @@ def check_slow_blas(ctx: Context) -> list[Advice]:
             rate, fast = fam.measured_gflops, fastest.measured_gflops
             text += (
                 f": dot 2000x2000 ran at {rate:g} GFLOP/s per core against {fast:g} for "
-                f"{fastest.display_name or fastest.name} ({fast / rate:.0f}x slower) on a 2-core Zen3 "
-                "(`blastune sweep --op dot` measures it here)"
+                f"{fastest.display_name or fastest.name} ({fast / rate:.0f}x slower) on a 2-core "
+                "Zen3 (`blastune sweep --op dot` measures it here)"
             )
         out.append(
-            Advice(
+            Finding(
                 "warning",
                 text + ("" if lib.num_threads != 1 else ", and it never uses more than 1 thread"),
                 _switch_fix(path),
@@ -395,7 +403,7 @@ def check_slow_blas(ctx: Context) -> list[Advice]:
     if not out:
         vendors = sorted({b.library.vendor for b in ctx.bindings if b.api == "blas" and b.library})
         return [
-            Advice(
+            Finding(
                 "ok", f"numpy/scipy call an optimised BLAS ({', '.join(vendors) or 'none found'})"
             )
         ]
@@ -410,45 +418,18 @@ def _switch_fix(path: str) -> str:
     m = re.search(r"/usr/lib/([a-z0-9_]+-linux-gnu)/", path)
     if m:
         fixes.append(
-            f"sudo apt install libopenblas0-pthread && sudo update-alternatives --config libblas.so.3-{m.group(1)}"
+            "sudo apt install libopenblas0-pthread && sudo update-alternatives --config "
+            f"libblas.so.3-{m.group(1)}"
         )
     return "; or ".join(fixes)
 
 
-def _family_check(fam):
-    """The doctor check a family brings (``Family.doctor_check``), answered by ``Family.advise``."""
-
-    def family_check(ctx: Context) -> list[Advice]:
-        libs = [lib for lib in ctx.blas_libs if lib.vendor == fam.name]
-        return fam.advise(libs, ctx.env, _per_job(ctx), ctx.label)
-
-    family_check.__name__ = f"check_{fam.name}"
-    return family_check
-
-
-for _fam in BLAS_FAMILIES:
-    if _fam.doctor_check:
-        check(_fam.doctor_check)(_family_check(_fam))
-
-
-def late_family_checks(known: set[str]) -> list:
-    """(id, check) of the families registered after this module was imported (not in ``known``)."""
-
-    def as_findings(fam):
-        run = _family_check(fam)
-        return lambda ctx: [
-            Finding(fam.doctor_check, a.severity, a.finding, a.fix) for a in run(ctx)
-        ]
-
-    return [
-        (fam.doctor_check, as_findings(fam))
-        for fam in BLAS_FAMILIES
-        if fam.doctor_check and fam.doctor_check not in known
-    ]
+# the vendor families' checks (Family.doctor_check) come here in the report
+family_checks_here()
 
 
 @check("cpu-pressure")
-def check_cpu_pressure(ctx: Context) -> list[Advice]:
+def check_cpu_pressure(ctx: Context) -> list[Finding]:
     """Is the machine busy now? Timings and the threads each job gets suffer when it is.
 
     Info at most, never a warning: the load of the moment is no misconfiguration, and
@@ -456,7 +437,7 @@ def check_cpu_pressure(ctx: Context) -> list[Advice]:
     p = ctx.pressure
     if p is None:
         return [
-            Advice(
+            Finding(
                 "ok",
                 "CPU pressure not available here (Linux >= 4.20 with PSI keeps /proc/pressure/cpu)",
             )
@@ -464,21 +445,26 @@ def check_cpu_pressure(ctx: Context) -> list[Advice]:
     now = ctx.pressure_now_pct
     level = now if now is not None else p.some_avg10
     when = (
-        f"{now:.0f}% of the {ctx.pressure_window_s:.1f} s doctor ran, {p.some_avg10:.0f}% over the last 10 s"
+        f"{now:.0f}% of the {ctx.pressure_window_s:.1f} s doctor ran, {p.some_avg10:.0f}% over "
+        "the last 10 s"
         if now is not None
         else f"{p.some_avg10:.0f}% of the last 10 s"
     )
-    text = f"runnable tasks waited for a CPU {when} ({p.some_avg60:.0f}% over 60 s; /proc/pressure/cpu)"
+    text = (
+        f"runnable tasks waited for a CPU {when} ({p.some_avg60:.0f}% over 60 s; "
+        "/proc/pressure/cpu)"
+    )
     if level >= PRESSURE_INFO_PCT:
         return [
-            Advice(
+            Finding(
                 "info",
                 text + ": other programs compete for the CPUs now; measurements taken now "
                 "will be disturbed and BLAS threads will wait",
-                "blastune ps shows which processes wait; measure (blastune sweep, jobs) when it is quieter",
+                "blastune ps shows which processes wait; measure (blastune sweep, jobs) when it "
+                "is quieter",
             )
         ]
-    return [Advice("ok", text)]
+    return [Finding("ok", text)]
 
 
 # CPU pressure (PSI "some") from which doctor mentions it: a few percent is timers and daemons.

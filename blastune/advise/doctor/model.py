@@ -1,11 +1,12 @@
-"""The doctor's data: a Finding, the Context every check reads, and the report.
+"""The Context every doctor check reads (the Finding and the report are ``documents.doctor``'s).
 
-Checks (``checks.py``) and the runner (``report.py``) both stand on this module, never on each other.
+Checks (``checks.py``) and the runner (``report.py``) both stand on this module, never on each
+other.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import os
@@ -15,20 +16,6 @@ from blastune.facts.cpu import CpuInfo
 from blastune.facts.environment import requested_threads
 from blastune.facts.schedstat import Pressure
 from blastune.facts.topology import Topology
-
-DOCTOR_SCHEMA = "blastune.doctor/1"
-SEVERITIES = ("ok", "info", "warning", "error")
-
-
-@dataclass
-class Finding:
-    id: str
-    severity: str  # ok | info | warning | error
-    finding: str  # one line: what is the case
-    fix: str = ""  # one line: a command or env var; empty when nothing needs doing
-
-    def to_dict(self):
-        return asdict(self)
 
 
 @dataclass
@@ -136,56 +123,8 @@ class Context:
         n = self.usable_cores
         return n, f"the BLAS default of one thread per usable CPU ({n})"
 
-
-@dataclass
-class DoctorReport:
-    schema: str
-    blastune_version: str
-    jobs: int
-    usable_cores: int
-    usable_basis: str
-    findings: list[Finding]
-    probe: ProbeResult | None
-    libraries: list[dict]
-    env: dict[str, str]
-    notes: list[str] = field(default_factory=list)
-
-    def exit_status(self, strict: bool = False) -> int:
-        """0 clean, 2 any error, 1 warnings (only when ``strict``)."""
-        sev = {f.severity for f in self.findings}
-        if "error" in sev:
-            return 2
-        if strict and "warning" in sev:
-            return 1
-        return 0
-
-    def by_severity(self, severity: str) -> list[Finding]:
-        return [f for f in self.findings if f.severity == severity]
-
-    def tally(self) -> str:
-        """'1 error, 2 warnings, 0 info, 14 ok': the counts under the terminal and HTML tables."""
-        words = {
-            "error": ("error", "errors"),
-            "warning": ("warning", "warnings"),
-            "info": ("info", "info"),
-            "ok": ("ok", "ok"),
-        }
-        counts = ((s, len(self.by_severity(s))) for s in ("error", "warning", "info", "ok"))
-        return ", ".join(f"{n} {words[s][n != 1]}" for s, n in counts)
-
-    def to_dict(self):
-        return {
-            "schema": self.schema,
-            "blastune_version": self.blastune_version,
-            "jobs": self.jobs,
-            "usable_cores": self.usable_cores,
-            "usable_basis": self.usable_basis,
-            "exit_status": self.exit_status(False),
-            "exit_status_strict": self.exit_status(True),
-            "counts": {s: len(self.by_severity(s)) for s in SEVERITIES},
-            "findings": [f.to_dict() for f in self.findings],
-            "probe": self.probe.to_dict() if self.probe else None,
-            "libraries": self.libraries,
-            "env": self.env,
-            "notes": self.notes,
-        }
+    @property
+    def fair_share(self) -> int:
+        """The BLAS threads each of ``jobs`` jobs may run without oversubscribing the usable CPUs
+        (at least 1): the count a fix proposes."""
+        return max(1, self.usable_cores // self.jobs)

@@ -121,7 +121,8 @@ def run_probe(
             stage = line[6:].strip()
         elif line.startswith("wrong "):
             wrong = int(line.split()[1])
-    # some libraries write their last words to stdout (oneMKL's "FATAL ERROR"), between our stage lines
+    # some libraries write their last words to stdout (oneMKL's "FATAL ERROR"), between our stage
+    # lines
     said = err.strip().splitlines() or [
         line
         for line in out.splitlines()

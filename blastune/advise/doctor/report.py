@@ -18,14 +18,9 @@ from blastune.facts.environment import current_env
 
 # importing the check modules registers their checks (general ones first, then big-machine ones)
 from blastune.advise.doctor import checks as _checks, topology_checks  # noqa: F401
-from blastune.advise.doctor.registry import CHECKS
-from blastune.advise.doctor.model import (
-    DOCTOR_SCHEMA,
-    SEVERITIES,  # noqa: F401
-    Context,
-    DoctorReport,  # noqa: F401
-    Finding,
-)
+from blastune.advise.doctor.model import Context
+from blastune.advise.doctor.registry import all_checks
+from blastune.documents.doctor import DoctorReport, Finding
 from blastune.advise.doctor.probe import ProbeResult
 from blastune.facts.schedstat import Pressure, cpu_pressure
 
@@ -39,9 +34,9 @@ def _import_is_safe(probe: ProbeResult | None) -> bool:
         # a kernel that dies or hangs in the product (a bad OPENBLAS_CORETYPE) still answers the
         # queries info() makes; one that dies while being imported would take us with it
         return probe.stage not in ("start", "import numpy", "import scipy")
-    # The child ended itself: a library called exit() (oneMKL, status 2, for a MKL_THREADING_LAYER it
-    # cannot load) or the loader did (127, an unresolved symbol). MKL loads its layer at the first
-    # call -- any query of ours would end this process the same way.
+    # The child ended itself: a library called exit() (oneMKL, status 2, for a MKL_THREADING_LAYER
+    # it cannot load) or the loader did (127, an unresolved symbol). MKL loads its layer at the
+    # first call -- any query of ours would end this process the same way.
     return False
 
 
@@ -62,7 +57,8 @@ MIN_PRESSURE_WINDOW_S = 0.2
 
 
 def build_context(jobs: int = 1, probe: ProbeResult | None = None, pressure_start=None) -> Context:
-    """The facts every check reads. ``pressure_start``: (monotonic time, Pressure) when doctor began."""
+    """The facts every check reads. ``pressure_start``: (monotonic time, Pressure) when doctor
+    began."""
     from blastune.facts.cpu import cpu_flags, cpu_info
     from blastune.facts.detect import inventory
     from blastune.facts.topology import topology_or_none
@@ -93,12 +89,6 @@ def build_context(jobs: int = 1, probe: ProbeResult | None = None, pressure_star
     )
 
 
-def all_checks() -> list:
-    """(id, check) of every registered check, then those of BLAS families registered after the
-    checks were imported (a vendor plug-in)."""
-    return [*CHECKS, *_checks.late_family_checks({cid for cid, _ in CHECKS})]
-
-
 def run_checks(ctx: Context, checks=None) -> list[Finding]:
     """Run each check; one that raises is reported as a finding, never takes the others down."""
 
@@ -109,10 +99,10 @@ def run_checks(ctx: Context, checks=None) -> list[Finding]:
         except Exception as exc:  # a bug of ours must not hide the other findings
             findings.append(
                 Finding(
-                    check_id,
                     "warning",
                     f"this check failed: {type(exc).__name__}: {exc}",
                     "report it as a blastune bug (BLASTUNE_DEBUG=1 shows nothing more here)",
+                    check_id,
                 )
             )
     return findings
@@ -135,13 +125,12 @@ def doctor(jobs: int = 1, *, probe: bool = True, timeout: float = 60.0) -> Docto
     ctx = build_context(jobs, result, start)
     findings = run_checks(ctx)
     return DoctorReport(
-        schema=DOCTOR_SCHEMA,
         blastune_version=__version__,
         jobs=jobs,
         usable_cores=ctx.usable_cores,
         usable_basis=ctx.usable_basis,
         findings=findings,
-        probe=result,
+        probe=result.to_dict() if result else None,
         libraries=[
             {
                 "vendor": lib.vendor,
