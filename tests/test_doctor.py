@@ -399,6 +399,38 @@ def test_exit_status_rules():
     assert report("error").exit_status() == 2
 
 
+def test_a_vendor_registered_late_is_checked_in_the_vendors_place_with_its_id_stamped():
+    # one registry: a family registered after the checks were imported runs beside the built-in
+    # vendors' checks (not appended at the end), gets the per-job thread share from the Context, and
+    # its Advice is the doctor's Finding, stamped with the family's check id
+    from blastune.libraries import BLAS_FAMILIES, Advice, Family, register_family
+
+    seen = {}
+
+    class Late(Family):
+        name, api, doctor_check = "late-test-family", "blas", "late-test-check"
+
+        @classmethod
+        def advise(cls, libs, environ, want, label):
+            seen["want"] = want
+            return [Advice("warning", "late finding", "a fix")]
+
+    before = list(BLAS_FAMILIES)
+    try:
+        register_family(Late)
+        cpu = replace(cpu_info(), usable_cores=8)
+        ctx = Context(jobs=3, env={}, cpu=cpu, cpu_flags=set())
+        ids = [cid for cid, _ in all_checks()]
+        assert ids.index("blis-default-threads") + 1 == ids.index("late-test-check")
+        assert ids.index("late-test-check") < ids.index("cpu-pressure")
+        (f,) = [f for f in run_checks(ctx) if f.id == "late-test-check"]
+    finally:
+        BLAS_FAMILIES[:] = before
+    assert Advice is Finding and f == Finding("warning", "late finding", "a fix", "late-test-check")
+    assert seen["want"] == ctx.fair_share == 8 // 3
+    assert "late-test-check" not in [cid for cid, _ in all_checks()]
+
+
 def test_cli_in_process_json_and_usage_errors(monkeypatch):
     for k, v in child_env().items():
         if k.endswith("_NUM_THREADS"):

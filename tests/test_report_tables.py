@@ -90,6 +90,34 @@ def test_info_says_at_run_time_as_the_cli_does():
     assert "<td>runtime</td>" not in html
 
 
+def test_info_and_doctor_sections_show_the_terminals_rows():
+    # one row builder each (present/info.py, present/doctor.py): the page and `blastune info` /
+    # `blastune doctor` cannot drift apart again (the page had lost the kernel column)
+    from blastune.advise.doctor.report import doctor
+    from blastune.facts.info import info
+    from blastune.present import doctor as doctor_rows, info as info_rows
+    from blastune.present.report import doctor_section
+
+    facts = info()
+    html = info_section(facts).html
+    tables = re.findall(r"<table>.*?</table>", html, flags=re.S)
+    calls, loaded = Table(tables[0]), Table(tables[1])
+    assert calls.headers == info_rows.BINDING_HEADERS and "kernel" in calls.headers
+    assert [r for r in calls.rows if r] == [
+        [str(c) for c in row] for row in info_rows.binding_rows(facts)
+    ]
+    assert loaded.headers == info_rows.LIBRARY_HEADERS
+    assert [r for r in loaded.rows if r] == [
+        [str(c) for c in row] for row in info_rows.library_rows(facts)
+    ]
+    report = doctor(jobs=2, probe=False)
+    t = Table(doctor_section(report).html)
+    assert t.headers == doctor_rows.HEADERS
+    marks = [doctor_rows.MARK[f.severity] for f in report.worst_first()]
+    assert [r[0] for r in t.rows if r] == marks
+    assert doctor_rows.summary_line(report) in doctor_section(report).html
+
+
 def test_compared_files_share_an_op_and_the_others_are_named():
     before, after = load_sources(
         [DATA / "sweep_before_openblas.json", DATA / "sweep_after_blis.json"]

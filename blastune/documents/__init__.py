@@ -1,1 +1,1 @@
-"""Saved documents (sweep, jobs, doctor, info, profile): loading and typed models."""
+"""Saved documents (sweep, jobs, doctor, profile): loading and typed models."""

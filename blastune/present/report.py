@@ -113,14 +113,14 @@ def _num(x, spec, suffix="") -> str:
 def info_section(info) -> Section:
     from blastune.present import info as rows
 
-    path = [None] * 8 + ["path"]
     libs = rows.library_rows(info)
+    lib_classes = [None] * 5 + ["num", None, None, "path"]
     parts = [
         f'<p class="meta">{esc(rows.packages_line(info))}; {esc(info.platform)}</p>',
         "<h3>What numpy and scipy call</h3>",
-        html_table(rows.BINDING_HEADERS, rows.binding_rows(info), path),
+        html_table(rows.BINDING_HEADERS, rows.binding_rows(info), [None, *lib_classes]),
         "<h3>BLAS and OpenMP libraries loaded in this process</h3>",
-        html_table(rows.LIBRARY_HEADERS, libs, path) if libs else "<p>(none found)</p>",
+        html_table(rows.LIBRARY_HEADERS, libs, lib_classes) if libs else "<p>(none found)</p>",
         *(f'<p class="note">{esc(n)}</p>' for n in rows.notes(info)),
         "<h3>CPU</h3>" + html_table(["", ""], rows.cpu_rows(info)),
         "<h3>Environment</h3>" + html_table(["variable", "value"], rows.env_rows(info)),
