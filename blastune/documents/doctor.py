@@ -121,10 +121,9 @@ class DoctorReport:
 
     def tally(self) -> str:
         """'1 error, 2 warnings, 0 info, 14 ok': the counts under the terminal and HTML tables."""
+        plural = {"error": "errors", "warning": "warnings"}  # 'info' and 'ok' have none
         counts = ((s, len(self.by_severity(s))) for s in _WORST_FIRST)
-        return ", ".join(
-            f"{n} {s}{'s' * (n != 1 and s in ('error', 'warning'))}" for s, n in counts
-        )
+        return ", ".join(f"{n} {s if n == 1 else plural.get(s, s)}" for s, n in counts)
 
     def to_dict(self) -> dict:
         return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -96,10 +97,17 @@ def pool_disagreement(loaded: list[LibraryInfo], label=None) -> str | None:
     )
 
 
-def library_label(lib: LibraryInfo, binds: list[Binding]) -> str:
-    """'openblas (/path/libopenblas.so, called by numpy)': how info and doctor name a library."""
-    users = sorted({b.package for b in binds if b.library and b.library.filepath == lib.filepath})
-    return f"{lib.vendor} ({lib.filepath}{', called by ' + ' and '.join(users) if users else ''})"
+def library_users(path: str, binds: list[Binding]) -> list[str]:
+    """Which packages call into the library at ``path`` ('numpy', 'scipy')."""
+    return sorted({b.package for b in binds if b.library and b.library.filepath == path})
+
+
+def library_label(lib: LibraryInfo, binds: list[Binding], short: bool = False) -> str:
+    """'openblas (/path/libopenblas.so, called by numpy)': how info and doctor name a library
+    (``short``: the file's name without its directory)."""
+    users = library_users(lib.filepath, binds)
+    path = os.path.basename(lib.filepath) if short else lib.filepath
+    return f"{lib.vendor} ({path}{', called by ' + ' and '.join(users) if users else ''})"
 
 
 def info(measure: bool = False) -> Info:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-import os
-
 from blastune.advise.doctor.probe import ProbeResult
 from blastune.facts.cpu import CpuInfo
 from blastune.facts.environment import requested_threads
+from blastune.facts.info import library_label, library_users
 from blastune.facts.schedstat import Pressure
 from blastune.facts.topology import Topology
 
@@ -45,15 +44,11 @@ class Context:
 
     def users_of(self, path: str) -> list[str]:
         """Which packages call into ``path`` ('numpy', 'scipy'), for findings a user recognises."""
-        return sorted(
-            {b.package for b in self.bindings if b.library and b.library.filepath == path}
-        )
+        return library_users(path, self.bindings)
 
     def label(self, lib) -> str:
         """'openblas (libopenblas.so, called by numpy)': how a finding names a library."""
-        users = self.users_of(lib.filepath)
-        who = f", called by {' and '.join(users)}" if users else ""
-        return f"{lib.vendor} ({os.path.basename(lib.filepath)}{who})"
+        return library_label(lib, self.bindings, short=True)
 
     # --- one truth about the CPUs, for every check ---------------------------------------------
     # CpuInfo counts the machine (/proc/cpuinfo) and narrows only the logical CPUs (affinity,
