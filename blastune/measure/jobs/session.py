@@ -16,6 +16,7 @@ import time
 from datetime import datetime, timezone
 
 from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
+from blastune.measure.budget import Budget, eta_s
 from blastune.measure.jobs import analysis
 from blastune.measure.jobs.layout_handle import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
@@ -100,7 +101,7 @@ class JobsSession:
         self.groups = groups(self.plan[1:], cores) or [[]]
         self.slots = {lay: Slot(lay) for lay in self.plan}
         self.live: list[LayoutHost] = []
-        self.t0 = time.monotonic()
+        self.budget = Budget(budget_s)
         self.done = 0
         self.total = repeats * len(self.plan)
         self.startups: list[float] = []
@@ -114,9 +115,6 @@ class JobsSession:
 
     def check(self) -> None:
         check_memory(self.workload, self.groups)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
 
     def start(self, slot: Slot) -> dict:
         slot.host = LayoutHost(slot.layout)
@@ -164,7 +162,7 @@ class JobsSession:
             * COOL_DOWN_SECONDS
             * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
         )
-        room = 0.8 * self.budget_s - startup - cool - self.elapsed()
+        room = 0.8 * self.budget_s - startup - cool - self.budget.elapsed()
         return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
 
     def _parallel(self, lay: Layout) -> int:
@@ -203,7 +201,7 @@ class JobsSession:
         return left
 
     def report_plan(self) -> None:
-        self.estimate_s = self.elapsed() + self.remaining_s()
+        self.estimate_s = self.budget.elapsed() + self.remaining_s()
         self.progress(
             "plan",
             {
@@ -214,11 +212,6 @@ class JobsSession:
                 "budget_s": self.budget_s,
             },
         )
-
-    def fits(self, slot: Slot) -> bool:
-        if self.budget_s is None:
-            return True
-        return self.elapsed() + self._batch_guess(slot) <= self.budget_s
 
     def _settle(self, slot: Slot) -> dict:
         """The first batch of a layout in a calibrated run: kept when it lasted at least
@@ -242,7 +235,7 @@ class JobsSession:
                 "done": self.done,
                 "total": self.total,
                 "layout": slot.layout,
-                "eta_s": max(self.remaining_s(), 1.0),
+                "eta_s": eta_s(self.remaining_s()),
             },
         )
         if slot.tasks is None:
@@ -275,11 +268,7 @@ class JobsSession:
         members = []
         for lay in group:
             slot = self.slots[lay]
-            if (
-                self.budget_s is not None
-                and self.elapsed() + self._startup_guess(lay) + self._batch_guess(slot)
-                > self.budget_s
-            ):
+            if not self.budget.fits(self._startup_guess(lay) + self._batch_guess(slot)):
                 self.skipped.append(lay)
                 self.total -= self.repeats
                 continue
@@ -292,7 +281,9 @@ class JobsSession:
             for slot in [base, *members]:
                 if not slot.active:
                     continue
-                if not self.fits(slot) and not (slot is base and not slot.result.walls):
+                if not self.budget.fits(self._batch_guess(slot)) and not (
+                    slot is base and not slot.result.walls
+                ):
                     # the baseline's first batch always runs: every speed-up is measured against it
                     if slot.result.walls:
                         slot.result.notes.append(
@@ -383,7 +374,7 @@ class JobsSession:
             ),
             estimate_s=self.estimate_s,
             budget_s=self.budget_s,
-            elapsed_s=self.elapsed(),
+            elapsed_s=self.budget.elapsed(),
         )
 
     @staticmethod
@@ -446,5 +437,5 @@ class JobsSession:
                 raise
             doc = self.result("complete", fingerprint(cpu_info()))
             self.save(doc)
-        self.progress("done", {"elapsed_s": self.elapsed()})
+        self.progress("done", {"elapsed_s": self.budget.elapsed()})
         return doc
