@@ -422,6 +422,7 @@ class JobsSession:
                 with stop_on_signals():
                     try:
                         self.measure()
+                        raise_pending()  # a stop dropped on its way is not a complete run
                     except BaseException:
                         self.abort()
                         raise
