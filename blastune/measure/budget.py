@@ -52,8 +52,8 @@ def eta_from_pace(elapsed_s: float, done: int, total: int, budget_s: float) -> f
     """``eta_s`` for a run of ``total`` like units, ``done`` of them finished in ``elapsed_s``.
 
     ``None`` before the first unit finished (nothing measured yet: no honest figure) and 0 once
-    every unit is done. Otherwise the pace so far times the units left -- but no unit starts after the
-    budget is spent, so at most the budget left plus one more unit."""
+    every unit is done. Otherwise the pace so far times the units left -- but no unit starts after
+    the budget is spent, so at most the budget left plus one more unit."""
     left = total - done
     if left <= 0:
         return 0.0

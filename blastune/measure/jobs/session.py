@@ -111,7 +111,7 @@ class JobsSession:
         self.calibrated = tasks is None  # the count is ours to choose: every batch >= min_batch_s
         self.target_used = target_seconds  # the serial target calibrated to (a budget shrinks it)
 
-    # --- the steps -----------------------------------------------------------------------------------
+    # --- the steps --------------------------------------------------------------------------------
 
     def check(self) -> None:
         check_memory(self.workload, self.groups)
@@ -151,7 +151,8 @@ class JobsSession:
         return min(MIN_BATCH_SECONDS, MIN_BATCH_SHARE * self.target_used)
 
     def _target_for_budget(self, target: float) -> float:
-        """The serial batch time that lets the whole plan fit in the budget (at least MIN_TARGET_SECONDS)."""
+        """The serial batch time that lets the whole plan fit in the budget (at least
+        MIN_TARGET_SECONDS)."""
         startup = sum(self._startup_guess(lay) for lay in self.plan)
         # each layout's batch lasts target / its parallelism, never under MIN_BATCH_SHARE x target
         per_target = self.repeats * sum(
@@ -310,7 +311,7 @@ class JobsSession:
         LayoutHost.abort_all(self.live)
         self.live.clear()
 
-    # --- the document --------------------------------------------------------------------------------
+    # --- the document -----------------------------------------------------------------------------
 
     def result(
         self, status: str = "complete", fingerprint: dict | None = None
@@ -402,7 +403,7 @@ class JobsSession:
             )
             raise SaveFailed(f"{exc}; {where}", kept, doc) from None
 
-    # --- the whole run -------------------------------------------------------------------------------
+    # --- the whole run ----------------------------------------------------------------------------
 
     def run(self) -> JobsResult:
         import contextlib

@@ -169,7 +169,8 @@ class Session:
         return self.measured == 0 or self.budget.left_s() > 0
 
     def share_s(self, points: int = 1) -> float:
-        """Seconds ``points`` of the points still to run may spend: the budget left, shared evenly."""
+        """Seconds ``points`` of the points still to run may spend: the budget left, shared
+        evenly."""
         remaining = max(1, self.to_run - self.measured)
         return self.budget.left_s() * min(points, remaining) / remaining
 
