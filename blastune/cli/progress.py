@@ -62,11 +62,7 @@ class ProgressBar:
             transient=True,
         )
 
-    def begin(self, name: str, total: int, message: str | None = None) -> None:
-        if self.bar is None:
-            return
-        if message:
-            typer.echo(message, err=True)
+    def begin(self, name: str, total: int) -> None:
         self.bar.start()
         self.task = self.bar.add_task(name, total=total)
 
@@ -75,40 +71,38 @@ class ProgressBar:
             self.bar.stop()
             self.bar = None
 
-    def sweep(self, event: str, data: dict) -> None:
+    def sweep(self, event: str, d: dict) -> None:
         """``blastune.sweep(on_point=...)``: "plan", then "start" and "done" per point."""
         if self.bar is None:
             return
         if event == "plan":
             from blastune.measure.budget import eta_from_pace
 
-            start, total, budget = time.monotonic(), data["total"], data["budget_s"]
+            start, total, budget = time.monotonic(), d["total"], d["budget_s"]
             self.eta = lambda: eta_from_pace(time.monotonic() - start, self.done, total, budget)
             self.begin("sweep", total)
         elif event == "start":
-            d = data
             what = f"{d['op']} n={d['size']} {d['dtype']} {d['threads']} thr"
             self.bar.update(self.task, description=what)
         elif event == "done":
             self.done += 1
             self.bar.update(self.task, advance=1)
 
-    def jobs(self, event: str, data: dict) -> None:
+    def jobs(self, event: str, d: dict) -> None:
         """``blastune.jobs(progress=...)``: "plan" (the estimate), "batch" per batch, "done"."""
-        if event == "plan" and self.bar is not None:
-            d = data
+        if self.bar is None:
+            return
+        if event == "plan":
             budget = f" (budget {clock(d['budget_s'])})" if d.get("budget_s") else ""
-            self.begin(
-                "jobs",
-                d["batches"],
+            typer.echo(
                 f"plan: {d['layouts']} layouts x up to {d['batches'] // max(1, d['layouts'])} "
                 f"batch(es) of {d['tasks']} tasks, about {clock(d['estimate_s'])}{budget}",
+                err=True,
             )
-        elif event == "batch" and self.task is not None and self.bar is not None:
-            self.eta = lambda left=data["eta_s"]: left
-            what = data["layout"].spec
-            self.bar.update(
-                self.task, completed=data["done"], total=data["total"], description=what
-            )
+            self.begin("jobs", d["batches"])
+        elif event == "batch":
+            self.eta = lambda left=d["eta_s"]: left
+            what = d["layout"].spec
+            self.bar.update(self.task, completed=d["done"], total=d["total"], description=what)
         elif event == "done":
             self.stop()
