@@ -5,7 +5,7 @@ Steps (``JobsSession.run``): start the serial baseline and calibrate the task co
 time and report the plan; then group by group (layouts whose workers may all be alive at once) start
 and warm every layout, and time one batch per layout per round, round after round (interleaved), so
 a burst of load from other programs hits every layout rather than whichever one happened to run.
-A layout much slower than serial is timed in the first round only; ``budget_s`` stops further
+A layout much slower than serial is timed in the first round only; the budget stops further
 batches (and layouts) once the next one would not fit. Every exit path ends and reaps the layout
 processes; a stop signal keeps the finished batches (``JobsInterrupted.result``).
 """
@@ -94,7 +94,7 @@ class JobsSession:
     ):
         self.workload, self.tasks, self.repeats, self.cores = workload, tasks, repeats, cores
         self.logical_cores = logical_cores or cores
-        self.out, self.force, self.budget_s = out, force, budget_s
+        self.out, self.force = out, force
         self.progress = progress or (lambda event, data: None)
         self.target_seconds = target_seconds
         self.plan = with_baseline(layouts)
@@ -138,7 +138,7 @@ class JobsSession:
             )
             return
         target = self.target_seconds
-        if self.budget_s is not None:
+        if self.budget.seconds is not None:
             target = self._target_for_budget(target)
         out = base.host.calibrate(target)
         self.per_task_s = out["per_task_s"]
@@ -163,7 +163,7 @@ class JobsSession:
             * COOL_DOWN_SECONDS
             * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
         )
-        room = 0.8 * self.budget_s - startup - cool - self.budget.elapsed()
+        room = 0.8 * self.budget.seconds - startup - cool - self.budget.elapsed()
         return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
 
     def _parallel(self, lay: Layout) -> int:
@@ -210,7 +210,7 @@ class JobsSession:
                 "batches": self.total,
                 "tasks": self.tasks,
                 "estimate_s": self.estimate_s,
-                "budget_s": self.budget_s,
+                "budget_s": self.budget.seconds,
             },
         )
 
@@ -374,7 +374,7 @@ class JobsSession:
                 else "no per-thread schedstat here: contention judged from /proc/stat load",
             ),
             estimate_s=self.estimate_s,
-            budget_s=self.budget_s,
+            budget_s=self.budget.seconds,
             elapsed_s=self.budget.elapsed(),
         )
 
