@@ -240,6 +240,39 @@ def test_a_stop_dropped_on_its_way_still_ends_the_run(jobs_sandbox, monkeypatch)
     assert stopped.value.result.status == "interrupted" and len(stopped.value.result.results) == 2
 
 
+def test_a_stop_while_hosts_are_aborted_collects_every_host_then_is_raised():
+    """Two layout processes that ignore SIGTERM, and a real SIGINT while the first is reaped: the
+    first is killed at once, the second still reaped (SIGKILL after its grace), then the stop is
+    raised -- it used to be swallowed."""
+    import threading
+    from multiprocessing.connection import Pipe
+
+    from blastune.measure.jobs.layout_handle import LayoutHost
+
+    hosts = []
+    for _ in range(2):
+        host = LayoutHost.__new__(LayoutHost)  # the reaping half only: no layout to run
+        host.proc = subprocess.Popen(
+            ["sh", "-c", "trap '' TERM; echo up; exec sleep 60"], stdout=subprocess.PIPE
+        )
+        host.cmd, host.reply = Pipe()
+        assert host.proc.stdout.readline() == b"up\n"
+        hosts.append(host)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            LayoutHost.abort_all(hosts)
+    finally:
+        timer.cancel()
+        for host in hosts:
+            if host.proc.poll() is None:
+                host.proc.kill()
+                host.proc.wait()
+    assert [h.proc.returncode for h in hosts] == [-signal.SIGKILL, -signal.SIGKILL]
+    assert all(h.cmd.closed and h.reply.closed for h in hosts)
+
+
 def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):
     """`x=$(timeout 4 blastune jobs …)`: 0.1.0 hung -- its orphaned workers kept the pipe open. Here
     timeout's SIGTERM ends blastune, every worker goes with it, and the shell carries on at once."""
