@@ -86,10 +86,10 @@ def _start(args, tmp_path, **extra):
     )
 
 
-def _wait_for(path: Path, proc, timeout: float = 90.0) -> None:
+def _wait_for(path: Path, proc, timeout: float = 90.0, written: bool = True) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
+        if path.exists() and (path.read_text().strip() or not written):
             return
         if proc.poll() is not None:
             pytest.fail(f"blastune ended early ({proc.returncode}): {proc.stderr.read()}")
@@ -190,6 +190,87 @@ def test_sigterm_with_nothing_finished_says_nothing_was_saved(tmp_path):
         "blastune: interrupted by SIGTERM: worker processes ended; nothing saved (no --out)"
     ], stderr
     assert not left, left
+
+
+@pytest.mark.parametrize("sig, name", SIGNALS[:2], ids=[n for _, n in SIGNALS[:2]])
+def test_a_signal_while_a_layout_process_is_reaped_stops_the_run(sig, name, tmp_path):
+    """Every batch is done; blastune waits for the thread layout's process to end (the task's module
+    lingers at exit). A signal then used to be swallowed by the reaper: the run went on, saved
+    'complete' and exited 0. Now the process is killed and collected, and the stop is the run's."""
+    mark, out = tmp_path / "mark", tmp_path / "jobs.json"
+    args = ["jobs", "--func", "jobfuncs:slow_to_end", "--tasks", "4", "-r", "1"]
+    args += ["--layouts", "thread:2x1", "--out", str(out), "--no-save-profile"]
+    proc = _start(args, tmp_path, JOBFUNCS_MARK=str(mark))
+    try:
+        _wait_for(mark, proc, written=False)
+        os.kill(proc.pid, sig)
+        stdout, stderr = proc.communicate(timeout=30)
+        left = wait_gone(proc.pid)
+    finally:
+        _kill_session(proc.pid)
+    assert proc.returncode == 128 + sig, (proc.returncode, stderr)
+    assert stderr.splitlines() == [
+        f"blastune: interrupted by {name}: worker processes ended; 2 layout(s) "
+        f"measured, saved to {out} (status interrupted)"
+    ], stderr
+    assert stdout == "" and not left, left
+    assert json.loads(out.read_text())["status"] == "interrupted"
+
+
+def test_a_stop_dropped_on_its_way_still_ends_the_run(jobs_sandbox, monkeypatch):
+    """A stop that something between the handler and the run swallows (here: a close of a layout
+    process that catches everything) is raised again before the run is called complete."""
+    from blastune.measure.jobs.entry import JobsInterrupted, Layout, run_jobs
+    from blastune.measure.jobs.layout_handle import LayoutHost
+
+    close = LayoutHost.close
+
+    def swallowing_close(self):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler runs here; a second one this soon is absorbed
+        except KeyboardInterrupt:
+            pass
+        close(self)
+
+    monkeypatch.setattr(LayoutHost, "close", swallowing_close)
+    with pytest.raises(JobsInterrupted) as stopped:
+        run_jobs(func="jobfuncs:square", tasks=10, repeats=1, layouts=[Layout("thread", 2, 1)])
+    assert stopped.value.signum == signal.SIGTERM
+    assert stopped.value.result.status == "interrupted" and len(stopped.value.result.results) == 2
+
+
+def test_a_stop_while_hosts_are_aborted_collects_every_host_then_is_raised():
+    """Two layout processes that ignore SIGTERM, and a real SIGINT while the first is reaped: the
+    first is killed at once, the second still reaped (SIGKILL after its grace), then the stop is
+    raised -- it used to be swallowed."""
+    import threading
+    from multiprocessing.connection import Pipe
+
+    from blastune.measure.jobs.layout_handle import LayoutHost
+
+    hosts = []
+    for _ in range(2):
+        host = LayoutHost.__new__(LayoutHost)  # the reaping half only: no layout to run
+        host.proc = subprocess.Popen(
+            ["sh", "-c", "trap '' TERM; echo up; exec sleep 60"], stdout=subprocess.PIPE
+        )
+        host.cmd, host.reply = Pipe()
+        assert host.proc.stdout.readline() == b"up\n"
+        hosts.append(host)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            LayoutHost.abort_all(hosts)
+    finally:
+        timer.cancel()
+        for host in hosts:
+            if host.proc.poll() is None:
+                host.proc.kill()
+                host.proc.wait()
+    assert [h.proc.returncode for h in hosts] == [-signal.SIGKILL, -signal.SIGKILL]
+    assert all(h.cmd.closed and h.reply.closed for h in hosts)
 
 
 def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):

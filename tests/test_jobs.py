@@ -836,9 +836,9 @@ def test_spread_needs_three_repeats_and_bounds_are_marked():
 
 
 def test_progress_eta_comes_from_measured_cost_and_never_reads_zero():
-    from blastune.cli.jobs import JobsProgress
+    from blastune.cli.progress import clock
 
-    assert JobsProgress.clock(0.0) == "0:01" and JobsProgress.clock(75.4) == "1:15"
+    assert clock(0.0) == "0:01" and clock(75.4) == "1:15"
     events = []
     res = run_jobs(
         func="jobfuncs:square",

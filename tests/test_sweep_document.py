@@ -201,7 +201,7 @@ def test_the_budget_bounds_the_sweep_and_resume_measures_the_rest(tmp_path):
 
 
 def test_eta_comes_from_the_measured_pace_and_never_reads_zero_while_work_remains():
-    from blastune.measure.sweep.session import eta_s
+    from blastune.measure.budget import eta_from_pace as eta_s
 
     assert eta_s(0.5, 0, 10, 60) is None  # nothing measured yet: no figure
     assert eta_s(2.0, 2, 10, 60) == pytest.approx(8.0)  # 1 s per point, 8 left

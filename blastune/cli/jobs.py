@@ -10,87 +10,18 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
+from blastune.cli.progress import ProgressBar
 from blastune.cli.render import WIDE, echo, notice, set_wide
 from blastune.errors import BlastuneError
 
 NO_VALUE = "—"
 
 
-# --- progress and stopping ----------------------------------------------------------------------------
-
-
-class JobsProgress:
-    """The time estimate before the timed batches, then a rich progress bar with an ETA, on stderr --
-    only for a person watching a terminal (not with -q, --json, or when stderr is a pipe or a file,
-    where a line of progress would break "an error is one line"). The ETA comes from the session's
-    measured cost so far and never reads 0:00 while work remains."""
-
-    def __init__(self, quiet: bool, tty: bool | None = None):
-        self.quiet = quiet or not (sys.stderr.isatty() if tty is None else tty)
-        self.bar = None
-        self.task = None
-        if self.quiet:
-            return
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[eta]}", style="progress.remaining"),
-            console=Console(stderr=True),
-            transient=True,
-        )
-
-    @staticmethod
-    def clock(seconds: float) -> str:
-        s = max(1, int(round(seconds)))  # at least 0:01 while work remains
-        return f"{s // 60}:{s % 60:02d}"
-
-    def __call__(self, event: str, data: dict) -> None:
-        if event == "plan" and not self.quiet:
-            budget = f" (budget {self.clock(data['budget_s'])})" if data.get("budget_s") else ""
-            typer.echo(
-                f"plan: {data['layouts']} layouts x up to {data['batches'] // max(1, data['layouts'])} "
-                f"batch(es) of {data['tasks']} tasks, about {self.clock(data['estimate_s'])}{budget}",
-                err=True,
-            )
-        if self.bar is None:
-            return
-        if event == "plan":
-            self.bar.start()
-            self.task = self.bar.add_task("jobs", total=data["batches"], eta="")
-        elif event == "batch" and self.task is not None:
-            self.bar.update(
-                self.task,
-                completed=data["done"],
-                total=data["total"],
-                description=data["layout"].spec,
-                eta=f"ETA {self.clock(data['eta_s'])}",
-            )
-        elif event == "done":
-            self.stop()
-
-    def stop(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
-def jobs_progress(quiet: bool) -> JobsProgress:
-    return JobsProgress(quiet)
+# --- stopping -------------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
+def interruptible(what_is_lost: str, progress: ProgressBar | None = None):
     """SIGINT, SIGTERM, SIGHUP: the layout processes are already ended by the library; say what was
     kept in one line and exit 128 + the signal (130, 143, 129)."""
     from blastune.measure.jobs.stopping import JobsInterrupted
@@ -378,7 +309,7 @@ def jobs_command(
         sys.path.insert(0, os.getcwd())
     wl = make_workload(op=op, size=size, workload=workload, func=func, dtype=dtype, lib=lib)
     plan = _plan(layouts, workers, threads, executor)
-    progress = JobsProgress(quiet or json_out)
+    progress = ProgressBar(quiet or json_out)
     with (
         interruptible(
             "nothing saved (no --out)" if out is None else "no layout finished: nothing saved",
@@ -392,7 +323,7 @@ def jobs_command(
                 tasks,
                 plan,
                 repeats=repeats,
-                progress=progress,
+                progress=progress.jobs,
                 out=out,
                 force=True,
                 budget=budget,

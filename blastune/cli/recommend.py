@@ -15,7 +15,8 @@ import typer
 from blastune.cli import app
 from blastune.cli.env import _count
 from blastune.cli.render import echo
-from blastune.cli.jobs import interruptible, jobs_progress
+from blastune.cli.jobs import interruptible
+from blastune.cli.progress import ProgressBar
 from blastune.errors import BlastuneError
 
 # notices about the profile (advise.recommend.update_profile), folded into the one profile line
@@ -151,7 +152,7 @@ def recommend_command(
             f"{given} {'choose' if both else 'chooses'} the built-in measurement; "
             "with --from the file says what was measured: drop " + ("them" if both else "it")
         )
-    progress = jobs_progress(quiet or json_out)
+    progress = ProgressBar(quiet or json_out)
     with interruptible("no advice given and the profile was not changed", progress):
         rec = recommend(
             source,
@@ -160,7 +161,7 @@ def recommend_command(
             save_profile,
             op=op or BUILTIN_OP,
             size=size or BUILTIN_SIZE,
-            progress=progress,
+            progress=progress.jobs,
             accept_noisy=accept_noisy,
         )
     if json_out:

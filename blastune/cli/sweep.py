@@ -8,6 +8,7 @@ import sys
 import typer
 
 from blastune.cli import app
+from blastune.cli.progress import ProgressBar
 from blastune.cli.render import WIDE, echo, emit_json, notice, parse_int_list, set_wide, table
 from blastune.errors import BlastuneError
 from blastune.present.rows import gflops_text
@@ -216,81 +217,6 @@ def _words(values: list[str] | None, default: list[str], what: str) -> list[str]
     return words
 
 
-class _Progress:
-    """A rich progress bar on stderr -- only when stderr is a terminal, so --json, pipes and log files
-    get clean output. Its ETA is ``blastune.measure.sweep.session.eta_s``: the measured cost of the
-    points so far, bounded by the budget plus one point, never 0:00 while work remains."""
-
-    def __init__(self, enabled: bool):
-        self.bar = None
-        self.task = None
-        if not enabled:
-            return
-        import time
-
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            ProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-        from rich.text import Text
-
-        from blastune.measure.sweep.session import eta_s
-
-        outer = self
-
-        class EtaColumn(ProgressColumn):
-            def render(self, task):
-                if task.finished or outer.start is None:
-                    return Text("")
-                left = eta_s(time.monotonic() - outer.start, outer.done, outer.total, outer.budget)
-                if left is None:
-                    return Text("ETA " + NONE, style="progress.remaining")
-                left = int(round(left))
-                return Text(f"ETA {left // 60}:{left % 60:02d}", style="progress.remaining")
-
-        self.start = None
-        self.clock = time.monotonic
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            EtaColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-
-    def __call__(self, event, data):
-        if self.bar is None:
-            return
-        if event == "plan":
-            self.start, self.budget, self.total, self.done = (
-                self.clock(),
-                data["budget_s"],
-                data["total"],
-                0,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("sweep", total=data["total"])
-        elif event == "start":
-            self.bar.update(
-                self.task,
-                description=f"{data['op']} n={data['size']} {data['dtype']} {data['threads']} thr",
-            )
-        elif event == "done":
-            self.done += 1
-            self.bar.update(self.task, advance=1)
-
-    def stop(self):
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _check_outputs(out, csv_path, plot, force: bool, resume: bool, json_out: bool = False) -> None:
     """Every output path, before anything is measured: refused without --force, writable, distinct,
     not owned by another run; --out (rewritten after every point) a regular file."""
@@ -463,7 +389,7 @@ def sweep_command(
     if force and resume:
         raise BlastuneError("give --force (start over) or --resume (continue), not both")
     _check_outputs(out, csv_path, plot, force, resume, json_out)
-    progress = _Progress(sys.stderr.isatty() and not quiet and not json_out)
+    progress = ProgressBar(quiet or json_out)
     status, save_error = 0, None
     # the whole command, rendering included: a second signal must not cut the table of the first
     with stop_on_signals():
@@ -481,7 +407,7 @@ def sweep_command(
                 force=force,
                 resume=resume,
                 isolate=isolate,
-                on_point=progress,
+                on_point=progress.sweep,
             )
         except SweepInterrupted as exc:
             progress.stop()

@@ -2,8 +2,9 @@
 
 ``die_with_parent`` runs first thing in a worker: on Linux it asks the kernel (``prctl
 PR_SET_PDEATHSIG``) to SIGKILL us the moment the parent dies -- even by SIGKILL, when no clean-up of
-the parent's can run; elsewhere a daemon thread watches ``getppid()``. ``reap`` is the parent's half:
-terminate, wait, kill if need be, so no worker outlives the call that started it.
+the parent's can run; elsewhere a daemon thread watches ``getppid()``. ``reap`` is the parent's
+half: terminate, wait, kill if need be, so no worker outlives the call that started it (sweep's
+workers and jobs' layout processes alike).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _watch_parent(parent_pid: int, interval: float = 0.5) -> None:
 def die_with_parent(parent_pid: int | None, sig: int = signal.SIGKILL) -> None:
     """Make this process end when ``parent_pid`` (the process that started it) ends.
 
-    ``sig``: what the kernel sends then (SIGTERM lets a process that owns workers end them first)."""
+    ``sig``: what the kernel sends then (SIGTERM lets a process that owns workers end them
+    first)."""
     if not parent_pid:
         return
     if not _prctl_pdeathsig(sig):
@@ -52,17 +54,19 @@ def die_with_parent(parent_pid: int | None, sig: int = signal.SIGKILL) -> None:
         os._exit(1)
 
 
-def reap(proc: subprocess.Popen, grace: float = 5.0) -> int | None:
-    """End ``proc`` if it still runs (SIGTERM, then SIGKILL after ``grace`` s) and collect it.
+def reap(proc: subprocess.Popen, grace: float = 5.0, *, terminate: bool = True) -> int:
+    """End ``proc`` and collect it: SIGTERM (unless ``terminate`` is False: it was asked to end
+    already), SIGKILL if it still runs after ``grace`` s, and always wait for it.
 
-    A stop signal (KeyboardInterrupt) while we wait does not leave the worker running or a zombie:
-    it is killed and collected, and then the stop is raised -- never dropped (the sweep that
-    called us would run on to ``complete`` and exit 0)."""
+    A stop signal (KeyboardInterrupt) while we wait does not leave the process running or a zombie:
+    it is killed and collected, and then the stop is raised -- never dropped (the run that called
+    us would go on to ``complete`` and exit 0)."""
     stop = None
     try:
         if proc.poll() is None:
             try:
-                proc.terminate()
+                if terminate:
+                    proc.terminate()
                 proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 proc.kill()

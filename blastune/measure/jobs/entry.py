@@ -88,6 +88,7 @@ def run_jobs(
     ``size=``, ``func=``, ...); ``workload`` may also be "python" or "numpy".
     """
     from blastune.facts.cpu import cpu_info
+    from blastune.facts.topology import topology_or_none
     from blastune.measure.workloads import make_workload
 
     _refuse_bootstrap_call()
@@ -112,7 +113,7 @@ def run_jobs(
     cpu = cpu_info()
     cores = cpu.usable_cores
     if layouts is None:
-        layouts = default_layouts(workload, cores, _topology())
+        layouts = default_layouts(workload, cores, topology_or_none())
     session = JobsSession(
         workload,
         tasks,
@@ -129,13 +130,3 @@ def run_jobs(
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore", NotControllableWarning)
         return session.run()
-
-
-def _topology():
-    """This machine's topology for pinned variants; None where it cannot be read."""
-    try:
-        from blastune.facts.topology import read_topology
-
-        return read_topology()
-    except Exception:  # topology is a refinement: never a reason not to measure
-        return None

@@ -1,4 +1,5 @@
-"""blastune's handle on the process that runs one layout (``layout_process.py``): start it, ask, end it.
+"""blastune's handle on the process that runs one layout (``layout_process.py``): start it, ask,
+end it.
 
 Requests and replies travel over two private pipes; stdin, stdout and stderr stay the user's (a
 task's prints go where blastune's go). If the host dies -- the user's function called ``os._exit``
@@ -13,9 +14,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from blastune.errors import BlastuneError
+from blastune.measure.children import reap
 
 POLL_S = 0.5  # how often a waiting request looks at the host (signals are handled meanwhile)
 ABORT_GRACE_S = 3.0  # a host gets this long to end its workers after SIGTERM before SIGKILL
@@ -127,7 +128,7 @@ class LayoutHost:
             self.ask("closing", "close")
         except BlastuneError:
             pass
-        self._reap(ABORT_GRACE_S)
+        self.reap()
 
     def abort(self) -> None:
         if self.proc.poll() is None:
@@ -136,28 +137,30 @@ class LayoutHost:
             except OSError:
                 pass
 
-    def _reap(self, grace: float) -> None:
-        deadline = time.monotonic() + grace
-        while True:
-            try:
-                self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-                break
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                deadline = time.monotonic() + 60
-            except KeyboardInterrupt:  # a second Ctrl-C must not leave a zombie or a running host
-                self.proc.kill()
-        for conn in (self.cmd, self.reply):
-            try:
-                conn.close()
-            except OSError:
-                pass
+    def reap(self) -> None:
+        """Wait for the host to end (it was asked to), SIGKILL after ``ABORT_GRACE_S``, close the
+        pipes; a stop signal meanwhile is raised once the host is collected (``children.reap``)."""
+        try:
+            reap(self.proc, ABORT_GRACE_S, terminate=False)
+        finally:
+            for conn in (self.cmd, self.reply):
+                try:
+                    conn.close()
+                except OSError:
+                    pass
 
     @staticmethod
     def abort_all(hosts) -> None:
-        """SIGTERM to every host at once (each ends its workers), then reap them all."""
+        """SIGTERM to every host at once (each ends its workers), then reap them all -- all of
+        them, even when a stop signal comes meanwhile (raised once the last one is collected)."""
         hosts = list(hosts)
         for h in hosts:
             h.abort()
+        stop = None
         for h in hosts:
-            h._reap(ABORT_GRACE_S)
+            try:
+                h.reap()
+            except KeyboardInterrupt as exc:
+                stop = stop or exc
+        if stop is not None:
+            raise stop

@@ -5,7 +5,7 @@ Steps (``JobsSession.run``): start the serial baseline and calibrate the task co
 time and report the plan; then group by group (layouts whose workers may all be alive at once) start
 and warm every layout, and time one batch per layout per round, round after round (interleaved), so
 a burst of load from other programs hits every layout rather than whichever one happened to run.
-A layout much slower than serial is timed in the first round only; ``budget_s`` stops further
+A layout much slower than serial is timed in the first round only; the budget stops further
 batches (and layouts) once the next one would not fit. Every exit path ends and reaps the layout
 processes; a stop signal keeps the finished batches (``JobsInterrupted.result``).
 """
@@ -16,6 +16,7 @@ import time
 from datetime import datetime, timezone
 
 from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
+from blastune.measure.budget import Budget, eta_s
 from blastune.measure.jobs import analysis
 from blastune.measure.jobs.layout_handle import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
@@ -93,14 +94,14 @@ class JobsSession:
     ):
         self.workload, self.tasks, self.repeats, self.cores = workload, tasks, repeats, cores
         self.logical_cores = logical_cores or cores
-        self.out, self.force, self.budget_s = out, force, budget_s
+        self.out, self.force = out, force
         self.progress = progress or (lambda event, data: None)
         self.target_seconds = target_seconds
         self.plan = with_baseline(layouts)
         self.groups = groups(self.plan[1:], cores) or [[]]
         self.slots = {lay: Slot(lay) for lay in self.plan}
         self.live: list[LayoutHost] = []
-        self.t0 = time.monotonic()
+        self.budget = Budget(budget_s)
         self.done = 0
         self.total = repeats * len(self.plan)
         self.startups: list[float] = []
@@ -110,13 +111,10 @@ class JobsSession:
         self.calibrated = tasks is None  # the count is ours to choose: every batch >= min_batch_s
         self.target_used = target_seconds  # the serial target calibrated to (a budget shrinks it)
 
-    # --- the steps -----------------------------------------------------------------------------------
+    # --- the steps --------------------------------------------------------------------------------
 
     def check(self) -> None:
         check_memory(self.workload, self.groups)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.t0
 
     def start(self, slot: Slot) -> dict:
         slot.host = LayoutHost(slot.layout)
@@ -140,7 +138,7 @@ class JobsSession:
             )
             return
         target = self.target_seconds
-        if self.budget_s is not None:
+        if self.budget.seconds is not None:
             target = self._target_for_budget(target)
         out = base.host.calibrate(target)
         self.per_task_s = out["per_task_s"]
@@ -153,7 +151,8 @@ class JobsSession:
         return min(MIN_BATCH_SECONDS, MIN_BATCH_SHARE * self.target_used)
 
     def _target_for_budget(self, target: float) -> float:
-        """The serial batch time that lets the whole plan fit in the budget (at least MIN_TARGET_SECONDS)."""
+        """The serial batch time that lets the whole plan fit in the budget (at least
+        MIN_TARGET_SECONDS)."""
         startup = sum(self._startup_guess(lay) for lay in self.plan)
         # each layout's batch lasts target / its parallelism, never under MIN_BATCH_SHARE x target
         per_target = self.repeats * sum(
@@ -164,7 +163,7 @@ class JobsSession:
             * COOL_DOWN_SECONDS
             * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
         )
-        room = 0.8 * self.budget_s - startup - cool - self.elapsed()
+        room = 0.8 * self.budget.seconds - startup - cool - self.budget.elapsed()
         return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
 
     def _parallel(self, lay: Layout) -> int:
@@ -203,7 +202,7 @@ class JobsSession:
         return left
 
     def report_plan(self) -> None:
-        self.estimate_s = self.elapsed() + self.remaining_s()
+        self.estimate_s = self.budget.elapsed() + self.remaining_s()
         self.progress(
             "plan",
             {
@@ -211,14 +210,9 @@ class JobsSession:
                 "batches": self.total,
                 "tasks": self.tasks,
                 "estimate_s": self.estimate_s,
-                "budget_s": self.budget_s,
+                "budget_s": self.budget.seconds,
             },
         )
-
-    def fits(self, slot: Slot) -> bool:
-        if self.budget_s is None:
-            return True
-        return self.elapsed() + self._batch_guess(slot) <= self.budget_s
 
     def _settle(self, slot: Slot) -> dict:
         """The first batch of a layout in a calibrated run: kept when it lasted at least
@@ -242,7 +236,7 @@ class JobsSession:
                 "done": self.done,
                 "total": self.total,
                 "layout": slot.layout,
-                "eta_s": max(self.remaining_s(), 1.0),
+                "eta_s": eta_s(self.remaining_s()),
             },
         )
         if slot.tasks is None:
@@ -275,11 +269,7 @@ class JobsSession:
         members = []
         for lay in group:
             slot = self.slots[lay]
-            if (
-                self.budget_s is not None
-                and self.elapsed() + self._startup_guess(lay) + self._batch_guess(slot)
-                > self.budget_s
-            ):
+            if not self.budget.fits(self._startup_guess(lay) + self._batch_guess(slot)):
                 self.skipped.append(lay)
                 self.total -= self.repeats
                 continue
@@ -292,7 +282,9 @@ class JobsSession:
             for slot in [base, *members]:
                 if not slot.active:
                     continue
-                if not self.fits(slot) and not (slot is base and not slot.result.walls):
+                if not self.budget.fits(self._batch_guess(slot)) and not (
+                    slot is base and not slot.result.walls
+                ):
                     # the baseline's first batch always runs: every speed-up is measured against it
                     if slot.result.walls:
                         slot.result.notes.append(
@@ -319,7 +311,7 @@ class JobsSession:
         LayoutHost.abort_all(self.live)
         self.live.clear()
 
-    # --- the document --------------------------------------------------------------------------------
+    # --- the document -----------------------------------------------------------------------------
 
     def result(
         self, status: str = "complete", fingerprint: dict | None = None
@@ -382,8 +374,8 @@ class JobsSession:
                 else "no per-thread schedstat here: contention judged from /proc/stat load",
             ),
             estimate_s=self.estimate_s,
-            budget_s=self.budget_s,
-            elapsed_s=self.elapsed(),
+            budget_s=self.budget.seconds,
+            elapsed_s=self.budget.elapsed(),
         )
 
     @staticmethod
@@ -411,7 +403,7 @@ class JobsSession:
             )
             raise SaveFailed(f"{exc}; {where}", kept, doc) from None
 
-    # --- the whole run -------------------------------------------------------------------------------
+    # --- the whole run ----------------------------------------------------------------------------
 
     def run(self) -> JobsResult:
         import contextlib
@@ -431,6 +423,7 @@ class JobsSession:
                 with stop_on_signals():
                     try:
                         self.measure()
+                        raise_pending()  # a stop dropped on its way is not a complete run
                     except BaseException:
                         self.abort()
                         raise
@@ -446,5 +439,5 @@ class JobsSession:
                 raise
             doc = self.result("complete", fingerprint(cpu_info()))
             self.save(doc)
-        self.progress("done", {"elapsed_s": self.elapsed()})
+        self.progress("done", {"elapsed_s": self.budget.elapsed()})
         return doc

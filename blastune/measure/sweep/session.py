@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blastune.measure.signals import raise_pending
+from blastune.measure.budget import Budget
 from blastune.documents.sweep import SCHEMA, SweepCpu, SweepDocument, SweepGrid, SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.contention import BUSY_SHARE_PCT
@@ -125,9 +126,7 @@ class Session:
         self.doc = doc
         self.out = out
         self.on_point = on_point or (lambda event, data: None)
-        self.clock = clock
-        self.budget_s = float(doc.settings.get("budget_s") or 60.0)
-        self.started: float | None = None
+        self.budget = Budget(float(doc.settings.get("budget_s") or 60.0), clock)
         self.measured = 0  # points finished in this run
         self.to_run = 0  # points this run set out to measure
         self.in_workers = (
@@ -152,26 +151,28 @@ class Session:
             self._stack.enter_context(output_lock(self.out, "results file"))
 
     # --- the budget -----------------------------------------------------------------------------
-    def start_clock(self, points: int) -> None:
-        self.started = self.clock()
-        self.to_run = points
+    @property
+    def budget_s(self) -> float:
+        return self.budget.seconds
 
     @property
     def deadline(self) -> float:
-        return (self.started if self.started is not None else self.clock()) + self.budget_s
+        return self.budget.deadline
 
-    def left_s(self) -> float:
-        return max(0.0, self.deadline - self.clock())
+    def start_clock(self, points: int) -> None:
+        self.budget.start()
+        self.to_run = points
 
     def may_start(self) -> bool:
         """Start another point? Always the first (a sweep measures something); after that only while
         the budget lasts -- so a sweep ends within its budget plus at most one point."""
-        return self.measured == 0 or self.clock() < self.deadline
+        return self.measured == 0 or self.budget.left_s() > 0
 
     def share_s(self, points: int = 1) -> float:
-        """Seconds ``points`` of the points still to run may spend: the budget left, shared evenly."""
+        """Seconds ``points`` of the points still to run may spend: the budget left, shared
+        evenly."""
         remaining = max(1, self.to_run - self.measured)
-        return self.left_s() * min(points, remaining) / remaining
+        return self.budget.left_s() * min(points, remaining) / remaining
 
     # --- the document ---------------------------------------------------------------------------
     def add(self, point: SweepPoint) -> None:
@@ -264,21 +265,3 @@ class Session:
                 "(status 'partial'): raise --budget, or --resume to measure them"
             )
         return out
-
-
-def eta_s(elapsed_s: float, done: int, total: int, budget_s: float) -> float | None:
-    """Seconds until a sweep ends, from the measured cost of its points so far.
-
-    ``None`` before the first point finished (nothing measured yet: no honest figure) and 0 once every
-    point is done. Otherwise the pace so far (``elapsed / done`` per point) times the points left --
-    but no point starts after the budget is spent, so at most the budget left plus one more point --
-    and never less than one second while work remains (the point in flight still has to finish)."""
-    left = total - done
-    if left <= 0:
-        return 0.0
-    if done <= 0:
-        return None
-    pace = elapsed_s / done
-    by_pace = pace * left
-    by_budget = max(0.0, budget_s - elapsed_s) + pace
-    return max(1.0, min(by_pace, by_budget))
