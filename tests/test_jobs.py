@@ -826,7 +826,7 @@ def test_spread_needs_three_repeats_and_bounds_are_marked():
     assert (
         "speedup" in two.beyond_bounds and "cpu_efficiency" in two.beyond_bounds
     )  # 2.44x on 2 workers
-    from blastune.cli.jobs import render_jobs
+    from blastune.present.jobs import render_jobs
     from blastune.documents.jobs import JobsResult
 
     text = render_jobs(JobsResult(make_workload(op="dot", size=50), 10, 3, 2, 1, [base, two], {}))

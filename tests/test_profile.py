@@ -21,7 +21,6 @@ from blastune.control.profile import (
     profile_path,
     read_profile,
     save_advice,
-    save_entries,
 )
 from blastune.documents.base import DocumentError
 from blastune.documents.profile import Profile, ProfileEntry
@@ -195,17 +194,19 @@ def test_library_api_never_breaks_on_a_corrupt_profile(tmp_path):
     with pytest.raises(ProfileError, match="unreadable"):
         read_profile()
     with pytest.raises(ProfileError, match="profile clear"):
-        save_entries({1: {"threads": 1}}, "test")
+        save_advice("func:test", "test", {1: _entry(1, 1)})
 
 
 # --- concurrent writers ---------------------------------------------------------------------------------
 
 WRITER = """
 import sys
-from blastune.control.profile import save_entries
+from blastune.control.profile import save_advice
+from blastune.documents.profile import ProfileEntry
 k = int(sys.argv[1])
 for i in range(int(sys.argv[2])):
-    save_entries({i + 1: {"threads": 1, "layout": "x", "reason": "w"}}, "writer", workload=f"func:w{k}")
+    e = ProfileEntry(i + 1, 1, "x", "w", "writer", measured="2026-01-01T00:00:00+00:00")
+    save_advice(f"func:w{k}", "workload not recorded", {i + 1: e})
 """
 
 
@@ -241,12 +242,7 @@ def test_profile_path_show_clear(tmp_path):
     assert d == {"schema": "blastune.profile-path/1", "path": str(profile_path()), "exists": False}
     r = CliRunner().invoke(app, ["profile", "show"])
     assert r.exit_code == 0 and "no saved profile" in r.stdout
-    save_entries(
-        {2: {"threads": 1, "layout": "process:2x1", "reason": "measured"}},
-        "t",
-        "op:numpy:dot:300:float64",
-        "numpy dot 300x300 float64",
-    )
+    save_advice("op:numpy:dot:300:float64", "numpy dot 300x300 float64", {2: _entry(2, 1)})
     r = CliRunner().invoke(app, ["profile", "show"])
     assert r.exit_code == 0 and "numpy dot 300x300 float64" in r.stdout and "1*" in r.stdout
     d = json.loads(CliRunner().invoke(app, ["profile", "show", "--json"]).stdout)

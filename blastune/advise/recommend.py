@@ -353,13 +353,41 @@ def update_profile(
     return str(saved.path), notices + saved.kept
 
 
-def profile_from_jobs(result, accept_noisy: bool = False) -> tuple[str | None, list[str]]:
-    """What ``blastune jobs`` does after measuring: the best BLAS threads per worker count into the
-    profile (BLAS workloads on this machine only). Never raises for the profile's sake."""
+def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs):
+    """``blastune.jobs()``: ``measure.jobs.entry.run_jobs`` (the arguments are its) and, with
+    ``save_profile``, the best BLAS threads per worker count into this machine's profile -- where
+    it went and what was left out are the result's ``profile`` and ``profile_notices``. A results
+    file that could not be written (``SaveFailed``) still leaves the advice in the profile.
+
+    ``func="package.module:function"`` may name a module in the current directory, as
+    ``python -m`` would find it: the directory goes on ``sys.path`` (the layout processes get it)."""
+    import os
+    import sys
+
+    from blastune.core.files import SaveFailed
+    from blastune.measure.jobs.entry import run_jobs
+
+    if kwargs.get("func") and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        res = run_jobs(*args, **kwargs)
+    except SaveFailed as exc:  # the measurement is made: its advice is not lost with the file
+        if save_profile and exc.result is not None:
+            exc.result.profile, exc.result.profile_notices = _save_jobs_advice(
+                exc.result, accept_noisy
+            )
+        raise
+    if save_profile:
+        res.profile, res.profile_notices = _save_jobs_advice(res, accept_noisy)
+    return res
+
+
+def _save_jobs_advice(model, accept_noisy: bool) -> tuple[str | None, list[str]]:
+    """The best BLAS threads per worker count into the profile (BLAS workloads measured on this
+    machine only): (the profile's path or None, notices). Never raises for the profile's sake."""
     from blastune.advise import rules
     from blastune.control.profile import matches_here
 
-    _, model = _as_model(result)
     if not model.workload.uses_blas:
         return None, []
     same, why_not = matches_here(model.fingerprint)
@@ -392,7 +420,7 @@ __all__ = [
     "recommend",
     "load_measurement",
     "update_profile",
-    "profile_from_jobs",
+    "jobs",
     "builtin_layouts",
     "SCHEMA",
 ]

@@ -196,30 +196,6 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
     return Saved(path, kept)
 
 
-def save_entries(
-    entries: dict[int, dict],
-    source: str,
-    workload: str = "unrecorded",
-    label: str = "workload not recorded",
-) -> Path:
-    """``save_advice`` from plain dicts ({jobs: {"threads", "layout", "reason"}}), stamped now."""
-    now = _now()
-    made = {
-        int(j): ProfileEntry(
-            jobs=int(j),
-            threads=e["threads"],
-            layout=e.get("layout", ""),
-            reason=e.get("reason", ""),
-            source=source,
-            measured=now,
-            noisy=e.get("noisy"),
-            extrapolated=bool(e.get("extrapolated")),
-        )
-        for j, e in entries.items()
-    }
-    return save_advice(workload, label, made).path
-
-
 @dataclass
 class AutoChoice:
     """The thread count ``limit("auto")`` / ``env --auto`` use, and where it came from."""
@@ -365,12 +341,6 @@ def not_profiles() -> list[Path]:
     return [p for p in all_profile_files() if not _removable(p)]
 
 
-def clear_cache() -> None:
-    """Forget the fingerprint (tests that swap BLAS or cache directories within one process)."""
-    global _fp_cache
-    _fp_cache = None
-
-
 __all__ = [
     "not_profiles",
     "auto_threads",
@@ -380,7 +350,6 @@ __all__ = [
     "load_profile",
     "read_profile",
     "save_advice",
-    "save_entries",
     "Saved",
     "profile_path",
     "profile_fingerprint",

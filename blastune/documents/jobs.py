@@ -168,10 +168,6 @@ class Workload:
             lib=f.str("lib", "numpy", choices=LIBS if op else None),
         )
 
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "") -> "Workload":
-        return cls.from_fields(Fields(d, "workload", source))
-
 
 def _optional_numbers(f: Fields, name: str, lo: float | None = None) -> list[float | None]:
     """A list of numbers where null means 'not measured' (CPU time unreadable, no schedstat)."""
@@ -248,15 +244,6 @@ class LayoutResult:
     outside_pcts: list[float | None] = field(default_factory=list)  # what others explain, % wanted
     wanted_cores: float | None = None  # CPUs the layout wanted: workers x threads, <= the cores
     host_pct: float | None = None  # median host CPU, % of the CPU the layout wanted
-
-    @property
-    def repeats_done(self) -> int:
-        return len(self.walls)
-
-    @property
-    def trustworthy(self) -> bool:
-        """Clean evidence: not disturbed from outside, not unstable."""
-        return not self.contended and not self.unstable
 
     def to_dict(self) -> dict:
         return {
@@ -411,6 +398,10 @@ class JobsResult:
     estimate_s: float | None = None  # the time estimate printed before running
     budget_s: float | None = None  # --budget, if any
     elapsed_s: float | None = None  # wall time of the whole run
+    # not in the document: where blastune.jobs(save_profile=True) saved the advice, and what it
+    # left out (noisy entries, a broken cache)
+    profile: str | None = field(default=None, compare=False, repr=False)
+    profile_notices: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def baseline(self) -> LayoutResult:
