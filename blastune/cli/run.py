@@ -8,19 +8,14 @@ import sys
 import typer
 
 from blastune.cli import app
+from blastune.cli.render import notice
 from blastune.cli.env import _AUTO, _JOB_INDEX, _JOBS, _PIN, _SMT, _THREADS, _pin_options
 
 
 def _finish(result, json_out: bool, report: bool) -> None:
     """After the command: the report and/or JSON on stderr (stdout is the command's), then its status."""
     if report and result.report is not None and not json_out:
-        from blastune.control.treewatch import TreeReport, TreeProcess
-
-        rep = dict(result.report)
-        rep["processes"] = [TreeProcess(**p) for p in rep["processes"]]
-        for line in TreeReport(**rep).lines():
-            from blastune.cli.render import notice
-
+        for line in result.report.lines():
             notice(line, "")
     if json_out:
         print(json.dumps(result.to_dict()), file=sys.stderr)

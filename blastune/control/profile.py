@@ -128,25 +128,6 @@ def read_profile(path: Path | None = None) -> tuple[Profile | None, list[str]]:
     return profile, notices
 
 
-def load_profile() -> tuple[Profile | None, list[str]]:
-    """Like ``read_profile``, but a corrupt file is a notice, not an error (for ``limit("auto")``)."""
-    try:
-        return read_profile()
-    except ProfileError as exc:
-        return None, [f"ignored: {exc}"]
-
-
-def broken_profile() -> str | None:
-    """One line when this machine's profile file exists but cannot be read (else None)."""
-    try:
-        read_profile()
-    except ProfileError as exc:
-        return f"{exc}; ignored it"
-    except Exception:  # noqa: BLE001  (only the cache's own faults are reported here)
-        return None
-    return None
-
-
 def all_profile_files() -> list[Path]:
     """Every profile file blastune wrote in the cache directory (any machine or BLAS)."""
     from blastune.core.files import cache_dir
@@ -208,6 +189,7 @@ class AutoChoice:
     path: str | None = None
     notices: list[str] = field(default_factory=list)
     fallback: str | None = None  # when no saved entry answered: one sentence saying so, and why
+    broken: str | None = None  # the profile file exists but cannot be read: one line naming it
 
     def to_dict(self) -> dict:
         return {
@@ -219,6 +201,7 @@ class AutoChoice:
             "path": self.path,
             "notices": self.notices,
             "fallback": self.fallback,
+            "broken": self.broken,
         }
 
 
@@ -230,11 +213,12 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
     from blastune.facts.cpu import usable_cores
 
     n_jobs = 1 if jobs is None else check_count(jobs, "number of jobs")
+    broken = None
     try:
-        profile, notices = load_profile()
-    except (
-        Exception
-    ) as exc:  # a profile must never break a program that only asked for a thread count
+        profile, notices = read_profile()
+    except ProfileError as exc:  # a corrupt cache is the cache's fault: said, with its path
+        profile, notices, broken = None, [f"ignored: {exc}"], f"{exc}; ignored it"
+    except Exception as exc:  # a profile never breaks a program that only asked for a thread count
         profile, notices = None, [f"profile not read ({type(exc).__name__}: {exc})"]
     found = profile.choose(n_jobs, workload) if profile is not None else None
     path = profile_path()
@@ -273,7 +257,7 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
     if notices:
         reason += "; " + "; ".join(notices)
     fallback = f"{why}: using {division} thread(s) per job, not measured advice ({measure})"
-    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback)
+    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback, broken)
 
 
 def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[int, str]:
@@ -345,9 +329,7 @@ __all__ = [
     "not_profiles",
     "auto_threads",
     "auto_choice",
-    "broken_profile",
     "AutoChoice",
-    "load_profile",
     "read_profile",
     "save_advice",
     "Saved",

@@ -67,10 +67,8 @@ def _thin(values: list[int], keep: int, must: set[int]) -> list[int]:
 
 def _pinned_plan(workers: int, topology):
     """The CPU sets of a pinned W-worker layout (None where pinning is unavailable or impossible)."""
-    try:
-        from blastune.control.pinning import can_pin, plan_layout
-    except ImportError:
-        return None
+    from blastune.control.pinning import can_pin, plan_layout
+
     if not can_pin() or topology is None:
         return None
     try:
