@@ -329,3 +329,24 @@ def test_profile_api_is_importable_without_the_cli():
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_library_jobs_saves_the_profile_only_when_asked(tmp_path):
+    """blastune.jobs(save_profile=True) does what `blastune jobs` does after measuring; without it
+    the profile is left alone (the default for Python callers)."""
+    import blastune
+    from blastune.documents.jobs import Layout
+
+    plan = [Layout("serial", 1, 1), Layout("process", 2, 1)]
+    res = blastune.jobs(op="dot", size=32, tasks=20, layouts=plan, repeats=3)
+    assert res.profile is None and res.profile_notices == []
+    assert not os.path.lexists(profile_path())
+    res = blastune.jobs(op="dot", size=32, tasks=20, layouts=plan, repeats=3, save_profile=True)
+    if res.profile is None:  # a busy machine: noisy entries are left out, and said so
+        assert any("from noisy measurements" in n for n in res.profile_notices), res.profile_notices
+        return
+    assert res.profile == str(profile_path())
+    profile, _ = read_profile()
+    saved = profile.workloads["op:numpy:dot:32:float64"].entries
+    assert saved and all(e.source.startswith("jobs: 20 tasks") for e in saved.values())
+    assert "profile" not in res.to_dict()  # the saved document keeps its schema
