@@ -104,12 +104,12 @@ def test_malformed_profiles_name_the_field(mutate, field):
 
 def test_noisy_never_replaces_clean_and_workloads_stay_apart():
     p = Profile(fingerprint={"id": "x"}, created="", updated="")
-    assert p.merge("op:dot", "dot", {2: _entry(2, 1)}) == []
+    assert p.merge("op:dot", "dot", {2: _entry(2, 1)}) == {}
     kept = p.merge(
         "op:dot", "dot", {2: _entry(2, 2, noisy="contended", measured="2027-01-01T00:00:00+00:00")}
     )
     assert (
-        "kept the clean entry for 2 job(s)" in kept[0]
+        "kept the clean entry for 2 job(s)" in kept[2]
         and p.workloads["op:dot"].entries[2].threads == 1
     )
     p.merge("func:m:f", "m:f(i)", {2: _entry(2, 2, measured="2027-01-01T00:00:00+00:00")})

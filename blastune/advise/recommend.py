@@ -2,13 +2,13 @@
 
 The input is a saved ``jobs`` result (layouts measured side by side), a saved ``sweep`` result (one
 process at several thread counts), or -- when neither is given -- a short ``jobs`` run made here.
-The rules are in ``advise.rules``; this module loads the measurement (typed models, never raw dicts),
-refuses advice from noisy evidence, and updates this machine's profile.
+The rules are in ``advise.rules``; this module loads the measurement (typed models, never raw
+dicts), refuses advice from noisy evidence, and updates this machine's profile.
 
 Noise: advice resting on a layout or point that was disturbed from outside or unstable is refused
-(``NoisyMeasurement``: what was noisy and what to do) unless ``accept_noisy``; the profile then keeps
-it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own evidence
-was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
+(``NoisyMeasurement``: what was noisy and what to do) unless ``accept_noisy``; the profile then
+keeps it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own
+evidence was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ RERUN_HINT = (
 
 
 class NoisyMeasurement(BlastuneError):
-    """The evidence behind the advice was disturbed or unstable; the message says which and what to do."""
+    """The evidence behind the advice was disturbed or unstable; the message says which and what to
+    do."""
 
 
 @dataclass
@@ -56,11 +57,16 @@ class Recommendation:
     noisy: list[str] = field(
         default_factory=list
     )  # accepted noise (accept_noisy): what was not clean
+    # the job counts whose entries this run wrote into the profile (the others: in the notices);
+    # not in the JSON, which has the entries and the notices
+    profile_saved: list[int] = field(default_factory=list)
 
     def to_dict(self):
         from blastune import __version__
 
-        return {"schema": SCHEMA, "blastune_version": __version__, **asdict(self)}
+        d = asdict(self)
+        del d["profile_saved"]
+        return {"schema": SCHEMA, "blastune_version": __version__, **d}
 
 
 def _summary(r) -> dict:
@@ -79,7 +85,7 @@ def _summary(r) -> dict:
     }
 
 
-# --- loading --------------------------------------------------------------------------------------------
+# --- loading --------------------------------------------------------------------------------------
 
 
 def _as_model(doc, source: str = ""):
@@ -128,7 +134,7 @@ def builtin_layouts(jobs: int | None, cores: int, workload):
     return [Layout("process", jobs, t) for t in powers] + [Layout("process", jobs, None)]
 
 
-# --- the command ------------------------------------------------------------------------------------
+# --- the command ----------------------------------------------------------------------------------
 
 
 def recommend(
@@ -141,11 +147,12 @@ def recommend(
     progress=None,
     accept_noisy: bool = False,
 ) -> Recommendation:
-    """Recommend a layout and BLAS thread count for ``jobs`` concurrent jobs (None: the best layout).
+    """Recommend a layout and BLAS thread count for ``jobs`` concurrent jobs (None: the best
+    layout).
 
-    ``source`` is a saved jobs/sweep file (path), a loaded document (dict or model); without it a short
-    built-in ``jobs`` measurement of ``op`` at ``size`` runs here (a few seconds). Noisy evidence
-    raises ``NoisyMeasurement`` unless ``accept_noisy``.
+    ``source`` is a saved jobs/sweep file (path), a loaded document (dict or model); without it a
+    short built-in ``jobs`` measurement of ``op`` at ``size`` runs here (a few seconds). Noisy
+    evidence raises ``NoisyMeasurement`` unless ``accept_noisy``.
     """
     from blastune.control.exports import SHELLS
     from blastune.control.profile import matches_here
@@ -291,7 +298,7 @@ def _advise(
             "taken from noisy measurements (--accept-noisy): " + "; ".join(advice.noisy)
         )
     if save_profile and same and advice.entries:
-        rec.profile, more = update_profile(
+        rec.profile, more, rec.profile_saved = update_profile(
             workload, advice.entries, f"{kind}: {where}", accept_noisy
         )
         rec.notices += more
@@ -300,11 +307,12 @@ def _advise(
 
 def update_profile(
     workload, entries: dict, source: str, accept_noisy: bool = False, hint: str = RERUN_HINT
-) -> tuple[str | None, list[str]]:
-    """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's profile.
+) -> tuple[str | None, list[str], list[int]]:
+    """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's
+    profile.
 
     Never raises for the profile's sake: a measurement or advice already made is not lost to a bad
-    cache. Returns (the profile's path or None, notices)."""
+    cache. Returns (the profile's path or None, notices, the job counts whose entries it saved)."""
     from blastune.control.profile import ProfileError, save_advice
     from blastune.documents.profile import ProfileEntry
 
@@ -332,7 +340,7 @@ def update_profile(
             extrapolated=e.extrapolated,
         )
     if not keep:
-        return None, notices
+        return None, notices, []
     from datetime import datetime, timezone
 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -341,16 +349,17 @@ def update_profile(
     try:
         saved = save_advice(workload.key, workload.describe(), keep)
     except ProfileError as exc:
-        return None, notices + [f"profile not saved: {exc}"]
+        return None, notices + [f"profile not saved: {exc}"], []
     except OSError as exc:
-        return None, notices + [f"profile not saved: {exc.strerror or exc}"]
-    kept = {e.split(" job(s)")[0] for e in saved.kept}  # "kept the clean entry for J job(s) ..."
-    notices += [
-        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {'; '.join(e.noisy)}"
-        for j, e in sorted(entries.items())
-        if e.noisy and j in keep and f"kept the clean entry for {j}" not in kept
-    ]  # said only once it is saved
-    return str(saved.path), notices + saved.kept
+        return None, notices + [f"profile not saved: {exc.strerror or exc}"], []
+    done = [j for j in keep if j not in saved.kept]
+    notices += [  # said only once it is saved
+        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): "
+        + "; ".join(entries[j].noisy)
+        for j in done
+        if entries[j].noisy
+    ]
+    return str(saved.path), notices + list(saved.kept.values()), done
 
 
 def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs):
@@ -360,7 +369,8 @@ def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs
     file that could not be written (``SaveFailed``) still leaves the advice in the profile.
 
     ``func="package.module:function"`` may name a module in the current directory, as
-    ``python -m`` would find it: the directory goes on ``sys.path`` (the layout processes get it)."""
+    ``python -m`` would find it: the directory goes on ``sys.path`` (the layout processes get
+    it)."""
     import os
     import sys
 
@@ -393,7 +403,7 @@ def _save_jobs_advice(model, accept_noisy: bool) -> tuple[str | None, list[str]]
     same, why_not = matches_here(model.fingerprint)
     if not same:
         return None, [f"profile not saved: the results were {why_not}"]
-    return update_profile(
+    path, notices, _ = update_profile(
         model.workload,
         rules.entries_from_jobs(model),
         f"jobs: {model.tasks} tasks measured {model.created or 'here'}",
@@ -401,6 +411,7 @@ def _save_jobs_advice(model, accept_noisy: bool) -> tuple[str | None, list[str]]
         hint="re-run when the machine is quieter, or save the results (--out) and take "
         "them anyway with `blastune recommend --from FILE --accept-noisy`",
     )
+    return path, notices
 
 
 def _python_hint(executor: str, workers: int, threads: int) -> str:

@@ -6,16 +6,17 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.render import echo, emit_json
+from blastune.core.counts import MAX_THREADS
 
 
-def _count(option: str):
+def _count(option: str, hi: int = MAX_THREADS):
     """A typer parser: the option's text through ``core.counts.parse_count``, the one validator
     (and the one message) every count on every command goes through."""
 
     def check(value):
         from blastune.core.counts import parse_count
 
-        return None if value is None else parse_count(value, option)
+        return None if value is None else parse_count(value, option, hi=hi)
 
     return check
 

@@ -1,4 +1,4 @@
-"""``blastune jobs``: parse the options, call ``blastune.jobs``, render the result (present.jobs)."""
+"""``blastune jobs``: parse the options, call ``blastune.jobs``, render (present.jobs)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
+from blastune.cli.env import _count
 from blastune.cli.render import WIDE, echo, notice, set_wide
 from blastune.errors import BlastuneError
 from blastune.present.jobs import render_jobs
 
 
-# --- progress and stopping ----------------------------------------------------------------------------
+# --- progress and stopping ------------------------------------------------------------------------
 
 
 class JobsProgress:
-    """The time estimate before the timed batches, then a rich progress bar with an ETA, on stderr --
-    only for a person watching a terminal (not with -q, --json, or when stderr is a pipe or a file,
-    where a line of progress would break "an error is one line"). The ETA comes from the session's
-    measured cost so far and never reads 0:00 while work remains."""
+    """The time estimate before the timed batches, then a rich progress bar with an ETA, on stderr
+    -- only for a person watching a terminal (not with -q, --json, or when stderr is a pipe or a
+    file, where a line of progress would break "an error is one line"). The ETA comes from the
+    session's measured cost so far and never reads 0:00 while work remains."""
 
     def __init__(self, quiet: bool, tty: bool | None = None):
         self.quiet = quiet or not (sys.stderr.isatty() if tty is None else tty)
@@ -117,8 +118,8 @@ def interruptible(what_is_lost: str, progress: JobsProgress | None = None):
 
 @contextlib.contextmanager
 def stdout_to_stderr(enabled: bool):
-    """With --json, stdout carries only the document: whatever the user's tasks print -- in the layout
-    processes (they inherit file descriptor 1) or from C code -- goes to stderr."""
+    """With --json, stdout carries only the document: whatever the user's tasks print -- in the
+    layout processes (they inherit file descriptor 1) or from C code -- goes to stderr."""
     if not enabled:
         yield
         return
@@ -134,7 +135,7 @@ def stdout_to_stderr(enabled: bool):
         os.close(saved)
 
 
-# --- the command ---------------------------------------------------------------------------------------
+# --- the command ----------------------------------------------------------------------------------
 
 
 def _parse_threads(text: str) -> list[int | None]:
@@ -177,7 +178,12 @@ def _plan(layouts: str | None, workers: str | None, threads: str | None, executo
 @app.command("jobs", short_help="Measure layouts of many concurrent tasks side by side.")
 def jobs_command(
     tasks: int = typer.Option(
-        None, "--tasks", "-n", help="Tasks per timed batch (default: about 1 s serial)."
+        None,
+        "--tasks",
+        "-n",
+        parser=_count("--tasks"),
+        metavar="N",
+        help="Tasks per timed batch (default: about 1 s serial).",
     ),
     op: str = typer.Option(None, "--op", help="A sweep op each task runs once (default dot)."),
     size: int = typer.Option(
@@ -220,7 +226,12 @@ def jobs_command(
         "thread,process", "--executor", help="With --workers: thread, process or both."
     ),
     repeats: int = typer.Option(
-        3, "--repeats", "-r", help="Timed batches per layout (median reported)."
+        "3",
+        "--repeats",
+        "-r",
+        parser=_count("--repeats", hi=10_000),
+        metavar="N",
+        help="Timed batches per layout (median reported).",
     ),
     budget: float = typer.Option(
         None,
@@ -244,9 +255,9 @@ def jobs_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No estimate, no progress bar."),
     wide: bool = WIDE,
 ):
-    """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads, and the
-    naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU efficiency and
-    how long their threads waited for a CPU."""
+    """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads,
+    and the naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU
+    efficiency and how long their threads waited for a CPU."""
     from blastune.advise.recommend import jobs
     from blastune.cli.render import check_format, emit_json
     from blastune.core.files import SaveFailed

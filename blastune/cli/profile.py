@@ -1,4 +1,4 @@
-"""``blastune profile show | clear | path``: this machine's saved advice (the logic: control.profile)."""
+"""``blastune profile show | clear | path``: the saved advice (the logic: control.profile)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 @profile_app.command("show", short_help="List the saved entries and which one env --auto uses.")
 def show_command(json_out: bool = _JSON):
-    """List this machine's saved advice: per workload and number of jobs, the BLAS threads, the layout
-    they came from, when, and whether the data were clean."""
+    """List this machine's saved advice: per workload and number of jobs, the BLAS threads, the
+    layout they came from, when, and whether the data were clean."""
     from blastune.control.profile import show_profile
 
     report = show_profile()
@@ -69,7 +69,7 @@ def clear_command(json_out: bool = _JSON):
     "path", short_help="Print where this machine's profile is (or would be) saved."
 )
 def path_command(json_out: bool = _JSON):
-    """The file this machine's profile is saved in (named after the machine and BLAS fingerprint)."""
+    """Where this machine's profile is saved (named after the machine and BLAS fingerprint)."""
     import os
 
     from blastune.control.profile import profile_path

@@ -67,8 +67,8 @@ def recommend_command(
     json_out: bool = typer.Option(False, "--json", help="Print the recommendation as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ):
-    """The layout and BLAS threads per job for N concurrent jobs, with the measured numbers behind it
-    and the exports for your shell: the exports alone on stdout, so
+    """The layout and BLAS threads per job for N concurrent jobs, with the measured numbers behind
+    it and the exports for your shell: the exports alone on stdout, so
     eval "$(blastune recommend -j 4)" applies them; the explanation on stderr. Advice from contended
     or unstable measurements is refused (say --accept-noisy to take it anyway); the advice is saved
     per workload and job count in this machine's profile (see `blastune profile show`)."""
@@ -99,5 +99,5 @@ def recommend_command(
     if json_out:
         emit_json(rec.to_dict())
         return
-    echo(render_recommendation(rec, accept_noisy), err=True)
+    echo(render_recommendation(rec), err=True)
     typer.echo(rec.exports)

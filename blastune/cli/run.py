@@ -1,4 +1,4 @@
-"""``blastune run``: a command with every BLAS/OpenMP thread variable set (see blastune.control.run)."""
+"""``blastune run``: a command with every BLAS/OpenMP thread variable set (control.run)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from blastune.cli.env import _AUTO, _JOB_INDEX, _JOBS, _PIN, _SMT, _THREADS, _pi
 
 
 def _finish(result, json_out: bool, report: bool) -> None:
-    """After the command: the report and/or JSON on stderr (stdout is the command's), then its status."""
+    """After the command: the report and/or JSON on stderr (stdout is the command's), its status."""
     if report and result.report is not None and not json_out:
         for line in result.report.lines():
             notice(line, "")
@@ -109,8 +109,8 @@ def run_command(
             n = cs.threads
         else:
             n, _ = resolve_threads(threads, jobs, auto)
-        # Become the command, unless we must speak after it -- or we are not the program but a host's
-        # call (typer's CliRunner, a test): exec would replace the host.
+        # Become the command, unless we must speak after it -- or we are not the program but a
+        # host's call (typer's CliRunner, a test): exec would replace the host.
         if (
             not (report or json_out)
             and sys.stdout is sys.__stdout__

@@ -3,12 +3,12 @@
 One JSON file per fingerprint in ``core.files.cache_dir()``: ``profile-<id>.json`` (model and rules:
 ``documents.profile``). The fingerprint is taken over the CPU, the usable cores and the BLAS that
 serves numpy -- and only that BLAS, so the key does not change with whether this process happened to
-import scipy (which may bring its own copy). A profile whose fingerprint differs (copied from another
-machine, or written before a BLAS upgrade) is ignored, and the reason says so.
+import scipy (which may bring its own copy). A profile whose fingerprint differs (copied from
+another machine, or written before a BLAS upgrade) is ignored, and the reason says so.
 
 The file is a cache, and a broken cache is the cache's fault: reading it never breaks a program that
-only asked for a thread count (``auto_threads`` falls back and says why, naming the file), and saving
-into it never costs the caller the measurement or the advice (``save_advice`` raises
+only asked for a thread count (``auto_threads`` falls back and says why, naming the file), and
+saving into it never costs the caller the measurement or the advice (``save_advice`` raises
 ``ProfileError``, which callers turn into a notice). Updates are read-modify-write under the file's
 lock, so concurrent writers (two ``jobs`` runs finishing together) keep each other's entries.
 """
@@ -49,7 +49,8 @@ def profile_fingerprint() -> dict:
 
 
 def matches_here(fp: dict | None) -> tuple[bool, str]:
-    """Was ``fp`` (from a saved file) taken on this machine with this BLAS? (yes/no, what differs)."""
+    """Was ``fp`` (from a saved file) taken on this machine with this BLAS? (yes/no, what
+    differs)."""
     here = profile_fingerprint()
     if not isinstance(fp, dict):
         return False, "the file has no fingerprint"
@@ -66,7 +67,8 @@ def matches_here(fp: dict | None) -> tuple[bool, str]:
     if missing:
         return (
             False,
-            f"measured with another BLAS ({', '.join(map(str, libs)) or 'none'}; here {missing[0]})",
+            f"measured with another BLAS ({', '.join(map(str, libs)) or 'none'}; "
+            f"here {missing[0]})",
         )
     return True, "same machine and BLAS"
 
@@ -123,7 +125,8 @@ def read_profile(path: Path | None = None) -> tuple[Profile | None, list[str]]:
         others = [p for p in all_profile_files() if p != path]
         if others:
             notices.append(
-                f"ignored {len(others)} saved profile(s) from another machine or BLAS in {path.parent}"
+                f"ignored {len(others)} saved profile(s) from another machine or BLAS in "
+                f"{path.parent}"
             )
     return profile, notices
 
@@ -143,7 +146,7 @@ class Saved:
     """What ``save_advice`` did: where, and which existing entries it kept instead of new ones."""
 
     path: Path
-    kept: list[str] = field(default_factory=list)
+    kept: dict[int, str] = field(default_factory=dict)  # job count -> why the old entry stayed
 
 
 def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> Saved:
@@ -206,9 +209,9 @@ class AutoChoice:
 
 
 def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
-    """BLAS threads per job for ``jobs`` concurrent jobs (None = 1), from this machine's profile when
-    it has an entry for that many jobs (``Profile.choose``); otherwise the usable cores divided among
-    the jobs (at least 1). Never raises for the profile's sake: a broken one is a notice."""
+    """BLAS threads per job for ``jobs`` concurrent jobs (None = 1), from this machine's profile
+    when it has an entry for that many jobs (``Profile.choose``); otherwise the usable cores divided
+    among the jobs (at least 1). Never raises for the profile's sake: a broken one is a notice."""
     from blastune.core.counts import check_count
     from blastune.facts.cpu import usable_cores
 
@@ -237,7 +240,10 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
             }
         )
         if others:
-            why += f"; other workloads differ ({', '.join(others)}): `blastune profile show` lists them"
+            why += (
+                f"; other workloads differ ({', '.join(others)}): "
+                "`blastune profile show` lists them"
+            )
         return AutoChoice(n_jobs, entry.threads, why, w.key, entry, str(path), notices)
     cores, basis = usable_cores()
     threads = max(1, cores // n_jobs)
@@ -268,7 +274,8 @@ def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[
 
 @dataclass
 class ProfileReport:
-    """``blastune profile show``: the file, its entries, and which entry ``env --auto`` uses per job count."""
+    """``blastune profile show``: the file, its entries, and which entry ``env --auto`` uses per job
+    count."""
 
     path: str
     exists: bool

@@ -1,9 +1,9 @@
 """The ``blastune.jobs/1`` document: what ``blastune jobs`` measured, as typed objects.
 
-``run_jobs`` builds these objects and saves ``JobsResult.to_dict()``; ``JobsResult.from_dict`` reads a
-saved file back (0.1.0 files included) through ``Fields``, so a malformed one is one line naming the
-field. Field names are those of the JSON. Advice (``recommend``, the profile) and plots read this
-model, never the raw dict.
+``run_jobs`` builds these objects and saves ``JobsResult.to_dict()``; ``JobsResult.from_dict`` reads
+a saved file back (0.1.0 files included) through ``Fields``, so a malformed one is one line naming
+the field. Field names are those of the JSON. Advice (``recommend``, the profile) and plots read
+this model, never the raw dict.
 
 Per layout, every timed batch (repeat) has its wall time, CPU time, run-queue wait share and the CPU
 other programs used; from them:
@@ -34,7 +34,8 @@ other programs used; from them:
 * ``spread`` -- the relative standard error of the median of ``walls`` (``measure.timing``'s
   definition, the same as ``sweep``); None with fewer than 3 repeats (shown as "—").
 * ``beyond_bounds`` -- figures outside what the layout can physically give (a speed-up above the
-  workers x threads it used, CPU efficiency above 100%), field -> reason; shown marked, not as facts.
+  workers x threads it used, CPU efficiency above 100%), field -> reason; shown marked, not as
+  facts.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ SCHEMA = "blastune.jobs/1"
 KIND = "jobs"
 MAJOR = 1  # the schema version this code reads
 EXECUTORS = ("serial", "thread", "process")
-# How 'spread' was computed: 0.1.0 wrote (max - min) / median; now the relative standard error of the
-# median over >= 3 repeats, as sweep does.
+# How 'spread' was computed: 0.1.0 wrote (max - min) / median; now the relative standard error of
+# the median over >= 3 repeats, as sweep does.
 SPREAD_RANGE = "range"
 SPREAD_SE_MEDIAN = "se_median"
 LEGACY_UNSTABLE_RANGE = 0.15  # 0.1.0's rule for 'unstable' on a range spread
@@ -118,7 +119,8 @@ class Layout:
 
 @dataclass(frozen=True)
 class Workload:
-    """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's function."""
+    """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's
+    function."""
 
     kind: str  # "op", "python", "numpy" or "func"
     name: str  # the op name, "python", "numpy", or "package.module:function"
@@ -484,7 +486,8 @@ class JobsResult:
 
 
 def load_jobs(path) -> JobsResult:
-    """A saved jobs file as a ``JobsResult``; anything else is one line naming the file (and field)."""
+    """A saved jobs file as a ``JobsResult``; anything else is one line naming the file (and
+    field)."""
     from blastune.documents.load import load_results
 
     return JobsResult.from_dict(load_results(path, KIND, 1), str(path))

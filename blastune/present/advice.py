@@ -3,8 +3,6 @@ table (what the profile holds and which entry ``env --auto`` uses)."""
 
 from __future__ import annotations
 
-import re
-
 from blastune.present.tables import fit_table
 
 # notices about the profile (advise.recommend.update_profile), folded into the one profile line
@@ -14,28 +12,14 @@ _PROFILE_NOTICES = (
     "profile not saved",
     "kept the clean entry",
 )
-_KEPT = re.compile(r"kept the clean entry for (\d+) job")
 
 
-def _saved_jobs(rec, accept_noisy: bool) -> list[int]:
-    """The job counts whose advice this run wrote into the profile."""
-    if not rec.profile:
-        return []
-    kept = {int(m.group(1)) for n in rec.notices for m in [_KEPT.match(n)] if m}
-    return [
-        int(j)
-        for j, e in rec.profile_entries.items()
-        if int(j) not in kept and (accept_noisy or not e.get("noisy"))
-    ]
-
-
-def _profile_line(rec, accept_noisy: bool) -> str | None:
+def _profile_line(rec) -> str | None:
     """One sentence on what the profile now holds from this run (and what it did not take)."""
-    saved = _saved_jobs(rec, accept_noisy)
-    if saved:
+    if rec.profile and rec.profile_saved:
         what = ", ".join(
             f"{j} job(s) -> {rec.profile_entries[str(j)]['threads']} thread(s)"
-            for j in sorted(saved)
+            for j in rec.profile_saved
         )
         return f"profile: saved {what} in {rec.profile}"
     if (
@@ -47,7 +31,7 @@ def _profile_line(rec, accept_noisy: bool) -> str | None:
     return None
 
 
-def render_recommendation(rec, accept_noisy: bool = False) -> str:
+def render_recommendation(rec) -> str:
     """The explanation, for stderr; the exports themselves go to stdout alone."""
     if rec.jobs is None:
         head = f"Best layout: {rec.layout}"
@@ -56,7 +40,7 @@ def render_recommendation(rec, accept_noisy: bool = False) -> str:
     out = [head, f"BLAS threads per job: {rec.threads}", "", "Why:"]
     out += [f"  - {line}" for line in rec.rationale]
     out += ["", f"In Python: {rec.python}", "", f"measured by: {rec.source}"]
-    line = _profile_line(rec, accept_noisy)
+    line = _profile_line(rec)
     if line:
         out.append(line)
     profile_notes = [n for n in rec.notices if n.startswith(_PROFILE_NOTICES)]

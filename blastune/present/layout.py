@@ -7,7 +7,8 @@ from blastune.present.tables import fit_table
 
 
 def render_topology(topo, fmt: str = "simple", wide: bool = False) -> str:
-    """``blastune layout``: the sockets, NUMA nodes, L3 domains and core kinds this process may use."""
+    """``blastune layout``: the sockets, NUMA nodes, L3 domains and core kinds this process may
+    use."""
     rows = []
     for d in topo.sockets:
         rows.append(
