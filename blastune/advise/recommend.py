@@ -17,6 +17,10 @@ from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
 
+# imported with the module: once blastune.jobs is reached, blastune.measure is an attribute too
+# (scripts write blastune.measure.jobs.layouts.parse_layouts(...) in the call's arguments)
+from blastune.measure.jobs.entry import run_jobs
+
 SCHEMA = "blastune.recommendation/1"
 BUILTIN_OP, BUILTIN_SIZE = "dot", 300
 BUILTIN_SECONDS, BUILTIN_REPEATS = 0.5, 3  # 3 repeats: the fewest with a spread, so noise is seen
@@ -166,7 +170,6 @@ def recommend(
     cores = usable_cores()[0]
     notices: list[str] = []
     if source is None:
-        from blastune.measure.jobs.entry import run_jobs
         from blastune.measure.workloads import make_workload
 
         workload = make_workload(op=op, size=size)
@@ -375,7 +378,6 @@ def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs
     import sys
 
     from blastune.core.files import SaveFailed
-    from blastune.measure.jobs.entry import run_jobs
 
     if kwargs.get("func") and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
