@@ -158,15 +158,14 @@ def recommend(
     short built-in ``jobs`` measurement of ``op`` at ``size`` runs here (a few seconds). Noisy
     evidence raises ``NoisyMeasurement`` unless ``accept_noisy``.
     """
-    from blastune.control.exports import SHELLS
+    from blastune.control.exports import check_shell
     from blastune.control.profile import matches_here
     from blastune.core.counts import check_count
     from blastune.facts.cpu import usable_cores
 
     if jobs is not None:
         jobs = check_count(jobs, "number of jobs")
-    if shell not in SHELLS:
-        raise BlastuneError(f"unknown shell {shell!r}: choose one of {', '.join(SHELLS)}")
+    check_shell(shell)  # before measuring, not after
     cores = usable_cores()[0]
     notices: list[str] = []
     if source is None:

@@ -74,9 +74,7 @@ def recommend_command(
     per workload and job count in this machine's profile (see `blastune profile show`)."""
     from blastune.advise.recommend import BUILTIN_OP, BUILTIN_SIZE, recommend
     from blastune.cli.render import emit_json
-    from blastune.control.exports import check_shell
 
-    check_shell(shell)  # before minutes of measuring, not after
     if source is not None and (op is not None or size is not None):
         given = " and ".join(o for o, v in (("--op", op), ("--size", size)) if v is not None)
         both = op is not None and size is not None

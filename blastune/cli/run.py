@@ -69,7 +69,6 @@ def run_command(
     try:
         if copies is not None:
             from blastune.control.copies import run_copies
-            from blastune.control.run import _launch_error
             from blastune.errors import BlastuneError
 
             if (
@@ -87,7 +86,6 @@ def run_command(
                 copies,
                 pin=pin,
                 smt=smt,
-                launch_error=_launch_error,
                 oversubscribe=oversubscribe,
             )
             if json_out:
