@@ -10,38 +10,17 @@ def render_topology(topo, fmt: str = "simple", wide: bool = False) -> str:
     """``blastune layout``: the sockets, NUMA nodes, L3 domains and core kinds this process may
     use."""
     rows = []
-    for d in topo.sockets:
-        rows.append(
-            [
-                "socket",
-                d.index,
-                format_cpulist(d.cpus),
-                len(d.cpus),
-                "" if d.whole else f"of {d.machine_cpus}",
-            ]
-        )
-    for d in topo.numa_nodes:
-        mem = f"{d.memory_bytes / 2**30:.0f} GiB" if d.memory_bytes else ""
-        part = "" if d.whole else f"of {d.machine_cpus}"
-        rows.append(
-            [
-                "NUMA node",
-                d.index,
-                format_cpulist(d.cpus),
-                len(d.cpus),
-                "; ".join(x for x in (part, mem) if x),
-            ]
-        )
-    for d in topo.l3_domains:
-        rows.append(
-            [
-                "L3 domain",
-                d.index,
-                format_cpulist(d.cpus),
-                len(d.cpus),
-                "" if d.whole else f"of {d.machine_cpus}",
-            ]
-        )
+    levels = (
+        ("socket", topo.sockets),
+        ("NUMA node", topo.numa_nodes),
+        ("L3 domain", topo.l3_domains),
+    )
+    for level, domains in levels:
+        for d in domains:
+            part = "" if d.whole else f"of {d.machine_cpus}"
+            mem = f"{d.memory_bytes / 2**30:.0f} GiB" if d.memory_bytes else ""  # NUMA nodes
+            note = "; ".join(x for x in (part, mem) if x)
+            rows.append([level, d.index, format_cpulist(d.cpus), len(d.cpus), note])
     for kind, cpus in topo.kinds.items():
         rows.append([f"{kind}-cores", "", format_cpulist(cpus), len(cpus), ""])
     out = [
