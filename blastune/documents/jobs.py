@@ -171,23 +171,17 @@ class Workload:
         )
 
 
+def _items(f: Fields, name: str, read) -> list:
+    """``read(fields, key)`` for each item of the list ``name`` (absent: []), so an error names
+    ``name[i]``."""
+    items = f.list(name, [])
+    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
+    return [read(sub, f"{name}[{i}]") for i in range(len(items))]
+
+
 def _optional_numbers(f: Fields, name: str, lo: float | None = None) -> list[float | None]:
     """A list of numbers where null means 'not measured' (CPU time unreadable, no schedstat)."""
-    items = f.list(name, [])
-    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
-    return [sub.number(f"{name}[{i}]", None, lo=lo) for i in range(len(items))]
-
-
-def _bools(f: Fields, name: str) -> list[bool]:
-    items = f.list(name, [])
-    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
-    return [sub.bool(f"{name}[{i}]") for i in range(len(items))]
-
-
-def _strings(f: Fields, name: str) -> list[str]:
-    items = f.list(name, [])
-    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
-    return [sub.str(f"{name}[{i}]") for i in range(len(items))]
+    return _items(f, name, lambda sub, key: sub.number(key, None, lo=lo))
 
 
 def _wall(f: Fields) -> float:
@@ -315,11 +309,11 @@ class LayoutResult:
             cpu_s=f.seconds("cpu_s", None),
             busy_cores=f.number("busy_cores", None, lo=0),
             cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
-            notes=_strings(f, "notes"),
+            notes=_items(f, "notes", Fields.str),
             wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
             lost_pcts=_optional_numbers(f, "lost_pcts", lo=0),
             other_cores=_optional_numbers(f, "other_cores", lo=0),
-            contended_batches=_bools(f, "contended_batches"),
+            contended_batches=_items(f, "contended_batches", Fields.bool),
             wait_pct=f.number("wait_pct", None, lo=0),
             contended=bool(f.bool("contended", False)),
             self_oversubscribed=bool(f.bool("self_oversubscribed", False)),
@@ -473,7 +467,7 @@ class JobsResult:
             results=results,
             fingerprint=check_fingerprint(f.sub("fingerprint", {})),
             other_load_cores=f.number("other_load_cores", None, lo=0),
-            warnings=_strings(f, "warnings"),
+            warnings=_items(f, "warnings", Fields.str),
             created=f.str("created", ""),
             blastune_version=f.str("blastune_version", ""),
             status=f.str("status", "complete", choices=("complete", "interrupted")),
