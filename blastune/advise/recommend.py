@@ -343,11 +343,6 @@ def update_profile(
         )
     if not keep:
         return None, notices, []
-    from datetime import datetime, timezone
-
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for e in keep.values():
-        e.measured = now
     try:
         saved = save_advice(workload.key, workload.describe(), keep)
     except ProfileError as exc:

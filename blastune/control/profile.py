@@ -154,7 +154,8 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
 
     Read-modify-write under the profile's lock: a concurrent writer waits, and both keep their
     entries. A noisy entry never replaces a clean one (``Profile.merge``). A corrupt profile is not
-    overwritten (it may be the user's hand edit): ``ProfileError`` says how to clear it."""
+    overwritten (it may be the user's hand edit): ``ProfileError`` says how to clear it. Entries
+    without a ``measured`` time are stamped now."""
     from blastune.core.files import atomic_write_text, output_lock
 
     path = profile_path()
@@ -170,6 +171,8 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
             now = _now()
             if profile is None:
                 profile = Profile(fingerprint=profile_fingerprint(), created=now, updated=now)
+            for e in entries.values():
+                e.measured = e.measured or now
             kept = profile.merge(workload, label, entries)
             profile.updated = now
             atomic_write_text(path, json.dumps(profile.to_dict(), indent=2) + "\n")
