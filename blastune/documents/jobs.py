@@ -94,10 +94,6 @@ class Layout:
         t = "default" if self.threads is None else self.threads
         return f"{self.executor}:{self.workers}x{t}" + ("+pin" if self.pinned else "")
 
-    @property
-    def naive(self) -> bool:
-        return self.threads is None
-
     def to_dict(self) -> dict:
         return {
             "executor": self.executor,
@@ -406,15 +402,6 @@ class JobsResult:
     @property
     def best(self) -> LayoutResult:
         return max(self.results, key=lambda r: r.tasks_per_s)
-
-    @property
-    def naive(self) -> LayoutResult | None:
-        return next((r for r in self.results if r.layout.threads is None), None)
-
-    @property
-    def contended(self) -> bool:
-        """Any layout disturbed from outside."""
-        return any(r.contended for r in self.results)
 
     def to_dict(self) -> dict:
         if not self.blastune_version:
