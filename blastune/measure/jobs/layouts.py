@@ -30,10 +30,8 @@ __all__ = [
 
 MAX_DEFAULT_LAYOUTS = 12
 SMALL_MACHINE = 8  # up to this many cores: the full grid (13 layouts at 8, 5 at 2)
-WORKER_BYTES = (
-    64 * 2**20
-)  # a worker process before its task's data: Python, numpy, the BLAS (~35 MiB)
-HOST_BYTES = WORKER_BYTES  # the process that runs one layout (serial and thread layouts run there)
+# a worker process before its task's data: Python, numpy, the BLAS (~35 MiB)
+WORKER_BYTES = 64 * 2**20
 
 
 def powers_up_to(n: int) -> list[int]:
