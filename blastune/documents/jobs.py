@@ -403,6 +403,11 @@ class JobsResult:
     def best(self) -> LayoutResult:
         return max(self.results, key=lambda r: r.tasks_per_s)
 
+    @property
+    def contended(self) -> bool:
+        """Any layout disturbed from outside."""
+        return any(r.contended for r in self.results)
+
     def to_dict(self) -> dict:
         if not self.blastune_version:
             from blastune import __version__
