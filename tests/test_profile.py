@@ -350,3 +350,14 @@ def test_library_jobs_saves_the_profile_only_when_asked(tmp_path):
     saved = profile.workloads["op:numpy:dot:32:float64"].entries
     assert saved and all(e.source.startswith("jobs: 20 tasks") for e in saved.values())
     assert "profile" not in res.to_dict()  # the saved document keeps its schema
+
+
+def test_library_jobs_shows_the_parameters_of_the_measurement():
+    """help(blastune.jobs) lists run_jobs's parameters (it was run_jobs itself) and save_profile."""
+    import inspect
+
+    import blastune
+
+    params = inspect.signature(blastune.jobs).parameters
+    assert {"workload", "tasks", "layouts", "repeats", "out", "force", "budget"} <= set(params)
+    assert params["save_profile"].default is False and "``budget``" in blastune.jobs.__doc__

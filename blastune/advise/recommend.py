@@ -388,6 +388,25 @@ def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs
     return res
 
 
+def _show_run_jobs_parameters(fn) -> None:
+    """help(blastune.jobs) and inspect.signature show run_jobs's parameters and text (they were
+    blastune.jobs's own before the profile was added) with the two ``jobs`` adds."""
+    import inspect
+
+    sig = inspect.signature(run_jobs)
+    *named, rest = sig.parameters.values()  # the two go before **workload_kw
+    added = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")
+        for n in ("save_profile", "accept_noisy")
+    ]
+    fn.__signature__ = sig.replace(parameters=[*named, *added, rest])
+    if fn.__doc__ and run_jobs.__doc__:  # none under python -OO
+        fn.__doc__ = inspect.cleandoc(fn.__doc__) + "\n\n" + inspect.cleandoc(run_jobs.__doc__)
+
+
+_show_run_jobs_parameters(jobs)
+
+
 def _save_jobs_advice(model, accept_noisy: bool) -> tuple[str | None, list[str]]:
     """The best BLAS threads per worker count into the profile (BLAS workloads measured on this
     machine only): (the profile's path or None, notices). Never raises for the profile's sake."""
