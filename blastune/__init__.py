@@ -20,7 +20,7 @@ _LAZY = {
     "thread_env": ("blastune.facts.environment", "thread_env"),
     "render_exports": ("blastune.control.exports", "render_exports"),
     "sweep": ("blastune.measure.sweep.entry", "sweep"),
-    "jobs": ("blastune.measure.jobs.entry", "run_jobs"),
+    "jobs": ("blastune.advise.recommend", "jobs"),
     "recommend": ("blastune.advise.recommend", "recommend"),
     "doctor": ("blastune.advise.doctor.report", "doctor"),
     "processes": ("blastune.facts.census", "processes"),

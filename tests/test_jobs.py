@@ -636,7 +636,8 @@ def test_a_0_1_0_jobs_file_loads_into_the_model():
 
     doc = load_jobs(DATA)
     assert doc.best.layout.spec == "serial:1x2" and doc.baseline.layout.spec == "serial:1x1"
-    assert doc.naive.layout.spec == "process:2xdefault" and doc.naive.threads_seen == 2
+    naive = next(r for r in doc.results if r.layout.threads is None)
+    assert naive.layout.spec == "process:2xdefault" and naive.threads_seen == 2
     assert doc.spread_definition == SPREAD_RANGE and doc.contention is None
     # 0.1.0's rule for 'unstable' on its (max - min) / median spread: above 15% with 2+ repeats
     assert [r.unstable for r in doc.results] == [True, False, True, True, True]
@@ -826,7 +827,7 @@ def test_spread_needs_three_repeats_and_bounds_are_marked():
     assert (
         "speedup" in two.beyond_bounds and "cpu_efficiency" in two.beyond_bounds
     )  # 2.44x on 2 workers
-    from blastune.cli.jobs import render_jobs
+    from blastune.present.jobs import render_jobs
     from blastune.documents.jobs import JobsResult
 
     text = render_jobs(JobsResult(make_workload(op="dot", size=50), 10, 3, 2, 1, [base, two], {}))

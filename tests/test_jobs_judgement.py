@@ -190,7 +190,7 @@ def test_the_host_share_is_in_the_json_and_the_notes_and_small_for_process_layou
     its CPU is a small share of what the layout wanted (CPU time, not wall: however busy the
     machine, a sleeping host burns next to nothing). 0.2.0's chunked feeding cost up to 0.7 of 16
     CPUs."""
-    from blastune.cli.jobs import render_jobs
+    from blastune.present.jobs import render_jobs
     from blastune.measure.jobs.entry import run_jobs
 
     res = run_jobs(

@@ -21,7 +21,6 @@ from blastune.control.profile import (
     profile_path,
     read_profile,
     save_advice,
-    save_entries,
 )
 from blastune.documents.base import DocumentError
 from blastune.documents.profile import Profile, ProfileEntry
@@ -105,12 +104,12 @@ def test_malformed_profiles_name_the_field(mutate, field):
 
 def test_noisy_never_replaces_clean_and_workloads_stay_apart():
     p = Profile(fingerprint={"id": "x"}, created="", updated="")
-    assert p.merge("op:dot", "dot", {2: _entry(2, 1)}) == []
+    assert p.merge("op:dot", "dot", {2: _entry(2, 1)}) == {}
     kept = p.merge(
         "op:dot", "dot", {2: _entry(2, 2, noisy="contended", measured="2027-01-01T00:00:00+00:00")}
     )
     assert (
-        "kept the clean entry for 2 job(s)" in kept[0]
+        "kept the clean entry for 2 job(s)" in kept[2]
         and p.workloads["op:dot"].entries[2].threads == 1
     )
     p.merge("func:m:f", "m:f(i)", {2: _entry(2, 2, measured="2027-01-01T00:00:00+00:00")})
@@ -195,17 +194,19 @@ def test_library_api_never_breaks_on_a_corrupt_profile(tmp_path):
     with pytest.raises(ProfileError, match="unreadable"):
         read_profile()
     with pytest.raises(ProfileError, match="profile clear"):
-        save_entries({1: {"threads": 1}}, "test")
+        save_advice("func:test", "test", {1: _entry(1, 1)})
 
 
 # --- concurrent writers ---------------------------------------------------------------------------------
 
 WRITER = """
 import sys
-from blastune.control.profile import save_entries
+from blastune.control.profile import save_advice
+from blastune.documents.profile import ProfileEntry
 k = int(sys.argv[1])
 for i in range(int(sys.argv[2])):
-    save_entries({i + 1: {"threads": 1, "layout": "x", "reason": "w"}}, "writer", workload=f"func:w{k}")
+    e = ProfileEntry(i + 1, 1, "x", "w", "writer", measured="2026-01-01T00:00:00+00:00")
+    save_advice(f"func:w{k}", "workload not recorded", {i + 1: e})
 """
 
 
@@ -241,12 +242,7 @@ def test_profile_path_show_clear(tmp_path):
     assert d == {"schema": "blastune.profile-path/1", "path": str(profile_path()), "exists": False}
     r = CliRunner().invoke(app, ["profile", "show"])
     assert r.exit_code == 0 and "no saved profile" in r.stdout
-    save_entries(
-        {2: {"threads": 1, "layout": "process:2x1", "reason": "measured"}},
-        "t",
-        "op:numpy:dot:300:float64",
-        "numpy dot 300x300 float64",
-    )
+    save_advice("op:numpy:dot:300:float64", "numpy dot 300x300 float64", {2: _entry(2, 1)})
     r = CliRunner().invoke(app, ["profile", "show"])
     assert r.exit_code == 0 and "numpy dot 300x300 float64" in r.stdout and "1*" in r.stdout
     d = json.loads(CliRunner().invoke(app, ["profile", "show", "--json"]).stdout)
@@ -333,3 +329,35 @@ def test_profile_api_is_importable_without_the_cli():
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_library_jobs_saves_the_profile_only_when_asked(tmp_path):
+    """blastune.jobs(save_profile=True) does what `blastune jobs` does after measuring; without it
+    the profile is left alone (the default for Python callers)."""
+    import blastune
+    from blastune.documents.jobs import Layout
+
+    plan = [Layout("serial", 1, 1), Layout("process", 2, 1)]
+    res = blastune.jobs(op="dot", size=32, tasks=20, layouts=plan, repeats=3)
+    assert res.profile is None and res.profile_notices == []
+    assert not os.path.lexists(profile_path())
+    res = blastune.jobs(op="dot", size=32, tasks=20, layouts=plan, repeats=3, save_profile=True)
+    if res.profile is None:  # a busy machine: noisy entries are left out, and said so
+        assert any("from noisy measurements" in n for n in res.profile_notices), res.profile_notices
+        return
+    assert res.profile == str(profile_path())
+    profile, _ = read_profile()
+    saved = profile.workloads["op:numpy:dot:32:float64"].entries
+    assert saved and all(e.source.startswith("jobs: 20 tasks") for e in saved.values())
+    assert "profile" not in res.to_dict()  # the saved document keeps its schema
+
+
+def test_library_jobs_shows_the_parameters_of_the_measurement():
+    """help(blastune.jobs) lists run_jobs's parameters (it was run_jobs itself) and save_profile."""
+    import inspect
+
+    import blastune
+
+    params = inspect.signature(blastune.jobs).parameters
+    assert {"workload", "tasks", "layouts", "repeats", "out", "force", "budget"} <= set(params)
+    assert params["save_profile"].default is False and "``budget``" in blastune.jobs.__doc__

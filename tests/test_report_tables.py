@@ -72,7 +72,26 @@ def test_jobs_table_has_the_wait_column_the_terminal_has():
     r.wait_pct, r.contended = 40.0, True
     t = Table(_jobs_table(src.doc))
     assert "wait" in t.headers and t.column("wait")[1] == "40% C"
-    assert "wall (s)" in t.headers and "run-queue wait" in _jobs_table(src.doc)
+    assert "wall s" in t.headers and "run-queue wait" in _jobs_table(src.doc)
+
+
+def test_jobs_table_is_the_terminals_table():
+    """The report shows the rows, marks and notes `blastune jobs` prints: one row builder."""
+    from blastune.present.jobs import JOBS_HEADERS, render_jobs
+
+    data = json.loads((DATA / "jobs.json").read_text())
+    doc = source_from_dict(data, "jobs").doc
+    doc.results[1].beyond_bounds["speedup"] = "above the 2 workers x 1 thread it used"
+    html, text = _jobs_table(doc), render_jobs(doc, wide=True)
+    t = Table(html)
+    rows = [r for r in t.rows if r]
+    assert t.headers == JOBS_HEADERS and len(rows) == len(doc.results)
+    lines = text.splitlines()
+    for row in rows:  # each report row is a line of the terminal's table, cell for cell
+        assert any(all(c in line for c in row) for line in lines), row
+    assert rows[1][0].endswith("[1]") and rows[1][JOBS_HEADERS.index("speed-up")].endswith("x!")
+    note = next(line for line in lines if line.startswith("[1] "))
+    assert note in html and "above the 2 workers x 1 thread it used" in note
 
 
 def test_headers_do_not_wrap():

@@ -2,13 +2,13 @@
 
 The input is a saved ``jobs`` result (layouts measured side by side), a saved ``sweep`` result (one
 process at several thread counts), or -- when neither is given -- a short ``jobs`` run made here.
-The rules are in ``advise.rules``; this module loads the measurement (typed models, never raw dicts),
-refuses advice from noisy evidence, and updates this machine's profile.
+The rules are in ``advise.rules``; this module loads the measurement (typed models, never raw
+dicts), refuses advice from noisy evidence, and updates this machine's profile.
 
 Noise: advice resting on a layout or point that was disturbed from outside or unstable is refused
-(``NoisyMeasurement``: what was noisy and what to do) unless ``accept_noisy``; the profile then keeps
-it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own evidence
-was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
+(``NoisyMeasurement``: what was noisy and what to do) unless ``accept_noisy``; the profile then
+keeps it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own
+evidence was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
+
+# imported with the module: once blastune.jobs is reached, blastune.measure is an attribute too
+# (scripts write blastune.measure.jobs.layouts.parse_layouts(...) in the call's arguments)
+from blastune.measure.jobs.entry import run_jobs
 
 SCHEMA = "blastune.recommendation/1"
 BUILTIN_OP, BUILTIN_SIZE = "dot", 300
@@ -27,7 +31,8 @@ RERUN_HINT = (
 
 
 class NoisyMeasurement(BlastuneError):
-    """The evidence behind the advice was disturbed or unstable; the message says which and what to do."""
+    """The evidence behind the advice was disturbed or unstable; the message says which and what to
+    do."""
 
 
 @dataclass
@@ -56,11 +61,16 @@ class Recommendation:
     noisy: list[str] = field(
         default_factory=list
     )  # accepted noise (accept_noisy): what was not clean
+    # the job counts whose entries this run wrote into the profile (the others: in the notices);
+    # not in the JSON, which has the entries and the notices
+    profile_saved: list[int] = field(default_factory=list)
 
     def to_dict(self):
         from blastune import __version__
 
-        return {"schema": SCHEMA, "blastune_version": __version__, **asdict(self)}
+        d = asdict(self)
+        del d["profile_saved"]
+        return {"schema": SCHEMA, "blastune_version": __version__, **d}
 
 
 def _summary(r) -> dict:
@@ -79,7 +89,7 @@ def _summary(r) -> dict:
     }
 
 
-# --- loading --------------------------------------------------------------------------------------------
+# --- loading --------------------------------------------------------------------------------------
 
 
 def _as_model(doc, source: str = ""):
@@ -128,7 +138,7 @@ def builtin_layouts(jobs: int | None, cores: int, workload):
     return [Layout("process", jobs, t) for t in powers] + [Layout("process", jobs, None)]
 
 
-# --- the command ------------------------------------------------------------------------------------
+# --- the command ----------------------------------------------------------------------------------
 
 
 def recommend(
@@ -141,25 +151,24 @@ def recommend(
     progress=None,
     accept_noisy: bool = False,
 ) -> Recommendation:
-    """Recommend a layout and BLAS thread count for ``jobs`` concurrent jobs (None: the best layout).
+    """Recommend a layout and BLAS thread count for ``jobs`` concurrent jobs (None: the best
+    layout).
 
-    ``source`` is a saved jobs/sweep file (path), a loaded document (dict or model); without it a short
-    built-in ``jobs`` measurement of ``op`` at ``size`` runs here (a few seconds). Noisy evidence
-    raises ``NoisyMeasurement`` unless ``accept_noisy``.
+    ``source`` is a saved jobs/sweep file (path), a loaded document (dict or model); without it a
+    short built-in ``jobs`` measurement of ``op`` at ``size`` runs here (a few seconds). Noisy
+    evidence raises ``NoisyMeasurement`` unless ``accept_noisy``.
     """
-    from blastune.control.exports import SHELLS
+    from blastune.control.exports import check_shell
     from blastune.control.profile import matches_here
     from blastune.core.counts import check_count
     from blastune.facts.cpu import usable_cores
 
     if jobs is not None:
         jobs = check_count(jobs, "number of jobs")
-    if shell not in SHELLS:
-        raise BlastuneError(f"unknown shell {shell!r}: choose one of {', '.join(SHELLS)}")
+    check_shell(shell)  # before measuring, not after
     cores = usable_cores()[0]
     notices: list[str] = []
     if source is None:
-        from blastune.measure.jobs.entry import run_jobs
         from blastune.measure.workloads import make_workload
 
         workload = make_workload(op=op, size=size)
@@ -291,7 +300,7 @@ def _advise(
             "taken from noisy measurements (--accept-noisy): " + "; ".join(advice.noisy)
         )
     if save_profile and same and advice.entries:
-        rec.profile, more = update_profile(
+        rec.profile, more, rec.profile_saved = update_profile(
             workload, advice.entries, f"{kind}: {where}", accept_noisy
         )
         rec.notices += more
@@ -300,11 +309,12 @@ def _advise(
 
 def update_profile(
     workload, entries: dict, source: str, accept_noisy: bool = False, hint: str = RERUN_HINT
-) -> tuple[str | None, list[str]]:
-    """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's profile.
+) -> tuple[str | None, list[str], list[int]]:
+    """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's
+    profile.
 
     Never raises for the profile's sake: a measurement or advice already made is not lost to a bad
-    cache. Returns (the profile's path or None, notices)."""
+    cache. Returns (the profile's path or None, notices, the job counts whose entries it saved)."""
     from blastune.control.profile import ProfileError, save_advice
     from blastune.documents.profile import ProfileEntry
 
@@ -332,40 +342,83 @@ def update_profile(
             extrapolated=e.extrapolated,
         )
     if not keep:
-        return None, notices
-    from datetime import datetime, timezone
-
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for e in keep.values():
-        e.measured = now
+        return None, notices, []
     try:
         saved = save_advice(workload.key, workload.describe(), keep)
     except ProfileError as exc:
-        return None, notices + [f"profile not saved: {exc}"]
+        return None, notices + [f"profile not saved: {exc}"], []
     except OSError as exc:
-        return None, notices + [f"profile not saved: {exc.strerror or exc}"]
-    kept = {e.split(" job(s)")[0] for e in saved.kept}  # "kept the clean entry for J job(s) ..."
-    notices += [
-        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {'; '.join(e.noisy)}"
-        for j, e in sorted(entries.items())
-        if e.noisy and j in keep and f"kept the clean entry for {j}" not in kept
-    ]  # said only once it is saved
-    return str(saved.path), notices + saved.kept
+        return None, notices + [f"profile not saved: {exc.strerror or exc}"], []
+    done = [j for j in keep if j not in saved.kept]
+    notices += [  # said only once it is saved
+        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): "
+        + "; ".join(entries[j].noisy)
+        for j in done
+        if entries[j].noisy
+    ]
+    return str(saved.path), notices + list(saved.kept.values()), done
 
 
-def profile_from_jobs(result, accept_noisy: bool = False) -> tuple[str | None, list[str]]:
-    """What ``blastune jobs`` does after measuring: the best BLAS threads per worker count into the
-    profile (BLAS workloads on this machine only). Never raises for the profile's sake."""
+def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs):
+    """``blastune.jobs()``: ``measure.jobs.entry.run_jobs`` (the arguments are its) and, with
+    ``save_profile``, the best BLAS threads per worker count into this machine's profile -- where
+    it went and what was left out are the result's ``profile`` and ``profile_notices``. A results
+    file that could not be written (``SaveFailed``) still leaves the advice in the profile.
+
+    ``func="package.module:function"`` may name a module in the current directory, as
+    ``python -m`` would find it: the directory goes on ``sys.path`` (the layout processes get
+    it)."""
+    import os
+    import sys
+
+    from blastune.core.files import SaveFailed
+
+    if kwargs.get("func") and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        res = run_jobs(*args, **kwargs)
+    except SaveFailed as exc:  # the measurement is made: its advice is not lost with the file
+        if save_profile and exc.result is not None:
+            exc.result.profile, exc.result.profile_notices = _save_jobs_advice(
+                exc.result, accept_noisy
+            )
+        raise
+    if save_profile:
+        res.profile, res.profile_notices = _save_jobs_advice(res, accept_noisy)
+    return res
+
+
+def _show_run_jobs_parameters(fn) -> None:
+    """help(blastune.jobs) and inspect.signature show run_jobs's parameters and text (they were
+    blastune.jobs's own before the profile was added) with the two ``jobs`` adds."""
+    import inspect
+
+    sig = inspect.signature(run_jobs)
+    *named, rest = sig.parameters.values()  # the two go before **workload_kw
+    added = [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")
+        for n in ("save_profile", "accept_noisy")
+    ]
+    fn.__signature__ = sig.replace(parameters=[*named, *added, rest])
+    if fn.__doc__ and run_jobs.__doc__:  # none under python -OO
+        fn.__doc__ = inspect.cleandoc(fn.__doc__) + "\n\n" + inspect.cleandoc(run_jobs.__doc__)
+
+
+_show_run_jobs_parameters(jobs)
+
+
+def _save_jobs_advice(model, accept_noisy: bool) -> tuple[str | None, list[str]]:
+    """The best BLAS threads per worker count into the profile (BLAS workloads measured on this
+    machine only): (the profile's path or None, notices). Never raises for the profile's sake."""
     from blastune.advise import rules
     from blastune.control.profile import matches_here
 
-    _, model = _as_model(result)
     if not model.workload.uses_blas:
         return None, []
     same, why_not = matches_here(model.fingerprint)
     if not same:
         return None, [f"profile not saved: the results were {why_not}"]
-    return update_profile(
+    path, notices, _ = update_profile(
         model.workload,
         rules.entries_from_jobs(model),
         f"jobs: {model.tasks} tasks measured {model.created or 'here'}",
@@ -373,6 +426,7 @@ def profile_from_jobs(result, accept_noisy: bool = False) -> tuple[str | None, l
         hint="re-run when the machine is quieter, or save the results (--out) and take "
         "them anyway with `blastune recommend --from FILE --accept-noisy`",
     )
+    return path, notices
 
 
 def _python_hint(executor: str, workers: int, threads: int) -> str:
@@ -392,7 +446,7 @@ __all__ = [
     "recommend",
     "load_measurement",
     "update_profile",
-    "profile_from_jobs",
+    "jobs",
     "builtin_layouts",
     "SCHEMA",
 ]

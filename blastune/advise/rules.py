@@ -54,7 +54,7 @@ class EntryAdvice:
     extrapolated: bool = False
 
 
-# --- noise -------------------------------------------------------------------------------------------
+# --- noise ----------------------------------------------------------------------------------------
 
 
 def layout_noise(r: LayoutResult) -> str | None:
@@ -101,13 +101,13 @@ def _could_change(r: LayoutResult, choice: LayoutResult) -> bool:
 
 
 def _noise(rows: list[LayoutResult], choice: LayoutResult | None = None) -> list[str]:
-    """Why the evidence for ``choice`` among ``rows`` is not clean: the noise of the choice itself and
-    of every layout whose plausible speed reaches it."""
+    """Why the evidence for ``choice`` among ``rows`` is not clean: the noise of the choice itself
+    and of every layout whose plausible speed reaches it."""
     choice = choice or pick(rows)
     return [w for w in (layout_noise(r) for r in rows if _could_change(r, choice)) if w]
 
 
-# --- jobs results ------------------------------------------------------------------------------------
+# --- jobs results ---------------------------------------------------------------------------------
 
 
 def threads_of(r: LayoutResult, default: int | None) -> int | None:
@@ -132,12 +132,14 @@ def rate(r: LayoutResult) -> str:
 
 
 def extrapolated_layout(jobs: int, threads: int) -> Layout:
-    """``jobs`` concurrent jobs (one serial job, else that many processes) of ``threads`` BLAS threads."""
+    """``jobs`` concurrent jobs (one serial job, else that many processes) of ``threads`` BLAS
+    threads."""
     return Layout("serial" if jobs == 1 else "process", jobs, threads)
 
 
 def _answers(r: LayoutResult, jobs: int) -> bool:
-    """N concurrent jobs are N processes (or one serial job): only those layouts answer the question."""
+    """N concurrent jobs are N processes (or one serial job): only those layouts answer the
+    question."""
     lay = r.layout
     return lay.workers == jobs and lay.executor in (
         ("serial", "process") if jobs == 1 else ("process",)
@@ -241,8 +243,8 @@ def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
 
 
 def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
-    """Profile entries: for each number of concurrent jobs measured (W processes, or one serial job),
-    the best BLAS threads each -- noisy when any layout of that comparison was."""
+    """Profile entries: for each number of concurrent jobs measured (W processes, or one serial
+    job), the best BLAS threads each -- noisy when any layout of that comparison was."""
     by_w: dict[int, list[LayoutResult]] = {}
     for r in res.results:
         if _answers(r, r.layout.workers):
@@ -258,12 +260,12 @@ def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
     return entries
 
 
-# --- sweep results -----------------------------------------------------------------------------------
+# --- sweep results --------------------------------------------------------------------------------
 
 
 def sweep_workload(doc: SweepDocument) -> tuple[tuple, list[SweepPoint]]:
-    """The group advice comes from: the largest BLAS problem (the one whose thread count matters most
-    for a job's run time), its points fewest threads first."""
+    """The group advice comes from: the largest BLAS problem (the one whose thread count matters
+    most for a job's run time), its points fewest threads first."""
     groups = {}
     for key, pts in doc.groups().items():
         pts = [p for p in pts if p.blas_op]

@@ -1,7 +1,7 @@
 """Is b faster than a? Judged from the raw samples, with the three guards a fair comparison needs.
 
-1. **A test, not a threshold.** Mann–Whitney U (two-sided) on the two sets of samples: no normality
-   assumed, robust to the odd slow sample a timer always has.
+1. **A test, not a threshold.** Mann–Whitney U (two-sided) on the two sets of samples: no
+   normality assumed, robust to the odd slow sample a timer always has.
 2. **Many points, one family.** A comparison of 12 points makes 12 tests; at p < 0.05 each, one
    in two quiet comparisons would call some point "faster" by chance. Holm's step-down correction
    keeps the chance of *any* false verdict below ``ALPHA``.

@@ -6,16 +6,17 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.render import echo, emit_json
+from blastune.core.counts import MAX_THREADS
 
 
-def _count(option: str):
+def _count(option: str, hi: int = MAX_THREADS):
     """A typer parser: the option's text through ``core.counts.parse_count``, the one validator
     (and the one message) every count on every command goes through."""
 
     def check(value):
         from blastune.core.counts import parse_count
 
-        return None if value is None else parse_count(value, option)
+        return None if value is None else parse_count(value, option, hi=hi)
 
     return check
 
@@ -118,14 +119,13 @@ def env_command(
         typer.echo(text if line is None else text + (" " if shell == "docker" else "\n") + line)
         return
     if threads is None and (auto or jobs is None):
-        from blastune.control.profile import auto_choice, broken_profile
+        from blastune.control.profile import auto_choice
 
-        broken = broken_profile()  # a corrupt cache is the cache's fault: say so, with its path
-        if broken:
-            typer.echo(f"blastune: warning: {broken}", err=True)
         choice = auto_choice(jobs)
         n, reason = choice.threads, choice.reason
-        if choice.fallback and not broken:  # no saved advice answered (a broken one: warned above)
+        if choice.broken:
+            typer.echo(f"blastune: warning: {choice.broken}", err=True)
+        elif choice.fallback:  # no saved advice answered
             echo(f"blastune: notice: {choice.fallback}", err=True)
     else:
         n, reason = resolve_threads(threads, jobs, auto)

@@ -1,4 +1,4 @@
-"""``blastune jobs``: parse the options, call ``blastune.jobs`` (``run_jobs``), render the result."""
+"""``blastune jobs``: parse the options, call ``blastune.jobs``, render (present.jobs)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.progress import ProgressBar
+from blastune.cli.env import _count
 from blastune.cli.render import WIDE, echo, notice, set_wide
 from blastune.errors import BlastuneError
-
-NO_VALUE = "—"
+from blastune.present.jobs import render_jobs
 
 
 # --- stopping -------------------------------------------------------------------------------------
@@ -49,8 +49,8 @@ def interruptible(what_is_lost: str, progress: ProgressBar | None = None):
 
 @contextlib.contextmanager
 def stdout_to_stderr(enabled: bool):
-    """With --json, stdout carries only the document: whatever the user's tasks print -- in the layout
-    processes (they inherit file descriptor 1) or from C code -- goes to stderr."""
+    """With --json, stdout carries only the document: whatever the user's tasks print -- in the
+    layout processes (they inherit file descriptor 1) or from C code -- goes to stderr."""
     if not enabled:
         yield
         return
@@ -66,100 +66,7 @@ def stdout_to_stderr(enabled: bool):
         os.close(saved)
 
 
-# --- rendering -----------------------------------------------------------------------------------------
-
-# the cells the report shows too (blastune.present.rows)
-from blastune.present.rows import jobs_rate as _rate  # noqa: E402
-from blastune.present.rows import jobs_threads as _threads_cell  # noqa: E402
-from blastune.present.rows import jobs_wait as _wait_cell  # noqa: E402
-
-
-def _num(v, spec, suffix="") -> str:
-    return "?" if v is None else format(v, spec) + suffix
-
-
-def _bounded(r, name: str, text: str) -> str:
-    """A figure beyond its physical bound is shown with a '!' (the reason is in the notes)."""
-    return text + "!" if name in r.beyond_bounds else text
-
-
-def render_jobs(res, fmt: str = "simple") -> str:
-    from blastune.cli.render import table
-
-    rows, notes = [], []
-    for r in res.results:
-        why = list(r.notes) + [f"{k}: {v}" for k, v in r.beyond_bounds.items()]
-        mark = ""
-        if why:
-            notes.append(
-                f"[{len(notes) + 1}] {r.layout.head} x {_threads_cell(r)}: " + "; ".join(why)
-            )
-            mark = f" [{len(notes)}]"
-        spread = NO_VALUE if r.spread is None else f"{100 * r.spread:.1f}%"
-        eff = None if r.cpu_efficiency is None else 100 * r.cpu_efficiency
-        rows.append(
-            [
-                r.layout.head + mark,
-                _threads_cell(r),
-                _num(r.wall_s, ".3f"),
-                spread,
-                _rate(r.tasks_per_s),
-                _bounded(r, "speedup", _num(r.speedup, ".2f", "x")),
-                _num(r.busy_cores, ".2f"),
-                _bounded(r, "cpu_efficiency", _num(eff, ".0f", "%")),
-                _wait_cell(r),
-            ]
-        )
-    w = res.workload
-    head = (
-        f"{res.tasks} tasks of {w.describe()}; {res.repeats} repeat(s), median shown; "
-        f"{res.usable_cores} usable cores"
-    )
-    more = [
-        f"{r.layout.head} x {_threads_cell(r)} ran {r.tasks:,}"
-        for r in res.results
-        if r.tasks is not None and r.tasks != res.tasks
-    ]
-    if more:
-        head += "; more tasks where a batch was short: " + ", ".join(more)
-    if res.status == "interrupted":
-        head += "; INTERRUPTED (partial)"
-    out = [
-        head,
-        table(
-            rows,
-            [
-                "layout",
-                "BLAS thr.",
-                "wall s",
-                "spread",
-                "tasks/s",
-                "speed-up",
-                "busy cores",
-                "CPU eff.",
-                "wait",
-            ],
-            fmt,
-        ),
-    ]
-    out += notes
-    best = res.best
-    out.append(
-        f"fastest: {best.layout.label} ({_rate(best.tasks_per_s)} tasks/s, {best.speedup:.2f}x serial)"
-        + (" -- contended, not advice" if best.contended else "")
-    )
-    out.append(
-        "speed-up: layout tasks/s / serial tasks/s; busy cores: CPU s / wall s; CPU eff.: "
-        "serial CPU s / layout CPU s per task; spread: standard error of the median (3+ "
-        "repeats, else —); wait: run-queue wait of its "
-        "threads (C = contended by other programs, s = self-inflicted by oversubscription); ! = beyond "
-        "physical bounds (see notes)"
-    )
-    out += [f"warning: {m}" for m in res.warnings]
-    return "\n".join(out)
-
-
-# --- the command ---------------------------------------------------------------------------------------
+# --- the command ----------------------------------------------------------------------------------
 
 
 def _parse_threads(text: str) -> list[int | None]:
@@ -199,18 +106,15 @@ def _plan(layouts: str | None, workers: str | None, threads: str | None, executo
     return layouts_from_lists(ws, ts, exs)
 
 
-def _save_profile(res):
-    """The advice layer remembers the best BLAS threads per worker count: (profile path or None, notices
-    -- noisy entries left out, a broken cache named). Never costs the measurement."""
-    from blastune.advise.recommend import profile_from_jobs
-
-    return profile_from_jobs(res)
-
-
 @app.command("jobs", short_help="Measure layouts of many concurrent tasks side by side.")
 def jobs_command(
     tasks: int = typer.Option(
-        None, "--tasks", "-n", help="Tasks per timed batch (default: about 1 s serial)."
+        None,
+        "--tasks",
+        "-n",
+        parser=_count("--tasks"),
+        metavar="N",
+        help="Tasks per timed batch (default: about 1 s serial).",
     ),
     op: str = typer.Option(None, "--op", help="A sweep op each task runs once (default dot)."),
     size: int = typer.Option(
@@ -253,7 +157,12 @@ def jobs_command(
         "thread,process", "--executor", help="With --workers: thread, process or both."
     ),
     repeats: int = typer.Option(
-        3, "--repeats", "-r", help="Timed batches per layout (median reported)."
+        "3",
+        "--repeats",
+        "-r",
+        parser=_count("--repeats", hi=10_000),
+        metavar="N",
+        help="Timed batches per layout (median reported).",
     ),
     budget: float = typer.Option(
         None,
@@ -277,21 +186,14 @@ def jobs_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No estimate, no progress bar."),
     wide: bool = WIDE,
 ):
-    """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads, and the
-    naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU efficiency and
-    how long their threads waited for a CPU."""
+    """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads,
+    and the naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU
+    efficiency and how long their threads waited for a CPU."""
+    from blastune.advise.recommend import jobs
     from blastune.cli.render import check_format, emit_json
-    from blastune.core.counts import check_count
     from blastune.core.files import SaveFailed
-    from blastune.measure.jobs.entry import run_jobs
-    from blastune.measure.workloads import make_workload
 
-    if tasks is not None:
-        check_count(tasks, "--tasks")
-    check_count(repeats, "--repeats", hi=10_000)
     check_format(fmt)
-    if budget is not None and not budget > 0:
-        raise BlastuneError(f"invalid --budget {budget:g}: must be a number of seconds above 0")
     if force and out is None:
         raise BlastuneError(
             "--force replaces an existing --out file: give --out FILE, or leave --force out"
@@ -301,13 +203,8 @@ def jobs_command(
 
         if json_out:
             refuse_stdout_with_json(out, "--out")
-        check_output(
-            out, force=force, what="results file", option="--force"
-        )  # now, not after measuring
-    if func and os.getcwd() not in sys.path:
-        # like `python -m`: modules beside the user are importable; the layout processes get sys.path
-        sys.path.insert(0, os.getcwd())
-    wl = make_workload(op=op, size=size, workload=workload, func=func, dtype=dtype, lib=lib)
+        # now, not after measuring, and in the words of the options
+        check_output(out, force=force, what="results file", option="--force")
     plan = _plan(layouts, workers, threads, executor)
     progress = ProgressBar(quiet or json_out)
     with (
@@ -318,38 +215,43 @@ def jobs_command(
         stdout_to_stderr(json_out),
     ):
         try:
-            res = run_jobs(
-                wl,
+            res = jobs(
+                workload,
                 tasks,
                 plan,
-                repeats=repeats,
-                progress=progress.jobs,
+                repeats,
+                progress.jobs,
                 out=out,
                 force=True,
                 budget=budget,
+                save_profile=save_profile,
+                op=op,
+                size=size,
+                func=func,
+                dtype=dtype,
+                lib=lib,
             )
             save_error, saved_to = None, str(out) if out else None
         except SaveFailed as exc:  # a full disk: the table, where the results went, then exit 2
             res, save_error, saved_to = exc.result, str(exc), exc.fallback and str(exc.fallback)
     progress.stop()
-    saved, profile_notices = _save_profile(res) if save_profile and wl.uses_blas else (None, [])
     if json_out:
         emit_json(
             {
                 **res.to_dict(),
                 "saved_to": saved_to,
-                "profile": saved,
-                "profile_notices": profile_notices,
+                "profile": res.profile,
+                "profile_notices": res.profile_notices,
             }
         )
     else:
         set_wide(wide)
-        echo(render_jobs(res, fmt))
+        echo(render_jobs(res, fmt, wide))
         if saved_to is not None and not save_error:
             typer.echo(f"saved: {out}")
-        if saved:
-            typer.echo(f"profile updated: {saved}")
-        for line in profile_notices:  # on stderr, wrapped: stdout keeps the table
+        if res.profile:
+            typer.echo(f"profile updated: {res.profile}")
+        for line in res.profile_notices:  # on stderr, wrapped: stdout keeps the table
             notice(line)
     if save_error:
         typer.echo(f"blastune: error: {save_error}", err=True)

@@ -5,75 +5,8 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import WIDE, echo, emit_json, set_wide, table
-
-
-def render_topology(topo, fmt: str = "simple") -> str:
-    from blastune.facts.topology import format_cpulist
-
-    rows = []
-    for d in topo.sockets:
-        rows.append(
-            [
-                "socket",
-                d.index,
-                format_cpulist(d.cpus),
-                len(d.cpus),
-                "" if d.whole else f"of {d.machine_cpus}",
-            ]
-        )
-    for d in topo.numa_nodes:
-        mem = f"{d.memory_bytes / 2**30:.0f} GiB" if d.memory_bytes else ""
-        part = "" if d.whole else f"of {d.machine_cpus}"
-        rows.append(
-            [
-                "NUMA node",
-                d.index,
-                format_cpulist(d.cpus),
-                len(d.cpus),
-                "; ".join(x for x in (part, mem) if x),
-            ]
-        )
-    for d in topo.l3_domains:
-        rows.append(
-            [
-                "L3 domain",
-                d.index,
-                format_cpulist(d.cpus),
-                len(d.cpus),
-                "" if d.whole else f"of {d.machine_cpus}",
-            ]
-        )
-    for kind, cpus in topo.kinds.items():
-        rows.append([f"{kind}-cores", "", format_cpulist(cpus), len(cpus), ""])
-    out = [
-        _header(topo.summary(), topo.limited_by),
-        table(rows, ["level", "#", "CPUs", "count", "note"], fmt),
-    ]
-    return "\n".join(out)
-
-
-def _header(summary: str, limited_by: list[str]) -> str:
-    text = f"topology: {summary}"
-    if limited_by:
-        text += "\nlimited by: " + "; ".join(limited_by)
-    return text + "\n"
-
-
-def render_layout(lay, fmt: str = "simple") -> str:
-    rows = [[s.job, s.cpulist, s.threads, s.domain()] for s in lay.sets]
-    how = "SMT siblings included" if lay.smt else "physical cores only"
-    out = [
-        _header(lay.topology, lay.limited_by),
-        f"{lay.jobs} job(s) x {lay.threads_per_job} thread(s), each pinned to its own CPUs ({how})",
-        table(rows, ["job", "CPUs", "threads", "domain"], fmt),
-    ]
-    if lay.idle:
-        out.append(f"\nleft idle: {len(lay.idle)} CPU(s)")
-        out += [f"  {r}" for r in lay.idle_reasons]
-    else:
-        out.append("\nleft idle: none")
-    return "\n".join(out)
+from blastune.cli.render import WIDE, check_format, echo, emit_json, set_wide
+from blastune.present.layout import render_layout, render_topology
 
 
 @app.command("layout", short_help="The CPU topology, and the CPUs each of N pinned jobs gets.")
@@ -104,6 +37,8 @@ def layout_command(
     from blastune.facts.topology import read_topology
 
     set_wide(wide)
+    if not json_out:  # the tables are fitted in present/, which trusts the format it is given
+        check_format(fmt)
     topo = read_topology()
     if jobs is None:
         if smt:
@@ -113,10 +48,10 @@ def layout_command(
         if json_out:
             emit_json({"schema": "blastune.topology/1", **topo.to_dict()})
         else:
-            echo(render_topology(topo, fmt))
+            echo(render_topology(topo, fmt, wide))
         return
     lay = layout(jobs, topo, smt=smt)
     if json_out:
         emit_json(lay.to_dict())
     else:
-        echo(render_layout(lay, fmt))
+        echo(render_layout(lay, fmt, wide))

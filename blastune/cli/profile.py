@@ -1,11 +1,12 @@
-"""``blastune profile show | clear | path``: this machine's saved advice (the logic: control.profile)."""
+"""``blastune profile show | clear | path``: the saved advice (the logic: control.profile)."""
 
 from __future__ import annotations
 
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import echo, emit_json, table
+from blastune.cli.render import echo, emit_json
+from blastune.present.advice import render_profile
 
 profile_app = typer.Typer(
     help="The saved advice env --auto and limit('auto') use: show, clear, path.",
@@ -18,40 +19,10 @@ app.add_typer(
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
-def render_profile(report) -> str:
-    if report.profile is None:
-        out = [
-            f"no saved profile for this machine and BLAS ({report.path})",
-            "`blastune recommend` (or `blastune jobs`) measures and saves one.",
-        ]
-        return "\n".join(out + [f"notice: {n}" for n in report.notices])
-    rows = []
-    for w, e in report.profile.entries():
-        used = "*" if report.auto.get(e.jobs) == w.key else ""
-        rows.append(
-            [
-                w.label,
-                e.jobs,
-                f"{e.threads}{used}",
-                e.layout,
-                e.measured.replace("T", " ").removesuffix("+00:00"),
-                "noisy" if e.noisy else ("extrapolated" if e.extrapolated else "clean"),
-            ]
-        )
-    out = [
-        f"profile: {report.path}",
-        table(rows, ["workload", "jobs", "threads", "layout", "measured (UTC)", "data"]),
-        "*: the entry `blastune env --auto --jobs N` uses (clean before noisy, then the newest)",
-    ]
-    noisy = [(w, e) for w, e in report.profile.entries() if e.noisy]
-    out += [f"noisy: {w.label}, {e.jobs} job(s): {e.noisy}" for w, e in noisy]
-    return "\n".join(out + [f"notice: {n}" for n in report.notices])
-
-
 @profile_app.command("show", short_help="List the saved entries and which one env --auto uses.")
 def show_command(json_out: bool = _JSON):
-    """List this machine's saved advice: per workload and number of jobs, the BLAS threads, the layout
-    they came from, when, and whether the data were clean."""
+    """List this machine's saved advice: per workload and number of jobs, the BLAS threads, the
+    layout they came from, when, and whether the data were clean."""
     from blastune.control.profile import show_profile
 
     report = show_profile()
@@ -98,7 +69,7 @@ def clear_command(json_out: bool = _JSON):
     "path", short_help="Print where this machine's profile is (or would be) saved."
 )
 def path_command(json_out: bool = _JSON):
-    """The file this machine's profile is saved in (named after the machine and BLAS fingerprint)."""
+    """Where this machine's profile is saved (named after the machine and BLAS fingerprint)."""
     import os
 
     from blastune.control.profile import profile_path

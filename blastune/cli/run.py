@@ -1,4 +1,4 @@
-"""``blastune run``: a command with every BLAS/OpenMP thread variable set (see blastune.control.run)."""
+"""``blastune run``: a command with every BLAS/OpenMP thread variable set (control.run)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,14 @@ import sys
 import typer
 
 from blastune.cli import app
+from blastune.cli.render import notice
 from blastune.cli.env import _AUTO, _JOB_INDEX, _JOBS, _PIN, _SMT, _THREADS, _pin_options
 
 
 def _finish(result, json_out: bool, report: bool) -> None:
-    """After the command: the report and/or JSON on stderr (stdout is the command's), then its status."""
+    """After the command: the report and/or JSON on stderr (stdout is the command's), its status."""
     if report and result.report is not None and not json_out:
-        from blastune.control.treewatch import TreeReport, TreeProcess
-
-        rep = dict(result.report)
-        rep["processes"] = [TreeProcess(**p) for p in rep["processes"]]
-        for line in TreeReport(**rep).lines():
-            from blastune.cli.render import notice
-
+        for line in result.report.lines():
             notice(line, "")
     if json_out:
         print(json.dumps(result.to_dict()), file=sys.stderr)
@@ -74,7 +69,6 @@ def run_command(
     try:
         if copies is not None:
             from blastune.control.copies import run_copies
-            from blastune.control.run import _launch_error
             from blastune.errors import BlastuneError
 
             if (
@@ -92,7 +86,6 @@ def run_command(
                 copies,
                 pin=pin,
                 smt=smt,
-                launch_error=_launch_error,
                 oversubscribe=oversubscribe,
             )
             if json_out:
@@ -114,8 +107,8 @@ def run_command(
             n = cs.threads
         else:
             n, _ = resolve_threads(threads, jobs, auto)
-        # Become the command, unless we must speak after it -- or we are not the program but a host's
-        # call (typer's CliRunner, a test): exec would replace the host.
+        # Become the command, unless we must speak after it -- or we are not the program but a
+        # host's call (typer's CliRunner, a test): exec would replace the host.
         if (
             not (report or json_out)
             and sys.stdout is sys.__stdout__

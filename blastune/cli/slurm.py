@@ -1,4 +1,4 @@
-"""``blastune slurm``: a ready sbatch job-array script whose tasks cap BLAS threads at their cores."""
+"""``blastune slurm``: an sbatch job-array script whose tasks cap BLAS threads at their cores."""
 
 from __future__ import annotations
 

@@ -112,7 +112,6 @@ def run_copies(
     pin: bool = True,
     smt: bool = False,
     topology=None,
-    launch_error=None,
     oversubscribe: bool = False,
 ) -> CopiesResult:
     """Run ``copies`` copies of ``command`` at once and wait for all of them (see the module's
@@ -165,12 +164,10 @@ def run_copies(
 
             try:
                 child = subprocess.Popen(command, env=env, preexec_fn=setup, process_group=0)
-            except OSError as exc:
-                raise BlastuneError(
-                    launch_error(command[0], exc)
-                    if launch_error
-                    else f"cannot run {command[0]}: {exc.strerror or exc}"
-                ) from None
+            except OSError as exc:  # in the words `blastune run` uses for one command
+                from blastune.control.run import _launch_error
+
+                raise BlastuneError(_launch_error(command[0], exc)) from None
             children.append(
                 (child, Copy(i, child.pid, threads, format_cpulist(cpus) if cpus else None))
             )

@@ -3,12 +3,12 @@
 One JSON file per fingerprint in ``core.files.cache_dir()``: ``profile-<id>.json`` (model and rules:
 ``documents.profile``). The fingerprint is taken over the CPU, the usable cores and the BLAS that
 serves numpy -- and only that BLAS, so the key does not change with whether this process happened to
-import scipy (which may bring its own copy). A profile whose fingerprint differs (copied from another
-machine, or written before a BLAS upgrade) is ignored, and the reason says so.
+import scipy (which may bring its own copy). A profile whose fingerprint differs (copied from
+another machine, or written before a BLAS upgrade) is ignored, and the reason says so.
 
 The file is a cache, and a broken cache is the cache's fault: reading it never breaks a program that
-only asked for a thread count (``auto_threads`` falls back and says why, naming the file), and saving
-into it never costs the caller the measurement or the advice (``save_advice`` raises
+only asked for a thread count (``auto_threads`` falls back and says why, naming the file), and
+saving into it never costs the caller the measurement or the advice (``save_advice`` raises
 ``ProfileError``, which callers turn into a notice). Updates are read-modify-write under the file's
 lock, so concurrent writers (two ``jobs`` runs finishing together) keep each other's entries.
 """
@@ -49,7 +49,8 @@ def profile_fingerprint() -> dict:
 
 
 def matches_here(fp: dict | None) -> tuple[bool, str]:
-    """Was ``fp`` (from a saved file) taken on this machine with this BLAS? (yes/no, what differs)."""
+    """Was ``fp`` (from a saved file) taken on this machine with this BLAS? (yes/no, what
+    differs)."""
     here = profile_fingerprint()
     if not isinstance(fp, dict):
         return False, "the file has no fingerprint"
@@ -66,7 +67,8 @@ def matches_here(fp: dict | None) -> tuple[bool, str]:
     if missing:
         return (
             False,
-            f"measured with another BLAS ({', '.join(map(str, libs)) or 'none'}; here {missing[0]})",
+            f"measured with another BLAS ({', '.join(map(str, libs)) or 'none'}; "
+            f"here {missing[0]})",
         )
     return True, "same machine and BLAS"
 
@@ -123,28 +125,10 @@ def read_profile(path: Path | None = None) -> tuple[Profile | None, list[str]]:
         others = [p for p in all_profile_files() if p != path]
         if others:
             notices.append(
-                f"ignored {len(others)} saved profile(s) from another machine or BLAS in {path.parent}"
+                f"ignored {len(others)} saved profile(s) from another machine or BLAS in "
+                f"{path.parent}"
             )
     return profile, notices
-
-
-def load_profile() -> tuple[Profile | None, list[str]]:
-    """Like ``read_profile``, but a corrupt file is a notice, not an error (for ``limit("auto")``)."""
-    try:
-        return read_profile()
-    except ProfileError as exc:
-        return None, [f"ignored: {exc}"]
-
-
-def broken_profile() -> str | None:
-    """One line when this machine's profile file exists but cannot be read (else None)."""
-    try:
-        read_profile()
-    except ProfileError as exc:
-        return f"{exc}; ignored it"
-    except Exception:  # noqa: BLE001  (only the cache's own faults are reported here)
-        return None
-    return None
 
 
 def all_profile_files() -> list[Path]:
@@ -162,7 +146,7 @@ class Saved:
     """What ``save_advice`` did: where, and which existing entries it kept instead of new ones."""
 
     path: Path
-    kept: list[str] = field(default_factory=list)
+    kept: dict[int, str] = field(default_factory=dict)  # job count -> why the old entry stayed
 
 
 def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> Saved:
@@ -170,7 +154,8 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
 
     Read-modify-write under the profile's lock: a concurrent writer waits, and both keep their
     entries. A noisy entry never replaces a clean one (``Profile.merge``). A corrupt profile is not
-    overwritten (it may be the user's hand edit): ``ProfileError`` says how to clear it."""
+    overwritten (it may be the user's hand edit): ``ProfileError`` says how to clear it. Entries
+    without a ``measured`` time are stamped now."""
     from blastune.core.files import atomic_write_text, output_lock
 
     path = profile_path()
@@ -186,6 +171,8 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
             now = _now()
             if profile is None:
                 profile = Profile(fingerprint=profile_fingerprint(), created=now, updated=now)
+            for e in entries.values():
+                e.measured = e.measured or now
             kept = profile.merge(workload, label, entries)
             profile.updated = now
             atomic_write_text(path, json.dumps(profile.to_dict(), indent=2) + "\n")
@@ -194,30 +181,6 @@ def save_advice(workload: str, label: str, entries: dict[int, ProfileEntry]) -> 
     except BlastuneError as exc:
         raise ProfileError(f"profile not saved: {exc}") from None
     return Saved(path, kept)
-
-
-def save_entries(
-    entries: dict[int, dict],
-    source: str,
-    workload: str = "unrecorded",
-    label: str = "workload not recorded",
-) -> Path:
-    """``save_advice`` from plain dicts ({jobs: {"threads", "layout", "reason"}}), stamped now."""
-    now = _now()
-    made = {
-        int(j): ProfileEntry(
-            jobs=int(j),
-            threads=e["threads"],
-            layout=e.get("layout", ""),
-            reason=e.get("reason", ""),
-            source=source,
-            measured=now,
-            noisy=e.get("noisy"),
-            extrapolated=bool(e.get("extrapolated")),
-        )
-        for j, e in entries.items()
-    }
-    return save_advice(workload, label, made).path
 
 
 @dataclass
@@ -232,6 +195,7 @@ class AutoChoice:
     path: str | None = None
     notices: list[str] = field(default_factory=list)
     fallback: str | None = None  # when no saved entry answered: one sentence saying so, and why
+    broken: str | None = None  # the profile file exists but cannot be read: one line naming it
 
     def to_dict(self) -> dict:
         return {
@@ -243,22 +207,24 @@ class AutoChoice:
             "path": self.path,
             "notices": self.notices,
             "fallback": self.fallback,
+            "broken": self.broken,
         }
 
 
 def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
-    """BLAS threads per job for ``jobs`` concurrent jobs (None = 1), from this machine's profile when
-    it has an entry for that many jobs (``Profile.choose``); otherwise the usable cores divided among
-    the jobs (at least 1). Never raises for the profile's sake: a broken one is a notice."""
+    """BLAS threads per job for ``jobs`` concurrent jobs (None = 1), from this machine's profile
+    when it has an entry for that many jobs (``Profile.choose``); otherwise the usable cores divided
+    among the jobs (at least 1). Never raises for the profile's sake: a broken one is a notice."""
     from blastune.core.counts import check_count
     from blastune.facts.cpu import usable_cores
 
     n_jobs = 1 if jobs is None else check_count(jobs, "number of jobs")
+    broken = None
     try:
-        profile, notices = load_profile()
-    except (
-        Exception
-    ) as exc:  # a profile must never break a program that only asked for a thread count
+        profile, notices = read_profile()
+    except ProfileError as exc:  # a corrupt cache is the cache's fault: said, with its path
+        profile, notices, broken = None, [f"ignored: {exc}"], f"{exc}; ignored it"
+    except Exception as exc:  # a profile never breaks a program that only asked for a thread count
         profile, notices = None, [f"profile not read ({type(exc).__name__}: {exc})"]
     found = profile.choose(n_jobs, workload) if profile is not None else None
     path = profile_path()
@@ -277,7 +243,10 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
             }
         )
         if others:
-            why += f"; other workloads differ ({', '.join(others)}): `blastune profile show` lists them"
+            why += (
+                f"; other workloads differ ({', '.join(others)}): "
+                "`blastune profile show` lists them"
+            )
         return AutoChoice(n_jobs, entry.threads, why, w.key, entry, str(path), notices)
     cores, basis = usable_cores()
     threads = max(1, cores // n_jobs)
@@ -297,7 +266,7 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
     if notices:
         reason += "; " + "; ".join(notices)
     fallback = f"{why}: using {division} thread(s) per job, not measured advice ({measure})"
-    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback)
+    return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback, broken)
 
 
 def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[int, str]:
@@ -308,7 +277,8 @@ def auto_threads(jobs: int | None = None, workload: str | None = None) -> tuple[
 
 @dataclass
 class ProfileReport:
-    """``blastune profile show``: the file, its entries, and which entry ``env --auto`` uses per job count."""
+    """``blastune profile show``: the file, its entries, and which entry ``env --auto`` uses per job
+    count."""
 
     path: str
     exists: bool
@@ -365,22 +335,13 @@ def not_profiles() -> list[Path]:
     return [p for p in all_profile_files() if not _removable(p)]
 
 
-def clear_cache() -> None:
-    """Forget the fingerprint (tests that swap BLAS or cache directories within one process)."""
-    global _fp_cache
-    _fp_cache = None
-
-
 __all__ = [
     "not_profiles",
     "auto_threads",
     "auto_choice",
-    "broken_profile",
     "AutoChoice",
-    "load_profile",
     "read_profile",
     "save_advice",
-    "save_entries",
     "Saved",
     "profile_path",
     "profile_fingerprint",

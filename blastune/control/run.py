@@ -38,9 +38,13 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
+
+if TYPE_CHECKING:
+    from blastune.control.treewatch import TreeReport
 
 
 class CommandNotRunnable(BlastuneError):
@@ -58,7 +62,7 @@ class RunResult:
     threads: int
     env: dict[str, str]
     exit_status: int
-    report: dict | None = None  # ``TreeReport.to_dict()`` with --report
+    report: TreeReport | None = None  # with --report (to_dict: as a dict)
 
     def to_dict(self):
         return {"schema": "blastune.run/1", **asdict(self)}
@@ -235,7 +239,7 @@ def run(
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     code = os.waitstatus_to_exitcode(status)
     child.returncode = code
-    tree = watch.report(rusage, wall).to_dict() if watch is not None else None
+    tree = watch.report(rusage, wall) if watch is not None else None
     return RunResult(
         command=list(command),
         threads=threads,

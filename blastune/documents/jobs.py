@@ -1,9 +1,9 @@
 """The ``blastune.jobs/1`` document: what ``blastune jobs`` measured, as typed objects.
 
-``run_jobs`` builds these objects and saves ``JobsResult.to_dict()``; ``JobsResult.from_dict`` reads a
-saved file back (0.1.0 files included) through ``Fields``, so a malformed one is one line naming the
-field. Field names are those of the JSON. Advice (``recommend``, the profile) and plots read this
-model, never the raw dict.
+``run_jobs`` builds these objects and saves ``JobsResult.to_dict()``; ``JobsResult.from_dict`` reads
+a saved file back (0.1.0 files included) through ``Fields``, so a malformed one is one line naming
+the field. Field names are those of the JSON. Advice (``recommend``, the profile) and plots read
+this model, never the raw dict.
 
 Per layout, every timed batch (repeat) has its wall time, CPU time, run-queue wait share and the CPU
 other programs used; from them:
@@ -34,7 +34,8 @@ other programs used; from them:
 * ``spread`` -- the relative standard error of the median of ``walls`` (``measure.timing``'s
   definition, the same as ``sweep``); None with fewer than 3 repeats (shown as "—").
 * ``beyond_bounds`` -- figures outside what the layout can physically give (a speed-up above the
-  workers x threads it used, CPU efficiency above 100%), field -> reason; shown marked, not as facts.
+  workers x threads it used, CPU efficiency above 100%), field -> reason; shown marked, not as
+  facts.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ SCHEMA = "blastune.jobs/1"
 KIND = "jobs"
 MAJOR = 1  # the schema version this code reads
 EXECUTORS = ("serial", "thread", "process")
-# How 'spread' was computed: 0.1.0 wrote (max - min) / median; now the relative standard error of the
-# median over >= 3 repeats, as sweep does.
+# How 'spread' was computed: 0.1.0 wrote (max - min) / median; now the relative standard error of
+# the median over >= 3 repeats, as sweep does.
 SPREAD_RANGE = "range"
 SPREAD_SE_MEDIAN = "se_median"
 LEGACY_UNSTABLE_RANGE = 0.15  # 0.1.0's rule for 'unstable' on a range spread
@@ -93,10 +94,6 @@ class Layout:
         t = "default" if self.threads is None else self.threads
         return f"{self.executor}:{self.workers}x{t}" + ("+pin" if self.pinned else "")
 
-    @property
-    def naive(self) -> bool:
-        return self.threads is None
-
     def to_dict(self) -> dict:
         return {
             "executor": self.executor,
@@ -118,7 +115,8 @@ class Layout:
 
 @dataclass(frozen=True)
 class Workload:
-    """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's function."""
+    """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's
+    function."""
 
     kind: str  # "op", "python", "numpy" or "func"
     name: str  # the op name, "python", "numpy", or "package.module:function"
@@ -168,28 +166,18 @@ class Workload:
             lib=f.str("lib", "numpy", choices=LIBS if op else None),
         )
 
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "") -> "Workload":
-        return cls.from_fields(Fields(d, "workload", source))
+
+def _items(f: Fields, name: str, read) -> list:
+    """``read(fields, key)`` for each item of the list ``name`` (absent: []), so an error names
+    ``name[i]``."""
+    items = f.list(name, [])
+    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
+    return [read(sub, f"{name}[{i}]") for i in range(len(items))]
 
 
 def _optional_numbers(f: Fields, name: str, lo: float | None = None) -> list[float | None]:
     """A list of numbers where null means 'not measured' (CPU time unreadable, no schedstat)."""
-    items = f.list(name, [])
-    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
-    return [sub.number(f"{name}[{i}]", None, lo=lo) for i in range(len(items))]
-
-
-def _bools(f: Fields, name: str) -> list[bool]:
-    items = f.list(name, [])
-    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
-    return [sub.bool(f"{name}[{i}]") for i in range(len(items))]
-
-
-def _strings(f: Fields, name: str) -> list[str]:
-    items = f.list(name, [])
-    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
-    return [sub.str(f"{name}[{i}]") for i in range(len(items))]
+    return _items(f, name, lambda sub, key: sub.number(key, None, lo=lo))
 
 
 def _wall(f: Fields) -> float:
@@ -248,15 +236,6 @@ class LayoutResult:
     outside_pcts: list[float | None] = field(default_factory=list)  # what others explain, % wanted
     wanted_cores: float | None = None  # CPUs the layout wanted: workers x threads, <= the cores
     host_pct: float | None = None  # median host CPU, % of the CPU the layout wanted
-
-    @property
-    def repeats_done(self) -> int:
-        return len(self.walls)
-
-    @property
-    def trustworthy(self) -> bool:
-        """Clean evidence: not disturbed from outside, not unstable."""
-        return not self.contended and not self.unstable
 
     def to_dict(self) -> dict:
         return {
@@ -326,11 +305,11 @@ class LayoutResult:
             cpu_s=f.seconds("cpu_s", None),
             busy_cores=f.number("busy_cores", None, lo=0),
             cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
-            notes=_strings(f, "notes"),
+            notes=_items(f, "notes", Fields.str),
             wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
             lost_pcts=_optional_numbers(f, "lost_pcts", lo=0),
             other_cores=_optional_numbers(f, "other_cores", lo=0),
-            contended_batches=_bools(f, "contended_batches"),
+            contended_batches=_items(f, "contended_batches", Fields.bool),
             wait_pct=f.number("wait_pct", None, lo=0),
             contended=bool(f.bool("contended", False)),
             self_oversubscribed=bool(f.bool("self_oversubscribed", False)),
@@ -411,6 +390,10 @@ class JobsResult:
     estimate_s: float | None = None  # the time estimate printed before running
     budget_s: float | None = None  # --budget, if any
     elapsed_s: float | None = None  # wall time of the whole run
+    # not in the document: where blastune.jobs(save_profile=True) saved the advice, and what it
+    # left out (noisy entries, a broken cache)
+    profile: str | None = field(default=None, compare=False, repr=False)
+    profile_notices: list[str] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def baseline(self) -> LayoutResult:
@@ -419,10 +402,6 @@ class JobsResult:
     @property
     def best(self) -> LayoutResult:
         return max(self.results, key=lambda r: r.tasks_per_s)
-
-    @property
-    def naive(self) -> LayoutResult | None:
-        return next((r for r in self.results if r.layout.threads is None), None)
 
     @property
     def contended(self) -> bool:
@@ -480,7 +459,7 @@ class JobsResult:
             results=results,
             fingerprint=check_fingerprint(f.sub("fingerprint", {})),
             other_load_cores=f.number("other_load_cores", None, lo=0),
-            warnings=_strings(f, "warnings"),
+            warnings=_items(f, "warnings", Fields.str),
             created=f.str("created", ""),
             blastune_version=f.str("blastune_version", ""),
             status=f.str("status", "complete", choices=("complete", "interrupted")),
@@ -493,7 +472,8 @@ class JobsResult:
 
 
 def load_jobs(path) -> JobsResult:
-    """A saved jobs file as a ``JobsResult``; anything else is one line naming the file (and field)."""
+    """A saved jobs file as a ``JobsResult``; anything else is one line naming the file (and
+    field)."""
     from blastune.documents.load import load_results
 
     return JobsResult.from_dict(load_results(path, KIND, 1), str(path))

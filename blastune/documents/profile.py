@@ -1,17 +1,19 @@
-"""The saved profile: this machine's measured advice, per workload and per number of concurrent jobs.
+"""The saved profile: this machine's measured advice, per workload and number of concurrent jobs.
 
 Layout of ``blastune.profile/2``::
 
     {"schema": "blastune.profile/2", "fingerprint": {...}, "created": ISO, "updated": ISO,
-     "workloads": {"op:numpy:dot:300:float64": {"label": "numpy dot 300x300 float64",
-                               "entries": {"8": {"threads": 1, "layout": "process:8x1", "reason": "...",
-                                                 "source": "...", "measured": ISO,
-                                                 "noisy": null, "extrapolated": false}}}}}
+     "workloads": {"op:numpy:dot:300:float64": {
+         "label": "numpy dot 300x300 float64",
+         "entries": {"8": {"threads": 1, "layout": "process:8x1", "reason": "...",
+                           "source": "...", "measured": ISO,
+                           "noisy": null, "extrapolated": false}}}}}
 
 A workload is keyed by ``documents.jobs.Workload.key``: an op, its size, dtype and library
-(``op:numpy:dot:300:float64``) or a ``--func`` (``func:pkg.mod:fn``). Keeping them apart is what stops one measurement from erasing
-another's advice. ``noisy`` holds the reason when the entry came from contended or unstable data
-that the user accepted (``--accept-noisy``); such an entry never replaces a clean one.
+(``op:numpy:dot:300:float64``) or a ``--func`` (``func:pkg.mod:fn``). Keeping them apart is what
+stops one measurement from erasing another's advice. ``noisy`` holds the reason when the entry came
+from contended or unstable data that the user accepted (``--accept-noisy``); such an entry never
+replaces a clean one.
 
 ``blastune.profile/1`` (0.1.0: ``"entries": {"1": {...}}`` with no workload) still loads: its
 entries become the workload ``unrecorded``.
@@ -152,17 +154,17 @@ class Profile:
     def entries(self) -> list[tuple[WorkloadAdvice, ProfileEntry]]:
         return [(w, e) for w in self.workloads.values() for _, e in sorted(w.entries.items())]
 
-    def merge(self, key: str, label: str, entries: dict[int, ProfileEntry]) -> list[str]:
+    def merge(self, key: str, label: str, entries: dict[int, ProfileEntry]) -> dict[int, str]:
         """Add ``entries`` for workload ``key``; a noisy entry never replaces a clean one.
 
-        Returns one sentence per entry that was kept instead of the new one."""
-        kept = []
+        Returns, by job count, one sentence per entry that was kept instead of the new one."""
+        kept = {}
         w = self.workloads.setdefault(key, WorkloadAdvice(key, label))
         w.label = label
         for jobs, new in sorted(entries.items()):
             old = w.entries.get(jobs)
             if old is not None and old.clean and not new.clean:
-                kept.append(
+                kept[jobs] = (
                     f"kept the clean entry for {jobs} job(s) of {key} ({old.threads} thread(s), "
                     f"{old.measured}): the new measurement was noisy ({new.noisy})"
                 )
@@ -173,9 +175,10 @@ class Profile:
     def choose(
         self, jobs: int, workload: str | None = None
     ) -> tuple[WorkloadAdvice, ProfileEntry] | None:
-        """The entry ``env --auto --jobs N`` uses: for ``workload`` when named; otherwise, among every
-        workload's entry for ``jobs``, a clean one before a noisy one, then the most recently measured
-        (so what ``recommend --jobs N`` has just saved is what ``env --auto --jobs N`` uses)."""
+        """The entry ``env --auto --jobs N`` uses: for ``workload`` when named; otherwise, among
+        every workload's entry for ``jobs``, a clean one before a noisy one, then the most recently
+        measured (so what ``recommend --jobs N`` has just saved is what ``env --auto --jobs N``
+        uses)."""
         found = [
             (w, w.entries[jobs])
             for w in self.workloads.values()

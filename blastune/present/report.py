@@ -14,13 +14,11 @@ import html
 import re
 from dataclasses import dataclass, field
 
+from blastune.present.jobs import JOBS_HEADERS, JOBS_LEGEND, fastest_line, jobs_rows
 from blastune.present.plot import Source, choose_kind, make_figure, svg_text
 from blastune.present.rows import (
     gflops_text,
     in_unit,
-    jobs_rate,
-    jobs_threads,
-    jobs_wait,
     time_unit,
 )
 
@@ -246,48 +244,13 @@ def _crossover_table(doc) -> str:
 
 
 def _jobs_table(res) -> str:
-    rows = []
-    for r in res.results:
-        notes = (
-            list(r.notes)
-            + (["contended"] if r.contended else [])
-            + (["unstable"] if r.unstable else [])
-        )
-        rows.append(
-            [
-                r.layout.head + (" (best)" if r is res.best else ""),
-                jobs_threads(r),
-                f"{r.wall_s:.3f}",
-                jobs_rate(r.tasks_per_s),
-                _num(r.speedup, ".2f", "x"),
-                _num(r.busy_cores, ".2f"),
-                _num(None if r.cpu_efficiency is None else 100 * r.cpu_efficiency, ".0f", "%"),
-                jobs_wait(r),
-                "; ".join(notes),
-            ]
-        )
-    legend = (
-        '<p class="note">wait: run-queue wait of its threads (C = contended by other '
-        "programs, s = self-inflicted by oversubscription), as <code>blastune jobs</code> "
-        "shows it.</p>"
-    )
+    """The table ``blastune jobs`` prints (present.jobs): the same rows, marks and notes."""
+    rows, notes = jobs_rows(res)
+    classes = [None] + ["num"] * (len(JOBS_HEADERS) - 1)
     return (
-        html_table(
-            [
-                "layout",
-                "BLAS threads",
-                "wall (s)",
-                "tasks/s",
-                "speed-up",
-                "busy cores",
-                "CPU eff.",
-                "wait",
-                "notes",
-            ],
-            rows,
-            [None, "num", "num", "num", "num", "num", "num", "num", None],
-        )
-        + legend
+        html_table(JOBS_HEADERS, rows, classes)
+        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
+        + f'<p class="note">{esc(JOBS_LEGEND)}</p>'
     )
 
 
@@ -356,11 +319,7 @@ def source_section(src: Source, n: int) -> Section:
             )
         )
         figs += 1
-        best = doc.best
-        parts.append(
-            f"<p>fastest: <b>{esc(best.layout.label)}</b> ({best.tasks_per_s:,.0f} tasks/s, "
-            f"{_num(best.speedup, '.2f', 'x')} serial)</p>"
-        )
+        parts.append(f"<p>{esc(fastest_line(doc))}</p>")
         parts.append(_jobs_table(doc))
         parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
         tables = 1

@@ -63,27 +63,6 @@ def in_unit(seconds: float | None, scale: float) -> str:
     return f"{v:.3g}" if v >= 0.001 else f"{v:.1e}"
 
 
-# --- jobs ---------------------------------------------------------------------------------
-
-
-def jobs_threads(r) -> str:
-    if r.layout.threads is not None:
-        return str(r.layout.threads)
-    return f"default ({r.threads_seen})" if r.threads_seen else "default"
-
-
-def jobs_rate(v: float) -> str:
-    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
-
-
-def jobs_wait(r) -> str:
-    """'13%', '40% C' (contended by other programs), '25% s' (self-inflicted oversubscription)."""
-    if r.wait_pct is None:
-        return NO_VALUE
-    mark = " C" if r.contended else (" s" if r.self_oversubscribed and r.wait_pct > 5 else "")
-    return f"{r.wait_pct:.0f}%{mark}"
-
-
 def number(x, spec: str, suffix: str = "", missing: str = "-") -> str:
     """A figure in a table cell: ``format(x, spec) + suffix``, or ``missing`` where it is None.
     The one formatter for every table (terminal and HTML report)."""

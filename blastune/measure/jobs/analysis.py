@@ -39,8 +39,8 @@ def lost_pct(cpu_s: float, wait_s: float, wall_s: float, cores: int) -> float:
 
     They ran ``cpu_s / wall_s`` CPUs' worth and waited ``wait_s / wall_s``: they wanted the sum and
     could have had ``min(cores, sum)``. 2 threads on 2 idle cores lose nothing; 4 threads on 2 idle
-    cores wait 200% yet lose nothing (they ran on both cores all along); 2 threads beside a CPU-bound
-    competitor run ~1.3 CPUs and lose ~70%."""
+    cores wait 200% yet lose nothing (they ran on both cores all along); 2 threads beside a
+    CPU-bound competitor run ~1.3 CPUs and lose ~70%."""
     span = max(wall_s, 1e-9)
     got, wanted = cpu_s / span, (cpu_s + wait_s) / span
     return 100.0 * max(0.0, min(float(cores), wanted) - got)
@@ -115,7 +115,8 @@ def add_batch(res: LayoutResult, batch: dict) -> None:
 
 def demand(res: LayoutResult) -> int | None:
     """Threads the layout keeps runnable at once: workers x BLAS threads (a GIL-bound thread layout
-    cannot exceed one, but its threads are not runnable-and-waiting either, so the product is fine)."""
+    cannot exceed one, but its threads are not runnable-and-waiting either, so the product is
+    fine)."""
     t = res.threads_seen or res.layout.threads
     return None if t is None else res.layout.workers * t
 
@@ -178,7 +179,8 @@ def judge_layout(res: LayoutResult, cores: int) -> None:
 
 
 def compare(results: list[LayoutResult], cores: int, warnings: list[str]) -> None:
-    """Speed-up and CPU efficiency against the serial baseline; notes; figures beyond physical bounds."""
+    """Speed-up and CPU efficiency against the serial baseline; notes; figures beyond physical
+    bounds."""
     base = results[0]
     for r in results:
         # rates, not walls: a layout whose batch would have been short ran more tasks (res.tasks)
@@ -203,8 +205,9 @@ def compare(results: list[LayoutResult], cores: int, warnings: list[str]) -> Non
             r.notes.append(note)
         if r.host_pct is not None and lay.executor == "process":
             r.notes.append(host_note(r))
-        # one busy core per single-threaded worker is what such a layout should show; much less means
-        # the cores went to someone else (or the tasks wait), so its speed-up says little about the layout
+        # one busy core per single-threaded worker is what such a layout should show; much less
+        # means the cores went to someone else (or the tasks wait), so its speed-up says little
+        # about the layout
         expected = (
             min(lay.workers, cores)
             if lay.threads == 1 and lay.executor in ("serial", "process")

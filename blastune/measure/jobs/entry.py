@@ -1,10 +1,10 @@
-"""``blastune.jobs()``: run the same batch of independent tasks under several layouts and measure each.
+"""``blastune.jobs()``: run one batch of independent tasks under several layouts, measure each.
 
 A layout is an executor (serial, thread, process), a number of workers W and a BLAS thread count T
 per worker (None = whatever the library picks by itself: the "naive" layout most users run first).
-Every layout runs in a process of its own (``layout_process.py``): started once, limited, warmed up (inputs
-built, one task run, all workers checked in), and only then timed, batch by batch. Per batch the
-wall time, the CPU time and the run-queue wait of every thread involved are read, so
+Every layout runs in a process of its own (``layout_process.py``): started once, limited, warmed up
+(inputs built, one task run, all workers checked in), and only then timed, batch by batch. Per batch
+the wall time, the CPU time and the run-queue wait of every thread involved are read, so
 oversubscription shows as CPU burnt without work, and a batch disturbed by other programs is
 flagged (``analysis.py``). ``session.py`` runs the plan; this module is the public entry point.
 """
@@ -79,8 +79,8 @@ def run_jobs(
     """Measure ``tasks`` tasks of ``workload`` under each layout (default: ``default_layouts``).
 
     ``tasks=None`` calibrates the count so one serial batch takes about ``target_seconds``.
-    ``out``: save the results file there (refused if it exists, unless ``force=True``); it is written
-    once at the end -- or, if a signal stops the run, with the finished layouts and status
+    ``out``: save the results file there (refused if it exists, unless ``force=True``); it is
+    written once at the end -- or, if a signal stops the run, with the finished layouts and status
     ``interrupted`` (``JobsInterrupted`` is raised, carrying them as ``.result``).
     ``budget``: seconds for the whole run; batches (and layouts) that would not fit are left out
     and the document says which. ``progress(event, data)`` hears "plan" (estimate_s, batches),

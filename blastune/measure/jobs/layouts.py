@@ -30,10 +30,8 @@ __all__ = [
 
 MAX_DEFAULT_LAYOUTS = 12
 SMALL_MACHINE = 8  # up to this many cores: the full grid (13 layouts at 8, 5 at 2)
-WORKER_BYTES = (
-    64 * 2**20
-)  # a worker process before its task's data: Python, numpy, the BLAS (~35 MiB)
-HOST_BYTES = WORKER_BYTES  # the process that runs one layout (serial and thread layouts run there)
+# a worker process before its task's data: Python, numpy, the BLAS (~35 MiB)
+WORKER_BYTES = 64 * 2**20
 
 
 def powers_up_to(n: int) -> list[int]:
@@ -53,7 +51,8 @@ def gib(nbytes: float) -> str:
 
 
 def _thin(values: list[int], keep: int, must: set[int]) -> list[int]:
-    """At most ``keep`` of ``values`` (sorted), the ends and ``must`` always kept, the rest spread evenly."""
+    """At most ``keep`` of ``values`` (sorted), the ends and ``must`` always kept, the rest spread
+    evenly."""
     if len(values) <= keep:
         return values
     chosen = {values[0], values[-1]} | (must & set(values))
@@ -66,11 +65,10 @@ def _thin(values: list[int], keep: int, must: set[int]) -> list[int]:
 
 
 def _pinned_plan(workers: int, topology):
-    """The CPU sets of a pinned W-worker layout (None where pinning is unavailable or impossible)."""
-    try:
-        from blastune.control.pinning import can_pin, plan_layout
-    except ImportError:
-        return None
+    """The CPU sets of a pinned W-worker layout (None where pinning is unavailable or
+    impossible)."""
+    from blastune.control.pinning import can_pin, plan_layout
+
     if not can_pin() or topology is None:
         return None
     try:
@@ -136,8 +134,8 @@ def default_layouts(workload: Workload, cores: int, topology=None) -> list[Layou
 
 
 def parse_layouts(text: str) -> list[Layout]:
-    """'serial,thread:2x1,process:2x1,process:2xdefault,process:2x1+pin' -> layouts (W defaults to 1,
-    T to 1)."""
+    """'serial,thread:2x1,process:2x1,process:2xdefault,process:2x1+pin' -> layouts (W defaults to
+    1, T to 1)."""
     out = []
     for item in str(text).replace(" ", "").split(","):
         if not item:
@@ -198,7 +196,8 @@ def with_baseline(layouts: list[Layout]) -> list[Layout]:
 
 
 def groups(layouts: list[Layout], cores: int) -> list[list[Layout]]:
-    """Consecutive layouts whose worker processes may all be alive at once (bounded for big machines)."""
+    """Consecutive layouts whose worker processes may all be alive at once (bounded for big
+    machines)."""
     cap = max(8, 2 * cores)
     out, cur, live = [], [], 0
     for lay in layouts:
@@ -212,9 +211,10 @@ def groups(layouts: list[Layout], cores: int) -> list[list[Layout]]:
 
 
 def check_memory(workload: Workload, planned: list[list[Layout]]) -> None:
-    """Refuse, before any worker starts, a plan whose live workers would not fit in memory: the serial
-    baseline stays alive beside each group, each thread layout and each worker process builds its own
-    inputs, and each worker process (and each layout's own process) is a Python with numpy and a BLAS."""
+    """Refuse, before any worker starts, a plan whose live workers would not fit in memory: the
+    serial baseline stays alive beside each group, each thread layout and each worker process builds
+    its own inputs, and each worker process (and each layout's own process) is a Python with numpy
+    and a BLAS."""
     from blastune.facts.cpu import available_memory
     from blastune.measure.workloads import memory_bytes
 
