@@ -81,8 +81,8 @@ class _OneLineErrors(TyperGroup):
         except _ClosedPipe:
             _quiet_exit_on_closed_pipe()
         except SystemExit as exc:
-            # click met the closed pipe first (help, --version, a usage error): it wrapped stdout and
-            # exits 1 -- make that the same quiet exit as everywhere else
+            # click met the closed pipe first (help, --version, a usage error): it wrapped stdout
+            # and exits 1 -- make that the same quiet exit as everywhere else
             if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
                 _quiet_exit_on_closed_pipe()
             raise
@@ -219,8 +219,8 @@ def _root(
         False, "--version", "-V", help="Print the version and exit.", is_eager=True
     ),
 ):
-    """Which BLAS/LAPACK numpy and scipy really run on, how fast at each thread count, and how to keep
-    many jobs from oversubscribing the cores."""
+    """Which BLAS/LAPACK numpy and scipy really run on, how fast at each thread count, and how to
+    keep many jobs from oversubscribing the cores."""
     if version:
         from blastune import __version__
 

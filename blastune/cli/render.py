@@ -1,8 +1,9 @@
-"""Shared rendering: JSON, tables that fit the terminal, and option validators used by several commands.
+"""Shared rendering: JSON, tables that fit the terminal, and option validators used by several
+commands.
 
-Every command's tables go through ``table`` and its text through ``echo``: both fit COLUMNS (100 when
-stdout is not a terminal) unless the command's ``--wide`` (``WIDE``, then ``set_wide``) asks for
-everything whole.
+Every command's tables go through ``table`` and its text through ``echo``: both fit COLUMNS (100
+when stdout is not a terminal) unless the command's ``--wide`` (``WIDE``, then ``set_wide``) asks
+for everything whole.
 """
 
 from __future__ import annotations

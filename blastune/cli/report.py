@@ -1,4 +1,5 @@
-"""``blastune report``: one self-contained HTML page to attach to a bug report or send to an admin."""
+"""``blastune report``: one self-contained HTML page to attach to a bug report or send to an
+admin."""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def end_now(signum: int) -> None:
 
 # A stop raised while Python runs a __del__ or a weakref callback cannot unwind: Python would print
 # "Exception ignored in ..." and carry on measuring, with later signals absorbed. The hook keeps it
-# off stderr and remembers it; ``raise_pending`` raises it at the run's next step (a point, a batch).
+# off stderr and remembers it; ``raise_pending`` raises it at the run's next step (a point, a
+# batch).
 _SWALLOWED: list[Interrupted] = []
 # Every stop the handler took in this run, as (signum, class): the CLI's context and the library's
 # nested one share it. Code between the handler and the run's own ``except`` can still drop a stop
@@ -101,7 +102,8 @@ def raise_pending() -> None:
 
 
 def _would_end_the_process(handler) -> bool:
-    """Would this handler end the process anyway (so taking it over changes nothing for the host)?"""
+    """Would this handler end the process anyway (so taking it over changes nothing for the
+    host)?"""
     return handler in (signal.SIG_DFL, signal.default_int_handler, None)
 
 

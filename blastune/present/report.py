@@ -105,7 +105,8 @@ def _num(x, spec, suffix="") -> str:
     return "-" if x is None else f"{x:{spec}}{suffix}"
 
 
-# --- sections ---------------------------------------------------------------------------------------
+# --- sections
+# ---------------------------------------------------------------------------------------
 
 
 def info_section(info) -> Section:
@@ -269,7 +270,8 @@ def source_section(src: Source, n: int) -> Section:
         from blastune.present.plot import _blas_words, _cpu_words
 
         parts.append(
-            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on {esc(_cpu_words(doc))}; '
+            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} '
+            f"on {esc(_cpu_words(doc))}; "
             f"measured {esc(doc.created or '?')}, status {esc(doc.status)}</p>"
         )
         kind = choose_kind([src])
@@ -408,7 +410,7 @@ def build_report(info=None, doctor=None, sources: list[Source] = (), command: st
         + (f" with <code>{esc(command)}</code>" if command else "")
         + ". The first two sections describe the machine the report was made on; each results file "
         "describes the machine it was measured on.</p>"
-        f"<ul>{nav}</ul>{body}<footer>blastune {esc(__version__)} -- self-contained page: no script, no "
-        "external resource.</footer></main></body></html>\n"
+        f"<ul>{nav}</ul>{body}<footer>blastune {esc(__version__)} -- self-contained page: "
+        "no script, no external resource.</footer></main></body></html>\n"
     )
     return Report(page, sections)

@@ -1,12 +1,14 @@
-"""The process that runs one layout: ``python -m blastune.measure.jobs.layout_process CMD_FD REPLY_FD PARENT_PID``.
+"""The process that runs one layout, started as
 
-Every layout -- the serial baseline included -- runs in a host of its own, started by ``layout_handle.py``
-with ``subprocess`` (so a user's script is never re-imported, as multiprocessing's spawn would do),
-so a task that crashes (``os._exit``, a segfault in C code) takes down its host, not blastune, which
-then says so in one line. A serial or thread layout runs in the host itself; a process layout's
-worker processes are the host's children. The host sets the layout's BLAS threads before numpy loads
-(so libraries that read their count only at start-up get it too), then, on command, builds and
-warms the task, calibrates, and times batches.
+    python -m blastune.measure.jobs.layout_process CMD_FD REPLY_FD PARENT_PID
+
+Every layout -- the serial baseline included -- runs in a host of its own, started by
+``layout_handle.py`` with ``subprocess`` (so a user's script is never re-imported, as
+multiprocessing's spawn would do), so a task that crashes (``os._exit``, a segfault in C code) takes
+down its host, not blastune, which then says so in one line. A serial or thread layout runs in the
+host itself; a process layout's worker processes are the host's children. The host sets the layout's
+BLAS threads before numpy loads (so libraries that read their count only at start-up get it too),
+then, on command, builds and warms the task, calibrates, and times batches.
 
 Per batch it reads, around the timed call: wall time, CPU time and run-queue wait of every thread of
 the host and of its workers (``facts.schedstat``), and the CPU other programs used (/proc/stat).
@@ -41,8 +43,8 @@ class Stop(SystemExit):
 
 
 # A Stop raised while Python runs a __del__ or a weakref callback cannot unwind: Python prints it as
-# "Exception ignored in ..." and carries on. It is remembered here, kept off stderr, and raised at the
-# host's next step instead.
+# "Exception ignored in ..." and carries on. It is remembered here, kept off stderr, and raised at
+# the host's next step instead.
 _PENDING_STOP: list[int] = []
 _CLEANING_UP: list[bool] = []  # non-empty while the workers are being ended: a further signal waits
 
@@ -55,8 +57,8 @@ def _unraisable(info) -> None:
 
 def _thread_exception(args) -> None:
     # Once a stop is under way the pool's own threads may fail as its workers and pipes go (a worker
-    # killed by the same group signal, a pipe closed under a reader): the consequence of the stop, which
-    # blastune reports in its one line -- not news to print as a traceback.
+    # killed by the same group signal, a pipe closed under a reader): the consequence of the stop,
+    # which blastune reports in its one line -- not news to print as a traceback.
     if _PENDING_STOP:
         return
     threading.__excepthook__(args)
@@ -78,7 +80,8 @@ def _machine() -> tuple[float, float] | None:
 
 
 def _cpu_fallback(pids) -> float | None:
-    """CPU seconds of this process and ``pids`` where schedstat is missing (psutil, if installed)."""
+    """CPU seconds of this process and ``pids`` where schedstat is missing (psutil, if
+    installed)."""
     total = time.process_time()
     for pid in pids:
         try:
@@ -105,9 +108,9 @@ class Runner:
         hypervisor's steal among them), and -- for a process layout -- the CPU and wait of this host
         process: blastune's harness, which hands out the tasks and collects the results.
 
-        This process's CPU comes from ``process_time`` (schedstat of a running thread is updated only
-        at scheduler ticks: a 1 ms batch would read 0); the workers' from schedstat (they are parked
-        by the time it is read), as are the waits. The lost CPU of a process layout is its
+        This process's CPU comes from ``process_time`` (schedstat of a running thread is updated
+        only at scheduler ticks: a 1 ms batch would read 0); the workers' from schedstat (they are
+        parked by the time it is read), as are the waits. The lost CPU of a process layout is its
         workers' alone: what the host costs them is reported as the host's share, never as other
         programs'."""
         from blastune.facts import schedstat
@@ -219,7 +222,8 @@ class InProcess(Runner):
 
 
 class InPool(Runner):
-    """process layouts: W spawned workers, limited (and pinned) before numpy loads, all warm before timing."""
+    """process layouts: W spawned workers, limited (and pinned) before numpy loads, all warm before
+    timing."""
 
     ex = None
 
@@ -229,7 +233,8 @@ class InPool(Runner):
 
         from blastune.measure.jobs import workers
 
-        # spawn: every worker starts clean, as a job would -- its BLAS default comes from the environment
+        # spawn: every worker starts clean, as a job would -- its BLAS default comes from the
+        # environment
         ctx = multiprocessing.get_context("spawn")
         w = self.layout.workers
         t0 = time.perf_counter()
@@ -291,10 +296,10 @@ class InPool(Runner):
             )
 
     def _dead_worker(self) -> str:
-        # once one worker dies, the pool terminates the others (SIGTERM): name the one that died first,
-        # a crash or an exit of its own, not a sibling the pool ended afterwards. The pool's own thread
-        # reaps the workers at the same time as we look, and whichever waitpid() loses the race sees
-        # no status yet (exitcode None), so keep asking until every worker has one.
+        # once one worker dies, the pool terminates the others (SIGTERM): name the one that died
+        # first, a crash or an exit of its own, not a sibling the pool ended afterwards. The pool's
+        # own thread reaps the workers at the same time as we look, and whichever waitpid() loses
+        # the race sees no status yet (exitcode None), so keep asking until every worker has one.
         codes: dict[int, int] = {}
         pending = {**(getattr(self.ex, "_processes", None) or {}), **self.procs}
         deadline = time.monotonic() + DEAD_WORKER_WAIT_S
@@ -370,7 +375,8 @@ def _serve(cmd, reply) -> None:
                     layout, workload, cores, sys_path = args
                     sys.path[:] = sys_path  # --func modules beside the user, tests' own paths
                     if layout.threads is not None:
-                        # before numpy loads: libraries that read their count only at start-up get it too
+                        # before numpy loads: libraries that read their count only at start-up get
+                        # it too
                         from blastune.control.limits import worker_initializer
 
                         worker_initializer(layout.threads)()
@@ -418,9 +424,10 @@ def main(argv=None) -> int:
     cmd_fd, reply_fd, parent = (int(a) for a in (argv or sys.argv[1:])[:3])
 
     def stop(signum, frame):
-        # A SIGTERM to the whole group is followed at once by blastune's own SIGTERM to this process.
-        # Once the workers are being ended, a second Stop would cut that short (the pool's shutdown
-        # half done, its manager thread left racing the interpreter's exit): remember it, do not raise.
+        # A SIGTERM to the whole group is followed at once by blastune's own SIGTERM to this
+        # process. Once the workers are being ended, a second Stop would cut that short (the pool's
+        # shutdown half done, its manager thread left racing the interpreter's exit): remember it,
+        # do not raise.
         _PENDING_STOP.append(128 + signum)
         if not _CLEANING_UP:
             raise Stop(128 + signum)

@@ -336,9 +336,9 @@ class JobsSession:
             )
         if measured[0].wall_s < SHORT_BATCH_SECONDS:
             warnings.append(
-                f"a serial batch took only {measured[0].wall_s * 1e3:.0f} ms: start-up and hand-over "
-                f"costs weigh in; give more --tasks (or none: it then calibrates to about "
-                f"{TARGET_SERIAL_SECONDS:g} s)"
+                f"a serial batch took only {measured[0].wall_s * 1e3:.0f} ms: start-up and "
+                "hand-over costs weigh in; give more --tasks (or none: it then calibrates to "
+                f"about {TARGET_SERIAL_SECONDS:g} s)"
             )
         if self.skipped:
             warnings.append(

@@ -101,8 +101,8 @@ def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None, next_task
 
 
 def threads_now() -> int | None:
-    """The BLAS threads in effect here: read back from run-time controllable libraries, else what the
-    environment or the build fixed (Debian's BLIS, ATLAS); None when no BLAS is loaded."""
+    """The BLAS threads in effect here: read back from run-time controllable libraries, else what
+    the environment or the build fixed (Debian's BLIS, ATLAS); None when no BLAS is loaded."""
     try:
         from blastune.control.limits import get_threads
 
