@@ -9,7 +9,7 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.render import WIDE, echo, emit_json, set_wide, table
-from blastune.cli.sweep import fmt_time
+from blastune.present.sweep_rows import fmt_time
 
 
 def _point_cells(r, cmp, several_libs: bool) -> list:

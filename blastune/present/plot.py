@@ -113,11 +113,6 @@ def source_from_dict(data: dict, label: str, where: str = "", schema: str | None
     )
 
 
-def _hollow(p) -> bool:
-    """Disturbed (others took the CPU), unstable, or more threads than cores."""
-    return p.doubtful
-
-
 def _metric_value(p, metric: str, base) -> tuple[float | None, float | None, float | None]:
     """(value, low, high): the IQR of the times turned into the metric's units."""
     if metric == "gflops":
@@ -293,7 +288,7 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                     ys.append(v)
                     los.append(v - lo if lo is not None else 0.0)
                     his.append(hi - v if hi is not None else 0.0)
-                    hollow.append(_hollow(p))
+                    hollow.append(p.doubtful)  # disturbed, unstable, oversubscribed
                 if not xs:
                     continue
                 xs_seen += xs

@@ -19,7 +19,9 @@ from blastune.measure.ops import OPS
 # against one CPU (the call's critical path), whatever the thread count. The other half of the rule
 # is jobs' (``measure.contention.judge``): only as much as other programs' CPU explains counts.
 SWEEP_WANTED_CPUS = 1.0
-# the tolerance below which two medians are the same (see best_point)
+# Two medians closer than this share are the same (``best_point``): the sweep repeats a point until
+# its median is known to about 2% (``DEFAULT_TARGET_SPREAD``), so a smaller gain is not measured --
+# and threads that buy nothing measurable are better left to other jobs.
 SAME_WITHIN = 0.02
 
 FLAG_REASONS = {
@@ -132,9 +134,9 @@ def peak_gflops(cpu, dtype: str, threads: int) -> float | None:
 
 def best_point(pts: list[SweepPoint]) -> SweepPoint:
     """The fewest threads whose median is within noise of the fastest: threads that buy nothing
-    measurable are better left to other jobs. Noise = 2%, or twice the larger spread of the two points.
-    A count the library did not run (ATLAS asked for 2 runs 1) cannot be the best count: any gain it
-    shows is noise."""
+    measurable are better left to other jobs. Noise = ``SAME_WITHIN``, or twice the larger spread of
+    the two points. A count the library did not run (ATLAS asked for 2 runs 1) cannot be the best
+    count: any gain it shows is noise."""
     pts = [p for p in pts if p.ran_as_asked] or [min(pts, key=lambda p: p.threads)]
     fastest = min(pts, key=lambda p: p.median_s)
     for p in sorted(pts, key=lambda p: p.threads):

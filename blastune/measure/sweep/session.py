@@ -242,7 +242,7 @@ class Session:
                 f"{len(over)} point(s) ran more threads than the {usable} usable cores "
                 "(flagged 'oversubscribed'): they compete for cores with each other"
             )
-        disturbed = [p for p in d.points if p.contended and not p.oversubscribed]
+        disturbed = [p for p in d.points if p.disturbed and not p.oversubscribed]
         if disturbed:
             if d.contention_source == SOURCE_LOAD_PROBE:
                 how = (
