@@ -360,7 +360,7 @@ def test_crossover_sizes_from_a_real_sweep_and_its_edge_cases():
                 "blas_op": False,
             }
         )
-        return {"schema": "blastune.sweep/1", "points": pts}
+        return SweepDocument.from_dict({"schema": "blastune.sweep/1", "points": pts})
 
     # a noisy win at 32 below a loss at 64 is no crossover: it starts where threads keep paying
     (c,) = crossover_sizes(doc({32: (1.0, 0.8), 64: (1.0, 1.2), 128: (1.0, 0.6), 256: (1.0, 0.55)}))
