@@ -1,5 +1,6 @@
-"""``blastune compare a.json b.json``: the points two results files have in common, judged from the raw
-samples (``advise.significance``: Mann–Whitney U, Holm's correction, a ±3% equivalence band).
+"""``blastune compare a.json b.json``: the points two results files have in common, judged from
+the raw samples (``advise.significance``: Mann–Whitney U, Holm's correction, a ±3% equivalence
+band).
 
 Sweep files: points match on ``match`` (default op, lib, size, dtype, threads). To compare thread
 counts -- a sweep run with ``--threads 1`` against one with ``--threads 2`` -- match without threads
@@ -7,10 +8,10 @@ counts -- a sweep run with ``--threads 1`` against one with ``--threads 2`` -- m
 Jobs files: layouts match on their spec (``process:2x1``); each sample is one batch's wall time per
 task, so files with different task counts compare fairly.
 
-The ratio is b's median over a's (below 1: b is faster). A point disturbed on either side (its threads
-waited for a CPU -- ``contended`` -- or 0.1.0's ``busy``) is "not trusted", whatever the statistics
-say: the disturbance, not the change, may be what was measured. ``unstable`` is shown, not judged:
-the test already weighs the scatter.
+The ratio is b's median over a's (below 1: b is faster). A point disturbed on either side
+(``SweepPoint.disturbed``: its threads waited for a CPU -- ``contended`` -- or 0.1.0's ``busy``)
+is "not trusted", whatever the statistics say: the disturbance, not the change, may be what was
+measured. ``unstable`` is shown, not judged: the test already weighs the scatter.
 """
 
 from __future__ import annotations

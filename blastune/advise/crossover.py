@@ -2,10 +2,10 @@
 
 Small matrices often run *slower* with threads (starting and synchronizing them costs more than the
 work they share), large ones faster. Per (op, lib, dtype), at each measured size we ask the sweep's
-own question -- is the best thread count (the fewest threads within noise of the fastest) above the
-fewest threads measured? -- and the crossover is the smallest size from which the answer is yes at
-that size and at every larger size measured. So one noisy "yes" at a small size below a "no" does not
-make a crossover, and the answer never claims more than the sizes measured can tell:
+own question -- is the best thread count (the fewest threads within noise of the fastest) above
+the fewest threads measured? -- and the crossover is the smallest size from which the answer is yes
+at that size and at every larger size measured. So one noisy "yes" at a small size below a "no"
+does not make a crossover, and the answer never claims more than the sizes measured can tell:
 
 * ``at``: more threads pay from ``size`` on, and did not at the next smaller size measured;
 * ``below``: they pay already at the smallest size measured (the crossover is at or below it);

@@ -265,8 +265,8 @@ def sweep_command(
     ),
     wide: bool = WIDE,
 ):
-    """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and how
-    long the threads waited for a CPU (contention)."""
+    """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and
+    how long the threads waited for a CPU (contention)."""
     from blastune.cli.render import check_format
     from blastune.measure.sweep.entry import sweep
     from blastune.core.files import SaveFailed

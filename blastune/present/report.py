@@ -378,8 +378,9 @@ def source_section(src: Source, n: int) -> Section:
         from blastune.present.plot import _blas_words, _cpu_words
 
         parts.append(
-            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on {esc(_cpu_words(doc))}; '
-            f"measured {esc(doc.created or '?')}, status {esc(doc.status)}</p>"
+            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on '
+            f"{esc(_cpu_words(doc))}; measured {esc(doc.created or '?')}, status "
+            f"{esc(doc.status)}</p>"
         )
         kind = choose_kind([src])
         parts.append(

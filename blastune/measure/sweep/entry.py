@@ -1,18 +1,25 @@
-"""``blastune.sweep()``: time BLAS/LAPACK ops (and non-BLAS contrast ops) across sizes and thread counts.
+"""``blastune.sweep()``: time BLAS/LAPACK ops (and non-BLAS contrast ops) across sizes and thread
+counts.
 
 The steps, each in its own module:
 
-1. ``plan``      -- validate the grid (ops x sizes x dtypes x threads), refuse points that would not
-                    fit in memory before allocating anything;
-2. ``libraries`` -- which library serves the ops, and whether its thread count can change at run time;
-3. ``session``   -- the document, the budget and the writes: the results file is locked for the run
-                    and rewritten atomically after every point;
-4. ``inprocess`` / ``workers`` -- measure each point with ``blastune.measure.timing.measure``, the
-                    thread count set with ``blastune.limit`` and read back, or (where the library
-                    cannot change it at run time, or the read-back disagrees) in a fresh worker process
-                    whose environment sets it before numpy is imported; those points say ``isolated``;
-5. ``points``    -- the record of each point (with the run-queue wait of its threads, per sample) and
-                    the derived figures: speed-up, efficiency, GFLOP/s, % of peak, the best count.
+1. ``plan``      -- validate the grid (ops x sizes x dtypes x threads), refuse points that would
+                    not fit in memory before allocating anything;
+2. ``libraries`` -- which library serves the ops, and whether its thread count can change at run
+                    time;
+3. ``session``   -- the document, the budget and the writes: the results file is locked for the
+                    run and rewritten atomically after every point;
+4. ``inprocess`` / ``isolated`` -- measure each point with ``blastune.measure.timing.measure``,
+                    the thread count set with ``blastune.limit`` and read back, or (where the
+                    library cannot change it at run time, or the read-back disagrees) in a fresh
+                    worker process whose environment sets it before numpy is imported; those
+                    points say ``isolated``;
+5. ``points``    -- the record of each point (with the run-queue wait of its threads, per sample)
+                    and the derived figures: speed-up, efficiency, GFLOP/s, % of peak, the best
+                    count.
+
+The measure layer returns the typed ``SweepDocument``; every reader (advise, present, cli) reads
+the models, and the JSON form is derived from them (``to_dict()``).
 
 SIGINT, SIGTERM and SIGHUP all end a sweep the same way (``signals``): finished points saved with
 status ``interrupted``, threads restored, ``SweepInterrupted`` raised with the finished points.
@@ -30,7 +37,7 @@ from blastune.documents.sweep import KEY_FIELDS, SweepDocument, SweepPoint  # no
 from blastune.errors import BlastuneError
 from blastune.measure.ops import DEFAULT_SEED
 from blastune.measure.sweep.libraries import library_files, needs_workers, serving_libraries
-from blastune.measure.sweep.plan import Plan, check_size, default_threads, make_plan  # noqa: F401 (API)
+from blastune.measure.sweep.plan import Plan, check_size, default_threads, make_plan  # noqa: F401
 from blastune.measure.sweep.session import Session, Settings, new_document, resumed_document
 from blastune.measure.signals import raise_pending
 from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
@@ -186,7 +193,8 @@ def sweep(
     seed: int = DEFAULT_SEED,
     on_point=None,
 ) -> SweepResult:
-    """Run the grid and return (and, with ``out``, save after every point) a blastune.sweep/1 document.
+    """Run the grid and return (and, with ``out``, save after every point) a blastune.sweep/1
+    document.
 
     ``budget``: seconds of measuring; no point starts after it is spent (the first always runs), so
     the sweep ends within it plus one point -- those left out are listed in ``not_measured`` and the
@@ -197,7 +205,8 @@ def sweep(
     ``on_point(event, data)`` is called with ("plan", {"total": N, ...}), ("start", point-spec) and
     ("done", point-record) -- the CLI drives its progress bar from it.
     On SIGINT, SIGTERM or SIGHUP the document is saved with status "interrupted" and
-    ``SweepInterrupted`` (a KeyboardInterrupt) is raised, its ``result`` holding the finished points.
+    ``SweepInterrupted`` (a KeyboardInterrupt) is raised, its ``result`` holding the finished
+    points.
     """
     if force and resume:  # worded for the command line too: it relies on this check
         raise BlastuneError("give force (start over) or resume (continue), not both")
@@ -224,8 +233,8 @@ def sweep(
         except BaseException as exc:
             try:
                 session.finish("failed")
-            except BlastuneError:
-                pass  # the disk that failed the point fails this write too: the first error says why
+            except BlastuneError:  # the disk that failed the point fails this write too
+                pass  # the first error says why
             if isinstance(exc, SaveFailed):
                 exc.result = SweepResult(session.doc)
             raise

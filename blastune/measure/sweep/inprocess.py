@@ -20,7 +20,8 @@ def group_by_arrays(points) -> list[tuple[str, int, str, list[int]]]:
 
 
 def run_inprocess(session, points, files: list[str]) -> list[tuple]:
-    """Measure ``points`` here; return those whose thread count the library did not take (for workers)."""
+    """Measure ``points`` here; return those whose thread count the library did not take (for
+    workers)."""
     from blastune.control.limits import limit
     from blastune.measure.load import LoadProbe
     from blastune.measure.timing import fresh_copies, measure
@@ -45,8 +46,9 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
                 continue
             session.on_point("start", spec)
             with warnings.catch_warnings():
-                # the sweep reads the count back itself (and measures a refused one in a worker): the
-                # limiter's warning would only repeat that as a Python warning with a source line
+                # the sweep reads the count back itself (and measures a refused one in a worker):
+                # the limiter's warning would only repeat that as a Python warning with a source
+                # line
                 warnings.simplefilter("ignore", NotControllableWarning)
                 with limit(t, api="all"):
                     ok, seen = read_back(files, t)

@@ -25,7 +25,9 @@ SWEEP_WANTED_CPUS = 1.0
 SAME_WITHIN = 0.02
 
 FLAG_REASONS = {
-    "efficiency": "above 100%: not possible per thread -- timing noise, or a disturbed 1-thread time",
+    "efficiency": (
+        "above 100%: not possible per thread -- timing noise, or a disturbed 1-thread time"
+    ),
     "speedup": "above the thread count: not possible -- timing noise, or a disturbed 1-thread time",
     "peak_pct": "above the nominal peak: the CPU clock runs above the one /proc/cpuinfo reports",
 }
@@ -127,7 +129,8 @@ def peak_gflops(cpu, dtype: str, threads: int) -> float | None:
     per_core = cpu.peak_gflops_per_core
     if not per_core:
         return None
-    # cpu_info gives the FP64 peak; single precision packs twice the lanes into the same SIMD registers
+    # cpu_info gives the FP64 peak; single precision packs twice the lanes into the same SIMD
+    # registers
     factor = 2 if dtype in ("float32", "complex64") else 1
     return per_core * factor * min(threads, cpu.usable_cores or threads)
 
@@ -165,14 +168,15 @@ def bound_flags(p: SweepPoint, ran: int) -> dict[str, str]:
 
 
 def derive(doc: SweepDocument) -> SweepDocument:
-    """Fill speed-up over 1 thread, efficiency, GFLOP/s, % of nominal peak, flags and the best count."""
+    """Fill speed-up over 1 thread, efficiency, GFLOP/s, % of nominal peak, flags and the best
+    count."""
     usable = doc.cpu.usable_cores
     for p in doc.points:
         p.threads_ran = _threads_ran(doc, p)
     for pts in doc.groups().values():
         base = next((p for p in pts if p.threads == 1), None)
-        # BLAS threads cannot speed up an op BLAS does not run (add, sin, norm_isf): any difference is
-        # noise, so the fewest threads is the honest "best" there
+        # BLAS threads cannot speed up an op BLAS does not run (add, sin, norm_isf): any difference
+        # is noise, so the fewest threads is the honest "best" there
         best = best_point(pts) if pts[0].blas_op else min(pts, key=lambda p: p.threads)
         for p in pts:
             # the threads that really ran: ATLAS asked for 2 and running 1 is judged as 1 thread

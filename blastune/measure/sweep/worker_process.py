@@ -1,5 +1,5 @@
-"""A sweep worker: one fresh process per thread count, for libraries that read their thread count only
-at start-up. The parent sets the thread variables in our environment before we import numpy.
+"""A sweep worker: one fresh process per thread count, for libraries that read their thread count
+only at start-up. The parent sets the thread variables in our environment before we import numpy.
 
 Protocol: one JSON job on stdin; one JSON object per line on stdout -- {"start": spec},
 {"point": record}, {"skip": spec} (the sweep's budget ran out) or {"error": message}. Anything else
@@ -38,7 +38,8 @@ def run(job: dict, emit) -> None:
         )  # info() once: it inspects every library
         for i, (op_name, size, dtype) in enumerate(specs):
             spec = {"op": op_name, "size": size, "dtype": dtype, "threads": threads}
-            # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's deadline holds here
+            # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's deadline
+            # holds here
             # the parent started us before the deadline: that decision covers our first point
             if i > 0 and measured and deadline is not None and time.monotonic() >= deadline:
                 emit({"skip": spec})
@@ -91,8 +92,8 @@ def main() -> None:
         int(parent) if parent.isascii() and parent.isdigit() else None
     )  # before anything can block
     job = json.loads(sys.stdin.read())
-    # the protocol owns the pipe; anything else that prints -- Python or a library's C code writing to
-    # file descriptor 1 -- goes to stderr
+    # the protocol owns the pipe; anything else that prints -- Python or a library's C code
+    # writing to file descriptor 1 -- goes to stderr
     sys.stdout.flush()
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
