@@ -14,7 +14,6 @@ Files written by 0.1.0 load unchanged: every key added since is optional.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields as dc_fields
-from pathlib import Path
 from typing import Any
 
 from blastune.core.counts import MAX_THREADS
@@ -495,11 +494,6 @@ def _objects(f: Fields, name: str) -> list[Fields]:
     return f.each(name, lambda x: x, None)
 
 
-def load_sweep(path) -> SweepDocument:
-    """A blastune.sweep/1 file as a ``SweepDocument`` (one BlastuneError line if it cannot be)."""
-    return SweepDocument.load(Path(path))
-
-
 __all__ = [
     "SCHEMA",
     "KEY_FIELDS",
@@ -510,5 +504,4 @@ __all__ = [
     "SweepGrid",
     "SweepDocument",
     "DocumentError",
-    "load_sweep",
 ]
