@@ -12,7 +12,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from blastune.present.plot import load_sources, source_from_dict  # noqa: E402
+from blastune.documents.jobs import JobsResult  # noqa: E402
+from blastune.documents.sweep import SweepDocument  # noqa: E402
+from blastune.present.plot import Source, load_sources  # noqa: E402
 from blastune.present.report import (
     CSS,
     _jobs_table,
@@ -67,7 +69,7 @@ def test_sweep_table_one_time_unit_per_column_and_the_nominal_mark():
 
 def test_jobs_table_has_the_wait_column_the_terminal_has():
     data = json.loads((DATA / "jobs.json").read_text())
-    src = source_from_dict(data, "jobs")
+    src = Source("jobs", JobsResult.from_dict(data), "jobs")
     r = src.doc.results[1]
     r.wait_pct, r.contended = 40.0, True
     t = Table(_jobs_table(src.doc))
@@ -96,7 +98,7 @@ def test_compared_files_share_an_op_and_the_others_are_named():
     )
     data = json.loads((DATA / "sweep_threads.json").read_text())
     data["points"] = [p for p in data["points"] if p["op"] == "eigh"]
-    eigh = source_from_dict(data, "eigh-only")
+    eigh = Source("eigh-only", SweepDocument.from_dict(data), "sweep")
     section = compare_section([before, after, eigh])
     assert section.figures == 1
     assert "left out, no op in common with another file: eigh-only" in section.html

@@ -147,21 +147,6 @@ def _jobs_side(r, tasks: int) -> _Side:
     )
 
 
-def _load(path):
-    """Either kind of results file as its model: (kind, model)."""
-    from blastune.documents.jobs import JobsResult
-    from blastune.documents.load import load_results
-    from blastune.documents.sweep import SweepDocument
-
-    data = load_results(path, None, 1)
-    kind = str(data.get("schema", "")).partition("/")[0].removeprefix("blastune.")
-    if kind == "sweep":
-        return kind, SweepDocument.from_dict(data, str(path))
-    if kind == "jobs":
-        return kind, JobsResult.from_dict(data, str(path))
-    raise BlastuneError(f"{path}: holds {kind} results; compare reads sweep or jobs results")
-
-
 def parse_match(text: str | None) -> list[str]:
     """'op,size' -> ['op', 'size']: the point fields two sweep points must share to be compared."""
     if text is None:
@@ -191,8 +176,10 @@ def _index(points, match: list[str], path) -> dict[tuple, object]:
 
 def compare(path_a, path_b, match=None) -> Comparison:
     """Compare two results files of the same kind (see the module docstring)."""
-    kind_a, a = _load(path_a)
-    kind_b, b = _load(path_b)
+    from blastune.documents.measured import load_measured
+
+    kind_a, a = load_measured(path_a, "compare")
+    kind_b, b = load_measured(path_b, "compare")
     if kind_a != kind_b:
         raise BlastuneError(
             f"{path_a} holds {kind_a} results and {path_b} {kind_b} results: compare two of a kind"

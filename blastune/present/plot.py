@@ -79,7 +79,7 @@ def load_sources(paths, labels=None) -> list[Source]:
     stem)."""
     from pathlib import Path
 
-    from blastune.documents.load import load_results
+    from blastune.documents.measured import load_measured
 
     labels = list(labels or [])
     if len(labels) > len(paths):
@@ -88,32 +88,14 @@ def load_sources(paths, labels=None) -> list[Source]:
         )
     out = []
     for i, path in enumerate(paths):
-        data = load_results(path)
-        schema = data.get("schema", "")
-        label = labels[i] if i < len(labels) else Path(str(path)).stem
-        out.append(source_from_dict(data, label, str(path), schema))
+        kind, doc = load_measured(path, "blastune plot")
+        out.append(Source(labels[i] if i < len(labels) else Path(str(path)).stem, doc, kind))
     stems = [s.label for s in out]
     if len(set(stems)) < len(stems):  # two 'results.json' from different directories
         for s, path in zip(out, paths):
             if stems.count(s.label) > 1 and s.label == Path(str(path)).stem:
                 s.label = str(path)
     return out
-
-
-def source_from_dict(data: dict, label: str, where: str = "", schema: str | None = None) -> Source:
-    schema = schema or data.get("schema", "")
-    if schema.startswith("blastune.sweep/"):
-        from blastune.documents.sweep import SweepDocument
-
-        return Source(label, SweepDocument.from_dict(data, source=where), "sweep")
-    if schema.startswith("blastune.jobs/"):
-        from blastune.documents.jobs import JobsResult
-
-        return Source(label, JobsResult.from_dict(data, where), "jobs")
-    kind = schema.partition("/")[0].removeprefix("blastune.") or "unknown"
-    raise BlastuneError(
-        f"{where or label}: holds {kind} results; blastune plot draws sweep and jobs files"
-    )
 
 
 def _metric_value(p, metric: str, base) -> tuple[float | None, float | None, float | None]:
