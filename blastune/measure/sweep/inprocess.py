@@ -8,7 +8,7 @@ from blastune.errors import NotControllableWarning
 from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
 from blastune.measure.ops import OPS, check_memory
 from blastune.measure.sweep.libraries import read_back
-from blastune.measure.sweep.points import record
+from blastune.measure.sweep.points import time_point
 
 
 def group_by_arrays(points) -> list[tuple[str, int, str, list[int]]]:
@@ -23,8 +23,6 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
     """Measure ``points`` here; return those whose thread count the library did not take (for
     workers)."""
     from blastune.control.limits import limit
-    from blastune.measure.load import LoadProbe
-    from blastune.measure.timing import fresh_copies, measure
 
     doc = session.doc
     lib, settings = doc.grid.lib, doc.settings
@@ -55,35 +53,20 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
                     if not ok:
                         deferred.append((op_name, size, dtype, t))
                         continue
-                    probe = LoadProbe()
-                    m = measure(
-                        prepared.fn,
-                        prepared.args,
-                        fresh_args=fresh_copies,
-                        target_spread=settings["target_spread"],
-                        min_repeats=settings["min_repeats"],
-                        budget=session.share_s(),
-                        watch=watch,
-                    )
-                    other = probe.other_cores()
-                    point = record(
-                        op_name,
+                    point = time_point(
+                        prepared,
+                        spec,
                         lib,
-                        size,
-                        dtype,
-                        t,
-                        prepared.impl,
-                        m,
+                        settings,
+                        session.share_s(),
+                        watch,
                         isolated=False,
                         threads_seen=seen,
                         usable=usable,
-                        other_cores=other,
                         source=source,
                         threshold_pct=doc.contended_wait_pct,
-                        steal_cores=probe.steal,
                     )
-                    session.add(
-                        point
-                    )  # still inside the limit: an interrupt here must restore it too
+                    # still inside the limit: an interrupt here must restore it too
+                    session.add(point)
         del prepared
     return deferred

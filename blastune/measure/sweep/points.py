@@ -124,6 +124,54 @@ def record(
     )
 
 
+def time_point(
+    prepared,
+    spec: dict,
+    lib: str,
+    settings: dict,
+    budget: float,
+    watch,
+    *,
+    isolated: bool,
+    threads_seen: dict,
+    usable: int,
+    source: str,
+    threshold_pct: float,
+) -> SweepPoint:
+    """Time one prepared point (``spec``: op, size, dtype, threads) with ``timing.measure`` under
+    the machine-wide load probe, and ``record`` it: the one measuring step of both runners (this
+    process and the workers)."""
+    from blastune.measure.load import LoadProbe
+    from blastune.measure.timing import fresh_copies, measure
+
+    probe = LoadProbe()
+    m = measure(
+        prepared.fn,
+        prepared.args,
+        fresh_args=fresh_copies,
+        target_spread=settings["target_spread"],
+        min_repeats=settings["min_repeats"],
+        budget=budget,
+        watch=watch,
+    )
+    return record(
+        spec["op"],
+        lib,
+        spec["size"],
+        spec["dtype"],
+        spec["threads"],
+        prepared.impl,
+        m,
+        isolated=isolated,
+        threads_seen=threads_seen,
+        usable=usable,
+        other_cores=probe.other_cores(),
+        source=source,
+        threshold_pct=threshold_pct,
+        steal_cores=probe.steal,
+    )
+
+
 def peak_gflops(cpu, dtype: str, threads: int) -> float | None:
     """The nominal peak of ``threads`` threads (never more than the usable cores) for ``dtype``."""
     per_core = cpu.peak_gflops_per_core

@@ -18,12 +18,10 @@ PARENT_VAR = "BLASTUNE_SWEEP_PARENT"  # the parent's pid: we end when it does
 
 def run(job: dict, emit) -> None:
     from blastune.errors import BlastuneError
-    from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
-    from blastune.measure.load import LoadProbe
+    from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, WorkWait
     from blastune.measure.ops import OPS, check_memory
     from blastune.measure.sweep.libraries import serving_libraries, threads_seen_at_start
-    from blastune.measure.sweep.points import record
-    from blastune.measure.timing import fresh_copies, measure
+    from blastune.measure.sweep.points import time_point
 
     threads, lib, settings = job["threads"], job["lib"], job["settings"]
     specs = job["specs"]
@@ -48,35 +46,20 @@ def run(job: dict, emit) -> None:
             check_memory(op_name, size, dtype)
             prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
             left = max(0.0, budget - (time.perf_counter() - start)) / (len(specs) - i)
-            probe = LoadProbe()
-            m = measure(
-                prepared.fn,
-                prepared.args,
-                fresh_args=fresh_copies,
-                target_spread=settings["target_spread"],
-                min_repeats=settings["min_repeats"],
-                budget=left,
-                watch=watch,
-            )
-            other = probe.other_cores()
-            impl = prepared.impl
-            del prepared
-            point = record(
-                op_name,
+            point = time_point(
+                prepared,
+                spec,
                 lib,
-                size,
-                dtype,
-                threads,
-                impl,
-                m,
+                settings,
+                left,
+                watch,
                 isolated=True,
                 threads_seen=seen,
                 usable=job["usable"],
-                other_cores=other,
                 source=source,
-                threshold_pct=job.get("threshold_pct") or 5.0,
-                steal_cores=probe.steal,
+                threshold_pct=job.get("threshold_pct") or CONTENDED_WAIT_PCT,
             )
+            del prepared
             emit({"point": point.to_dict()})
             measured += 1
     except BlastuneError as exc:
