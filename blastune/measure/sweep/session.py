@@ -262,8 +262,8 @@ class Session:
             )
         if d.not_measured:
             out.append(
-                f"the {self.budget_s:g} s budget ran out: {len(d.not_measured)} point(s) not measured "
-                "(status 'partial'): raise --budget, or --resume to measure them"
+                f"the {self.budget_s:g} s budget ran out: {len(d.not_measured)} point(s) not "
+                "measured (status 'partial'): raise --budget, or --resume to measure them"
             )
         return out
 
