@@ -150,7 +150,7 @@ def _kept(exc, out) -> str:
         return "nothing was measured or saved"
     if out is None:
         return "finished points kept (no --out file given)"
-    n = len(exc.result.points)
+    n = len(exc.result.document.points)
     return f"finished points kept in {out}" if n else f"no point had finished ({out} holds none)"
 
 
