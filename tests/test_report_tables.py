@@ -104,3 +104,19 @@ def test_compared_files_share_an_op_and_the_others_are_named():
     assert "left out, no op in common with another file: eigh-only" in section.html
     alone = compare_section([before, eigh])
     assert alone.figures == 0 and "no two sweep files measured the same op" in alone.html
+
+
+def test_sweep_cells_read_as_the_terminal_prints_them():
+    """The report built its own notes ('busy worker', '16 *') and showed an efficiency above 100%
+    without its '!': the cells now come from present.sweep_rows, as `blastune sweep` prints them."""
+    from blastune.present.sweep_rows import sweep_rows
+
+    (src,) = load_sources([DATA / "sweep_after_blis.json"])
+    doc = src.doc
+    assert any(p.disturbed for p in doc.points) and any(p.isolated for p in doc.points)
+    doc.points[0].efficiency, doc.points[0].flags = 1.05, {"efficiency": "above 100%: noise"}
+    t = Table(_sweep_table(doc))
+    headers, rows = sweep_rows(doc)
+    for terminal, report in (("notes", "notes"), ("eff.", "efficiency"), ("thr", "threads")):
+        assert t.column(report) == [r[headers.index(terminal)] for r in rows], terminal
+    assert t.column("efficiency")[0] == "105%!" and "busy (" in " ".join(t.column("notes"))
