@@ -10,7 +10,7 @@ there.
 from __future__ import annotations
 
 from blastune.advise.crossover import crossover_sizes
-from blastune.cli.sweep import crossover_of, render_sweep
+from blastune.cli.sweep import render_sweep
 from blastune.documents.sweep import SweepDocument, is_disturbed
 from blastune.present.report import _crossover_table, _sweep_table
 
@@ -56,7 +56,7 @@ def test_an_unstable_point_is_not_disturbed_anywhere():
     assert c.caveat() == "some points unstable: re-check"
     line = [
         ln
-        for ln in render_sweep(data, crossover=crossover_of(data)).splitlines()
+        for ln in render_sweep(doc, crossovers=crossover_sizes(doc)).splitlines()
         if ln.startswith("crossover:")
     ]
     assert line == [
@@ -72,7 +72,7 @@ def test_a_contended_point_is_disturbed_everywhere():
     (c,) = crossover_sizes(doc)
     assert (c.disturbed, c.unstable) == (True, False)
     assert c.to_dict()["caveat"] == "some points disturbed: re-check"
-    text = render_sweep(data, crossover=crossover_of(data))
+    text = render_sweep(doc, crossovers=crossover_sizes(doc))
     assert "(some points disturbed: re-check)" in text and "contended" in text
     assert "some points disturbed" in _crossover_table(doc)
     # the report names it once ('contended'), not twice ('contended busy')
@@ -80,10 +80,10 @@ def test_a_contended_point_is_disturbed_everywhere():
 
 
 def test_clean_points_carry_no_caveat():
-    data = _doc()
-    (c,) = crossover_sizes(SweepDocument.from_dict(data))
+    doc = SweepDocument.from_dict(_doc())
+    (c,) = crossover_sizes(doc)
     assert c.caveat() is None and c.to_dict()["caveat"] is None
-    assert "re-check" not in render_sweep(data, crossover=crossover_of(data))
+    assert "re-check" not in render_sweep(doc, crossovers=[c])
 
 
 def test_advice_and_comparison_ask_the_same_rule():

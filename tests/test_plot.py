@@ -16,7 +16,8 @@ pytest.importorskip("matplotlib")
 
 from blastune.advise.crossover import crossover_sizes  # noqa: E402
 from blastune.documents.sweep import SweepDocument  # noqa: E402
-from blastune.present.plot import load_sources, make_figure, source_from_dict  # noqa: E402
+from blastune.documents.jobs import JobsResult  # noqa: E402
+from blastune.present.plot import Source, load_sources, make_figure  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "docs_0_1_0"
 THREADS = DATA / "sweep_threads.json"  # --op all --size 500,1000 --threads 1,2 (the docs' example)
@@ -144,7 +145,7 @@ def test_contended_unstable_and_oversubscribed_points_are_hollow(tmp_path):
     for p in data["points"]:
         p.update(busy=False, unstable=False, oversubscribed=False)
     target["contended"] = True  # the field sweep writes since 0.2; 0.1.0 files fall back to busy
-    fig = make_figure([source_from_dict(data, "x")], "threads", "gflops")
+    fig = make_figure([Source("x", SweepDocument.from_dict(data), "sweep")], "threads", "gflops")
     dot = panels(fig)[0]
     hollow = gid(dot, "hollow")
     assert [(m.get_xdata()[0]) for m in hollow] == [2]
@@ -157,7 +158,7 @@ def test_contended_unstable_and_oversubscribed_points_are_hollow(tmp_path):
 def test_jobs_figure_bars_best_naive_and_contended(tmp_path):
     data = json.loads(JOBS.read_text())
     data["results"][1]["contended"] = True
-    fig = make_figure([source_from_dict(data, "jobs")], "auto")
+    fig = make_figure([Source("jobs", JobsResult.from_dict(data), "jobs")], "auto")
     (ax,) = panels(fig)
     bars = [p for p in ax.patches if p.get_height() > 0.5]
     assert len(bars) == len(data["results"])
@@ -360,7 +361,7 @@ def test_crossover_sizes_from_a_real_sweep_and_its_edge_cases():
                 "blas_op": False,
             }
         )
-        return {"schema": "blastune.sweep/1", "points": pts}
+        return SweepDocument.from_dict({"schema": "blastune.sweep/1", "points": pts})
 
     # a noisy win at 32 below a loss at 64 is no crossover: it starts where threads keep paying
     (c,) = crossover_sizes(doc({32: (1.0, 0.8), 64: (1.0, 1.2), 128: (1.0, 0.6), 256: (1.0, 0.55)}))

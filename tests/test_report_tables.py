@@ -12,7 +12,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from blastune.present.plot import load_sources, source_from_dict  # noqa: E402
+from blastune.documents.jobs import JobsResult  # noqa: E402
+from blastune.documents.sweep import SweepDocument  # noqa: E402
+from blastune.present.plot import Source, load_sources  # noqa: E402
 from blastune.present.report import (
     CSS,
     _jobs_table,
@@ -67,7 +69,7 @@ def test_sweep_table_one_time_unit_per_column_and_the_nominal_mark():
 
 def test_jobs_table_has_the_wait_column_the_terminal_has():
     data = json.loads((DATA / "jobs.json").read_text())
-    src = source_from_dict(data, "jobs")
+    src = Source("jobs", JobsResult.from_dict(data), "jobs")
     r = src.doc.results[1]
     r.wait_pct, r.contended = 40.0, True
     t = Table(_jobs_table(src.doc))
@@ -80,7 +82,7 @@ def test_jobs_table_is_the_terminals_table():
     from blastune.present.jobs import JOBS_HEADERS, render_jobs
 
     data = json.loads((DATA / "jobs.json").read_text())
-    doc = source_from_dict(data, "jobs").doc
+    doc = JobsResult.from_dict(data)
     doc.results[1].beyond_bounds["speedup"] = "above the 2 workers x 1 thread it used"
     html, text = _jobs_table(doc), render_jobs(doc, wide=True)
     t = Table(html)
@@ -143,9 +145,25 @@ def test_compared_files_share_an_op_and_the_others_are_named():
     )
     data = json.loads((DATA / "sweep_threads.json").read_text())
     data["points"] = [p for p in data["points"] if p["op"] == "eigh"]
-    eigh = source_from_dict(data, "eigh-only")
+    eigh = Source("eigh-only", SweepDocument.from_dict(data), "sweep")
     section = compare_section([before, after, eigh])
     assert section.figures == 1
     assert "left out, no op in common with another file: eigh-only" in section.html
     alone = compare_section([before, eigh])
     assert alone.figures == 0 and "no two sweep files measured the same op" in alone.html
+
+
+def test_sweep_cells_read_as_the_terminal_prints_them():
+    """The report built its own notes ('busy worker', '16 *') and showed an efficiency above 100%
+    without its '!': the cells now come from present.sweep_rows, as `blastune sweep` prints them."""
+    from blastune.present.sweep_rows import sweep_rows
+
+    (src,) = load_sources([DATA / "sweep_after_blis.json"])
+    doc = src.doc
+    assert any(p.disturbed for p in doc.points) and any(p.isolated for p in doc.points)
+    doc.points[0].efficiency, doc.points[0].flags = 1.05, {"efficiency": "above 100%: noise"}
+    t = Table(_sweep_table(doc))
+    headers, rows = sweep_rows(doc)
+    for terminal, report in (("notes", "notes"), ("eff.", "efficiency"), ("thr", "threads")):
+        assert t.column(report) == [r[headers.index(terminal)] for r in rows], terminal
+    assert t.column("efficiency")[0] == "105%!" and "busy (" in " ".join(t.column("notes"))

@@ -110,6 +110,28 @@ def test_bad_input_is_one_line_exit_2_via_console_script(args, message):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
+SAME_WORDS = [
+    (["--target-spread", "150%"], dict(target_spread=1.5)),
+    (["--threads", ""], dict(threads=[])),
+    (["--min-repeats", "0"], dict(min_repeats=0)),
+    (["--force", "--resume", "--out", "/tmp/blastune-never-written.json"], dict(force=1, resume=1)),
+]
+
+
+@pytest.mark.parametrize("args,kwargs", SAME_WORDS, ids=[" ".join(a) for a, _ in SAME_WORDS])
+def test_the_command_and_the_library_refuse_a_value_in_the_same_words(args, kwargs):
+    """The command checked --target-spread, empty lists and --force with --resume itself, in its
+    own words, beside blastune.sweep()'s checks: now the library's check is the one."""
+    from blastune.errors import BlastuneError
+    from blastune.measure.sweep.entry import sweep
+
+    with pytest.raises(BlastuneError) as lib:
+        sweep("add", [8], **{"threads": [1], **kwargs})
+    threads = [] if "--threads" in args else ["--threads", "1"]
+    r = runner.invoke(app, ["sweep", "--op", "add", "--size", "8", *threads, *args])
+    assert r.exit_code == 2 and r.stderr.strip() == f"blastune: error: {lib.value}"
+
+
 @pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
 def test_bad_input_is_one_line_exit_2_via_clirunner(args, message):
     r = runner.invoke(app, ["sweep", *args])

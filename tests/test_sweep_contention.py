@@ -76,7 +76,7 @@ CHILD = textwrap.dedent('''
         state["proc"].kill(); state["proc"].wait()
     after = ambient(cpu)
     print(json.dumps({"cpu": cpu, "ambient_before": quiet[cpu], "ambient_after": after,
-                      "disturbed": state["disturbed"], "source": res.data["contention_source"],
+                      "disturbed": state["disturbed"], "source": res.document.contention_source,
                       "points": [{k: p[k] for k in ("size", "wait_pct", "contended", "busy", "elapsed_s",
                                                     "other_load_cores",
                                                     "samples_s", "samples_wait_pct", "loops")}

@@ -162,7 +162,7 @@ def test_the_python_api_ends_on_sigterm_with_the_finished_points():
         try:
             blastune.sweep("add", list(range(8, 400, 8)), [1], budget=60, min_repeats=3, on_point=hook)
         except SweepInterrupted as exc:
-            print(json.dumps({"status": exc.result.data["status"], "points": len(exc.result.points),
+            print(json.dumps({"status": exc.result.to_dict()["status"], "points": len(exc.result.points),
                               "exit": exc.exit_status, "handler": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL}))
     """)
     r = subprocess.run(
@@ -243,7 +243,7 @@ def _point(threads, median, **kw):
 def test_figures_beyond_physical_bounds_are_flagged_with_their_reason_not_printed_as_facts():
     """'105%' efficiency, '2.05x' on 2 threads and % of peak above 100 were printed as facts."""
     from blastune.cli.sweep import render_sweep
-    from blastune.measure.sweep.entry import annotate
+    from blastune.measure.sweep.points import derive
 
     doc = {
         "schema": "blastune.sweep/1",
@@ -252,8 +252,8 @@ def test_figures_beyond_physical_bounds_are_flagged_with_their_reason_not_printe
         "status": "complete",
         "points": [_point(1, 1.0), _point(2, 0.48, repeats=2, spread=None)],
     }
-    annotate(doc)
-    one, two = doc["points"]
+    model = derive(SweepDocument.from_dict(doc))
+    one, two = model.to_dict()["points"]
     assert one["flags"] == {
         "peak_pct": "above the nominal peak: the CPU clock runs above the one /proc/cpuinfo reports"
     }
@@ -261,7 +261,7 @@ def test_figures_beyond_physical_bounds_are_flagged_with_their_reason_not_printe
         set(two["flags"]) == {"efficiency", "speedup", "peak_pct"}
         and "noise" in two["flags"]["efficiency"]
     )
-    text = render_sweep(doc)
+    text = render_sweep(model)
     row = next(line for line in text.splitlines() if line.startswith("dot") and " 2 " in line)
     assert (
         "2.08x!" in row

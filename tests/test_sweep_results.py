@@ -13,6 +13,14 @@ from blastune.errors import BlastuneError
 sw = importlib.import_module("blastune.measure.sweep.entry")
 
 
+def annotated(data: dict) -> dict:
+    """The derived figures of a hand-made document (``points.derive``), in its JSON form."""
+    from blastune.documents.sweep import SweepDocument
+    from blastune.measure.sweep.points import derive
+
+    return derive(SweepDocument.from_dict(data)).to_dict()
+
+
 def _pt(op, threads, median, spread=0.01, dtype="float64", size=1000, flops=2e9):
     return {
         "op": op,
@@ -46,7 +54,7 @@ def test_annotate_derives_speedup_efficiency_gflops_peak_and_best():
             _pt("sin", 2, 0.3, flops=None),
         ],
     }
-    sw.annotate(doc)
+    doc = annotated(doc)
     d = {(p["op"], p["dtype"], p["threads"]): p for p in doc["points"]}
     assert [
         p["threads"] for p in doc["points"] if p["op"] == "dot" and p["dtype"] == "float64"
@@ -82,7 +90,7 @@ def test_best_is_the_fewest_threads_within_noise_of_the_fastest():
             _pt("dot", 4, 0.59, spread=0.001),
         ],
     }
-    sw.annotate(doc)
+    doc = annotated(doc)
     best = {p["op"]: p["threads"] for p in doc["points"] if p["best"]}
     assert best == {"add": 1, "dot": 2}  # add: 1% apart is noise; dot 4 threads buys < 2%
 
@@ -147,7 +155,7 @@ def test_best_for_an_op_blas_does_not_run_is_one_thread_even_when_noise_favours_
             {**_pt("dot", 2, 0.94), "blas_op": True},
         ],
     }
-    sw.annotate(doc)
+    doc = annotated(doc)
     best = {(p["op"], p["threads"]) for p in doc["points"] if p["best"]}
     assert best == {("add", 1), ("dot", 2)}
 
@@ -166,7 +174,7 @@ def test_a_count_the_library_did_not_run_is_never_best_and_is_judged_by_what_ran
             dict(_pt("dot", 4, 0.024), threads_seen={"/lib/blas.so": 1}),
         ],
     }
-    sw.annotate(doc)
+    doc = annotated(doc)
     d = {p["threads"]: p for p in doc["points"]}
     assert d[1]["best"] and not d[2]["best"] and not d[4]["best"]
     assert d[2]["threads_ran"] == 1 and d[2]["efficiency"] == pytest.approx(
@@ -304,12 +312,13 @@ def test_a_file_holding_numpy_and_scipy_points_shows_which_is_which():
         },
         "status": "complete",
     }
-    sw.annotate(doc)
-    text = render_sweep(doc)
+    from blastune.documents.sweep import SweepDocument
+
+    text = render_sweep(SweepDocument.from_dict(annotated(doc)))
     header = next(line for line in text.splitlines() if line.startswith("op"))
     assert header.split()[:2] == ["op", "lib"]
     assert "numpy calls openblas 0.3.31" in text and "scipy calls openblas 0.3.30" in text
-    one_lib = render_sweep({**doc, "points": pts[:1]})
+    one_lib = render_sweep(SweepDocument.from_dict({**doc, "points": pts[:1]}))
     assert next(line for line in one_lib.splitlines() if line.startswith("op")).split()[1] == "n"
 
 
@@ -359,6 +368,6 @@ def test_the_oversubscription_warning_counts_points_that_really_ran_too_many_thr
     flagged = [p["threads"] for p in res.points if p["oversubscribed"]]
     ran = {p["threads"]: p["threads_ran"] for p in res.points}
     assert flagged == ([over] if ran[over] in (None, over) else [])
-    assert any("1 point(s) ran more threads than" in w for w in res.data["warnings"]) == bool(
+    assert any("1 point(s) ran more threads than" in w for w in res.to_dict()["warnings"]) == bool(
         flagged
     )

@@ -1,5 +1,6 @@
-"""``blastune compare a.json b.json``: the points two results files have in common, judged from the raw
-samples (``advise.significance``: Mann–Whitney U, Holm's correction, a ±3% equivalence band).
+"""``blastune compare a.json b.json``: the points two results files have in common, judged from
+the raw samples (``advise.significance``: Mann–Whitney U, Holm's correction, a ±3% equivalence
+band).
 
 Sweep files: points match on ``match`` (default op, lib, size, dtype, threads). To compare thread
 counts -- a sweep run with ``--threads 1`` against one with ``--threads 2`` -- match without threads
@@ -7,10 +8,10 @@ counts -- a sweep run with ``--threads 1`` against one with ``--threads 2`` -- m
 Jobs files: layouts match on their spec (``process:2x1``); each sample is one batch's wall time per
 task, so files with different task counts compare fairly.
 
-The ratio is b's median over a's (below 1: b is faster). A point disturbed on either side (its threads
-waited for a CPU -- ``contended`` -- or 0.1.0's ``busy``) is "not trusted", whatever the statistics
-say: the disturbance, not the change, may be what was measured. ``unstable`` is shown, not judged:
-the test already weighs the scatter.
+The ratio is b's median over a's (below 1: b is faster). A point disturbed on either side
+(``SweepPoint.disturbed``: its threads waited for a CPU -- ``contended`` -- or 0.1.0's ``busy``)
+is "not trusted", whatever the statistics say: the disturbance, not the change, may be what was
+measured. ``unstable`` is shown, not judged: the test already weighs the scatter.
 """
 
 from __future__ import annotations
@@ -146,21 +147,6 @@ def _jobs_side(r, tasks: int) -> _Side:
     )
 
 
-def _load(path):
-    """Either kind of results file as its model: (kind, model)."""
-    from blastune.documents.jobs import JobsResult
-    from blastune.documents.load import load_results
-    from blastune.documents.sweep import SweepDocument
-
-    data = load_results(path, None, 1)
-    kind = str(data.get("schema", "")).partition("/")[0].removeprefix("blastune.")
-    if kind == "sweep":
-        return kind, SweepDocument.from_dict(data, str(path))
-    if kind == "jobs":
-        return kind, JobsResult.from_dict(data, str(path))
-    raise BlastuneError(f"{path}: holds {kind} results; compare reads sweep or jobs results")
-
-
 def parse_match(text: str | None) -> list[str]:
     """'op,size' -> ['op', 'size']: the point fields two sweep points must share to be compared."""
     if text is None:
@@ -190,8 +176,10 @@ def _index(points, match: list[str], path) -> dict[tuple, object]:
 
 def compare(path_a, path_b, match=None) -> Comparison:
     """Compare two results files of the same kind (see the module docstring)."""
-    kind_a, a = _load(path_a)
-    kind_b, b = _load(path_b)
+    from blastune.documents.measured import load_measured
+
+    kind_a, a = load_measured(path_a, "compare")
+    kind_b, b = load_measured(path_b, "compare")
     if kind_a != kind_b:
         raise BlastuneError(
             f"{path_a} holds {kind_a} results and {path_b} {kind_b} results: compare two of a kind"

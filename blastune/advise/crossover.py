@@ -2,10 +2,10 @@
 
 Small matrices often run *slower* with threads (starting and synchronizing them costs more than the
 work they share), large ones faster. Per (op, lib, dtype), at each measured size we ask the sweep's
-own question -- is the best thread count (the fewest threads within noise of the fastest) above the
-fewest threads measured? -- and the crossover is the smallest size from which the answer is yes at
-that size and at every larger size measured. So one noisy "yes" at a small size below a "no" does not
-make a crossover, and the answer never claims more than the sizes measured can tell:
+own question -- is the best thread count (the fewest threads within noise of the fastest) above
+the fewest threads measured? -- and the crossover is the smallest size from which the answer is yes
+at that size and at every larger size measured. So one noisy "yes" at a small size below a "no"
+does not make a crossover, and the answer never claims more than the sizes measured can tell:
 
 * ``at``: more threads pay from ``size`` on, and did not at the next smaller size measured;
 * ``below``: they pay already at the smallest size measured (the crossover is at or below it);
@@ -34,7 +34,8 @@ class Crossover:
     unstable: bool = False  # a point's times never settled (nothing says others caused it)
 
     def describe(self) -> str:
-        """'n >= 256', 'at every size measured (n >= 200, the smallest)', 'at no size up to n = 1000'."""
+        """'n >= 256', 'at every size measured (n >= 200, the smallest)', 'at no size up to
+        n = 1000'."""
         if self.status == "at":
             return f"n >= {self.size}"
         if self.status == "below":
@@ -63,12 +64,10 @@ class Crossover:
         }
 
 
-def crossover_sizes(document) -> list[Crossover]:
-    """One ``Crossover`` per (op, lib, dtype) of a sweep document (a SweepDocument, or its dict)
-    that BLAS runs and that was measured at two or more thread counts, in the document's order. The
-    best count at each size is the sweep's own (``best_point``)."""
-    if not isinstance(document, SweepDocument):
-        document = SweepDocument.from_dict(document)
+def crossover_sizes(document: SweepDocument) -> list[Crossover]:
+    """One ``Crossover`` per (op, lib, dtype) of a sweep document that BLAS runs and that was
+    measured at two or more thread counts, in the document's order. The best count at each size is
+    the sweep's own (``best_point``)."""
     groups: dict[tuple, dict[int, list]] = {}
     for (op, lib, size, dtype), pts in document.groups().items():
         if not pts[0].blas_op:  # add, sin, norm_isf: BLAS threads cannot pay off there

@@ -95,32 +95,22 @@ def _summary(r) -> dict:
 def _as_model(doc, source: str = ""):
     """A jobs or sweep document (dict or model) as its typed model: (kind, model)."""
     from blastune.documents.jobs import JobsResult
+    from blastune.documents.measured import measured_model
     from blastune.documents.sweep import SweepDocument
 
+    doc = getattr(doc, "document", doc)  # blastune.sweep()'s result: its typed document
     if isinstance(doc, (JobsResult, SweepDocument)):
         return ("jobs" if isinstance(doc, JobsResult) else "sweep"), doc
     if hasattr(doc, "to_dict") and not isinstance(doc, dict):  # a measure-layer result object
         doc = doc.to_dict()
-    schema = doc.get("schema") if isinstance(doc, dict) else None
-    kind = str(schema or "").partition("/")[0].removeprefix("blastune.")
-    if kind == "jobs":
-        return kind, JobsResult.from_dict(doc, source)
-    if kind == "sweep":
-        return kind, SweepDocument.from_dict(doc, source)
-    raise BlastuneError(f"holds {kind or 'unknown'} results; recommend reads jobs or sweep results")
+    return measured_model(doc, source, "recommend")
 
 
 def load_measurement(path):
     """A jobs or sweep results file as its typed model; anything else is one clear error."""
-    from blastune.documents.load import load_results
+    from blastune.documents.measured import load_measured
 
-    data = load_results(path, None, 1)
-    try:
-        return _as_model(data, str(path))[1]
-    except BlastuneError as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise BlastuneError(f"{path}: {exc}") from None
+    return load_measured(path, "recommend")[1]
 
 
 def builtin_layouts(jobs: int | None, cores: int, workload):

@@ -57,8 +57,8 @@ def plot_command(
         False, "--json", help="Print what was drawn as JSON (blastune.plot/1)."
     ),
 ):
-    """Draw saved results: small multiples per op for sweeps (against threads or sizes, several files
-    overlaid for before/after), tasks/s per layout for jobs.
+    """Draw saved results: small multiples per op for sweeps (against threads or sizes, several
+    files overlaid for before/after), tasks/s per layout for jobs.
 
     \b
       blastune plot sweep.json -o sweep.png

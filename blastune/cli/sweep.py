@@ -9,212 +9,37 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.progress import ProgressBar
-from blastune.cli.render import WIDE, echo, emit_json, notice, parse_int_list, set_wide, table
+from blastune.cli.render import WIDE, echo, emit_json, notice, set_wide, table
+from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
-from blastune.present.rows import gflops_text
-
-NONE = "—"  # a figure that cannot be given (too few repeats for a spread, nothing measured)
+from blastune.present.sweep_rows import sweep_head, sweep_notes, sweep_rows
 
 
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"
-
-
-def _num(x, spec, suffix=""):
-    return "-" if x is None else f"{x:{spec}}{suffix}"
-
-
-# a figure beyond a physical bound keeps its value but says it is not a fact: '105%!' and a note
-_FLAG_NOTES = {
-    "efficiency": "eff. > 100%: noise",
-    "speedup": "speed-up > threads: noise",
-    "peak_pct": "> nominal peak: clock above nominal",
-}
-
-
-def _flagged(p, name: str, text: str) -> str:
-    return text + "!" if name in (p.get("flags") or {}) and text != "-" else text
-
-
-def _spread(p) -> str:
-    from blastune.measure.timing import MIN_SPREAD_REPEATS
-
-    if p.get("spread") is None or (p.get("repeats") or 0) < MIN_SPREAD_REPEATS:
-        return NONE
-    return f"{p['spread']:.1%}"
-
-
-def _notes(p) -> list[str]:
-    from blastune.documents.sweep import is_disturbed
-
-    notes = []
-    if is_disturbed(p.get("contended"), p.get("busy")):
-        if p.get("wait_pct") is None and p.get("other_load_cores") is not None:
-            notes.append(f"busy ({p['other_load_cores']:.1f} cores used by others)")
-        else:
-            notes.append("contended")
-    if p.get("unstable"):
-        notes.append("unstable")
-    if p.get("isolated"):
-        notes.append("worker")
-    if p.get("threads_ran") is not None and p["threads_ran"] != p["threads"]:
-        notes.append(f"ran {p['threads_ran']}")
-    if p.get("oversubscribed"):
-        notes.append("oversubscribed")
-    notes += [_FLAG_NOTES[k] for k in (p.get("flags") or {}) if k in _FLAG_NOTES]
-    return notes
-
-
-_SHORT_DTYPE = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
-
-
-def render_sweep(data: dict, fmt: str = "simple", crossover=None) -> str:
-    rows = []
-    # a file resumed with the other --lib holds both: without the column their rows look the same
-    libs = list(dict.fromkeys(p["lib"] for p in data["points"])) or [
-        (data.get("grid") or {}).get("lib", "numpy")
-    ]
-    several_libs = len(libs) > 1
-    for p in data["points"]:
-        gflops = gflops_text(p.get("gflops"), p.get("flops_nominal"))  # the report's cell too
-        wait = NONE if p.get("wait_pct") is None else f"{p['wait_pct']:.0f}%"
-        rows.append(
-            [
-                p["op"],
-                *([p["lib"]] if several_libs else []),
-                p["size"],
-                _SHORT_DTYPE.get(p["dtype"], p["dtype"]),
-                f"{p['threads']}{'*' if p.get('best') else ''}",
-                fmt_time(p["median_s"]),
-                p.get("repeats", "-"),
-                _spread(p),
-                gflops,
-                _flagged(p, "speedup", _num(p.get("speedup"), ".2f", "x")),
-                _flagged(p, "efficiency", _num(p.get("efficiency"), ".0%")),
-                _flagged(p, "peak_pct", _num(p.get("peak_pct"), ".0f", "%")),
-                wait,
-                ", ".join(_notes(p)),
-            ]
-        )
-    lines = []
-    cpu = data.get("cpu") or {}
-    for lib in libs:
-        blas = (((data.get("libraries") or {}).get(lib) or {}).get("blas")) or {}
-        if blas:
-            lines.append(
-                f"{lib} calls {blas.get('vendor')} {blas.get('version') or '?'} "
-                f"({blas.get('threading_layer') or '?'}, {blas.get('architecture') or '?'})"
-            )
-    lines.append(
-        f"{cpu.get('model') or '?'}, {cpu.get('usable_cores') or '?'} usable cores, nominal peak "
-        f"{cpu.get('peak_gflops_per_core') or '?'} GFLOP/s per core (FP64)"
-    )
-    lines.append(
-        table(
-            rows,
-            [
-                "op",
-                *(["lib"] if several_libs else []),
-                "n",
-                "dtype",
-                "thr",
-                "median",
-                "reps",
-                "spread",
-                "GFLOP/s",
-                "speedup",
-                "eff.",
-                "peak",
-                "wait",
-                "notes",
-            ],
-            fmt,
-        )
-    )
-    threshold = data.get("contended_wait_pct")
-    source = data.get("contention_source")
-    lines.append(
-        "thr: threads asked for; *: the best count for that op, size and dtype -- the fewest threads "
-        "within noise of the fastest (1 for add, sin, norm_isf: BLAS does not run them)."
-    )
-    lines.append(
-        f"spread: relative standard error of the median ({NONE} below 3 reps). ~: nominal FLOP count. "
-        "!: beyond a physical bound, not a fact (see notes). peak: % of the nominal peak."
-    )
-    if source == "schedstat":
-        lines.append(
-            f"wait: time the working threads waited for a CPU, in % of the sample time "
-            f"(kernel schedstat); contended: above {threshold:g}% that others' CPU "
-            "explains."
-            if threshold is not None
-            else "wait: time the working threads waited for a CPU, in % of the sample time."
-        )
-    elif source:
-        lines.append(
-            "contention: judged from the CPU time other processes used (no per-thread schedstat here): "
-            "points shorter than 0.5 s cannot be judged."
-        )
-    if any(
-        p.get("threads_ran") is not None and p["threads_ran"] != p["threads"]
-        for p in data["points"]
-    ):
-        lines.append(
-            "ran N: the library ran N threads, not the count asked for; its figures are judged by N."
-        )
-    if any(p.get("isolated") for p in data["points"]):
-        lines.append(
-            f"worker: measured in a fresh process started with the thread variables set "
-            f"({data.get('isolation') or 'the library reads them only at start-up'})."
-        )
-    for c in crossover or []:
-        lines.append(
-            f"crossover: {c['op']}{'' if c['dtype'] == 'float64' else ' ' + c['dtype']}"
-            f"{' (' + c['lib'] + ')' if several_libs else ''}: more threads pay off "
-            f"{'at ' if c['status'] == 'at' else ''}{c['describe']}"
-            f"{' (' + c['caveat'] + ')' if c.get('caveat') else ''}"
-        )
-    if data.get("skipped"):
-        lines.append("skipped (op cannot take that dtype): " + ", ".join(data["skipped"]))
-    for w in data.get("warnings", []):
-        lines.append(f"warning: {w}")
-    if data.get("status") != "complete":
-        lines.append(f"status: {data.get('status')}")
-    return "\n".join(lines)
-
-
-def crossover_of(data: dict) -> list[dict]:
-    """The crossover size per op (blastune.advise.crossover), as plain dicts."""
-    from blastune.advise.crossover import crossover_sizes
-
-    return [c.to_dict() for c in crossover_sizes(data)]
+def render_sweep(doc, fmt: str = "simple", crossovers=()) -> str:
+    """The sweep table (``present.sweep_rows``: the report's cells too), fitted to the terminal."""
+    headers, rows = sweep_rows(doc)
+    return "\n".join([*sweep_head(doc), table(rows, headers, fmt), *sweep_notes(doc, crossovers)])
 
 
 def _parse_spread(text: str) -> float:
+    """'2%' or '0.02' -> 0.02 (``blastune.sweep()`` checks the range)."""
     t = str(text).strip()
     try:
-        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+        return float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
         raise BlastuneError(
             f"invalid target spread {text!r}: give a fraction (0.02) or a percentage (2%)"
         ) from None
-    if not 0 < value < 1:
-        raise BlastuneError(f"invalid target spread {text!r}: must be above 0 and below 100%")
-    return value
 
 
-def _words(values: list[str] | None, default: list[str], what: str) -> list[str]:
-    """Comma/space-separated words of a repeatable option; the default only when it was not given
-    (``--op ""`` is a mistake, not a request for the default)."""
-    if values is None:
-        return default
-    words = [part for v in values for part in str(v).replace(" ", "").split(",") if part]
-    if not words:
-        raise BlastuneError(f"no {what} given: {'--' + what} needs a value")
-    return words
+def _split(values: list[str]) -> list[str]:
+    """Comma/space-separated words of a repeatable option (``--op ""`` gives none: the library
+    says what is missing -- an empty value is a mistake, not a request for the default)."""
+    return [part for v in values for part in str(v).replace(" ", "").split(",") if part]
+
+
+def _counts(values: list[str], what: str) -> list[int]:
+    return [parse_count(word, what) for word in _split(values)]
 
 
 def _check_outputs(out, csv_path, plot, force: bool, resume: bool, json_out: bool = False) -> None:
@@ -249,20 +74,20 @@ def _kept(exc, out) -> str:
         return "nothing was measured or saved"
     if out is None:
         return "finished points kept (no --out file given)"
-    n = len(exc.result.points)
+    n = len(exc.result.document.points)
     return f"finished points kept in {out}" if n else f"no point had finished ({out} holds none)"
 
 
-def _write_extras(data: dict, csv_path, plot) -> None:
+def _write_extras(doc, csv_path, plot) -> None:
     """--csv and --plot, for whatever points there are (also after an interrupt)."""
     if csv_path is not None:
         from blastune.present.sweep_files import write_csv
 
-        write_csv(data, csv_path)
-    if plot is not None and data["points"]:
+        write_csv(doc, csv_path)
+    if plot is not None and doc.points:
         from blastune.present.sweep_files import write_plot
 
-        write_plot(data, plot)  # checked before measuring: replacing it is what --force asked for
+        write_plot(doc, plot)  # checked before measuring: replacing it is what --force asked for
 
 
 @app.command("sweep", short_help="Time BLAS/LAPACK ops at each thread count.")
@@ -364,30 +189,26 @@ def sweep_command(
     ),
     wide: bool = WIDE,
 ):
-    """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and how
-    long the threads waited for a CPU (contention)."""
+    """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and
+    how long the threads waited for a CPU (contention)."""
     from blastune.cli.render import check_format
-    from blastune.measure.ops import parse_ops
     from blastune.measure.sweep.entry import sweep
     from blastune.core.files import SaveFailed
     from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
 
+    # text to values here; every value is checked once, by blastune.sweep() (Python calls it too)
     set_wide(wide)
-    ops = _words(op, ["dot"], "op")
-    parse_ops(ops)  # unknown names fail here, before anything else is looked at
-    sizes = parse_int_list(",".join(_words(size, ["1000"], "size")), "size")
-    thread_list = (
-        parse_int_list(",".join(_words(threads, [], "threads")), "thread count")
-        if threads is not None
-        else None
+    grid = (
+        "dot" if op is None else op,
+        [1000] if size is None else _counts(size, "size"),
+        None if threads is None else _counts(threads, "thread count"),
+        ("float64",) if dtype is None else dtype,
+        lib,
     )
-    dtypes = _words(dtype, ["float64"], "dtype")
     spread = _parse_spread(target_spread)
     check_format(fmt)
     if resume and out is None:
         raise BlastuneError("--resume needs --out FILE: the results file to continue")
-    if force and resume:
-        raise BlastuneError("give --force (start over) or --resume (continue), not both")
     _check_outputs(out, csv_path, plot, force, resume, json_out)
     progress = ProgressBar(quiet or json_out)
     status, save_error = 0, None
@@ -395,11 +216,7 @@ def sweep_command(
     with stop_on_signals():
         try:
             result = sweep(
-                ops,
-                sizes,
-                thread_list,
-                dtypes,
-                lib,
+                *grid,
                 budget=budget,
                 min_repeats=min_repeats,
                 target_spread=spread,
@@ -422,13 +239,15 @@ def sweep_command(
         finally:
             progress.stop()
         if result is not None:
-            data = result.to_dict()
-            _write_extras(data, csv_path, plot)
-            crossover = crossover_of(data)
+            from blastune.advise.crossover import crossover_sizes
+
+            doc = result.document
+            _write_extras(doc, csv_path, plot)
+            crossovers = crossover_sizes(doc)
             if json_out:
-                emit_json({**data, "crossover": crossover})
+                emit_json({**doc.to_dict(), "crossover": [c.to_dict() for c in crossovers]})
             else:
-                echo(render_sweep(data, fmt, crossover))
+                echo(render_sweep(doc, fmt, crossovers))
     if save_error:
         typer.echo(save_error, err=True)
     if status:

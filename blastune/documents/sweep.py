@@ -1,10 +1,12 @@
 """The sweep document ("blastune.sweep/1"): what ``blastune sweep`` saves and every reader loads.
 
-``SweepDocument.from_dict`` is the one validation path for a sweep file -- ``--resume``, ``compare``,
-``recommend`` and ``plot`` all read through it -- so a hand-edited field (``"iqr_s": "x"``,
-``"busy": "no"``) is refused when the file is loaded, in one line naming the field, not found after
-minutes of measuring. Field names are the JSON keys; ``to_dict`` writes them in 0.1.0's order, then the
-keys added since, then any key this version does not know (kept, so a newer file survives ``--resume``).
+``SweepDocument.from_dict`` is the one validation path for a sweep file -- ``--resume``,
+``compare``, ``recommend`` and ``plot`` all read through it -- so a hand-edited field (``"iqr_s":
+"x"``, ``"busy": "no"``) is refused when the file is loaded, in one line naming the field, not
+found after minutes of measuring. Field names are the JSON keys; ``to_dict`` writes them in 0.1.0's
+order, then the keys added since, then any key this version does not know (kept, so a newer file
+survives ``--resume``). A sweep run in this process hands its readers the same models
+(``blastune.sweep()`` returns the document); the JSON form is only ever derived from them.
 
 Files written by 0.1.0 load unchanged: every key added since is optional.
 """
@@ -12,7 +14,6 @@ Files written by 0.1.0 load unchanged: every key added since is optional.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields as dc_fields
-from pathlib import Path
 from typing import Any
 
 from blastune.core.counts import MAX_THREADS
@@ -68,8 +69,8 @@ class SweepPoint:
     """One (op, lib, size, dtype, threads) measurement and the figures derived from it.
 
     Times are seconds per call. ``spread`` is the relative standard error of the median (see
-    ``blastune.measure.timing.spread``); None with fewer than 3 samples. ``wait_pct``: run-queue wait
-    of the threads doing the work, in percent of the sample time, summed over the threads;
+    ``blastune.measure.timing.spread``); None with fewer than 3 samples. ``wait_pct``: run-queue
+    wait of the threads doing the work, in percent of the sample time, summed over the threads;
     ``contended`` when it exceeds the document's ``contended_wait_pct``. ``flags``: figure name ->
     why it is beyond a physical bound (efficiency above 100%, ...), so it is not read as a fact.
     """
@@ -329,7 +330,8 @@ _LIBRARY_TEXT = (
 
 
 def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
-    """``libraries``: lib ("numpy") -> api ("blas") -> the LibraryInfo dict of the file serving it."""
+    """``libraries``: lib ("numpy") -> api ("blas") -> the LibraryInfo dict of the file serving
+    it."""
     raw = f.dict("libraries", None)
     out = {}
     libs = Fields(raw, f._at("libraries"), f.source)
@@ -355,7 +357,8 @@ def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
 @dataclass
 class SweepDocument:
     """A whole sweep results file. ``points`` are ``SweepPoint``s; nested facts about the machine
-    and libraries (``fingerprint``, ``libraries``, ``settings``) stay plain dicts, checked for shape."""
+    and libraries (``fingerprint``, ``libraries``, ``settings``) stay plain dicts, checked for
+    shape."""
 
     schema: str = SCHEMA
     blastune_version: str | None = None
@@ -427,14 +430,16 @@ class SweepDocument:
 
     @classmethod
     def load(cls, path) -> "SweepDocument":
-        """Read and check a sweep file: missing, corrupt, foreign or malformed is one BlastuneError."""
+        """Read and check a sweep file: missing, corrupt, foreign or malformed is one
+        BlastuneError."""
         from blastune.documents.load import load_results
 
         return cls.from_dict(load_results(path, KIND, 1), source=str(path))
 
     # --- what readers ask of a document -----------------------------------------------------------
     def blas(self, lib: str | None = None) -> dict:
-        """The LibraryInfo dict of the BLAS that ``lib`` (default: the grid's) called; {} if unknown."""
+        """The LibraryInfo dict of the BLAS that ``lib`` (default: the grid's) called; {} if
+        unknown."""
         return (self.libraries.get(lib or self.grid.lib) or {}).get("blas") or {}
 
     def point(self, key: tuple) -> SweepPoint | None:
@@ -489,11 +494,6 @@ def _objects(f: Fields, name: str) -> list[Fields]:
     return f.each(name, lambda x: x, None)
 
 
-def load_sweep(path) -> SweepDocument:
-    """A blastune.sweep/1 file as a ``SweepDocument`` (one BlastuneError line if it cannot be)."""
-    return SweepDocument.load(Path(path))
-
-
 __all__ = [
     "SCHEMA",
     "KEY_FIELDS",
@@ -504,5 +504,4 @@ __all__ = [
     "SweepGrid",
     "SweepDocument",
     "DocumentError",
-    "load_sweep",
 ]

@@ -1,4 +1,5 @@
-"""Figures from saved documents: the one plotting module (``blastune plot``, ``sweep --plot``, the report).
+"""Figures from saved documents: the one plotting module (``blastune plot``, ``sweep --plot``, the
+report).
 
 Figures are built on ``matplotlib.figure.Figure`` directly (no pyplot: no global state, safe to make
 several in one process) and returned, so tests read their axes, labels and lines, and callers choose
@@ -6,17 +7,18 @@ the format (PNG, SVG, PDF) when they render them to bytes.
 
 Kinds:
 * ``threads`` -- one panel per op (small multiples: 24 lines in one axes and a 10-colour cycle are
-  unreadable), GFLOP/s or speed-up against threads on a log2 axis, one line per size, IQR error bars,
-  the ideal line only up to the usable cores and a vertical line at them;
-* ``sizes``   -- one panel per op, GFLOP/s against size, one line per thread count, the crossover size
-  (``blastune.advise.crossover``) marked;
+  unreadable), GFLOP/s or speed-up against threads on a log2 axis, one line per size, IQR error
+  bars, the ideal line only up to the usable cores and a vertical line at them;
+* ``sizes``   -- one panel per op, GFLOP/s against size, one line per thread count, the crossover
+  size (``blastune.advise.crossover``) marked;
 * several sweep files -- the same panels, one colour per file (``labels`` or the file names), the
   line style telling sizes (or thread counts) apart;
-* ``jobs``    -- tasks/s per layout as horizontal bars, the best highlighted, the naive default marked.
+* ``jobs``    -- tasks/s per layout as horizontal bars, the best highlighted, the naive default
+  marked.
 
 Hollow markers (and hollow bars) are points whose time others disturbed (contended, busy), that did
-not settle (unstable) or that ran more threads than cores (oversubscribed). Legends sit outside the
-panels, below them, so they never cover data.
+not settle (unstable) or that ran more threads than cores (oversubscribed): ``SweepPoint.doubtful``.
+Legends sit outside the panels, below them, so they never cover data.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def figure_format(path) -> str:
     return suffix
 
 
-# --- the documents, as the figures need them -------------------------------------------------------
+# --- the documents, as the figures need them ------------------------------------------------------
 
 
 @dataclass
@@ -73,10 +75,11 @@ class Source:
 
 
 def load_sources(paths, labels=None) -> list[Source]:
-    """Load each file through its typed model; ``labels`` name them in legends (default: file stem)."""
+    """Load each file through its typed model; ``labels`` name them in legends (default: file
+    stem)."""
     from pathlib import Path
 
-    from blastune.documents.load import load_results
+    from blastune.documents.measured import load_measured
 
     labels = list(labels or [])
     if len(labels) > len(paths):
@@ -85,37 +88,14 @@ def load_sources(paths, labels=None) -> list[Source]:
         )
     out = []
     for i, path in enumerate(paths):
-        data = load_results(path)
-        schema = data.get("schema", "")
-        label = labels[i] if i < len(labels) else Path(str(path)).stem
-        out.append(source_from_dict(data, label, str(path), schema))
+        kind, doc = load_measured(path, "blastune plot")
+        out.append(Source(labels[i] if i < len(labels) else Path(str(path)).stem, doc, kind))
     stems = [s.label for s in out]
     if len(set(stems)) < len(stems):  # two 'results.json' from different directories
         for s, path in zip(out, paths):
             if stems.count(s.label) > 1 and s.label == Path(str(path)).stem:
                 s.label = str(path)
     return out
-
-
-def source_from_dict(data: dict, label: str, where: str = "", schema: str | None = None) -> Source:
-    schema = schema or data.get("schema", "")
-    if schema.startswith("blastune.sweep/"):
-        from blastune.documents.sweep import SweepDocument
-
-        return Source(label, SweepDocument.from_dict(data, source=where), "sweep")
-    if schema.startswith("blastune.jobs/"):
-        from blastune.documents.jobs import JobsResult
-
-        return Source(label, JobsResult.from_dict(data, where), "jobs")
-    kind = schema.partition("/")[0].removeprefix("blastune.") or "unknown"
-    raise BlastuneError(
-        f"{where or label}: holds {kind} results; blastune plot draws sweep and jobs files"
-    )
-
-
-def _hollow(p) -> bool:
-    """Disturbed (others took the CPU), unstable, or more threads than cores."""
-    return p.doubtful
 
 
 def _metric_value(p, metric: str, base) -> tuple[float | None, float | None, float | None]:
@@ -197,7 +177,7 @@ def make_figure(sources: list[Source], kind: str = "auto", metric: str = "gflops
     return sweep_figure(sources, x=("threads" if kind == "threads" else "size"), metric=metric)
 
 
-# --- sweep figures ----------------------------------------------------------------------------------
+# --- sweep figures --------------------------------------------------------------------------------
 
 
 def _new_figure(npanels: int, sharey: bool, extra_h: float = 1.1):
@@ -293,7 +273,7 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                     ys.append(v)
                     los.append(v - lo if lo is not None else 0.0)
                     his.append(hi - v if hi is not None else 0.0)
-                    hollow.append(_hollow(p))
+                    hollow.append(p.doubtful)  # disturbed, unstable, oversubscribed
                 if not xs:
                     continue
                 xs_seen += xs
@@ -463,7 +443,8 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                 [],
                 [],
                 linestyle="none",
-                label=f"not drawn (no FLOP count; --metric speedup draws them): {', '.join(skipped)}",
+                label="not drawn (no FLOP count; --metric speedup draws them): "
+                + ", ".join(skipped),
             )
         )
     ncols_legend = _legend_columns(handles, fig, 8)
@@ -525,7 +506,8 @@ def _fit_words(text: str, fig, fontsize: float) -> str:
 
 
 def _legend_columns(handles, fig, fontsize: float) -> int:
-    """As many legend columns as fit the figure's width, so the legend wraps instead of running off."""
+    """As many legend columns as fit the figure's width, so the legend wraps instead of running
+    off."""
     width = fig.get_figwidth() * 72 * 0.96
     entries = [
         len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles
@@ -570,8 +552,8 @@ def _ideal(ax, metric, xs, ys, usable, colour, faint: bool = False) -> bool:
 
 
 def _colours(n: int, sequential: bool):
-    """Distinguishable colours: an ordered palette for sizes/threads (bigger = darker), a qualitative
-    one for files."""
+    """Distinguishable colours: an ordered palette for sizes/threads (bigger = darker), a
+    qualitative one for files."""
     from matplotlib import colormaps
 
     if sequential:
@@ -591,14 +573,17 @@ def _sweep_title(sources, x, metric) -> str:
     against = "threads" if x == "threads" else "matrix size"
     if len(sources) == 1:
         doc = sources[0].doc
-        return f"{what} against {against}: {doc.grid.lib} calls {_blas_words(doc)} on {_cpu_words(doc)}"
+        return (
+            f"{what} against {against}: {doc.grid.lib} calls {_blas_words(doc)} on "
+            f"{_cpu_words(doc)}"
+        )
     cpus = {_cpu_words(s.doc) for s in sources}
     where = f" on {cpus.pop()}" if len(cpus) == 1 else ""
     names = " vs ".join(s.label for s in sources) if len(sources) <= 4 else f"{len(sources)} files"
     return f"{what} against {against}: " + names + where
 
 
-# --- jobs figure ------------------------------------------------------------------------------------
+# --- jobs figure ----------------------------------------------------------------------------------
 
 
 def jobs_figure(sources: list[Source]):
@@ -738,7 +723,7 @@ def _layout_label(r) -> str:
     return f"{r.layout.head} × {threads}"
 
 
-# --- output -------------------------------------------------------------------------------------------
+# --- output ---------------------------------------------------------------------------------------
 
 
 def check_dpi(dpi) -> int:

@@ -21,6 +21,14 @@ from blastune.present.rows import (
     in_unit,
     time_unit,
 )
+from blastune.present.sweep_rows import (
+    efficiency_cell,
+    libs_of,
+    point_notes,
+    speedup_cell,
+    spread_cell,
+    threads_cell,
+)
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
@@ -105,8 +113,7 @@ def _num(x, spec, suffix="") -> str:
     return "-" if x is None else f"{x:{spec}}{suffix}"
 
 
-# --- sections
-# ---------------------------------------------------------------------------------------
+# --- sections -------------------------------------------------------------------------------------
 
 
 def info_section(info) -> Section:
@@ -147,40 +154,28 @@ def doctor_section(report) -> Section:
 
 
 def _sweep_table(doc) -> str:
-    several_libs = len({p.lib for p in doc.points}) > 1
-    # one unit per column: '1.2 ms' above '830 us' made the reader convert before comparing
+    """The points, cell by cell as `blastune sweep` prints them (``present.sweep_rows``); the
+    times in one unit per column: '1.2 ms' above '830 us' made the reader convert."""
+    several_libs = len(libs_of(doc)) > 1
     m_unit, m_scale = time_unit(p.median_s for p in doc.points)
     i_unit, i_scale = time_unit(p.iqr_s for p in doc.points)
-    rows = []
-    for p in doc.points:
-        notes = [
-            n
-            for n, on in (
-                ("busy" if p.contended is None else "contended", p.disturbed),
-                ("unstable", p.unstable),
-                ("oversubscribed", p.oversubscribed),
-                ("worker", p.isolated),
-            )
-            if on
+    rows = [
+        [
+            p.op,
+            *([p.lib] if several_libs else []),
+            p.size,
+            p.dtype,
+            threads_cell(p),
+            in_unit(p.median_s, m_scale),
+            in_unit(p.iqr_s, i_scale),
+            spread_cell(p),
+            gflops_text(p.gflops, p.flops_nominal),
+            speedup_cell(p),
+            efficiency_cell(p),
+            ", ".join(point_notes(p)),
         ]
-        if p.threads_ran is not None and p.threads_ran != p.threads:
-            notes.append(f"ran {p.threads_ran} thread(s)")
-        rows.append(
-            [
-                p.op,
-                *([p.lib] if several_libs else []),
-                p.size,
-                p.dtype,
-                f"{p.threads}{' *' if p.best else ''}",
-                in_unit(p.median_s, m_scale),
-                in_unit(p.iqr_s, i_scale),
-                _num(p.spread, ".1%"),
-                gflops_text(p.gflops, p.flops_nominal),
-                _num(p.speedup, ".2f", "x"),
-                _num(p.efficiency, ".0%"),
-                " ".join(notes),
-            ]
-        )
+        for p in doc.points
+    ]
     headers = [
         "op",
         *(["lib"] if several_libs else []),
@@ -209,18 +204,12 @@ def _sweep_table(doc) -> str:
         "num",
         None,
     ]
-    nominal = any(p.flops_nominal for p in doc.points if p.gflops is not None)
-    tilde = (
-        " ~: nominal FLOP count (the work of svd, eigh, qr depends on the input)."
-        if nominal
-        else ""
-    )
-    return (
-        html_table(headers, rows, classes)
-        + '<p class="note">* best thread count: the fewest threads within noise of the fastest.'
-        + tilde
-        + "</p>"
-    )
+    legend = ["* best thread count: the fewest threads within noise of the fastest."]
+    if any(p.flops_nominal for p in doc.points if p.gflops is not None):
+        legend.append("~: nominal FLOP count (the work of svd, eigh, qr depends on the input).")
+    if any(p.flags for p in doc.points):
+        legend.append("!: beyond a physical bound, not a fact (see notes).")
+    return html_table(headers, rows, classes) + f'<p class="note">{esc(" ".join(legend))}</p>'
 
 
 def _crossover_table(doc) -> str:
@@ -270,9 +259,9 @@ def source_section(src: Source, n: int) -> Section:
         from blastune.present.plot import _blas_words, _cpu_words
 
         parts.append(
-            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} '
-            f"on {esc(_cpu_words(doc))}; "
-            f"measured {esc(doc.created or '?')}, status {esc(doc.status)}</p>"
+            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on '
+            f"{esc(_cpu_words(doc))}; measured {esc(doc.created or '?')}, status "
+            f"{esc(doc.status)}</p>"
         )
         kind = choose_kind([src])
         parts.append(

@@ -44,38 +44,33 @@ CSV_FIELDS = (
 )
 
 
-def csv_text(data: dict) -> str:
-    """One row per point (the per-sample times stay in the JSON); ``flags`` as 'name: reason; ...'."""
+def csv_text(doc) -> str:
+    """One row per point of a ``SweepDocument`` (the per-sample times stay in the JSON); ``flags``
+    as 'name: reason; ...'."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
-    for p in data["points"]:
-        row = {k: p.get(k) for k in CSV_FIELDS}
-        row["flags"] = "; ".join(f"{k}: {v}" for k, v in (p.get("flags") or {}).items())
+    for p in doc.points:
+        row = {k: getattr(p, k) for k in CSV_FIELDS}
+        row["flags"] = "; ".join(f"{k}: {v}" for k, v in p.flags.items())
         w.writerow(row)
     return buf.getvalue()
 
 
-def write_csv(data: dict, path, force: bool = True) -> None:
-    """Write the CSV by the output rule (blastune.core.files): atomic for a regular file, straight into
-    a FIFO or /dev/stdout, mode and links kept. ``force=False`` refuses an existing file (the CLI checks
-    that before measuring, so by now replacing it is what the user asked for)."""
+def write_csv(doc, path, force: bool = True) -> None:
+    """Write the CSV by the output rule (blastune.core.files): atomic for a regular file, straight
+    into a FIFO or /dev/stdout, mode and links kept. ``force=False`` refuses an existing file (the
+    CLI checks that before measuring, so by now replacing it is what the user asked for)."""
     from blastune.core.files import save_output
 
-    save_output(path, csv_text(data), force=force, what="--csv")
+    save_output(path, csv_text(doc), force=force, what="--csv")
 
 
-def check_plot_available() -> None:
-    from blastune.present.plot import check_available
-
-    check_available("--plot")
-
-
-def write_plot(data: dict, path) -> None:
-    """The figure ``blastune plot`` draws for this document, written by the output rule (the caller
-    checked before measuring whether an existing file may be replaced)."""
+def write_plot(doc, path) -> None:
+    """The figure ``blastune plot`` draws for this ``SweepDocument``, written by the output rule
+    (the caller checked before measuring whether an existing file may be replaced)."""
     from blastune.core.files import write_output
-    from blastune.present.plot import figure_format, make_figure, render, source_from_dict
+    from blastune.present.plot import Source, figure_format, make_figure, render
 
-    fig = make_figure([source_from_dict(data, Path(str(path)).stem)], "auto", "gflops")
+    fig = make_figure([Source(Path(str(path)).stem, doc, "sweep")], "auto", "gflops")
     write_output(path, render(fig, figure_format(path)), what="--plot")

@@ -1,18 +1,25 @@
-"""``blastune.sweep()``: time BLAS/LAPACK ops (and non-BLAS contrast ops) across sizes and thread counts.
+"""``blastune.sweep()``: time BLAS/LAPACK ops (and non-BLAS contrast ops) across sizes and thread
+counts.
 
 The steps, each in its own module:
 
-1. ``plan``      -- validate the grid (ops x sizes x dtypes x threads), refuse points that would not
-                    fit in memory before allocating anything;
-2. ``libraries`` -- which library serves the ops, and whether its thread count can change at run time;
-3. ``session``   -- the document, the budget and the writes: the results file is locked for the run
-                    and rewritten atomically after every point;
-4. ``inprocess`` / ``workers`` -- measure each point with ``blastune.measure.timing.measure``, the
-                    thread count set with ``blastune.limit`` and read back, or (where the library
-                    cannot change it at run time, or the read-back disagrees) in a fresh worker process
-                    whose environment sets it before numpy is imported; those points say ``isolated``;
-5. ``points``    -- the record of each point (with the run-queue wait of its threads, per sample) and
-                    the derived figures: speed-up, efficiency, GFLOP/s, % of peak, the best count.
+1. ``plan``      -- validate the grid (ops x sizes x dtypes x threads), refuse points that would
+                    not fit in memory before allocating anything;
+2. ``libraries`` -- which library serves the ops, and whether its thread count can change at run
+                    time;
+3. ``session``   -- the document, the budget and the writes: the results file is locked for the
+                    run and rewritten atomically after every point;
+4. ``inprocess`` / ``isolated`` -- measure each point with ``blastune.measure.timing.measure``,
+                    the thread count set with ``blastune.limit`` and read back, or (where the
+                    library cannot change it at run time, or the read-back disagrees) in a fresh
+                    worker process whose environment sets it before numpy is imported; those
+                    points say ``isolated``;
+5. ``points``    -- the record of each point (with the run-queue wait of its threads, per sample)
+                    and the derived figures: speed-up, efficiency, GFLOP/s, % of peak, the best
+                    count.
+
+The measure layer returns the typed ``SweepDocument``; every reader (advise, present, cli) reads
+the models, and the JSON form is derived from them (``to_dict()``).
 
 SIGINT, SIGTERM and SIGHUP all end a sweep the same way (``signals``): finished points saved with
 status ``interrupted``, threads restored, ``SweepInterrupted`` raised with the finished points.
@@ -26,12 +33,11 @@ from pathlib import Path
 
 from blastune.core.counts import check_count
 from blastune.core.files import SaveFailed
-from blastune.documents.sweep import KEY_FIELDS, SweepDocument, SweepPoint
+from blastune.documents.sweep import KEY_FIELDS, SweepDocument, SweepPoint  # noqa: F401 (API)
 from blastune.errors import BlastuneError
 from blastune.measure.ops import DEFAULT_SEED
 from blastune.measure.sweep.libraries import library_files, needs_workers, serving_libraries
-from blastune.measure.sweep.plan import Plan, check_size, default_threads, make_plan  # noqa: F401 (API)
-from blastune.measure.sweep.points import derive
+from blastune.measure.sweep.plan import Plan, check_size, default_threads, make_plan  # noqa: F401
 from blastune.measure.sweep.session import Session, Settings, new_document, resumed_document
 from blastune.measure.signals import raise_pending
 from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
@@ -49,53 +55,33 @@ __all__ = [
     "SweepDocument",
     "SweepPoint",
     "KEY_FIELDS",
-    "point_key",
     "default_threads",
     "make_plan",
-    "load_sweep",
-    "check_document",
-    "annotate",
-    "ran_as_asked",
     "check_settings",
 ]
 
 
 @dataclass
 class SweepResult:
-    """What ``sweep()`` returns: the document (``document``), and its JSON form (``data``)."""
+    """What ``sweep()`` returns: the typed document (``document``); its JSON form is derived from
+    it (``to_dict()``), never kept beside it."""
 
     document: SweepDocument
 
-    def __post_init__(self):
-        self.data = self.document.to_dict()
-
     @property
     def points(self) -> list[dict]:
-        return self.data["points"]
+        """The points in their JSON form (``document.points`` holds the ``SweepPoint``s)."""
+        return [p.to_dict() for p in self.document.points]
 
     def best(self) -> list[dict]:
-        """The best thread count (fewest within noise of the fastest) per (op, lib, size, dtype) measured
-        at more than one count."""
-        return [
-            {
-                k: p[k]
-                for k in (
-                    *KEY_FIELDS,
-                    "median_s",
-                    "speedup",
-                    "efficiency",
-                    "unstable",
-                    "busy",
-                    "contended",
-                    "wait_pct",
-                )
-            }
-            for p in self.points
-            if p.get("best")
-        ]
+        """The best thread count (fewest within noise of the fastest) per (op, lib, size, dtype)
+        measured at more than one count."""
+        shown = (*KEY_FIELDS, "median_s", "speedup", "efficiency", "unstable", "busy")
+        shown += ("contended", "wait_pct")
+        return [{k: p.to_dict()[k] for k in shown} for p in self.document.points if p.best]
 
     def to_dict(self) -> dict:
-        return self.data
+        return self.document.to_dict()
 
 
 def check_settings(budget, min_repeats, target_spread, isolate, seed) -> Settings:
@@ -115,7 +101,8 @@ def check_settings(budget, min_repeats, target_spread, isolate, seed) -> Setting
         or not 0 < target_spread < 1
     ):
         raise BlastuneError(
-            f"invalid target spread {target_spread!r}: must be a fraction between 0 and 1, e.g. 0.02"
+            f"invalid target spread {target_spread!r}: must be a fraction above 0 and below 1, "
+            "e.g. 0.02 (2%)"
         )
     if isolate not in ISOLATE_CHOICES:
         raise BlastuneError(f"invalid isolate {isolate!r}: choose auto, always or never")
@@ -206,7 +193,8 @@ def sweep(
     seed: int = DEFAULT_SEED,
     on_point=None,
 ) -> SweepResult:
-    """Run the grid and return (and, with ``out``, save after every point) a blastune.sweep/1 document.
+    """Run the grid and return (and, with ``out``, save after every point) a blastune.sweep/1
+    document.
 
     ``budget``: seconds of measuring; no point starts after it is spent (the first always runs), so
     the sweep ends within it plus one point -- those left out are listed in ``not_measured`` and the
@@ -217,13 +205,14 @@ def sweep(
     ``on_point(event, data)`` is called with ("plan", {"total": N, ...}), ("start", point-spec) and
     ("done", point-record) -- the CLI drives its progress bar from it.
     On SIGINT, SIGTERM or SIGHUP the document is saved with status "interrupted" and
-    ``SweepInterrupted`` (a KeyboardInterrupt) is raised, its ``result`` holding the finished points.
+    ``SweepInterrupted`` (a KeyboardInterrupt) is raised, its ``result`` holding the finished
+    points.
     """
+    if force and resume:  # worded for the command line too: it relies on this check
+        raise BlastuneError("give force (start over) or resume (continue), not both")
     settings = check_settings(budget, min_repeats, target_spread, isolate, seed)
     plan = make_plan(ops, sizes, threads, dtypes, lib)
     out = Path(out) if out is not None else None
-    if force and resume:
-        raise BlastuneError("give force=True (start over) or resume=True (continue), not both")
     with (
         stop_on_signals() as stopping,
         _open_session(plan, settings, out, force, resume, on_point) as session,
@@ -244,8 +233,8 @@ def sweep(
         except BaseException as exc:
             try:
                 session.finish("failed")
-            except BlastuneError:
-                pass  # the disk that failed the point fails this write too: the first error says why
+            except BlastuneError:  # the disk that failed the point fails this write too
+                pass  # the first error says why
             if isinstance(exc, SaveFailed):
                 exc.result = SweepResult(session.doc)
             raise
@@ -255,41 +244,3 @@ def sweep(
             failed.result = SweepResult(session.doc)
             raise
         return SweepResult(session.doc)
-
-
-# --- for readers of 0.1.0's dict-shaped API (compare, recommend) ------------------------------------
-
-
-def point_key(p) -> tuple:
-    if isinstance(p, SweepPoint):
-        return p.key
-    return tuple(p[k] for k in KEY_FIELDS)
-
-
-def ran_as_asked(p) -> bool:
-    """Did the library run the thread count the point asked for (or is that unknown)?"""
-    if isinstance(p, SweepPoint):
-        return p.ran_as_asked
-    return p.get("threads_ran") is None or p["threads_ran"] == p["threads"]
-
-
-def load_sweep(path) -> dict:
-    """A blastune.sweep/1 file as a checked dict (``SweepDocument.load`` gives the typed model)."""
-    return SweepDocument.load(path).to_dict()
-
-
-def check_document(data: dict) -> dict:
-    """Refuse, in one line naming the field, a sweep document this code would trip over."""
-    SweepDocument.from_dict(data)
-    return data
-
-
-def annotate(data) -> None:
-    """Derive speed-up, efficiency, GFLOP/s, % of peak, flags and the best count, in place.
-
-    Takes a ``SweepDocument`` or its dict form (whose ``points`` are replaced by derived dicts)."""
-    if isinstance(data, SweepDocument):
-        derive(data)
-        return
-    doc = derive(SweepDocument.from_dict(data))
-    data["points"] = [p.to_dict() for p in doc.points]

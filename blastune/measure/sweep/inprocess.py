@@ -8,7 +8,7 @@ from blastune.errors import NotControllableWarning
 from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
 from blastune.measure.ops import OPS, check_memory
 from blastune.measure.sweep.libraries import read_back
-from blastune.measure.sweep.points import record
+from blastune.measure.sweep.points import time_point
 
 
 def group_by_arrays(points) -> list[tuple[str, int, str, list[int]]]:
@@ -20,10 +20,9 @@ def group_by_arrays(points) -> list[tuple[str, int, str, list[int]]]:
 
 
 def run_inprocess(session, points, files: list[str]) -> list[tuple]:
-    """Measure ``points`` here; return those whose thread count the library did not take (for workers)."""
+    """Measure ``points`` here; return those whose thread count the library did not take (for
+    workers)."""
     from blastune.control.limits import limit
-    from blastune.measure.load import LoadProbe
-    from blastune.measure.timing import fresh_copies, measure
 
     doc = session.doc
     lib, settings = doc.grid.lib, doc.settings
@@ -45,43 +44,29 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
                 continue
             session.on_point("start", spec)
             with warnings.catch_warnings():
-                # the sweep reads the count back itself (and measures a refused one in a worker): the
-                # limiter's warning would only repeat that as a Python warning with a source line
+                # the sweep reads the count back itself (and measures a refused one in a worker):
+                # the limiter's warning would only repeat that as a Python warning with a source
+                # line
                 warnings.simplefilter("ignore", NotControllableWarning)
                 with limit(t, api="all"):
                     ok, seen = read_back(files, t)
                     if not ok:
                         deferred.append((op_name, size, dtype, t))
                         continue
-                    probe = LoadProbe()
-                    m = measure(
-                        prepared.fn,
-                        prepared.args,
-                        fresh_args=fresh_copies,
-                        target_spread=settings["target_spread"],
-                        min_repeats=settings["min_repeats"],
-                        budget=session.share_s(),
-                        watch=watch,
-                    )
-                    other = probe.other_cores()
-                    point = record(
-                        op_name,
+                    point = time_point(
+                        prepared,
+                        spec,
                         lib,
-                        size,
-                        dtype,
-                        t,
-                        prepared.impl,
-                        m,
+                        settings,
+                        session.share_s(),
+                        watch,
                         isolated=False,
                         threads_seen=seen,
                         usable=usable,
-                        other_cores=other,
                         source=source,
                         threshold_pct=doc.contended_wait_pct,
-                        steal_cores=probe.steal,
                     )
-                    session.add(
-                        point
-                    )  # still inside the limit: an interrupt here must restore it too
+                    # still inside the limit: an interrupt here must restore it too
+                    session.add(point)
         del prepared
     return deferred

@@ -1,6 +1,7 @@
 """Measure points in fresh worker processes, one per thread count, for libraries that read their
 thread count only at start-up: the thread variables are set in the worker's environment before it
-imports numpy (as pyperf runs its workers). The worker is ``blastune.measure.sweep.worker_process``."""
+imports numpy (as pyperf runs its workers). The worker is
+``blastune.measure.sweep.worker_process``."""
 
 from __future__ import annotations
 

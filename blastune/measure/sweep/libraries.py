@@ -32,7 +32,8 @@ def needs_workers(served: dict) -> tuple[bool, str]:
         if lib.get("per_thread") and threading.current_thread() is not threading.main_thread():
             return (
                 True,
-                f"{lib['vendor']} keeps threads per calling thread and the sweep is not on the main thread",
+                f"{lib['vendor']} keeps threads per calling thread and the sweep is not on the "
+                "main thread",
             )
     return False, "run-time control"
 
@@ -43,7 +44,8 @@ def library_files(served: dict) -> list[str]:
 
 
 def read_back(files: list[str], threads: int) -> tuple[bool, dict]:
-    """After setting ``threads``: did every serving library take it? (ok, file -> count it reports)."""
+    """After setting ``threads``: did every serving library take it? (ok, file -> count it
+    reports)."""
     from blastune.control.limits import get_threads
 
     got = get_threads("all")

@@ -53,8 +53,9 @@ def _listed(value, kind) -> list:
 
 
 def _words(given) -> list[str]:
-    """['dot,inv', 'svd'] -> ['dot', 'inv', 'svd']; an empty word is an error, not a default."""
-    return [part for g in given for part in str(g).replace(" ", "").split(",")]
+    """['dot,inv', 'svd'] -> ['dot', 'inv', 'svd'] (empty words dropped, as ``parse_ops`` does:
+    nothing left is an error, not a request for the default)."""
+    return [part for g in given for part in str(g).replace(" ", "").split(",") if part]
 
 
 def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="numpy") -> Plan:
@@ -69,7 +70,7 @@ def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="
     if not sizes:
         raise BlastuneError("no size given: pass --size N (the matrix order), e.g. --size 1000")
     dtype_words = _words(_listed(dtypes, str))
-    if not dtype_words or not all(dtype_words):
+    if not dtype_words:
         raise BlastuneError("no dtype given: choose from float32, float64, complex64, complex128")
     dtypes = list(dict.fromkeys(check_dtype(None, d) for d in dtype_words))
     check_lib(lib)
@@ -86,7 +87,7 @@ def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="
         threads = default_threads(usable_cores()[0])
     threads = [check_count(t, "thread count", 1, MAX_THREADS) for t in _listed(threads, int)]
     if not threads:
-        raise BlastuneError("no thread count given")
+        raise BlastuneError("no threads given: give one or more thread counts, e.g. 1,2,4")
     threads = sorted(dict.fromkeys(threads))
     specs, skipped = [], []
     for name in op_names:

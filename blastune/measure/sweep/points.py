@@ -19,11 +19,15 @@ from blastune.measure.ops import OPS
 # against one CPU (the call's critical path), whatever the thread count. The other half of the rule
 # is jobs' (``measure.contention.judge``): only as much as other programs' CPU explains counts.
 SWEEP_WANTED_CPUS = 1.0
-# the tolerance below which two medians are the same (see best_point)
+# Two medians closer than this share are the same (``best_point``): the sweep repeats a point until
+# its median is known to about 2% (``DEFAULT_TARGET_SPREAD``), so a smaller gain is not measured --
+# and threads that buy nothing measurable are better left to other jobs.
 SAME_WITHIN = 0.02
 
 FLAG_REASONS = {
-    "efficiency": "above 100%: not possible per thread -- timing noise, or a disturbed 1-thread time",
+    "efficiency": (
+        "above 100%: not possible per thread -- timing noise, or a disturbed 1-thread time"
+    ),
     "speedup": "above the thread count: not possible -- timing noise, or a disturbed 1-thread time",
     "peak_pct": "above the nominal peak: the CPU clock runs above the one /proc/cpuinfo reports",
 }
@@ -120,21 +124,70 @@ def record(
     )
 
 
+def time_point(
+    prepared,
+    spec: dict,
+    lib: str,
+    settings: dict,
+    budget: float,
+    watch,
+    *,
+    isolated: bool,
+    threads_seen: dict,
+    usable: int,
+    source: str,
+    threshold_pct: float,
+) -> SweepPoint:
+    """Time one prepared point (``spec``: op, size, dtype, threads) with ``timing.measure`` under
+    the machine-wide load probe, and ``record`` it: the one measuring step of both runners (this
+    process and the workers)."""
+    from blastune.measure.load import LoadProbe
+    from blastune.measure.timing import fresh_copies, measure
+
+    probe = LoadProbe()
+    m = measure(
+        prepared.fn,
+        prepared.args,
+        fresh_args=fresh_copies,
+        target_spread=settings["target_spread"],
+        min_repeats=settings["min_repeats"],
+        budget=budget,
+        watch=watch,
+    )
+    return record(
+        spec["op"],
+        lib,
+        spec["size"],
+        spec["dtype"],
+        spec["threads"],
+        prepared.impl,
+        m,
+        isolated=isolated,
+        threads_seen=threads_seen,
+        usable=usable,
+        other_cores=probe.other_cores(),
+        source=source,
+        threshold_pct=threshold_pct,
+        steal_cores=probe.steal,
+    )
+
+
 def peak_gflops(cpu, dtype: str, threads: int) -> float | None:
     """The nominal peak of ``threads`` threads (never more than the usable cores) for ``dtype``."""
     per_core = cpu.peak_gflops_per_core
     if not per_core:
         return None
-    # cpu_info gives the FP64 peak; single precision packs twice the lanes into the same SIMD registers
+    # cpu_info gives the FP64 peak; single precision packs twice the lanes into the same SIMD
+    # registers
     factor = 2 if dtype in ("float32", "complex64") else 1
     return per_core * factor * min(threads, cpu.usable_cores or threads)
 
 
 def best_point(pts: list[SweepPoint]) -> SweepPoint:
     """The fewest threads whose median is within noise of the fastest: threads that buy nothing
-    measurable are better left to other jobs. Noise = 2%, or twice the larger spread of the two points.
-    A count the library did not run (ATLAS asked for 2 runs 1) cannot be the best count: any gain it
-    shows is noise."""
+    measurable are better left to other jobs. Noise = ``SAME_WITHIN``, or twice the larger spread of
+    the two points. A count the library did not run (ATLAS asked for 2 runs 1) cannot be the best
+    count: any gain it shows is noise."""
     pts = [p for p in pts if p.ran_as_asked] or [min(pts, key=lambda p: p.threads)]
     fastest = min(pts, key=lambda p: p.median_s)
     for p in sorted(pts, key=lambda p: p.threads):
@@ -163,14 +216,15 @@ def bound_flags(p: SweepPoint, ran: int) -> dict[str, str]:
 
 
 def derive(doc: SweepDocument) -> SweepDocument:
-    """Fill speed-up over 1 thread, efficiency, GFLOP/s, % of nominal peak, flags and the best count."""
+    """Fill speed-up over 1 thread, efficiency, GFLOP/s, % of nominal peak, flags and the best
+    count."""
     usable = doc.cpu.usable_cores
     for p in doc.points:
         p.threads_ran = _threads_ran(doc, p)
     for pts in doc.groups().values():
         base = next((p for p in pts if p.threads == 1), None)
-        # BLAS threads cannot speed up an op BLAS does not run (add, sin, norm_isf): any difference is
-        # noise, so the fewest threads is the honest "best" there
+        # BLAS threads cannot speed up an op BLAS does not run (add, sin, norm_isf): any difference
+        # is noise, so the fewest threads is the honest "best" there
         best = best_point(pts) if pts[0].blas_op else min(pts, key=lambda p: p.threads)
         for p in pts:
             # the threads that really ran: ATLAS asked for 2 and running 1 is judged as 1 thread

@@ -4,7 +4,8 @@
 a second sweep on the same ``--out`` is refused instead of silently overwriting this one's points),
 and the budget clock. Runners (``inprocess``, ``workers``) ask it how much time a point may take,
 whether another point may start, and hand it each finished point; it derives the figures and
-rewrites the file atomically after every point, so a crash or a signal loses only the point in flight.
+rewrites the file atomically after every point, so a crash or a signal loses only the point in
+flight.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def resumed_document(old: SweepDocument, fresh: SweepDocument, path) -> SweepDoc
 
 
 class Session:
-    """One run of a sweep: see the module docstring. Use as a context manager (it holds the lock)."""
+    """One run of a sweep: see the module docstring. Use as a context manager (it holds the
+    lock)."""
 
     def __init__(
         self, doc: SweepDocument, *, out: Path | None = None, on_point=None, clock=time.monotonic
@@ -232,18 +234,17 @@ class Session:
         unstable = [p for p in d.points if p.unstable]
         if unstable:
             out.append(
-                f"{len(unstable)} point(s) stayed above the {target * 100:g}% spread target within the "
-                "budget (flagged 'unstable'): raise --budget or quiet the machine"
+                f"{len(unstable)} point(s) stayed above the {target * 100:g}% spread target "
+                "within the budget (flagged 'unstable'): raise --budget or quiet the machine"
             )
         over = [p for p in d.points if p.oversubscribed]
-        if (
-            over
-        ):  # judged by the threads that ran: ATLAS asked for 4 runs 1 and oversubscribes nothing
+        # judged by the threads that ran: ATLAS asked for 4 runs 1 and oversubscribes nothing
+        if over:
             out.append(
                 f"{len(over)} point(s) ran more threads than the {usable} usable cores "
                 "(flagged 'oversubscribed'): they compete for cores with each other"
             )
-        disturbed = [p for p in d.points if p.contended and not p.oversubscribed]
+        disturbed = [p for p in d.points if p.disturbed and not p.oversubscribed]
         if disturbed:
             if d.contention_source == SOURCE_LOAD_PROBE:
                 how = (
@@ -251,17 +252,18 @@ class Session:
                     "(schedstat is missing: judged machine-wide, points of 0.5 s or more only)"
                 )
             else:
+                threshold = d.contended_wait_pct or CONTENDED_WAIT_PCT
                 how = (
-                    f"their threads waited for a CPU more than {d.contended_wait_pct or CONTENDED_WAIT_PCT:g}% "
-                    "of the time, while other programs used the CPU to explain it"
+                    f"their threads waited for a CPU more than {threshold:g}% of the time, while "
+                    "other programs used the CPU to explain it"
                 )
             out.append(
-                f"{len(disturbed)} point(s) were contended -- {how} (flagged 'contended'): their times, "
-                "multi-thread ones most, are pessimistic; rerun them on a quiet machine"
+                f"{len(disturbed)} point(s) were contended -- {how} (flagged 'contended'): their "
+                "times, multi-thread ones most, are pessimistic; rerun them on a quiet machine"
             )
         if d.not_measured:
             out.append(
-                f"the {self.budget_s:g} s budget ran out: {len(d.not_measured)} point(s) not measured "
-                "(status 'partial'): raise --budget, or --resume to measure them"
+                f"the {self.budget_s:g} s budget ran out: {len(d.not_measured)} point(s) not "
+                "measured (status 'partial'): raise --budget, or --resume to measure them"
             )
         return out

@@ -1,5 +1,5 @@
-"""A sweep worker: one fresh process per thread count, for libraries that read their thread count only
-at start-up. The parent sets the thread variables in our environment before we import numpy.
+"""A sweep worker: one fresh process per thread count, for libraries that read their thread count
+only at start-up. The parent sets the thread variables in our environment before we import numpy.
 
 Protocol: one JSON job on stdin; one JSON object per line on stdout -- {"start": spec},
 {"point": record}, {"skip": spec} (the sweep's budget ran out) or {"error": message}. Anything else
@@ -18,12 +18,10 @@ PARENT_VAR = "BLASTUNE_SWEEP_PARENT"  # the parent's pid: we end when it does
 
 def run(job: dict, emit) -> None:
     from blastune.errors import BlastuneError
-    from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
-    from blastune.measure.load import LoadProbe
+    from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, WorkWait
     from blastune.measure.ops import OPS, check_memory
     from blastune.measure.sweep.libraries import serving_libraries, threads_seen_at_start
-    from blastune.measure.sweep.points import record
-    from blastune.measure.timing import fresh_copies, measure
+    from blastune.measure.sweep.points import time_point
 
     threads, lib, settings = job["threads"], job["lib"], job["settings"]
     specs = job["specs"]
@@ -38,7 +36,8 @@ def run(job: dict, emit) -> None:
         )  # info() once: it inspects every library
         for i, (op_name, size, dtype) in enumerate(specs):
             spec = {"op": op_name, "size": size, "dtype": dtype, "threads": threads}
-            # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's deadline holds here
+            # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's deadline
+            # holds here
             # the parent started us before the deadline: that decision covers our first point
             if i > 0 and measured and deadline is not None and time.monotonic() >= deadline:
                 emit({"skip": spec})
@@ -47,35 +46,20 @@ def run(job: dict, emit) -> None:
             check_memory(op_name, size, dtype)
             prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
             left = max(0.0, budget - (time.perf_counter() - start)) / (len(specs) - i)
-            probe = LoadProbe()
-            m = measure(
-                prepared.fn,
-                prepared.args,
-                fresh_args=fresh_copies,
-                target_spread=settings["target_spread"],
-                min_repeats=settings["min_repeats"],
-                budget=left,
-                watch=watch,
-            )
-            other = probe.other_cores()
-            impl = prepared.impl
-            del prepared
-            point = record(
-                op_name,
+            point = time_point(
+                prepared,
+                spec,
                 lib,
-                size,
-                dtype,
-                threads,
-                impl,
-                m,
+                settings,
+                left,
+                watch,
                 isolated=True,
                 threads_seen=seen,
                 usable=job["usable"],
-                other_cores=other,
                 source=source,
-                threshold_pct=job.get("threshold_pct") or 5.0,
-                steal_cores=probe.steal,
+                threshold_pct=job.get("threshold_pct") or CONTENDED_WAIT_PCT,
             )
+            del prepared
             emit({"point": point.to_dict()})
             measured += 1
     except BlastuneError as exc:
@@ -91,8 +75,8 @@ def main() -> None:
         int(parent) if parent.isascii() and parent.isdigit() else None
     )  # before anything can block
     job = json.loads(sys.stdin.read())
-    # the protocol owns the pipe; anything else that prints -- Python or a library's C code writing to
-    # file descriptor 1 -- goes to stderr
+    # the protocol owns the pipe; anything else that prints -- Python or a library's C code
+    # writing to file descriptor 1 -- goes to stderr
     sys.stdout.flush()
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)

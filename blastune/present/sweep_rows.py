@@ -1,0 +1,200 @@
+"""A sweep document as table rows and notes: the cells `blastune sweep` prints and the HTML
+report shows, built by the same functions from the typed ``SweepDocument`` (``compare`` prints its
+times with ``fmt_time`` too).
+
+Each judgement is read, not made, here: disturbed, unstable, oversubscribed and ran-as-asked are
+``SweepPoint`` properties; the flags of figures beyond a physical bound come with the point.
+"""
+
+from __future__ import annotations
+
+from blastune.present.rows import NO_VALUE, gflops_text, number
+
+# a figure beyond a physical bound keeps its value but says it is not a fact: '105%!' and a note
+FLAG_NOTES = {
+    "efficiency": "eff. > 100%: noise",
+    "speedup": "speed-up > threads: noise",
+    "peak_pct": "> nominal peak: clock above nominal",
+}
+
+SHORT_DTYPE = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
+
+HEADERS = (
+    "op",
+    "lib",
+    "n",
+    "dtype",
+    "thr",
+    "median",
+    "reps",
+    "spread",
+    "GFLOP/s",
+    "speedup",
+    "eff.",
+    "peak",
+    "wait",
+    "notes",
+)
+
+
+def fmt_time(seconds: float | None) -> str:
+    """A time in the unit it reads best in, three significant figures: '1.23 ms'."""
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if seconds >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
+
+
+def _flagged(p, name: str, text: str) -> str:
+    return text + "!" if name in p.flags and text != "-" else text
+
+
+def threads_cell(p) -> str:
+    """'2*': the count asked for, starred where it is the best count of its group."""
+    return f"{p.threads}{'*' if p.best else ''}"
+
+
+def spread_cell(p) -> str:
+    """The spread, or NO_VALUE where too few samples give none."""
+    from blastune.measure.timing import MIN_SPREAD_REPEATS
+
+    if p.spread is None or (p.repeats or 0) < MIN_SPREAD_REPEATS:
+        return NO_VALUE
+    return f"{p.spread:.1%}"
+
+
+def speedup_cell(p) -> str:
+    return _flagged(p, "speedup", number(p.speedup, ".2f", "x"))
+
+
+def efficiency_cell(p) -> str:
+    return _flagged(p, "efficiency", number(p.efficiency, ".0%"))
+
+
+def peak_cell(p) -> str:
+    return _flagged(p, "peak_pct", number(p.peak_pct, ".0f", "%"))
+
+
+def point_notes(p) -> list[str]:
+    """What a reader must know to weigh the point's time, in the words every table uses."""
+    notes = []
+    if p.disturbed:
+        if p.wait_pct is None and p.other_load_cores is not None:
+            notes.append(f"busy ({p.other_load_cores:.1f} cores used by others)")
+        else:
+            notes.append("contended")
+    if p.unstable:
+        notes.append("unstable")
+    if p.isolated:
+        notes.append("worker")
+    if not p.ran_as_asked:
+        notes.append(f"ran {p.threads_ran}")
+    if p.oversubscribed:
+        notes.append("oversubscribed")
+    return notes + [FLAG_NOTES[k] for k in p.flags if k in FLAG_NOTES]
+
+
+def libs_of(doc) -> list[str]:
+    """The libraries the points called (the grid's when there is none)."""
+    return list(dict.fromkeys(p.lib for p in doc.points)) or [doc.grid.lib]
+
+
+def sweep_rows(doc) -> tuple[list[str], list[list]]:
+    """(headers, rows) of the terminal table; a lib column only where a file holds both libs
+    (resumed with the other --lib: without it their rows look the same)."""
+    several_libs = len(libs_of(doc)) > 1
+    rows = []
+    for p in doc.points:
+        rows.append(
+            [
+                p.op,
+                *([p.lib] if several_libs else []),
+                p.size,
+                SHORT_DTYPE.get(p.dtype, p.dtype),
+                threads_cell(p),
+                fmt_time(p.median_s),
+                p.repeats,
+                spread_cell(p),
+                gflops_text(p.gflops, p.flops_nominal),
+                speedup_cell(p),
+                efficiency_cell(p),
+                peak_cell(p),
+                number(p.wait_pct, ".0f", "%", NO_VALUE),
+                ", ".join(point_notes(p)),
+            ]
+        )
+    headers = [h for h in HEADERS if h != "lib" or several_libs]
+    return headers, rows
+
+
+def sweep_head(doc) -> list[str]:
+    """The lines above the table: what each lib called, and the CPU."""
+    lines = []
+    for lib in libs_of(doc):
+        blas = doc.blas(lib)
+        if blas:
+            lines.append(
+                f"{lib} calls {blas.get('vendor')} {blas.get('version') or '?'} "
+                f"({blas.get('threading_layer') or '?'}, {blas.get('architecture') or '?'})"
+            )
+    cpu = doc.cpu
+    lines.append(
+        f"{cpu.model or '?'}, {cpu.usable_cores or '?'} usable cores, nominal peak "
+        f"{cpu.peak_gflops_per_core or '?'} GFLOP/s per core (FP64)"
+    )
+    return lines
+
+
+def crossover_line(c, several_libs: bool) -> str:
+    """'crossover: dot: more threads pay off at n >= 256 (some points unstable: re-check)'."""
+    return (
+        f"crossover: {c.op}{'' if c.dtype == 'float64' else ' ' + c.dtype}"
+        f"{' (' + c.lib + ')' if several_libs else ''}: more threads pay off "
+        f"{'at ' if c.status == 'at' else ''}{c.describe()}"
+        f"{' (' + c.caveat() + ')' if c.caveat() else ''}"
+    )
+
+
+def sweep_notes(doc, crossovers=()) -> list[str]:
+    """The lines below the table: the legend, the crossovers, what was skipped, the warnings."""
+    lines = [
+        "thr: threads asked for; *: the best count for that op, size and dtype -- the fewest "
+        "threads within noise of the fastest (1 for add, sin, norm_isf: BLAS does not run them).",
+        f"spread: relative standard error of the median ({NO_VALUE} below 3 reps). ~: nominal "
+        "FLOP count. !: beyond a physical bound, not a fact (see notes). peak: % of the nominal "
+        "peak.",
+    ]
+    threshold, source = doc.contended_wait_pct, doc.contention_source
+    if source == "schedstat":
+        lines.append(
+            "wait: time the working threads waited for a CPU, in % of the sample time"
+            + (
+                f" (kernel schedstat); contended: above {threshold:g}% that others' CPU explains."
+                if threshold is not None
+                else "."
+            )
+        )
+    elif source:
+        lines.append(
+            "contention: judged from the CPU time other processes used (no per-thread schedstat "
+            "here): points shorter than 0.5 s cannot be judged."
+        )
+    if not all(p.ran_as_asked for p in doc.points):
+        lines.append(
+            "ran N: the library ran N threads, not the count asked for; its figures are judged "
+            "by N."
+        )
+    if any(p.isolated for p in doc.points):
+        lines.append(
+            "worker: measured in a fresh process started with the thread variables set "
+            f"({doc.isolation or 'the library reads them only at start-up'})."
+        )
+    several_libs = len(libs_of(doc)) > 1
+    lines += [crossover_line(c, several_libs) for c in crossovers]
+    if doc.skipped:
+        lines.append("skipped (op cannot take that dtype): " + ", ".join(doc.skipped))
+    lines += [f"warning: {w}" for w in doc.warnings]
+    if doc.status != "complete":
+        lines.append(f"status: {doc.status}")
+    return lines
