@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from blastune.advise.recommend import NoisyMeasurement, recommend
 from blastune.cli import app
 from blastune.control.profile import profile_fingerprint, profile_path, read_profile
-from blastune.core.files import atomic_write_json
 from blastune.documents.jobs import Layout
 from blastune.measure.jobs.entry import run_jobs
 from tests.conftest import child_env
@@ -104,7 +103,7 @@ def test_recommend_from_real_jobs_file_is_within_10_percent_of_best(jobs_doc, tm
     from blastune.advise.rules import TIE
 
     path = tmp_path / "jobs.json"
-    atomic_write_json(path, jobs_doc)
+    path.write_text(json.dumps(jobs_doc))
     rows = {r["layout"]["spec"]: r for r in jobs_doc["results"]}
     flagged = [s for s, r in rows.items() if r["contended"] or r["unstable"]]
     try:
@@ -181,7 +180,7 @@ def test_foreign_machine_file_advises_but_is_not_saved(jobs_doc, tmp_path):
     doc = _clean(jobs_doc)
     doc["fingerprint"]["cpu_model"] = "Some Other CPU"
     path = tmp_path / "node.json"
-    atomic_write_json(path, doc)
+    path.write_text(json.dumps(doc))
     rec = recommend(path)
     assert not rec.same_machine and rec.profile is None
     assert any("another machine" in n and "Some Other CPU" in n for n in rec.notices)
@@ -431,7 +430,7 @@ def test_bad_options(args, msg, tmp_path):
 
 def test_cli_recommend_text_and_json(jobs_doc, tmp_path):
     path = tmp_path / "jobs.json"
-    atomic_write_json(path, _with_rates(jobs_doc, RATES))
+    path.write_text(json.dumps(_with_rates(jobs_doc, RATES)))
     p = _blastune(["recommend", "--from", str(path), "--jobs", "2", "--shell", "fish"], tmp_path)
     assert p.returncode == 0, p.stderr
     # the exports alone on stdout (a shell evaluates them), the explanation on stderr

@@ -316,13 +316,9 @@ def _resolve(n, jobs) -> int:
     if type(n) is int and jobs is None and 1 <= n <= MAX_THREADS:  # the common case, kept fast
         return n
     if isinstance(n, str) and n == "auto":
-        try:
-            from blastune.control.profile import auto_threads
-        except ImportError:
-            auto_threads = None
-        if auto_threads is not None:
-            return check_threads(auto_threads(jobs)[0])  # the one bound, whatever the profile says
-        n = None
+        from blastune.control.profile import auto_threads
+
+        return check_threads(auto_threads(jobs)[0])  # the one bound, whatever the profile says
     if jobs is not None:
         jobs = check_count(jobs, "jobs")
         if n is not None:
@@ -331,6 +327,16 @@ def _resolve(n, jobs) -> int:
 
         return max(1, usable_cores()[0] // jobs)
     return check_threads(n)  # numpy integers too: counts are often computed with numpy
+
+
+def _check_counts(who: str, unit: str, n, jobs, pin: bool) -> None:
+    """The count arguments ``limit()`` and ``worker_initializer()`` both take, checked once."""
+    if pin and (n is not None or jobs is None):
+        raise BlastuneError(
+            f"pin=True needs jobs=N and no thread count: each {unit}'s threads are its CPUs"
+        )
+    if n is None and jobs is None:
+        raise BlastuneError(f"{who}() needs a thread count, 'auto', or jobs=N")
 
 
 def check_api(api) -> tuple[str, ...]:
@@ -363,16 +369,9 @@ class limit:
         pin: bool = False,
     ):
         self.kinds = check_api(api)
-        if n is None and jobs is None:
-            raise BlastuneError("limit() needs a thread count, 'auto', or jobs=N")
+        _check_counts("limit", "job", n, jobs, pin)
         self.pinning = None
-        if (
-            pin
-        ):  # this process's own CPU set of a jobs=N layout (blastune.control.pinning), claimed once
-            if n is not None or jobs is None:
-                raise BlastuneError(
-                    "pin=True needs jobs=N and no thread count: each job's threads are its CPUs"
-                )
+        if pin:  # this process's own CPU set of a jobs=N layout (blastune.control.pinning), once
             from blastune.control.pinning import Pinning
 
             self.pinning = Pinning(jobs)
@@ -543,19 +542,13 @@ def worker_initializer(
     threads as it has CPUs.
     """
     check_api(api)  # a bad api fails here, in the parent, not as a BrokenProcessPool later
+    _check_counts("worker_initializer", "worker", n, jobs, pin)
     if pin:
-        if n is not None or jobs is None:
-            raise BlastuneError(
-                "pin=True needs jobs=N and no thread count: each worker's threads are its CPUs"
-            )
         import uuid
 
         from blastune.control.pinning import plan_layout
 
-        plan_layout(
-            jobs
-        )  # a layout this machine cannot hold fails here, in the parent, not in every worker
+        # a layout this machine cannot hold fails here, in the parent, not in every worker
+        plan_layout(jobs)
         return functools.partial(_initialize_pinned_worker, jobs, uuid.uuid4().hex, api)
-    if n is None and jobs is None:
-        raise BlastuneError("worker_initializer() needs a thread count, 'auto', or jobs=N")
     return functools.partial(_initialize_worker, _resolve(n, jobs), api)

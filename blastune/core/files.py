@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 import tempfile
@@ -741,10 +740,6 @@ def atomic_write_text(
     write_output(path, text, mode=mode)
 
 
-def atomic_write_json(path: str | Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
 def cache_dir() -> Path:
     """Per-user cache for saved profiles: $XDG_CACHE_HOME/blastune, or platformdirs' choice.
 
@@ -757,9 +752,6 @@ def cache_dir() -> Path:
         return Path(base) / "blastune"
     if base:
         return Path.home() / ".cache" / "blastune"
-    try:
-        from platformdirs import user_cache_dir
+    from platformdirs import user_cache_dir
 
-        return Path(user_cache_dir("blastune"))
-    except ImportError:
-        return Path.home() / ".cache" / "blastune"
+    return Path(user_cache_dir("blastune"))

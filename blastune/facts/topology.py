@@ -133,12 +133,6 @@ class Topology:
     def core_of(self, cpu: int) -> Core | None:
         return next((c for c in self.cores if cpu in c.cpus), None)
 
-    def domains_of(self, cpus, level: str) -> list[Domain]:
-        """The domains of ``level`` ("socket", "numa", "l3") that hold any of ``cpus``."""
-        pool = {"socket": self.sockets, "numa": self.numa_nodes, "l3": self.l3_domains}[level]
-        want = set(cpus)
-        return [d for d in pool if want.intersection(d.cpus)]
-
     def summary(self) -> str:
         """One line, e.g. '2 sockets × 1 NUMA node × 8 L3 domains × 4 cores × 2 SMT = 128 CPUs'."""
         return _summary(self)

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import os
 
-try:
-    from threadpoolctl import LibController, register
-except ImportError:  # threadpoolctl < 3.1 has no public registration
-    LibController = register = None
+from threadpoolctl import LibController, register
 
 _registered = False
 
@@ -35,7 +32,7 @@ def _claimed_family(filepath: str):
 def register_with_threadpoolctl() -> bool:
     """Register blastune's controller once; True when threadpoolctl now knows it."""
     global _registered
-    if _registered or register is None:
+    if _registered:
         return _registered
 
     class BlastuneController(LibController):

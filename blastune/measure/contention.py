@@ -47,7 +47,6 @@ __all__ = [
     "WorkWait",
     "judge",
     "source",
-    "is_contended",
 ]
 
 # A measurement is contended when others took more than this share of the CPU it wanted. The same
@@ -110,10 +109,6 @@ def judge(
 def source() -> str:
     """How this process can tell contention: ``"schedstat"`` or ``"load probe"``."""
     return SOURCE_SCHEDSTAT if schedstat.available() else SOURCE_LOAD_PROBE
-
-
-def is_contended(wait_pct: float | None, threshold_pct: float = CONTENDED_WAIT_PCT) -> bool | None:
-    return None if wait_pct is None else wait_pct > threshold_pct
 
 
 class WorkWait:

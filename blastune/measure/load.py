@@ -22,12 +22,6 @@ TICK_S = 1.0 / _HZ
 LOAD_PROBE_MIN_S = 0.5
 
 
-def machine_busy_seconds(text: str | None = None) -> float | None:
-    """CPU-seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""
-    both = machine_seconds(text)
-    return None if both is None else both[0]
-
-
 def machine_seconds(text: str | None = None) -> tuple[float, float] | None:
     """(busy, steal): CPU-seconds all cores spent not idle since boot, and of those the
     hypervisor's steal time (our virtual CPUs wanted to run and the host ran someone else).

@@ -447,10 +447,6 @@ OPS: dict[str, Op] = {
 }
 
 
-BLAS_OPS = tuple(name for name, op in OPS.items() if op.blas)
-CONTRAST_OPS = tuple(name for name, op in OPS.items() if not op.blas)
-
-
 def get_op(name: str) -> Op:
     try:
         return OPS[name]
