@@ -1,5 +1,5 @@
-"""Run-time thread limits: ``limit`` (context manager and decorator), ``get_threads``, ``set_threads``,
-``worker_initializer``.
+"""Run-time thread limits: ``limit`` (context manager and decorator), ``get_threads``,
+``set_threads``, ``worker_initializer``.
 
 Why not just ``threadpoolctl.threadpool_limits``? It rescans every loaded library on each call
 (~1 ms), and its OpenBLAS controller obeys only the first thread that set a count, so a limit set
@@ -20,8 +20,9 @@ An exit finds its own entry wherever it runs: a generator holding ``with limit(1
 finished on another thread or task releases exactly its own limit.
 OpenMP runtimes (and OpenMP builds of OpenBLAS) keep their count per calling thread: for those the
 limits of the owners on a thread apply to, and are restored in, that thread only (a limit that exits
-on another thread restores its thread's OpenMP count when that thread next enters or leaves a limit).
-A worker started by ``worker_initializer`` starts afresh: limits inherited through a fork are dropped.
+on another thread restores its thread's OpenMP count when that thread next enters or leaves a
+limit). A worker started by ``worker_initializer`` starts afresh: limits inherited through a fork
+are dropped.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ if hasattr(os, "register_at_fork"):
 
 
 def _scan() -> list[_Lib]:
-    """Find libraries loaded since the last scan; returns the new run-time-controllable shared ones."""
+    """Find libraries loaded since the last scan; returns the new run-time-controllable shared
+    ones."""
     from blastune.facts.detect import family_of, loaded_paths, safe_describe
     from blastune.libraries import OPENMP_FAMILIES
 
@@ -190,7 +192,8 @@ def rescan() -> None:
 
 
 def _target(kind: str, tid: int | None = None):
-    """The most restrictive of the owners' innermost limits for ``kind`` (only ``tid``'s owners if given)."""
+    """The most restrictive of the owners' innermost limits for ``kind`` (only ``tid``'s owners if
+    given)."""
     best = None
     for owner, stack in _S.stacks.items():
         if tid is not None and _tid(owner) != tid:
@@ -295,14 +298,14 @@ def _check_fixed(n: int, kinds, strict: bool, cap: bool = True) -> None:
         if info.control == "env" and info.control_vars:
             var = info.control_vars[0]
             msg = (
-                f"{info.vendor} ({lib.path}) cannot change its threads at run time: it reads {var} only "
-                f"when the process starts and runs {runs}. Set {var}={n} before the process starts "
-                f"(e.g. `blastune run -t {n} -- CMD`)."
+                f"{info.vendor} ({lib.path}) cannot change its threads at run time: it reads {var} "
+                f"only when the process starts and runs {runs}. Set {var}={n} before the process "
+                f"starts (e.g. `blastune run -t {n} -- CMD`)."
             )
         else:
             msg = (
-                f"{info.vendor} ({lib.path}) has its thread count fixed when it was built and runs {runs}; "
-                f"no call or environment variable changes it. Use a threaded BLAS "
+                f"{info.vendor} ({lib.path}) has its thread count fixed when it was built and runs "
+                f"{runs}; no call or environment variable changes it. Use a threaded BLAS "
                 f"(OpenBLAS, MKL, BLIS) to run {n} threads."
             )
         if strict:
@@ -340,7 +343,8 @@ def _check_counts(who: str, unit: str, n, jobs, pin: bool) -> None:
 
 
 def check_api(api) -> tuple[str, ...]:
-    """The library kinds ``api`` names ("blas", "openmp", "all"); one clear error for anything else."""
+    """The library kinds ``api`` names ("blas", "openmp", "all"); one clear error for anything
+    else."""
     kinds = APIS.get(api) if isinstance(api, str) else None  # a list is unhashable: not a TypeError
     if kinds is None:
         raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
@@ -468,7 +472,8 @@ def _remove_elsewhere(lim: limit, owner) -> bool:
 
 
 def get_threads(api: str = "blas") -> dict[str, int]:
-    """Current thread count of every loaded library that can change it at run time (path -> count)."""
+    """Current thread count of every loaded library that can change it at run time (path ->
+    count)."""
     kinds = check_api(api)
     with _S.lock:
         problems = _refresh()
@@ -478,7 +483,8 @@ def get_threads(api: str = "blas") -> dict[str, int]:
 
 
 def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str, int]:
-    """Set the base thread count (what remains when no limit is active); returns the read-back counts.
+    """Set the base thread count (what remains when no limit is active); returns the read-back
+    counts.
 
     While limits are active they keep capping; the new count takes over when the last one exits.
     """
@@ -534,7 +540,8 @@ def _initialize_pinned_worker(jobs: int, token: str, api: str = "all") -> None:
 def worker_initializer(
     n: int | None = None, *, jobs: int | None = None, api: str = "all", pin: bool = False
 ):
-    """A picklable initializer: ``ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1))``.
+    """A picklable initializer:
+    ``ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1))``.
 
     ``jobs=N`` gives each worker usable cores // N threads. The worker starts afresh: limits active
     in the parent when it forked do not follow it, only this count holds there. ``jobs=N, pin=True``

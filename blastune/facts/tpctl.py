@@ -17,12 +17,14 @@ _registered = False
 
 
 class _NoSymbols:
-    """Stands in for the library handle of a file we decline, so threadpoolctl's symbol check fails."""
+    """Stands in for the library handle of a file we decline, so threadpoolctl's symbol check
+    fails."""
 
 
 def _claimed_family(filepath: str):
     """The family of ``filepath`` when blastune's controller should list it, else None: the families
-    threadpoolctl has no controller for, or cannot see under a libblas.so name (``threadpoolctl_blind``)."""
+    threadpoolctl has no controller for, or cannot see under a libblas.so name
+    (``threadpoolctl_blind``)."""
     from blastune.facts.detect import family_of
 
     fam = family_of(os.path.realpath(filepath), own_only=True)
@@ -38,9 +40,9 @@ def register_with_threadpoolctl() -> bool:
     class BlastuneController(LibController):
         user_api = "blas"
         internal_api = "blastune"  # replaced per instance by the real vendor
-        # threadpoolctl skips any file whose prefix is exactly "libblas" on Linux (to avoid duplicate
-        # rows for OpenBLAS's shims). "libblas." still matches libblas.so.3; duplicates are avoided
-        # below by claiming only files that are themselves the implementation.
+        # threadpoolctl skips any file whose prefix is exactly "libblas" on Linux (to avoid
+        # duplicate rows for OpenBLAS's shims). "libblas." still matches libblas.so.3; duplicates
+        # are avoided below by claiming only files that are themselves the implementation.
         filename_prefixes = (
             "libblas.",
             "liblapack.",

@@ -5,15 +5,16 @@ The kernel keeps, for every thread, the time it was runnable but waiting for a C
 for the threads of *this* process that do the work -- the calling thread and the BLAS/OpenMP pool
 threads, not the other Python threads (a progress bar's refresh thread waits for its own reasons) --
 just before and just after each timed sample. A sample whose threads waited more than
-``CONTENDED_WAIT_PCT`` percent of its wall time (summed over the threads) was disturbed, however short
-it was: a 30 ms point sharing its core with a CPU-bound competitor waits ~100%, a quiet one ~0%.
+``CONTENDED_WAIT_PCT`` percent of its wall time (summed over the threads) was disturbed, however
+short it was: a 30 ms point sharing its core with a CPU-bound competitor waits ~100%, a quiet one
+~0%.
 
 An ``--isolate`` worker process measures itself the same way, so "the threads doing the work" is
 always the process that calls the op.
 
-Where schedstat is missing (not Linux, or a kernel without CONFIG_SCHED_INFO) the sweep falls back to
-``blastune.measure.load.LoadProbe`` -- CPU time other processes used machine-wide -- and says so in the
-document (``contention_source``).
+Where schedstat is missing (not Linux, or a kernel without CONFIG_SCHED_INFO) the sweep falls back
+to ``blastune.measure.load.LoadProbe`` -- CPU time other processes used machine-wide -- and says so
+in the document (``contention_source``).
 
 ``judge`` is THE rule for "disturbed from outside", used by ``jobs`` batches and ``sweep`` points
 alike (docs/jobs.md, "Contention"). Lost CPU alone is not enough: a measurement also loses CPU to

@@ -1,10 +1,11 @@
 """How much CPU *other* processes took while we measured: the machine-wide busy time (/proc/stat)
 minus this process's own CPU time (all its threads), over the wall time.
 
-A multi-threaded BLAS call is hurt far more by a competing process than a single-threaded one (one of
-its threads gets descheduled and the others wait for it at the next barrier), so a sweep point taken
-while another process ran is pessimistic -- most of all at the highest thread counts. The sweep records
-this figure per point and flags the points where it was high, instead of presenting them as the truth.
+A multi-threaded BLAS call is hurt far more by a competing process than a single-threaded one (one
+of its threads gets descheduled and the others wait for it at the next barrier), so a sweep point
+taken while another process ran is pessimistic -- most of all at the highest thread counts. The
+sweep records this figure per point and flags the points where it was high, instead of presenting
+them as the truth.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def own_cpu_seconds() -> float:
 class LoadProbe:
     """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile.
 
-    ``own_seconds`` is the CPU clock of what counts as "us" (``blastune jobs`` adds its worker processes)."""
+    ``own_seconds`` is the CPU clock of what counts as "us" (``blastune jobs`` adds its worker
+    processes)."""
 
     def __init__(self, own_seconds=own_cpu_seconds):
         self.own_seconds = own_seconds
