@@ -133,8 +133,7 @@ def _start_fresh() -> None:
         _S.applied.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _scan() -> list[_Lib]:

@@ -343,8 +343,7 @@ def _after_fork_in_child() -> None:
     _claims.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def claim_set(token: str, jobs: int) -> int | None:

@@ -14,7 +14,7 @@ import os
 import resource
 import time
 
-_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_HZ = os.sysconf("SC_CLK_TCK")
 # /proc/stat's unit: a difference of two readings is off by up to one of these
 TICK_S = 1.0 / _HZ
 
