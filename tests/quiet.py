@@ -32,38 +32,60 @@ from tests.conftest import child_env
 QUIET_SHARE = 0.10
 PROBE_S = 0.5  # long enough for the scheduler to share a CPU out many times (its slices are ms)
 
-_SPIN = (
-    "import os, sys, time\n"
-    "from blastune.facts import schedstat\n"
-    "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
-    "b, t0 = schedstat.process_times(os.getpid()), time.monotonic()\n"
-    "while time.monotonic() - t0 < float(sys.argv[2]): pass\n"
-    "a = schedstat.process_times(os.getpid())\n"
-    "print((a.wait_ns - b.wait_ns) / 1e9 / (time.monotonic() - t0))\n"
-)
+# One process forks a busy loop per CPU (one interpreter start, however many CPUs); each loop
+# reports its run-queue wait over its wall time.
+_SPIN = """
+import os, sys, time
+from blastune.facts import schedstat
+cpus, seconds = [int(c) for c in sys.argv[1].split(",")], float(sys.argv[2])
+r, w = os.pipe()
+kids = []
+for cpu in cpus:
+    pid = os.fork()
+    if pid == 0:
+        os.sched_setaffinity(0, {cpu})
+        b, t0 = schedstat.process_times(os.getpid()), time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            pass
+        a = schedstat.process_times(os.getpid())
+        share = (a.wait_ns - b.wait_ns) / 1e9 / (time.monotonic() - t0)
+        os.write(w, f"{cpu} {share}\\n".encode())
+        os._exit(0)
+    kids.append(pid)
+os.close(w)
+for pid in kids:
+    os.waitpid(pid, 0)
+with os.fdopen(r) as f:
+    print(f.read(), end="")
+"""
+
+
+def waits(cpus=None, seconds: float = PROBE_S) -> dict[int, float]:
+    """The run-queue wait of a busy loop of ours on each of ``cpus`` (default: every usable one),
+    as a share of its wall time: what other programs take from a CPU-bound process there."""
+    cpus = sorted(os.sched_getaffinity(0)) if cpus is None else list(cpus)
+    out = subprocess.run(
+        [sys.executable, "-c", _SPIN, ",".join(map(str, cpus)), str(seconds)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return {int(c): float(v) for c, v in (line.split() for line in out.stdout.splitlines())}
 
 
 def ambient(seconds: float = PROBE_S) -> dict[str, float]:
     """What other programs take from us now, as a share of a CPU: ``{"cpu N": share}`` for the CPU
     they took most from (schedstat), or ``{"others": share}`` of the usable CPUs (/proc/stat)."""
-    cpus = sorted(os.sched_getaffinity(0))
     if not schedstat_available():
         probe = LoadProbe()
         time.sleep(seconds)
         other = probe.other_cores() or 0.0
-        return {"others": other / len(cpus)}
-    spinners = [
-        subprocess.Popen(
-            [sys.executable, "-c", _SPIN, str(cpu), str(seconds)],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=child_env(),
-        )
-        for cpu in cpus
-    ]
-    waits = {f"cpu {cpu}": float(p.communicate(timeout=60)[0]) for cpu, p in zip(cpus, spinners)}
-    worst = max(waits, key=waits.get)
-    return {worst: waits[worst]}
+        return {"others": other / len(os.sched_getaffinity(0))}
+    by_cpu = waits(seconds=seconds)
+    worst = max(by_cpu, key=by_cpu.get)
+    return {f"cpu {worst}": by_cpu[worst]}
 
 
 def _text(figures: dict[str, float]) -> str:
