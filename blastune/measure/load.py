@@ -11,7 +11,6 @@ them as the truth.
 from __future__ import annotations
 
 import os
-import resource
 import time
 
 _HZ = os.sysconf("SC_CLK_TCK")
@@ -42,22 +41,14 @@ def machine_seconds(text: str | None = None) -> tuple[float, float] | None:
     return (user + nice + system + irq + softirq + steal) / _HZ, steal / _HZ
 
 
-def own_cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process (BLAS threads too)
-    return ru.ru_utime + ru.ru_stime
-
-
 class LoadProbe:
-    """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile.
+    """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile
+    (this process's own CPU time, every thread of it -- BLAS threads too -- is not others')."""
 
-    ``own_seconds`` is the CPU clock of what counts as "us" (``blastune jobs`` adds its worker
-    processes)."""
-
-    def __init__(self, own_seconds=own_cpu_seconds):
-        self.own_seconds = own_seconds
+    def __init__(self):
         self.wall0 = time.monotonic()
         self.start0 = machine_seconds()
-        self.own0 = own_seconds()
+        self.own0 = time.process_time()
         self.steal: float | None = None  # the steal CPUs of the last other_cores() interval
 
     def other_cores(self) -> float | None:
@@ -68,5 +59,5 @@ class LoadProbe:
             return None
         # one tick either way is the counter's resolution, not steal (0.2 CPUs over a 50 ms point)
         self.steal = max(0.0, (now[1] - self.start0[1] - TICK_S) / wall)
-        other = (now[0] - self.start0[0]) - (self.own_seconds() - self.own0)
+        other = (now[0] - self.start0[0]) - (time.process_time() - self.own0)
         return max(0.0, other / wall)
