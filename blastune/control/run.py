@@ -115,11 +115,11 @@ def launch_failure(cmd: str, exc: OSError) -> CommandNotRunnable:
     return CommandNotRunnable(_launch_error(cmd, exc), status)
 
 
-def exec_command(command: list[str], threads: int, extra_env: dict[str, str] | None = None):
+def exec_command(command: list[str], threads: int):
     """Become ``command`` with the thread variables set (never returns; raises when it cannot
     start)."""
     _check_command(command)
-    env = {**os.environ, **thread_env(threads), **(extra_env or {})}
+    env = {**os.environ, **thread_env(threads)}
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -190,14 +190,13 @@ def run(
     threads: int,
     *,
     report: bool = False,
-    extra_env: dict[str, str] | None = None,
 ) -> RunResult:
     """Run ``command`` as a child with the thread variables set; wait, passing signals on once.
 
     ``report=True`` also measures the process tree (``blastune.control.treewatch``).
     """
     _check_command(command)
-    env = {**thread_env(threads), **(extra_env or {})}
+    env = thread_env(threads)
     own_group = not in_terminal_foreground()
     linux = hasattr(signal, "sigtimedwait")
     waited = set(_FORWARDED) | {signal.SIGCHLD}

@@ -732,18 +732,14 @@ def read_capped(path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
 # --- the 0.1.0 helpers, kept as thin wrappers over the rule above -------------------------------
 
 
-def atomic_write_text(
-    path: str | Path, text: str, mode: int | None = None, make_parents: bool = True
-) -> None:
+def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` by the output rule (atomic, keeps an existing file's mode, umask for a new
-    one)."""
-    if make_parents:
-        real = Path(os.path.realpath(path))
-        try:
-            real.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BlastuneError(f"cannot write {path}: {_reason(exc)}") from None
-    write_output(path, text, mode=mode)
+    one), making the directories it needs."""
+    try:
+        Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BlastuneError(f"cannot write {path}: {_reason(exc)}") from None
+    write_output(path, text)
 
 
 def cache_dir() -> Path:
