@@ -6,8 +6,10 @@ class BlastuneError(Exception):
 
 
 class NotControllableError(BlastuneError):
-    """Raised by ``limit(..., strict=True)`` for a library whose threads cannot change at run time."""
+    """Raised by ``limit(..., strict=True)`` for a library whose threads cannot change at run
+    time."""
 
 
 class NotControllableWarning(UserWarning):
-    """A loaded BLAS ignores run-time thread limits; the message names the env var to set instead."""
+    """A loaded BLAS ignores run-time thread limits; the message names the env var to set
+    instead."""

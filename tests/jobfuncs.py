@@ -14,6 +14,14 @@ def square(i):
     return i * i
 
 
+def naps(i):
+    """0.1 s of sleep: a batch that lasts at least tasks x 0.1 s / workers on any machine."""
+    import time
+
+    time.sleep(0.1)
+    return i
+
+
 def small_dot(i):
     import numpy as np
 

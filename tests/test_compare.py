@@ -3,7 +3,8 @@ contended/unstable flags of both sides, matching across thread counts, and alway
 
 The two "must show" cases run real sweeps through the installed console script. The machine these
 tests run on is shared: a point disturbed on either side is "not trusted" (never "faster"), and a
-test that needs quiet points skips, saying why, when other programs keep the CPUs busy.
+test that needs quiet points runs through ``tests.quiet.quietly`` (again once when disturbed, then
+skipped with the figures).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from blastune.advise.compare import compare
 from blastune.advise.significance import holm, min_p_value, repeats_needed
 from blastune.cli import app
 from tests.conftest import child_env
+from tests.quiet import quietly
 
 V010 = Path(__file__).resolve().parent / "data" / "v0_1_0"
 runner = CliRunner()
@@ -41,17 +43,6 @@ def _blastune(args, tmp_path, threads=None, timeout=600):
     return subprocess.run(
         ["blastune", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path
     )
-
-
-def _machine_busy() -> str | None:
-    """Why the machine is too busy for a quiet-run test (CPU pressure now), or None."""
-    from blastune.facts.schedstat import cpu_pressure
-
-    p = cpu_pressure()
-    some = getattr(p, "some_avg10", None) if p is not None else None
-    if some is not None and some > 10:
-        return f"other programs keep the CPUs busy (CPU pressure some avg10 = {some:.0f}%)"
-    return None
 
 
 # --- the statistics ------------------------------------------------------------------------------------
@@ -197,6 +188,16 @@ def _two_runs_and_verdicts(tmp_path, order=("a.json", "b.json")):
     return {k: v for k, v in verdicts.items() if v != "not trusted"}, verdicts, drift, rows
 
 
+def _pair_disturbed(run) -> str | None:
+    """What makes a pair of runs no test of compare: the machine's speed moved, or nothing is left."""
+    judged, verdicts, drift, _ = run
+    if drift > 0.05:
+        return f"the machine's own speed drifted {drift:.0%} during the runs (canary)"
+    if not judged:
+        return f"every point was disturbed by other programs: {verdicts}"
+    return None
+
+
 def test_two_quiet_runs_of_the_same_sweep_are_not_significant_anywhere(tmp_path):
     """Two runs of one sweep on a quiet machine: no point may be called faster or slower.
 
@@ -210,23 +211,15 @@ def test_two_quiet_runs_of_the_same_sweep_are_not_significant_anywhere(tmp_path)
     different must be called so again, in the same direction, in a second pair of runs made in the
     other order (b first): a false verdict of compare would repeat; a burst of the host's does not
     land on the same point, and an order effect turns round."""
-    busy = _machine_busy()
-    if busy:
-        pytest.skip(busy)
-    judged, verdicts, drift, rows = _two_runs_and_verdicts(tmp_path)
-    if drift > 0.05:
-        pytest.skip(
-            f"the machine's own speed drifted {drift:.0%} during the runs (canary): not a quiet machine"
-        )
-    if not judged:
-        pytest.skip(f"every point was disturbed by other programs: {verdicts}")
+    judged, verdicts, drift, rows = quietly(
+        lambda: _two_runs_and_verdicts(tmp_path), disturbed=_pair_disturbed
+    )
     different = {(k, v) for k, v in judged.items() if v != "not significant"}
     if different:
-        again, _, drift2, rows2 = _two_runs_and_verdicts(tmp_path, order=("b.json", "a.json"))
-        if drift2 > 0.05:
-            pytest.skip(
-                f"the machine's own speed drifted {drift2:.0%} during the second pair (canary)"
-            )
+        again, _, _, rows2 = quietly(
+            lambda: _two_runs_and_verdicts(tmp_path, order=("b.json", "a.json")),
+            disturbed=_pair_disturbed,
+        )
         different &= {(k, v) for k, v in again.items() if v != "not significant"}
         rows = [rows, rows2]
     assert not different, (different, rows)
@@ -238,34 +231,43 @@ def test_two_threads_are_significantly_faster_than_one_at_dot_2000(tmp_path):
 
     if usable_cores()[0] < 2:
         pytest.skip("needs 2 usable cores")
-    for t in ("1", "2"):
-        p = _blastune(
-            [
-                "sweep",
-                "--op",
-                "dot",
-                "--size",
-                "2000",
-                "--threads",
-                t,
-                "--min-repeats",
-                "6",
-                "-b",
-                "6",
-                "--out",
-                f"t{t}.json",
-            ],
-            tmp_path,
+
+    def one_and_two_threads() -> dict:
+        for t in ("1", "2"):
+            p = _blastune(
+                [
+                    "sweep",
+                    "--op",
+                    "dot",
+                    "--size",
+                    "2000",
+                    "--threads",
+                    t,
+                    "--min-repeats",
+                    "6",
+                    "-b",
+                    "6",
+                    "--out",
+                    f"t{t}.json",
+                    "--force",
+                ],
+                tmp_path,
+            )
+            assert p.returncode == 0, p.stderr
+        r = _blastune(
+            ["compare", "t1.json", "t2.json", "--match", "op,lib,size,dtype", "--json"], tmp_path
         )
-        assert p.returncode == 0, p.stderr
-    r = _blastune(
-        ["compare", "t1.json", "t2.json", "--match", "op,lib,size,dtype", "--json"], tmp_path
+        assert r.returncode == 0, r.stderr
+        (row,) = _strict_json(r.stdout)["rows"]
+        return row
+
+    row = quietly(
+        one_and_two_threads,
+        disturbed=lambda row: (
+            f"compare: {row['reason']}" if row["verdict"] == "not trusted" else None
+        ),
     )
-    assert r.returncode == 0, r.stderr
-    (row,) = _strict_json(r.stdout)["rows"]
     assert (row["threads"], row["b_threads"]) == (1, 2)
-    if row["verdict"] == "not trusted":
-        pytest.skip(f"other programs disturbed the run: {row['reason']}")
     assert row["verdict"] == "faster" and row["p_adjusted"] < 0.05 and row["ratio"] < 0.97, row
     text = _blastune(["compare", "t1.json", "t2.json", "-m", "op,lib,size,dtype"], tmp_path).stdout
     assert "1 vs 2" in text and "faster" in text

@@ -275,12 +275,12 @@ def test_a_stop_while_hosts_are_aborted_collects_every_host_then_is_raised():
 
 def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):
     """`x=$(timeout 4 blastune jobs …)`: 0.1.0 hung -- its orphaned workers kept the pipe open. Here
-    timeout's SIGTERM ends blastune, every worker goes with it, and the shell carries on at once."""
+    timeout's SIGTERM ends blastune, every worker goes with it, and the shell carries on at once: an
+    orphaned worker would keep the pipe open through its 120 s nap, past the 60 s this test waits."""
     script = (
         "x=$(timeout -s TERM 4 blastune jobs --func jobfuncs:sleepy_in_workers --tasks 4 -r 1 "
         '--layouts process:2x1 --no-save-profile); echo "status=$?"'
     )
-    t0 = time.monotonic()
     sh = subprocess.Popen(
         ["sh", "-c", script],
         stdout=subprocess.PIPE,
@@ -291,13 +291,14 @@ def test_command_substitution_returns_when_blastune_is_terminated(tmp_path):
         start_new_session=True,
     )
     try:
-        stdout, stderr = sh.communicate(timeout=60)
-        took = time.monotonic() - t0
+        try:
+            stdout, stderr = sh.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the shell still waits for the pipe: blastune's workers outlived it")
         left = wait_gone(sh.pid)
     finally:
         _kill_session(sh.pid)
     assert stdout.strip() == "status=124", (stdout, stderr)
-    assert took < 30, f"the shell waited {took:.0f} s for the pipe to close"
     assert "leaked" not in stderr and "Traceback" not in stderr, stderr
     assert not left, left
 

@@ -256,9 +256,11 @@ def test_a_stop_while_locking_releases_the_lock_and_leaves_no_sidecar(tmp_path, 
         pass
 
 
+@pytest.mark.timeout(120)
 def test_ctrl_c_still_works_while_waiting_for_another_writers_lock(tmp_path):
-    """The wait for another writer holds nothing half made: a stop there is raised at once, not after
-    the profile's 30 s wait."""
+    """The wait for another writer holds nothing half made: a stop there is raised at once. The wait
+    here has no end and the holder never lets go, so a stop kept until the wait ends hangs the test
+    (ended by its timeout) instead of passing late."""
     import signal as _signal
 
     from blastune.measure.signals import Interrupted, stop_on_signals
@@ -270,7 +272,7 @@ def test_ctrl_c_still_works_while_waiting_for_another_writers_lock(tmp_path):
             "-c",
             "import sys, time; from blastune.core.files import output_lock\n"
             f"with output_lock({str(f)!r}):\n"
-            "    print('held', flush=True); time.sleep(60)",
+            "    print('held', flush=True); time.sleep(3600)",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -279,13 +281,9 @@ def test_ctrl_c_still_works_while_waiting_for_another_writers_lock(tmp_path):
         assert holder.stdout.readline().strip() == "held"
         timer = threading.Timer(0.3, os.kill, (os.getpid(), _signal.SIGINT))
         timer.start()
-        import time as _time
-
-        t0 = _time.monotonic()
         with pytest.raises(Interrupted), stop_on_signals():
-            with output_lock(f, wait=30):
+            with output_lock(f, wait=float("inf")):
                 pytest.fail("locked a file another process holds")
-        assert _time.monotonic() - t0 < 5
     finally:
         holder.kill()
         holder.wait()

@@ -18,6 +18,7 @@ import pytest
 from blastune.facts.census import BlasProcess, _census, processes, vendor_of_path
 from blastune.facts.schedstat import available as schedstat_available
 from tests.conftest import MATRIX_PYTHON, WITH_BLAS, child_env, needs_matrix
+from tests.quiet import QUIET_SHARE, Others, cpu_ticks, quietly
 
 BLASTUNE = shutil.which("blastune") or ""
 
@@ -229,11 +230,6 @@ def _alone_in_a_pid_namespace() -> str | None:
     return None if r.returncode == 0 else f"unshare --pid failed: {r.stderr.strip()}"
 
 
-def _ticks(pid: int) -> int:
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-
-
 @pytest.mark.skipif(
     not BLASTUNE or _alone_in_a_pid_namespace() is not None,
     reason=f"{_alone_in_a_pid_namespace()} (or no blastune console script)",
@@ -261,11 +257,11 @@ def test_watch_with_no_blas_process_sleeps_out_its_period(period):
         proc.stdout.readline()  # the first refresh: blastune is up and in its loop
         t0 = time.monotonic()
         (pid,) = [int(x) for x in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
-        ticks0, seen = _ticks(pid), []
+        ticks0, seen = cpu_ticks(pid), []
         reader = threading.Thread(target=lambda: seen.extend(proc.stdout), daemon=True)
         reader.start()
         time.sleep(4.5)
-        ticks1, refreshes, t1 = _ticks(pid), len(seen), time.monotonic()
+        ticks1, refreshes, t1 = cpu_ticks(pid), len(seen), time.monotonic()
         os.kill(pid, signal.SIGINT)  # unshare does not pass signals on: to blastune itself
         assert proc.wait(timeout=30) == 0
     finally:
@@ -352,106 +348,51 @@ def _measure(specs, interval=1.5):
     return census, [census.find(pid) for pid in pids]
 
 
-def _ambient_wait_share() -> float:
-    """How long a lone one-thread spinner waits for a CPU right now: the other engineers' load."""
-    _, (lone,) = _measure(
-        [([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))], interval=1.0
-    )
-    return lone.wait_share_pct
-
-
 needs_schedstat = pytest.mark.skipif(
     not schedstat_available(), reason="this kernel keeps no per-thread schedstat"
 )
-
-
-# Other programs may use at most this share of our CPUs while the two-pool test measures: above it
-# their load alone can make two one-thread loops wait as long as oversubscription makes them.
-QUIET_SHARE = 0.10
-
-
-def _busy_ticks(cpus) -> int:
-    """Busy clock ticks so far of ``cpus``, from /proc/stat (everything but idle and iowait)."""
-    total = 0
-    for line in open("/proc/stat"):
-        name, *fields = line.split()
-        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-            vals = [int(v) for v in fields[:8]]
-            total += sum(vals) - vals[3] - vals[4]
-    return total
-
-
-def _own_ticks(pids) -> int:
-    """CPU ticks of this test process and of ``pids`` (our children) so far."""
-    t = os.times()
-    mine = round((t.user + t.system) * os.sysconf("SC_CLK_TCK"))
-    return mine + sum(_ticks(pid) for pid in pids)
-
-
-class _Others:
-    """Share of our CPUs that other programs used while the block ran (ours excluded)."""
-
-    def __init__(self, pids=()):
-        self.pids, self.cpus = list(pids), os.sched_getaffinity(0)
-
-    def __enter__(self):
-        self.t0, self.busy0 = time.monotonic(), _busy_ticks(self.cpus)
-        self.own0 = _own_ticks(self.pids)
-        return self
-
-    def __exit__(self, *exc):
-        wall = time.monotonic() - self.t0
-        others = _busy_ticks(self.cpus) - self.busy0 - (_own_ticks(self.pids) - self.own0)
-        self.share = max(0.0, others / os.sysconf("SC_CLK_TCK") / wall / len(self.cpus))
 
 
 def _measure_pair(specs, interval=1.5):
     """``_measure`` that also says how much of the CPUs other programs used during the census."""
     with children(specs) as pids:
         time.sleep(0.3)  # past start-up
-        with _Others(pids) as others:
+        with Others(pids) as others:
             census = processes(interval=interval)
     return census, [census.find(pid) for pid in pids], others.share
 
 
+def _others_came(*shares) -> str | None:
+    """The census saw other programs: their share of our CPUs, when above QUIET_SHARE."""
+    if max(shares) <= QUIET_SHARE:
+        return None
+    return "other programs used " + ", ".join(f"{s:.0%}" for s in shares) + " of our CPUs"
+
+
 @needs_schedstat
 def test_two_default_blas_loops_wait_for_a_cpu_and_limited_ones_do_not():
-    """Judged only on a quiet machine: other programs' CPU use is measured before, during each
-    census and after (it once came between a quiet check and the limited pair: 49%/28% against 73%);
-    a try disturbed anywhere is run again, and after three the test skips with the figures."""
+    """Judged only on a quiet machine (tests/quiet.py): what others take from us is measured before
+    and after, and their CPU use during each census (it once came between a quiet check and the
+    limited pair: 49%/28% against 73%); a try disturbed anywhere runs again, then the test skips
+    with the figures."""
     usable = len(os.sched_getaffinity(0))
     if usable > 4:
         pytest.skip("two default pools oversubscribe only a machine of a few cores")
     default = child_env(threads=None)  # each OpenBLAS pool: one thread per CPU
     per = str(max(1, usable // 2))  # the pair limited to share the cores (blastune env --jobs 2)
     limited = child_env({"OPENBLAS_NUM_THREADS": per, "OMP_NUM_THREADS": per}, threads=None)
-    tries = []
-    for _ in range(3):
-        with _Others() as before:
-            time.sleep(1.0)
-        census, pair, during_default = _measure_pair([([sys.executable], LOOP, default)] * 2)
-        census2, pair2, during_limited = _measure_pair([([sys.executable], LOOP, limited)] * 2)
-        with _Others() as after:
-            time.sleep(1.0)
-        load = {
-            "before": before.share,
-            "default pair": during_default,
-            "limited pair": during_limited,
-            "after": after.share,
-        }
-        tries.append(", ".join(f"{k} {v:.0%}" for k, v in load.items()))
-        if max(load.values()) <= QUIET_SHARE:
-            break
-    else:
-        pytest.skip(
-            f"the machine stayed busy: other programs used, of our {usable} CPUs: "
-            + "; ".join(tries)
-        )
+    (census, pair, during), (census2, pair2, during2) = quietly(
+        lambda: (
+            _measure_pair([([sys.executable], LOOP, default)] * 2),
+            _measure_pair([([sys.executable], LOOP, limited)] * 2),
+        ),
+        disturbed=lambda pairs: _others_came(pairs[0][2], pairs[1][2]),
+    )
     waited = [p.wait_share_pct for p in pair]
     waited2 = [p.wait_share_pct for p in pair2]
     print(
         f"default threads: {usable} + {usable} threads, waited {waited}%; limited to {per} "
-        f"thread(s) each: waited {waited2}%; others' load: {tries[-1]}"
+        f"thread(s) each: waited {waited2}%; others used {during:.0%} and {during2:.0%} of our CPUs"
     )
     assert all(p is not None and p.blas_threads == usable for p in pair)
     assert all(p.contended for p in pair) and min(waited) > 20, waited
@@ -466,16 +407,11 @@ def test_two_default_blas_loops_wait_for_a_cpu_and_limited_ones_do_not():
 
 @needs_schedstat
 def test_a_lone_one_thread_process_waits_little():
-    first = _ambient_wait_share()
-    if first > 15:  # other engineers' load: measure again before judging
-        time.sleep(2)
-        first = _ambient_wait_share()
-        if first > 15:
-            pytest.skip(
-                f"the machine is busy: a lone one-thread process waited {first:.0f}% of its time"
-            )
-    census, (lone,) = _measure(
-        [([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))]
+    census, (lone,), _ = quietly(
+        lambda: _measure_pair(
+            [([sys.executable], SPIN1, child_env({"OPENBLAS_NUM_THREADS": "1"}))]
+        ),
+        disturbed=lambda run: _others_came(run[2]),
     )
     print(f"lone 1-thread process: waited {lone.wait_share_pct}%")
     assert lone.blas_threads == 1 and lone.run_s > 0.5

@@ -114,8 +114,8 @@ def _flagged(res: dict, leave_out=()) -> set[int]:
 
 
 def quiet_points_stay_unflagged(disturb: list[int], check) -> None:
-    """Run the child (``check`` asserts on each run what must hold however busy the machine is); the
-    points not disturbed on purpose must not be flagged.
+    """Run the child (``check`` asserts on each run that found the machine quiet before and after what
+    must hold); the points not disturbed on purpose must not be flagged.
 
     Another program that runs for a few ms on our CPU during a 0.1 s point is real contention, and
     flagging it is right -- but it cannot be told from a false flag in one run. It does not come back
@@ -125,8 +125,8 @@ def quiet_points_stay_unflagged(disturb: list[int], check) -> None:
     seen = []
     for _ in range(3):
         res = run_child(disturb=disturb)
+        skip_if_busy(res)  # first: a busy machine is no test of the checks
         check(res)
-        skip_if_busy(res)
         flagged = _flagged(res, leave_out=set(res["disturbed"]))
         if not flagged:
             return

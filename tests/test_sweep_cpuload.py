@@ -15,8 +15,10 @@ def test_parses_the_proc_stat_cpu_line():
     hz = cpuload._HZ
     line = "cpu  100 20 30 5000 40 5 6 7 0 0"
     # user + nice + system + irq + softirq + steal; idle and iowait are not busy
-    assert cpuload.machine_busy_seconds(line) == pytest.approx((100 + 20 + 30 + 5 + 6 + 7) / hz)
-    assert cpuload.machine_busy_seconds("intr 1 2 3") is None
+    busy, steal = cpuload.machine_seconds(line)
+    assert busy == pytest.approx((100 + 20 + 30 + 5 + 6 + 7) / hz)
+    assert steal == pytest.approx(7 / hz)
+    assert cpuload.machine_seconds("intr 1 2 3") is None
 
 
 def test_a_spinning_neighbour_is_seen_and_our_own_work_is_not():

@@ -133,11 +133,7 @@ def run_copies(
     parent, prctl = os.getpid(), _prctl()
     children: list[tuple[subprocess.Popen, Copy]] = []
     waited = set(_FORWARDED) | {signal.SIGCHLD}
-    old_mask = (
-        signal.pthread_sigmask(signal.SIG_BLOCK, waited)
-        if hasattr(signal, "pthread_sigmask")
-        else None
-    )
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
     stopped_by = None
     try:
         for i, (threads, cpus) in enumerate(plans):
@@ -156,8 +152,7 @@ def run_copies(
 
             def setup(cpus=cpus):
                 # the child starts with blastune's blocked signals: give it the default mask back
-                if old_mask is not None:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
                 _die_with_parent(prctl, parent)
                 if cpus:
                     os.sched_setaffinity(0, cpus)
@@ -175,10 +170,9 @@ def run_copies(
             _wait_all(children, waited)
     finally:
         _end_children(children)
-        if old_mask is not None:
-            while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
-                pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     for child, copy in children:
         copy.exit_status = _status(child.returncode)
     worst = max((c.exit_status for _, c in children), default=0)

@@ -1,4 +1,5 @@
-"""Exports for job scripts: each shell gets one small renderer; ``render_exports`` picks it from ``SHELLS``."""
+"""Exports for job scripts: each shell gets one small renderer; ``render_exports`` picks it from
+``SHELLS``."""
 
 from __future__ import annotations
 
@@ -51,8 +52,10 @@ def slurm_threads_lines(fallback: int) -> list[str]:
     SLURM_JOB_CPUS_PER_NODE (always set in a job), else ``fallback`` outside Slurm; a value no BLAS
     can take stops the job (exit 2) before anything runs with it."""
     return [
-        "# Threads come from the allocation at run time, not from the login node this was written on:",
-        "# SLURM_CPUS_PER_TASK, else this node's SLURM_JOB_CPUS_PER_NODE ('16(x2),8' -> 16), else (outside",
+        "# Threads come from the allocation at run time, not from the login node this was written "
+        "on:",
+        "# SLURM_CPUS_PER_TASK, else this node's SLURM_JOB_CPUS_PER_NODE ('16(x2),8' -> 16), else "
+        "(outside",
         f"# Slurm) {fallback}, the count this was written with.",
         'if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then',
         '    BLASTUNE_THREADS="$SLURM_CPUS_PER_TASK"',
@@ -62,7 +65,8 @@ def slurm_threads_lines(fallback: int) -> list[str]:
         f"    BLASTUNE_THREADS={fallback}",
         "fi",
         'case "$BLASTUNE_THREADS" in',
-        "    ''|*[!0-9]*|0*) echo \"blastune: cannot read a CPU count from Slurm: '$BLASTUNE_THREADS'\" >&2; exit 2 ;;",
+        "    ''|*[!0-9]*|0*) echo \"blastune: cannot read a CPU count from Slurm: "
+        "'$BLASTUNE_THREADS'\" >&2; exit 2 ;;",
         "esac",
     ]
 

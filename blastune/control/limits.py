@@ -1,5 +1,5 @@
-"""Run-time thread limits: ``limit`` (context manager and decorator), ``get_threads``, ``set_threads``,
-``worker_initializer``.
+"""Run-time thread limits: ``limit`` (context manager and decorator), ``get_threads``,
+``set_threads``, ``worker_initializer``.
 
 Why not just ``threadpoolctl.threadpool_limits``? It rescans every loaded library on each call
 (~1 ms), and its OpenBLAS controller obeys only the first thread that set a count, so a limit set
@@ -20,8 +20,9 @@ An exit finds its own entry wherever it runs: a generator holding ``with limit(1
 finished on another thread or task releases exactly its own limit.
 OpenMP runtimes (and OpenMP builds of OpenBLAS) keep their count per calling thread: for those the
 limits of the owners on a thread apply to, and are restored in, that thread only (a limit that exits
-on another thread restores its thread's OpenMP count when that thread next enters or leaves a limit).
-A worker started by ``worker_initializer`` starts afresh: limits inherited through a fork are dropped.
+on another thread restores its thread's OpenMP count when that thread next enters or leaves a
+limit). A worker started by ``worker_initializer`` starts afresh: limits inherited through a fork
+are dropped.
 """
 
 from __future__ import annotations
@@ -132,12 +133,12 @@ def _start_fresh() -> None:
         _S.applied.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _scan() -> list[_Lib]:
-    """Find libraries loaded since the last scan; returns the new run-time-controllable shared ones."""
+    """Find libraries loaded since the last scan; returns the new run-time-controllable shared
+    ones."""
     from blastune.facts.detect import family_of, loaded_paths, safe_describe
     from blastune.libraries import OPENMP_FAMILIES
 
@@ -190,7 +191,8 @@ def rescan() -> None:
 
 
 def _target(kind: str, tid: int | None = None):
-    """The most restrictive of the owners' innermost limits for ``kind`` (only ``tid``'s owners if given)."""
+    """The most restrictive of the owners' innermost limits for ``kind`` (only ``tid``'s owners if
+    given)."""
     best = None
     for owner, stack in _S.stacks.items():
         if tid is not None and _tid(owner) != tid:
@@ -295,14 +297,14 @@ def _check_fixed(n: int, kinds, strict: bool, cap: bool = True) -> None:
         if info.control == "env" and info.control_vars:
             var = info.control_vars[0]
             msg = (
-                f"{info.vendor} ({lib.path}) cannot change its threads at run time: it reads {var} only "
-                f"when the process starts and runs {runs}. Set {var}={n} before the process starts "
-                f"(e.g. `blastune run -t {n} -- CMD`)."
+                f"{info.vendor} ({lib.path}) cannot change its threads at run time: it reads {var} "
+                f"only when the process starts and runs {runs}. Set {var}={n} before the process "
+                f"starts (e.g. `blastune run -t {n} -- CMD`)."
             )
         else:
             msg = (
-                f"{info.vendor} ({lib.path}) has its thread count fixed when it was built and runs {runs}; "
-                f"no call or environment variable changes it. Use a threaded BLAS "
+                f"{info.vendor} ({lib.path}) has its thread count fixed when it was built and runs "
+                f"{runs}; no call or environment variable changes it. Use a threaded BLAS "
                 f"(OpenBLAS, MKL, BLIS) to run {n} threads."
             )
         if strict:
@@ -316,13 +318,9 @@ def _resolve(n, jobs) -> int:
     if type(n) is int and jobs is None and 1 <= n <= MAX_THREADS:  # the common case, kept fast
         return n
     if isinstance(n, str) and n == "auto":
-        try:
-            from blastune.control.profile import auto_threads
-        except ImportError:
-            auto_threads = None
-        if auto_threads is not None:
-            return check_threads(auto_threads(jobs)[0])  # the one bound, whatever the profile says
-        n = None
+        from blastune.control.profile import auto_threads
+
+        return check_threads(auto_threads(jobs)[0])  # the one bound, whatever the profile says
     if jobs is not None:
         jobs = check_count(jobs, "jobs")
         if n is not None:
@@ -333,8 +331,19 @@ def _resolve(n, jobs) -> int:
     return check_threads(n)  # numpy integers too: counts are often computed with numpy
 
 
+def _check_counts(who: str, unit: str, n, jobs, pin: bool) -> None:
+    """The count arguments ``limit()`` and ``worker_initializer()`` both take, checked once."""
+    if pin and (n is not None or jobs is None):
+        raise BlastuneError(
+            f"pin=True needs jobs=N and no thread count: each {unit}'s threads are its CPUs"
+        )
+    if n is None and jobs is None:
+        raise BlastuneError(f"{who}() needs a thread count, 'auto', or jobs=N")
+
+
 def check_api(api) -> tuple[str, ...]:
-    """The library kinds ``api`` names ("blas", "openmp", "all"); one clear error for anything else."""
+    """The library kinds ``api`` names ("blas", "openmp", "all"); one clear error for anything
+    else."""
     kinds = APIS.get(api) if isinstance(api, str) else None  # a list is unhashable: not a TypeError
     if kinds is None:
         raise BlastuneError(f"unknown api {api!r}: choose blas, openmp or all")
@@ -363,16 +372,9 @@ class limit:
         pin: bool = False,
     ):
         self.kinds = check_api(api)
-        if n is None and jobs is None:
-            raise BlastuneError("limit() needs a thread count, 'auto', or jobs=N")
+        _check_counts("limit", "job", n, jobs, pin)
         self.pinning = None
-        if (
-            pin
-        ):  # this process's own CPU set of a jobs=N layout (blastune.control.pinning), claimed once
-            if n is not None or jobs is None:
-                raise BlastuneError(
-                    "pin=True needs jobs=N and no thread count: each job's threads are its CPUs"
-                )
+        if pin:  # this process's own CPU set of a jobs=N layout (blastune.control.pinning), once
             from blastune.control.pinning import Pinning
 
             self.pinning = Pinning(jobs)
@@ -469,7 +471,8 @@ def _remove_elsewhere(lim: limit, owner) -> bool:
 
 
 def get_threads(api: str = "blas") -> dict[str, int]:
-    """Current thread count of every loaded library that can change it at run time (path -> count)."""
+    """Current thread count of every loaded library that can change it at run time (path ->
+    count)."""
     kinds = check_api(api)
     with _S.lock:
         problems = _refresh()
@@ -479,7 +482,8 @@ def get_threads(api: str = "blas") -> dict[str, int]:
 
 
 def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str, int]:
-    """Set the base thread count (what remains when no limit is active); returns the read-back counts.
+    """Set the base thread count (what remains when no limit is active); returns the read-back
+    counts.
 
     While limits are active they keep capping; the new count takes over when the last one exits.
     """
@@ -535,7 +539,8 @@ def _initialize_pinned_worker(jobs: int, token: str, api: str = "all") -> None:
 def worker_initializer(
     n: int | None = None, *, jobs: int | None = None, api: str = "all", pin: bool = False
 ):
-    """A picklable initializer: ``ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1))``.
+    """A picklable initializer:
+    ``ProcessPoolExecutor(2, initializer=blastune.worker_initializer(1))``.
 
     ``jobs=N`` gives each worker usable cores // N threads. The worker starts afresh: limits active
     in the parent when it forked do not follow it, only this count holds there. ``jobs=N, pin=True``
@@ -543,19 +548,13 @@ def worker_initializer(
     threads as it has CPUs.
     """
     check_api(api)  # a bad api fails here, in the parent, not as a BrokenProcessPool later
+    _check_counts("worker_initializer", "worker", n, jobs, pin)
     if pin:
-        if n is not None or jobs is None:
-            raise BlastuneError(
-                "pin=True needs jobs=N and no thread count: each worker's threads are its CPUs"
-            )
         import uuid
 
         from blastune.control.pinning import plan_layout
 
-        plan_layout(
-            jobs
-        )  # a layout this machine cannot hold fails here, in the parent, not in every worker
+        # a layout this machine cannot hold fails here, in the parent, not in every worker
+        plan_layout(jobs)
         return functools.partial(_initialize_pinned_worker, jobs, uuid.uuid4().hex, api)
-    if n is None and jobs is None:
-        raise BlastuneError("worker_initializer() needs a thread count, 'auto', or jobs=N")
     return functools.partial(_initialize_worker, _resolve(n, jobs), api)

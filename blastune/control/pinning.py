@@ -46,7 +46,8 @@ class CpuSet:
         return format_cpulist(self.cpus)
 
     def domain(self) -> str:
-        """Where it lives, smallest domain first: 'L3 #2 (NUMA 0)', 'L3 #0-#1 (NUMA 0)', 'NUMA 0-1 ...'."""
+        """Where it lives, smallest domain first: 'L3 #2 (NUMA 0)', 'L3 #0-#1 (NUMA 0)',
+        'NUMA 0-1 ...'."""
         parts = []
         if self.l3_domains:
             l3 = self.l3_domains
@@ -109,11 +110,12 @@ class Layout:
         }
 
 
-# --- planning ---------------------------------------------------------------------------------------
+# --- planning -------------------------------------------------------------------------------------
 
 
 class _Node:
-    """A domain in the fill order (socket > NUMA node > L3 > core type > core); leaves hold free CPUs."""
+    """A domain in the fill order (socket > NUMA node > L3 > core type > core); leaves hold free
+    CPUs."""
 
     __slots__ = ("children", "units")
 
@@ -176,7 +178,8 @@ def _describe(job: int, cpus: list[int], topology: Topology) -> CpuSet:
 
 
 def _only_siblings_left(domain_cpus, cpus, topology) -> bool:
-    """An L3 domain counts as the job's own when all it does not use are SMT siblings of its cores."""
+    """An L3 domain counts as the job's own when all it does not use are SMT siblings of its
+    cores."""
     mine = {(c.socket, c.core_id) for c in (topology.core_of(x) for x in cpus) if c}
     return all(
         (topology.core_of(x).socket, topology.core_of(x).core_id) in mine
@@ -256,7 +259,7 @@ def job_set(jobs: int, index: int, topology: Topology | None = None, smt: bool =
     return plan_layout(jobs, topology, smt)[i]
 
 
-# --- applying a set ---------------------------------------------------------------------------------
+# --- applying a set -------------------------------------------------------------------------------
 
 
 def omp_places(cpus) -> str:
@@ -291,7 +294,8 @@ _PIN_SELF = {
 
 
 def pin_shell_lines(cpus, shell: str) -> str | None:
-    """What pins a shell (or a docker run) to ``cpus``; None for formats that cannot (dotenv, cmd, json)."""
+    """What pins a shell (or a docker run) to ``cpus``; None for formats that cannot (dotenv, cmd,
+    json)."""
     line = _PIN_SELF.get(shell)
     return line.format(cpus=format_cpulist(cpus)) if line else None
 
@@ -326,7 +330,7 @@ def set_process_affinity(cpus) -> set[int]:
     return before
 
 
-# --- claiming a set among sibling processes ---------------------------------------------------------
+# --- claiming a set among sibling processes -------------------------------------------------------
 
 _claims: dict[tuple[str, int], tuple[int, socket.socket | None]] = {}
 
@@ -339,8 +343,7 @@ def _after_fork_in_child() -> None:
     _claims.clear()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def claim_set(token: str, jobs: int) -> int | None:
@@ -367,7 +370,8 @@ def claim_set(token: str, jobs: int) -> int | None:
 
 
 class Pinning:
-    """This process's share of a ``jobs``-job layout, claimed among processes with the same token."""
+    """This process's share of a ``jobs``-job layout, claimed among processes with the same
+    token."""
 
     def __init__(self, jobs: int, token: str | None = None, smt: bool = False):
         self.jobs = _check_jobs(jobs)
@@ -397,7 +401,8 @@ class Pinning:
             import warnings
 
             warnings.warn(
-                f"all {self.jobs} pinned CPU sets are taken by sibling processes: this one runs unpinned",
+                f"all {self.jobs} pinned CPU sets are taken by sibling processes: this one runs "
+                "unpinned",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -421,7 +426,8 @@ def pinned_job(
     auto: bool = False,
     topology: Topology | None = None,
 ) -> CpuSet:
-    """The CPU set of job ``index`` of ``jobs`` for ``env/run --pin`` (one job: the whole machine)."""
+    """The CPU set of job ``index`` of ``jobs`` for ``env/run --pin`` (one job: the whole
+    machine)."""
     if threads is not None or auto:
         raise BlastuneError(
             "--pin sets each job's threads to its CPU count: give --jobs N (and --job-index I), "

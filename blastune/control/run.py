@@ -1,4 +1,5 @@
-"""``blastune run``: start a command with every BLAS/OpenMP thread variable set, as a job script would.
+"""``blastune run``: start a command with every BLAS/OpenMP thread variable set, as a job script
+would.
 
 Two ways to run it:
 
@@ -19,11 +20,11 @@ Two ways to run it:
       are not passed on; signals from processes (``kill``) are. Left over: a ``kill`` aimed at that
       foreground group from outside reaches the child twice -- nothing in the signal tells
       ``kill(pid)`` and ``kill(-pgid)`` apart;
-    * otherwise (scripts, ``timeout``, batch jobs, CI: no terminal to share) the child gets a process
-      group of its own: a signal to blastune's group (``timeout``'s ``kill(0, sig)``, ``os.killpg``)
-      cannot reach it directly, and blastune passes on each signal it gets. A burst of one signal
-      from one sender within 50 ms counts once (``timeout`` signals blastune and then its group:
-      two copies of one event; the kernel merges pending standard signals the same way);
+    * otherwise (scripts, ``timeout``, batch jobs, CI: no terminal to share) the child gets a
+      process group of its own: a signal to blastune's group (``timeout``'s ``kill(0, sig)``,
+      ``os.killpg``) cannot reach it directly, and blastune passes on each signal it gets. A burst
+      of one signal from one sender within 50 ms counts once (``timeout`` signals blastune and then
+      its group: two copies of one event; the kernel merges pending standard signals the same way);
   - **dying with blastune**: on Linux the child gets ``PR_SET_PDEATHSIG`` = SIGKILL, so a SIGKILLed
     blastune (which can pass nothing on) does not leave it orphaned. The exit status is untouched.
     (The kernel clears it when the child executes a set-user-ID program.)
@@ -71,8 +72,8 @@ class RunResult:
 def resolve_threads(
     threads: int | None = None, jobs: int | None = None, auto: bool = False
 ) -> tuple[int, str]:
-    """One thread count from -t N, --jobs N or --auto (--auto --jobs N: the recommendation for N jobs),
-    with the reason (shown by env/run). Neither -t nor --jobs means --auto."""
+    """One thread count from -t N, --jobs N or --auto (--auto --jobs N: the recommendation for N
+    jobs), with the reason (shown by env/run). Neither -t nor --jobs means --auto."""
     if threads is not None and (jobs is not None or auto):
         raise BlastuneError(
             "give only one of --threads, --jobs and --auto (--auto may take --jobs)"
@@ -118,10 +119,11 @@ def launch_failure(cmd: str, exc: OSError) -> CommandNotRunnable:
     return CommandNotRunnable(_launch_error(cmd, exc), status)
 
 
-def exec_command(command: list[str], threads: int, extra_env: dict[str, str] | None = None):
-    """Become ``command`` with the thread variables set (never returns; raises when it cannot start)."""
+def exec_command(command: list[str], threads: int):
+    """Become ``command`` with the thread variables set (never returns; raises when it cannot
+    start)."""
     _check_command(command)
-    env = {**os.environ, **thread_env(threads), **(extra_env or {})}
+    env = {**os.environ, **thread_env(threads)}
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -170,7 +172,8 @@ def _prctl():
 
 
 def _child_setup(own_group: bool, old_mask, parent: int):
-    """Runs in the child between fork and exec: its own group (or not), dying with us, our mask undone."""
+    """Runs in the child between fork and exec: its own group (or not), dying with us, our mask
+    undone."""
     prctl = _prctl()  # loaded in the parent: nothing to look up after the fork
 
     def setup():
@@ -191,14 +194,13 @@ def run(
     threads: int,
     *,
     report: bool = False,
-    extra_env: dict[str, str] | None = None,
 ) -> RunResult:
     """Run ``command`` as a child with the thread variables set; wait, passing signals on once.
 
     ``report=True`` also measures the process tree (``blastune.control.treewatch``).
     """
     _check_command(command)
-    env = {**thread_env(threads), **(extra_env or {})}
+    env = thread_env(threads)
     own_group = not in_terminal_foreground()
     linux = hasattr(signal, "sigtimedwait")
     waited = set(_FORWARDED) | {signal.SIGCHLD}
@@ -229,7 +231,8 @@ def run(
         else:
             _wait_with_handlers(child, watch)
         if watch is not None:
-            watch.sample()  # the child has exited but is not reaped: its descendants are still there
+            # the child has exited but is not reaped: its descendants are still there
+            watch.sample()
         _, status, rusage = _reap(child.pid)
         wall = time.monotonic() - t0
     finally:
@@ -266,7 +269,8 @@ def _exited(pid: int) -> bool:
 
 
 def _wait_forwarding(child, waited, own_group: bool, watch) -> None:
-    """Wait for the child, passing on the signals sent to us (Linux: signals taken synchronously)."""
+    """Wait for the child, passing on the signals sent to us (Linux: signals taken
+    synchronously)."""
     last: dict[int, tuple[int, float]] = {}
     while not _exited(child.pid):
         if watch is not None and watch.due():

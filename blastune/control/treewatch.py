@@ -74,13 +74,13 @@ class TreeReport:
             out.append(f"waited for a CPU: not measured ({self.source})")
         else:
             out.append(
-                f"waited for a CPU {self.wait_s:.2f} s: {self.wait_share_pct:.0f}% of the time its threads "
-                f"could run ({self.waiting_threads:.2f} waiting on average)"
+                f"waited for a CPU {self.wait_s:.2f} s: {self.wait_share_pct:.0f}% of the time its "
+                f"threads could run ({self.waiting_threads:.2f} waiting on average)"
             )
             if self.coverage_pct is not None and self.coverage_pct < 90:
                 out.append(
-                    f"  measured on threads doing {self.coverage_pct:.0f}% of the CPU time (the rest "
-                    f"ended between {self.interval_s:g} s samples)"
+                    f"  measured on threads doing {self.coverage_pct:.0f}% of the CPU time (the "
+                    f"rest ended between {self.interval_s:g} s samples)"
                 )
         blas = [p for p in self.processes if p.blas]
         if blas:

@@ -26,7 +26,8 @@ def positive_ints(value: str | None) -> list[int] | None:
 
 
 def first_positive_int(environ, names) -> tuple[int | None, str | None]:
-    """The first of ``names`` set to a positive integer (or a list starting with one), and its name."""
+    """The first of ``names`` set to a positive integer (or a list starting with one), and its
+    name."""
     for name in names:
         vals = positive_ints((environ or {}).get(name))
         if vals:
@@ -40,7 +41,8 @@ MAX_THREADS = 2**31 - 1
 
 
 def whole_number(value) -> int | None:
-    """``value`` as an int when it is a whole number -- an int or a numpy integer, not a bool -- else None."""
+    """``value`` as an int when it is a whole number -- an int or a numpy integer, not a bool --
+    else None."""
     if isinstance(value, bool):
         return None
     try:

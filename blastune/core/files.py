@@ -1,11 +1,12 @@
-"""Files blastune writes: one rule for every output (results, CSV, plots, reports, scripts, profile).
+"""Files blastune writes: one rule for every output (results, CSV, plots, reports, scripts,
+profile).
 
 * A file the user saved is never replaced without ``--force`` (``check_output``).
 * A regular file is written atomically: a temporary file beside it, fsync, rename, fsync of the
   directory. A crash, a full disk or a reader sees the old file or the new one, never half of one.
 * An existing file keeps its permission bits (and owner, when we may); a new one gets 0666 minus the
-  umask, as ``open()`` would give it. A symlink is written *through*: its target is replaced, the link
-  stays.
+  umask, as ``open()`` would give it. A symlink is written *through*: its target is replaced, the
+  link stays.
 * A FIFO, a character device or ``/dev/stdout`` is written straight into (piping CSV into another
   program is a real use) and never replaced; a directory, socket or block device is refused.
 * Every write of a regular file, and a run that owns an output file for a long time (a sweep saving
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import stat
 import tempfile
@@ -131,8 +131,8 @@ def check_output(
     resume_option: str | None = None,
     rewritten: bool = False,
 ) -> OutputTarget:
-    """Before any work: may ``path`` be written? Refuse an existing regular file unless ``force`` (or
-    ``resume``), a file another run owns (whatever ``force`` says), and make sure the directory
+    """Before any work: may ``path`` be written? Refuse an existing regular file unless ``force``
+    (or ``resume``), a file another run owns (whatever ``force`` says), and make sure the directory
     takes new files now, not after minutes of measuring.
 
     ``rewritten``: the file is written again and again (a sweep saves after every point), so only a
@@ -235,7 +235,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-# --- a stop signal waits for a write ---------------------------------------------------------------
+# --- a stop signal waits for a write --------------------------------------------------------------
 # A stop signal (measure/signals.py) raises wherever the main thread happens to be. Inside a write
 # that could be just after mkstemp made the temporary file, before anything could remove it, or
 # between creating a lock's sidecar and owning it: debris beside the user's file. While the main
@@ -246,7 +246,8 @@ _DEFERRED: list = []
 
 
 def defer_if_writing(action) -> bool:
-    """For a signal handler: while the main thread writes a file, keep ``action`` and return True."""
+    """For a signal handler: while the main thread writes a file, keep ``action`` and return
+    True."""
     if _WRITING[0]:
         _DEFERRED.append(action)
         return True
@@ -268,7 +269,8 @@ def _signals_wait():
 
 
 def _stop_point() -> None:
-    """Inside ``_signals_wait`` where nothing is half made: raise a stop that came meanwhile, now."""
+    """Inside ``_signals_wait`` where nothing is half made: raise a stop that came meanwhile,
+    now."""
     if not _DEFERRED or threading.current_thread() is not threading.main_thread():
         return
     action = _DEFERRED[0]
@@ -562,7 +564,8 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
         return
     lock_path = _sidecar_path(target.real)
     deadline = time.monotonic() + wait
-    # a stop while the sidecar is made and locked waits until the try below owns it (no stray sidecar)
+    # a stop while the sidecar is made and locked waits until the try below owns it (no stray
+    # sidecar)
     waiting = ExitStack()
     waiting.enter_context(_signals_wait())
     try:
@@ -588,7 +591,8 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
     held = _Held(lock_path, fd, file_fd, target.real)
     _HELD[target.real] = held
     try:
-        waiting.close()  # a stop that came meanwhile is raised here, and the finally releases the lock
+        # a stop that came meanwhile is raised here, and the finally releases the lock
+        waiting.close()
         try:  # the pid only names the holder in the refusal; a full disk must not fail the run here
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -728,21 +732,14 @@ def read_capped(path, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
 # --- the 0.1.0 helpers, kept as thin wrappers over the rule above -------------------------------
 
 
-def atomic_write_text(
-    path: str | Path, text: str, mode: int | None = None, make_parents: bool = True
-) -> None:
-    """Write ``text`` by the output rule (atomic, keeps an existing file's mode, umask for a new one)."""
-    if make_parents:
-        real = Path(os.path.realpath(path))
-        try:
-            real.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BlastuneError(f"cannot write {path}: {_reason(exc)}") from None
-    write_output(path, text, mode=mode)
-
-
-def atomic_write_json(path: str | Path, data: dict) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` by the output rule (atomic, keeps an existing file's mode, umask for a new
+    one), making the directories it needs."""
+    try:
+        Path(os.path.realpath(path)).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BlastuneError(f"cannot write {path}: {_reason(exc)}") from None
+    write_output(path, text)
 
 
 def cache_dir() -> Path:
@@ -757,9 +754,6 @@ def cache_dir() -> Path:
         return Path(base) / "blastune"
     if base:
         return Path.home() / ".cache" / "blastune"
-    try:
-        from platformdirs import user_cache_dir
+    from platformdirs import user_cache_dir
 
-        return Path(user_cache_dir("blastune"))
-    except ImportError:
-        return Path.home() / ".cache" / "blastune"
+    return Path(user_cache_dir("blastune"))

@@ -1,4 +1,5 @@
-"""Is the nominal peak the real one? A quick one-thread dgemm against ``CpuInfo.peak_gflops_per_core``.
+"""Is the nominal peak the real one? A quick one-thread dgemm against
+``CpuInfo.peak_gflops_per_core``.
 
 The peak ``info`` shows is nominal: FLOPs per cycle times the highest clock the system states --
 cpufreq's ``cpuinfo_max_freq`` where it is exposed, else a base clock or whatever /proc/cpuinfo or
@@ -93,7 +94,8 @@ def measure_clock(
             None,
             None,
             None,
-            f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread; no nominal peak to compare",
+            f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread; no nominal peak to "
+            "compare",
         )
     if rate > nominal:
         mhz = round(rate / cpu.flops_per_cycle_fp64 * 1000) if cpu.flops_per_cycle_fp64 else None
@@ -104,7 +106,8 @@ def measure_clock(
             True,
             mhz,
             f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread, above the nominal peak of "
-            f"{nominal:g} per core: the real clock is higher than the {cpu.clock_mhz:.0f} MHz stated"
+            f"{nominal:g} per core: the real clock is higher than the {cpu.clock_mhz:.0f} MHz "
+            "stated"
             f"{' (' + cpu.clock_source + ')' if cpu.clock_source else ''} -- a clock{clock} "
             "(boost)",
         )

@@ -6,7 +6,8 @@ whose instructions the CPU lacks does not fail at load: the first matrix product
 AMD's FMA4, which no Intel CPU has). Naming an older kernel than the CPU supports just runs slower.
 
 The flags are the ones Linux prints in /proc/cpuinfo. ``rank`` orders kernels by the instruction
-set they use, so a lower rank than the best one the CPU can run means "older than this CPU supports".
+set they use, so a lower rank than the best one the CPU can run means "older than this CPU
+supports".
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ CORETYPES = {
 
 
 def lookup(name: str) -> CoreType | None:
-    """OpenBLAS compares core names without regard to case, but blanks count: ' Haswell ' is 'Core not found'."""
+    """OpenBLAS compares core names without regard to case, but blanks count: ' Haswell ' is 'Core
+    not found'."""
     return CORETYPES.get(name.lower())
 
 

@@ -173,7 +173,8 @@ def _cgroup_lines(text: str):
 
 
 def cgroup_root() -> Path:
-    """Where the cgroup file system is mounted: $BLASTUNE_CGROUP_ROOT (testing, diagnosis) or /sys/fs/cgroup."""
+    """Where the cgroup file system is mounted: $BLASTUNE_CGROUP_ROOT (testing, diagnosis) or
+    /sys/fs/cgroup."""
     return Path(os.environ.get("BLASTUNE_CGROUP_ROOT") or "/sys/fs/cgroup")
 
 
@@ -354,8 +355,9 @@ def cpu_info() -> CpuInfo:
 
 
 def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, str, str]]:
-    """(directory, limit file, usage file, stat key) for our memory cgroup and each of its ancestors:
-    a limit set on a parent (a Slurm job, a systemd slice) binds every cgroup below it."""
+    """(directory, limit file, usage file, stat key) for our memory cgroup and each of its
+    ancestors: a limit set on a parent (a Slurm job, a systemd slice) binds every cgroup below
+    it."""
     out = []
     for controllers, rel in _cgroup_lines(proc_cgroup):
         if controllers == "" and (root / "cgroup.controllers").exists():
@@ -379,11 +381,13 @@ def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, s
 def available_memory(
     proc_cgroup: str | None = None, root: str | Path | None = None
 ) -> tuple[int | None, str]:
-    """Bytes this process may still allocate: MemAvailable, capped by the tightest cgroup memory limit
-    on the way from our cgroup up to the root (v2 ``memory.max``, v1 ``memory.limit_in_bytes``).
+    """Bytes this process may still allocate: MemAvailable, capped by the tightest cgroup memory
+    limit on the way from our cgroup up to the root (v2 ``memory.max``, v1
+    ``memory.limit_in_bytes``).
 
-    A cgroup's usage counts page cache, which the kernel reclaims before it fails an allocation, so the
-    room under a limit is limit - (usage - inactive file cache), as container runtimes reckon it."""
+    A cgroup's usage counts page cache, which the kernel reclaims before it fails an allocation, so
+    the room under a limit is limit - (usage - inactive file cache), as container runtimes reckon
+    it."""
     avail, src = None, "unknown"
     text = _read("/proc/meminfo") or ""
     m = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)

@@ -2,8 +2,8 @@
 
 The serving library is found the way the dynamic loader finds it: look up the symbol the extension
 module calls (``dlsym`` on the module's own handle searches it and its dependencies in load order),
-then ask ``dladdr`` which file holds that address. File names lie (every Debian alternative is called
-libblas.so.3); the address does not.
+then ask ``dladdr`` which file holds that address. File names lie (every Debian alternative is
+called libblas.so.3); the address does not.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def family_of(path: str, own_only: bool = False):
 
 
 def safe_describe(fam, path: str) -> LibraryInfo:
-    """``fam.describe(path)``; a library that cannot be queried gets a row that says why, not a traceback."""
+    """``fam.describe(path)``; a library that cannot be queried gets a row that says why, not a
+    traceback."""
     try:
         return fam.describe(path)
     except (

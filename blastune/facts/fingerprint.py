@@ -1,7 +1,7 @@
 """The fingerprint of a measurement: the CPU, the cores we may use and the BLAS libraries loaded.
 
-Every saved document carries one, so later commands (compare, recommend, env --auto) can tell a result
-from this machine from a foreign one.
+Every saved document carries one, so later commands (compare, recommend, env --auto) can tell a
+result from this machine from a foreign one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import json
 
 
 def fingerprint(cpu=None, libraries=None) -> dict:
-    """What a measurement depends on: the CPU, the cores we may use, and the BLAS libraries loaded."""
+    """What a measurement depends on: the CPU, the cores we may use, and the BLAS libraries
+    loaded."""
     from blastune.facts.cpu import cpu_info
     from blastune.facts.detect import inventory
 

@@ -1,9 +1,9 @@
 """Contention as the kernel measures it: how long threads waited for a CPU while they could run.
 
 ``/proc/PID/task/TID/schedstat`` holds three numbers per thread: nanoseconds on a CPU, nanoseconds
-*runnable but waiting for a CPU* (run-queue delay) and the number of timeslices. A thread that waited
-was disturbed -- by another program, or by its own siblings when there are more threads than cores --
-however short the measurement. ``/proc/pressure/cpu`` (PSI) says the same machine-wide.
+*runnable but waiting for a CPU* (run-queue delay) and the number of timeslices. A thread that
+waited was disturbed -- by another program, or by its own siblings when there are more threads than
+cores -- however short the measurement. ``/proc/pressure/cpu`` (PSI) says the same machine-wide.
 
 ``Meter`` brackets a measurement::
 

@@ -1,11 +1,14 @@
-"""The CPU topology this process may use: sockets, NUMA nodes, L3 domains, cores, SMT siblings, core types.
+"""The CPU topology this process may use: sockets, NUMA nodes, L3 domains, cores, SMT siblings, core
+types.
 
 Read from sysfs (Linux): ``/sys/devices/system/cpu/cpu*/topology`` and ``cache/index*``,
-``/sys/devices/system/node/node*`` and, on hybrid Intel parts, ``/sys/devices/cpu_core|cpu_atom/cpus``.
-The machine's CPUs are then narrowed to the ones this process may run on: its affinity mask and its
-cgroup cpuset (a Slurm job or a container sees a slice of a big node, and only that slice counts).
+``/sys/devices/system/node/node*`` and, on hybrid Intel parts,
+``/sys/devices/cpu_core|cpu_atom/cpus``. The machine's CPUs are then narrowed to the ones this
+process may run on: its affinity mask and its cgroup cpuset (a Slurm job or a container sees a slice
+of a big node, and only that slice counts).
 
-``BLASTUNE_SYSFS_ROOT`` points the reader at another root holding ``sys/`` (and optionally ``proc/``)
+``BLASTUNE_SYSFS_ROOT`` points the reader at another root holding ``sys/`` (and optionally
+``proc/``)
 -- a captured tree, for testing and diagnosis. The live process's affinity belongs to this machine,
 not to the captured one, so under another root it is not applied; the tree's own
 ``proc/self/status`` ``Cpus_allowed_list`` and cgroup cpuset are. ``BLASTUNE_CGROUP_ROOT`` overrides
@@ -82,7 +85,8 @@ class Domain:
 
 @dataclass
 class Core:
-    """One physical core: its usable SMT siblings, lowest first (a layout without SMT uses the first)."""
+    """One physical core: its usable SMT siblings, lowest first (a layout without SMT uses the
+    first)."""
 
     socket: int
     core_id: int
@@ -133,14 +137,9 @@ class Topology:
     def core_of(self, cpu: int) -> Core | None:
         return next((c for c in self.cores if cpu in c.cpus), None)
 
-    def domains_of(self, cpus, level: str) -> list[Domain]:
-        """The domains of ``level`` ("socket", "numa", "l3") that hold any of ``cpus``."""
-        pool = {"socket": self.sockets, "numa": self.numa_nodes, "l3": self.l3_domains}[level]
-        want = set(cpus)
-        return [d for d in pool if want.intersection(d.cpus)]
-
     def summary(self) -> str:
-        """One line, e.g. '2 sockets × 1 NUMA node × 8 L3 domains × 4 cores × 2 SMT = 128 CPUs'."""
+        """One line, e.g.
+        '2 sockets × 1 NUMA node × 8 L3 domains × 4 cores × 2 SMT = 128 CPUs'."""
         return _summary(self)
 
     def to_dict(self):
@@ -162,7 +161,7 @@ class Topology:
         }
 
 
-# --- summary ----------------------------------------------------------------------------------------
+# --- summary --------------------------------------------------------------------------------------
 
 
 def _plural(n: int, word: str) -> str:
@@ -231,7 +230,7 @@ def _summary(t: Topology) -> str:
     )
 
 
-# --- reading sysfs ----------------------------------------------------------------------------------
+# --- reading sysfs --------------------------------------------------------------------------------
 
 
 def _read(path: Path) -> str | None:
@@ -283,7 +282,8 @@ def _online(root: Path) -> list[int]:
 
 
 def _cgroup_cpuset(root: Path) -> tuple[list[int] | None, str | None]:
-    """The effective cpuset of this process's cgroup (v2 cpuset.cpus.effective, v1 cpuset.effective_cpus)."""
+    """The effective cpuset of this process's cgroup (v2 cpuset.cpus.effective, v1
+    cpuset.effective_cpus)."""
     text = _read(root / "proc/self/cgroup")
     if not text:
         return None, None
@@ -333,7 +333,8 @@ def _affinity(root: Path, explicit) -> tuple[list[int] | None, str | None]:
 
 
 def _cache_dirs(cache: Path):
-    """index3 first (the L3 on x86 and most ARM kernels); the others are listed only if it is not."""
+    """index3 first (the L3 on x86 and most ARM kernels); the others are listed only if it is
+    not."""
     yield cache / "index3"
     yield from (p for p in sorted(cache.glob("index*")) if p.name != "index3")
 
@@ -344,9 +345,10 @@ def _memory(node_dir: Path) -> int | None:
 
 
 def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
-    """The topology under ``root`` (default: $BLASTUNE_SYSFS_ROOT or /), narrowed to ``affinity`` (default:
-    this process's mask when reading the live /, the tree's own proc/self/status otherwise) and the cgroup
-    cpuset. On a system without sysfs the result holds the CPUs Python sees, one core each."""
+    """The topology under ``root`` (default: $BLASTUNE_SYSFS_ROOT or /), narrowed to ``affinity``
+    (default: this process's mask when reading the live /, the tree's own proc/self/status
+    otherwise) and the cgroup cpuset. On a system without sysfs the result holds the CPUs Python
+    sees, one core each."""
     root = Path(root) if root is not None else sysfs_root()
     base = root / "sys/devices/system/cpu"
     machine = _online(root)
@@ -476,7 +478,8 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
 
 
 def topology_or_none() -> Topology | None:
-    """``read_topology()``, or None where it cannot be read (for info and doctor, which never fail on it)."""
+    """``read_topology()``, or None where it cannot be read (for info and doctor, which never fail
+    on it)."""
     try:
         return read_topology()
     except (BlastuneError, OSError):

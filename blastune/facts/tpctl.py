@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import os
 
-try:
-    from threadpoolctl import LibController, register
-except ImportError:  # threadpoolctl < 3.1 has no public registration
-    LibController = register = None
+from threadpoolctl import LibController, register
 
 _registered = False
 
 
 class _NoSymbols:
-    """Stands in for the library handle of a file we decline, so threadpoolctl's symbol check fails."""
+    """Stands in for the library handle of a file we decline, so threadpoolctl's symbol check
+    fails."""
 
 
 def _claimed_family(filepath: str):
     """The family of ``filepath`` when blastune's controller should list it, else None: the families
-    threadpoolctl has no controller for, or cannot see under a libblas.so name (``threadpoolctl_blind``)."""
+    threadpoolctl has no controller for, or cannot see under a libblas.so name
+    (``threadpoolctl_blind``)."""
     from blastune.facts.detect import family_of
 
     fam = family_of(os.path.realpath(filepath), own_only=True)
@@ -35,15 +34,15 @@ def _claimed_family(filepath: str):
 def register_with_threadpoolctl() -> bool:
     """Register blastune's controller once; True when threadpoolctl now knows it."""
     global _registered
-    if _registered or register is None:
+    if _registered:
         return _registered
 
     class BlastuneController(LibController):
         user_api = "blas"
         internal_api = "blastune"  # replaced per instance by the real vendor
-        # threadpoolctl skips any file whose prefix is exactly "libblas" on Linux (to avoid duplicate
-        # rows for OpenBLAS's shims). "libblas." still matches libblas.so.3; duplicates are avoided
-        # below by claiming only files that are themselves the implementation.
+        # threadpoolctl skips any file whose prefix is exactly "libblas" on Linux (to avoid
+        # duplicate rows for OpenBLAS's shims). "libblas." still matches libblas.so.3; duplicates
+        # are avoided below by claiming only files that are themselves the implementation.
         filename_prefixes = (
             "libblas.",
             "liblapack.",

@@ -4,21 +4,22 @@
 running now *and every worker that joins later* runs its ``setup``. The plugin
 
   1. works out the worker's share of the cores (or takes the explicit ``threads``);
-  2. exports all ``blastune.facts.environment.THREAD_VARS`` into the worker's ``os.environ`` (libraries loaded
-     later and child processes start capped) and calls ``blastune.set_threads`` for the libraries
-     already loaded -- in the worker's main thread and once in each task thread, because OpenMP
-     runtimes keep their count per thread;
+  2. exports all ``blastune.facts.environment.THREAD_VARS`` into the worker's ``os.environ``
+     (libraries loaded later and child processes start capped) and calls ``blastune.set_threads``
+     for the libraries already loaded -- in the worker's main thread and once in each task thread,
+     because OpenMP runtimes keep their count per thread;
   3. records exactly what it changed (``WorkerLimit``); ``teardown`` (worker closes or
      ``client.unregister_worker_plugin("blastune")``) puts back only those values, and only where
      nobody changed them since.
 
 The share (``threads=None``):
     usable cores of the worker process  //  task threads of all workers on the same host
-where *usable cores* is ``blastune.facts.cpu.cpu_info().usable_cores`` read inside the worker (affinity
-mask and cgroup quota, so a worker in a container or a Slurm cgroup sees its own allocation), and
-the host's task threads are the ``nthreads`` of every worker the scheduler knows on that IP address,
-this worker included. With ``per_host=False`` the divisor is this worker's own ``nthreads`` only --
-right when each worker process has its own cpuset (e.g. one worker per Slurm job on shared nodes).
+where *usable cores* is ``blastune.facts.cpu.cpu_info().usable_cores`` read inside the worker
+(affinity mask and cgroup quota, so a worker in a container or a Slurm cgroup sees its own
+allocation), and the host's task threads are the ``nthreads`` of every worker the scheduler knows on
+that IP address, this worker included. With ``per_host=False`` the divisor is this worker's own
+``nthreads`` only -- right when each worker process has its own cpuset (e.g. one worker per Slurm
+job on shared nodes).
 
 Why not leave it to Dask? The nanny exports ``distributed.nanny.pre-spawn-environ``
 (every thread variable = 1) before it spawns a worker: a worker that owns 8 cores and runs one
@@ -128,7 +129,8 @@ class BlasThreadsPlugin(WorkerPlugin):
 
     # -- deciding ---------------------------------------------------------------------------------
     async def _host_task_threads(self, worker) -> int | None:
-        """Task threads of every worker the scheduler knows on this worker's host (this one included)."""
+        """Task threads of every worker the scheduler knows on this worker's host (this one
+        included)."""
         try:
             ident = await worker.scheduler.identity()
         except Exception:  # an old or unusual scheduler: fall back to this worker alone
@@ -160,8 +162,8 @@ class BlasThreadsPlugin(WorkerPlugin):
         elif host_threads is not None:
             threads = _share(cpu.usable_cores, host_threads)
             basis = (
-                f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {host_threads} task threads "
-                f"of the workers on {worker.ip}"
+                f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {host_threads} task "
+                f"threads of the workers on {worker.ip}"
             )
         else:
             threads = _share(cpu.usable_cores, nthreads)
@@ -193,7 +195,8 @@ class BlasThreadsPlugin(WorkerPlugin):
         from blastune.control.limits import get_threads, set_threads
 
         rec = await self._decide(worker)
-        # Environment first: a library loaded later (scipy's own OpenBLAS, say) reads it at load time.
+        # Environment first: a library loaded later (scipy's own OpenBLAS, say) reads it at load
+        # time.
         for var, value in thread_env(rec.threads).items():
             before = os.environ.get(var)
             if before != value:
@@ -221,7 +224,8 @@ class BlasThreadsPlugin(WorkerPlugin):
         self.record = rec
 
     async def _set_in_task_threads(self, worker, threads: int) -> int:
-        """Run set_threads once in each task thread (a barrier keeps one thread from taking two turns)."""
+        """Run set_threads once in each task thread (a barrier keeps one thread from taking two
+        turns)."""
         executor = getattr(worker, "executors", {}).get("default")
         n = worker.state.nthreads
         if executor is None or not hasattr(executor, "submit") or n < 1:
@@ -291,8 +295,9 @@ def _set_here(threads: int, api: str, barrier: threading.Barrier) -> bool:
     except threading.BrokenBarrierError:
         return False  # some task threads are busy; the others still get the count below
     finally:
-        # no warnings.catch_warnings() here: it is not thread-safe, and blastune.control.limits reports a
-        # library that cannot take the count only once per process (the main thread already did)
+        # no warnings.catch_warnings() here: it is not thread-safe, and blastune.control.limits
+        # reports a library that cannot take the count only once per process (the main thread
+        # already did)
         set_threads(threads, api=api)
     return True
 
@@ -320,7 +325,7 @@ def _restore_threads(before: dict[str, int], applied: dict[str, int], api: str) 
                 ctl.set_num_threads(n)
 
 
-# -- reporting --------------------------------------------------------------------------------------
+# -- reporting -------------------------------------------------------------------------------------
 @dataclass
 class WorkerReport:
     address: str
@@ -435,7 +440,8 @@ def _report(dask_worker) -> dict:
 
 
 def worker_summary(client) -> ClusterSummary:
-    """Per worker: the BLAS/OpenMP libraries loaded and their threads, usable cores, what blastune changed.
+    """Per worker: the BLAS/OpenMP libraries loaded and their threads, usable cores, what blastune
+    changed.
 
     With an asynchronous client, ``await worker_summary(client)``.
     """
@@ -449,9 +455,10 @@ def limit_workers(
 ) -> ClusterSummary:
     """Install ``BlasThreadsPlugin`` on every current and future worker; return ``worker_summary``.
 
-    ``threads=None`` gives each worker its share of the cores (see the module docstring); an int caps
-    every worker at that many threads. Calling it again (e.g. after scaling up) re-plans every worker.
-    With an asynchronous client (``Client(..., asynchronous=True)``), ``await limit_workers(client)``.
+    ``threads=None`` gives each worker its share of the cores (see the module docstring); an int
+    caps every worker at that many threads. Calling it again (e.g. after scaling up) re-plans every
+    worker. With an asynchronous client (``Client(..., asynchronous=True)``), ``await
+    limit_workers(client)``.
     """
     plugin = BlasThreadsPlugin(
         threads, per_host=per_host, api=api

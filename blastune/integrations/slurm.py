@@ -6,9 +6,9 @@
   * ``#SBATCH --array=0-7`` (``%M`` with ``max_running``), ``--cpus-per-task=2``, and --partition,
     --account, --time, --mem, --job-name when given;
   * a body that takes the thread count from the allocation *at run time* -- ``SLURM_CPUS_PER_TASK``,
-    else this node's entry of ``SLURM_JOB_CPUS_PER_NODE``, else (outside Slurm) the number the script
-    was written with -- never from the login node that generated it, and exports every variable of
-    ``blastune.facts.environment.THREAD_VARS`` with it;
+    else this node's entry of ``SLURM_JOB_CPUS_PER_NODE``, else (outside Slurm) the number the
+    script was written with -- never from the login node that generated it, and exports every
+    variable of ``blastune.facts.environment.THREAD_VARS`` with it;
   * the command, each argument quoted with ``shlex.quote``. The command sees ``SLURM_ARRAY_TASK_ID``
     in its environment; ``{task}`` inside an argument expands to it and ``{threads}`` to the thread
     count, without opening the argument to the shell otherwise.
@@ -20,8 +20,8 @@ The array size is checked against the cluster's ``MaxArraySize`` (``scontrol sho
 ``scontrol`` answers within ``SCONTROL_TIMEOUT_S``; otherwise a size above Slurm's default (1001)
 is a warning, not an error, and says why scontrol could not tell.
 
-``slurm_threads_lines`` (control/exports.py) is the one rule for "threads from the allocation": the job-array script and
-``blastune env --shell slurm`` both print it.
+``slurm_threads_lines`` (control/exports.py) is the one rule for "threads from the allocation": the
+job-array script and ``blastune env --shell slurm`` both print it.
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ class SlurmScript:
 
 
 def quote_command(command: list[str]) -> str:
-    """shlex-quote each argument; ``{task}``/``{threads}`` become double-quoted variable expansions."""
+    """shlex-quote each argument; ``{task}``/``{threads}`` become double-quoted variable
+    expansions."""
     words = []
     for arg in command:
         pieces = re.split(r"(\{task\}|\{threads\})", arg)
@@ -102,7 +103,8 @@ def _check_count(value, what: str, most: int | None = None) -> int:
 
 
 def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str]:
-    """The cluster's MaxArraySize from ``scontrol show config``; (None, why) when scontrol cannot say."""
+    """The cluster's MaxArraySize from ``scontrol show config``; (None, why) when scontrol cannot
+    say."""
     exe = shutil.which("scontrol")
     if exe is None:
         return None, "scontrol not found"
@@ -190,7 +192,8 @@ def slurm_script(
         )
     if workers > cpus:
         raise BlastuneError(
-            f"--workers {workers} needs at least {workers} cores per task: --cpus-per-task is {cpus}"
+            f"--workers {workers} needs at least {workers} cores per task: --cpus-per-task is "
+            f"{cpus}"
         )
     if max_running is not None:
         _check_count(max_running, "--max-running")
@@ -226,8 +229,8 @@ def slurm_script(
             )
     elif tasks > DEFAULT_MAX_ARRAY_SIZE:
         warnings.append(
-            f"--tasks {tasks} is above Slurm's default MaxArraySize of {DEFAULT_MAX_ARRAY_SIZE} and "
-            f"the cluster's limit is unknown here ({limit_src}): sbatch rejects the array if "
+            f"--tasks {tasks} is above Slurm's default MaxArraySize of {DEFAULT_MAX_ARRAY_SIZE} "
+            f"and the cluster's limit is unknown here ({limit_src}): sbatch rejects the array if "
             "MaxArraySize is lower; check with scontrol show config | grep MaxArraySize"
         )
 
@@ -252,7 +255,8 @@ def slurm_script(
     body.append('export SLURM_ARRAY_TASK_ID="${SLURM_ARRAY_TASK_ID:-0}"')
     if workers == 1:
         body += [
-            'echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS thread(s)" >&2',
+            'echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS '
+            'thread(s)" >&2',
             "",
             quote_command(command),
         ]
@@ -262,17 +266,21 @@ def slurm_script(
             _blastune_on_path_lines()
             + body
             + [
-                f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on ${{BLASTUNE_THREADS}} '
+                f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on '
+                f"${{BLASTUNE_THREADS}} "
                 'CPU(s), each pinned to its own cores" >&2',
-                "# srun binds the step to the allocation's cores; blastune splits them among the workers",
-                "# (each gets its own cores, OMP_PLACES and as many BLAS threads; BLASTUNE_JOB_INDEX = 0..W-1).",
+                "# srun binds the step to the allocation's cores; blastune splits them among the "
+                "workers",
+                "# (each gets its own cores, OMP_PLACES and as many BLAS threads; "
+                "BLASTUNE_JOB_INDEX = 0..W-1).",
                 'if [ -n "${SLURM_JOB_ID:-}" ] && command -v srun >/dev/null 2>&1; then',
                 '    LAUNCH=(srun --ntasks=1 --cpus-per-task="$BLASTUNE_THREADS" --cpu-bind=cores)',
                 "else",
                 "    LAUNCH=()",
                 "fi",
                 "",
-                # (${A[@]+"${A[@]}"}: an empty array under set -u, which bash before 4.4 calls unbound)
+                # (${A[@]+"${A[@]}"}: an empty array under set -u, which bash before 4.4 calls
+                # unbound)
                 f'${{LAUNCH[@]+"${{LAUNCH[@]}}"}} {runner} {quote_command(command)}',
             ]
         )

@@ -1,4 +1,5 @@
-"""The vendor registry: every BLAS/LAPACK and OpenMP family blastune knows, in the order they are tried.
+"""The vendor registry: every BLAS/LAPACK and OpenMP family blastune knows, in the order they are
+tried.
 
 A wrapper is tried before what it wraps (FlexiBLAS before its backends); families known by marker
 symbols come before those known only by their path. Everything else in blastune -- detection,

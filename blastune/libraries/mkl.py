@@ -15,7 +15,8 @@ class MKL(Family):
     name = "mkl"
     api = "blas+lapack"
     marker_symbols = ("MKL_Get_Max_Threads", "mkl_get_max_threads")
-    # interface and threading layers re-export the API; the runtime (libmkl_rt) or core is the library
+    # interface and threading layers re-export the API; the runtime (libmkl_rt) or core is the
+    # library
     ignore_pattern = r"libmkl_(gf|intel|gnu|tbb|pgi|sequential|avx|vml|def|mc)"
     thread_api = ("MKL_Get_Max_Threads", "MKL_Set_Num_Threads")
     ps_pattern = r"libmkl_(rt|core)[^/]*\.so"
@@ -30,9 +31,9 @@ class MKL(Family):
     @classmethod
     def planned_threads(cls, environ, seat: Seat, paths=()):
         """As oneMKL 2024 does it (measured on the matrix's GNU threading layer, 2 physical cores):
-        by default one thread per physical core in the affinity mask; a count from MKL_NUM_THREADS or
-        OMP_NUM_THREADS is capped at the machine's physical cores -- even under taskset -c 0 -- while
-        MKL_DYNAMIC is true (its default); MKL_DYNAMIC=false runs exactly the count asked."""
+        by default one thread per physical core in the affinity mask; a count from MKL_NUM_THREADS
+        or OMP_NUM_THREADS is capped at the machine's physical cores -- even under taskset -c 0 --
+        while MKL_DYNAMIC is true (its default); MKL_DYNAMIC=false runs exactly the count asked."""
         env = environ or {}
         if env.get("MKL_THREADING_LAYER", "").strip().lower() == "sequential":
             return 1, f"{cls.name}: MKL_THREADING_LAYER=sequential, 1 thread"

@@ -56,8 +56,8 @@ class OpenBLAS(Family):
     def planned_threads(cls, environ, seat: Seat, paths=()):
         if not any(_OPENMP_PATH.search(p) for p in paths):
             return super().planned_threads(environ, seat, paths)
-        # The OpenMP build sizes its team from OMP_NUM_THREADS, uncapped (OMP_NUM_THREADS=4 on 2 CPUs:
-        # 4 threads, measured), else libgomp's default of one per CPU in the mask.
+        # The OpenMP build sizes its team from OMP_NUM_THREADS, uncapped (OMP_NUM_THREADS=4 on 2
+        # CPUs: 4 threads, measured), else libgomp's default of one per CPU in the mask.
         n, var = first_positive_int(environ or {}, _OPENMP_VARS)
         if n:
             return n, f"{cls.name} (OpenMP build): {var}={n}"

@@ -1,4 +1,5 @@
-"""OpenMP runtimes: GNU libgomp, Intel libiomp5, LLVM libomp. Two of them in one process is trouble."""
+"""OpenMP runtimes: GNU libgomp, Intel libiomp5, LLVM libomp. Two of them in one process is
+trouble."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Netlib reference BLAS / LAPACK: correct, single-threaded, slow. Recognised by its packaging path."""
+"""Netlib reference BLAS / LAPACK: correct, single-threaded, slow. Recognised by its packaging
+path."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import re
 class Reference(Family):
     name = "reference"
     api = "blas"
-    # Debian/Ubuntu: .../blas/libblas.so.3 and .../lapack/liblapack.so.3; others: librefblas, libreflapack
+    # Debian/Ubuntu: .../blas/libblas.so.3 and .../lapack/liblapack.so.3; others: librefblas,
+    # libreflapack
     path_pattern = r"(/blas/libblas\.so|/lapack/liblapack\.so|librefblas|libreflapack)"
     # in ps: BLAS files only (a reference LAPACK beside another BLAS is no thread pool)
     ps_pattern = r"/blas/libc?blas[^/]*\.so|librefblas[^/]*\.so"

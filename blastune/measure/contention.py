@@ -5,15 +5,16 @@ The kernel keeps, for every thread, the time it was runnable but waiting for a C
 for the threads of *this* process that do the work -- the calling thread and the BLAS/OpenMP pool
 threads, not the other Python threads (a progress bar's refresh thread waits for its own reasons) --
 just before and just after each timed sample. A sample whose threads waited more than
-``CONTENDED_WAIT_PCT`` percent of its wall time (summed over the threads) was disturbed, however short
-it was: a 30 ms point sharing its core with a CPU-bound competitor waits ~100%, a quiet one ~0%.
+``CONTENDED_WAIT_PCT`` percent of its wall time (summed over the threads) was disturbed, however
+short it was: a 30 ms point sharing its core with a CPU-bound competitor waits ~100%, a quiet one
+~0%.
 
 An ``--isolate`` worker process measures itself the same way, so "the threads doing the work" is
 always the process that calls the op.
 
-Where schedstat is missing (not Linux, or a kernel without CONFIG_SCHED_INFO) the sweep falls back to
-``blastune.measure.load.LoadProbe`` -- CPU time other processes used machine-wide -- and says so in the
-document (``contention_source``).
+Where schedstat is missing (not Linux, or a kernel without CONFIG_SCHED_INFO) the sweep falls back
+to ``blastune.measure.load.LoadProbe`` -- CPU time other processes used machine-wide -- and says so
+in the document (``contention_source``).
 
 ``judge`` is THE rule for "disturbed from outside", used by ``jobs`` batches and ``sweep`` points
 alike (docs/jobs.md, "Contention"). Lost CPU alone is not enough: a measurement also loses CPU to
@@ -47,7 +48,6 @@ __all__ = [
     "WorkWait",
     "judge",
     "source",
-    "is_contended",
 ]
 
 # A measurement is contended when others took more than this share of the CPU it wanted. The same
@@ -110,10 +110,6 @@ def judge(
 def source() -> str:
     """How this process can tell contention: ``"schedstat"`` or ``"load probe"``."""
     return SOURCE_SCHEDSTAT if schedstat.available() else SOURCE_LOAD_PROBE
-
-
-def is_contended(wait_pct: float | None, threshold_pct: float = CONTENDED_WAIT_PCT) -> bool | None:
-    return None if wait_pct is None else wait_pct > threshold_pct
 
 
 class WorkWait:

@@ -1,31 +1,25 @@
 """How much CPU *other* processes took while we measured: the machine-wide busy time (/proc/stat)
 minus this process's own CPU time (all its threads), over the wall time.
 
-A multi-threaded BLAS call is hurt far more by a competing process than a single-threaded one (one of
-its threads gets descheduled and the others wait for it at the next barrier), so a sweep point taken
-while another process ran is pessimistic -- most of all at the highest thread counts. The sweep records
-this figure per point and flags the points where it was high, instead of presenting them as the truth.
+A multi-threaded BLAS call is hurt far more by a competing process than a single-threaded one (one
+of its threads gets descheduled and the others wait for it at the next barrier), so a sweep point
+taken while another process ran is pessimistic -- most of all at the highest thread counts. The
+sweep records this figure per point and flags the points where it was high, instead of presenting
+them as the truth.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import time
 
-_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_HZ = os.sysconf("SC_CLK_TCK")
 # /proc/stat's unit: a difference of two readings is off by up to one of these
 TICK_S = 1.0 / _HZ
 
 # /proc/stat counts in 10 ms ticks per CPU: over less than half a second the figure is tick noise
 # (2 ms of batches read "2.80 of 2 CPUs"), not a measurement
 LOAD_PROBE_MIN_S = 0.5
-
-
-def machine_busy_seconds(text: str | None = None) -> float | None:
-    """CPU-seconds all cores spent not idle since boot (user, nice, system, irq, softirq, steal)."""
-    both = machine_seconds(text)
-    return None if both is None else both[0]
 
 
 def machine_seconds(text: str | None = None) -> tuple[float, float] | None:
@@ -47,21 +41,14 @@ def machine_seconds(text: str | None = None) -> tuple[float, float] | None:
     return (user + nice + system + irq + softirq + steal) / _HZ, steal / _HZ
 
 
-def own_cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process (BLAS threads too)
-    return ru.ru_utime + ru.ru_stime
-
-
 class LoadProbe:
-    """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile.
+    """``p = LoadProbe(); ...; p.other_cores()`` -> cores' worth of CPU others used meanwhile
+    (this process's own CPU time, every thread of it -- BLAS threads too -- is not others')."""
 
-    ``own_seconds`` is the CPU clock of what counts as "us" (``blastune jobs`` adds its worker processes)."""
-
-    def __init__(self, own_seconds=own_cpu_seconds):
-        self.own_seconds = own_seconds
+    def __init__(self):
         self.wall0 = time.monotonic()
         self.start0 = machine_seconds()
-        self.own0 = own_seconds()
+        self.own0 = time.process_time()
         self.steal: float | None = None  # the steal CPUs of the last other_cores() interval
 
     def other_cores(self) -> float | None:
@@ -72,5 +59,5 @@ class LoadProbe:
             return None
         # one tick either way is the counter's resolution, not steal (0.2 CPUs over a 50 ms point)
         self.steal = max(0.0, (now[1] - self.start0[1] - TICK_S) / wall)
-        other = (now[0] - self.start0[0]) - (self.own_seconds() - self.own0)
+        other = (now[0] - self.start0[0]) - (time.process_time() - self.own0)
         return max(0.0, other / wall)

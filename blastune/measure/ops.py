@@ -1,5 +1,5 @@
-"""The operations ``blastune sweep`` times: what each calls, how many FLOPs it does, what memory it needs,
-and how its inputs are built.
+"""The operations ``blastune sweep`` times: what each calls, how many FLOPs it does, what memory it
+needs, and how its inputs are built.
 
 FLOP counts follow LAPACK Working Note 41 (Blackford & Dongarra, "Installation Guide for LAPACK",
 LAWN 41, netlib.org/lapack/lawns/lawn41.ps) in the form LAPACK++ uses them (include/lapack/flops.hh
@@ -42,11 +42,12 @@ def is_complex(dtype: str) -> bool:
 
 
 def lawn41_flops(muls: float, adds: float, dtype: str) -> float:
-    """Combine LAWN 41 multiply and add counts into FLOPs: complex mul = 6 FLOPs, complex add = 2."""
+    """Combine LAWN 41 multiply and add counts into FLOPs: complex mul = 6 FLOPs, complex add =
+    2."""
     return 6 * muls + 2 * adds if is_complex(dtype) else muls + adds
 
 
-# --- LAWN 41 counts (muls, adds) for square n x n problems, as in LAPACK++ include/lapack/flops.hh ---
+# --- LAWN 41 counts (muls, adds) for square n x n problems, as in LAPACK++ include/lapack/flops.hh
 
 
 def gemm_counts(m, n, k):
@@ -136,7 +137,8 @@ class Op:
     def memory_bytes(self, n: int, dtype: str) -> int:
         """Peak bytes for a point: the op's arrays plus the float64 scratch used to build inputs."""
         item = _ITEMSIZE[dtype]
-        # building inputs: the real draws, and for complex the imaginary draws, 1j * them and the sum
+        # building inputs: the real draws, and for complex the imaginary draws, 1j * them and the
+        # sum
         build_scratch = (48 if is_complex(dtype) else 16) * n * n
         return int(math.ceil(self.arrays * n * n * item + build_scratch))
 
@@ -179,7 +181,8 @@ def hermitian(rng, n, dtype, order="C"):
 
 
 def spd(rng, n, dtype, order="C"):
-    """3 I + W, W Hermitian with spectrum in about [-2, 2]: Hermitian positive definite, cond <= ~5."""
+    """3 I + W, W Hermitian with spectrum in about [-2, 2]: Hermitian positive definite, cond <=
+    ~5."""
     import numpy as np
 
     g = _gaussian(rng, n, dtype)
@@ -253,7 +256,8 @@ def _build_add(n, dtype, lib, rng):
 
     b, c = _gaussian(rng, n, dtype), _gaussian(rng, n, dtype)
     out = np.empty_like(b)
-    # A = B + C into a preallocated A: the arithmetic, not the allocator, is what threads could speed up
+    # A = B + C into a preallocated A: the arithmetic, not the allocator, is what threads could
+    # speed up
     return Prepared(
         np.add,
         (b, c, out),
@@ -447,10 +451,6 @@ OPS: dict[str, Op] = {
 }
 
 
-BLAS_OPS = tuple(name for name, op in OPS.items() if op.blas)
-CONTRAST_OPS = tuple(name for name, op in OPS.items() if not op.blas)
-
-
 def get_op(name: str) -> Op:
     try:
         return OPS[name]
@@ -499,7 +499,8 @@ def format_bytes(nbytes: float) -> str:
 
 
 def check_memory(op_name: str, size: int, dtype: str) -> int:
-    """Refuse, before allocating, a point whose arrays would not fit in the memory we may still use."""
+    """Refuse, before allocating, a point whose arrays would not fit in the memory we may still
+    use."""
     from blastune.facts.cpu import available_memory
 
     need = get_op(op_name).memory_bytes(size, dtype)

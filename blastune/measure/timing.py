@@ -3,15 +3,16 @@
 pyperf's method without its worker processes: sweep starts a fresh process only where a library
 reads its thread count at start-up (``sweep/isolated.py``), and times every point here.
 
-1. Warm-up: one timed call (first-touch page faults, BLAS thread start-up, lazy imports) is thrown away.
+1. Warm-up: one timed call (first-touch page faults, BLAS thread start-up, lazy imports) is thrown
+   away.
 2. Calibration: calls faster than ``min_sample_time`` are looped inside one sample, so the clock's
    resolution and Python's call overhead stay far below the spread we want to see.
-3. Adaptive repeats: take at least ``min_repeats`` samples, then keep going until the relative spread
-   of the median falls below ``target_spread`` or the point's time budget is spent.
+3. Adaptive repeats: take at least ``min_repeats`` samples, then keep going until the relative
+   spread of the median falls below ``target_spread`` or the point's time budget is spent.
 
 "Spread" -- the one definition blastune uses everywhere (``sweep``, ``jobs``, ``compare``; see
-``spread()`` and docs/sweep.md) -- is the relative standard error of the median, estimated robustly from
-the interquartile range:
+``spread()`` and docs/sweep.md) -- is the relative standard error of the median, estimated robustly
+from the interquartile range:
 
     spread = 1.2533 * (IQR / 1.349) / sqrt(repeats) / median
 
@@ -172,20 +173,21 @@ def measure(
     watch=None,
     fresh_args=None,
 ) -> Measurement:
-    """Time ``fn(*args)``: warm-up, calibrate loops, then adaptive repeats (see the module docstring).
+    """Time ``fn(*args)``: warm-up, calibrate loops, then adaptive repeats (see the module
+    docstring).
 
-    ``budget`` (seconds) bounds the adaptive part; ``min_repeats`` samples are always taken, so a point
-    whose single call exceeds the budget still gets an honest median and is reported as such.
-    ``watch``: brackets every timed sample -- ``token = watch.begin()`` before, ``watch.end(token)`` after,
-    returning the seconds the working threads waited for a CPU meanwhile (None if unknown). The reads
-    happen outside the timed interval, so they cost the sample nothing.
+    ``budget`` (seconds) bounds the adaptive part; ``min_repeats`` samples are always taken, so a
+    point whose single call exceeds the budget still gets an honest median and is reported as such.
+    ``watch``: brackets every timed sample -- ``token = watch.begin()`` before, ``watch.end(token)``
+    after, returning the seconds the working threads waited for a CPU meanwhile (None if unknown).
+    The reads happen outside the timed interval, so they cost the sample nothing.
     ``fresh_args(args)``: new copies of the inputs, made before each sample after the first when a
     sample loops over several calls (see ``fresh_copies``). Where an array lands in memory changes
-    the speed of a small op for as long as the array lives (measured: ``inv`` of one 200 x 200 matrix
-    ran 1.15 or 1.65 ms depending on the allocation, and stayed there); timing one allocation gives
-    samples that agree with each other and not with the next run. Fresh copies put that variation
-    inside the run, where the spread and ``compare`` see it. Single-call samples keep their inputs:
-    a copy would be cold in cache for the one call that is timed.
+    the speed of a small op for as long as the array lives (measured: ``inv`` of one 200 x 200
+    matrix ran 1.15 or 1.65 ms depending on the allocation, and stayed there); timing one allocation
+    gives samples that agree with each other and not with the next run. Fresh copies put that
+    variation inside the run, where the spread and ``compare`` see it. Single-call samples keep
+    their inputs: a copy would be cold in cache for the one call that is timed.
     """
     if min_repeats < 1:
         raise ValueError("min_repeats must be >= 1")
@@ -200,7 +202,8 @@ def measure(
             # calibrate on a second, warm call: the first may include one-off costs
             per_call = max(_sample(fn, args, 1, clock), 1e-9)
             loops = max(1, math.ceil(min_sample_time / per_call))
-            # one more warm-up sample at the calibrated loop count (fills caches the way samples will)
+            # one more warm-up sample at the calibrated loop count (fills caches the way samples
+            # will)
             _sample(fn, args, loops, clock)
         samples: list[float] = []
         stop = "max_repeats"
@@ -248,8 +251,8 @@ FRESH_MAX_BYTES = 64 * 2**20  # inputs above this are spread over enough pages t
 
 
 def fresh_copies(args: tuple) -> tuple:
-    """``args`` with every numpy array copied to a new allocation (the old ones alive meanwhile, so the
-    copy cannot land where they were); unchanged when the arrays are large."""
+    """``args`` with every numpy array copied to a new allocation (the old ones alive meanwhile, so
+    the copy cannot land where they were); unchanged when the arrays are large."""
     arrays = [a for a in args if hasattr(a, "copy") and hasattr(a, "nbytes")]
     if not arrays or sum(a.nbytes for a in arrays) > FRESH_MAX_BYTES:
         return args

@@ -167,8 +167,8 @@ def _python_task(n: int):
 
 
 def _numpy_task(n: int):
-    # The seed's g(), made compute-bound: ufuncs on a large array release the GIL for the whole loop,
-    # so threads can overlap; exp/sin keep it from being limited by memory bandwidth alone.
+    # The seed's g(), made compute-bound: ufuncs on a large array release the GIL for the whole
+    # loop, so threads can overlap; exp/sin keep it from being limited by memory bandwidth alone.
     import numpy as np
 
     def task(i):

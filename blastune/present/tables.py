@@ -2,10 +2,11 @@
 
 A table wider than the terminal wraps or mangles on screen and in a pasted bug report. ``fit_table``
 renders with tabulate, and when the result is wider than ``width`` it narrows the widest columns
-first (short columns -- numbers, units -- keep their width), wrapping long text cells onto more lines
-and shortening paths and other unbreakable cells in the middle (``…/numpy.libs/libscipy_openblas…so``)
-so that both ends -- the directory that says whose copy it is, the file's extension -- stay readable.
-``wide=True`` shows every cell whole. Machine formats (tsv, html, latex) are never touched.
+first (short columns -- numbers, units -- keep their width), wrapping long text cells onto more
+lines and shortening paths and other unbreakable cells in the middle
+(``…/numpy.libs/libscipy_openblas…so``) so that both ends -- the directory that says whose copy
+it is, the file's extension -- stay readable. ``wide=True`` shows every cell whole. Machine formats
+(tsv, html, latex) are never touched.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def terminal_width() -> int:
 
 
 def shorten_middle(text: str, width: int) -> str:
-    """'libscipy_openblas64_-ff651d7f.so' -> 'libscipy_open….so': keep the start and the ending."""
+    """'libscipy_openblas64_-ff651d7f.so' -> 'libscipy_open….so': keep the start and the
+    ending."""
     if len(text) <= width:
         return text
     if width <= 1:
