@@ -26,7 +26,7 @@ from blastune.measure.jobs.layouts import (
     with_baseline,
 )
 from blastune.measure.jobs.session import TARGET_SERIAL_SECONDS, JobsSession
-from blastune.measure.jobs.stopping import JobsInterrupted
+from blastune.measure.signals import JobsInterrupted
 from blastune.measure.jobs.workers import TaskFailed
 
 __all__ = [

@@ -20,9 +20,8 @@ from blastune.measure.budget import Budget, eta_s
 from blastune.measure.jobs import analysis
 from blastune.measure.jobs.layout_handle import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
-from blastune.measure.jobs.stopping import JobsInterrupted, stop_on_signals
 from blastune.measure.load import LOAD_PROBE_MIN_S
-from blastune.measure.signals import raise_pending
+from blastune.measure.signals import JobsInterrupted, raise_pending, stop_on_signals
 
 TARGET_SERIAL_SECONDS = 1.0  # calibrated tasks: one serial batch takes about this long
 SLOW_FACTOR = 5.0  # a layout this many times slower than serial is timed only once ...
@@ -420,7 +419,7 @@ class JobsSession:
             lock = output_lock(self.out, "results file")
         with lock:
             try:
-                with stop_on_signals():
+                with stop_on_signals(JobsInterrupted):
                     try:
                         self.measure()
                         raise_pending()  # a stop dropped on its way is not a complete run

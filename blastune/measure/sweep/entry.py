@@ -39,8 +39,7 @@ from blastune.measure.ops import DEFAULT_SEED
 from blastune.measure.sweep.libraries import library_files, needs_workers, serving_libraries
 from blastune.measure.sweep.plan import Plan, check_size, default_threads, make_plan  # noqa: F401
 from blastune.measure.sweep.session import Session, Settings, new_document, resumed_document
-from blastune.measure.signals import raise_pending
-from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
+from blastune.measure.signals import SweepInterrupted, raise_pending, stop_on_signals
 
 SCHEMA = "blastune.sweep/1"
 DEFAULT_BUDGET = 60.0
@@ -214,7 +213,7 @@ def sweep(
     plan = make_plan(ops, sizes, threads, dtypes, lib)
     out = Path(out) if out is not None else None
     with (
-        stop_on_signals() as stopping,
+        stop_on_signals(SweepInterrupted) as stopping,
         _open_session(plan, settings, out, force, resume, on_point) as session,
     ):
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from blastune.documents.sweep import SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.children import reap
-from blastune.measure.sweep.signals import SweepInterrupted
+from blastune.measure.signals import SweepInterrupted
 from blastune.measure.sweep.worker_process import PARENT_VAR
 
 # a worker that ended like this was stopped by a signal meant for the whole group (Ctrl-C in a
