@@ -17,6 +17,7 @@ from blastune.documents.sweep import SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.children import reap
 from blastune.measure.signals import SweepInterrupted
+from blastune.measure.sweep.points import point_context, point_spec
 from blastune.measure.sweep.worker_process import PARENT_VAR
 
 # a worker that ended like this was stopped by a signal meant for the whole group (Ctrl-C in a
@@ -39,25 +40,19 @@ def run_in_workers(session, points) -> None:
     for t, specs in by_threads.items():
         if not session.may_start():
             for o, n, d in specs:
-                session.not_measured({"op": o, "size": n, "dtype": d, "threads": t})
+                session.not_measured(point_spec(o, n, d, t))
             continue
         run_worker(session, t, specs)
 
 
 def _job(session, threads: int, specs: list) -> dict:
-    doc = session.doc
     return {
+        **point_context(session.doc),
         "threads": threads,
-        "lib": doc.grid.lib,
         "specs": specs,
         "budget": session.share_s(len(specs)),
         "deadline": session.deadline,
         "measured_before": session.measured,
-        "settings": doc.settings,
-        "usable": doc.cpu.usable_cores or 1,
-        "parent": os.getpid(),
-        "source": doc.contention_source,
-        "threshold_pct": doc.contended_wait_pct,
     }
 
 

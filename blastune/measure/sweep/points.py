@@ -12,7 +12,7 @@ import datetime as _dt
 from blastune.documents.sweep import SweepDocument, SweepPoint
 from blastune.measure.load import LOAD_PROBE_MIN_S
 from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, judge
-from blastune.measure.ops import OPS
+from blastune.measure.ops import OPS, check_memory
 
 # A sweep point is one BLAS call whose threads move in lockstep: a thread kept off its CPU holds up
 # every other at the next barrier, so the call loses what its threads' wait adds up to -- judged
@@ -124,19 +124,31 @@ def record(
     )
 
 
+def point_spec(op: str, size: int, dtype: str, threads: int) -> dict:
+    """The spec of one point, as runners, workers and ``not_measured`` pass it around."""
+    return {"op": op, "size": size, "dtype": dtype, "threads": threads}
+
+
+def point_context(doc: SweepDocument) -> dict:
+    """What every point of ``doc`` is built, timed and judged with: the same in this process and
+    in a worker (which receives it in its job)."""
+    return {
+        "lib": doc.grid.lib,
+        "settings": doc.settings,
+        "usable": doc.cpu.usable_cores or 1,
+        "source": doc.contention_source,
+        "threshold_pct": doc.contended_wait_pct,
+    }
+
+
+def prepare(ctx: dict, op_name: str, size: int, dtype: str):
+    """The inputs of a point, once they are known to fit in the memory we may still use."""
+    check_memory(op_name, size, dtype)
+    return OPS[op_name].prepare(size, dtype, ctx["lib"], ctx["settings"]["seed"])
+
+
 def time_point(
-    prepared,
-    spec: dict,
-    lib: str,
-    settings: dict,
-    budget: float,
-    watch,
-    *,
-    isolated: bool,
-    threads_seen: dict,
-    usable: int,
-    source: str,
-    threshold_pct: float,
+    prepared, spec: dict, ctx: dict, budget: float, watch, *, isolated: bool, threads_seen: dict
 ) -> SweepPoint:
     """Time one prepared point (``spec``: op, size, dtype, threads) with ``timing.measure`` under
     the machine-wide load probe, and ``record`` it: the one measuring step of both runners (this
@@ -144,6 +156,7 @@ def time_point(
     from blastune.measure.load import LoadProbe
     from blastune.measure.timing import fresh_copies, measure
 
+    settings = ctx["settings"]
     probe = LoadProbe()
     m = measure(
         prepared.fn,
@@ -156,7 +169,7 @@ def time_point(
     )
     return record(
         spec["op"],
-        lib,
+        ctx["lib"],
         spec["size"],
         spec["dtype"],
         spec["threads"],
@@ -164,10 +177,10 @@ def time_point(
         m,
         isolated=isolated,
         threads_seen=threads_seen,
-        usable=usable,
+        usable=ctx["usable"],
         other_cores=probe.other_cores(),
-        source=source,
-        threshold_pct=threshold_pct,
+        source=ctx["source"],
+        threshold_pct=ctx["threshold_pct"],
         steal_cores=probe.steal,
     )
 
