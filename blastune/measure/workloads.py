@@ -80,8 +80,9 @@ def make_workload(
                 "or use --op NAME / --func package.module:function"
             )
         return Workload(workload, workload, size or DEFAULT_SIZES[workload], uses_blas=False)
-    spec = _check_op(op or "dot")
-    from blastune.measure.ops import check_dtype, check_lib
+    from blastune.measure.ops import check_dtype, check_lib, get_op
+
+    spec = get_op(op or "dot")  # one registry for sweep and jobs: unknown names fail alike
 
     check_dtype(spec, dtype)
     check_lib(lib)
@@ -144,19 +145,6 @@ def resolve_func(spec: str):
     return obj
 
 
-def _check_op(op: str):
-    from blastune.measure.ops import get_op
-
-    return get_op(op)  # one registry for sweep and jobs: unknown names fail the same way in both
-
-
-def _op_callable(w: "Workload"):
-    from blastune.measure.ops import get_op
-
-    prepared = get_op(w.name).prepare(w.size, w.dtype, w.lib)
-    return lambda: prepared.fn(*prepared.args)
-
-
 def _python_task(n: int):
     # The seed's f(): a list comprehension that never releases the GIL.
     def task(i):
@@ -189,5 +177,7 @@ def build_task(w: Workload):
         return _numpy_task(w.size)
     if w.kind == "func":
         return resolve_func(w.name)
-    run = _op_callable(w)
-    return lambda i: run()
+    from blastune.measure.ops import get_op
+
+    prepared = get_op(w.name).prepare(w.size, w.dtype, w.lib)
+    return lambda i: prepared.fn(*prepared.args)

@@ -10,7 +10,7 @@ thread executor only at 1 BLAS thread per worker, pinned variants where pinning 
 
 from __future__ import annotations
 
-from blastune.core.counts import check_count
+from blastune.core.counts import check_count, format_bytes
 from blastune.documents.jobs import EXECUTORS, Layout, Workload
 from blastune.errors import BlastuneError
 
@@ -25,7 +25,6 @@ __all__ = [
     "groups",
     "check_memory",
     "powers_up_to",
-    "gib",
 ]
 
 MAX_DEFAULT_LAYOUTS = 12
@@ -41,13 +40,6 @@ def powers_up_to(n: int) -> list[int]:
         out.append(p)
         p *= 2
     return sorted(set(out) | {n})
-
-
-def gib(nbytes: float) -> str:
-    """Bytes as '1.5 GiB' / '300 MiB' for messages (``core.counts.format_bytes``)."""
-    from blastune.core.counts import format_bytes
-
-    return format_bytes(nbytes)
 
 
 def _thin(values: list[int], keep: int, must: set[int]) -> list[int]:
@@ -228,7 +220,8 @@ def check_memory(workload: Workload, planned: list[list[Layout]]) -> None:
     avail, source = available_memory()
     if avail is not None and need > avail:
         raise BlastuneError(
-            f"{workload.describe()} needs about {gib(each)} per worker and the layouts keep "
-            f"{copies} workers ({procs} of them processes) alive at once: {gib(need)}, but only "
-            f"{gib(avail)} is available ({source}): choose a smaller --size, or fewer --layouts"
+            f"{workload.describe()} needs about {format_bytes(each)} per worker and the layouts "
+            f"keep {copies} workers ({procs} of them processes) alive at once: "
+            f"{format_bytes(need)}, but only {format_bytes(avail)} is available ({source}): "
+            "choose a smaller --size, or fewer --layouts"
         )

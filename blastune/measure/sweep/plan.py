@@ -6,18 +6,13 @@ from dataclasses import dataclass, field
 
 from blastune.core.counts import MAX_THREADS, check_count
 from blastune.errors import BlastuneError
+from blastune.measure.jobs.layouts import powers_up_to
 from blastune.measure.ops import OPS, check_dtype, check_lib, check_memory, parse_ops
 
 
-def default_threads(usable: int) -> list[int]:
-    """1, 2, 4, ... up to the usable cores, and the usable cores themselves."""
-    out, t = [], 1
-    while t <= usable:
-        out.append(t)
-        t *= 2
-    if usable not in out:
-        out.append(usable)
-    return out
+# the thread counts a sweep measures by default: 1, 2, 4, ... up to the usable cores, and the usable
+# cores themselves -- the worker counts of jobs' default grid
+default_threads = powers_up_to
 
 
 @dataclass
