@@ -16,6 +16,7 @@ import warnings as _warnings
 from blastune.core.counts import check_count
 from blastune.documents.jobs import SCHEMA, JobsResult, Layout, LayoutResult, Workload
 from blastune.errors import BlastuneError, NotControllableWarning
+from blastune.measure.budget import is_seconds
 from blastune.measure.jobs.layouts import (
     EXECUTORS,
     check_memory,
@@ -103,12 +104,7 @@ def run_jobs(
     if tasks is not None:
         tasks = check_count(tasks, "number of tasks")
     repeats = check_count(repeats, "number of repeats", hi=10_000)
-    if budget is not None and (
-        isinstance(budget, bool)
-        or not isinstance(budget, (int, float))
-        or not budget > 0
-        or budget == float("inf")
-    ):
+    if budget is not None and not is_seconds(budget):
         raise BlastuneError(f"invalid budget {budget!r}: must be a number of seconds above 0")
     cpu = cpu_info()
     cores = cpu.usable_cores

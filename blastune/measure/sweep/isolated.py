@@ -51,7 +51,7 @@ def _job(session, threads: int, specs: list) -> dict:
         "threads": threads,
         "specs": specs,
         "budget": session.share_s(len(specs)),
-        "deadline": session.deadline,
+        "deadline": session.budget.deadline,
         "measured_before": session.measured,
     }
 
