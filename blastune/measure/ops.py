@@ -434,18 +434,21 @@ def check_lib(lib: str) -> str:
     return lib
 
 
+def words(values) -> list[str]:
+    """['dot,inv', 'svd'] -> ['dot', 'inv', 'svd']: commas split, spaces ignored, empty words
+    dropped (nothing left is an error, not a request for the default)."""
+    return [part for value in values for part in str(value).replace(" ", "").split(",") if part]
+
+
 def parse_ops(values) -> list[str]:
     """['dot,inv', 'svd'] or ['all'] -> op names in registry order for 'all', as given otherwise."""
     names = []
-    for value in values:
-        for part in str(value).replace(" ", "").split(","):
-            if not part:
-                continue
-            if part == "all":
-                names.extend(OPS)
-                continue
-            get_op(part)
-            names.append(part)
+    for part in words(values):
+        if part == "all":
+            names.extend(OPS)
+            continue
+        get_op(part)
+        names.append(part)
     if not names:
         raise BlastuneError(f"no op given: choose from {', '.join(OPS)} or all")
     return list(dict.fromkeys(names))
