@@ -187,11 +187,7 @@ def spd(rng, n, dtype, order="C"):
     import numpy as np
 
     g = _gaussian(rng, n, dtype)
-    w = (
-        (g + g.conj().T) / math.sqrt(2 * n)
-        if not is_complex(dtype)
-        else (g + g.conj().T) / math.sqrt(4 * n)
-    )
+    w = (g + g.conj().T) / math.sqrt((4 if is_complex(dtype) else 2) * n)
     w[np.diag_indices(n)] += 3
     return np.asarray(w, dtype=dtype, order=order)
 
@@ -203,10 +199,8 @@ def _order(lib):
 
 
 def _build_dot(n, dtype, lib, rng):
-    a, b = (
-        well_conditioned(rng, n, dtype, _order(lib)),
-        well_conditioned(rng, n, dtype, _order(lib)),
-    )
+    a = well_conditioned(rng, n, dtype, _order(lib))
+    b = well_conditioned(rng, n, dtype, _order(lib))
     if lib == "scipy":
         from scipy.linalg import blas
 

@@ -50,16 +50,11 @@ def make_workload(
     lib: str = "numpy",
 ) -> Workload:
     """Check the user's choice in this process, so a bad one fails before any worker starts."""
-    for name, v in (
-        ("--op", op),
-        ("--workload", workload),
-        ("--func", func),
-        ("--dtype", dtype),
-        ("--lib", lib),
-    ):
+    options = {"--op": op, "--workload": workload, "--func": func, "--dtype": dtype, "--lib": lib}
+    for name, v in options.items():
         if isinstance(v, str) and not v.strip():
             raise BlastuneError(f"invalid {name} {v!r}: give a name (see 'blastune jobs --help')")
-    given = [name for name, v in (("--op", op), ("--workload", workload), ("--func", func)) if v]
+    given = [name for name in ("--op", "--workload", "--func") if options[name]]
     if len(given) > 1:
         raise BlastuneError(
             f"give only one of --op, --workload, --func (got {' and '.join(given)})"
@@ -109,9 +104,7 @@ def resolve_func(spec: str):
         raise BlastuneError(
             f"--func {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
         ) from None
-    except (
-        SystemExit
-    ) as exc:  # a script that runs (and exits) when imported would end blastune silently
+    except SystemExit as exc:  # a script that runs (and exits) when imported would end us silently
         raise BlastuneError(
             f"--func {spec}: importing {module_name!r} called sys.exit({exc.code!r}); put the "
             "script's own work under `if __name__ == '__main__':`"

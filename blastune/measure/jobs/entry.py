@@ -93,9 +93,8 @@ def run_jobs(
     from blastune.measure.workloads import make_workload
 
     _refuse_bootstrap_call()
-    if isinstance(
-        workload, str
-    ):  # run_jobs(workload="python") reads like the CLI's --workload python
+    # run_jobs(workload="python") reads like the CLI's --workload python
+    if isinstance(workload, str):
         workload, workload_kw = None, {**workload_kw, "workload": workload}
     if workload is None:
         workload = make_workload(**workload_kw)

@@ -190,7 +190,7 @@ class JobsSession:
         left = 0.0
         for lay in self.plan:
             slot = self.slots[lay]
-            if lay in self.skipped or not slot.active:
+            if not slot.active:  # retired, or skipped: the budget ran out
                 continue
             todo = max(0, self.repeats - slot.batches)
             cool = COOL_DOWN_SECONDS if _spins(lay) else 0.0
@@ -268,7 +268,7 @@ class JobsSession:
             slot = self.slots[lay]
             if not self.budget.fits(self._startup_guess(lay) + self._batch_guess(slot)):
                 self.skipped.append(lay)
-                self.total -= self.repeats
+                self._retire(slot)
                 continue
             self.start(slot)
             _cool_down(slot.layout)  # its warm-up leaves BLAS threads spinning: not beside the base
