@@ -281,7 +281,7 @@ OPS: dict[str, Op] = {
             "matrix inverse",
             True,
             "numpy: gesv against the identity = getrf + getrs(nrhs=n) ~ 8n^3/3; "
-            "scipy: getrf + getri ~ 2n^3 (" + _LAWN + ")",
+            f"scipy: getrf + getri ~ 2n^3 ({_LAWN})",
             False,
             4,
             lambda n, lib: (
@@ -295,7 +295,7 @@ OPS: dict[str, Op] = {
             "det",
             "determinant (via LU)",
             True,
-            "getrf ~ 2n^3/3 (" + _LAWN + ")",
+            f"getrf ~ 2n^3/3 ({_LAWN})",
             False,
             2,
             lambda n, lib: getrf_counts(n),
@@ -305,7 +305,7 @@ OPS: dict[str, Op] = {
             "solve",
             "solve A x = b, one right-hand side",
             True,
-            "gesv = getrf + getrs(nrhs=1) ~ 2n^3/3 (" + _LAWN + ")",
+            f"gesv = getrf + getrs(nrhs=1) ~ 2n^3/3 ({_LAWN})",
             False,
             2,
             lambda n, lib: _sum(getrf_counts(n), getrs_counts(n, 1)),
@@ -315,7 +315,7 @@ OPS: dict[str, Op] = {
             "cholesky",
             "Cholesky factor of an SPD (Hermitian PD) matrix",
             True,
-            "potrf ~ n^3/3 (" + _LAWN + ")",
+            f"potrf ~ n^3/3 ({_LAWN})",
             False,
             2,
             lambda n, lib: potrf_counts(n),
@@ -325,7 +325,7 @@ OPS: dict[str, Op] = {
             "qr",
             "QR factorisation with Q formed",
             True,
-            "geqrf + orgqr(n, n, n) ~ 4n^3/3 + 4n^3/3 (" + _LAWN + ")",
+            f"geqrf + orgqr(n, n, n) ~ 4n^3/3 + 4n^3/3 ({_LAWN})",
             False,
             4,
             lambda n, lib: _sum(geqrf_counts(n), orgqr_counts(n, n, n)),
@@ -335,7 +335,7 @@ OPS: dict[str, Op] = {
             "svd",
             "singular value decomposition with U and V^H (gesdd)",
             True,
-            "nominal: gebrd + two ormbr back-transformations ~ 8n^3/3 + 4n^3 (" + _LAWN + "); the "
+            f"nominal: gebrd + two ormbr back-transformations ~ 8n^3/3 + 4n^3 ({_LAWN}); the "
             "bidiagonal divide and conquer is data-dependent and not counted",
             True,
             8,
@@ -348,9 +348,7 @@ OPS: dict[str, Op] = {
             "svdvals",
             "singular values only",
             True,
-            "nominal: gebrd ~ 8n^3/3 ("
-            + _LAWN
-            + "); the O(n^2) bidiagonal iteration is not counted",
+            f"nominal: gebrd ~ 8n^3/3 ({_LAWN}); the O(n^2) bidiagonal iteration is not counted",
             True,
             3,
             lambda n, lib: gebrd_counts(n),
@@ -361,10 +359,8 @@ OPS: dict[str, Op] = {
             "eigh",
             "eigenvalues and eigenvectors of a symmetric (Hermitian) matrix",
             True,
-            "nominal: sytrd + ormtr back-transformation ~ 4n^3/3 + 2n^3 ("
-            + _LAWN
-            + "); the tridiagonal "
-            "solver (numpy: divide and conquer, scipy: MRRR) is data-dependent and not counted",
+            f"nominal: sytrd + ormtr back-transformation ~ 4n^3/3 + 2n^3 ({_LAWN}); the tridiagonal"
+            " solver (numpy: divide and conquer, scipy: MRRR) is data-dependent and not counted",
             True,
             5,
             lambda n, lib: _sum(sytrd_counts(n), ormqr_left_counts(n, n, n)),
