@@ -308,9 +308,7 @@ class JobsSession:
 
     # --- the document -----------------------------------------------------------------------------
 
-    def result(
-        self, status: str = "complete", fingerprint: dict | None = None
-    ) -> JobsResult | None:
+    def result(self, status: str = "complete") -> JobsResult | None:
         measured = [
             self.slots[lay].result
             for lay in self.plan
@@ -349,6 +347,7 @@ class JobsSession:
             (r.threads_seen for r in measured if r.layout.threads is None and r.threads_seen), None
         )
         from blastune.facts import schedstat
+        from blastune.facts.fingerprint import fingerprint
 
         # what the BLAS would run with if nobody set a count: the registry's thread variables
         from blastune.facts.environment import requested_threads
@@ -361,7 +360,7 @@ class JobsSession:
             usable_cores=self.cores,
             default_threads=naive or requested_threads()[0] or self.cores,
             results=measured,
-            fingerprint=fingerprint or {},
+            fingerprint=fingerprint(),
             other_load_cores=other,
             warnings=warnings,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -403,8 +402,6 @@ class JobsSession:
         import contextlib
 
         from blastune.core.files import SaveFailed, check_output, output_lock
-        from blastune.facts.cpu import cpu_info
-        from blastune.facts.fingerprint import fingerprint
         import numpy  # noqa: F401  (the fingerprint names numpy's BLAS: the profile matches on it)
 
         check_memory(self.workload, self.groups)
@@ -422,7 +419,7 @@ class JobsSession:
                         self.abort()
                         raise
             except JobsInterrupted as stop:
-                partial = self.result("interrupted", fingerprint(cpu_info()))
+                partial = self.result("interrupted")
                 if partial is not None and self.out is not None:
                     try:
                         self.save(partial)
@@ -431,7 +428,7 @@ class JobsSession:
                         stop.saved_to, stop.save_error = failed.fallback, str(failed)
                 stop.result = partial
                 raise
-            doc = self.result("complete", fingerprint(cpu_info()))
+            doc = self.result("complete")
             self.save(doc)
         self.progress("done", {"elapsed_s": self.budget.elapsed()})
         return doc
