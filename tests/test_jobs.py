@@ -811,10 +811,10 @@ def test_parse_layouts_pin_suffix():
 def test_contention_rule_tells_self_inflicted_wait_from_outside_disturbance(
     cpu, wait, cores, contended
 ):
-    from blastune.measure.jobs.analysis import batch_contended, lost_pct
+    from blastune.measure.jobs.analysis import batch_verdict, lost_pct
 
     lost = lost_pct(cpu, wait, 1.0, cores)
-    assert batch_contended({"lost_pct": lost, "other_cores": None}) is contended
+    assert batch_verdict({"lost_pct": lost, "other_cores": None}).contended is contended
 
 
 def test_spread_needs_three_repeats_and_bounds_are_marked():

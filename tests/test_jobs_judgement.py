@@ -301,7 +301,8 @@ def _point(
     seen: int | None = None,
     usable: int = 2,
 ):
-    from blastune.measure.sweep.points import record
+    from blastune.measure.contention import CONTENDED_WAIT_PCT
+    from blastune.measure.sweep.points import point_spec, record
     from blastune.measure.timing import summarize
 
     class M:  # a timing.Measurement's fields that record() reads
@@ -311,19 +312,20 @@ def _point(
         sample_wait_pct = [wait_pct] * 3
 
     M.wait_pct = wait_pct
+    ctx = {
+        "lib": "numpy",
+        "usable": usable,
+        "source": "schedstat",
+        "threshold_pct": CONTENDED_WAIT_PCT,
+    }
     return record(
-        "dot",
-        "numpy",
-        64,
-        "float64",
-        threads,
+        point_spec("dot", 64, "float64", threads),
         "numpy.dot",
         M(),
+        ctx,
         isolated=False,
         threads_seen={"libopenblas.so": seen or threads},
-        usable=usable,
         other_cores=others,
-        source="schedstat",
     )
 
 

@@ -151,7 +151,7 @@ def test_the_python_api_ends_on_sigterm_with_the_finished_points():
     code = textwrap.dedent("""
         import json, os, signal, sys
         import blastune
-        from blastune.measure.sweep.signals import SweepInterrupted
+        from blastune.measure.signals import SweepInterrupted
         seen = []
         def hook(event, data):
             if event == "done":

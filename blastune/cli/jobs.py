@@ -24,7 +24,7 @@ from blastune.present.jobs import render_jobs
 def interruptible(what_is_lost: str, progress: ProgressBar | None = None):
     """SIGINT, SIGTERM, SIGHUP: the layout processes are already ended by the library; say what was
     kept in one line and exit 128 + the signal (130, 143, 129)."""
-    from blastune.measure.jobs.stopping import JobsInterrupted
+    from blastune.measure.signals import JobsInterrupted
 
     try:
         yield

@@ -194,7 +194,7 @@ def sweep_command(
     from blastune.cli.render import check_format
     from blastune.measure.sweep.entry import sweep
     from blastune.core.files import SaveFailed
-    from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
+    from blastune.measure.signals import SweepInterrupted, stop_on_signals
 
     # text to values here; every value is checked once, by blastune.sweep() (Python calls it too)
     set_wide(wide)
@@ -213,7 +213,7 @@ def sweep_command(
     progress = ProgressBar(quiet or json_out)
     status, save_error = 0, None
     # the whole command, rendering included: a second signal must not cut the table of the first
-    with stop_on_signals():
+    with stop_on_signals(SweepInterrupted):
         try:
             result = sweep(
                 *grid,

@@ -42,6 +42,12 @@ class Budget:
         return self.elapsed() + cost_s <= (math.inf if self.seconds is None else self.seconds)
 
 
+def is_seconds(value) -> bool:
+    """A budget a run can keep: a finite number of seconds above 0 (not a bool; inf would be
+    written to the results as Infinity, which is not JSON)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < math.inf
+
+
 def eta_s(work_left_s: float, budget_left_s: float = math.inf) -> float:
     """Seconds until a run with work left ends: the session's estimate of that work, at most what
     the budget still allows, and never under ``MIN_ETA_S``."""

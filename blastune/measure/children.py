@@ -54,6 +54,14 @@ def die_with_parent(parent_pid: int | None, sig: int = signal.SIGKILL) -> None:
         os._exit(1)
 
 
+def ignore_terminal_signals() -> None:
+    """Ctrl-C and a closed terminal reach the whole foreground group: the parent decides what they
+    mean and ends this process itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def reap(proc: subprocess.Popen, grace: float = 5.0, *, terminate: bool = True) -> int:
     """End ``proc`` and collect it: SIGTERM (unless ``terminate`` is False: it was asked to end
     already), SIGKILL if it still runs after ``grace`` s, and always wait for it.

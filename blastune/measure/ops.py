@@ -25,6 +25,7 @@ eigenvalues in about [1, 5], built in O(n^2) rather than with a gemm.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -186,11 +187,7 @@ def spd(rng, n, dtype, order="C"):
     import numpy as np
 
     g = _gaussian(rng, n, dtype)
-    w = (
-        (g + g.conj().T) / math.sqrt(2 * n)
-        if not is_complex(dtype)
-        else (g + g.conj().T) / math.sqrt(4 * n)
-    )
+    w = (g + g.conj().T) / math.sqrt((4 if is_complex(dtype) else 2) * n)
     w[np.diag_indices(n)] += 3
     return np.asarray(w, dtype=dtype, order=order)
 
@@ -202,10 +199,8 @@ def _order(lib):
 
 
 def _build_dot(n, dtype, lib, rng):
-    a, b = (
-        well_conditioned(rng, n, dtype, _order(lib)),
-        well_conditioned(rng, n, dtype, _order(lib)),
-    )
+    a = well_conditioned(rng, n, dtype, _order(lib))
+    b = well_conditioned(rng, n, dtype, _order(lib))
     if lib == "scipy":
         from scipy.linalg import blas
 
@@ -216,65 +211,47 @@ def _build_dot(n, dtype, lib, rng):
     return Prepared(np.dot, (a, b), "numpy.dot")
 
 
-def _linalg(numpy_name, scipy_name=None, builder=well_conditioned, **scipy_kw):
-    def build(n, dtype, lib, rng):
-        a = builder(rng, n, dtype, _order(lib))
-        if lib == "scipy":
-            import functools
+def _linalg(
+    numpy_name, scipy_name=None, builder=well_conditioned, rhs=False, numpy_kw=None, **scipy_kw
+):
+    """numpy.linalg.NAME / scipy.linalg.NAME on one built matrix (and, with ``rhs``, a right-hand
+    side vector drawn after it)."""
 
+    def build(n, dtype, lib, rng):
+        args = (builder(rng, n, dtype, _order(lib)),)
+        if rhs:
+            args += (_gaussian(rng, n, dtype, shape=(n,)),)
+        if lib == "scipy":
             import scipy.linalg
 
-            fn = functools.partial(
-                getattr(scipy.linalg, scipy_name or numpy_name), check_finite=False, **scipy_kw
-            )
-            return Prepared(fn, (a,), f"scipy.linalg.{scipy_name or numpy_name}")
+            name = scipy_name or numpy_name
+            fn = functools.partial(getattr(scipy.linalg, name), check_finite=False, **scipy_kw)
+            return Prepared(fn, args, f"scipy.linalg.{name}")
         import numpy as np
 
-        return Prepared(getattr(np.linalg, numpy_name), (a,), f"numpy.linalg.{numpy_name}")
+        fn = getattr(np.linalg, numpy_name)
+        if not numpy_kw:
+            return Prepared(fn, args, f"numpy.linalg.{numpy_name}")
+        kw = ", ".join(f"{k}={v}" for k, v in numpy_kw.items())
+        return Prepared(functools.partial(fn, **numpy_kw), args, f"numpy.linalg.{numpy_name}({kw})")
 
     return build
 
 
-def _build_solve(n, dtype, lib, rng):
-    a = well_conditioned(rng, n, dtype, _order(lib))
-    b = _gaussian(rng, n, dtype, shape=(n,))
-    if lib == "scipy":
-        import functools
+def _ufunc(name, inputs):
+    """numpy.NAME(B[, C], out=A) into a preallocated A: the arithmetic, not the allocator, is what
+    threads could speed up."""
 
-        import scipy.linalg
+    def build(n, dtype, lib, rng):
+        import numpy as np
 
-        return Prepared(
-            functools.partial(scipy.linalg.solve, check_finite=False), (a, b), "scipy.linalg.solve"
-        )
-    import numpy as np
+        args = tuple(_gaussian(rng, n, dtype) for _ in range(inputs))
+        impl = f"numpy.{name}({', '.join('BC'[:inputs])}, out=A)"
+        if lib == "scipy":
+            impl += f" (numpy: scipy has no {name})"
+        return Prepared(getattr(np, name), (*args, np.empty_like(args[0])), impl)
 
-    return Prepared(np.linalg.solve, (a, b), "numpy.linalg.solve")
-
-
-def _build_add(n, dtype, lib, rng):
-    import numpy as np
-
-    b, c = _gaussian(rng, n, dtype), _gaussian(rng, n, dtype)
-    out = np.empty_like(b)
-    # A = B + C into a preallocated A: the arithmetic, not the allocator, is what threads could
-    # speed up
-    return Prepared(
-        np.add,
-        (b, c, out),
-        "numpy.add(B, C, out=A)" + (" (numpy: scipy has no add)" if lib == "scipy" else ""),
-    )
-
-
-def _build_sin(n, dtype, lib, rng):
-    import numpy as np
-
-    b = _gaussian(rng, n, dtype)
-    out = np.empty_like(b)
-    return Prepared(
-        np.sin,
-        (b, out),
-        "numpy.sin(B, out=A)" + (" (numpy: scipy has no sin)" if lib == "scipy" else ""),
-    )
+    return build
 
 
 def _build_norm_isf(n, dtype, lib, rng):
@@ -282,30 +259,6 @@ def _build_norm_isf(n, dtype, lib, rng):
 
     q = rng.uniform(0.001, 0.999, size=(n, n)).astype(dtype)
     return Prepared(scipy.stats.norm.isf, (q,), "scipy.stats.norm.isf")
-
-
-# numpy.linalg has no svdvals; numpy's spelling is svd(a, compute_uv=False)
-def _build_svdvals(n, dtype, lib, rng):
-    a = well_conditioned(rng, n, dtype, _order(lib))
-    if lib == "scipy":
-        import functools
-
-        import scipy.linalg
-
-        return Prepared(
-            functools.partial(scipy.linalg.svdvals, check_finite=False),
-            (a,),
-            "scipy.linalg.svdvals",
-        )
-    import functools
-
-    import numpy as np
-
-    return Prepared(
-        functools.partial(np.linalg.svd, compute_uv=False),
-        (a,),
-        "numpy.linalg.svd(compute_uv=False)",
-    )
 
 
 _LAWN = "LAWN 41 via LAPACK++ include/lapack/flops.hh"
@@ -328,7 +281,7 @@ OPS: dict[str, Op] = {
             "matrix inverse",
             True,
             "numpy: gesv against the identity = getrf + getrs(nrhs=n) ~ 8n^3/3; "
-            "scipy: getrf + getri ~ 2n^3 (" + _LAWN + ")",
+            f"scipy: getrf + getri ~ 2n^3 ({_LAWN})",
             False,
             4,
             lambda n, lib: (
@@ -342,7 +295,7 @@ OPS: dict[str, Op] = {
             "det",
             "determinant (via LU)",
             True,
-            "getrf ~ 2n^3/3 (" + _LAWN + ")",
+            f"getrf ~ 2n^3/3 ({_LAWN})",
             False,
             2,
             lambda n, lib: getrf_counts(n),
@@ -352,17 +305,17 @@ OPS: dict[str, Op] = {
             "solve",
             "solve A x = b, one right-hand side",
             True,
-            "gesv = getrf + getrs(nrhs=1) ~ 2n^3/3 (" + _LAWN + ")",
+            f"gesv = getrf + getrs(nrhs=1) ~ 2n^3/3 ({_LAWN})",
             False,
             2,
             lambda n, lib: _sum(getrf_counts(n), getrs_counts(n, 1)),
-            _build_solve,
+            _linalg("solve", rhs=True),
         ),
         Op(
             "cholesky",
             "Cholesky factor of an SPD (Hermitian PD) matrix",
             True,
-            "potrf ~ n^3/3 (" + _LAWN + ")",
+            f"potrf ~ n^3/3 ({_LAWN})",
             False,
             2,
             lambda n, lib: potrf_counts(n),
@@ -372,7 +325,7 @@ OPS: dict[str, Op] = {
             "qr",
             "QR factorisation with Q formed",
             True,
-            "geqrf + orgqr(n, n, n) ~ 4n^3/3 + 4n^3/3 (" + _LAWN + ")",
+            f"geqrf + orgqr(n, n, n) ~ 4n^3/3 + 4n^3/3 ({_LAWN})",
             False,
             4,
             lambda n, lib: _sum(geqrf_counts(n), orgqr_counts(n, n, n)),
@@ -382,7 +335,7 @@ OPS: dict[str, Op] = {
             "svd",
             "singular value decomposition with U and V^H (gesdd)",
             True,
-            "nominal: gebrd + two ormbr back-transformations ~ 8n^3/3 + 4n^3 (" + _LAWN + "); the "
+            f"nominal: gebrd + two ormbr back-transformations ~ 8n^3/3 + 4n^3 ({_LAWN}); the "
             "bidiagonal divide and conquer is data-dependent and not counted",
             True,
             8,
@@ -395,22 +348,19 @@ OPS: dict[str, Op] = {
             "svdvals",
             "singular values only",
             True,
-            "nominal: gebrd ~ 8n^3/3 ("
-            + _LAWN
-            + "); the O(n^2) bidiagonal iteration is not counted",
+            f"nominal: gebrd ~ 8n^3/3 ({_LAWN}); the O(n^2) bidiagonal iteration is not counted",
             True,
             3,
             lambda n, lib: gebrd_counts(n),
-            _build_svdvals,
+            # numpy.linalg has no svdvals; numpy's spelling is svd(a, compute_uv=False)
+            _linalg("svd", "svdvals", numpy_kw={"compute_uv": False}),
         ),
         Op(
             "eigh",
             "eigenvalues and eigenvectors of a symmetric (Hermitian) matrix",
             True,
-            "nominal: sytrd + ormtr back-transformation ~ 4n^3/3 + 2n^3 ("
-            + _LAWN
-            + "); the tridiagonal "
-            "solver (numpy: divide and conquer, scipy: MRRR) is data-dependent and not counted",
+            f"nominal: sytrd + ormtr back-transformation ~ 4n^3/3 + 2n^3 ({_LAWN}); the tridiagonal"
+            " solver (numpy: divide and conquer, scipy: MRRR) is data-dependent and not counted",
             True,
             5,
             lambda n, lib: _sum(sytrd_counts(n), ormqr_left_counts(n, n, n)),
@@ -424,7 +374,7 @@ OPS: dict[str, Op] = {
             False,
             3,
             lambda n, lib: (0, n * n),
-            _build_add,
+            _ufunc("add", 2),
         ),
         Op(
             "sin",
@@ -434,7 +384,7 @@ OPS: dict[str, Op] = {
             False,
             2,
             None,
-            _build_sin,
+            _ufunc("sin", 1),
         ),
         Op(
             "norm_isf",
@@ -474,33 +424,30 @@ def check_lib(lib: str) -> str:
     return lib
 
 
+def words(values) -> list[str]:
+    """['dot,inv', 'svd'] -> ['dot', 'inv', 'svd']: commas split, spaces ignored, empty words
+    dropped (nothing left is an error, not a request for the default)."""
+    return [part for value in values for part in str(value).replace(" ", "").split(",") if part]
+
+
 def parse_ops(values) -> list[str]:
     """['dot,inv', 'svd'] or ['all'] -> op names in registry order for 'all', as given otherwise."""
     names = []
-    for value in values:
-        for part in str(value).replace(" ", "").split(","):
-            if not part:
-                continue
-            if part == "all":
-                names.extend(OPS)
-                continue
-            get_op(part)
-            names.append(part)
+    for part in words(values):
+        if part == "all":
+            names.extend(OPS)
+            continue
+        get_op(part)
+        names.append(part)
     if not names:
         raise BlastuneError(f"no op given: choose from {', '.join(OPS)} or all")
     return list(dict.fromkeys(names))
 
 
-def format_bytes(nbytes: float) -> str:
-    """A memory size for a message (``core.counts.format_bytes``: one formatter for all)."""
-    from blastune.core.counts import format_bytes as fmt
-
-    return fmt(nbytes)
-
-
 def check_memory(op_name: str, size: int, dtype: str) -> int:
     """Refuse, before allocating, a point whose arrays would not fit in the memory we may still
     use."""
+    from blastune.core.counts import format_bytes
     from blastune.facts.cpu import available_memory
 
     need = get_op(op_name).memory_bytes(size, dtype)

@@ -49,6 +49,15 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
+class SweepInterrupted(Interrupted):
+    """A signal stopped the sweep; ``result`` holds the finished points (a ``SweepResult``)."""
+
+
+class JobsInterrupted(Interrupted):
+    """A signal stopped ``jobs``: the layout processes and their workers were ended and reaped;
+    ``result`` holds the finished batches (a ``JobsResult``) or None."""
+
+
 class StopState:
     def __init__(self):
         self.signum: int | None = None

@@ -31,7 +31,7 @@ import gc
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 # sqrt(pi/2): asymptotic ratio of the standard error of the median to that of the mean (normal data)
 _MEDIAN_SE = math.sqrt(math.pi / 2)
@@ -54,9 +54,6 @@ class Stats:
     mean: float
     repeats: int
     spread: float | None  # relative standard error of the median; None with fewer than 3 samples
-
-    def to_dict(self):
-        return asdict(self)
 
 
 def quartiles(samples: list[float]) -> tuple[float, float, float]:
@@ -132,20 +129,6 @@ class Measurement:
         if self.waits_s is None:
             return None
         return 100.0 * sum(self.waits_s) / max(sum(self.samples) * self.loops, 1e-12)
-
-    def to_dict(self):
-        d = self.stats.to_dict()
-        d.update(
-            samples=self.samples,
-            loops=self.loops,
-            warmup_s=self.warmup_s,
-            elapsed_s=self.elapsed_s,
-            target_spread=self.target_spread,
-            stop=self.stop,
-            unstable=self.unstable,
-            wait_pct=self.wait_pct,
-        )
-        return d
 
 
 def _sample(fn, args, loops, clock):

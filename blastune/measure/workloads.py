@@ -50,16 +50,11 @@ def make_workload(
     lib: str = "numpy",
 ) -> Workload:
     """Check the user's choice in this process, so a bad one fails before any worker starts."""
-    for name, v in (
-        ("--op", op),
-        ("--workload", workload),
-        ("--func", func),
-        ("--dtype", dtype),
-        ("--lib", lib),
-    ):
+    options = {"--op": op, "--workload": workload, "--func": func, "--dtype": dtype, "--lib": lib}
+    for name, v in options.items():
         if isinstance(v, str) and not v.strip():
             raise BlastuneError(f"invalid {name} {v!r}: give a name (see 'blastune jobs --help')")
-    given = [name for name, v in (("--op", op), ("--workload", workload), ("--func", func)) if v]
+    given = [name for name in ("--op", "--workload", "--func") if options[name]]
     if len(given) > 1:
         raise BlastuneError(
             f"give only one of --op, --workload, --func (got {' and '.join(given)})"
@@ -80,8 +75,9 @@ def make_workload(
                 "or use --op NAME / --func package.module:function"
             )
         return Workload(workload, workload, size or DEFAULT_SIZES[workload], uses_blas=False)
-    spec = _check_op(op or "dot")
-    from blastune.measure.ops import check_dtype, check_lib
+    from blastune.measure.ops import check_dtype, check_lib, get_op
+
+    spec = get_op(op or "dot")  # one registry for sweep and jobs: unknown names fail alike
 
     check_dtype(spec, dtype)
     check_lib(lib)
@@ -108,9 +104,7 @@ def resolve_func(spec: str):
         raise BlastuneError(
             f"--func {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
         ) from None
-    except (
-        SystemExit
-    ) as exc:  # a script that runs (and exits) when imported would end blastune silently
+    except SystemExit as exc:  # a script that runs (and exits) when imported would end us silently
         raise BlastuneError(
             f"--func {spec}: importing {module_name!r} called sys.exit({exc.code!r}); put the "
             "script's own work under `if __name__ == '__main__':`"
@@ -142,19 +136,6 @@ def resolve_func(spec: str):
             f"{attr}{sig}; give a function of one argument"
         ) from None
     return obj
-
-
-def _check_op(op: str):
-    from blastune.measure.ops import get_op
-
-    return get_op(op)  # one registry for sweep and jobs: unknown names fail the same way in both
-
-
-def _op_callable(w: "Workload"):
-    from blastune.measure.ops import get_op
-
-    prepared = get_op(w.name).prepare(w.size, w.dtype, w.lib)
-    return lambda: prepared.fn(*prepared.args)
 
 
 def _python_task(n: int):
@@ -189,5 +170,7 @@ def build_task(w: Workload):
         return _numpy_task(w.size)
     if w.kind == "func":
         return resolve_func(w.name)
-    run = _op_callable(w)
-    return lambda i: run()
+    from blastune.measure.ops import get_op
+
+    prepared = get_op(w.name).prepare(w.size, w.dtype, w.lib)
+    return lambda i: prepared.fn(*prepared.args)

@@ -56,10 +56,10 @@ def wanted_cores(res: LayoutResult, cores: int) -> float:
 def batch_verdict(
     batch: dict, others: float | None = None, wanted: float = 1.0, cores: int | None = None
 ):
-    """``measure.contention.judge`` on one batch's figures (``Verdict``). ``others``: the CPUs
-    other programs used, averaged over all the layout's batches -- /proc/stat counts in 10 ms
-    ticks, so one 5 ms batch reads 0.0 or 2.7 CPUs for the same competitor; the layout's total is
-    the figure to trust (None: the batch's own)."""
+    """``measure.contention.judge`` on one batch's figures (``Verdict``); ``wanted`` defaults to
+    one CPU, the strictest. ``others``: the CPUs other programs used, averaged over all the
+    layout's batches -- /proc/stat counts in 10 ms ticks, so one 5 ms batch reads 0.0 or 2.7 CPUs
+    for the same competitor; the layout's total is the figure to trust (None: the batch's own)."""
     lost = batch.get("lost_pct")
     other = batch.get("other_cores") if others is None else others
     return judge(
@@ -69,13 +69,6 @@ def batch_verdict(
         steal_cpus=batch.get("steal_cores"),
         usable=cores,
     )
-
-
-def batch_contended(
-    batch: dict, others: float | None = None, wanted: float = 1.0, cores: int | None = None
-) -> bool:
-    """Disturbed from outside (``batch_verdict``); ``wanted`` defaults to one CPU, the strictest."""
-    return bool(batch_verdict(batch, others, wanted, cores).contended)
 
 
 def others_over_batches(*results: LayoutResult, min_wall_s: float = 0.0) -> float | None:
@@ -110,7 +103,7 @@ def add_batch(res: LayoutResult, batch: dict) -> None:
     res.host_wait_pcts.append(batch.get("host_wait_pct"))
     if batch.get("tasks") is not None:
         res.tasks = batch["tasks"]
-    res.contended_batches.append(batch_contended(batch))
+    # the contention flags are judged over all the layout's batches (``judge_layout``)
 
 
 def demand(res: LayoutResult) -> int | None:

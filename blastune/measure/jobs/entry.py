@@ -16,6 +16,7 @@ import warnings as _warnings
 from blastune.core.counts import check_count
 from blastune.documents.jobs import SCHEMA, JobsResult, Layout, LayoutResult, Workload
 from blastune.errors import BlastuneError, NotControllableWarning
+from blastune.measure.budget import is_seconds
 from blastune.measure.jobs.layouts import (
     EXECUTORS,
     check_memory,
@@ -26,7 +27,7 @@ from blastune.measure.jobs.layouts import (
     with_baseline,
 )
 from blastune.measure.jobs.session import TARGET_SERIAL_SECONDS, JobsSession
-from blastune.measure.jobs.stopping import JobsInterrupted
+from blastune.measure.signals import JobsInterrupted
 from blastune.measure.jobs.workers import TaskFailed
 
 __all__ = [
@@ -92,9 +93,8 @@ def run_jobs(
     from blastune.measure.workloads import make_workload
 
     _refuse_bootstrap_call()
-    if isinstance(
-        workload, str
-    ):  # run_jobs(workload="python") reads like the CLI's --workload python
+    # run_jobs(workload="python") reads like the CLI's --workload python
+    if isinstance(workload, str):
         workload, workload_kw = None, {**workload_kw, "workload": workload}
     if workload is None:
         workload = make_workload(**workload_kw)
@@ -103,12 +103,7 @@ def run_jobs(
     if tasks is not None:
         tasks = check_count(tasks, "number of tasks")
     repeats = check_count(repeats, "number of repeats", hi=10_000)
-    if budget is not None and (
-        isinstance(budget, bool)
-        or not isinstance(budget, (int, float))
-        or not budget > 0
-        or budget == float("inf")
-    ):
+    if budget is not None and not is_seconds(budget):
         raise BlastuneError(f"invalid budget {budget!r}: must be a number of seconds above 0")
     cpu = cpu_info()
     cores = cpu.usable_cores

@@ -22,6 +22,10 @@ POLL_S = 0.5  # how often a waiting request looks at the host (signals are handl
 ABORT_GRACE_S = 3.0  # a host gets this long to end its workers after SIGTERM before SIGKILL
 
 
+# what a process gets from the kernel (or abort()) when its own C code fails
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
+
+
 class HostCrashed(BlastuneError):
     """The process running a layout died (os._exit, a segfault, the OOM killer)."""
 
@@ -34,13 +38,7 @@ def exit_text(code: int | None) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        crash = -code in (
-            signal.SIGSEGV,
-            signal.SIGBUS,
-            signal.SIGILL,
-            signal.SIGFPE,
-            signal.SIGABRT,
-        )
+        crash = -code in CRASH_SIGNALS
         return f"killed by {name}" + (" (a crash in C code)" if crash else "")
     return f"exit status {code}"
 

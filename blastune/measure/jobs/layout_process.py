@@ -33,9 +33,8 @@ from blastune.measure.jobs.analysis import lost_pct as lost_pct_of
 from blastune.measure.jobs.layout_handle import exit_text
 from blastune.measure.jobs.workers import READY_TIMEOUT, TaskFailed, call, failure, threads_now
 
-DEAD_WORKER_WAIT_S = (
-    5.0  # for the pool to reap every worker after one died (it terminates the rest)
-)
+# for the pool to reap every worker after one died (it terminates the rest)
+DEAD_WORKER_WAIT_S = 5.0
 
 
 class Stop(SystemExit):
@@ -70,13 +69,6 @@ def _limited(threads):
     from blastune.control.limits import limit
 
     return limit(threads, api="all")
-
-
-def _machine() -> tuple[float, float] | None:
-    """(busy, steal) CPU-seconds of the whole machine since boot (/proc/stat)."""
-    from blastune.measure.load import machine_seconds
-
-    return machine_seconds()
 
 
 def _cpu_fallback(pids) -> float | None:
@@ -114,18 +106,19 @@ class Runner:
         workers' alone: what the host costs them is reported as the host's share, never as other
         programs'."""
         from blastune.facts import schedstat
+        from blastune.measure.load import machine_seconds
 
         have = schedstat.available()
         here = schedstat.Meter.start([os.getpid()]) if have else None
         pool = schedstat.Meter.start(list(self.pids)) if have and self.pids else None
-        m0, own0 = _machine(), time.process_time()
+        m0, own0 = machine_seconds(), time.process_time()
         cpu0 = None if have else _cpu_fallback(self.pids)
         t0 = time.perf_counter()
         self.batch(tasks)
         wall = time.perf_counter() - t0
         own = time.process_time() - own0
         c_here, c_pool = (here.stop() if here else None), (pool.stop() if pool else None)
-        m1 = _machine()
+        m1 = machine_seconds()
         span = max(wall, 1e-9)
         wait_pct = lost_pct = host_wait_pct = None
         host_cpu = own if self.pids else None  # in-process layouts: the host *is* the work
@@ -264,7 +257,7 @@ class InPool(Runner):
         )
         with self._errors():
             ready = [self.ex.submit(workers.ready, k) for k in range(w)]  # one spawn per submit
-            self.procs = dict(getattr(self.ex, "_processes", None) or {})
+            self.procs = dict(self._pool_procs())
             probes = [f.result(timeout=READY_TIMEOUT) for f in ready]
         failed = next((e for _, _, e in probes if e is not None), None)
         if failed is not None:
@@ -295,13 +288,17 @@ class InPool(Runner):
                 f"layout {self.layout.spec}: the workers ran {done} of {tasks} tasks"
             )
 
+    def _pool_procs(self) -> dict:
+        """pid -> process of the pool's workers now (the executor's own table; empty if gone)."""
+        return getattr(self.ex, "_processes", None) or {}
+
     def _dead_worker(self) -> str:
         # once one worker dies, the pool terminates the others (SIGTERM): name the one that died
         # first, a crash or an exit of its own, not a sibling the pool ended afterwards. The pool's
         # own thread reaps the workers at the same time as we look, and whichever waitpid() loses
         # the race sees no status yet (exitcode None), so keep asking until every worker has one.
         codes: dict[int, int] = {}
-        pending = {**(getattr(self.ex, "_processes", None) or {}), **self.procs}
+        pending = {**self._pool_procs(), **self.procs}
         deadline = time.monotonic() + DEAD_WORKER_WAIT_S
         while pending and time.monotonic() < deadline:
             for pid, proc in list(pending.items()):
@@ -352,7 +349,7 @@ class InPool(Runner):
         if self.ex is None:
             return
         if abort:  # interrupted or failed: a task may run for hours, do not wait for it
-            for proc in list((getattr(self.ex, "_processes", None) or {}).values()):
+            for proc in list(self._pool_procs().values()):
                 proc.terminate()
         self.ex.shutdown(wait=True, cancel_futures=True)
         for proc in self.procs.values():  # reaped: no zombie, no worker left holding stdout
@@ -397,17 +394,10 @@ def _serve(cmd, reply) -> None:
                     raise BlastuneError(f"unknown host command {op!r}")
             except BlastuneError as exc:
                 reply.send(("error", str(exc)))
+            except Stop:
+                raise
             except (Exception, SystemExit) as exc:
-                if isinstance(exc, Stop):
-                    raise
-                reply.send(
-                    (
-                        "error",
-                        failure(
-                            f"layout {getattr(runner, 'layout', None) and runner.layout.spec}", exc
-                        ),
-                    )
-                )
+                reply.send(("error", failure(f"layout {runner and runner.layout.spec}", exc)))
             else:
                 reply.send(("ok", out))
     finally:
@@ -419,7 +409,7 @@ def _serve(cmd, reply) -> None:
 def main(argv=None) -> int:
     from multiprocessing.connection import Connection
 
-    from blastune.measure.children import die_with_parent
+    from blastune.measure.children import die_with_parent, ignore_terminal_signals
 
     cmd_fd, reply_fd, parent = (int(a) for a in (argv or sys.argv[1:])[:3])
 
@@ -436,9 +426,7 @@ def main(argv=None) -> int:
     threading.excepthook = _thread_exception
 
     signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    ignore_terminal_signals()
     die_with_parent(parent, signal.SIGTERM)
     # each layout reads its thread count back and notes a refused or capped one in the table: the
     # limiter's warnings would only repeat that as Python warnings with source lines

@@ -10,9 +10,10 @@ thread executor only at 1 BLAS thread per worker, pinned variants where pinning 
 
 from __future__ import annotations
 
-from blastune.core.counts import check_count
+from blastune.core.counts import check_count, format_bytes
 from blastune.documents.jobs import EXECUTORS, Layout, Workload
 from blastune.errors import BlastuneError
+from blastune.measure.ops import words
 
 __all__ = [
     "EXECUTORS",
@@ -25,7 +26,6 @@ __all__ = [
     "groups",
     "check_memory",
     "powers_up_to",
-    "gib",
 ]
 
 MAX_DEFAULT_LAYOUTS = 12
@@ -41,13 +41,6 @@ def powers_up_to(n: int) -> list[int]:
         out.append(p)
         p *= 2
     return sorted(set(out) | {n})
-
-
-def gib(nbytes: float) -> str:
-    """Bytes as '1.5 GiB' / '300 MiB' for messages (``core.counts.format_bytes``)."""
-    from blastune.core.counts import format_bytes
-
-    return format_bytes(nbytes)
 
 
 def _thin(values: list[int], keep: int, must: set[int]) -> list[int]:
@@ -77,15 +70,11 @@ def _pinned_plan(workers: int, topology):
         return None
 
 
-def _pinning_matters(topology) -> bool:
-    """Pinning changes where threads run only when there is more than one cache / memory domain."""
+def _domain_counts(topology) -> list[int]:
+    """How many L3 domains, NUMA nodes and sockets ``topology`` has (none when unknown)."""
     if topology is None:
-        return False
-    for name in ("l3_domains", "numa_nodes", "sockets"):
-        v = getattr(topology, name, None)
-        if v is not None and (len(v) if hasattr(v, "__len__") else v) > 1:
-            return True
-    return False
+        return []
+    return [len(getattr(topology, name)) for name in ("l3_domains", "numa_nodes", "sockets")]
 
 
 def default_layouts(workload: Workload, cores: int, topology=None) -> list[Layout]:
@@ -111,15 +100,11 @@ def default_layouts(workload: Workload, cores: int, topology=None) -> list[Layou
     layouts.append(Layout("thread", cores, 1))
     if blas:
         layouts.append(Layout("process", cores, None))
-    domains = set()
-    for name in ("l3_domains", "numa_nodes", "sockets"):
-        v = getattr(topology, name, None) if topology is not None else None
-        n = len(v) if hasattr(v, "__len__") else v
-        if isinstance(n, int) and 1 < n < cores:
-            domains.add(n)
+    domains = {n for n in _domain_counts(topology) if 1 < n < cores}
     worker_counts = [w for w in powers_up_to(cores) if w > 1] if blas else [cores]
     pinned_room = 0
-    if blas and _pinning_matters(topology):
+    # pinning changes where threads run only when there is more than one cache / memory domain
+    if blas and any(n > 1 for n in _domain_counts(topology)):
         pinned_room = min(3, MAX_DEFAULT_LAYOUTS - len(layouts) - 4)
     ws = _thin(worker_counts, MAX_DEFAULT_LAYOUTS - len(layouts) - pinned_room, domains)
     process = [Layout("process", w, max(1, cores // w) if blas else 1) for w in ws]
@@ -137,9 +122,7 @@ def parse_layouts(text: str) -> list[Layout]:
     """'serial,thread:2x1,process:2x1,process:2xdefault,process:2x1+pin' -> layouts (W defaults to
     1, T to 1)."""
     out = []
-    for item in str(text).replace(" ", "").split(","):
-        if not item:
-            continue
+    for item in words([text]):
         body, plus, suffix = item.partition("+")
         if plus and suffix != "pin":
             raise BlastuneError(
@@ -228,7 +211,8 @@ def check_memory(workload: Workload, planned: list[list[Layout]]) -> None:
     avail, source = available_memory()
     if avail is not None and need > avail:
         raise BlastuneError(
-            f"{workload.describe()} needs about {gib(each)} per worker and the layouts keep "
-            f"{copies} workers ({procs} of them processes) alive at once: {gib(need)}, but only "
-            f"{gib(avail)} is available ({source}): choose a smaller --size, or fewer --layouts"
+            f"{workload.describe()} needs about {format_bytes(each)} per worker and the layouts "
+            f"keep {copies} workers ({procs} of them processes) alive at once: "
+            f"{format_bytes(need)}, but only {format_bytes(avail)} is available ({source}): "
+            "choose a smaller --size, or fewer --layouts"
         )

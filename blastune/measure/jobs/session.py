@@ -20,9 +20,8 @@ from blastune.measure.budget import Budget, eta_s
 from blastune.measure.jobs import analysis
 from blastune.measure.jobs.layout_handle import LayoutHost
 from blastune.measure.jobs.layouts import check_memory, groups, with_baseline
-from blastune.measure.jobs.stopping import JobsInterrupted, stop_on_signals
 from blastune.measure.load import LOAD_PROBE_MIN_S
-from blastune.measure.signals import raise_pending
+from blastune.measure.signals import JobsInterrupted, raise_pending, stop_on_signals
 
 TARGET_SERIAL_SECONDS = 1.0  # calibrated tasks: one serial batch takes about this long
 SLOW_FACTOR = 5.0  # a layout this many times slower than serial is timed only once ...
@@ -46,17 +45,19 @@ MIN_BATCH_SHARE = 0.8
 RESCALE_MARGIN = 1.25  # a short layout's new task count aims this far above the minimum
 
 
+def _spins(layout: Layout) -> bool:
+    """Does the layout run multi-threaded BLAS, whose idle threads spin for a moment after a call
+    returns (and get ``COOL_DOWN_SECONDS`` to park before the next batch)?"""
+    return layout.threads is None or layout.threads > 1
+
+
 def _cool_down(layout: Layout) -> None:
-    # idle BLAS threads spin for a moment after a call returns; let them park before the next batch
-    if layout.threads is None or layout.threads > 1:
+    if _spins(layout):
         time.sleep(COOL_DOWN_SECONDS)
 
 
-def _default_threads() -> int | None:
-    """What the BLAS would run with if nobody set a count: the registry's thread variables."""
-    from blastune.facts.environment import requested_threads
-
-    return requested_threads()[0]
+def _mean_wall(result: LayoutResult | None) -> float | None:
+    return sum(result.walls) / len(result.walls) if result is not None and result.walls else None
 
 
 class Slot:
@@ -66,14 +67,16 @@ class Slot:
         self.layout = layout
         self.host: LayoutHost | None = None
         self.result: LayoutResult | None = None
-        self.tasks: int | None = None  # tasks per batch of this layout (more than the serial count
-        #                                 where its batch would be too short)
+        # tasks per batch of this layout (more than the serial count where its batch would be
+        # too short)
+        self.tasks: int | None = None
         self.settled = False  # its task count is final
         self.active = True  # still timed in the coming rounds
         self.estimate_s = 0.0
 
-    def add(self, batch: dict) -> None:
-        analysis.add_batch(self.result, batch)
+    @property
+    def batches(self) -> int:
+        return len(self.result.walls) if self.result is not None else 0
 
 
 class JobsSession:
@@ -113,8 +116,10 @@ class JobsSession:
 
     # --- the steps --------------------------------------------------------------------------------
 
-    def check(self) -> None:
-        check_memory(self.workload, self.groups)
+    @property
+    def base(self) -> Slot:
+        """The serial baseline: every speed-up is measured against it."""
+        return self.slots[self.plan[0]]
 
     def start(self, slot: Slot) -> dict:
         slot.host = LayoutHost(slot.layout)
@@ -133,9 +138,8 @@ class JobsSession:
     def calibrate(self, base: Slot, warmup_per_task_s: float | None) -> None:
         """Tasks per batch (unless given), and the cost of one task for the estimate."""
         if self.tasks is not None:
-            self.per_task_s = (
-                warmup_per_task_s  # an overestimate: the warm-up pays first-touch costs
-            )
+            # an overestimate: the warm-up pays first-touch costs
+            self.per_task_s = warmup_per_task_s
             return
         target = self.target_seconds
         if self.budget.seconds is not None:
@@ -158,11 +162,7 @@ class JobsSession:
         per_target = self.repeats * sum(
             max(1.0 / self._parallel(lay), MIN_BATCH_SHARE) for lay in self.plan
         )
-        cool = (
-            self.repeats
-            * COOL_DOWN_SECONDS
-            * sum(lay.threads is None or lay.threads > 1 for lay in self.plan)
-        )
+        cool = self.repeats * COOL_DOWN_SECONDS * sum(map(_spins, self.plan))
         room = 0.8 * self.budget.seconds - startup - cool - self.budget.elapsed()
         return max(MIN_TARGET_SECONDS, min(target, room / per_target if per_target else target))
 
@@ -176,13 +176,12 @@ class JobsSession:
         return measured + WORKER_START_GUESS_S * -(-lay.workers // self.cores)
 
     def _batch_guess(self, slot: Slot) -> float:
-        r = slot.result
-        if r is not None and r.walls:
-            return sum(r.walls) / len(r.walls)
-        serial = self.tasks * (self.per_task_s or 0.0)
-        base = self.slots[self.plan[0]].result
-        if base is not None and base.walls:
-            serial = sum(base.walls) / len(base.walls)
+        own = _mean_wall(slot.result)
+        if own is not None:
+            return own
+        serial = _mean_wall(self.base.result)
+        if serial is None:
+            serial = self.tasks * (self.per_task_s or 0.0)
         guess = serial / self._parallel(slot.layout)
         return max(guess, self.min_batch_s) if self.calibrated else guess
 
@@ -191,11 +190,10 @@ class JobsSession:
         left = 0.0
         for lay in self.plan:
             slot = self.slots[lay]
-            if lay in self.skipped or not slot.active:
+            if not slot.active:  # retired, or skipped: the budget ran out
                 continue
-            done = len(slot.result.walls) if slot.result is not None else 0
-            todo = max(0, self.repeats - done)
-            cool = COOL_DOWN_SECONDS if lay.threads is None or lay.threads > 1 else 0.0
+            todo = max(0, self.repeats - slot.batches)
+            cool = COOL_DOWN_SECONDS if _spins(lay) else 0.0
             left += todo * (self._batch_guess(slot) + cool)
             if slot.result is None:
                 left += self._startup_guess(lay)
@@ -229,7 +227,7 @@ class JobsSession:
 
     def time_batch(self, slot: Slot, rnd: int) -> None:
         raise_pending()  # a stop that arrived inside a __del__ ends the run here
-        base = self.slots[self.plan[0]]
+        base = self.base
         self.progress(
             "batch",
             {
@@ -242,7 +240,7 @@ class JobsSession:
         if slot.tasks is None:
             slot.tasks = self.tasks
         batch = slot.host.batch(slot.tasks) if slot.settled else self._settle(slot)
-        slot.add(batch)
+        analysis.add_batch(slot.result, batch)
         self.done += 1
         _cool_down(slot.layout)
         wall = batch["wall"]
@@ -261,22 +259,19 @@ class JobsSession:
 
     def _retire(self, slot: Slot) -> None:
         slot.active = False
-        done = len(slot.result.walls) if slot.result is not None else 0
-        self.total -= self.repeats - done
+        self.total -= self.repeats - slot.batches
 
     def run_group(self, group: list[Layout]) -> None:
-        base = self.slots[self.plan[0]]
+        base = self.base
         members = []
         for lay in group:
             slot = self.slots[lay]
             if not self.budget.fits(self._startup_guess(lay) + self._batch_guess(slot)):
                 self.skipped.append(lay)
-                self.total -= self.repeats
+                self._retire(slot)
                 continue
             self.start(slot)
-            _cool_down(
-                slot.layout
-            )  # its warm-up leaves BLAS threads spinning: not beside the baseline
+            _cool_down(slot.layout)  # its warm-up leaves BLAS threads spinning: not beside the base
             members.append(slot)
         for rnd in range(self.repeats):
             for slot in [base, *members]:
@@ -299,7 +294,7 @@ class JobsSession:
             self.close(slot)
 
     def measure(self) -> None:
-        base = self.slots[self.plan[0]]
+        base = self.base
         info = self.start(base)
         self.calibrate(base, info.get("warmup_per_task_s"))
         self.report_plan()
@@ -313,9 +308,7 @@ class JobsSession:
 
     # --- the document -----------------------------------------------------------------------------
 
-    def result(
-        self, status: str = "complete", fingerprint: dict | None = None
-    ) -> JobsResult | None:
+    def result(self, status: str = "complete") -> JobsResult | None:
         measured = [
             self.slots[lay].result
             for lay in self.plan
@@ -327,7 +320,8 @@ class JobsSession:
             analysis.summarize(r, self.tasks, self.cores)
         warnings: list[str] = []
         analysis.compare(measured, self.cores, warnings)
-        other = self._other_load(measured)
+        # other programs' CPUs averaged over every timed batch (weighted by its wall time)
+        other = analysis.others_over_batches(*measured, min_wall_s=LOAD_PROBE_MIN_S)
         if other is not None and other >= OTHER_LOAD_WARN_SHARE * self.logical_cores:
             warnings.insert(
                 0,
@@ -353,6 +347,10 @@ class JobsSession:
             (r.threads_seen for r in measured if r.layout.threads is None and r.threads_seen), None
         )
         from blastune.facts import schedstat
+        from blastune.facts.fingerprint import fingerprint
+
+        # what the BLAS would run with if nobody set a count: the registry's thread variables
+        from blastune.facts.environment import requested_threads
 
         source = "schedstat" if schedstat.available() else "load"
         return JobsResult(
@@ -360,9 +358,9 @@ class JobsSession:
             tasks=self.tasks,
             repeats=self.repeats,
             usable_cores=self.cores,
-            default_threads=naive or _default_threads() or self.cores,
+            default_threads=naive or requested_threads()[0] or self.cores,
             results=measured,
-            fingerprint=fingerprint or {},
+            fingerprint=fingerprint(),
             other_load_cores=other,
             warnings=warnings,
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -377,11 +375,6 @@ class JobsSession:
             budget_s=self.budget.seconds,
             elapsed_s=self.budget.elapsed(),
         )
-
-    @staticmethod
-    def _other_load(measured: list[LayoutResult]) -> float | None:
-        """Other programs' CPUs averaged over every timed batch (weighted by its wall time)."""
-        return analysis.others_over_batches(*measured, min_wall_s=LOAD_PROBE_MIN_S)
 
     def save(self, doc: JobsResult) -> None:
         if self.out is None:
@@ -409,18 +402,16 @@ class JobsSession:
         import contextlib
 
         from blastune.core.files import SaveFailed, check_output, output_lock
-        from blastune.facts.cpu import cpu_info
-        from blastune.facts.fingerprint import fingerprint
         import numpy  # noqa: F401  (the fingerprint names numpy's BLAS: the profile matches on it)
 
-        self.check()
+        check_memory(self.workload, self.groups)
         lock = contextlib.nullcontext()
         if self.out is not None:
             check_output(self.out, force=self.force, what="results file", option="force=True")
             lock = output_lock(self.out, "results file")
         with lock:
             try:
-                with stop_on_signals():
+                with stop_on_signals(JobsInterrupted):
                     try:
                         self.measure()
                         raise_pending()  # a stop dropped on its way is not a complete run
@@ -428,7 +419,7 @@ class JobsSession:
                         self.abort()
                         raise
             except JobsInterrupted as stop:
-                partial = self.result("interrupted", fingerprint(cpu_info()))
+                partial = self.result("interrupted")
                 if partial is not None and self.out is not None:
                     try:
                         self.save(partial)
@@ -437,7 +428,7 @@ class JobsSession:
                         stop.saved_to, stop.save_error = failed.fallback, str(failed)
                 stop.result = partial
                 raise
-            doc = self.result("complete", fingerprint(cpu_info()))
+            doc = self.result("complete")
             self.save(doc)
         self.progress("done", {"elapsed_s": self.budget.elapsed()})
         return doc

@@ -9,7 +9,6 @@ before numpy loads, builds and warms its task, and waits at a barrier until ever
 from __future__ import annotations
 
 import os
-import signal
 
 from blastune.errors import BlastuneError
 from blastune.measure.workloads import build_task
@@ -17,9 +16,8 @@ from blastune.measure.workloads import build_task
 READY_TIMEOUT = 300.0  # seconds for all workers to start and warm up on a loaded machine
 
 _TASK = None
-_INIT_ERROR: str | None = (
-    None  # why this worker could not build or warm its task (reported, not raised)
-)
+# why this worker could not build or warm its task (reported, not raised)
+_INIT_ERROR: str | None = None
 _BARRIER = None  # every worker of the layout: the warm-up waits at it, and each batch's start
 _NEXT = None  # the next task index of the running batch, shared by the workers (with its lock)
 _WORKERS = 1
@@ -62,12 +60,10 @@ def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None, next_task
     """The pool's initializer: see the module docstring."""
     global _TASK, _INIT_ERROR, _BARRIER, _NEXT, _WORKERS
     _BARRIER, _NEXT, _WORKERS = barrier, next_task, workers
-    from blastune.measure.children import die_with_parent
+    from blastune.measure.children import die_with_parent, ignore_terminal_signals
 
     die_with_parent(parent_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    ignore_terminal_signals()
     try:
         if cpu_sets is not None:
             pin_self(cpu_sets.get(timeout=READY_TIMEOUT))
@@ -95,9 +91,8 @@ def init_worker(parent_pid, threads, workload, barrier, cpu_sets=None, next_task
                 _TASK(0)  # warm-up: first-touch, BLAS thread start, lazy imports
             except TASK_FAILURES as exc:
                 _INIT_ERROR = failure("task 0 (the warm-up in a worker process)", exc)
-    barrier.wait(
-        READY_TIMEOUT
-    )  # hold every worker until all are warm: none may take two warm-up probes
+    # hold every worker until all are warm: none may take two warm-up probes
+    barrier.wait(READY_TIMEOUT)
 
 
 def threads_now() -> int | None:

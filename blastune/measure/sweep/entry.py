@@ -27,22 +27,25 @@ status ``interrupted``, threads restored, ``SweepInterrupted`` raised with the f
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from blastune.core.counts import check_count
 from blastune.core.files import SaveFailed
-from blastune.documents.sweep import KEY_FIELDS, SweepDocument, SweepPoint  # noqa: F401 (API)
+from blastune.documents.sweep import (  # noqa: F401 (API)
+    KEY_FIELDS,
+    SCHEMA,
+    SweepDocument,
+    SweepPoint,
+)
 from blastune.errors import BlastuneError
+from blastune.measure.budget import is_seconds
 from blastune.measure.ops import DEFAULT_SEED
 from blastune.measure.sweep.libraries import library_files, needs_workers, serving_libraries
 from blastune.measure.sweep.plan import Plan, check_size, default_threads, make_plan  # noqa: F401
 from blastune.measure.sweep.session import Session, Settings, new_document, resumed_document
-from blastune.measure.signals import raise_pending
-from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
+from blastune.measure.signals import SweepInterrupted, raise_pending, stop_on_signals
 
-SCHEMA = "blastune.sweep/1"
 DEFAULT_BUDGET = 60.0
 DEFAULT_MIN_REPEATS = 5
 DEFAULT_TARGET_SPREAD = 0.02
@@ -87,12 +90,7 @@ class SweepResult:
 def check_settings(budget, min_repeats, target_spread, isolate, seed) -> Settings:
     from blastune.measure.timing import MAX_REPEATS
 
-    if (
-        isinstance(budget, bool)
-        or not isinstance(budget, (int, float))
-        or not 0 < budget < math.inf
-    ):
-        # inf would also be written to the results as Infinity, which is not JSON
+    if not is_seconds(budget):
         raise BlastuneError(f"invalid budget {budget!r}: must be a finite number of seconds > 0")
     min_repeats = check_count(min_repeats, "min repeats", 1, MAX_REPEATS)
     if (
@@ -160,7 +158,11 @@ def _measure(session: Session, plan: Plan) -> None:
     todo = [(o, n, d, t) for (o, n, d, t) in plan.points() if (o, plan.lib, n, d, t) not in done]
     session.on_point(
         "plan",
-        {"total": len(todo), "already_done": plan.total - len(todo), "budget_s": session.budget_s},
+        {
+            "total": len(todo),
+            "already_done": plan.total - len(todo),
+            "budget_s": session.budget.seconds,
+        },
     )
     session.start_clock(len(todo))
     session.write()  # fail early if the file cannot be written, and mark it as in progress
@@ -214,7 +216,7 @@ def sweep(
     plan = make_plan(ops, sizes, threads, dtypes, lib)
     out = Path(out) if out is not None else None
     with (
-        stop_on_signals() as stopping,
+        stop_on_signals(SweepInterrupted) as stopping,
         _open_session(plan, settings, out, force, resume, on_point) as session,
     ):
         try:

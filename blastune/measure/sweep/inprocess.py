@@ -6,9 +6,8 @@ import warnings
 
 from blastune.errors import NotControllableWarning
 from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
-from blastune.measure.ops import OPS, check_memory
 from blastune.measure.sweep.libraries import read_back
-from blastune.measure.sweep.points import time_point
+from blastune.measure.sweep.points import point_context, point_spec, prepare, time_point
 
 
 def group_by_arrays(points) -> list[tuple[str, int, str, list[int]]]:
@@ -24,24 +23,17 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
     workers)."""
     from blastune.control.limits import limit
 
-    doc = session.doc
-    lib, settings = doc.grid.lib, doc.settings
-    usable = doc.cpu.usable_cores or 1
-    source = doc.contention_source
-    watch = WorkWait() if source == SOURCE_SCHEDSTAT else None
+    ctx = point_context(session.doc)
+    watch = WorkWait() if ctx["source"] == SOURCE_SCHEDSTAT else None
     deferred = []
     for op_name, size, dtype, thread_list in group_by_arrays(points):
-        if not session.may_start():
-            for t in thread_list:
-                session.not_measured({"op": op_name, "size": size, "dtype": dtype, "threads": t})
-            continue
-        check_memory(op_name, size, dtype)
-        prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
+        prepared = None  # built for the first point that may start, freed before the next set
         for t in thread_list:
-            spec = {"op": op_name, "size": size, "dtype": dtype, "threads": t}
+            spec = point_spec(op_name, size, dtype, t)
             if not session.may_start():
                 session.not_measured(spec)
                 continue
+            prepared = prepared or prepare(ctx, op_name, size, dtype)
             session.on_point("start", spec)
             with warnings.catch_warnings():
                 # the sweep reads the count back itself (and measures a refused one in a worker):
@@ -56,17 +48,12 @@ def run_inprocess(session, points, files: list[str]) -> list[tuple]:
                     point = time_point(
                         prepared,
                         spec,
-                        lib,
-                        settings,
+                        ctx,
                         session.share_s(),
                         watch,
                         isolated=False,
                         threads_seen=seen,
-                        usable=usable,
-                        source=source,
-                        threshold_pct=doc.contended_wait_pct,
                     )
                     # still inside the limit: an interrupt here must restore it too
                     session.add(point)
-        del prepared
     return deferred

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -16,20 +15,14 @@ from pathlib import Path
 from blastune.documents.sweep import SweepPoint
 from blastune.errors import BlastuneError
 from blastune.measure.children import reap
-from blastune.measure.sweep.signals import SweepInterrupted
+from blastune.measure.signals import STOP_SIGNALS, SweepInterrupted
+from blastune.measure.sweep.points import point_context, point_spec
 from blastune.measure.sweep.worker_process import PARENT_VAR
 
 # a worker that ended like this was stopped by a signal meant for the whole group (Ctrl-C in a
 # terminal reaches every process of the foreground job): the sweep was interrupted, the worker did
-# not fail
-_SIGNAL_EXITS = {
-    130: signal.SIGINT,
-    -signal.SIGINT: signal.SIGINT,
-    143: signal.SIGTERM,
-    -signal.SIGTERM: signal.SIGTERM,
-    129: signal.SIGHUP,
-    -signal.SIGHUP: signal.SIGHUP,
-}
+# not fail (its status: 128 + N by the shell's rule, or -N as Popen reports a signal)
+_SIGNAL_EXITS = {code: s for s in STOP_SIGNALS for code in (128 + s, -s)}
 
 
 def run_in_workers(session, points) -> None:
@@ -39,25 +32,19 @@ def run_in_workers(session, points) -> None:
     for t, specs in by_threads.items():
         if not session.may_start():
             for o, n, d in specs:
-                session.not_measured({"op": o, "size": n, "dtype": d, "threads": t})
+                session.not_measured(point_spec(o, n, d, t))
             continue
         run_worker(session, t, specs)
 
 
 def _job(session, threads: int, specs: list) -> dict:
-    doc = session.doc
     return {
+        **point_context(session.doc),
         "threads": threads,
-        "lib": doc.grid.lib,
         "specs": specs,
         "budget": session.share_s(len(specs)),
-        "deadline": session.deadline,
+        "deadline": session.budget.deadline,
         "measured_before": session.measured,
-        "settings": doc.settings,
-        "usable": doc.cpu.usable_cores or 1,
-        "parent": os.getpid(),
-        "source": doc.contention_source,
-        "threshold_pct": doc.contended_wait_pct,
     }
 
 

@@ -6,18 +6,13 @@ from dataclasses import dataclass, field
 
 from blastune.core.counts import MAX_THREADS, check_count
 from blastune.errors import BlastuneError
-from blastune.measure.ops import OPS, check_dtype, check_lib, check_memory, parse_ops
+from blastune.measure.jobs.layouts import powers_up_to
+from blastune.measure.ops import OPS, check_dtype, check_lib, check_memory, parse_ops, words
 
 
-def default_threads(usable: int) -> list[int]:
-    """1, 2, 4, ... up to the usable cores, and the usable cores themselves."""
-    out, t = [], 1
-    while t <= usable:
-        out.append(t)
-        t *= 2
-    if usable not in out:
-        out.append(usable)
-    return out
+# the thread counts a sweep measures by default: 1, 2, 4, ... up to the usable cores, and the usable
+# cores themselves -- the worker counts of jobs' default grid
+default_threads = powers_up_to
 
 
 @dataclass
@@ -28,9 +23,8 @@ class Plan:
     dtypes: list[str]
     lib: str
     specs: list[tuple[str, int, str]]  # (op, size, dtype) in run order
-    skipped: list[str] = field(
-        default_factory=list
-    )  # combinations `all` implied but an op cannot do
+    # combinations `all` implied but an op cannot do
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -45,31 +39,25 @@ def check_size(size) -> int:
     return check_count(size, "size (the matrix order n)")
 
 
-def _listed(value, kind) -> list:
+def _listed(value) -> list:
     """One value or many: 8, numpy.int64(8), 'dot' and [8, 16] are all fine."""
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         return [value]
     return list(value)
 
 
-def _words(given) -> list[str]:
-    """['dot,inv', 'svd'] -> ['dot', 'inv', 'svd'] (empty words dropped, as ``parse_ops`` does:
-    nothing left is an error, not a request for the default)."""
-    return [part for g in given for part in str(g).replace(" ", "").split(",") if part]
-
-
 def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="numpy") -> Plan:
     """Validate the grid and order it; every problem is one BlastuneError naming what is allowed."""
     from blastune.facts.cpu import usable_cores
 
-    given = _listed(ops, str)
+    given = _listed(ops)
     op_names = parse_ops(given)
     # with `all`, skip the dtypes an op cannot take; when named, asking for them is an error
-    explicit = "all" not in set(_words(given))
-    sizes = list(dict.fromkeys(check_size(s) for s in _listed(sizes, int)))
+    explicit = "all" not in set(words(given))
+    sizes = list(dict.fromkeys(check_size(s) for s in _listed(sizes)))
     if not sizes:
         raise BlastuneError("no size given: pass --size N (the matrix order), e.g. --size 1000")
-    dtype_words = _words(_listed(dtypes, str))
+    dtype_words = words(_listed(dtypes))
     if not dtype_words:
         raise BlastuneError("no dtype given: choose from float32, float64, complex64, complex128")
     dtypes = list(dict.fromkeys(check_dtype(None, d) for d in dtype_words))
@@ -85,7 +73,7 @@ def make_plan(ops="dot", sizes=(1000,), threads=None, dtypes=("float64",), lib="
             ) from None
     if threads is None:
         threads = default_threads(usable_cores()[0])
-    threads = [check_count(t, "thread count", 1, MAX_THREADS) for t in _listed(threads, int)]
+    threads = [check_count(t, "thread count", 1, MAX_THREADS) for t in _listed(threads)]
     if not threads:
         raise BlastuneError("no threads given: give one or more thread counts, e.g. 1,2,4")
     threads = sorted(dict.fromkeys(threads))

@@ -11,8 +11,8 @@ import datetime as _dt
 
 from blastune.documents.sweep import SweepDocument, SweepPoint
 from blastune.measure.load import LOAD_PROBE_MIN_S
-from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, judge
-from blastune.measure.ops import OPS
+from blastune.measure.contention import SOURCE_SCHEDSTAT, judge
+from blastune.measure.ops import OPS, check_memory
 
 # A sweep point is one BLAS call whose threads move in lockstep: a thread kept off its CPU holds up
 # every other at the next barrier, so the call loses what its threads' wait adds up to -- judged
@@ -37,38 +37,35 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _is_count(n) -> bool:
+    """A thread count a library reported (not None, a bool or a 0 standing for "unknown")."""
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0
+
+
 def record(
-    op_name,
-    lib,
-    size,
-    dtype,
-    threads,
-    impl,
+    spec: dict,
+    impl: str,
     m,
+    ctx: dict,
     *,
     isolated: bool,
     threads_seen: dict,
-    usable: int,
     other_cores: float | None,
-    source: str,
-    threshold_pct: float = CONTENDED_WAIT_PCT,
     steal_cores: float | None = None,
 ) -> SweepPoint:
-    """A ``SweepPoint`` from one ``timing.Measurement`` and how contended its samples were
+    """A ``SweepPoint`` from one ``timing.Measurement`` of ``spec`` (``point_spec``), measured
+    with ``ctx`` (``point_context``), and how contended its samples were
     (``measure.contention.judge``: the wait others' CPU -- steal included -- explains, over one
     CPU)."""
+    op_name, threads, usable = spec["op"], spec["threads"], ctx["usable"]
     op = OPS[op_name]
     st = m.stats
-    if source == SOURCE_SCHEDSTAT and m.wait_pct is not None:
+    if ctx["source"] == SOURCE_SCHEDSTAT and m.wait_pct is not None:
         wait_pct = m.wait_pct
         # an oversubscribed point's own extra threads wait by design: only the rest can be lost.
         # Counted by the threads the library reported running (OpenBLAS caps 1000 at its build's
         # maximum), else those asked for
-        seen = [
-            n
-            for n in (threads_seen or {}).values()
-            if isinstance(n, int) and not isinstance(n, bool) and n > 0
-        ]
+        seen = [n for n in (threads_seen or {}).values() if _is_count(n)]
         ran = min(threads, max(seen)) if seen else threads
         own = 100.0 * max(0, ran - usable) if usable else 0.0
         lost = max(0.0, wait_pct - own) / 100.0
@@ -77,7 +74,7 @@ def record(
             other_cores,
             SWEEP_WANTED_CPUS,
             steal_cpus=steal_cores,
-            threshold_pct=threshold_pct,
+            threshold_pct=ctx["threshold_pct"],
         ).contended
     else:  # no per-thread figures: the machine-wide probe, which cannot judge short points
         wait_pct = None
@@ -86,9 +83,10 @@ def record(
             and m.elapsed_s >= LOAD_PROBE_MIN_S
             and judge(None, other_cores, SWEEP_WANTED_CPUS, usable=usable).contended
         )
+    size, dtype = spec["size"], spec["dtype"]
     return SweepPoint(
         op=op_name,
-        lib=lib,
+        lib=ctx["lib"],
         size=size,
         dtype=dtype,
         threads=threads,
@@ -97,7 +95,7 @@ def record(
         isolated=isolated,
         threads_seen=dict(threads_seen),
         oversubscribed=threads > usable,
-        flops=op.flops(size, dtype, lib),
+        flops=op.flops(size, dtype, ctx["lib"]),
         flops_nominal=op.nominal,
         memory_bytes=op.memory_bytes(size, dtype),
         median_s=st.median,
@@ -124,19 +122,31 @@ def record(
     )
 
 
+def point_spec(op: str, size: int, dtype: str, threads: int) -> dict:
+    """The spec of one point, as runners, workers and ``not_measured`` pass it around."""
+    return {"op": op, "size": size, "dtype": dtype, "threads": threads}
+
+
+def point_context(doc: SweepDocument) -> dict:
+    """What every point of ``doc`` is built, timed and judged with: the same in this process and
+    in a worker (which receives it in its job)."""
+    return {
+        "lib": doc.grid.lib,
+        "settings": doc.settings,
+        "usable": doc.cpu.usable_cores or 1,
+        "source": doc.contention_source,
+        "threshold_pct": doc.contended_wait_pct,
+    }
+
+
+def prepare(ctx: dict, op_name: str, size: int, dtype: str):
+    """The inputs of a point, once they are known to fit in the memory we may still use."""
+    check_memory(op_name, size, dtype)
+    return OPS[op_name].prepare(size, dtype, ctx["lib"], ctx["settings"]["seed"])
+
+
 def time_point(
-    prepared,
-    spec: dict,
-    lib: str,
-    settings: dict,
-    budget: float,
-    watch,
-    *,
-    isolated: bool,
-    threads_seen: dict,
-    usable: int,
-    source: str,
-    threshold_pct: float,
+    prepared, spec: dict, ctx: dict, budget: float, watch, *, isolated: bool, threads_seen: dict
 ) -> SweepPoint:
     """Time one prepared point (``spec``: op, size, dtype, threads) with ``timing.measure`` under
     the machine-wide load probe, and ``record`` it: the one measuring step of both runners (this
@@ -144,6 +154,7 @@ def time_point(
     from blastune.measure.load import LoadProbe
     from blastune.measure.timing import fresh_copies, measure
 
+    settings = ctx["settings"]
     probe = LoadProbe()
     m = measure(
         prepared.fn,
@@ -155,19 +166,13 @@ def time_point(
         watch=watch,
     )
     return record(
-        spec["op"],
-        lib,
-        spec["size"],
-        spec["dtype"],
-        spec["threads"],
+        spec,
         prepared.impl,
         m,
+        ctx,
         isolated=isolated,
         threads_seen=threads_seen,
-        usable=usable,
-        other_cores=probe.other_cores(),
-        source=source,
-        threshold_pct=threshold_pct,
+        other_cores=probe.other_cores(),  # sets probe.steal: read after it
         steal_cores=probe.steal,
     )
 
@@ -200,7 +205,7 @@ def best_point(pts: list[SweepPoint]) -> SweepPoint:
 def _threads_ran(doc: SweepDocument, p: SweepPoint) -> int | None:
     # the thread count the BLAS itself reported (LAPACK may be a separate, single-threaded file)
     ran = p.threads_seen.get(doc.blas(p.lib).get("filepath"))
-    return ran if isinstance(ran, int) and not isinstance(ran, bool) and ran > 0 else None
+    return ran if _is_count(ran) else None
 
 
 def bound_flags(p: SweepPoint, ran: int) -> dict[str, str]:

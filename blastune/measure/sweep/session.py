@@ -13,15 +13,15 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from blastune.measure.signals import raise_pending
 from blastune.measure.budget import Budget
 from blastune.documents.sweep import SCHEMA, SweepCpu, SweepDocument, SweepGrid, SweepPoint
 from blastune.errors import BlastuneError
-from blastune.measure.contention import BUSY_SHARE_PCT
 from blastune.measure.contention import (
+    BUSY_SHARE_PCT,
     CONTENDED_WAIT_PCT,
     SOURCE_LOAD_PROBE,
     source as contention_source,
@@ -39,15 +39,7 @@ class Settings:
     isolate: str
 
     def to_dict(self) -> dict:
-        return {
-            "budget_s": self.budget_s,
-            "min_repeats": self.min_repeats,
-            "target_spread": self.target_spread,
-            "seed": self.seed,
-            "isolate": self.isolate,
-            "timer": "time.perf_counter",
-            "warmups": 1,
-        }
+        return {**asdict(self), "timer": "time.perf_counter", "warmups": 1}
 
 
 def fingerprint_differences(old: dict | None, new: dict) -> str:
@@ -131,9 +123,8 @@ class Session:
         self.budget = Budget(float(doc.settings.get("budget_s") or 60.0), clock)
         self.measured = 0  # points finished in this run
         self.to_run = 0  # points this run set out to measure
-        self.in_workers = (
-            False  # every thread count in a fresh process (see libraries.needs_workers)
-        )
+        # every thread count in a fresh process (see libraries.needs_workers)
+        self.in_workers = False
         self.files: list[str] = []  # the serving libraries' files, for thread read-backs
         self.fallback: Path | None = None  # where the points went when ``out`` could not take them
         self._stack = ExitStack()
@@ -153,14 +144,6 @@ class Session:
             self._stack.enter_context(output_lock(self.out, "results file"))
 
     # --- the budget -----------------------------------------------------------------------------
-    @property
-    def budget_s(self) -> float:
-        return self.budget.seconds
-
-    @property
-    def deadline(self) -> float:
-        return self.budget.deadline
-
     def start_clock(self, points: int) -> None:
         self.budget.start()
         self.to_run = points
@@ -263,7 +246,7 @@ class Session:
             )
         if d.not_measured:
             out.append(
-                f"the {self.budget_s:g} s budget ran out: {len(d.not_measured)} point(s) not "
+                f"the {self.budget.seconds:g} s budget ran out: {len(d.not_measured)} point(s) not "
                 "measured (status 'partial'): raise --budget, or --resume to measure them"
             )
         return out

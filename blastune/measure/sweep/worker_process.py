@@ -17,48 +17,31 @@ PARENT_VAR = "BLASTUNE_SWEEP_PARENT"  # the parent's pid: we end when it does
 
 
 def run(job: dict, emit) -> None:
+    """``job``: the sweep's ``point_context`` and this worker's threads, specs, budget, deadline."""
     from blastune.errors import BlastuneError
-    from blastune.measure.contention import CONTENDED_WAIT_PCT, SOURCE_SCHEDSTAT, WorkWait
-    from blastune.measure.ops import OPS, check_memory
+    from blastune.measure.contention import SOURCE_SCHEDSTAT, WorkWait
     from blastune.measure.sweep.libraries import serving_libraries, threads_seen_at_start
-    from blastune.measure.sweep.points import time_point
+    from blastune.measure.sweep.points import point_spec, prepare, time_point
 
-    threads, lib, settings = job["threads"], job["lib"], job["settings"]
-    specs = job["specs"]
+    threads, specs = job["threads"], job["specs"]
     start, budget = time.perf_counter(), job["budget"]
     measured = job.get("measured_before", 0)
     deadline = job.get("deadline")
-    source = job.get("source") or SOURCE_SCHEDSTAT
-    watch = WorkWait() if source == SOURCE_SCHEDSTAT else None
+    watch = WorkWait() if job["source"] == SOURCE_SCHEDSTAT else None
     try:
-        seen = threads_seen_at_start(
-            serving_libraries(lib)
-        )  # info() once: it inspects every library
+        # info() once: it inspects every library
+        seen = threads_seen_at_start(serving_libraries(job["lib"]))
         for i, (op_name, size, dtype) in enumerate(specs):
-            spec = {"op": op_name, "size": size, "dtype": dtype, "threads": threads}
+            spec = point_spec(op_name, size, dtype, threads)
             # CLOCK_MONOTONIC is one clock for every process of the machine: the parent's deadline
-            # holds here
-            # the parent started us before the deadline: that decision covers our first point
+            # holds here; the parent started us before the deadline: that covers our first point
             if i > 0 and measured and deadline is not None and time.monotonic() >= deadline:
                 emit({"skip": spec})
                 continue
             emit({"start": spec})
-            check_memory(op_name, size, dtype)
-            prepared = OPS[op_name].prepare(size, dtype, lib, settings["seed"])
+            prepared = prepare(job, op_name, size, dtype)
             left = max(0.0, budget - (time.perf_counter() - start)) / (len(specs) - i)
-            point = time_point(
-                prepared,
-                spec,
-                lib,
-                settings,
-                left,
-                watch,
-                isolated=True,
-                threads_seen=seen,
-                usable=job["usable"],
-                source=source,
-                threshold_pct=job.get("threshold_pct") or CONTENDED_WAIT_PCT,
-            )
+            point = time_point(prepared, spec, job, left, watch, isolated=True, threads_seen=seen)
             del prepared
             emit({"point": point.to_dict()})
             measured += 1
@@ -71,9 +54,8 @@ def main() -> None:
     from blastune.measure.children import die_with_parent
 
     parent = os.environ.get(PARENT_VAR, "")
-    die_with_parent(
-        int(parent) if parent.isascii() and parent.isdigit() else None
-    )  # before anything can block
+    # before anything can block
+    die_with_parent(int(parent) if parent.isascii() and parent.isdigit() else None)
     job = json.loads(sys.stdin.read())
     # the protocol owns the pipe; anything else that prints -- Python or a library's C code
     # writing to file descriptor 1 -- goes to stderr
