@@ -63,7 +63,7 @@ def run_command(
     Without --report/--json blastune becomes the command (like env or nice): exit 127 when it is not
     found, 126 when it cannot be executed.
     """
-    from blastune.control.run import CommandNotRunnable, exec_command, resolve_threads, run
+    from blastune.control.run import CommandNotRunnable, exec_command, job_threads, run
 
     _pin_options(pin, job_index, smt)
     try:
@@ -95,18 +95,16 @@ def run_command(
             from blastune.errors import BlastuneError
 
             raise BlastuneError("--oversubscribe goes with --copies N")
-        if pin:
+        job = job_threads(threads, jobs, auto, pin=pin, job_index=job_index, smt=smt)
+        if job.pinned is not None:
             import os
 
-            from blastune.control.pinning import pin_env, pinned_job, set_process_affinity
+            from blastune.control.pinning import set_process_affinity
 
-            cs = pinned_job(jobs, job_index, smt, threads=threads, auto=auto)
             # the command inherits both: our mask and the placement variables
-            set_process_affinity(cs.cpus)
-            os.environ.update(pin_env(cs.cpus))
-            n = cs.threads
-        else:
-            n, _ = resolve_threads(threads, jobs, auto)
+            set_process_affinity(job.pinned.cpus)
+            os.environ.update(job.env)
+        n = job.threads
         # Become the command, unless we must speak after it -- or we are not the program but a
         # host's call (typer's CliRunner, a test): exec would replace the host.
         if (

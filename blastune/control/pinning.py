@@ -8,7 +8,7 @@ siblings go to the same job. What a layout leaves idle (SMT siblings, a remainde
 divide by N) is said, never hidden.
 
 Applying a set: ``pin_env`` (thread variables = CPU count, ``OMP_PLACES``, ``OMP_PROC_BIND``),
-``pin_shell_lines`` (``taskset`` for scripts), ``set_process_affinity`` (every thread of this
+``control.exports`` (``taskset`` for scripts), ``set_process_affinity`` (every thread of this
 process, not only the caller: BLAS pools started before the pin keep the old mask otherwise).
 Processes that share a parent claim disjoint sets with ``claim_set`` (``limit(jobs=N, pin=True)``,
 ``worker_initializer(jobs=N, pin=True)``).
@@ -276,30 +276,6 @@ def pin_env(cpus) -> dict[str, str]:
     return env
 
 
-def taskset_command(cpus) -> str:
-    return f"taskset -c {format_cpulist(cpus)}"
-
-
-# shell -> the line that pins the shell itself, so every command it starts inherits the CPUs
-_PIN_SELF = {
-    "bash": "taskset -cp {cpus} $$ >/dev/null",
-    "zsh": "taskset -cp {cpus} $$ >/dev/null",
-    "sh": "taskset -cp {cpus} $$ >/dev/null",
-    "slurm": "taskset -cp {cpus} $$ >/dev/null",
-    "fish": "taskset -cp {cpus} $fish_pid >/dev/null;",
-    "csh": "taskset -cp {cpus} $$ >/dev/null",
-    "tcsh": "taskset -cp {cpus} $$ >/dev/null",
-    "docker": "--cpuset-cpus={cpus}",
-}
-
-
-def pin_shell_lines(cpus, shell: str) -> str | None:
-    """What pins a shell (or a docker run) to ``cpus``; None for formats that cannot (dotenv, cmd,
-    json)."""
-    line = _PIN_SELF.get(shell)
-    return line.format(cpus=format_cpulist(cpus)) if line else None
-
-
 def can_pin() -> bool:
     return hasattr(os, "sched_setaffinity")
 
@@ -415,28 +391,3 @@ class Pinning:
         before = self._saved.pop() if self._saved else None
         if before is not None:
             set_process_affinity(before)
-
-
-def pinned_job(
-    jobs: int | None,
-    index: int | None,
-    smt: bool = False,
-    *,
-    threads: int | None = None,
-    auto: bool = False,
-    topology: Topology | None = None,
-) -> CpuSet:
-    """The CPU set of job ``index`` of ``jobs`` for ``env/run --pin`` (one job: the whole
-    machine)."""
-    if threads is not None or auto:
-        raise BlastuneError(
-            "--pin sets each job's threads to its CPU count: give --jobs N (and --job-index I), "
-            f"not {'--threads' if threads is not None else '--auto'}"
-        )
-    return job_set(
-        jobs if jobs is not None else 1, index if index is not None else 0, topology, smt
-    )
-
-
-def pin_reason(s: CpuSet, jobs: int) -> str:
-    return f"job {s.job} of {jobs} pinned to CPUs {s.cpulist} ({s.domain()}): {s.threads} thread(s)"

@@ -45,6 +45,8 @@ from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
 
 if TYPE_CHECKING:
+    from blastune.control.pinning import CpuSet
+    from blastune.control.profile import AutoChoice
     from blastune.control.treewatch import TreeReport
 
 
@@ -69,25 +71,77 @@ class RunResult:
         return {"schema": "blastune.run/1", **asdict(self)}
 
 
-def resolve_threads(
-    threads: int | None = None, jobs: int | None = None, auto: bool = False
-) -> tuple[int, str]:
+@dataclass
+class JobThreads:
+    """The threads ``env`` exports and ``run`` starts a command with, the reason, and the variables;
+    with ``pin``, also the job's CPU set (its variables then place OpenMP on those CPUs)."""
+
+    threads: int
+    reason: str
+    env: dict[str, str]
+    pinned: CpuSet | None = None
+    jobs: int = 1
+    auto: AutoChoice | None = None  # when the saved profile was asked: its fallback and warning
+
+    def to_dict(self) -> dict:
+        """The ``blastune.env/1`` document."""
+        doc = {
+            "schema": "blastune.env/1",
+            "threads": self.threads,
+            "reason": self.reason,
+            "env": self.env,
+        }
+        if self.pinned is not None:
+            taskset = f"taskset -c {self.pinned.cpulist}"
+            doc["pin"] = {**self.pinned.to_dict(), "jobs": self.jobs, "taskset": taskset}
+        return doc
+
+
+def job_threads(
+    threads: int | None = None,
+    jobs: int | None = None,
+    auto: bool = False,
+    *,
+    pin: bool = False,
+    job_index: int | None = None,
+    smt: bool = False,
+) -> JobThreads:
     """One thread count from -t N, --jobs N or --auto (--auto --jobs N: the recommendation for N
-    jobs), with the reason (shown by env/run). Neither -t nor --jobs means --auto."""
+    jobs), with the reason (shown by env/run). Neither -t nor --jobs means --auto. With ``pin``: the
+    CPU set of job ``job_index`` (0) of ``jobs`` (1: the whole machine), one thread per CPU."""
+    if pin:
+        from blastune.control.pinning import job_set, pin_env
+
+        if threads is not None or auto:
+            raise BlastuneError(
+                "--pin sets each job's threads to its CPU count: give --jobs N (and --job-index "
+                f"I), not {'--threads' if threads is not None else '--auto'}"
+            )
+        jobs = 1 if jobs is None else jobs
+        cs = job_set(jobs, 0 if job_index is None else job_index, smt=smt)
+        reason = (
+            f"job {cs.job} of {jobs} pinned to CPUs {cs.cpulist} ({cs.domain()}): "
+            f"{cs.threads} thread(s)"
+        )
+        return JobThreads(cs.threads, reason, pin_env(cs.cpus), cs, jobs)
     if threads is not None and (jobs is not None or auto):
         raise BlastuneError(
             "give only one of --threads, --jobs and --auto (--auto may take --jobs)"
         )
+    choice = None
     if threads is not None:
-        return threads, "asked for"
-    if auto or jobs is None:
-        from blastune.control.profile import auto_threads
+        n, reason = threads, "asked for"
+    elif auto or jobs is None:
+        from blastune.control.profile import auto_choice
 
-        return auto_threads(jobs)
-    from blastune.facts.cpu import usable_cores
+        choice = auto_choice(jobs)
+        n, reason = choice.threads, choice.reason
+    else:
+        from blastune.facts.cpu import usable_cores
 
-    cores, basis = usable_cores()
-    return max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
+        cores, basis = usable_cores()
+        n, reason = max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
+    return JobThreads(n, reason, thread_env(n), auto=choice)
 
 
 def _check_command(command) -> None:
