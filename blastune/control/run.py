@@ -151,7 +151,7 @@ def _check_command(command) -> None:
         raise BlastuneError("the command name is empty (''): use blastune run -t N -- CMD ARGS...")
 
 
-def _launch_error(cmd: str, exc: OSError) -> str:
+def launch_error(cmd: str, exc: OSError) -> str:
     """One line saying why ``cmd`` could not start, in the words a shell would use."""
     if isinstance(exc, FileNotFoundError) and os.sep not in cmd:
         here = f"; for the file in this directory use ./{cmd}" if os.path.isfile(cmd) else ""
@@ -170,7 +170,7 @@ def _launch_error(cmd: str, exc: OSError) -> str:
 def launch_failure(cmd: str, exc: OSError) -> CommandNotRunnable:
     """The error for a command that did not start: 127 not found, 126 found but not executable."""
     status = 127 if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOTDIR else 126
-    return CommandNotRunnable(_launch_error(cmd, exc), status)
+    return CommandNotRunnable(launch_error(cmd, exc), status)
 
 
 def exec_command(command: list[str], threads: int):
@@ -213,30 +213,40 @@ def in_terminal_foreground() -> bool:
         os.close(fd)
 
 
-def _prctl():
+def libc_prctl():
+    """libc's prctl, looked up in the parent: nothing is loaded between fork and exec."""
     if not sys.platform.startswith("linux"):
-        return None
+        return None  # blastune's own exit paths still end its children
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+def die_with_parent(prctl, parent: int, sig: int) -> None:
+    """In the child before exec: the kernel sends it ``sig`` when blastune dies (SIGKILL too)."""
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # blastune died before the line above: follow it now
+            os._exit(1)
+
+
+def shell_status(code: int) -> int:
+    """A Popen return code as a shell reports it: killed by signal N is 128 + N."""
+    return 128 - code if code < 0 else code
 
 
 def _child_setup(own_group: bool, old_mask, parent: int):
     """Runs in the child between fork and exec: its own group (or not), dying with us, our mask
     undone."""
-    prctl = _prctl()  # loaded in the parent: nothing to look up after the fork
+    prctl = libc_prctl()
 
     def setup():
         if own_group:
             os.setpgid(0, 0)
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-            if os.getppid() != parent:  # blastune died before the line above: follow it now
-                os.kill(os.getpid(), signal.SIGKILL)
+        die_with_parent(prctl, parent, signal.SIGKILL)
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
@@ -301,7 +311,7 @@ def run(
         command=list(command),
         threads=threads,
         env=env,
-        exit_status=128 - code if code < 0 else code,
+        exit_status=shell_status(code),
         report=tree,
     )
 
