@@ -64,9 +64,8 @@ class _State:
         self.stacks: dict = {}
         self.originals: dict[str, int] = {}  # process-wide counts before the first active limit
         self.applied: dict[str, int] = {}
-        self.local_originals: dict[
-            int, dict[str, int]
-        ] = {}  # thread id -> per-thread counts before its first limit
+        # thread id -> (per-thread counts before its first limit, the paths its limits set)
+        self.local_originals: dict[int, tuple[dict[str, int], set[str]]] = {}
         self.warned: set[tuple[str, int]] = set()
 
 
@@ -274,6 +273,14 @@ def _apply_shared() -> list[str] | None:
     return problems
 
 
+def _apply() -> list[str]:
+    """Every library to its target: the process-wide ones, and this thread's per-thread ones."""
+    problems = _apply_shared() or []
+    if _S.local:
+        problems += _apply_local(threading.get_ident()) or []
+    return problems
+
+
 def _check_fixed(n: int, kinds, strict: bool, cap: bool = True) -> None:
     """Warn (or raise, strict) for libraries that cannot be brought to ``n`` threads at run time.
 
@@ -396,9 +403,7 @@ class limit:
                         S.originals[lib.path] = S.applied[lib.path] = lib.get()
                 stack = S.stacks[owner] = []
             stack.append((n, kinds, self))
-            refused = _apply_shared()
-            if S.local:
-                refused = (refused or []) + (_apply_local(_tid(owner)) or [])
+            refused = _apply()
             if refused:
                 problems = (problems or []) + refused
         if problems:
@@ -418,19 +423,15 @@ class limit:
         owner = _owner()
         with S.lock:
             stack = S.stacks.get(owner)
-            if (
-                stack and stack[-1][2] is self
-            ):  # the usual case: innermost, in the owner that entered
+            # the usual case: innermost, in the owner that entered
+            if stack and stack[-1][2] is self:
                 stack.pop()
                 if not stack:
                     del S.stacks[owner]
             elif not _remove_elsewhere(self, owner):
-                return (
-                    False  # dropped already (a worker initializer started afresh): nothing to undo
-                )
-            problems = _apply_shared()
-            if S.local:
-                problems = (problems or []) + (_apply_local(threading.get_ident()) or [])
+                # dropped already (a worker initializer started afresh): nothing to undo
+                return False
+            problems = _apply()
             if not S.stacks:
                 S.originals.clear()
         if problems:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from blastune.documents.profile import LEGACY_SCHEMA, SCHEMA, Profile, ProfileEntry, WorkloadAdvice
+from blastune.documents.profile import Profile, ProfileEntry
 from blastune.errors import BlastuneError
 
 LOCK_WAIT_S = 30.0  # a profile update takes milliseconds; a writer waits this long for another one
@@ -197,19 +197,6 @@ class AutoChoice:
     fallback: str | None = None  # when no saved entry answered: one sentence saying so, and why
     broken: str | None = None  # the profile file exists but cannot be read: one line naming it
 
-    def to_dict(self) -> dict:
-        return {
-            "jobs": self.jobs,
-            "threads": self.threads,
-            "reason": self.reason,
-            "workload": self.workload,
-            "entry": self.entry.to_dict() if self.entry else None,
-            "path": self.path,
-            "notices": self.notices,
-            "fallback": self.fallback,
-            "broken": self.broken,
-        }
-
 
 def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
     """BLAS threads per job for ``jobs`` concurrent jobs (None = 1), from this machine's profile
@@ -283,9 +270,7 @@ class ProfileReport:
     path: str
     exists: bool
     profile: Profile | None
-    auto: dict[int, str] = field(
-        default_factory=dict
-    )  # jobs -> workload key env --auto --jobs N uses
+    auto: dict[int, str] = field(default_factory=dict)  # jobs -> the workload env --auto uses
     notices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -333,24 +318,3 @@ def clear_profiles() -> list[Path]:
 def not_profiles() -> list[Path]:
     """Entries named like a profile that ``clear_profiles`` leaves (a directory, a FIFO...)."""
     return [p for p in all_profile_files() if not _removable(p)]
-
-
-__all__ = [
-    "not_profiles",
-    "auto_threads",
-    "auto_choice",
-    "AutoChoice",
-    "read_profile",
-    "save_advice",
-    "Saved",
-    "profile_path",
-    "profile_fingerprint",
-    "matches_here",
-    "show_profile",
-    "ProfileReport",
-    "clear_profiles",
-    "ProfileError",
-    "SCHEMA",
-    "LEGACY_SCHEMA",
-    "WorkloadAdvice",
-]
