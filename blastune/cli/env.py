@@ -7,6 +7,7 @@ import typer
 from blastune.cli import app
 from blastune.cli.render import echo, emit_json
 from blastune.core.counts import MAX_THREADS
+from blastune.errors import BlastuneError
 
 
 def _count(option: str, hi: int = MAX_THREADS):
@@ -47,8 +48,6 @@ _SMT = typer.Option(False, "--smt", help="With --pin: give jobs the SMT siblings
 
 def _pin_options(pin: bool, job_index, smt: bool) -> None:
     if not pin and (job_index is not None or smt):
-        from blastune.errors import BlastuneError
-
         raise BlastuneError(
             f"{'--job-index' if job_index is not None else '--smt'} goes with --pin"
         )
@@ -77,15 +76,11 @@ def env_command(
 
     _pin_options(pin, job_index, smt)
     if json_out and shell not in (None, "json"):
-        from blastune.errors import BlastuneError
-
         raise BlastuneError(
             f"give --json or --shell {shell}, not both (--json is --shell json with the reason)"
         )
     shell = check_shell("bash" if shell is None else shell)  # --shell "" refused, as in recommend
     if pin and shell == "slurm":
-        from blastune.errors import BlastuneError
-
         # a block pasted into a job script would carry this machine's CPUs to the compute node
         raise BlastuneError(
             "--pin plans CPUs of the machine it runs on: in a Slurm script run "

@@ -297,7 +297,7 @@ def run(
         if watch is not None:
             # the child has exited but is not reaped: its descendants are still there
             watch.sample()
-        _, status, rusage = _reap(child.pid)
+        _, status, rusage = os.wait4(child.pid, 0)  # PEP 475: retried after a signal
         wall = time.monotonic() - t0
     finally:
         if linux:
@@ -314,14 +314,6 @@ def run(
         exit_status=shell_status(code),
         report=tree,
     )
-
-
-def _reap(pid: int):
-    while True:
-        try:
-            return os.wait4(pid, 0)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
-            continue
 
 
 def _exited(pid: int) -> bool:
