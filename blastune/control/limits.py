@@ -175,10 +175,11 @@ def _refresh() -> list[str] | None:
     return None
 
 
-def _warn(problems, stacklevel: int) -> None:
-    """Warn only once the state is whole again: under ``-W error`` a warning is an exception."""
-    for msg in problems:
-        warnings.warn(msg, NotControllableWarning, stacklevel=stacklevel + 1)
+def _warn(problems) -> None:
+    """Warn (the public function's caller) only once the state is whole again: under ``-W error``
+    a warning is an exception."""
+    for msg in problems or ():
+        warnings.warn(msg, NotControllableWarning, stacklevel=3)
 
 
 def rescan() -> None:
@@ -186,7 +187,7 @@ def rescan() -> None:
     with _S.lock:
         _S.marker = -1
         problems = _refresh()
-    _warn(problems or (), 2)
+    _warn(problems)
 
 
 def _target(kind: str, tid: int | None = None):
@@ -408,7 +409,7 @@ class limit:
                 problems = (problems or []) + refused
         if problems:
             try:
-                _warn(problems, 2)
+                _warn(problems)
             except BaseException:  # a warning turned error (-W error): the with-body never runs
                 self.__exit__(None, None, None)
                 raise
@@ -435,7 +436,7 @@ class limit:
             if not S.stacks:
                 S.originals.clear()
         if problems:
-            _warn(problems, 2)
+            _warn(problems)
         return False
 
     def __call__(self, func):
@@ -478,7 +479,7 @@ def get_threads(api: str = "blas") -> dict[str, int]:
     with _S.lock:
         problems = _refresh()
         counts = {lib.path: lib.get() for lib in _S.shared + _S.local if lib.kind in kinds}
-    _warn(problems or (), 2)
+    _warn(problems)
     return counts
 
 
@@ -512,7 +513,7 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
         problems = (problems or []) + (_apply_shared() or [])
         if record is not None:
             problems += _apply_local(tid) or []
-    _warn(problems, 2)
+    _warn(problems)
     return get_threads(api)
 
 

@@ -20,6 +20,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from blastune.core.counts import check_threads, whole_number
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
 from blastune.facts.topology import Topology, cpu_runs, format_cpulist, read_topology
@@ -189,8 +190,6 @@ def _only_siblings_left(domain_cpus, cpus, topology) -> bool:
 
 
 def _check_jobs(jobs) -> int:
-    from blastune.core.counts import check_threads
-
     return check_threads(jobs, "job count")
 
 
@@ -249,8 +248,6 @@ def layout(jobs: int, topology: Topology | None = None, smt: bool = False) -> La
 def job_set(jobs: int, index: int, topology: Topology | None = None, smt: bool = False) -> CpuSet:
     """Job ``index`` (0-based, as Slurm array and pool indices are) of a ``jobs``-job layout."""
     jobs = _check_jobs(jobs)
-    from blastune.core.counts import whole_number
-
     i = whole_number(index)
     if i is None or not 0 <= i < jobs:
         raise BlastuneError(
@@ -349,10 +346,9 @@ class Pinning:
     """This process's share of a ``jobs``-job layout, claimed among processes with the same
     token."""
 
-    def __init__(self, jobs: int, token: str | None = None, smt: bool = False):
+    def __init__(self, jobs: int, token: str | None = None):
         self.jobs = _check_jobs(jobs)
         self.token = token or f"ppid{os.getppid()}"
-        self.smt = smt
         self._set: CpuSet | None = None
         self._saved: list[set[int]] = []
 
@@ -362,7 +358,7 @@ class Pinning:
             index = claim_set(self.token, self.jobs)
             if index is None:
                 return None
-            self._set = plan_layout(self.jobs, smt=self.smt)[index]
+            self._set = plan_layout(self.jobs)[index]
         return self._set
 
     def threads(self) -> int:

@@ -73,10 +73,10 @@ def matches_here(fp: dict | None) -> tuple[bool, str]:
     return True, "same machine and BLAS"
 
 
-def profile_path(fp_id: str | None = None) -> Path:
+def profile_path() -> Path:
     from blastune.core.files import cache_dir
 
-    return cache_dir() / f"profile-{fp_id or profile_fingerprint()['id']}.json"
+    return cache_dir() / f"profile-{profile_fingerprint()['id']}.json"
 
 
 def _now() -> str:
