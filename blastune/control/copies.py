@@ -23,10 +23,17 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 
 from blastune.control.pinning import pin_env, plan_layout
-from blastune.control.run import die_with_parent, launch_error, libc_prctl, shell_status
+from blastune.control.run import (
+    die_with_parent,
+    launch_error,
+    libc_prctl,
+    shell_status,
+    unblock,
+)
 from blastune.core.counts import check_count
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
@@ -129,9 +136,7 @@ def run_copies(
             _wait_all(children, waited)
     finally:
         _end_children(children)
-        while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
-            pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        unblock(waited, old_mask)
     for child, copy in children:
         copy.exit_status = shell_status(child.returncode)
     worst = max((c.exit_status for _, c in children), default=0)
@@ -145,10 +150,8 @@ def run_copies(
 def _signal_all(children, signo: int) -> None:
     for child, _ in children:
         if child.poll() is None:
-            try:
+            with suppress(OSError):  # its group has just ended
                 os.killpg(child.pid, signo)
-            except OSError:
-                pass
 
 
 def _wait_all(children, waited) -> None:
@@ -161,18 +164,12 @@ def _wait_all(children, waited) -> None:
 def _end_children(children, grace: float = 5.0) -> None:
     """Whatever path we leave by, no copy outlives us: SIGTERM, a grace period, then SIGKILL."""
     live = [child for child, _ in children if child.poll() is None]
-    for child in live:
-        try:
-            os.killpg(child.pid, signal.SIGTERM)
-        except OSError:
-            pass
+    _signal_all(children, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for child in live:
         try:
             child.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            try:
+            with suppress(OSError):
                 os.killpg(child.pid, signal.SIGKILL)
-            except OSError:
-                pass
             child.wait()

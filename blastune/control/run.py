@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -301,9 +302,7 @@ def run(
         wall = time.monotonic() - t0
     finally:
         if linux:
-            while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
-                pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            unblock(waited, old_mask)
     code = os.waitstatus_to_exitcode(status)
     child.returncode = code
     tree = watch.report(rusage, wall) if watch is not None else None
@@ -314,6 +313,18 @@ def run(
         exit_status=shell_status(code),
         report=tree,
     )
+
+
+def unblock(signals, old_mask) -> None:
+    """Restore ``old_mask``, first dropping what of ``signals`` is pending: nothing left to fire."""
+    while signal.sigtimedwait(signals, 0) is not None:
+        pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _pass_on(pid: int, signo: int) -> None:
+    with suppress(ProcessLookupError):  # it has just exited
+        os.kill(pid, signo)
 
 
 def _exited(pid: int) -> bool:
@@ -342,20 +353,14 @@ def _wait_forwarding(child, waited, own_group: bool, watch) -> None:
         if sender == info.si_pid and now - at < _BURST_S:
             continue
         last[info.si_signo] = (info.si_pid, now)
-        try:
-            os.kill(child.pid, info.si_signo)
-        except ProcessLookupError:
-            pass
+        _pass_on(child.pid, info.si_signo)
 
 
 def _wait_with_handlers(child, watch) -> None:
     """Where there is no sigtimedwait (macOS): forward every signal from a handler."""
 
     def forward(signum, _frame):
-        try:
-            os.kill(child.pid, signum)
-        except ProcessLookupError:
-            pass
+        _pass_on(child.pid, signum)
 
     previous = {s: signal.signal(s, forward) for s in _FORWARDED}
     try:
