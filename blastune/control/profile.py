@@ -84,15 +84,13 @@ def _now() -> str:
 
 
 def _corrupt(path: Path, why: str) -> ProfileError:
+    said = f"the saved profile {path} is unreadable ({why}); "
     if _removable(path):
-        return ProfileError(
-            f"the saved profile {path} is unreadable ({why}); `blastune profile clear` removes it"
-        )
+        return ProfileError(said + "`blastune profile clear` removes it")
     # a directory (or FIFO, socket) where the profile belongs: profile clear leaves it alone
     return ProfileError(
-        f"the saved profile {path} is unreadable ({why}); it is not a file "
-        "blastune wrote, so `blastune profile clear` leaves it: move it away "
-        "yourself"
+        said + "it is not a file blastune wrote, so `blastune profile clear` leaves it: move it "
+        "away yourself"
     )
 
 
@@ -239,20 +237,22 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
     threads = max(1, cores // n_jobs)
     division = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
     reason = division
-    measure = f"`blastune recommend --jobs {n_jobs}` measures it"
     if profile is not None:
         why = f"the saved profile has no entry for {n_jobs} job(s)" + (
             f" of {workload}" if workload else ""
         )
         reason += f"; {why}"
-    elif any(n.startswith("ignored: ") for n in notices):
+    elif broken is not None:
         why = "the saved profile is unreadable"
     else:
         why = "no saved profile for this machine"
         reason += "; no saved profile for this machine (run `blastune recommend` to measure one)"
     if notices:
         reason += "; " + "; ".join(notices)
-    fallback = f"{why}: using {division} thread(s) per job, not measured advice ({measure})"
+    fallback = (
+        f"{why}: using {division} thread(s) per job, not measured advice "
+        f"(`blastune recommend --jobs {n_jobs}` measures it)"
+    )
     return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback, broken)
 
 
