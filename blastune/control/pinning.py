@@ -131,14 +131,11 @@ class _Node:
         if not self.children:
             got, self.units = self.units[:k], self.units[k:]
             return got
-        kids = [c for c in self.children.values() if c.free() > 0]
-        fits = [c for c in kids if c.free() >= k]
-        if fits:  # best fit: the fullest domain that still holds it keeps the emptier ones whole
-            return min(fits, key=_Node.free).take(k)
         out, rest = [], k
         while rest > 0:
             kids = [c for c in self.children.values() if c.free() > 0]
             fits = [c for c in kids if c.free() >= rest]
+            # best fit: the fullest domain that still holds it keeps the emptier ones whole
             if fits:
                 out += min(fits, key=_Node.free).take(rest)
                 break
