@@ -176,8 +176,7 @@ def _refresh() -> list[str] | None:
 
 
 def _warn(problems) -> None:
-    """Warn (the public function's caller) only once the state is whole again: under ``-W error``
-    a warning is an exception."""
+    """Warn the public function's caller, once the state is whole (``-W error`` raises)."""
     for msg in problems or ():
         warnings.warn(msg, NotControllableWarning, stacklevel=3)
 
