@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from blastune.control.exports import render_exports
 from blastune.control.pinning import (
     claim_set,
     job_set,
     layout,
     omp_places,
     pin_env,
-    pin_shell_lines,
     plan_layout,
 )
 from blastune.errors import BlastuneError
@@ -149,9 +149,12 @@ def test_exports_of_a_pinned_set():
         and env["OMP_PROC_BIND"] == "close"
         and env["BLASTUNE_CPUS"] == "24-31"
     )
-    assert pin_shell_lines([0, 1, 5], "bash") == "taskset -cp 0-1,5 $$ >/dev/null"
-    assert pin_shell_lines([0], "docker") == "--cpuset-cpus=0"
-    assert pin_shell_lines([0], "dotenv") is None
+    one = {"OMP_NUM_THREADS": "1"}
+    assert render_exports(one, "bash", [0, 1, 5]) == (
+        "export OMP_NUM_THREADS=1\ntaskset -cp 0-1,5 $$ >/dev/null"
+    )
+    assert render_exports(one, "docker", [0]) == "-e OMP_NUM_THREADS=1 --cpuset-cpus=0"
+    assert render_exports(one, "dotenv", [0]) == "OMP_NUM_THREADS=1"  # a file cannot pin
 
 
 PINNED_CHILD = textwrap.dedent("""

@@ -7,6 +7,7 @@ import typer
 from blastune.cli import app
 from blastune.cli.render import echo, emit_json
 from blastune.core.counts import MAX_THREADS
+from blastune.errors import BlastuneError
 
 
 def _count(option: str, hi: int = MAX_THREADS):
@@ -47,8 +48,6 @@ _SMT = typer.Option(False, "--smt", help="With --pin: give jobs the SMT siblings
 
 def _pin_options(pin: bool, job_index, smt: bool) -> None:
     if not pin and (job_index is not None or smt):
-        from blastune.errors import BlastuneError
-
         raise BlastuneError(
             f"{'--job-index' if job_index is not None else '--smt'} goes with --pin"
         )
@@ -73,64 +72,27 @@ def env_command(
 ):
     """Print the exports a job script needs: eval "$(blastune env -t 1)"."""
     from blastune.control.exports import check_shell, render_exports
-    from blastune.facts.environment import thread_env
-    from blastune.control.run import resolve_threads
+    from blastune.control.run import job_threads
 
     _pin_options(pin, job_index, smt)
     if json_out and shell not in (None, "json"):
-        from blastune.errors import BlastuneError
-
         raise BlastuneError(
             f"give --json or --shell {shell}, not both (--json is --shell json with the reason)"
         )
     shell = check_shell("bash" if shell is None else shell)  # --shell "" refused, as in recommend
-    if pin:
-        from blastune.control.pinning import (
-            pin_env,
-            pin_reason,
-            pin_shell_lines,
-            pinned_job,
-            taskset_command,
+    if pin and shell == "slurm":
+        # a block pasted into a job script would carry this machine's CPUs to the compute node
+        raise BlastuneError(
+            "--pin plans CPUs of the machine it runs on: in a Slurm script run "
+            'eval "$(blastune env --jobs N --pin --job-index I)" inside the job, '
+            "or use blastune slurm --workers W"
         )
-
-        if shell == "slurm":
-            from blastune.errors import BlastuneError
-
-            # a block pasted into a job script would carry this machine's CPUs to the compute node
-            raise BlastuneError(
-                "--pin plans CPUs of the machine it runs on: in a Slurm script run "
-                'eval "$(blastune env --jobs N --pin --job-index I)" inside the job, '
-                "or use blastune slurm --workers W"
-            )
-        cs = pinned_job(jobs, job_index, smt, threads=threads, auto=auto)
-        env = pin_env(cs.cpus)
-        if json_out:
-            emit_json(
-                {
-                    "schema": "blastune.env/1",
-                    "threads": cs.threads,
-                    "reason": pin_reason(cs, jobs or 1),
-                    "env": env,
-                    "pin": {**cs.to_dict(), "jobs": jobs or 1, "taskset": taskset_command(cs.cpus)},
-                }
-            )
-            return
-        text, line = render_exports(env, shell), pin_shell_lines(cs.cpus, shell)
-        typer.echo(text if line is None else text + (" " if shell == "docker" else "\n") + line)
-        return
-    if threads is None and (auto or jobs is None):
-        from blastune.control.profile import auto_choice
-
-        choice = auto_choice(jobs)
-        n, reason = choice.threads, choice.reason
-        if choice.broken:
-            typer.echo(f"blastune: warning: {choice.broken}", err=True)
-        elif choice.fallback:  # no saved advice answered
-            echo(f"blastune: notice: {choice.fallback}", err=True)
-    else:
-        n, reason = resolve_threads(threads, jobs, auto)
-    env = thread_env(n)
+    job = job_threads(threads, jobs, auto, pin=pin, job_index=job_index, smt=smt)
+    if job.auto is not None and job.auto.broken:
+        typer.echo(f"blastune: warning: {job.auto.broken}", err=True)
+    elif job.auto is not None and job.auto.fallback:  # no saved advice answered
+        echo(f"blastune: notice: {job.auto.fallback}", err=True)
     if json_out:
-        emit_json({"schema": "blastune.env/1", "threads": n, "reason": reason, "env": env})
+        emit_json(job.to_dict())
     else:
-        typer.echo(render_exports(env, shell))
+        typer.echo(render_exports(job.env, shell, job.pinned.cpus if job.pinned else None))

@@ -10,10 +10,12 @@ import typer
 from blastune.cli import app
 from blastune.cli.render import notice
 from blastune.cli.env import _AUTO, _JOB_INDEX, _JOBS, _PIN, _SMT, _THREADS, _pin_options
+from blastune.errors import BlastuneError
 
 
 def _finish(result, json_out: bool, report: bool) -> None:
-    """After the command: the report and/or JSON on stderr (stdout is the command's), its status."""
+    """After the command (or the copies): the report and/or JSON on stderr (stdout is the
+    command's), its status."""
     if report and result.report is not None and not json_out:
         for line in result.report.lines():
             notice(line, "")
@@ -63,13 +65,13 @@ def run_command(
     Without --report/--json blastune becomes the command (like env or nice): exit 127 when it is not
     found, 126 when it cannot be executed.
     """
-    from blastune.control.run import CommandNotRunnable, exec_command, resolve_threads, run
+    from blastune.control.run import CommandNotRunnable, exec_command, job_threads, run
 
     _pin_options(pin, job_index, smt)
+    command = command or []
     try:
         if copies is not None:
             from blastune.control.copies import run_copies
-            from blastune.errors import BlastuneError
 
             if (
                 threads is not None
@@ -81,32 +83,20 @@ def run_command(
                     "--copies N sets the jobs (N) and each copy's threads: drop --threads, --auto, "
                     "--jobs and --job-index"
                 )
-            result = run_copies(
-                command or [],
-                copies,
-                pin=pin,
-                smt=smt,
-                oversubscribe=oversubscribe,
-            )
-            if json_out:
-                print(json.dumps(result.to_dict()), file=sys.stderr)
-            raise typer.Exit(result.exit_status)
+            result = run_copies(command, copies, pin=pin, smt=smt, oversubscribe=oversubscribe)
+            _finish(result, json_out, report=False)
         if oversubscribe:
-            from blastune.errors import BlastuneError
-
             raise BlastuneError("--oversubscribe goes with --copies N")
-        if pin:
+        job = job_threads(threads, jobs, auto, pin=pin, job_index=job_index, smt=smt)
+        if job.pinned is not None:
             import os
 
-            from blastune.control.pinning import pin_env, pinned_job, set_process_affinity
+            from blastune.control.pinning import set_process_affinity
 
-            cs = pinned_job(jobs, job_index, smt, threads=threads, auto=auto)
             # the command inherits both: our mask and the placement variables
-            set_process_affinity(cs.cpus)
-            os.environ.update(pin_env(cs.cpus))
-            n = cs.threads
-        else:
-            n, _ = resolve_threads(threads, jobs, auto)
+            set_process_affinity(job.pinned.cpus)
+            os.environ.update(job.env)
+        n = job.threads
         # Become the command, unless we must speak after it -- or we are not the program but a
         # host's call (typer's CliRunner, a test): exec would replace the host.
         if (
@@ -114,8 +104,8 @@ def run_command(
             and sys.stdout is sys.__stdout__
             and sys.stderr is sys.__stderr__
         ):
-            exec_command(command or [], n)  # returns only by raising
-        _finish(run(command or [], n, report=report), json_out, report)
+            exec_command(command, n)  # returns only by raising
+        _finish(run(command, n, report=report), json_out, report)
     except CommandNotRunnable as exc:
         typer.echo(f"blastune: error: {exc}", err=True)
         raise typer.Exit(exc.exit_status) from None

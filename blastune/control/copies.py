@@ -23,13 +23,21 @@ import os
 import signal
 import subprocess
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 
 from blastune.control.pinning import pin_env, plan_layout
+from blastune.control.run import (
+    die_with_parent,
+    launch_error,
+    libc_prctl,
+    shell_status,
+    unblock,
+)
 from blastune.core.counts import check_count
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
-from blastune.facts.topology import format_cpulist, read_topology
+from blastune.facts.topology import format_cpulist
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -49,60 +57,16 @@ class Copy:
     cpus: str | None  # its CPU list when pinned
     exit_status: int | None = None
 
-    def to_dict(self):
-        return asdict(self)
-
 
 @dataclass
 class CopiesResult:
     command: list[str]
-    copies: list[Copy]
     pinned: bool
     exit_status: int  # the worst copy's
+    copies: list[Copy]
 
     def to_dict(self):
-        return {
-            "schema": "blastune.run-copies/1",
-            "command": self.command,
-            "pinned": self.pinned,
-            "exit_status": self.exit_status,
-            "copies": [c.to_dict() for c in self.copies],
-        }
-
-
-def _prctl():
-    """libc's prctl, looked up before forking (nothing is imported or loaded in the child)."""
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: blastune's own exit paths still end the copies
-        return None
-
-
-def _die_with_parent(prctl, parent: int) -> None:
-    """In the child: SIGTERM it when blastune dies (even by SIGKILL)."""
-    if prctl is None:
-        return
-    prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-
-
-def _status(code: int) -> int:
-    return 128 - code if code < 0 else code
-
-
-def check_copies(copies, usable: int, *, oversubscribe: bool = False) -> int:
-    """``copies`` if it is a count this machine should start unpinned; else one clear error."""
-    n = check_count(copies, "--copies", 1, MAX_COPIES)  # checked before anything is built from it
-    if n > COPIES_PER_CPU * usable and not oversubscribe:
-        raise BlastuneError(
-            f"--copies {n} is more than {COPIES_PER_CPU} per usable CPU ({usable} "
-            f"CPUs: at most {COPIES_PER_CPU * usable}); add --oversubscribe to "
-            f"start them anyway (at most {MAX_COPIES})"
-        )
-    return n
+        return {"schema": "blastune.run-copies/1", **asdict(self)}
 
 
 def run_copies(
@@ -111,7 +75,6 @@ def run_copies(
     *,
     pin: bool = True,
     smt: bool = False,
-    topology=None,
     oversubscribe: bool = False,
 ) -> CopiesResult:
     """Run ``copies`` copies of ``command`` at once and wait for all of them (see the module's
@@ -122,15 +85,20 @@ def run_copies(
     if not hasattr(signal, "sigtimedwait"):
         raise BlastuneError("run --copies needs Linux (signals are forwarded with sigtimedwait)")
     if pin:
-        sets = plan_layout(copies, topology if topology is not None else read_topology(), smt)
+        sets = plan_layout(copies, smt=smt)
         plans = [(s.threads, s.cpus) for s in sets]
     else:
         from blastune.facts.cpu import usable_cores
 
         usable = usable_cores()[0]
-        copies = check_copies(copies, usable, oversubscribe=oversubscribe)
+        if copies > COPIES_PER_CPU * usable and not oversubscribe:
+            raise BlastuneError(
+                f"--copies {copies} is more than {COPIES_PER_CPU} per usable CPU ({usable} "
+                f"CPUs: at most {COPIES_PER_CPU * usable}); add --oversubscribe to "
+                f"start them anyway (at most {MAX_COPIES})"
+            )
         plans = [(max(1, usable // copies), None)] * copies
-    parent, prctl = os.getpid(), _prctl()
+    parent, prctl = os.getpid(), libc_prctl()
     children: list[tuple[subprocess.Popen, Copy]] = []
     waited = set(_FORWARDED) | {signal.SIGCHLD}
     old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, waited)
@@ -153,16 +121,14 @@ def run_copies(
             def setup(cpus=cpus):
                 # the child starts with blastune's blocked signals: give it the default mask back
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-                _die_with_parent(prctl, parent)
+                die_with_parent(prctl, parent, signal.SIGTERM)
                 if cpus:
                     os.sched_setaffinity(0, cpus)
 
             try:
                 child = subprocess.Popen(command, env=env, preexec_fn=setup, process_group=0)
             except OSError as exc:  # in the words `blastune run` uses for one command
-                from blastune.control.run import _launch_error
-
-                raise BlastuneError(_launch_error(command[0], exc)) from None
+                raise BlastuneError(launch_error(command[0], exc)) from None
             children.append(
                 (child, Copy(i, child.pid, threads, format_cpulist(cpus) if cpus else None))
             )
@@ -170,11 +136,9 @@ def run_copies(
             _wait_all(children, waited)
     finally:
         _end_children(children)
-        while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
-            pass
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        unblock(waited, old_mask)
     for child, copy in children:
-        copy.exit_status = _status(child.returncode)
+        copy.exit_status = shell_status(child.returncode)
     worst = max((c.exit_status for _, c in children), default=0)
     if stopped_by is not None:  # not every copy ran: the run was stopped, whatever the copies said
         worst = 128 + stopped_by.si_signo
@@ -186,10 +150,8 @@ def run_copies(
 def _signal_all(children, signo: int) -> None:
     for child, _ in children:
         if child.poll() is None:
-            try:
+            with suppress(OSError):  # its group has just ended
                 os.killpg(child.pid, signo)
-            except OSError:
-                pass
 
 
 def _wait_all(children, waited) -> None:
@@ -202,18 +164,12 @@ def _wait_all(children, waited) -> None:
 def _end_children(children, grace: float = 5.0) -> None:
     """Whatever path we leave by, no copy outlives us: SIGTERM, a grace period, then SIGKILL."""
     live = [child for child, _ in children if child.poll() is None]
-    for child in live:
-        try:
-            os.killpg(child.pid, signal.SIGTERM)
-        except OSError:
-            pass
+    _signal_all(children, signal.SIGTERM)
     deadline = time.monotonic() + grace
     for child in live:
         try:
             child.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            try:
+            with suppress(OSError):
                 os.killpg(child.pid, signal.SIGKILL)
-            except OSError:
-                pass
             child.wait()

@@ -1,44 +1,14 @@
-"""Exports for job scripts: each shell gets one small renderer; ``render_exports`` picks it from
-``SHELLS``."""
+"""Exports for job scripts: each shell is one row of ``SHELLS``, and ``render_exports`` writes any
+of them (and, given CPUs, the line that pins the shell itself to them)."""
 
 from __future__ import annotations
 
 import json
 import shlex
+from typing import Callable, NamedTuple
 
 from blastune.errors import BlastuneError
-
-
-def _posix(env):
-    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items())
-
-
-def _fish(env):
-    return "\n".join(f"set -gx {k} {shlex.quote(v)};" for k, v in env.items())
-
-
-def _csh(env):
-    return "\n".join(f"setenv {k} {shlex.quote(v)};" for k, v in env.items())
-
-
-def _powershell(env):
-    return "\n".join(f"$env:{k} = '{v}'" for k, v in env.items())
-
-
-def _cmd(env):
-    return "\n".join(f"set {k}={v}" for k, v in env.items())
-
-
-def _dotenv(env):
-    return "\n".join(f"{k}={v}" for k, v in env.items())
-
-
-def _docker(env):
-    return " ".join(f"-e {k}={shlex.quote(v)}" for k, v in env.items())
-
-
-def _json(env):
-    return json.dumps(env, indent=2)
+from blastune.facts.topology import format_cpulist
 
 
 def slurm_header(threads: int) -> str:
@@ -71,30 +41,44 @@ def slurm_threads_lines(fallback: int) -> list[str]:
     ]
 
 
-def _slurm(env):
+def _slurm(env) -> str:
     # Inside a Slurm job the allocation, not the number we were given, is the truth: the same rule
     # as `blastune slurm`'s scripts, falling back to our number outside Slurm.
-
     n = int(next(iter(env.values())))
     lines = [slurm_header(n), *slurm_threads_lines(n)]
     lines += [f'export {k}="$BLASTUNE_THREADS"' for k in env]
     return "\n".join(lines)
 
 
+class Shell(NamedTuple):
+    """How one shell (or file format) is written: ``line`` sets one variable (``{k}`` its name,
+    ``{v}`` its value, ``{q}`` the value quoted for a POSIX-like shell), ``sep`` joins the lines,
+    and ``pin`` pins the shell itself to ``{cpus}`` so that every command it starts inherits them
+    (None where a format cannot). ``render`` writes the formats that are not a line per variable."""
+
+    line: str | None
+    pin: str | None = None
+    sep: str = "\n"
+    render: Callable[[dict[str, str]], str] | None = None
+
+
+_POSIX = Shell("export {k}={q}", "taskset -cp {cpus} $$ >/dev/null")
+_CSH = Shell("setenv {k} {q};", "taskset -cp {cpus} $$ >/dev/null")
+_POWERSHELL = Shell("$env:{k} = '{v}'")
 SHELLS = {
-    "bash": _posix,
-    "zsh": _posix,
-    "sh": _posix,
-    "fish": _fish,
-    "csh": _csh,
-    "tcsh": _csh,
-    "powershell": _powershell,
-    "pwsh": _powershell,
-    "cmd": _cmd,
-    "dotenv": _dotenv,
-    "docker": _docker,
-    "slurm": _slurm,
-    "json": _json,
+    "bash": _POSIX,
+    "zsh": _POSIX,
+    "sh": _POSIX,
+    "fish": Shell("set -gx {k} {q};", "taskset -cp {cpus} $fish_pid >/dev/null;"),
+    "csh": _CSH,
+    "tcsh": _CSH,
+    "powershell": _POWERSHELL,
+    "pwsh": _POWERSHELL,
+    "cmd": Shell("set {k}={v}"),
+    "dotenv": Shell("{k}={v}"),
+    "docker": Shell("-e {k}={q}", "--cpuset-cpus={cpus}", sep=" "),
+    "slurm": Shell(None, render=_slurm),  # env --pin refuses it: a script runs on another machine
+    "json": Shell(None, render=lambda env: json.dumps(env, indent=2)),
 }
 
 
@@ -105,5 +89,14 @@ def check_shell(shell) -> str:
     return shell
 
 
-def render_exports(env: dict[str, str], shell: str = "bash") -> str:
-    return SHELLS[check_shell(shell)](env)
+def render_exports(env: dict[str, str], shell: str = "bash", cpus=None) -> str:
+    """``env`` as ``shell`` sets it; with ``cpus``, followed by the line that pins the shell to them
+    where the shell has one."""
+    form = SHELLS[check_shell(shell)]
+    if form.render is not None:
+        text = form.render(env)
+    else:
+        text = form.sep.join(form.line.format(k=k, v=v, q=shlex.quote(v)) for k, v in env.items())
+    if cpus and form.pin:
+        text += form.sep + form.pin.format(cpus=format_cpulist(cpus))
+    return text

@@ -64,9 +64,8 @@ class _State:
         self.stacks: dict = {}
         self.originals: dict[str, int] = {}  # process-wide counts before the first active limit
         self.applied: dict[str, int] = {}
-        self.local_originals: dict[
-            int, dict[str, int]
-        ] = {}  # thread id -> per-thread counts before its first limit
+        # thread id -> (per-thread counts before its first limit, the paths its limits set)
+        self.local_originals: dict[int, tuple[dict[str, int], set[str]]] = {}
         self.warned: set[tuple[str, int]] = set()
 
 
@@ -176,10 +175,10 @@ def _refresh() -> list[str] | None:
     return None
 
 
-def _warn(problems, stacklevel: int) -> None:
-    """Warn only once the state is whole again: under ``-W error`` a warning is an exception."""
-    for msg in problems:
-        warnings.warn(msg, NotControllableWarning, stacklevel=stacklevel + 1)
+def _warn(problems) -> None:
+    """Warn the public function's caller, once the state is whole (``-W error`` raises)."""
+    for msg in problems or ():
+        warnings.warn(msg, NotControllableWarning, stacklevel=3)
 
 
 def rescan() -> None:
@@ -187,7 +186,7 @@ def rescan() -> None:
     with _S.lock:
         _S.marker = -1
         problems = _refresh()
-    _warn(problems or (), 2)
+    _warn(problems)
 
 
 def _target(kind: str, tid: int | None = None):
@@ -271,6 +270,14 @@ def _apply_shared() -> list[str] | None:
                 problems.append(
                     f"{lib.vendor} at {lib.path} was asked for {n} threads but reports {got}"
                 )
+    return problems
+
+
+def _apply() -> list[str]:
+    """Every library to its target: the process-wide ones, and this thread's per-thread ones."""
+    problems = _apply_shared() or []
+    if _S.local:
+        problems += _apply_local(threading.get_ident()) or []
     return problems
 
 
@@ -396,14 +403,12 @@ class limit:
                         S.originals[lib.path] = S.applied[lib.path] = lib.get()
                 stack = S.stacks[owner] = []
             stack.append((n, kinds, self))
-            refused = _apply_shared()
-            if S.local:
-                refused = (refused or []) + (_apply_local(_tid(owner)) or [])
+            refused = _apply()
             if refused:
                 problems = (problems or []) + refused
         if problems:
             try:
-                _warn(problems, 2)
+                _warn(problems)
             except BaseException:  # a warning turned error (-W error): the with-body never runs
                 self.__exit__(None, None, None)
                 raise
@@ -418,23 +423,19 @@ class limit:
         owner = _owner()
         with S.lock:
             stack = S.stacks.get(owner)
-            if (
-                stack and stack[-1][2] is self
-            ):  # the usual case: innermost, in the owner that entered
+            # the usual case: innermost, in the owner that entered
+            if stack and stack[-1][2] is self:
                 stack.pop()
                 if not stack:
                     del S.stacks[owner]
             elif not _remove_elsewhere(self, owner):
-                return (
-                    False  # dropped already (a worker initializer started afresh): nothing to undo
-                )
-            problems = _apply_shared()
-            if S.local:
-                problems = (problems or []) + (_apply_local(threading.get_ident()) or [])
+                # dropped already (a worker initializer started afresh): nothing to undo
+                return False
+            problems = _apply()
             if not S.stacks:
                 S.originals.clear()
         if problems:
-            _warn(problems, 2)
+            _warn(problems)
         return False
 
     def __call__(self, func):
@@ -477,7 +478,7 @@ def get_threads(api: str = "blas") -> dict[str, int]:
     with _S.lock:
         problems = _refresh()
         counts = {lib.path: lib.get() for lib in _S.shared + _S.local if lib.kind in kinds}
-    _warn(problems or (), 2)
+    _warn(problems)
     return counts
 
 
@@ -511,7 +512,7 @@ def set_threads(n: int, api: str = "blas", *, strict: bool = False) -> dict[str,
         problems = (problems or []) + (_apply_shared() or [])
         if record is not None:
             problems += _apply_local(tid) or []
-    _warn(problems, 2)
+    _warn(problems)
     return get_threads(api)
 
 

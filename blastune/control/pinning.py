@@ -8,7 +8,7 @@ siblings go to the same job. What a layout leaves idle (SMT siblings, a remainde
 divide by N) is said, never hidden.
 
 Applying a set: ``pin_env`` (thread variables = CPU count, ``OMP_PLACES``, ``OMP_PROC_BIND``),
-``pin_shell_lines`` (``taskset`` for scripts), ``set_process_affinity`` (every thread of this
+``control.exports`` (``taskset`` for scripts), ``set_process_affinity`` (every thread of this
 process, not only the caller: BLAS pools started before the pin keep the old mask otherwise).
 Processes that share a parent claim disjoint sets with ``claim_set`` (``limit(jobs=N, pin=True)``,
 ``worker_initializer(jobs=N, pin=True)``).
@@ -20,6 +20,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
+from blastune.core.counts import check_threads, whole_number
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
 from blastune.facts.topology import Topology, cpu_runs, format_cpulist, read_topology
@@ -130,14 +131,11 @@ class _Node:
         if not self.children:
             got, self.units = self.units[:k], self.units[k:]
             return got
-        kids = [c for c in self.children.values() if c.free() > 0]
-        fits = [c for c in kids if c.free() >= k]
-        if fits:  # best fit: the fullest domain that still holds it keeps the emptier ones whole
-            return min(fits, key=_Node.free).take(k)
         out, rest = [], k
         while rest > 0:
             kids = [c for c in self.children.values() if c.free() > 0]
             fits = [c for c in kids if c.free() >= rest]
+            # best fit: the fullest domain that still holds it keeps the emptier ones whole
             if fits:
                 out += min(fits, key=_Node.free).take(rest)
                 break
@@ -189,8 +187,6 @@ def _only_siblings_left(domain_cpus, cpus, topology) -> bool:
 
 
 def _check_jobs(jobs) -> int:
-    from blastune.core.counts import check_threads
-
     return check_threads(jobs, "job count")
 
 
@@ -249,8 +245,6 @@ def layout(jobs: int, topology: Topology | None = None, smt: bool = False) -> La
 def job_set(jobs: int, index: int, topology: Topology | None = None, smt: bool = False) -> CpuSet:
     """Job ``index`` (0-based, as Slurm array and pool indices are) of a ``jobs``-job layout."""
     jobs = _check_jobs(jobs)
-    from blastune.core.counts import whole_number
-
     i = whole_number(index)
     if i is None or not 0 <= i < jobs:
         raise BlastuneError(
@@ -274,30 +268,6 @@ def pin_env(cpus) -> dict[str, str]:
     env["OMP_PROC_BIND"] = "close"
     env["BLASTUNE_CPUS"] = format_cpulist(cpus)
     return env
-
-
-def taskset_command(cpus) -> str:
-    return f"taskset -c {format_cpulist(cpus)}"
-
-
-# shell -> the line that pins the shell itself, so every command it starts inherits the CPUs
-_PIN_SELF = {
-    "bash": "taskset -cp {cpus} $$ >/dev/null",
-    "zsh": "taskset -cp {cpus} $$ >/dev/null",
-    "sh": "taskset -cp {cpus} $$ >/dev/null",
-    "slurm": "taskset -cp {cpus} $$ >/dev/null",
-    "fish": "taskset -cp {cpus} $fish_pid >/dev/null;",
-    "csh": "taskset -cp {cpus} $$ >/dev/null",
-    "tcsh": "taskset -cp {cpus} $$ >/dev/null",
-    "docker": "--cpuset-cpus={cpus}",
-}
-
-
-def pin_shell_lines(cpus, shell: str) -> str | None:
-    """What pins a shell (or a docker run) to ``cpus``; None for formats that cannot (dotenv, cmd,
-    json)."""
-    line = _PIN_SELF.get(shell)
-    return line.format(cpus=format_cpulist(cpus)) if line else None
 
 
 def can_pin() -> bool:
@@ -373,10 +343,9 @@ class Pinning:
     """This process's share of a ``jobs``-job layout, claimed among processes with the same
     token."""
 
-    def __init__(self, jobs: int, token: str | None = None, smt: bool = False):
+    def __init__(self, jobs: int, token: str | None = None):
         self.jobs = _check_jobs(jobs)
         self.token = token or f"ppid{os.getppid()}"
-        self.smt = smt
         self._set: CpuSet | None = None
         self._saved: list[set[int]] = []
 
@@ -386,7 +355,7 @@ class Pinning:
             index = claim_set(self.token, self.jobs)
             if index is None:
                 return None
-            self._set = plan_layout(self.jobs, smt=self.smt)[index]
+            self._set = plan_layout(self.jobs)[index]
         return self._set
 
     def threads(self) -> int:
@@ -415,28 +384,3 @@ class Pinning:
         before = self._saved.pop() if self._saved else None
         if before is not None:
             set_process_affinity(before)
-
-
-def pinned_job(
-    jobs: int | None,
-    index: int | None,
-    smt: bool = False,
-    *,
-    threads: int | None = None,
-    auto: bool = False,
-    topology: Topology | None = None,
-) -> CpuSet:
-    """The CPU set of job ``index`` of ``jobs`` for ``env/run --pin`` (one job: the whole
-    machine)."""
-    if threads is not None or auto:
-        raise BlastuneError(
-            "--pin sets each job's threads to its CPU count: give --jobs N (and --job-index I), "
-            f"not {'--threads' if threads is not None else '--auto'}"
-        )
-    return job_set(
-        jobs if jobs is not None else 1, index if index is not None else 0, topology, smt
-    )
-
-
-def pin_reason(s: CpuSet, jobs: int) -> str:
-    return f"job {s.job} of {jobs} pinned to CPUs {s.cpulist} ({s.domain()}): {s.threads} thread(s)"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from blastune.documents.profile import LEGACY_SCHEMA, SCHEMA, Profile, ProfileEntry, WorkloadAdvice
+from blastune.documents.profile import Profile, ProfileEntry
 from blastune.errors import BlastuneError
 
 LOCK_WAIT_S = 30.0  # a profile update takes milliseconds; a writer waits this long for another one
@@ -73,10 +73,10 @@ def matches_here(fp: dict | None) -> tuple[bool, str]:
     return True, "same machine and BLAS"
 
 
-def profile_path(fp_id: str | None = None) -> Path:
+def profile_path() -> Path:
     from blastune.core.files import cache_dir
 
-    return cache_dir() / f"profile-{fp_id or profile_fingerprint()['id']}.json"
+    return cache_dir() / f"profile-{profile_fingerprint()['id']}.json"
 
 
 def _now() -> str:
@@ -84,15 +84,13 @@ def _now() -> str:
 
 
 def _corrupt(path: Path, why: str) -> ProfileError:
+    said = f"the saved profile {path} is unreadable ({why}); "
     if _removable(path):
-        return ProfileError(
-            f"the saved profile {path} is unreadable ({why}); `blastune profile clear` removes it"
-        )
+        return ProfileError(said + "`blastune profile clear` removes it")
     # a directory (or FIFO, socket) where the profile belongs: profile clear leaves it alone
     return ProfileError(
-        f"the saved profile {path} is unreadable ({why}); it is not a file "
-        "blastune wrote, so `blastune profile clear` leaves it: move it away "
-        "yourself"
+        said + "it is not a file blastune wrote, so `blastune profile clear` leaves it: move it "
+        "away yourself"
     )
 
 
@@ -197,19 +195,6 @@ class AutoChoice:
     fallback: str | None = None  # when no saved entry answered: one sentence saying so, and why
     broken: str | None = None  # the profile file exists but cannot be read: one line naming it
 
-    def to_dict(self) -> dict:
-        return {
-            "jobs": self.jobs,
-            "threads": self.threads,
-            "reason": self.reason,
-            "workload": self.workload,
-            "entry": self.entry.to_dict() if self.entry else None,
-            "path": self.path,
-            "notices": self.notices,
-            "fallback": self.fallback,
-            "broken": self.broken,
-        }
-
 
 def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoChoice:
     """BLAS threads per job for ``jobs`` concurrent jobs (None = 1), from this machine's profile
@@ -252,20 +237,22 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
     threads = max(1, cores // n_jobs)
     division = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
     reason = division
-    measure = f"`blastune recommend --jobs {n_jobs}` measures it"
     if profile is not None:
         why = f"the saved profile has no entry for {n_jobs} job(s)" + (
             f" of {workload}" if workload else ""
         )
         reason += f"; {why}"
-    elif any(n.startswith("ignored: ") for n in notices):
+    elif broken is not None:
         why = "the saved profile is unreadable"
     else:
         why = "no saved profile for this machine"
         reason += "; no saved profile for this machine (run `blastune recommend` to measure one)"
     if notices:
         reason += "; " + "; ".join(notices)
-    fallback = f"{why}: using {division} thread(s) per job, not measured advice ({measure})"
+    fallback = (
+        f"{why}: using {division} thread(s) per job, not measured advice "
+        f"(`blastune recommend --jobs {n_jobs}` measures it)"
+    )
     return AutoChoice(n_jobs, threads, reason, None, None, str(path), notices, fallback, broken)
 
 
@@ -283,9 +270,7 @@ class ProfileReport:
     path: str
     exists: bool
     profile: Profile | None
-    auto: dict[int, str] = field(
-        default_factory=dict
-    )  # jobs -> workload key env --auto --jobs N uses
+    auto: dict[int, str] = field(default_factory=dict)  # jobs -> the workload env --auto uses
     notices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -333,24 +318,3 @@ def clear_profiles() -> list[Path]:
 def not_profiles() -> list[Path]:
     """Entries named like a profile that ``clear_profiles`` leaves (a directory, a FIFO...)."""
     return [p for p in all_profile_files() if not _removable(p)]
-
-
-__all__ = [
-    "not_profiles",
-    "auto_threads",
-    "auto_choice",
-    "AutoChoice",
-    "read_profile",
-    "save_advice",
-    "Saved",
-    "profile_path",
-    "profile_fingerprint",
-    "matches_here",
-    "show_profile",
-    "ProfileReport",
-    "clear_profiles",
-    "ProfileError",
-    "SCHEMA",
-    "LEGACY_SCHEMA",
-    "WorkloadAdvice",
-]

@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,8 @@ from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
 
 if TYPE_CHECKING:
+    from blastune.control.pinning import CpuSet
+    from blastune.control.profile import AutoChoice
     from blastune.control.treewatch import TreeReport
 
 
@@ -69,25 +72,77 @@ class RunResult:
         return {"schema": "blastune.run/1", **asdict(self)}
 
 
-def resolve_threads(
-    threads: int | None = None, jobs: int | None = None, auto: bool = False
-) -> tuple[int, str]:
+@dataclass
+class JobThreads:
+    """The threads ``env`` exports and ``run`` starts a command with, the reason, and the variables;
+    with ``pin``, also the job's CPU set (its variables then place OpenMP on those CPUs)."""
+
+    threads: int
+    reason: str
+    env: dict[str, str]
+    pinned: CpuSet | None = None
+    jobs: int = 1
+    auto: AutoChoice | None = None  # when the saved profile was asked: its fallback and warning
+
+    def to_dict(self) -> dict:
+        """The ``blastune.env/1`` document."""
+        doc = {
+            "schema": "blastune.env/1",
+            "threads": self.threads,
+            "reason": self.reason,
+            "env": self.env,
+        }
+        if self.pinned is not None:
+            taskset = f"taskset -c {self.pinned.cpulist}"
+            doc["pin"] = {**self.pinned.to_dict(), "jobs": self.jobs, "taskset": taskset}
+        return doc
+
+
+def job_threads(
+    threads: int | None = None,
+    jobs: int | None = None,
+    auto: bool = False,
+    *,
+    pin: bool = False,
+    job_index: int | None = None,
+    smt: bool = False,
+) -> JobThreads:
     """One thread count from -t N, --jobs N or --auto (--auto --jobs N: the recommendation for N
-    jobs), with the reason (shown by env/run). Neither -t nor --jobs means --auto."""
+    jobs), with the reason (shown by env/run). Neither -t nor --jobs means --auto. With ``pin``: the
+    CPU set of job ``job_index`` (0) of ``jobs`` (1: the whole machine), one thread per CPU."""
+    if pin:
+        from blastune.control.pinning import job_set, pin_env
+
+        if threads is not None or auto:
+            raise BlastuneError(
+                "--pin sets each job's threads to its CPU count: give --jobs N (and --job-index "
+                f"I), not {'--threads' if threads is not None else '--auto'}"
+            )
+        jobs = 1 if jobs is None else jobs
+        cs = job_set(jobs, 0 if job_index is None else job_index, smt=smt)
+        reason = (
+            f"job {cs.job} of {jobs} pinned to CPUs {cs.cpulist} ({cs.domain()}): "
+            f"{cs.threads} thread(s)"
+        )
+        return JobThreads(cs.threads, reason, pin_env(cs.cpus), cs, jobs)
     if threads is not None and (jobs is not None or auto):
         raise BlastuneError(
             "give only one of --threads, --jobs and --auto (--auto may take --jobs)"
         )
+    choice = None
     if threads is not None:
-        return threads, "asked for"
-    if auto or jobs is None:
-        from blastune.control.profile import auto_threads
+        n, reason = threads, "asked for"
+    elif auto or jobs is None:
+        from blastune.control.profile import auto_choice
 
-        return auto_threads(jobs)
-    from blastune.facts.cpu import usable_cores
+        choice = auto_choice(jobs)
+        n, reason = choice.threads, choice.reason
+    else:
+        from blastune.facts.cpu import usable_cores
 
-    cores, basis = usable_cores()
-    return max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
+        cores, basis = usable_cores()
+        n, reason = max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
+    return JobThreads(n, reason, thread_env(n), auto=choice)
 
 
 def _check_command(command) -> None:
@@ -97,7 +152,7 @@ def _check_command(command) -> None:
         raise BlastuneError("the command name is empty (''): use blastune run -t N -- CMD ARGS...")
 
 
-def _launch_error(cmd: str, exc: OSError) -> str:
+def launch_error(cmd: str, exc: OSError) -> str:
     """One line saying why ``cmd`` could not start, in the words a shell would use."""
     if isinstance(exc, FileNotFoundError) and os.sep not in cmd:
         here = f"; for the file in this directory use ./{cmd}" if os.path.isfile(cmd) else ""
@@ -116,7 +171,7 @@ def _launch_error(cmd: str, exc: OSError) -> str:
 def launch_failure(cmd: str, exc: OSError) -> CommandNotRunnable:
     """The error for a command that did not start: 127 not found, 126 found but not executable."""
     status = 127 if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOTDIR else 126
-    return CommandNotRunnable(_launch_error(cmd, exc), status)
+    return CommandNotRunnable(launch_error(cmd, exc), status)
 
 
 def exec_command(command: list[str], threads: int):
@@ -159,30 +214,40 @@ def in_terminal_foreground() -> bool:
         os.close(fd)
 
 
-def _prctl():
+def libc_prctl():
+    """libc's prctl, looked up in the parent: nothing is loaded between fork and exec."""
     if not sys.platform.startswith("linux"):
-        return None
+        return None  # blastune's own exit paths still end its children
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+def die_with_parent(prctl, parent: int, sig: int) -> None:
+    """In the child before exec: the kernel sends it ``sig`` when blastune dies (SIGKILL too)."""
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        if os.getppid() != parent:  # blastune died before the line above: follow it now
+            os._exit(1)
+
+
+def shell_status(code: int) -> int:
+    """A Popen return code as a shell reports it: killed by signal N is 128 + N."""
+    return 128 - code if code < 0 else code
 
 
 def _child_setup(own_group: bool, old_mask, parent: int):
     """Runs in the child between fork and exec: its own group (or not), dying with us, our mask
     undone."""
-    prctl = _prctl()  # loaded in the parent: nothing to look up after the fork
+    prctl = libc_prctl()
 
     def setup():
         if own_group:
             os.setpgid(0, 0)
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-            if os.getppid() != parent:  # blastune died before the line above: follow it now
-                os.kill(os.getpid(), signal.SIGKILL)
+        die_with_parent(prctl, parent, signal.SIGKILL)
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
@@ -233,13 +298,11 @@ def run(
         if watch is not None:
             # the child has exited but is not reaped: its descendants are still there
             watch.sample()
-        _, status, rusage = _reap(child.pid)
+        _, status, rusage = os.wait4(child.pid, 0)  # PEP 475: retried after a signal
         wall = time.monotonic() - t0
     finally:
         if linux:
-            while signal.sigtimedwait(waited, 0) is not None:  # nothing left to fire once unblocked
-                pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            unblock(waited, old_mask)
     code = os.waitstatus_to_exitcode(status)
     child.returncode = code
     tree = watch.report(rusage, wall) if watch is not None else None
@@ -247,17 +310,21 @@ def run(
         command=list(command),
         threads=threads,
         env=env,
-        exit_status=128 - code if code < 0 else code,
+        exit_status=shell_status(code),
         report=tree,
     )
 
 
-def _reap(pid: int):
-    while True:
-        try:
-            return os.wait4(pid, 0)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
-            continue
+def unblock(signals, old_mask) -> None:
+    """Restore ``old_mask``, first dropping what of ``signals`` is pending: nothing left to fire."""
+    while signal.sigtimedwait(signals, 0) is not None:
+        pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
+def _pass_on(pid: int, signo: int) -> None:
+    with suppress(ProcessLookupError):  # it has just exited
+        os.kill(pid, signo)
 
 
 def _exited(pid: int) -> bool:
@@ -286,20 +353,14 @@ def _wait_forwarding(child, waited, own_group: bool, watch) -> None:
         if sender == info.si_pid and now - at < _BURST_S:
             continue
         last[info.si_signo] = (info.si_pid, now)
-        try:
-            os.kill(child.pid, info.si_signo)
-        except ProcessLookupError:
-            pass
+        _pass_on(child.pid, info.si_signo)
 
 
 def _wait_with_handlers(child, watch) -> None:
     """Where there is no sigtimedwait (macOS): forward every signal from a handler."""
 
     def forward(signum, _frame):
-        try:
-            os.kill(child.pid, signum)
-        except ProcessLookupError:
-            pass
+        _pass_on(child.pid, signum)
 
     previous = {s: signal.signal(s, forward) for s in _FORWARDED}
     try:

@@ -107,18 +107,6 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _blas_families(pid: int) -> list[str] | None:
-    """The vendors `blastune ps` names for the files mapped into ``pid`` (None: not readable)."""
-    libs = mapped_libraries(pid)
-    if libs is None:
-        return None
-    names = []
-    for vendor, _path in libs:
-        if vendor not in names:
-            names.append(vendor)
-    return names
-
-
 class TreeWatch:
     """Sample the process tree under ``root``; ``report(rusage, wall)`` once the root has exited."""
 
@@ -155,7 +143,8 @@ class TreeWatch:
             count = len(threads) if threads else _thread_count(pid)
             proc.max_threads = max(proc.max_threads, count)
             if not proc.blas:  # until one shows up: a program may load its BLAS late
-                proc.blas = _blas_families(pid) or []
+                # the vendors `blastune ps` names for the files mapped into it
+                proc.blas = list(dict.fromkeys(v for v, _ in mapped_libraries(pid) or ()))
             todo += _children(pid)
 
     def report(self, rusage, wall_s: float) -> TreeReport:
@@ -163,27 +152,15 @@ class TreeWatch:
         cpu = user + sys_
         processes = sorted(self.procs.values(), key=lambda p: p.pid)
         blas_max = max((p.max_threads for p in processes if p.blas), default=None)
-        if not self.enabled:
-            return TreeReport(
-                wall_s,
-                user,
-                sys_,
-                cpu,
-                None,
-                None,
-                None,
-                None,
-                None,
-                self.samples,
-                self.interval,
-                "no per-thread schedstat in this kernel",
-                processes,
-                blas_max,
-            )
-        run = sum(t.run_ns for t in self.last.values()) / 1e9
-        wait = sum(t.wait_ns for t in self.last.values()) / 1e9
-        share = 100.0 * wait / (run + wait) if run + wait > 0 else 0.0
-        coverage = min(100.0, 100.0 * run / cpu) if cpu > 0.01 else None
+        run = wait = share = waiting = coverage = None
+        source = "no per-thread schedstat in this kernel"
+        if self.enabled:
+            run = sum(t.run_ns for t in self.last.values()) / 1e9
+            wait = sum(t.wait_ns for t in self.last.values()) / 1e9
+            share = 100.0 * wait / (run + wait) if run + wait > 0 else 0.0
+            waiting = wait / max(wall_s, 1e-9)
+            coverage = min(100.0, 100.0 * run / cpu) if cpu > 0.01 else None
+            source = "schedstat"
         return TreeReport(
             wall_s,
             user,
@@ -192,11 +169,11 @@ class TreeWatch:
             run,
             wait,
             share,
-            wait / max(wall_s, 1e-9),
+            waiting,
             coverage,
             self.samples,
             self.interval,
-            "schedstat",
+            source,
             processes,
             blas_max,
         )
