@@ -101,14 +101,9 @@ def safe_describe(fam, path: str) -> LibraryInfo:
     traceback."""
     try:
         return fam.describe(path)
-    except (
-        Exception
-    ) as exc:  # a foreign library's API misbehaving must not take `blastune info` down
-        return LibraryInfo(
-            vendor=fam.name,
-            api=fam.api,
-            filepath=path,
-            num_threads=None,
+    except Exception as exc:  # a foreign library's API misbehaving must not take `info` down
+        return fam.library_info(
+            path,
             threading_layer="unknown",
             threads_source="unknown",
             control="unknown",
@@ -123,7 +118,6 @@ def describe(path: str) -> LibraryInfo:
             vendor="unknown",
             api="blas",
             filepath=path,
-            num_threads=None,
             notes=["no vendor marker symbol or known path"],
         )
     impl = fam.implementation_file(path)
@@ -201,10 +195,8 @@ def binding(package: str, api: str) -> Binding:
         b.error = f"none of {symbols[0]}, ... is reachable from {path}"
         return b
     b.library = describe(b.serving_file)
-    if api == "lapack" and b.library.api == "blas+lapack":
-        b.library.api = "lapack"
-    elif api == "blas" and b.library.api == "blas+lapack":
-        b.library.api = "blas"
+    if b.library.api == "blas+lapack":  # this binding uses one half of it
+        b.library.api = api
     return b
 
 

@@ -79,6 +79,19 @@ def function(lib, name, restype=ctypes.c_int, argtypes=()):
     return f
 
 
+def runtime_control(lib, api: tuple[str, str], ctype=ctypes.c_int, per_thread=False):
+    """A ``Control`` from a (getter, setter) pair of thread-count symbols; None unless both exist."""
+    get = function(lib, api[0], ctype)
+    set_ = function(lib, api[1], None, [ctype])
+    return Control(get, set_, per_thread=per_thread) if get and set_ else None
+
+
+def version_in_path(path: str) -> str | None:
+    """'.../libblas.so.3.10.0' -> '3.10.0': the version a library that exports none is named by."""
+    m = re.search(r"\.so\.(\d+\.\d+\.\d+)", path)
+    return m.group(1) if m else None
+
+
 def affixed(bases, prefixes=("", "scipy_"), suffixes=("", "64_", "_64")):
     """Every spelling of a symbol: pip's scipy-openblas renames them with a prefix and suffix."""
     return tuple(p + b + s for b, p, s in itertools.product(bases, prefixes, suffixes))
@@ -113,11 +126,6 @@ class LibraryInfo:
 
     def to_dict(self):
         return asdict(self)
-
-
-def env_threads(names, environ=None) -> tuple[int | None, str | None]:
-    """The first positive integer among ``names`` in the environment, with the name it came from."""
-    return first_positive_int(os.environ if environ is None else environ, names)
 
 
 @dataclass(frozen=True)
@@ -240,14 +248,16 @@ class Family:
         raise NotImplementedError
 
     @classmethod
+    def library_info(cls, path: str, **fields) -> LibraryInfo:
+        """A ``LibraryInfo`` of this family for the file at ``path``; ``fields`` fill in the rest."""
+        return LibraryInfo(**{"vendor": cls.name, "api": cls.api, "filepath": path, **fields})
+
+    @classmethod
     def control(cls, path: str) -> Control | None:
         """Raw run-time control, or None when the library cannot change threads at run time."""
         if cls.thread_api is None:
             return None
-        lib = handle(path)
-        get = function(lib, cls.thread_api[0], cls.thread_ctype)
-        set_ = function(lib, cls.thread_api[1], None, [cls.thread_ctype])
-        return Control(get, set_, per_thread=cls.per_thread) if get and set_ else None
+        return runtime_control(handle(path), cls.thread_api, cls.thread_ctype, cls.per_thread)
 
     @classmethod
     def read_runtime_threads(cls, info: LibraryInfo, path: str) -> bool:
