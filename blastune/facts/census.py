@@ -15,8 +15,10 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
+from blastune.facts.cpu import cgroup_quota, physical_cores, read_text as read_proc, usable_cores
 from blastune.facts.environment import requested_threads
 from blastune.facts.schedstat import CONTENDED_WAIT_PCT, Meter, available as schedstat_available
+from blastune.facts.topology import parse_cpulist
 from blastune.libraries import OPENMP_FAMILIES, Family, Seat, families, family_named
 
 PS_SCHEMA = "blastune.ps/1"
@@ -119,15 +121,6 @@ class Census:
         return next((p for p in self.processes if p.pid == pid), None)
 
 
-def read_proc(path: str) -> str | None:
-    """A /proc file as text, or None when the process is gone or not ours to read."""
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace")
-    except OSError:
-        return None
-
-
 def mapped_libraries(pid: int, patterns=None) -> list[tuple[str, str]] | None:
     """(vendor, path) for each BLAS/OpenMP file mapped into ``pid``; None when not readable."""
     text = read_proc(f"/proc/{pid}/maps")
@@ -190,16 +183,10 @@ def _command(pid: int) -> str:
 
 
 def _count_cpus(cpu_list: str) -> int | None:
-    n = 0
-    for part in cpu_list.split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        try:
-            n += int(hi or lo) - int(lo) + 1
-        except ValueError:
-            return None
-    return n or None
+    try:
+        return len(parse_cpulist(cpu_list)) or None
+    except ValueError:
+        return None
 
 
 def _user(uid_field: str) -> str | None:
@@ -256,8 +243,6 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
     ``interval``: seconds over which each process's CPU use and its threads' run-queue wait
     (schedstat) are measured; 0 skips the measurement and judges by thread counts alone.
     """
-    from blastune.facts.cpu import cgroup_quota, physical_cores, usable_cores
-
     if not 0 <= interval <= MAX_INTERVAL:  # also refuses nan and inf
         raise BlastuneError(
             f"invalid interval {interval:g}: must be from 0 to {MAX_INTERVAL:g} seconds"

@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from blastune.facts.cpu import read_text
+
 # A measurement whose threads waited for a CPU more than this share of its wall time (summed over
 # its threads) is "contended". 5% tolerates the odd wake-up of a kernel thread or timer; a competing
 # CPU-bound process on a full machine costs tens of percent.
@@ -56,16 +58,9 @@ def parse_schedstat(text: str) -> CpuTimes | None:
     return CpuTimes(int(parts[0]), int(parts[1]), int(parts[2]))
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:  # gone (a thread ended), not permitted, or no schedstat in this kernel
-        return None
-
-
 def available() -> bool:
     """Does this kernel keep per-thread schedstat (Linux with CONFIG_SCHED_INFO)?"""
-    text = _read(PROC / "self" / "schedstat")
+    text = read_text(PROC / "self" / "schedstat")
     return text is not None and parse_schedstat(text) is not None
 
 
@@ -77,7 +72,7 @@ def thread_times(pid: int) -> dict[int, CpuTimes]:
     except OSError:
         return out
     for tid in tids:
-        text = _read(PROC / str(pid) / "task" / tid / "schedstat")
+        text = read_text(PROC / str(pid) / "task" / tid / "schedstat")
         times = parse_schedstat(text) if text else None
         if times is not None:
             out[int(tid)] = times
@@ -207,5 +202,5 @@ def parse_pressure(text: str) -> Pressure | None:
 
 def cpu_pressure(root: Path = PROC) -> Pressure | None:
     """Machine-wide CPU pressure, or None where PSI is off (kernel < 4.20, or psi=0)."""
-    text = _read(Path(root) / "pressure" / "cpu")
+    text = read_text(Path(root) / "pressure" / "cpu")
     return parse_pressure(text) if text else None

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from blastune.errors import BlastuneError
+from blastune.facts.cpu import cgroup_ancestors, cgroup_lines, cgroup_root, read_text
 
 SYSFS_ROOT_VAR = "BLASTUNE_SYSFS_ROOT"
-CGROUP_ROOT_VAR = "BLASTUNE_CGROUP_ROOT"
 
 # Linux names Intel's hybrid core types by the PMU that counts them.
 CORE_KIND_DIRS = (("P", "sys/devices/cpu_core/cpus"), ("E", "sys/devices/cpu_atom/cpus"))
@@ -233,27 +233,17 @@ def _summary(t: Topology) -> str:
 # --- reading sysfs --------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _read_int(path: Path) -> int | None:
-    text = _read(path)
     try:
-        return int(text.strip()) if text is not None else None
+        return int(read_text(path, "").strip())
     except ValueError:
         return None
 
 
 def _read_list(path: Path) -> list[int] | None:
-    text = _read(path)
-    if text is None:
-        return None
+    text = read_text(path)
     try:
-        return parse_cpulist(text)
+        return parse_cpulist(text) if text is not None else None
     except ValueError:
         return None
 
@@ -284,15 +274,8 @@ def _online(root: Path) -> list[int]:
 def _cgroup_cpuset(root: Path) -> tuple[list[int] | None, str | None]:
     """The effective cpuset of this process's cgroup (v2 cpuset.cpus.effective, v1
     cpuset.effective_cpus)."""
-    text = _read(root / "proc/self/cgroup")
-    if not text:
-        return None, None
-    cg_root = Path(os.environ.get(CGROUP_ROOT_VAR) or root / "sys/fs/cgroup")
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        controllers, rel = parts[1], parts[2].lstrip("/")
+    cg_root = cgroup_root(root)
+    for controllers, rel in cgroup_lines(read_text(root / "proc/self/cgroup", "")):
         if controllers == "":
             base, names = cg_root, ("cpuset.cpus.effective",)
         elif "cpuset" in controllers.split(","):
@@ -300,15 +283,11 @@ def _cgroup_cpuset(root: Path) -> tuple[list[int] | None, str | None]:
         else:
             continue
         # the file lives where the controller is enabled: walk up from our cgroup to the root
-        d = base / rel
-        while True:
+        for d in cgroup_ancestors(base, rel):
             for name in names:
                 cpus = _read_list(d / name)
                 if cpus:
                     return cpus, str(d / name)
-            if d == base or base not in d.parents:
-                break
-            d = d.parent
     return None, None
 
 
@@ -321,7 +300,7 @@ def _affinity(root: Path, explicit) -> tuple[list[int] | None, str | None]:
             cpus = sorted(os.sched_getaffinity(0))
             return cpus, f"affinity mask {format_cpulist(cpus)}"
         return None, None
-    status = _read(root / "proc/self/status") or ""
+    status = read_text(root / "proc/self/status", "")
     m = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M)
     if m:
         try:
@@ -340,7 +319,7 @@ def _cache_dirs(cache: Path):
 
 
 def _memory(node_dir: Path) -> int | None:
-    m = re.search(r"MemTotal:\s+(\d+) kB", _read(node_dir / "meminfo") or "")
+    m = re.search(r"MemTotal:\s+(\d+) kB", read_text(node_dir / "meminfo", ""))
     return int(m.group(1)) * 1024 if m else None
 
 
@@ -392,8 +371,8 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
         cache = base / f"cpu{cpu}" / "cache"
         # index3 is the L3 on every x86 and most ARM kernels: look there first, scan only if not
         for index in _cache_dirs(cache):
-            if (_read(index / "level") or "").strip() == "3" and (
-                _read(index / "type") or "Unified"
+            if read_text(index / "level", "").strip() == "3" and (
+                read_text(index / "type") or "Unified"
             ).strip() in ("Unified", "Data"):
                 shared = _read_list(index / "shared_cpu_list")
                 if shared:
