@@ -40,12 +40,8 @@ class Info:
     cpu: CpuInfo
     env: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
-    clock: ClockCheck | None = (
-        None  # a measured dgemm against the nominal peak (info(measure=True))
-    )
-    topology: Topology | None = (
-        None  # sockets, NUMA nodes, L3 domains, cores (None: not readable here)
-    )
+    clock: ClockCheck | None = None  # a measured dgemm against the nominal peak (measure=True)
+    topology: Topology | None = None  # sockets, NUMA nodes, L3 domains, cores (None: unreadable)
 
     def to_dict(self):
         return {

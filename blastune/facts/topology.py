@@ -164,8 +164,9 @@ class Topology:
 # --- summary --------------------------------------------------------------------------------------
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("s" if n != 1 else "")
+def plural(n: int, word: str) -> str:
+    """'1 core', '2 cores', '3 processes'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}{'es' if word.endswith('s') else 's'}"
 
 
 def _factor(parents: list[set[int]], children: list[set[int]]) -> int | None:
@@ -181,16 +182,16 @@ def _factor(parents: list[set[int]], children: list[set[int]]) -> int | None:
 
 def _core_text(t: Topology, n_cores: int, smt_uniform: bool) -> str:
     if smt_uniform:
-        return _plural(n_cores, "core") + (f" × {t.smt} SMT" if t.smt > 1 else "")
+        return plural(n_cores, "core") + (f" × {t.smt} SMT" if t.smt > 1 else "")
     if t.hybrid:  # e.g. "14 cores (6 P × 2 SMT + 8 E)"
         parts = []
         for kind in sorted(t.kinds, key=lambda k: (k != "P", k)):  # performance cores first
             cores = [c for c in t.cores if c.kind == kind]
             smt = max(len(c.cpus) for c in cores)
             parts.append(f"{len(cores)} {kind}" + (f" × {smt} SMT" if smt > 1 else ""))
-        return f"{_plural(n_cores, 'core')} ({' + '.join(parts)})"
+        return f"{plural(n_cores, 'core')} ({' + '.join(parts)})"
     sizes = sorted({len(c.cpus) for c in t.cores})
-    return f"{_plural(n_cores, 'core')} × {'-'.join(map(str, (sizes[0], sizes[-1])))} SMT"
+    return f"{plural(n_cores, 'core')} × {'-'.join(map(str, (sizes[0], sizes[-1])))} SMT"
 
 
 def _summary(t: Topology) -> str:
@@ -213,20 +214,20 @@ def _summary(t: Topology) -> str:
         terms.append((name, n))
         parents = doms
     if ok:
-        words = [_plural(n, name) for name, n in terms[:-1]]
+        words = [plural(n, name) for name, n in terms[:-1]]
         words.append(_core_text(t, terms[-1][1], smt_uniform))
-        return " × ".join(words) + f" = {_plural(len(t.cpus), 'CPU')}{suffix}"
+        return " × ".join(words) + f" = {plural(len(t.cpus), 'CPU')}{suffix}"
     words = []
     for name, doms in levels:
         objs = {"socket": t.sockets, "NUMA node": t.numa_nodes, "L3 domain": t.l3_domains}[name]
         partly = sum(1 for d in objs if not d.whole)
         part = "" if not partly else " (partly)" if len(doms) == 1 else f" ({partly} partly)"
-        words.append(_plural(len(doms), name) + part)
+        words.append(plural(len(doms), name) + part)
     words.append(_core_text(t, len(cores), smt_uniform))
     return (
         f"{len(t.cpus)} of {len(t.machine_cpus)} CPUs: " + ", ".join(words)
         if suffix
-        else ", ".join(words) + f" = {_plural(len(t.cpus), 'CPU')}"
+        else ", ".join(words) + f" = {plural(len(t.cpus), 'CPU')}"
     )
 
 
