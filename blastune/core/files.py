@@ -93,12 +93,9 @@ def resolve_output(path, what: str = "output") -> OutputTarget:
         raise BlastuneError(f"cannot write {what} {raw}: a directory name, not a file name")
     p = Path(raw)
     real = Path(os.path.realpath(p))
-    try:  # /dev/stdout -> /proc/self/fd/1 -> 'pipe:[123]': no path, but a stream to write into
-        st = os.stat(p)
-        if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
-            return OutputTarget(p, p, "stream")
-    except OSError:
-        pass
+    # /dev/stdout -> /proc/self/fd/1 -> 'pipe:[123]': no path, but a stream to write into
+    if stat_kind(p) == "stream":
+        return OutputTarget(p, p, "stream")
     try:
         st = os.stat(real)
     except FileNotFoundError:
@@ -148,7 +145,7 @@ def check_output(
         return target
     if target.kind == "regular" and not (force or resume):
         raise OutputExistsError(target.path, option, resume_option)
-    _refuse_if_owned(target, what)
+    _refuse_if_owned(target)
     parent = target.real.parent
     blocker = next((d for d in (parent, *parent.parents) if d.exists()), None)
     if blocker is not None and not blocker.is_dir():
@@ -478,14 +475,7 @@ class _Held:
                 f"{target.path} changed while this run held it (another program "
                 "wrote it): not replacing it"
             )
-        try:
-            on_disk = os.stat(self.lock_path)
-            mine = os.fstat(self.fd)
-            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
-                return
-        except FileNotFoundError:
-            pass
-        except OSError:
+        if self.owns_sidecar() is not False:
             return
         try:  # removed behind our back: take it again, unless another run already has
             fd = _lock_sidecar(self.lock_path, target, what, 0.0)
@@ -498,14 +488,27 @@ class _Held:
         os.close(self.fd)
         self.fd = fd
 
-    def release(self) -> None:
-        self.hold_file(None)  # the file first: a run that takes the sidecar next finds it free
+    def owns_sidecar(self) -> bool | None:
+        """Is the sidecar on disk still the one this run locked? None when that cannot be told."""
         try:
             on_disk, mine = os.stat(self.lock_path), os.fstat(self.fd)
-            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
-                os.unlink(self.lock_path)  # only our own sidecar: another run's stays
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return None
+        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def remove_sidecar(self) -> None:
+        """Only our own sidecar: another run's stays."""
+        try:
+            if self.owns_sidecar():
+                os.unlink(self.lock_path)
         except OSError:
             pass
+
+    def release(self) -> None:
+        self.hold_file(None)  # the file first: a run that takes the sidecar next finds it free
+        self.remove_sidecar()
         os.close(self.fd)
 
 
@@ -513,15 +516,26 @@ def _sidecar_path(real: Path) -> Path:
     return real.parent / f".{real.name[:200]}.lock"
 
 
-def _refuse_if_owned(target, what: str) -> None:
-    """Refuse now, before any work, a file another run holds (its sidecar or the file itself)."""
-    held = _HELD.get(target.real)
-    if held is not None:
-        return
-    refusal = (
-        f"{target.path} is being written by another blastune run: wait for it to finish or "
-        "choose another file"
+def _owned(target, holder: str = "") -> BlastuneError:
+    return BlastuneError(
+        f"{target.path} is being written by another blastune run{holder}: wait for it to finish "
+        "or choose another file"
     )
+
+
+def _holder(sidecar_fd: int) -> str:
+    """' (pid 123)': the run that holds a sidecar, as it wrote itself there; '' when unknown."""
+    try:
+        pid = os.pread(sidecar_fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _refuse_if_owned(target) -> None:
+    """Refuse now, before any work, a file another run holds (its sidecar or the file itself)."""
+    if target.real in _HELD:
+        return
     for p in (_sidecar_path(target.real), target.real):
         try:
             fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -531,14 +545,7 @@ def _refuse_if_owned(target, what: str) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if _busy(exc):
-                holder = ""
-                if p != target.real:
-                    try:
-                        pid = os.pread(fd, 32, 0).decode().strip()
-                        holder = f" (pid {pid})" if pid.isdigit() else ""
-                    except OSError:
-                        pass
-                raise BlastuneError(refusal.replace("run:", f"run{holder}:", 1)) from None
+                raise _owned(target, _holder(fd) if p != target.real else "") from None
         finally:
             os.close(fd)
 
@@ -581,10 +588,7 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
                     _stop_point()
                     time.sleep(0.005)
                     continue
-                raise BlastuneError(
-                    f"{target.path} is being written by another blastune run: wait "
-                    "for it to finish or choose another file"
-                ) from None
+                raise _owned(target) from None
     except BaseException:
         waiting.close()
         raise
@@ -616,12 +620,7 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = ""
-            try:
-                pid = os.pread(fd, 32, 0).decode().strip()
-                holder = f" (pid {pid})" if pid.isdigit() else ""
-            except OSError:
-                pass
+            holder = _holder(fd)
             os.close(fd)
             if _busy(exc) and time.monotonic() < deadline:
                 _stop_point()  # waiting for another writer holds nothing: Ctrl-C works here
@@ -629,10 +628,7 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
                 _stop_point()
                 continue
             if _busy(exc):
-                raise BlastuneError(
-                    f"{target.path} is being written by another blastune run{holder}: "
-                    f"wait for it to finish or choose another file"
-                ) from None
+                raise _owned(target, holder) from None
             raise BlastuneError(f"cannot lock {what} {target.path}: {_reason(exc)}") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
@@ -653,12 +649,7 @@ def abandon_writes() -> None:
         except OSError:
             pass
     for held in list(_HELD.values()):
-        try:
-            on_disk, mine = os.stat(held.lock_path), os.fstat(held.fd)
-            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
-                os.unlink(held.lock_path)
-        except OSError:
-            pass
+        held.remove_sidecar()
 
 
 # --- keeping a measurement a save could not write -------------------------------------------------
