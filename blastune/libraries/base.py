@@ -80,7 +80,7 @@ def function(lib, name, restype=ctypes.c_int, argtypes=()):
 
 
 def runtime_control(lib, api: tuple[str, str], ctype=ctypes.c_int, per_thread=False):
-    """A ``Control`` from a (getter, setter) pair of thread-count symbols; None unless both exist."""
+    """A ``Control`` from a (getter, setter) pair of thread-count symbols; None unless both are."""
     get = function(lib, api[0], ctype)
     set_ = function(lib, api[1], None, [ctype])
     return Control(get, set_, per_thread=per_thread) if get and set_ else None
@@ -249,7 +249,7 @@ class Family:
 
     @classmethod
     def library_info(cls, path: str, **fields) -> LibraryInfo:
-        """A ``LibraryInfo`` of this family for the file at ``path``; ``fields`` fill in the rest."""
+        """A ``LibraryInfo`` of this family for the file at ``path``; ``fields`` fill the rest."""
         return LibraryInfo(**{"vendor": cls.name, "api": cls.api, "filepath": path, **fields})
 
     @classmethod
