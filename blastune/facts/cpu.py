@@ -15,26 +15,17 @@ from pathlib import Path
 # Double-precision FLOPs per cycle per core, by the widest SIMD level the CPU reports.
 # Basis: FMA units x vector lanes x 2 (an FMA is two FLOPs). x86 server cores with AVX-512
 # usually have two FMA ports (32); some client parts have one (16) -- we assume two and say so.
-# (level, fp64 flops/cycle, how we got the number)
+# (level, the cpuinfo flags that prove it, fp64 flops/cycle, how we got the number), widest first
 SIMD_LEVELS = (
-    ("avx512", 32, "2 FMA units x 8 doubles x 2"),
-    ("avx2", 16, "2 FMA units x 4 doubles x 2"),
-    ("avx", 8, "1 add + 1 mul unit x 4 doubles"),
-    ("sse4", 4, "1 add + 1 mul unit x 2 doubles"),
-    ("sse2", 4, "1 add + 1 mul unit x 2 doubles"),
-    ("sve", 8, "2 FMA units x 2 doubles x 2 (128-bit SVE assumed)"),
-    ("neon", 8, "2 FMA units x 2 doubles x 2"),
+    ("avx512", "avx512f", 32, "2 FMA units x 8 doubles x 2"),
+    ("avx2", "avx2 fma", 16, "2 FMA units x 4 doubles x 2"),
+    ("avx", "avx", 8, "1 add + 1 mul unit x 4 doubles"),
+    ("sse4", "sse4_2", 4, "1 add + 1 mul unit x 2 doubles"),
+    ("sse2", "sse2", 4, "1 add + 1 mul unit x 2 doubles"),
+    ("sve", "sve", 8, "2 FMA units x 2 doubles x 2 (128-bit SVE assumed)"),
+    ("neon", "asimd", 8, "2 FMA units x 2 doubles x 2"),
 )
-# cpuinfo flag(s) that prove each level
-_SIMD_FLAGS = {
-    "avx512": {"avx512f"},
-    "avx2": {"avx2", "fma"},
-    "avx": {"avx"},
-    "sse4": {"sse4_2"},
-    "sse2": {"sse2"},
-    "sve": {"sve"},
-    "neon": {"asimd"},
-}
+_SIMD = {level: (set(flags.split()), fpc, how) for level, flags, fpc, how in SIMD_LEVELS}
 
 
 @dataclass
@@ -237,10 +228,7 @@ def _physical_cores(cpus: list[dict[str, str]], logical: int) -> int:
 
 
 def simd_level(flags: set[str]) -> str:
-    for level, _, _ in SIMD_LEVELS:
-        if _SIMD_FLAGS[level] <= flags:
-            return level
-    return "unknown"
+    return next((level for level, (need, _, _) in _SIMD.items() if need <= flags), "unknown")
 
 
 # Where the clock of the nominal peak comes from, best first (``CpuInfo.peak_clock_source``). A peak
@@ -297,7 +285,7 @@ def peak_clock(
 def with_peak_clock(cpu: "CpuInfo", mhz: float | None, source: str | None) -> "CpuInfo":
     """``cpu`` with its clock and nominal peak (per core, total, basis) computed for ``mhz``."""
     fpc, level = cpu.flops_per_cycle_fp64, cpu.simd
-    how = dict((lvl, h) for lvl, _, h in SIMD_LEVELS).get(level, "")
+    how = _SIMD.get(level, (None, None, ""))[2]
     desc = PEAK_CLOCK_SOURCES.get(source) if source else None
     per_core = fpc * mhz / 1000 if fpc and mhz else None
     total = per_core * cpu.usable_cores if per_core else None
@@ -340,7 +328,7 @@ def cpu_info() -> CpuInfo:
     usable, basis = usable_cores(aff, quota)
     physical = _physical_cores(cpus, logical)
     level = simd_level(flags)
-    fpc = dict((lvl, f) for lvl, f, _ in SIMD_LEVELS).get(level)
+    fpc = _SIMD.get(level, (None, None, None))[1]
     mhz, source = peak_clock(cpus, model)
     cpu = CpuInfo(
         model=model,
@@ -352,7 +340,7 @@ def cpu_info() -> CpuInfo:
         usable_cores=usable,
         usable_basis=basis,
         simd=level,
-        flags_checked=sorted(f for s in _SIMD_FLAGS.values() for f in s if f in flags),
+        flags_checked=sorted(f for need, _, _ in _SIMD.values() for f in need if f in flags),
         clock_mhz=None,
         clock_source=None,
         flops_per_cycle_fp64=fpc,
