@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
 from blastune.facts.cpu import cgroup_quota, physical_cores, read_text as read_proc, usable_cores
+from blastune.facts.detect import mapped_files
 from blastune.facts.environment import requested_threads
 from blastune.facts.schedstat import CONTENDED_WAIT_PCT, Meter, available as schedstat_available
 from blastune.facts.topology import parse_cpulist, plural
@@ -119,21 +120,11 @@ class Census:
 
 def mapped_libraries(pid: int, patterns=None) -> list[tuple[str, str]] | None:
     """(vendor, path) for each BLAS/OpenMP file mapped into ``pid``; None when not readable."""
-    text = read_proc(f"/proc/{pid}/maps")
-    if text is None:
+    paths = mapped_files(pid)
+    if paths is None:
         return None
-    seen: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 6 or ".so" not in parts[5] and ".framework" not in parts[5]:
-            continue
-        path = parts[5].strip()
-        if path in seen:
-            continue
-        vendor = vendor_of_path(path, patterns)
-        if vendor:
-            seen[path] = vendor
-    return [(v, p) for p, v in seen.items()]
+    libs = [(vendor_of_path(p, patterns), p) for p in paths if ".so" in p or ".framework" in p]
+    return [(v, p) for v, p in libs if v]
 
 
 def _environ(pid: int, shown: frozenset[str]) -> dict[str, str] | None:

@@ -16,6 +16,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 
+from blastune.facts.cpu import read_text
 from blastune.libraries import BLAS_FAMILIES, OPENMP_FAMILIES, LibraryInfo
 from blastune.libraries.base import _HANDLES, address, affixed, file_of_address, handle
 
@@ -48,23 +49,25 @@ class Binding:
         return d
 
 
+def mapped_files(pid="self") -> list[str] | None:
+    """Every file mapped into process ``pid`` (/proc/PID/maps: symlinks resolved), once each, in
+    load order; None where that cannot be read (not ours, gone, not Linux)."""
+    text = read_text(f"/proc/{pid}/maps")
+    if text is None:
+        return None
+    rows = (line.split(None, 5) for line in text.splitlines())
+    return list(dict.fromkeys(parts[5].strip() for parts in rows if len(parts) == 6))
+
+
 def loaded_paths() -> list[str]:
     """Every shared object mapped into this process, symlinks resolved, in load order."""
-    seen: dict[str, None] = {}
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                parts = line.split(None, 5)
-                if len(parts) == 6:
-                    path = parts[5].strip()
-                    if path.startswith("/") and ".so" in path and path not in seen:
-                        seen[path] = None
-        return list(seen)
-    except OSError:  # not Linux: threadpoolctl's loader walk works on macOS and Windows too
-        from threadpoolctl import ThreadpoolController
+    paths = mapped_files()
+    if paths is not None:
+        return [p for p in paths if p.startswith("/") and ".so" in p]
+    # not Linux: threadpoolctl's loader walk works on macOS and Windows too
+    from threadpoolctl import ThreadpoolController
 
-        ctl = ThreadpoolController()
-        return [os.path.realpath(c.filepath) for c in ctl.lib_controllers]
+    return [os.path.realpath(c.filepath) for c in ThreadpoolController().lib_controllers]
 
 
 def _defines_marker(family, path: str) -> bool:
