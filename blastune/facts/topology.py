@@ -196,7 +196,7 @@ def _core_text(t: Topology, n_cores: int, smt_uniform: bool) -> str:
 
 def _summary(t: Topology) -> str:
     levels = [("socket", t.sockets), ("NUMA node", t.numa_nodes), ("L3 domain", t.l3_domains)]
-    levels = [(name, [set(d.cpus) for d in doms]) for name, doms in levels if doms]
+    levels = [(name, doms) for name, doms in levels if doms]
     cores = [set(c.cpus) for c in t.cores]
     smt_uniform = len({len(c) for c in cores}) <= 1
     suffix = (
@@ -206,7 +206,8 @@ def _summary(t: Topology) -> str:
     # in the one above with the same count under every parent.
     terms, ok = [], True
     parents = None
-    for name, doms in levels + [("core", cores)]:
+    nested = [(name, [set(d.cpus) for d in doms]) for name, doms in levels] + [("core", cores)]
+    for name, doms in nested:
         n = len(doms) if parents is None else _factor(parents, doms)
         if n is None:
             ok = False
@@ -219,8 +220,7 @@ def _summary(t: Topology) -> str:
         return " × ".join(words) + f" = {plural(len(t.cpus), 'CPU')}{suffix}"
     words = []
     for name, doms in levels:
-        objs = {"socket": t.sockets, "NUMA node": t.numa_nodes, "L3 domain": t.l3_domains}[name]
-        partly = sum(1 for d in objs if not d.whole)
+        partly = sum(1 for d in doms if not d.whole)
         part = "" if not partly else " (partly)" if len(doms) == 1 else f" ({partly} partly)"
         words.append(plural(len(doms), name) + part)
     words.append(_core_text(t, len(cores), smt_uniform))
@@ -319,6 +319,15 @@ def _cache_dirs(cache: Path):
     yield from (p for p in sorted(cache.glob("index*")) if p.name != "index3")
 
 
+def _domains(level: str, groups, usable: set[int]) -> list[Domain]:
+    """A ``Domain`` for each (index, its CPUs on the machine[, memory]) that holds a usable CPU."""
+    return [
+        Domain(level, i, sorted(set(cpus) & usable), len(cpus), *memory)
+        for i, cpus, *memory in groups
+        if set(cpus) & usable
+    ]
+
+
 def _memory(node_dir: Path) -> int | None:
     m = re.search(r"MemTotal:\s+(\d+) kB", read_text(node_dir / "meminfo", ""))
     return int(m.group(1)) * 1024 if m else None
@@ -382,31 +391,18 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
                     l3_of[cpu] = key
                 break
 
-    # NUMA nodes
-    node_of, numa = {}, []
-    node_base = root / "sys/devices/system/node"
-    for d in sorted(node_base.glob("node[0-9]*"), key=lambda p: int(p.name[4:])):
-        cpus = [c for c in (_read_list(d / "cpulist") or []) if c in machine]
-        for c in cpus:
-            node_of[c] = int(d.name[4:])
-        if set(cpus) & usable:
-            numa.append(
-                Domain("numa", int(d.name[4:]), sorted(set(cpus) & usable), len(cpus), _memory(d))
-            )
-
+    node_dirs = (root / "sys/devices/system/node").glob("node[0-9]*")
+    nodes = [
+        (int(d.name[4:]), [c for c in _read_list(d / "cpulist") or [] if c in machine], _memory(d))
+        for d in sorted(node_dirs, key=lambda p: int(p.name[4:]))
+    ]
+    node_of = {c: i for i, cpus, _ in nodes for c in cpus}
+    numa = _domains("numa", nodes, usable)
     # L3 domains, numbered by their lowest CPU
     l3_index = {key: i for i, key in enumerate(sorted(l3_lists, key=min))}
-    l3 = [
-        Domain("l3", l3_index[key], sorted(set(key) & usable), len(key))
-        for key in sorted(l3_lists, key=min)
-        if set(key) & usable
-    ]
-
-    sockets = []
-    for p in sorted(set(pkg.values())):
-        cpus = [c for c in machine if pkg[c] == p]
-        if set(cpus) & usable:
-            sockets.append(Domain("socket", p, sorted(set(cpus) & usable), len(cpus)))
+    l3 = _domains("l3", [(i, key) for key, i in l3_index.items()], usable)
+    packages = [(p, [c for c in machine if pkg[c] == p]) for p in sorted(set(pkg.values()))]
+    sockets = _domains("socket", packages, usable)
 
     kind_of = {}
     for kind, rel in CORE_KIND_DIRS:
