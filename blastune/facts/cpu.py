@@ -60,9 +60,7 @@ class CpuInfo:
     peak_clock_source: str | None = None  # a key of PEAK_CLOCK_SOURCES (added in 0.3)
 
     def to_dict(self):
-        d = asdict(self)
-        d["cgroup"] = self.cgroup.to_dict()
-        return d
+        return asdict(self)  # the cgroup too: asdict() converts nested dataclasses
 
 
 def read_text(path: str | Path, default: str | None = None) -> str | None:

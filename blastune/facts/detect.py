@@ -44,9 +44,7 @@ class Binding:
     error: str | None = None  # why nothing could be said
 
     def to_dict(self):
-        d = asdict(self)
-        d["library"] = self.library.to_dict() if self.library else None
-        return d
+        return asdict(self)
 
 
 def mapped_files(pid="self") -> list[str] | None:
