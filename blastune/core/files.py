@@ -672,13 +672,7 @@ def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
     name was already given to the user)."""
     name = Path(str(path)).name[:80] or "results.json"
     stem, suffix = Path(name).stem, Path(name).suffix or ".json"
-    dirs = [
-        Path(tempfile.gettempdir()),
-        Path("/tmp"),
-        Path("/var/tmp"),
-        Path("/dev/shm"),
-        Path.home(),
-    ]
+    dirs = [Path(d) for d in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm", Path.home())]
     if previous is not None:
         dirs.insert(0, previous.parent)
     for d in dict.fromkeys(dirs):

@@ -110,9 +110,7 @@ class Census:
     # waited_too_long)
 
     def to_dict(self):
-        d = asdict(self)
-        d["processes"] = [p.to_dict() for p in self.processes]
-        return d
+        return asdict(self)
 
     def find(self, pid: int) -> BlasProcess | None:
         return next((p for p in self.processes if p.pid == pid), None)
