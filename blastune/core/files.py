@@ -32,7 +32,7 @@ import stat
 import tempfile
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -291,12 +291,9 @@ def write_output(path, data: bytes | str, *, what: str = "output", mode: int | N
     if target.kind == "stream":  # not deferred: the wait for a FIFO's reader must end on Ctrl-C
         _write_stream(target, payload, what)
         return
-    held = _HELD.get(target.real)
-    if held is None:
-        with output_lock(path, what), _signals_wait():
-            _replace_regular(target, payload, what, mode, _HELD.get(target.real))
-        return
-    with _signals_wait():
+    # the lock this run holds (maybe in another thread), else one taken for this write
+    with nullcontext() if target.real in _HELD else output_lock(path, what), _signals_wait():
+        held = _HELD[target.real]
         held.verify(target, what)
         _replace_regular(target, payload, what, mode, held)
 
@@ -425,19 +422,21 @@ def _flock_or_none(fd: int) -> int | None:
         return None
 
 
-def _lock_file_itself(real: Path) -> int | None:
-    """Lock the output file itself (it outlives a deleted sidecar); None if there is none yet or the
-    file system cannot lock it; ``_OwnedElsewhere`` if another run holds it."""
+def _lock_existing(path: Path, sidecar: bool = False) -> int | None:
+    """Lock a file that may exist (the output file outlives a deleted sidecar): its descriptor, or
+    None if there is none yet or the file system cannot lock it; ``_OwnedElsewhere`` if another run
+    holds it (with the holder's pid, for a ``sidecar``)."""
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
+        holder = _holder(fd) if sidecar else ""
         os.close(fd)
         if _busy(exc):
-            raise _OwnedElsewhere() from None
+            raise _OwnedElsewhere(holder) from None
         return None
     return fd
 
@@ -538,15 +537,10 @@ def _refuse_if_owned(target) -> None:
         return
     for p in (_sidecar_path(target.real), target.real):
         try:
-            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if _busy(exc):
-                raise _owned(target, _holder(fd) if p != target.real else "") from None
-        finally:
+            fd = _lock_existing(p, sidecar=p != target.real)
+        except _OwnedElsewhere as exc:
+            raise _owned(target, str(exc)) from None
+        if fd is not None:
             os.close(fd)
 
 
@@ -579,7 +573,7 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
         while True:
             fd = _lock_sidecar(lock_path, target, what, max(0.0, deadline - time.monotonic()))
             try:
-                file_fd = _lock_file_itself(target.real)
+                file_fd = _lock_existing(target.real)
                 break
             except _OwnedElsewhere:
                 held = _Held(lock_path, fd, None, target.real)
