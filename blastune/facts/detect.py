@@ -68,16 +68,6 @@ def loaded_paths() -> list[str]:
     return [os.path.realpath(c.filepath) for c in ThreadpoolController().lib_controllers]
 
 
-def _defines_marker(family, path: str) -> bool:
-    """True when ``path`` itself (not just a dependency) defines one of the family's markers."""
-    lib = handle(path)
-    for s in family.marker_symbols:
-        a = address(lib, s)
-        if a is not None and file_of_address(a) == path:
-            return True
-    return False
-
-
 def family_of(path: str, own_only: bool = False):
     """The family a library belongs to. ``own_only``: the file must define the markers itself."""
     for fam in OPENMP_FAMILIES:
@@ -87,7 +77,7 @@ def family_of(path: str, own_only: bool = False):
         if fam.ignore_pattern and re.search(fam.ignore_pattern, path):
             continue
         if own_only and fam.marker_symbols:
-            if _defines_marker(fam, path) or (
+            if path in fam.marker_files(path) or (
                 fam.path_pattern and re.search(fam.path_pattern, path)
             ):
                 return fam

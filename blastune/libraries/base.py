@@ -233,15 +233,19 @@ class Family:
         return bool(cls.path_pattern and re.search(cls.path_pattern, path))
 
     @classmethod
-    def implementation_file(cls, path: str) -> str:
-        """The file that really defines the family's markers (a libblas.so.3 shim may just depend
-        on it)."""
+    def marker_files(cls, path: str):
+        """For each marker symbol reachable from ``path``, the file that defines it: ``path`` itself
+        or a library it depends on (a libblas.so.3 shim may just depend on the real one)."""
         lib = handle(path)
         for s in cls.marker_symbols:
             a = address(lib, s)
             if a is not None:
-                return file_of_address(a) or path
-        return path
+                yield file_of_address(a)
+
+    @classmethod
+    def implementation_file(cls, path: str) -> str:
+        """The file that really defines the family's markers."""
+        return next(cls.marker_files(path), None) or path
 
     @classmethod
     def describe(cls, path: str) -> LibraryInfo:
