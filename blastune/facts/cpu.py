@@ -121,11 +121,9 @@ def cgroup_ancestors(base: Path, rel: str):
 
 
 def _tightest(found) -> tuple[float | None, str | None]:
-    best, src = None, None
-    for cores, path in found:
-        if cores is not None and (best is None or cores < best):
-            best, src = cores, path
-    return best, src
+    """The smallest of (cores, file) limits found (None: no limit there); (None, None) if none."""
+    limits = [(cores, path) for cores, path in found if cores is not None]
+    return min(limits, key=lambda limit: limit[0], default=(None, None))
 
 
 def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
@@ -140,24 +138,23 @@ def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     return _tightest(found)
 
 
-def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None, bool]:
+def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     """The smallest cpu.cfs_quota_us / cpu.cfs_period_us from our cgroup up to the controller's
-    mount root, and whether any quota file was found at all (a quota of -1 means none)."""
+    mount root (a quota of -1 means none), in the first mount that has the files."""
     for ctrl in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
         base = root / ctrl
         if not base.is_dir():
             continue
-        found, seen = [], False
+        found = []
         # Inside a container the mount root is the container's own cgroup and our path below it
         # does not exist: the walk then reads the root alone.
         for d in cgroup_ancestors(base, rel):
             q, per = read_text(d / "cpu.cfs_quota_us"), read_text(d / "cpu.cfs_period_us")
             if q is not None and per is not None:
-                seen = True
                 found.append((_cores(q, per), str(d / "cpu.cfs_quota_us")))
-        if seen:
-            return (*_tightest(found), True)
-    return None, None, False
+        if found:
+            return _tightest(found)
+    return None, None
 
 
 def cgroup_lines(text: str):
@@ -188,7 +185,7 @@ def cgroup_quota(proc_cgroup: str | None = None, root: str | Path | None = None)
             q, src = _cgroup_v2_quota(root, rel)
             return CgroupQuota(2, q, src)
         if "cpu" in controllers.split(","):
-            q, src, _ = _cgroup_v1_quota(root, rel)
+            q, src = _cgroup_v1_quota(root, rel)
             return CgroupQuota(1, q, src)
     return CgroupQuota()
 
