@@ -1,7 +1,7 @@
 """The one interface every BLAS/LAPACK/OpenMP family implements, and the ctypes plumbing they share.
 
 A family is identified by a table of marker symbols and path patterns (as threadpoolctl does),
-never by an if-chain: adding a vendor means adding one small module.
+never by an if-chain.
 """
 
 from __future__ import annotations
@@ -148,8 +148,7 @@ class Family:
     (markers, paths), ``ps`` (``ps_pattern``, ``planned_threads``), the exported and checked
     environment variables (``thread_vars``, ``integer_vars``, ``key_vars``, ``other_vars``), the
     threadpoolctl bridge (``threadpoolctl_blind``) and the doctor (``measured_gflops``, ``slow``,
-    ``doctor_check`` + ``advise``). Adding a vendor = one module + one line in
-    ``libraries/__init__``.
+    ``doctor_check`` + ``advise``).
     """
 
     name = "unknown"
