@@ -32,7 +32,7 @@ import stat
 import tempfile
 import threading
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -359,20 +359,17 @@ def _replace_regular(target, payload: bytes, what: str, mode: int | None, held=N
             os.fsync(f.fileno())
             os.fchmod(f.fileno(), bits)
             if old is not None and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
-                try:
+                # not ours to give away: the mode is kept, the owner becomes us
+                with suppress(OSError):
                     os.fchown(f.fileno(), old.st_uid, old.st_gid)
-                except OSError:
-                    pass  # not ours to give away: the mode is kept, the owner becomes us
             if held is not None:  # the new version is locked before anyone can see it
                 file_fd = _flock_or_none(os.dup(f.fileno()))
         os.replace(tmp, real)
     except BaseException as exc:
         if file_fd is not None:
             os.close(file_fd)
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         _SCRATCH.discard(tmp)
         if isinstance(exc, OSError):
             raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
@@ -499,11 +496,9 @@ class _Held:
 
     def remove_sidecar(self) -> None:
         """Only our own sidecar: another run's stays."""
-        try:
+        with suppress(OSError):
             if self.owns_sidecar():
                 os.unlink(self.lock_path)
-        except OSError:
-            pass
 
     def release(self) -> None:
         self.hold_file(None)  # the file first: a run that takes the sidecar next finds it free
@@ -591,11 +586,10 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
     try:
         # a stop that came meanwhile is raised here, and the finally releases the lock
         waiting.close()
-        try:  # the pid only names the holder in the refusal; a full disk must not fail the run here
+        # the pid only names the holder in the refusal; a full disk must not fail the run here
+        with suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass
         yield
     finally:
         with _signals_wait():
@@ -638,10 +632,8 @@ def abandon_writes() -> None:
     """For a run ended at once (a second signal): remove the temporary file of a write in progress
     and this process's lock sidecars; the user's files stay as last saved."""
     for tmp in list(_SCRATCH):
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
     for held in list(_HELD.values()):
         held.remove_sidecar()
 
@@ -683,10 +675,8 @@ def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
                 os.replace(tmp, previous)
                 return previous
         except OSError:
-            try:
+            with suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             continue
         return Path(tmp)
     return previous
