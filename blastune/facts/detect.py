@@ -151,9 +151,8 @@ def load_extension(path: str):
     if lib is None:
         import ctypes
 
-        ctypes.CDLL(
-            real, mode=getattr(os, "RTLD_NOW", 0) | getattr(os, "RTLD_LOCAL", 0)
-        )  # OSError says why
+        # an OSError says why it cannot be loaded
+        ctypes.CDLL(real, mode=getattr(os, "RTLD_NOW", 0) | getattr(os, "RTLD_LOCAL", 0))
         _HANDLES.pop(real, None)  # handle() remembered "not loaded"
         lib = handle(real)
     return lib

@@ -21,9 +21,8 @@ class MKL(Family):
     thread_api = ("MKL_Get_Max_Threads", "MKL_Set_Num_Threads")
     ps_pattern = r"libmkl_(rt|core)[^/]*\.so"
     thread_vars = ("MKL_NUM_THREADS", "OMP_NUM_THREADS")
-    strict_vars = (
-        "MKL_NUM_THREADS",
-    )  # oneMKL 2024.2: MKL_NUM_THREADS=' 2' runs 1 thread (measured)
+    # oneMKL 2024.2: MKL_NUM_THREADS=' 2' runs 1 thread (measured)
+    strict_vars = ("MKL_NUM_THREADS",)
     key_vars = ("MKL_THREADING_LAYER", "MKL_INTERFACE_LAYER", "MKL_DYNAMIC")
     other_vars = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
     display_name = "oneMKL"
