@@ -212,7 +212,7 @@ def refuse_stdout_with_json(path, option: str) -> None:
         a, b = os.stat(path), os.fstat(1)
     except (OSError, ValueError):
         return
-    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+    if os.path.samestat(a, b):
         raise BlastuneError(
             f"{option} {path} is stdout, where --json prints the document too: "
             f"give {option} a file, or leave --json out"
@@ -492,7 +492,7 @@ class _Held:
             return False
         except OSError:
             return None
-        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
+        return os.path.samestat(on_disk, mine)
 
     def remove_sidecar(self) -> None:
         """Only our own sidecar: another run's stays."""
@@ -619,7 +619,7 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
                 raise _owned(target, holder) from None
             raise BlastuneError(f"cannot lock {what} {target.path}: {_reason(exc)}") from None
         try:
-            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
         except FileNotFoundError:
             same = False
         if same:
