@@ -9,7 +9,6 @@ from blastune.core.counts import first_positive_int
 from blastune.libraries.base import (
     ENV,
     FIXED,
-    RUNTIME,
     Advice,
     Control,
     Family,
@@ -118,14 +117,10 @@ class OpenBLAS(Family):
         if core:
             info.architecture = (core() or b"").decode(errors="replace") or None
         info.threading_layer = cls._layer(lib)
-        ctl = cls.control(path)
         if info.threading_layer == "none":
             info.num_threads, info.threads_source, info.control = 1, "build", FIXED
             info.notes.append("built without threading (USE_THREAD=0): always 1 thread")
-        elif ctl is not None:
-            info.num_threads, info.control = ctl.get(), RUNTIME
-            info.per_thread = ctl.per_thread
-        else:
+        elif not cls.read_runtime_threads(info, path):
             info.control = ENV
         if info.threading_layer == "openmp":
             # The OpenMP build sizes its pool from OpenMP's ICV: OPENBLAS_NUM_THREADS is not read.
