@@ -213,13 +213,9 @@ def _physical_cores(cpus: list[dict[str, str]], logical: int) -> int:
     pairs = {(c.get("physical id"), c.get("core id")) for c in cpus if "core id" in c}
     if pairs:
         return len(pairs)
-    # sysfs topology (ARM and others where cpuinfo has no core id)
-    sib = set()
-    for d in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list"):
-        text = read_text(d)
-        if text:
-            sib.add(text.strip())
-    return len(sib) or logical
+    # sysfs topology (ARM and others where cpuinfo has no core id): one sibling list per core
+    lists = Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list")
+    return len({read_text(p, "").strip() for p in lists} - {""}) or logical
 
 
 def simd_level(flags: set[str]) -> str:
