@@ -7,9 +7,8 @@ import re
 
 from blastune.errors import BlastuneError
 
-_UINT = re.compile(
-    r"[0-9]+"
-)  # ASCII only: str.isdigit() also takes '٣' or '³', which no C library reads
+# ASCII only: str.isdigit() also takes '٣' or '³', which no C library reads
+_UINT = re.compile(r"[0-9]+")
 
 
 def positive_ints(value: str | None) -> list[int] | None:

@@ -32,7 +32,7 @@ import stat
 import tempfile
 import threading
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,12 +93,9 @@ def resolve_output(path, what: str = "output") -> OutputTarget:
         raise BlastuneError(f"cannot write {what} {raw}: a directory name, not a file name")
     p = Path(raw)
     real = Path(os.path.realpath(p))
-    try:  # /dev/stdout -> /proc/self/fd/1 -> 'pipe:[123]': no path, but a stream to write into
-        st = os.stat(p)
-        if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
-            return OutputTarget(p, p, "stream")
-    except OSError:
-        pass
+    # /dev/stdout -> /proc/self/fd/1 -> 'pipe:[123]': no path, but a stream to write into
+    if stat_kind(p) == "stream":
+        return OutputTarget(p, p, "stream")
     try:
         st = os.stat(real)
     except FileNotFoundError:
@@ -148,7 +145,7 @@ def check_output(
         return target
     if target.kind == "regular" and not (force or resume):
         raise OutputExistsError(target.path, option, resume_option)
-    _refuse_if_owned(target, what)
+    _refuse_if_owned(target)
     parent = target.real.parent
     blocker = next((d for d in (parent, *parent.parents) if d.exists()), None)
     if blocker is not None and not blocker.is_dir():
@@ -215,7 +212,7 @@ def refuse_stdout_with_json(path, option: str) -> None:
         a, b = os.stat(path), os.fstat(1)
     except (OSError, ValueError):
         return
-    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+    if os.path.samestat(a, b):
         raise BlastuneError(
             f"{option} {path} is stdout, where --json prints the document too: "
             f"give {option} a file, or leave --json out"
@@ -294,12 +291,9 @@ def write_output(path, data: bytes | str, *, what: str = "output", mode: int | N
     if target.kind == "stream":  # not deferred: the wait for a FIFO's reader must end on Ctrl-C
         _write_stream(target, payload, what)
         return
-    held = _HELD.get(target.real)
-    if held is None:
-        with output_lock(path, what), _signals_wait():
-            _replace_regular(target, payload, what, mode, _HELD.get(target.real))
-        return
-    with _signals_wait():
+    # the lock this run holds (maybe in another thread), else one taken for this write
+    with nullcontext() if target.real in _HELD else output_lock(path, what), _signals_wait():
+        held = _HELD[target.real]
         held.verify(target, what)
         _replace_regular(target, payload, what, mode, held)
 
@@ -365,20 +359,17 @@ def _replace_regular(target, payload: bytes, what: str, mode: int | None, held=N
             os.fsync(f.fileno())
             os.fchmod(f.fileno(), bits)
             if old is not None and (old.st_uid, old.st_gid) != (os.getuid(), os.getgid()):
-                try:
+                # not ours to give away: the mode is kept, the owner becomes us
+                with suppress(OSError):
                     os.fchown(f.fileno(), old.st_uid, old.st_gid)
-                except OSError:
-                    pass  # not ours to give away: the mode is kept, the owner becomes us
             if held is not None:  # the new version is locked before anyone can see it
                 file_fd = _flock_or_none(os.dup(f.fileno()))
         os.replace(tmp, real)
     except BaseException as exc:
         if file_fd is not None:
             os.close(file_fd)
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         _SCRATCH.discard(tmp)
         if isinstance(exc, OSError):
             raise BlastuneError(f"cannot write {what} {target.path}: {_reason(exc)}") from None
@@ -428,19 +419,21 @@ def _flock_or_none(fd: int) -> int | None:
         return None
 
 
-def _lock_file_itself(real: Path) -> int | None:
-    """Lock the output file itself (it outlives a deleted sidecar); None if there is none yet or the
-    file system cannot lock it; ``_OwnedElsewhere`` if another run holds it."""
+def _lock_existing(path: Path, sidecar: bool = False) -> int | None:
+    """Lock a file that may exist (the output file outlives a deleted sidecar): its descriptor, or
+    None if there is none yet or the file system cannot lock it; ``_OwnedElsewhere`` if another run
+    holds it (with the holder's pid, for a ``sidecar``)."""
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
+        holder = _holder(fd) if sidecar else ""
         os.close(fd)
         if _busy(exc):
-            raise _OwnedElsewhere() from None
+            raise _OwnedElsewhere(holder) from None
         return None
     return fd
 
@@ -478,14 +471,7 @@ class _Held:
                 f"{target.path} changed while this run held it (another program "
                 "wrote it): not replacing it"
             )
-        try:
-            on_disk = os.stat(self.lock_path)
-            mine = os.fstat(self.fd)
-            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
-                return
-        except FileNotFoundError:
-            pass
-        except OSError:
+        if self.owns_sidecar() is not False:
             return
         try:  # removed behind our back: take it again, unless another run already has
             fd = _lock_sidecar(self.lock_path, target, what, 0.0)
@@ -498,14 +484,25 @@ class _Held:
         os.close(self.fd)
         self.fd = fd
 
-    def release(self) -> None:
-        self.hold_file(None)  # the file first: a run that takes the sidecar next finds it free
+    def owns_sidecar(self) -> bool | None:
+        """Is the sidecar on disk still the one this run locked? None when that cannot be told."""
         try:
             on_disk, mine = os.stat(self.lock_path), os.fstat(self.fd)
-            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
-                os.unlink(self.lock_path)  # only our own sidecar: another run's stays
+        except FileNotFoundError:
+            return False
         except OSError:
-            pass
+            return None
+        return os.path.samestat(on_disk, mine)
+
+    def remove_sidecar(self) -> None:
+        """Only our own sidecar: another run's stays."""
+        with suppress(OSError):
+            if self.owns_sidecar():
+                os.unlink(self.lock_path)
+
+    def release(self) -> None:
+        self.hold_file(None)  # the file first: a run that takes the sidecar next finds it free
+        self.remove_sidecar()
         os.close(self.fd)
 
 
@@ -513,33 +510,32 @@ def _sidecar_path(real: Path) -> Path:
     return real.parent / f".{real.name[:200]}.lock"
 
 
-def _refuse_if_owned(target, what: str) -> None:
-    """Refuse now, before any work, a file another run holds (its sidecar or the file itself)."""
-    held = _HELD.get(target.real)
-    if held is not None:
-        return
-    refusal = (
-        f"{target.path} is being written by another blastune run: wait for it to finish or "
-        "choose another file"
+def _owned(target, holder: str = "") -> BlastuneError:
+    return BlastuneError(
+        f"{target.path} is being written by another blastune run{holder}: wait for it to finish "
+        "or choose another file"
     )
+
+
+def _holder(sidecar_fd: int) -> str:
+    """' (pid 123)': the run that holds a sidecar, as it wrote itself there; '' when unknown."""
+    try:
+        pid = os.pread(sidecar_fd, 32, 0).decode().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _refuse_if_owned(target) -> None:
+    """Refuse now, before any work, a file another run holds (its sidecar or the file itself)."""
+    if target.real in _HELD:
+        return
     for p in (_sidecar_path(target.real), target.real):
         try:
-            fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if _busy(exc):
-                holder = ""
-                if p != target.real:
-                    try:
-                        pid = os.pread(fd, 32, 0).decode().strip()
-                        holder = f" (pid {pid})" if pid.isdigit() else ""
-                    except OSError:
-                        pass
-                raise BlastuneError(refusal.replace("run:", f"run{holder}:", 1)) from None
-        finally:
+            fd = _lock_existing(p, sidecar=p != target.real)
+        except _OwnedElsewhere as exc:
+            raise _owned(target, str(exc)) from None
+        if fd is not None:
             os.close(fd)
 
 
@@ -572,7 +568,7 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
         while True:
             fd = _lock_sidecar(lock_path, target, what, max(0.0, deadline - time.monotonic()))
             try:
-                file_fd = _lock_file_itself(target.real)
+                file_fd = _lock_existing(target.real)
                 break
             except _OwnedElsewhere:
                 held = _Held(lock_path, fd, None, target.real)
@@ -581,10 +577,7 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
                     _stop_point()
                     time.sleep(0.005)
                     continue
-                raise BlastuneError(
-                    f"{target.path} is being written by another blastune run: wait "
-                    "for it to finish or choose another file"
-                ) from None
+                raise _owned(target) from None
     except BaseException:
         waiting.close()
         raise
@@ -593,11 +586,10 @@ def output_lock(path, what: str = "output", wait: float = 0.0):
     try:
         # a stop that came meanwhile is raised here, and the finally releases the lock
         waiting.close()
-        try:  # the pid only names the holder in the refusal; a full disk must not fail the run here
+        # the pid only names the holder in the refusal; a full disk must not fail the run here
+        with suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:
-            pass
         yield
     finally:
         with _signals_wait():
@@ -616,12 +608,7 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = ""
-            try:
-                pid = os.pread(fd, 32, 0).decode().strip()
-                holder = f" (pid {pid})" if pid.isdigit() else ""
-            except OSError:
-                pass
+            holder = _holder(fd)
             os.close(fd)
             if _busy(exc) and time.monotonic() < deadline:
                 _stop_point()  # waiting for another writer holds nothing: Ctrl-C works here
@@ -629,13 +616,10 @@ def _lock_sidecar(lock_path: Path, target, what: str, wait: float) -> int:
                 _stop_point()
                 continue
             if _busy(exc):
-                raise BlastuneError(
-                    f"{target.path} is being written by another blastune run{holder}: "
-                    f"wait for it to finish or choose another file"
-                ) from None
+                raise _owned(target, holder) from None
             raise BlastuneError(f"cannot lock {what} {target.path}: {_reason(exc)}") from None
         try:
-            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
         except FileNotFoundError:
             same = False
         if same:
@@ -648,17 +632,10 @@ def abandon_writes() -> None:
     """For a run ended at once (a second signal): remove the temporary file of a write in progress
     and this process's lock sidecars; the user's files stay as last saved."""
     for tmp in list(_SCRATCH):
-        try:
+        with suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
     for held in list(_HELD.values()):
-        try:
-            on_disk, mine = os.stat(held.lock_path), os.fstat(held.fd)
-            if (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino):
-                os.unlink(held.lock_path)
-        except OSError:
-            pass
+        held.remove_sidecar()
 
 
 # --- keeping a measurement a save could not write -------------------------------------------------
@@ -681,13 +658,7 @@ def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
     name was already given to the user)."""
     name = Path(str(path)).name[:80] or "results.json"
     stem, suffix = Path(name).stem, Path(name).suffix or ".json"
-    dirs = [
-        Path(tempfile.gettempdir()),
-        Path("/tmp"),
-        Path("/var/tmp"),
-        Path("/dev/shm"),
-        Path.home(),
-    ]
+    dirs = [Path(d) for d in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm", Path.home())]
     if previous is not None:
         dirs.insert(0, previous.parent)
     for d in dict.fromkeys(dirs):
@@ -704,10 +675,8 @@ def keep_safe(path, text: str, previous: Path | None = None) -> Path | None:
                 os.replace(tmp, previous)
                 return previous
         except OSError:
-            try:
+            with suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             continue
         return Path(tmp)
     return previous

@@ -15,8 +15,11 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
+from blastune.facts.cpu import cgroup_quota, physical_cores, read_text as read_proc, usable_cores
+from blastune.facts.detect import mapped_files
 from blastune.facts.environment import requested_threads
 from blastune.facts.schedstat import CONTENDED_WAIT_PCT, Meter, available as schedstat_available
+from blastune.facts.topology import parse_cpulist, plural
 from blastune.libraries import OPENMP_FAMILIES, Family, Seat, families, family_named
 
 PS_SCHEMA = "blastune.ps/1"
@@ -73,9 +76,7 @@ class BlasProcess:
     # Measured over the sampling interval from /proc/PID/task/*/schedstat (None where not measured):
     run_s: float | None = None  # seconds its threads ran on a CPU (summed over threads)
     wait_s: float | None = None  # seconds its threads were runnable but waited for a CPU
-    wait_share_pct: float | None = (
-        None  # wait / (run + wait): share of its wanted CPU time spent waiting
-    )
+    wait_share_pct: float | None = None  # wait / (run + wait): ``wait_share``
     contended: bool | None = None  # computing, and waited more than CONTENDED_WAIT_PCT of the CPU
     # time it wanted (``waited_too_long``)
 
@@ -102,49 +103,26 @@ class Census:
     # each of them: {"pid", "command" (its comm), "user", "reason"} -- a note must say which
     unreadable_processes: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    measured_by: str | None = (
-        None  # "schedstat" (run-queue wait) | "cpu-percent" | None (no sample)
-    )
+    measured_by: str | None = None  # "schedstat" (run-queue wait) | "cpu-percent" | None
     contended_processes: int = 0  # processes whose threads waited for a CPU past the threshold
     wait_share_pct: float | None = None  # their wait / (run + wait), all together
     threshold_pct: float = CONTENDED_WAIT_PCT  # % of the CPU time a process wanted (see
     # waited_too_long)
 
     def to_dict(self):
-        d = asdict(self)
-        d["processes"] = [p.to_dict() for p in self.processes]
-        return d
+        return asdict(self)
 
     def find(self, pid: int) -> BlasProcess | None:
         return next((p for p in self.processes if p.pid == pid), None)
 
 
-def read_proc(path: str) -> str | None:
-    """A /proc file as text, or None when the process is gone or not ours to read."""
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode(errors="replace")
-    except OSError:
-        return None
-
-
 def mapped_libraries(pid: int, patterns=None) -> list[tuple[str, str]] | None:
     """(vendor, path) for each BLAS/OpenMP file mapped into ``pid``; None when not readable."""
-    text = read_proc(f"/proc/{pid}/maps")
-    if text is None:
+    paths = mapped_files(pid)
+    if paths is None:
         return None
-    seen: dict[str, str] = {}
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) < 6 or ".so" not in parts[5] and ".framework" not in parts[5]:
-            continue
-        path = parts[5].strip()
-        if path in seen:
-            continue
-        vendor = vendor_of_path(path, patterns)
-        if vendor:
-            seen[path] = vendor
-    return [(v, p) for p, v in seen.items()]
+    libs = [(vendor_of_path(p, patterns), p) for p in paths if ".so" in p or ".framework" in p]
+    return [(v, p) for v, p in libs if v]
 
 
 def _environ(pid: int, shown: frozenset[str]) -> dict[str, str] | None:
@@ -190,16 +168,10 @@ def _command(pid: int) -> str:
 
 
 def _count_cpus(cpu_list: str) -> int | None:
-    n = 0
-    for part in cpu_list.split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        try:
-            n += int(hi or lo) - int(lo) + 1
-        except ValueError:
-            return None
-    return n or None
+    try:
+        return len(parse_cpulist(cpu_list)) or None
+    except ValueError:
+        return None
 
 
 def _user(uid_field: str) -> str | None:
@@ -256,8 +228,6 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
     ``interval``: seconds over which each process's CPU use and its threads' run-queue wait
     (schedstat) are measured; 0 skips the measurement and judges by thread counts alone.
     """
-    from blastune.facts.cpu import cgroup_quota, physical_cores, usable_cores
-
     if not 0 <= interval <= MAX_INTERVAL:  # also refuses nan and inf
         raise BlastuneError(
             f"invalid interval {interval:g}: must be from 0 to {MAX_INTERVAL:g} seconds"
@@ -318,11 +288,8 @@ def processes(interval: float = 0.5, include_self: bool = False) -> Census:
             blas_threads_basis=why,
         )
         if contention is not None:
-            wanted = contention.run_s + contention.wait_s
             proc.run_s, proc.wait_s = round(contention.run_s, 4), round(contention.wait_s, 4)
-            proc.wait_share_pct = (
-                round(100.0 * contention.wait_s / wanted, 1) if wanted > 0 else 0.0
-            )
+            proc.wait_share_pct = wait_share(contention.run_s, contention.wait_s)
             proc.contended = waited_too_long(contention.run_s, contention.wait_s, contention.wall_s)
         out.append(proc)
     measured = "schedstat" if schedstat else "cpu-percent" if interval > 0 else None
@@ -362,15 +329,17 @@ def waited_too_long(run_s: float, wait_s: float, interval: float) -> bool:
     return 100.0 * wait_s / wanted > CONTENDED_WAIT_PCT
 
 
-def _plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n} {word if n == 1 else many or word + 'es'}"
+def wait_share(run_s: float, wait_s: float) -> float:
+    """The share of the CPU time wanted (run + wait) spent waiting for a CPU, in percent."""
+    wanted = run_s + wait_s
+    return round(100.0 * wait_s / wanted, 1) if wanted > 0 else 0.0
 
 
 def _unreadable_note(count: int, denied: list[dict], shown: int = 5) -> str:
     """'pid 1 (process_api) could not be inspected: permission denied: root without ...' -- which
     processes, and why, grouped by reason; the first few pids of each."""
     if not denied:
-        return f"{_plural(count, 'process')} could not be inspected (permission denied)"
+        return f"{plural(count, 'process')} could not be inspected (permission denied)"
     by_reason: dict[str, list[dict]] = {}
     for d in denied:
         by_reason.setdefault(d["reason"], []).append(d)
@@ -396,23 +365,21 @@ def _census(
     busy = [p for p in procs if p.busy]
     busy_total = sum(p.blas_threads for p in busy)
     waited = [p for p in procs if p.contended]
-    share = None
-    if waited:
-        wanted = sum(p.run_s + p.wait_s for p in waited)
-        share = round(100.0 * sum(p.wait_s for p in waited) / wanted, 1) if wanted > 0 else 0.0
+    run, wait = sum(p.run_s for p in waited), sum(p.wait_s for p in waited)
+    share = wait_share(run, wait) if waited else None
+
+    def limit_each(n: int) -> str:
+        return f"limit each to {max(1, usable // n)} (blastune env --jobs {n})"
+
     if measured == "schedstat" and waited:
-        who = (
-            f"{_plural(len(waited), 'process')} waited {share:.0f}% of their time for a CPU"
-            if len(waited) > 1
-            else f"1 process waited {share:.0f}% of its time for a CPU"
-        )
+        whose = "their" if len(waited) > 1 else "its"
+        who = f"{plural(len(waited), 'process')} waited {share:.0f}% of {whose} time for a CPU"
         mine = sum(p.blas_threads for p in waited)
         if busy_total > usable or mine > usable:
-            n = max(1, len(busy), len(waited))
             verdict = "oversubscribed"
             message = (
                 f"{who}: their BLAS runs {max(busy_total, mine)} threads on {usable} usable cores; "
-                f"limit each to {max(1, usable // n)} (blastune env --jobs {n})"
+                + limit_each(max(1, len(busy), len(waited)))
             )
         else:
             verdict = "contended"
@@ -420,30 +387,27 @@ def _census(
                 f"{who}, though their BLAS threads ({mine}) fit the {usable} usable cores: "
                 "other programs keep the CPUs busy"
             )
-    elif measured == "schedstat" and total > usable:
-        verdict = "at-risk"
-        message = (
-            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on "
-            f"{usable} usable cores; none waited for a CPU in the {interval:g} s measured: fine "
-            "while they take turns"
-        )
     elif measured == "cpu-percent" and busy_total > usable:
         verdict = "oversubscribed"
         message = (
             f"{len(busy)} busy processes may run {busy_total} BLAS threads on {usable} usable "
-            f"cores: limit each to {max(1, usable // len(busy))} (blastune env --jobs {len(busy)})"
+            f"cores: {limit_each(len(busy))}"
         )
     elif total > usable:
         verdict = "at-risk"
+        fine = (
+            f"none waited for a CPU in the {interval:g} s measured: fine while they take turns"
+            if measured == "schedstat"
+            else "fine while they take turns, oversubscribed when they compute at once"
+        )
         message = (
-            f"{_plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on "
-            f"{usable} usable cores; fine while they take turns, oversubscribed when they compute "
-            "at once"
+            f"{plural(len(procs), 'process')} hold BLAS pools of {total} threads in all on "
+            f"{usable} usable cores; {fine}"
         )
     else:
         verdict = "ok"
         message = (
-            f"{total} BLAS threads in {_plural(len(procs), 'process')} fit {usable} usable cores"
+            f"{total} BLAS threads in {plural(len(procs), 'process')} fit {usable} usable cores"
         )
     notes = []
     if unreadable:

@@ -88,34 +88,21 @@ def measure_clock(
             None, nominal, None, None, f"the dgemm could not be measured: {error}", error
         )
     rate = round(rate, 1)
+    ran = f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread"
     if not nominal:
-        return ClockCheck(
-            rate,
-            None,
-            None,
-            None,
-            f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread; no nominal peak to "
-            "compare",
-        )
-    if rate > nominal:
-        mhz = round(rate / cpu.flops_per_cycle_fp64 * 1000) if cpu.flops_per_cycle_fp64 else None
-        clock = f" of at least {mhz:.0f} MHz" if mhz else ""
-        return ClockCheck(
-            rate,
-            nominal,
-            True,
-            mhz,
-            f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread, above the nominal peak of "
-            f"{nominal:g} per core: the real clock is higher than the {cpu.clock_mhz:.0f} MHz "
-            "stated"
-            f"{' (' + cpu.clock_source + ')' if cpu.clock_source else ''} -- a clock{clock} "
-            "(boost)",
-        )
+        return ClockCheck(rate, None, None, None, f"{ran}; no nominal peak to compare")
+    if rate <= nominal:
+        share = f"{100 * rate / nominal:.0f}% of the nominal peak of {nominal:g} per core"
+        return ClockCheck(rate, nominal, False, None, f"{ran}: {share}")
+    fpc = cpu.flops_per_cycle_fp64
+    mhz = round(rate / fpc * 1000) if fpc else None
+    clock = f" of at least {mhz:.0f} MHz" if mhz else ""
+    stated = f" ({cpu.clock_source})" if cpu.clock_source else ""
     return ClockCheck(
         rate,
         nominal,
-        False,
-        None,
-        f"dgemm {size}x{size} ran at {rate:g} GFLOP/s on one thread: {100 * rate / nominal:.0f}% "
-        f"of the nominal peak of {nominal:g} per core",
+        True,
+        mhz,
+        f"{ran}, above the nominal peak of {nominal:g} per core: the real clock is higher than the "
+        f"{cpu.clock_mhz:.0f} MHz stated{stated} -- a clock{clock} (boost)",
     )

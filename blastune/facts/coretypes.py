@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-_SKX = frozenset({"avx512f", "avx512dq", "avx512bw", "avx512vl"})
-
 
 @dataclass(frozen=True)
 class CoreType:
@@ -24,37 +22,37 @@ class CoreType:
     rank: int
 
 
-CORETYPES = {
-    c.name.lower(): c
-    for c in (
-        CoreType("Katmai", frozenset({"sse"}), 1),
-        CoreType("Coppermine", frozenset({"sse"}), 1),
-        CoreType("Northwood", frozenset({"sse2"}), 2),
-        CoreType("Banias", frozenset({"sse2"}), 2),
-        CoreType("Opteron", frozenset({"sse2"}), 2),
-        CoreType("Athlon", frozenset({"sse2"}), 2),
-        CoreType("Prescott", frozenset({"pni"}), 3),  # pni = SSE3
-        CoreType("Opteron_SSE3", frozenset({"pni"}), 3),
-        CoreType("Nano", frozenset({"pni"}), 3),
-        CoreType("Core2", frozenset({"ssse3"}), 4),
-        CoreType("Atom", frozenset({"ssse3"}), 4),
-        CoreType("Bobcat", frozenset({"ssse3"}), 4),
-        CoreType("Penryn", frozenset({"sse4_1"}), 5),
-        CoreType("Dunnington", frozenset({"sse4_1"}), 5),
-        CoreType("Nehalem", frozenset({"sse4_2"}), 6),
-        CoreType("Barcelona", frozenset({"pni", "sse4a"}), 6),
-        CoreType("Sandybridge", frozenset({"avx"}), 7),
-        CoreType("Bulldozer", frozenset({"avx", "fma4"}), 8),  # AMD FMA4: SIGILL on every Intel CPU
-        CoreType("Piledriver", frozenset({"avx", "fma4"}), 8),
-        CoreType("Steamroller", frozenset({"avx", "fma4"}), 8),
-        CoreType("Excavator", frozenset({"avx", "fma4"}), 8),
-        CoreType("Haswell", frozenset({"avx2", "fma"}), 9),
-        CoreType("Zen", frozenset({"avx2", "fma"}), 9),
-        CoreType("SkylakeX", _SKX, 10),
-        CoreType("Cooperlake", _SKX | {"avx512_bf16"}, 11),
-        CoreType("SapphireRapids", _SKX | {"avx512_bf16", "amx_bf16", "amx_tile"}, 12),
-    )
-}
+_SKX = "avx512f avx512dq avx512bw avx512vl"
+# (kernel, the flags it needs, rank)
+_KERNELS = (
+    ("Katmai", "sse", 1),
+    ("Coppermine", "sse", 1),
+    ("Northwood", "sse2", 2),
+    ("Banias", "sse2", 2),
+    ("Opteron", "sse2", 2),
+    ("Athlon", "sse2", 2),
+    ("Prescott", "pni", 3),  # pni = SSE3
+    ("Opteron_SSE3", "pni", 3),
+    ("Nano", "pni", 3),
+    ("Core2", "ssse3", 4),
+    ("Atom", "ssse3", 4),
+    ("Bobcat", "ssse3", 4),
+    ("Penryn", "sse4_1", 5),
+    ("Dunnington", "sse4_1", 5),
+    ("Nehalem", "sse4_2", 6),
+    ("Barcelona", "pni sse4a", 6),
+    ("Sandybridge", "avx", 7),
+    ("Bulldozer", "avx fma4", 8),  # AMD FMA4: SIGILL on every Intel CPU
+    ("Piledriver", "avx fma4", 8),
+    ("Steamroller", "avx fma4", 8),
+    ("Excavator", "avx fma4", 8),
+    ("Haswell", "avx2 fma", 9),
+    ("Zen", "avx2 fma", 9),
+    ("SkylakeX", _SKX, 10),
+    ("Cooperlake", f"{_SKX} avx512_bf16", 11),
+    ("SapphireRapids", f"{_SKX} avx512_bf16 amx_bf16 amx_tile", 12),
+)
+CORETYPES = {n.lower(): CoreType(n, frozenset(flags.split()), r) for n, flags, r in _KERNELS}
 
 
 def lookup(name: str) -> CoreType | None:

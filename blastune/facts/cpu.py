@@ -15,26 +15,17 @@ from pathlib import Path
 # Double-precision FLOPs per cycle per core, by the widest SIMD level the CPU reports.
 # Basis: FMA units x vector lanes x 2 (an FMA is two FLOPs). x86 server cores with AVX-512
 # usually have two FMA ports (32); some client parts have one (16) -- we assume two and say so.
-# (level, fp64 flops/cycle, how we got the number)
+# (level, the cpuinfo flags that prove it, fp64 flops/cycle, how we got the number), widest first
 SIMD_LEVELS = (
-    ("avx512", 32, "2 FMA units x 8 doubles x 2"),
-    ("avx2", 16, "2 FMA units x 4 doubles x 2"),
-    ("avx", 8, "1 add + 1 mul unit x 4 doubles"),
-    ("sse4", 4, "1 add + 1 mul unit x 2 doubles"),
-    ("sse2", 4, "1 add + 1 mul unit x 2 doubles"),
-    ("sve", 8, "2 FMA units x 2 doubles x 2 (128-bit SVE assumed)"),
-    ("neon", 8, "2 FMA units x 2 doubles x 2"),
+    ("avx512", "avx512f", 32, "2 FMA units x 8 doubles x 2"),
+    ("avx2", "avx2 fma", 16, "2 FMA units x 4 doubles x 2"),
+    ("avx", "avx", 8, "1 add + 1 mul unit x 4 doubles"),
+    ("sse4", "sse4_2", 4, "1 add + 1 mul unit x 2 doubles"),
+    ("sse2", "sse2", 4, "1 add + 1 mul unit x 2 doubles"),
+    ("sve", "sve", 8, "2 FMA units x 2 doubles x 2 (128-bit SVE assumed)"),
+    ("neon", "asimd", 8, "2 FMA units x 2 doubles x 2"),
 )
-# cpuinfo flag(s) that prove each level
-_SIMD_FLAGS = {
-    "avx512": {"avx512f"},
-    "avx2": {"avx2", "fma"},
-    "avx": {"avx"},
-    "sse4": {"sse4_2"},
-    "sse2": {"sse2"},
-    "sve": {"sve"},
-    "neon": {"asimd"},
-}
+_SIMD = {level: (set(flags.split()), fpc, how) for level, flags, fpc, how in SIMD_LEVELS}
 
 
 @dataclass
@@ -69,16 +60,17 @@ class CpuInfo:
     peak_clock_source: str | None = None  # a key of PEAK_CLOCK_SOURCES (added in 0.3)
 
     def to_dict(self):
-        d = asdict(self)
-        d["cgroup"] = self.cgroup.to_dict()
-        return d
+        return asdict(self)  # the cgroup too: asdict() converts nested dataclasses
 
 
-def _read(path: str | Path) -> str | None:
+def read_text(path: str | Path, default: str | None = None) -> str | None:
+    """A /proc or /sys file as text, or ``default`` when it is gone, not ours to read, or not there
+    in this kernel."""
     try:
-        return Path(path).read_text()
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
     except OSError:
-        return None
+        return default
 
 
 def parse_cpuinfo(text: str) -> list[dict[str, str]]:
@@ -97,6 +89,10 @@ def parse_cpuinfo(text: str) -> list[dict[str, str]]:
     return cpus
 
 
+def _cpuinfo() -> list[dict[str, str]]:
+    return parse_cpuinfo(read_text("/proc/cpuinfo", ""))
+
+
 def affinity() -> list[int]:
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
@@ -112,7 +108,7 @@ def _cores(quota: str, period: str) -> float | None:
     return q / per if q > 0 and per > 0 else None
 
 
-def _ancestors(base: Path, rel: str):
+def cgroup_ancestors(base: Path, rel: str):
     """Our cgroup's directory under ``base`` and each parent up to ``base`` itself: a limit set on a
     parent (a Slurm job, a systemd slice, a container's own cgroup) binds every cgroup below it."""
     base = base.resolve()
@@ -125,18 +121,16 @@ def _ancestors(base: Path, rel: str):
 
 
 def _tightest(found) -> tuple[float | None, str | None]:
-    best, src = None, None
-    for cores, path in found:
-        if cores is not None and (best is None or cores < best):
-            best, src = cores, path
-    return best, src
+    """The smallest of (cores, file) limits found (None: no limit there); (None, None) if none."""
+    limits = [(cores, path) for cores, path in found if cores is not None]
+    return min(limits, key=lambda limit: limit[0], default=(None, None))
 
 
 def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     """The smallest cpu.max along the path from our cgroup up to the root (limits nest)."""
     found = []
-    for d in _ancestors(root, rel):
-        fields = (_read(d / "cpu.max") or "").split()
+    for d in cgroup_ancestors(root, rel):
+        fields = read_text(d / "cpu.max", "").split()
         if fields and fields[0] != "max":
             found.append(
                 (_cores(fields[0], fields[1] if len(fields) > 1 else "100000"), str(d / "cpu.max"))
@@ -144,27 +138,26 @@ def _cgroup_v2_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     return _tightest(found)
 
 
-def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None, bool]:
+def _cgroup_v1_quota(root: Path, rel: str) -> tuple[float | None, str | None]:
     """The smallest cpu.cfs_quota_us / cpu.cfs_period_us from our cgroup up to the controller's
-    mount root, and whether any quota file was found at all (a quota of -1 means none)."""
+    mount root (a quota of -1 means none), in the first mount that has the files."""
     for ctrl in ("cpu,cpuacct", "cpu", "cpuacct,cpu"):
         base = root / ctrl
         if not base.is_dir():
             continue
-        found, seen = [], False
+        found = []
         # Inside a container the mount root is the container's own cgroup and our path below it
         # does not exist: the walk then reads the root alone.
-        for d in _ancestors(base, rel):
-            q, per = _read(d / "cpu.cfs_quota_us"), _read(d / "cpu.cfs_period_us")
+        for d in cgroup_ancestors(base, rel):
+            q, per = read_text(d / "cpu.cfs_quota_us"), read_text(d / "cpu.cfs_period_us")
             if q is not None and per is not None:
-                seen = True
                 found.append((_cores(q, per), str(d / "cpu.cfs_quota_us")))
-        if seen:
-            return (*_tightest(found), True)
-    return None, None, False
+        if found:
+            return _tightest(found)
+    return None, None
 
 
-def _cgroup_lines(text: str):
+def cgroup_lines(text: str):
     """(controllers, path) per line of /proc/PID/cgroup ("hierarchy-id:controllers:path")."""
     for line in text.splitlines():
         parts = line.split(":", 2)
@@ -172,24 +165,27 @@ def _cgroup_lines(text: str):
             yield parts[1], parts[2]
 
 
-def cgroup_root() -> Path:
+CGROUP_ROOT_VAR = "BLASTUNE_CGROUP_ROOT"
+
+
+def cgroup_root(root: str | Path = "/") -> Path:
     """Where the cgroup file system is mounted: $BLASTUNE_CGROUP_ROOT (testing, diagnosis) or
-    /sys/fs/cgroup."""
-    return Path(os.environ.get("BLASTUNE_CGROUP_ROOT") or "/sys/fs/cgroup")
+    ``root``/sys/fs/cgroup."""
+    return Path(os.environ.get(CGROUP_ROOT_VAR) or Path(root) / "sys/fs/cgroup")
 
 
 def cgroup_quota(proc_cgroup: str | None = None, root: str | Path | None = None) -> CgroupQuota:
     """The CPU quota of this process's cgroup (v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us``)."""
-    text = proc_cgroup if proc_cgroup is not None else _read("/proc/self/cgroup")
+    text = proc_cgroup if proc_cgroup is not None else read_text("/proc/self/cgroup")
     if not text:
         return CgroupQuota()
     root = Path(root) if root is not None else cgroup_root()
-    for controllers, rel in _cgroup_lines(text):
+    for controllers, rel in cgroup_lines(text):
         if controllers == "" and (root / "cgroup.controllers").exists():
             q, src = _cgroup_v2_quota(root, rel)
             return CgroupQuota(2, q, src)
         if "cpu" in controllers.split(","):
-            q, src, _ = _cgroup_v1_quota(root, rel)
+            q, src = _cgroup_v1_quota(root, rel)
             return CgroupQuota(1, q, src)
     return CgroupQuota()
 
@@ -210,27 +206,20 @@ def usable_cores(aff: list[int] | None = None, quota: CgroupQuota | None = None)
 
 def physical_cores() -> int:
     """The machine's physical cores (SMT siblings counted once)."""
-    return _physical_cores(parse_cpuinfo(_read("/proc/cpuinfo") or ""), os.cpu_count() or 1)
+    return _physical_cores(_cpuinfo(), os.cpu_count() or 1)
 
 
 def _physical_cores(cpus: list[dict[str, str]], logical: int) -> int:
     pairs = {(c.get("physical id"), c.get("core id")) for c in cpus if "core id" in c}
     if pairs:
         return len(pairs)
-    # sysfs topology (ARM and others where cpuinfo has no core id)
-    sib = set()
-    for d in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list"):
-        text = _read(d)
-        if text:
-            sib.add(text.strip())
-    return len(sib) or logical
+    # sysfs topology (ARM and others where cpuinfo has no core id): one sibling list per core
+    lists = Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list")
+    return len({read_text(p, "").strip() for p in lists} - {""}) or logical
 
 
 def simd_level(flags: set[str]) -> str:
-    for level, _, _ in SIMD_LEVELS:
-        if _SIMD_FLAGS[level] <= flags:
-            return level
-    return "unknown"
+    return next((level for level, (need, _, _) in _SIMD.items() if need <= flags), "unknown")
 
 
 # Where the clock of the nominal peak comes from, best first (``CpuInfo.peak_clock_source``). A peak
@@ -252,7 +241,7 @@ PEAK_CLOCK_SOURCES = {
 def _khz_files(root: Path, name: str) -> list[int]:
     out = []
     for path in (root / "sys/devices/system/cpu").glob(f"cpu[0-9]*/cpufreq/{name}"):
-        text = (_read(path) or "").strip()
+        text = read_text(path, "").strip()
         if text.isdigit() and int(text) > 0:
             out.append(int(text))
     return out
@@ -287,7 +276,7 @@ def peak_clock(
 def with_peak_clock(cpu: "CpuInfo", mhz: float | None, source: str | None) -> "CpuInfo":
     """``cpu`` with its clock and nominal peak (per core, total, basis) computed for ``mhz``."""
     fpc, level = cpu.flops_per_cycle_fp64, cpu.simd
-    how = dict((lvl, h) for lvl, _, h in SIMD_LEVELS).get(level, "")
+    how = _SIMD.get(level, (None, None, ""))[2]
     desc = PEAK_CLOCK_SOURCES.get(source) if source else None
     per_core = fpc * mhz / 1000 if fpc and mhz else None
     total = per_core * cpu.usable_cores if per_core else None
@@ -315,12 +304,12 @@ def _flags_of(first: dict[str, str]) -> set[str]:
 
 def cpu_flags() -> set[str]:
     """The feature flags /proc/cpuinfo lists for the first CPU (empty where there is none)."""
-    cpus = parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    cpus = _cpuinfo()
     return _flags_of(cpus[0]) if cpus else set()
 
 
 def cpu_info() -> CpuInfo:
-    cpus = parse_cpuinfo(_read("/proc/cpuinfo") or "")
+    cpus = _cpuinfo()
     first = cpus[0] if cpus else {}
     logical = os.cpu_count() or max(1, len(cpus))
     model = first.get("model name") or first.get("Model") or platform.processor() or "unknown"
@@ -330,7 +319,7 @@ def cpu_info() -> CpuInfo:
     usable, basis = usable_cores(aff, quota)
     physical = _physical_cores(cpus, logical)
     level = simd_level(flags)
-    fpc = dict((lvl, f) for lvl, f, _ in SIMD_LEVELS).get(level)
+    fpc = _SIMD.get(level, (None, None, None))[1]
     mhz, source = peak_clock(cpus, model)
     cpu = CpuInfo(
         model=model,
@@ -342,7 +331,7 @@ def cpu_info() -> CpuInfo:
         usable_cores=usable,
         usable_basis=basis,
         simd=level,
-        flags_checked=sorted(f for s in _SIMD_FLAGS.values() for f in s if f in flags),
+        flags_checked=sorted(f for need, _, _ in _SIMD.values() for f in need if f in flags),
         clock_mhz=None,
         clock_source=None,
         flops_per_cycle_fp64=fpc,
@@ -359,7 +348,7 @@ def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, s
     ancestors: a limit set on a parent (a Slurm job, a systemd slice) binds every cgroup below
     it."""
     out = []
-    for controllers, rel in _cgroup_lines(proc_cgroup):
+    for controllers, rel in cgroup_lines(proc_cgroup):
         if controllers == "" and (root / "cgroup.controllers").exists():
             base, files = root, ("memory.max", "memory.current", "inactive_file")
         elif "memory" in controllers.split(","):
@@ -369,12 +358,7 @@ def _cgroup_memory_dirs(proc_cgroup: str, root: Path) -> list[tuple[Path, str, s
             )
         else:
             continue
-        d = base / rel.lstrip("/")
-        while True:
-            out.append((d, *files))
-            if d == base or base not in d.parents:
-                break
-            d = d.parent
+        out += [(d, *files) for d in cgroup_ancestors(base, rel)]
     return out
 
 
@@ -389,20 +373,20 @@ def available_memory(
     the room under a limit is limit - (usage - inactive file cache), as container runtimes reckon
     it."""
     avail, src = None, "unknown"
-    text = _read("/proc/meminfo") or ""
+    text = read_text("/proc/meminfo", "")
     m = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.M)
     if m:
         avail, src = int(m.group(1)) * 1024, "MemAvailable"
-    proc_cgroup = proc_cgroup if proc_cgroup is not None else (_read("/proc/self/cgroup") or "")
+    proc_cgroup = proc_cgroup if proc_cgroup is not None else read_text("/proc/self/cgroup", "")
     for d, limit_name, usage_name, cache_key in _cgroup_memory_dirs(
         proc_cgroup, Path(root) if root is not None else cgroup_root()
     ):
-        lim = (_read(d / limit_name) or "").strip()
+        lim = read_text(d / limit_name, "").strip()
         if not lim.isdigit() or int(lim) >= (1 << 60):  # "max", or v1's "no limit" (a huge number)
             continue
-        usage = (_read(d / usage_name) or "").strip()
+        usage = read_text(d / usage_name, "").strip()
         used = int(usage) if usage.isdigit() else 0
-        cache = re.search(rf"^{cache_key} (\d+)$", _read(d / "memory.stat") or "", re.M)
+        cache = re.search(rf"^{cache_key} (\d+)$", read_text(d / "memory.stat", ""), re.M)
         used = max(0, used - (int(cache.group(1)) if cache else 0))
         room = max(0, int(lim) - used)
         if avail is None or room < avail:

@@ -16,6 +16,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass
 
+from blastune.facts.cpu import read_text
 from blastune.libraries import BLAS_FAMILIES, OPENMP_FAMILIES, LibraryInfo
 from blastune.libraries.base import _HANDLES, address, affixed, file_of_address, handle
 
@@ -43,38 +44,28 @@ class Binding:
     error: str | None = None  # why nothing could be said
 
     def to_dict(self):
-        d = asdict(self)
-        d["library"] = self.library.to_dict() if self.library else None
-        return d
+        return asdict(self)
+
+
+def mapped_files(pid="self") -> list[str] | None:
+    """Every file mapped into process ``pid`` (/proc/PID/maps: symlinks resolved), once each, in
+    load order; None where that cannot be read (not ours, gone, not Linux)."""
+    text = read_text(f"/proc/{pid}/maps")
+    if text is None:
+        return None
+    rows = (line.split(None, 5) for line in text.splitlines())
+    return list(dict.fromkeys(parts[5].strip() for parts in rows if len(parts) == 6))
 
 
 def loaded_paths() -> list[str]:
     """Every shared object mapped into this process, symlinks resolved, in load order."""
-    seen: dict[str, None] = {}
-    try:
-        with open("/proc/self/maps") as f:
-            for line in f:
-                parts = line.split(None, 5)
-                if len(parts) == 6:
-                    path = parts[5].strip()
-                    if path.startswith("/") and ".so" in path and path not in seen:
-                        seen[path] = None
-        return list(seen)
-    except OSError:  # not Linux: threadpoolctl's loader walk works on macOS and Windows too
-        from threadpoolctl import ThreadpoolController
+    paths = mapped_files()
+    if paths is not None:
+        return [p for p in paths if p.startswith("/") and ".so" in p]
+    # not Linux: threadpoolctl's loader walk works on macOS and Windows too
+    from threadpoolctl import ThreadpoolController
 
-        ctl = ThreadpoolController()
-        return [os.path.realpath(c.filepath) for c in ctl.lib_controllers]
-
-
-def _defines_marker(family, path: str) -> bool:
-    """True when ``path`` itself (not just a dependency) defines one of the family's markers."""
-    lib = handle(path)
-    for s in family.marker_symbols:
-        a = address(lib, s)
-        if a is not None and file_of_address(a) == path:
-            return True
-    return False
+    return [os.path.realpath(c.filepath) for c in ThreadpoolController().lib_controllers]
 
 
 def family_of(path: str, own_only: bool = False):
@@ -86,7 +77,7 @@ def family_of(path: str, own_only: bool = False):
         if fam.ignore_pattern and re.search(fam.ignore_pattern, path):
             continue
         if own_only and fam.marker_symbols:
-            if _defines_marker(fam, path) or (
+            if path in fam.marker_files(path) or (
                 fam.path_pattern and re.search(fam.path_pattern, path)
             ):
                 return fam
@@ -101,14 +92,9 @@ def safe_describe(fam, path: str) -> LibraryInfo:
     traceback."""
     try:
         return fam.describe(path)
-    except (
-        Exception
-    ) as exc:  # a foreign library's API misbehaving must not take `blastune info` down
-        return LibraryInfo(
-            vendor=fam.name,
-            api=fam.api,
-            filepath=path,
-            num_threads=None,
+    except Exception as exc:  # a foreign library's API misbehaving must not take `info` down
+        return fam.library_info(
+            path,
             threading_layer="unknown",
             threads_source="unknown",
             control="unknown",
@@ -123,7 +109,6 @@ def describe(path: str) -> LibraryInfo:
             vendor="unknown",
             api="blas",
             filepath=path,
-            num_threads=None,
             notes=["no vendor marker symbol or known path"],
         )
     impl = fam.implementation_file(path)
@@ -166,9 +151,8 @@ def load_extension(path: str):
     if lib is None:
         import ctypes
 
-        ctypes.CDLL(
-            real, mode=getattr(os, "RTLD_NOW", 0) | getattr(os, "RTLD_LOCAL", 0)
-        )  # OSError says why
+        # an OSError says why it cannot be loaded
+        ctypes.CDLL(real, mode=getattr(os, "RTLD_NOW", 0) | getattr(os, "RTLD_LOCAL", 0))
         _HANDLES.pop(real, None)  # handle() remembered "not loaded"
         lib = handle(real)
     return lib
@@ -201,10 +185,8 @@ def binding(package: str, api: str) -> Binding:
         b.error = f"none of {symbols[0]}, ... is reachable from {path}"
         return b
     b.library = describe(b.serving_file)
-    if api == "lapack" and b.library.api == "blas+lapack":
-        b.library.api = "lapack"
-    elif api == "blas" and b.library.api == "blas+lapack":
-        b.library.api = "blas"
+    if b.library.api == "blas+lapack":  # this binding uses one half of it
+        b.library.api = api
     return b
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from blastune import __version__
 from blastune.facts.clock import ClockCheck, measure_clock
@@ -40,28 +40,12 @@ class Info:
     cpu: CpuInfo
     env: dict[str, str | None]
     warnings: list[str] = field(default_factory=list)
-    clock: ClockCheck | None = (
-        None  # a measured dgemm against the nominal peak (info(measure=True))
-    )
-    topology: Topology | None = (
-        None  # sockets, NUMA nodes, L3 domains, cores (None: not readable here)
-    )
+    clock: ClockCheck | None = None  # a measured dgemm against the nominal peak (measure=True)
+    topology: Topology | None = None  # sockets, NUMA nodes, L3 domains, cores (None: unreadable)
 
     def to_dict(self):
-        return {
-            "schema": self.schema,
-            "blastune_version": self.blastune_version,
-            "python": self.python,
-            "platform": self.platform,
-            "packages": self.packages,
-            "bindings": [b.to_dict() for b in self.bindings],
-            "loaded": [lib.to_dict() for lib in self.loaded],
-            "cpu": self.cpu.to_dict(),
-            "env": self.env,
-            "warnings": self.warnings,
-            "clock": self.clock.to_dict() if self.clock else None,
-            "topology": self.topology.to_dict() if self.topology is not None else None,
-        }
+        # asdict() converts the nested dataclasses; the topology has its own form (cpulists)
+        return {**asdict(self), "topology": self.topology.to_dict() if self.topology else None}
 
     def binding(self, package: str, api: str) -> Binding | None:
         return next((b for b in self.bindings if b.package == package and b.api == api), None)
@@ -119,19 +103,17 @@ def info(measure: bool = False) -> Info:
     from blastune.facts.tpctl import register_with_threadpoolctl
 
     register_with_threadpoolctl()
-    packages, present = {}, []
+    packages = {}
     for name in ("numpy", "scipy"):
         version, error = _package_version(name)
         packages[name] = {"version": version, "error": error}
-        if version:
-            present.append(name)
-    binds = bindings(present)
-    for name in ("numpy", "scipy"):
-        if name not in present:
-            binds += [
-                Binding(package=name, api=api, error=packages[name]["error"])
-                for api in ("blas", "lapack")
-            ]
+    binds = bindings([name for name, p in packages.items() if p["version"]])
+    binds += [
+        Binding(package=name, api=api, error=p["error"])
+        for name, p in packages.items()
+        if not p["version"]
+        for api in ("blas", "lapack")
+    ]
     loaded = inventory()
     warnings = []
     omp = [lib for lib in loaded if lib.api == "openmp"]

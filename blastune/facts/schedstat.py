@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from blastune.facts.cpu import read_text
 
 # A measurement whose threads waited for a CPU more than this share of its wall time (summed over
 # its threads) is "contended". 5% tolerates the odd wake-up of a kernel thread or timer; a competing
@@ -56,16 +58,9 @@ def parse_schedstat(text: str) -> CpuTimes | None:
     return CpuTimes(int(parts[0]), int(parts[1]), int(parts[2]))
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except OSError:  # gone (a thread ended), not permitted, or no schedstat in this kernel
-        return None
-
-
 def available() -> bool:
     """Does this kernel keep per-thread schedstat (Linux with CONFIG_SCHED_INFO)?"""
-    text = _read(PROC / "self" / "schedstat")
+    text = read_text(PROC / "self" / "schedstat")
     return text is not None and parse_schedstat(text) is not None
 
 
@@ -77,7 +72,7 @@ def thread_times(pid: int) -> dict[int, CpuTimes]:
     except OSError:
         return out
     for tid in tids:
-        text = _read(PROC / str(pid) / "task" / tid / "schedstat")
+        text = read_text(PROC / str(pid) / "task" / tid / "schedstat")
         times = parse_schedstat(text) if text else None
         if times is not None:
             out[int(tid)] = times
@@ -87,12 +82,7 @@ def thread_times(pid: int) -> dict[int, CpuTimes]:
 def process_times(pid: int) -> CpuTimes | None:
     """The sum over the live threads of ``pid``; None when it cannot be read."""
     threads = thread_times(pid)
-    if not threads:
-        return None
-    total = CpuTimes()
-    for t in threads.values():
-        total = total + t
-    return total
+    return sum(threads.values(), CpuTimes()) if threads else None
 
 
 @dataclass(frozen=True)
@@ -103,13 +93,7 @@ class Contention:
     run_s: float
     wait_s: float
     wait_pct: float  # wait_s / wall_s * 100
-    threads: int  # threads seen (at start or end)
-    source: str  # "schedstat"
-    contended: bool  # wait_pct > threshold_pct
-    threshold_pct: float = CONTENDED_WAIT_PCT
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    contended: bool  # wait_pct > CONTENDED_WAIT_PCT
 
 
 class Meter:
@@ -120,46 +104,24 @@ class Meter:
     record of dead threads. BLAS pools live for the whole process, so this rarely matters.
     """
 
-    def __init__(
-        self,
-        pids,
-        before: dict[tuple[int, int], CpuTimes],
-        t0: float,
-        threshold_pct: float = CONTENDED_WAIT_PCT,
-    ):
+    def __init__(self, pids):
         self.pids = list(pids)
-        self.before = before
-        self.t0 = t0
-        self.threshold_pct = threshold_pct
+        self.before = self._snapshot()
+        self.t0 = time.monotonic()
 
     @classmethod
-    def start(cls, pids=None, threshold_pct: float = CONTENDED_WAIT_PCT) -> "Meter":
-        pids = [os.getpid()] if pids is None else list(pids)
-        return cls(pids, cls._snapshot(pids), time.monotonic(), threshold_pct)
+    def start(cls, pids=None) -> "Meter":
+        return cls([os.getpid()] if pids is None else pids)
 
-    @staticmethod
-    def _snapshot(pids) -> dict[tuple[int, int], CpuTimes]:
-        snap = {}
-        for pid in pids:
-            for tid, t in thread_times(pid).items():
-                snap[(pid, tid)] = t
-        return snap
-
-    def add(self, pid: int) -> None:
-        """Start watching another process (a worker started after the meter)."""
-        if pid not in self.pids:
-            self.pids.append(pid)
-            for tid, t in thread_times(pid).items():
-                self.before.setdefault((pid, tid), t)
+    def _snapshot(self) -> dict[tuple[int, int], CpuTimes]:
+        return {(pid, tid): t for pid in self.pids for tid, t in thread_times(pid).items()}
 
     def stop(self) -> Contention | None:
         wall = time.monotonic() - self.t0
-        after = self._snapshot(self.pids)
+        after = self._snapshot()
         if not after and not self.before:
             return None
-        delta = CpuTimes()
-        for key, t in after.items():
-            delta = delta + (t - self.before.get(key, CpuTimes()))
+        delta = sum((t - self.before.get(k, CpuTimes()) for k, t in after.items()), CpuTimes())
         wall = max(wall, 1e-9)
         pct = 100.0 * delta.wait_ns / 1e9 / wall
         return Contention(
@@ -167,10 +129,7 @@ class Meter:
             run_s=delta.run_ns / 1e9,
             wait_s=delta.wait_ns / 1e9,
             wait_pct=pct,
-            threads=max(len(after), len(self.before)),
-            source="schedstat",
-            contended=pct > self.threshold_pct,
-            threshold_pct=self.threshold_pct,
+            contended=pct > CONTENDED_WAIT_PCT,
         )
 
 
@@ -182,9 +141,6 @@ class Pressure:
     some_avg60: float
     some_avg300: float
     some_total_us: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def parse_pressure(text: str) -> Pressure | None:
@@ -207,5 +163,5 @@ def parse_pressure(text: str) -> Pressure | None:
 
 def cpu_pressure(root: Path = PROC) -> Pressure | None:
     """Machine-wide CPU pressure, or None where PSI is off (kernel < 4.20, or psi=0)."""
-    text = _read(Path(root) / "pressure" / "cpu")
+    text = read_text(Path(root) / "pressure" / "cpu")
     return parse_pressure(text) if text else None

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from blastune.errors import BlastuneError
+from blastune.facts.cpu import cgroup_ancestors, cgroup_lines, cgroup_root, read_text
 
 SYSFS_ROOT_VAR = "BLASTUNE_SYSFS_ROOT"
-CGROUP_ROOT_VAR = "BLASTUNE_CGROUP_ROOT"
 
 # Linux names Intel's hybrid core types by the PMU that counts them.
 CORE_KIND_DIRS = (("P", "sys/devices/cpu_core/cpus"), ("E", "sys/devices/cpu_atom/cpus"))
@@ -164,8 +164,9 @@ class Topology:
 # --- summary --------------------------------------------------------------------------------------
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("s" if n != 1 else "")
+def plural(n: int, word: str) -> str:
+    """'1 core', '2 cores', '3 processes'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}{'es' if word.endswith('s') else 's'}"
 
 
 def _factor(parents: list[set[int]], children: list[set[int]]) -> int | None:
@@ -181,21 +182,21 @@ def _factor(parents: list[set[int]], children: list[set[int]]) -> int | None:
 
 def _core_text(t: Topology, n_cores: int, smt_uniform: bool) -> str:
     if smt_uniform:
-        return _plural(n_cores, "core") + (f" × {t.smt} SMT" if t.smt > 1 else "")
+        return plural(n_cores, "core") + (f" × {t.smt} SMT" if t.smt > 1 else "")
     if t.hybrid:  # e.g. "14 cores (6 P × 2 SMT + 8 E)"
         parts = []
         for kind in sorted(t.kinds, key=lambda k: (k != "P", k)):  # performance cores first
             cores = [c for c in t.cores if c.kind == kind]
             smt = max(len(c.cpus) for c in cores)
             parts.append(f"{len(cores)} {kind}" + (f" × {smt} SMT" if smt > 1 else ""))
-        return f"{_plural(n_cores, 'core')} ({' + '.join(parts)})"
+        return f"{plural(n_cores, 'core')} ({' + '.join(parts)})"
     sizes = sorted({len(c.cpus) for c in t.cores})
-    return f"{_plural(n_cores, 'core')} × {'-'.join(map(str, (sizes[0], sizes[-1])))} SMT"
+    return f"{plural(n_cores, 'core')} × {'-'.join(map(str, (sizes[0], sizes[-1])))} SMT"
 
 
 def _summary(t: Topology) -> str:
     levels = [("socket", t.sockets), ("NUMA node", t.numa_nodes), ("L3 domain", t.l3_domains)]
-    levels = [(name, [set(d.cpus) for d in doms]) for name, doms in levels if doms]
+    levels = [(name, doms) for name, doms in levels if doms]
     cores = [set(c.cpus) for c in t.cores]
     smt_uniform = len({len(c) for c in cores}) <= 1
     suffix = (
@@ -205,7 +206,8 @@ def _summary(t: Topology) -> str:
     # in the one above with the same count under every parent.
     terms, ok = [], True
     parents = None
-    for name, doms in levels + [("core", cores)]:
+    nested = [(name, [set(d.cpus) for d in doms]) for name, doms in levels] + [("core", cores)]
+    for name, doms in nested:
         n = len(doms) if parents is None else _factor(parents, doms)
         if n is None:
             ok = False
@@ -213,47 +215,36 @@ def _summary(t: Topology) -> str:
         terms.append((name, n))
         parents = doms
     if ok:
-        words = [_plural(n, name) for name, n in terms[:-1]]
+        words = [plural(n, name) for name, n in terms[:-1]]
         words.append(_core_text(t, terms[-1][1], smt_uniform))
-        return " × ".join(words) + f" = {_plural(len(t.cpus), 'CPU')}{suffix}"
+        return " × ".join(words) + f" = {plural(len(t.cpus), 'CPU')}{suffix}"
     words = []
     for name, doms in levels:
-        objs = {"socket": t.sockets, "NUMA node": t.numa_nodes, "L3 domain": t.l3_domains}[name]
-        partly = sum(1 for d in objs if not d.whole)
+        partly = sum(1 for d in doms if not d.whole)
         part = "" if not partly else " (partly)" if len(doms) == 1 else f" ({partly} partly)"
-        words.append(_plural(len(doms), name) + part)
+        words.append(plural(len(doms), name) + part)
     words.append(_core_text(t, len(cores), smt_uniform))
     return (
         f"{len(t.cpus)} of {len(t.machine_cpus)} CPUs: " + ", ".join(words)
         if suffix
-        else ", ".join(words) + f" = {_plural(len(t.cpus), 'CPU')}"
+        else ", ".join(words) + f" = {plural(len(t.cpus), 'CPU')}"
     )
 
 
 # --- reading sysfs --------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def _read_int(path: Path) -> int | None:
-    text = _read(path)
     try:
-        return int(text.strip()) if text is not None else None
+        return int(read_text(path, "").strip())
     except ValueError:
         return None
 
 
 def _read_list(path: Path) -> list[int] | None:
-    text = _read(path)
-    if text is None:
-        return None
+    text = read_text(path)
     try:
-        return parse_cpulist(text)
+        return parse_cpulist(text) if text is not None else None
     except ValueError:
         return None
 
@@ -284,15 +275,8 @@ def _online(root: Path) -> list[int]:
 def _cgroup_cpuset(root: Path) -> tuple[list[int] | None, str | None]:
     """The effective cpuset of this process's cgroup (v2 cpuset.cpus.effective, v1
     cpuset.effective_cpus)."""
-    text = _read(root / "proc/self/cgroup")
-    if not text:
-        return None, None
-    cg_root = Path(os.environ.get(CGROUP_ROOT_VAR) or root / "sys/fs/cgroup")
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        controllers, rel = parts[1], parts[2].lstrip("/")
+    cg_root = cgroup_root(root)
+    for controllers, rel in cgroup_lines(read_text(root / "proc/self/cgroup", "")):
         if controllers == "":
             base, names = cg_root, ("cpuset.cpus.effective",)
         elif "cpuset" in controllers.split(","):
@@ -300,15 +284,11 @@ def _cgroup_cpuset(root: Path) -> tuple[list[int] | None, str | None]:
         else:
             continue
         # the file lives where the controller is enabled: walk up from our cgroup to the root
-        d = base / rel
-        while True:
+        for d in cgroup_ancestors(base, rel):
             for name in names:
                 cpus = _read_list(d / name)
                 if cpus:
                     return cpus, str(d / name)
-            if d == base or base not in d.parents:
-                break
-            d = d.parent
     return None, None
 
 
@@ -321,7 +301,7 @@ def _affinity(root: Path, explicit) -> tuple[list[int] | None, str | None]:
             cpus = sorted(os.sched_getaffinity(0))
             return cpus, f"affinity mask {format_cpulist(cpus)}"
         return None, None
-    status = _read(root / "proc/self/status") or ""
+    status = read_text(root / "proc/self/status", "")
     m = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M)
     if m:
         try:
@@ -339,8 +319,17 @@ def _cache_dirs(cache: Path):
     yield from (p for p in sorted(cache.glob("index*")) if p.name != "index3")
 
 
+def _domains(level: str, groups, usable: set[int]) -> list[Domain]:
+    """A ``Domain`` for each (index, its CPUs on the machine[, memory]) that holds a usable CPU."""
+    return [
+        Domain(level, i, sorted(set(cpus) & usable), len(cpus), *memory)
+        for i, cpus, *memory in groups
+        if set(cpus) & usable
+    ]
+
+
 def _memory(node_dir: Path) -> int | None:
-    m = re.search(r"MemTotal:\s+(\d+) kB", _read(node_dir / "meminfo") or "")
+    m = re.search(r"MemTotal:\s+(\d+) kB", read_text(node_dir / "meminfo", ""))
     return int(m.group(1)) * 1024 if m else None
 
 
@@ -392,8 +381,8 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
         cache = base / f"cpu{cpu}" / "cache"
         # index3 is the L3 on every x86 and most ARM kernels: look there first, scan only if not
         for index in _cache_dirs(cache):
-            if (_read(index / "level") or "").strip() == "3" and (
-                _read(index / "type") or "Unified"
+            if read_text(index / "level", "").strip() == "3" and (
+                read_text(index / "type") or "Unified"
             ).strip() in ("Unified", "Data"):
                 shared = _read_list(index / "shared_cpu_list")
                 if shared:
@@ -402,31 +391,18 @@ def read_topology(root: str | Path | None = None, affinity=None) -> Topology:
                     l3_of[cpu] = key
                 break
 
-    # NUMA nodes
-    node_of, numa = {}, []
-    node_base = root / "sys/devices/system/node"
-    for d in sorted(node_base.glob("node[0-9]*"), key=lambda p: int(p.name[4:])):
-        cpus = [c for c in (_read_list(d / "cpulist") or []) if c in machine]
-        for c in cpus:
-            node_of[c] = int(d.name[4:])
-        if set(cpus) & usable:
-            numa.append(
-                Domain("numa", int(d.name[4:]), sorted(set(cpus) & usable), len(cpus), _memory(d))
-            )
-
+    node_dirs = (root / "sys/devices/system/node").glob("node[0-9]*")
+    nodes = [
+        (int(d.name[4:]), [c for c in _read_list(d / "cpulist") or [] if c in machine], _memory(d))
+        for d in sorted(node_dirs, key=lambda p: int(p.name[4:]))
+    ]
+    node_of = {c: i for i, cpus, _ in nodes for c in cpus}
+    numa = _domains("numa", nodes, usable)
     # L3 domains, numbered by their lowest CPU
     l3_index = {key: i for i, key in enumerate(sorted(l3_lists, key=min))}
-    l3 = [
-        Domain("l3", l3_index[key], sorted(set(key) & usable), len(key))
-        for key in sorted(l3_lists, key=min)
-        if set(key) & usable
-    ]
-
-    sockets = []
-    for p in sorted(set(pkg.values())):
-        cpus = [c for c in machine if pkg[c] == p]
-        if set(cpus) & usable:
-            sockets.append(Domain("socket", p, sorted(set(cpus) & usable), len(cpus)))
+    l3 = _domains("l3", [(i, key) for key, i in l3_index.items()], usable)
+    packages = [(p, [c for c in machine if pkg[c] == p]) for p in sorted(set(pkg.values()))]
+    sockets = _domains("socket", packages, usable)
 
     kind_of = {}
     for kind, rel in CORE_KIND_DIRS:

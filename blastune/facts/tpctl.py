@@ -21,14 +21,21 @@ class _NoSymbols:
     fails."""
 
 
-def _claimed_family(filepath: str):
-    """The family of ``filepath`` when blastune's controller should list it, else None: the families
-    threadpoolctl has no controller for, or cannot see under a libblas.so name
+def _claimed(filepath: str):
+    """(family, real path) of ``filepath`` when blastune's controller should list it, else (None,
+    path): the families threadpoolctl has no controller for, or cannot see under a libblas.so name
     (``threadpoolctl_blind``)."""
     from blastune.facts.detect import family_of
 
-    fam = family_of(os.path.realpath(filepath), own_only=True)
-    return fam if fam is not None and fam.threadpoolctl_blind else None
+    real = os.path.realpath(filepath)
+    fam = family_of(real, own_only=True)
+    return (fam if fam is not None and fam.threadpoolctl_blind else None), real
+
+
+def _describe(filepath: str):
+    """The claimed library's ``LibraryInfo``, or None for a file blastune declines."""
+    fam, real = _claimed(filepath)
+    return fam.describe(real) if fam else None
 
 
 def register_with_threadpoolctl() -> bool:
@@ -57,14 +64,13 @@ def register_with_threadpoolctl() -> bool:
         # Everything set on ``self`` shows up in threadpool_info() (it is vars(self)), which callers
         # print and dump as JSON: only plain values go there, the family is looked up each time.
         def set_additional_attributes(self):
-            fam = _claimed_family(self.filepath)
-            if fam is None:
+            info = _describe(self.filepath)
+            if info is None:
                 # A shim of a library threadpoolctl already lists (Debian's OpenBLAS libblas.so.3,
                 # ATLAS's liblapack.so.3) or not a BLAS at all: decline, in a way every
                 # threadpoolctl >= 3.1 honours -- its check_symbols test then finds nothing.
                 self.dynlib = _NoSymbols()
                 return
-            info = fam.describe(os.path.realpath(self.filepath))
             self.internal_api = info.vendor
             self.threading_layer = info.threading_layer
             self.architecture = info.architecture
@@ -72,19 +78,19 @@ def register_with_threadpoolctl() -> bool:
             self.control_vars = list(info.control_vars)
 
         def get_num_threads(self):
-            fam = _claimed_family(self.filepath)
-            return fam.describe(os.path.realpath(self.filepath)).num_threads if fam else None
+            info = _describe(self.filepath)
+            return info.num_threads if info else None
 
         def set_num_threads(self, num_threads):
-            fam = _claimed_family(self.filepath)
-            ctl = fam.control(os.path.realpath(self.filepath)) if fam else None
+            fam, real = _claimed(self.filepath)
+            ctl = fam.control(real) if fam else None
             if ctl is not None:
                 return ctl.set(num_threads)
             return None  # fixed at build or only settable before start: nothing to do at run time
 
         def get_version(self):  # threadpoolctl calls it before set_additional_attributes
-            fam = _claimed_family(self.filepath)
-            return fam.describe(os.path.realpath(self.filepath)).version if fam else None
+            info = _describe(self.filepath)
+            return info.version if info else None
 
     register(BlastuneController)
     _registered = True

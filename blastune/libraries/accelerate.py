@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from blastune.libraries.base import ENV, Family, LibraryInfo, env_threads
+import os
+
+from blastune.core.counts import first_positive_int
+from blastune.libraries.base import ENV, Family
 
 
 class Accelerate(Family):
@@ -14,11 +17,9 @@ class Accelerate(Family):
 
     @classmethod
     def describe(cls, path):
-        n, _ = env_threads(cls.thread_vars)
-        return LibraryInfo(
-            vendor=cls.name,
-            api=cls.api,
-            filepath=path,
+        n, _ = first_positive_int(os.environ, cls.thread_vars)
+        return cls.library_info(
+            path,
             threading_layer="gcd",
             num_threads=n,
             threads_source="env",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from blastune.libraries.base import FIXED, Family, LibraryInfo, Seat, address, handle
+from blastune.libraries.base import FIXED, Family, Seat, address, handle, version_in_path
 
 _THREADED_PATH = re.compile(r"libtatlas|libpt")
 
@@ -37,17 +37,14 @@ class ATLAS(Family):
         threaded = any(address(lib, s) for s in cls.threaded_symbols) or bool(
             _THREADED_PATH.search(path)
         )
-        info = LibraryInfo(
-            vendor=cls.name,
-            api=cls.api,
-            filepath=path,
+        info = cls.library_info(
+            path,
+            version=version_in_path(path),
             threading_layer="pthreads" if threaded else "none",
             num_threads=None if threaded else 1,
             threads_source="build",
             control=FIXED,
         )
-        m = re.search(r"\.so\.(\d+\.\d+\.\d+)", path)
-        info.version = m.group(1) if m else None
         if threaded:
             info.notes.append("threaded ATLAS: thread count fixed when ATLAS was built")
         else:

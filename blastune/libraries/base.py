@@ -1,7 +1,7 @@
 """The one interface every BLAS/LAPACK/OpenMP family implements, and the ctypes plumbing they share.
 
 A family is identified by a table of marker symbols and path patterns (as threadpoolctl does),
-never by an if-chain: adding a vendor means adding one small module.
+never by an if-chain.
 """
 
 from __future__ import annotations
@@ -79,6 +79,19 @@ def function(lib, name, restype=ctypes.c_int, argtypes=()):
     return f
 
 
+def runtime_control(lib, api: tuple[str, str], ctype=ctypes.c_int, per_thread=False):
+    """A ``Control`` from a (getter, setter) pair of thread-count symbols; None unless both are."""
+    get = function(lib, api[0], ctype)
+    set_ = function(lib, api[1], None, [ctype])
+    return Control(get, set_, per_thread=per_thread) if get and set_ else None
+
+
+def version_in_path(path: str) -> str | None:
+    """'.../libblas.so.3.10.0' -> '3.10.0': the version a library that exports none is named by."""
+    m = re.search(r"\.so\.(\d+\.\d+\.\d+)", path)
+    return m.group(1) if m else None
+
+
 def affixed(bases, prefixes=("", "scipy_"), suffixes=("", "64_", "_64")):
     """Every spelling of a symbol: pip's scipy-openblas renames them with a prefix and suffix."""
     return tuple(p + b + s for b, p, s in itertools.product(bases, prefixes, suffixes))
@@ -115,11 +128,6 @@ class LibraryInfo:
         return asdict(self)
 
 
-def env_threads(names, environ=None) -> tuple[int | None, str | None]:
-    """The first positive integer among ``names`` in the environment, with the name it came from."""
-    return first_positive_int(os.environ if environ is None else environ, names)
-
-
 @dataclass(frozen=True)
 class Seat:
     """Where a process runs: what a library may see of the machine when it sizes its pool."""
@@ -140,8 +148,7 @@ class Family:
     (markers, paths), ``ps`` (``ps_pattern``, ``planned_threads``), the exported and checked
     environment variables (``thread_vars``, ``integer_vars``, ``key_vars``, ``other_vars``), the
     threadpoolctl bridge (``threadpoolctl_blind``) and the doctor (``measured_gflops``, ``slow``,
-    ``doctor_check`` + ``advise``). Adding a vendor = one module + one line in
-    ``libraries/__init__``.
+    ``doctor_check`` + ``advise``).
     """
 
     name = "unknown"
@@ -225,29 +232,35 @@ class Family:
         return bool(cls.path_pattern and re.search(cls.path_pattern, path))
 
     @classmethod
-    def implementation_file(cls, path: str) -> str:
-        """The file that really defines the family's markers (a libblas.so.3 shim may just depend
-        on it)."""
+    def marker_files(cls, path: str):
+        """For each marker symbol reachable from ``path``, the file that defines it: ``path`` itself
+        or a library it depends on (a libblas.so.3 shim may just depend on the real one)."""
         lib = handle(path)
         for s in cls.marker_symbols:
             a = address(lib, s)
             if a is not None:
-                return file_of_address(a) or path
-        return path
+                yield file_of_address(a)
+
+    @classmethod
+    def implementation_file(cls, path: str) -> str:
+        """The file that really defines the family's markers."""
+        return next(cls.marker_files(path), None) or path
 
     @classmethod
     def describe(cls, path: str) -> LibraryInfo:
         raise NotImplementedError
 
     @classmethod
+    def library_info(cls, path: str, **fields) -> LibraryInfo:
+        """A ``LibraryInfo`` of this family for the file at ``path``; ``fields`` fill the rest."""
+        return LibraryInfo(**{"vendor": cls.name, "api": cls.api, "filepath": path, **fields})
+
+    @classmethod
     def control(cls, path: str) -> Control | None:
         """Raw run-time control, or None when the library cannot change threads at run time."""
         if cls.thread_api is None:
             return None
-        lib = handle(path)
-        get = function(lib, cls.thread_api[0], cls.thread_ctype)
-        set_ = function(lib, cls.thread_api[1], None, [cls.thread_ctype])
-        return Control(get, set_, per_thread=cls.per_thread) if get and set_ else None
+        return runtime_control(handle(path), cls.thread_api, cls.thread_ctype, cls.per_thread)
 
     @classmethod
     def read_runtime_threads(cls, info: LibraryInfo, path: str) -> bool:

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import re
 
-from blastune.libraries.base import (
-    ENV,
-    Advice,
-    Family,
-    LibraryInfo,
-    Seat,
-    env_threads,
-    function,
-    handle,
-)
+from blastune.core.counts import first_positive_int
+from blastune.libraries.base import ENV, Advice, Family, Seat, function, handle
 
 
 WAY_VARS = ("BLIS_JC_NT", "BLIS_PC_NT", "BLIS_IC_NT", "BLIS_JR_NT", "BLIS_IR_NT")
 
 
-def env_threads_blis(environ=None) -> tuple[int, str | None]:
+def env_threads_blis(environ) -> tuple[int, str | None]:
     """The thread count BLIS takes from the environment when it initialises, and why.
 
     As BLIS 0.9 does it (and as bench/blis_env_threads.py measured on Debian's pthread and OpenMP
@@ -31,12 +24,12 @@ def env_threads_blis(environ=None) -> tuple[int, str | None]:
     """
     ways = {}
     for var in WAY_VARS:
-        n, _ = env_threads([var], environ)
+        n, _ = first_positive_int(environ, [var])
         if n:
             ways[var] = n
     if ways:
         return math.prod(ways.values()), " x ".join(f"{k}={v}" for k, v in ways.items())
-    n, var = env_threads(BLIS.thread_vars, environ)
+    n, var = first_positive_int(environ, BLIS.thread_vars)
     return (n, f"{var}={n}") if n else (1, None)
 
 
@@ -57,7 +50,7 @@ class BLIS(Family):
 
     @classmethod
     def planned_threads(cls, environ, seat: Seat, paths=()):
-        n, why = env_threads_blis(environ or {})
+        n, why = env_threads_blis(environ)
         return n, f"{cls.name}: {why}" if why else f"{cls.name}: default 1 thread"
 
     @classmethod
@@ -80,9 +73,7 @@ class BLIS(Family):
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        info = LibraryInfo(
-            vendor=cls.name, api=cls.api, filepath=path, control_vars=[*cls.thread_vars, *WAY_VARS]
-        )
+        info = cls.library_info(path, control_vars=[*cls.thread_vars, *WAY_VARS])
         ver = function(lib, "bli_info_get_version_str", ctypes.c_char_p)
         info.version = ver().decode() if ver else None
         omp = function(lib, "bli_info_get_enable_openmp")
@@ -102,7 +93,7 @@ class BLIS(Family):
         if arch and name:
             info.architecture = name(arch()).decode()
         if not cls.read_runtime_threads(info, path):
-            n, var = env_threads_blis()
+            n, var = env_threads_blis(os.environ)
             info.num_threads, info.threads_source, info.control = n, "env", ENV
             info.notes.append(
                 "thread API symbols are hidden in this build: set BLIS_NUM_THREADS before start"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
-from blastune.libraries.base import Family, LibraryInfo, function, handle
+from blastune.libraries.base import Family, function, handle
 
 
 class FlexiBLAS(Family):
@@ -23,9 +23,7 @@ class FlexiBLAS(Family):
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        info = LibraryInfo(
-            vendor=cls.name, api=cls.api, filepath=path, control_vars=list(cls.key_vars)
-        )
+        info = cls.library_info(path, control_vars=list(cls.key_vars))
         ver = function(
             lib, "flexiblas_get_version", ctypes.c_int, [ctypes.POINTER(ctypes.c_int)] * 3
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 
 from blastune.core.counts import first_positive_int
-from blastune.libraries.base import ENV, Family, LibraryInfo, Seat, function, handle
+from blastune.libraries.base import ENV, Family, Seat, function, handle
 
 # MKL_Set_Threading_Layer(-1) returns the layer in use without changing it.
 _LAYERS = {0: "intel", 1: "sequential", 2: "pgi", 3: "gnu", 4: "tbb", -1: "not set"}
@@ -21,9 +21,8 @@ class MKL(Family):
     thread_api = ("MKL_Get_Max_Threads", "MKL_Set_Num_Threads")
     ps_pattern = r"libmkl_(rt|core)[^/]*\.so"
     thread_vars = ("MKL_NUM_THREADS", "OMP_NUM_THREADS")
-    strict_vars = (
-        "MKL_NUM_THREADS",
-    )  # oneMKL 2024.2: MKL_NUM_THREADS=' 2' runs 1 thread (measured)
+    # oneMKL 2024.2: MKL_NUM_THREADS=' 2' runs 1 thread (measured)
+    strict_vars = ("MKL_NUM_THREADS",)
     key_vars = ("MKL_THREADING_LAYER", "MKL_INTERFACE_LAYER", "MKL_DYNAMIC")
     other_vars = ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")
     display_name = "oneMKL"
@@ -54,12 +53,7 @@ class MKL(Family):
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        info = LibraryInfo(
-            vendor=cls.name,
-            api=cls.api,
-            filepath=path,
-            control_vars=[*cls.thread_vars, "MKL_THREADING_LAYER"],
-        )
+        info = cls.library_info(path, control_vars=[*cls.thread_vars, "MKL_THREADING_LAYER"])
         ver = function(lib, "MKL_Get_Version_String", None, [ctypes.c_char_p, ctypes.c_int])
         if ver:
             buf = ctypes.create_string_buffer(256)

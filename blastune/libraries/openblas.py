@@ -9,15 +9,14 @@ from blastune.core.counts import first_positive_int
 from blastune.libraries.base import (
     ENV,
     FIXED,
-    RUNTIME,
     Advice,
     Control,
     Family,
-    LibraryInfo,
     Seat,
     affixed,
     function,
     handle,
+    runtime_control,
 )
 
 _LAYERS = {0: "none", 1: "pthreads", 2: "openmp"}
@@ -28,12 +27,11 @@ _OPENMP_PATH = re.compile(r"openblas-openmp/|libopenblaso[.-]")
 _OPENMP_VARS = ("OMP_NUM_THREADS",)
 
 
-def _sym(lib, base):
-    for name in affixed((base,)):
-        f = function(lib, name)
-        if f is not None:
-            return f
-    return None
+def _sym(lib, base, restype=ctypes.c_int, argtypes=()):
+    """``function`` under whichever spelling (``affixed``) this build exports."""
+    return next(
+        (f for f in (function(lib, n, restype, argtypes) for n in affixed((base,))) if f), None
+    )
 
 
 class OpenBLAS(Family):
@@ -109,26 +107,20 @@ class OpenBLAS(Family):
     @classmethod
     def describe(cls, path):
         lib = handle(path)
-        info = LibraryInfo(vendor=cls.name, api=cls.api, filepath=path)
-        cfg = _sym(lib, "openblas_get_config")
+        info = cls.library_info(path)
+        cfg = _sym(lib, "openblas_get_config", ctypes.c_char_p)
         if cfg:
-            cfg.restype = ctypes.c_char_p
             words = (cfg() or b"").decode(errors="replace").split()
             if len(words) > 1 and words[0] == "OpenBLAS":
                 info.version = words[1]
-        core = _sym(lib, "openblas_get_corename")
+        core = _sym(lib, "openblas_get_corename", ctypes.c_char_p)
         if core:
-            core.restype = ctypes.c_char_p
             info.architecture = (core() or b"").decode(errors="replace") or None
         info.threading_layer = cls._layer(lib)
-        ctl = cls.control(path)
         if info.threading_layer == "none":
             info.num_threads, info.threads_source, info.control = 1, "build", FIXED
             info.notes.append("built without threading (USE_THREAD=0): always 1 thread")
-        elif ctl is not None:
-            info.num_threads, info.control = ctl.get(), RUNTIME
-            info.per_thread = ctl.per_thread
-        else:
+        elif not cls.read_runtime_threads(info, path):
             info.control = ENV
         if info.threading_layer == "openmp":
             # The OpenMP build sizes its pool from OpenMP's ICV: OPENBLAS_NUM_THREADS is not read.
@@ -146,14 +138,9 @@ class OpenBLAS(Family):
         if cls._layer(lib) == "openmp":
             # As threadpoolctl does: the OpenMP ICV is what the OpenMP build obeys
             # (openblas_set_num_threads is broken there before 0.3.34).
-            get, set_ = (
-                function(lib, "omp_get_max_threads"),
-                function(lib, "omp_set_num_threads", None, [ctypes.c_int]),
+            return runtime_control(
+                lib, ("omp_get_max_threads", "omp_set_num_threads"), per_thread=True
             )
-            return Control(get, set_, per_thread=True) if get and set_ else None
         get = _sym(lib, "openblas_get_num_threads")
-        set_ = _sym(lib, "openblas_set_num_threads")
-        if get is None or set_ is None:
-            return None
-        set_.restype, set_.argtypes = None, [ctypes.c_int]
-        return Control(get, set_)
+        set_ = _sym(lib, "openblas_set_num_threads", None, [ctypes.c_int])
+        return Control(get, set_) if get and set_ else None

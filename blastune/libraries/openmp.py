@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from blastune.libraries.base import Family, LibraryInfo
+from blastune.libraries.base import Family
 
 
 class _OpenMP(Family):
@@ -27,10 +27,8 @@ class _OpenMP(Family):
 
     @classmethod
     def describe(cls, path):
-        info = LibraryInfo(
-            vendor=cls.name,
-            api=cls.api,
-            filepath=path,
+        info = cls.library_info(
+            path,
             threading_layer=cls.flavour,
             control_vars=list(cls.thread_vars),
             per_thread=True,

@@ -3,9 +3,7 @@ path."""
 
 from __future__ import annotations
 
-from blastune.libraries.base import FIXED, Family, LibraryInfo
-
-import re
+from blastune.libraries.base import FIXED, Family, version_in_path
 
 
 class Reference(Family):
@@ -24,13 +22,10 @@ class Reference(Family):
 
     @classmethod
     def describe(cls, path):
-        m = re.search(r"\.so\.(\d+\.\d+\.\d+)", path)
-        api = "lapack" if "lapack" in path.rsplit("/", 1)[-1] else "blas"
-        return LibraryInfo(
-            vendor=cls.name,
-            api=api,
-            filepath=path,
-            version=m.group(1) if m else None,
+        return cls.library_info(
+            path,
+            api="lapack" if "lapack" in path.rsplit("/", 1)[-1] else "blas",
+            version=version_in_path(path),
             threading_layer="none",
             num_threads=1,
             threads_source="build",
