@@ -9,28 +9,9 @@ from blastune.facts.topology import format_cpulist
 from blastune.present.rows import control_text, threads_text
 from blastune.present.tables import fit_table
 
-BINDING_HEADERS = [
-    "package",
-    "api",
-    "vendor",
-    "version",
-    "threading",
-    "kernel",
-    "threads",
-    "threads set",
-    "file",
-]
-LIBRARY_HEADERS = [
-    "vendor",
-    "api",
-    "version",
-    "threading",
-    "kernel",
-    "threads",
-    "threads set",
-    "threadpoolctl",
-    "file",
-]
+_LIBRARY_HEADERS = ["version", "threading", "kernel", "threads", "threads set"]  # _library_cells
+BINDING_HEADERS = ["package", "api", "vendor", *_LIBRARY_HEADERS, "file"]
+LIBRARY_HEADERS = ["vendor", "api", *_LIBRARY_HEADERS, "threadpoolctl", "file"]
 
 
 def packages_line(info) -> str:

@@ -41,6 +41,7 @@ HEADROOM = 0.1  # above the highest point or error bar: a marker on the frame is
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HOLLOW_NOTE = "hollow: contended, busy, unstable or oversubscribed"
+USABLE = {"color": "0.45", "linestyle": "-."}  # the line at the usable cores and its legend entry
 
 
 def check_available(option: str = "plot") -> None:
@@ -99,20 +100,16 @@ def load_sources(paths, labels=None) -> list[Source]:
 
 
 def _metric_value(p, metric: str, base) -> tuple[float | None, float | None, float | None]:
-    """(value, low, high): the IQR of the times turned into the metric's units."""
-    if metric == "gflops":
-        if not p.flops:
-            return None, None, None
-        v = p.flops / p.median_s / 1e9
-        lo = p.flops / p.q3_s / 1e9 if p.q3_s else None
-        hi = p.flops / p.q1_s / 1e9 if p.q1_s else None
-        return v, lo, hi
-    if base is None:
+    """(value, low, high): the IQR of the times turned into the metric's units (work / time: the
+    slower quartile gives the low end)."""
+    work = (p.flops or 0) / 1e9 if metric == "gflops" else (base.median_s if base else 0)
+    if not work:
         return None, None, None
-    v = base.median_s / p.median_s
-    lo = base.median_s / p.q3_s if p.q3_s else None
-    hi = base.median_s / p.q1_s if p.q1_s else None
-    return v, lo, hi
+
+    def per(seconds):
+        return work / seconds if seconds else None
+
+    return per(p.median_s), per(p.q3_s), per(p.q1_s)
 
 
 def _blas_words(doc) -> str:
@@ -128,10 +125,6 @@ def _blas_words(doc) -> str:
 def _cpu_words(doc) -> str:
     cores = doc.cpu.usable_cores
     return f"{doc.cpu.model or 'unknown CPU'}" + (f", {cores} usable cores" if cores else "")
-
-
-def _panel_key(p, several_dtypes: bool, several_libs: bool) -> tuple:
-    return (p.op, p.dtype if several_dtypes else "", p.lib if several_libs else "")
 
 
 def _panel_title(key) -> str:
@@ -180,13 +173,13 @@ def make_figure(sources: list[Source], kind: str = "auto", metric: str = "gflops
 # --- sweep figures --------------------------------------------------------------------------------
 
 
-def _new_figure(npanels: int, sharey: bool, extra_h: float = 1.1):
+def _new_figure(npanels: int, sharey: bool):
     from matplotlib.figure import Figure
 
     ncols = min(MAX_COLS, npanels)
     nrows = math.ceil(npanels / ncols)
     fig = Figure(
-        figsize=(max(6.0, PANEL_W * ncols), PANEL_H * nrows + extra_h),
+        figsize=(max(6.0, PANEL_W * ncols), PANEL_H * nrows + 1.1),  # _make_room sets the height
         dpi=DPI,
         layout="constrained",
     )
@@ -196,11 +189,11 @@ def _new_figure(npanels: int, sharey: bool, extra_h: float = 1.1):
     return fig, list(axes[:npanels]), ncols
 
 
-def _set_log_ticks(ax, values, base: int) -> None:
+def _set_log2_ticks(ax, values) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     values = sorted(set(values))
-    ax.set_xscale("log", base=base)
+    ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(values))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([str(v) for v in values])
@@ -221,16 +214,17 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
     x_of = (lambda p: p.threads) if x == "threads" else (lambda p: p.size)
     series_all = sorted({series_of(p) for p in all_points})
 
+    def panel_of(p) -> tuple:  # a point's or a crossover's panel: (op, dtype, lib) where they vary
+        return (p.op, p.dtype if several_dtypes else "", p.lib if several_libs else "")
+
     # panels in the document's op order; ops with no FLOP count have no GFLOP/s
     keys, skipped = [], []
     for p in all_points:
-        k = _panel_key(p, several_dtypes, several_libs)
         if metric == "gflops" and not p.flops:
             if p.op not in skipped:
                 skipped.append(p.op)
-            continue
-        if k not in keys:
-            keys.append(k)
+        elif panel_of(p) not in keys:
+            keys.append(panel_of(p))
     if not keys:
         raise BlastuneError(
             f"nothing to draw as GFLOP/s (no FLOP count for {', '.join(skipped)}): "
@@ -241,6 +235,14 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
     colours = _colours(
         len(sources) if several_files else len(series_all), sequential=not several_files
     )
+
+    def look(si: int, ri: int) -> tuple:
+        """(colour, line style, marker) of file si's series ri: files told apart by colour, and
+        then sizes (thread counts) by style; one file's series by colour."""
+        if several_files:
+            return colours[si], LINESTYLES[ri % len(LINESTYLES)], MARKERS[ri % len(MARKERS)]
+        return colours[ri], "-", "o"
+
     usable = next((s.doc.cpu.usable_cores for s in sources if s.doc.cpu.usable_cores), None)
     any_hollow = drew_ideal = False
     crossings = {}
@@ -249,24 +251,19 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
 
         for si, s in enumerate(sources):
             for c in crossover_sizes(s.doc):
-                crossings.setdefault(
-                    (c.op, c.dtype if several_dtypes else "", c.lib if several_libs else ""), []
-                ).append((si, c))
+                crossings.setdefault(panel_of(c), []).append((si, c))
     for ax, key in zip(axes, keys):
-        xs_seen, said = [], []
+        xs_seen = []
         for si, s in enumerate(sources):
-            pts = [p for p in s.doc.points if _panel_key(p, several_dtypes, several_libs) == key]
+            pts = [p for p in s.doc.points if panel_of(p) == key]
             for ri, ser in enumerate(series_all):
                 line = sorted((p for p in pts if series_of(p) == ser), key=x_of)
                 if not line:
                     continue
-                colour = colours[si] if several_files else colours[ri]
-                style = LINESTYLES[ri % len(LINESTYLES)] if several_files else "-"
-                marker = MARKERS[ri % len(MARKERS)] if several_files else "o"
+                colour, style, marker = look(si, ri)
                 xs, ys, los, his, hollow = [], [], [], [], []
                 for p in line:
-                    base = _base_point(s.doc, p)
-                    v, lo, hi = _metric_value(p, metric, base)
+                    v, lo, hi = _metric_value(p, metric, _base_point(s.doc, p))
                     if v is None:
                         continue
                     xs.append(x_of(p))
@@ -289,9 +286,7 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                     marker="none",
                     zorder=2,
                 )
-                bars.lines[0].set_label(
-                    f"_data:{s.label}:{ser}"
-                )  # "_": not a legend entry; tests find it
+                bars.lines[0].set_label(f"_data:{s.label}:{ser}")  # "_": no legend entry; tests
                 for xv, yv, h in zip(xs, ys, hollow):
                     any_hollow |= h
                     ax.plot(
@@ -309,50 +304,29 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                 # no ideal for ops BLAS does not run; overlaid files get theirs thin and faint
                 if x == "threads" and usable and line[0].blas_op:
                     ideal_colour = colour if metric == "gflops" else "0.35"
-                    drew_ideal |= _ideal(
-                        ax, metric, xs, ys, usable, ideal_colour, faint=several_files
-                    )
-        if x == "threads":
-            _set_log_ticks(ax, xs_seen + ([usable] if usable else []), 2)
-            if usable:
+                    drew_ideal |= _ideal(ax, xs, ys, usable, ideal_colour, faint=several_files)
+        _set_log2_ticks(ax, xs_seen + ([usable] if x == "threads" and usable else []))
+        if x == "threads" and usable:
+            ax.axvline(usable, **USABLE, linewidth=1.0, zorder=1, label="_usable")
+        said = []
+        for si, c in crossings.get(key, []):
+            colour = colours[si] if several_files else CROSSOVER
+            if c.size is not None:
                 ax.axvline(
-                    usable, color="0.45", linewidth=1.0, linestyle="-.", zorder=1, label="_usable"
+                    c.size,
+                    color=colour,
+                    linewidth=1.2,
+                    linestyle="--",
+                    zorder=1,
+                    label="_crossover",
                 )
-        else:
-            _set_log_ticks(ax, xs_seen, 2)
-            said = []
-            for si, c in crossings.get(key, []):
-                colour = colours[si] if several_files else CROSSOVER
-                if c.size is not None:
-                    ax.axvline(
-                        c.size,
-                        color=colour,
-                        linewidth=1.2,
-                        linestyle="--",
-                        zorder=1,
-                        label="_crossover",
-                    )
-                # in the title, not in the axes: a note inside could sit on a point
-                word = (
-                    "never"
-                    if c.size is None
-                    else ("≤" if c.status == "below" else "") + str(c.size)
-                )
-                said.append((sources[si].label + " " if several_files else "") + word)
-        blas_op = any(
-            p.blas_op
-            for s in sources
-            for p in s.doc.points
-            if _panel_key(p, several_dtypes, several_libs) == key
-        )
+            # in the title, not in the axes: a note inside could sit on a point
+            word = "never" if c.size is None else ("≤" if c.status == "below" else "") + str(c.size)
+            said.append((sources[si].label + " " if several_files else "") + word)
+        blas_op = any(p.blas_op for p in all_points if panel_of(p) == key)
         title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
-        if x == "size" and crossings.get(key):  # wrapped: long labels ran into the next panel
-            import textwrap
-
-            chars = max(20, int(PANEL_W * 72 / (9 * _CHAR_EM)))
-            title += "\n" + "\n".join(
-                textwrap.wrap("crossover n: " + ", ".join(said), chars, break_on_hyphens=False)
-            )
+        if said:  # wrapped: long labels ran into the next panel
+            title += "\n" + _fit_words("crossover n: " + ", ".join(said), PANEL_W, 9)
         ax.set_title(title, fontsize=10 if "\n" not in title else 9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25, linewidth=0.6)
@@ -366,87 +340,41 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
             ax.set_ylabel(ylabel, fontsize=9)
         if i >= len(axes) - ncols:
             ax.set_xlabel(xlabel, fontsize=9)
-    title = _fit_words(_sweep_title(sources, x, metric), fig, 11)
+    title = _fit_words(_sweep_title(sources, x, metric), fig.get_figwidth(), 11)
     fig.suptitle(title, fontsize=11)
 
     # one legend for the figure, below the panels
+    def entry(label: str, colour="0.3", **style):
+        return Line2D([], [], color=colour, label=label, **style)
+
+    def name(v) -> str:
+        return f"n={v}" if x == "threads" else f"{v} thread" + ("s" if v != 1 else "")
+
     handles = []
-    name = (
-        (lambda v: f"n={v}")
-        if x == "threads"
-        else (lambda v: f"{v} thread" + ("s" if v != 1 else ""))
-    )
     if several_files:
-        for si, s in enumerate(sources):
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color=colours[si],
-                    linewidth=2.5,
-                    label=f"{s.label}: {_blas_words(s.doc)}",
-                )
-            )
-        for ri, ser in enumerate(series_all):
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color="0.3",
-                    linestyle=LINESTYLES[ri % len(LINESTYLES)],
-                    marker=MARKERS[ri % len(MARKERS)],
-                    label=name(ser),
-                )
-            )
-    else:
-        for ri, ser in enumerate(series_all):
-            handles.append(Line2D([], [], color=colours[ri], marker="o", label=name(ser)))
+        handles += [
+            entry(f"{s.label}: {_blas_words(s.doc)}", colours[si], linewidth=2.5)
+            for si, s in enumerate(sources)
+        ]
+    for ri, ser in enumerate(series_all):
+        colour, style, marker = look(0, ri)
+        handles.append(
+            entry(name(ser), "0.3" if several_files else colour, linestyle=style, marker=marker)
+        )
     if drew_ideal:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.35",
-                linestyle=IDEAL_STYLE,
-                label=f"ideal (linear up to {usable} cores)",
-            )
-        )
+        handles.append(entry(f"ideal (linear up to {usable} cores)", "0.35", linestyle=IDEAL_STYLE))
     if x == "threads" and usable:
+        handles.append(Line2D([], [], **USABLE, label=f"usable cores ({usable})"))
+    if crossings:
+        colour = "0.3" if several_files else CROSSOVER
         handles.append(
-            Line2D([], [], color="0.45", linestyle="-.", label=f"usable cores ({usable})")
-        )
-    if x == "size" and crossings:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=CROSSOVER if not several_files else "0.3",
-                linestyle="--",
-                label="crossover: from this size on, more threads pay",
-            )
+            entry("crossover: from this size on, more threads pay", colour, linestyle="--")
         )
     if any_hollow:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                marker="o",
-                markerfacecolor="white",
-                linestyle="none",
-                label=HOLLOW_NOTE,
-            )
-        )
+        handles.append(entry(HOLLOW_NOTE, marker="o", markerfacecolor="white", linestyle="none"))
     if skipped:  # a legend entry, so the layout engine places it where it covers nothing
-        handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="none",
-                label="not drawn (no FLOP count; --metric speedup draws them): "
-                + ", ".join(skipped),
-            )
-        )
+        what = "not drawn (no FLOP count; --metric speedup draws them): " + ", ".join(skipped)
+        handles.append(entry(what, None, linestyle="none"))
     ncols_legend = _legend_columns(handles, fig, 8)
     fig.legend(
         handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8, frameon=False
@@ -497,11 +425,11 @@ CROSSOVER = "#c0392b"
 _CHAR_EM = 0.6  # a character of DejaVu Sans is about 0.6 em wide on average (a safe overestimate)
 
 
-def _fit_words(text: str, fig, fontsize: float) -> str:
-    """Wrap a title to the figure's width: a long BLAS and CPU name must not run off the image."""
+def _fit_words(text: str, inches: float, fontsize: float) -> str:
+    """Wrap a title to a width: a long BLAS and CPU name must not run off the image."""
     import textwrap
 
-    chars = int(fig.get_figwidth() * 72 / (fontsize * _CHAR_EM))
+    chars = int(inches * 72 / (fontsize * _CHAR_EM))
     return "\n".join(textwrap.wrap(text, max(20, chars), break_on_hyphens=False))
 
 
@@ -530,17 +458,16 @@ def _base_point(doc, p):
 IDEAL_STYLE = (0, (1, 1.5))
 
 
-def _ideal(ax, metric, xs, ys, usable, colour, faint: bool = False) -> bool:
+def _ideal(ax, xs, ys, usable, colour, faint: bool = False) -> bool:
     """Linear scaling from the fewest threads, drawn only up to the usable cores (beyond them
     threads share cores and nothing is ideal). Overlaid files draw one per file and size: thin and
     faint, so they read as a guide, not as data. True when a line was drawn."""
     x0, y0 = xs[0], ys[0]
     if x0 >= usable:
         return False
-    top = usable
     ax.plot(
-        [x0, top],
-        [y0, y0 * top / x0],
+        [x0, usable],
+        [y0, y0 * usable / x0],
         color=colour,
         linestyle=IDEAL_STYLE,
         linewidth=0.8 if faint else 1.0,
@@ -673,7 +600,9 @@ def jobs_figure(sources: list[Source]):
         fontsize=9,
     )
     fig.suptitle(
-        _fit_words("blastune jobs: throughput per layout (serial baseline on top)", fig, 11),
+        _fit_words(
+            "blastune jobs: throughput per layout (serial baseline on top)", fig.get_figwidth(), 11
+        ),
         fontsize=11,
     )
     handles = [

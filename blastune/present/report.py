@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 
 from blastune.present.jobs import JOBS_HEADERS, JOBS_LEGEND, fastest_line, jobs_rows
 from blastune.present.plot import Source, choose_kind, make_figure, svg_text
-from blastune.present.rows import (
-    gflops_text,
-    in_unit,
-    time_unit,
-)
+from blastune.present.rows import in_unit, time_unit
 from blastune.present.sweep_rows import (
     efficiency_cell,
-    libs_of,
-    point_notes,
+    gflops_cell,
+    notes_cell,
+    point_table,
     speedup_cell,
     spread_cell,
     threads_cell,
@@ -109,8 +106,12 @@ def inline_svg(fig, prefix: str) -> str:
     return text
 
 
-def _num(x, spec, suffix="") -> str:
-    return "-" if x is None else f"{x:{spec}}{suffix}"
+def _notes(lines, prefix: str = "") -> list[str]:
+    return [f'<p class="note">{esc(prefix)}{esc(n)}</p>' for n in lines]
+
+
+def _warnings(lines) -> list[str]:
+    return [f'<div class="warn">warning: {esc(w)}</div>' for w in lines]
 
 
 # --- sections -------------------------------------------------------------------------------------
@@ -127,10 +128,10 @@ def info_section(info) -> Section:
         html_table(rows.BINDING_HEADERS, rows.binding_rows(info), [None, *lib_classes]),
         "<h3>BLAS and OpenMP libraries loaded in this process</h3>",
         html_table(rows.LIBRARY_HEADERS, libs, lib_classes) if libs else "<p>(none found)</p>",
-        *(f'<p class="note">{esc(n)}</p>' for n in rows.notes(info)),
+        *_notes(rows.notes(info)),
         "<h3>CPU</h3>" + html_table(["", ""], rows.cpu_rows(info)),
         "<h3>Environment</h3>" + html_table(["variable", "value"], rows.env_rows(info)),
-        *(f'<div class="warn">warning: {esc(w)}</div>' for w in info.warnings),
+        *_warnings(info.warnings),
     ]
     return Section("This machine (blastune info)", "\n".join(parts), 0, 4)
 
@@ -148,7 +149,7 @@ def doctor_section(report) -> Section:
         for mark, check, finding, fix in [finding_row(f)]
     )
     table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-    notes = "".join(f'<p class="note">note: {esc(n)}</p>' for n in report.notes)
+    notes = "".join(_notes(report.notes, "note: "))
     meta = f'<p class="meta">{esc(summary_line(report))}</p>'
     return Section("Findings (blastune doctor)", meta + table + notes, 0, 1)
 
@@ -156,60 +157,30 @@ def doctor_section(report) -> Section:
 def _sweep_table(doc) -> str:
     """The points, cell by cell as `blastune sweep` prints them (``present.sweep_rows``); the
     times in one unit per column: '1.2 ms' above '830 us' made the reader convert."""
-    several_libs = len(libs_of(doc)) > 1
     m_unit, m_scale = time_unit(p.median_s for p in doc.points)
     i_unit, i_scale = time_unit(p.iqr_s for p in doc.points)
-    rows = [
-        [
-            p.op,
-            *([p.lib] if several_libs else []),
-            p.size,
-            p.dtype,
-            threads_cell(p),
-            in_unit(p.median_s, m_scale),
-            in_unit(p.iqr_s, i_scale),
-            spread_cell(p),
-            gflops_text(p.gflops, p.flops_nominal),
-            speedup_cell(p),
-            efficiency_cell(p),
-            ", ".join(point_notes(p)),
-        ]
-        for p in doc.points
+    columns = [  # (header, CSS class, cell of a point)
+        ("op", None, lambda p: p.op),
+        ("lib", None, lambda p: p.lib),
+        ("n", "num", lambda p: p.size),
+        ("dtype", None, lambda p: p.dtype),
+        ("threads", "num", threads_cell),
+        (f"median ({m_unit})", "num", lambda p: in_unit(p.median_s, m_scale)),
+        (f"IQR ({i_unit})", "num", lambda p: in_unit(p.iqr_s, i_scale)),
+        ("spread", "num", spread_cell),
+        ("GFLOP/s", "num", gflops_cell),
+        ("speed-up", "num", speedup_cell),
+        ("efficiency", "num", efficiency_cell),
+        ("notes", None, notes_cell),
     ]
-    headers = [
-        "op",
-        *(["lib"] if several_libs else []),
-        "n",
-        "dtype",
-        "threads",
-        f"median ({m_unit})",
-        f"IQR ({i_unit})",
-        "spread",
-        "GFLOP/s",
-        "speed-up",
-        "efficiency",
-        "notes",
-    ]
-    classes = [
-        None,
-        *([None] if several_libs else []),
-        "num",
-        None,
-        "num",
-        "num",
-        "num",
-        "num",
-        "num",
-        "num",
-        "num",
-        None,
-    ]
+    headers, rows = point_table(doc, columns)
+    classes = [c for h, c, _ in columns if h in headers]
     legend = ["* best thread count: the fewest threads within noise of the fastest."]
     if any(p.flops_nominal for p in doc.points if p.gflops is not None):
         legend.append("~: nominal FLOP count (the work of svd, eigh, qr depends on the input).")
     if any(p.flags for p in doc.points):
         legend.append("!: beyond a physical bound, not a fact (see notes).")
-    return html_table(headers, rows, classes) + f'<p class="note">{esc(" ".join(legend))}</p>'
+    return html_table(headers, rows, classes) + _notes([" ".join(legend)])[0]
 
 
 def _crossover_table(doc) -> str:
@@ -237,11 +208,7 @@ def _jobs_table(res) -> str:
     """The table ``blastune jobs`` prints (present.jobs): the same rows, marks and notes."""
     rows, notes = jobs_rows(res)
     classes = [None] + ["num"] * (len(JOBS_HEADERS) - 1)
-    return (
-        html_table(JOBS_HEADERS, rows, classes)
-        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
-        + f'<p class="note">{esc(JOBS_LEGEND)}</p>'
-    )
+    return html_table(JOBS_HEADERS, rows, classes) + "".join(_notes([*notes, JOBS_LEGEND]))
 
 
 def _figure(sources, kind, metric, prefix, caption) -> str:
@@ -288,7 +255,7 @@ def source_section(src: Source, n: int) -> Section:
             figs += 1
         parts.append(_crossover_table(doc))
         parts.append("<h3>Points</h3>" + _sweep_table(doc))
-        parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
+        parts += _warnings(doc.warnings)
         tables = 2
     else:
         from blastune.measure.jobs.analysis import rejudge
@@ -312,7 +279,7 @@ def source_section(src: Source, n: int) -> Section:
         figs += 1
         parts.append(f"<p>{esc(fastest_line(doc))}</p>")
         parts.append(_jobs_table(doc))
-        parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
+        parts += _warnings(doc.warnings)
         tables = 1
     title = f"{src.label} ({src.kind})"
     return Section(title, "\n".join(parts), figs, tables)
@@ -352,7 +319,7 @@ def compare_section(sweeps: list[Source]) -> Section | None:
         said.append("left out, no op in common with another file: " + ", ".join(left_files))
     if left_ops:
         said.append("ops measured in one file only, not drawn: " + ", ".join(left_ops))
-    notes = "".join(f'<p class="note">{esc(s)}</p>' for s in said)
+    notes = "".join(_notes(said))
     if not kept:
         return Section(
             "Sweep files compared",
