@@ -127,6 +127,16 @@ def _cpu_words(doc) -> str:
     return f"{doc.cpu.model or 'unknown CPU'}" + (f", {cores} usable cores" if cores else "")
 
 
+def machine_words(doc) -> str:
+    """What a sweep measured where: 'numpy calls OpenBLAS 0.3.27 (pthreads, Haswell) on <CPU>'."""
+    return f"{doc.grid.lib} calls {_blas_words(doc)} on {_cpu_words(doc)}"
+
+
+def jobs_cpu_words(res) -> str:
+    cpu = (res.fingerprint or {}).get("cpu_model") or "unknown CPU"
+    return f"{cpu}, {res.usable_cores} usable cores"
+
+
 def _panel_title(key) -> str:
     op, dtype, lib = key
     return " ".join(x for x in (op, dtype, f"({lib})" if lib else "") if x)
@@ -321,7 +331,8 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                     label="_crossover",
                 )
             # in the title, not in the axes: a note inside could sit on a point
-            word = "never" if c.size is None else ("≤" if c.status == "below" else "") + str(c.size)
+            below = "≤" if c.status == "below" else ""
+            word = "never" if c.size is None else f"{below}{c.size}"
             said.append((sources[si].label + " " if several_files else "") + word)
         blas_op = any(p.blas_op for p in all_points if panel_of(p) == key)
         title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
@@ -499,11 +510,7 @@ def _sweep_title(sources, x, metric) -> str:
     what = "GFLOP/s" if metric == "gflops" else "speed-up"
     against = "threads" if x == "threads" else "matrix size"
     if len(sources) == 1:
-        doc = sources[0].doc
-        return (
-            f"{what} against {against}: {doc.grid.lib} calls {_blas_words(doc)} on "
-            f"{_cpu_words(doc)}"
-        )
+        return f"{what} against {against}: {machine_words(sources[0].doc)}"
     cpus = {_cpu_words(s.doc) for s in sources}
     where = f" on {cpus.pop()}" if len(cpus) == 1 else ""
     names = " vs ".join(s.label for s in sources) if len(sources) <= 4 else f"{len(sources)} files"
@@ -518,6 +525,8 @@ def jobs_figure(sources: list[Source]):
     hatched, contended or unstable layouts hollow; whiskers span the slowest and fastest batch."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+
+    from blastune.present.jobs import jobs_rate
 
     heights = [max(1.6, 0.42 * len(s.doc.results) + 0.9) for s in sources]
     fig = Figure(figsize=(9.0, sum(heights) + 1.0), dpi=DPI, layout="constrained")
@@ -567,7 +576,7 @@ def jobs_figure(sources: list[Source]):
         )
         top = max(r + h for r, h in zip(rates, hi)) if rates else 1
         for y, r, rate, h in zip(ys, results, rates, hi):
-            speed = f"  {rate:,.0f}/s" if rate >= 100 else f"  {rate:.3g}/s"
+            speed = f"  {jobs_rate(rate)}/s"
             speed += f"  {r.speedup:.2f}x" if r.speedup is not None else ""
             speed += "  best" if r is best else ""
             speed += "  oversubscribed" if _oversubscribed(r, res.usable_cores) else ""
@@ -586,12 +595,11 @@ def jobs_figure(sources: list[Source]):
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.25, linewidth=0.6)
         ax.set_axisbelow(True)
-        cpu = (res.fingerprint or {}).get("cpu_model") or "unknown CPU"
         libs = ", ".join((res.fingerprint or {}).get("libraries") or [])
         head = f"{s.label}: " if len(sources) > 1 else ""
         ax.set_title(
             f"{head}{res.tasks:,} tasks of {res.workload.describe()}\n"
-            f"{libs + ' on ' if libs else ''}{cpu}, {res.usable_cores} usable cores",
+            f"{libs + ' on ' if libs else ''}{jobs_cpu_words(res)}",
             fontsize=9,
         )
     axes[-1].set_xlabel(

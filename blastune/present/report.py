@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass, field
 
 from blastune.present.jobs import JOBS_HEADERS, JOBS_LEGEND, fastest_line, jobs_rows
-from blastune.present.plot import Source, choose_kind, make_figure, svg_text
+from blastune.present.plot import (
+    Source,
+    choose_kind,
+    jobs_cpu_words,
+    machine_words,
+    make_figure,
+    svg_text,
+)
 from blastune.present.rows import in_unit, time_unit
 from blastune.present.sweep_rows import (
     efficiency_cell,
@@ -211,8 +218,8 @@ def _jobs_table(res) -> str:
     return html_table(JOBS_HEADERS, rows, classes) + "".join(_notes([*notes, JOBS_LEGEND]))
 
 
-def _figure(sources, kind, metric, prefix, caption) -> str:
-    fig = make_figure(sources, kind, metric)
+def _figure(sources, kind, prefix, caption) -> str:
+    fig = make_figure(sources, kind)
     svg = inline_svg(fig, prefix)
     fig.clear()
     return f"<figure>{svg}<figcaption>{esc(caption)}</figcaption></figure>"
@@ -220,69 +227,50 @@ def _figure(sources, kind, metric, prefix, caption) -> str:
 
 def source_section(src: Source, n: int) -> Section:
     doc = src.doc
-    figs = 0
-    parts = []
     if src.kind == "sweep":
-        from blastune.present.plot import _blas_words, _cpu_words
-
-        parts.append(
-            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on '
-            f"{esc(_cpu_words(doc))}; measured {esc(doc.created or '?')}, status "
-            f"{esc(doc.status)}</p>"
-        )
         kind = choose_kind([src])
-        parts.append(
+        parts = [
+            f'<p class="meta">{esc(machine_words(doc))}; measured {esc(doc.created or "?")}, '
+            f"status {esc(doc.status)}</p>",
             _figure(
                 [src],
                 kind,
-                "gflops",
                 f"f{n}a",
                 "GFLOP/s per op (ops without a FLOP count are in the table only).",
-            )
-        )
-        figs += 1
-        sizes = {p.size for p in doc.points}
-        if kind == "threads" and len(sizes) > 1:  # the other view shows the crossover
+            ),
+        ]
+        if kind == "threads" and len({p.size for p in doc.points}) > 1:  # shows the crossover
             parts.append(
                 _figure(
                     [src],
                     "sizes",
-                    "gflops",
                     f"f{n}b",
                     "The same points against matrix size; dashed: the crossover size.",
                 )
             )
-            figs += 1
-        parts.append(_crossover_table(doc))
-        parts.append("<h3>Points</h3>" + _sweep_table(doc))
-        parts += _warnings(doc.warnings)
+        parts += [_crossover_table(doc), "<h3>Points</h3>" + _sweep_table(doc)]
         tables = 2
     else:
         from blastune.measure.jobs.analysis import rejudge
 
         rejudge(doc)  # today's contention rule on its raw batch figures (figure and table alike)
-        cpu = (doc.fingerprint or {}).get("cpu_model") or "unknown CPU"
-        parts.append(
+        parts = [
             f'<p class="meta">{doc.tasks:,} tasks of {esc(doc.workload.describe())}; {doc.repeats} '
-            f"batch(es) per layout; {esc(cpu)}, {doc.usable_cores} usable cores; measured "
-            f"{esc(doc.created or '?')}</p>"
-        )
-        parts.append(
+            f"batch(es) per layout; {esc(jobs_cpu_words(doc))}; measured "
+            f"{esc(doc.created or '?')}</p>",
             _figure(
                 [src],
                 "jobs",
-                "gflops",
                 f"f{n}a",
                 "Tasks per second per layout; whiskers span the slowest and the fastest batch.",
-            )
-        )
-        figs += 1
-        parts.append(f"<p>{esc(fastest_line(doc))}</p>")
-        parts.append(_jobs_table(doc))
-        parts += _warnings(doc.warnings)
+            ),
+            f"<p>{esc(fastest_line(doc))}</p>",
+            _jobs_table(doc),
+        ]
         tables = 1
-    title = f"{src.label} ({src.kind})"
-    return Section(title, "\n".join(parts), figs, tables)
+    parts += _warnings(doc.warnings)
+    figures = sum(part.startswith("<figure>") for part in parts)
+    return Section(f"{src.label} ({src.kind})", "\n".join(parts), figures, tables)
 
 
 def comparable(sweeps: list[Source]) -> tuple[list[Source], list[str], list[str]]:
@@ -328,11 +316,7 @@ def compare_section(sweeps: list[Source]) -> Section | None:
             0,
         )
     fig = _figure(
-        kept,
-        "auto",
-        "gflops",
-        "cmp",
-        "The sweep files overlaid on the ops they share: one colour per file.",
+        kept, "auto", "cmp", "The sweep files overlaid on the ops they share: one colour per file."
     )
     return Section("Sweep files compared", fig + notes, 1, 0)
 
