@@ -41,6 +41,7 @@ HEADROOM = 0.1  # above the highest point or error bar: a marker on the frame is
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HOLLOW_NOTE = "hollow: contended, busy, unstable or oversubscribed"
+WHISKERS = {"elinewidth": 0.9, "capsize": 2.5}  # error bars (IQR) and jobs' batch whiskers
 USABLE = {"color": "0.45", "linestyle": "-."}  # the line at the usable cores and its legend entry
 
 
@@ -291,8 +292,7 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                     color=colour,
                     linestyle=style,
                     linewidth=1.4,
-                    elinewidth=0.9,
-                    capsize=2.5,
+                    **WHISKERS,
                     marker="none",
                     zorder=2,
                 )
@@ -386,10 +386,7 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
     if skipped:  # a legend entry, so the layout engine places it where it covers nothing
         what = "not drawn (no FLOP count; --metric speedup draws them): " + ", ".join(skipped)
         handles.append(entry(what, None, linestyle="none"))
-    ncols_legend = _legend_columns(handles, fig, 8)
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8, frameon=False
-    )
+    ncols_legend = _legend(fig, handles)
     _make_room(fig, math.ceil(len(axes) / ncols), title, math.ceil(len(handles) / ncols_legend))
     return fig
 
@@ -444,18 +441,22 @@ def _fit_words(text: str, inches: float, fontsize: float) -> str:
     return "\n".join(textwrap.wrap(text, max(20, chars), break_on_hyphens=False))
 
 
-def _legend_columns(handles, fig, fontsize: float) -> int:
-    """As many legend columns as fit the figure's width, so the legend wraps instead of running
-    off."""
+def _legend(fig, handles, fontsize: float = 8) -> int:
+    """One legend for the figure, below the panels, in as many columns as fit the figure's width
+    (so it wraps instead of running off); returns its number of columns."""
     width = fig.get_figwidth() * 72 * 0.96
-    entries = [
-        len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles
-    ]  # text + handle
+    # an entry's width: its text and its handle
+    entries = [len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles]
+    ncols = 1
     for n in range(len(entries), 0, -1):
         cols = [max(entries[i::n]) for i in range(n)]  # the widest entry sets a column's width
         if sum(cols) + 2 * fontsize * (n - 1) <= width:
-            return n
-    return 1
+            ncols = n
+            break
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=ncols, fontsize=fontsize, frameon=False
+    )
+    return ncols
 
 
 def _base_point(doc, p):
@@ -570,8 +571,7 @@ def jobs_figure(sources: list[Source]):
             xerr=[lo, hi],
             fmt="none",
             ecolor="0.25",
-            elinewidth=0.9,
-            capsize=2.5,
+            **WHISKERS,
             zorder=3,
         )
         top = max(r + h for r, h in zip(rates, hi)) if rates else 1
@@ -613,30 +613,16 @@ def jobs_figure(sources: list[Source]):
         ),
         fontsize=11,
     )
-    handles = [
-        Patch(facecolor=BEST, edgecolor=EDGE[BEST], label="best layout"),
-        Patch(facecolor=OTHER, edgecolor=EDGE[OTHER], label="other layouts"),
-    ]
+
+    def entry(label: str, colour: str, edge: str | None = None, **style):
+        return Patch(facecolor=colour, edgecolor=EDGE[edge or colour], label=label, **style)
+
+    handles = [entry("best layout", BEST), entry("other layouts", OTHER)]
     if any_naive:
-        handles.append(
-            Patch(
-                facecolor=NAIVE,
-                edgecolor=EDGE[NAIVE],
-                hatch="///",
-                label="naive: the library's default threads",
-            )
-        )
+        handles.append(entry("naive: the library's default threads", NAIVE, hatch="///"))
     if any_hollow:
-        handles.append(
-            Patch(facecolor="white", edgecolor=EDGE[OTHER], label="hollow: contended or unstable")
-        )
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncols=_legend_columns(handles, fig, 8),
-        fontsize=8,
-        frameon=False,
-    )
+        handles.append(entry("hollow: contended or unstable", "white", OTHER))
+    _legend(fig, handles)
     return fig
 
 

@@ -88,15 +88,18 @@ def esc(x) -> str:
 def html_table(headers, rows, classes=None) -> str:
     """A plain HTML table; ``classes``: a CSS class per column (num, path) or None."""
     classes = classes or [None] * len(headers)
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    head = (
-        f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
-    )  # a key/value table has no header row
 
     def cell(v, c):
         return f'<td class="{c}">{esc(v)}</td>' if c else f"<td>{esc(v)}</td>"
 
     body = "".join("<tr>" + "".join(cell(v, c) for v, c in zip(r, classes)) + "</tr>" for r in rows)
+    return _table(headers, body)
+
+
+def _table(headers, body: str) -> str:
+    """A table around rows already in HTML."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    head = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""  # none in a key/value table
     return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
@@ -146,7 +149,6 @@ def info_section(info) -> Section:
 def doctor_section(report) -> Section:
     from blastune.present.doctor import HEADERS, finding_row, summary_line
 
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
     rows = "".join(
         f'<tr><td class="sev {esc(f.severity)}">{esc(mark)}</td><td>{esc(check)}</td>'
         f"<td>{esc(finding)}"
@@ -155,10 +157,9 @@ def doctor_section(report) -> Section:
         for f in report.worst_first()
         for mark, check, finding, fix in [finding_row(f)]
     )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-    notes = "".join(_notes(report.notes, "note: "))
     meta = f'<p class="meta">{esc(summary_line(report))}</p>'
-    return Section("Findings (blastune doctor)", meta + table + notes, 0, 1)
+    notes = "".join(_notes(report.notes, "note: "))
+    return Section("Findings (blastune doctor)", meta + _table(HEADERS, rows) + notes, 0, 1)
 
 
 def _sweep_table(doc) -> str:
