@@ -87,12 +87,12 @@ def esc(x) -> str:
 
 def html_table(headers, rows, classes=None) -> str:
     """A plain HTML table; ``classes``: a CSS class per column (num, path) or None."""
-    classes = classes or [None] * len(headers)
 
-    def cell(v, c):
+    def cell(i, v):
+        c = classes[i] if classes else None
         return f'<td class="{c}">{esc(v)}</td>' if c else f"<td>{esc(v)}</td>"
 
-    body = "".join("<tr>" + "".join(cell(v, c) for v, c in zip(r, classes)) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
     return _table(headers, body)
 
 
@@ -128,21 +128,14 @@ def _warnings(lines) -> list[str]:
 
 
 def info_section(info) -> Section:
-    from blastune.present import info as rows
+    from blastune.present.info import info_tables, packages_line
 
-    libs = rows.library_rows(info)
-    lib_classes = [None] * 5 + ["num", None, None, "path"]
-    parts = [
-        f'<p class="meta">{esc(rows.packages_line(info))}; {esc(info.platform)}</p>',
-        "<h3>What numpy and scipy call</h3>",
-        html_table(rows.BINDING_HEADERS, rows.binding_rows(info), [None, *lib_classes]),
-        "<h3>BLAS and OpenMP libraries loaded in this process</h3>",
-        html_table(rows.LIBRARY_HEADERS, libs, lib_classes) if libs else "<p>(none found)</p>",
-        *_notes(rows.notes(info)),
-        "<h3>CPU</h3>" + html_table(["", ""], rows.cpu_rows(info)),
-        "<h3>Environment</h3>" + html_table(["variable", "value"], rows.env_rows(info)),
-        *_warnings(info.warnings),
-    ]
+    parts = [f'<p class="meta">{esc(packages_line(info))}; {esc(info.platform)}</p>']
+    for title, headers, rows, said in info_tables(info):
+        classes = [{"threads": "num", "file": "path"}.get(h) for h in headers]
+        table = html_table(headers, rows, classes) if rows else "<p>(none found)</p>"
+        parts += [f"<h3>{esc(title)}</h3>", table, *_notes(said)]
+    parts += _warnings(info.warnings)
     return Section("This machine (blastune info)", "\n".join(parts), 0, 4)
 
 
