@@ -539,15 +539,14 @@ def jobs_figure(sources: list[Source]):
         res = s.doc
         results = list(res.results)
         best = res.best
-        labels, rates, lo, hi = [], [], [], []
+        rates = [r.tasks_per_s for r in results]
+        lo, hi = [], []
         for r in results:
-            rates.append(r.tasks_per_s)
             n = r.tasks or res.tasks  # a layout given more tasks (a short batch) counts its own
             fast = n / min(r.walls) if r.walls and min(r.walls) > 0 else r.tasks_per_s
             slow = n / max(r.walls) if r.walls and max(r.walls) > 0 else r.tasks_per_s
             lo.append(max(0.0, r.tasks_per_s - slow))
             hi.append(max(0.0, fast - r.tasks_per_s))
-            labels.append(_layout_label(r))
         ys = list(range(len(results)))[::-1]  # the baseline (serial) on top
         for y, r, rate in zip(ys, results, rates):
             naive = r.layout.threads is None
@@ -591,7 +590,7 @@ def jobs_figure(sources: list[Source]):
             )
         ax.set_xlim(0, top * 1.32)  # room for the numbers at the bars' ends
         ax.set_yticks(ys)
-        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_yticklabels([_layout_label(r) for r in results], fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.25, linewidth=0.6)
         ax.set_axisbelow(True)
@@ -637,13 +636,10 @@ def _oversubscribed(r, cores: int) -> bool:
 
 
 def _layout_label(r) -> str:
-    """'2 processes × 1 BLAS thread', 'serial × default BLAS threads (2)'."""
-    t = r.layout.threads
-    if t is None:
-        threads = "default BLAS threads" + (f" ({r.threads_seen})" if r.threads_seen else "")
-    else:
-        threads = f"{t} BLAS thread" + ("s" if t != 1 else "")
-    return f"{r.layout.head} × {threads}"
+    """'2 processes × 1 BLAS thread', 'serial × default BLAS threads (2)': the layout's label (its
+    head has no ' x ') with the count the default came to."""
+    seen = f" ({r.threads_seen})" if r.layout.threads is None and r.threads_seen else ""
+    return r.layout.label.replace(" x ", " × ", 1) + seen
 
 
 # --- output ---------------------------------------------------------------------------------------
