@@ -271,15 +271,13 @@ def comparable(sweeps: list[Source]) -> tuple[list[Source], list[str], list[str]
     """The sweep files worth overlaying, each cut to the ops (with a FLOP count) another file has
     too; the files left out and the ops left out. Overlaying files that share no op draws each file
     in panels of its own, which compares nothing."""
+    from collections import Counter
     from dataclasses import replace
 
     def ops(s):
         return {p.op for p in s.doc.points if p.flops}
 
-    counts: dict[str, int] = {}
-    for s in sweeps:
-        for op in ops(s):
-            counts[op] = counts.get(op, 0) + 1
+    counts = Counter(op for s in sweeps for op in ops(s))
     common = {op for op, n in counts.items() if n > 1}
     kept, left_files = [], []
     for s in sweeps:
@@ -303,12 +301,8 @@ def compare_section(sweeps: list[Source]) -> Section | None:
         said.append("ops measured in one file only, not drawn: " + ", ".join(left_ops))
     notes = "".join(_notes(said))
     if not kept:
-        return Section(
-            "Sweep files compared",
-            f"<p>Nothing to overlay: no two sweep files measured the same op.</p>{notes}",
-            0,
-            0,
-        )
+        nothing = "<p>Nothing to overlay: no two sweep files measured the same op.</p>"
+        return Section("Sweep files compared", nothing + notes, 0, 0)
     fig = _figure(
         kept, "auto", "cmp", "The sweep files overlaid on the ops they share: one colour per file."
     )
