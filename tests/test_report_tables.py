@@ -111,6 +111,18 @@ def test_info_says_at_run_time_as_the_cli_does():
     assert "<td>runtime</td>" not in html
 
 
+def test_both_library_tables_set_file_paths_as_paths():
+    # the bindings table took its CSS classes from the other table's, shifted by one column: its
+    # file cells lost the 'path' class (monospace, broken anywhere) that the loaded table has
+    from blastune.facts.info import info
+
+    facts = info()
+    tables = re.findall(r"<table>.*?</table>", info_section(facts).html, flags=re.S)[:2]
+    for table, files in zip(tables, (facts.bindings, facts.loaded)):
+        paths = re.findall(r'<td class="path">([^<]*)</td>', table)
+        assert paths and len(paths) == len(files)
+
+
 def test_info_and_doctor_sections_show_the_terminals_rows():
     # one row builder each (present/info.py, present/doctor.py): the page and `blastune info` /
     # `blastune doctor` cannot drift apart again (the page had lost the kernel column)

@@ -3,8 +3,7 @@ prints, built from the model."""
 
 from __future__ import annotations
 
-from blastune.present.rows import number
-from blastune.present.sweep_rows import fmt_time
+from blastune.present.rows import fmt_time, number
 
 
 def _point_cells(r, cmp, several_libs: bool) -> list:

@@ -9,28 +9,9 @@ from blastune.facts.topology import format_cpulist
 from blastune.present.rows import control_text, threads_text
 from blastune.present.tables import fit_table
 
-BINDING_HEADERS = [
-    "package",
-    "api",
-    "vendor",
-    "version",
-    "threading",
-    "kernel",
-    "threads",
-    "threads set",
-    "file",
-]
-LIBRARY_HEADERS = [
-    "vendor",
-    "api",
-    "version",
-    "threading",
-    "kernel",
-    "threads",
-    "threads set",
-    "threadpoolctl",
-    "file",
-]
+_LIBRARY_HEADERS = ["version", "threading", "kernel", "threads", "threads set"]  # _library_cells
+BINDING_HEADERS = ["package", "api", "vendor", *_LIBRARY_HEADERS, "file"]
+LIBRARY_HEADERS = ["vendor", "api", *_LIBRARY_HEADERS, "threadpoolctl", "file"]
 
 
 def packages_line(info) -> str:
@@ -131,24 +112,30 @@ def env_rows(info) -> list[list]:
     ]
 
 
+def info_tables(info) -> list[tuple[str, list[str], list[list], list[str]]]:
+    """(title, headers, rows, notes under it) of each table, in the order `blastune info` and the
+    report show them."""
+    loaded = "BLAS and OpenMP libraries loaded in this process"
+    return [
+        ("What numpy and scipy call", BINDING_HEADERS, binding_rows(info), []),
+        (loaded, LIBRARY_HEADERS, library_rows(info), notes(info)),
+        ("CPU", [], cpu_rows(info), []),
+        ("Environment", ["variable", "value"], env_rows(info), []),
+    ]
+
+
 def render_info(info, fmt: str = "simple", wide: bool = False) -> str:
     """``blastune info`` in the terminal: tables fitted to it unless ``wide``."""
-
-    def table(rows, headers, style=fmt):
-        return fit_table(rows, headers, style, wide=wide)
-
-    out = [packages_line(info), "", "What numpy and scipy call"]
-    out.append(table(binding_rows(info), BINDING_HEADERS))
-    out.append("\nBLAS and OpenMP libraries loaded in this process")
-    libs = library_rows(info)
-    out.append(table(libs, LIBRARY_HEADERS) if libs else "(none found)")
-    said = notes(info)
-    if said:
-        out.append("\n" + "\n".join(said))
-    out.append("\nCPU")
-    # a key-value list, not a table: no header row (plain), unless another style was asked for
-    out.append(table(cpu_rows(info), [], "plain" if fmt == "simple" else fmt))
-    out.append("\nEnvironment")
-    out.append(table(env_rows(info), ["variable", "value"]))
+    out = [packages_line(info)]
+    for title, headers, rows, said in info_tables(info):
+        # a key-value list (no headers), not a table: no header row (plain), unless another style
+        # was asked for
+        style = "plain" if not headers and fmt == "simple" else fmt
+        out += [
+            "\n" + title,
+            fit_table(rows, headers, style, wide=wide) if rows else "(none found)",
+        ]
+        if said:
+            out.append("\n" + "\n".join(said))
     out += [f"\nwarning: {w}" for w in info.warnings]
     return "\n".join(out)

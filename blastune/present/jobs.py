@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from blastune.present.rows import NO_VALUE, number
+from blastune.present.rows import NO_VALUE, flagged, number
 from blastune.present.tables import fit_table
 
 JOBS_HEADERS = [
@@ -43,11 +43,6 @@ def jobs_wait(r) -> str:
     return f"{r.wait_pct:.0f}%{mark}"
 
 
-def _bounded(r, name: str, text: str) -> str:
-    """A figure beyond its physical bound is shown with a '!' (the reason is in the notes)."""
-    return text + "!" if name in r.beyond_bounds else text
-
-
 def jobs_rows(res) -> tuple[list[list[str]], list[str]]:
     """The rows of ``JOBS_HEADERS`` and the numbered notes their ``[n]`` marks point to."""
     rows, notes = [], []
@@ -67,9 +62,9 @@ def jobs_rows(res) -> tuple[list[list[str]], list[str]]:
                 number(r.wall_s, ".3f", missing="?"),
                 number(None if r.spread is None else 100 * r.spread, ".1f", "%", NO_VALUE),
                 jobs_rate(r.tasks_per_s),
-                _bounded(r, "speedup", number(r.speedup, ".2f", "x", "?")),
+                flagged(number(r.speedup, ".2f", "x", "?"), "speedup", r.beyond_bounds),
                 number(r.busy_cores, ".2f", missing="?"),
-                _bounded(r, "cpu_efficiency", number(eff, ".0f", "%", "?")),
+                flagged(number(eff, ".0f", "%", "?"), "cpu_efficiency", r.beyond_bounds),
                 jobs_wait(r),
             ]
         )

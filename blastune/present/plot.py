@@ -41,6 +41,8 @@ HEADROOM = 0.1  # above the highest point or error bar: a marker on the frame is
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 HOLLOW_NOTE = "hollow: contended, busy, unstable or oversubscribed"
+WHISKERS = {"elinewidth": 0.9, "capsize": 2.5}  # error bars (IQR) and jobs' batch whiskers
+USABLE = {"color": "0.45", "linestyle": "-."}  # the line at the usable cores and its legend entry
 
 
 def check_available(option: str = "plot") -> None:
@@ -99,20 +101,16 @@ def load_sources(paths, labels=None) -> list[Source]:
 
 
 def _metric_value(p, metric: str, base) -> tuple[float | None, float | None, float | None]:
-    """(value, low, high): the IQR of the times turned into the metric's units."""
-    if metric == "gflops":
-        if not p.flops:
-            return None, None, None
-        v = p.flops / p.median_s / 1e9
-        lo = p.flops / p.q3_s / 1e9 if p.q3_s else None
-        hi = p.flops / p.q1_s / 1e9 if p.q1_s else None
-        return v, lo, hi
-    if base is None:
+    """(value, low, high): the IQR of the times turned into the metric's units (work / time: the
+    slower quartile gives the low end)."""
+    work = (p.flops or 0) / 1e9 if metric == "gflops" else (base.median_s if base else 0)
+    if not work:
         return None, None, None
-    v = base.median_s / p.median_s
-    lo = base.median_s / p.q3_s if p.q3_s else None
-    hi = base.median_s / p.q1_s if p.q1_s else None
-    return v, lo, hi
+
+    def per(seconds):
+        return work / seconds if seconds else None
+
+    return per(p.median_s), per(p.q3_s), per(p.q1_s)
 
 
 def _blas_words(doc) -> str:
@@ -130,8 +128,14 @@ def _cpu_words(doc) -> str:
     return f"{doc.cpu.model or 'unknown CPU'}" + (f", {cores} usable cores" if cores else "")
 
 
-def _panel_key(p, several_dtypes: bool, several_libs: bool) -> tuple:
-    return (p.op, p.dtype if several_dtypes else "", p.lib if several_libs else "")
+def machine_words(doc) -> str:
+    """What a sweep measured where: 'numpy calls OpenBLAS 0.3.27 (pthreads, Haswell) on <CPU>'."""
+    return f"{doc.grid.lib} calls {_blas_words(doc)} on {_cpu_words(doc)}"
+
+
+def jobs_cpu_words(res) -> str:
+    cpu = (res.fingerprint or {}).get("cpu_model") or "unknown CPU"
+    return f"{cpu}, {res.usable_cores} usable cores"
 
 
 def _panel_title(key) -> str:
@@ -180,13 +184,13 @@ def make_figure(sources: list[Source], kind: str = "auto", metric: str = "gflops
 # --- sweep figures --------------------------------------------------------------------------------
 
 
-def _new_figure(npanels: int, sharey: bool, extra_h: float = 1.1):
+def _new_figure(npanels: int, sharey: bool):
     from matplotlib.figure import Figure
 
     ncols = min(MAX_COLS, npanels)
     nrows = math.ceil(npanels / ncols)
     fig = Figure(
-        figsize=(max(6.0, PANEL_W * ncols), PANEL_H * nrows + extra_h),
+        figsize=(max(6.0, PANEL_W * ncols), PANEL_H * nrows + 1.1),  # _make_room sets the height
         dpi=DPI,
         layout="constrained",
     )
@@ -196,11 +200,11 @@ def _new_figure(npanels: int, sharey: bool, extra_h: float = 1.1):
     return fig, list(axes[:npanels]), ncols
 
 
-def _set_log_ticks(ax, values, base: int) -> None:
+def _set_log2_ticks(ax, values) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     values = sorted(set(values))
-    ax.set_xscale("log", base=base)
+    ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(values))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([str(v) for v in values])
@@ -221,16 +225,17 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
     x_of = (lambda p: p.threads) if x == "threads" else (lambda p: p.size)
     series_all = sorted({series_of(p) for p in all_points})
 
+    def panel_of(p) -> tuple:  # a point's or a crossover's panel: (op, dtype, lib) where they vary
+        return (p.op, p.dtype if several_dtypes else "", p.lib if several_libs else "")
+
     # panels in the document's op order; ops with no FLOP count have no GFLOP/s
     keys, skipped = [], []
     for p in all_points:
-        k = _panel_key(p, several_dtypes, several_libs)
         if metric == "gflops" and not p.flops:
             if p.op not in skipped:
                 skipped.append(p.op)
-            continue
-        if k not in keys:
-            keys.append(k)
+        elif panel_of(p) not in keys:
+            keys.append(panel_of(p))
     if not keys:
         raise BlastuneError(
             f"nothing to draw as GFLOP/s (no FLOP count for {', '.join(skipped)}): "
@@ -241,6 +246,14 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
     colours = _colours(
         len(sources) if several_files else len(series_all), sequential=not several_files
     )
+
+    def look(si: int, ri: int) -> tuple:
+        """(colour, line style, marker) of file si's series ri: files told apart by colour, and
+        then sizes (thread counts) by style; one file's series by colour."""
+        if several_files:
+            return colours[si], LINESTYLES[ri % len(LINESTYLES)], MARKERS[ri % len(MARKERS)]
+        return colours[ri], "-", "o"
+
     usable = next((s.doc.cpu.usable_cores for s in sources if s.doc.cpu.usable_cores), None)
     any_hollow = drew_ideal = False
     crossings = {}
@@ -249,24 +262,19 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
 
         for si, s in enumerate(sources):
             for c in crossover_sizes(s.doc):
-                crossings.setdefault(
-                    (c.op, c.dtype if several_dtypes else "", c.lib if several_libs else ""), []
-                ).append((si, c))
+                crossings.setdefault(panel_of(c), []).append((si, c))
     for ax, key in zip(axes, keys):
-        xs_seen, said = [], []
+        xs_seen = []
         for si, s in enumerate(sources):
-            pts = [p for p in s.doc.points if _panel_key(p, several_dtypes, several_libs) == key]
+            pts = [p for p in s.doc.points if panel_of(p) == key]
             for ri, ser in enumerate(series_all):
                 line = sorted((p for p in pts if series_of(p) == ser), key=x_of)
                 if not line:
                     continue
-                colour = colours[si] if several_files else colours[ri]
-                style = LINESTYLES[ri % len(LINESTYLES)] if several_files else "-"
-                marker = MARKERS[ri % len(MARKERS)] if several_files else "o"
+                colour, style, marker = look(si, ri)
                 xs, ys, los, his, hollow = [], [], [], [], []
                 for p in line:
-                    base = _base_point(s.doc, p)
-                    v, lo, hi = _metric_value(p, metric, base)
+                    v, lo, hi = _metric_value(p, metric, _base_point(s.doc, p))
                     if v is None:
                         continue
                     xs.append(x_of(p))
@@ -284,14 +292,11 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                     color=colour,
                     linestyle=style,
                     linewidth=1.4,
-                    elinewidth=0.9,
-                    capsize=2.5,
+                    **WHISKERS,
                     marker="none",
                     zorder=2,
                 )
-                bars.lines[0].set_label(
-                    f"_data:{s.label}:{ser}"
-                )  # "_": not a legend entry; tests find it
+                bars.lines[0].set_label(f"_data:{s.label}:{ser}")  # "_": no legend entry; tests
                 for xv, yv, h in zip(xs, ys, hollow):
                     any_hollow |= h
                     ax.plot(
@@ -309,50 +314,30 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
                 # no ideal for ops BLAS does not run; overlaid files get theirs thin and faint
                 if x == "threads" and usable and line[0].blas_op:
                     ideal_colour = colour if metric == "gflops" else "0.35"
-                    drew_ideal |= _ideal(
-                        ax, metric, xs, ys, usable, ideal_colour, faint=several_files
-                    )
-        if x == "threads":
-            _set_log_ticks(ax, xs_seen + ([usable] if usable else []), 2)
-            if usable:
+                    drew_ideal |= _ideal(ax, xs, ys, usable, ideal_colour, faint=several_files)
+        _set_log2_ticks(ax, xs_seen + ([usable] if x == "threads" and usable else []))
+        if x == "threads" and usable:
+            ax.axvline(usable, **USABLE, linewidth=1.0, zorder=1, label="_usable")
+        said = []
+        for si, c in crossings.get(key, []):
+            colour = colours[si] if several_files else CROSSOVER
+            if c.size is not None:
                 ax.axvline(
-                    usable, color="0.45", linewidth=1.0, linestyle="-.", zorder=1, label="_usable"
+                    c.size,
+                    color=colour,
+                    linewidth=1.2,
+                    linestyle="--",
+                    zorder=1,
+                    label="_crossover",
                 )
-        else:
-            _set_log_ticks(ax, xs_seen, 2)
-            said = []
-            for si, c in crossings.get(key, []):
-                colour = colours[si] if several_files else CROSSOVER
-                if c.size is not None:
-                    ax.axvline(
-                        c.size,
-                        color=colour,
-                        linewidth=1.2,
-                        linestyle="--",
-                        zorder=1,
-                        label="_crossover",
-                    )
-                # in the title, not in the axes: a note inside could sit on a point
-                word = (
-                    "never"
-                    if c.size is None
-                    else ("≤" if c.status == "below" else "") + str(c.size)
-                )
-                said.append((sources[si].label + " " if several_files else "") + word)
-        blas_op = any(
-            p.blas_op
-            for s in sources
-            for p in s.doc.points
-            if _panel_key(p, several_dtypes, several_libs) == key
-        )
+            # in the title, not in the axes: a note inside could sit on a point
+            below = "≤" if c.status == "below" else ""
+            word = "never" if c.size is None else f"{below}{c.size}"
+            said.append((sources[si].label + " " if several_files else "") + word)
+        blas_op = any(p.blas_op for p in all_points if panel_of(p) == key)
         title = _panel_title(key) + ("" if blas_op else " (not BLAS)")
-        if x == "size" and crossings.get(key):  # wrapped: long labels ran into the next panel
-            import textwrap
-
-            chars = max(20, int(PANEL_W * 72 / (9 * _CHAR_EM)))
-            title += "\n" + "\n".join(
-                textwrap.wrap("crossover n: " + ", ".join(said), chars, break_on_hyphens=False)
-            )
+        if said:  # wrapped: long labels ran into the next panel
+            title += "\n" + _fit_words("crossover n: " + ", ".join(said), PANEL_W, 9)
         ax.set_title(title, fontsize=10 if "\n" not in title else 9)
         ax.tick_params(labelsize=8)
         ax.grid(alpha=0.25, linewidth=0.6)
@@ -366,91 +351,42 @@ def sweep_figure(sources: list[Source], x: str = "threads", metric: str = "gflop
             ax.set_ylabel(ylabel, fontsize=9)
         if i >= len(axes) - ncols:
             ax.set_xlabel(xlabel, fontsize=9)
-    title = _fit_words(_sweep_title(sources, x, metric), fig, 11)
+    title = _fit_words(_sweep_title(sources, x, metric), fig.get_figwidth(), 11)
     fig.suptitle(title, fontsize=11)
 
     # one legend for the figure, below the panels
+    def entry(label: str, colour="0.3", **style):
+        return Line2D([], [], color=colour, label=label, **style)
+
+    def name(v) -> str:
+        return f"n={v}" if x == "threads" else f"{v} thread" + ("s" if v != 1 else "")
+
     handles = []
-    name = (
-        (lambda v: f"n={v}")
-        if x == "threads"
-        else (lambda v: f"{v} thread" + ("s" if v != 1 else ""))
-    )
     if several_files:
-        for si, s in enumerate(sources):
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color=colours[si],
-                    linewidth=2.5,
-                    label=f"{s.label}: {_blas_words(s.doc)}",
-                )
-            )
-        for ri, ser in enumerate(series_all):
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color="0.3",
-                    linestyle=LINESTYLES[ri % len(LINESTYLES)],
-                    marker=MARKERS[ri % len(MARKERS)],
-                    label=name(ser),
-                )
-            )
-    else:
-        for ri, ser in enumerate(series_all):
-            handles.append(Line2D([], [], color=colours[ri], marker="o", label=name(ser)))
+        handles += [
+            entry(f"{s.label}: {_blas_words(s.doc)}", colours[si], linewidth=2.5)
+            for si, s in enumerate(sources)
+        ]
+    for ri, ser in enumerate(series_all):
+        colour, style, marker = look(0, ri)
+        handles.append(
+            entry(name(ser), "0.3" if several_files else colour, linestyle=style, marker=marker)
+        )
     if drew_ideal:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.35",
-                linestyle=IDEAL_STYLE,
-                label=f"ideal (linear up to {usable} cores)",
-            )
-        )
+        handles.append(entry(f"ideal (linear up to {usable} cores)", "0.35", linestyle=IDEAL_STYLE))
     if x == "threads" and usable:
+        handles.append(Line2D([], [], **USABLE, label=f"usable cores ({usable})"))
+    if crossings:
+        colour = "0.3" if several_files else CROSSOVER
         handles.append(
-            Line2D([], [], color="0.45", linestyle="-.", label=f"usable cores ({usable})")
-        )
-    if x == "size" and crossings:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color=CROSSOVER if not several_files else "0.3",
-                linestyle="--",
-                label="crossover: from this size on, more threads pay",
-            )
+            entry("crossover: from this size on, more threads pay", colour, linestyle="--")
         )
     if any_hollow:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                marker="o",
-                markerfacecolor="white",
-                linestyle="none",
-                label=HOLLOW_NOTE,
-            )
-        )
+        handles.append(entry(HOLLOW_NOTE, marker="o", markerfacecolor="white", linestyle="none"))
     if skipped:  # a legend entry, so the layout engine places it where it covers nothing
-        handles.append(
-            Line2D(
-                [],
-                [],
-                linestyle="none",
-                label="not drawn (no FLOP count; --metric speedup draws them): "
-                + ", ".join(skipped),
-            )
-        )
-    ncols_legend = _legend_columns(handles, fig, 8)
-    fig.legend(
-        handles=handles, loc="outside lower center", ncols=ncols_legend, fontsize=8, frameon=False
-    )
+        what = "not drawn (no FLOP count; --metric speedup draws them): " + ", ".join(skipped)
+        handles.append(entry(what, None, linestyle="none"))
+    ncols_legend = _legend(fig, handles)
     _make_room(fig, math.ceil(len(axes) / ncols), title, math.ceil(len(handles) / ncols_legend))
     return fig
 
@@ -497,26 +433,30 @@ CROSSOVER = "#c0392b"
 _CHAR_EM = 0.6  # a character of DejaVu Sans is about 0.6 em wide on average (a safe overestimate)
 
 
-def _fit_words(text: str, fig, fontsize: float) -> str:
-    """Wrap a title to the figure's width: a long BLAS and CPU name must not run off the image."""
+def _fit_words(text: str, inches: float, fontsize: float) -> str:
+    """Wrap a title to a width: a long BLAS and CPU name must not run off the image."""
     import textwrap
 
-    chars = int(fig.get_figwidth() * 72 / (fontsize * _CHAR_EM))
+    chars = int(inches * 72 / (fontsize * _CHAR_EM))
     return "\n".join(textwrap.wrap(text, max(20, chars), break_on_hyphens=False))
 
 
-def _legend_columns(handles, fig, fontsize: float) -> int:
-    """As many legend columns as fit the figure's width, so the legend wraps instead of running
-    off."""
+def _legend(fig, handles, fontsize: float = 8) -> int:
+    """One legend for the figure, below the panels, in as many columns as fit the figure's width
+    (so it wraps instead of running off); returns its number of columns."""
     width = fig.get_figwidth() * 72 * 0.96
-    entries = [
-        len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles
-    ]  # text + handle
+    # an entry's width: its text and its handle
+    entries = [len(h.get_label()) * fontsize * _CHAR_EM + 3.2 * fontsize for h in handles]
+    ncols = 1
     for n in range(len(entries), 0, -1):
         cols = [max(entries[i::n]) for i in range(n)]  # the widest entry sets a column's width
         if sum(cols) + 2 * fontsize * (n - 1) <= width:
-            return n
-    return 1
+            ncols = n
+            break
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=ncols, fontsize=fontsize, frameon=False
+    )
+    return ncols
 
 
 def _base_point(doc, p):
@@ -530,17 +470,16 @@ def _base_point(doc, p):
 IDEAL_STYLE = (0, (1, 1.5))
 
 
-def _ideal(ax, metric, xs, ys, usable, colour, faint: bool = False) -> bool:
+def _ideal(ax, xs, ys, usable, colour, faint: bool = False) -> bool:
     """Linear scaling from the fewest threads, drawn only up to the usable cores (beyond them
     threads share cores and nothing is ideal). Overlaid files draw one per file and size: thin and
     faint, so they read as a guide, not as data. True when a line was drawn."""
     x0, y0 = xs[0], ys[0]
     if x0 >= usable:
         return False
-    top = usable
     ax.plot(
-        [x0, top],
-        [y0, y0 * top / x0],
+        [x0, usable],
+        [y0, y0 * usable / x0],
         color=colour,
         linestyle=IDEAL_STYLE,
         linewidth=0.8 if faint else 1.0,
@@ -572,11 +511,7 @@ def _sweep_title(sources, x, metric) -> str:
     what = "GFLOP/s" if metric == "gflops" else "speed-up"
     against = "threads" if x == "threads" else "matrix size"
     if len(sources) == 1:
-        doc = sources[0].doc
-        return (
-            f"{what} against {against}: {doc.grid.lib} calls {_blas_words(doc)} on "
-            f"{_cpu_words(doc)}"
-        )
+        return f"{what} against {against}: {machine_words(sources[0].doc)}"
     cpus = {_cpu_words(s.doc) for s in sources}
     where = f" on {cpus.pop()}" if len(cpus) == 1 else ""
     names = " vs ".join(s.label for s in sources) if len(sources) <= 4 else f"{len(sources)} files"
@@ -592,6 +527,8 @@ def jobs_figure(sources: list[Source]):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    from blastune.present.jobs import jobs_rate
+
     heights = [max(1.6, 0.42 * len(s.doc.results) + 0.9) for s in sources]
     fig = Figure(figsize=(9.0, sum(heights) + 1.0), dpi=DPI, layout="constrained")
     axes = fig.subplots(
@@ -602,15 +539,14 @@ def jobs_figure(sources: list[Source]):
         res = s.doc
         results = list(res.results)
         best = res.best
-        labels, rates, lo, hi = [], [], [], []
+        rates = [r.tasks_per_s for r in results]
+        lo, hi = [], []
         for r in results:
-            rates.append(r.tasks_per_s)
             n = r.tasks or res.tasks  # a layout given more tasks (a short batch) counts its own
             fast = n / min(r.walls) if r.walls and min(r.walls) > 0 else r.tasks_per_s
             slow = n / max(r.walls) if r.walls and max(r.walls) > 0 else r.tasks_per_s
             lo.append(max(0.0, r.tasks_per_s - slow))
             hi.append(max(0.0, fast - r.tasks_per_s))
-            labels.append(_layout_label(r))
         ys = list(range(len(results)))[::-1]  # the baseline (serial) on top
         for y, r, rate in zip(ys, results, rates):
             naive = r.layout.threads is None
@@ -634,13 +570,12 @@ def jobs_figure(sources: list[Source]):
             xerr=[lo, hi],
             fmt="none",
             ecolor="0.25",
-            elinewidth=0.9,
-            capsize=2.5,
+            **WHISKERS,
             zorder=3,
         )
         top = max(r + h for r, h in zip(rates, hi)) if rates else 1
         for y, r, rate, h in zip(ys, results, rates, hi):
-            speed = f"  {rate:,.0f}/s" if rate >= 100 else f"  {rate:.3g}/s"
+            speed = f"  {jobs_rate(rate)}/s"
             speed += f"  {r.speedup:.2f}x" if r.speedup is not None else ""
             speed += "  best" if r is best else ""
             speed += "  oversubscribed" if _oversubscribed(r, res.usable_cores) else ""
@@ -655,16 +590,15 @@ def jobs_figure(sources: list[Source]):
             )
         ax.set_xlim(0, top * 1.32)  # room for the numbers at the bars' ends
         ax.set_yticks(ys)
-        ax.set_yticklabels(labels, fontsize=8)
+        ax.set_yticklabels([_layout_label(r) for r in results], fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.25, linewidth=0.6)
         ax.set_axisbelow(True)
-        cpu = (res.fingerprint or {}).get("cpu_model") or "unknown CPU"
         libs = ", ".join((res.fingerprint or {}).get("libraries") or [])
         head = f"{s.label}: " if len(sources) > 1 else ""
         ax.set_title(
             f"{head}{res.tasks:,} tasks of {res.workload.describe()}\n"
-            f"{libs + ' on ' if libs else ''}{cpu}, {res.usable_cores} usable cores",
+            f"{libs + ' on ' if libs else ''}{jobs_cpu_words(res)}",
             fontsize=9,
         )
     axes[-1].set_xlabel(
@@ -673,33 +607,21 @@ def jobs_figure(sources: list[Source]):
         fontsize=9,
     )
     fig.suptitle(
-        _fit_words("blastune jobs: throughput per layout (serial baseline on top)", fig, 11),
+        _fit_words(
+            "blastune jobs: throughput per layout (serial baseline on top)", fig.get_figwidth(), 11
+        ),
         fontsize=11,
     )
-    handles = [
-        Patch(facecolor=BEST, edgecolor=EDGE[BEST], label="best layout"),
-        Patch(facecolor=OTHER, edgecolor=EDGE[OTHER], label="other layouts"),
-    ]
+
+    def entry(label: str, colour: str, edge: str | None = None, **style):
+        return Patch(facecolor=colour, edgecolor=EDGE[edge or colour], label=label, **style)
+
+    handles = [entry("best layout", BEST), entry("other layouts", OTHER)]
     if any_naive:
-        handles.append(
-            Patch(
-                facecolor=NAIVE,
-                edgecolor=EDGE[NAIVE],
-                hatch="///",
-                label="naive: the library's default threads",
-            )
-        )
+        handles.append(entry("naive: the library's default threads", NAIVE, hatch="///"))
     if any_hollow:
-        handles.append(
-            Patch(facecolor="white", edgecolor=EDGE[OTHER], label="hollow: contended or unstable")
-        )
-    fig.legend(
-        handles=handles,
-        loc="outside lower center",
-        ncols=_legend_columns(handles, fig, 8),
-        fontsize=8,
-        frameon=False,
-    )
+        handles.append(entry("hollow: contended or unstable", "white", OTHER))
+    _legend(fig, handles)
     return fig
 
 
@@ -714,13 +636,10 @@ def _oversubscribed(r, cores: int) -> bool:
 
 
 def _layout_label(r) -> str:
-    """'2 processes × 1 BLAS thread', 'serial × default BLAS threads (2)'."""
-    t = r.layout.threads
-    if t is None:
-        threads = "default BLAS threads" + (f" ({r.threads_seen})" if r.threads_seen else "")
-    else:
-        threads = f"{t} BLAS thread" + ("s" if t != 1 else "")
-    return f"{r.layout.head} × {threads}"
+    """'2 processes × 1 BLAS thread', 'serial × default BLAS threads (2)': the layout's label (its
+    head has no ' x ') with the count the default came to."""
+    seen = f" ({r.threads_seen})" if r.layout.threads is None and r.threads_seen else ""
+    return r.layout.label.replace(" x ", " × ", 1) + seen
 
 
 # --- output ---------------------------------------------------------------------------------------

@@ -15,16 +15,20 @@ import re
 from dataclasses import dataclass, field
 
 from blastune.present.jobs import JOBS_HEADERS, JOBS_LEGEND, fastest_line, jobs_rows
-from blastune.present.plot import Source, choose_kind, make_figure, svg_text
-from blastune.present.rows import (
-    gflops_text,
-    in_unit,
-    time_unit,
+from blastune.present.plot import (
+    Source,
+    choose_kind,
+    jobs_cpu_words,
+    machine_words,
+    make_figure,
+    svg_text,
 )
+from blastune.present.rows import in_unit, time_unit
 from blastune.present.sweep_rows import (
     efficiency_cell,
-    libs_of,
-    point_notes,
+    gflops_cell,
+    notes_cell,
+    point_table,
     speedup_cell,
     spread_cell,
     threads_cell,
@@ -83,16 +87,19 @@ def esc(x) -> str:
 
 def html_table(headers, rows, classes=None) -> str:
     """A plain HTML table; ``classes``: a CSS class per column (num, path) or None."""
-    classes = classes or [None] * len(headers)
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    head = (
-        f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
-    )  # a key/value table has no header row
 
-    def cell(v, c):
+    def cell(i, v):
+        c = classes[i] if classes else None
         return f'<td class="{c}">{esc(v)}</td>' if c else f"<td>{esc(v)}</td>"
 
-    body = "".join("<tr>" + "".join(cell(v, c) for v, c in zip(r, classes)) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(cell(i, v) for i, v in enumerate(r)) + "</tr>" for r in rows)
+    return _table(headers, body)
+
+
+def _table(headers, body: str) -> str:
+    """A table around rows already in HTML."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    head = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""  # none in a key/value table
     return f"<table>{head}<tbody>{body}</tbody></table>"
 
 
@@ -109,36 +116,32 @@ def inline_svg(fig, prefix: str) -> str:
     return text
 
 
-def _num(x, spec, suffix="") -> str:
-    return "-" if x is None else f"{x:{spec}}{suffix}"
+def _notes(lines, prefix: str = "") -> list[str]:
+    return [f'<p class="note">{esc(prefix)}{esc(n)}</p>' for n in lines]
+
+
+def _warnings(lines) -> list[str]:
+    return [f'<div class="warn">warning: {esc(w)}</div>' for w in lines]
 
 
 # --- sections -------------------------------------------------------------------------------------
 
 
 def info_section(info) -> Section:
-    from blastune.present import info as rows
+    from blastune.present.info import info_tables, packages_line
 
-    libs = rows.library_rows(info)
-    lib_classes = [None] * 5 + ["num", None, None, "path"]
-    parts = [
-        f'<p class="meta">{esc(rows.packages_line(info))}; {esc(info.platform)}</p>',
-        "<h3>What numpy and scipy call</h3>",
-        html_table(rows.BINDING_HEADERS, rows.binding_rows(info), [None, *lib_classes]),
-        "<h3>BLAS and OpenMP libraries loaded in this process</h3>",
-        html_table(rows.LIBRARY_HEADERS, libs, lib_classes) if libs else "<p>(none found)</p>",
-        *(f'<p class="note">{esc(n)}</p>' for n in rows.notes(info)),
-        "<h3>CPU</h3>" + html_table(["", ""], rows.cpu_rows(info)),
-        "<h3>Environment</h3>" + html_table(["variable", "value"], rows.env_rows(info)),
-        *(f'<div class="warn">warning: {esc(w)}</div>' for w in info.warnings),
-    ]
+    parts = [f'<p class="meta">{esc(packages_line(info))}; {esc(info.platform)}</p>']
+    for title, headers, rows, said in info_tables(info):
+        classes = [{"threads": "num", "file": "path"}.get(h) for h in headers]
+        table = html_table(headers, rows, classes) if rows else "<p>(none found)</p>"
+        parts += [f"<h3>{esc(title)}</h3>", table, *_notes(said)]
+    parts += _warnings(info.warnings)
     return Section("This machine (blastune info)", "\n".join(parts), 0, 4)
 
 
 def doctor_section(report) -> Section:
     from blastune.present.doctor import HEADERS, finding_row, summary_line
 
-    head = "".join(f"<th>{esc(h)}</th>" for h in HEADERS)
     rows = "".join(
         f'<tr><td class="sev {esc(f.severity)}">{esc(mark)}</td><td>{esc(check)}</td>'
         f"<td>{esc(finding)}"
@@ -147,69 +150,38 @@ def doctor_section(report) -> Section:
         for f in report.worst_first()
         for mark, check, finding, fix in [finding_row(f)]
     )
-    table = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-    notes = "".join(f'<p class="note">note: {esc(n)}</p>' for n in report.notes)
     meta = f'<p class="meta">{esc(summary_line(report))}</p>'
-    return Section("Findings (blastune doctor)", meta + table + notes, 0, 1)
+    notes = "".join(_notes(report.notes, "note: "))
+    return Section("Findings (blastune doctor)", meta + _table(HEADERS, rows) + notes, 0, 1)
 
 
 def _sweep_table(doc) -> str:
     """The points, cell by cell as `blastune sweep` prints them (``present.sweep_rows``); the
     times in one unit per column: '1.2 ms' above '830 us' made the reader convert."""
-    several_libs = len(libs_of(doc)) > 1
     m_unit, m_scale = time_unit(p.median_s for p in doc.points)
     i_unit, i_scale = time_unit(p.iqr_s for p in doc.points)
-    rows = [
-        [
-            p.op,
-            *([p.lib] if several_libs else []),
-            p.size,
-            p.dtype,
-            threads_cell(p),
-            in_unit(p.median_s, m_scale),
-            in_unit(p.iqr_s, i_scale),
-            spread_cell(p),
-            gflops_text(p.gflops, p.flops_nominal),
-            speedup_cell(p),
-            efficiency_cell(p),
-            ", ".join(point_notes(p)),
-        ]
-        for p in doc.points
+    columns = [  # (header, CSS class, cell of a point)
+        ("op", None, lambda p: p.op),
+        ("lib", None, lambda p: p.lib),
+        ("n", "num", lambda p: p.size),
+        ("dtype", None, lambda p: p.dtype),
+        ("threads", "num", threads_cell),
+        (f"median ({m_unit})", "num", lambda p: in_unit(p.median_s, m_scale)),
+        (f"IQR ({i_unit})", "num", lambda p: in_unit(p.iqr_s, i_scale)),
+        ("spread", "num", spread_cell),
+        ("GFLOP/s", "num", gflops_cell),
+        ("speed-up", "num", speedup_cell),
+        ("efficiency", "num", efficiency_cell),
+        ("notes", None, notes_cell),
     ]
-    headers = [
-        "op",
-        *(["lib"] if several_libs else []),
-        "n",
-        "dtype",
-        "threads",
-        f"median ({m_unit})",
-        f"IQR ({i_unit})",
-        "spread",
-        "GFLOP/s",
-        "speed-up",
-        "efficiency",
-        "notes",
-    ]
-    classes = [
-        None,
-        *([None] if several_libs else []),
-        "num",
-        None,
-        "num",
-        "num",
-        "num",
-        "num",
-        "num",
-        "num",
-        "num",
-        None,
-    ]
+    headers, rows = point_table(doc, columns)
+    classes = [c for h, c, _ in columns if h in headers]
     legend = ["* best thread count: the fewest threads within noise of the fastest."]
     if any(p.flops_nominal for p in doc.points if p.gflops is not None):
         legend.append("~: nominal FLOP count (the work of svd, eigh, qr depends on the input).")
     if any(p.flags for p in doc.points):
         legend.append("!: beyond a physical bound, not a fact (see notes).")
-    return html_table(headers, rows, classes) + f'<p class="note">{esc(" ".join(legend))}</p>'
+    return html_table(headers, rows, classes) + _notes([" ".join(legend)])[0]
 
 
 def _crossover_table(doc) -> str:
@@ -237,15 +209,11 @@ def _jobs_table(res) -> str:
     """The table ``blastune jobs`` prints (present.jobs): the same rows, marks and notes."""
     rows, notes = jobs_rows(res)
     classes = [None] + ["num"] * (len(JOBS_HEADERS) - 1)
-    return (
-        html_table(JOBS_HEADERS, rows, classes)
-        + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
-        + f'<p class="note">{esc(JOBS_LEGEND)}</p>'
-    )
+    return html_table(JOBS_HEADERS, rows, classes) + "".join(_notes([*notes, JOBS_LEGEND]))
 
 
-def _figure(sources, kind, metric, prefix, caption) -> str:
-    fig = make_figure(sources, kind, metric)
+def _figure(sources, kind, prefix, caption) -> str:
+    fig = make_figure(sources, kind)
     svg = inline_svg(fig, prefix)
     fig.clear()
     return f"<figure>{svg}<figcaption>{esc(caption)}</figcaption></figure>"
@@ -253,84 +221,63 @@ def _figure(sources, kind, metric, prefix, caption) -> str:
 
 def source_section(src: Source, n: int) -> Section:
     doc = src.doc
-    figs = 0
-    parts = []
     if src.kind == "sweep":
-        from blastune.present.plot import _blas_words, _cpu_words
-
-        parts.append(
-            f'<p class="meta">{esc(doc.grid.lib)} calls {esc(_blas_words(doc))} on '
-            f"{esc(_cpu_words(doc))}; measured {esc(doc.created or '?')}, status "
-            f"{esc(doc.status)}</p>"
-        )
         kind = choose_kind([src])
-        parts.append(
+        parts = [
+            f'<p class="meta">{esc(machine_words(doc))}; measured {esc(doc.created or "?")}, '
+            f"status {esc(doc.status)}</p>",
             _figure(
                 [src],
                 kind,
-                "gflops",
                 f"f{n}a",
                 "GFLOP/s per op (ops without a FLOP count are in the table only).",
-            )
-        )
-        figs += 1
-        sizes = {p.size for p in doc.points}
-        if kind == "threads" and len(sizes) > 1:  # the other view shows the crossover
+            ),
+        ]
+        if kind == "threads" and len({p.size for p in doc.points}) > 1:  # shows the crossover
             parts.append(
                 _figure(
                     [src],
                     "sizes",
-                    "gflops",
                     f"f{n}b",
                     "The same points against matrix size; dashed: the crossover size.",
                 )
             )
-            figs += 1
-        parts.append(_crossover_table(doc))
-        parts.append("<h3>Points</h3>" + _sweep_table(doc))
-        parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
+        parts += [_crossover_table(doc), "<h3>Points</h3>" + _sweep_table(doc)]
         tables = 2
     else:
         from blastune.measure.jobs.analysis import rejudge
 
         rejudge(doc)  # today's contention rule on its raw batch figures (figure and table alike)
-        cpu = (doc.fingerprint or {}).get("cpu_model") or "unknown CPU"
-        parts.append(
+        parts = [
             f'<p class="meta">{doc.tasks:,} tasks of {esc(doc.workload.describe())}; {doc.repeats} '
-            f"batch(es) per layout; {esc(cpu)}, {doc.usable_cores} usable cores; measured "
-            f"{esc(doc.created or '?')}</p>"
-        )
-        parts.append(
+            f"batch(es) per layout; {esc(jobs_cpu_words(doc))}; measured "
+            f"{esc(doc.created or '?')}</p>",
             _figure(
                 [src],
                 "jobs",
-                "gflops",
                 f"f{n}a",
                 "Tasks per second per layout; whiskers span the slowest and the fastest batch.",
-            )
-        )
-        figs += 1
-        parts.append(f"<p>{esc(fastest_line(doc))}</p>")
-        parts.append(_jobs_table(doc))
-        parts += [f'<div class="warn">warning: {esc(w)}</div>' for w in doc.warnings]
+            ),
+            f"<p>{esc(fastest_line(doc))}</p>",
+            _jobs_table(doc),
+        ]
         tables = 1
-    title = f"{src.label} ({src.kind})"
-    return Section(title, "\n".join(parts), figs, tables)
+    parts += _warnings(doc.warnings)
+    figures = sum(part.startswith("<figure>") for part in parts)
+    return Section(f"{src.label} ({src.kind})", "\n".join(parts), figures, tables)
 
 
 def comparable(sweeps: list[Source]) -> tuple[list[Source], list[str], list[str]]:
     """The sweep files worth overlaying, each cut to the ops (with a FLOP count) another file has
     too; the files left out and the ops left out. Overlaying files that share no op draws each file
     in panels of its own, which compares nothing."""
+    from collections import Counter
     from dataclasses import replace
 
     def ops(s):
         return {p.op for p in s.doc.points if p.flops}
 
-    counts: dict[str, int] = {}
-    for s in sweeps:
-        for op in ops(s):
-            counts[op] = counts.get(op, 0) + 1
+    counts = Counter(op for s in sweeps for op in ops(s))
     common = {op for op, n in counts.items() if n > 1}
     kept, left_files = [], []
     for s in sweeps:
@@ -352,20 +299,12 @@ def compare_section(sweeps: list[Source]) -> Section | None:
         said.append("left out, no op in common with another file: " + ", ".join(left_files))
     if left_ops:
         said.append("ops measured in one file only, not drawn: " + ", ".join(left_ops))
-    notes = "".join(f'<p class="note">{esc(s)}</p>' for s in said)
+    notes = "".join(_notes(said))
     if not kept:
-        return Section(
-            "Sweep files compared",
-            f"<p>Nothing to overlay: no two sweep files measured the same op.</p>{notes}",
-            0,
-            0,
-        )
+        nothing = "<p>Nothing to overlay: no two sweep files measured the same op.</p>"
+        return Section("Sweep files compared", nothing + notes, 0, 0)
     fig = _figure(
-        kept,
-        "auto",
-        "gflops",
-        "cmp",
-        "The sweep files overlaid on the ops they share: one colour per file.",
+        kept, "auto", "cmp", "The sweep files overlaid on the ops they share: one colour per file."
     )
     return Section("Sweep files compared", fig + notes, 1, 0)
 

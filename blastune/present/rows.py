@@ -43,10 +43,19 @@ def time_unit(seconds) -> tuple[str, float]:
     """One unit for a whole column: the one its median value reads best in ('ms' for 2.1 .. 950 ms).
     A column that mixes '1.2 ms' and '830 us' makes the reader convert before comparing."""
     values = sorted(s for s in seconds if s is not None and s > 0)
-    if not values:
-        return "s", 1.0
-    middle = values[len(values) // 2]
-    return next(((u, k) for u, k in _UNITS if middle >= k), _UNITS[-1])
+    return _unit_of(values[len(values) // 2]) if values else ("s", 1.0)
+
+
+def _unit_of(seconds: float) -> tuple[str, float]:
+    return next(((u, k) for u, k in _UNITS if seconds >= k), _UNITS[-1])
+
+
+def fmt_time(seconds: float | None) -> str:
+    """A time in the unit it reads best in, three significant figures: '1.23 ms'."""
+    if seconds is None:
+        return "-"
+    unit, scale = _unit_of(seconds)
+    return f"{seconds / scale:.3g} {unit}"
 
 
 def in_unit(seconds: float | None, scale: float) -> str:
@@ -67,3 +76,9 @@ def number(x, spec: str, suffix: str = "", missing: str = "-") -> str:
     """A figure in a table cell: ``format(x, spec) + suffix``, or ``missing`` where it is None.
     The one formatter for every table (terminal and HTML report)."""
     return missing if x is None else format(x, spec) + suffix
+
+
+def flagged(text: str, name: str, flags) -> str:
+    """A figure beyond its physical bound keeps its value but says it is not a fact: '105%!' (the
+    reason is in the notes)."""
+    return text + "!" if name in flags and text != "-" else text

@@ -1,6 +1,5 @@
 """A sweep document as table rows and notes: the cells `blastune sweep` prints and the HTML
-report shows, built by the same functions from the typed ``SweepDocument`` (``compare`` prints its
-times with ``fmt_time`` too).
+report shows, built by the same functions from the typed ``SweepDocument``.
 
 Each judgement is read, not made, here: disturbed, unstable, oversubscribed and ran-as-asked are
 ``SweepPoint`` properties; the flags of figures beyond a physical bound come with the point.
@@ -8,9 +7,9 @@ Each judgement is read, not made, here: disturbed, unstable, oversubscribed and 
 
 from __future__ import annotations
 
-from blastune.present.rows import NO_VALUE, gflops_text, number
+from blastune.present.rows import NO_VALUE, flagged, fmt_time, gflops_text, number
 
-# a figure beyond a physical bound keeps its value but says it is not a fact: '105%!' and a note
+# the reasons of a figure beyond a physical bound (it is shown with a '!', rows.flagged)
 FLAG_NOTES = {
     "efficiency": "eff. > 100%: noise",
     "speedup": "speed-up > threads: noise",
@@ -18,36 +17,6 @@ FLAG_NOTES = {
 }
 
 SHORT_DTYPE = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
-
-HEADERS = (
-    "op",
-    "lib",
-    "n",
-    "dtype",
-    "thr",
-    "median",
-    "reps",
-    "spread",
-    "GFLOP/s",
-    "speedup",
-    "eff.",
-    "peak",
-    "wait",
-    "notes",
-)
-
-
-def fmt_time(seconds: float | None) -> str:
-    """A time in the unit it reads best in, three significant figures: '1.23 ms'."""
-    if seconds is None:
-        return "-"
-    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"
-
-
-def _flagged(p, name: str, text: str) -> str:
-    return text + "!" if name in p.flags and text != "-" else text
 
 
 def threads_cell(p) -> str:
@@ -64,16 +33,16 @@ def spread_cell(p) -> str:
     return f"{p.spread:.1%}"
 
 
+def gflops_cell(p) -> str:
+    return gflops_text(p.gflops, p.flops_nominal)
+
+
 def speedup_cell(p) -> str:
-    return _flagged(p, "speedup", number(p.speedup, ".2f", "x"))
+    return flagged(number(p.speedup, ".2f", "x"), "speedup", p.flags)
 
 
 def efficiency_cell(p) -> str:
-    return _flagged(p, "efficiency", number(p.efficiency, ".0%"))
-
-
-def peak_cell(p) -> str:
-    return _flagged(p, "peak_pct", number(p.peak_pct, ".0f", "%"))
+    return flagged(number(p.efficiency, ".0%"), "efficiency", p.flags)
 
 
 def point_notes(p) -> list[str]:
@@ -95,37 +64,46 @@ def point_notes(p) -> list[str]:
     return notes + [FLAG_NOTES[k] for k in p.flags if k in FLAG_NOTES]
 
 
+def notes_cell(p) -> str:
+    return ", ".join(point_notes(p))
+
+
 def libs_of(doc) -> list[str]:
     """The libraries the points called (the grid's when there is none)."""
     return list(dict.fromkeys(p.lib for p in doc.points)) or [doc.grid.lib]
 
 
+def point_table(doc, columns) -> tuple[list[str], list[list]]:
+    """(headers, rows) of ``columns`` -- (header, ..., cell of a point) -- over the points; the lib
+    column only where a file holds both libs (resumed with the other --lib: without it their rows
+    look the same)."""
+    if len(libs_of(doc)) < 2:
+        columns = [c for c in columns if c[0] != "lib"]
+    return [c[0] for c in columns], [[c[-1](p) for c in columns] for p in doc.points]
+
+
+# the terminal's columns: (header, cell of a point)
+COLUMNS = (
+    ("op", lambda p: p.op),
+    ("lib", lambda p: p.lib),
+    ("n", lambda p: p.size),
+    ("dtype", lambda p: SHORT_DTYPE.get(p.dtype, p.dtype)),
+    ("thr", threads_cell),
+    ("median", lambda p: fmt_time(p.median_s)),
+    ("reps", lambda p: p.repeats),
+    ("spread", spread_cell),
+    ("GFLOP/s", gflops_cell),
+    ("speedup", speedup_cell),
+    ("eff.", efficiency_cell),
+    ("peak", lambda p: flagged(number(p.peak_pct, ".0f", "%"), "peak_pct", p.flags)),
+    ("wait", lambda p: number(p.wait_pct, ".0f", "%", NO_VALUE)),
+    ("notes", notes_cell),
+)
+
+
 def sweep_rows(doc) -> tuple[list[str], list[list]]:
-    """(headers, rows) of the terminal table; a lib column only where a file holds both libs
-    (resumed with the other --lib: without it their rows look the same)."""
-    several_libs = len(libs_of(doc)) > 1
-    rows = []
-    for p in doc.points:
-        rows.append(
-            [
-                p.op,
-                *([p.lib] if several_libs else []),
-                p.size,
-                SHORT_DTYPE.get(p.dtype, p.dtype),
-                threads_cell(p),
-                fmt_time(p.median_s),
-                p.repeats,
-                spread_cell(p),
-                gflops_text(p.gflops, p.flops_nominal),
-                speedup_cell(p),
-                efficiency_cell(p),
-                peak_cell(p),
-                number(p.wait_pct, ".0f", "%", NO_VALUE),
-                ", ".join(point_notes(p)),
-            ]
-        )
-    headers = [h for h in HEADERS if h != "lib" or several_libs]
-    return headers, rows
+    """(headers, rows) of the terminal table."""
+    return point_table(doc, COLUMNS)
 
 
 def sweep_head(doc) -> list[str]:

@@ -35,17 +35,8 @@ TABLE_FORMATS = (
 )
 # formats read by programs, not people: their cells must stay whole
 _MACHINE_FORMATS = {"tsv", "html", "latex"}
-# formats whose cells may span several lines (markdown's pipe tables may not)
-_MULTILINE_FORMATS = {
-    "simple",
-    "plain",
-    "grid",
-    "rst",
-    "psql",
-    "fancy_grid",
-    "rounded_outline",
-    "simple_outline",
-}
+# formats whose cells may span several lines: all the others but markdown's and org's pipe tables
+_MULTILINE_FORMATS = set(TABLE_FORMATS) - _MACHINE_FORMATS - {"github", "pipe", "orgtbl"}
 _MIN_TOKEN = 12  # an unbreakable cell (a path) is never narrowed below this many characters
 _SHORT_HEADER = 8  # a header this short never wraps: the narrowing is taken from wider columns
 
@@ -91,9 +82,8 @@ def shorten_path(text: str, width: int) -> str:
         kept = d + "/" + kept
     if kept != name:
         return ELLIPSIS + "/" + kept
-    if (
-        dirs and dirs[-1]
-    ):  # the name alone is too long: keep its directory if the name keeps 10+ chars
+    # the name alone is too long: keep its directory if the name keeps 10+ chars
+    if dirs and dirs[-1]:
         room = width - len(ELLIPSIS + "/" + dirs[-1] + "/")
         if room >= 10:
             return ELLIPSIS + "/" + dirs[-1] + "/" + shorten_middle(name, room)
