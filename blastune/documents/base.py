@@ -9,6 +9,7 @@ Nothing else in blastune walks raw dicts of a saved document.
 from __future__ import annotations
 
 import math
+from dataclasses import field, fields
 from typing import Any, Callable
 
 from blastune.core.counts import MAX_THREADS, whole_number
@@ -33,13 +34,6 @@ def unsupported_schema(schema: str, major: int) -> str | None:
     if version.split(".")[0] == str(major):
         return None
     return f"schema {schema} is not supported (this blastune reads version {major})"
-
-
-def check_major(f: "Fields", schema: str, major: int) -> None:
-    """Every reader of a document, through its model: a newer layout is refused, not guessed at."""
-    why = unsupported_schema(schema, major)
-    if why:
-        raise DocumentError(f"{f.source}: {why}" if f.source else why)
 
 
 class Fields:
@@ -130,12 +124,14 @@ class Fields:
             self.fail(f"expected a list, got {type(v).__name__}", name)
         return v
 
-    def numbers(
-        self, name: str, default=_MISSING, *, lo: float | None = None, hi: float | None = None
-    ) -> list[float]:
+    def items(
+        self, name: str, default=_MISSING, *, of: str = "str", item=_MISSING, **bounds
+    ) -> list:
+        """``self.<of>`` of every item of the list ``name`` (``item=None``: an item may be null),
+        so an error names ``name[i]``."""
         items = self.list(name, default)
         sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, self.where, self.source)
-        return [sub.number(f"{name}[{i}]", lo=lo, hi=hi) for i in range(len(items))]
+        return [getattr(sub, of)(key, item, **bounds) for key in sub.data]
 
     def ordered(self, names, values) -> None:
         """Refuse figures out of their natural order (min <= q1 <= median <= q3 <= max): one read
@@ -156,9 +152,80 @@ class Fields:
     def sub(self, name: str, default=_MISSING) -> "Fields":
         return Fields(self.dict(name, default), self._at(name), self.source)
 
+    def mapping(
+        self, name: str, default=_MISSING, *, of: str = "str", item=_MISSING, **bounds
+    ) -> dict:
+        """``self.<of>`` of every value of the object ``name``, keyed as it is."""
+        sub = self.sub(name, default)
+        return {key: getattr(sub, of)(key, item, **bounds) for key in sub.data}
+
     def each(self, name: str, make: Callable[["Fields"], Any], default=_MISSING) -> list:
         """``make(Fields(item))`` for every item of the list ``name``."""
         return [
             make(Fields(item, f"{self._at(name)}[{i}]", self.source))
             for i, item in enumerate(self.list(name, default))
         ]
+
+
+# the kinds that read a list or an object: a model holds an empty one when the key is absent
+_CONTAINERS = {"items": list, "mapping": dict, "dict": dict}
+REQUIRED = object()  # field_of(new=REQUIRED): the model has no default, though the document may
+_AS_READ = object()
+
+
+def field_of(kind: str, default=_MISSING, *, new=_AS_READ, **bounds) -> Any:
+    """A model's field, saved under its name and read by ``Fields.<kind>(name, default, **bounds)``
+    (no ``default``: the key must be there). The model's own default is ``new`` when given, else
+    ``default``; for a list or an object, an empty one."""
+    meta = {"read": (kind, default, bounds)}
+    if kind in _CONTAINERS:
+        return field(default_factory=_CONTAINERS[kind], metadata=meta)
+    new = default if new is _AS_READ else new
+    if new is _MISSING or new is REQUIRED:
+        return field(metadata=meta)
+    return field(default=new, metadata=meta)
+
+
+def read_model(cls, f: Fields, **given):
+    """``cls`` from ``f``: each ``field_of`` field read by its kind, in the order declared, unless
+    ``given`` holds it. Keys the model does not know go to its ``extra``, when it has one (so a
+    newer file survives being read and saved again)."""
+    values = {}
+    for x in fields(cls):
+        if "read" in x.metadata and x.name not in given:
+            kind, default, bounds = x.metadata["read"]
+            values[x.name] = getattr(f, kind)(x.name, default, **bounds)
+    values.update(given)
+    names = {x.name for x in fields(cls)}
+    if "extra" in names:
+        values["extra"] = {k: v for k, v in f.data.items() if k not in names}
+    return cls(**values)
+
+
+def plain(model) -> dict:
+    """A model as its JSON object: every field under its name, in the order declared (a nested
+    model by its ``to_dict``; lists and objects copied), then the keys of its ``extra``."""
+    out = {x.name: _plain(getattr(model, x.name)) for x in fields(model) if x.name != "extra"}
+    return {**out, **getattr(model, "extra", {})}
+
+
+def _plain(value):
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def read_schema(f: Fields, kind: str, major: int, default=_MISSING, *, named: str = "") -> str:
+    """The document's ``schema``: refused unless it is ``blastune.<kind>/<major>...`` (a newer layout
+    is refused, not guessed at). ``named``: how the refusal names the expected kind."""
+    schema = f.str("schema", default)
+    if schema.partition("/")[0] != f"blastune.{kind}":
+        f.fail(f"expected a {named or 'blastune.' + kind} document, got {schema!r}", "schema")
+    why = unsupported_schema(schema, major)
+    if why:
+        raise DocumentError(f"{f.source}: {why}" if f.source else why)
+    return schema

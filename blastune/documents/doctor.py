@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blastune.documents.base import Fields, check_major
+from blastune.documents.base import Fields, read_schema
 
 SCHEMA = "blastune.doctor/1"
 KIND = "doctor"
@@ -73,10 +73,7 @@ class DoctorReport:
         """A saved report; anything malformed is one line naming the field. The counts and exit
         statuses are checked and then derived again from the findings."""
         f = Fields(data, "", source)
-        schema = f.str("schema")
-        if schema.split("/")[0] != SCHEMA.split("/")[0]:
-            f.fail(f"expected a {SCHEMA} document, got {schema!r}", "schema")
-        check_major(f, schema, 1)
+        schema = read_schema(f, KIND, 1, named=SCHEMA)
         counts = f.sub("counts")
         for s in SEVERITIES:
             counts.count(s, 0)
@@ -86,9 +83,7 @@ class DoctorReport:
             p = f.sub("probe")
             p.bool("ok"), p.str("stage"), p.number("seconds", lo=0)
             probe = dict(p.data)
-        env = f.dict("env")
-        for name in env:
-            f.sub("env").str(name)
+        env = f.mapping("env")
         return cls(
             schema=schema,
             blastune_version=f.str("blastune_version"),
