@@ -220,8 +220,8 @@ def _plain(value):
 
 
 def read_schema(f: Fields, kind: str, major: int, default=_MISSING, *, named: str = "") -> str:
-    """The document's ``schema``: refused unless it is ``blastune.<kind>/<major>...`` (a newer layout
-    is refused, not guessed at). ``named``: how the refusal names the expected kind."""
+    """The document's ``schema``, refused unless it is ``blastune.<kind>/<major>...``: a newer
+    layout is refused, not guessed at. ``named``: how the refusal names the kind expected."""
     schema = f.str("schema", default)
     if schema.partition("/")[0] != f"blastune.{kind}":
         f.fail(f"expected a {named or 'blastune.' + kind} document, got {schema!r}", "schema")
