@@ -255,43 +255,34 @@ class LayoutResult:
 class Contention:
     """How contention was measured and judged for this document (the rule's parameters)."""
 
-    source: str | None = "schedstat"  # "schedstat" | "load" (/proc/stat only) | None (not measured)
+    # "schedstat" | "load" (/proc/stat only) | None (not measured)
+    source: str | None = field_of("str", None, new="schedstat")
     # rule "outside-share": lost CPU others explain, % of the CPU the layout wanted, above which a
     # batch is contended (0.2.0: lost CPU in % of one CPU)
-    threshold_pct: float = 5.0
+    threshold_pct: float = field_of("number", 5.0, lo=0)
     # 0.2.0 only: others' CPUs that made a batch contended without schedstat (since: busy_share_pct)
     other_cores_threshold: float | None = 0.25
-    note: str = ""
-    rule: str | None = None  # "outside-share" since 0.3; None: 0.2.0's rule
-    busy_share_pct: float | None = None  # without schedstat: others above this % of usable cores
-    rejudged_from: str | None = None  # the rule of the saved flags, when re-judged on reading
+    note: str = field_of("str", "")
+    rule: str | None = field_of("str", None)  # "outside-share" since 0.3; None: 0.2.0's rule
+    # without schedstat: others above this % of usable cores
+    busy_share_pct: float | None = field_of("number", None, lo=0)
+    # the rule of the saved flags, when re-judged on reading
+    rejudged_from: str | None = field_of("str", None)
 
     def to_dict(self) -> dict:
-        d = {
-            "source": self.source,
-            "threshold_pct": self.threshold_pct,
-            "other_cores_threshold": self.other_cores_threshold,
-            "note": self.note,
-        }
-        if self.rule is not None:
-            d.update(rule=self.rule, busy_share_pct=self.busy_share_pct)
-        if self.rejudged_from is not None:
-            d["rejudged_from"] = self.rejudged_from
+        d = plain(self)
+        if self.rule is None:  # 0.2.0's layout
+            del d["rule"], d["busy_share_pct"]
+        if self.rejudged_from is None:
+            del d["rejudged_from"]
         return d
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Contention":
-        return cls(
-            source=f.str("source", None),
-            threshold_pct=f.number("threshold_pct", 5.0, lo=0),
-            other_cores_threshold=f.number("other_cores_threshold", 0.25, lo=0)
-            if not f.has("rule")
-            else f.number("other_cores_threshold", None, lo=0),
-            note=f.str("note", ""),
-            rule=f.str("rule", None),
-            busy_share_pct=f.number("busy_share_pct", None, lo=0),
-            rejudged_from=f.str("rejudged_from", None),
-        )
+        # a 0.2.0 document (no rule) that left the threshold out was judged by its default
+        default = 0.25 if not f.has("rule") else None
+        threshold = f.number("other_cores_threshold", default, lo=0)
+        return read_model(cls, f, other_cores_threshold=threshold)
 
 
 @dataclass
