@@ -3,10 +3,11 @@
 ``SweepDocument.from_dict`` is the one validation path for a sweep file -- ``--resume``,
 ``compare``, ``recommend`` and ``plot`` all read through it -- so a hand-edited field (``"iqr_s":
 "x"``, ``"busy": "no"``) is refused when the file is loaded, in one line naming the field, not
-found after minutes of measuring. Field names are the JSON keys; ``to_dict`` writes them in 0.1.0's
-order, then the keys added since, then any key this version does not know (kept, so a newer file
-survives ``--resume``). A sweep run in this process hands its readers the same models
-(``blastune.sweep()`` returns the document); the JSON form is only ever derived from them.
+found after minutes of measuring. Field names are the JSON keys, declared in the order 0.1.0
+wrote them (readers diff files: keep it stable), then the keys added since; ``to_dict`` writes them
+so, then any key this version does not know (kept, so a newer file survives ``--resume``). A sweep
+run in this process hands its readers the same models (``blastune.sweep()`` returns the
+document); the JSON form is only ever derived from them.
 
 Files written by 0.1.0 load unchanged: every key added since is optional.
 """
@@ -51,7 +52,7 @@ def is_disturbed(contended: bool | None, busy: bool | None) -> bool:
     return bool(contended) if contended is not None else bool(busy)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SweepPoint:
     """One (op, lib, size, dtype, threads) measurement and the figures derived from it.
 
@@ -60,6 +61,7 @@ class SweepPoint:
     wait of the threads doing the work, in percent of the sample time, summed over the threads;
     ``contended`` when it exceeds the document's ``contended_wait_pct``. ``flags``: figure name ->
     why it is beyond a physical bound (efficiency above 100%, ...), so it is not read as a fact.
+    Keyword-only: the fields keep 0.1.0's order, the required ``median_s`` among optional ones.
     """
 
     op: str = field_of("str", choices=OP_NAMES)
@@ -68,7 +70,6 @@ class SweepPoint:
     size: int = field_of("count", lo=1, hi=MAX_THREADS)
     dtype: str = field_of("str", choices=DTYPES)
     threads: int = field_of("threads")
-    median_s: float = field_of("seconds", lo=MIN_CALL_SECONDS)
     impl: str | None = field_of("str", None)
     blas_op: bool = field_of("bool", True)
     isolated: bool = field_of("bool", False)
@@ -78,6 +79,7 @@ class SweepPoint:
     flops: float | None = field_of("number", None, lo=0)  # FLOPs, ratios: never < 0
     flops_nominal: bool | None = field_of("bool", None)
     memory_bytes: int | None = field_of("count", None)
+    median_s: float = field_of("seconds", lo=MIN_CALL_SECONDS)
     q1_s: float | None = field_of("seconds", None)  # times: finite, never < 0
     q3_s: float | None = field_of("seconds", None)
     iqr_s: float | None = field_of("seconds", None)
@@ -138,53 +140,7 @@ class SweepPoint:
         return p
 
     def to_dict(self) -> dict:
-        return _ordered(plain(self), POINT_KEYS_0_1_0)
-
-
-# the order 0.1.0 wrote a point's keys in (readers diff files; keep them stable)
-POINT_KEYS_0_1_0 = (
-    "op",
-    "lib",
-    "size",
-    "dtype",
-    "threads",
-    "impl",
-    "blas_op",
-    "isolated",
-    "threads_seen",
-    "oversubscribed",
-    "flops",
-    "flops_nominal",
-    "memory_bytes",
-    "median_s",
-    "q1_s",
-    "q3_s",
-    "iqr_s",
-    "min_s",
-    "max_s",
-    "mean_s",
-    "spread",
-    "repeats",
-    "loops",
-    "warmup_s",
-    "elapsed_s",
-    "stop",
-    "unstable",
-    "samples_s",
-    "other_load_cores",
-    "busy",
-    "measured",
-    "threads_ran",
-    "gflops",
-    "peak_pct",
-    "speedup",
-    "efficiency",
-    "best",
-)
-
-
-def _ordered(d: dict, first) -> dict:
-    return {**{k: d[k] for k in first if k in d}, **{k: v for k, v in d.items() if k not in first}}
+        return plain(self)
 
 
 @dataclass
@@ -303,7 +259,7 @@ class SweepDocument:
         out = plain(self)
         if self.resumed is None:
             del out["resumed"]  # 0.1.0 wrote it only on a resumed file
-        return _ordered(out, DOCUMENT_KEYS_0_1_0)
+        return out
 
     @classmethod
     def load(cls, path) -> "SweepDocument":
@@ -327,26 +283,6 @@ class SweepDocument:
         for pts in out.values():
             pts.sort(key=lambda p: p.threads)
         return out
-
-
-DOCUMENT_KEYS_0_1_0 = (
-    "schema",
-    "blastune_version",
-    "created",
-    "updated",
-    "status",
-    "fingerprint",
-    "cpu",
-    "python",
-    "libraries",
-    "isolation",
-    "settings",
-    "grid",
-    "skipped",
-    "points",
-    "warnings",
-    "resumed",
-)
 
 
 def _no_twins(f: Fields, points: list[SweepPoint]) -> None:
