@@ -114,12 +114,21 @@ class Layout:
         }
 
 
+# what a task may run: how it is described, and its key in the profile
+WORKLOAD_KINDS = {
+    "op": ("{lib} {name} {size}x{size} {dtype}", "op:{lib}:{name}:{size}:{dtype}"),
+    "python": ("pure-Python loop over {size:,} items (holds the GIL)", "python:{size}"),
+    "numpy": ("elementwise numpy on {size:,} doubles (releases the GIL)", "numpy:{size}"),
+    "func": ("{name}(i)", "func:{name}"),
+}
+
+
 @dataclass(frozen=True)
 class Workload:
     """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's
     function."""
 
-    kind: str  # "op", "python", "numpy" or "func"
+    kind: str  # one of WORKLOAD_KINDS
     name: str  # the op name, "python", "numpy", or "package.module:function"
     size: int | None  # matrix order (op), list length (python), array length (numpy); None for func
     uses_blas: bool  # whether BLAS thread counts can matter (decides which layouts to try)
@@ -127,29 +136,19 @@ class Workload:
     lib: str = "numpy"  # op only: numpy or scipy calls
 
     def describe(self) -> str:
-        if self.kind == "op":
-            return f"{self.lib} {self.name} {self.size}x{self.size} {self.dtype}"
-        if self.kind == "python":
-            return f"pure-Python loop over {self.size:,} items (holds the GIL)"
-        if self.kind == "numpy":
-            return f"elementwise numpy on {self.size:,} doubles (releases the GIL)"
-        return f"{self.name}(i)"
+        return WORKLOAD_KINDS[self.kind][0].format(**vars(self))
 
     @property
     def key(self) -> str:
         """One name per workload for the profile: 'op:numpy:dot:300:float64', 'func:pkg.mod:fn'."""
-        if self.kind == "op":
-            return f"op:{self.lib}:{self.name}:{self.size}:{self.dtype}"
-        if self.kind == "func":
-            return f"func:{self.name}"
-        return f"{self.kind}:{self.size}"
+        return WORKLOAD_KINDS[self.kind][1].format(**vars(self))
 
     def to_dict(self) -> dict:
         return plain(self)
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Workload":
-        kind = f.str("kind", choices=("op", "python", "numpy", "func"))
+        kind = f.str("kind", choices=tuple(WORKLOAD_KINDS))
         op = kind == "op"  # an op's name, dtype and library are what blastune can run
         return cls(
             kind=kind,
