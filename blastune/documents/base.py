@@ -1,9 +1,11 @@
 """Typed access to saved documents: every field read through one path, one error line naming it.
 
-A model's ``from_dict`` reads its fields through ``Fields``; anything malformed -- a missing key, a
-string where a number belongs, NaN, a bool where a count belongs -- raises ``DocumentError`` with
-the file and the field path (``results.json: points[3].median_s: expected a number >= 0, got 'x'``).
-Nothing else in blastune walks raw dicts of a saved document.
+A model's fields say once how each is saved: ``field_of("seconds", None)`` is the kind and bounds
+``read_model`` reads it by and ``plain`` writes it back under its name. Every read goes through
+``Fields``; anything malformed -- a missing key, a string where a number belongs, NaN, a bool where
+a count belongs -- raises ``DocumentError`` with the file and the field path (``results.json:
+points[3].median_s: expected a number >= 0, got 'x'``). Nothing else in blastune walks raw dicts
+of a saved document.
 """
 
 from __future__ import annotations
@@ -168,8 +170,8 @@ class Fields:
 
 
 # the kinds that read a list or an object: a model holds an empty one when the key is absent
-_CONTAINERS = {"items": list, "mapping": dict, "dict": dict}
-REQUIRED = object()  # field_of(new=REQUIRED): the model has no default, though the document may
+_CONTAINERS = {"items": list, "mapping": dict}
+REQUIRED = _MISSING  # field_of(new=REQUIRED): the model has no default, though the document may
 _AS_READ = object()
 
 
@@ -181,9 +183,7 @@ def field_of(kind: str, default=_MISSING, *, new=_AS_READ, **bounds) -> Any:
     if kind in _CONTAINERS:
         return field(default_factory=_CONTAINERS[kind], metadata=meta)
     new = default if new is _AS_READ else new
-    if new is _MISSING or new is REQUIRED:
-        return field(metadata=meta)
-    return field(default=new, metadata=meta)
+    return field(metadata=meta) if new is REQUIRED else field(default=new, metadata=meta)
 
 
 def read_model(cls, f: Fields, **given):
