@@ -83,12 +83,9 @@ def _jobs_key(f: Fields, name: str) -> int:
 
 
 def _entries(f: Fields) -> dict[int, ProfileEntry]:
-    raw = f.dict("entries")
-    sub = f.sub("entries")
-    return {
-        _jobs_key(sub, name): read_model(ProfileEntry, sub.sub(name), jobs=_jobs_key(sub, name))
-        for name in raw
-    }
+    entries = f.sub("entries")
+    jobs = {name: _jobs_key(entries, name) for name in entries.data}
+    return {jobs[n]: read_model(ProfileEntry, entries.sub(n), jobs=jobs[n]) for n in jobs}
 
 
 @dataclass
