@@ -143,8 +143,7 @@ class Workload:
         """One name per workload for the profile: 'op:numpy:dot:300:float64', 'func:pkg.mod:fn'."""
         return WORKLOAD_KINDS[self.kind][1].format(**vars(self))
 
-    def to_dict(self) -> dict:
-        return plain(self)
+    to_dict = plain
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Workload":
@@ -227,8 +226,7 @@ class LayoutResult:
     wanted_cores: float | None = field_of("number", None, lo=0)
     host_pct: float | None = field_of("number", None, lo=0)  # median host CPU, % of it wanted
 
-    def to_dict(self) -> dict:
-        return plain(self)
+    to_dict = plain
 
     @classmethod
     def from_fields(cls, f: Fields, spread_kind: str = SPREAD_SE_MEDIAN) -> "LayoutResult":

@@ -139,8 +139,7 @@ class SweepPoint:
         f.ordered(("min_s", "mean_s", "max_s"), (p.min_s, p.mean_s, p.max_s))
         return p
 
-    def to_dict(self) -> dict:
-        return plain(self)
+    to_dict = plain
 
 
 @dataclass
@@ -152,8 +151,7 @@ class SweepCpu:
     peak_basis: str | None = field_of("str", None)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return plain(self)
+    to_dict = plain
 
 
 @dataclass
@@ -166,8 +164,7 @@ class SweepGrid:
     dtypes: list[str] = field_of("items", None, choices=DTYPES)
     lib: str = field_of("str", "numpy", choices=LIBS)
 
-    def to_dict(self) -> dict:
-        return plain(self)
+    to_dict = plain
 
 
 # the text fields of a LibraryInfo (facts.detect) a sweep file keeps per library and API
@@ -185,27 +182,26 @@ _LIBRARY_TEXT = (
 
 def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
     """``libraries``: lib ("numpy") -> api ("blas") -> the LibraryInfo dict of the file serving
-    it."""
-    raw = f.dict("libraries", None)
+    it (null: none)."""
+    libs = f.sub("libraries", None)
     out = {}
-    libs = Fields(raw, f._at("libraries"), f.source)
-    for lib in raw:
+    for lib in libs.data:
         apis = libs.sub(lib)
-        out[lib] = {}
-        for api in apis.data:
-            if apis.data[api] is None:
-                out[lib][api] = None
-                continue
-            one = apis.sub(api)
-            for name in _LIBRARY_TEXT:  # readers join and print these: text or nothing
-                one.str(name, None)
-            one.threads("num_threads", None, lo=0)
-            one.bool("per_thread", None)
-            one.bool("threadpoolctl_sees", None)
-            one.items("control_vars", None)
-            one.items("notes", None)
-            out[lib][api] = one.data
+        out[lib] = {
+            api: v if v is None else _library(apis.sub(api)) for api, v in apis.data.items()
+        }
     return out
+
+
+def _library(one: Fields) -> dict:
+    for name in _LIBRARY_TEXT:  # readers join and print these: text or nothing
+        one.str(name, None)
+    one.threads("num_threads", None, lo=0)
+    one.bool("per_thread", None)
+    one.bool("threadpoolctl_sees", None)
+    one.items("control_vars", None)
+    one.items("notes", None)
+    return one.data
 
 
 @dataclass
