@@ -66,23 +66,25 @@ class Fields:
             return default
         return self.data[name]
 
-    def str(self, name: str, default=_MISSING, *, choices=None) -> str | None:
+    def _typed(self, name: str, default, cls: type, expected: str, empty=None):
+        """The value at ``name`` if it is a ``cls``; ``empty`` when it is null or absent and the
+        default is None."""
         v = self.raw(name, default)
         if v is None and default is None:
-            return None
-        if not isinstance(v, str):
-            self.fail(f"expected a string, got {v!r}", name)
-        if choices is not None and v not in choices:
+            return empty
+        if not isinstance(v, cls):
+            got = repr(v) if empty is None else type(v).__name__  # a list's type, not its items
+            self.fail(f"expected {expected}, got {got}", name)
+        return v
+
+    def str(self, name: str, default=_MISSING, *, choices=None) -> str | None:
+        v = self._typed(name, default, str, "a string")
+        if v is not None and choices is not None and v not in choices:
             self.fail(f"expected one of {', '.join(map(str, choices))}, got {v!r}", name)
         return v
 
     def bool(self, name: str, default=_MISSING) -> bool | None:
-        v = self.raw(name, default)
-        if v is None and default is None:
-            return None
-        if not isinstance(v, bool):
-            self.fail(f"expected true or false, got {v!r}", name)
-        return v
+        return self._typed(name, default, bool, "true or false")
 
     def number(
         self, name: str, default=_MISSING, *, lo: float | None = None, hi: float | None = None
@@ -119,12 +121,7 @@ class Fields:
         return self.number(name, default, lo=lo, hi=MAX_SECONDS)
 
     def list(self, name: str, default=_MISSING) -> list:
-        v = self.raw(name, default)
-        if v is None and default is None:
-            return []
-        if not isinstance(v, list):
-            self.fail(f"expected a list, got {type(v).__name__}", name)
-        return v
+        return self._typed(name, default, list, "a list", [])
 
     def items(
         self, name: str, default=_MISSING, *, of: str = "str", item=_MISSING, **bounds
@@ -144,12 +141,7 @@ class Fields:
                 self.fail(f"expected at most {n2} ({v2!r}), got {v1!r}", n1)
 
     def dict(self, name: str, default=_MISSING) -> dict:
-        v = self.raw(name, default)
-        if v is None and default is None:
-            return {}
-        if not isinstance(v, dict):
-            self.fail(f"expected an object, got {type(v).__name__}", name)
-        return v
+        return self._typed(name, default, dict, "an object", {})
 
     def sub(self, name: str, default=_MISSING) -> "Fields":
         return Fields(self.dict(name, default), self._at(name), self.source)
