@@ -155,15 +155,13 @@ class Fields:
 
     def each(self, name: str, make: Callable[["Fields"], Any], default=_MISSING) -> list:
         """``make(Fields(item))`` for every item of the list ``name``."""
-        return [
-            make(Fields(item, f"{self._at(name)}[{i}]", self.source))
-            for i, item in enumerate(self.list(name, default))
-        ]
+        return [make(item) for item in self.items(name, default, of="sub")]
 
 
 # the kinds that read a list or an object: a model holds an empty one when the key is absent
 _CONTAINERS = {"items": list, "mapping": dict}
-REQUIRED = _MISSING  # field_of(new=REQUIRED): the model has no default, though the document may
+# field_of(new=REQUIRED): the model has no default, though the document may leave the key out
+REQUIRED = _MISSING
 _AS_READ = object()
 
 
