@@ -111,11 +111,10 @@ class Profile:
                 )
             }
         else:
-            wf = f.sub("workloads")
-            workloads = {}
-            for key in f.dict("workloads"):
-                one = wf.sub(key)
-                workloads[key] = WorkloadAdvice(key, one.str("label", key), _entries(one))
+            workloads = {
+                key: WorkloadAdvice(key, one.str("label", key), _entries(one))
+                for key, one in f.mapping("workloads", of="sub").items()
+            }
         return cls(fingerprint=dict(fp.data), created=created, updated=updated, workloads=workloads)
 
     def to_dict(self) -> dict:

@@ -183,14 +183,10 @@ _LIBRARY_TEXT = (
 def _libraries(f: Fields) -> dict[str, dict[str, dict | None]]:
     """``libraries``: lib ("numpy") -> api ("blas") -> the LibraryInfo dict of the file serving
     it (null: none)."""
-    libs = f.sub("libraries", None)
-    out = {}
-    for lib in libs.data:
-        apis = libs.sub(lib)
-        out[lib] = {
-            api: v if v is None else _library(apis.sub(api)) for api, v in apis.data.items()
-        }
-    return out
+    return {
+        lib: {api: v if v is None else _library(apis.sub(api)) for api, v in apis.data.items()}
+        for lib, apis in f.mapping("libraries", None, of="sub").items()
+    }
 
 
 def _library(one: Fields) -> dict:
