@@ -39,10 +39,7 @@ def check_fingerprint(f: Fields, id_required: bool = False) -> dict:
     for name in ("cpu_model", "machine", "simd"):
         f.str(name, None)
     f.threads("usable_cores", None)
-    libs = f.list("libraries", None)
-    sub = Fields({f"libraries[{i}]": v for i, v in enumerate(libs)}, f.where, f.source)
-    for k in sub.data:
-        sub.str(k)
+    f.items("libraries", None)
     return f.data
 
 

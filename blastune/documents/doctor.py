@@ -10,29 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blastune.documents.base import Fields, check_major
+from blastune.documents.base import Fields, field_of, read_model, read_schema
 
 SCHEMA = "blastune.doctor/1"
 KIND = "doctor"
 SEVERITIES = ("ok", "info", "warning", "error")  # the document's counts, in this order
 _WORST_FIRST = ("error", "warning", "info", "ok")
+# what to_dict derives from the findings: checked when read, never kept
+_DERIVED = ("exit_status", "exit_status_strict", "counts")
 
 
 @dataclass(frozen=True)
 class Finding:
-    severity: str  # ok | info | warning | error
-    finding: str  # one line: what is the case
-    fix: str = ""  # one line: a command or env var; empty when nothing needs doing
+    severity: str = field_of("str", choices=SEVERITIES)  # ok | info | warning | error
+    finding: str = field_of("str")  # one line: what is the case
+    # one line: a command or env var; empty when nothing needs doing
+    fix: str = field_of("str", "")
     id: str = ""  # the check that found it
-
-    @classmethod
-    def from_fields(cls, f: Fields) -> "Finding":
-        return cls(
-            id=f.str("id"),
-            severity=f.str("severity", choices=SEVERITIES),
-            finding=f.str("finding"),
-            fix=f.str("fix", ""),
-        )
 
     def to_dict(self) -> dict:
         return {"id": self.id, "severity": self.severity, "finding": self.finding, "fix": self.fix}
@@ -40,43 +34,24 @@ class Finding:
 
 @dataclass
 class DoctorReport:
-    jobs: int
-    usable_cores: int
-    usable_basis: str
+    jobs: int = field_of("count", lo=1)
+    usable_cores: int = field_of("count", lo=1)
+    usable_basis: str = field_of("str")
     findings: list[Finding]
     probe: dict | None = None  # the BLAS probe's result (ProbeResult.to_dict); None: skipped
     libraries: list[dict] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field_of("mapping")
     notes: list[str] = field(default_factory=list)
     schema: str = SCHEMA
-    blastune_version: str = ""
+    blastune_version: str = field_of("str", new="")
     extra: dict = field(default_factory=dict)  # keys a later version added, kept as they came
-
-    KEYS = (
-        "schema",
-        "blastune_version",
-        "jobs",
-        "usable_cores",
-        "usable_basis",
-        "exit_status",
-        "exit_status_strict",
-        "counts",
-        "findings",
-        "probe",
-        "libraries",
-        "env",
-        "notes",
-    )
 
     @classmethod
     def from_dict(cls, data, source: str = "") -> "DoctorReport":
         """A saved report; anything malformed is one line naming the field. The counts and exit
         statuses are checked and then derived again from the findings."""
         f = Fields(data, "", source)
-        schema = f.str("schema")
-        if schema.split("/")[0] != SCHEMA.split("/")[0]:
-            f.fail(f"expected a {SCHEMA} document, got {schema!r}", "schema")
-        check_major(f, schema, 1)
+        schema = read_schema(f, KIND, 1, named=SCHEMA)
         counts = f.sub("counts")
         for s in SEVERITIES:
             counts.count(s, 0)
@@ -86,24 +61,20 @@ class DoctorReport:
             p = f.sub("probe")
             p.bool("ok"), p.str("stage"), p.number("seconds", lo=0)
             probe = dict(p.data)
-        env = f.dict("env")
-        for name in env:
-            f.sub("env").str(name)
-        return cls(
+        report = read_model(
+            cls,
+            f,
             schema=schema,
-            blastune_version=f.str("blastune_version"),
-            jobs=f.count("jobs", lo=1),
-            usable_cores=f.count("usable_cores", lo=1),
-            usable_basis=f.str("usable_basis"),
-            findings=f.each("findings", Finding.from_fields),
+            findings=f.each("findings", lambda one: read_model(Finding, one, id=one.str("id"))),
             probe=probe,
             libraries=f.each(
                 "libraries", lambda lf: (lf.str("vendor"), lf.str("filepath"), dict(lf.data))[2]
             ),
-            env=env,
             notes=[str(n) for n in f.list("notes", [])],
-            extra={k: v for k, v in f.data.items() if k not in cls.KEYS},
         )
+        for derived in _DERIVED:
+            del report.extra[derived]
+        return report
 
     def exit_status(self, strict: bool = False) -> int:
         """0 clean, 2 any error, 1 warnings (only when ``strict``)."""

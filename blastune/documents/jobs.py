@@ -42,7 +42,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from blastune.documents.base import MAX_SECONDS, MIN_CALL_SECONDS, Fields, check_major
+from blastune.documents.base import (
+    MAX_SECONDS,
+    MIN_CALL_SECONDS,
+    REQUIRED,
+    Fields,
+    field_of,
+    plain,
+    read_model,
+    read_schema,
+)
 from blastune.documents.common import DTYPES, LIBS, OP_NAMES, check_fingerprint
 
 SCHEMA = "blastune.jobs/1"
@@ -66,10 +75,10 @@ class Layout:
     """An executor (serial, thread, process), W workers, T BLAS threads per worker (None = the
     library's default: the "naive" layout), optionally each worker pinned to its own CPU set."""
 
-    executor: str
-    workers: int
-    threads: int | None
-    pinned: bool = False
+    executor: str = field_of("str", choices=EXECUTORS)
+    workers: int = field_of("threads")
+    threads: int | None = field_of("threads", None, new=REQUIRED)
+    pinned: bool = field_of("bool", False)
 
     @property
     def head(self) -> str:
@@ -104,13 +113,14 @@ class Layout:
             "pinned": self.pinned,
         }
 
-    @classmethod
-    def from_fields(cls, f: Fields) -> "Layout":
-        executor = f.str("executor", choices=EXECUTORS)
-        workers = f.threads("workers")
-        threads = f.threads("threads", None)
-        pinned = f.bool("pinned", False)
-        return cls(executor, workers, threads, pinned)
+
+# what a task may run: how it is described, and its key in the profile
+WORKLOAD_KINDS = {
+    "op": ("{lib} {name} {size}x{size} {dtype}", "op:{lib}:{name}:{size}:{dtype}"),
+    "python": ("pure-Python loop over {size:,} items (holds the GIL)", "python:{size}"),
+    "numpy": ("elementwise numpy on {size:,} doubles (releases the GIL)", "numpy:{size}"),
+    "func": ("{name}(i)", "func:{name}"),
+}
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,7 @@ class Workload:
     """What each task runs: a BLAS op, the built-in python/numpy examples, or the user's
     function."""
 
-    kind: str  # "op", "python", "numpy" or "func"
+    kind: str  # one of WORKLOAD_KINDS
     name: str  # the op name, "python", "numpy", or "package.module:function"
     size: int | None  # matrix order (op), list length (python), array length (numpy); None for func
     uses_blas: bool  # whether BLAS thread counts can matter (decides which layouts to try)
@@ -126,36 +136,18 @@ class Workload:
     lib: str = "numpy"  # op only: numpy or scipy calls
 
     def describe(self) -> str:
-        if self.kind == "op":
-            return f"{self.lib} {self.name} {self.size}x{self.size} {self.dtype}"
-        if self.kind == "python":
-            return f"pure-Python loop over {self.size:,} items (holds the GIL)"
-        if self.kind == "numpy":
-            return f"elementwise numpy on {self.size:,} doubles (releases the GIL)"
-        return f"{self.name}(i)"
+        return WORKLOAD_KINDS[self.kind][0].format(**vars(self))
 
     @property
     def key(self) -> str:
         """One name per workload for the profile: 'op:numpy:dot:300:float64', 'func:pkg.mod:fn'."""
-        if self.kind == "op":
-            return f"op:{self.lib}:{self.name}:{self.size}:{self.dtype}"
-        if self.kind == "func":
-            return f"func:{self.name}"
-        return f"{self.kind}:{self.size}"
+        return WORKLOAD_KINDS[self.kind][1].format(**vars(self))
 
-    def to_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "size": self.size,
-            "uses_blas": self.uses_blas,
-            "dtype": self.dtype,
-            "lib": self.lib,
-        }
+    to_dict = plain
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Workload":
-        kind = f.str("kind", choices=("op", "python", "numpy", "func"))
+        kind = f.str("kind", choices=tuple(WORKLOAD_KINDS))
         op = kind == "op"  # an op's name, dtype and library are what blastune can run
         return cls(
             kind=kind,
@@ -167,229 +159,151 @@ class Workload:
         )
 
 
-def _items(f: Fields, name: str, read) -> list:
-    """``read(fields, key)`` for each item of the list ``name`` (absent: []), so an error names
-    ``name[i]``."""
-    items = f.list(name, [])
-    sub = Fields({f"{name}[{i}]": x for i, x in enumerate(items)}, f.where, f.source)
-    return [read(sub, f"{name}[{i}]") for i in range(len(items))]
-
-
-def _optional_numbers(f: Fields, name: str, lo: float | None = None) -> list[float | None]:
-    """A list of numbers where null means 'not measured' (CPU time unreadable, no schedstat)."""
-    return _items(f, name, lambda sub, key: sub.number(key, None, lo=lo))
-
-
-def _wall(f: Fields) -> float:
-    w = f.seconds("wall_s")
+def _no_subpicosecond(f: Fields, name: str, w: float) -> None:
+    """A coarse clock reads 0; a positive reading below a picosecond is no clock's (and the rate
+    derived from it overflows): refused."""
     if 0 < w < MIN_CALL_SECONDS:
-        f.fail(f"expected 0 or a time >= {MIN_CALL_SECONDS:g} s, got {w!r}", "wall_s")
-    return w
+        f.fail(f"expected 0 or a time >= {MIN_CALL_SECONDS:g} s, got {w!r}", name)
 
 
 @dataclass
 class LayoutResult:
     layout: Layout
     walls: list[float]  # seconds per timed repeat (batch) of the whole batch of tasks
-    cpus: list[float | None]  # CPU seconds per batch (main + workers), None if unreadable
-    threads_seen: int | None  # BLAS threads the workers actually had (read back)
-    startup_s: float  # starting and warming the workers (not in the timing)
-    wall_s: float = 0.0  # median of walls
-    spread: float | None = None  # relative standard error of the median of walls; None: < 3 repeats
-    tasks_per_s: float = 0.0
-    speedup: float | None = None  # serial-baseline wall / this wall
-    cpu_s: float | None = None  # median CPU seconds
-    busy_cores: float | None = None  # cpu_s / wall_s: how many cores the layout kept busy
-    cpu_efficiency: float | None = (
-        None  # baseline CPU / this CPU: share of the CPU burnt that did work
-    )
-    notes: list[str] = field(default_factory=list)
+    # CPU seconds per batch (main + workers), None if unreadable
+    cpus: list[float | None] = field_of("items", [], of="number", item=None, lo=0)
+    # BLAS threads the workers actually had (read back)
+    threads_seen: int | None = field_of("threads", None)
+    startup_s: float = field_of("seconds", 0.0)  # starting and warming the workers (not timed)
+    wall_s: float = field_of("seconds", new=0.0)  # median of walls
+    # relative standard error of the median of walls; None: < 3 repeats
+    spread: float | None = field_of("number", None, lo=0)
+    tasks_per_s: float = field_of("number", new=0.0, lo=0, hi=MAX_RATE)
+    speedup: float | None = field_of("number", None, lo=0, hi=MAX_RATIO)  # serial wall / this wall
+    cpu_s: float | None = field_of("seconds", None)  # median CPU seconds
+    # cpu_s / wall_s: how many cores the layout kept busy
+    busy_cores: float | None = field_of("number", None, lo=0)
+    # baseline CPU / this CPU: share of the CPU burnt that did work
+    cpu_efficiency: float | None = field_of("number", None, lo=0)
+    notes: list[str] = field_of("items", [])
     # contention, per batch (parallel to walls) and summarized
-    wait_pcts: list[float | None] = field(
-        default_factory=list
+    wait_pcts: list[float | None] = field_of(
+        "items", [], of="number", item=None, lo=0
     )  # run-queue wait / wall, % (threads summed)
-    lost_pcts: list[float | None] = field(
-        default_factory=list
-    )  # CPU its runnable threads wanted and
-    #   did not get beyond what its own oversubscription explains, % of one CPU (see docs/jobs.md)
-    other_cores: list[float | None] = field(
-        default_factory=list
+    # CPU its runnable threads wanted and did not get beyond what its own oversubscription
+    # explains, % of one CPU (see docs/jobs.md)
+    lost_pcts: list[float | None] = field_of("items", [], of="number", item=None, lo=0)
+    other_cores: list[float | None] = field_of(
+        "items", [], of="number", item=None, lo=0
     )  # CPUs other programs used meanwhile
-    contended_batches: list[bool] = field(default_factory=list)  # disturbed from outside, per batch
-    wait_pct: float | None = None  # median of wait_pcts
-    contended: bool = False  # any batch disturbed from outside: do not take advice from it
-    self_oversubscribed: bool = (
-        False  # workers x threads > usable cores: it waits because of itself
-    )
-    expected_wait_pct: float = (
-        0.0  # the wait its own oversubscription explains: 100 x (W x T - cores)
-    )
-    unstable: bool = False  # spread above the threshold (or, from 0.1.0, range above 15%)
-    beyond_bounds: dict[str, str] = field(
-        default_factory=dict
-    )  # field -> why the value is not a fact
+    # disturbed from outside, per batch
+    contended_batches: list[bool] = field_of("items", [], of="bool")
+    wait_pct: float | None = field_of("number", None, lo=0)  # median of wait_pcts
+    # any batch disturbed from outside: do not take advice from it
+    contended: bool = field_of("bool", False)
+    # workers x threads > usable cores: it waits because of itself
+    self_oversubscribed: bool = field_of("bool", False)
+    # the wait its own oversubscription explains: 100 x (W x T - cores)
+    expected_wait_pct: float = field_of("number", 0.0, lo=0)
+    # spread above the threshold (or, from 0.1.0, range above 15%); None only while reading
+    unstable: bool = field_of("bool", None, new=False)
+    beyond_bounds: dict[str, str] = field_of("mapping", {})  # field -> why it is not a fact
     # since 0.3 (absent from older documents: None / empty)
-    tasks: int | None = None  # tasks per batch of this layout; None: the document's
-    steal_cores: list[float | None] = field(default_factory=list)  # hypervisor steal, CPUs
-    host_cpus: list[float | None] = field(default_factory=list)  # CPU s of the host (harness)
-    host_wait_pcts: list[float | None] = field(default_factory=list)  # its wait, % of the wall
-    outside_pcts: list[float | None] = field(default_factory=list)  # what others explain, % wanted
-    wanted_cores: float | None = None  # CPUs the layout wanted: workers x threads, <= the cores
-    host_pct: float | None = None  # median host CPU, % of the CPU the layout wanted
+    tasks: int | None = field_of("count", None, lo=1)  # tasks per batch; None: the document's
+    steal_cores: list[float | None] = field_of(
+        "items", [], of="number", item=None, lo=0
+    )  # hypervisor steal, CPUs
+    host_cpus: list[float | None] = field_of(
+        "items", [], of="number", item=None, lo=0
+    )  # CPU s of the host (harness)
+    host_wait_pcts: list[float | None] = field_of(
+        "items", [], of="number", item=None, lo=0
+    )  # its wait, % of the wall
+    outside_pcts: list[float | None] = field_of(
+        "items", [], of="number", item=None, lo=0
+    )  # what others explain, % wanted
+    # CPUs the layout wanted: workers x threads, <= the cores
+    wanted_cores: float | None = field_of("number", None, lo=0)
+    host_pct: float | None = field_of("number", None, lo=0)  # median host CPU, % of it wanted
 
-    def to_dict(self) -> dict:
-        return {
-            "layout": self.layout.to_dict(),
-            "walls": list(self.walls),
-            "cpus": list(self.cpus),
-            "threads_seen": self.threads_seen,
-            "startup_s": self.startup_s,
-            "wall_s": self.wall_s,
-            "spread": self.spread,
-            "tasks_per_s": self.tasks_per_s,
-            "speedup": self.speedup,
-            "cpu_s": self.cpu_s,
-            "busy_cores": self.busy_cores,
-            "cpu_efficiency": self.cpu_efficiency,
-            "notes": list(self.notes),
-            "wait_pcts": list(self.wait_pcts),
-            "lost_pcts": list(self.lost_pcts),
-            "other_cores": list(self.other_cores),
-            "contended_batches": list(self.contended_batches),
-            "wait_pct": self.wait_pct,
-            "contended": self.contended,
-            "self_oversubscribed": self.self_oversubscribed,
-            "expected_wait_pct": self.expected_wait_pct,
-            "unstable": self.unstable,
-            "beyond_bounds": dict(self.beyond_bounds),
-            "tasks": self.tasks,
-            "steal_cores": list(self.steal_cores),
-            "host_cpus": list(self.host_cpus),
-            "host_wait_pcts": list(self.host_wait_pcts),
-            "outside_pcts": list(self.outside_pcts),
-            "wanted_cores": self.wanted_cores,
-            "host_pct": self.host_pct,
-        }
+    to_dict = plain
 
     @classmethod
     def from_fields(cls, f: Fields, spread_kind: str = SPREAD_SE_MEDIAN) -> "LayoutResult":
-        walls = f.numbers("walls", lo=0, hi=MAX_SECONDS)
-        # a coarse clock reads 0; a positive reading below a picosecond is no clock's (and the rate
-        # derived from it overflows): refused
+        walls = f.items("walls", of="number", lo=0, hi=MAX_SECONDS)
         for i, w in enumerate(walls):
-            if 0 < w < MIN_CALL_SECONDS:
-                f.fail(f"expected 0 or a time >= {MIN_CALL_SECONDS:g} s, got {w!r}", f"walls[{i}]")
+            _no_subpicosecond(f, f"walls[{i}]", w)
         if not walls:
             f.fail("expected at least one timed batch, got none", "walls")
-        spread = f.number("spread", None, lo=0)
-        legacy = spread_kind == SPREAD_RANGE
-        unstable = f.bool("unstable", None)
-        if unstable is None:  # 0.1.0: judged the way 0.1.0 did
-            unstable = bool(
-                legacy and spread is not None and len(walls) > 1 and spread > LEGACY_UNSTABLE_RANGE
+        r = read_model(cls, f, walls=walls, layout=read_model(Layout, f.sub("layout")))
+        _no_subpicosecond(f, "wall_s", r.wall_s)
+        if r.unstable is None:  # 0.1.0: judged the way 0.1.0 did
+            legacy = spread_kind == SPREAD_RANGE
+            r.unstable = bool(
+                legacy
+                and r.spread is not None
+                and len(r.walls) > 1
+                and r.spread > LEGACY_UNSTABLE_RANGE
             )
-        bounds = f.dict("beyond_bounds", {})
-        for k, v in bounds.items():
-            if not isinstance(v, str):
-                f.fail(f"expected a string, got {v!r}", f"beyond_bounds.{k}")
-        return cls(
-            layout=Layout.from_fields(f.sub("layout")),
-            walls=walls,
-            cpus=_optional_numbers(f, "cpus", lo=0),
-            threads_seen=f.threads("threads_seen", None),
-            startup_s=f.seconds("startup_s", 0.0),
-            wall_s=_wall(f),
-            spread=spread,
-            tasks_per_s=f.number("tasks_per_s", lo=0, hi=MAX_RATE),
-            speedup=f.number("speedup", None, lo=0, hi=MAX_RATIO),
-            cpu_s=f.seconds("cpu_s", None),
-            busy_cores=f.number("busy_cores", None, lo=0),
-            cpu_efficiency=f.number("cpu_efficiency", None, lo=0),
-            notes=_items(f, "notes", Fields.str),
-            wait_pcts=_optional_numbers(f, "wait_pcts", lo=0),
-            lost_pcts=_optional_numbers(f, "lost_pcts", lo=0),
-            other_cores=_optional_numbers(f, "other_cores", lo=0),
-            contended_batches=_items(f, "contended_batches", Fields.bool),
-            wait_pct=f.number("wait_pct", None, lo=0),
-            contended=bool(f.bool("contended", False)),
-            self_oversubscribed=bool(f.bool("self_oversubscribed", False)),
-            expected_wait_pct=f.number("expected_wait_pct", 0.0, lo=0),
-            unstable=unstable,
-            beyond_bounds=dict(bounds),
-            tasks=f.count("tasks", None, lo=1),
-            steal_cores=_optional_numbers(f, "steal_cores", lo=0),
-            host_cpus=_optional_numbers(f, "host_cpus", lo=0),
-            host_wait_pcts=_optional_numbers(f, "host_wait_pcts", lo=0),
-            outside_pcts=_optional_numbers(f, "outside_pcts", lo=0),
-            wanted_cores=f.number("wanted_cores", None, lo=0),
-            host_pct=f.number("host_pct", None, lo=0),
-        )
+        return r
 
 
 @dataclass
 class Contention:
     """How contention was measured and judged for this document (the rule's parameters)."""
 
-    source: str | None = "schedstat"  # "schedstat" | "load" (/proc/stat only) | None (not measured)
+    # "schedstat" | "load" (/proc/stat only) | None (not measured)
+    source: str | None = field_of("str", None, new="schedstat")
     # rule "outside-share": lost CPU others explain, % of the CPU the layout wanted, above which a
     # batch is contended (0.2.0: lost CPU in % of one CPU)
-    threshold_pct: float = 5.0
+    threshold_pct: float = field_of("number", 5.0, lo=0)
     # 0.2.0 only: others' CPUs that made a batch contended without schedstat (since: busy_share_pct)
     other_cores_threshold: float | None = 0.25
-    note: str = ""
-    rule: str | None = None  # "outside-share" since 0.3; None: 0.2.0's rule
-    busy_share_pct: float | None = None  # without schedstat: others above this % of usable cores
-    rejudged_from: str | None = None  # the rule of the saved flags, when re-judged on reading
+    note: str = field_of("str", "")
+    rule: str | None = field_of("str", None)  # "outside-share" since 0.3; None: 0.2.0's rule
+    # without schedstat: others above this % of usable cores
+    busy_share_pct: float | None = field_of("number", None, lo=0)
+    # the rule of the saved flags, when re-judged on reading
+    rejudged_from: str | None = field_of("str", None)
 
     def to_dict(self) -> dict:
-        d = {
-            "source": self.source,
-            "threshold_pct": self.threshold_pct,
-            "other_cores_threshold": self.other_cores_threshold,
-            "note": self.note,
-        }
-        if self.rule is not None:
-            d.update(rule=self.rule, busy_share_pct=self.busy_share_pct)
-        if self.rejudged_from is not None:
-            d["rejudged_from"] = self.rejudged_from
+        d = plain(self)
+        if self.rule is None:  # 0.2.0's layout
+            del d["rule"], d["busy_share_pct"]
+        if self.rejudged_from is None:
+            del d["rejudged_from"]
         return d
 
     @classmethod
     def from_fields(cls, f: Fields) -> "Contention":
-        return cls(
-            source=f.str("source", None),
-            threshold_pct=f.number("threshold_pct", 5.0, lo=0),
-            other_cores_threshold=f.number("other_cores_threshold", 0.25, lo=0)
-            if not f.has("rule")
-            else f.number("other_cores_threshold", None, lo=0),
-            note=f.str("note", ""),
-            rule=f.str("rule", None),
-            busy_share_pct=f.number("busy_share_pct", None, lo=0),
-            rejudged_from=f.str("rejudged_from", None),
-        )
+        # a 0.2.0 document (no rule) that left the threshold out was judged by its default
+        default = 0.25 if not f.has("rule") else None
+        threshold = f.number("other_cores_threshold", default, lo=0)
+        return read_model(cls, f, other_cores_threshold=threshold)
 
 
 @dataclass
 class JobsResult:
     workload: Workload
-    tasks: int
-    repeats: int
-    usable_cores: int
-    default_threads: int | None  # what the BLAS picks when nobody sets a count
+    tasks: int = field_of("count", lo=1)
+    repeats: int = field_of("count", lo=1)
+    usable_cores: int = field_of("threads")
+    # what the BLAS picks when nobody sets a count
+    default_threads: int | None = field_of("threads", None, new=REQUIRED)
     results: list[LayoutResult]
     fingerprint: dict
-    other_load_cores: float | None = (
-        None  # CPUs other programs kept busy meanwhile (None: not measurable)
-    )
-    warnings: list[str] = field(default_factory=list)
-    created: str = ""
-    blastune_version: str = ""
-    status: str = "complete"  # "complete" | "interrupted" (partial results: finished batches)
+    # CPUs other programs kept busy meanwhile (None: not measurable)
+    other_load_cores: float | None = field_of("number", None, lo=0)
+    warnings: list[str] = field_of("items", [])
+    created: str = field_of("str", "")
+    blastune_version: str = field_of("str", "")
+    # "complete" | "interrupted" (partial results: finished batches)
+    status: str = field_of("str", "complete", choices=("complete", "interrupted"))
     spread_definition: str = SPREAD_SE_MEDIAN
     contention: Contention | None = field(default_factory=Contention)  # None: a 0.1.0 file
-    estimate_s: float | None = None  # the time estimate printed before running
-    budget_s: float | None = None  # --budget, if any
-    elapsed_s: float | None = None  # wall time of the whole run
+    estimate_s: float | None = field_of("seconds", None)  # the time estimate printed before running
+    budget_s: float | None = field_of("seconds", None)  # --budget, if any
+    elapsed_s: float | None = field_of("seconds", None)  # wall time of the whole run
     # not in the document: where blastune.jobs(save_profile=True) saved the advice, and what it
     # left out (noisy entries, a broken cache)
     profile: str | None = field(default=None, compare=False, repr=False)
@@ -439,35 +353,21 @@ class JobsResult:
     @classmethod
     def from_dict(cls, data: dict, source: str = "") -> "JobsResult":
         f = Fields(data, "", source)
-        schema = f.str("schema")
-        if schema.partition("/")[0] != "blastune.jobs":
-            f.fail(f"expected a blastune.jobs document, got {schema!r}", "schema")
-        check_major(f, schema, MAJOR)
+        read_schema(f, KIND, MAJOR)
         spread_kind = f.str(
             "spread_definition", SPREAD_RANGE, choices=(SPREAD_RANGE, SPREAD_SE_MEDIAN)
         )
         results = f.each("results", lambda sub: LayoutResult.from_fields(sub, spread_kind))
         if not results:
             f.fail("expected at least one layout, got none", "results")
-        tasks = f.count("tasks", lo=1)
-        return cls(
+        return read_model(
+            cls,
+            f,
             workload=Workload.from_fields(f.sub("workload")),
-            tasks=tasks,
-            repeats=f.count("repeats", lo=1),
-            usable_cores=f.threads("usable_cores"),
-            default_threads=f.threads("default_threads", None),
             results=results,
             fingerprint=check_fingerprint(f.sub("fingerprint", {})),
-            other_load_cores=f.number("other_load_cores", None, lo=0),
-            warnings=_items(f, "warnings", Fields.str),
-            created=f.str("created", ""),
-            blastune_version=f.str("blastune_version", ""),
-            status=f.str("status", "complete", choices=("complete", "interrupted")),
             spread_definition=spread_kind,
             contention=Contention.from_fields(f.sub("contention")) if f.has("contention") else None,
-            estimate_s=f.seconds("estimate_s", None),
-            budget_s=f.seconds("budget_s", None),
-            elapsed_s=f.seconds("elapsed_s", None),
         )
 
 

@@ -16,9 +16,7 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     try:
         text = read_capped(path).decode("utf-8")  # capped: `compare /dev/zero` ends in one line
     except UnicodeDecodeError as exc:
-        raise BlastuneError(
-            f"{path}: not a blastune results file (not UTF-8 text at byte {exc.start})"
-        ) from None
+        raise _foreign(path, f"not UTF-8 text at byte {exc.start}") from None
     except IsADirectoryError:
         raise BlastuneError(f"{path}: is a directory, not a results file") from None
     except FileNotFoundError:
@@ -28,14 +26,12 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BlastuneError(
-            f"{path}: not a blastune results file (invalid JSON at line {exc.lineno})"
-        ) from None
+        raise _foreign(path, f"invalid JSON at line {exc.lineno}") from None
     except RecursionError:
-        raise BlastuneError(f"{path}: not a blastune results file (nested too deeply)") from None
+        raise _foreign(path, "nested too deeply") from None
     schema = data.get("schema") if isinstance(data, dict) else None
     if not isinstance(schema, str) or not schema.startswith("blastune."):
-        raise BlastuneError(f"{path}: not a blastune results file (no 'schema' field)")
+        raise _foreign(path, "no 'schema' field")
     name = schema.partition("/")[0]
     if kind is not None and name != f"blastune.{kind}":
         raise BlastuneError(
@@ -45,3 +41,7 @@ def load_results(path: str | Path, kind: str | None = None, major: int | None = 
     if why:
         raise BlastuneError(f"{path}: {why}")
     return data
+
+
+def _foreign(path: Path, why: str) -> BlastuneError:
+    return BlastuneError(f"{path}: not a blastune results file ({why})")

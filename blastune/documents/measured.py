@@ -8,16 +8,16 @@ from blastune.documents.load import load_results
 from blastune.documents.sweep import SweepDocument
 from blastune.errors import BlastuneError
 
+_MODELS = {"sweep": SweepDocument, "jobs": JobsResult}
+
 
 def measured_model(data: dict, source: str, reader: str):
     """A sweep or jobs document (as ``load_results`` returns it) as (kind, typed model): what
     compare, plot and recommend read. Any other kind is one line naming what ``reader`` takes."""
     schema = data.get("schema") if isinstance(data, dict) else None
     kind = str(schema or "").partition("/")[0].removeprefix("blastune.")
-    if kind == "sweep":
-        return kind, SweepDocument.from_dict(data, source)
-    if kind == "jobs":
-        return kind, JobsResult.from_dict(data, source)
+    if kind in _MODELS:
+        return kind, _MODELS[kind].from_dict(data, source)
     where = f"{source}: " if source else ""
     raise BlastuneError(
         f"{where}holds {kind or 'unknown'} results; {reader} reads sweep or jobs results"

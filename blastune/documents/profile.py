@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from blastune.core.counts import MAX_THREADS
-from blastune.documents.base import DocumentError, Fields
+from blastune.documents.base import REQUIRED, DocumentError, Fields, field_of, plain, read_model
 from blastune.documents.common import check_fingerprint
 
 SCHEMA = "blastune.profile/2"
@@ -36,43 +36,26 @@ UNRECORDED = "unrecorded"  # the workload of 0.1.0 entries, which did not record
 class ProfileEntry:
     """The advice for one workload at one number of concurrent jobs."""
 
-    jobs: int
-    threads: int  # BLAS threads per job
-    layout: str  # the --layouts spelling it came from
-    reason: str  # the measured numbers behind it
-    source: str = ""  # the file or measurement it came from
-    measured: str = ""  # ISO time it was saved
-    noisy: str | None = None  # why the data were not clean (saved only with --accept-noisy)
-    extrapolated: bool = False  # not measured at this job count: the cores divided among the jobs
+    jobs: int  # the key it is saved under
+    # BLAS threads per job: a C int (OpenBLAS, OpenMP), the one bound core.counts.MAX_THREADS
+    threads: int = field_of("threads")
+    layout: str = field_of("str", "", new=REQUIRED)  # the --layouts spelling it came from
+    reason: str = field_of("str", "", new=REQUIRED)  # the measured numbers behind it
+    source: str = field_of("str", "")  # the file or measurement it came from
+    measured: str = field_of("str", "")  # ISO time it was saved
+    # why the data were not clean (saved only with --accept-noisy)
+    noisy: str | None = field_of("str", None)
+    # not measured at this job count: the cores divided among the jobs
+    extrapolated: bool = field_of("bool", False)
 
     @property
     def clean(self) -> bool:
         return self.noisy is None
 
-    @classmethod
-    def from_fields(cls, f: Fields, jobs: int) -> "ProfileEntry":
-        # a thread count goes to a C int (OpenBLAS, OpenMP): the one bound, core.counts.MAX_THREADS
-        return cls(
-            jobs=jobs,
-            threads=f.threads("threads"),
-            layout=f.str("layout", ""),
-            reason=f.str("reason", ""),
-            source=f.str("source", ""),
-            measured=f.str("measured", ""),
-            noisy=f.str("noisy", None),
-            extrapolated=f.bool("extrapolated", False),
-        )
-
     def to_dict(self) -> dict:
-        return {
-            "threads": self.threads,
-            "layout": self.layout,
-            "reason": self.reason,
-            "source": self.source,
-            "measured": self.measured,
-            "noisy": self.noisy,
-            "extrapolated": self.extrapolated,
-        }
+        out = plain(self)
+        del out["jobs"]  # the key of the entry
+        return out
 
 
 @dataclass
@@ -100,12 +83,9 @@ def _jobs_key(f: Fields, name: str) -> int:
 
 
 def _entries(f: Fields) -> dict[int, ProfileEntry]:
-    raw = f.dict("entries")
-    sub = f.sub("entries")
-    return {
-        _jobs_key(sub, name): ProfileEntry.from_fields(sub.sub(name), _jobs_key(sub, name))
-        for name in raw
-    }
+    entries = f.sub("entries")
+    jobs = {name: _jobs_key(entries, name) for name in entries.data}
+    return {jobs[n]: read_model(ProfileEntry, entries.sub(n), jobs=jobs[n]) for n in jobs}
 
 
 @dataclass
@@ -131,11 +111,10 @@ class Profile:
                 )
             }
         else:
-            wf = f.sub("workloads")
-            workloads = {}
-            for key in f.dict("workloads"):
-                one = wf.sub(key)
-                workloads[key] = WorkloadAdvice(key, one.str("label", key), _entries(one))
+            workloads = {
+                key: WorkloadAdvice(key, one.str("label", key), _entries(one))
+                for key, one in f.mapping("workloads", of="sub").items()
+            }
         return cls(fingerprint=dict(fp.data), created=created, updated=updated, workloads=workloads)
 
     def to_dict(self) -> dict:
