@@ -13,7 +13,7 @@ evidence was noisy are left out of the profile (with a notice) unless ``accept_n
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from blastune.errors import BlastuneError
 
@@ -58,9 +58,8 @@ class Recommendation:
     profile: str | None = None  # where the profile was saved
     profile_entries: dict = field(default_factory=dict)
     workload: str | None = None  # the profile's workload key the entries are saved under
-    noisy: list[str] = field(
-        default_factory=list
-    )  # accepted noise (accept_noisy): what was not clean
+    # accepted noise (accept_noisy): what was not clean
+    noisy: list[str] = field(default_factory=list)
     # the job counts whose entries this run wrote into the profile (the others: in the notices);
     # not in the JSON, which has the entries and the notices
     profile_saved: list[int] = field(default_factory=list)
@@ -73,59 +72,51 @@ class Recommendation:
         return {"schema": SCHEMA, "blastune_version": __version__, **d}
 
 
+# the figures of a layout a recommendation quotes (``measured``, ``best``)
+_SUMMARY = (
+    "tasks_per_s",
+    "speedup",
+    "wall_s",
+    "cpu_efficiency",
+    "busy_cores",
+    "threads_seen",
+    "wait_pct",
+    "contended",
+    "unstable",
+)
+
+
 def _summary(r) -> dict:
-    return {
-        "layout": r.layout.label,
-        "spec": r.layout.spec,
-        "tasks_per_s": r.tasks_per_s,
-        "speedup": r.speedup,
-        "wall_s": r.wall_s,
-        "cpu_efficiency": r.cpu_efficiency,
-        "busy_cores": r.busy_cores,
-        "threads_seen": r.threads_seen,
-        "wait_pct": r.wait_pct,
-        "contended": r.contended,
-        "unstable": r.unstable,
-    }
+    return {"layout": r.layout.label, "spec": r.layout.spec, **{k: getattr(r, k) for k in _SUMMARY}}
 
 
-# --- loading --------------------------------------------------------------------------------------
-
-
-def _as_model(doc, source: str = ""):
-    """A jobs or sweep document (dict or model) as its typed model: (kind, model)."""
+def _as_model(source) -> tuple:
+    """A loaded jobs or sweep document -- a dict, a typed model or ``blastune.sweep()``'s result --
+    as (kind, model)."""
     from blastune.documents.jobs import JobsResult
     from blastune.documents.measured import measured_model
     from blastune.documents.sweep import SweepDocument
 
-    doc = getattr(doc, "document", doc)  # blastune.sweep()'s result: its typed document
-    if isinstance(doc, (JobsResult, SweepDocument)):
-        return ("jobs" if isinstance(doc, JobsResult) else "sweep"), doc
-    if hasattr(doc, "to_dict") and not isinstance(doc, dict):  # a measure-layer result object
-        doc = doc.to_dict()
-    return measured_model(doc, source, "recommend")
-
-
-def load_measurement(path):
-    """A jobs or sweep results file as its typed model; anything else is one clear error."""
-    from blastune.documents.measured import load_measured
-
-    return load_measured(path, "recommend")[1]
+    doc = getattr(source, "document", source)  # blastune.sweep()'s result: its typed document
+    if isinstance(doc, JobsResult):
+        return "jobs", doc
+    if isinstance(doc, SweepDocument):
+        return "sweep", doc
+    return measured_model(doc, "", "recommend")
 
 
 def builtin_layouts(jobs: int | None, cores: int, workload):
+    """What a recommendation without a results file measures: for ``jobs`` concurrent jobs, each
+    thread count up to their share of the cores (and the library's default, the naive layout)."""
+    from blastune.advise.rules import extrapolated_layout
     from blastune.documents.jobs import Layout
     from blastune.measure.jobs.entry import default_layouts
+    from blastune.measure.jobs.layouts import powers_up_to
 
     if jobs is None:
         return default_layouts(workload, cores)
-    room = max(1, cores // jobs)
-    powers = [t for t in (1 << k for k in range(room.bit_length())) if t <= room]
-    if powers[-1] != room:
-        powers.append(room)
-    if jobs == 1:
-        return [Layout("serial", 1, t) for t in powers]
-    return [Layout("process", jobs, t) for t in powers] + [Layout("process", jobs, None)]
+    layouts = [extrapolated_layout(jobs, t) for t in powers_up_to(max(1, cores // jobs))]
+    return layouts + [Layout("process", jobs, None)] * (jobs > 1)
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -162,15 +153,17 @@ def recommend(
         from blastune.measure.workloads import make_workload
 
         workload = make_workload(op=op, size=size)
-        res = run_jobs(
-            workload,
-            None,
-            builtin_layouts(jobs, cores, workload),
-            repeats=BUILTIN_REPEATS,
-            progress=progress,
-            target_seconds=BUILTIN_SECONDS,
+        kind, model = (
+            "jobs",
+            run_jobs(
+                workload,
+                None,
+                builtin_layouts(jobs, cores, workload),
+                repeats=BUILTIN_REPEATS,
+                progress=progress,
+                target_seconds=BUILTIN_SECONDS,
+            ),
         )
-        kind, model = _as_model(res)
         where = f"built-in measurement ({workload.describe()}, {model.tasks} tasks)"
         notices += model.warnings
     elif (
@@ -181,8 +174,9 @@ def recommend(
         kind, model = _as_model(source)
         where = f"{kind} results of {getattr(model, 'created', None) or 'unknown date'}"
     else:
-        model = load_measurement(source)
-        kind, where = _as_model(model)[0], str(source)
+        from blastune.documents.measured import load_measured
+
+        (kind, model), where = load_measured(source, "recommend"), str(source)
     same, why_not = matches_here(model.fingerprint)
     if not same:
         notices.append(
@@ -228,8 +222,7 @@ def _advise(
                 "a share of what each layout wanted): " + "; ".join(parts)
             )
         advice = rules.from_jobs(model, jobs, cores)
-        workload = model.workload
-        if not workload.uses_blas:
+        if not model.workload.uses_blas:
             advice.entries = {}  # a workload that never calls BLAS says nothing about BLAS threads
             advice.rationale.append(
                 "this workload does not call BLAS: the exports only keep any BLAS it "
@@ -237,7 +230,6 @@ def _advise(
             )
     else:
         advice = rules.from_sweep(model, jobs, cores)
-        workload = rules.sweep_as_workload(rules.sweep_workload(model)[0])
     if advice.noisy and not accept_noisy:
         raise NoisyMeasurement(
             f"{where}: no advice from noisy measurements ({'; '.join(advice.noisy)}): " + RERUN_HINT
@@ -272,16 +264,10 @@ def _advise(
         ),
         same_machine=same,
         notices=notices,
-        workload=workload.key,
+        workload=advice.workload.key,
         noisy=list(advice.noisy),
         profile_entries={
-            str(j): {
-                "threads": e.threads,
-                "layout": e.layout,
-                "reason": e.reason,
-                "noisy": "; ".join(e.noisy) or None,
-                "extrapolated": e.extrapolated,
-            }
+            str(j): {k: v for k, v in e.to_dict().items() if k not in ("source", "measured")}
             for j, e in sorted(advice.entries.items())
         },
     )
@@ -291,7 +277,7 @@ def _advise(
         )
     if save_profile and same and advice.entries:
         rec.profile, more, rec.profile_saved = update_profile(
-            workload, advice.entries, f"{kind}: {where}", accept_noisy
+            advice.workload, advice.entries, f"{kind}: {where}", accept_noisy
         )
         rec.notices += more
     return rec
@@ -300,37 +286,24 @@ def _advise(
 def update_profile(
     workload, entries: dict, source: str, accept_noisy: bool = False, hint: str = RERUN_HINT
 ) -> tuple[str | None, list[str], list[int]]:
-    """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's
+    """Save ``entries`` (``ProfileEntry`` by job count) for ``workload`` into this machine's
     profile.
 
     Never raises for the profile's sake: a measurement or advice already made is not lost to a bad
     cache. Returns (the profile's path or None, notices, the job counts whose entries it saved)."""
     from blastune.control.profile import ProfileError, save_advice
-    from blastune.documents.profile import ProfileEntry
 
     notices = []
-    keep = {}
-    skipped = [
-        f"{j} job(s) ({'; '.join(e.noisy)})"
-        for j, e in sorted(entries.items())
-        if e.noisy and not accept_noisy
-    ]
-    if skipped:
+    skipped = [f"{j} job(s) ({e.noisy})" for j, e in sorted(entries.items()) if e.noisy]
+    if skipped and not accept_noisy:
         notices.append(
             f"not saved in the profile, from noisy measurements: {'; '.join(skipped)}; {hint}"
         )
-    for j, e in sorted(entries.items()):
-        if e.noisy and not accept_noisy:
-            continue
-        keep[j] = ProfileEntry(
-            jobs=j,
-            threads=e.threads,
-            layout=e.layout,
-            reason=e.reason,
-            source=source,
-            noisy="; ".join(e.noisy) or None,
-            extrapolated=e.extrapolated,
-        )
+    keep = {
+        j: replace(e, source=source)
+        for j, e in sorted(entries.items())
+        if accept_noisy or not e.noisy
+    }
     if not keep:
         return None, notices, []
     try:
@@ -341,8 +314,7 @@ def update_profile(
         return None, notices + [f"profile not saved: {exc.strerror or exc}"], []
     done = [j for j in keep if j not in saved.kept]
     notices += [  # said only once it is saved
-        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): "
-        + "; ".join(entries[j].noisy)
+        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {entries[j].noisy}"
         for j in done
         if entries[j].noisy
     ]
@@ -434,7 +406,6 @@ __all__ = [
     "Recommendation",
     "NoisyMeasurement",
     "recommend",
-    "load_measurement",
     "update_profile",
     "jobs",
     "builtin_layouts",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
+from blastune.documents.profile import ProfileEntry
 from blastune.documents.sweep import SweepDocument, SweepPoint
 from blastune.errors import BlastuneError
 
@@ -32,26 +33,13 @@ class Advice:
     rationale: list[str]
     measured: LayoutResult | None = None  # the chosen layout's row (jobs results, not extrapolated)
     best: LayoutResult | None = None  # the fastest row measured (jobs results)
-    noisy: list[str] = field(
-        default_factory=list
-    )  # why the evidence behind the choice is not clean
-    entries: dict[int, "EntryAdvice"] = field(default_factory=dict)
+    noisy: list[str] = field(default_factory=list)  # why the evidence behind it is not clean
+    entries: dict[int, ProfileEntry] = field(default_factory=dict)  # the profile's, by job count
+    workload: Workload | None = None  # what was measured: the profile's key for the entries
 
     @property
     def extrapolated(self) -> bool:
         return self.measured is None
-
-
-@dataclass
-class EntryAdvice:
-    """One profile entry: the advice for ``jobs`` concurrent jobs of this workload."""
-
-    jobs: int
-    threads: int
-    layout: str
-    reason: str
-    noisy: list[str] = field(default_factory=list)
-    extrapolated: bool = False
 
 
 # --- noise ----------------------------------------------------------------------------------------
@@ -100,10 +88,14 @@ def _could_change(r: LayoutResult, choice: LayoutResult) -> bool:
     return r.tasks_per_s * max(1 + 3 * (r.spread or 0.0), 1 + TIE) >= choice.tasks_per_s
 
 
-def _noise(rows: list[LayoutResult], choice: LayoutResult | None = None) -> list[str]:
+def _joined(noise) -> str | None:
+    """A profile entry's noise: every reason in one string, None when clean."""
+    return "; ".join(noise) or None
+
+
+def _noise(rows: list[LayoutResult], choice: LayoutResult) -> list[str]:
     """Why the evidence for ``choice`` among ``rows`` is not clean: the noise of the choice itself
     and of every layout whose plausible speed reaches it."""
-    choice = choice or pick(rows)
     return [w for w in (layout_noise(r) for r in rows if _could_change(r, choice)) if w]
 
 
@@ -165,14 +157,15 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
                 ),
                 f"fastest measured: {best.layout.label}, {rate(best)} on {what}",
             ]
-            entries[jobs] = EntryAdvice(
+            entries[jobs] = ProfileEntry(
                 jobs,
                 threads,
                 extrapolated_layout(jobs, threads).spec,
                 f"{cores} usable cores // {jobs} jobs (not measured at {jobs} jobs)",
                 extrapolated=True,
             )
-            return Advice(extrapolated_layout(jobs, threads), threads, why, None, best, [], entries)
+            lay = extrapolated_layout(jobs, threads)
+            return Advice(lay, threads, why, None, best, [], entries, res.workload)
         group = same
     else:
         group = rows
@@ -185,7 +178,8 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
         )
     why += _contrasts(rows, choice, res.default_threads, cores)
     threads = threads_of(choice, res.default_threads) or 1
-    return Advice(choice.layout, threads, why, choice, best, _noise(group, choice), entries)
+    noisy = _noise(group, choice)
+    return Advice(choice.layout, threads, why, choice, best, noisy, entries, res.workload)
 
 
 def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
@@ -242,7 +236,7 @@ def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
     return out
 
 
-def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
+def entries_from_jobs(res: JobsResult) -> dict[int, ProfileEntry]:
     """Profile entries: for each number of concurrent jobs measured (W processes, or one serial
     job), the best BLAS threads each -- noisy when any layout of that comparison was."""
     by_w: dict[int, list[LayoutResult]] = {}
@@ -254,9 +248,8 @@ def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
         c = pick(group)
         t = threads_of(c, res.default_threads)
         if t:
-            entries[w] = EntryAdvice(
-                w, t, c.layout.spec, f"{c.layout.label} measured {rate(c)}", _noise(group, c)
-            )
+            why = f"{c.layout.label} measured {rate(c)}"
+            entries[w] = ProfileEntry(w, t, c.layout.spec, why, noisy=_joined(_noise(group, c)))
     return entries
 
 
@@ -281,11 +274,6 @@ def sweep_workload(doc: SweepDocument) -> tuple[tuple, list[SweepPoint]]:
     order = list(groups)
     key = max(groups, key=lambda k: (k[2], -order.index(k)))
     return key, groups[key]
-
-
-def sweep_as_workload(key: tuple) -> Workload:
-    op, lib, size, dtype = key
-    return Workload("op", op, size, True, dtype, lib)
 
 
 def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
@@ -319,23 +307,22 @@ def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
     entries = {}
     for k in sorted({*range(1, cores + 1), n}):
         p, _, allowed = choose(k)
-        entries[k] = EntryAdvice(
+        entries[k] = ProfileEntry(
             k,
             p.threads,
             extrapolated_layout(k, p.threads).spec,
             f"sweep of {op} {size}: {p.threads} thread(s) fastest within {k} job(s)' "
             "share of the cores",
-            [w for w in map(point_noise, allowed) if w],
+            noisy=_joined(w for w in map(point_noise, allowed) if w),
         )
     noisy = [w for w in map(point_noise, choose(n)[2]) if w]
-    return Advice(
-        extrapolated_layout(n, pick_.threads), pick_.threads, why, None, None, noisy, entries
-    )
+    workload = Workload("op", op, size, True, dtype, lib)
+    lay = extrapolated_layout(n, pick_.threads)
+    return Advice(lay, pick_.threads, why, None, None, noisy, entries, workload)
 
 
 __all__ = [
     "Advice",
-    "EntryAdvice",
     "TIE",
     "SWEEP_TIE",
     "from_jobs",
@@ -346,5 +333,4 @@ __all__ = [
     "pick",
     "rate",
     "sweep_workload",
-    "sweep_as_workload",
 ]
