@@ -112,45 +112,40 @@ class _Side:
     samples: list[float]
     disturbed: str | None  # why it cannot be trusted, or None
     flags: list[str]
-    threads: int | None = None
+
+
+def _side(m, samples: list[float], median_s, contended: bool, busy: bool = False) -> _Side:
+    """``m`` (a sweep point or a jobs layout) as one side: a contended one is not trusted, nor --
+    where the kernel's own measure is missing -- one 0.1.0's load probe found ``busy``."""
+    flags, why = [], None
+    if contended:
+        why = f"contended ({m.wait_pct:.0f}% wait)" if m.wait_pct is not None else "contended"
+        flags.append(why)
+    elif busy:
+        flags.append("busy")
+        why = "busy: other programs used the CPUs"
+    if m.unstable:
+        flags.append("unstable")
+    return _Side(median_s, samples, why, flags)
 
 
 def _sweep_side(p) -> _Side:
-    flags = []
-    why = None
-    if p.disturbed and p.contended:
-        flags.append(
-            f"contended ({p.wait_pct:.0f}% wait)" if p.wait_pct is not None else "contended"
-        )
-        why = flags[-1]
-    elif p.disturbed:  # 0.1.0's load probe: said only where the kernel's own measure is missing
-        flags.append("busy")
-        why = why or "busy: other programs used the CPUs"
-    if p.unstable:
-        flags.append("unstable")
-    return _Side(p.median_s, list(p.samples_s), why, flags, p.threads)
+    return _side(p, list(p.samples_s), p.median_s, p.contended, p.disturbed)
 
 
 def _jobs_side(r, tasks: int) -> _Side:
-    flags = []
-    why = None
-    if r.contended:
-        flags.append(
-            f"contended ({r.wait_pct:.0f}% wait)" if r.wait_pct is not None else "contended"
-        )
-        why = flags[-1]
-    if r.unstable:
-        flags.append("unstable")
+    """Each sample is one batch's wall time per task."""
     per_task = [w / tasks for w in r.walls]
-    return _Side(
-        statistics.median(per_task) if per_task else None, per_task, why, flags, r.layout.threads
-    )
+    return _side(r, per_task, statistics.median(per_task) if per_task else None, r.contended)
 
 
-def parse_match(text: str | None) -> list[str]:
-    """'op,size' -> ['op', 'size']: the point fields two sweep points must share to be compared."""
+def parse_match(text) -> list[str]:
+    """'op,size' (or ['op', 'size']) -> ['op', 'size']: the point fields two sweep points must share
+    to be compared."""
     if text is None:
         return list(KEY_FIELDS)
+    if isinstance(text, (list, tuple)):
+        text = ",".join(text)
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     bad = [n for n in names if n not in KEY_FIELDS]
     if bad or not names:
@@ -184,9 +179,7 @@ def compare(path_a, path_b, match=None) -> Comparison:
         raise BlastuneError(
             f"{path_a} holds {kind_a} results and {path_b} {kind_b} results: compare two of a kind"
         )
-    fields = (
-        parse_match(match) if not isinstance(match, (list, tuple)) else parse_match(",".join(match))
-    )
+    fields = parse_match(match)
     same = (a.fingerprint or {}).get("id") == (b.fingerprint or {}).get("id")
     out = Comparison(
         schema=SCHEMA, a=str(path_a), b=str(path_b), same_machine=same, kind=kind_a, match=fields
@@ -289,13 +282,13 @@ def _judge_all(pairs, out: Comparison) -> None:
     for row, x, y in pairs:
         if x is None or y is None:
             continue
-        j = judge(
+        verdict, reason = judge(
             row.ratio, row.n_a, row.n_b, row.p_value, row.p_adjusted, m, out.alpha, out.equivalence
         )
         if row.trusted:
-            row.verdict, row.reason = j.verdict, j.reason
+            row.verdict, row.reason = verdict, reason
             continue
-        row.test_verdict = j.verdict
+        row.test_verdict = verdict
         sides = [f"{s}: {d.disturbed}" for s, d in (("a", x), ("b", y)) if d.disturbed]
         row.verdict = "not trusted"
         row.reason = f"disturbed while measured ({'; '.join(sides)})"
