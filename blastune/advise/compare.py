@@ -34,11 +34,11 @@ class CompareRow:
     size: int | None
     dtype: str | None
     threads: int | None  # a's thread count (sweeps) or BLAS threads per worker (jobs)
-    a_median_s: float | None
-    b_median_s: float | None
-    ratio: float | None  # b / a; None when undefined (a point missing, a median of zero)
-    verdict: str  # faster | slower | not significant | too few samples | not trusted |
-    # only in a | only in b
+    a_median_s: float | None = None
+    b_median_s: float | None = None
+    ratio: float | None = None  # b / a; None when undefined (a point missing, a median of zero)
+    # faster | slower | not significant | too few samples | not trusted | only in a | only in b
+    verdict: str = ""
     reason: str = ""
     p_value: float | None = None
     p_adjusted: float | None = None  # Holm-adjusted over every judged point
@@ -214,17 +214,7 @@ def _sweep_pairs(a, b, fields, path_a, path_b):
     for key in list(pa) + [k for k in pb if k not in pa]:
         x, y = pa.get(key), pb.get(key)
         ref = x or y
-        row = CompareRow(
-            ref.op,
-            ref.lib,
-            ref.size,
-            ref.dtype,
-            x.threads if x else y.threads,
-            x and x.median_s,
-            y and y.median_s,
-            None,
-            "only in a" if x else "only in b",
-        )
+        row = CompareRow(ref.op, ref.lib, ref.size, ref.dtype, x.threads if x else y.threads)
         if x and y and y.threads != x.threads:
             row.b_threads = y.threads
         pairs.append((row, x and _sweep_side(x), y and _sweep_side(y)))
@@ -251,10 +241,6 @@ def _jobs_pairs(a, b, out: Comparison):
             w.size,
             w.dtype if w.kind == "op" else None,
             lay.threads,
-            sx and sx.median_s,
-            sy and sy.median_s,
-            None,
-            "only in a" if x else "only in b",
             layout=spec,
         )
         pairs.append((row, sx, sy))
@@ -266,7 +252,9 @@ def _judge_all(pairs, out: Comparison) -> None:
     tested = []
     for row, x, y in pairs:
         out.rows.append(row)
+        row.a_median_s, row.b_median_s = x and x.median_s, y and y.median_s
         if x is None or y is None:
+            row.verdict = "only in a" if x else "only in b"
             continue
         row.ratio = _ratio(x.median_s, y.median_s)
         row.n_a, row.n_b = len(x.samples), len(y.samples)

@@ -5,10 +5,10 @@ process at several thread counts), or -- when neither is given -- a short ``jobs
 The rules are in ``advise.rules``; this module loads the measurement (typed models, never raw
 dicts), refuses advice from noisy evidence, and updates this machine's profile.
 
-Noise: advice resting on a layout or point that was disturbed from outside or unstable is refused
-(``NoisyMeasurement``: what was noisy and what to do) unless ``accept_noisy``; the profile then
-keeps it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own
-evidence was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
+Noise (what counts as noise is ``advise.rules``'s): noisy advice is refused (``NoisyMeasurement``:
+what was noisy and what to do) unless ``accept_noisy``; the profile then keeps it marked noisy, and
+a noisy entry never replaces a clean one. Profile entries whose own evidence was noisy are left out
+of the profile (with a notice) unless ``accept_noisy``.
 """
 
 from __future__ import annotations
@@ -74,16 +74,8 @@ class Recommendation:
 
 # the figures of a layout a recommendation quotes (``measured``, ``best``)
 _SUMMARY = (
-    "tasks_per_s",
-    "speedup",
-    "wall_s",
-    "cpu_efficiency",
-    "busy_cores",
-    "threads_seen",
-    "wait_pct",
-    "contended",
-    "unstable",
-)
+    "tasks_per_s speedup wall_s cpu_efficiency busy_cores threads_seen wait_pct contended unstable"
+).split()
 
 
 def _summary(r) -> dict:
@@ -116,7 +108,8 @@ def builtin_layouts(jobs: int | None, cores: int, workload):
     if jobs is None:
         return default_layouts(workload, cores)
     layouts = [extrapolated_layout(jobs, t) for t in powers_up_to(max(1, cores // jobs))]
-    return layouts + [Layout("process", jobs, None)] * (jobs > 1)
+    naive = [Layout("process", jobs, None)] if jobs > 1 else []  # the library's default threads
+    return layouts + naive
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -153,16 +146,14 @@ def recommend(
         from blastune.measure.workloads import make_workload
 
         workload = make_workload(op=op, size=size)
-        kind, model = (
-            "jobs",
-            run_jobs(
-                workload,
-                None,
-                builtin_layouts(jobs, cores, workload),
-                repeats=BUILTIN_REPEATS,
-                progress=progress,
-                target_seconds=BUILTIN_SECONDS,
-            ),
+        kind = "jobs"
+        model = run_jobs(
+            workload,
+            None,
+            builtin_layouts(jobs, cores, workload),
+            repeats=BUILTIN_REPEATS,
+            progress=progress,
+            target_seconds=BUILTIN_SECONDS,
         )
         where = f"built-in measurement ({workload.describe()}, {model.tasks} tasks)"
         notices += model.warnings
