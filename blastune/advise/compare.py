@@ -51,45 +51,26 @@ class CompareRow:
     layout: str | None = None  # jobs files: the layout spec
     test_verdict: str | None = None  # what the statistics said for a point that is not trusted
 
-    @property
-    def label(self) -> str:
-        if self.layout is not None:
-            return self.layout
-        t = (
-            f"{self.threads}"
-            if self.b_threads in (None, self.threads)
-            else f"{self.threads} vs {self.b_threads}"
-        )
-        return f"{self.op} {self.size} {self.dtype} {t} thread(s)"
-
 
 @dataclass
 class Comparison:
+    """The document ``compare --json`` prints: its fields, in this order."""
+
     schema: str
     a: str
     b: str
+    kind: str  # sweep | jobs
     same_machine: bool
-    rows: list[CompareRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    kind: str = "sweep"
     match: list[str] = field(default_factory=lambda: list(KEY_FIELDS))
     alpha: float = ALPHA
     equivalence: float = EQUIVALENCE
+    rows: list[CompareRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        rows = [{k: _finite(v) for k, v in asdict(r).items()} for r in self.rows]
-        return {
-            "schema": self.schema,
-            "a": self.a,
-            "b": self.b,
-            "kind": self.kind,
-            "same_machine": self.same_machine,
-            "match": self.match,
-            "alpha": self.alpha,
-            "equivalence": self.equivalence,
-            "rows": rows,
-            "notes": self.notes,
-        }
+        d = asdict(self)
+        d["rows"] = [{k: _finite(v) for k, v in r.items()} for r in d["rows"]]
+        return d
 
 
 def _finite(v):

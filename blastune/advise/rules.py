@@ -37,10 +37,6 @@ class Advice:
     entries: dict[int, ProfileEntry] = field(default_factory=dict)  # the profile's, by job count
     workload: Workload | None = None  # what was measured: the profile's key for the entries
 
-    @property
-    def extrapolated(self) -> bool:
-        return self.measured is None
-
 
 # --- noise ----------------------------------------------------------------------------------------
 
@@ -281,13 +277,15 @@ def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
     op, lib, size, dtype = key
 
     def choose(n_jobs):
+        """The point for ``n_jobs`` jobs, the cores each gets, and the noise of the candidates."""
         room = max(1, cores // n_jobs)
         allowed = [p for p in pts if p.threads <= room] or pts[:1]
         fastest = min(p.median_s for p in allowed)
-        return next(p for p in allowed if p.median_s <= (1 + SWEEP_TIE) * fastest), room, allowed
+        best = next(p for p in allowed if p.median_s <= (1 + SWEEP_TIE) * fastest)
+        return best, room, [w for w in map(point_noise, allowed) if w]
 
     n = jobs or 1
-    pick_, room, _ = choose(n)
+    pick_, room, noisy = choose(n)
     times = ", ".join(
         f"{p.threads} thread{'s' if p.threads > 1 else ''} {p.median_s * 1e3:.3g} ms" for p in pts
     )
@@ -306,16 +304,15 @@ def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
     )
     entries = {}
     for k in sorted({*range(1, cores + 1), n}):
-        p, _, allowed = choose(k)
+        p, _, noise = choose(k)
         entries[k] = ProfileEntry(
             k,
             p.threads,
             extrapolated_layout(k, p.threads).spec,
             f"sweep of {op} {size}: {p.threads} thread(s) fastest within {k} job(s)' "
             "share of the cores",
-            noisy=_joined(w for w in map(point_noise, allowed) if w),
+            noisy=_joined(noise),
         )
-    noisy = [w for w in map(point_noise, choose(n)[2]) if w]
     workload = Workload("op", op, size, True, dtype, lib)
     lay = extrapolated_layout(n, pick_.threads)
     return Advice(lay, pick_.threads, why, None, None, noisy, entries, workload)

@@ -1,12 +1,6 @@
-"""The checks ``blastune doctor`` runs: one small function each, registered by ``@check("id")``
-(``registry.py``; the big-machine checks, in ``topology_checks.py``, the same way).
-
-A check reads only a ``Context`` (facts gathered once, with the one count of usable CPUs, physical
-cores and threads per job) and returns a ``Finding`` (severity, finding, fix) or a list of them --
-an ``ok`` one when all is well, so the report shows what was checked; ``@check`` stamps its id on
-them. The report
-lists checks in the order they are registered here. Vendor-specific advice lives with the vendor
-(``Family.doctor_check`` / ``Family.advise`` in ``blastune/libraries``); the registry places those
+"""The general checks ``blastune doctor`` runs, in report order (what a check is: ``registry.py``;
+the big-machine checks: ``topology_checks.py``). Vendor-specific advice lives with the vendor
+(``Family.doctor_check`` / ``Family.advise`` in ``blastune/libraries``); the report places those
 checks where ``family_checks_here()`` is called. Adding a check means adding one decorated function.
 """
 
@@ -20,7 +14,7 @@ from blastune.advise.doctor.registry import check, family_checks_here
 from blastune.core.counts import positive_ints
 from blastune.facts import coretypes
 from blastune.facts.environment import integer_vars, list_vars, strict_vars, thread_vars
-from blastune.facts.info import library_label, pool_disagreement
+from blastune.facts.info import library_label, library_users, pool_disagreement
 from blastune.documents.doctor import Finding
 from blastune.libraries import BLAS_FAMILIES
 
@@ -339,7 +333,7 @@ def check_slow_blas(ctx: Context) -> Finding | list[Finding]:
         if fam is not None and fam.slow:
             slow.setdefault(b.library.filepath, (b.library, fam))
     for path, (lib, fam) in slow.items():
-        who = " and ".join(ctx.users_of(path)) or "numpy"
+        who = " and ".join(library_users(path, ctx.bindings)) or "numpy"
         text = f"{who} call{'s' * (' and ' not in who)} {fam.display_name or fam.name} ({path})"
         if fam.measured_gflops and fastest is not None and fastest is not fam:
             rate, fast = fam.measured_gflops, fastest.measured_gflops

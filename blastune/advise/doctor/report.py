@@ -1,10 +1,9 @@
 """``blastune.doctor()``: what is wrong with this environment's BLAS setup, and how to fix it.
 
-The checks live in ``blastune.advise.doctor.checks`` and ``topology_checks`` (one small function
-each, ``@check(id)``, listed by ``registry``). This module gathers
-the facts they read into a ``Context`` -- first running the BLAS in a child process, so a setting
-that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a kernel the CPU lacks) becomes a finding and
-not the death of doctor -- then runs every check and returns plain data.
+This module gathers the facts the checks (``registry``) read into a ``Context`` -- first running
+the BLAS in a child process, so a setting that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a
+kernel the CPU lacks) becomes a finding and not the death of doctor -- then runs every check and
+returns plain data.
 """
 
 from __future__ import annotations
