@@ -1,6 +1,5 @@
 """``blastune compare a.json b.json``: the points two results files have in common, judged from
-the raw samples (``advise.significance``: Mann–Whitney U, Holm's correction, a ±3% equivalence
-band).
+the raw samples (how: ``advise.significance``).
 
 Sweep files: points match on ``match`` (default op, lib, size, dtype, threads). To compare thread
 counts -- a sweep run with ``--threads 1`` against one with ``--threads 2`` -- match without threads

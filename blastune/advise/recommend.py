@@ -332,12 +332,10 @@ def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs
         res = run_jobs(*args, **kwargs)
     except SaveFailed as exc:  # the measurement is made: its advice is not lost with the file
         if save_profile and exc.result is not None:
-            exc.result.profile, exc.result.profile_notices = _save_jobs_advice(
-                exc.result, accept_noisy
-            )
+            _save_jobs_advice(exc.result, accept_noisy)
         raise
     if save_profile:
-        res.profile, res.profile_notices = _save_jobs_advice(res, accept_noisy)
+        _save_jobs_advice(res, accept_noisy)
     return res
 
 
@@ -360,26 +358,27 @@ def _show_run_jobs_parameters(fn) -> None:
 _show_run_jobs_parameters(jobs)
 
 
-def _save_jobs_advice(model, accept_noisy: bool) -> tuple[str | None, list[str]]:
+def _save_jobs_advice(res, accept_noisy: bool) -> None:
     """The best BLAS threads per worker count into the profile (BLAS workloads measured on this
-    machine only): (the profile's path or None, notices). Never raises for the profile's sake."""
+    machine only); where they went and what was left out go in ``res.profile`` and
+    ``res.profile_notices``. Never raises for the profile's sake."""
     from blastune.advise import rules
     from blastune.control.profile import matches_here
 
-    if not model.workload.uses_blas:
-        return None, []
-    same, why_not = matches_here(model.fingerprint)
+    if not res.workload.uses_blas:
+        return
+    same, why_not = matches_here(res.fingerprint)
     if not same:
-        return None, [f"profile not saved: the results were {why_not}"]
-    path, notices, _ = update_profile(
-        model.workload,
-        rules.entries_from_jobs(model),
-        f"jobs: {model.tasks} tasks measured {model.created or 'here'}",
+        res.profile_notices = [f"profile not saved: the results were {why_not}"]
+        return
+    res.profile, res.profile_notices, _ = update_profile(
+        res.workload,
+        rules.entries_from_jobs(res),
+        f"jobs: {res.tasks} tasks measured {res.created or 'here'}",
         accept_noisy,
         hint="re-run when the machine is quieter, or save the results (--out) and take "
         "them anyway with `blastune recommend --from FILE --accept-noisy`",
     )
-    return path, notices
 
 
 def _python_hint(executor: str, workers: int, threads: int) -> str:

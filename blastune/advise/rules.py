@@ -139,32 +139,24 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
     what = f"{res.tasks} tasks of {res.workload.describe()}"
     best = res.best
     entries = entries_from_jobs(res)
-    if jobs is not None:
-        same = [r for r in rows if _answers(r, jobs)]
-        if not same:
-            threads = max(1, cores // jobs)
-            why = [
-                f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
-                f"{jobs} jobs = {threads} BLAS thread(s) each"
-                + (
-                    ", so the jobs do not oversubscribe the cores"
-                    if jobs * threads <= cores
-                    else ""
-                ),
-                f"fastest measured: {best.layout.label}, {rate(best)} on {what}",
-            ]
-            entries[jobs] = ProfileEntry(
-                jobs,
-                threads,
-                extrapolated_layout(jobs, threads).spec,
-                f"{cores} usable cores // {jobs} jobs (not measured at {jobs} jobs)",
-                extrapolated=True,
-            )
-            lay = extrapolated_layout(jobs, threads)
-            return Advice(lay, threads, why, None, best, [], entries, res.workload)
-        group = same
-    else:
-        group = rows
+    group = rows if jobs is None else [r for r in rows if _answers(r, jobs)]
+    if not group:  # nothing measured at ``jobs`` jobs: the cores divided among them
+        threads = max(1, cores // jobs)
+        lay = extrapolated_layout(jobs, threads)
+        why = [
+            f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
+            f"{jobs} jobs = {threads} BLAS thread(s) each"
+            + (", so the jobs do not oversubscribe the cores" if jobs * threads <= cores else ""),
+            f"fastest measured: {best.layout.label}, {rate(best)} on {what}",
+        ]
+        entries[jobs] = ProfileEntry(
+            jobs,
+            threads,
+            lay.spec,
+            f"{cores} usable cores // {jobs} jobs (not measured at {jobs} jobs)",
+            extrapolated=True,
+        )
+        return Advice(lay, threads, why, None, best, [], entries, res.workload)
     choice = pick(group)
     why = [f"{choice.layout.label}: {rate(choice)} on {what}"]
     if choice is not best:
@@ -215,19 +207,19 @@ def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
         )
         if twin is not None:
             mentioned.add(twin.layout.spec)
+            # processes overlap the task, threads do not
             gil = (
                 twin.layout.executor == "thread"
                 and (twin.speedup or 0) < 1.2
                 and (choice.speedup or 0) >= 1.4
-            )  # processes overlap the task, threads do not
+            )
             out.append(
                 f"{twin.layout.label} ran {rate(twin)}"
                 + (": the task holds the GIL, so threads cannot overlap it" if gil else "")
             )
     nxt = next((r for r in others if r.layout.spec not in mentioned), None)
-    if (
-        nxt is not None and nxt.layout.spec != "serial:1x1"
-    ):  # the baseline is in every "x serial" already
+    # the baseline is in every "x serial" already
+    if nxt is not None and nxt.layout.spec != "serial:1x1":
         out.append(f"next best: {nxt.layout.label}, {rate(nxt)}")
     return out
 
