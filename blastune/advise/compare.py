@@ -260,6 +260,3 @@ def _judge_all(pairs, out: Comparison) -> None:
         sides = [f"{s}: {d.disturbed}" for s, d in (("a", x), ("b", y)) if d.disturbed]
         row.verdict = "not trusted"
         row.reason = f"disturbed while measured ({'; '.join(sides)})"
-
-
-__all__ = ["CompareRow", "Comparison", "compare", "parse_match", "KEY_FIELDS", "SCHEMA"]

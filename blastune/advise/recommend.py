@@ -390,14 +390,3 @@ def _python_hint(executor: str, workers: int, threads: int) -> str:
     if executor == "thread":
         return f"with blastune.limit({threads}): ThreadPoolExecutor({workers}).map(...)"
     return f"with blastune.limit({threads}): ..."
-
-
-__all__ = [
-    "Recommendation",
-    "NoisyMeasurement",
-    "recommend",
-    "update_profile",
-    "jobs",
-    "builtin_layouts",
-    "SCHEMA",
-]

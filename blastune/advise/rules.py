@@ -308,18 +308,3 @@ def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
     workload = Workload("op", op, size, True, dtype, lib)
     lay = extrapolated_layout(n, pick_.threads)
     return Advice(lay, pick_.threads, why, None, None, noisy, entries, workload)
-
-
-__all__ = [
-    "Advice",
-    "TIE",
-    "SWEEP_TIE",
-    "from_jobs",
-    "from_sweep",
-    "entries_from_jobs",
-    "layout_noise",
-    "point_noise",
-    "pick",
-    "rate",
-    "sweep_workload",
-]

@@ -101,14 +101,3 @@ def judge(
         return "not significant", why
     word = "faster" if ratio < 1 else "slower"
     return word, f"p = {p:.2g}" + (f" ({p_adj:.2g} after Holm over {m} points)" if m > 1 else "")
-
-
-__all__ = [
-    "ALPHA",
-    "EQUIVALENCE",
-    "holm",
-    "judge",
-    "mann_whitney_p",
-    "min_p_value",
-    "repeats_needed",
-]
