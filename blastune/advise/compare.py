@@ -210,20 +210,12 @@ def _jobs_pairs(a, b, out: Comparison):
     ra = {r.layout.spec: r for r in a.results}
     rb = {r.layout.spec: r for r in b.results}
     pairs = []
-    w = a.workload
+    w = a.workload  # an op names its library and dtype; the other kinds do not
+    what = (w.name, w.lib, w.size, w.dtype) if w.kind == "op" else (w.kind, None, w.size, None)
     for spec in list(ra) + [s for s in rb if s not in ra]:
         x, y = ra.get(spec), rb.get(spec)
         sx, sy = x and _jobs_side(x, x.tasks or a.tasks), y and _jobs_side(y, y.tasks or b.tasks)
-        lay = (x or y).layout
-        row = CompareRow(
-            w.name if w.kind == "op" else w.kind,
-            w.lib if w.kind == "op" else None,
-            w.size,
-            w.dtype if w.kind == "op" else None,
-            lay.threads,
-            layout=spec,
-        )
-        pairs.append((row, sx, sy))
+        pairs.append((CompareRow(*what, (x or y).layout.threads, layout=spec), sx, sy))
     return pairs
 
 

@@ -112,11 +112,8 @@ def pick(rows: list[LayoutResult]) -> LayoutResult:
 
 
 def rate(r: LayoutResult) -> str:
-    return (
-        f"{r.tasks_per_s:.1f} tasks/s ({r.speedup:.2f}x serial)"
-        if r.speedup
-        else f"{r.tasks_per_s:.1f} tasks/s"
-    )
+    speedup = f" ({r.speedup:.2f}x serial)" if r.speedup else ""
+    return f"{r.tasks_per_s:.1f} tasks/s{speedup}"
 
 
 def extrapolated_layout(jobs: int, threads: int) -> Layout:

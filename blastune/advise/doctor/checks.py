@@ -148,11 +148,10 @@ def check_env_integers(ctx: Context) -> Finding | list[Finding]:
         value = ctx.env.get(var)
         if value is None:
             continue
-        allows_list = var in list_vars()
         vals = positive_ints(value)
         # some libraries read their variables strictly (Family.strict_vars): ' 2' is not 2 there
         strict = var in strict_vars() and value != value.strip()
-        if vals is None or (len(vals) > 1 and not allows_list) or strict:
+        if vals is None or (len(vals) > 1 and var not in list_vars()) or strict:
             out.append(
                 Finding(
                     "error",
