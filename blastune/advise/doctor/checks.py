@@ -72,7 +72,7 @@ def _fix_threads(n: int, jobs: int | None = None) -> str:
 
 
 @check("blas-probe")
-def check_probe(ctx: Context) -> Finding | list[Finding]:
+def check_probe(ctx: Context) -> Finding:
     p = ctx.probe
     if p is None:
         return Finding("info", "the BLAS probe was skipped (probe=False)")
@@ -142,7 +142,7 @@ def _crash_fix(ctx: Context, sig: str | None) -> str:
 
 
 @check("env-integer")
-def check_env_integers(ctx: Context) -> Finding | list[Finding]:
+def check_env_integers(ctx: Context) -> list[Finding]:
     out = []
     for var in integer_vars():
         value = ctx.env.get(var)
@@ -173,7 +173,7 @@ def check_env_integers(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("openblas-coretype")
-def check_coretype(ctx: Context) -> Finding | list[Finding]:
+def check_coretype(ctx: Context) -> Finding:
     value = ctx.env.get("OPENBLAS_CORETYPE")
     if value is None:
         return Finding("ok", "OPENBLAS_CORETYPE is unset: OpenBLAS picks kernels for this CPU")
@@ -224,7 +224,7 @@ def check_coretype(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("threads-x-jobs")
-def check_jobs(ctx: Context) -> Finding | list[Finding]:
+def check_jobs(ctx: Context) -> Finding:
     usable = ctx.usable_cores
     n, source = ctx.job_threads()
     if ctx.jobs == 1:
@@ -247,7 +247,7 @@ def check_jobs(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("threads-over-cores")
-def check_threads_vs_cores(ctx: Context) -> Finding | list[Finding]:
+def check_threads_vs_cores(ctx: Context) -> Finding:
     usable = ctx.usable_cores
     over = [(text, n) for text, n in _thread_counts(ctx) if n > usable]
     if not over:
@@ -267,7 +267,7 @@ def check_threads_vs_cores(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("openmp-runtimes")
-def check_openmp_runtimes(ctx: Context) -> Finding | list[Finding]:
+def check_openmp_runtimes(ctx: Context) -> Finding:
     omp = ctx.omp_libs
     vendors = sorted({lib.vendor for lib in omp})
     listing = ", ".join(f"{lib.vendor} ({lib.filepath})" for lib in omp)
@@ -293,7 +293,7 @@ def check_openmp_runtimes(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("blas-copies")
-def check_blas_copies(ctx: Context) -> Finding | list[Finding]:
+def check_blas_copies(ctx: Context) -> Finding:
     # one rule with info's warning (facts.info.pool_disagreement): speak only when the copies'
     # thread counts differ (a limit set through one did not reach the other), never for copies
     # that agree
@@ -375,7 +375,7 @@ family_checks_here()
 
 
 @check("cpu-pressure")
-def check_cpu_pressure(ctx: Context) -> Finding | list[Finding]:
+def check_cpu_pressure(ctx: Context) -> Finding:
     """Is the machine busy now? Timings and the threads each job gets suffer when it is.
 
     Info at most, never a warning: the load of the moment is no misconfiguration, and

@@ -24,7 +24,7 @@ def _fix_pin(jobs: int) -> str:
 
 
 @check("numa-spread")
-def check_numa_spread(ctx: Context) -> Finding | list[Finding]:
+def check_numa_spread(ctx: Context) -> Finding:
     topo = ctx.topology
     if topo is None or len(topo.numa_nodes) < 2:
         return Finding("ok", "the CPUs this process may use are in one NUMA node")
@@ -52,7 +52,7 @@ def check_numa_spread(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("smt-as-cores")
-def check_smt_as_cores(ctx: Context) -> Finding | list[Finding]:
+def check_smt_as_cores(ctx: Context) -> Finding:
     """One job counting SMT siblings as cores: BLAS kernels already fill a core's FMA units, so a
     sibling thread only competes for them. (Several jobs: jobs-over-physical.)"""
     cores, cpus = ctx.physical_cores, ctx.usable_cores
@@ -84,7 +84,7 @@ def check_smt_as_cores(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("hybrid-cores")
-def check_hybrid(ctx: Context) -> Finding | list[Finding]:
+def check_hybrid(ctx: Context) -> Finding:
     topo = ctx.topology
     if topo is None or not topo.hybrid:
         return Finding("ok", "one core type among the CPUs this process may use")
@@ -110,7 +110,7 @@ def check_hybrid(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("jobs-over-physical")
-def check_jobs_over_physical(ctx: Context) -> Finding | list[Finding]:
+def check_jobs_over_physical(ctx: Context) -> Finding:
     """Jobs x threads that fit the usable CPUs only by counting SMT siblings as cores. More threads
     than the CPUs themselves is threads-x-jobs's finding, not said twice."""
     if ctx.jobs == 1:
@@ -135,7 +135,7 @@ def check_jobs_over_physical(ctx: Context) -> Finding | list[Finding]:
 
 
 @check("affinity-narrower")
-def check_narrow_affinity(ctx: Context) -> Finding | list[Finding]:
+def check_narrow_affinity(ctx: Context) -> Finding:
     """Says what narrows the CPUs (a cpuset, an affinity mask). Threads beyond them are
     threads-over-cores's warning, which names the same narrowing: not said twice."""
     topo = ctx.topology
