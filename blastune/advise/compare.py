@@ -1,6 +1,5 @@
 """``blastune compare a.json b.json``: the points two results files have in common, judged from
-the raw samples (``advise.significance``: Mann–Whitney U, Holm's correction, a ±3% equivalence
-band).
+the raw samples (how: ``advise.significance``).
 
 Sweep files: points match on ``match`` (default op, lib, size, dtype, threads). To compare thread
 counts -- a sweep run with ``--threads 1`` against one with ``--threads 2`` -- match without threads
@@ -34,11 +33,11 @@ class CompareRow:
     size: int | None
     dtype: str | None
     threads: int | None  # a's thread count (sweeps) or BLAS threads per worker (jobs)
-    a_median_s: float | None
-    b_median_s: float | None
-    ratio: float | None  # b / a; None when undefined (a point missing, a median of zero)
-    verdict: str  # faster | slower | not significant | too few samples | not trusted |
-    # only in a | only in b
+    a_median_s: float | None = None
+    b_median_s: float | None = None
+    ratio: float | None = None  # b / a; None when undefined (a point missing, a median of zero)
+    # faster | slower | not significant | too few samples | not trusted | only in a | only in b
+    verdict: str = ""
     reason: str = ""
     p_value: float | None = None
     p_adjusted: float | None = None  # Holm-adjusted over every judged point
@@ -51,45 +50,26 @@ class CompareRow:
     layout: str | None = None  # jobs files: the layout spec
     test_verdict: str | None = None  # what the statistics said for a point that is not trusted
 
-    @property
-    def label(self) -> str:
-        if self.layout is not None:
-            return self.layout
-        t = (
-            f"{self.threads}"
-            if self.b_threads in (None, self.threads)
-            else f"{self.threads} vs {self.b_threads}"
-        )
-        return f"{self.op} {self.size} {self.dtype} {t} thread(s)"
-
 
 @dataclass
 class Comparison:
+    """The document ``compare --json`` prints: its fields, in this order."""
+
     schema: str
     a: str
     b: str
+    kind: str  # sweep | jobs
     same_machine: bool
-    rows: list[CompareRow] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    kind: str = "sweep"
     match: list[str] = field(default_factory=lambda: list(KEY_FIELDS))
     alpha: float = ALPHA
     equivalence: float = EQUIVALENCE
+    rows: list[CompareRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        rows = [{k: _finite(v) for k, v in asdict(r).items()} for r in self.rows]
-        return {
-            "schema": self.schema,
-            "a": self.a,
-            "b": self.b,
-            "kind": self.kind,
-            "same_machine": self.same_machine,
-            "match": self.match,
-            "alpha": self.alpha,
-            "equivalence": self.equivalence,
-            "rows": rows,
-            "notes": self.notes,
-        }
+        d = asdict(self)
+        d["rows"] = [{k: _finite(v) for k, v in r.items()} for r in d["rows"]]
+        return d
 
 
 def _finite(v):
@@ -112,45 +92,40 @@ class _Side:
     samples: list[float]
     disturbed: str | None  # why it cannot be trusted, or None
     flags: list[str]
-    threads: int | None = None
+
+
+def _side(m, samples: list[float], median_s, contended: bool, busy: bool = False) -> _Side:
+    """``m`` (a sweep point or a jobs layout) as one side: a contended one is not trusted, nor --
+    where the kernel's own measure is missing -- one 0.1.0's load probe found ``busy``."""
+    flags, why = [], None
+    if contended:
+        why = f"contended ({m.wait_pct:.0f}% wait)" if m.wait_pct is not None else "contended"
+        flags.append(why)
+    elif busy:
+        flags.append("busy")
+        why = "busy: other programs used the CPUs"
+    if m.unstable:
+        flags.append("unstable")
+    return _Side(median_s, samples, why, flags)
 
 
 def _sweep_side(p) -> _Side:
-    flags = []
-    why = None
-    if p.disturbed and p.contended:
-        flags.append(
-            f"contended ({p.wait_pct:.0f}% wait)" if p.wait_pct is not None else "contended"
-        )
-        why = flags[-1]
-    elif p.disturbed:  # 0.1.0's load probe: said only where the kernel's own measure is missing
-        flags.append("busy")
-        why = why or "busy: other programs used the CPUs"
-    if p.unstable:
-        flags.append("unstable")
-    return _Side(p.median_s, list(p.samples_s), why, flags, p.threads)
+    return _side(p, list(p.samples_s), p.median_s, p.contended, p.disturbed)
 
 
 def _jobs_side(r, tasks: int) -> _Side:
-    flags = []
-    why = None
-    if r.contended:
-        flags.append(
-            f"contended ({r.wait_pct:.0f}% wait)" if r.wait_pct is not None else "contended"
-        )
-        why = flags[-1]
-    if r.unstable:
-        flags.append("unstable")
+    """Each sample is one batch's wall time per task."""
     per_task = [w / tasks for w in r.walls]
-    return _Side(
-        statistics.median(per_task) if per_task else None, per_task, why, flags, r.layout.threads
-    )
+    return _side(r, per_task, statistics.median(per_task) if per_task else None, r.contended)
 
 
-def parse_match(text: str | None) -> list[str]:
-    """'op,size' -> ['op', 'size']: the point fields two sweep points must share to be compared."""
+def parse_match(text) -> list[str]:
+    """'op,size' (or ['op', 'size']) -> ['op', 'size']: the point fields two sweep points must share
+    to be compared."""
     if text is None:
         return list(KEY_FIELDS)
+    if isinstance(text, (list, tuple)):
+        text = ",".join(text)
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     bad = [n for n in names if n not in KEY_FIELDS]
     if bad or not names:
@@ -184,9 +159,7 @@ def compare(path_a, path_b, match=None) -> Comparison:
         raise BlastuneError(
             f"{path_a} holds {kind_a} results and {path_b} {kind_b} results: compare two of a kind"
         )
-    fields = (
-        parse_match(match) if not isinstance(match, (list, tuple)) else parse_match(",".join(match))
-    )
+    fields = parse_match(match)
     same = (a.fingerprint or {}).get("id") == (b.fingerprint or {}).get("id")
     out = Comparison(
         schema=SCHEMA, a=str(path_a), b=str(path_b), same_machine=same, kind=kind_a, match=fields
@@ -221,17 +194,7 @@ def _sweep_pairs(a, b, fields, path_a, path_b):
     for key in list(pa) + [k for k in pb if k not in pa]:
         x, y = pa.get(key), pb.get(key)
         ref = x or y
-        row = CompareRow(
-            ref.op,
-            ref.lib,
-            ref.size,
-            ref.dtype,
-            x.threads if x else y.threads,
-            x and x.median_s,
-            y and y.median_s,
-            None,
-            "only in a" if x else "only in b",
-        )
+        row = CompareRow(ref.op, ref.lib, ref.size, ref.dtype, x.threads if x else y.threads)
         if x and y and y.threads != x.threads:
             row.b_threads = y.threads
         pairs.append((row, x and _sweep_side(x), y and _sweep_side(y)))
@@ -247,24 +210,12 @@ def _jobs_pairs(a, b, out: Comparison):
     ra = {r.layout.spec: r for r in a.results}
     rb = {r.layout.spec: r for r in b.results}
     pairs = []
-    w = a.workload
+    w = a.workload  # an op names its library and dtype; the other kinds do not
+    what = (w.name, w.lib, w.size, w.dtype) if w.kind == "op" else (w.kind, None, w.size, None)
     for spec in list(ra) + [s for s in rb if s not in ra]:
         x, y = ra.get(spec), rb.get(spec)
         sx, sy = x and _jobs_side(x, x.tasks or a.tasks), y and _jobs_side(y, y.tasks or b.tasks)
-        lay = (x or y).layout
-        row = CompareRow(
-            w.name if w.kind == "op" else w.kind,
-            w.lib if w.kind == "op" else None,
-            w.size,
-            w.dtype if w.kind == "op" else None,
-            lay.threads,
-            sx and sx.median_s,
-            sy and sy.median_s,
-            None,
-            "only in a" if x else "only in b",
-            layout=spec,
-        )
-        pairs.append((row, sx, sy))
+        pairs.append((CompareRow(*what, (x or y).layout.threads, layout=spec), sx, sy))
     return pairs
 
 
@@ -273,7 +224,9 @@ def _judge_all(pairs, out: Comparison) -> None:
     tested = []
     for row, x, y in pairs:
         out.rows.append(row)
+        row.a_median_s, row.b_median_s = x and x.median_s, y and y.median_s
         if x is None or y is None:
+            row.verdict = "only in a" if x else "only in b"
             continue
         row.ratio = _ratio(x.median_s, y.median_s)
         row.n_a, row.n_b = len(x.samples), len(y.samples)
@@ -289,16 +242,13 @@ def _judge_all(pairs, out: Comparison) -> None:
     for row, x, y in pairs:
         if x is None or y is None:
             continue
-        j = judge(
+        verdict, reason = judge(
             row.ratio, row.n_a, row.n_b, row.p_value, row.p_adjusted, m, out.alpha, out.equivalence
         )
         if row.trusted:
-            row.verdict, row.reason = j.verdict, j.reason
+            row.verdict, row.reason = verdict, reason
             continue
-        row.test_verdict = j.verdict
+        row.test_verdict = verdict
         sides = [f"{s}: {d.disturbed}" for s, d in (("a", x), ("b", y)) if d.disturbed]
         row.verdict = "not trusted"
         row.reason = f"disturbed while measured ({'; '.join(sides)})"
-
-
-__all__ = ["CompareRow", "Comparison", "compare", "parse_match", "KEY_FIELDS", "SCHEMA"]

@@ -14,7 +14,7 @@ does not make a crossover, and the answer never claims more than the sizes measu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from blastune.documents.sweep import SweepDocument
 from blastune.measure.sweep.points import best_point
@@ -48,20 +48,9 @@ class Crossover:
         return f"some points {' or '.join(said)}: re-check" if said else None
 
     def to_dict(self) -> dict:
-        return {
-            "op": self.op,
-            "lib": self.lib,
-            "dtype": self.dtype,
-            "status": self.status,
-            "size": self.size,
-            "sizes": list(self.sizes),
-            "best_threads": {str(k): v for k, v in self.best_threads.items()},
-            "fewest_threads": self.fewest_threads,
-            "disturbed": self.disturbed,
-            "unstable": self.unstable,
-            "caveat": self.caveat(),
-            "describe": self.describe(),
-        }
+        d = asdict(self)
+        d["best_threads"] = {str(k): v for k, v in self.best_threads.items()}  # JSON keys: strings
+        return {**d, "caveat": self.caveat(), "describe": self.describe()}
 
 
 def crossover_sizes(document: SweepDocument) -> list[Crossover]:

@@ -5,15 +5,15 @@ process at several thread counts), or -- when neither is given -- a short ``jobs
 The rules are in ``advise.rules``; this module loads the measurement (typed models, never raw
 dicts), refuses advice from noisy evidence, and updates this machine's profile.
 
-Noise: advice resting on a layout or point that was disturbed from outside or unstable is refused
-(``NoisyMeasurement``: what was noisy and what to do) unless ``accept_noisy``; the profile then
-keeps it marked noisy, and a noisy entry never replaces a clean one. Profile entries whose own
-evidence was noisy are left out of the profile (with a notice) unless ``accept_noisy``.
+Noise (what counts as noise is ``advise.rules``'s): noisy advice is refused (``NoisyMeasurement``:
+what was noisy and what to do) unless ``accept_noisy``; the profile then keeps it marked noisy, and
+a noisy entry never replaces a clean one. Profile entries whose own evidence was noisy are left out
+of the profile (with a notice) unless ``accept_noisy``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from blastune.errors import BlastuneError
 
@@ -58,9 +58,8 @@ class Recommendation:
     profile: str | None = None  # where the profile was saved
     profile_entries: dict = field(default_factory=dict)
     workload: str | None = None  # the profile's workload key the entries are saved under
-    noisy: list[str] = field(
-        default_factory=list
-    )  # accepted noise (accept_noisy): what was not clean
+    # accepted noise (accept_noisy): what was not clean
+    noisy: list[str] = field(default_factory=list)
     # the job counts whose entries this run wrote into the profile (the others: in the notices);
     # not in the JSON, which has the entries and the notices
     profile_saved: list[int] = field(default_factory=list)
@@ -73,59 +72,44 @@ class Recommendation:
         return {"schema": SCHEMA, "blastune_version": __version__, **d}
 
 
+# the figures of a layout a recommendation quotes (``measured``, ``best``)
+_SUMMARY = (
+    "tasks_per_s speedup wall_s cpu_efficiency busy_cores threads_seen wait_pct contended unstable"
+).split()
+
+
 def _summary(r) -> dict:
-    return {
-        "layout": r.layout.label,
-        "spec": r.layout.spec,
-        "tasks_per_s": r.tasks_per_s,
-        "speedup": r.speedup,
-        "wall_s": r.wall_s,
-        "cpu_efficiency": r.cpu_efficiency,
-        "busy_cores": r.busy_cores,
-        "threads_seen": r.threads_seen,
-        "wait_pct": r.wait_pct,
-        "contended": r.contended,
-        "unstable": r.unstable,
-    }
+    return {"layout": r.layout.label, "spec": r.layout.spec, **{k: getattr(r, k) for k in _SUMMARY}}
 
 
-# --- loading --------------------------------------------------------------------------------------
-
-
-def _as_model(doc, source: str = ""):
-    """A jobs or sweep document (dict or model) as its typed model: (kind, model)."""
+def _as_model(source) -> tuple:
+    """A loaded jobs or sweep document -- a dict, a typed model or ``blastune.sweep()``'s result --
+    as (kind, model)."""
     from blastune.documents.jobs import JobsResult
     from blastune.documents.measured import measured_model
     from blastune.documents.sweep import SweepDocument
 
-    doc = getattr(doc, "document", doc)  # blastune.sweep()'s result: its typed document
-    if isinstance(doc, (JobsResult, SweepDocument)):
-        return ("jobs" if isinstance(doc, JobsResult) else "sweep"), doc
-    if hasattr(doc, "to_dict") and not isinstance(doc, dict):  # a measure-layer result object
-        doc = doc.to_dict()
-    return measured_model(doc, source, "recommend")
-
-
-def load_measurement(path):
-    """A jobs or sweep results file as its typed model; anything else is one clear error."""
-    from blastune.documents.measured import load_measured
-
-    return load_measured(path, "recommend")[1]
+    doc = getattr(source, "document", source)  # blastune.sweep()'s result: its typed document
+    if isinstance(doc, JobsResult):
+        return "jobs", doc
+    if isinstance(doc, SweepDocument):
+        return "sweep", doc
+    return measured_model(doc, "", "recommend")
 
 
 def builtin_layouts(jobs: int | None, cores: int, workload):
+    """What a recommendation without a results file measures: for ``jobs`` concurrent jobs, each
+    thread count up to their share of the cores (and the library's default, the naive layout)."""
+    from blastune.advise.rules import extrapolated_layout
     from blastune.documents.jobs import Layout
     from blastune.measure.jobs.entry import default_layouts
+    from blastune.measure.jobs.layouts import powers_up_to
 
     if jobs is None:
         return default_layouts(workload, cores)
-    room = max(1, cores // jobs)
-    powers = [t for t in (1 << k for k in range(room.bit_length())) if t <= room]
-    if powers[-1] != room:
-        powers.append(room)
-    if jobs == 1:
-        return [Layout("serial", 1, t) for t in powers]
-    return [Layout("process", jobs, t) for t in powers] + [Layout("process", jobs, None)]
+    layouts = [extrapolated_layout(jobs, t) for t in powers_up_to(max(1, cores // jobs))]
+    naive = [Layout("process", jobs, None)] if jobs > 1 else []  # the library's default threads
+    return layouts + naive
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -162,7 +146,8 @@ def recommend(
         from blastune.measure.workloads import make_workload
 
         workload = make_workload(op=op, size=size)
-        res = run_jobs(
+        kind = "jobs"
+        model = run_jobs(
             workload,
             None,
             builtin_layouts(jobs, cores, workload),
@@ -170,7 +155,6 @@ def recommend(
             progress=progress,
             target_seconds=BUILTIN_SECONDS,
         )
-        kind, model = _as_model(res)
         where = f"built-in measurement ({workload.describe()}, {model.tasks} tasks)"
         notices += model.warnings
     elif (
@@ -181,8 +165,9 @@ def recommend(
         kind, model = _as_model(source)
         where = f"{kind} results of {getattr(model, 'created', None) or 'unknown date'}"
     else:
-        model = load_measurement(source)
-        kind, where = _as_model(model)[0], str(source)
+        from blastune.documents.measured import load_measured
+
+        (kind, model), where = load_measured(source, "recommend"), str(source)
     same, why_not = matches_here(model.fingerprint)
     if not same:
         notices.append(
@@ -228,8 +213,7 @@ def _advise(
                 "a share of what each layout wanted): " + "; ".join(parts)
             )
         advice = rules.from_jobs(model, jobs, cores)
-        workload = model.workload
-        if not workload.uses_blas:
+        if not model.workload.uses_blas:
             advice.entries = {}  # a workload that never calls BLAS says nothing about BLAS threads
             advice.rationale.append(
                 "this workload does not call BLAS: the exports only keep any BLAS it "
@@ -237,7 +221,6 @@ def _advise(
             )
     else:
         advice = rules.from_sweep(model, jobs, cores)
-        workload = rules.sweep_as_workload(rules.sweep_workload(model)[0])
     if advice.noisy and not accept_noisy:
         raise NoisyMeasurement(
             f"{where}: no advice from noisy measurements ({'; '.join(advice.noisy)}): " + RERUN_HINT
@@ -272,16 +255,10 @@ def _advise(
         ),
         same_machine=same,
         notices=notices,
-        workload=workload.key,
+        workload=advice.workload.key,
         noisy=list(advice.noisy),
         profile_entries={
-            str(j): {
-                "threads": e.threads,
-                "layout": e.layout,
-                "reason": e.reason,
-                "noisy": "; ".join(e.noisy) or None,
-                "extrapolated": e.extrapolated,
-            }
+            str(j): {k: v for k, v in e.to_dict().items() if k not in ("source", "measured")}
             for j, e in sorted(advice.entries.items())
         },
     )
@@ -291,7 +268,7 @@ def _advise(
         )
     if save_profile and same and advice.entries:
         rec.profile, more, rec.profile_saved = update_profile(
-            workload, advice.entries, f"{kind}: {where}", accept_noisy
+            advice.workload, advice.entries, f"{kind}: {where}", accept_noisy
         )
         rec.notices += more
     return rec
@@ -300,37 +277,24 @@ def _advise(
 def update_profile(
     workload, entries: dict, source: str, accept_noisy: bool = False, hint: str = RERUN_HINT
 ) -> tuple[str | None, list[str], list[int]]:
-    """Save ``entries`` (``rules.EntryAdvice`` by job count) for ``workload`` into this machine's
+    """Save ``entries`` (``ProfileEntry`` by job count) for ``workload`` into this machine's
     profile.
 
     Never raises for the profile's sake: a measurement or advice already made is not lost to a bad
     cache. Returns (the profile's path or None, notices, the job counts whose entries it saved)."""
     from blastune.control.profile import ProfileError, save_advice
-    from blastune.documents.profile import ProfileEntry
 
     notices = []
-    keep = {}
-    skipped = [
-        f"{j} job(s) ({'; '.join(e.noisy)})"
-        for j, e in sorted(entries.items())
-        if e.noisy and not accept_noisy
-    ]
-    if skipped:
+    skipped = [f"{j} job(s) ({e.noisy})" for j, e in sorted(entries.items()) if e.noisy]
+    if skipped and not accept_noisy:
         notices.append(
             f"not saved in the profile, from noisy measurements: {'; '.join(skipped)}; {hint}"
         )
-    for j, e in sorted(entries.items()):
-        if e.noisy and not accept_noisy:
-            continue
-        keep[j] = ProfileEntry(
-            jobs=j,
-            threads=e.threads,
-            layout=e.layout,
-            reason=e.reason,
-            source=source,
-            noisy="; ".join(e.noisy) or None,
-            extrapolated=e.extrapolated,
-        )
+    keep = {
+        j: replace(e, source=source)
+        for j, e in sorted(entries.items())
+        if accept_noisy or not e.noisy
+    }
     if not keep:
         return None, notices, []
     try:
@@ -341,8 +305,7 @@ def update_profile(
         return None, notices + [f"profile not saved: {exc.strerror or exc}"], []
     done = [j for j in keep if j not in saved.kept]
     notices += [  # said only once it is saved
-        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): "
-        + "; ".join(entries[j].noisy)
+        f"profile entry for {j} job(s) saved marked noisy (--accept-noisy): {entries[j].noisy}"
         for j in done
         if entries[j].noisy
     ]
@@ -369,12 +332,10 @@ def jobs(*args, save_profile: bool = False, accept_noisy: bool = False, **kwargs
         res = run_jobs(*args, **kwargs)
     except SaveFailed as exc:  # the measurement is made: its advice is not lost with the file
         if save_profile and exc.result is not None:
-            exc.result.profile, exc.result.profile_notices = _save_jobs_advice(
-                exc.result, accept_noisy
-            )
+            _save_jobs_advice(exc.result, accept_noisy)
         raise
     if save_profile:
-        res.profile, res.profile_notices = _save_jobs_advice(res, accept_noisy)
+        _save_jobs_advice(res, accept_noisy)
     return res
 
 
@@ -397,26 +358,27 @@ def _show_run_jobs_parameters(fn) -> None:
 _show_run_jobs_parameters(jobs)
 
 
-def _save_jobs_advice(model, accept_noisy: bool) -> tuple[str | None, list[str]]:
+def _save_jobs_advice(res, accept_noisy: bool) -> None:
     """The best BLAS threads per worker count into the profile (BLAS workloads measured on this
-    machine only): (the profile's path or None, notices). Never raises for the profile's sake."""
+    machine only); where they went and what was left out go in ``res.profile`` and
+    ``res.profile_notices``. Never raises for the profile's sake."""
     from blastune.advise import rules
     from blastune.control.profile import matches_here
 
-    if not model.workload.uses_blas:
-        return None, []
-    same, why_not = matches_here(model.fingerprint)
+    if not res.workload.uses_blas:
+        return
+    same, why_not = matches_here(res.fingerprint)
     if not same:
-        return None, [f"profile not saved: the results were {why_not}"]
-    path, notices, _ = update_profile(
-        model.workload,
-        rules.entries_from_jobs(model),
-        f"jobs: {model.tasks} tasks measured {model.created or 'here'}",
+        res.profile_notices = [f"profile not saved: the results were {why_not}"]
+        return
+    res.profile, res.profile_notices, _ = update_profile(
+        res.workload,
+        rules.entries_from_jobs(res),
+        f"jobs: {res.tasks} tasks measured {res.created or 'here'}",
         accept_noisy,
         hint="re-run when the machine is quieter, or save the results (--out) and take "
         "them anyway with `blastune recommend --from FILE --accept-noisy`",
     )
-    return path, notices
 
 
 def _python_hint(executor: str, workers: int, threads: int) -> str:
@@ -428,15 +390,3 @@ def _python_hint(executor: str, workers: int, threads: int) -> str:
     if executor == "thread":
         return f"with blastune.limit({threads}): ThreadPoolExecutor({workers}).map(...)"
     return f"with blastune.limit({threads}): ..."
-
-
-__all__ = [
-    "Recommendation",
-    "NoisyMeasurement",
-    "recommend",
-    "load_measurement",
-    "update_profile",
-    "jobs",
-    "builtin_layouts",
-    "SCHEMA",
-]

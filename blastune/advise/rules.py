@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
+from blastune.documents.profile import ProfileEntry
 from blastune.documents.sweep import SweepDocument, SweepPoint
 from blastune.errors import BlastuneError
 
@@ -32,26 +33,9 @@ class Advice:
     rationale: list[str]
     measured: LayoutResult | None = None  # the chosen layout's row (jobs results, not extrapolated)
     best: LayoutResult | None = None  # the fastest row measured (jobs results)
-    noisy: list[str] = field(
-        default_factory=list
-    )  # why the evidence behind the choice is not clean
-    entries: dict[int, "EntryAdvice"] = field(default_factory=dict)
-
-    @property
-    def extrapolated(self) -> bool:
-        return self.measured is None
-
-
-@dataclass
-class EntryAdvice:
-    """One profile entry: the advice for ``jobs`` concurrent jobs of this workload."""
-
-    jobs: int
-    threads: int
-    layout: str
-    reason: str
-    noisy: list[str] = field(default_factory=list)
-    extrapolated: bool = False
+    noisy: list[str] = field(default_factory=list)  # why the evidence behind it is not clean
+    entries: dict[int, ProfileEntry] = field(default_factory=dict)  # the profile's, by job count
+    workload: Workload | None = None  # what was measured: the profile's key for the entries
 
 
 # --- noise ----------------------------------------------------------------------------------------
@@ -100,10 +84,14 @@ def _could_change(r: LayoutResult, choice: LayoutResult) -> bool:
     return r.tasks_per_s * max(1 + 3 * (r.spread or 0.0), 1 + TIE) >= choice.tasks_per_s
 
 
-def _noise(rows: list[LayoutResult], choice: LayoutResult | None = None) -> list[str]:
+def _joined(noise) -> str | None:
+    """A profile entry's noise: every reason in one string, None when clean."""
+    return "; ".join(noise) or None
+
+
+def _noise(rows: list[LayoutResult], choice: LayoutResult) -> list[str]:
     """Why the evidence for ``choice`` among ``rows`` is not clean: the noise of the choice itself
     and of every layout whose plausible speed reaches it."""
-    choice = choice or pick(rows)
     return [w for w in (layout_noise(r) for r in rows if _could_change(r, choice)) if w]
 
 
@@ -124,11 +112,8 @@ def pick(rows: list[LayoutResult]) -> LayoutResult:
 
 
 def rate(r: LayoutResult) -> str:
-    return (
-        f"{r.tasks_per_s:.1f} tasks/s ({r.speedup:.2f}x serial)"
-        if r.speedup
-        else f"{r.tasks_per_s:.1f} tasks/s"
-    )
+    speedup = f" ({r.speedup:.2f}x serial)" if r.speedup else ""
+    return f"{r.tasks_per_s:.1f} tasks/s{speedup}"
 
 
 def extrapolated_layout(jobs: int, threads: int) -> Layout:
@@ -151,31 +136,24 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
     what = f"{res.tasks} tasks of {res.workload.describe()}"
     best = res.best
     entries = entries_from_jobs(res)
-    if jobs is not None:
-        same = [r for r in rows if _answers(r, jobs)]
-        if not same:
-            threads = max(1, cores // jobs)
-            why = [
-                f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
-                f"{jobs} jobs = {threads} BLAS thread(s) each"
-                + (
-                    ", so the jobs do not oversubscribe the cores"
-                    if jobs * threads <= cores
-                    else ""
-                ),
-                f"fastest measured: {best.layout.label}, {rate(best)} on {what}",
-            ]
-            entries[jobs] = EntryAdvice(
-                jobs,
-                threads,
-                extrapolated_layout(jobs, threads).spec,
-                f"{cores} usable cores // {jobs} jobs (not measured at {jobs} jobs)",
-                extrapolated=True,
-            )
-            return Advice(extrapolated_layout(jobs, threads), threads, why, None, best, [], entries)
-        group = same
-    else:
-        group = rows
+    group = rows if jobs is None else [r for r in rows if _answers(r, jobs)]
+    if not group:  # nothing measured at ``jobs`` jobs: the cores divided among them
+        threads = max(1, cores // jobs)
+        lay = extrapolated_layout(jobs, threads)
+        why = [
+            f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
+            f"{jobs} jobs = {threads} BLAS thread(s) each"
+            + (", so the jobs do not oversubscribe the cores" if jobs * threads <= cores else ""),
+            f"fastest measured: {best.layout.label}, {rate(best)} on {what}",
+        ]
+        entries[jobs] = ProfileEntry(
+            jobs,
+            threads,
+            lay.spec,
+            f"{cores} usable cores // {jobs} jobs (not measured at {jobs} jobs)",
+            extrapolated=True,
+        )
+        return Advice(lay, threads, why, None, best, [], entries, res.workload)
     choice = pick(group)
     why = [f"{choice.layout.label}: {rate(choice)} on {what}"]
     if choice is not best:
@@ -185,7 +163,8 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
         )
     why += _contrasts(rows, choice, res.default_threads, cores)
     threads = threads_of(choice, res.default_threads) or 1
-    return Advice(choice.layout, threads, why, choice, best, _noise(group, choice), entries)
+    noisy = _noise(group, choice)
+    return Advice(choice.layout, threads, why, choice, best, noisy, entries, res.workload)
 
 
 def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
@@ -225,24 +204,24 @@ def _contrasts(rows, choice: LayoutResult, default, cores) -> list[str]:
         )
         if twin is not None:
             mentioned.add(twin.layout.spec)
+            # processes overlap the task, threads do not
             gil = (
                 twin.layout.executor == "thread"
                 and (twin.speedup or 0) < 1.2
                 and (choice.speedup or 0) >= 1.4
-            )  # processes overlap the task, threads do not
+            )
             out.append(
                 f"{twin.layout.label} ran {rate(twin)}"
                 + (": the task holds the GIL, so threads cannot overlap it" if gil else "")
             )
     nxt = next((r for r in others if r.layout.spec not in mentioned), None)
-    if (
-        nxt is not None and nxt.layout.spec != "serial:1x1"
-    ):  # the baseline is in every "x serial" already
+    # the baseline is in every "x serial" already
+    if nxt is not None and nxt.layout.spec != "serial:1x1":
         out.append(f"next best: {nxt.layout.label}, {rate(nxt)}")
     return out
 
 
-def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
+def entries_from_jobs(res: JobsResult) -> dict[int, ProfileEntry]:
     """Profile entries: for each number of concurrent jobs measured (W processes, or one serial
     job), the best BLAS threads each -- noisy when any layout of that comparison was."""
     by_w: dict[int, list[LayoutResult]] = {}
@@ -254,9 +233,8 @@ def entries_from_jobs(res: JobsResult) -> dict[int, EntryAdvice]:
         c = pick(group)
         t = threads_of(c, res.default_threads)
         if t:
-            entries[w] = EntryAdvice(
-                w, t, c.layout.spec, f"{c.layout.label} measured {rate(c)}", _noise(group, c)
-            )
+            why = f"{c.layout.label} measured {rate(c)}"
+            entries[w] = ProfileEntry(w, t, c.layout.spec, why, noisy=_joined(_noise(group, c)))
     return entries
 
 
@@ -283,23 +261,20 @@ def sweep_workload(doc: SweepDocument) -> tuple[tuple, list[SweepPoint]]:
     return key, groups[key]
 
 
-def sweep_as_workload(key: tuple) -> Workload:
-    op, lib, size, dtype = key
-    return Workload("op", op, size, True, dtype, lib)
-
-
 def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
     key, pts = sweep_workload(doc)
     op, lib, size, dtype = key
 
     def choose(n_jobs):
+        """The point for ``n_jobs`` jobs, the cores each gets, and the noise of the candidates."""
         room = max(1, cores // n_jobs)
         allowed = [p for p in pts if p.threads <= room] or pts[:1]
         fastest = min(p.median_s for p in allowed)
-        return next(p for p in allowed if p.median_s <= (1 + SWEEP_TIE) * fastest), room, allowed
+        best = next(p for p in allowed if p.median_s <= (1 + SWEEP_TIE) * fastest)
+        return best, room, [w for w in map(point_noise, allowed) if w]
 
     n = jobs or 1
-    pick_, room, _ = choose(n)
+    pick_, room, noisy = choose(n)
     times = ", ".join(
         f"{p.threads} thread{'s' if p.threads > 1 else ''} {p.median_s * 1e3:.3g} ms" for p in pts
     )
@@ -318,33 +293,15 @@ def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
     )
     entries = {}
     for k in sorted({*range(1, cores + 1), n}):
-        p, _, allowed = choose(k)
-        entries[k] = EntryAdvice(
+        p, _, noise = choose(k)
+        entries[k] = ProfileEntry(
             k,
             p.threads,
             extrapolated_layout(k, p.threads).spec,
             f"sweep of {op} {size}: {p.threads} thread(s) fastest within {k} job(s)' "
             "share of the cores",
-            [w for w in map(point_noise, allowed) if w],
+            noisy=_joined(noise),
         )
-    noisy = [w for w in map(point_noise, choose(n)[2]) if w]
-    return Advice(
-        extrapolated_layout(n, pick_.threads), pick_.threads, why, None, None, noisy, entries
-    )
-
-
-__all__ = [
-    "Advice",
-    "EntryAdvice",
-    "TIE",
-    "SWEEP_TIE",
-    "from_jobs",
-    "from_sweep",
-    "entries_from_jobs",
-    "layout_noise",
-    "point_noise",
-    "pick",
-    "rate",
-    "sweep_workload",
-    "sweep_as_workload",
-]
+    workload = Workload("op", op, size, True, dtype, lib)
+    lay = extrapolated_layout(n, pick_.threads)
+    return Advice(lay, pick_.threads, why, None, None, noisy, entries, workload)

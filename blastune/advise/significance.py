@@ -19,7 +19,6 @@ p = 0.1) is said as such, with the number of repeats that would do.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 ALPHA = 0.05
 EQUIVALENCE = 0.10
@@ -65,14 +64,6 @@ def repeats_needed(m: int, alpha: float = ALPHA) -> int:
     return n
 
 
-@dataclass
-class Judgement:
-    verdict: str  # faster | slower | not significant | too few samples
-    reason: str
-    p_value: float | None = None
-    p_adjusted: float | None = None
-
-
 def judge(
     ratio: float | None,
     n_a: int,
@@ -82,21 +73,20 @@ def judge(
     m: int,
     alpha: float = ALPHA,
     band: float = EQUIVALENCE,
-) -> Judgement:
-    """The verdict for one point: b relative to a (``ratio`` = b's median / a's median)."""
+) -> tuple[str, str]:
+    """The verdict for one point -- b relative to a (``ratio`` = b's median / a's median) -- and its
+    reason. Verdicts: faster | slower | not significant | too few samples."""
     if ratio is None:
-        return Judgement("not significant", "no ratio: a median is zero", p, p_adj)
+        return "not significant", "no ratio: a median is zero"
     if min_p_value(n_a, n_b) >= alpha or p is None:
         need = repeats_needed(1, alpha)
-        return Judgement(
+        return (
             "too few samples",
             f"{n_a} and {n_b} samples cannot reach p < {alpha:g}: "
             f"measure at least {need} repeats a side",
-            p,
-            p_adj,
         )
     if abs(ratio - 1) <= band:
-        return Judgement("not significant", f"within ±{band:.0%}: practically the same", p, p_adj)
+        return "not significant", f"within ±{band:.0%}: practically the same"
     if p_adj is None:  # outside the judged family (a disturbed point): the raw p, uncorrected
         p_adj, m = p, 1
     if p_adj >= alpha:
@@ -108,23 +98,6 @@ def judge(
                 f"; {n_a} and {n_b} samples cannot pass it over {m} points: measure at least "
                 f"{repeats_needed(m, alpha)} repeats a side"
             )
-        return Judgement("not significant", why, p, p_adj)
+        return "not significant", why
     word = "faster" if ratio < 1 else "slower"
-    return Judgement(
-        word,
-        f"p = {p:.2g}" + (f" ({p_adj:.2g} after Holm over {m} points)" if m > 1 else ""),
-        p,
-        p_adj,
-    )
-
-
-__all__ = [
-    "ALPHA",
-    "EQUIVALENCE",
-    "Judgement",
-    "holm",
-    "judge",
-    "mann_whitney_p",
-    "min_p_value",
-    "repeats_needed",
-]
+    return word, f"p = {p:.2g}" + (f" ({p_adj:.2g} after Holm over {m} points)" if m > 1 else "")

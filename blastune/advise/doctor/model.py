@@ -12,7 +12,7 @@ from typing import Mapping
 from blastune.advise.doctor.probe import ProbeResult
 from blastune.facts.cpu import CpuInfo
 from blastune.facts.environment import requested_threads
-from blastune.facts.info import library_label, library_users
+from blastune.facts.info import library_label
 from blastune.facts.schedstat import Pressure
 from blastune.facts.topology import Topology
 
@@ -41,10 +41,6 @@ class Context:
     @property
     def omp_libs(self):
         return [lib for lib in self.loaded if lib.api == "openmp"]
-
-    def users_of(self, path: str) -> list[str]:
-        """Which packages call into ``path`` ('numpy', 'scipy'), for findings a user recognises."""
-        return library_users(path, self.bindings)
 
     def label(self, lib) -> str:
         """'openblas (libopenblas.so, called by numpy)': how a finding names a library."""

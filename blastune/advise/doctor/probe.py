@@ -7,7 +7,6 @@ where it died; the parent turns that, and the exit status or signal, into plain 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -86,9 +85,7 @@ def _signal_of(rc: int | None) -> str | None:
         return f"signal {num}"
 
 
-def run_probe(
-    python: str | None = None, env: dict | None = None, timeout: float = 60.0
-) -> ProbeResult:
+def run_probe(python: str | None = None, timeout: float = 60.0) -> ProbeResult:
     """Import numpy and scipy and multiply two 200x200 matrices in a child with this environment."""
     cmd = [python or sys.executable, "-c", _CHILD]
     t0 = time.perf_counter()
@@ -98,21 +95,11 @@ def run_probe(
             capture_output=True,
             text=True,
             timeout=timeout,
-            env=dict(os.environ if env is None else env),
             stdin=subprocess.DEVNULL,
         )
         out, err, rc, timed_out = proc.stdout, proc.stderr, proc.returncode, False
-    except subprocess.TimeoutExpired as exc:
-        out = (
-            exc.stdout.decode(errors="replace")
-            if isinstance(exc.stdout, bytes)
-            else (exc.stdout or "")
-        )
-        err = (
-            exc.stderr.decode(errors="replace")
-            if isinstance(exc.stderr, bytes)
-            else (exc.stderr or "")
-        )
+    except subprocess.TimeoutExpired as exc:  # its output is bytes (or None), text=True or not
+        out, err = (x.decode(errors="replace") if x else "" for x in (exc.stdout, exc.stderr))
         rc, timed_out = None, True
     seconds = time.perf_counter() - t0
     stage, wrong = "start", 0

@@ -1,11 +1,12 @@
 """The one list of doctor checks: ``@check("id")`` registers a function in ``CHECKS``.
 
-A check is ``fn(ctx: Context) -> list[Finding]``; it reads only the ``Context`` (facts gathered
-once, topology included) and never the system. The general checks (``checks.py``) and the
-big-machine ones (``topology_checks.py``) register the same way; a vendor family's check
-(``doctor_check``, answered by ``Family.advise``) is read from the vendor registry when the doctor
-runs, so a family registered after this module was imported is checked too. ``all_checks()``
-lists them in report order.
+A check is ``fn(ctx: Context) -> Finding | list[Finding]``; it reads only the ``Context`` (facts
+gathered once, with the one count of usable CPUs, physical cores and threads per job) and never the
+system, and says ``ok`` when all is well, so the report shows what was checked; the registry stamps
+the check's id on its findings. The general checks (``checks.py``) and the big-machine ones
+(``topology_checks.py``) register the same way; a vendor family's check (``doctor_check``, answered
+by ``Family.advise``) is read from the vendor registry when the doctor runs, so a family registered
+after this module was imported is checked too. ``all_checks()`` lists them in report order.
 """
 
 from __future__ import annotations
@@ -23,18 +24,19 @@ _families_at: int | None = None  # where in CHECKS the vendor families' checks g
 
 
 def stamped(check_id: str, fn):
-    """``fn`` returning Findings that carry ``check_id``."""
+    """``fn`` returning a list of Findings that carry ``check_id``."""
 
     @functools.wraps(fn)
     def run(ctx: Context) -> list[Finding]:
-        return [replace(a, id=check_id) for a in fn(ctx)]
+        found = fn(ctx)
+        return [replace(a, id=check_id) for a in ([found] if isinstance(found, Finding) else found)]
 
     run.check_id = check_id
     return run
 
 
 def check(check_id: str):
-    """Register ``fn(ctx) -> list[Finding]`` as the doctor check ``check_id``."""
+    """Register ``fn(ctx) -> Finding | list[Finding]`` as the doctor check ``check_id``."""
 
     def register(fn):
         if any(cid == check_id for cid, _ in CHECKS):

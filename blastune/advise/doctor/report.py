@@ -1,15 +1,15 @@
 """``blastune.doctor()``: what is wrong with this environment's BLAS setup, and how to fix it.
 
-The checks live in ``blastune.advise.doctor.checks`` and ``topology_checks`` (one small function
-each, ``@check(id)``, listed by ``registry``). This module gathers
-the facts they read into a ``Context`` -- first running the BLAS in a child process, so a setting
-that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a kernel the CPU lacks) becomes a finding and
-not the death of doctor -- then runs every check and returns plain data.
+This module gathers the facts the checks (``registry``) read into a ``Context`` -- first running
+the BLAS in a child process, so a setting that crashes the BLAS (``OPENBLAS_CORETYPE`` naming a
+kernel the CPU lacks) becomes a finding and not the death of doctor -- then runs every check and
+returns plain data.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from blastune import __version__
@@ -21,7 +21,7 @@ from blastune.advise.doctor import checks as _checks, topology_checks  # noqa: F
 from blastune.advise.doctor.model import Context
 from blastune.advise.doctor.registry import all_checks
 from blastune.documents.doctor import DoctorReport, Finding
-from blastune.advise.doctor.probe import ProbeResult
+from blastune.advise.doctor.probe import ProbeResult, run_probe
 from blastune.facts.schedstat import Pressure, cpu_pressure
 
 
@@ -108,16 +108,16 @@ def run_checks(ctx: Context, checks=None) -> list[Finding]:
     return findings
 
 
+# what the report says of each loaded library
+_LIBRARY_KEYS = ("vendor", "api", "threading_layer", "num_threads", "architecture", "filepath")
+
+
 def doctor(jobs: int = 1, *, probe: bool = True, timeout: float = 60.0) -> DoctorReport:
     """Check this environment for BLAS oversubscription and misconfiguration.
 
     ``jobs``: how many copies of the workload will run at once (each with this environment).
     ``probe``: run numpy's BLAS in a child process first (what catches crashing settings).
     """
-    from blastune.advise.doctor.probe import run_probe
-
-    import sys
-
     check_threads(jobs, "job count")
     start = (time.monotonic(), cpu_pressure())
     # an embedding program (uWSGI, a GUI) has no python to start: then there is no probe to run
@@ -131,17 +131,7 @@ def doctor(jobs: int = 1, *, probe: bool = True, timeout: float = 60.0) -> Docto
         usable_basis=ctx.usable_basis,
         findings=findings,
         probe=result.to_dict() if result else None,
-        libraries=[
-            {
-                "vendor": lib.vendor,
-                "api": lib.api,
-                "threading_layer": lib.threading_layer,
-                "num_threads": lib.num_threads,
-                "architecture": lib.architecture,
-                "filepath": lib.filepath,
-            }
-            for lib in ctx.loaded
-        ],
+        libraries=[{k: getattr(lib, k) for k in _LIBRARY_KEYS} for lib in ctx.loaded],
         env={k: v for k, v in current_env(ctx.env).items() if v is not None},
         notes=ctx.notes,
     )
