@@ -27,14 +27,9 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass
 
 from blastune.control.pinning import pin_env, plan_layout
-from blastune.control.run import (
-    die_with_parent,
-    launch_error,
-    libc_prctl,
-    shell_status,
-    unblock,
-)
+from blastune.control.run import launch_error, shell_status, unblock
 from blastune.core.counts import check_count
+from blastune.core.lifetime import die_with, libc_prctl
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
 from blastune.facts.topology import format_cpulist
@@ -121,7 +116,7 @@ def run_copies(
             def setup(cpus=cpus):
                 # the child starts with blastune's blocked signals: give it the default mask back
                 signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-                die_with_parent(prctl, parent, signal.SIGTERM)
+                die_with(prctl, parent, signal.SIGTERM)
                 if cpus:
                     os.sched_setaffinity(0, cpus)
 

@@ -42,6 +42,7 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from blastune.core.lifetime import die_with, libc_prctl
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
 
@@ -197,7 +198,6 @@ _FORWARDED = tuple(
 )
 _SI_KERNEL = 0x80  # si_code of a signal the kernel raised itself, e.g. the terminal's Ctrl-C
 _BURST_S = 0.05  # one signal from one sender again within this long: the same event
-_PR_SET_PDEATHSIG = 1
 
 
 def in_terminal_foreground() -> bool:
@@ -214,26 +214,6 @@ def in_terminal_foreground() -> bool:
         os.close(fd)
 
 
-def libc_prctl():
-    """libc's prctl, looked up in the parent: nothing is loaded between fork and exec."""
-    if not sys.platform.startswith("linux"):
-        return None  # blastune's own exit paths still end its children
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-def die_with_parent(prctl, parent: int, sig: int) -> None:
-    """In the child before exec: the kernel sends it ``sig`` when blastune dies (SIGKILL too)."""
-    if prctl is not None:
-        prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-        if os.getppid() != parent:  # blastune died before the line above: follow it now
-            os._exit(1)
-
-
 def shell_status(code: int) -> int:
     """A Popen return code as a shell reports it: killed by signal N is 128 + N."""
     return 128 - code if code < 0 else code
@@ -247,7 +227,7 @@ def _child_setup(own_group: bool, old_mask, parent: int):
     def setup():
         if own_group:
             os.setpgid(0, 0)
-        die_with_parent(prctl, parent, signal.SIGKILL)
+        die_with(prctl, parent, signal.SIGKILL)
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 

@@ -12,23 +12,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
-PR_SET_PDEATHSIG = 1
-
-
-def _prctl_pdeathsig(sig: int) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+from blastune.core.lifetime import die_with, libc_prctl
 
 
 def _watch_parent(parent_pid: int, interval: float = 0.5) -> None:
@@ -48,10 +35,8 @@ def die_with_parent(parent_pid: int | None, sig: int = signal.SIGKILL) -> None:
     first)."""
     if not parent_pid:
         return
-    if not _prctl_pdeathsig(sig):
-        _watch_parent(parent_pid)
-    if os.getppid() != parent_pid:  # the parent died before the prctl above took effect
-        os._exit(1)
+    if not die_with(libc_prctl(), parent_pid, sig):
+        _watch_parent(parent_pid)  # checks at once: the parent may already be gone
 
 
 def ignore_terminal_signals() -> None:
