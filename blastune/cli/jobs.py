@@ -12,7 +12,16 @@ import typer
 from blastune.cli import app
 from blastune.cli.progress import ProgressBar
 from blastune.cli.env import _count
-from blastune.cli.render import WIDE, echo, notice, set_wide
+from blastune.cli.render import (
+    FORMAT,
+    WIDE,
+    echo,
+    force_option,
+    json_option,
+    notice,
+    out_option,
+    quiet_option,
+)
 from blastune.errors import BlastuneError
 from blastune.present.jobs import render_jobs
 
@@ -170,20 +179,16 @@ def jobs_command(
         "-b",
         help="Seconds for the whole run: batches that would not fit are left out (and said so).",
     ),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Save the results as JSON (schema blastune.jobs/1)."
-    ),
-    force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
+    out: Path = out_option("Save the results as JSON (schema blastune.jobs/1)."),
+    force: bool = force_option("With --out: replace an existing file."),
     save_profile: bool = typer.Option(
         True,
         "--save-profile/--no-save-profile",
         help="Remember the best BLAS threads per worker count for limit('auto') and env --auto.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    fmt: str = typer.Option(
-        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No estimate, no progress bar."),
+    json_out: bool = json_option("Print the results as JSON."),
+    fmt: str = FORMAT,
+    quiet: bool = quiet_option("No estimate, no progress bar."),
     wide: bool = WIDE,
 ):
     """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads,
@@ -245,7 +250,6 @@ def jobs_command(
             }
         )
     else:
-        set_wide(wide)
         echo(render_jobs(res, fmt, wide))
         if saved_to is not None and not save_error:
             typer.echo(f"saved: {out}")

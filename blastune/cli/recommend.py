@@ -13,7 +13,7 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.env import _count
-from blastune.cli.render import echo
+from blastune.cli.render import echo, json_option, quiet_option
 from blastune.cli.jobs import interruptible
 from blastune.cli.progress import ProgressBar
 from blastune.errors import BlastuneError
@@ -65,8 +65,8 @@ def recommend_command(
         help="Advise (and save, marked noisy) even from contended or unstable "
         "measurements; a noisy entry never replaces a clean one.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the recommendation as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    json_out: bool = json_option("Print the recommendation as JSON."),
+    quiet: bool = quiet_option("No progress lines."),
 ):
     """The layout and BLAS threads per job for N concurrent jobs, with the measured numbers behind
     it and the exports for your shell: the exports alone on stdout, so

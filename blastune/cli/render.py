@@ -1,9 +1,9 @@
-"""Shared rendering: JSON, tables that fit the terminal, and option validators used by several
-commands.
+"""Shared rendering: JSON, tables that fit the terminal, and the options and validators several
+commands share (one declaration each, the help passed in where it differs).
 
 Every command's tables go through ``table`` and its text through ``echo``: both fit COLUMNS (100
-when stdout is not a terminal) unless the command's ``--wide`` (``WIDE``, then ``set_wide``) asks
-for everything whole.
+when stdout is not a terminal) unless the command's ``--wide`` (``WIDE``: its callback is
+``set_wide``) asks for everything whole.
 """
 
 from __future__ import annotations
@@ -17,15 +17,55 @@ from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
 from blastune.present.tables import TABLE_FORMATS, columns_env, fit_table, fit_text, terminal_width
 
-WIDE = typer.Option(
-    False, "--wide", "-w", help="Do not fit tables and text to the terminal: every cell whole."
-)
 _wide = False  # one command per process; reset by the app before each command
 
 
-def set_wide(on: bool) -> None:
+def set_wide(on: bool) -> bool:
+    """Returns ``on``: as ``--wide``'s callback, what it returns is the option's value."""
     global _wide
     _wide = bool(on)
+    return _wide
+
+
+# --- options several commands share ---------------------------------------------------------------
+
+WIDE = typer.Option(
+    False,
+    "--wide",
+    "-w",
+    callback=set_wide,  # set while parsing: notices printed while the command works fit too
+    help="Do not fit tables and text to the terminal: every cell whole.",
+)
+FORMAT = typer.Option(
+    "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
+)
+
+
+def json_option(help: str):
+    return typer.Option(False, "--json", help=help)
+
+
+def quiet_option(help: str):
+    return typer.Option(False, "--quiet", "-q", help=help)
+
+
+def force_option(help: str):
+    return typer.Option(False, "--force", help=help)
+
+
+def out_option(help: str, metavar: str | None = None, required: bool = False):
+    return typer.Option(
+        ... if required else None,
+        "--out",
+        "-o",
+        metavar=metavar,
+        show_default=not required,
+        help=help,
+    )
+
+
+def label_option(help: str):
+    return typer.Option(None, "--label", "-L", metavar="NAME", help=help)
 
 
 def emit_json(data) -> None:

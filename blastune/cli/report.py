@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
+from blastune.cli.render import force_option, json_option, label_option, out_option
 
 
 @app.command("report", short_help="One self-contained HTML page: info, doctor, figures, tables.")
@@ -18,14 +19,7 @@ def report_command(
         show_default=False,
         help="Saved sweep or jobs results to include (also: --from).",
     ),
-    out: Path = typer.Option(
-        ...,
-        "--out",
-        "-o",
-        metavar="REPORT.html",
-        show_default=False,
-        help="The HTML file to write.",
-    ),
+    out: Path = out_option("The HTML file to write.", "REPORT.html", required=True),
     sources: list[Path] = typer.Option(
         None,
         "--from",
@@ -33,12 +27,8 @@ def report_command(
         help="Saved results to include: --from a.json b.json (files after "
         "the first are taken as arguments).",
     ),
-    labels: list[str] = typer.Option(
-        None,
-        "--label",
-        "-L",
-        metavar="NAME",
-        help="Name of each results file, in order. [default: the file names]",
+    labels: list[str] = label_option(
+        "Name of each results file, in order. [default: the file names]"
     ),
     jobs: int = typer.Option(
         1, "--jobs", "-j", min=1, help="Concurrent jobs doctor judges the environment for."
@@ -48,10 +38,8 @@ def report_command(
         "--doctor/--no-doctor",
         help="Include doctor's findings (runs a short probe in a child process).",
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing report file."),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print what the report holds as JSON (blastune.report/1)."
-    ),
+    force: bool = force_option("Replace an existing report file."),
+    json_out: bool = json_option("Print what the report holds as JSON (blastune.report/1)."),
 ):
     """One self-contained HTML page (inline SVG and CSS, no script, nothing fetched): this machine's
     info and doctor findings, and a figure and table for each results file given.

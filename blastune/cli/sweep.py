@@ -9,7 +9,18 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.progress import ProgressBar
-from blastune.cli.render import WIDE, echo, emit_json, notice, set_wide, table
+from blastune.cli.render import (
+    FORMAT,
+    WIDE,
+    echo,
+    emit_json,
+    force_option,
+    json_option,
+    notice,
+    out_option,
+    quiet_option,
+    table,
+)
 from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
 from blastune.present.sweep_rows import sweep_head, sweep_notes, sweep_rows
@@ -143,16 +154,11 @@ def sweep_command(
         help="Stop repeating a point once the "
         "relative standard error of its median is below this (0.02 or 2%).",
     ),
-    out: str = typer.Option(
-        None,
-        "--out",
-        "-o",
-        metavar="FILE.json",
-        help="Save results here (JSON, rewritten after every point; locked while the sweep runs).",
+    out: str = out_option(
+        "Save results here (JSON, rewritten after every point; locked while the sweep runs).",
+        "FILE.json",
     ),
-    force: bool = typer.Option(
-        False, "--force", help="Overwrite existing --out, --csv and --plot files."
-    ),
+    force: bool = force_option("Overwrite existing --out, --csv and --plot files."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue an existing --out file: skip its points."
     ),
@@ -176,17 +182,9 @@ def sweep_command(
         help="auto: fresh worker processes only where the "
         "library cannot change threads at run time; always; never.",
     ),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print the results document (blastune.sweep/1) on stdout."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    fmt: str = typer.Option(
-        "simple",
-        "--format",
-        "-f",
-        metavar="STYLE",
-        help="tabulate table style: simple, github, grid, ...",
-    ),
+    json_out: bool = json_option("Print the results document (blastune.sweep/1) on stdout."),
+    quiet: bool = quiet_option("No progress bar."),
+    fmt: str = FORMAT,
     wide: bool = WIDE,
 ):
     """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and
@@ -197,7 +195,6 @@ def sweep_command(
     from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
 
     # text to values here; every value is checked once, by blastune.sweep() (Python calls it too)
-    set_wide(wide)
     grid = (
         "dot" if op is None else op,
         [1000] if size is None else _counts(size, "size"),
