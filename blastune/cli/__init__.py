@@ -152,11 +152,8 @@ _METAVARS_BY_NAME = {
     "workers": "N[,N...]",
     "executor": "LIST",
     "from": "FILE",
-    "threads": "T",
     "jobs": "N",
-    "tasks": "N",
     "size": "N",
-    "repeats": "N",
     "out": "FILE",
     "dpi": "DPI",
 }

@@ -39,7 +39,6 @@ def plot_command(
     dpi: int = typer.Option(
         None,
         "--dpi",
-        metavar="DPI",
         show_default=False,
         help="PNG pixels per inch, 50 to 600 [default: 150: a one-panel "
         "figure is 900 px wide]; SVG and PDF are vectors.",

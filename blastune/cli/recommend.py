@@ -30,7 +30,6 @@ def recommend_command(
         "--jobs",
         "-j",
         parser=_count("--jobs"),
-        metavar="N",
         help="How many jobs will run at the same time.",
     ),
     shell: str = typer.Option(
@@ -50,7 +49,6 @@ def recommend_command(
         "--size",
         "-s",
         parser=_count("--size"),
-        metavar="N",
         show_default=False,
         help="Matrix order for the built-in measurement (not with --from).  [default: 300]",
     ),
