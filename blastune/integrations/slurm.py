@@ -181,15 +181,10 @@ def slurm_script(
     elif cpus_per_task is not None:
         # the thread variables' own check (whole number, fits the C int every BLAS thread API takes)
         cpus, basis = check_threads(cpus_per_task, "--cpus-per-task"), "--cpus-per-task"
+    elif workers == 1:
+        cpus, basis = 1, "default: one core per task (pass --cpus-per-task or --auto)"
     else:
-        cpus, basis = (
-            workers,
-            (
-                "default: one core per task (pass --cpus-per-task or --auto)"
-                if workers == 1
-                else "default: one core per worker (pass --cpus-per-task)"
-            ),
-        )
+        cpus, basis = workers, "default: one core per worker (pass --cpus-per-task)"
     if workers > cpus:
         raise BlastuneError(
             f"--workers {workers} needs at least {workers} cores per task: --cpus-per-task is "
@@ -197,26 +192,17 @@ def slurm_script(
         )
     if max_running is not None:
         _check_count(max_running, "--max-running")
-    if time is not None and not _TIME.match(time):
-        raise BlastuneError(
-            f"invalid --time {time!r}: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
-        )
-    if mem is not None and not _MEM.match(mem):
-        raise BlastuneError(
-            f"invalid --mem {mem!r}: a whole number with an optional K, M, G or T suffix, e.g. 4G"
-        )
-    if job_name is None:
-        job_name = "blastune"
-    if not _NAME.match(job_name):
-        raise BlastuneError(
-            f"invalid --job-name {job_name!r}: use 1 to 128 letters, digits, '.', '_', '+' or '-'"
-        )
-    for value, what in ((partition, "--partition"), (account, "--account")):
-        if value is not None and not (_PARTITION if what == "--partition" else _NAME).match(value):
-            raise BlastuneError(
-                f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-'"
-                + (" (a comma-separated list)" if what == "--partition" else "")
-            )
+    job_name = "blastune" if job_name is None else job_name
+    plain = "use letters, digits, '.', '_' or '-'"
+    for what, value, pattern, allowed in (
+        ("--time", time, _TIME, "use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+        ("--mem", mem, _MEM, "a whole number with an optional K, M, G or T suffix, e.g. 4G"),
+        ("--job-name", job_name, _NAME, "use 1 to 128 letters, digits, '.', '_', '+' or '-'"),
+        ("--partition", partition, _PARTITION, plain + " (a comma-separated list)"),
+        ("--account", account, _NAME, plain),
+    ):
+        if value is not None and not pattern.match(value):
+            raise BlastuneError(f"invalid {what} {value!r}: {allowed}")
 
     warnings = []
     limit, limit_src = array_limit if array_limit is not None else max_array_size()
@@ -241,14 +227,8 @@ def slurm_script(
         "#SBATCH --ntasks=1",
         slurm_header(cpus),
     ]
-    if partition:
-        directives.append(f"#SBATCH --partition={partition}")
-    if account:
-        directives.append(f"#SBATCH --account={account}")
-    if time:
-        directives.append(f"#SBATCH --time={time}")
-    if mem:
-        directives.append(f"#SBATCH --mem={mem}")
+    given = {"partition": partition, "account": account, "time": time, "mem": mem}
+    directives += [f"#SBATCH --{name}={value}" for name, value in given.items() if value]
     directives.append(f"#SBATCH --output={job_name}_%A_%a.out")
 
     body = slurm_threads_lines(cpus) + [f'export {var}="$BLASTUNE_THREADS"' for var in THREAD_VARS]
