@@ -21,7 +21,9 @@ from blastune.cli.render import (
     notice,
     out_option,
     quiet_option,
+    words,
 )
+from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
 from blastune.present.jobs import render_jobs
 
@@ -78,23 +80,17 @@ def stdout_to_stderr(enabled: bool):
 # --- the command ----------------------------------------------------------------------------------
 
 
-def _parse_threads(text: str) -> list[int | None]:
-    from blastune.cli.render import parse_int_list
-
-    out = []
-    for part in str(text).replace(" ", "").split(","):
-        if part in ("default", "naive"):
-            out.append(None)
-        elif part:
-            out.extend(parse_int_list(part, "BLAS thread count"))
+def _counts(text: str, what: str, defaults: tuple[str, ...] = ()) -> list[int | None]:
+    """'1,2,default' -> [1, 2, None]: a word in ``defaults`` leaves the library its own count."""
+    out = [None if word in defaults else parse_count(word, what) for word in words(text)]
     if not out:
-        raise BlastuneError("no BLAS thread count given: e.g. --threads 1,2,default")
+        example = f": e.g. --threads 1,2,{defaults[0]}" if defaults else ""
+        raise BlastuneError(f"no {what} given{example}")
     return out
 
 
 def _plan(layouts: str | None, workers: str | None, threads: str | None, executor: str):
     """The layouts the options ask for, or None for the default grid."""
-    from blastune.cli.render import parse_int_list
     from blastune.measure.jobs.layouts import EXECUTORS, layouts_from_lists, parse_layouts
 
     if layouts is not None:
@@ -105,9 +101,9 @@ def _plan(layouts: str | None, workers: str | None, threads: str | None, executo
         return None
     from blastune.facts.cpu import usable_cores
 
-    ws = parse_int_list(workers, "worker count") if workers is not None else [usable_cores()[0]]
-    ts = _parse_threads(threads) if threads is not None else [1]
-    exs = [e for e in executor.replace(" ", "").split(",") if e]
+    ws = _counts(workers, "worker count") if workers is not None else [usable_cores()[0]]
+    ts = _counts(threads, "BLAS thread count", ("default", "naive")) if threads is not None else [1]
+    exs = words(executor)
     if not exs or any(e not in EXECUTORS for e in exs):
         raise BlastuneError(
             f"invalid --executor {executor!r}: choose thread, process or thread,process"

@@ -13,7 +13,6 @@ import sys
 
 import typer
 
-from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
 from blastune.present.tables import TABLE_FORMATS, columns_env, fit_table, fit_text, terminal_width
 
@@ -119,13 +118,8 @@ def stderr_width() -> int:
         return terminal_width()
 
 
-def parse_int_list(text: str, what: str, minimum: int = 1) -> list[int]:
-    """'1,2,4' -> [1, 2, 4]; anything else is a one-line error naming what is allowed."""
-    out = []
-    for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
-        out.append(parse_count(part, what, minimum))  # ASCII digits only: '٣' is no count
-    if not out:
-        raise BlastuneError(f"no {what} given")
-    return out
+def words(values: str | list[str]) -> list[str]:
+    """The comma/space-separated words of an option's text, or of every value of a repeatable
+    option; empty words dropped."""
+    values = [values] if isinstance(values, str) else values
+    return [word for v in values for word in str(v).replace(" ", "").split(",") if word]

@@ -20,6 +20,7 @@ from blastune.cli.render import (
     out_option,
     quiet_option,
     table,
+    words,
 )
 from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
@@ -43,14 +44,10 @@ def _parse_spread(text: str) -> float:
         ) from None
 
 
-def _split(values: list[str]) -> list[str]:
-    """Comma/space-separated words of a repeatable option (``--op ""`` gives none: the library
-    says what is missing -- an empty value is a mistake, not a request for the default)."""
-    return [part for v in values for part in str(v).replace(" ", "").split(",") if part]
-
-
 def _counts(values: list[str], what: str) -> list[int]:
-    return [parse_count(word, what) for word in _split(values)]
+    """(``--size ""`` gives none: the library says what is missing -- an empty value is a
+    mistake, not a request for the default)."""
+    return [parse_count(word, what) for word in words(values)]
 
 
 def _check_outputs(out, csv_path, plot, force: bool, resume: bool, json_out: bool = False) -> None:
