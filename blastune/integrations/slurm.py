@@ -41,9 +41,8 @@ _TIME = re.compile(
     r"^(\d+-\d{1,2}(:\d{1,2}(:\d{1,2})?)?|\d+(:\d{1,2}(:\d{1,2})?)?|infinite|unlimited)$", re.I
 )
 _MEM = re.compile(r"^\d+[KMGT]?$", re.I)
-_NAME = re.compile(
-    r"^[A-Za-z0-9._+-]{1,128}$"
-)  # nothing that could end an #SBATCH line or need quoting
+# nothing that could end an #SBATCH line or need quoting
+_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")
 _PARTITION = re.compile(r"^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64})*$")  # sbatch takes a list
 PLACEHOLDERS = {"{task}": '"${SLURM_ARRAY_TASK_ID}"', "{threads}": '"${BLASTUNE_THREADS}"'}
 DEFAULT_MAX_ARRAY_SIZE = 1001  # slurm.conf's default MaxArraySize
