@@ -80,13 +80,10 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def table(
-    rows, headers, fmt: str = "simple", wide: bool | None = None, clip: tuple[int, ...] = ()
-) -> str:
-    """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table); columns in
-    ``clip`` keep one line per row, cut at the end."""
+def table(rows, headers, fmt: str = "simple") -> str:
+    """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table)."""
     check_format(fmt)
-    return fit_table(rows, headers, fmt, wide=_wide if wide is None else wide, clip=clip)
+    return fit_table(rows, headers, fmt, wide=_wide)
 
 
 def echo(text: str, err: bool = False) -> None:

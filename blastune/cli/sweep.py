@@ -129,14 +129,11 @@ def sweep_command(
         metavar="DTYPE[,...]",
         help="float32, float64, complex64, complex128. [default: float64]",
     ),
-    lib: str = typer.Option(
-        "numpy", "--lib", metavar="numpy|scipy", help="Whose BLAS/LAPACK to call: numpy or scipy."
-    ),
+    lib: str = typer.Option("numpy", "--lib", help="Whose BLAS/LAPACK to call: numpy or scipy."),
     budget: float = typer.Option(
         60.0,
         "--budget",
         "-b",
-        metavar="SECONDS",
         help="Seconds of measuring for the whole sweep, "
         "shared among the points; no point starts after it is spent (the sweep ends within it "
         "plus one point; --resume measures the rest).",
@@ -226,7 +223,6 @@ def sweep_command(
             kept = _kept(exc, out)
             notice(f"interrupted ({exc}): {kept}; thread settings restored", "")
         except SaveFailed as exc:  # a full disk mid-sweep: the table, then where the points are
-            progress.stop()
             if exc.result is None:
                 raise
             result, status, save_error = exc.result, 2, f"blastune: error: {exc}"
