@@ -32,7 +32,7 @@ from blastune.present.jobs import render_jobs
 
 
 @contextlib.contextmanager
-def interruptible(what_is_lost: str, progress: ProgressBar | None = None):
+def interruptible(what_is_lost: str, progress: ProgressBar):
     """SIGINT, SIGTERM, SIGHUP: the layout processes are already ended by the library; say what was
     kept in one line and exit 128 + the signal (130, 143, 129)."""
     from blastune.measure.jobs.stopping import JobsInterrupted
@@ -40,18 +40,14 @@ def interruptible(what_is_lost: str, progress: ProgressBar | None = None):
     try:
         yield
     except KeyboardInterrupt as exc:
-        if progress is not None:
-            progress.stop()
+        progress.stop()
         signum = getattr(exc, "signum", 2)
         name = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}.get(signum, f"signal {signum}")
-        saved = getattr(exc, "saved_to", None)
-        result = getattr(exc, "result", None)
         if getattr(exc, "save_error", None):  # a full disk: where the finished layouts went instead
             kept = exc.save_error
-        elif isinstance(exc, JobsInterrupted) and saved is not None and result is not None:
-            kept = (
-                f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
-            )
+        elif isinstance(exc, JobsInterrupted) and exc.saved_to and exc.result is not None:
+            n = len(exc.result.results)
+            kept = f"{n} layout(s) measured, saved to {exc.saved_to} (status interrupted)"
         else:
             kept = what_is_lost
         notice(f"interrupted by {name}: worker processes ended; {kept}", "")

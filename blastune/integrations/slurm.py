@@ -85,22 +85,6 @@ def quote_command(command: list[str]) -> str:
     return " ".join(words)
 
 
-def auto_cpus() -> tuple[int, str]:
-    """Cores per task for one job: the saved profile's entry, else this machine's usable cores --
-    the same call ``blastune run --auto`` and ``blastune env --auto`` make."""
-    from blastune.control.profile import auto_threads
-
-    n, reason = auto_threads(None)
-    return int(n), f"--auto: {reason}"
-
-
-def _check_count(value, what: str, most: int | None = None) -> int:
-    """The one count rule (core.counts), with Slurm's own ceiling where it has one."""
-    from blastune.core.counts import MAX_THREADS, check_count
-
-    return check_count(value, what, 1, most if most is not None else MAX_THREADS)
-
-
 def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str]:
     """The cluster's MaxArraySize from ``scontrol show config``; (None, why) when scontrol cannot
     say."""
@@ -162,21 +146,25 @@ def slurm_script(
 ) -> SlurmScript:
     """``array_limit``: (MaxArraySize, source) to check against; default: ask ``scontrol``."""
     from blastune import __version__
-    from blastune.core.counts import check_threads
+    from blastune.core.counts import check_count, check_threads
     from blastune.control.exports import slurm_header
     from blastune.facts.environment import THREAD_VARS
 
-    _check_count(tasks, "--tasks", SLURM_MAX_ARRAY_SIZE)
+    check_count(tasks, "--tasks", hi=SLURM_MAX_ARRAY_SIZE)
     if not command:
         raise BlastuneError(
             "no command given: put it after --, e.g. blastune slurm --tasks 4 -- python run.py"
         )
     if auto and cpus_per_task is not None:
         raise BlastuneError("give --cpus-per-task or --auto, not both")
-    workers = 1 if workers is None else _check_count(workers, "--workers")
+    workers = 1 if workers is None else check_count(workers, "--workers")
     if auto:
-        cpus, basis = auto_cpus()
-        cpus = max(cpus, workers)
+        # cores per task for one job: the saved profile's entry, else this machine's usable cores
+        # -- the same call ``blastune run --auto`` and ``blastune env --auto`` make
+        from blastune.control.profile import auto_threads
+
+        n, reason = auto_threads(None)
+        cpus, basis = max(int(n), workers), f"--auto: {reason}"
     elif cpus_per_task is not None:
         # the thread variables' own check (whole number, fits the C int every BLAS thread API takes)
         cpus, basis = check_threads(cpus_per_task, "--cpus-per-task"), "--cpus-per-task"
@@ -190,7 +178,7 @@ def slurm_script(
             f"{cpus}"
         )
     if max_running is not None:
-        _check_count(max_running, "--max-running")
+        check_count(max_running, "--max-running")
     job_name = "blastune" if job_name is None else job_name
     plain = "use letters, digits, '.', '_' or '-'"
     for what, value, pattern, allowed in (
