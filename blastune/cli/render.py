@@ -106,11 +106,8 @@ def stderr_width() -> int:
     100."""
     import os
 
-    given = columns_env()
-    if given:
-        return given
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        return columns_env() or os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):
         return terminal_width()
 

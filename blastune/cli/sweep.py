@@ -12,6 +12,7 @@ from blastune.cli.progress import ProgressBar
 from blastune.cli.render import (
     FORMAT,
     WIDE,
+    check_format,
     echo,
     emit_json,
     force_option,
@@ -183,7 +184,6 @@ def sweep_command(
 ):
     """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and
     how long the threads waited for a CPU (contention)."""
-    from blastune.cli.render import check_format
     from blastune.measure.sweep.entry import sweep
     from blastune.core.files import SaveFailed
     from blastune.measure.sweep.signals import SweepInterrupted, stop_on_signals
