@@ -221,6 +221,7 @@ def slurm_script(
     body = slurm_threads_lines(cpus) + [f'export {var}="$BLASTUNE_THREADS"' for var in THREAD_VARS]
     body.append('export SLURM_ARRAY_TASK_ID="${SLURM_ARRAY_TASK_ID:-0}"')
     if workers == 1:
+        what = f"{tasks} array task(s), each capping its BLAS/OpenMP threads"
         body += [
             'echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS '
             'thread(s)" >&2',
@@ -228,14 +229,14 @@ def slurm_script(
             quote_command(command),
         ]
     else:
+        what = f"{tasks} array task(s), each running {workers} pinned workers"
         runner = f"blastune run --copies {workers} --pin --"
         body = (
             _blastune_on_path_lines()
             + body
             + [
                 f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on '
-                f"${{BLASTUNE_THREADS}} "
-                'CPU(s), each pinned to its own cores" >&2',
+                '${BLASTUNE_THREADS} CPU(s), each pinned to its own cores" >&2',
                 "# srun binds the step to the allocation's cores; blastune splits them among the "
                 "workers",
                 "# (each gets its own cores, OMP_PLACES and as many BLAS threads; "
@@ -251,11 +252,6 @@ def slurm_script(
                 f'${{LAUNCH[@]+"${{LAUNCH[@]}}"}} {runner} {quote_command(command)}',
             ]
         )
-    what = (
-        f"{tasks} array task(s), each capping its BLAS/OpenMP threads"
-        if workers == 1
-        else f"{tasks} array task(s), each running {workers} pinned workers"
-    )
     text = "\n".join(
         [
             "#!/bin/bash",
