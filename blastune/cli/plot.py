@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import force_option, json_option, label_option, out_option
+from blastune.cli.render import emit_json, force_option, json_option, label_option, out_option
 
 
 @app.command("plot", short_help="Draw saved sweep or jobs results (PNG, SVG, PDF).")
@@ -54,7 +54,6 @@ def plot_command(
       blastune plot before.json after.json --label OpenBLAS --label MKL -o cmp.svg
       blastune plot jobs.json -o jobs.pdf
     """
-    from blastune.cli.render import emit_json
     from blastune.core.files import check_distinct, check_output
     from blastune.present.plot import (
         check_available,
@@ -67,8 +66,7 @@ def plot_command(
     )
 
     check_available("blastune plot")
-    figure_format(out)
-    check_dpi(dpi)
+    form, dpi = figure_format(out), check_dpi(dpi)
     check_distinct([("--out", out)], [("input", f) for f in files])  # never draw over a source
     check_output(out, force=force, what="figure")  # before loading anything: a clear refusal first
     sources = load_sources(files, labels)
@@ -82,8 +80,8 @@ def plot_command(
             {
                 "schema": "blastune.plot/1",
                 "written_to": str(out),
-                "format": figure_format(out),
-                "dpi": check_dpi(dpi) if figure_format(out) == "png" else None,
+                "format": form,
+                "dpi": dpi if form == "png" else None,
                 "kind": drawn,
                 "metric": metric if drawn != "jobs" else "tasks_per_s",
                 "files": [str(f) for f in files],

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import force_option, json_option, label_option, out_option
+from blastune.cli.render import emit_json, force_option, json_option, label_option, out_option
 
 
 @app.command("report", short_help="One self-contained HTML page: info, doctor, figures, tables.")
@@ -47,9 +47,9 @@ def report_command(
     \b
       blastune report -o report.html --from sweep.json jobs.json
     """
-    from blastune.cli.render import emit_json
     from blastune.core.files import check_distinct, check_output, write_output
     from blastune.errors import BlastuneError
+    from blastune.facts.info import info
     from blastune.present.plot import check_available, load_sources
     from blastune.present.report import build_report
 
@@ -61,8 +61,6 @@ def report_command(
     check_distinct([("--out", out)], [("input", p) for p in paths])  # never write over a source
     check_output(out, force=force, what="report")
     loaded = load_sources(paths, labels)
-    from blastune.facts.info import info
-
     facts = info()
     findings = None
     if doctor_on:
@@ -76,17 +74,17 @@ def report_command(
         command=" ".join(["blastune report -o", str(out), *map(str, paths)]),
     )
     write_output(out, report.html, what="report")
+    summary = report.summary()
     if json_out:
         emit_json(
             {
                 "schema": "blastune.report/1",
                 "written_to": str(out),
                 "files": [str(p) for p in paths],
-                **report.summary(),
+                **summary,
             }
         )
     else:
-        summary = report.summary()
         figs = sum(s["figures"] for s in summary["sections"])
         typer.echo(
             f"wrote {out} ({len(summary['sections'])} sections, {figs} figure(s), "
