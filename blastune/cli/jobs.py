@@ -15,7 +15,9 @@ from blastune.cli.env import _count
 from blastune.cli.render import (
     FORMAT,
     WIDE,
+    check_format,
     echo,
+    emit_json,
     force_option,
     json_option,
     notice,
@@ -187,7 +189,6 @@ def jobs_command(
     and the naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU
     efficiency and how long their threads waited for a CPU."""
     from blastune.advise.recommend import jobs
-    from blastune.cli.render import check_format, emit_json
     from blastune.core.files import SaveFailed
 
     check_format(fmt)
@@ -201,7 +202,7 @@ def jobs_command(
         if json_out:
             refuse_stdout_with_json(out, "--out")
         # now, not after measuring, and in the words of the options
-        check_output(out, force=force, what="results file", option="--force")
+        check_output(out, force=force, what="results file")
     plan = _plan(layouts, workers, threads, executor)
     progress = ProgressBar(quiet or json_out)
     with (

@@ -13,7 +13,7 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.env import _count
-from blastune.cli.render import echo, json_option, quiet_option
+from blastune.cli.render import echo, emit_json, json_option, quiet_option
 from blastune.cli.jobs import interruptible
 from blastune.cli.progress import ProgressBar
 from blastune.errors import BlastuneError
@@ -72,7 +72,6 @@ def recommend_command(
     or unstable measurements is refused (say --accept-noisy to take it anyway); the advice is saved
     per workload and job count in this machine's profile (see `blastune profile show`)."""
     from blastune.advise.recommend import BUILTIN_OP, BUILTIN_SIZE, recommend
-    from blastune.cli.render import emit_json
 
     if source is not None and (op is not None or size is not None):
         given = " and ".join(o for o, v in (("--op", op), ("--size", size)) if v is not None)
