@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from blastune.cli import app
+from blastune.cli import app, fail
 from blastune.cli.progress import ProgressBar
 from blastune.cli.env import _count
 from blastune.cli.render import (
@@ -251,5 +251,4 @@ def jobs_command(
         for line in res.profile_notices:  # on stderr, wrapped: stdout keeps the table
             notice(line)
     if save_error:
-        typer.echo(f"blastune: error: {save_error}", err=True)
-        sys.exit(2)
+        fail(save_error)

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from blastune.cli import app
+from blastune.cli import app, fail
 from blastune.cli.progress import ProgressBar
 from blastune.cli.render import (
     FORMAT,
@@ -225,7 +225,7 @@ def sweep_command(
         except SaveFailed as exc:  # a full disk mid-sweep: the table, then where the points are
             if exc.result is None:
                 raise
-            result, status, save_error = exc.result, 2, f"blastune: error: {exc}"
+            result, save_error = exc.result, str(exc)
         finally:
             progress.stop()
         if result is not None:
@@ -239,6 +239,6 @@ def sweep_command(
             else:
                 echo(render_sweep(doc, fmt, crossovers))
     if save_error:
-        typer.echo(save_error, err=True)
+        fail(save_error)
     if status:
         sys.exit(status)
