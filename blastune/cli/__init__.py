@@ -46,12 +46,8 @@ def _quiet_exit_on_closed_pipe() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (
-        OSError,
-        ValueError,
-        AttributeError,
-    ):  # no real fd (a test runner's buffer): nothing to flush
-        pass
+    except (OSError, ValueError, AttributeError):  # no real fd (a test runner's buffer)
+        pass  # nothing to flush
     sys.exit(CLOSED_PIPE_STATUS)
 
 
@@ -78,23 +74,20 @@ class _OneLineErrors(TyperGroup):
                 standalone_mode=False,
                 **extra,
             )
-        except _ClosedPipe:
-            _quiet_exit_on_closed_pipe()
         except SystemExit as exc:
             # click met the closed pipe first (help, --version, a usage error): it wrapped stdout
             # and exits 1 -- make that the same quiet exit as everywhere else
             if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
                 _quiet_exit_on_closed_pipe()
             raise
-        except BlastuneError as exc:
-            if _is_closed_pipe(exc):
-                _quiet_exit_on_closed_pipe()
-            fail(str(exc))
         except KeyboardInterrupt:
             _interrupted()
         except Exception as exc:
-            if _is_closed_pipe(exc):  # --help, --version: written before any command is invoked
+            # also --help and --version, written before any command is invoked
+            if isinstance(exc, _ClosedPipe) or _is_closed_pipe(exc):
                 _quiet_exit_on_closed_pipe()
+            if isinstance(exc, BlastuneError):
+                fail(str(exc))
             kind = type(exc).__name__
             if kind == "Abort":  # click turns Ctrl-C into Abort
                 _interrupted()
@@ -102,9 +95,7 @@ class _OneLineErrors(TyperGroup):
                 ctx = getattr(exc, "ctx", None)
                 _echo(ctx.get_help() if ctx else exc.format_message())
                 sys.exit(0)
-            if hasattr(exc, "format_message") and hasattr(
-                exc, "exit_code"
-            ):  # click/typer usage errors
+            if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # a usage error
                 ctx = getattr(exc, "ctx", None)
                 sub = f" {ctx.info_name}" if ctx is not None and ctx.parent is not None else ""
                 fail(f"{exc.format_message()} (see 'blastune{sub} --help')")
@@ -152,11 +143,8 @@ _METAVARS_BY_NAME = {
     "workers": "N[,N...]",
     "executor": "LIST",
     "from": "FILE",
-    "threads": "T",
     "jobs": "N",
-    "tasks": "N",
     "size": "N",
-    "repeats": "N",
     "out": "FILE",
     "dpi": "DPI",
 }
@@ -219,8 +207,6 @@ def _root(
         False, "--version", "-V", help="Print the version and exit.", is_eager=True
     ),
 ):
-    """Which BLAS/LAPACK numpy and scipy really run on, how fast at each thread count, and how to
-    keep many jobs from oversubscribing the cores."""
     if version:
         from blastune import __version__
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import WIDE, echo, emit_json, set_wide, table
+from blastune.cli.render import FORMAT, WIDE, echo, emit_json, json_option, table
 from blastune.present.compare_rows import compare_notes, compare_rows
 
 
@@ -35,16 +35,8 @@ def compare_command(
         help="Sweep point fields that must agree (default op,lib,size,dtype,threads); "
         "op,lib,size,dtype compares a --threads 1 sweep with a --threads 2 one.",
     ),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print the comparison as JSON (blastune.compare/2)."
-    ),
-    fmt: str = typer.Option(
-        "simple",
-        "--format",
-        "-f",
-        metavar="STYLE",
-        help="tabulate table style: simple, github, grid, ...",
-    ),
+    json_out: bool = json_option("Print the comparison as JSON (blastune.compare/2)."),
+    fmt: str = FORMAT,
     wide: bool = WIDE,
 ):
     """Compare two results files point by point: b's median over a's, and whether the samples say b
@@ -56,5 +48,4 @@ def compare_command(
     if json_out:
         emit_json(cmp.to_dict())
     else:
-        set_wide(wide)
         echo(render_compare(cmp, fmt))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import WIDE, check_format, echo, emit_json, set_wide
+from blastune.cli.render import (
+    FORMAT,
+    WIDE,
+    check_format,
+    echo,
+    emit_json,
+    json_option,
+    quiet_option,
+)
 
 
 @app.command("doctor", short_help="Find BLAS oversubscription and misconfiguration here.")
@@ -16,13 +24,9 @@ def doctor_command(
     strict: bool = typer.Option(
         False, "--strict", help="Exit 1 on warnings too (errors always exit 2)."
     ),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print one JSON object (schema blastune.doctor/1)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Show only findings that are not ok."),
-    fmt: str = typer.Option(
-        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
-    ),
+    json_out: bool = json_option("Print one JSON object (schema blastune.doctor/1)."),
+    quiet: bool = quiet_option("Show only findings that are not ok."),
+    fmt: str = FORMAT,
     wide: bool = WIDE,
 ):
     """Find BLAS oversubscription and misconfiguration here, each with its fix.
@@ -38,6 +42,5 @@ def doctor_command(
     if json_out:
         emit_json(report.to_dict())
     else:
-        set_wide(wide)
         echo(render_doctor(report, fmt, show_ok=not quiet, wide=wide))
     raise typer.Exit(report.exit_status(strict))

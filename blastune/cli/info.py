@@ -5,17 +5,13 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import WIDE, check_format, echo, emit_json, set_wide
+from blastune.cli.render import FORMAT, WIDE, check_format, echo, emit_json, json_option
 
 
 @app.command("info", short_help="Which BLAS/LAPACK numpy and scipy call, and their threads.")
 def info_command(
-    json_out: bool = typer.Option(
-        False, "--json", help="Print one versioned JSON object (schema blastune.info/1)."
-    ),
-    fmt: str = typer.Option(
-        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
-    ),
+    json_out: bool = json_option("Print one versioned JSON object (schema blastune.info/1)."),
+    fmt: str = FORMAT,
     wide: bool = WIDE,
     measure: bool = typer.Option(
         False,
@@ -38,5 +34,4 @@ def info_command(
     if json_out:
         emit_json(data.to_dict())
     else:
-        set_wide(wide)
         echo(render_info(data, fmt, wide))

@@ -9,10 +9,23 @@ from pathlib import Path
 
 import typer
 
-from blastune.cli import app
+from blastune.cli import app, fail
 from blastune.cli.progress import ProgressBar
 from blastune.cli.env import _count
-from blastune.cli.render import WIDE, echo, notice, set_wide
+from blastune.cli.render import (
+    FORMAT,
+    WIDE,
+    check_format,
+    echo,
+    emit_json,
+    force_option,
+    json_option,
+    notice,
+    out_option,
+    quiet_option,
+    words,
+)
+from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
 from blastune.present.jobs import render_jobs
 
@@ -21,7 +34,7 @@ from blastune.present.jobs import render_jobs
 
 
 @contextlib.contextmanager
-def interruptible(what_is_lost: str, progress: ProgressBar | None = None):
+def interruptible(what_is_lost: str, progress: ProgressBar):
     """SIGINT, SIGTERM, SIGHUP: the layout processes are already ended by the library; say what was
     kept in one line and exit 128 + the signal (130, 143, 129)."""
     from blastune.measure.signals import JobsInterrupted
@@ -29,18 +42,14 @@ def interruptible(what_is_lost: str, progress: ProgressBar | None = None):
     try:
         yield
     except KeyboardInterrupt as exc:
-        if progress is not None:
-            progress.stop()
+        progress.stop()
         signum = getattr(exc, "signum", 2)
         name = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}.get(signum, f"signal {signum}")
-        saved = getattr(exc, "saved_to", None)
-        result = getattr(exc, "result", None)
         if getattr(exc, "save_error", None):  # a full disk: where the finished layouts went instead
             kept = exc.save_error
-        elif isinstance(exc, JobsInterrupted) and saved is not None and result is not None:
-            kept = (
-                f"{len(result.results)} layout(s) measured, saved to {saved} (status interrupted)"
-            )
+        elif isinstance(exc, JobsInterrupted) and exc.saved_to and exc.result is not None:
+            n = len(exc.result.results)
+            kept = f"{n} layout(s) measured, saved to {exc.saved_to} (status interrupted)"
         else:
             kept = what_is_lost
         notice(f"interrupted by {name}: worker processes ended; {kept}", "")
@@ -69,23 +78,17 @@ def stdout_to_stderr(enabled: bool):
 # --- the command ----------------------------------------------------------------------------------
 
 
-def _parse_threads(text: str) -> list[int | None]:
-    from blastune.cli.render import parse_int_list
-
-    out = []
-    for part in str(text).replace(" ", "").split(","):
-        if part in ("default", "naive"):
-            out.append(None)
-        elif part:
-            out.extend(parse_int_list(part, "BLAS thread count"))
+def _counts(text: str, what: str, defaults: tuple[str, ...] = ()) -> list[int | None]:
+    """'1,2,default' -> [1, 2, None]: a word in ``defaults`` leaves the library its own count."""
+    out = [None if word in defaults else parse_count(word, what) for word in words(text)]
     if not out:
-        raise BlastuneError("no BLAS thread count given: e.g. --threads 1,2,default")
+        example = f": e.g. --threads 1,2,{defaults[0]}" if defaults else ""
+        raise BlastuneError(f"no {what} given{example}")
     return out
 
 
 def _plan(layouts: str | None, workers: str | None, threads: str | None, executor: str):
     """The layouts the options ask for, or None for the default grid."""
-    from blastune.cli.render import parse_int_list
     from blastune.measure.jobs.layouts import EXECUTORS, layouts_from_lists, parse_layouts
 
     if layouts is not None:
@@ -96,9 +99,9 @@ def _plan(layouts: str | None, workers: str | None, threads: str | None, executo
         return None
     from blastune.facts.cpu import usable_cores
 
-    ws = parse_int_list(workers, "worker count") if workers is not None else [usable_cores()[0]]
-    ts = _parse_threads(threads) if threads is not None else [1]
-    exs = [e for e in executor.replace(" ", "").split(",") if e]
+    ws = _counts(workers, "worker count") if workers is not None else [usable_cores()[0]]
+    ts = _counts(threads, "BLAS thread count", ("default", "naive")) if threads is not None else [1]
+    exs = words(executor)
     if not exs or any(e not in EXECUTORS for e in exs):
         raise BlastuneError(
             f"invalid --executor {executor!r}: choose thread, process or thread,process"
@@ -170,27 +173,22 @@ def jobs_command(
         "-b",
         help="Seconds for the whole run: batches that would not fit are left out (and said so).",
     ),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Save the results as JSON (schema blastune.jobs/1)."
-    ),
-    force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
+    out: Path = out_option("Save the results as JSON (schema blastune.jobs/1)."),
+    force: bool = force_option("With --out: replace an existing file."),
     save_profile: bool = typer.Option(
         True,
         "--save-profile/--no-save-profile",
         help="Remember the best BLAS threads per worker count for limit('auto') and env --auto.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    fmt: str = typer.Option(
-        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No estimate, no progress bar."),
+    json_out: bool = json_option("Print the results as JSON."),
+    fmt: str = FORMAT,
+    quiet: bool = quiet_option("No estimate, no progress bar."),
     wide: bool = WIDE,
 ):
     """Run the same tasks under several layouts (serial, W threads, W processes x T BLAS threads,
     and the naive W processes x default threads) and compare wall time, tasks/s, speed-up, CPU
     efficiency and how long their threads waited for a CPU."""
     from blastune.advise.recommend import jobs
-    from blastune.cli.render import check_format, emit_json
     from blastune.core.files import SaveFailed
 
     check_format(fmt)
@@ -204,7 +202,7 @@ def jobs_command(
         if json_out:
             refuse_stdout_with_json(out, "--out")
         # now, not after measuring, and in the words of the options
-        check_output(out, force=force, what="results file", option="--force")
+        check_output(out, force=force, what="results file")
     plan = _plan(layouts, workers, threads, executor)
     progress = ProgressBar(quiet or json_out)
     with (
@@ -245,7 +243,6 @@ def jobs_command(
             }
         )
     else:
-        set_wide(wide)
         echo(render_jobs(res, fmt, wide))
         if saved_to is not None and not save_error:
             typer.echo(f"saved: {out}")
@@ -254,5 +251,4 @@ def jobs_command(
         for line in res.profile_notices:  # on stderr, wrapped: stdout keeps the table
             notice(line)
     if save_error:
-        typer.echo(f"blastune: error: {save_error}", err=True)
-        sys.exit(2)
+        fail(save_error)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
+from blastune.cli.render import emit_json, force_option, json_option, label_option, out_option
 
 
 @app.command("plot", short_help="Draw saved sweep or jobs results (PNG, SVG, PDF).")
@@ -17,13 +18,8 @@ def plot_command(
         show_default=False,
         help="Saved results: sweep files (one or several, overlaid) or jobs files.",
     ),
-    out: Path = typer.Option(
-        ...,
-        "--out",
-        "-o",
-        metavar="FIG.png|svg|pdf",
-        show_default=False,
-        help="The figure to write; its extension picks the format.",
+    out: Path = out_option(
+        "The figure to write; its extension picks the format.", "FIG.png|svg|pdf", required=True
     ),
     kind: str = typer.Option(
         "auto",
@@ -36,26 +32,19 @@ def plot_command(
     metric: str = typer.Option(
         "gflops", "--metric", metavar="gflops|speedup", help="What the sweep panels show."
     ),
-    labels: list[str] = typer.Option(
-        None,
-        "--label",
-        "-L",
-        metavar="NAME",
-        help="Legend name of each file, in order (repeat: --label before "
-        "--label after). [default: the file names]",
+    labels: list[str] = label_option(
+        "Legend name of each file, in order (repeat: --label before --label after). "
+        "[default: the file names]"
     ),
     dpi: int = typer.Option(
         None,
         "--dpi",
-        metavar="DPI",
         show_default=False,
         help="PNG pixels per inch, 50 to 600 [default: 150: a one-panel "
         "figure is 900 px wide]; SVG and PDF are vectors.",
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing figure file."),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print what was drawn as JSON (blastune.plot/1)."
-    ),
+    force: bool = force_option("Replace an existing figure file."),
+    json_out: bool = json_option("Print what was drawn as JSON (blastune.plot/1)."),
 ):
     """Draw saved results: small multiples per op for sweeps (against threads or sizes, several
     files overlaid for before/after), tasks/s per layout for jobs.
@@ -65,7 +54,6 @@ def plot_command(
       blastune plot before.json after.json --label OpenBLAS --label MKL -o cmp.svg
       blastune plot jobs.json -o jobs.pdf
     """
-    from blastune.cli.render import emit_json
     from blastune.core.files import check_distinct, check_output
     from blastune.present.plot import (
         check_available,
@@ -78,8 +66,7 @@ def plot_command(
     )
 
     check_available("blastune plot")
-    figure_format(out)
-    check_dpi(dpi)
+    form, dpi = figure_format(out), check_dpi(dpi)
     check_distinct([("--out", out)], [("input", f) for f in files])  # never draw over a source
     check_output(out, force=force, what="figure")  # before loading anything: a clear refusal first
     sources = load_sources(files, labels)
@@ -93,8 +80,8 @@ def plot_command(
             {
                 "schema": "blastune.plot/1",
                 "written_to": str(out),
-                "format": figure_format(out),
-                "dpi": check_dpi(dpi) if figure_format(out) == "png" else None,
+                "format": form,
+                "dpi": dpi if form == "png" else None,
                 "kind": drawn,
                 "metric": metric if drawn != "jobs" else "tasks_per_s",
                 "files": [str(f) for f in files],

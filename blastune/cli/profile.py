@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import echo, emit_json
+from blastune.cli.render import echo, emit_json, json_option, notice
 from blastune.present.advice import render_profile
 
 profile_app = typer.Typer(
@@ -16,7 +16,7 @@ app.add_typer(
     profile_app, name="profile", short_help="Show, clear or locate the saved advice (profile)."
 )
 
-_JSON = typer.Option(False, "--json", help="Print JSON.")
+_JSON = json_option("Print JSON.")
 
 
 @profile_app.command("show", short_help="List the saved entries and which one env --auto uses.")
@@ -58,11 +58,7 @@ def clear_command(json_out: bool = _JSON):
     )
     for p in left:  # named like a profile, yet not a file blastune wrote: never removed
         kind = "a directory" if p.is_dir() else "not a regular file"
-        echo(
-            f"blastune: notice: left {p} alone: {kind}, not a profile blastune wrote (remove it "
-            "yourself)",
-            err=True,
-        )
+        notice(f"left {p} alone: {kind}, not a profile blastune wrote (remove it yourself)")
 
 
 @profile_app.command(

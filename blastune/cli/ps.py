@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import WIDE, check_format, echo, emit_json, set_wide
+from blastune.cli.render import FORMAT, WIDE, check_format, echo, emit_json, json_option
 from blastune.present.ps import render_ps
 
 
@@ -21,10 +21,8 @@ def ps_command(
     watch: bool = typer.Option(
         False, "--watch", help="Refresh every SECONDS until Ctrl-C: ps --watch [SECONDS]."
     ),
-    json_out: bool = typer.Option(
-        False,
-        "--json",
-        help="Print JSON (schema blastune.ps/1); one line per refresh with --watch.",
+    json_out: bool = json_option(
+        "Print JSON (schema blastune.ps/1); one line per refresh with --watch."
     ),
     interval: float = typer.Option(
         0.5,
@@ -33,9 +31,7 @@ def ps_command(
         help="Seconds over which CPU use and run-queue wait are measured (0: none).",
     ),
     wide: bool = WIDE,
-    fmt: str = typer.Option(
-        "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
-    ),
+    fmt: str = FORMAT,
 ):
     """Every process with a BLAS or OpenMP runtime: the threads its BLAS really runs, its CPU use,
     and how long its threads waited for a CPU (run-queue wait, measured) -- against the usable
@@ -63,7 +59,6 @@ def ps_command(
         if json_out:
             emit_json(census.to_dict())
         else:
-            set_wide(wide)
             echo(render_ps(census, fmt, wide))
         return
     try:

@@ -13,7 +13,7 @@ import typer
 
 from blastune.cli import app
 from blastune.cli.env import _count
-from blastune.cli.render import echo
+from blastune.cli.render import echo, emit_json, json_option, quiet_option
 from blastune.cli.jobs import interruptible
 from blastune.cli.progress import ProgressBar
 from blastune.errors import BlastuneError
@@ -30,7 +30,6 @@ def recommend_command(
         "--jobs",
         "-j",
         parser=_count("--jobs"),
-        metavar="N",
         help="How many jobs will run at the same time.",
     ),
     shell: str = typer.Option(
@@ -50,7 +49,6 @@ def recommend_command(
         "--size",
         "-s",
         parser=_count("--size"),
-        metavar="N",
         show_default=False,
         help="Matrix order for the built-in measurement (not with --from).  [default: 300]",
     ),
@@ -65,8 +63,8 @@ def recommend_command(
         help="Advise (and save, marked noisy) even from contended or unstable "
         "measurements; a noisy entry never replaces a clean one.",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the recommendation as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    json_out: bool = json_option("Print the recommendation as JSON."),
+    quiet: bool = quiet_option("No progress lines."),
 ):
     """The layout and BLAS threads per job for N concurrent jobs, with the measured numbers behind
     it and the exports for your shell: the exports alone on stdout, so
@@ -74,7 +72,6 @@ def recommend_command(
     or unstable measurements is refused (say --accept-noisy to take it anyway); the advice is saved
     per workload and job count in this machine's profile (see `blastune profile show`)."""
     from blastune.advise.recommend import BUILTIN_OP, BUILTIN_SIZE, recommend
-    from blastune.cli.render import emit_json
 
     if source is not None and (op is not None or size is not None):
         given = " and ".join(o for o, v in (("--op", op), ("--size", size)) if v is not None)

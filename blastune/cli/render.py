@@ -1,9 +1,9 @@
-"""Shared rendering: JSON, tables that fit the terminal, and option validators used by several
-commands.
+"""Shared rendering: JSON, tables that fit the terminal, and the options and validators several
+commands share (one declaration each, the help passed in where it differs).
 
 Every command's tables go through ``table`` and its text through ``echo``: both fit COLUMNS (100
-when stdout is not a terminal) unless the command's ``--wide`` (``WIDE``, then ``set_wide``) asks
-for everything whole.
+when stdout is not a terminal) unless the command's ``--wide`` (``WIDE``: its callback is
+``set_wide``) asks for everything whole.
 """
 
 from __future__ import annotations
@@ -13,19 +13,58 @@ import sys
 
 import typer
 
-from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
 from blastune.present.tables import TABLE_FORMATS, columns_env, fit_table, fit_text, terminal_width
 
-WIDE = typer.Option(
-    False, "--wide", "-w", help="Do not fit tables and text to the terminal: every cell whole."
-)
 _wide = False  # one command per process; reset by the app before each command
 
 
-def set_wide(on: bool) -> None:
+def set_wide(on: bool) -> bool:
+    """Returns ``on``: as ``--wide``'s callback, what it returns is the option's value."""
     global _wide
     _wide = bool(on)
+    return _wide
+
+
+# --- options several commands share ---------------------------------------------------------------
+
+WIDE = typer.Option(
+    False,
+    "--wide",
+    "-w",
+    callback=set_wide,  # set while parsing: notices printed while the command works fit too
+    help="Do not fit tables and text to the terminal: every cell whole.",
+)
+FORMAT = typer.Option(
+    "simple", "--format", "-f", help="tabulate table style: simple, github, grid, ..."
+)
+
+
+def json_option(help: str):
+    return typer.Option(False, "--json", help=help)
+
+
+def quiet_option(help: str):
+    return typer.Option(False, "--quiet", "-q", help=help)
+
+
+def force_option(help: str):
+    return typer.Option(False, "--force", help=help)
+
+
+def out_option(help: str, metavar: str | None = None, required: bool = False):
+    return typer.Option(
+        ... if required else None,
+        "--out",
+        "-o",
+        metavar=metavar,
+        show_default=not required,
+        help=help,
+    )
+
+
+def label_option(help: str):
+    return typer.Option(None, "--label", "-L", metavar="NAME", help=help)
 
 
 def emit_json(data) -> None:
@@ -41,13 +80,10 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def table(
-    rows, headers, fmt: str = "simple", wide: bool | None = None, clip: tuple[int, ...] = ()
-) -> str:
-    """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table); columns in
-    ``clip`` keep one line per row, cut at the end."""
+def table(rows, headers, fmt: str = "simple") -> str:
+    """A tabulate table fitted to the terminal (see blastune.present.tables.fit_table)."""
     check_format(fmt)
-    return fit_table(rows, headers, fmt, wide=_wide if wide is None else wide, clip=clip)
+    return fit_table(rows, headers, fmt, wide=_wide)
 
 
 def echo(text: str, err: bool = False) -> None:
@@ -70,22 +106,14 @@ def stderr_width() -> int:
     100."""
     import os
 
-    given = columns_env()
-    if given:
-        return given
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        return columns_env() or os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError, AttributeError):
         return terminal_width()
 
 
-def parse_int_list(text: str, what: str, minimum: int = 1) -> list[int]:
-    """'1,2,4' -> [1, 2, 4]; anything else is a one-line error naming what is allowed."""
-    out = []
-    for part in str(text).replace(" ", "").split(","):
-        if not part:
-            continue
-        out.append(parse_count(part, what, minimum))  # ASCII digits only: '٣' is no count
-    if not out:
-        raise BlastuneError(f"no {what} given")
-    return out
+def words(values: str | list[str]) -> list[str]:
+    """The comma/space-separated words of an option's text, or of every value of a repeatable
+    option; empty words dropped."""
+    values = [values] if isinstance(values, str) else values
+    return [word for v in values for word in str(v).replace(" ", "").split(",") if word]

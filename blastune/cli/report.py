@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
+from blastune.cli.render import emit_json, force_option, json_option, label_option, out_option
 
 
 @app.command("report", short_help="One self-contained HTML page: info, doctor, figures, tables.")
@@ -18,14 +19,7 @@ def report_command(
         show_default=False,
         help="Saved sweep or jobs results to include (also: --from).",
     ),
-    out: Path = typer.Option(
-        ...,
-        "--out",
-        "-o",
-        metavar="REPORT.html",
-        show_default=False,
-        help="The HTML file to write.",
-    ),
+    out: Path = out_option("The HTML file to write.", "REPORT.html", required=True),
     sources: list[Path] = typer.Option(
         None,
         "--from",
@@ -33,12 +27,8 @@ def report_command(
         help="Saved results to include: --from a.json b.json (files after "
         "the first are taken as arguments).",
     ),
-    labels: list[str] = typer.Option(
-        None,
-        "--label",
-        "-L",
-        metavar="NAME",
-        help="Name of each results file, in order. [default: the file names]",
+    labels: list[str] = label_option(
+        "Name of each results file, in order. [default: the file names]"
     ),
     jobs: int = typer.Option(
         1, "--jobs", "-j", min=1, help="Concurrent jobs doctor judges the environment for."
@@ -48,10 +38,8 @@ def report_command(
         "--doctor/--no-doctor",
         help="Include doctor's findings (runs a short probe in a child process).",
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing report file."),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print what the report holds as JSON (blastune.report/1)."
-    ),
+    force: bool = force_option("Replace an existing report file."),
+    json_out: bool = json_option("Print what the report holds as JSON (blastune.report/1)."),
 ):
     """One self-contained HTML page (inline SVG and CSS, no script, nothing fetched): this machine's
     info and doctor findings, and a figure and table for each results file given.
@@ -59,9 +47,9 @@ def report_command(
     \b
       blastune report -o report.html --from sweep.json jobs.json
     """
-    from blastune.cli.render import emit_json
     from blastune.core.files import check_distinct, check_output, write_output
     from blastune.errors import BlastuneError
+    from blastune.facts.info import info
     from blastune.present.plot import check_available, load_sources
     from blastune.present.report import build_report
 
@@ -73,8 +61,6 @@ def report_command(
     check_distinct([("--out", out)], [("input", p) for p in paths])  # never write over a source
     check_output(out, force=force, what="report")
     loaded = load_sources(paths, labels)
-    from blastune.facts.info import info
-
     facts = info()
     findings = None
     if doctor_on:
@@ -88,17 +74,17 @@ def report_command(
         command=" ".join(["blastune report -o", str(out), *map(str, paths)]),
     )
     write_output(out, report.html, what="report")
+    summary = report.summary()
     if json_out:
         emit_json(
             {
                 "schema": "blastune.report/1",
                 "written_to": str(out),
                 "files": [str(p) for p in paths],
-                **report.summary(),
+                **summary,
             }
         )
     else:
-        summary = report.summary()
         figs = sum(s["figures"] for s in summary["sections"])
         typer.echo(
             f"wrote {out} ({len(summary['sections'])} sections, {figs} figure(s), "

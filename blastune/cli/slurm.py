@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
+from blastune.cli.render import emit_json, force_option, json_option, notice, out_option
 
 
 @app.command("slurm", context_settings={"allow_interspersed_args": False})
@@ -66,17 +67,9 @@ def slurm_command(
         help="Each task runs W pinned copies of CMD at once (blastune run --copies W "
         "--pin), splitting its cores. [default: 1]",
     ),
-    out: Path = typer.Option(
-        None,
-        "--out",
-        "-o",
-        metavar="FILE",
-        help="Write the script to FILE (executable) instead of printing it.",
-    ),
-    force: bool = typer.Option(False, "--force", help="With --out: replace an existing file."),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print the settings and the script as JSON."
-    ),
+    out: Path = out_option("Write the script to FILE (executable) instead of printing it."),
+    force: bool = force_option("With --out: replace an existing file."),
+    json_out: bool = json_option("Print the settings and the script as JSON."),
 ):
     """A Slurm job-array script whose tasks cap their BLAS threads.
 
@@ -102,15 +95,11 @@ def slurm_command(
         max_running=max_running,
         workers=workers,
     )
-    from blastune.cli.render import notice
-
     for warning in script.warnings:
         notice(warning, "warning")
     if out is not None:
         _write_script(out, script.text, force)
     if json_out:
-        from blastune.cli.render import emit_json
-
         emit_json(
             {
                 "schema": "blastune.slurm/1",

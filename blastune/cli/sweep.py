@@ -7,9 +7,22 @@ import sys
 
 import typer
 
-from blastune.cli import app
+from blastune.cli import app, fail
 from blastune.cli.progress import ProgressBar
-from blastune.cli.render import WIDE, echo, emit_json, notice, set_wide, table
+from blastune.cli.render import (
+    FORMAT,
+    WIDE,
+    check_format,
+    echo,
+    emit_json,
+    force_option,
+    json_option,
+    notice,
+    out_option,
+    quiet_option,
+    table,
+    words,
+)
 from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
 from blastune.present.sweep_rows import sweep_head, sweep_notes, sweep_rows
@@ -32,14 +45,10 @@ def _parse_spread(text: str) -> float:
         ) from None
 
 
-def _split(values: list[str]) -> list[str]:
-    """Comma/space-separated words of a repeatable option (``--op ""`` gives none: the library
-    says what is missing -- an empty value is a mistake, not a request for the default)."""
-    return [part for v in values for part in str(v).replace(" ", "").split(",") if part]
-
-
 def _counts(values: list[str], what: str) -> list[int]:
-    return [parse_count(word, what) for word in _split(values)]
+    """(``--size ""`` gives none: the library says what is missing -- an empty value is a
+    mistake, not a request for the default)."""
+    return [parse_count(word, what) for word in words(values)]
 
 
 def _check_outputs(out, csv_path, plot, force: bool, resume: bool, json_out: bool = False) -> None:
@@ -121,14 +130,11 @@ def sweep_command(
         metavar="DTYPE[,...]",
         help="float32, float64, complex64, complex128. [default: float64]",
     ),
-    lib: str = typer.Option(
-        "numpy", "--lib", metavar="numpy|scipy", help="Whose BLAS/LAPACK to call: numpy or scipy."
-    ),
+    lib: str = typer.Option("numpy", "--lib", help="Whose BLAS/LAPACK to call: numpy or scipy."),
     budget: float = typer.Option(
         60.0,
         "--budget",
         "-b",
-        metavar="SECONDS",
         help="Seconds of measuring for the whole sweep, "
         "shared among the points; no point starts after it is spent (the sweep ends within it "
         "plus one point; --resume measures the rest).",
@@ -143,16 +149,11 @@ def sweep_command(
         help="Stop repeating a point once the "
         "relative standard error of its median is below this (0.02 or 2%).",
     ),
-    out: str = typer.Option(
-        None,
-        "--out",
-        "-o",
-        metavar="FILE.json",
-        help="Save results here (JSON, rewritten after every point; locked while the sweep runs).",
+    out: str = out_option(
+        "Save results here (JSON, rewritten after every point; locked while the sweep runs).",
+        "FILE.json",
     ),
-    force: bool = typer.Option(
-        False, "--force", help="Overwrite existing --out, --csv and --plot files."
-    ),
+    force: bool = force_option("Overwrite existing --out, --csv and --plot files."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue an existing --out file: skip its points."
     ),
@@ -176,28 +177,18 @@ def sweep_command(
         help="auto: fresh worker processes only where the "
         "library cannot change threads at run time; always; never.",
     ),
-    json_out: bool = typer.Option(
-        False, "--json", help="Print the results document (blastune.sweep/1) on stdout."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    fmt: str = typer.Option(
-        "simple",
-        "--format",
-        "-f",
-        metavar="STYLE",
-        help="tabulate table style: simple, github, grid, ...",
-    ),
+    json_out: bool = json_option("Print the results document (blastune.sweep/1) on stdout."),
+    quiet: bool = quiet_option("No progress bar."),
+    fmt: str = FORMAT,
     wide: bool = WIDE,
 ):
     """Time BLAS/LAPACK ops at each thread count: median, spread, GFLOP/s, speed-up, efficiency, and
     how long the threads waited for a CPU (contention)."""
-    from blastune.cli.render import check_format
     from blastune.measure.sweep.entry import sweep
     from blastune.core.files import SaveFailed
     from blastune.measure.signals import SweepInterrupted, stop_on_signals
 
     # text to values here; every value is checked once, by blastune.sweep() (Python calls it too)
-    set_wide(wide)
     grid = (
         "dot" if op is None else op,
         [1000] if size is None else _counts(size, "size"),
@@ -232,10 +223,9 @@ def sweep_command(
             kept = _kept(exc, out)
             notice(f"interrupted ({exc}): {kept}; thread settings restored", "")
         except SaveFailed as exc:  # a full disk mid-sweep: the table, then where the points are
-            progress.stop()
             if exc.result is None:
                 raise
-            result, status, save_error = exc.result, 2, f"blastune: error: {exc}"
+            result, save_error = exc.result, str(exc)
         finally:
             progress.stop()
         if result is not None:
@@ -249,6 +239,6 @@ def sweep_command(
             else:
                 echo(render_sweep(doc, fmt, crossovers))
     if save_error:
-        typer.echo(save_error, err=True)
+        fail(save_error)
     if status:
         sys.exit(status)

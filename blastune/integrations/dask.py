@@ -30,6 +30,7 @@ task thread is then starved to one BLAS thread, and a worker started without a n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import threading
@@ -63,9 +64,8 @@ class WorkerLimit:
     threads: int  # the BLAS/OpenMP thread count applied
     basis: str  # how ``threads`` was chosen, in words
     env_changed: dict[str, list] = field(default_factory=dict)  # var -> [before, after]
-    threads_changed: dict[str, list] = field(
-        default_factory=dict
-    )  # library path -> [before, after]
+    # library path -> [before, after]
+    threads_changed: dict[str, list] = field(default_factory=dict)
     task_threads_set: int = 0  # task threads in which the count was set
     notes: list[str] = field(default_factory=list)
 
@@ -99,10 +99,6 @@ class WorkerLimit:
             )
 
 
-def _share(usable: int, divisor: int) -> int:
-    return max(1, usable // max(1, divisor))
-
-
 class BlasThreadsPlugin(WorkerPlugin):
     """Caps BLAS/OpenMP threads on each worker at its share of the cores, or at ``threads``.
 
@@ -115,9 +111,8 @@ class BlasThreadsPlugin(WorkerPlugin):
     def __init__(self, threads: int | None = None, *, per_host: bool = True, api: str = "all"):
         from blastune.control.limits import check_api
 
-        check_api(
-            api
-        )  # here, in the client: a bad api must not become tracebacks in the worker logs
+        # here, in the client: a bad api must not become tracebacks in the worker logs
+        check_api(api)
         if threads is not None:
             from blastune.core.counts import check_threads
 
@@ -159,22 +154,17 @@ class BlasThreadsPlugin(WorkerPlugin):
                     f"{threads} BLAS threads x {slots} task threads on this host = "
                     f"{threads * slots} > {cpu.usable_cores} usable cores: oversubscribed"
                 )
-        elif host_threads is not None:
-            threads = _share(cpu.usable_cores, host_threads)
-            basis = (
-                f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {host_threads} task "
-                f"threads of the workers on {worker.ip}"
-            )
         else:
-            threads = _share(cpu.usable_cores, nthreads)
-            why = (
-                "per_host=False"
-                if not self.per_host
-                else "scheduler did not list the host's workers"
-            )
+            if host_threads is not None:
+                divisor, whose = host_threads, f"the workers on {worker.ip}"
+            else:
+                unlisted = "scheduler did not list the host's workers"
+                why = unlisted if self.per_host else "per_host=False"
+                divisor, whose = nthreads, f"this worker ({why})"
+            threads = max(1, cpu.usable_cores // max(1, divisor))
             basis = (
-                f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {nthreads} task threads "
-                f"of this worker ({why})"
+                f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {divisor} task threads "
+                f"of {whose}"
             )
         return WorkerLimit(
             address=worker.address,
@@ -252,7 +242,9 @@ class BlasThreadsPlugin(WorkerPlugin):
         self.record = None
         heir = _heir_in_this_process(worker, self)
         if heir is not None:
-            heir.record.inherit(rec, get_threads_now=lambda: _get_threads(self.api))
+            from blastune.control.limits import get_threads
+
+            heir.record.inherit(rec, get_threads_now=lambda: get_threads(self.api))
             return
         for var, (before, after) in rec.env_changed.items():
             if os.environ.get(var) != after:
@@ -261,11 +253,7 @@ class BlasThreadsPlugin(WorkerPlugin):
                 os.environ.pop(var, None)
             else:
                 os.environ[var] = before
-        _restore_threads(
-            {p: b for p, (b, a) in rec.threads_changed.items() if b is not None},
-            {p: a for p, (b, a) in rec.threads_changed.items()},
-            self.api,
-        )
+        _restore_threads(rec.threads_changed, self.api)
 
 
 def _heir_in_this_process(worker, leaving: BlasThreadsPlugin) -> BlasThreadsPlugin | None:
@@ -279,12 +267,6 @@ def _heir_in_this_process(worker, leaving: BlasThreadsPlugin) -> BlasThreadsPlug
         ):
             return plugin
     return None
-
-
-def _get_threads(api: str) -> dict[str, int]:
-    from blastune.control.limits import get_threads
-
-    return get_threads(api)
 
 
 def _set_here(threads: int, api: str, barrier: threading.Barrier) -> bool:
@@ -302,15 +284,16 @@ def _set_here(threads: int, api: str, barrier: threading.Barrier) -> bool:
     return True
 
 
-def _restore_threads(before: dict[str, int], applied: dict[str, int], api: str) -> None:
+def _restore_threads(changed: dict[str, list], api: str) -> None:
+    """``changed``: library path -> [before, after]; each goes back only if still at ``after``."""
     from blastune.control.limits import get_threads, set_threads
 
     now = get_threads(api)
-    todo = {p: n for p, n in before.items() if now.get(p) == applied.get(p)}
+    todo = {p: b for p, (b, a) in changed.items() if b is not None and now.get(p) == a}
     if not todo:
         return
     values = set(todo.values())
-    if len(values) == 1 and set(todo) == set(applied):
+    if len(values) == 1 and len(todo) == len(changed):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             set_threads(values.pop(), api=api)
@@ -460,27 +443,33 @@ def limit_workers(
     worker. With an asynchronous client (``Client(..., asynchronous=True)``), ``await
     limit_workers(client)``.
     """
-    plugin = BlasThreadsPlugin(
-        threads, per_host=per_host, api=api
-    )  # bad input fails here, before any await
+    plugin = BlasThreadsPlugin(threads, per_host=per_host, api=api)  # bad input fails here
     if getattr(client, "asynchronous", False):
         return _limit_workers_async(client, plugin)
-    try:
+    with _blastune_on_the_workers():
         client.register_plugin(plugin, name=PLUGIN_NAME)
         return worker_summary(client)
-    except Exception as exc:
-        _raise_if_not_on_workers(exc)
-        raise
 
 
-def _raise_if_not_on_workers(exc: Exception) -> None:
+async def _limit_workers_async(client, plugin: BlasThreadsPlugin) -> ClusterSummary:
+    with _blastune_on_the_workers():
+        await client.register_plugin(plugin, name=PLUGIN_NAME)
+        return await worker_summary(client)
+
+
+@contextlib.contextmanager
+def _blastune_on_the_workers():
     """A worker that cannot import blastune fails to unpickle the plugin; dask relays that as a bare
     ``Exception(ModuleNotFoundError(...))``. Say what to do instead."""
-    if re.search(r"No module named '?blastune\b", str(exc)):
-        raise BlastuneError(
-            "blastune is not installed where the Dask workers run: install it in the workers' "
-            "environment (pip install blastune, or distributed.diagnostics.plugin.PipInstall)"
-        ) from None
+    try:
+        yield
+    except Exception as exc:
+        if re.search(r"No module named '?blastune\b", str(exc)):
+            raise BlastuneError(
+                "blastune is not installed where the Dask workers run: install it in the workers' "
+                "environment (pip install blastune, or distributed.diagnostics.plugin.PipInstall)"
+            ) from None
+        raise
 
 
 def _summary(results: dict) -> ClusterSummary:
@@ -489,15 +478,6 @@ def _summary(results: dict) -> ClusterSummary:
 
 async def _summary_async(client) -> ClusterSummary:
     return _summary(await client.run(_report))
-
-
-async def _limit_workers_async(client, plugin: BlasThreadsPlugin) -> ClusterSummary:
-    try:
-        await client.register_plugin(plugin, name=PLUGIN_NAME)
-        return await _summary_async(client)
-    except Exception as exc:
-        _raise_if_not_on_workers(exc)
-        raise
 
 
 __all__ = [

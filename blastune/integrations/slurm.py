@@ -41,9 +41,8 @@ _TIME = re.compile(
     r"^(\d+-\d{1,2}(:\d{1,2}(:\d{1,2})?)?|\d+(:\d{1,2}(:\d{1,2})?)?|infinite|unlimited)$", re.I
 )
 _MEM = re.compile(r"^\d+[KMGT]?$", re.I)
-_NAME = re.compile(
-    r"^[A-Za-z0-9._+-]{1,128}$"
-)  # nothing that could end an #SBATCH line or need quoting
+# nothing that could end an #SBATCH line or need quoting
+_NAME = re.compile(r"^[A-Za-z0-9._+-]{1,128}$")
 _PARTITION = re.compile(r"^[A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64})*$")  # sbatch takes a list
 PLACEHOLDERS = {"{task}": '"${SLURM_ARRAY_TASK_ID}"', "{threads}": '"${BLASTUNE_THREADS}"'}
 DEFAULT_MAX_ARRAY_SIZE = 1001  # slurm.conf's default MaxArraySize
@@ -84,22 +83,6 @@ def quote_command(command: list[str]) -> str:
         word = "".join(PLACEHOLDERS.get(p, shlex.quote(p) if p else "") for p in pieces)
         words.append(word or "''")
     return " ".join(words)
-
-
-def auto_cpus() -> tuple[int, str]:
-    """Cores per task for one job: the saved profile's entry, else this machine's usable cores --
-    the same call ``blastune run --auto`` and ``blastune env --auto`` make."""
-    from blastune.control.profile import auto_threads
-
-    n, reason = auto_threads(None)
-    return int(n), f"--auto: {reason}"
-
-
-def _check_count(value, what: str, most: int | None = None) -> int:
-    """The one count rule (core.counts), with Slurm's own ceiling where it has one."""
-    from blastune.core.counts import MAX_THREADS, check_count
-
-    return check_count(value, what, 1, most if most is not None else MAX_THREADS)
 
 
 def max_array_size(timeout: float = SCONTROL_TIMEOUT_S) -> tuple[int | None, str]:
@@ -163,60 +146,50 @@ def slurm_script(
 ) -> SlurmScript:
     """``array_limit``: (MaxArraySize, source) to check against; default: ask ``scontrol``."""
     from blastune import __version__
-    from blastune.core.counts import check_threads
+    from blastune.core.counts import check_count, check_threads
     from blastune.control.exports import slurm_header
     from blastune.facts.environment import THREAD_VARS
 
-    _check_count(tasks, "--tasks", SLURM_MAX_ARRAY_SIZE)
+    check_count(tasks, "--tasks", hi=SLURM_MAX_ARRAY_SIZE)
     if not command:
         raise BlastuneError(
             "no command given: put it after --, e.g. blastune slurm --tasks 4 -- python run.py"
         )
     if auto and cpus_per_task is not None:
         raise BlastuneError("give --cpus-per-task or --auto, not both")
-    workers = 1 if workers is None else _check_count(workers, "--workers")
+    workers = 1 if workers is None else check_count(workers, "--workers")
     if auto:
-        cpus, basis = auto_cpus()
-        cpus = max(cpus, workers)
+        # cores per task for one job: the saved profile's entry, else this machine's usable cores
+        # -- the same call ``blastune run --auto`` and ``blastune env --auto`` make
+        from blastune.control.profile import auto_threads
+
+        n, reason = auto_threads(None)
+        cpus, basis = max(int(n), workers), f"--auto: {reason}"
     elif cpus_per_task is not None:
         # the thread variables' own check (whole number, fits the C int every BLAS thread API takes)
         cpus, basis = check_threads(cpus_per_task, "--cpus-per-task"), "--cpus-per-task"
+    elif workers == 1:
+        cpus, basis = 1, "default: one core per task (pass --cpus-per-task or --auto)"
     else:
-        cpus, basis = (
-            workers,
-            (
-                "default: one core per task (pass --cpus-per-task or --auto)"
-                if workers == 1
-                else "default: one core per worker (pass --cpus-per-task)"
-            ),
-        )
+        cpus, basis = workers, "default: one core per worker (pass --cpus-per-task)"
     if workers > cpus:
         raise BlastuneError(
             f"--workers {workers} needs at least {workers} cores per task: --cpus-per-task is "
             f"{cpus}"
         )
     if max_running is not None:
-        _check_count(max_running, "--max-running")
-    if time is not None and not _TIME.match(time):
-        raise BlastuneError(
-            f"invalid --time {time!r}: use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
-        )
-    if mem is not None and not _MEM.match(mem):
-        raise BlastuneError(
-            f"invalid --mem {mem!r}: a whole number with an optional K, M, G or T suffix, e.g. 4G"
-        )
-    if job_name is None:
-        job_name = "blastune"
-    if not _NAME.match(job_name):
-        raise BlastuneError(
-            f"invalid --job-name {job_name!r}: use 1 to 128 letters, digits, '.', '_', '+' or '-'"
-        )
-    for value, what in ((partition, "--partition"), (account, "--account")):
-        if value is not None and not (_PARTITION if what == "--partition" else _NAME).match(value):
-            raise BlastuneError(
-                f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-'"
-                + (" (a comma-separated list)" if what == "--partition" else "")
-            )
+        check_count(max_running, "--max-running")
+    job_name = "blastune" if job_name is None else job_name
+    plain = "use letters, digits, '.', '_' or '-'"
+    for what, value, pattern, allowed in (
+        ("--time", time, _TIME, "use MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"),
+        ("--mem", mem, _MEM, "a whole number with an optional K, M, G or T suffix, e.g. 4G"),
+        ("--job-name", job_name, _NAME, "use 1 to 128 letters, digits, '.', '_', '+' or '-'"),
+        ("--partition", partition, _PARTITION, plain + " (a comma-separated list)"),
+        ("--account", account, _NAME, plain),
+    ):
+        if value is not None and not pattern.match(value):
+            raise BlastuneError(f"invalid {what} {value!r}: {allowed}")
 
     warnings = []
     limit, limit_src = array_limit if array_limit is not None else max_array_size()
@@ -241,19 +214,14 @@ def slurm_script(
         "#SBATCH --ntasks=1",
         slurm_header(cpus),
     ]
-    if partition:
-        directives.append(f"#SBATCH --partition={partition}")
-    if account:
-        directives.append(f"#SBATCH --account={account}")
-    if time:
-        directives.append(f"#SBATCH --time={time}")
-    if mem:
-        directives.append(f"#SBATCH --mem={mem}")
+    given = {"partition": partition, "account": account, "time": time, "mem": mem}
+    directives += [f"#SBATCH --{name}={value}" for name, value in given.items() if value]
     directives.append(f"#SBATCH --output={job_name}_%A_%a.out")
 
     body = slurm_threads_lines(cpus) + [f'export {var}="$BLASTUNE_THREADS"' for var in THREAD_VARS]
     body.append('export SLURM_ARRAY_TASK_ID="${SLURM_ARRAY_TASK_ID:-0}"')
     if workers == 1:
+        what = f"{tasks} array task(s), each capping its BLAS/OpenMP threads"
         body += [
             'echo "blastune: array task ${SLURM_ARRAY_TASK_ID}: ${BLASTUNE_THREADS} BLAS '
             'thread(s)" >&2',
@@ -261,14 +229,14 @@ def slurm_script(
             quote_command(command),
         ]
     else:
+        what = f"{tasks} array task(s), each running {workers} pinned workers"
         runner = f"blastune run --copies {workers} --pin --"
         body = (
             _blastune_on_path_lines()
             + body
             + [
                 f'echo "blastune: array task ${{SLURM_ARRAY_TASK_ID}}: {workers} workers on '
-                f"${{BLASTUNE_THREADS}} "
-                'CPU(s), each pinned to its own cores" >&2',
+                '${BLASTUNE_THREADS} CPU(s), each pinned to its own cores" >&2',
                 "# srun binds the step to the allocation's cores; blastune splits them among the "
                 "workers",
                 "# (each gets its own cores, OMP_PLACES and as many BLAS threads; "
@@ -284,11 +252,6 @@ def slurm_script(
                 f'${{LAUNCH[@]+"${{LAUNCH[@]}}"}} {runner} {quote_command(command)}',
             ]
         )
-    what = (
-        f"{tasks} array task(s), each capping its BLAS/OpenMP threads"
-        if workers == 1
-        else f"{tasks} array task(s), each running {workers} pinned workers"
-    )
     text = "\n".join(
         [
             "#!/bin/bash",
