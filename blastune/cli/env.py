@@ -5,32 +5,24 @@ from __future__ import annotations
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import echo, emit_json
-from blastune.core.counts import MAX_THREADS
+from blastune.cli.render import count_parser, echo, emit_json
 from blastune.errors import BlastuneError
-
-
-def _count(option: str, hi: int = MAX_THREADS):
-    """A typer parser: the option's text through ``core.counts.parse_count``, the one validator
-    (and the one message) every count on every command goes through."""
-
-    def check(value):
-        from blastune.core.counts import parse_count
-
-        return None if value is None else parse_count(value, option, hi=hi)
-
-    return check
 
 
 # read as text and checked by parse_count: click's own range check words its error differently
 _THREADS = typer.Option(
-    None, "--threads", "-t", parser=_count("--threads"), metavar="N", help="BLAS threads per job."
+    None,
+    "--threads",
+    "-t",
+    parser=count_parser("--threads"),
+    metavar="N",
+    help="BLAS threads per job.",
 )
 _JOBS = typer.Option(
     None,
     "--jobs",
     "-j",
-    parser=_count("--jobs"),
+    parser=count_parser("--jobs"),
     metavar="N",
     help="Concurrent jobs sharing the usable cores.",
 )

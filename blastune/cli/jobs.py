@@ -11,8 +11,8 @@ import typer
 
 from blastune.cli import app, fail
 from blastune.cli.progress import ProgressBar
-from blastune.cli.env import _count
 from blastune.cli.render import (
+    count_parser,
     FORMAT,
     WIDE,
     check_format,
@@ -115,7 +115,7 @@ def jobs_command(
         None,
         "--tasks",
         "-n",
-        parser=_count("--tasks"),
+        parser=count_parser("--tasks"),
         metavar="N",
         help="Tasks per timed batch (default: about 1 s serial).",
     ),
@@ -163,7 +163,7 @@ def jobs_command(
         "3",
         "--repeats",
         "-r",
-        parser=_count("--repeats", hi=10_000),
+        parser=count_parser("--repeats", hi=10_000),
         metavar="N",
         help="Timed batches per layout (median reported).",
     ),

@@ -12,8 +12,7 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
-from blastune.cli.env import _count
-from blastune.cli.render import echo, emit_json, json_option, quiet_option
+from blastune.cli.render import count_parser, echo, emit_json, json_option, quiet_option
 from blastune.cli.jobs import interruptible
 from blastune.cli.progress import ProgressBar
 from blastune.errors import BlastuneError
@@ -29,7 +28,7 @@ def recommend_command(
         None,
         "--jobs",
         "-j",
-        parser=_count("--jobs"),
+        parser=count_parser("--jobs"),
         help="How many jobs will run at the same time.",
     ),
     shell: str = typer.Option(
@@ -48,7 +47,7 @@ def recommend_command(
         None,
         "--size",
         "-s",
-        parser=_count("--size"),
+        parser=count_parser("--size"),
         show_default=False,
         help="Matrix order for the built-in measurement (not with --from).  [default: 300]",
     ),

@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from blastune.core.counts import MAX_THREADS
 from blastune.errors import BlastuneError
 from blastune.present.tables import TABLE_FORMATS, columns_env, fit_table, fit_text, terminal_width
 
@@ -117,3 +118,15 @@ def words(values: str | list[str]) -> list[str]:
     option; empty words dropped."""
     values = [values] if isinstance(values, str) else values
     return [word for v in values for word in str(v).replace(" ", "").split(",") if word]
+
+
+def count_parser(option: str, hi: int = MAX_THREADS):
+    """A typer parser: the option's text through ``core.counts.parse_count``, the one validator
+    (and the one message) every count on every command goes through."""
+
+    def check(value):
+        from blastune.core.counts import parse_count
+
+        return None if value is None else parse_count(value, option, hi=hi)
+
+    return check
