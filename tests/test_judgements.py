@@ -10,7 +10,7 @@ there.
 from __future__ import annotations
 
 from blastune.advise.crossover import crossover_sizes
-from blastune.cli.sweep import render_sweep
+from blastune.present.sweep_rows import render_sweep
 from blastune.documents.sweep import SweepDocument, is_disturbed
 from blastune.present.report import _crossover_table, _sweep_table
 

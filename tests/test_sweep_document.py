@@ -238,7 +238,7 @@ def _point(threads, median, **kw):
 
 def test_figures_beyond_physical_bounds_are_flagged_with_their_reason_not_printed_as_facts():
     """'105%' efficiency, '2.05x' on 2 threads and % of peak above 100 were printed as facts."""
-    from blastune.cli.sweep import render_sweep
+    from blastune.present.sweep_rows import render_sweep
     from blastune.measure.sweep.points import derive
 
     doc = {

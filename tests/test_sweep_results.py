@@ -299,7 +299,7 @@ def test_min_repeats_beyond_what_a_point_can_take_is_refused():
 
 def test_a_file_holding_numpy_and_scipy_points_shows_which_is_which():
     """--resume with the other --lib keeps both; without a lib column their rows looked identical."""
-    from blastune.cli.sweep import render_sweep
+    from blastune.present.sweep_rows import render_sweep
 
     pts = [_pt("dot", 1, 1.0), dict(_pt("dot", 1, 0.8), lib="scipy")]
     doc = {

@@ -9,14 +9,8 @@ from pathlib import Path
 import typer
 
 from blastune.cli import app
-from blastune.cli.render import FORMAT, WIDE, echo, emit_json, json_option, table
-from blastune.present.compare_rows import compare_notes, compare_rows
-
-
-def render_compare(cmp, fmt: str = "simple") -> str:
-    headers, rows, reasons = compare_rows(cmp)
-    lines = [f"a = {cmp.a}", f"b = {cmp.b}", table(rows, headers, fmt)]
-    return "\n".join(lines + compare_notes(cmp, reasons))
+from blastune.cli.render import FORMAT, WIDE, check_format, echo, emit_json, json_option
+from blastune.present.compare_rows import render_compare
 
 
 @app.command("compare", short_help="Compare two results files point by point, with significance.")
@@ -44,8 +38,10 @@ def compare_command(
     shown)."""
     from blastune.advise.compare import compare
 
+    if not json_out:
+        check_format(fmt)  # before reading the files
     cmp = compare(a, b, match)
     if json_out:
         emit_json(cmp.to_dict())
     else:
-        echo(render_compare(cmp, fmt))
+        echo(render_compare(cmp, fmt, wide))

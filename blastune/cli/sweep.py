@@ -20,18 +20,11 @@ from blastune.cli.render import (
     notice,
     out_option,
     quiet_option,
-    table,
     words,
 )
 from blastune.core.counts import parse_count
 from blastune.errors import BlastuneError
-from blastune.present.sweep_rows import sweep_head, sweep_notes, sweep_rows
-
-
-def render_sweep(doc, fmt: str = "simple", crossovers=()) -> str:
-    """The sweep table (``present.sweep_rows``: the report's cells too), fitted to the terminal."""
-    headers, rows = sweep_rows(doc)
-    return "\n".join([*sweep_head(doc), table(rows, headers, fmt), *sweep_notes(doc, crossovers)])
+from blastune.present.sweep_rows import render_sweep
 
 
 def _parse_spread(text: str) -> float:
@@ -237,7 +230,7 @@ def sweep_command(
             if json_out:
                 emit_json({**doc.to_dict(), "crossover": [c.to_dict() for c in crossovers]})
             else:
-                echo(render_sweep(doc, fmt, crossovers))
+                echo(render_sweep(doc, fmt, crossovers, wide))
     if save_error:
         fail(save_error)
     if status:

@@ -4,6 +4,7 @@ prints, built from the model."""
 from __future__ import annotations
 
 from blastune.present.rows import fmt_time, number
+from blastune.present.tables import fit_table
 
 
 def _point_cells(r, cmp, several_libs: bool) -> list:
@@ -65,3 +66,10 @@ def compare_notes(cmp, reasons: list[str]) -> list[str]:
         "A point contended (or busy) on either side is not trusted: re-run it on a quiet machine.",
         *(f"note: {n}" for n in cmp.notes),
     ]
+
+
+def render_compare(cmp, fmt: str = "simple", wide: bool = False) -> str:
+    """``blastune compare``'s text: the two files, the table fitted to the terminal, its notes."""
+    headers, rows, reasons = compare_rows(cmp)
+    lines = [f"a = {cmp.a}", f"b = {cmp.b}", fit_table(rows, headers, fmt, wide=wide)]
+    return "\n".join(lines + compare_notes(cmp, reasons))

@@ -8,6 +8,7 @@ Each judgement is read, not made, here: disturbed, unstable, oversubscribed and 
 from __future__ import annotations
 
 from blastune.present.rows import NO_VALUE, flagged, fmt_time, gflops_text, number
+from blastune.present.tables import fit_table
 
 # the reasons of a figure beyond a physical bound (it is shown with a '!', rows.flagged)
 FLAG_NOTES = {
@@ -176,3 +177,10 @@ def sweep_notes(doc, crossovers=()) -> list[str]:
     if doc.status != "complete":
         lines.append(f"status: {doc.status}")
     return lines
+
+
+def render_sweep(doc, fmt: str = "simple", crossovers=(), wide: bool = False) -> str:
+    """``blastune sweep``'s text: what ran, the table fitted to the terminal, its notes."""
+    headers, rows = sweep_rows(doc)
+    table = fit_table(rows, headers, fmt, wide=wide)
+    return "\n".join([*sweep_head(doc), table, *sweep_notes(doc, crossovers)])
