@@ -20,6 +20,7 @@ from blastune.errors import BlastuneError
 # imported with the module: once blastune.jobs is reached, blastune.measure is an attribute too
 # (scripts write blastune.measure.jobs.layouts.parse_layouts(...) in the call's arguments)
 from blastune.measure.jobs.entry import run_jobs
+from blastune.core.counts import per_job
 
 SCHEMA = "blastune.recommendation/1"
 BUILTIN_OP, BUILTIN_SIZE = "dot", 300
@@ -107,7 +108,7 @@ def builtin_layouts(jobs: int | None, cores: int, workload):
 
     if jobs is None:
         return default_layouts(workload, cores)
-    layouts = [extrapolated_layout(jobs, t) for t in powers_up_to(max(1, cores // jobs))]
+    layouts = [extrapolated_layout(jobs, t) for t in powers_up_to(per_job(cores, jobs))]
     naive = [Layout("process", jobs, None)] if jobs > 1 else []  # the library's default threads
     return layouts + naive
 

@@ -19,6 +19,7 @@ from blastune.documents.jobs import JobsResult, Layout, LayoutResult, Workload
 from blastune.documents.profile import ProfileEntry
 from blastune.documents.sweep import SweepDocument, SweepPoint
 from blastune.errors import BlastuneError
+from blastune.core.counts import per_job
 
 TIE = 0.03  # layouts within 3% of the fastest count as equally fast
 SWEEP_TIE = 0.05  # thread counts within 5% of the fastest (one job alone, no contention measured)
@@ -138,7 +139,7 @@ def from_jobs(res: JobsResult, jobs: int | None, cores: int) -> Advice:
     entries = entries_from_jobs(res)
     group = rows if jobs is None else [r for r in rows if _answers(r, jobs)]
     if not group:  # nothing measured at ``jobs`` jobs: the cores divided among them
-        threads = max(1, cores // jobs)
+        threads = per_job(cores, jobs)
         lay = extrapolated_layout(jobs, threads)
         why = [
             f"no layout with {jobs} worker processes was measured; {cores} usable cores // "
@@ -267,7 +268,7 @@ def from_sweep(doc: SweepDocument, jobs: int | None, cores: int) -> Advice:
 
     def choose(n_jobs):
         """The point for ``n_jobs`` jobs, the cores each gets, and the noise of the candidates."""
-        room = max(1, cores // n_jobs)
+        room = per_job(cores, n_jobs)
         allowed = [p for p in pts if p.threads <= room] or pts[:1]
         fastest = min(p.median_s for p in allowed)
         best = next(p for p in allowed if p.median_s <= (1 + SWEEP_TIE) * fastest)

@@ -33,7 +33,7 @@ import sys
 import threading
 import warnings
 
-from blastune.core.counts import MAX_THREADS, check_count, check_threads
+from blastune.core.counts import MAX_THREADS, check_count, check_threads, per_job
 from blastune.errors import BlastuneError, NotControllableError, NotControllableWarning
 
 APIS = {"blas": ("blas",), "openmp": ("openmp",), "all": ("blas", "openmp")}
@@ -334,7 +334,7 @@ def _resolve(n, jobs) -> int:
             raise BlastuneError("give a thread count or jobs=N, not both")
         from blastune.facts.cpu import usable_cores
 
-        return max(1, usable_cores()[0] // jobs)
+        return per_job(usable_cores()[0], jobs)
     return check_threads(n)  # numpy integers too: counts are often computed with numpy
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from blastune.documents.profile import Profile, ProfileEntry
 from blastune.errors import BlastuneError
+from blastune.core.counts import per_job
 
 LOCK_WAIT_S = 30.0  # a profile update takes milliseconds; a writer waits this long for another one
 _PROFILE_NAME = re.compile(r"profile-[0-9a-f]{16}\.json")
@@ -234,7 +235,7 @@ def auto_choice(jobs: int | None = None, workload: str | None = None) -> AutoCho
             )
         return AutoChoice(n_jobs, entry.threads, why, w.key, entry, str(path), notices)
     cores, basis = usable_cores()
-    threads = max(1, cores // n_jobs)
+    threads = per_job(cores, n_jobs)
     division = f"{cores} usable cores ({basis}) // {n_jobs} job(s) = {threads}"
     reason = division
     if profile is not None:

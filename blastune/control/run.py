@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 from blastune.core.lifetime import die_with, libc_prctl
 from blastune.errors import BlastuneError
 from blastune.facts.environment import thread_env
+from blastune.core.counts import per_job
 
 if TYPE_CHECKING:
     from blastune.control.pinning import CpuSet
@@ -142,7 +143,7 @@ def job_threads(
         from blastune.facts.cpu import usable_cores
 
         cores, basis = usable_cores()
-        n, reason = max(1, cores // jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
+        n, reason = per_job(cores, jobs), f"{cores} usable cores ({basis}) // {jobs} jobs"
     return JobThreads(n, reason, thread_env(n), auto=choice)
 
 

@@ -78,6 +78,12 @@ def parse_count(text: str, what: str, lo: int = 1, hi: int = MAX_THREADS) -> int
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
 
+def per_job(cores: int, jobs: int) -> int:
+    """The BLAS threads each of ``jobs`` concurrent jobs gets on ``cores`` usable cores: the seed's
+    rule (jobs x threads <= cores), never below one thread -- more jobs than cores still run."""
+    return max(1, cores // max(1, jobs))
+
+
 def format_bytes(nbytes: float) -> str:
     """A memory size for a message, in the unit that keeps it between 1 and 1024 with three
     significant digits: '512 B', '1.5 MiB', '160 EiB' (never '0 MiB' or '171798691680.0 GiB')."""

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 
 from blastune.errors import BlastuneError
 from blastune.integrations import missing_extra
+from blastune.core.counts import per_job
 
 try:
     import distributed
@@ -161,7 +162,7 @@ class BlasThreadsPlugin(WorkerPlugin):
                 unlisted = "scheduler did not list the host's workers"
                 why = unlisted if self.per_host else "per_host=False"
                 divisor, whose = nthreads, f"this worker ({why})"
-            threads = max(1, cpu.usable_cores // max(1, divisor))
+            threads = per_job(cpu.usable_cores, divisor)
             basis = (
                 f"{cpu.usable_cores} usable cores ({cpu.usable_basis}) // {divisor} task threads "
                 f"of {whose}"

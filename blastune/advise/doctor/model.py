@@ -15,6 +15,7 @@ from blastune.facts.environment import requested_threads
 from blastune.facts.info import library_label
 from blastune.facts.schedstat import Pressure
 from blastune.facts.topology import Topology
+from blastune.core.counts import per_job
 
 
 @dataclass
@@ -118,4 +119,4 @@ class Context:
     def fair_share(self) -> int:
         """The BLAS threads each of ``jobs`` jobs may run without oversubscribing the usable CPUs
         (at least 1): the count a fix proposes."""
-        return max(1, self.usable_cores // self.jobs)
+        return per_job(self.usable_cores, self.jobs)

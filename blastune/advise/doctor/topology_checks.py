@@ -14,6 +14,7 @@ from blastune.advise.doctor.model import Context
 from blastune.advise.doctor.registry import check
 from blastune.facts.topology import format_cpulist
 from blastune.documents.doctor import Finding
+from blastune.core.counts import per_job
 
 
 def _fix_pin(jobs: int) -> str:
@@ -124,7 +125,7 @@ def check_jobs_over_physical(ctx: Context) -> Finding:
             "reports",
         )
     if total > cores:
-        per = max(1, cores // ctx.jobs)
+        per = per_job(cores, ctx.jobs)
         return Finding(
             "warning",
             f"{jobs_x_threads(ctx, n, source)} threads on {cores} physical cores ({cpus} CPUs): "

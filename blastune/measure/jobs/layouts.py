@@ -10,7 +10,7 @@ thread executor only at 1 BLAS thread per worker, pinned variants where pinning 
 
 from __future__ import annotations
 
-from blastune.core.counts import check_count, format_bytes
+from blastune.core.counts import check_count, format_bytes, per_job
 from blastune.documents.jobs import EXECUTORS, Layout, Workload
 from blastune.errors import BlastuneError
 from blastune.measure.ops import words
@@ -91,7 +91,7 @@ def default_layouts(workload: Workload, cores: int, topology=None) -> list[Layou
         for w in powers_up_to(cores):
             if w == 1:
                 continue
-            for t in thread_counts(max(1, cores // w)):
+            for t in thread_counts(per_job(cores, w)):
                 layouts += [Layout("thread", w, t), Layout("process", w, t)]
         if blas and cores > 1:
             layouts.append(Layout("process", cores, None))
@@ -107,7 +107,7 @@ def default_layouts(workload: Workload, cores: int, topology=None) -> list[Layou
     if blas and any(n > 1 for n in _domain_counts(topology)):
         pinned_room = min(3, MAX_DEFAULT_LAYOUTS - len(layouts) - 4)
     ws = _thin(worker_counts, MAX_DEFAULT_LAYOUTS - len(layouts) - pinned_room, domains)
-    process = [Layout("process", w, max(1, cores // w) if blas else 1) for w in ws]
+    process = [Layout("process", w, per_job(cores, w) if blas else 1) for w in ws]
     layouts[2:2] = process
     if pinned_room:
         # pinning matters most where a worker's threads would otherwise straddle domains
