@@ -12,10 +12,10 @@ import typer
 from blastune.cli import app, fail
 from blastune.cli.progress import ProgressBar
 from blastune.cli.render import (
-    count_parser,
     FORMAT,
     WIDE,
     check_format,
+    count_parser,
     echo,
     emit_json,
     force_option,

@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from blastune.core.counts import MAX_THREADS
+from blastune.core.counts import MAX_THREADS, parse_count
 from blastune.errors import BlastuneError
 from blastune.present.tables import TABLE_FORMATS, columns_env, fit_table, fit_text, terminal_width
 
@@ -125,8 +125,6 @@ def count_parser(option: str, hi: int = MAX_THREADS):
     (and the one message) every count on every command goes through."""
 
     def check(value):
-        from blastune.core.counts import parse_count
-
         return None if value is None else parse_count(value, option, hi=hi)
 
     return check

@@ -25,8 +25,9 @@ def libc_prctl():
 def die_with(prctl, parent: int, sig: int) -> bool:
     """Ask the kernel to send this process ``sig`` when ``parent`` dies (SIGKILL included); False
     where it cannot. A parent that died before the request took effect is followed at once."""
-    if prctl is None or prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+    if prctl is None:
         return False
-    if os.getppid() != parent:
+    asked = prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    if os.getppid() != parent:  # even where the request failed: an orphan must not run on
         os._exit(1)
-    return True
+    return asked
